@@ -1,0 +1,63 @@
+/*
+ * main.c - the volley CLI entry point: picks the subcommand and hands over.
+ * Each subcommand parses its own options (engine/cli_*.c).
+ */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#pragma weak cli_run_main
+#pragma weak cli_enqueue_main
+#pragma weak cli_send_main
+#pragma weak cli_queue_main
+#pragma weak cli_sink_main
+#pragma weak cli_bench_main
+
+struct subcommand {
+    const char *name;
+    int (*main)(int argc, char **argv);
+    const char *usage;
+};
+
+static void usage(FILE *f, const struct subcommand *cmds, size_t n)
+{
+    fputs("usage: volley <command> [options]\n\ncommands:\n", f);
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "  %-8s %s\n", cmds[i].name, cmds[i].usage);
+    fputs("\n'volley <command> --help' describes a command's options.\n", f);
+}
+
+int main(int argc, char **argv)
+{
+    const struct subcommand cmds[] = {
+        { "run",     cli_run_main,     "deliver the queue (until SIGTERM, or --until-empty)" },
+        { "enqueue", cli_enqueue_main, "queue a message for recipients, durably" },
+        { "send",    cli_send_main,    "enqueue, then deliver until nothing is ready" },
+        { "queue",   cli_queue_main,   "stats | ls | show ID | retry | bounce ID | purge" },
+        { "sink",    cli_sink_main,    "SMTP sink with fault injection, for tests and benches" },
+        { "bench",   cli_bench_main,   "end-to-end loopback benchmark" },
+    };
+    const size_t n = sizeof cmds / sizeof cmds[0];
+
+    if (argc < 2) {
+        usage(stderr, cmds, n);
+        return VL_EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        usage(stdout, cmds, n);
+        return VL_EXIT_OK;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(argv[1], cmds[i].name) != 0)
+            continue;
+        if (!cmds[i].main) {
+            fprintf(stderr, "volley: '%s' is not implemented in this build\n", argv[1]);
+            return VL_EXIT_FAIL;
+        }
+        return cmds[i].main(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "volley: unknown command '%s'\n", argv[1]);
+    usage(stderr, cmds, n);
+    return VL_EXIT_USAGE;
+}

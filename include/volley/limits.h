@@ -1,0 +1,32 @@
+/*
+ * limits.h - compile-time caps, each naming its source, and the static
+ * assertions that tie related caps together. Config may lower a cap, never
+ * raise it.
+ */
+#ifndef VOLLEY_LIMITS_H
+#define VOLLEY_LIMITS_H
+
+#define VL_SMTP_LOCAL_PART_BYTES_MAX     64u  /* RFC 5321 4.5.3.1.1 */
+#define VL_SMTP_DOMAIN_BYTES_MAX        255u  /* RFC 5321 4.5.3.1.2 */
+#define VL_SMTP_PATH_BYTES_MAX          256u  /* RFC 5321 4.5.3.1.3, brackets included */
+#define VL_SMTP_CMD_LINE_BYTES_MAX      512u  /* RFC 5321 4.5.3.1.4, CRLF included */
+#define VL_SMTP_REPLY_LINE_BYTES_MAX   4096u  /* policy: tolerant; the RFC minimum is 512 */
+#define VL_SMTP_REPLY_LINES_MAX         100u  /* policy (PROTOCOL.md 1.10) */
+#define VL_SMTP_REPLY_BYTES_MAX       65536u  /* policy (PROTOCOL.md 1.10) */
+#define VL_SMTP_TEXT_LINE_BYTES_MAX    1000u  /* RFC 5321 4.5.3.1.6, CRLF included */
+#define VL_MSG_LINE_BYTES_MAX           998u  /* RFC 5322 2.1.1, CRLF excluded */
+#define VL_SMTP_RCPTS_PER_TXN_MAX       100u  /* RFC 5321 4.5.3.1.8 */
+#define VL_SMTP_PIPELINE_DEPTH_MAX   (VL_SMTP_RCPTS_PER_TXN_MAX + 2u)  /* MAIL, RCPTs, DATA */
+#define VL_SESSIONS_PER_SHARD_MAX     16384u
+#define VL_SHARDS_MAX                   256u
+#define VL_MSG_BYTES_MAX       (64u << 20)    /* policy: largest message accepted, 64 MiB */
+#define VL_RCPTS_PER_MSG_MAX        1000000u  /* policy: recipients of one enqueued message */
+#define VL_DIAG_TEXT_BYTES_MAX         1024u  /* PROTOCOL.md 1.8: remote text kept/logged */
+
+_Static_assert(VL_SESSIONS_PER_SHARD_MAX <= (1u << 24), "slot must fit the 24-bit rx_tag field");
+_Static_assert(VL_SMTP_REPLY_LINE_BYTES_MAX >= 512u, "below the RFC 5321 minimum");
+_Static_assert(VL_SMTP_LOCAL_PART_BYTES_MAX + 1u + VL_SMTP_DOMAIN_BYTES_MAX
+               >= VL_SMTP_PATH_BYTES_MAX - 2u, "a path holds local@domain");
+_Static_assert(VL_MSG_LINE_BYTES_MAX + 2u == VL_SMTP_TEXT_LINE_BYTES_MAX, "998 + CRLF = 1000");
+
+#endif

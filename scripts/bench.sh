@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# bench.sh - benchmarks. Usage: scripts/bench.sh [SUITE...]
+#   micro    every Google Benchmark binary in build/ (medians of 5 repetitions, JSON in bench-out/)
+# Further suites (sink, deliver, queue) are added by the issues that need them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --bench
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$(nproc)" >/dev/null
+mkdir -p bench-out
+suites=("$@")
+[ ${#suites[@]} -eq 0 ] && suites=(micro)
+for s in "${suites[@]}"; do
+    case "$s" in
+        micro)
+            for b in build/*_bench; do
+                [ -x "$b" ] || continue
+                n=$(basename "$b")
+                "$b" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
+                     --benchmark_out="bench-out/$n.json" --benchmark_out_format=json
+            done ;;
+        *) echo "bench.sh: unknown suite '$s'" >&2; exit 2 ;;
+    esac
+done

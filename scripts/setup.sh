@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# setup.sh - install every build, test and benchmark dependency (Debian, apt-get).
+# Idempotent and quiet when everything is already there.
+#   scripts/setup.sh          build + test dependencies
+#   scripts/setup.sh --bench  also Postfix's smtp-source/smtp-sink (no daemon left running)
+set -euo pipefail
+
+pkgs=(build-essential gcc g++ cmake pkg-config git python3
+      liburing-dev libssl-dev openssl libc-ares-dev liblmdb-dev lmdb-utils libjemalloc-dev
+      libbenchmark-dev libcmocka-dev dnsmasq-base swaks procps iproute2)
+bench=0
+for a in "$@"; do
+    case "$a" in
+        --bench) bench=1 ;;
+        *) echo "setup.sh: unknown option '$a' (known: --bench)" >&2; exit 2 ;;
+    esac
+done
+[ "$bench" = 1 ] && pkgs+=(postfix linux-perf hyperfine)
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null || { echo "setup.sh: need root or sudo to apt-get install" >&2; exit 1; }
+    SUDO=sudo
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "setup.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+if [[ " ${missing[*]} " == *" postfix "* ]]; then
+    # Postfix only for its smtp-source/smtp-sink tools: no configuration, and no
+    # daemon started by the package scripts (policy-rc.d forbids service starts).
+    echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod +x /usr/sbin/policy-rc.d
+    trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "setup.sh: done"

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# test.sh - the README's test command (and all that CI runs):
+#   1. install dependencies (setup.sh)
+#   2. release build (RelWithDebInfo, -Werror) and the whole ctest suite
+#   3. ASan+UBSan build and the unit tests under it
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+jobs=$(nproc 2>/dev/null || echo 2)
+
+scripts/setup.sh
+
+echo "== release build"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$jobs"
+echo "== ctest (all)"
+(cd build && ctest --output-on-failure -j"$jobs" --timeout 600)
+
+echo "== sanitizer build (ASan+UBSan)"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DVOLLEY_SANITIZE=address -DVOLLEY_BENCH=OFF >/dev/null
+cmake --build build-asan -j"$jobs"
+echo "== ctest (unit, sanitizers)"
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --output-on-failure -j"$jobs" -L unit --timeout 600)
+echo "== all tests passed ($root)"
