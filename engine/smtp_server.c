@@ -210,11 +210,13 @@ static void ss_apply(struct smtp_server *s, unsigned code, enum smtp_server_afte
         s->flags |= SS_F_HELO;
         ss_txn_reset(s);
         break;
-    case SMTP_SCMD_MAIL:
+    case SMTP_SCMD_MAIL: {
+        bool utf8 = s->flags & SS_F_PEND_UTF8;
         ss_txn_reset(s);
-        if (s->flags & SS_F_PEND_UTF8)
+        if (utf8)
             s->flags |= SS_F_UTF8;
         s->state = SS_MAIL;
+        }
         break;
     case SMTP_SCMD_RCPT:
         s->rcpts++;
@@ -282,6 +284,7 @@ size_t smtp_server_answer(struct smtp_server *s, const struct smtp_server_reply 
 
 /* ---- command parsing ------------------------------------------------------------------ */
 
+/* Case-insensitive equality of @p a (@p n bytes) with the upper-case @p lit. */
 static bool ss_ieq(const char *a, size_t n, const char *lit)
 {
     size_t m = strlen(lit);

@@ -290,8 +290,9 @@ static const struct cmd_case cmd_cases[] = {
       "RCPT TO:<b@c.org> NOTIFY=NEVER,DELAY\r\nRCPT TO:<b@c.org> ORCPT=b@c.org\r\n",
       "220 250 250 250 501 501" },
     { "rcpt dsn off", CONF_STD, EH MF "RCPT TO:<b@c.org> NOTIFY=NEVER\r\n", "220 250 250 555" },
-    { "rcpt utf8 needs SMTPUTF8", CONF_ALL, EH MF "RCPT TO:<j\xc3\xb6rg@b.org>\r\n",
-      "220 250 250 553" },
+    { "rcpt utf8 needs SMTPUTF8", CONF_ALL, EH MF "RCPT TO:<j\xc3\xb6rg@b.org>\r\n"
+      "RSET\r\nMAIL FROM:<a@b.org> SMTPUTF8\r\nRCPT TO:<j\xc3\xb6rg@b.org>\r\n"
+      "RCPT TO:j\xc3\xb6rg\r\n", "220 250 250 553 250 250 250 250" },
     { "data args", CONF_STD, EH MF RT "DATA x\r\nDATA\r\n.\r\n", "220 250 250 250 501 354 250" },
     { "rset", CONF_STD, EH MF RT "RSET\r\nDATA\r\nRSET x\r\nRSET\r\n",
       "220 250 250 250 250 503 501 250" },
