@@ -86,8 +86,9 @@ void BM_server_commands(benchmark::State &state)
 }
 BENCHMARK(BM_server_commands)->Arg(1)->Arg(10)->Arg(100);
 
-// A body of @p bytes: 76-octet text lines, every 10th starting with a stuffed dot.
-std::string make_body(size_t bytes)
+// A body of @p bytes: 76-octet text lines, every 10th starting with a stuffed dot;
+// with @p bare_lf, lines end in a bare LF (a bad message: must stay linear).
+std::string make_body(size_t bytes, bool bare_lf)
 {
     std::string b;
     b.reserve(bytes + 128);
@@ -95,17 +96,19 @@ std::string make_body(size_t bytes)
         if (line % 10 == 0)
             b += "..";
         b.append(74, static_cast<char>('a' + line % 26));
-        b += "\r\n";
+        b += bare_lf ? "\n" : "\r\n";
     }
-    return b;
+    return b + "\r\n.\r\n";
 }
 
+// Args: message bytes, bytes per read (as a socket would hand them), bare LF.
 void BM_server_body(benchmark::State &state)
 {
     const size_t msg = static_cast<size_t>(state.range(0));
-    const size_t read_bytes = 16384;
+    const size_t read_bytes = static_cast<size_t>(state.range(1));
+    const bool bare_lf = state.range(2) != 0;
     const std::string head = "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n";
-    const std::string body = make_body(msg) + ".\r\n";
+    const std::string body = make_body(msg, bare_lf);
     Session s;
     for (auto _ : state) {
         s.feed(head.data(), head.size());
@@ -116,6 +119,12 @@ void BM_server_body(benchmark::State &state)
         state.SkipWithError("messages lost");
     state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * body.size()));
 }
-BENCHMARK(BM_server_body)->Arg(4 << 10)->Arg(64 << 10)->Arg(1 << 20);
+BENCHMARK(BM_server_body)
+    ->ArgNames({"bytes", "read", "bare_lf"})
+    ->Args({4 << 10, 16 << 10, 0})
+    ->Args({64 << 10, 16 << 10, 0})
+    ->Args({1 << 20, 16 << 10, 0})
+    ->Args({1 << 20, 1 << 20, 0})
+    ->Args({1 << 20, 1 << 20, 1});
 
 }  // namespace

@@ -36,6 +36,7 @@
 #include "volley/addr.h"
 #include "volley/error.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -51,6 +52,7 @@ enum ss_state { SS_BANNER, SS_REFUSED, SS_INIT, SS_READY, SS_MAIL, SS_RCPT, SS_D
 /* Body scanner states. BOL is entered only after a real CRLF. */
 enum ss_body { SB_BOL, SB_BOL_DOT, SB_MID, SB_CR, SB_DOT_CR };
 
+#define SS_BODY_SCAN_BYTES 1024u   /* window for the next CR: holds a 998-octet line */
 /* Why a message is bad (first reason seen wins). */
 enum ss_bad { SBAD_NONE, SBAD_LF, SBAD_CR, SBAD_NUL, SBAD_LONG };
 
@@ -88,17 +90,10 @@ static void ss_reply(const struct smtp_server *s, struct smtp_server_event *ev, 
 
 static void ss_event_init(struct smtp_server_event *ev, enum smtp_server_ev_type type)
 {
+    /* Everything up to the first byte of the reply text: the rest is not read. */
+    memset(ev, 0, offsetof(struct smtp_server_event, reply.text) + 1);
     ev->type = type;
     ev->cmd = SMTP_SCMD_UNKNOWN;
-    ev->arg = NULL;
-    ev->arg_len = 0;
-    ev->body = NULL;
-    ev->body_len = 0;
-    ev->msg_bytes = 0;
-    ev->msg_rcpts = 0;
-    ev->msg_bad = false;
-    ev->reply.code = 0;
-    ev->reply.text[0] = '\0';
 }
 
 /* A COMMAND event for @p cmd: it must be answered before the next step. */
@@ -135,23 +130,19 @@ static size_t ss_line_put(char *out, size_t cap, size_t n, unsigned code, char s
 static unsigned ss_ehlo_caps(const struct smtp_server *s, char caps[][32])
 {
     const struct smtp_server_conf *c = s->conf;
-    unsigned n = 0;
-    if (c->size_max)
-        snprintf(caps[n++], 32, "SIZE %llu", (unsigned long long)c->size_max);
+    const struct { bool on; const char *kw; } opt[] = {
+        { c->pipelining, "PIPELINING" }, { c->eightbitmime, "8BITMIME" },
+        { c->enhancedstatuscodes, "ENHANCEDSTATUSCODES" }, { c->smtputf8, "SMTPUTF8" },
+        { c->dsn, "DSN" }, { c->starttls && !s->tls_active, "STARTTLS" },
+    };
+    unsigned n = 1;
+    if (c->size_max)             /* RFC 1870: a bare SIZE announces no limit */
+        snprintf(caps[0], 32, "SIZE %llu", (unsigned long long)c->size_max);
     else
-        snprintf(caps[n++], 32, "SIZE");
-    if (c->pipelining)
-        snprintf(caps[n++], 32, "PIPELINING");
-    if (c->eightbitmime)
-        snprintf(caps[n++], 32, "8BITMIME");
-    if (c->enhancedstatuscodes)
-        snprintf(caps[n++], 32, "ENHANCEDSTATUSCODES");
-    if (c->smtputf8)
-        snprintf(caps[n++], 32, "SMTPUTF8");
-    if (c->dsn)
-        snprintf(caps[n++], 32, "DSN");
-    if (c->starttls && !s->tls_active)
-        snprintf(caps[n++], 32, "STARTTLS");
+        snprintf(caps[0], 32, "SIZE");
+    for (size_t i = 0; i < sizeof opt / sizeof opt[0]; i++)
+        if (opt[i].on)
+            snprintf(caps[n++], 32, "%s", opt[i].kw);
     return n;
 }
 
@@ -510,12 +501,9 @@ static void ss_cmd_mail(struct smtp_server *s, const char *a, size_t n,
 {
     struct ss_path sp;
     struct vl_addr addr;
-    if (s->state == SS_INIT) {
-        ss_reply(s, ev, 503, "5.5.1", "Send EHLO or HELO first");
-        return;
-    }
     if (s->state != SS_READY) {
-        ss_reply(s, ev, 503, "5.5.1", "Nested MAIL command");
+        ss_reply(s, ev, 503, "5.5.1",
+                 s->state == SS_INIT ? "Send EHLO or HELO first" : "Nested MAIL command");
         return;
     }
     if (!ss_iprefix(a, n, "FROM:") || ss_path_parse(a + 5, n - 5, &sp) != 0
@@ -604,7 +592,6 @@ static void ss_cmd_rcpt(struct smtp_server *s, const char *a, size_t n,
 static void ss_cmd_ehlo(struct smtp_server *s, bool ehlo, const char *a, size_t n,
                         struct smtp_server_event *ev)
 {
-    (void)ehlo;
     if (n == 0) {
         ss_reply(s, ev, 501, NULL, ehlo ? "Syntax: EHLO hostname" : "Syntax: HELO hostname");
         return;
@@ -614,11 +601,9 @@ static void ss_cmd_ehlo(struct smtp_server *s, bool ehlo, const char *a, size_t 
     ss_reply(s, ev, 250, NULL, s->conf->hostname);
 }
 
-static void ss_cmd_data(struct smtp_server *s, size_t n, struct smtp_server_event *ev)
+static void ss_cmd_data(struct smtp_server *s, struct smtp_server_event *ev)
 {
-    if (n != 0)
-        ss_reply(s, ev, 501, "5.5.4", "Syntax: DATA takes no parameter");
-    else if (s->state == SS_RCPT)
+    if (s->state == SS_RCPT)
         ss_reply(s, ev, 354, NULL, "End data with <CR><LF>.<CR><LF>");
     else if (s->state == SS_MAIL)
         ss_reply(s, ev, 503, "5.5.1", "No valid recipients");
@@ -626,11 +611,9 @@ static void ss_cmd_data(struct smtp_server *s, size_t n, struct smtp_server_even
         ss_reply(s, ev, 503, "5.5.1", "Need MAIL and RCPT before DATA");
 }
 
-static void ss_cmd_starttls(struct smtp_server *s, size_t n, struct smtp_server_event *ev)
+static void ss_cmd_starttls(struct smtp_server *s, struct smtp_server_event *ev)
 {
-    if (n != 0)
-        ss_reply(s, ev, 501, "5.5.4", "Syntax: STARTTLS takes no parameter");
-    else if (s->tls_active)
+    if (s->tls_active)
         ss_reply(s, ev, 503, "5.5.1", "TLS already active");
     else if (!s->conf->starttls)
         ss_reply(s, ev, 454, "4.7.0", "TLS not available");
@@ -654,19 +637,18 @@ static void ss_cmd_dispatch(struct smtp_server *s, const char *line, size_t n,
         ss_reply(s, ev, 503, "5.5.1", "Service refused, only QUIT");
         return;
     }
+    if (an > 0 && (cmd == SMTP_SCMD_DATA || cmd == SMTP_SCMD_RSET || cmd == SMTP_SCMD_STARTTLS)) {
+        ss_reply(s, ev, 501, "5.5.4", "Syntax: no parameter allowed");
+        return;
+    }
     switch (cmd) {
     case SMTP_SCMD_EHLO:     ss_cmd_ehlo(s, true, a, an, ev); break;
     case SMTP_SCMD_HELO:     ss_cmd_ehlo(s, false, a, an, ev); break;
     case SMTP_SCMD_MAIL:     ss_cmd_mail(s, a, an, ev); break;
     case SMTP_SCMD_RCPT:     ss_cmd_rcpt(s, a, an, ev); break;
-    case SMTP_SCMD_DATA:     ss_cmd_data(s, an, ev); break;
-    case SMTP_SCMD_STARTTLS: ss_cmd_starttls(s, an, ev); break;
+    case SMTP_SCMD_DATA:     ss_cmd_data(s, ev); break;
+    case SMTP_SCMD_STARTTLS: ss_cmd_starttls(s, ev); break;
     case SMTP_SCMD_RSET:
-        if (an)
-            ss_reply(s, ev, 501, "5.5.4", "Syntax: RSET takes no parameter");
-        else
-            ss_reply(s, ev, 250, "2.0.0", "Ok");
-        break;
     case SMTP_SCMD_NOOP:     ss_reply(s, ev, 250, "2.0.0", "Ok"); break;
     case SMTP_SCMD_QUIT:     ss_reply(s, ev, 221, "2.0.0", "Bye"); break;
     case SMTP_SCMD_VRFY:
@@ -795,8 +777,8 @@ static bool ss_body_count(struct smtp_server *s, size_t n)
 static size_t ss_body_scan(struct smtp_server *s, const char *in, size_t i, size_t len)
 {
     const char *p = in + i;
-    size_t rem = len - i;
-    const char *cr = memchr(p, '\r', rem);
+    size_t rem = len - i < SS_BODY_SCAN_BYTES ? len - i : SS_BODY_SCAN_BYTES;
+    const char *cr = memchr(p, '\r', rem);     /* windowed: bare-LF input stays linear */
     size_t seg = cr ? (size_t)(cr - p) : rem;
     const char *lf = memchr(p, '\n', seg);
     if (lf)
@@ -804,11 +786,10 @@ static size_t ss_body_scan(struct smtp_server *s, const char *in, size_t i, size
     const char *nul = memchr(p, '\0', seg);
     if (nul)
         seg = (size_t)(nul - p);
-    if (seg > VL_MSG_LINE_BYTES_MAX - s->body_line_len) {
+    s->body_line_len += (uint32_t)seg;                  /* <= 999 + 1024: no overflow */
+    if (s->body_line_len > VL_MSG_LINE_BYTES_MAX) {
         ss_body_bad(s, SBAD_LONG);
         s->body_line_len = VL_MSG_LINE_BYTES_MAX + 1;   /* saturate: stays over */
-    } else {
-        s->body_line_len += (uint32_t)seg;
     }
     return i + seg;
 }

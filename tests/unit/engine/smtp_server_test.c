@@ -314,6 +314,8 @@ static const struct cmd_case cmd_cases[] = {
     { "after quit ignored", CONF_STD, "QUIT\r\nNOOP\r\n", "220 221" },
     { "pipelined group", CONF_STD, EH MF RT RT "DATA\r\nline1\r\n..dot\r\n.\r\nQUIT\r\n",
       "220 250 250 250 250 354 250 221" },
+    { "articles' spaced forms", CONF_STD, "HELO localhost\r\nMAIL FROM: rich@localhost\r\n"
+      "RCPT TO: haley\r\nRCPT TO: <b@c.org>\r\n", "220 250 250 250 250" },
     { "original bare forms", CONF_STD, "HELO localhost\r\nMAIL FROM:rich@localhost\r\n"
       "RCPT TO:rich\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n", "220 250 250 250 354 250 221" },
 };
