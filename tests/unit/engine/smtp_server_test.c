@@ -861,6 +861,65 @@ static void test_transcripts(void **state)
     assert_true(files >= 8);
 }
 
+/* ---- chunking invariance on random sessions ------------------------------------------ */
+
+static uint64_t rng_next(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+/* Random sessions made of protocol fragments and stray CR/LF/dots: the replies,
+ * messages and body bytes must not depend on how the input is chunked. STARTTLS
+ * is left out (it discards the rest of its chunk by design). */
+static void test_random_chunking(void **state)
+{
+    (void)state;
+    static const char *const frag[] = {
+        "EHLO c\r\n", "MAIL FROM:<a@b.org>\r\n", "RCPT TO:<c@d.org>\r\n", "DATA\r\n",
+        "\r\n", "\n", "\r", ".", "..", ".\r\n", "\r\n.\r\n", "\n.\r\n", "x", "RSET\r\n",
+        "NOOP\r\n", "MAIL FROM:<a@b.org> SIZE=50\r\n", "yyyyyyyyyyyyyyyyyyyyyyyyyyyyyy",
+        "\0", "VRFY a\r\n", "BDAT 1\r\n",
+    };
+    static struct drive whole, part;
+    static char in[2048];
+    const char *env = getenv("VOLLEY_SEED");
+    uint64_t seed = env ? strtoull(env, NULL, 10) : 0x5eedf00dULL;
+    uint64_t x = seed ? seed : 1;
+    struct smtp_server_conf conf;
+    conf_make(CONF_SIZE100, &conf);
+    for (unsigned iter = 0; iter < 400; iter++) {
+        size_t len = 0;
+        unsigned nfrag = 1 + (unsigned)(rng_next(&x) % 60);
+        for (unsigned f = 0; f < nfrag; f++) {
+            const char *p = frag[rng_next(&x) % (sizeof frag / sizeof frag[0])];
+            size_t pl = p[0] ? strlen(p) : 1;
+            if (len + pl > sizeof in)
+                break;
+            memcpy(in + len, p, pl);
+            len += pl;
+        }
+        drive_run(&whole, &conf, in, len, 0);
+        for (unsigned r = 0; r < 3; r++) {
+            size_t chunk = 1 + (size_t)(rng_next(&x) % 17);
+            drive_run(&part, &conf, in, len, chunk);
+            if (part.n != whole.n || part.dots != whole.dots
+                || memcmp(part.code, whole.code, whole.n * sizeof whole.code[0]) != 0
+                || part.out_len != whole.out_len)
+                fail_msg("VOLLEY_SEED=%llu iter %u chunk %zu: replies differ",
+                         (unsigned long long)seed, iter, chunk);
+            for (unsigned m = 0; m < whole.dots; m++) {
+                assert_int_equal(part.dot[m].bytes, whole.dot[m].bytes);
+                assert_int_equal(part.dot[m].bad, whole.dot[m].bad);
+                if (whole.dot[m].bytes <= conf.size_max)   /* past it: prefix only */
+                    assert_string_equal(part.dot_body[m], whole.dot_body[m]);
+            }
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -876,6 +935,7 @@ int main(void)
         cmocka_unit_test(test_policy_text),
         cmocka_unit_test(test_event_args),
         cmocka_unit_test(test_transcripts),
+        cmocka_unit_test(test_random_chunking),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
