@@ -354,8 +354,8 @@ static int ss_path_parse(const char *p, size_t n, struct ss_path *out)
         return VL_E_INVALID;             /* junk glued to the path */
     if (out->path_len > 0 && out->path[0] == '@') {   /* source route: ignored (3.3) */
         const char *colon = memchr(out->path, ':', out->path_len);
-        if (!colon)
-            return VL_E_INVALID;
+        if (!colon || colon + 1 == out->path + out->path_len)
+            return VL_E_INVALID;         /* "<@a:>" is not a null path */
         out->path_len -= (size_t)(colon + 1 - out->path);
         out->path = colon + 1;
     }
@@ -659,7 +659,7 @@ static void ss_cmd_dispatch(struct smtp_server *s, const char *line, size_t n,
         break;
     case SMTP_SCMD_HELP:
         ss_reply(s, ev, 214, "2.0.0",
-                 "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS");
+                 "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
         break;
     case SMTP_SCMD_BDAT:     ss_reply(s, ev, 502, "5.5.1", "CHUNKING not offered"); break;
     case SMTP_SCMD_UNKNOWN:  ss_reply(s, ev, 500, "5.5.2", "Command unrecognized"); break;

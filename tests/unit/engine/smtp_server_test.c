@@ -33,8 +33,9 @@ static const struct cmd_case cmd_cases[] = {
       "RSET\r\nMAIL FROM:<>\r\nRSET\r\nMAIL FROM:<@relay.org:a@b.org>\r\n",
       "220 250 250 250 250 250 250 250 250" },
     { "mail bad syntax", CONF_STD, EH "MAIL FROM:\r\nMAIL TO:<a@b.org>\r\nMAIL FROM:<a@b.org\r\n"
-      "MAIL FROM:<a b@c.org>\r\nMAIL FROM:<a@b.org>x\r\nMAIL\r\nMAIL FROM:<a@@b>\r\n",
-      "220 250 501 501 501 501 501 501 501" },
+      "MAIL FROM:<a b@c.org>\r\nMAIL FROM:<a@b.org>x\r\nMAIL\r\nMAIL FROM:<a@@b>\r\n"
+      "MAIL FROM:<@relay.org:>\r\nMAIL FROM:<@relay.org>\r\n",
+      "220 250 501 501 501 501 501 501 501 501 501" },
     { "mail size", CONF_SIZE100, EH "MAIL FROM:<a@b.org> SIZE=100\r\nRSET\r\n"
       "MAIL FROM:<a@b.org> SIZE=101\r\nMAIL FROM:<a@b.org> SIZE=x\r\n"
       "MAIL FROM:<a@b.org> SIZE=99999999999999999999999\r\nMAIL FROM:<a@b.org> SIZE\r\n",
