@@ -442,7 +442,8 @@ static const char *ares_reason(int status)
     case ARES_ETIMEOUT:     return "DNS timeout";
     case ARES_ESERVFAIL:    return "DNS server failure (SERVFAIL)";
     case ARES_EREFUSED:     return "DNS query refused";
-    case ARES_ECONNREFUSED: return "DNS server unreachable";
+    /* c-ares 1.18 reports SERVFAIL/REFUSED from every server as ECONNREFUSED */
+    case ARES_ECONNREFUSED: return "DNS server failed or unreachable";
     case ARES_EBADRESP:     return "malformed DNS answer";
     default:                return "DNS lookup failed";
     }
