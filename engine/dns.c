@@ -264,6 +264,8 @@ static struct dns_blob *job_build_ok(struct job *job)
             addr_fill(&addrs[n][k], &h->v6[a], job->port);
             ttl = h->v6[a].ttl_s < ttl ? h->v6[a].ttl_s : ttl;
         }
+        if (h->tempfail)
+            ttl = 0;                           /* partial answer: keep it only the floor */
         if (k == 0)
             continue;                          /* dangling host: skipped */
         bh[n] = (struct dns_blob_host){ h->host, h->pref, k, addrs[n] };
@@ -384,10 +386,13 @@ static void addr_done(void *arg, int status, int timeouts, unsigned char *abuf, 
 static void job_start_addresses(struct job *job)
 {
     vl_assert(job->host_count > 0);
+    job->queries_pending++;                    /* guard: c-ares may fail a query inline */
     for (uint16_t i = 0; i < job->host_count; i++) {
         job_query(job, i, DNS_TYPE_A, addr_done);
         job_query(job, i, DNS_TYPE_AAAA, addr_done);
     }
+    if (--job->queries_pending == 0)
+        job_addresses_done(job);
 }
 
 static int mx_cmp(const void *a, const void *b)
@@ -839,11 +844,12 @@ int dns_wait(struct dns *dns, int timeout_ms)
             return VL_E_TIMEOUT;
         ares_socket_t socks[ARES_GETSOCK_MAXNUM];
         struct pollfd pfd[ARES_GETSOCK_MAXNUM];
-        int bits = ares_getsock(dns->channel, socks, ARES_GETSOCK_MAXNUM);
+        /* ARES_GETSOCK_WRITABLE shifts a signed 1 by up to 31: UB; test bits ourselves */
+        unsigned bits = (unsigned)ares_getsock(dns->channel, socks, ARES_GETSOCK_MAXNUM);
         nfds_t n = 0;
-        for (int i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
-            short ev = (short)((ARES_GETSOCK_READABLE(bits, i) ? POLLIN : 0)
-                               | (ARES_GETSOCK_WRITABLE(bits, i) ? POLLOUT : 0));
+        for (unsigned i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
+            short ev = (short)((bits & (1u << i) ? POLLIN : 0)
+                               | (bits & (1u << (i + ARES_GETSOCK_MAXNUM)) ? POLLOUT : 0));
             if (ev)
                 pfd[n++] = (struct pollfd){ .fd = socks[i], .events = ev };
         }

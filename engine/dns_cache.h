@@ -15,6 +15,10 @@
 
 #include "dns.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 struct dns_blob;
 
 /** One host for dns_blob_create: @p addrs has @p addr_count entries. */
@@ -55,4 +59,7 @@ int dns_cache_put(struct dns_cache *c, const char *key, struct dns_blob *b, uint
 void dns_cache_clear(struct dns_cache *c);
 uint32_t dns_cache_count(const struct dns_cache *c);
 
+#ifdef __cplusplus
+}
+#endif
 #endif
