@@ -57,7 +57,8 @@ struct dns_blob *dns_blob_create(const char *domain, enum dns_status status, uin
         m->pref = hosts[i].pref;
         m->addr_count = hosts[i].addr_count;
         m->addrs = addrs;
-        memcpy(addrs, hosts[i].addrs, hosts[i].addr_count * sizeof *addrs);
+        if (hosts[i].addr_count > 0)           /* addrs may be NULL when empty */
+            memcpy(addrs, hosts[i].addrs, hosts[i].addr_count * sizeof *addrs);
         addrs += hosts[i].addr_count;
     }
     vl_assert((char *)addrs == dom);
