@@ -22,7 +22,6 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -501,37 +500,20 @@ static void sock_state(void *data, ares_socket_t fd, int readable, int writable)
 
 static int servers_set(struct dns *dns, const char *list, const char **why)
 {
+    struct dns_hostport hp[VL_DNS_SERVERS_MAX];
     struct ares_addr_port_node nodes[VL_DNS_SERVERS_MAX];
-    char buf[512];
     size_t n = 0;
-    if (strlen(list) >= sizeof buf) {
-        *why = "--dns list is too long";
+    if (dns_servers_parse(list, hp, &n, why) < 0)
         return VL_E_INVALID;
-    }
-    memcpy(buf, list, strlen(list) + 1);
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
-         tok = strtok_r(NULL, ",", &save)) {
-        struct dns_hostport hp;
-        if (n == VL_DNS_SERVERS_MAX) {
-            *why = "too many --dns servers (at most 4)";
-            return VL_E_INVALID;
-        }
-        if (dns_hostport_parse(tok, 53, false, &hp, why) < 0)
-            return VL_E_INVALID;
-        memset(&nodes[n], 0, sizeof nodes[n]);
-        nodes[n].family = hp.addr.sa.sa_family;
-        if (nodes[n].family == AF_INET)
-            memcpy(&nodes[n].addr.addr4, &hp.addr.in4.sin_addr, 4);
+    memset(nodes, 0, sizeof nodes);
+    for (size_t i = 0; i < n; i++) {
+        nodes[i].family = hp[i].addr.sa.sa_family;
+        if (nodes[i].family == AF_INET)
+            memcpy(&nodes[i].addr.addr4, &hp[i].addr.in4.sin_addr, 4);
         else
-            memcpy(&nodes[n].addr.addr6, &hp.addr.in6.sin6_addr, 16);
-        nodes[n].udp_port = nodes[n].tcp_port = hp.port;
-        if (n > 0)
-            nodes[n - 1].next = &nodes[n];
-        n++;
-    }
-    if (n == 0) {
-        *why = "--dns needs an IP address";
-        return VL_E_INVALID;
+            memcpy(&nodes[i].addr.addr6, &hp[i].addr.in6.sin6_addr, 16);
+        nodes[i].udp_port = nodes[i].tcp_port = hp[i].port;
+        nodes[i].next = i + 1 < n ? &nodes[i + 1] : NULL;
     }
     return ares_set_servers_ports(dns->channel, nodes) == ARES_SUCCESS ? 0 : VL_E_DNS;
 }
@@ -700,22 +682,6 @@ static int resolve_direct(struct dns *dns, const char *key, dns_result_fn cb, vo
     return 0;
 }
 
-static int literal_parse(const char *key, uint16_t port, struct dns_hostport *hp)
-{
-    char ip[DNS_NAME_TEXT_BYTES_MAX + 1];
-    const char *why;
-    size_t l = strlen(key);
-    const char *s = key + 1;
-    if (strncmp(s, "ipv6:", 5) == 0)
-        s += 5;
-    size_t n = (size_t)(key + l - 1 - s);
-    memcpy(ip, s, n);
-    ip[n] = '\0';
-    char text[DNS_NAME_TEXT_BYTES_MAX + 8];
-    snprintf(text, sizeof text, strchr(ip, ':') ? "[%s]:%u" : "%s:%u", ip, (unsigned)port);
-    return dns_hostport_parse(text, 0, false, hp, &why);
-}
-
 /* Cache hit: share the cached blob, or a reshuffled copy when preferences tie. */
 static int resolve_cached(struct dns *dns, struct dns_blob *hit, dns_result_fn cb, void *ctx)
 {
@@ -770,7 +736,7 @@ int dns_resolve_mx(struct dns *dns, const char *domain, dns_result_fn cb, void *
     dns->stats.lookups++;
     struct dns_hostport hp;
     if (key[0] == '[')
-        return literal_parse(key, dns->cfg.port_mx, &hp) < 0 ? VL_E_INVALID
+        return dns_literal_parse(key, dns->cfg.port_mx, &hp) < 0 ? VL_E_INVALID
                                                              : resolve_direct(dns, key, cb, ctx, &hp);
     const struct dns_route *route = dns_routes_find(&dns->routes, key);
     if (route && route->to.is_ip)

@@ -7,8 +7,10 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "volley/addr.h"
 #include "volley/error.h"
@@ -243,4 +245,50 @@ int dns_config_defaults(struct dns_config *c, const char **why)
         return VL_E_INVALID;
     }
     return 0;
+}
+
+int dns_servers_parse(const char *list, struct dns_hostport out[VL_DNS_SERVERS_MAX],
+                      size_t *count, const char **why)
+{
+    char buf[512];
+    size_t n = 0, len = strlen(list);
+    if (len >= sizeof buf) {
+        *why = "--dns list is too long";
+        return VL_E_INVALID;
+    }
+    memcpy(buf, list, len + 1);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        if (n == VL_DNS_SERVERS_MAX) {
+            *why = "too many --dns servers (at most 4)";
+            return VL_E_INVALID;
+        }
+        if (dns_hostport_parse(tok, 53, false, &out[n], why) < 0)
+            return VL_E_INVALID;
+        n++;
+    }
+    if (n == 0) {
+        *why = "--dns needs an IP address";
+        return VL_E_INVALID;
+    }
+    *count = n;
+    return 0;
+}
+
+int dns_literal_parse(const char *key, uint16_t port, struct dns_hostport *hp)
+{
+    const char *why;
+    size_t len = strlen(key);
+    if (len < 3 || key[0] != '[' || key[len - 1] != ']')
+        return VL_E_INVALID;
+    const char *s = key + 1;
+    if (strncasecmp(s, "ipv6:", 5) == 0)
+        s += 5;
+    size_t n = (size_t)(key + len - 1 - s);
+    char text[DNS_NAME_TEXT_BYTES_MAX + 16];
+    if (n == 0 || n > DNS_NAME_TEXT_BYTES_MAX)
+        return VL_E_INVALID;
+    bool v6 = memchr(s, ':', n) != NULL;
+    snprintf(text, sizeof text, v6 ? "[%.*s]:%u" : "%.*s:%u", (int)n, s, (unsigned)port);
+    return dns_hostport_parse(text, 0, false, hp, &why);
 }

@@ -26,6 +26,15 @@ struct dns_hostport {
 int dns_hostport_parse(const char *s, uint16_t port_default, bool names_ok,
                        struct dns_hostport *out, const char **why);
 
+/** Parse the --dns list "IP[:PORT][,IP[:PORT]...]" (port 53 by default, no
+ *  names). @return 0 and *@p count >= 1, or VL_E_INVALID with *@p why. */
+int dns_servers_parse(const char *list, struct dns_hostport out[VL_DNS_SERVERS_MAX],
+                      size_t *count, const char **why);
+
+/** An address-literal domain ("[192.0.2.1]", "[IPv6:2001:db8::1]", lower or
+ *  upper case) as an address with @p port. @return 0 or VL_E_INVALID. */
+int dns_literal_parse(const char *key, uint16_t port, struct dns_hostport *hp);
+
 struct dns_route {
     char domain[DNS_NAME_TEXT_BYTES_MAX + 1];  /* lower case, or "*" */
     struct dns_hostport to;

@@ -135,6 +135,48 @@ static void test_own_hosts(void **state)
     assert_non_null(why);
 }
 
+struct lit_case { const char *in; int want; const char *host; int family; };
+
+static const struct lit_case lit_cases[] = {
+    { "[192.0.2.1]",          0, "192.0.2.1", AF_INET },
+    { "[IPv6:2001:db8::1]",   0, "2001:db8::1", AF_INET6 },
+    { "[ipv6:::1]",           0, "::1", AF_INET6 },
+    { "[]",                   VL_E_INVALID, NULL, 0 },
+    { "[192.0.2.300]",        VL_E_INVALID, NULL, 0 },
+    { "[mx.example.org]",     VL_E_INVALID, NULL, 0 },
+    { "192.0.2.1",            VL_E_INVALID, NULL, 0 },
+    { "[192.0.2.1",           VL_E_INVALID, NULL, 0 },
+};
+
+static void test_literal_and_servers(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof lit_cases / sizeof lit_cases[0]; i++) {
+        struct dns_hostport hp;
+        int rc = dns_literal_parse(lit_cases[i].in, 2525, &hp);
+        if (rc != lit_cases[i].want)
+            fail_msg("%s: rc %d", lit_cases[i].in, rc);
+        if (rc == 0) {
+            assert_string_equal(hp.host, lit_cases[i].host);
+            assert_int_equal(hp.addr.sa.sa_family, lit_cases[i].family);
+            assert_int_equal(hp.port, 2525);
+        }
+    }
+    struct dns_hostport hp[VL_DNS_SERVERS_MAX];
+    size_t n = 0;
+    const char *why = NULL;
+    assert_int_equal(dns_servers_parse("127.0.0.1:5353,[::1],10.0.0.1", hp, &n, &why), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(hp[0].port, 5353);
+    assert_int_equal(hp[1].port, 53);
+    assert_int_equal(hp[1].addr.sa.sa_family, AF_INET6);
+    assert_int_equal(dns_servers_parse("", hp, &n, &why), VL_E_INVALID);
+    assert_int_equal(dns_servers_parse("ns.example.org", hp, &n, &why), VL_E_INVALID);
+    assert_int_equal(dns_servers_parse("1.1.1.1,2.2.2.2,3.3.3.3,4.4.4.4,5.5.5.5", hp, &n, &why),
+                     VL_E_INVALID);
+    assert_non_null(strstr(why, "at most"));
+}
+
 struct cfg_case { const char *label; struct dns_config cfg; int want; };
 
 static void test_config_defaults(void **state)
@@ -169,6 +211,7 @@ int main(void)
         cmocka_unit_test(test_routes_cap),
         cmocka_unit_test(test_own_hosts),
         cmocka_unit_test(test_config_defaults),
+        cmocka_unit_test(test_literal_and_servers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
