@@ -111,6 +111,7 @@ struct smtp_server {
     uint8_t body_state;
     uint32_t body_line_len;
     bool msg_bad;
+    uint8_t msg_bad_why;                         /* first rule the body broke */
     bool tls_active;
     enum smtp_server_cmd pending;                /* the command awaiting smtp_server_answer */
     char line[VL_SMTP_CMD_LINE_BYTES_MAX];
