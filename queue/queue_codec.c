@@ -142,7 +142,8 @@ size_t queue_msg_rec_encode(uint8_t *out, const struct queue_msg_rec *r)
     p = put64(p, r->first_rcpt);
     p = put32(p, r->rcpt_count);
     p = put32(p, r->rcpt_open);
-    memcpy(p, r->return_path, r->return_path_len);
+    if (r->return_path_len)
+        memcpy(p, r->return_path, r->return_path_len);
     p += r->return_path_len;
     vl_assert((size_t)(p - out) == queue_msg_rec_size(r));
     return (size_t)(p - out);
@@ -194,9 +195,14 @@ size_t queue_rcpt_rec_encode(uint8_t *out, const struct queue_rcpt_rec *r)
     p = put16(p, r->addr_len);
     p = put16(p, r->domain_off);
     p = put16(p, r->domain_len);
-    memcpy(p, r->status, r->status_len), p += r->status_len;
-    memcpy(p, r->text, r->text_len), p += r->text_len;
-    memcpy(p, r->addr, r->addr_len), p += r->addr_len;
+    if (r->status_len)
+        memcpy(p, r->status, r->status_len);
+    p += r->status_len;
+    if (r->text_len)
+        memcpy(p, r->text, r->text_len);
+    p += r->text_len;
+    memcpy(p, r->addr, r->addr_len);
+    p += r->addr_len;
     vl_assert((size_t)(p - out) == queue_rcpt_rec_size(r));
     return (size_t)(p - out);
 }
