@@ -41,10 +41,7 @@ void vl_config_defaults(struct vl_config *c)
 {
     memset(c, 0, sizeof *c);
     c->data_dir = "./volley-data";
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    c->shards = n > 0 ? (unsigned)n : 1u;
-    if (c->shards > VL_SHARDS_MAX)
-        c->shards = VL_SHARDS_MAX;
+    c->shards = 0;                  /* not given: the recorded count, or the cores */
     c->mx_port = 25;
     c->rcpts_per_txn_max = VL_SMTP_RCPTS_PER_TXN_MAX;
     c->retry_ms_base = 5ull * 60 * 1000;
@@ -280,6 +277,14 @@ int vl_config_parse(struct vl_config *c, const char *cmd, int argc, char **argv,
         return -1;
     }
     return 0;
+}
+
+unsigned vl_config_shards_default(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1)
+        return 1;
+    return n > (long)VL_SHARDS_MAX ? VL_SHARDS_MAX : (unsigned)n;
 }
 
 const struct vl_route *vl_config_route(const struct vl_config *c, const char *domain)

@@ -21,7 +21,7 @@ struct vl_route {
 
 struct vl_config {
     const char *data_dir;             /* default ./volley-data */
-    unsigned shards;                  /* default: online cores */
+    unsigned shards;                  /* 0 = not given: recorded count, else cores */
     const char *dns;                  /* HOST:PORT or NULL (= /etc/resolv.conf) */
     uint16_t mx_port;                 /* default 25 */
     unsigned route_count;
@@ -54,6 +54,9 @@ void vl_config_defaults(struct vl_config *c);
  *  Returns 0, or -1 after printing "volley CMD: <what is wrong>" on stderr. */
 int vl_config_parse(struct vl_config *c, const char *cmd, int argc, char **argv,
                     char **rest, int *rest_n);
+
+/** Online cores, capped at VL_SHARDS_MAX: the shard count of a new queue. */
+unsigned vl_config_shards_default(void);
 
 /** Usage text of the shared options (for --help). */
 extern const char vl_config_usage[];
