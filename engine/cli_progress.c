@@ -61,10 +61,12 @@ void cli_progress_cb(const struct vl_engine_totals *t, double elapsed_s, void *c
 void cli_progress_summary(struct cli_progress *p, const struct vl_engine_totals *t,
                           double elapsed_s)
 {
-    if (p->tty && !p->quiet)
+    if (p->tty && !p->quiet) {
         fputs("\r\033[K", p->out);
+        fflush(p->out);
+    }
     uint64_t done = t->delivered + t->bounced + t->expired;
-    fprintf(p->out,
+    fprintf(stdout,
             "summary: delivered %llu, deferred %llu, bounced %llu, expired %llu, "
             "ambiguous %llu, dsns %llu | %llu connections, %llu transactions | "
             "%.2fs, %.0f msg/s\n",
@@ -74,7 +76,7 @@ void cli_progress_summary(struct cli_progress *p, const struct vl_engine_totals 
             (unsigned long long)t->conns, (unsigned long long)t->txns, elapsed_s,
             elapsed_s > 0 ? (double)done / elapsed_s : 0.0);
     if (t->commit_errors)
-        fprintf(p->out, "warning: %llu queue commits failed: those recipients stay queued\n",
+        fprintf(stdout, "warning: %llu queue commits failed: those recipients stay queued\n",
                 (unsigned long long)t->commit_errors);
-    fflush(p->out);
+    fflush(stdout);
 }
