@@ -47,7 +47,8 @@ static void *engine_shard_main(void *arg)
     struct shard *sh = &es->sh;
     struct rx_conf rc_conf = { .handles_max = SHARD_SESSIONS_MAX + 64,
                                .timers_max = 2 * SHARD_SESSIONS_MAX + 64,
-                               .sq_entries = 1024 };
+                               .sq_entries = 1024,
+                               .wake_cb = shard_commit_wake_cb, .wake_user = sh };
     int rc = rx_create(&sh->rx, &rc_conf);
     if (rc < 0) {
         vl_log(VL_LOG_ERROR, "evt=reactor_init_failed shard=%u err=\"%s\"%s", sh->idx,
@@ -55,11 +56,12 @@ static void *engine_shard_main(void *arg)
                ? " hint=\"io_uring is blocked (seccomp or kernel.io_uring_disabled)\"" : "");
         goto out;
     }
-    sh->outcomes = calloc(SHARD_OUTCOMES_MAX, sizeof *sh->outcomes);
-    rc = sh->outcomes ? route_init(sh) : -ENOMEM;
+    rc = shard_commit_init(sh);
+    if (rc == 0)
+        rc = route_init(sh);
     if (rc == 0)
         rc = shard_loop(sh);
-    shard_commit(sh);
+    shard_commit_fini(sh);         /* waits for a commit in flight */
     vl_dlog_flush(&sh->dlog);
     route_fini(sh);
     rx_destroy(sh->rx);
@@ -74,7 +76,6 @@ static void *engine_shard_main(void *arg)
         vl_queue_batch_release(sh->qs, l->batch);
         free(l);
     }
-    free(sh->outcomes);
 out:
     es->rc = rc;
     atomic_store(&es->done, true);

@@ -22,6 +22,8 @@
 #include "volley/error.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,6 +98,9 @@ int session_open(struct shard *sh, struct host *h)
         free(s);
         return err;
     }
+    /* Replies gate every step of a transaction: never let Nagle hold a write. */
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     s->sh = sh;
     s->host = h;
     int rc = rx_open(sh->rx, fd, session_cb, s, &s->h);

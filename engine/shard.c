@@ -144,16 +144,17 @@ static bool shard_outcome_failed(const struct outcome_ext *e)
 }
 
 /* One DSN per message covering its recipients that failed in this commit. */
-static void shard_dsn_for_msg(struct shard *sh, struct shard_dsn_build *b, size_t first)
+static void shard_dsn_for_msg(struct shard *sh, struct shard_dsn_build *b,
+                              const struct outcome_ext *outcomes, uint32_t count, size_t first)
 {
-    const struct vl_queue_msg *m = sh->outcomes[first].txn_msg;
+    const struct vl_queue_msg *m = outcomes[first].txn_msg;
     if (m->return_path_len == 0 || b->count == SHARD_DSN_PER_COMMIT_MAX)
         return;                    /* null reverse-path: never a DSN (no loops) */
     struct dsn_rcpt rs[VL_SMTP_RCPTS_PER_TXN_MAX];
     unsigned n = 0;
     uint64_t now = shard_now_wall_ms();
-    for (size_t i = first; i < sh->outcome_count && n < VL_SMTP_RCPTS_PER_TXN_MAX; i++) {
-        struct outcome_ext *e = &sh->outcomes[i];
+    for (size_t i = first; i < count && n < VL_SMTP_RCPTS_PER_TXN_MAX; i++) {
+        const struct outcome_ext *e = &outcomes[i];
         if (e->txn_msg != m || !shard_outcome_failed(e))
             continue;
         bool expired = e->o.state == VL_RCPT_EXPIRED;
@@ -240,39 +241,56 @@ static void shard_release_leases(struct shard *sh)
     }
 }
 
-int shard_commit(struct shard *sh)
+/* Shard thread: hand what accumulated to the committer if it is idle. */
+static void shard_commit_start(struct shard *sh)
 {
-    if (sh->outcome_count == 0)
-        return 0;
-    static _Thread_local struct vl_queue_outcome outs[SHARD_OUTCOMES_MAX];
-    static _Thread_local struct shard_dsn_build dsn;
-    dsn.count = 0;
-    for (uint32_t i = 0; i < sh->outcome_count; i++) {
-        outs[i] = sh->outcomes[i].o;
-        if (!shard_outcome_failed(&sh->outcomes[i]))
+    struct shard_committer *com = &sh->com;
+    if (sh->outcome_count == 0 || com->busy)
+        return;
+    struct commit_slot *c = &com->slot;
+    c->outcomes = sh->outcomes;
+    c->count = sh->outcome_count;
+    sh->outcomes = sh->outcomes_spare;
+    sh->outcomes_spare = c->outcomes;
+    sh->outcome_count = 0;
+    struct shard_dsn_build *dsn = c->dsn;
+    dsn->count = 0;
+    for (uint32_t i = 0; i < c->count; i++) {
+        c->outs[i] = c->outcomes[i].o;
+        if (!shard_outcome_failed(&c->outcomes[i]))
             continue;
         bool first = true;         /* first failed outcome of its message in this commit */
         for (uint32_t k = 0; k < i && first; k++)
-            first = !(sh->outcomes[k].txn_msg == sh->outcomes[i].txn_msg
-                      && shard_outcome_failed(&sh->outcomes[k]));
+            first = !(c->outcomes[k].txn_msg == c->outcomes[i].txn_msg
+                      && shard_outcome_failed(&c->outcomes[k]));
         if (first)
-            shard_dsn_for_msg(sh, &dsn, i);
+            shard_dsn_for_msg(sh, dsn, c->outcomes, c->count, i);
     }
-    int rc = vl_queue_complete(sh->qs, outs, sh->outcome_count, dsn.m, dsn.count,
-                               shard_now_wall_ms());
-    for (size_t k = 0; k < dsn.count; k++)
-        free(dsn.bodies[k]);
+    com->busy = true;
+    pthread_mutex_lock(&com->mu);
+    com->todo = c;
+    pthread_cond_signal(&com->cv);
+    pthread_mutex_unlock(&com->mu);
+}
+
+/* Shard thread: the committer is done with the slot: log, count, release. */
+static void shard_commit_finish(struct shard *sh)
+{
+    struct commit_slot *c = &sh->com.slot;
+    int rc = c->rc;
+    for (size_t k = 0; k < c->dsn->count; k++)
+        free(c->dsn->bodies[k]);
     if (rc < 0) {
         /* Not durable: log nothing, keep nothing. The leases are dropped, so
          * these recipients are leased again (at-least-once). */
         atomic_fetch_add_explicit(&sh->ctr->commit_errors, 1, memory_order_relaxed);
         vl_log(VL_LOG_ERROR, "evt=commit_failed shard=%u outcomes=%u err=\"%s\"", sh->idx,
-               sh->outcome_count, vl_strerror(rc));
+               c->count, vl_strerror(rc));
     } else {
-        atomic_fetch_add_explicit(&sh->ctr->dsns, dsn.count, memory_order_relaxed);
+        atomic_fetch_add_explicit(&sh->ctr->dsns, c->dsn->count, memory_order_relaxed);
     }
-    for (uint32_t i = 0; i < sh->outcome_count; i++) {
-        struct outcome_ext *e = &sh->outcomes[i];
+    for (uint32_t i = 0; i < c->count; i++) {
+        struct outcome_ext *e = &c->outcomes[i];
         if (rc >= 0) {
             shard_log_outcome(sh, e);
             shard_count(sh, e);
@@ -280,12 +298,92 @@ int shard_commit(struct shard *sh)
         vl_assert(e->lease->open > 0);
         e->lease->open--;
     }
-    atomic_fetch_sub_explicit(&sh->ctr->inflight, sh->outcome_count, memory_order_relaxed);
-    sh->inflight -= sh->outcome_count;
-    sh->outcome_count = 0;
+    atomic_fetch_sub_explicit(&sh->ctr->inflight, c->count, memory_order_relaxed);
+    sh->inflight -= c->count;
+    c->count = 0;
+    sh->com.busy = false;
     vl_dlog_flush(&sh->dlog);
     shard_release_leases(sh);
-    return rc < 0 ? rc : 0;
+}
+
+void shard_commit_wake_cb(struct rx *rx, const struct rx_event *ev)
+{
+    (void)rx;
+    struct shard *sh = ev->user;
+    pthread_mutex_lock(&sh->com.mu);
+    bool done = sh->com.done;
+    sh->com.done = false;
+    pthread_mutex_unlock(&sh->com.mu);
+    if (done) {
+        shard_commit_finish(sh);
+        shard_commit_start(sh);
+    }
+}
+
+static void *shard_committer_main(void *arg)
+{
+    struct shard *sh = arg;
+    struct shard_committer *com = &sh->com;
+    pthread_mutex_lock(&com->mu);
+    for (;;) {
+        while (!com->todo && !com->quit)
+            pthread_cond_wait(&com->cv, &com->mu);
+        struct commit_slot *c = com->todo;
+        if (!c)
+            break;
+        com->todo = NULL;
+        pthread_mutex_unlock(&com->mu);
+        uint64_t t0 = rx_now_ms();
+        c->rc = vl_queue_complete_async(sh->qs, c->outs, c->count, c->dsn->m, c->dsn->count,
+                                        shard_now_wall_ms());
+        pthread_mutex_lock(&com->mu);
+        sh->commits++;
+        sh->commit_us += (rx_now_ms() - t0) * 1000u;
+        com->done = true;
+        pthread_mutex_unlock(&com->mu);
+        rx_wake(sh->rx);
+        pthread_mutex_lock(&com->mu);
+    }
+    pthread_mutex_unlock(&com->mu);
+    return NULL;
+}
+
+int shard_commit_init(struct shard *sh)
+{
+    struct shard_committer *com = &sh->com;
+    sh->outcomes = calloc(SHARD_OUTCOMES_MAX, sizeof *sh->outcomes);
+    sh->outcomes_spare = calloc(SHARD_OUTCOMES_MAX, sizeof *sh->outcomes_spare);
+    com->slot.outs = calloc(SHARD_OUTCOMES_MAX, sizeof *com->slot.outs);
+    com->slot.dsn = calloc(1, sizeof *com->slot.dsn);
+    if (!sh->outcomes || !sh->outcomes_spare || !com->slot.outs || !com->slot.dsn)
+        return -ENOMEM;
+    pthread_mutex_init(&com->mu, NULL);
+    pthread_cond_init(&com->cv, NULL);
+    int rc = pthread_create(&com->thread, NULL, shard_committer_main, sh);
+    if (rc != 0)
+        return -rc;
+    com->started = true;
+    return 0;
+}
+
+void shard_commit_fini(struct shard *sh)
+{
+    struct shard_committer *com = &sh->com;
+    if (com->started) {
+        pthread_mutex_lock(&com->mu);
+        com->quit = true;
+        pthread_cond_signal(&com->cv);
+        pthread_mutex_unlock(&com->mu);
+        pthread_join(com->thread, NULL);
+        pthread_mutex_destroy(&com->mu);
+        pthread_cond_destroy(&com->cv);
+        com->started = false;
+    }
+    free(sh->outcomes);
+    free(sh->outcomes_spare);
+    free(com->slot.outs);
+    free(com->slot.dsn);
+    sh->outcomes = sh->outcomes_spare = NULL;
 }
 
 /* ---- leasing ------------------------------------------------------------ */
@@ -356,14 +454,14 @@ static int shard_lease(struct shard *sh)
 
 static bool shard_done(struct shard *sh)
 {
-    if (sh->inflight || sh->outcome_count || sh->sessions)
+    if (sh->inflight || sh->outcome_count || sh->sessions || sh->com.busy)
         return false;
     return sh->stopping || (sh->cfg->until_empty && sh->draining);
 }
 
 static int shard_wait_ms(struct shard *sh)
 {
-    if (sh->outcome_count)
+    if (sh->outcome_count && !sh->com.busy)
         return 0;
     int wait = 100;
     int64_t d = dns_next_timeout_ms(sh->dns);
@@ -396,6 +494,7 @@ int shard_loop(struct shard *sh)
                 sh->next_lease_ms = rx_now_ms() + 1000;
             }
         }
+        sh->turns++;
         int rc = rx_run_once(sh->rx, shard_wait_ms(sh));
         if (rc < 0 && rc != -EINTR) {
             vl_log(VL_LOG_ERROR, "evt=reactor_failed shard=%u err=\"%s\"", sh->idx,
@@ -404,7 +503,7 @@ int shard_loop(struct shard *sh)
         }
         if (dns_busy(sh->dns))
             dns_process_timeouts(sh->dns, rx_now_ms());
-        shard_commit(sh);
+        shard_commit_start(sh);
         if (sh->stopping) {
             route_abandon_pending(sh);     /* e.g. DNS answers that came in since */
             shard_release_leases(sh);
@@ -415,5 +514,8 @@ int shard_loop(struct shard *sh)
             return VL_E_TIMEOUT;   /* uncommitted leases are simply ready again */
         }
     }
+    vl_log_at(VL_LOG_INFO, "evt=shard_done shard=%u turns=%llu commits=%llu commit_ms=%llu",
+              sh->idx, (unsigned long long)sh->turns, (unsigned long long)sh->commits,
+              (unsigned long long)(sh->commit_us / 1000u));
     return 0;
 }

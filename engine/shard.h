@@ -19,6 +19,7 @@
 #ifndef VOLLEY_SHARD_H
 #define VOLLEY_SHARD_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -42,6 +43,7 @@
 #define SESSION_WBUF_BYTES (SMTP_CLIENT_OUT_BYTES + 2u * SESSION_BODY_CHUNK_BYTES + 16u)
 
 struct shard;
+struct shard_dsn_build;
 struct host;
 struct domain;
 
@@ -125,6 +127,28 @@ struct outcome_ext {
     char text[VL_DIAG_TEXT_BYTES_MAX + 1];
 };
 
+/* A commit handed to the shard's committer thread: outcomes (and the DSNs
+ * they imply) made durable while the reactor keeps running. */
+struct commit_slot {
+    struct outcome_ext *outcomes;
+    uint32_t count;
+    int rc;
+    struct vl_queue_outcome *outs;
+    struct shard_dsn_build *dsn;
+};
+
+struct shard_committer {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct commit_slot *todo;      /* handed over, not yet taken */
+    bool busy;                     /* a slot is with the committer (shard thread's view) */
+    bool done;                     /* the committer finished the slot (under mu) */
+    bool quit;
+    bool started;
+    struct commit_slot slot;
+};
+
 struct shard {
     unsigned idx;
     const struct vl_config *cfg;
@@ -150,9 +174,12 @@ struct shard {
     uint32_t host_count;
     struct txn *txn_free;
     uint32_t outcome_count;
-    struct outcome_ext *outcomes;
+    struct outcome_ext *outcomes;  /* accumulating; the other buffer may be committing */
+    struct outcome_ext *outcomes_spare;
+    struct shard_committer com;
     uint64_t dsn_seq;
     int err;                       /* fatal error ending the shard */
+    uint64_t turns, commits, commit_us;   /* loop diagnostics (evt=shard_done) */
     /* c-ares fds polled through the reactor */
     struct shard_dns_fd { int fd; rx_handle_t h; bool r, w, polling; } dns_fds[16];
 };
@@ -165,7 +192,9 @@ void shard_outcome(struct shard *sh, struct txn *t, uint32_t i, const struct smt
 void shard_txn_free(struct shard *sh, struct txn *t);
 /** Drop @p t without outcomes: its recipients are leasable again. */
 void shard_txn_abandon(struct shard *sh, struct txn *t);
-int shard_commit(struct shard *sh);
+int shard_commit_init(struct shard *sh);
+void shard_commit_fini(struct shard *sh);
+void shard_commit_wake_cb(struct rx *rx, const struct rx_event *ev);
 int shard_loop(struct shard *sh);
 
 /* route.c: domains, hosts, dispatch */
