@@ -440,7 +440,7 @@ static void test_transcripts(void **state)
     DIR *d = opendir(dir);
     if (!d)
         fail_msg("cannot open transcript directory %s", dir);
-    static char names[TR_FILES_MAX][1100];
+    static char names[TR_FILES_MAX][sizeof dir + 256 + 2];
     char *sorted[TR_FILES_MAX];
     size_t n = 0;
     for (struct dirent *e; (e = readdir(d)) != NULL;) {
