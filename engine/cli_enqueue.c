@@ -1,0 +1,342 @@
+/*
+ * cli_enqueue.c - `volley enqueue`: validate a message and its recipients,
+ * then queue it durably (exit 0 only after the commit).
+ *
+ *   volley enqueue [--data DIR] [--shards N] [--skip-invalid] --from ADDR
+ *                  (--to ADDR ... | --rcpts FILE) MESSAGE.eml
+ *
+ * Any bad input rejects the whole enqueue: each problem is printed as
+ * "file:line: reason" (the first 20, then "... and N more"), exit 2, nothing
+ * queued. --skip-invalid queues the valid recipients and reports the others
+ * (message problems are never skipped).
+ */
+#include "cli.h"
+#include "cli_queue.h"
+#include "msg.h"
+
+#include "volley/addr.h"
+#include "volley/error.h"
+#include "volley/limits.h"
+#include "volley/queue.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#define ENQ_PROBLEMS_SHOWN 20u
+#define ENQ_RCPT_LINE_BYTES_MAX 4096u
+
+struct enq_rcpts {
+    char **v;
+    size_t n, cap;
+    unsigned problems;           /* invalid recipients seen */
+};
+
+static unsigned enq_problems_total;
+
+/* Print the first ENQ_PROBLEMS_SHOWN problems; count the rest. */
+static void enq_problem(const char *file, unsigned line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void enq_problem(const char *file, unsigned line, const char *fmt, ...)
+{
+    if (enq_problems_total++ >= ENQ_PROBLEMS_SHOWN)
+        return;
+    va_list ap;
+    if (line)
+        fprintf(stderr, "%s:%u: ", file, line);
+    else
+        fprintf(stderr, "%s: ", file);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+static int enq_rcpt_add(struct enq_rcpts *r, const char *s, size_t len, const char *file,
+                        unsigned line)
+{
+    struct vl_addr a;
+    const char *why = "invalid";
+    if (vl_addr_parse(s, len, &a, &why) < 0) {
+        enq_problem(file, line, "invalid recipient '%.*s': %s", (int)(len > 300 ? 300 : len),
+                    s, why);
+        r->problems++;
+        return 0;
+    }
+    if (r->n == VL_RCPTS_PER_MSG_MAX) {
+        enq_problem(file, line, "more than %u recipients", VL_RCPTS_PER_MSG_MAX);
+        return -1;
+    }
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 64;
+        char **v = realloc(r->v, cap * sizeof *v);
+        if (!v)
+            return -1;
+        r->v = v;
+        r->cap = cap;
+    }
+    if (!(r->v[r->n] = strndup(s, len)))
+        return -1;
+    r->n++;
+    return 0;
+}
+
+/* One address per line; blank lines and '#' comments ignored. */
+static int enq_rcpts_file(struct enq_rcpts *r, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        enq_problem(path, 0, "cannot open: %s", strerror(errno));
+        return -1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    unsigned lineno = 0;
+    int rc = 0;
+    while (rc == 0 && (n = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        char *s = line;
+        while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' '
+                         || s[n - 1] == '\t'))
+            n--;
+        while (n > 0 && (*s == ' ' || *s == '\t'))
+            s++, n--;
+        if (n == 0 || *s == '#')
+            continue;
+        if ((size_t)n > ENQ_RCPT_LINE_BYTES_MAX || memchr(s, 0, (size_t)n)) {
+            enq_problem(path, lineno, "invalid recipient line (too long or NUL)");
+            r->problems++;
+            continue;
+        }
+        rc = enq_rcpt_add(r, s, (size_t)n, path, lineno);
+    }
+    free(line);
+    if (ferror(f)) {
+        enq_problem(path, 0, "read error: %s", strerror(errno));
+        rc = -1;
+    }
+    fclose(f);
+    return rc;
+}
+
+/* Read a whole file (at most VL_MSG_BYTES_MAX + 1 bytes). */
+static int enq_read_file(const char *path, char **out, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        enq_problem(path, 0, "cannot open: %s", strerror(errno));
+        return -1;
+    }
+    size_t cap = 65536, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0 || n > VL_MSG_BYTES_MAX)
+            break;
+        if (n == cap) {
+            char *p = realloc(buf, cap * 2);
+            if (!p) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = p;
+            cap *= 2;
+        }
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (!buf || err) {
+        enq_problem(path, 0, "cannot read: %s", buf ? strerror(errno) : "out of memory");
+        free(buf);
+        return -1;
+    }
+    if (n > VL_MSG_BYTES_MAX) {
+        enq_problem(path, 0, "message larger than %u octets", VL_MSG_BYTES_MAX);
+        free(buf);
+        return -1;
+    }
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+struct enq_opts {
+    const char *data;
+    const char *from;
+    const char *rcpts_file;
+    const char *msg_file;
+    unsigned shards;
+    int skip_invalid;
+};
+
+static void enq_usage(FILE *f)
+{
+    fputs("usage: volley enqueue [--data DIR] [--shards N] [--skip-invalid] --from ADDR\n"
+          "                      (--to ADDR ... | --rcpts FILE) MESSAGE.eml\n"
+          "  --from '<>' is the null reverse-path. Default DIR: " CLI_DATA_DIR_DEFAULT "\n", f);
+}
+
+/* Parse argv; --to addresses go straight into @p r. @return -1 on usage error. */
+static int enq_args(int argc, char **argv, struct enq_opts *o, struct enq_rcpts *r)
+{
+    static const struct option longopts[] = {
+        { "data", required_argument, NULL, 'd' }, { "from", required_argument, NULL, 'f' },
+        { "to", required_argument, NULL, 't' }, { "rcpts", required_argument, NULL, 'r' },
+        { "shards", required_argument, NULL, 's' }, { "skip-invalid", no_argument, NULL, 'k' },
+        { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+    };
+    int c, ntos = 0;
+    char *end;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'd': o->data = optarg; break;
+        case 'f': o->from = optarg; break;
+        case 'r': o->rcpts_file = optarg; break;
+        case 'k': o->skip_invalid = 1; break;
+        case 't':
+            ntos++;
+            if (enq_rcpt_add(r, optarg, strlen(optarg), "--to", (unsigned)ntos) < 0)
+                return -1;
+            break;
+        case 's': {
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (*end || v == 0 || v > VL_SHARDS_MAX) {
+                fprintf(stderr, "volley enqueue: --shards '%s': want 1..%u\n", optarg,
+                        VL_SHARDS_MAX);
+                return -1;
+            }
+            o->shards = (unsigned)v;
+            break;
+        }
+        case 'h': enq_usage(stdout); exit(VL_EXIT_OK);
+        default: enq_usage(stderr); return -1;
+        }
+    }
+    if (optind != argc - 1 || !o->from || (ntos == 0) == (o->rcpts_file == NULL)) {
+        fprintf(stderr, "volley enqueue: %s\n", optind != argc - 1 ? "want exactly one MESSAGE file"
+                : !o->from ? "--from is required" : "want --to ADDR ... or --rcpts FILE (not both)");
+        enq_usage(stderr);
+        return -1;
+    }
+    o->msg_file = argv[optind];
+    return 0;
+}
+
+/* The envelope sender: "<>" or "" is null; <a@b> loses its brackets. */
+static int enq_from(const char *from, char *out, size_t cap)
+{
+    size_t n = strlen(from);
+    if (n >= 2 && from[0] == '<' && from[n - 1] == '>')
+        from++, n -= 2;
+    struct vl_addr a;
+    const char *why = "invalid";
+    if (n && vl_addr_parse(from, n, &a, &why) < 0) {
+        enq_problem("--from", 0, "invalid sender '%s': %s", from, why);
+        return -1;
+    }
+    if (n >= cap)
+        return -1;
+    memcpy(out, from, n);
+    out[n] = 0;
+    return 0;
+}
+
+static int enq_message(const struct enq_opts *o, const char *from, struct msg_result *m)
+{
+    char *raw, host[256] = "localhost";
+    size_t len;
+    struct msg_problem probs[ENQ_PROBLEMS_SHOWN];
+    uint64_t unique = 0;
+    if (enq_read_file(o->msg_file, &raw, &len) < 0)
+        return -1;
+    gethostname(host, sizeof host - 1);
+    if (getrandom(&unique, sizeof unique, 0) != (ssize_t)sizeof unique)
+        unique = (uint64_t)getpid() << 32 ^ cli_now_ms();
+    struct msg_opts mo = { cli_now_ms(), host, unique, from };
+    int rc = msg_normalise(raw, len, &mo, m, probs, ENQ_PROBLEMS_SHOWN);
+    free(raw);
+    if (rc == VL_E_INVALID) {
+        for (unsigned i = 0; i < m->problems && i < ENQ_PROBLEMS_SHOWN; i++)
+            enq_problem(o->msg_file, probs[i].line, "%s", probs[i].why);
+        enq_problems_total += m->problems > ENQ_PROBLEMS_SHOWN
+                              ? m->problems - ENQ_PROBLEMS_SHOWN : 0;
+        return -1;
+    }
+    if (rc < 0) {
+        enq_problem(o->msg_file, 0, "%s", vl_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+static int enq_queue(const struct enq_opts *o, const char *from, const struct enq_rcpts *r,
+                     const struct msg_result *m)
+{
+    struct vl_queue *q;
+    int rc = cli_queue_open(o->data, o->shards, 1, &q);
+    if (rc)
+        return rc;
+    struct vl_queue_new_msg nm = { from, strlen(from), m->data, m->len,
+        m->is_8bit ? VL_QUEUE_MSG_8BIT : 0, (const char *const *)r->v, NULL, r->n };
+    uint64_t id;
+    rc = vl_queue_enqueue(q, &nm, cli_now_ms(), &id);
+    unsigned shards = vl_queue_nshards(q);
+    vl_queue_close(q);
+    if (rc < 0) {
+        fprintf(stderr, "volley enqueue: %s: %s\n", o->data, vl_strerror(rc));
+        return VL_EXIT_FAIL;
+    }
+    printf("queued %016" PRIx64 " for %zu recipient%s (%zu octets, %u shards)\n", id, r->n,
+           r->n == 1 ? "" : "s", m->len, shards);
+    return VL_EXIT_OK;
+}
+
+int cli_enqueue_main(int argc, char **argv)
+{
+    struct enq_opts o = { .data = CLI_DATA_DIR_DEFAULT };
+    struct enq_rcpts r = { 0 };
+    struct msg_result m = { 0 };
+    char from[VL_SMTP_PATH_BYTES_MAX + 1];
+    int rc = VL_EXIT_USAGE;
+    enq_problems_total = 0;
+    if (enq_args(argc, argv, &o, &r) < 0)
+        goto done;
+    int bad = enq_from(o.from, from, sizeof from) < 0;
+    if (o.rcpts_file && enq_rcpts_file(&r, o.rcpts_file) < 0)
+        bad = 1;
+    if (enq_message(&o, from, &m) < 0)
+        bad = 1;
+    if (!bad && r.n == 0 && r.problems == 0)
+        enq_problem(o.rcpts_file ? o.rcpts_file : "--to", 0, "no recipients");
+    if (bad || (r.problems && !o.skip_invalid) || r.n == 0) {
+        if (enq_problems_total > ENQ_PROBLEMS_SHOWN)
+            fprintf(stderr, "... and %u more\n", enq_problems_total - ENQ_PROBLEMS_SHOWN);
+        fprintf(stderr, "volley enqueue: nothing queued (%u problem%s)\n", enq_problems_total,
+                enq_problems_total == 1 ? "" : "s");
+        goto done;
+    }
+    if (r.problems) {
+        if (enq_problems_total > ENQ_PROBLEMS_SHOWN)
+            fprintf(stderr, "... and %u more\n", enq_problems_total - ENQ_PROBLEMS_SHOWN);
+        fprintf(stderr, "volley enqueue: skipped %u invalid recipient%s\n", r.problems,
+                r.problems == 1 ? "" : "s");
+    }
+    rc = enq_queue(&o, from, &r, &m);
+done:
+    for (size_t i = 0; i < r.n; i++)
+        free(r.v[i]);
+    free(r.v);
+    msg_result_fini(&m);
+    return rc;
+}

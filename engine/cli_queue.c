@@ -1,0 +1,334 @@
+/*
+ * cli_queue.c - `volley queue stats|ls|show ID|retry (ID|--domain D)|
+ * purge (ID|--all) [--data DIR] [--json] [--top N] [--limit N]`.
+ * Human-readable by default, one JSON document with --json.
+ * Exit: 0 ok, 1 runtime failure, 2 usage error or unknown id.
+ */
+#include "cli.h"
+#include "cli_queue.h"
+
+#include "volley/error.h"
+#include "volley/limits.h"
+
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sysinfo.h>
+#include <sys/time.h>
+#include <time.h>
+
+#define CLI_TOP_DEFAULT    10u
+#define CLI_TOP_MAX      1000u
+#define CLI_LIMIT_DEFAULT 100u
+#define CLI_LIMIT_MAX   10000u
+#define CLI_SHOW_RCPTS_MAX 1000u
+
+uint64_t cli_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int cli_queue_open(const char *dir, unsigned nshards, int create, struct vl_queue **out)
+{
+    int rec = vl_queue_shards_recorded(dir);
+    if (create && rec == VL_E_NOTFOUND && nshards == 0) {
+        int cores = get_nprocs();
+        nshards = cores < 1 ? 1 : (cores > (int)VL_SHARDS_MAX ? VL_SHARDS_MAX : (unsigned)cores);
+    }
+    int rc = vl_queue_open(dir, nshards, create ? VL_QUEUE_CREATE : 0, out);
+    if (rc == 0)
+        return 0;
+    if (rc == VL_E_SHARDS) {
+        fprintf(stderr, "volley: %s was created with %d shards, not %u (--shards)\n", dir, rec,
+                nshards);
+        return VL_EXIT_USAGE;
+    }
+    if (rc == VL_E_NOTFOUND) {
+        fprintf(stderr, "volley: no queue in %s (--data DIR; 'volley enqueue' creates one)\n", dir);
+        return VL_EXIT_USAGE;
+    }
+    fprintf(stderr, "volley: cannot open the queue in %s: %s\n", dir, vl_strerror(rc));
+    return VL_EXIT_FAIL;
+}
+
+/* JSON string body: escape quotes, backslashes and controls. */
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20 || c == 0x7f)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+static void fmt_time(char *out, size_t cap, uint64_t ms)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    size_t n = strftime(out, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, cap - n, ".%03uZ", (unsigned)(ms % 1000));
+}
+
+struct qopts {
+    const char *data;
+    const char *domain;
+    int json, all;
+    unsigned top, limit;
+};
+
+static const enum vl_rcpt_state STATES[] = { VL_RCPT_READY, VL_RCPT_DEFERRED, VL_RCPT_DELIVERED,
+                                             VL_RCPT_BOUNCED, VL_RCPT_EXPIRED };
+
+static int q_stats(struct vl_queue *q, const struct qopts *o)
+{
+    struct vl_queue_stats st;
+    struct vl_queue_domain_count *top = calloc(o->top ? o->top : 1, sizeof *top);
+    int rc = top ? vl_queue_stats(q, -1, &st) : -12;
+    int nt = rc == 0 ? vl_queue_top_domains(q, top, o->top) : rc;
+    if (rc < 0 || nt < 0) {
+        fprintf(stderr, "volley queue stats: %s\n", vl_strerror(rc < 0 ? rc : nt));
+        free(top);
+        return VL_EXIT_FAIL;
+    }
+    if (o->json) {
+        printf("{\"shards\":%u", vl_queue_nshards(q));
+        for (size_t i = 0; i < sizeof STATES / sizeof STATES[0]; i++)
+            printf(",\"%s\":%" PRIu64, vl_rcpt_state_name(STATES[i]), st.by_state[STATES[i]]);
+        printf(",\"purged\":%" PRIu64 ",\"messages\":%" PRIu64 ",\"body_bytes\":%" PRIu64
+               ",\"disk_bytes\":%" PRIu64 ",\"top_domains\":[", st.purged, st.messages,
+               st.body_bytes, st.disk_bytes);
+        for (int i = 0; i < nt; i++) {
+            printf("%s{\"domain\":", i ? "," : "");
+            json_str(stdout, top[i].domain);
+            printf(",\"rcpts\":%" PRIu64 "}", top[i].rcpts);
+        }
+        printf("]}\n");
+    } else {
+        printf("queue %s: %u shards, %" PRIu64 " messages, %.1f MiB of bodies, "
+               "%.1f MiB on disk\n", o->data, vl_queue_nshards(q), st.messages,
+               st.body_bytes / 1048576.0, st.disk_bytes / 1048576.0);
+        printf("recipients by state:\n");
+        for (size_t i = 0; i < sizeof STATES / sizeof STATES[0]; i++)
+            printf("  %-10s %12" PRIu64 "%s\n", vl_rcpt_state_name(STATES[i]),
+                   st.by_state[STATES[i]], i < 2 ? "" : "  (cumulative)");
+        printf("  %-10s %12" PRIu64 "  (cumulative)\n", "purged", st.purged);
+        printf("top %d domains by queued recipients:\n", nt);
+        for (int i = 0; i < nt; i++)
+            printf("  %12" PRIu64 "  %s\n", top[i].rcpts, top[i].domain);
+    }
+    free(top);
+    return VL_EXIT_OK;
+}
+
+static int q_ls(struct vl_queue *q, const struct qopts *o)
+{
+    struct vl_queue_msg_info *mi = calloc(o->limit ? o->limit : 1, sizeof *mi);
+    int n = mi ? vl_queue_list(q, 0, mi, o->limit) : -12;
+    if (n < 0) {
+        fprintf(stderr, "volley queue ls: %s\n", vl_strerror(n));
+        free(mi);
+        return VL_EXIT_FAIL;
+    }
+    if (!o->json)
+        printf("%-16s  %-24s  %10s  %15s  %s\n", "ID", "CREATED", "SIZE", "OPEN/TOTAL", "FROM");
+    else
+        printf("[");
+    for (int i = 0; i < n; i++) {
+        char t[40];
+        fmt_time(t, sizeof t, mi[i].created_ms);
+        if (o->json) {
+            printf("%s{\"id\":\"%016" PRIx64 "\",\"created\":\"%s\",\"size\":%" PRIu64
+                   ",\"rcpts_open\":%u,\"rcpts_total\":%u,\"from\":", i ? "," : "", mi[i].id, t,
+                   mi[i].size, mi[i].rcpts_open, mi[i].rcpts_total);
+            json_str(stdout, mi[i].return_path);
+            printf("}");
+        } else {
+            printf("%016" PRIx64 "  %-24s  %10" PRIu64 "  %7u/%-7u  <%s>\n", mi[i].id, t,
+                   mi[i].size, mi[i].rcpts_open, mi[i].rcpts_total, mi[i].return_path);
+        }
+    }
+    if (o->json)
+        printf("]\n");
+    free(mi);
+    return VL_EXIT_OK;
+}
+
+static void q_show_rcpt(const struct vl_queue_rcpt_info *r, int json, int first)
+{
+    char t[40];
+    fmt_time(t, sizeof t, r->next_ms);
+    if (!json) {
+        printf("  %-9s %-40s attempts=%u next=%s", vl_rcpt_state_name(r->state), r->addr,
+               r->attempts, t);
+        if (r->code)
+            printf(" last=%u %s %s", r->code, r->status, r->text);
+        printf("\n");
+        return;
+    }
+    printf("%s{\"id\":\"%016" PRIx64 "\",\"rcpt\":", first ? "" : ",", r->id);
+    json_str(stdout, r->addr);
+    printf(",\"state\":\"%s\",\"attempts\":%u,\"next\":\"%s\",\"code\":%u,\"status\":",
+           vl_rcpt_state_name(r->state), r->attempts, t, r->code);
+    json_str(stdout, r->status);
+    printf(",\"reply\":");
+    json_str(stdout, r->text);
+    printf("}");
+}
+
+static int q_show(struct vl_queue *q, uint64_t id, const struct qopts *o)
+{
+    struct vl_queue_msg_info mi;
+    struct vl_queue_rcpt_info *ri = calloc(CLI_SHOW_RCPTS_MAX, sizeof *ri);
+    size_t nr = 0;
+    int rc = ri ? vl_queue_show(q, id, &mi, ri, CLI_SHOW_RCPTS_MAX, &nr) : -12;
+    if (rc < 0) {
+        fprintf(stderr, "volley queue show: %016" PRIx64 ": %s\n", id, vl_strerror(rc));
+        free(ri);
+        return rc == VL_E_NOTFOUND ? VL_EXIT_USAGE : VL_EXIT_FAIL;
+    }
+    char t[40];
+    fmt_time(t, sizeof t, mi.created_ms);
+    if (o->json) {
+        printf("{\"id\":\"%016" PRIx64 "\",\"created\":\"%s\",\"size\":%" PRIu64
+               ",\"8bit\":%s,\"rcpts_open\":%u,\"rcpts_total\":%u,\"from\":", id, t, mi.size,
+               (mi.flags & VL_QUEUE_MSG_8BIT) ? "true" : "false", mi.rcpts_open, mi.rcpts_total);
+        json_str(stdout, mi.return_path);
+        printf(",\"rcpts\":[");
+    } else {
+        printf("message %016" PRIx64 "\n  from <%s>\n  created %s, %" PRIu64 " octets%s\n"
+               "  recipients: %u open of %u\n", id, mi.return_path, t, mi.size,
+               (mi.flags & VL_QUEUE_MSG_8BIT) ? ", 8-bit" : "", mi.rcpts_open, mi.rcpts_total);
+    }
+    for (size_t i = 0; i < nr; i++)
+        q_show_rcpt(&ri[i], o->json, i == 0);
+    if (o->json)
+        printf("]}\n");
+    else if (nr < mi.rcpts_open)
+        printf("  ... and %zu more\n", (size_t)mi.rcpts_open - nr);
+    free(ri);
+    return VL_EXIT_OK;
+}
+
+static int q_parse_id(const char *s, uint64_t *id)
+{
+    char *end;
+    if (!s || !*s || strlen(s) > 16) {
+        fprintf(stderr, "volley queue: bad message id '%s' (want up to 16 hex digits)\n",
+                s ? s : "");
+        return -1;
+    }
+    *id = strtoull(s, &end, 16);
+    if (*end || *id == 0) {
+        fprintf(stderr, "volley queue: bad message id '%s' (want up to 16 hex digits)\n", s);
+        return -1;
+    }
+    return 0;
+}
+
+static int q_retry_purge(struct vl_queue *q, const char *cmd, const char *arg,
+                         const struct qopts *o)
+{
+    uint64_t id = 0;
+    int is_retry = strcmp(cmd, "retry") == 0;
+    if (is_retry ? (!arg == !o->domain) : (!arg == !o->all)) {
+        fprintf(stderr, "volley queue %s: want %s\n", cmd,
+                is_retry ? "a message ID or --domain D" : "a message ID or --all");
+        return VL_EXIT_USAGE;
+    }
+    if (arg && q_parse_id(arg, &id) < 0)
+        return VL_EXIT_USAGE;
+    int rc = is_retry ? vl_queue_retry(q, id, o->domain, cli_now_ms()) : vl_queue_purge(q, id);
+    if (rc < 0) {
+        fprintf(stderr, "volley queue %s: %s\n", cmd, vl_strerror(rc));
+        return rc == VL_E_NOTFOUND ? VL_EXIT_USAGE : VL_EXIT_FAIL;
+    }
+    if (o->json)
+        printf("{\"%s\":%d}\n", is_retry ? "retried" : "purged", rc);
+    else
+        printf("%s %d recipient%s\n", is_retry ? "made ready" : "purged", rc, rc == 1 ? "" : "s");
+    return VL_EXIT_OK;
+}
+
+static void q_usage(FILE *f)
+{
+    fputs("usage: volley queue stats [--top N] | ls [--limit N] | show ID |\n"
+          "                    retry (ID | --domain D) | purge (ID | --all)\n"
+          "                    [--data DIR] [--json]\n", f);
+}
+
+static int q_uint(const char *opt, const char *s, unsigned max, unsigned *out)
+{
+    char *end;
+    unsigned long v = strtoul(s, &end, 10);
+    if (*end || !*s || v > max) {
+        fprintf(stderr, "volley queue: %s '%s': want 0..%u\n", opt, s, max);
+        return -1;
+    }
+    *out = (unsigned)v;
+    return 0;
+}
+
+int cli_queue_main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "data", required_argument, NULL, 'd' }, { "json", no_argument, NULL, 'j' },
+        { "top", required_argument, NULL, 't' }, { "limit", required_argument, NULL, 'l' },
+        { "domain", required_argument, NULL, 'D' }, { "all", no_argument, NULL, 'a' },
+        { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+    };
+    struct qopts o = { .data = CLI_DATA_DIR_DEFAULT, .top = CLI_TOP_DEFAULT,
+                       .limit = CLI_LIMIT_DEFAULT };
+    int c;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'd': o.data = optarg; break;
+        case 'j': o.json = 1; break;
+        case 'a': o.all = 1; break;
+        case 'D': o.domain = optarg; break;
+        case 't': if (q_uint("--top", optarg, CLI_TOP_MAX, &o.top) < 0) return VL_EXIT_USAGE; break;
+        case 'l': if (q_uint("--limit", optarg, CLI_LIMIT_MAX, &o.limit) < 0) return VL_EXIT_USAGE; break;
+        case 'h': q_usage(stdout); return VL_EXIT_OK;
+        default: q_usage(stderr); return VL_EXIT_USAGE;
+        }
+    }
+    const char *cmd = optind < argc ? argv[optind] : NULL;
+    const char *arg = optind + 1 < argc ? argv[optind + 1] : NULL;
+    int nargs = argc - optind;
+    int want = cmd && !strcmp(cmd, "show") ? 2 : (cmd && (!strcmp(cmd, "retry")
+               || !strcmp(cmd, "purge")) ? (nargs > 1 ? 2 : 1) : 1);
+    if (!cmd || nargs != want || (strcmp(cmd, "stats") && strcmp(cmd, "ls") && strcmp(cmd, "show")
+                                  && strcmp(cmd, "retry") && strcmp(cmd, "purge"))) {
+        fprintf(stderr, "volley queue: %s\n", !cmd ? "missing command" : "bad command or arguments");
+        q_usage(stderr);
+        return VL_EXIT_USAGE;
+    }
+    uint64_t id = 0;
+    if (!strcmp(cmd, "show") && q_parse_id(arg, &id) < 0)
+        return VL_EXIT_USAGE;
+    struct vl_queue *q;
+    int rc = cli_queue_open(o.data, 0, 0, &q);
+    if (rc)
+        return rc;
+    if (!strcmp(cmd, "stats"))
+        rc = q_stats(q, &o);
+    else if (!strcmp(cmd, "ls"))
+        rc = q_ls(q, &o);
+    else if (!strcmp(cmd, "show"))
+        rc = q_show(q, id, &o);
+    else
+        rc = q_retry_purge(q, cmd, arg, &o);
+    vl_queue_close(q);
+    return rc;
+}

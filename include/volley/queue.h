@@ -1,0 +1,231 @@
+/*
+ * queue.h - the persistent, sharded recipient queue (LMDB underneath; no LMDB
+ * type appears here).
+ *
+ * Layout: DATA/queue.meta records the shard count; DATA/shard-K/ is one LMDB
+ * environment per shard, so shards never share a writer lock. A recipient
+ * lives in shard vl_domain_hash(domain) % nshards (extra messages added by
+ * vl_queue_complete() live in the completing shard: atomicity wins there).
+ *
+ * Durability: every function that changes the queue returns only after the
+ * LMDB commit (with fsync) that holds the change. Concurrent enqueues and
+ * completions on one shard, from any threads of this process, share one
+ * write transaction and one fsync (group commit). Other processes may use the
+ * same DATA directory at the same time (LMDB's lock file).
+ *
+ * Leases live in memory only, in the shard handle: after a crash every
+ * recipient that was leased but not completed is ready again (at-least-once).
+ *
+ * Final recipients (delivered, bounced, expired) are deleted, not kept as
+ * tombstones; a message whose recipients in a shard are all final is deleted
+ * there with its body. Per-state counters are kept in a stats record updated
+ * in the same transaction, so vl_queue_stats() stays exact.
+ *
+ * Errors: negative -errno or VL_E_* (include/volley/error.h). VL_E_QUEUE_FULL
+ * means the disk is full (or a file-size limit was hit); nothing committed
+ * before is harmed. VL_E_SHARDS: the directory was created with another shard
+ * count (vl_queue_shards_recorded() names it).
+ */
+#ifndef VOLLEY_QUEUE_H
+#define VOLLEY_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct vl_queue;          /* whole queue: every shard; thread-safe for enqueue */
+struct vl_queue_shard;    /* one shard: lease/complete from its owning thread only */
+
+/** Recipient states as stored on disk (values are part of the format). */
+enum vl_rcpt_state {
+    VL_RCPT_READY     = 1,  /* never tried, or retried now */
+    VL_RCPT_DEFERRED  = 2,  /* waiting for its next attempt time */
+    VL_RCPT_DELIVERED = 3,  /* final (counted, record deleted) */
+    VL_RCPT_BOUNCED   = 4,  /* final */
+    VL_RCPT_EXPIRED   = 5,  /* final: queue lifetime over */
+};
+#define VL_RCPT_STATE_COUNT 6
+
+#define VL_QUEUE_CREATE        0x1u   /* create DATA and its shards if missing */
+
+#define VL_QUEUE_MSG_8BIT      0x1u   /* body has octets > 127 (needs BODY=8BITMIME) */
+#define VL_QUEUE_MSG_SMTPUTF8  0x2u   /* an address needs SMTPUTF8 */
+
+#define VL_QUEUE_STATUS_BYTES_MAX   16u  /* "5.1.10" + room */
+#define VL_QUEUE_LEASE_MAX       65536u  /* recipients per vl_queue_lease() call */
+
+/** A message to enqueue. Everything is borrowed for the call only. */
+struct vl_queue_new_msg {
+    const char *return_path;       /* validated mailbox, or "" for the null path <> */
+    size_t return_path_len;
+    const void *body;              /* normalised message (CRLF, headers; see msg.h) */
+    size_t body_len;
+    uint32_t flags;                /* VL_QUEUE_MSG_* */
+    const char *const *rcpts;      /* recipient mailboxes (validated again here) */
+    const size_t *rcpt_lens;       /* NULL: each rcpts[i] is NUL-terminated */
+    size_t rcpt_count;             /* 1 .. VL_RCPTS_PER_MSG_MAX */
+};
+
+/** One recipient's fate at the end of an attempt. */
+struct vl_queue_outcome {
+    uint64_t rcpt_id;
+    enum vl_rcpt_state state;      /* DELIVERED, DEFERRED, BOUNCED or EXPIRED */
+    uint64_t next_ms;              /* DEFERRED: next attempt time (ms since epoch) */
+    uint16_t code;                 /* last reply code, 0 if none */
+    const char *status;            /* enhanced status "x.y.z" or NULL */
+    const char *text;              /* reply text or NULL; capped, controls stripped */
+    size_t text_len;
+};
+
+/** A message as a lease batch carries it. Owned by the batch. */
+struct vl_queue_msg {
+    uint64_t id;
+    uint64_t created_ms;
+    uint32_t flags;                /* VL_QUEUE_MSG_* */
+    const char *return_path;       /* NUL-terminated; "" = null path */
+    size_t return_path_len;
+    const uint8_t *body;           /* a copy, once per message per batch */
+    size_t body_len;               /* octets, CRLF counted, unstuffed: SIZE= */
+};
+
+/** A leased recipient. Strings are NUL-terminated and owned by the batch. */
+struct vl_queue_rcpt {
+    uint64_t id;
+    const struct vl_queue_msg *msg;
+    const char *addr;
+    size_t addr_len;
+    const char *domain;            /* lowercased copy of the address's domain */
+    size_t domain_len;
+    uint32_t attempts;             /* attempts made before this one */
+    enum vl_rcpt_state state;      /* READY or DEFERRED */
+};
+
+/** Result of vl_queue_lease(): recipients grouped by domain, then message,
+ *  then recipient id. Everything lives until vl_queue_batch_release(). */
+struct vl_queue_batch {
+    size_t count;
+    struct vl_queue_rcpt *rcpts;
+    size_t msg_count;
+    struct vl_queue_msg *msgs;
+};
+
+struct vl_queue_stats {
+    uint64_t by_state[VL_RCPT_STATE_COUNT];  /* READY/DEFERRED: now; final: cumulative */
+    uint64_t purged;                         /* recipients removed by purge (cumulative) */
+    uint64_t messages;                       /* message records (per shard holding rcpts) */
+    uint64_t body_bytes;                     /* bodies stored */
+    uint64_t disk_bytes;                     /* data files' size on disk */
+};
+
+struct vl_queue_domain_count { char domain[256]; uint64_t rcpts; };
+
+/** Message summary for vl_queue_list(), summed over shards. */
+struct vl_queue_msg_info {
+    uint64_t id;
+    uint64_t created_ms;
+    uint64_t size;
+    uint32_t flags;
+    uint32_t rcpts_total;
+    uint32_t rcpts_open;
+    char return_path[258];
+};
+
+/** Recipient detail for vl_queue_show(). */
+struct vl_queue_rcpt_info {
+    uint64_t id;
+    enum vl_rcpt_state state;
+    uint32_t attempts;
+    uint64_t next_ms;
+    uint16_t code;
+    char status[VL_QUEUE_STATUS_BYTES_MAX];
+    char text[1025];
+    char addr[257];
+};
+
+/** Open (or with VL_QUEUE_CREATE create) the queue in @p dir.
+ *  @p nshards: 0 = the recorded count (creation then needs it != 0); else it
+ *  must match the recorded one. Thread: any. The handle must be closed with
+ *  vl_queue_close().
+ *  @return 0, VL_E_SHARDS, VL_E_NOTFOUND (no queue and no VL_QUEUE_CREATE),
+ *  VL_E_VERSION, VL_E_CORRUPT, VL_E_INVALID, -errno. */
+int vl_queue_open(const char *dir, unsigned nshards, unsigned flags, struct vl_queue **out);
+
+/** Close every shard. No call on @p q may be running; leased batches must be
+ *  released first. */
+void vl_queue_close(struct vl_queue *q);
+
+/** The shard count recorded in @p dir, or VL_E_NOTFOUND / VL_E_CORRUPT. */
+int vl_queue_shards_recorded(const char *dir);
+
+unsigned vl_queue_nshards(const struct vl_queue *q);
+
+/** The handle of shard @p k (< nshards), owned by @p q. */
+struct vl_queue_shard *vl_queue_shard(struct vl_queue *q, unsigned k);
+
+/** Shard index of a domain (case-insensitive). */
+unsigned vl_queue_shard_of(const struct vl_queue *q, const char *domain, size_t len);
+
+/** Enqueue one message for its recipients; durable on return. Each shard
+ *  holding recipients gets the message record and the body once. Thread: any.
+ *  A message spread over several shards is committed shard by shard: a crash
+ *  in between leaves the committed shards' recipients queued (the caller saw
+ *  no success, so a retry may duplicate those).
+ *  @return 0 and *msg_id_out, VL_E_INVALID (bad address/argument),
+ *  VL_E_TOOBIG, VL_E_QUEUE_FULL, VL_E_STORAGE, -errno. */
+int vl_queue_enqueue(struct vl_queue *q, const struct vl_queue_new_msg *m,
+                     uint64_t now_ms, uint64_t *msg_id_out);
+
+/** Lease up to @p max recipients of shard @p s due at @p now_ms that are not
+ *  leased yet. Thread: the shard's owner. *out is NULL when nothing is due.
+ *  @return count leased (>= 0), -ENOMEM, VL_E_CORRUPT, VL_E_STORAGE. */
+int vl_queue_lease(struct vl_queue_shard *s, uint64_t now_ms, size_t max,
+                   struct vl_queue_batch **out);
+
+/** Free @p b and drop the leases of its recipients not completed yet (they are
+ *  leasable again). Thread: the shard's owner. NULL is a no-op. */
+void vl_queue_batch_release(struct vl_queue_shard *s, struct vl_queue_batch *b);
+
+/** Record @p n outcomes and enqueue @p extra_n extra messages (e.g. DSNs) into
+ *  this shard, all in one durable transaction. Recipients that no longer exist
+ *  (purged meanwhile) are skipped. Completed recipients are no longer leased.
+ *  Thread: the shard's owner.
+ *  @return recipients updated (>= 0), VL_E_INVALID, VL_E_QUEUE_FULL, ... */
+int vl_queue_complete(struct vl_queue_shard *s, const struct vl_queue_outcome *o, size_t n,
+                      const struct vl_queue_new_msg *extra, size_t extra_n, uint64_t now_ms);
+
+/** Counters summed over shards (or one shard if @p shard >= 0). */
+int vl_queue_stats(struct vl_queue *q, int shard, struct vl_queue_stats *out);
+
+/** Up to @p max domains with the most open recipients, most first.
+ *  @return count filled (>= 0) or an error. */
+int vl_queue_top_domains(struct vl_queue *q, struct vl_queue_domain_count *out, size_t max);
+
+/** Up to @p max messages in id (= age) order after @p after_id (0 = start).
+ *  @return count filled. */
+int vl_queue_list(struct vl_queue *q, uint64_t after_id, struct vl_queue_msg_info *out,
+                  size_t max);
+
+/** Message @p id and up to @p max of its open recipients (*rcpt_count = the
+ *  number filled). @return 0 or VL_E_NOTFOUND. */
+int vl_queue_show(struct vl_queue *q, uint64_t id, struct vl_queue_msg_info *info,
+                  struct vl_queue_rcpt_info *rcpts, size_t max, size_t *rcpt_count);
+
+/** Make open recipients of message @p msg_id (if != 0) or of @p domain (if not
+ *  NULL) ready at @p now_ms. @return recipients changed (>= 0) or an error. */
+int vl_queue_retry(struct vl_queue *q, uint64_t msg_id, const char *domain, uint64_t now_ms);
+
+/** Delete message @p msg_id (0 = every message) with its recipients and body.
+ *  @return recipients removed (>= 0) or an error (VL_E_NOTFOUND for an id). */
+int vl_queue_purge(struct vl_queue *q, uint64_t msg_id);
+
+/** Name of a state ("ready", "deferred", ...); "?" if unknown. */
+const char *vl_rcpt_state_name(enum vl_rcpt_state st);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

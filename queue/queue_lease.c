@@ -1,0 +1,336 @@
+/*
+ * queue_lease.c - in-memory leases and vl_queue_lease(): ready recipients out
+ * of the sched index, grouped by domain, then message.
+ *
+ * Leases are never written to LMDB: a crash forgets them, so every leased but
+ * uncompleted recipient is ready again at the next open (at-least-once).
+ * Start-up is O(ready): the sched index is ordered by next attempt time, so
+ * a lease reads only due entries (plus the ones already leased, skipped).
+ * A batch owns copies of everything it returns: addresses, domains, return
+ * paths and each message's body (copied once per message per batch), so no
+ * LMDB read transaction stays open while the engine delivers (one would also
+ * block map growth).
+ * Thread: the shard's owner only (the lease set has no lock).
+ */
+#include "queue_internal.h"
+
+#include "volley/error.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- lease set: u64 ids, open addressing, backward-shift delete ------- */
+
+static size_t lease_slot(const struct queue_lease_set *ls, uint64_t id)
+{
+    uint64_t h = id * 0x9E3779B97F4A7C15ull;
+    return (size_t)(h >> 17) & (ls->cap - 1);
+}
+
+bool queue_lease_has(const struct queue_lease_set *ls, uint64_t id)
+{
+    if (ls->cap == 0)
+        return false;
+    for (size_t i = lease_slot(ls, id), n = 0; n < ls->cap; i = (i + 1) & (ls->cap - 1), n++) {
+        if (ls->slots[i] == id)
+            return true;
+        if (ls->slots[i] == 0)
+            return false;
+    }
+    return false;
+}
+
+static int lease_grow(struct queue_lease_set *ls)
+{
+    size_t cap = ls->cap ? ls->cap * 2 : 1024;
+    uint64_t *slots = calloc(cap, sizeof *slots);
+    if (!slots)
+        return -ENOMEM;
+    struct queue_lease_set old = *ls;
+    ls->slots = slots;
+    ls->cap = cap;
+    ls->count = 0;
+    for (size_t i = 0; i < old.cap; i++)
+        if (old.slots[i])
+            queue_lease_add(ls, old.slots[i]);
+    free(old.slots);
+    return 0;
+}
+
+int queue_lease_add(struct queue_lease_set *ls, uint64_t id)
+{
+    vl_assert(id != 0);
+    if ((ls->count + 1) * 2 > ls->cap) {
+        int rc = lease_grow(ls);
+        if (rc < 0)
+            return rc;
+    }
+    size_t i = lease_slot(ls, id);
+    while (ls->slots[i] != 0) {
+        if (ls->slots[i] == id)
+            return 0;
+        i = (i + 1) & (ls->cap - 1);
+    }
+    ls->slots[i] = id;
+    ls->count++;
+    return 0;
+}
+
+void queue_lease_del(struct queue_lease_set *ls, uint64_t id)
+{
+    if (ls->cap == 0)
+        return;
+    size_t mask = ls->cap - 1, i = lease_slot(ls, id);
+    for (size_t n = 0; ls->slots[i] != id; i = (i + 1) & mask, n++)
+        if (ls->slots[i] == 0 || n >= ls->cap)
+            return;
+    /* Backward shift: move later entries of the probe run into the hole. */
+    for (size_t j = (i + 1) & mask; ls->slots[j] != 0; j = (j + 1) & mask) {
+        size_t home = lease_slot(ls, ls->slots[j]);
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            ls->slots[i] = ls->slots[j];
+            i = j;
+        }
+    }
+    ls->slots[i] = 0;
+    ls->count--;
+}
+
+void queue_lease_fini(struct queue_lease_set *ls)
+{
+    free(ls->slots);
+    *ls = (struct queue_lease_set){ 0 };
+}
+
+/* ---- lease ------------------------------------------------------------- */
+
+struct lease_buf { uint8_t *p; size_t len, cap; };
+
+struct lease_ent {
+    uint64_t id, msg_id;
+    uint32_t attempts;
+    uint32_t msg_idx;
+    uint8_t state;
+    size_t addr_off, dom_off;
+    uint16_t addr_len, dom_len;
+};
+
+struct lease_msg {
+    uint64_t id, created_ms;
+    uint32_t flags;
+    size_t rp_off, rp_len, body_off, body_len;
+};
+
+struct lease_ctx {
+    struct lease_buf buf;
+    struct lease_ent *ents;
+    size_t n;
+    struct lease_msg *msgs;
+    size_t msg_n;
+};
+
+struct queue_batch_impl {
+    struct vl_queue_batch pub;
+    uint8_t *bytes;
+};
+
+/* Append @p n bytes and a NUL; *off = where they start. */
+static int lease_buf_add(struct lease_buf *b, const void *src, size_t n, size_t *off)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        uint8_t *p = realloc(b->p, cap);
+        if (!p)
+            return -ENOMEM;
+        b->p = p;
+        b->cap = cap;
+    }
+    *off = b->len;
+    if (n)
+        memcpy(b->p + b->len, src, n);
+    b->p[b->len + n] = 0;
+    b->len += n + 1;
+    return 0;
+}
+
+static int lease_by_msg(const void *a, const void *b)
+{
+    const struct lease_ent *x = a, *y = b;
+    if (x->msg_id != y->msg_id)
+        return x->msg_id < y->msg_id ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+static int lease_by_domain(const void *a, const void *b, void *arg)
+{
+    const struct lease_ent *x = a, *y = b;
+    const uint8_t *base = arg;
+    size_t n = x->dom_len < y->dom_len ? x->dom_len : y->dom_len;
+    int c = memcmp(base + x->dom_off, base + y->dom_off, n);
+    if (c || x->dom_len != y->dom_len)
+        return c ? c : (x->dom_len < y->dom_len ? -1 : 1);
+    return lease_by_msg(a, b);
+}
+
+/* Collect up to @p max due, unleased recipients from the sched index. */
+static int lease_scan(struct vl_queue_shard *s, MDB_txn *txn, uint64_t now_ms, size_t max,
+                      struct lease_ctx *c)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    uint8_t rb[QUEUE_RCPT_BUF_BYTES];
+    char dom[256];
+    int rc = mdb_cursor_open(txn, s->db_sched, &cur);
+    if (rc)
+        return queue_mdb_err(rc);
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && c->n < max;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != 8 || v.mv_size != 8) {
+            rc = VL_E_CORRUPT;
+            break;
+        }
+        if (queue_key_u64_get(k.mv_data) > now_ms)
+            break;
+        uint64_t id = queue_key_u64_get(v.mv_data);
+        if (queue_lease_has(&s->leases, id))
+            continue;
+        struct queue_rcpt_rec r;
+        int grc = queue_rcpt_get(s, txn, id, rb, &r);
+        if (grc == VL_E_NOTFOUND)
+            continue;                    /* index entry without record: skip */
+        if (grc < 0) {
+            rc = grc;
+            break;
+        }
+        struct lease_ent *e = &c->ents[c->n];
+        *e = (struct lease_ent){ .id = id, .msg_id = r.msg_id, .attempts = r.attempts,
+                                 .state = r.state, .addr_len = r.addr_len,
+                                 .dom_len = r.domain_len };
+        queue_lower(dom, r.addr + r.domain_off, r.domain_len);
+        if (lease_buf_add(&c->buf, r.addr, r.addr_len, &e->addr_off) < 0
+            || lease_buf_add(&c->buf, dom, r.domain_len, &e->dom_off) < 0) {
+            rc = -ENOMEM;
+            break;
+        }
+        c->n++;
+    }
+    mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND || rc == 0)
+        return 0;
+    return rc < 0 ? rc : queue_mdb_err(rc);
+}
+
+/* Copy each distinct message (record + body) once. */
+static int lease_msgs(struct vl_queue_shard *s, MDB_txn *txn, struct lease_ctx *c)
+{
+    qsort(c->ents, c->n, sizeof c->ents[0], lease_by_msg);
+    c->msgs = malloc((c->n ? c->n : 1) * sizeof c->msgs[0]);
+    if (!c->msgs)
+        return -ENOMEM;
+    for (size_t i = 0; i < c->n; i++) {
+        if (c->msg_n && c->msgs[c->msg_n - 1].id == c->ents[i].msg_id) {
+            c->ents[i].msg_idx = (uint32_t)(c->msg_n - 1);
+            continue;
+        }
+        uint8_t kb[8];
+        struct queue_msg_rec m;
+        queue_key_u64(kb, c->ents[i].msg_id);
+        MDB_val k = { 8, kb }, v, bv;
+        int rc = mdb_get(txn, s->db_msg, &k, &v);
+        if (rc == 0)
+            rc = mdb_get(txn, s->db_body, &k, &bv);
+        if (rc)
+            return rc == MDB_NOTFOUND ? VL_E_CORRUPT : queue_mdb_err(rc);
+        if ((rc = queue_msg_rec_decode(v.mv_data, v.mv_size, &m)) < 0)
+            return rc;
+        if (bv.mv_size != m.size)
+            return VL_E_CORRUPT;
+        struct lease_msg *lm = &c->msgs[c->msg_n];
+        *lm = (struct lease_msg){ .id = m.id, .created_ms = m.created_ms, .flags = m.flags,
+                                  .rp_len = m.return_path_len, .body_len = bv.mv_size };
+        if (lease_buf_add(&c->buf, m.return_path, m.return_path_len, &lm->rp_off) < 0
+            || lease_buf_add(&c->buf, bv.mv_data, bv.mv_size, &lm->body_off) < 0)
+            return -ENOMEM;
+        c->ents[i].msg_idx = (uint32_t)c->msg_n++;
+    }
+    return 0;
+}
+
+/* Build the public batch; the byte buffer moves into it. */
+static struct vl_queue_batch *lease_build(struct lease_ctx *c)
+{
+    qsort_r(c->ents, c->n, sizeof c->ents[0], lease_by_domain, c->buf.p);
+    struct queue_batch_impl *b = malloc(sizeof *b + c->n * sizeof(struct vl_queue_rcpt)
+                                        + c->msg_n * sizeof(struct vl_queue_msg));
+    if (!b)
+        return NULL;
+    struct vl_queue_rcpt *rcpts = (struct vl_queue_rcpt *)(b + 1);
+    struct vl_queue_msg *msgs = (struct vl_queue_msg *)(rcpts + c->n);
+    const uint8_t *base = c->buf.p;
+    for (size_t i = 0; i < c->msg_n; i++) {
+        const struct lease_msg *m = &c->msgs[i];
+        msgs[i] = (struct vl_queue_msg){ .id = m->id, .created_ms = m->created_ms,
+            .flags = m->flags, .return_path = (const char *)base + m->rp_off,
+            .return_path_len = m->rp_len, .body = base + m->body_off, .body_len = m->body_len };
+    }
+    for (size_t i = 0; i < c->n; i++) {
+        const struct lease_ent *e = &c->ents[i];
+        vl_assert(e->msg_idx < c->msg_n);
+        rcpts[i] = (struct vl_queue_rcpt){ .id = e->id, .msg = &msgs[e->msg_idx],
+            .addr = (const char *)base + e->addr_off, .addr_len = e->addr_len,
+            .domain = (const char *)base + e->dom_off, .domain_len = e->dom_len,
+            .attempts = e->attempts, .state = (enum vl_rcpt_state)e->state };
+    }
+    b->pub = (struct vl_queue_batch){ c->n, rcpts, c->msg_n, msgs };
+    b->bytes = c->buf.p;
+    c->buf.p = NULL;
+    return &b->pub;
+}
+
+int vl_queue_lease(struct vl_queue_shard *s, uint64_t now_ms, size_t max,
+                   struct vl_queue_batch **out)
+{
+    struct lease_ctx c = { 0 };
+    MDB_txn *txn;
+    *out = NULL;
+    if (max == 0 || max > VL_QUEUE_LEASE_MAX)
+        return VL_E_INVALID;
+    if (!(c.ents = malloc(max * sizeof c.ents[0])))
+        return -ENOMEM;
+    int rc = queue_read_begin(s, &txn);
+    if (rc == 0) {
+        rc = lease_scan(s, txn, now_ms, max, &c);
+        if (rc == 0 && c.n)
+            rc = lease_msgs(s, txn, &c);
+        queue_read_end(s, txn);
+    }
+    if (rc == 0 && c.n) {
+        *out = lease_build(&c);
+        if (!*out)
+            rc = -ENOMEM;
+    }
+    for (size_t i = 0; rc == 0 && i < c.n; i++)
+        rc = queue_lease_add(&s->leases, c.ents[i].id);
+    if (rc < 0 && *out) {
+        vl_queue_batch_release(s, *out);
+        *out = NULL;
+    }
+    free(c.ents);
+    free(c.msgs);
+    free(c.buf.p);
+    return rc < 0 ? rc : (int)c.n;
+}
+
+void vl_queue_batch_release(struct vl_queue_shard *s, struct vl_queue_batch *b)
+{
+    if (!b)
+        return;
+    struct queue_batch_impl *impl = (struct queue_batch_impl *)b;
+    for (size_t i = 0; i < b->count; i++)
+        queue_lease_del(&s->leases, b->rcpts[i].id);
+    free(impl->bytes);
+    free(impl);
+}

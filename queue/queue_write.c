@@ -1,0 +1,388 @@
+/*
+ * queue_write.c - enqueue and complete: the write paths, run inside the
+ * batcher's group transaction (queue.c).
+ *
+ * Invariants (queue_schema.h): an open recipient has one record, one sched
+ * entry at its next_ms and one dom entry; a message record counts its open
+ * recipients and goes (with its body) when the count reaches 0; the stats
+ * record changes in the same transaction as the records it counts.
+ * Input is validated before a request is submitted, so a group transaction
+ * fails only for storage reasons.
+ */
+#include "queue_internal.h"
+
+#include "volley/addr.h"
+#include "volley/error.h"
+#include "volley/limits.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct queue_enq {                       /* one message's part in one shard */
+    const struct vl_queue_new_msg *m;
+    uint64_t msg_id;
+    uint64_t now_ms;
+    const struct queue_prcpt *rcpts;
+    size_t n;
+};
+
+struct queue_cmp {
+    const struct vl_queue_outcome *o;
+    size_t n;
+    const struct queue_enq *extra;
+    size_t extra_n;
+};
+
+int queue_rcpt_get(struct vl_queue_shard *s, MDB_txn *txn, uint64_t id, uint8_t *buf,
+                   struct queue_rcpt_rec *r)
+{
+    uint8_t kb[8];
+    queue_key_u64(kb, id);
+    MDB_val k = { 8, kb }, v;
+    int rc = mdb_get(txn, s->db_rcpt, &k, &v);
+    if (rc)
+        return queue_mdb_err(rc);
+    if (v.mv_size > QUEUE_RCPT_BUF_BYTES)
+        return VL_E_CORRUPT;
+    memcpy(buf, v.mv_data, v.mv_size);   /* LMDB data is borrowed until the next write */
+    return queue_rcpt_rec_decode(buf, v.mv_size, r);
+}
+
+/* Delete one dup (key, id) from a DUPSORT index; a missing entry is tolerated. */
+static int queue_index_del(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, uint64_t id)
+{
+    uint8_t vb[8];
+    queue_key_u64(vb, id);
+    MDB_val k = { klen, (void *)key }, v = { 8, vb };
+    int rc = mdb_del(txn, dbi, &k, &v);
+    return rc == MDB_NOTFOUND ? 0 : queue_mdb_err(rc);
+}
+
+static int queue_index_put(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, uint64_t id)
+{
+    uint8_t vb[8];
+    queue_key_u64(vb, id);
+    MDB_val k = { klen, (void *)key }, v = { 8, vb };
+    return queue_mdb_err(mdb_put(txn, dbi, &k, &v, 0));
+}
+
+int queue_rcpt_put(struct vl_queue_shard *s, MDB_txn *txn, uint64_t id,
+                   const struct queue_rcpt_rec *r, unsigned put_flags)
+{
+    uint8_t kb[8], buf[QUEUE_RCPT_BUF_BYTES], tb[8];
+    queue_key_u64(kb, id);
+    MDB_val k = { 8, kb }, v = { queue_rcpt_rec_encode(buf, r), buf };
+    int rc = mdb_put(txn, s->db_rcpt, &k, &v, put_flags);
+    if (rc == MDB_KEYEXIST)
+        return VL_E_CORRUPT;             /* MDB_APPEND out of order: id counter went back */
+    if (rc)
+        return queue_mdb_err(rc);
+    queue_key_u64(tb, r->next_ms);
+    return queue_index_put(txn, s->db_sched, tb, 8, id);
+}
+
+/* Message @p msg_id lost one open recipient in this shard. */
+static int queue_msg_release(struct vl_queue_shard *s, MDB_txn *txn, struct queue_stats_rec *st,
+                             uint64_t msg_id)
+{
+    uint8_t kb[8], buf[QUEUE_MSG_REC_HEAD_BYTES + VL_SMTP_PATH_BYTES_MAX];
+    struct queue_msg_rec m;
+    queue_key_u64(kb, msg_id);
+    MDB_val k = { 8, kb }, v;
+    int rc = mdb_get(txn, s->db_msg, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc)
+        return queue_mdb_err(rc);
+    if ((rc = queue_msg_rec_decode(v.mv_data, v.mv_size, &m)) < 0)
+        return rc;
+    if (m.rcpt_open > 1) {
+        m.rcpt_open--;
+        v = (MDB_val){ queue_msg_rec_encode(buf, &m), buf };
+        return queue_mdb_err(mdb_put(txn, s->db_msg, &k, &v, 0));
+    }
+    st->messages -= st->messages > 0;
+    st->body_bytes -= st->body_bytes >= m.size ? m.size : st->body_bytes;
+    if ((rc = mdb_del(txn, s->db_msg, &k, NULL)) != 0)
+        return queue_mdb_err(rc);
+    rc = mdb_del(txn, s->db_body, &k, NULL);
+    return rc == MDB_NOTFOUND ? 0 : queue_mdb_err(rc);
+}
+
+int queue_rcpt_remove(struct vl_queue_shard *s, MDB_txn *txn, struct queue_stats_rec *st,
+                      uint64_t id, const struct queue_rcpt_rec *r)
+{
+    uint8_t kb[8], tb[8];
+    char dom[VL_SMTP_DOMAIN_BYTES_MAX];
+    vl_assert(r->domain_len <= sizeof dom);
+    queue_key_u64(tb, r->next_ms);
+    int rc = queue_index_del(txn, s->db_sched, tb, 8, id);
+    queue_lower(dom, r->addr + r->domain_off, r->domain_len);
+    if (rc == 0)
+        rc = queue_index_del(txn, s->db_dom, dom, r->domain_len, id);
+    if (rc < 0)
+        return rc;
+    queue_key_u64(kb, id);
+    MDB_val k = { 8, kb };
+    if ((rc = mdb_del(txn, s->db_rcpt, &k, NULL)) != 0)
+        return queue_mdb_err(rc);
+    st->by_state[r->state] -= st->by_state[r->state] > 0;
+    return queue_msg_release(s, txn, st, r->msg_id);
+}
+
+/* Write one message's part into this shard: message, body, recipients. */
+static int queue_enq_apply(struct vl_queue_shard *s, MDB_txn *txn, struct queue_stats_rec *st,
+                           const struct queue_enq *e)
+{
+    uint8_t kb[8], buf[QUEUE_MSG_REC_HEAD_BYTES + VL_SMTP_PATH_BYTES_MAX];
+    char dom[VL_SMTP_DOMAIN_BYTES_MAX];
+    if (st->next_rcpt + e->n >= (1ull << QUEUE_RCPT_ID_SHARD_SHIFT))
+        return VL_E_QUEUE_FULL;
+    uint64_t first = (uint64_t)s->index << QUEUE_RCPT_ID_SHARD_SHIFT | st->next_rcpt;
+    struct queue_msg_rec m = {
+        .id = e->msg_id, .created_ms = e->now_ms, .size = e->m->body_len, .first_rcpt = first,
+        .flags = e->m->flags, .rcpt_count = (uint32_t)e->n, .rcpt_open = (uint32_t)e->n,
+        .return_path = e->m->return_path, .return_path_len = (uint16_t)e->m->return_path_len,
+    };
+    queue_key_u64(kb, e->msg_id);
+    MDB_val k = { 8, kb }, v = { queue_msg_rec_encode(buf, &m), buf };
+    int rc = mdb_put(txn, s->db_msg, &k, &v, MDB_NOOVERWRITE);
+    if (rc == 0) {
+        v = (MDB_val){ e->m->body_len, (void *)e->m->body };
+        rc = mdb_put(txn, s->db_body, &k, &v, MDB_NOOVERWRITE);
+    }
+    if (rc == MDB_KEYEXIST)
+        return -EEXIST;                  /* message id collision: caller retries */
+    if (rc)
+        return queue_mdb_err(rc);
+    for (size_t i = 0; i < e->n; i++) {
+        const struct queue_prcpt *p = &e->rcpts[i];
+        struct queue_rcpt_rec r = {
+            .msg_id = e->msg_id, .next_ms = e->now_ms, .state = VL_RCPT_READY,
+            .addr = p->addr, .addr_len = p->addr_len,
+            .domain_off = p->domain_off, .domain_len = p->domain_len,
+        };
+        rc = queue_rcpt_put(s, txn, first + i, &r, MDB_APPEND);
+        queue_lower(dom, p->addr + p->domain_off, p->domain_len);
+        if (rc == 0)
+            rc = queue_index_put(txn, s->db_dom, dom, p->domain_len, first + i);
+        if (rc < 0)
+            return rc;
+    }
+    st->next_rcpt += e->n;
+    st->by_state[VL_RCPT_READY] += e->n;
+    st->messages++;
+    st->body_bytes += e->m->body_len;
+    return 0;
+}
+
+static int queue_enq_fn(struct vl_queue_shard *s, MDB_txn *txn, struct queue_stats_rec *st,
+                        void *arg)
+{
+    return queue_enq_apply(s, txn, st, arg);
+}
+
+/* Apply one outcome. @return 1 applied, 0 recipient gone, < 0 error. */
+static int queue_outcome_apply(struct vl_queue_shard *s, MDB_txn *txn, struct queue_stats_rec *st,
+                               const struct vl_queue_outcome *o)
+{
+    uint8_t buf[QUEUE_RCPT_BUF_BYTES], tb[8];
+    char text[VL_DIAG_TEXT_BYTES_MAX];
+    struct queue_rcpt_rec r;
+    int rc = queue_rcpt_get(s, txn, o->rcpt_id, buf, &r);
+    if (rc == VL_E_NOTFOUND)
+        return 0;
+    if (rc < 0)
+        return rc;
+    if (o->state != VL_RCPT_DEFERRED) {
+        if ((rc = queue_rcpt_remove(s, txn, st, o->rcpt_id, &r)) < 0)
+            return rc;
+        st->by_state[o->state]++;
+        return 1;
+    }
+    queue_key_u64(tb, r.next_ms);
+    if ((rc = queue_index_del(txn, s->db_sched, tb, 8, o->rcpt_id)) < 0)
+        return rc;
+    st->by_state[r.state] -= st->by_state[r.state] > 0;
+    st->by_state[VL_RCPT_DEFERRED]++;
+    r.state = VL_RCPT_DEFERRED;
+    r.attempts++;
+    r.next_ms = o->next_ms;
+    r.code = o->code;
+    r.status = o->status ? o->status : "";
+    r.status_len = (uint8_t)strlen(r.status);
+    r.text = text;
+    r.text_len = o->text ? (uint16_t)queue_text_clean(text, o->text, o->text_len) : 0;
+    if ((rc = queue_rcpt_put(s, txn, o->rcpt_id, &r, 0)) < 0)
+        return rc;
+    return 1;
+}
+
+static int queue_cmp_fn(struct vl_queue_shard *s, MDB_txn *txn, struct queue_stats_rec *st,
+                        void *arg)
+{
+    const struct queue_cmp *c = arg;
+    int rc, applied = 0;
+    for (size_t i = 0; i < c->extra_n; i++)
+        if ((rc = queue_enq_apply(s, txn, st, &c->extra[i])) < 0)
+            return rc;
+    for (size_t i = 0; i < c->n; i++) {
+        if ((rc = queue_outcome_apply(s, txn, st, &c->o[i])) < 0)
+            return rc;
+        applied += rc;
+    }
+    return applied;
+}
+
+/* ---- validation -------------------------------------------------------- */
+
+static uint64_t queue_msg_id_next(struct vl_queue *q, uint64_t now_ms)
+{
+    pthread_mutex_lock(&q->id_mu);
+    uint64_t id = (now_ms << 20) | q->id_salt;
+    if (id <= q->last_msg_id)
+        id = q->last_msg_id + 1;
+    q->last_msg_id = id;
+    pthread_mutex_unlock(&q->id_mu);
+    return id ? id : 1;
+}
+
+/* Validate @p m and parse its recipients into a new array (caller frees). */
+static int queue_msg_prepare(struct vl_queue *q, const struct vl_queue_new_msg *m,
+                             struct queue_prcpt **out)
+{
+    struct vl_addr a;
+    *out = NULL;
+    if (!m || m->rcpt_count == 0 || !m->rcpts || (!m->body && m->body_len))
+        return VL_E_INVALID;
+    if (m->rcpt_count > VL_RCPTS_PER_MSG_MAX || m->body_len > VL_MSG_BYTES_MAX)
+        return VL_E_TOOBIG;
+    if (m->return_path_len && (!m->return_path
+        || vl_addr_parse(m->return_path, m->return_path_len, &a, NULL) < 0))
+        return VL_E_INVALID;
+    struct queue_prcpt *p = malloc(m->rcpt_count * sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    for (size_t i = 0; i < m->rcpt_count; i++) {
+        const char *s = m->rcpts[i];
+        size_t len = s ? (m->rcpt_lens ? m->rcpt_lens[i] : strlen(s)) : 0;
+        if (!s || vl_addr_parse(s, len, &a, NULL) < 0) {
+            free(p);
+            return VL_E_INVALID;
+        }
+        p[i] = (struct queue_prcpt){ .addr = s, .addr_len = (uint16_t)len,
+            .domain_off = a.domain_off, .domain_len = a.domain_len,
+            .shard = (uint16_t)vl_queue_shard_of(q, s + a.domain_off, a.domain_len) };
+    }
+    *out = p;
+    return 0;
+}
+
+static int queue_shard_cmp(const void *a, const void *b)
+{
+    const struct queue_prcpt *x = a, *y = b;
+    return (x->shard > y->shard) - (x->shard < y->shard);
+}
+
+/* Remove @p msg_id from shards [0, upto) after a later shard failed. */
+static void queue_enq_undo(struct vl_queue *q, const bool *done, uint64_t msg_id);
+
+int vl_queue_enqueue(struct vl_queue *q, const struct vl_queue_new_msg *m,
+                     uint64_t now_ms, uint64_t *msg_id_out)
+{
+    struct queue_prcpt *p;
+    int rc = queue_msg_prepare(q, m, &p);
+    if (rc < 0)
+        return rc;
+    /* Stable within a shard: recipient ids follow the caller's order. */
+    if (q->nshards > 1)
+        qsort(p, m->rcpt_count, sizeof *p, queue_shard_cmp);
+    bool done[VL_SHARDS_MAX] = { false };
+    uint64_t id = 0;
+    for (unsigned tries = 0; tries < 4; tries++) {
+        id = queue_msg_id_next(q, now_ms);
+        rc = 0;
+        for (size_t i = 0; i < m->rcpt_count && rc >= 0;) {
+            size_t j = i;
+            while (j < m->rcpt_count && p[j].shard == p[i].shard)
+                j++;
+            struct queue_enq e = { m, id, now_ms, p + i, j - i };
+            struct queue_req req = { .fn = queue_enq_fn, .arg = &e };
+            rc = queue_submit(q->shards[p[i].shard], &req);
+            if (rc >= 0)
+                done[p[i].shard] = true;
+            i = j;
+        }
+        if (rc != -EEXIST)
+            break;
+        queue_enq_undo(q, done, id);
+        memset(done, 0, sizeof done);
+    }
+    if (rc < 0)
+        queue_enq_undo(q, done, id);
+    free(p);
+    if (rc < 0)
+        return rc;
+    if (msg_id_out)
+        *msg_id_out = id;
+    return 0;
+}
+
+static void queue_enq_undo(struct vl_queue *q, const bool *done, uint64_t msg_id)
+{
+    for (unsigned k = 0; k < q->nshards; k++)
+        if (done[k])
+            (void)queue_purge_shard(q->shards[k], msg_id);
+}
+
+static bool queue_outcome_valid(const struct vl_queue_outcome *o)
+{
+    if (o->state < VL_RCPT_DEFERRED || o->state > VL_RCPT_EXPIRED || o->code > 999)
+        return false;
+    if (o->status) {
+        size_t n = strnlen(o->status, VL_QUEUE_STATUS_BYTES_MAX);
+        if (n >= VL_QUEUE_STATUS_BYTES_MAX)
+            return false;
+        for (size_t i = 0; i < n; i++)
+            if ((unsigned char)o->status[i] <= 0x20 || o->status[i] == 0x7f)
+                return false;
+    }
+    return !(o->text_len && !o->text);
+}
+
+int vl_queue_complete(struct vl_queue_shard *s, const struct vl_queue_outcome *o, size_t n,
+                      const struct vl_queue_new_msg *extra, size_t extra_n, uint64_t now_ms)
+{
+    if ((n && !o) || (extra_n && !extra) || extra_n > VL_QUEUE_LEASE_MAX)
+        return VL_E_INVALID;
+    for (size_t i = 0; i < n; i++)
+        if (!queue_outcome_valid(&o[i]))
+            return VL_E_INVALID;
+    struct queue_enq *e = extra_n ? calloc(extra_n, sizeof *e) : NULL;
+    if (extra_n && !e)
+        return -ENOMEM;
+    int rc = 0;
+    size_t prepared = 0;
+    for (; prepared < extra_n && rc == 0; prepared++) {
+        struct queue_prcpt *p;
+        rc = queue_msg_prepare(s->q, &extra[prepared], &p);
+        if (rc < 0)
+            break;
+        /* Atomic with the outcomes: extra messages stay in this shard. */
+        e[prepared] = (struct queue_enq){ &extra[prepared], queue_msg_id_next(s->q, now_ms),
+                                          now_ms, p, extra[prepared].rcpt_count };
+    }
+    if (rc == 0) {
+        struct queue_cmp c = { o, n, e, extra_n };
+        struct queue_req req = { .fn = queue_cmp_fn, .arg = &c };
+        rc = queue_submit(s, &req);
+    }
+    if (rc >= 0)
+        for (size_t i = 0; i < n; i++)
+            queue_lease_del(&s->leases, o[i].rcpt_id);
+    for (size_t i = 0; i < prepared && i < extra_n; i++)
+        free((void *)e[i].rcpts);
+    free(e);
+    return rc;
+}

@@ -1,0 +1,425 @@
+/* queue_test.c - every queue operation on real LMDB files in a mkdtemp dir. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "volley/error.h"
+#include "volley/queue.h"
+
+#define T0 1700000000000ull
+
+struct fx { char dir[64]; struct vl_queue *q; };
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb; (void)flag; (void)ftw;
+    return remove(p);
+}
+
+static int fx_setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/vlq-test-XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    strcat(f->dir, "/q");
+    if (vl_queue_open(f->dir, 4, VL_QUEUE_CREATE, &f->q) != 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int fx_teardown(void **state)
+{
+    struct fx *f = *state;
+    vl_queue_close(f->q);
+    f->dir[strlen(f->dir) - 2] = 0;
+    nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+static const char BODY[] = "From: a@x.org\r\nSubject: t\r\n\r\nhello\r\n";
+
+static uint64_t enq(struct vl_queue *q, const char *const *rcpts, size_t n, uint64_t now)
+{
+    struct vl_queue_new_msg m = { "sender@x.org", 12, BODY, sizeof BODY - 1, 0, rcpts, NULL, n };
+    uint64_t id = 0;
+    int rc = vl_queue_enqueue(q, &m, now, &id);
+    if (rc != 0)
+        fail_msg("enqueue: %s", vl_strerror(rc));
+    return id;
+}
+
+static uint64_t count_state(struct vl_queue *q, enum vl_rcpt_state st)
+{
+    struct vl_queue_stats s;
+    assert_int_equal(vl_queue_stats(q, -1, &s), 0);
+    return s.by_state[st];
+}
+
+/* Lease everything due in every shard; returns total and releases. */
+static size_t lease_all(struct vl_queue *q, uint64_t now)
+{
+    size_t total = 0;
+    for (unsigned k = 0; k < vl_queue_nshards(q); k++) {
+        struct vl_queue_batch *b;
+        int n = vl_queue_lease(vl_queue_shard(q, k), now, 1000, &b);
+        assert_true(n >= 0);
+        total += (size_t)n;
+        vl_queue_batch_release(vl_queue_shard(q, k), b);
+    }
+    return total;
+}
+
+static void test_open_shards_mismatch(void **state)
+{
+    struct fx *f = *state;
+    struct vl_queue *q2;
+    assert_int_equal(vl_queue_shards_recorded(f->dir), 4);
+    assert_int_equal(vl_queue_open(f->dir, 8, 0, &q2), VL_E_SHARDS);
+    assert_int_equal(vl_queue_open(f->dir, 0, 0, &q2), 0);     /* 0 = recorded */
+    assert_int_equal(vl_queue_nshards(q2), 4);
+    vl_queue_close(q2);
+    assert_int_equal(vl_queue_open("/nonexistent/vlq", 2, 0, &q2), VL_E_NOTFOUND);
+}
+
+static void test_enqueue_lease_grouped(void **state)
+{
+    struct fx *f = *state;
+    const char *r1[] = { "b@one.org", "a@TWO.org", "c@one.org", "d@two.org" };
+    const char *r2[] = { "e@one.org" };
+    uint64_t m1 = enq(f->q, r1, 4, T0), m2 = enq(f->q, r2, 1, T0 + 1);
+    assert_true(m1 != m2);
+    assert_int_equal(count_state(f->q, VL_RCPT_READY), 5);
+    /* Everything for one.org is in one shard, grouped, message by message. */
+    struct vl_queue_shard *s = vl_queue_shard(f->q, vl_queue_shard_of(f->q, "one.org", 7));
+    struct vl_queue_batch *b;
+    assert_int_equal(vl_queue_lease(s, T0 - 1, 100, &b), 0);   /* not due yet */
+    assert_null(b);
+    int n = vl_queue_lease(s, T0 + 5, 100, &b);
+    assert_true(n >= 3);
+    size_t one = 0;
+    uint64_t last_msg = 0;
+    for (size_t i = 0; i < b->count; i++) {
+        const struct vl_queue_rcpt *r = &b->rcpts[i];
+        if (strcmp(r->domain, "one.org") != 0)
+            continue;
+        assert_true(r->msg->id >= last_msg);                   /* by message within domain */
+        last_msg = r->msg->id;
+        assert_int_equal(r->msg->body_len, sizeof BODY - 1);
+        assert_memory_equal(r->msg->body, BODY, sizeof BODY - 1);
+        assert_string_equal(r->msg->return_path, "sender@x.org");
+        assert_int_equal(r->attempts, 0);
+        one++;
+    }
+    assert_int_equal(one, 3);
+    for (size_t i = 1; i < b->count; i++)                       /* domains contiguous */
+        assert_true(strcmp(b->rcpts[i - 1].domain, b->rcpts[i].domain) <= 0);
+    /* Leased ones are skipped until released. */
+    struct vl_queue_batch *b2;
+    assert_int_equal(vl_queue_lease(s, T0 + 5, 100, &b2), 0);
+    vl_queue_batch_release(s, b);
+    assert_int_equal(vl_queue_lease(s, T0 + 5, 100, &b2), n);
+    vl_queue_batch_release(s, b2);
+    /* "two.org" is case-folded: both of its recipients share one shard. */
+    assert_int_equal(lease_all(f->q, T0 + 5), 5);
+}
+
+static void test_complete_fates(void **state)
+{
+    struct fx *f = *state;
+    const char *r[] = { "a@d.org", "b@d.org", "c@d.org", "e@d.org" };
+    uint64_t mid = enq(f->q, r, 4, T0);
+    struct vl_queue_shard *s = vl_queue_shard(f->q, vl_queue_shard_of(f->q, "d.org", 5));
+    struct vl_queue_batch *b;
+    assert_int_equal(vl_queue_lease(s, T0, 10, &b), 4);
+    struct vl_queue_outcome o[3] = {
+        { b->rcpts[0].id, VL_RCPT_DELIVERED, 0, 250, "2.0.0", "ok", 2 },
+        { b->rcpts[1].id, VL_RCPT_DEFERRED, T0 + 60000, 451, "4.7.1", "grey\r\nlisted", 12 },
+        { b->rcpts[2].id, VL_RCPT_BOUNCED, 0, 550, "5.1.1", "no such user", 12 },
+    };
+    uint64_t deferred_id = b->rcpts[1].id;
+    assert_int_equal(vl_queue_complete(s, o, 3, NULL, 0, T0), 3);
+    vl_queue_batch_release(s, b);
+    assert_int_equal(count_state(f->q, VL_RCPT_DELIVERED), 1);
+    assert_int_equal(count_state(f->q, VL_RCPT_BOUNCED), 1);
+    assert_int_equal(count_state(f->q, VL_RCPT_DEFERRED), 1);
+    assert_int_equal(count_state(f->q, VL_RCPT_READY), 1);
+    /* Deferred: not due before its time, then due with attempts = 1. */
+    assert_int_equal(vl_queue_lease(s, T0 + 1000, 10, &b), 1);
+    assert_true(b->rcpts[0].id != deferred_id);
+    struct vl_queue_outcome last = { b->rcpts[0].id, VL_RCPT_EXPIRED, 0, 0, NULL, NULL, 0 };
+    assert_int_equal(vl_queue_complete(s, &last, 1, NULL, 0, T0), 1);
+    vl_queue_batch_release(s, b);
+    /* show: the deferred one keeps its last reply, CR/LF stripped. */
+    struct vl_queue_msg_info info;
+    struct vl_queue_rcpt_info ri[4];
+    size_t nr;
+    assert_int_equal(vl_queue_show(f->q, mid, &info, ri, 4, &nr), 0);
+    assert_int_equal(nr, 1);
+    assert_int_equal(info.rcpts_total, 4);
+    assert_int_equal(info.rcpts_open, 1);
+    assert_int_equal(ri[0].state, VL_RCPT_DEFERRED);
+    assert_int_equal(ri[0].code, 451);
+    assert_string_equal(ri[0].status, "4.7.1");
+    assert_string_equal(ri[0].text, "grey  listed");
+    assert_int_equal(vl_queue_lease(s, T0 + 60000, 10, &b), 1);
+    assert_int_equal(b->rcpts[0].attempts, 1);
+    assert_int_equal(b->rcpts[0].state, VL_RCPT_DEFERRED);
+    struct vl_queue_outcome fin = { b->rcpts[0].id, VL_RCPT_DELIVERED, 0, 250, "2.0.0", "", 0 };
+    assert_int_equal(vl_queue_complete(s, &fin, 1, NULL, 0, T0), 1);
+    vl_queue_batch_release(s, b);
+    /* All final: the message and its body are gone; a repeat completion is a no-op. */
+    assert_int_equal(vl_queue_show(f->q, mid, &info, ri, 4, &nr), VL_E_NOTFOUND);
+    assert_int_equal(vl_queue_complete(s, &fin, 1, NULL, 0, T0), 0);
+    struct vl_queue_stats st;
+    assert_int_equal(vl_queue_stats(f->q, -1, &st), 0);
+    assert_int_equal(st.messages, 0);
+    assert_int_equal(st.body_bytes, 0);
+    assert_int_equal(st.by_state[VL_RCPT_DELIVERED], 2);
+    assert_int_equal(st.by_state[VL_RCPT_EXPIRED], 1);
+}
+
+static void test_complete_with_extra_message(void **state)
+{
+    struct fx *f = *state;
+    const char *r[] = { "x@bounce.org" };
+    enq(f->q, r, 1, T0);
+    struct vl_queue_shard *s = vl_queue_shard(f->q, vl_queue_shard_of(f->q, "bounce.org", 10));
+    struct vl_queue_batch *b;
+    assert_int_equal(vl_queue_lease(s, T0, 10, &b), 1);
+    const char *dsn_rcpt[] = { "sender@x.org" };
+    struct vl_queue_new_msg dsn = { "", 0, "Subject: dsn\r\n\r\nx\r\n", 19, 0, dsn_rcpt, NULL, 1 };
+    struct vl_queue_outcome o = { b->rcpts[0].id, VL_RCPT_BOUNCED, 0, 550, "5.1.1", "no", 2 };
+    assert_int_equal(vl_queue_complete(s, &o, 1, &dsn, 1, T0), 1);
+    vl_queue_batch_release(s, b);
+    /* The DSN is in the same shard, ready, with the null return path. */
+    assert_int_equal(vl_queue_lease(s, T0, 10, &b), 1);
+    assert_string_equal(b->rcpts[0].addr, "sender@x.org");
+    assert_int_equal(b->rcpts[0].msg->return_path_len, 0);
+    vl_queue_batch_release(s, b);
+    /* An invalid extra message rejects the whole completion. */
+    const char *bad[] = { "not an address" };
+    struct vl_queue_new_msg badm = { "", 0, "x", 1, 0, bad, NULL, 1 };
+    assert_int_equal(vl_queue_complete(s, &o, 1, &badm, 1, T0), VL_E_INVALID);
+}
+
+static void test_invalid_input(void **state)
+{
+    struct fx *f = *state;
+    const char *bad[] = { "ok@x.org", "bad@@x.org" };
+    struct vl_queue_new_msg m = { "s@x.org", 7, "x", 1, 0, bad, NULL, 2 };
+    uint64_t id;
+    assert_int_equal(vl_queue_enqueue(f->q, &m, T0, &id), VL_E_INVALID);
+    m.rcpt_count = 0;
+    assert_int_equal(vl_queue_enqueue(f->q, &m, T0, &id), VL_E_INVALID);
+    m.rcpt_count = 1;
+    m.return_path = "no-at";
+    m.return_path_len = 5;
+    assert_int_equal(vl_queue_enqueue(f->q, &m, T0, &id), VL_E_INVALID);
+    assert_int_equal(count_state(f->q, VL_RCPT_READY), 0);   /* nothing queued */
+    struct vl_queue_outcome o = { 1, VL_RCPT_READY, 0, 0, NULL, NULL, 0 };
+    assert_int_equal(vl_queue_complete(vl_queue_shard(f->q, 0), &o, 1, NULL, 0, T0),
+                     VL_E_INVALID);
+    struct vl_queue_batch *b;
+    assert_int_equal(vl_queue_lease(vl_queue_shard(f->q, 0), T0, 0, &b), VL_E_INVALID);
+}
+
+static void test_retry_purge_list(void **state)
+{
+    struct fx *f = *state;
+    const char *r[] = { "a@r.org", "b@r.org", "c@s.org" };
+    uint64_t mid = enq(f->q, r, 3, T0);
+    /* Defer all three an hour. */
+    for (unsigned k = 0; k < vl_queue_nshards(f->q); k++) {
+        struct vl_queue_shard *s = vl_queue_shard(f->q, k);
+        struct vl_queue_batch *b;
+        int n = vl_queue_lease(s, T0, 10, &b);
+        for (int i = 0; i < n; i++) {
+            struct vl_queue_outcome o = { b->rcpts[i].id, VL_RCPT_DEFERRED, T0 + 3600000,
+                                          421, "4.4.2", "later", 5 };
+            assert_int_equal(vl_queue_complete(s, &o, 1, NULL, 0, T0), 1);
+        }
+        vl_queue_batch_release(s, b);
+    }
+    assert_int_equal(lease_all(f->q, T0 + 1), 0);
+    assert_int_equal(vl_queue_retry(f->q, 0, "R.ORG", T0 + 1), 2);   /* by domain */
+    assert_int_equal(lease_all(f->q, T0 + 1), 2);
+    assert_int_equal(vl_queue_retry(f->q, mid, NULL, T0 + 2), 1);    /* by message: s.org */
+    assert_int_equal(lease_all(f->q, T0 + 2), 3);
+    assert_int_equal(count_state(f->q, VL_RCPT_READY), 3);
+    assert_int_equal(count_state(f->q, VL_RCPT_DEFERRED), 0);
+
+    struct vl_queue_domain_count top[4];
+    assert_int_equal(vl_queue_top_domains(f->q, top, 4), 2);
+    assert_string_equal(top[0].domain, "r.org");
+    assert_int_equal(top[0].rcpts, 2);
+
+    const char *r2[] = { "z@z.org" };
+    uint64_t m2 = enq(f->q, r2, 1, T0 + 10);
+    struct vl_queue_msg_info li[4];
+    assert_int_equal(vl_queue_list(f->q, 0, li, 4), 2);
+    assert_true(li[0].id == mid && li[1].id == m2);
+    assert_int_equal(li[0].rcpts_total, 3);
+    assert_int_equal(vl_queue_list(f->q, mid, li, 4), 1);
+
+    assert_int_equal(vl_queue_purge(f->q, mid), 3);
+    assert_int_equal(vl_queue_purge(f->q, mid), VL_E_NOTFOUND);
+    assert_int_equal(count_state(f->q, VL_RCPT_READY), 1);
+    assert_int_equal(vl_queue_purge(f->q, 0), 1);
+    assert_int_equal(lease_all(f->q, T0 + 100), 0);
+    struct vl_queue_stats st;
+    assert_int_equal(vl_queue_stats(f->q, -1, &st), 0);
+    assert_int_equal(st.purged, 4);
+    assert_int_equal(st.messages, 0);
+}
+
+static void test_reopen_forgets_leases(void **state)
+{
+    struct fx *f = *state;
+    const char *r[] = { "a@l.org", "b@l.org" };
+    enq(f->q, r, 2, T0);
+    struct vl_queue_shard *s = vl_queue_shard(f->q, vl_queue_shard_of(f->q, "l.org", 5));
+    struct vl_queue_batch *b;
+    assert_int_equal(vl_queue_lease(s, T0, 10, &b), 2);
+    vl_queue_batch_release(s, b);   /* a crash would lose the lease just the same */
+    vl_queue_close(f->q);
+    assert_int_equal(vl_queue_open(f->dir, 4, 0, &f->q), 0);
+    assert_int_equal(lease_all(f->q, T0), 2);
+    assert_int_equal(count_state(f->q, VL_RCPT_READY), 2);
+}
+
+/* Several threads enqueue at once; group commit must not lose or mix anything. */
+struct thr_arg { struct vl_queue *q; int t; int rc; };
+
+static void *thr_enqueue(void *p)
+{
+    struct thr_arg *a = p;
+    char addr[64];
+    for (int i = 0; i < 50 && a->rc == 0; i++) {
+        snprintf(addr, sizeof addr, "u%d.%d@dom%d.org", a->t, i, i % 7);
+        const char *r[] = { addr };
+        struct vl_queue_new_msg m = { "s@x.org", 7, "B\r\n", 3, 0, r, NULL, 1 };
+        a->rc = vl_queue_enqueue(a->q, &m, T0, NULL);
+    }
+    return NULL;
+}
+
+static void test_concurrent_enqueue(void **state)
+{
+    struct fx *f = *state;
+    pthread_t th[6];
+    struct thr_arg a[6];
+    for (int t = 0; t < 6; t++) {
+        a[t] = (struct thr_arg){ f->q, t, 0 };
+        assert_int_equal(pthread_create(&th[t], NULL, thr_enqueue, &a[t]), 0);
+    }
+    for (int t = 0; t < 6; t++) {
+        pthread_join(th[t], NULL);
+        assert_int_equal(a[t].rc, 0);
+    }
+    assert_int_equal(count_state(f->q, VL_RCPT_READY), 300);
+    struct vl_queue_stats st;
+    assert_int_equal(vl_queue_stats(f->q, -1, &st), 0);
+    assert_int_equal(st.messages, 300);
+    /* Lease everything: 300 distinct recipients. */
+    size_t total = 0;
+    for (unsigned k = 0; k < 4; k++) {
+        struct vl_queue_batch *b;
+        int n = vl_queue_lease(vl_queue_shard(f->q, k), T0, 1000, &b);
+        assert_true(n >= 0);
+        total += (size_t)n;
+        vl_queue_batch_release(vl_queue_shard(f->q, k), b);
+    }
+    assert_int_equal(total, 300);
+}
+
+/* The map starts at 64 MiB: queue more than that and it must grow. */
+static void test_map_grows(void **state)
+{
+    struct fx *f = *state;
+    size_t len = 4u << 20;
+    char *body = malloc(len);
+    memset(body, 'x', len);
+    const char *r[] = { "big@grow.org" };
+    struct vl_queue_new_msg m = { "s@x.org", 7, body, len, 0, r, NULL, 1 };
+    for (int i = 0; i < 24; i++)                                   /* 96 MiB of bodies */
+        assert_int_equal(vl_queue_enqueue(f->q, &m, T0 + (uint64_t)i, NULL), 0);
+    free(body);
+    struct vl_queue_stats st;
+    assert_int_equal(vl_queue_stats(f->q, -1, &st), 0);
+    assert_int_equal(st.messages, 24);
+    assert_true(st.body_bytes == 24ull * len);
+}
+
+/* A file-size limit stands in for a full disk: the enqueue fails with
+ * VL_E_QUEUE_FULL, earlier enqueues stay, and the queue reopens cleanly. */
+static void test_disk_full(void **state)
+{
+    struct fx *f = *state;
+    const char *r[] = { "keep@full.org" };
+    uint64_t kept = enq(f->q, r, 1, T0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit rl = { 1u << 20, 1u << 20 };   /* data.mdb may not pass 1 MiB */
+        setrlimit(RLIMIT_FSIZE, &rl);
+        size_t len = 2u << 20;
+        char *body = calloc(1, len);
+        memset(body, 'y', len);
+        const char *r2[] = { "lost@full.org" };
+        struct vl_queue_new_msg m = { "s@x.org", 7, body, len, 0, r2, NULL, 1 };
+        struct vl_queue *q;                  /* LMDB: never use a parent's env after fork */
+        int rc = vl_queue_open(f->dir, 4, 0, &q);
+        if (rc == 0)
+            rc = vl_queue_enqueue(q, &m, T0, NULL);
+        if (rc != VL_E_QUEUE_FULL)
+            fprintf(stderr, "disk-full child: %s\n", vl_strerror(rc));
+        _exit(rc == VL_E_QUEUE_FULL ? 0 : 1);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    vl_queue_close(f->q);
+    assert_int_equal(vl_queue_open(f->dir, 4, 0, &f->q), 0);
+    struct vl_queue_msg_info info;
+    struct vl_queue_rcpt_info ri[2];
+    size_t nr;
+    assert_int_equal(vl_queue_show(f->q, kept, &info, ri, 2, &nr), 0);
+    assert_string_equal(ri[0].addr, "keep@full.org");
+    assert_int_equal(count_state(f->q, VL_RCPT_READY), 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_open_shards_mismatch, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_enqueue_lease_grouped, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_complete_fates, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_complete_with_extra_message, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_input, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_retry_purge_list, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_forgets_leases, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_enqueue, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_map_grows, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_disk_full, fx_setup, fx_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
