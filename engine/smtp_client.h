@@ -20,6 +20,14 @@
  * Invariants: send/recv cursors only move forward and recv never passes
  * send; every recipient of a transaction gets exactly one FATE action, and
  * TXN_DONE follows the last one; after CLOSE nothing else is emitted.
+ *
+ * Notes for the session: READY may come in the same list as TXN_DONE (the
+ * next txn_begin needs a second actions array, or a deferred call). A CLOSE's
+ * fate is the connection-level reason (e.g. a 554 greeting), not a
+ * recipient's: the session's MX policy decides (next MX, or defer). A reply
+ * while the body is being streamed is treated as a protocol error (defer).
+ * Size: about 8.5 KiB per client (4 KiB window, 2 KiB parser, 100 rcpt slots);
+ * struct smtp_actions is about 7 KiB, one per shard is enough.
  */
 #ifndef VOLLEY_SMTP_CLIENT_H
 #define VOLLEY_SMTP_CLIENT_H
@@ -38,7 +46,9 @@
 extern "C" {
 #endif
 
-#define SMTP_CLIENT_OUT_BYTES 8192u   /* commands written per call (pipelining window) */
+/* Commands written per call: the pipelining window. ~100 ordinary RCPTs fit;
+ * longer groups go out in several writes as replies free the window. */
+#define SMTP_CLIENT_OUT_BYTES 4096u
 _Static_assert(SMTP_CLIENT_OUT_BYTES >= 4u * VL_SMTP_CMD_LINE_BYTES_MAX, "room for a group");
 
 /* Connection failure classes (OpenSMTPD): throttling tells "down" from "refuses". */

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench.sh - benchmarks. Usage: scripts/bench.sh [SUITE...]
 #   micro    every Google Benchmark binary in build/ (medians of 5 repetitions, JSON in bench-out/)
+#   smtp     bench/smtp_bench.cc only
 # Further suites (sink, deliver, queue) are added by the issues that need them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,9 @@ for s in "${suites[@]}"; do
                 "$b" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
                      --benchmark_out="bench-out/$n.json" --benchmark_out_format=json
             done ;;
+        smtp)   # SMTP client hot paths only (reply parser, EHLO, DATA encoder, client)
+            build/smtp_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
+                --benchmark_out=bench-out/smtp_bench.json --benchmark_out_format=json ;;
         *) echo "bench.sh: unknown suite '$s'" >&2; exit 2 ;;
     esac
 done

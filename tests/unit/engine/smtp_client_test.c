@@ -440,7 +440,7 @@ static void test_transcripts(void **state)
     DIR *d = opendir(dir);
     if (!d)
         fail_msg("cannot open transcript directory %s", dir);
-    static char names[TR_FILES_MAX][1100];
+    static char names[TR_FILES_MAX][sizeof dir + 256 + 2];
     char *sorted[TR_FILES_MAX];
     size_t n = 0;
     for (struct dirent *e; (e = readdir(d)) != NULL;) {
@@ -719,83 +719,101 @@ static enum smtp_fate_kind model_fate(const struct sim *s, unsigned i)
     return s->dot ? kind_of(s->dot) : SMTP_FATE_DEFERRED;
 }
 
-static void random_round(uint64_t *rng, bool pipelining, unsigned n)
+struct round {
+    enum smtp_fate_kind got[VL_SMTP_RCPTS_PER_TXN_MAX];
+    unsigned done;
+    bool closed, ready, lost;
+};
+
+/* Record what the actions of one call say; SENDs go to the simulated server. */
+static void round_take(struct round *rd, struct smtp_client *c, struct sim *s,
+                       const struct smtp_actions *acts)
+{
+    for (uint32_t i = 0; i < acts->count; i++) {
+        const struct smtp_action *a = &acts->a[i];
+        assert_false(rd->closed);                /* nothing after CLOSE */
+        if (a->kind == SMTP_ACT_SEND)
+            sim_serve(s, smtp_client_out(c) + a->off, a->len);
+        if (a->kind == SMTP_ACT_FATE) {
+            assert_int_equal(rd->got[a->rcpt], SMTP_FATE_NONE);
+            rd->got[a->rcpt] = a->fate.kind;
+            if (rd->lost) {                      /* given by a drop or a timeout */
+                assert_int_equal(a->fate.kind, SMTP_FATE_DEFERRED);
+                assert_string_equal(a->fate.status, "4.4.2");
+            }
+        }
+        rd->done += a->kind == SMTP_ACT_TXN_DONE;
+        rd->closed |= a->kind == SMTP_ACT_CLOSE;
+        rd->ready |= a->kind == SMTP_ACT_READY;
+    }
+}
+
+/* One transaction against a random server; at step @p lose_at (0 = never)
+ * the connection drops or times out instead. */
+static void random_round(uint64_t *rng, bool pipelining, unsigned n, unsigned lose_at)
 {
     static struct smtp_client c;
     static struct smtp_msg_rcpt r[VL_SMTP_RCPTS_PER_TXN_MAX];
     static struct sim s;
-    enum smtp_fate_kind got[VL_SMTP_RCPTS_PER_TXN_MAX] = { 0 };
+    static struct round rd;
     struct smtp_client_conf conf = { .helo_name = "me.example", .helo_name_len = 10 };
     to_ready(&c, &conf, pipelining ? "250-mx\r\n250 PIPELINING\r\n" : "250 mx\r\n");
     for (unsigned i = 0; i < n; i++)
         r[i] = (struct smtp_msg_rcpt){ .addr = "a@b.org", .addr_len = 7 };
     memset(&s, 0, sizeof s);
+    memset(&rd, 0, sizeof rd);
     s.rng = rnd(rng);
     struct smtp_msg m = { .from = "s@b.org", .from_len = 7, .size = 10, .rcpts = r,
                           .rcpt_count = n };
     assert_int_equal(smtp_client_txn_begin(&c, &m, &g_acts), 0);
-    unsigned done = 0;
-    bool closed = false;
-    for (unsigned guard = 0; guard < 10000; guard++) {
+    for (unsigned step = 1; step < 10000 && !rd.closed && !rd.ready; step++) {
         struct smtp_actions acts = g_acts;
         s.reply_len = 0;
-        for (uint32_t i = 0; i < acts.count; i++) {
-            const struct smtp_action *a = &acts.a[i];
-            if (a->kind == SMTP_ACT_SEND)
-                sim_serve(&s, smtp_client_out(&c) + a->off, a->len);
-            if (a->kind == SMTP_ACT_SEND_BODY) {
+        round_take(&rd, &c, &s, &acts);
+        for (uint32_t i = 0; i < acts.count; i++)
+            if (acts.a[i].kind == SMTP_ACT_SEND_BODY) {
                 smtp_client_body_sent(&c, &g_acts);
                 sim_serve(&s, "hi\r\n.\r\n", 7);
             }
-            if (a->kind == SMTP_ACT_FATE) {
-                assert_int_equal(got[a->rcpt], SMTP_FATE_NONE);
-                got[a->rcpt] = a->fate.kind;
-            }
-            done += a->kind == SMTP_ACT_TXN_DONE;
-            closed |= a->kind == SMTP_ACT_CLOSE;
-        }
-        if (closed || acts_has(SMTP_ACT_READY))
+        if (rd.closed || rd.ready)
             break;
-        if (s.reply_len == 0)
-            smtp_client_on_close(&c, &g_acts);   /* a 421 server hangs up */
-        for (size_t off = 0; off < s.reply_len;) {
-            size_t used;
+        if (step == lose_at || s.reply_len == 0) {   /* a 421 server hangs up, too */
+            rd.lost = true;
+            if (rnd(rng) & 1)
+                smtp_client_on_close(&c, &g_acts);
+            else
+                smtp_client_on_timeout(&c, &g_acts);
+            continue;
+        }
+        for (size_t off = 0, used; off < s.reply_len; off += used) {
             smtp_client_on_bytes(&c, s.reply + off, s.reply_len - off, &used, &g_acts);
-            off += used;
-            if (off < s.reply_len) {             /* keep the actions of every reply */
-                for (uint32_t i = 0; i < g_acts.count; i++) {
-                    const struct smtp_action *a = &g_acts.a[i];
-                    if (a->kind == SMTP_ACT_FATE) {
-                        assert_int_equal(got[a->rcpt], SMTP_FATE_NONE);
-                        got[a->rcpt] = a->fate.kind;
-                    }
-                    done += a->kind == SMTP_ACT_TXN_DONE;
-                    assert_true(a->kind != SMTP_ACT_SEND_BODY && a->kind != SMTP_ACT_CLOSE);
-                    if (a->kind == SMTP_ACT_SEND)
-                        sim_serve(&s, smtp_client_out(&c) + a->off, a->len);
-                }
-            }
+            if (off + used < s.reply_len)            /* the last call's go round the loop */
+                round_take(&rd, &c, &s, &g_acts);
         }
     }
-    assert_int_equal(done, 1);
-    for (unsigned i = 0; i < n; i++)
-        if (got[i] != model_fate(&s, i))
+    assert_int_equal(rd.done, 1);
+    for (unsigned i = 0; i < n; i++) {
+        assert_int_not_equal(rd.got[i], SMTP_FATE_NONE);
+        if (!rd.lost && rd.got[i] != model_fate(&s, i))
             fail_msg("rcpt %u/%u: fate %d, model %d (mail %u rcpt %u data %u dot %u, pipe %d)",
-                     i, n, got[i], model_fate(&s, i), s.mail, i < s.rcpts_seen ? s.rcpt[i] : 0,
-                     s.data, s.dot, pipelining);
+                     i, n, rd.got[i], model_fate(&s, i), s.mail,
+                     i < s.rcpts_seen ? s.rcpt[i] : 0, s.data, s.dot, pipelining);
+    }
 }
 
 static void test_random_servers(void **state)
 {
     (void)state;
     const char *env = getenv("VOLLEY_SEED");
-    uint64_t seed = env ? strtoull(env, NULL, 0) : 0xc11e47ull, rng = seed;
+    uint64_t seed = env ? strtoull(env, NULL, 0) : 0xc11e47ull;
+    uint64_t rng = seed ? seed : 1;              /* xorshift never leaves 0 */
     print_message("seed %#llx (VOLLEY_SEED replays)\n", (unsigned long long)seed);
     for (unsigned round = 0; round < 3000; round++) {
         unsigned n = 1 + (unsigned)(rnd(&rng) % 12);
         if (round % 50 == 0)
             n = VL_SMTP_RCPTS_PER_TXN_MAX;
-        random_round(&rng, rnd(&rng) & 1, n);
+        unsigned lose_at = rnd(&rng) % 4 == 0 ? 1 + (unsigned)(rnd(&rng) % 6) : 0;
+        random_round(&rng, rnd(&rng) & 1, n, lose_at);
     }
 }
 

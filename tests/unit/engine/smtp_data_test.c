@@ -173,7 +173,7 @@ static void test_random_vs_reference(void **state)
 {
     (void)state;
     static const char alpha[] = { 'a', '.', '\r', '\n', '\r', '\n', '.', ' ', (char)0xc3 };
-    uint64_t seed = seed_get(), s = seed;
+    uint64_t seed = seed_get(), s = seed ? seed : 1;   /* xorshift never leaves 0 */
     static char in[600], out[1300], ref[1300];
     for (unsigned iter = 0; iter < 3000; iter++) {
         size_t len = rnd(&s) % sizeof in;
