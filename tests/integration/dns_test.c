@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -592,15 +593,18 @@ static void test_timeout_defers(void **state)
 
 /* ---- dnsmasq lifetime ---- */
 
-static int dnsmasq_start(void)
+/* Run scripts/dnsmasq.sh in tmpdir/SUB with ARGS; 0, 77 (no dnsmasq) or 1. */
+static int dnsmasq_spawn(const char *sub, const char *args, pid_t *pid_out, char *addr, size_t n)
 {
     const char *src = getenv("VOLLEY_SRC");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
+    char dir[512], cmd[2048];
+    snprintf(dir, sizeof dir, "%s/%s", tmpdir, sub);
+    if (mkdir(dir, 0700) != 0) {
+        perror("mkdir");
         return 1;
     }
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "bash '%s/scripts/dnsmasq.sh' --dir '%s'", src ? src : ".", tmpdir);
+    snprintf(cmd, sizeof cmd, "bash '%s/scripts/dnsmasq.sh' --dir '%s' --watch %d %s",
+             src ? src : ".", dir, (int)getpid(), args);
     FILE *p = popen(cmd, "r");
     if (!p)
         return 1;
@@ -612,21 +616,66 @@ static int dnsmasq_start(void)
         return 77;
     }
     if (got != 2 || pid == 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        fprintf(stderr, "dns_test: scripts/dnsmasq.sh failed (status %d)\n", st);
+        fprintf(stderr, "dns_test: scripts/dnsmasq.sh %s failed (status %d)\n", args, st);
         return 1;
     }
-    dnsmasq_pid = (pid_t)pid;
-    snprintf(dnsmasq_addr, sizeof dnsmasq_addr, "127.0.0.1:%u", port);
+    *pid_out = (pid_t)pid;
+    snprintf(addr, n, "127.0.0.1:%u", port);
     return 0;
+}
+
+/* Not our child (the script started it): signal, then poll until it is gone. */
+static void dnsmasq_kill(pid_t pid)
+{
+    if (pid <= 0)
+        return;
+    kill(pid, SIGTERM);
+    for (int i = 0; i < 50 && kill(pid, 0) == 0; i++)
+        usleep(20000);
+}
+
+static int dnsmasq_start(void)
+{
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    return dnsmasq_spawn("zone", "", &dnsmasq_pid, dnsmasq_addr, sizeof dnsmasq_addr);
+}
+
+/* --local-ttl 300: real TTLs reach the result and bound the cache. */
+static void test_local_ttl(void **state)
+{
+    (void)state;
+    pid_t pid = 0;
+    char addr[64];
+    assert_int_equal(dnsmasq_spawn("ttl", "--ttl 300 --no-defaults 'local=/test/' "
+                                   "'mx-host=ttl.test,mx.ttl.test,10' "
+                                   "'host-record=mx.ttl.test,127.0.0.8'", &pid, addr,
+                                   sizeof addr), 0);
+    struct dns *dns = make(addr, 1, NULL, 0);
+    struct got g = { 0 };
+    resolve(dns, "ttl.test", &g);
+    assert_int_equal(g.res->status, DNS_OK);
+    assert_int_equal(g.res->ttl_s, 300);
+    fake_now_ms += 299 * 1000;
+    resolve(dns, "ttl.test", &g);
+    assert_true(g.res->from_cache);
+    assert_int_equal(g.res->ttl_s, 300);
+    fake_now_ms += 2 * 1000;
+    resolve(dns, "ttl.test", &g);
+    assert_false(g.res->from_cache);
+    struct dns_stats st;
+    dns_stats_get(dns, &st);
+    assert_int_equal(st.queries_sent, 6);
+    got_clear(&g);
+    dns_destroy(dns);
+    dnsmasq_kill(pid);
 }
 
 static void dnsmasq_stop(void)
 {
-    if (dnsmasq_pid > 0) {
-        kill(dnsmasq_pid, SIGTERM);
-        for (int i = 0; i < 50 && kill(dnsmasq_pid, 0) == 0; i++)    /* not our child: poll */
-            usleep(20000);
-    }
+    dnsmasq_kill(dnsmasq_pid);
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0)
@@ -637,8 +686,7 @@ int main(void)
 {
     int rc = dnsmasq_start();
     if (rc != 0) {
-        if (rc == 77)
-            rmdir(tmpdir);
+        dnsmasq_stop();
         return rc;
     }
     const struct CMUnitTest tests[] = {
@@ -654,6 +702,7 @@ int main(void)
         cmocka_unit_test(test_server_failures_defer),
         cmocka_unit_test(test_nxdomain_soa_negative_ttl),
         cmocka_unit_test(test_timeout_defers),
+        cmocka_unit_test(test_local_ttl),
     };
     rc = cmocka_run_group_tests(tests, NULL, NULL);
     dnsmasq_stop();
