@@ -433,7 +433,11 @@ static void test_owner_event_loop(void **state)
 
 /* ---- our own responder: SERVFAIL, REFUSED, NXDOMAIN with an SOA ---- */
 
-enum { RESP_SERVFAIL = 2, RESP_NXDOMAIN_SOA = 3, RESP_REFUSED = 5 };
+enum {
+    RESP_SERVFAIL = 2, RESP_NXDOMAIN_SOA = 3, RESP_REFUSED = 5,   /* = the RCODE sent */
+    RESP_ZONE = 16,      /* MX 10 mx.<qname> TTL 120; A 127.0.0.1 TTL 60; AAAA NODATA+SOA */
+    RESP_BAD_MX = 17,    /* MX 10 "b d.<qname>": not a host name */
+};
 
 struct responder {
     int fd;
@@ -458,6 +462,38 @@ static size_t soa_append(uint8_t *b, size_t n)
     return n + sizeof soa;
 }
 
+/* Answer the single question in b[0..n) as RESP_ZONE / RESP_BAD_MX describe. */
+static size_t zone_answer(uint8_t *b, size_t n, int mode)
+{
+    size_t q = 12;
+    while (q < n && b[q] != 0)
+        q += 1u + b[q];
+    if (q + 5 > n)
+        return n;
+    uint16_t qtype = (uint16_t)(b[q + 1] << 8 | b[q + 2]);
+    static const uint8_t mx_good[] = { 0xC0, 0x0C, 0, 15, 0, 1, 0, 0, 0, 120, 0, 7,
+                                       0, 10, 2, 'm', 'x', 0xC0, 0x0C };
+    static const uint8_t mx_bad[] = { 0xC0, 0x0C, 0, 15, 0, 1, 0, 0, 0, 120, 0, 8,
+                                      0, 10, 3, 'b', ' ', 'd', 0xC0, 0x0C };
+    static const uint8_t a[] = { 0xC0, 0x0C, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 1 };
+    const uint8_t *rr = NULL;
+    size_t rl = 0;
+    if (qtype == 15) {
+        rr = mode == RESP_BAD_MX ? mx_bad : mx_good;
+        rl = mode == RESP_BAD_MX ? sizeof mx_bad : sizeof mx_good;
+    } else if (qtype == 1) {
+        rr = a;
+        rl = sizeof a;
+    }
+    if (!rr) {
+        b[9] = 1;                                                     /* NODATA + SOA */
+        return soa_append(b, n);
+    }
+    b[7] = 1;                                                         /* ANCOUNT 1 */
+    memcpy(b + n, rr, rl);
+    return n + rl;
+}
+
 static void *responder_main(void *arg)
 {
     struct responder *r = arg;
@@ -474,10 +510,12 @@ static void *responder_main(void *arg)
         atomic_fetch_add(&r->queries, 1);
         int mode = atomic_load(&r->mode);
         b[2] = (uint8_t)(0x80 | (b[2] & 0x01));                      /* QR, keep RD */
-        b[3] = (uint8_t)(0x80 | mode);                                /* RA, RCODE */
+        b[3] = (uint8_t)(0x80 | (mode < 16 ? mode : 0));              /* RA, RCODE */
         memset(b + 6, 0, 6);                                          /* no AN/NS/AR */
         size_t len = (size_t)n;
-        if (mode == RESP_NXDOMAIN_SOA) {
+        if (mode >= 16)
+            len = zone_answer(b, len, mode);
+        else if (mode == RESP_NXDOMAIN_SOA) {
             b[9] = 1;                                                 /* NSCOUNT 1 */
             len = soa_append(b, len);
         }
@@ -561,6 +599,36 @@ static void test_nxdomain_soa_negative_ttl(void **state)
     resolve(dns, "gone.example.org", &g);
     assert_false(g.res->from_cache);
     assert_int_equal(atomic_load(&r.queries), 2);
+    got_clear(&g);
+    dns_destroy(dns);
+    responder_stop(&r);
+}
+
+static void test_ttl_is_min_over_mx_and_addresses(void **state)
+{
+    (void)state;
+    struct responder r;
+    responder_start(&r, RESP_ZONE);
+    char srv[64];
+    snprintf(srv, sizeof srv, "127.0.0.1:%u", r.port);
+    struct dns *dns = make(srv, 1, NULL, 0);
+    struct got g = { 0 };
+    resolve(dns, "zone.example.org", &g);
+    char text[256];
+    result_text(g.res, text, sizeof text);
+    assert_string_equal(text, "mx.zone.example.org/10=127.0.0.1:2525");
+    assert_int_equal(g.res->ttl_s, 60);                /* min(MX 120, A 60) */
+    fake_now_ms += 59 * 1000;
+    resolve(dns, "zone.example.org", &g);
+    assert_true(g.res->from_cache);
+    fake_now_ms += 2 * 1000;
+    resolve(dns, "zone.example.org", &g);
+    assert_false(g.res->from_cache);
+    assert_int_equal(atomic_load(&r.queries), 6);
+    atomic_store(&r.mode, RESP_BAD_MX);                /* only an unusable MX: defer */
+    resolve(dns, "bad.example.org", &g);
+    assert_int_equal(g.res->status, DNS_DEFER);
+    assert_string_equal(g.res->enhanced, "4.4.4");
     got_clear(&g);
     dns_destroy(dns);
     responder_stop(&r);
@@ -701,6 +769,7 @@ int main(void)
         cmocka_unit_test(test_owner_event_loop),
         cmocka_unit_test(test_server_failures_defer),
         cmocka_unit_test(test_nxdomain_soa_negative_ttl),
+        cmocka_unit_test(test_ttl_is_min_over_mx_and_addresses),
         cmocka_unit_test(test_timeout_defers),
         cmocka_unit_test(test_local_ttl),
     };
