@@ -246,7 +246,8 @@ static void job_drop_own_addresses(struct job *job)
     }
 }
 
-static struct dns_blob *job_build_ok(struct job *job)
+/* The usable hosts as a DNS_OK blob in *out (NULL on ENOMEM). @return usable hosts. */
+static uint16_t job_build_ok(struct job *job, struct dns_blob **out)
 {
     union dns_sockaddr (*addrs)[VL_DNS_ADDRS_PER_HOST_MAX] = job->addrs;
     struct dns_blob_host bh[VL_DNS_MX_HOSTS_MAX];
@@ -270,8 +271,9 @@ static struct dns_blob *job_build_ok(struct job *job)
         bh[n] = (struct dns_blob_host){ h->host, h->pref, k, addrs[n] };
         n++;
     }
+    *out = NULL;
     if (n == 0)
-        return NULL;
+        return 0;
     struct dns_blob *b = dns_blob_create(job->domain, DNS_OK, 0, "2.0.0", "resolved",
                                          ttl == UINT32_MAX ? 0 : ttl, bh, n);
     if (b) {
@@ -280,7 +282,8 @@ static struct dns_blob *job_build_ok(struct job *job)
         r->routed = job->routed;
         dns_blob_shuffle(b, &job->dns->rng);
     }
-    return b;
+    *out = b;
+    return n;
 }
 
 static uint32_t ttl_effective(const struct dns *dns, uint32_t ttl_s, uint32_t cap)
@@ -325,9 +328,9 @@ static void job_finish(struct job *job, struct dns_blob *b)
 static void job_addresses_done(struct job *job)
 {
     job_drop_own_addresses(job);
-    struct dns_blob *ok = job_build_ok(job);
-    if (ok) {
-        job_finish(job, ok);
+    struct dns_blob *ok = NULL;
+    if (job_build_ok(job, &ok) > 0) {
+        job_finish(job, ok);                   /* NULL (ENOMEM): a deferral, never a bounce */
         return;
     }
     bool tempfail = false;

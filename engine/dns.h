@@ -8,9 +8,16 @@
  * dns_next_timeout_ms() has passed. dns_wait() is a blocking poll(2) loop for
  * the CLI and tests only, never for a shard's hot path.
  *
+ * sock_state_cb reports changes of interest only: with a one-shot poll
+ * (io_uring POLL_ADD without multishot) the owner re-arms the poll after each
+ * dns_process_fd() for as long as the interest stands, and cancels it on
+ * (fd, 0, 0) before the fd number can be reused.
+ *
  * Callbacks are always deferred: dns_resolve_mx() never calls back inline,
  * even on a cache hit or a static route. They run from dns_process_fd(),
- * dns_process_timeouts() or dns_wait(), outside c-ares.
+ * dns_process_timeouts() or dns_wait(), outside c-ares, and may call
+ * dns_resolve_mx() again (that answer comes on a later call), but never
+ * dns_destroy().
  *
  * Rules (PROTOCOL.md 1.6): MX sorted by preference, equal preferences
  * shuffled on every answer (cache hits included); no MX (NODATA) -> the
@@ -100,8 +107,9 @@ struct dns_result {
     uint16_t smtp_code;         /* 0 for DNS_OK; 451 defer; 550 / 556 (null MX) bounce */
     const char *enhanced;       /* "4.4.3" ...; "2.0.0" for DNS_OK (static) */
     const char *reason;         /* short English text (static) */
-    const char *domain;         /* as asked, lower case */
-    uint32_t ttl_s;             /* from DNS (before the floor); 0 for routes and deferrals */
+    const char *domain;         /* as asked, lower case ("" in the out-of-memory deferral) */
+    uint32_t ttl_s;             /* as received (not what remains), before the floor;
+                                   0 for routes and deferrals */
     bool from_cache;            /* served without a query */
     bool routed;                /* a static --route, no DNS */
     bool implicit_mx;           /* no MX record: the domain's own addresses */

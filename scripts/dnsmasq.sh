@@ -3,11 +3,13 @@
 # for integration tests, benches and the demo. Prints "PID PORT" on stdout and returns
 # at once; the caller stops it with `kill PID` (only that PID) and removes DIR.
 #
-#   scripts/dnsmasq.sh --dir DIR [--port N] [--ttl S] [--no-defaults] [LINE...]
+#   scripts/dnsmasq.sh --dir DIR [--port N] [--ttl S] [--watch PID] [--no-defaults] [LINE...]
 #
 #   --dir DIR      where dnsmasq.conf and dnsmasq.log go (required; must exist)
 #   --port N       UDP/TCP port; default: a free high port picked at random (retried)
 #   --ttl S        --local-ttl for the served records (dnsmasq's default is 0)
+#   --watch PID    also stop dnsmasq when process PID is gone (a crashed test leaves
+#                  nothing behind); checked every 0.5 s for at most an hour
 #   --no-defaults  serve only the LINEs given, not the test zone below
 #   LINE           extra dnsmasq config lines, e.g. mx-host=a.test,mx.a.test,10
 #
@@ -23,14 +25,15 @@
 # Exit: 0 started, 1 could not start (reason on stderr), 2 usage error, 77 no dnsmasq.
 set -euo pipefail
 
-dir="" port="" ttl="" defaults=1 extra=()
+dir="" port="" ttl="" watch="" defaults=1 extra=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --dir)  dir="${2:?--dir needs a directory}"; shift 2 ;;
         --port) port="${2:?--port needs a number}"; shift 2 ;;
         --ttl)  ttl="${2:?--ttl needs seconds}"; shift 2 ;;
+        --watch) watch="${2:?--watch needs a PID}"; shift 2 ;;
         --no-defaults) defaults=0; shift ;;
-        --help|-h) sed -n '2,24p' "$0"; exit 0 ;;
+        --help|-h) sed -n '2,27p' "$0"; exit 0 ;;
         --*) echo "dnsmasq.sh: unknown option '$1'" >&2; exit 2 ;;
         *) extra+=("$1"); shift ;;
     esac
@@ -39,6 +42,7 @@ done
 [[ -z "$port" || "$port" =~ ^[0-9]+$ && "$port" -ge 1 && "$port" -le 65535 ]] \
     || { echo "dnsmasq.sh: --port '$port' is not a port number (1-65535)" >&2; exit 2; }
 [[ -z "$ttl" || "$ttl" =~ ^[0-9]+$ ]] || { echo "dnsmasq.sh: --ttl '$ttl' is not a number of seconds" >&2; exit 2; }
+[[ -z "$watch" || "$watch" =~ ^[0-9]+$ ]] || { echo "dnsmasq.sh: --watch '$watch' is not a PID" >&2; exit 2; }
 dnsmasq_bin=$(command -v dnsmasq || true)
 [ -z "$dnsmasq_bin" ] && [ -x /usr/sbin/dnsmasq ] && dnsmasq_bin=/usr/sbin/dnsmasq
 [ -n "$dnsmasq_bin" ] || { echo "dnsmasq.sh: dnsmasq not installed (apt-get install dnsmasq-base)" >&2; exit 77; }
@@ -87,14 +91,25 @@ start() {   # $1 = port; prints the PID, returns 1 if dnsmasq died (port taken?)
     return 1
 }
 
+watcher() {  # $1 = dnsmasq PID: stop it once $watch is gone (bounded: 7200 x 0.5 s)
+    [ -n "$watch" ] || return 0
+    ( for _ in $(seq 1 7200); do
+          kill -0 "$watch" 2>/dev/null || break
+          kill -0 "$1" 2>/dev/null || exit 0
+          sleep 0.5
+      done
+      kill "$1" 2>/dev/null ) </dev/null >/dev/null 2>&1 &
+}
+
 if [ -n "$port" ]; then
     pid=$(start "$port") || { echo "dnsmasq.sh: dnsmasq failed on port $port (see $dir/dnsmasq.log)" >&2; exit 1; }
+    watcher "$pid"
     echo "$pid $port"
     exit 0
 fi
 for _ in 1 2 3 4 5 6 7 8; do                       # bounded retries on a taken port
     p=$((20000 + RANDOM % 40000))
-    if pid=$(start "$p"); then echo "$pid $p"; exit 0; fi
+    if pid=$(start "$p"); then watcher "$pid"; echo "$pid $p"; exit 0; fi
 done
 echo "dnsmasq.sh: could not start dnsmasq on a free port (see $dir/dnsmasq.log)" >&2
 exit 1

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -432,7 +433,11 @@ static void test_owner_event_loop(void **state)
 
 /* ---- our own responder: SERVFAIL, REFUSED, NXDOMAIN with an SOA ---- */
 
-enum { RESP_SERVFAIL = 2, RESP_NXDOMAIN_SOA = 3, RESP_REFUSED = 5 };
+enum {
+    RESP_SERVFAIL = 2, RESP_NXDOMAIN_SOA = 3, RESP_REFUSED = 5,   /* = the RCODE sent */
+    RESP_ZONE = 16,      /* MX 10 mx.<qname> TTL 120; A 127.0.0.1 TTL 60; AAAA NODATA+SOA */
+    RESP_BAD_MX = 17,    /* MX 10 "b d.<qname>": not a host name */
+};
 
 struct responder {
     int fd;
@@ -457,6 +462,38 @@ static size_t soa_append(uint8_t *b, size_t n)
     return n + sizeof soa;
 }
 
+/* Answer the single question in b[0..n) as RESP_ZONE / RESP_BAD_MX describe. */
+static size_t zone_answer(uint8_t *b, size_t n, int mode)
+{
+    size_t q = 12;
+    while (q < n && b[q] != 0)
+        q += 1u + b[q];
+    if (q + 5 > n)
+        return n;
+    uint16_t qtype = (uint16_t)(b[q + 1] << 8 | b[q + 2]);
+    static const uint8_t mx_good[] = { 0xC0, 0x0C, 0, 15, 0, 1, 0, 0, 0, 120, 0, 7,
+                                       0, 10, 2, 'm', 'x', 0xC0, 0x0C };
+    static const uint8_t mx_bad[] = { 0xC0, 0x0C, 0, 15, 0, 1, 0, 0, 0, 120, 0, 8,
+                                      0, 10, 3, 'b', ' ', 'd', 0xC0, 0x0C };
+    static const uint8_t a[] = { 0xC0, 0x0C, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 1 };
+    const uint8_t *rr = NULL;
+    size_t rl = 0;
+    if (qtype == 15) {
+        rr = mode == RESP_BAD_MX ? mx_bad : mx_good;
+        rl = mode == RESP_BAD_MX ? sizeof mx_bad : sizeof mx_good;
+    } else if (qtype == 1) {
+        rr = a;
+        rl = sizeof a;
+    }
+    if (!rr) {
+        b[9] = 1;                                                     /* NODATA + SOA */
+        return soa_append(b, n);
+    }
+    b[7] = 1;                                                         /* ANCOUNT 1 */
+    memcpy(b + n, rr, rl);
+    return n + rl;
+}
+
 static void *responder_main(void *arg)
 {
     struct responder *r = arg;
@@ -473,10 +510,12 @@ static void *responder_main(void *arg)
         atomic_fetch_add(&r->queries, 1);
         int mode = atomic_load(&r->mode);
         b[2] = (uint8_t)(0x80 | (b[2] & 0x01));                      /* QR, keep RD */
-        b[3] = (uint8_t)(0x80 | mode);                                /* RA, RCODE */
+        b[3] = (uint8_t)(0x80 | (mode < 16 ? mode : 0));              /* RA, RCODE */
         memset(b + 6, 0, 6);                                          /* no AN/NS/AR */
         size_t len = (size_t)n;
-        if (mode == RESP_NXDOMAIN_SOA) {
+        if (mode >= 16)
+            len = zone_answer(b, len, mode);
+        else if (mode == RESP_NXDOMAIN_SOA) {
             b[9] = 1;                                                 /* NSCOUNT 1 */
             len = soa_append(b, len);
         }
@@ -565,6 +604,36 @@ static void test_nxdomain_soa_negative_ttl(void **state)
     responder_stop(&r);
 }
 
+static void test_ttl_is_min_over_mx_and_addresses(void **state)
+{
+    (void)state;
+    struct responder r;
+    responder_start(&r, RESP_ZONE);
+    char srv[64];
+    snprintf(srv, sizeof srv, "127.0.0.1:%u", r.port);
+    struct dns *dns = make(srv, 1, NULL, 0);
+    struct got g = { 0 };
+    resolve(dns, "zone.example.org", &g);
+    char text[256];
+    result_text(g.res, text, sizeof text);
+    assert_string_equal(text, "mx.zone.example.org/10=127.0.0.1:2525");
+    assert_int_equal(g.res->ttl_s, 60);                /* min(MX 120, A 60) */
+    fake_now_ms += 59 * 1000;
+    resolve(dns, "zone.example.org", &g);
+    assert_true(g.res->from_cache);
+    fake_now_ms += 2 * 1000;
+    resolve(dns, "zone.example.org", &g);
+    assert_false(g.res->from_cache);
+    assert_int_equal(atomic_load(&r.queries), 6);
+    atomic_store(&r.mode, RESP_BAD_MX);                /* only an unusable MX: defer */
+    resolve(dns, "bad.example.org", &g);
+    assert_int_equal(g.res->status, DNS_DEFER);
+    assert_string_equal(g.res->enhanced, "4.4.4");
+    got_clear(&g);
+    dns_destroy(dns);
+    responder_stop(&r);
+}
+
 static void test_timeout_defers(void **state)
 {
     (void)state;
@@ -592,15 +661,18 @@ static void test_timeout_defers(void **state)
 
 /* ---- dnsmasq lifetime ---- */
 
-static int dnsmasq_start(void)
+/* Run scripts/dnsmasq.sh in tmpdir/SUB with ARGS; 0, 77 (no dnsmasq) or 1. */
+static int dnsmasq_spawn(const char *sub, const char *args, pid_t *pid_out, char *addr, size_t n)
 {
     const char *src = getenv("VOLLEY_SRC");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
+    char dir[512], cmd[2048];
+    snprintf(dir, sizeof dir, "%s/%s", tmpdir, sub);
+    if (mkdir(dir, 0700) != 0) {
+        perror("mkdir");
         return 1;
     }
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "bash '%s/scripts/dnsmasq.sh' --dir '%s'", src ? src : ".", tmpdir);
+    snprintf(cmd, sizeof cmd, "bash '%s/scripts/dnsmasq.sh' --dir '%s' --watch %d %s",
+             src ? src : ".", dir, (int)getpid(), args);
     FILE *p = popen(cmd, "r");
     if (!p)
         return 1;
@@ -612,21 +684,66 @@ static int dnsmasq_start(void)
         return 77;
     }
     if (got != 2 || pid == 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        fprintf(stderr, "dns_test: scripts/dnsmasq.sh failed (status %d)\n", st);
+        fprintf(stderr, "dns_test: scripts/dnsmasq.sh %s failed (status %d)\n", args, st);
         return 1;
     }
-    dnsmasq_pid = (pid_t)pid;
-    snprintf(dnsmasq_addr, sizeof dnsmasq_addr, "127.0.0.1:%u", port);
+    *pid_out = (pid_t)pid;
+    snprintf(addr, n, "127.0.0.1:%u", port);
     return 0;
+}
+
+/* Not our child (the script started it): signal, then poll until it is gone. */
+static void dnsmasq_kill(pid_t pid)
+{
+    if (pid <= 0)
+        return;
+    kill(pid, SIGTERM);
+    for (int i = 0; i < 50 && kill(pid, 0) == 0; i++)
+        usleep(20000);
+}
+
+static int dnsmasq_start(void)
+{
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    return dnsmasq_spawn("zone", "", &dnsmasq_pid, dnsmasq_addr, sizeof dnsmasq_addr);
+}
+
+/* --local-ttl 300: real TTLs reach the result and bound the cache. */
+static void test_local_ttl(void **state)
+{
+    (void)state;
+    pid_t pid = 0;
+    char addr[64];
+    assert_int_equal(dnsmasq_spawn("ttl", "--ttl 300 --no-defaults 'local=/test/' "
+                                   "'mx-host=ttl.test,mx.ttl.test,10' "
+                                   "'host-record=mx.ttl.test,127.0.0.8'", &pid, addr,
+                                   sizeof addr), 0);
+    struct dns *dns = make(addr, 1, NULL, 0);
+    struct got g = { 0 };
+    resolve(dns, "ttl.test", &g);
+    assert_int_equal(g.res->status, DNS_OK);
+    assert_int_equal(g.res->ttl_s, 300);
+    fake_now_ms += 299 * 1000;
+    resolve(dns, "ttl.test", &g);
+    assert_true(g.res->from_cache);
+    assert_int_equal(g.res->ttl_s, 300);
+    fake_now_ms += 2 * 1000;
+    resolve(dns, "ttl.test", &g);
+    assert_false(g.res->from_cache);
+    struct dns_stats st;
+    dns_stats_get(dns, &st);
+    assert_int_equal(st.queries_sent, 6);
+    got_clear(&g);
+    dns_destroy(dns);
+    dnsmasq_kill(pid);
 }
 
 static void dnsmasq_stop(void)
 {
-    if (dnsmasq_pid > 0) {
-        kill(dnsmasq_pid, SIGTERM);
-        for (int i = 0; i < 50 && kill(dnsmasq_pid, 0) == 0; i++)    /* not our child: poll */
-            usleep(20000);
-    }
+    dnsmasq_kill(dnsmasq_pid);
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0)
@@ -637,8 +754,7 @@ int main(void)
 {
     int rc = dnsmasq_start();
     if (rc != 0) {
-        if (rc == 77)
-            rmdir(tmpdir);
+        dnsmasq_stop();
         return rc;
     }
     const struct CMUnitTest tests[] = {
@@ -653,7 +769,9 @@ int main(void)
         cmocka_unit_test(test_owner_event_loop),
         cmocka_unit_test(test_server_failures_defer),
         cmocka_unit_test(test_nxdomain_soa_negative_ttl),
+        cmocka_unit_test(test_ttl_is_min_over_mx_and_addresses),
         cmocka_unit_test(test_timeout_defers),
+        cmocka_unit_test(test_local_ttl),
     };
     rc = cmocka_run_group_tests(tests, NULL, NULL);
     dnsmasq_stop();
