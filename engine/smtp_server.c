@@ -81,11 +81,17 @@ static uint32_t ss_rcpts_max(const struct smtp_server *s)
 static void ss_reply(const struct smtp_server *s, struct smtp_server_event *ev, unsigned code,
                      const char *esc, const char *text)
 {
+    char *t = ev->reply.text;
+    size_t n = 0, cap = sizeof ev->reply.text - 1;
     ev->reply.code = (uint16_t)code;
-    if (esc && s->conf->enhancedstatuscodes && code / 100 != 3)
-        snprintf(ev->reply.text, sizeof ev->reply.text, "%s %s", esc, text);
-    else
-        snprintf(ev->reply.text, sizeof ev->reply.text, "%s", text);
+    if (esc && s->conf->enhancedstatuscodes && code / 100 != 3) {
+        n = strlen(esc);                 /* "x.y.z": far below cap */
+        memcpy(t, esc, n);
+        t[n++] = ' ';
+    }
+    size_t tl = strnlen(text, cap - n);  /* the hostname may be long: truncate */
+    memcpy(t + n, text, tl);
+    t[n + tl] = '\0';
 }
 
 static void ss_event_init(struct smtp_server_event *ev, enum smtp_server_ev_type type)
@@ -289,12 +295,6 @@ static bool ss_ieq(const char *a, size_t n, const char *lit)
             return false;
     }
     return true;
-}
-
-static bool ss_iprefix(const char *a, size_t n, const char *lit)
-{
-    size_t m = strlen(lit);
-    return n >= m && ss_ieq(a, m, lit);
 }
 
 static enum smtp_server_cmd ss_verb(const char *v, size_t n)
@@ -506,7 +506,7 @@ static void ss_cmd_mail(struct smtp_server *s, const char *a, size_t n,
                  s->state == SS_INIT ? "Send EHLO or HELO first" : "Nested MAIL command");
         return;
     }
-    if (!ss_iprefix(a, n, "FROM:") || ss_path_parse(a + 5, n - 5, &sp) != 0
+    if (n < 5 || !ss_ieq(a, 5, "FROM:") || ss_path_parse(a + 5, n - 5, &sp) != 0
         || (!sp.bracketed && sp.path_len == 0)) {
         ss_reply(s, ev, 501, "5.1.7", "Syntax: MAIL FROM:<address>");
         return;
@@ -557,7 +557,7 @@ static void ss_cmd_rcpt(struct smtp_server *s, const char *a, size_t n,
         ss_reply(s, ev, 503, "5.5.1", "Need MAIL before RCPT");
         return;
     }
-    if (!ss_iprefix(a, n, "TO:") || ss_path_parse(a + 3, n - 3, &sp) != 0
+    if (n < 3 || !ss_ieq(a, 3, "TO:") || ss_path_parse(a + 3, n - 3, &sp) != 0
         || sp.path_len == 0) {
         ss_reply(s, ev, 501, "5.1.3", "Syntax: RCPT TO:<address>");
         return;

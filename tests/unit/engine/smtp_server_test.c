@@ -159,6 +159,16 @@ static void test_ehlo_caps(void **state)
     assert_non_null(second);
     assert_null(strstr(second, "STARTTLS\r\n"));
 
+    /* A hostname past the reply text cap is cut, never overflows. */
+    static char longname[400];
+    memset(longname, 'h', sizeof longname - 1);
+    conf_make(CONF_ALL, &conf);
+    conf.hostname = longname;
+    drive_run(&d, &conf, "EHLO c\r\n", 8, 0);
+    assert_int_equal(d.n, 2);
+    const char *ehlo = memchr(d.out, '\n', d.out_len) + 1;
+    assert_int_equal(strcspn(ehlo, "\r"), 4 + SMTP_SERVER_TEXT_BYTES_MAX - 1);
+
     /* Minimal conf: bare SIZE, and HELO is a single line. */
     conf_make(CONF_MIN, &conf);
     drive_run(&d, &conf, "EHLO c\r\nHELO c\r\n", 16, 0);
