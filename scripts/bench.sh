@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench.sh - benchmarks. Usage: scripts/bench.sh [SUITE...]
 #   micro    every Google Benchmark binary in build/ (medians of 5 repetitions, JSON in bench-out/)
+#   sink     volley sink vs Postfix smtp-sink under smtp-source (scripts/bench_sink.sh)
 # Further suites (sink, deliver, queue) are added by the issues that need them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,8 @@ for s in "${suites[@]}"; do
                 "$b" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
                      --benchmark_out="bench-out/$n.json" --benchmark_out_format=json
             done ;;
+        sink)
+            scripts/bench_sink.sh ;;
         *) echo "bench.sh: unknown suite '$s'" >&2; exit 2 ;;
     esac
 done
