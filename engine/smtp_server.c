@@ -81,11 +81,17 @@ static uint32_t ss_rcpts_max(const struct smtp_server *s)
 static void ss_reply(const struct smtp_server *s, struct smtp_server_event *ev, unsigned code,
                      const char *esc, const char *text)
 {
+    char *t = ev->reply.text;
+    size_t n = 0, cap = sizeof ev->reply.text - 1;
     ev->reply.code = (uint16_t)code;
-    if (esc && s->conf->enhancedstatuscodes && code / 100 != 3)
-        snprintf(ev->reply.text, sizeof ev->reply.text, "%s %s", esc, text);
-    else
-        snprintf(ev->reply.text, sizeof ev->reply.text, "%s", text);
+    if (esc && s->conf->enhancedstatuscodes && code / 100 != 3) {
+        n = strlen(esc);                 /* "x.y.z": far below cap */
+        memcpy(t, esc, n);
+        t[n++] = ' ';
+    }
+    size_t tl = strnlen(text, cap - n);  /* the hostname may be long: truncate */
+    memcpy(t + n, text, tl);
+    t[n + tl] = '\0';
 }
 
 static void ss_event_init(struct smtp_server_event *ev, enum smtp_server_ev_type type)
@@ -291,12 +297,6 @@ static bool ss_ieq(const char *a, size_t n, const char *lit)
     return true;
 }
 
-static bool ss_iprefix(const char *a, size_t n, const char *lit)
-{
-    size_t m = strlen(lit);
-    return n >= m && ss_ieq(a, m, lit);
-}
-
 static enum smtp_server_cmd ss_verb(const char *v, size_t n)
 {
     static const enum smtp_server_cmd verbs[] = {
@@ -354,8 +354,8 @@ static int ss_path_parse(const char *p, size_t n, struct ss_path *out)
         return VL_E_INVALID;             /* junk glued to the path */
     if (out->path_len > 0 && out->path[0] == '@') {   /* source route: ignored (3.3) */
         const char *colon = memchr(out->path, ':', out->path_len);
-        if (!colon)
-            return VL_E_INVALID;
+        if (!colon || colon + 1 == out->path + out->path_len)
+            return VL_E_INVALID;         /* "<@a:>" is not a null path */
         out->path_len -= (size_t)(colon + 1 - out->path);
         out->path = colon + 1;
     }
@@ -506,7 +506,7 @@ static void ss_cmd_mail(struct smtp_server *s, const char *a, size_t n,
                  s->state == SS_INIT ? "Send EHLO or HELO first" : "Nested MAIL command");
         return;
     }
-    if (!ss_iprefix(a, n, "FROM:") || ss_path_parse(a + 5, n - 5, &sp) != 0
+    if (n < 5 || !ss_ieq(a, 5, "FROM:") || ss_path_parse(a + 5, n - 5, &sp) != 0
         || (!sp.bracketed && sp.path_len == 0)) {
         ss_reply(s, ev, 501, "5.1.7", "Syntax: MAIL FROM:<address>");
         return;
@@ -557,7 +557,7 @@ static void ss_cmd_rcpt(struct smtp_server *s, const char *a, size_t n,
         ss_reply(s, ev, 503, "5.5.1", "Need MAIL before RCPT");
         return;
     }
-    if (!ss_iprefix(a, n, "TO:") || ss_path_parse(a + 3, n - 3, &sp) != 0
+    if (n < 3 || !ss_ieq(a, 3, "TO:") || ss_path_parse(a + 3, n - 3, &sp) != 0
         || sp.path_len == 0) {
         ss_reply(s, ev, 501, "5.1.3", "Syntax: RCPT TO:<address>");
         return;
@@ -659,7 +659,7 @@ static void ss_cmd_dispatch(struct smtp_server *s, const char *line, size_t n,
         break;
     case SMTP_SCMD_HELP:
         ss_reply(s, ev, 214, "2.0.0",
-                 "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS");
+                 "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
         break;
     case SMTP_SCMD_BDAT:     ss_reply(s, ev, 502, "5.5.1", "CHUNKING not offered"); break;
     case SMTP_SCMD_UNKNOWN:  ss_reply(s, ev, 500, "5.5.2", "Command unrecognized"); break;
