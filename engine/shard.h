@@ -109,6 +109,7 @@ struct host {
     struct session *idle;          /* idle sessions (singly linked) */
     uint64_t fail_until_ms;        /* monotonic; 0 = not failing */
     uint32_t fail_count;
+    uint32_t conn_fail_streak;     /* connections failed in a row before READY */
     uint16_t fail_code;            /* the last failure, for deferrals while failing */
     char fail_status[16];
     char fail_text[160];
