@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # bench.sh - benchmarks. Usage: scripts/bench.sh [SUITE...]
 #   micro    every Google Benchmark binary in build/ (medians of 5 repetitions, JSON in bench-out/)
+#   queue    the queue with full durability: enqueue/lease/complete (medians of 5) and the
+#            1M-recipient restart (VOLLEY_BENCH_BIG=1), JSON in bench-out/queue_bench.json
 # Further suites (sink, deliver, queue) are added by the issues that need them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +21,10 @@ for s in "${suites[@]}"; do
                 "$b" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
                      --benchmark_out="bench-out/$n.json" --benchmark_out_format=json
             done ;;
+        queue)
+            VOLLEY_BENCH_BIG=1 build/queue_bench --benchmark_repetitions=5 \
+                --benchmark_report_aggregates_only=true \
+                --benchmark_out=bench-out/queue_bench.json --benchmark_out_format=json ;;
         *) echo "bench.sh: unknown suite '$s'" >&2; exit 2 ;;
     esac
 done
