@@ -128,6 +128,10 @@ int vl_queue_top_domains(struct vl_queue *q, struct vl_queue_domain_count *out, 
         return rc;
     }
     /* A domain may appear in several shards (extra messages): merge by name. */
+    if (n == 0) {
+        free(all);
+        return 0;
+    }
     qsort(all, n, sizeof *all, admin_dom_name_cmp);
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
