@@ -87,7 +87,10 @@ void BM_Enqueue(benchmark::State &state)
             state.SkipWithError("enqueue failed");
     state.SetItemsProcessed((int64_t)(state.iterations() * rcpts));
     if (state.thread_index() == 0) {
+        struct vl_queue_stats st;
+        vl_queue_stats(g_fx->q, -1, &st);
         state.counters["disk_B_per_rcpt"] = g_fx->disk_per_rcpt();
+        state.counters["writes_per_commit"] = st.commits ? (double)st.requests / st.commits : 0;
         delete g_fx;
     }
 }

@@ -212,7 +212,9 @@ int queue_submit(struct vl_queue_shard *s, struct queue_req *req)
         for (struct queue_req *r = list, *nx; r; r = nx) {
             nx = r->next;
             r->done = true;
+            s->requests++;
         }
+        s->commits++;
         s->leader = false;
         pthread_cond_broadcast(&s->cv);
     }

@@ -54,6 +54,10 @@ int vl_queue_stats(struct vl_queue *q, int shard, struct vl_queue_stats *out)
         snprintf(path, sizeof path, "%s/data.mdb", s->path);
         if (stat(path, &sb) == 0)
             out->disk_bytes += (uint64_t)sb.st_blocks * 512u;
+        pthread_mutex_lock(&s->mu);
+        out->commits += s->commits;
+        out->requests += s->requests;
+        pthread_mutex_unlock(&s->mu);
     }
     return 0;
 }

@@ -45,6 +45,7 @@ struct vl_queue_shard {
     pthread_cond_t cv;
     struct queue_req *pending, **pending_tail;
     bool leader;
+    uint64_t commits, requests;      /* guarded by mu: group-commit effect */
     struct queue_lease_set leases;   /* owning thread only */
     char path[4200];
 };

@@ -119,6 +119,8 @@ struct vl_queue_stats {
     uint64_t messages;                       /* message records (per shard holding rcpts) */
     uint64_t body_bytes;                     /* bodies stored */
     uint64_t disk_bytes;                     /* data files' size on disk */
+    uint64_t commits;                        /* this process: write groups (1 txn each) */
+    uint64_t requests;                       /* this process: writes they carried */
 };
 
 struct vl_queue_domain_count { char domain[256]; uint64_t rcpts; };
