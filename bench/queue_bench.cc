@@ -97,7 +97,8 @@ void BM_Enqueue(benchmark::State &state)
         delete g_fx;
     }
 }
-BENCHMARK(BM_Enqueue)->Arg(1)->Arg(100)->Arg(1000)->Threads(1)->Threads(16)->Threads(64)->UseRealTime();
+BENCHMARK(BM_Enqueue)->Arg(1)->Arg(100)->Arg(1000)
+    ->Threads(1)->Threads(16)->Threads(64)->UseRealTime();
 
 void BM_EnqueueOnePerTxn(benchmark::State &state)
 {

@@ -224,6 +224,21 @@ int vl_queue_retry(struct vl_queue *q, uint64_t msg_id, const char *domain, uint
  *  @return recipients removed (>= 0) or an error (VL_E_NOTFOUND for an id). */
 int vl_queue_purge(struct vl_queue *q, uint64_t msg_id);
 
+/** Result of vl_queue_check(). */
+struct vl_queue_check {
+    uint64_t rcpts;                 /* open recipient records */
+    uint64_t messages;              /* message records */
+    uint64_t problems;              /* invariant violations found */
+    char first[256];                /* the first one, in words ("" if none) */
+};
+
+/** Check every invariant of every shard (queue_schema.h): records decode,
+ *  each open recipient has its sched and dom entries and nothing else is
+ *  indexed, message open counts and bodies match, the stats record matches
+ *  the records. O(queue): for tests and `volley queue check`, not start-up.
+ *  @return 0 (see out->problems) or an error that stopped the check. */
+int vl_queue_check(struct vl_queue *q, struct vl_queue_check *out);
+
 /** Name of a state ("ready", "deferred", ...); "?" if unknown. */
 const char *vl_rcpt_state_name(enum vl_rcpt_state st);
 
