@@ -173,9 +173,11 @@ unsigned vl_queue_shard_of(const struct vl_queue *q, const char *domain, size_t 
 
 /** Enqueue one message for its recipients; durable on return. Each shard
  *  holding recipients gets the message record and the body once. Thread: any.
- *  A message spread over several shards is committed shard by shard: a crash
- *  in between leaves the committed shards' recipients queued (the caller saw
- *  no success, so a retry may duplicate those).
+ *  The shards' parts are handed to all shards at once and committed by each
+ *  shard's group commit (one transaction per shard, not one overall): if one
+ *  shard fails, the parts already committed are purged again; a crash in
+ *  between leaves them queued (the caller saw no success, so a retry may
+ *  duplicate those recipients).
  *  @return 0 and *msg_id_out, VL_E_INVALID (bad address/argument),
  *  VL_E_TOOBIG, VL_E_QUEUE_FULL, VL_E_STORAGE, -errno. */
 int vl_queue_enqueue(struct vl_queue *q, const struct vl_queue_new_msg *m,
