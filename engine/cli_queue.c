@@ -106,7 +106,7 @@ static int q_stats(struct vl_queue *q, const struct qopts *o)
         printf("{\"shards\":%u", vl_queue_nshards(q));
         for (size_t i = 0; i < sizeof STATES / sizeof STATES[0]; i++)
             printf(",\"%s\":%" PRIu64, vl_rcpt_state_name(STATES[i]), st.by_state[STATES[i]]);
-        printf(",\"purged\":%" PRIu64 ",\"messages\":%" PRIu64 ",\"body_bytes\":%" PRIu64
+        printf(",\"purged\":%" PRIu64 ",\"message_records\":%" PRIu64 ",\"body_bytes\":%" PRIu64
                ",\"disk_bytes\":%" PRIu64 ",\"top_domains\":[", st.purged, st.messages,
                st.body_bytes, st.disk_bytes);
         for (int i = 0; i < nt; i++) {
@@ -116,8 +116,9 @@ static int q_stats(struct vl_queue *q, const struct qopts *o)
         }
         printf("]}\n");
     } else {
-        printf("queue %s: %u shards, %" PRIu64 " messages, %.1f MiB of bodies, "
-               "%.1f MiB on disk\n", o->data, vl_queue_nshards(q), st.messages,
+        printf("queue %s: %u shards, %" PRIu64 " message records (one per shard a message "
+               "reaches), %.1f MiB of bodies, %.1f MiB on disk\n", o->data, vl_queue_nshards(q),
+               st.messages,
                st.body_bytes / 1048576.0, st.disk_bytes / 1048576.0);
         printf("recipients by state:\n");
         for (size_t i = 0; i < sizeof STATES / sizeof STATES[0]; i++)
