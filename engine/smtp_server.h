@@ -20,6 +20,27 @@
  *    rest of that line is skipped; nothing past the cap is buffered.
  *  - With ENHANCEDSTATUSCODES on, every 2xx/4xx/5xx reply except the greeting
  *    and EHLO/HELO carries x.y.z (RFC 2034); never a 3xx.
+ *
+ * Choices (engine/smtp_server.c implements them; the tests pin them):
+ *  - Command mode is strict: a line ending in a bare LF, or holding a bare CR
+ *    or a NUL, gets 500 5.5.2 (cmd UNKNOWN) and is not executed.
+ *  - A bad body (bare CR or LF, NUL, a line over 998 octets) sets msg_bad and
+ *    the proposed dot reply is 550 5.6.0 (text names the rule). BODY events go
+ *    on meanwhile; a bad message's content is approximate.
+ *  - Once msg_bytes passes size_max, no more BODY events; msg_bytes still
+ *    counts and the proposed dot reply is 552 5.3.4 (550 wins if also bad).
+ *  - A STARTTLS line consumes all the input given, whatever the reply.
+ *  - DATA enters the body only when answered 3xx. Any answer to the dot ends
+ *    the transaction. A 4xx greeting or any 421 means AFTER_CLOSE; a 5xx
+ *    greeting gets 503 for every command but QUIT (RFC 5321 3.1). After
+ *    AFTER_CLOSE, step() consumes and ignores all input.
+ *  - COMMAND arg: MAIL/RCPT the path without brackets or source route (NULL
+ *    if it did not parse; empty for "<>"); others the text after the verb,
+ *    trailing spaces removed. RCPT accepts a domain-less <Postmaster> and the
+ *    bare local form "RCPT TO:rich" (PROTOCOL.md 1.1): a listener that needs a
+ *    domain checks the arg for '@'.
+ *  - BDAT gets 502 5.5.1 (CHUNKING is never offered); bytes after it are read
+ *    as commands. No error counter: the caller bounds a session in time.
  */
 #ifndef VOLLEY_SMTP_SERVER_H
 #define VOLLEY_SMTP_SERVER_H
@@ -111,6 +132,7 @@ struct smtp_server {
     uint8_t body_state;
     uint32_t body_line_len;
     bool msg_bad;
+    uint8_t msg_bad_why;                         /* first rule the body broke */
     bool tls_active;
     enum smtp_server_cmd pending;                /* the command awaiting smtp_server_answer */
     char line[VL_SMTP_CMD_LINE_BYTES_MAX];

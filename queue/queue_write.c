@@ -373,8 +373,9 @@ static bool queue_outcome_valid(const struct vl_queue_outcome *o)
     return !(o->text_len && !o->text);
 }
 
-int vl_queue_complete(struct vl_queue_shard *s, const struct vl_queue_outcome *o, size_t n,
-                      const struct vl_queue_new_msg *extra, size_t extra_n, uint64_t now_ms)
+static int queue_complete(struct vl_queue_shard *s, const struct vl_queue_outcome *o, size_t n,
+                          const struct vl_queue_new_msg *extra, size_t extra_n, uint64_t now_ms,
+                          bool unlease)
 {
     if ((n && !o) || (extra_n && !extra) || extra_n > VL_QUEUE_LEASE_MAX)
         return VL_E_INVALID;
@@ -400,11 +401,24 @@ int vl_queue_complete(struct vl_queue_shard *s, const struct vl_queue_outcome *o
         struct queue_req req = { .fn = queue_cmp_fn, .arg = &c };
         rc = queue_submit(s, &req);
     }
-    if (rc >= 0)
+    if (rc >= 0 && unlease)
         for (size_t i = 0; i < n; i++)
             queue_lease_del(&s->leases, o[i].rcpt_id);
     for (size_t i = 0; i < prepared && i < extra_n; i++)
         free((void *)e[i].rcpts);
     free(e);
     return rc;
+}
+
+int vl_queue_complete(struct vl_queue_shard *s, const struct vl_queue_outcome *o, size_t n,
+                      const struct vl_queue_new_msg *extra, size_t extra_n, uint64_t now_ms)
+{
+    return queue_complete(s, o, n, extra, extra_n, now_ms, true);
+}
+
+int vl_queue_complete_async(struct vl_queue_shard *s, const struct vl_queue_outcome *o,
+                            size_t n, const struct vl_queue_new_msg *extra, size_t extra_n,
+                            uint64_t now_ms)
+{
+    return queue_complete(s, o, n, extra, extra_n, now_ms, false);
 }

@@ -6,6 +6,10 @@
 #ifndef VOLLEY_LIMITS_H
 #define VOLLEY_LIMITS_H
 
+#if defined(__cplusplus) && !defined(_Static_assert)
+#define _Static_assert static_assert   /* benches include this header from C++ */
+#endif
+
 #define VL_SMTP_LOCAL_PART_BYTES_MAX     64u  /* RFC 5321 4.5.3.1.1 */
 #define VL_SMTP_DOMAIN_BYTES_MAX        255u  /* RFC 5321 4.5.3.1.2 */
 #define VL_SMTP_PATH_BYTES_MAX          256u  /* RFC 5321 4.5.3.1.3, brackets included */
@@ -22,11 +26,22 @@
 #define VL_MSG_BYTES_MAX       (64u << 20)    /* policy: largest message accepted, 64 MiB */
 #define VL_RCPTS_PER_MSG_MAX        1000000u  /* policy: recipients of one enqueued message */
 #define VL_DIAG_TEXT_BYTES_MAX         1024u  /* PROTOCOL.md 1.8: remote text kept/logged */
+#define VL_DNS_MX_HOSTS_MAX              16u  /* policy: MX hosts kept per domain (best first) */
+#define VL_DNS_ADDRS_PER_HOST_MAX        16u  /* policy: A+AAAA kept per MX host */
+#define VL_DNS_NAME_BYTES_MAX           255u  /* RFC 1035 2.3.4: wire form; text is <= 253 */
+#define VL_DNS_CACHE_ENTRIES_MAX      65536u  /* policy: per-shard TTL cache, config lowers it */
+#define VL_DNS_INFLIGHT_MAX            4096u  /* policy: per-shard domains being resolved */
+#define VL_DNS_WAITERS_MAX            65536u  /* policy: per-shard callers awaiting an answer */
+#define VL_DNS_ROUTES_MAX              1024u  /* policy: static --route entries */
+#define VL_DNS_SERVERS_MAX                4u  /* policy: --dns resolvers */
 
 _Static_assert(VL_SESSIONS_PER_SHARD_MAX <= (1u << 24), "slot must fit the 24-bit rx_tag field");
 _Static_assert(VL_SMTP_REPLY_LINE_BYTES_MAX >= 512u, "below the RFC 5321 minimum");
 _Static_assert(VL_SMTP_LOCAL_PART_BYTES_MAX + 1u + VL_SMTP_DOMAIN_BYTES_MAX
                >= VL_SMTP_PATH_BYTES_MAX - 2u, "a path holds local@domain");
 _Static_assert(VL_MSG_LINE_BYTES_MAX + 2u == VL_SMTP_TEXT_LINE_BYTES_MAX, "998 + CRLF = 1000");
+
+_Static_assert(VL_DNS_NAME_BYTES_MAX == VL_SMTP_DOMAIN_BYTES_MAX, "an MX host is a domain");
+_Static_assert(VL_DNS_MX_HOSTS_MAX * VL_DNS_ADDRS_PER_HOST_MAX <= 65535u, "counts fit uint16_t");
 
 #endif

@@ -201,6 +201,17 @@ void vl_queue_batch_release(struct vl_queue_shard *s, struct vl_queue_batch *b);
 int vl_queue_complete(struct vl_queue_shard *s, const struct vl_queue_outcome *o, size_t n,
                       const struct vl_queue_new_msg *extra, size_t extra_n, uint64_t now_ms);
 
+/** As vl_queue_complete(), but for a committer thread working beside the
+ *  shard's owner: the recipients stay leased until the owner releases their
+ *  batch (vl_queue_batch_release), and the in-memory lease set is not touched.
+ *  So a lease the owner runs concurrently, on a snapshot older than this
+ *  commit, can never hand out a recipient completed here. Thread: one
+ *  committer thread per shard, concurrently with the owner.
+ *  @return as vl_queue_complete(). */
+int vl_queue_complete_async(struct vl_queue_shard *s, const struct vl_queue_outcome *o,
+                            size_t n, const struct vl_queue_new_msg *extra, size_t extra_n,
+                            uint64_t now_ms);
+
 /** Counters summed over shards (or one shard if @p shard >= 0). */
 int vl_queue_stats(struct vl_queue *q, int shard, struct vl_queue_stats *out);
 

@@ -1,0 +1,95 @@
+/*
+ * cli_run.c - `volley run`: deliver the queue until SIGTERM/SIGINT, or with
+ * --until-empty until nothing is ready or in flight.
+ */
+#include "cli.h"
+#include "cli_progress.h"
+#include "config.h"
+#include "engine.h"
+#include "log.h"
+#include "volley/error.h"
+#include "volley/queue.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void cli_run_usage(FILE *f)
+{
+    fprintf(f, "usage: volley run [--data DIR] [--until-empty] [options]\n\n"
+               "Deliver the queue: until SIGTERM/SIGINT, or with --until-empty until\n"
+               "nothing is ready or in flight (deferred recipients stay queued).\n\n"
+               "options:\n%s", vl_config_usage);
+}
+
+/** Open the queue for delivery; prints the error. Shared with send. */
+int cli_open_queue(const struct vl_config *cfg, const char *cmd, unsigned flags,
+                   struct vl_queue **q)
+{
+    unsigned want = cfg->shards;
+    if (!want && (flags & VL_QUEUE_CREATE) && vl_queue_shards_recorded(cfg->data_dir) < 0)
+        want = vl_config_shards_default();
+    int rc = vl_queue_open(cfg->data_dir, want, flags, q);
+    if (rc == VL_E_SHARDS)
+        fprintf(stderr, "volley %s: %s was created with %d shards, not %u: drop --shards "
+                "or use --shards %d\n", cmd, cfg->data_dir,
+                vl_queue_shards_recorded(cfg->data_dir), want,
+                vl_queue_shards_recorded(cfg->data_dir));
+    else if (rc == VL_E_NOTFOUND)
+        fprintf(stderr, "volley %s: no queue in %s (enqueue something first, or --data DIR)\n",
+                cmd, cfg->data_dir);
+    else if (rc < 0)
+        fprintf(stderr, "volley %s: cannot open the queue in %s: %s\n", cmd, cfg->data_dir,
+                vl_strerror(rc));
+    return rc;
+}
+
+int cli_run_main(int argc, char **argv)
+{
+    static struct vl_config cfg;
+    vl_config_defaults(&cfg);
+    vl_log_init_from_env();
+    char **rest = calloc((size_t)argc + 1, sizeof *rest);
+    int rest_n = 0;
+    if (!rest)
+        return VL_EXIT_FAIL;
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            cli_run_usage(stdout);
+            free(rest);
+            return VL_EXIT_OK;
+        }
+    if (vl_config_parse(&cfg, "run", argc, argv, rest, &rest_n) != 0 || rest_n > 0) {
+        if (rest_n > 0)
+            fprintf(stderr, "volley run: unknown argument '%s' (see volley run --help)\n",
+                    rest[0]);
+        free(rest);
+        return VL_EXIT_USAGE;
+    }
+    free(rest);
+    if (cfg.listen) {
+        fprintf(stderr, "volley run: --listen: the injection listener is not built yet\n");
+        return VL_EXIT_USAGE;
+    }
+    struct vl_queue *q = NULL;
+    if (cli_open_queue(&cfg, "run", 0, &q) < 0)
+        return VL_EXIT_FAIL;
+    static atomic_bool stop;
+    cli_install_stop_signals(&stop);
+    struct cli_progress p;
+    cli_progress_init(&p, stderr, cfg.quiet, 0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    struct vl_engine_totals tot;
+    int rc = vl_engine_run(&cfg, q, &stop, cli_progress_cb, &p, 1000, &tot);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double el = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    cli_progress_summary(&p, &tot, el);
+    vl_queue_close(q);
+    if (rc < 0) {
+        fprintf(stderr, "volley run: %s\n", vl_strerror(rc));
+        return VL_EXIT_FAIL;
+    }
+    return VL_EXIT_OK;
+}

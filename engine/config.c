@@ -1,0 +1,300 @@
+/*
+ * config.c - parse and validate the run/send options once (see config.h).
+ * Diagnostics: one "volley CMD: ..." line per bad option, naming it.
+ */
+#include "config.h"
+
+#include "volley/addr.h"
+#include "volley/limits.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+const char vl_config_usage[] =
+    "  --data DIR              queue directory (default ./volley-data)\n"
+    "  --shards N              shard threads (default: number of cores)\n"
+    "  --dns HOST:PORT         resolver to ask instead of /etc/resolv.conf\n"
+    "  --mx-port N             port to deliver to (default 25)\n"
+    "  --route DOMAIN=HOST:PORT  static route ('*' = every domain); skips MX lookup\n"
+    "  --max-rcpts N           recipients per SMTP transaction (1-100, default 100)\n"
+    "  --retry-base DURATION   first retry delay (default 5m)\n"
+    "  --retry-max DURATION    longest retry interval (default 1h)\n"
+    "  --max-age DURATION      queue lifetime before a deferred recipient expires (default 5d)\n"
+    "  --delay-warning DURATION  send an Action: delayed notice after this (default off)\n"
+    "  --log FILE              delivery log, JSON lines ('-' = stdout)\n"
+    "  --conns-per-dest N      connections per destination host (default 20)\n"
+    "  --msgs-per-conn N       messages per connection before QUIT (default 100)\n"
+    "  --idle DURATION         close an idle pooled connection after (default 5s)\n"
+    "  --connect-timeout DURATION  TCP connect deadline (default 30s)\n"
+    "  --timeout-scale F       multiply every SMTP command timeout by F (default 1)\n"
+    "  --ehlo NAME             name sent in EHLO (default: this host's name)\n"
+    "  --until-empty           exit once nothing is ready or in flight\n"
+    "  --quiet                 no progress output\n"
+    "DURATION: a number of seconds, or with a unit: 250ms, 30s, 5m, 1h, 5d.\n";
+
+void vl_config_defaults(struct vl_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->data_dir = "./volley-data";
+    c->shards = 0;                  /* not given: the recorded count, or the cores */
+    c->mx_port = 25;
+    c->rcpts_per_txn_max = VL_SMTP_RCPTS_PER_TXN_MAX;
+    c->retry_ms_base = 5ull * 60 * 1000;
+    c->retry_ms_max = 60ull * 60 * 1000;
+    c->age_ms_max = 5ull * 24 * 3600 * 1000;
+    c->conns_per_dest_max = 20;
+    c->msgs_per_conn_max = 100;
+    c->idle_ms_max = 5000;
+    c->connect_ms_timeout = 30000;
+    c->timeout_scale = 1.0;
+    c->host_fail_ms_min = 30000;
+    if (gethostname(c->ehlo_buf, sizeof c->ehlo_buf - 1) != 0 || !c->ehlo_buf[0])
+        strcpy(c->ehlo_buf, "localhost");
+    c->ehlo_name = c->ehlo_buf;
+}
+
+int vl_parse_duration_ms(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || errno || v < 0 || v > 1e12)
+        return -1;
+    double mult = 1000;
+    if (!strcmp(end, "ms")) mult = 1;
+    else if (!strcmp(end, "") || !strcmp(end, "s")) mult = 1000;
+    else if (!strcmp(end, "m")) mult = 60e3;
+    else if (!strcmp(end, "h")) mult = 3600e3;
+    else if (!strcmp(end, "d")) mult = 86400e3;
+    else return -1;
+    *out = (uint64_t)(v * mult + 0.5);
+    return 0;
+}
+
+static int config_uint(const char *s, unsigned long lo, unsigned long hi, unsigned long *out)
+{
+    char *end;
+    errno = 0;
+    if (!s || !isdigit((unsigned char)s[0]))
+        return -1;
+    unsigned long v = strtoul(s, &end, 10);
+    if (*end || errno || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int vl_parse_hostport(const char *s, char *host, size_t host_cap, uint16_t *port)
+{
+    const char *colon;
+    const char *h = s;
+    size_t hlen;
+    if (s[0] == '[') {
+        const char *rb = strchr(s, ']');
+        if (!rb || rb[1] != ':')
+            return -1;
+        h = s + 1;
+        hlen = (size_t)(rb - h);
+        colon = rb + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon)
+            return -1;
+        hlen = (size_t)(colon - s);
+    }
+    unsigned long p;
+    if (hlen == 0 || hlen >= host_cap || config_uint(colon + 1, 1, 65535, &p) != 0)
+        return -1;
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    *port = (uint16_t)p;
+    return 0;
+}
+
+static int config_route(struct vl_config *c, const char *cmd, const char *v)
+{
+    const char *eq = strchr(v, '=');
+    if (!eq || eq == v) {
+        fprintf(stderr, "volley %s: --route '%s': expected DOMAIN=HOST:PORT\n", cmd, v);
+        return -1;
+    }
+    if (c->route_count == VL_ROUTES_MAX) {
+        fprintf(stderr, "volley %s: --route: more than %u routes\n", cmd, VL_ROUTES_MAX);
+        return -1;
+    }
+    struct vl_route *r = &c->routes[c->route_count];
+    size_t dlen = (size_t)(eq - v);
+    const char *why = NULL;
+    if (!(dlen == 1 && v[0] == '*') && vl_domain_check(v, dlen, &why) != 0) {
+        fprintf(stderr, "volley %s: --route '%s': bad domain: %s\n", cmd, v, why);
+        return -1;
+    }
+    if (dlen >= sizeof r->domain)
+        return -1;
+    for (size_t i = 0; i < dlen; i++)
+        r->domain[i] = (char)tolower((unsigned char)v[i]);
+    r->domain[dlen] = '\0';
+    if (vl_parse_hostport(eq + 1, r->host, sizeof r->host, &r->port) != 0) {
+        fprintf(stderr, "volley %s: --route '%s': expected HOST:PORT after '='\n", cmd, v);
+        return -1;
+    }
+    c->route_count++;
+    return 0;
+}
+
+enum config_kind { CK_FLAG, CK_STR, CK_UINT, CK_PORT, CK_DUR, CK_ROUTE, CK_SCALE, CK_HOSTPORT };
+
+struct config_opt {
+    const char *name;
+    enum config_kind kind;
+    size_t off;                   /* field offset in struct vl_config */
+    unsigned long lo, hi;         /* CK_UINT range */
+};
+
+#define OFF(f) offsetof(struct vl_config, f)
+static const struct config_opt config_opts[] = {
+    { "--data",            CK_STR,      OFF(data_dir), 0, 0 },
+    { "--shards",          CK_UINT,     OFF(shards), 1, VL_SHARDS_MAX },
+    { "--dns",             CK_HOSTPORT, OFF(dns), 0, 0 },
+    { "--mx-port",         CK_PORT,     OFF(mx_port), 1, 65535 },
+    { "--route",           CK_ROUTE,    0, 0, 0 },
+    { "--max-rcpts",       CK_UINT,     OFF(rcpts_per_txn_max), 1, VL_SMTP_RCPTS_PER_TXN_MAX },
+    { "--retry-base",      CK_DUR,      OFF(retry_ms_base), 0, 0 },
+    { "--retry-max",       CK_DUR,      OFF(retry_ms_max), 0, 0 },
+    { "--max-age",         CK_DUR,      OFF(age_ms_max), 0, 0 },
+    { "--delay-warning",   CK_DUR,      OFF(delay_warning_ms), 0, 0 },
+    { "--log",             CK_STR,      OFF(log_path), 0, 0 },
+    { "--conns-per-dest",  CK_UINT,     OFF(conns_per_dest_max), 1, 10000 },
+    { "--msgs-per-conn",   CK_UINT,     OFF(msgs_per_conn_max), 1, 1000000 },
+    { "--idle",            CK_DUR,      OFF(idle_ms_max), 0, 0 },
+    { "--connect-timeout", CK_DUR,      OFF(connect_ms_timeout), 0, 0 },
+    { "--timeout-scale",   CK_SCALE,    OFF(timeout_scale), 0, 0 },
+    { "--ehlo",            CK_STR,      OFF(ehlo_name), 0, 0 },
+    { "--listen",          CK_HOSTPORT, OFF(listen), 0, 0 },
+    { "--until-empty",     CK_FLAG,     OFF(until_empty), 0, 0 },
+    { "--quiet",           CK_FLAG,     OFF(quiet), 0, 0 },
+};
+#undef OFF
+
+static int config_set(struct vl_config *c, const char *cmd, const struct config_opt *o,
+                      const char *v)
+{
+    char *field = (char *)c + o->off;
+    unsigned long u;
+    uint64_t ms;
+    char host[256];
+    uint16_t port;
+    switch (o->kind) {
+    case CK_FLAG:  *(bool *)field = true; return 0;
+    case CK_STR:   *(const char **)field = v; return 0;
+    case CK_ROUTE: return config_route(c, cmd, v);
+    case CK_UINT:
+    case CK_PORT:
+        if (config_uint(v, o->lo, o->hi, &u) != 0)
+            break;
+        if (o->kind == CK_PORT)
+            *(uint16_t *)field = (uint16_t)u;
+        else
+            *(unsigned *)field = (unsigned)u;
+        return 0;
+    case CK_DUR:
+        if (vl_parse_duration_ms(v, &ms) != 0)
+            break;
+        *(uint64_t *)field = ms;
+        return 0;
+    case CK_SCALE: {
+        char *end;
+        double d = strtod(v, &end);
+        if (end == v || *end || !(d > 0.0 && d <= 100.0))
+            break;
+        *(double *)field = d;
+        return 0;
+    }
+    case CK_HOSTPORT:
+        if (vl_parse_hostport(v, host, sizeof host, &port) != 0)
+            break;
+        *(const char **)field = v;
+        return 0;
+    }
+    static const char *const expect[] = {
+        [CK_UINT] = "a whole number in range", [CK_DUR] = "a duration like 30s, 5m, 1h, 5d",
+        [CK_SCALE] = "a number > 0 and <= 100", [CK_HOSTPORT] = "HOST:PORT",
+    };
+    if (o->kind == CK_UINT || o->kind == CK_PORT)
+        fprintf(stderr, "volley %s: %s '%s': expected a whole number from %lu to %lu\n",
+                cmd, o->name, v, o->lo, o->hi);
+    else
+        fprintf(stderr, "volley %s: %s '%s': expected %s\n", cmd, o->name, v, expect[o->kind]);
+    return -1;
+}
+
+int vl_config_parse(struct vl_config *c, const char *cmd, int argc, char **argv,
+                    char **rest, int *rest_n)
+{
+    *rest_n = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const struct config_opt *o = NULL;
+        const char *inline_v = NULL;
+        for (size_t k = 0; k < sizeof config_opts / sizeof config_opts[0]; k++) {
+            size_t n = strlen(config_opts[k].name);
+            if (!strncmp(a, config_opts[k].name, n) && (a[n] == '\0' || a[n] == '=')) {
+                o = &config_opts[k];
+                inline_v = a[n] == '=' ? a + n + 1 : NULL;
+                break;
+            }
+        }
+        if (!o) {
+            rest[(*rest_n)++] = argv[i];
+            continue;
+        }
+        const char *v = inline_v;
+        if (o->kind != CK_FLAG && !v) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "volley %s: %s needs a value\n", cmd, o->name);
+                return -1;
+            }
+            v = argv[++i];
+        }
+        if (config_set(c, cmd, o, v) != 0)
+            return -1;
+    }
+    if (c->retry_ms_base == 0 || c->retry_ms_max < c->retry_ms_base) {
+        fprintf(stderr, "volley %s: --retry-base must be > 0 and <= --retry-max\n", cmd);
+        return -1;
+    }
+    if (c->age_ms_max == 0) {
+        fprintf(stderr, "volley %s: --max-age must be > 0\n", cmd);
+        return -1;
+    }
+    if (c->connect_ms_timeout == 0) {
+        fprintf(stderr, "volley %s: --connect-timeout must be > 0\n", cmd);
+        return -1;
+    }
+    return 0;
+}
+
+unsigned vl_config_shards_default(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1)
+        return 1;
+    return n > (long)VL_SHARDS_MAX ? VL_SHARDS_MAX : (unsigned)n;
+}
+
+const struct vl_route *vl_config_route(const struct vl_config *c, const char *domain)
+{
+    const struct vl_route *star = NULL;
+    for (unsigned i = 0; i < c->route_count; i++) {
+        if (!strcasecmp(c->routes[i].domain, domain))
+            return &c->routes[i];
+        if (!strcmp(c->routes[i].domain, "*"))
+            star = &c->routes[i];
+    }
+    return star;
+}

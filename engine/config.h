@@ -1,0 +1,72 @@
+/*
+ * config.h - the options shared by `volley run` and `volley send`, parsed and
+ * validated once into an immutable struct before any shard starts.
+ * Invariant: every field of a parsed config is within its documented range;
+ * the engine never re-validates.
+ */
+#ifndef VOLLEY_CONFIG_H
+#define VOLLEY_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define VL_ROUTES_MAX 256u
+
+struct vl_route {
+    char domain[256];     /* lowercased; "*" = every domain */
+    char host[256];       /* host name or IP literal */
+    uint16_t port;
+};
+
+struct vl_config {
+    const char *data_dir;             /* default ./volley-data */
+    unsigned shards;                  /* 0 = not given: recorded count, else cores */
+    const char *dns;                  /* HOST:PORT or NULL (= /etc/resolv.conf) */
+    uint16_t mx_port;                 /* default 25 */
+    unsigned route_count;
+    struct vl_route routes[VL_ROUTES_MAX];
+    unsigned rcpts_per_txn_max;       /* 1..100, default 100 */
+    uint64_t retry_ms_base;           /* default 5 min */
+    uint64_t retry_ms_max;            /* default 1 h */
+    uint64_t age_ms_max;              /* default 5 days */
+    uint64_t delay_warning_ms;        /* 0 = off */
+    const char *log_path;             /* NULL = off, "-" = stdout */
+    bool until_empty;
+    bool quiet;
+    unsigned conns_per_dest_max;      /* default 20 */
+    unsigned msgs_per_conn_max;       /* default 100 */
+    uint64_t idle_ms_max;             /* idle pooled connection closes after; default 5 s */
+    uint64_t connect_ms_timeout;      /* default 30 s */
+    double timeout_scale;             /* multiplies every SMTP command timeout; default 1 */
+    uint64_t host_fail_ms_min;        /* a failing host is skipped at least this long; 30 s */
+    const char *ehlo_name;            /* default: gethostname() */
+    const char *listen;               /* injection listener ADDR:PORT (run) or NULL */
+    char ehlo_buf[256];
+};
+
+/** Defaults for every field. */
+void vl_config_defaults(struct vl_config *c);
+
+/** Parse the run/send options of argv[1..argc-1] into @p c. Arguments that are
+ *  not run/send options are moved, in order, to @p rest (capacity argc) and
+ *  counted in *@p rest_n, so `send` can hand them to the enqueue parser.
+ *  Returns 0, or -1 after printing "volley CMD: <what is wrong>" on stderr. */
+int vl_config_parse(struct vl_config *c, const char *cmd, int argc, char **argv,
+                    char **rest, int *rest_n);
+
+/** Online cores, capped at VL_SHARDS_MAX: the shard count of a new queue. */
+unsigned vl_config_shards_default(void);
+
+/** Usage text of the shared options (for --help). */
+extern const char vl_config_usage[];
+
+/** "300", "250ms", "30s", "5m", "1h", "5d" -> milliseconds. Returns 0 or -1. */
+int vl_parse_duration_ms(const char *s, uint64_t *out);
+/** "HOST:PORT" or "[v6]:PORT" -> host, port. Returns 0 or -1. */
+int vl_parse_hostport(const char *s, char *host, size_t host_cap, uint16_t *port);
+
+/** The static route for @p domain (exact, else "*"), or NULL. */
+const struct vl_route *vl_config_route(const struct vl_config *c, const char *domain);
+
+#endif

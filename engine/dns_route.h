@@ -1,0 +1,73 @@
+/*
+ * dns_route.h - internal to dns.c: config defaults, "HOST:PORT" parsing, the static route
+ * table (--route DOMAIN=HOST:PORT, '*' = every domain) and the list of our
+ * own host names and addresses (MX loop detection). No I/O, no clock.
+ */
+#ifndef VOLLEY_DNS_ROUTE_H
+#define VOLLEY_DNS_ROUTE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dns.h"
+#include "dns_parse.h"
+
+struct dns_hostport {
+    char host[DNS_NAME_TEXT_BYTES_MAX + 1];   /* IP text or lower-case host name */
+    uint16_t port;
+    bool is_ip;                               /* addr is valid */
+    union dns_sockaddr addr;
+};
+
+/** Parse "IP", "IP:PORT", "[IPv6]", "[IPv6]:PORT", a bare IPv6, or (if
+ *  @p names_ok) "NAME[:PORT]". A missing port is @p port_default; if that is 0
+ *  the port is required. @return 0 or VL_E_INVALID with *@p why. */
+int dns_hostport_parse(const char *s, uint16_t port_default, bool names_ok,
+                       struct dns_hostport *out, const char **why);
+
+/** Parse the --dns list "IP[:PORT][,IP[:PORT]...]" (port 53 by default, no
+ *  names). @return 0 and *@p count >= 1, or VL_E_INVALID with *@p why. */
+int dns_servers_parse(const char *list, struct dns_hostport out[VL_DNS_SERVERS_MAX],
+                      size_t *count, const char **why);
+
+/** An address-literal domain ("[192.0.2.1]", "[IPv6:2001:db8::1]", lower or
+ *  upper case) as an address with @p port. @return 0 or VL_E_INVALID. */
+int dns_literal_parse(const char *key, uint16_t port, struct dns_hostport *hp);
+
+struct dns_route {
+    char domain[DNS_NAME_TEXT_BYTES_MAX + 1];  /* lower case, or "*" */
+    struct dns_hostport to;
+};
+
+struct dns_routes {
+    uint32_t count, cap;
+    struct dns_route *r;
+    int32_t star;                              /* index of '*', or -1 */
+};
+
+void dns_routes_init(struct dns_routes *rt);
+void dns_routes_fini(struct dns_routes *rt);
+/** Add or replace. @return 0, VL_E_INVALID (*@p why), VL_E_TOOBIG, -ENOMEM. */
+int dns_routes_add(struct dns_routes *rt, const char *domain, const char *hostport,
+                   const char **why);
+/** The route for @p domain (lower case): its own, else '*', else NULL. */
+const struct dns_route *dns_routes_find(const struct dns_routes *rt, const char *domain);
+
+struct dns_own {
+    size_t names_count, addrs_count;
+    char (*names)[DNS_NAME_TEXT_BYTES_MAX + 1];
+    struct dns_rr_addr *addrs;
+};
+
+/** Each entry an IP address or a host name. @return 0, VL_E_INVALID, -ENOMEM. */
+int dns_own_init(struct dns_own *own, const char *const *list, size_t n, const char **why);
+void dns_own_fini(struct dns_own *own);
+bool dns_own_name(const struct dns_own *own, const char *host);
+bool dns_own_addr(const struct dns_own *own, const struct dns_rr_addr *a);
+
+/** Fill the zero fields of @p c with their defaults (see dns.h) and check the
+ *  caps. @return 0 or VL_E_INVALID with *@p why. */
+int dns_config_defaults(struct dns_config *c, const char **why);
+
+#endif

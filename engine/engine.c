@@ -1,0 +1,175 @@
+/*
+ * engine.c - start the shard threads, report progress, join (see engine.h).
+ * The main thread only reads the shards' atomic counters; it shares nothing
+ * else with them.
+ */
+#include "engine.h"
+
+#include "shard.h"
+#include "volley/error.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+struct engine_shard {
+    struct shard sh;
+    struct shard_counters ctr;
+    pthread_t thread;
+    atomic_bool done;
+    int rc;
+};
+
+static void engine_client_conf(struct shard *sh)
+{
+    const struct vl_config *cfg = sh->cfg;
+    struct smtp_client_conf *cc = &sh->client_conf;
+    memset(cc, 0, sizeof *cc);
+    cc->helo_name = cfg->ehlo_name;
+    cc->helo_name_len = strlen(cfg->ehlo_name);
+    cc->rcpts_per_txn_max = cfg->rcpts_per_txn_max;
+#define X(name, ms, expect)                                                        \
+    {                                                                              \
+        double v = (double)(ms) * cfg->timeout_scale;                              \
+        cc->timeout_ms[SMTP_STATE_##name] = (ms) == 0 ? 0 : (v < 1.0 ? 1u : (uint32_t)v); \
+    }
+    SMTP_STATES(X)
+#undef X
+}
+
+static void *engine_shard_main(void *arg)
+{
+    struct engine_shard *es = arg;
+    struct shard *sh = &es->sh;
+    struct rx_conf rc_conf = { .handles_max = SHARD_SESSIONS_MAX + 64,
+                               .timers_max = 2 * SHARD_SESSIONS_MAX + 64,
+                               .sq_entries = 1024,
+                               .wake_cb = shard_commit_wake_cb, .wake_user = sh };
+    int rc = rx_create(&sh->rx, &rc_conf);
+    if (rc < 0) {
+        vl_log(VL_LOG_ERROR, "evt=reactor_init_failed shard=%u err=\"%s\"%s", sh->idx,
+               vl_strerror(rc), rc == -ENOSYS || rc == -EPERM
+               ? " hint=\"io_uring is blocked (seccomp or kernel.io_uring_disabled)\"" : "");
+        goto out;
+    }
+    rc = shard_commit_init(sh);
+    if (rc == 0)
+        rc = route_init(sh);
+    if (rc == 0)
+        rc = shard_loop(sh);
+    shard_commit_fini(sh);         /* waits for a commit in flight */
+    vl_dlog_flush(&sh->dlog);
+    route_fini(sh);
+    rx_destroy(sh->rx);
+    while (sh->txn_free) {
+        struct txn *t = sh->txn_free;
+        sh->txn_free = t->next;
+        free(t);
+    }
+    while (sh->leases) {
+        struct lease *l = sh->leases;
+        sh->leases = l->next;
+        vl_queue_batch_release(sh->qs, l->batch);
+        free(l);
+    }
+out:
+    es->rc = rc;
+    atomic_store(&es->done, true);
+    return NULL;
+}
+
+static void engine_totals(struct engine_shard *es, unsigned n, struct vl_engine_totals *t)
+{
+    memset(t, 0, sizeof *t);
+    for (unsigned i = 0; i < n; i++) {
+        struct shard_counters *c = &es[i].ctr;
+        t->delivered += atomic_load(&c->delivered);
+        t->deferred += atomic_load(&c->deferred);
+        t->bounced += atomic_load(&c->bounced);
+        t->expired += atomic_load(&c->expired);
+        t->ambiguous += atomic_load(&c->ambiguous);
+        t->leased += atomic_load(&c->leased);
+        t->inflight += atomic_load(&c->inflight);
+        t->conns += atomic_load(&c->conns);
+        t->txns += atomic_load(&c->txns);
+        t->dsns += atomic_load(&c->dsns);
+        t->commit_errors += atomic_load(&c->commit_errors);
+    }
+}
+
+static double engine_elapsed(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+int vl_engine_run(const struct vl_config *cfg, struct vl_queue *q, atomic_bool *stop,
+                  vl_engine_progress_fn *progress, void *ctx, unsigned interval_ms,
+                  struct vl_engine_totals *out)
+{
+    unsigned n = vl_queue_nshards(q);
+    struct engine_shard *es = calloc(n, sizeof *es);
+    if (!es)
+        return -ENOMEM;
+    int dlog_fd = -1;
+    int rc = vl_dlog_open(cfg->log_path, &dlog_fd);
+    if (rc < 0) {
+        fprintf(stderr, "volley: --log %s: %s\n", cfg->log_path, vl_strerror(rc));
+        free(es);
+        return rc;
+    }
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    unsigned started = 0;
+    for (unsigned i = 0; i < n; i++) {
+        struct shard *sh = &es[i].sh;
+        sh->idx = i;
+        sh->cfg = cfg;
+        sh->q = q;
+        sh->qs = vl_queue_shard(q, i);
+        sh->ctr = &es[i].ctr;
+        sh->stop = stop;
+        vl_dlog_init(&sh->dlog, dlog_fd);
+        engine_client_conf(sh);
+        rc = pthread_create(&es[i].thread, NULL, engine_shard_main, &es[i]);
+        if (rc != 0) {
+            atomic_store(stop, true);
+            rc = -rc;
+            break;
+        }
+        started++;
+    }
+    unsigned waited_ms = 0;
+    for (;;) {
+        unsigned done = 0;
+        for (unsigned i = 0; i < started; i++)
+            done += atomic_load(&es[i].done) ? 1u : 0u;
+        if (done == started)
+            break;
+        usleep(20000);
+        waited_ms += 20;
+        if (progress && interval_ms && waited_ms >= interval_ms) {
+            waited_ms = 0;
+            struct vl_engine_totals t;
+            engine_totals(es, started, &t);
+            progress(&t, engine_elapsed(&t0), ctx);
+        }
+    }
+    int first_err = rc;
+    for (unsigned i = 0; i < started; i++) {
+        pthread_join(es[i].thread, NULL);
+        if (es[i].rc < 0 && first_err == 0)
+            first_err = es[i].rc;
+    }
+    if (out)
+        engine_totals(es, started, out);
+    if (dlog_fd > 2)
+        close(dlog_fd);
+    free(es);
+    return first_err;
+}

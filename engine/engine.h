@@ -1,0 +1,37 @@
+/*
+ * engine.h - the delivery engine: N shard threads delivering the queue.
+ *
+ * vl_engine_run() starts one shard thread per queue shard (each owns its
+ * reactor, resolver, pools and queue shard), reports progress from the
+ * calling thread, and returns when every shard is done: with
+ * cfg->until_empty once nothing is ready or in flight, otherwise once
+ * *stop is set (SIGTERM/SIGINT) and in-flight transactions are finished and
+ * committed. Transactions not started when stopping are abandoned: their
+ * recipients stay ready in the queue. Nothing half-sent counts as sent.
+ */
+#ifndef VOLLEY_ENGINE_H
+#define VOLLEY_ENGINE_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "volley/queue.h"
+
+struct vl_engine_totals {
+    uint64_t delivered, deferred, bounced, expired, ambiguous;
+    uint64_t leased, inflight, conns, txns, dsns, commit_errors;
+};
+
+/** Called on the calling thread about every @p interval_ms given to run. */
+typedef void vl_engine_progress_fn(const struct vl_engine_totals *t, double elapsed_s,
+                                   void *ctx);
+
+/** Deliver @p q (opened by the caller) per @p cfg until done (see above).
+ *  @p stop may be set from a signal handler. @p out (may be NULL) gets the
+ *  final totals. @return 0, or the first shard's fatal error (-errno, VL_E_*). */
+int vl_engine_run(const struct vl_config *cfg, struct vl_queue *q, atomic_bool *stop,
+                  vl_engine_progress_fn *progress, void *ctx, unsigned interval_ms,
+                  struct vl_engine_totals *out);
+
+#endif

@@ -1,0 +1,63 @@
+/*
+ * log.h - diagnostics (key=value lines on stderr) and the JSON delivery log.
+ *
+ * Delivery log: one JSON object per recipient outcome, an interface (fields are
+ * added, never renamed; format in README). Each shard owns a struct vl_dlog
+ * buffer and flushes it with one write(2) to an O_APPEND descriptor, so lines
+ * of different shards never interleave and no lock is taken.
+ */
+#ifndef VOLLEY_LOG_H
+#define VOLLEY_LOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum vl_log_level { VL_LOG_TRACE, VL_LOG_INFO, VL_LOG_WARN, VL_LOG_ERROR };
+
+/** Minimum level printed (default VL_LOG_WARN; VOLLEY_LOG=trace|info|warn|error). */
+extern enum vl_log_level vl_log_level_min;
+void vl_log_init_from_env(void);
+
+/** "evt=NAME key=value ..." on stderr, if @p level passes. One line, one write. */
+void vl_log(enum vl_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define vl_log_at(level, ...) \
+    do { if ((level) >= vl_log_level_min) vl_log((level), __VA_ARGS__); } while (0)
+
+struct vl_dlog_event {
+    int64_t ts_ms;           /* wall clock, ms since the epoch */
+    uint64_t msg_id;
+    const char *rcpt;
+    const char *domain;
+    const char *event;       /* delivered | deferred | bounced | expired | ambiguous */
+    const char *mx;          /* may be NULL */
+    const char *ip;          /* may be NULL */
+    int code;                /* 0 = none (local decision without a reply) */
+    const char *status;      /* enhanced status x.y.z; may be NULL */
+    const char *reply;       /* reply text, may be NULL; escaped and capped */
+    uint32_t attempt;
+    const char *tls;         /* protocol name or NULL */
+};
+
+#define VL_DLOG_BUF_BYTES (64u * 1024u)
+#define VL_DLOG_LINE_BYTES_MAX 4096u
+
+struct vl_dlog {
+    int fd;                  /* -1 = logging off */
+    size_t len;
+    char buf[VL_DLOG_BUF_BYTES];
+};
+
+/** Open @p path for appending ("-" = stdout, NULL = off). Returns 0 or -errno. */
+int vl_dlog_open(const char *path, int *fd_out);
+/** Start a per-shard buffer writing to @p fd (shared, O_APPEND; -1 = off). */
+void vl_dlog_init(struct vl_dlog *d, int fd);
+/** Append one event line; flushes first when the buffer would overflow. */
+void vl_dlog_add(struct vl_dlog *d, const struct vl_dlog_event *ev);
+/** Write the buffered lines. Returns 0 or -errno (the lines are dropped then). */
+int vl_dlog_flush(struct vl_dlog *d);
+
+/** Format @p ev as one JSON line (with '\n') into @p out; returns its length
+ *  (always < cap, truncating the reply text first). Pure. */
+size_t vl_dlog_format(const struct vl_dlog_event *ev, char *out, size_t cap);
+
+#endif

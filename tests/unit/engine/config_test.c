@@ -1,0 +1,94 @@
+/* config_test.c - run/send option parsing: values, ranges, routes, leftovers, errors. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "config.h"
+
+static int parse(struct vl_config *c, char **argv, int argc, char **rest, int *rest_n)
+{
+    vl_config_defaults(c);
+    return vl_config_parse(c, "run", argc, argv, rest, rest_n);
+}
+
+static void test_values(void **state)
+{
+    (void)state;
+    static struct vl_config c;
+    char *argv[] = { "run", "--data", "/tmp/q", "--shards=3", "--mx-port", "2525",
+                     "--route", "Example.org=127.0.0.2:2525", "--route", "*=[::1]:25",
+                     "--max-rcpts", "1", "--retry-base", "250ms", "--max-age", "2d",
+                     "--until-empty", "--from", "a@b.org", "msg.eml", "--timeout-scale", "0.01" };
+    char *rest[32];
+    int rest_n;
+    assert_int_equal(parse(&c, argv, (int)(sizeof argv / sizeof argv[0]), rest, &rest_n), 0);
+    assert_string_equal(c.data_dir, "/tmp/q");
+    assert_int_equal(c.shards, 3);
+    assert_int_equal(c.mx_port, 2525);
+    assert_int_equal(c.rcpts_per_txn_max, 1);
+    assert_int_equal(c.retry_ms_base, 250);
+    assert_int_equal(c.age_ms_max, 2ull * 86400 * 1000);
+    assert_true(c.until_empty);
+    assert_true(c.timeout_scale > 0.0099 && c.timeout_scale < 0.0101);
+    assert_int_equal(c.route_count, 2);
+    const struct vl_route *r = vl_config_route(&c, "EXAMPLE.org");
+    assert_non_null(r);
+    assert_string_equal(r->host, "127.0.0.2");
+    assert_int_equal(r->port, 2525);
+    r = vl_config_route(&c, "other.net");
+    assert_non_null(r);
+    assert_string_equal(r->host, "::1");
+    assert_int_equal(r->port, 25);
+    assert_int_equal(rest_n, 3);
+    assert_string_equal(rest[0], "--from");
+    assert_string_equal(rest[2], "msg.eml");
+}
+
+static void test_errors(void **state)
+{
+    (void)state;
+    static struct vl_config c;
+    char *rest[8];
+    int rest_n;
+    char *bad[][3] = {
+        { "run", "--shards", "0" }, { "run", "--shards", "x" }, { "run", "--mx-port", "70000" },
+        { "run", "--route", "example.org" }, { "run", "--route", "bad_dom=1.2.3.4:25" },
+        { "run", "--route", "a.org=host" }, { "run", "--retry-base", "5y" },
+        { "run", "--dns", "127.0.0.1" }, { "run", "--max-rcpts", "101" },
+        { "run", "--timeout-scale", "0" }, { "run", "--max-age", "0" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (parse(&c, bad[i], 3, rest, &rest_n) != -1)
+            fail_msg("accepted %s %s", bad[i][1], bad[i][2]);
+    }
+    char *missing[] = { "run", "--data" };
+    assert_int_equal(parse(&c, missing, 2, rest, &rest_n), -1);
+}
+
+static void test_durations(void **state)
+{
+    (void)state;
+    uint64_t ms;
+    assert_int_equal(vl_parse_duration_ms("300", &ms), 0);
+    assert_int_equal(ms, 300000);
+    assert_int_equal(vl_parse_duration_ms("1.5s", &ms), 0);
+    assert_int_equal(ms, 1500);
+    assert_int_equal(vl_parse_duration_ms("1h", &ms), 0);
+    assert_int_equal(ms, 3600000);
+    assert_int_equal(vl_parse_duration_ms("-1", &ms), -1);
+    assert_int_equal(vl_parse_duration_ms("5 m", &ms), -1);
+    assert_int_equal(vl_parse_duration_ms("", &ms), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_values),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_durations),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
