@@ -397,6 +397,11 @@ static int shard_lease(struct shard *sh)
     size_t max = SHARD_INFLIGHT_RCPTS_MAX - sh->inflight;
     if (max > SHARD_LEASE_BATCH_MAX)
         max = SHARD_LEASE_BATCH_MAX;
+    /* Large bodies: lease fewer at a time, so a batch copies a bounded amount. */
+    if (sh->body_bytes_per_rcpt && max > SHARD_LEASE_BYTES_MAX / sh->body_bytes_per_rcpt)
+        max = SHARD_LEASE_BYTES_MAX / sh->body_bytes_per_rcpt;
+    if (max < 16)
+        max = 16;
     struct vl_queue_batch *b = NULL;
     int n = vl_queue_lease(sh->qs, shard_now_wall_ms(), max, &b);
     if (n < 0)
@@ -414,6 +419,10 @@ static int shard_lease(struct shard *sh)
         return 0;
     }
     sh->idle_queue = false;
+    uint64_t body_bytes = 0;
+    for (size_t i = 0; i < b->msg_count; i++)
+        body_bytes += b->msgs[i].body_len;
+    sh->body_bytes_per_rcpt = body_bytes / (uint64_t)n + 1;
     struct lease *l = malloc(sizeof *l);
     if (!l) {
         vl_queue_batch_release(sh->qs, b);

@@ -33,6 +33,7 @@
 
 #define SHARD_INFLIGHT_RCPTS_MAX   8192u   /* leased and not yet committed, per shard */
 #define SHARD_LEASE_BATCH_MAX      2048u   /* recipients per vl_queue_lease() */
+#define SHARD_LEASE_BYTES_MAX  (8u << 20)   /* body bytes a lease copies, about */
 #define SHARD_SESSIONS_MAX         4096u   /* connections per shard */
 #define SHARD_HOSTS_MAX           65536u
 #define SHARD_DOMAINS_MAX        262144u
@@ -165,6 +166,7 @@ struct shard {
     bool idle_queue;               /* the last lease found nothing due */
     bool draining;                 /* --until-empty and nothing left: pool nothing */
     uint64_t next_lease_ms;
+    uint64_t body_bytes_per_rcpt;  /* of the last lease: sizes the next one */
     uint64_t inflight;
     struct lease *leases;
     uint32_t sessions;
