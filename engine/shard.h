@@ -33,7 +33,9 @@
 
 #define SHARD_INFLIGHT_RCPTS_MAX   8192u   /* leased and not yet committed, per shard */
 #define SHARD_LEASE_BATCH_MAX      2048u   /* recipients per vl_queue_lease() */
-#define SHARD_LEASE_BYTES_MAX  (8u << 20)   /* body bytes a lease copies, about */
+#define SHARD_LEASE_BYTES_MAX  (4u << 20)   /* body bytes a lease copies, about: under
+                                               jemalloc's oversize threshold (8 MiB), so
+                                               the buffers are recycled, not re-faulted */
 #define SHARD_SESSIONS_MAX         4096u   /* connections per shard */
 #define SHARD_HOSTS_MAX           65536u
 #define SHARD_DOMAINS_MAX        262144u
