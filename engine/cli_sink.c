@@ -41,6 +41,8 @@ static const char sink_help[] =
 "  --no-enhancedstatuscodes  don't advertise ENHANCEDSTATUSCODES (no x.y.z in replies)\n"
 "  --idle-timeout DUR     drop a client silent for DUR (default 300s)\n"
 "  --seed S               seed for prob= choices (default 1), so runs are reproducible\n"
+"  --tls-cert FILE        offer STARTTLS with this PEM certificate (chain); needs --tls-key\n"
+"  --tls-key FILE         the certificate's PEM private key\n"
 "\n"
 "faults (repeatable, applied in the order given; first matching rule of each kind wins):\n"
 "  --fault STAGE=CODE[:WHEN][:match=PREFIX][:text=TEXT]\n"
@@ -57,7 +59,9 @@ static const char sink_help[] =
 "  text=     reply text (rest of the spec); default: a text with an enhanced code\n"
 "  DURATION: N (ms), Nms or Ns\n"
 "\n"
-"STARTTLS is not offered; a client that sends it gets 454 4.7.0.\n";
+"Without --tls-cert/--tls-key STARTTLS is not offered and gets 454 4.7.0; with them\n"
+"the sink answers 220, discards anything pipelined after STARTTLS, does the TLS\n"
+"handshake (1.2 or 1.3) and counts it in the stats (tls_sessions).\n";
 
 __attribute__((format(printf, 1, 2)))
 static int usage_error(const char *fmt, ...)
@@ -92,6 +96,13 @@ static int sink_option(struct sink_conf *c, const char *opt, const char *v)
 {
     char err[256];
     uint64_t n;
+    if (!strcmp(opt, "--tls-cert") || !strcmp(opt, "--tls-key")) {
+        const char **slot = opt[6] == 'c' ? &c->tls_cert : &c->tls_key;
+        if (!*v)
+            return usage_error("%s needs a file name", opt);
+        *slot = v;
+        return 0;
+    }
     if (!strcmp(opt, "--listen"))
         return sink_conf_add_listen(c, v, err, sizeof err) < 0 ? usage_error("%s", err) : 0;
     if (!strcmp(opt, "--fault") || !strcmp(opt, "--delay") || !strcmp(opt, "--disconnect"))
@@ -190,6 +201,9 @@ int cli_sink_main(int argc, char **argv)
     }
     if (c.listen_count == 0)
         return usage_error("--listen ADDR:PORT is required");
+    char err[600];
+    if (sink_conf_set_tls(&c, c.tls_cert, c.tls_key, err, sizeof err) < 0)
+        return usage_error("%s", err);
     int rc = sink_run(&c);
     return rc == 0 ? VL_EXIT_OK : VL_EXIT_FAIL;
 }

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "rx.h"
+#include "sink_tls.h"
 #include "volley/error.h"
 
 #define SINK_IN_BYTES        16384u
@@ -57,7 +58,7 @@ struct sink_stats {
     uint64_t transactions, rcpts, bytes, messages_rejected;
     uint64_t commands, reads, pipelined_reads, max_cmds_per_read;
     uint64_t faults_reply, faults_delay, faults_disconnect;
-    uint64_t saved, save_errors, timeouts;
+    uint64_t saved, save_errors, timeouts, tls_sessions;
     uint64_t replies[SINK_CODES];
 };
 
@@ -78,6 +79,8 @@ struct sink_conn {
     uint64_t id;
     struct smtp_server srv;
     bool closing, close_after_send, reading, sending, delayed, in_body;
+    bool tls_start;                             /* STARTTLS 220 being sent: handshake next */
+    struct sink_tls *tls;                       /* after STARTTLS; NULL = plaintext */
     rx_timer_t delay_timer;
     uint32_t in_len, in_off, out_len;
     uint32_t cmds_this_read, txns;
@@ -101,6 +104,7 @@ struct sink_thread {
     uint32_t idx;
     pthread_t tid;
     struct rx *rx;
+    struct tls_ctx *tls_ctx;                    /* --tls-cert given: one per thread */
     int rc;
     int lfd[SINK_LISTEN_MAX];
     struct sink_conn *conns;
@@ -289,12 +293,24 @@ static void path_copy(char *dst, const char *arg, size_t len)
 
 static void conn_flush(struct sink_conn *c)
 {
-    if (c->out_len == 0) {
+    const char *p = c->out;
+    uint32_t n = c->out_len;
+    if (c->tls) {                               /* seal the replies: out[] is free again */
+        int w = sink_tls_output(c->tls, c->out, c->out_len, c->close_after_send);
+        if (w < 0) {
+            conn_close(c);
+            return;
+        }
+        c->out_len = 0;
+        p = c->tls->out;
+        n = (uint32_t)w;
+    }
+    if (n == 0) {
         if (c->close_after_send)
             conn_close(c);
         return;
     }
-    int rc = rx_send(c->t->rx, c->h, c->out, c->out_len, SINK_SEND_TIMEOUT_MS);
+    int rc = rx_send(c->t->rx, c->h, p, n, SINK_SEND_TIMEOUT_MS);
     if (rc < 0) {
         conn_close(c);
         return;
@@ -364,8 +380,14 @@ static bool conn_answer(struct sink_conn *c)
     bool txn_cap = p->cmd == SMTP_SCMD_DOT && after_txns && c->txns >= after_txns;
     if (txn_cap)
         STAT_ADD(c->t, faults_disconnect, 1);
+    if (after == SMTP_SERVER_AFTER_STARTTLS && p->reply.code == 220 && c->t->tls_ctx &&
+        !c->tls) {
+        c->tls_start = true;                    /* the handshake starts once 220 is sent */
+        conn_flush(c);
+        return false;
+    }
     if (after != SMTP_SERVER_AFTER_CONTINUE || p->reply.code == 421 || txn_cap) {
-        c->close_after_send = true;             /* STARTTLS too: no TLS in this sink */
+        c->close_after_send = true;             /* STARTTLS without a certificate too */
         conn_flush(c);
         return false;
     }
@@ -387,7 +409,7 @@ static bool conn_event(struct sink_conn *c, const struct smtp_server_event *ev)
         c->cmds_this_read++;
         STAT_ADD(c->t, commands, 1);
     }
-    if (ev->cmd == SMTP_SCMD_STARTTLS && p->reply.code < 400) {
+    if (ev->cmd == SMTP_SCMD_STARTTLS && p->reply.code < 400 && !c->t->tls_ctx) {
         p->reply.code = 454;                    /* the TLS seam: no TLS configured */
         snprintf(p->reply.text, sizeof p->reply.text, "%sTLS not available",
                  c->t->sh->conf->smtp.enhancedstatuscodes ? "4.7.0 " : "");
@@ -451,13 +473,38 @@ static void conn_read_account(struct sink_conn *c)
     c->cmds_this_read = 0;
 }
 
-/* The server consumed all input: send what is queued, or read more. */
-static void conn_need_input(struct sink_conn *c)
+/* TLS: decrypt what is buffered into in[]. @return 1 plaintext added, 0 read
+ * ciphertext from the peer, -1 handled here (sending or closed). */
+static int conn_tls_input(struct sink_conn *c)
+{
+    bool done_now;
+    int n = sink_tls_input(c->tls, c->in + c->in_len, SINK_IN_BYTES - c->in_len, &done_now);
+    if (done_now) {
+        smtp_server_tls_started(&c->srv);       /* RFC 3207 4.2: forget the EHLO */
+        STAT_ADD(c->t, tls_sessions, 1);
+    }
+    if (n < 0) {
+        conn_close(c);
+        return -1;
+    }
+    c->in_len += (uint32_t)n;
+    if (n > 0)
+        return 1;
+    if (sink_tls_pending(c->tls) > 0) {         /* handshake flight or tickets */
+        conn_flush(c);
+        return -1;
+    }
+    return 0;
+}
+
+/* The server consumed all input: send what is queued, or read more.
+ * @return true if more input is in in[] now (TLS): step the server again. */
+static bool conn_need_input(struct sink_conn *c)
 {
     struct sink_thread *t = c->t;
     if (c->out_len > 0) {
         conn_flush(c);
-        return;
+        return false;
     }
     conn_read_account(c);
     if (c->in_off > 0) {                        /* keep an unconsumed tail, if any */
@@ -465,13 +512,21 @@ static void conn_need_input(struct sink_conn *c)
         c->in_len -= c->in_off;
         c->in_off = 0;
     }
-    if (c->in_len >= SINK_IN_BYTES ||
-        rx_recv(t->rx, c->h, c->in + c->in_len, SINK_IN_BYTES - c->in_len,
-                (int)t->sh->conf->idle_timeout_ms) < 0) {
+    char *buf = c->in + c->in_len;
+    size_t cap = SINK_IN_BYTES - c->in_len;
+    if (c->tls && cap > 0) {
+        int r = conn_tls_input(c);
+        if (r != 0)
+            return r > 0;
+        buf = c->tls->in;
+        cap = sizeof c->tls->in;
+    }
+    if (cap == 0 || rx_recv(t->rx, c->h, buf, cap, (int)t->sh->conf->idle_timeout_ms) < 0) {
         conn_close(c);
-        return;
+        return false;
     }
     c->reading = true;
+    return false;
 }
 
 static void conn_resume(struct rx *rx, const struct rx_event *ev)
@@ -499,8 +554,9 @@ static void conn_pump(struct sink_conn *c)
         c->in_off += (uint32_t)used;
         switch (ev.type) {
         case SMTP_SEV_NEED_INPUT:
-            conn_need_input(c);
-            return;
+            if (!conn_need_input(c))
+                return;
+            break;
         case SMTP_SEV_BODY:
             if (!conn_body(c, &ev))
                 return;
@@ -534,6 +590,18 @@ static void conn_close(struct sink_conn *c)
         vl_panic("sink: close of a live connection failed");
 }
 
+/* The 220 to STARTTLS is out: the next bytes are the client's handshake.
+ * Anything pipelined after STARTTLS was already discarded by the server. */
+static int conn_tls_begin(struct sink_conn *c)
+{
+    c->tls_start = false;
+    c->in_len = c->in_off = 0;
+    int rc = sink_tls_create(&c->tls, c->t->tls_ctx);
+    if (rc < 0)
+        conn_close(c);
+    return rc;
+}
+
 static void conn_cb(struct rx *rx, const struct rx_event *ev)
 {
     (void)rx;
@@ -549,7 +617,12 @@ static void conn_cb(struct rx *rx, const struct rx_event *ev)
             return;
         }
         STAT_ADD(t, reads, 1);
-        c->in_len += (uint32_t)ev->res;
+        if (!c->tls)
+            c->in_len += (uint32_t)ev->res;
+        else if (sink_tls_received(c->tls, (size_t)ev->res) < 0) {
+            conn_close(c);
+            return;
+        }
         conn_pump(c);
         break;
     case RX_OP_SEND:
@@ -559,13 +632,19 @@ static void conn_cb(struct rx *rx, const struct rx_event *ev)
             return;
         }
         c->out_len = 0;
-        if (c->close_after_send)
+        if (c->tls_start && conn_tls_begin(c) < 0)
+            return;
+        if (c->tls && sink_tls_pending(c->tls) > 0)
+            conn_flush(c);                      /* the rest of a large flight */
+        else if (c->close_after_send)
             conn_close(c);
         else
             conn_pump(c);
         break;
     case RX_OP_CLOSE:
         STAT_ADD(t, connections_closed, 1);
+        sink_tls_destroy(c->tls);
+        c->tls = NULL;
         t->free_conns[t->free_count++] = (uint32_t)(c - t->conns);
         break;
     default:
@@ -636,6 +715,14 @@ static int thread_setup(struct sink_thread *t)
     for (uint32_t i = 0; i < cf->conns_max; i++)
         t->free_conns[i] = cf->conns_max - 1 - i;
     t->free_count = cf->conns_max;
+    if (cf->tls_cert) {
+        char msg[400];
+        err = tls_ctx_server_create(&t->tls_ctx, cf->tls_cert, cf->tls_key, msg, sizeof msg);
+        if (err < 0) {
+            fprintf(stderr, "volley sink: %s\n", msg);
+            return err;
+        }
+    }
     t->rng = cf->seed ^ (0x9E3779B97F4A7C15ULL * (t->idx + 1));
     if (t->rng == 0)
         t->rng = 1;
@@ -660,8 +747,11 @@ static void *thread_main(void *arg)
     if (t->rc == 0)
         __atomic_store_n(&t->rc, rx_run(t->rx), __ATOMIC_RELAXED);
     for (uint32_t i = 0; t->conns && i < t->sh->conf->conns_max; i++)
-        if (t->conns[i].t)
+        if (t->conns[i].t) {
             save_abort(&t->conns[i]);           /* unfinished messages leave no file */
+            sink_tls_destroy(t->conns[i].tls);
+            t->conns[i].tls = NULL;
+        }
     return NULL;
 }
 
@@ -750,6 +840,7 @@ static void stats_print(struct sink_thread *th, const struct sink_conf *cf, cons
         SUM(transactions); SUM(rcpts); SUM(bytes); SUM(messages_rejected); SUM(commands);
         SUM(reads); SUM(pipelined_reads); SUM(faults_reply); SUM(faults_delay);
         SUM(faults_disconnect); SUM(saved); SUM(save_errors); SUM(timeouts);
+        SUM(tls_sessions);
 #undef SUM
         uint64_t m = STAT_GET(t, max_cmds_per_read);
         s.max_cmds_per_read = m > s.max_cmds_per_read ? m : s.max_cmds_per_read;
@@ -761,16 +852,18 @@ static void stats_print(struct sink_thread *th, const struct sink_conf *cf, cons
           "\"connections_refused\":%llu,\"transactions\":%llu,\"rcpts\":%llu,\"bytes\":%llu,"
           "\"messages_rejected\":%llu,\"commands\":%llu,\"reads\":%llu,\"pipelined_reads\":%llu,"
           "\"max_cmds_per_read\":%llu,\"saved\":%llu,\"save_errors\":%llu,\"timeouts\":%llu,"
-          "\"faults\":{\"reply\":%llu,\"delay\":%llu,\"disconnect\":%llu},\"replies\":{"
+          "\"tls_sessions\":%llu,\"faults\":{\"reply\":%llu,\"delay\":%llu,\"disconnect\":%llu},"
+          "\"replies\":{"
         : "sink: stats why=%s connections=%llu open=%llu refused=%llu transactions=%llu "
           "rcpts=%llu bytes=%llu rejected=%llu commands=%llu reads=%llu pipelined_reads=%llu "
-          "max_cmds_per_read=%llu saved=%llu save_errors=%llu timeouts=%llu faults_reply=%llu "
+          "max_cmds_per_read=%llu saved=%llu save_errors=%llu timeouts=%llu tls_sessions=%llu "
+          "faults_reply=%llu "
           "faults_delay=%llu faults_disconnect=%llu replies=";
     typedef unsigned long long ull;
     printf(fmt, why, (ull)s.connections, (ull)(s.connections - s.connections_closed),
            (ull)s.connections_refused, (ull)s.transactions, (ull)s.rcpts, (ull)s.bytes,
            (ull)s.messages_rejected, (ull)s.commands, (ull)s.reads, (ull)s.pipelined_reads,
-           (ull)s.max_cmds_per_read, (ull)s.saved, (ull)s.save_errors, (ull)s.timeouts,
+           (ull)s.max_cmds_per_read, (ull)s.saved, (ull)s.save_errors, (ull)s.timeouts, (ull)s.tls_sessions,
            (ull)s.faults_reply, (ull)s.faults_delay, (ull)s.faults_disconnect);
     const char *sep = "";
     for (uint32_t c = 0; c < SINK_CODES; c++) {
@@ -808,6 +901,7 @@ static void threads_free(struct sink_thread *th, uint32_t n, uint32_t listen_cou
 {
     for (uint32_t k = 0; k < n; k++) {
         rx_destroy(th[k].rx);
+        tls_ctx_destroy(th[k].tls_ctx);
         free(th[k].conns);
         free(th[k].free_conns);
         for (uint32_t i = 0; i < listen_count; i++)

@@ -65,6 +65,7 @@ struct sink_conf {
     uint32_t idle_timeout_ms;            /* per read, RFC 5321 4.5.3.2.7: 5 min */
     bool json;
     const char *save_dir;                /* NULL = don't save */
+    const char *tls_cert, *tls_key;      /* PEM files: offer STARTTLS; NULL = no TLS */
     uint64_t seed;
     struct smtp_server_conf smtp;        /* hostname, SIZE, PIPELINING, 8BITMIME ... */
     struct sink_rule rules[SINK_RULES_MAX];
@@ -89,6 +90,11 @@ int sink_conf_add_rule(struct sink_conf *c, const char *opt, const char *spec, c
 /** Parse "ADDR:PORT" or "[V6ADDR]:PORT" into the next listener of @p c.
  *  @return 0, or VL_E_INVALID with a message in @p err. */
 int sink_conf_add_listen(struct sink_conf *c, const char *spec, char *err, size_t err_cap);
+
+/** STARTTLS with the PEM @p cert and @p key (both or neither; NULL = no TLS).
+ *  Loads them once to check them. @return 0, or VL_E_INVALID with a message. */
+int sink_conf_set_tls(struct sink_conf *c, const char *cert, const char *key, char *err,
+                      size_t err_cap);
 
 /** Parse a duration (N, Nms, Ns) into *@p ms. @return 0 or VL_E_INVALID. */
 int sink_duration_parse(const char *s, uint32_t *ms);

@@ -7,6 +7,7 @@
  * message that names the option and the part that is wrong.
  */
 #include "sink.h"
+#include "tls.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -278,4 +279,23 @@ bool sink_rule_fires(const struct sink_rule *r, uint64_t seen, double roll)
     case SINK_WHEN_PROB:   return roll < r->prob;
     }
     vl_panic("bad rule when %d", (int)r->when);
+}
+
+int sink_conf_set_tls(struct sink_conf *c, const char *cert, const char *key, char *err,
+                      size_t err_cap)
+{
+    if (!cert != !key)
+        return conf_err(err, err_cap, "--tls-cert and --tls-key go together: %s is missing",
+                        cert ? "--tls-key" : "--tls-cert");
+    if (!cert)
+        return 0;
+    struct tls_ctx *ctx;                  /* load once now: a bad file is a usage error */
+    char why[400];
+    if (tls_ctx_server_create(&ctx, cert, key, why, sizeof why) < 0)
+        return conf_err(err, err_cap, "%s", why);
+    tls_ctx_destroy(ctx);
+    c->tls_cert = cert;
+    c->tls_key = key;
+    c->smtp.starttls = true;
+    return 0;
 }
