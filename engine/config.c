@@ -33,6 +33,8 @@ const char vl_config_usage[] =
     "  --connect-timeout DURATION  TCP connect deadline (default 30s)\n"
     "  --timeout-scale F       multiply every SMTP command timeout by F (default 1)\n"
     "  --ehlo NAME             name sent in EHLO (default: this host's name)\n"
+    "  --tls LEVEL             STARTTLS: 'may' (default: when offered, no certificate\n"
+    "                          check, else plaintext) or 'none' (never)\n"
     "  --until-empty           exit once nothing is ready or in flight\n"
     "  --quiet                 no progress output\n"
     "DURATION: a number of seconds, or with a unit: 250ms, 30s, 5m, 1h, 5d.\n";
@@ -147,7 +149,8 @@ static int config_route(struct vl_config *c, const char *cmd, const char *v)
     return 0;
 }
 
-enum config_kind { CK_FLAG, CK_STR, CK_UINT, CK_PORT, CK_DUR, CK_ROUTE, CK_SCALE, CK_HOSTPORT };
+enum config_kind { CK_FLAG, CK_STR, CK_UINT, CK_PORT, CK_DUR, CK_ROUTE, CK_SCALE, CK_HOSTPORT,
+                   CK_TLS };
 
 struct config_opt {
     const char *name;
@@ -175,6 +178,7 @@ static const struct config_opt config_opts[] = {
     { "--connect-timeout", CK_DUR,      OFF(connect_ms_timeout), 0, 0 },
     { "--timeout-scale",   CK_SCALE,    OFF(timeout_scale), 0, 0 },
     { "--ehlo",            CK_STR,      OFF(ehlo_name), 0, 0 },
+    { "--tls",             CK_TLS,      OFF(tls_level), 0, 0 },
     { "--listen",          CK_HOSTPORT, OFF(listen), 0, 0 },
     { "--until-empty",     CK_FLAG,     OFF(until_empty), 0, 0 },
     { "--quiet",           CK_FLAG,     OFF(quiet), 0, 0 },
@@ -220,10 +224,16 @@ static int config_set(struct vl_config *c, const char *cmd, const struct config_
             break;
         *(const char **)field = v;
         return 0;
+    case CK_TLS:
+        if (strcmp(v, "may") && strcmp(v, "none"))
+            break;
+        *(enum vl_tls_level *)field = !strcmp(v, "may") ? VL_TLS_MAY : VL_TLS_NONE;
+        return 0;
     }
     static const char *const expect[] = {
         [CK_UINT] = "a whole number in range", [CK_DUR] = "a duration like 30s, 5m, 1h, 5d",
         [CK_SCALE] = "a number > 0 and <= 100", [CK_HOSTPORT] = "HOST:PORT",
+        [CK_TLS] = "'may' or 'none' (encrypt and verify are not supported yet)",
     };
     if (o->kind == CK_UINT || o->kind == CK_PORT)
         fprintf(stderr, "volley %s: %s '%s': expected a whole number from %lu to %lu\n",

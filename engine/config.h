@@ -19,6 +19,13 @@ struct vl_route {
     uint16_t port;
 };
 
+/* STARTTLS policy (PROTOCOL.md 1.12). Only the levels below exist so far. */
+enum vl_tls_level {
+    VL_TLS_MAY,           /* default on port 25: STARTTLS when offered, no certificate
+                             check, plaintext when not offered or refused (454) */
+    VL_TLS_NONE,          /* never send STARTTLS */
+};
+
 struct vl_config {
     const char *data_dir;             /* default ./volley-data */
     unsigned shards;                  /* 0 = not given: recorded count, else cores */
@@ -42,6 +49,7 @@ struct vl_config {
     uint64_t host_fail_ms_min;        /* a failing host is skipped at least this long; 30 s */
     const char *ehlo_name;            /* default: gethostname() */
     const char *listen;               /* injection listener ADDR:PORT (run) or NULL */
+    enum vl_tls_level tls_level;      /* --tls none|may; default may */
     char ehlo_buf[256];
 };
 

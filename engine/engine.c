@@ -6,6 +6,7 @@
 #include "engine.h"
 
 #include "shard.h"
+#include "tls.h"
 #include "volley/error.h"
 
 #include <errno.h>
@@ -32,6 +33,7 @@ static void engine_client_conf(struct shard *sh)
     cc->helo_name = cfg->ehlo_name;
     cc->helo_name_len = strlen(cfg->ehlo_name);
     cc->rcpts_per_txn_max = cfg->rcpts_per_txn_max;
+    cc->starttls = cfg->tls_level == VL_TLS_MAY;     /* opportunistic: plaintext if refused */
 #define X(name, ms, expect)                                                        \
     {                                                                              \
         double v = (double)(ms) * cfg->timeout_scale;                              \
@@ -65,6 +67,7 @@ static void *engine_shard_main(void *arg)
     vl_dlog_flush(&sh->dlog);
     route_fini(sh);
     rx_destroy(sh->rx);
+    tls_ctx_destroy(sh->tls_ctx);  /* after every session's SSL is freed */
     while (sh->txn_free) {
         struct txn *t = sh->txn_free;
         sh->txn_free = t->next;

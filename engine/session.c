@@ -19,6 +19,7 @@
 #include "shard.h"
 
 #include "smtp_data.h"
+#include "tls.h"
 #include "volley/error.h"
 
 #include <arpa/inet.h>
@@ -59,12 +60,32 @@ struct session {
     unsigned wcur;                 /* index of the accumulating buffer */
     char in[SESSION_IN_BYTES];
     char wbuf[2][SESSION_WBUF_BYTES];
+    /* STARTTLS (session_tls_*): NULL while plaintext, so that path costs nothing */
+    struct session_tls *tls;
+    const char *tls_proto;         /* "TLSv1.3"... once established (static string) */
+    const char *sni;               /* MX name of the first transaction, borrowed */
+};
+
+/* What a TLS session adds: allocated at STARTTLS's 220. */
+#define SESSION_TLS_OUT_BYTES (TLS_SEAL_OUT_MAX(SESSION_WBUF_BYTES) + 4096u)
+#define SESSION_TLS_READS_MAX 64u    /* plaintext reads per received chunk */
+struct session_tls {
+    struct tls_conn *conn;
+    bool shut;                     /* our close_notify is queued */
+    bool end_sealed;               /* the body's end marker is in the ciphertext */
+    char in[SESSION_IN_BYTES];     /* ciphertext received */
+    char out[SESSION_TLS_OUT_BYTES];   /* ciphertext being sent */
 };
 
 static void session_cb(struct rx *rx, const struct rx_event *ev);
 static void session_timer_cb(struct rx *rx, const struct rx_event *ev);
 static void session_run_actions(struct shard *sh, struct session *s);
 static void session_connect_done(struct shard *sh, struct session *s, int res);
+static void session_tls_start(struct shard *sh, struct session *s);
+static void session_tls_flush(struct shard *sh, struct session *s);
+static void session_tls_post_recv(struct shard *sh, struct session *s);
+static void session_tls_recv_done(struct shard *sh, struct session *s, int res);
+static void session_tls_free(struct session *s);
 
 struct session *session_next_idle(struct session *s) { return s->next_idle; }
 
@@ -103,6 +124,7 @@ int session_open(struct shard *sh, struct host *h)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     s->sh = sh;
     s->host = h;
+    s->sni = h->pending ? h->pending->mx_name : NULL;
     int rc = rx_open(sh->rx, fd, session_cb, s, &s->h);
     if (rc < 0) {
         close(fd);
@@ -162,6 +184,10 @@ static void session_flush(struct shard *sh, struct session *s)
     if (s->send_posted || s->close_started)
         return;
     session_fill_body(s);
+    if (s->tls) {
+        session_tls_flush(sh, s);
+        return;
+    }
     unsigned w = s->wcur;
     if (s->wlen[w] == 0) {
         if (s->closing)
@@ -185,6 +211,10 @@ static void session_post_recv(struct shard *sh, struct session *s)
 {
     if (s->recv_posted || s->close_started || !s->connected)
         return;
+    if (s->tls) {
+        session_tls_post_recv(sh, s);
+        return;
+    }
     if (s->in_len == sizeof s->in) {
         /* A reply longer than the buffer with no complete line: the client
          * caps lines well below this, so this is a broken peer. */
@@ -236,6 +266,7 @@ static void session_begin_fill(struct shard *sh, struct session *s, struct txn *
     }
     s->txn = t;
     t->host = s->host;
+    t->tls = s->tls_proto;
     session_build_msg(s, t);
     s->acts.count = 0;
     if (smtp_client_txn_begin(&s->client, &s->msg, &s->acts) != 0)
@@ -344,7 +375,8 @@ static void session_run_actions(struct shard *sh, struct session *s)
                 smtp_data_enc_init(&s->enc);
                 break;
             case SMTP_ACT_START_TLS:
-                vl_panic("STARTTLS requested but TLS is not configured");
+                session_tls_start(sh, s);
+                break;
             case SMTP_ACT_FATE:
                 shard_outcome(sh, s->txn, a->rcpt, &a->fate, s->txn->mx_name, s->host->ip);
                 break;
@@ -404,6 +436,10 @@ static void session_recv_done(struct shard *sh, struct session *s, int res)
     s->recv_posted = false;
     if (s->close_started)
         return;
+    if (s->tls) {
+        session_tls_recv_done(sh, s, res);
+        return;
+    }
     if (res <= 0) {
         s->acts.count = 0;
         smtp_client_on_close(&s->client, &s->acts);
@@ -483,6 +519,7 @@ static void session_closed(struct shard *sh, struct session *s)
     }
     vl_assert(sh->sessions > 0);
     sh->sessions--;
+    session_tls_free(s);
     free(s);
     route_host_pump(sh, h);
 }
@@ -522,4 +559,178 @@ static void session_timer_cb(struct rx *rx, const struct rx_event *ev)
     session_run_actions(sh, s);
     if (!s->close_started)
         session_close(sh, s);
+}
+
+/* ---- STARTTLS ---------------------------------------------------------------
+ * After the 220 to STARTTLS (SMTP_ACT_START_TLS) every byte goes through
+ * s->tls: received ciphertext is fed to the tls_conn and the plaintext goes
+ * into s->in for the client; the write buffers are sealed into tls->out, the
+ * one buffer the kernel sends from. The client already refused bytes pipelined
+ * after the 220 (its more-input flag) before it asked for the handshake. */
+
+static void session_tls_free(struct session *s)
+{
+    if (!s->tls)
+        return;
+    tls_conn_destroy(s->tls->conn);
+    free(s->tls);
+    s->tls = NULL;
+}
+
+/* The connection is gone or its TLS is broken: the client defers and closes. */
+static void session_tls_lost(struct shard *sh, struct session *s)
+{
+    s->acts.count = 0;
+    smtp_client_on_close(&s->client, &s->acts);
+    session_run_actions(sh, s);
+    if (!s->close_started)
+        session_close(sh, s);
+}
+
+/* The handshake failed before the session was ever ready: like a failed
+ * connect, the host is marked failing (its transactions move on or defer). */
+static void session_tls_failed(struct shard *sh, struct session *s, const char *why)
+{
+    char text[240];
+    snprintf(text, sizeof text, "TLS handshake with %s failed: %s", s->host->ip, why);
+    vl_log_at(VL_LOG_INFO, "evt=tls_fail shard=%u ip=%s err=\"%s\"", sh->idx, s->host->ip, why);
+    if (s->ever_ready) {           /* not reached today: STARTTLS comes before READY */
+        session_tls_lost(sh, s);
+        return;
+    }
+    struct smtp_fate f = { .kind = SMTP_FATE_DEFERRED, .code = 451, .local = true,
+                           .text = text, .text_len = (uint16_t)strlen(text) };
+    memcpy(f.status, "4.7.0", 6);
+    s->closing = true;
+    s->close_fail = SMTP_FAIL_CONN;
+    route_host_failed(sh, s->host, &f);
+    session_close(sh, s);
+}
+
+static void session_tls_start(struct shard *sh, struct session *s)
+{
+    vl_assert(!s->tls);            /* s->in holds only the 220: the client checked */
+    int rc = 0;
+    if (!sh->tls_ctx)
+        rc = tls_ctx_client_create(&sh->tls_ctx);   /* one per shard, never per connection */
+    if (rc == 0) {
+        s->tls = malloc(sizeof *s->tls);
+        rc = s->tls ? 0 : -ENOMEM;
+    }
+    if (rc == 0) {
+        s->tls->shut = s->tls->end_sealed = false;
+        rc = tls_conn_create(&s->tls->conn, sh->tls_ctx, false, s->sni);
+        if (rc < 0) {
+            free(s->tls);
+            s->tls = NULL;
+        }
+    }
+    if (rc == 0 && tls_conn_handshake(s->tls->conn) < 0)   /* ClientHello, sent by the flush */
+        rc = VL_E_TLS;
+    if (rc < 0)
+        session_tls_failed(sh, s, vl_strerror(rc));
+}
+
+static void session_tls_flush(struct shard *sh, struct session *s)
+{
+    struct session_tls *st = s->tls;
+    unsigned w = s->wcur;
+    if (s->wlen[w] > 0) {
+        /* Before the handshake only a final QUIT can be queued: drop it. */
+        if (tls_conn_established(st->conn) &&
+            tls_conn_write(st->conn, s->wbuf[w], s->wlen[w]) < 0) {
+            session_tls_lost(sh, s);
+            return;
+        }
+        s->wlen[w] = 0;            /* sealed: the buffer is free again */
+        st->end_sealed |= s->body_end_buffered;
+        s->body_end_buffered = false;
+    }
+    if (s->closing && s->close_fail == SMTP_FAIL_NONE && !st->shut &&
+        tls_conn_established(st->conn)) {
+        st->shut = true;           /* after QUIT: close_notify, so the peer can resume */
+        tls_conn_shutdown(st->conn);
+    }
+    size_t n = tls_conn_take(st->conn, st->out, sizeof st->out);
+    if (n == 0) {
+        if (s->closing)
+            session_close(sh, s);
+        return;
+    }
+    if (rx_send(sh->rx, s->h, st->out, n, 0) < 0) {
+        session_tls_lost(sh, s);
+        return;
+    }
+    s->send_posted = true;
+    s->body_end_inflight = st->end_sealed && tls_conn_pending(st->conn) == 0;
+    if (s->body_end_inflight)
+        st->end_sealed = false;
+}
+
+static void session_tls_post_recv(struct shard *sh, struct session *s)
+{
+    if (rx_recv(sh->rx, s->h, s->tls->in, sizeof s->tls->in, 0) == 0)
+        s->recv_posted = true;
+}
+
+/* Plaintext in s->in to the client, reply by reply (as session_recv_done). */
+static void session_tls_consume(struct shard *sh, struct session *s)
+{
+    size_t off = 0;
+    while (off < s->in_len && !s->closing) {
+        size_t used = 0;
+        s->acts.count = 0;
+        int rc = smtp_client_on_bytes(&s->client, s->in + off, s->in_len - off, &used,
+                                      &s->acts);
+        off += used;
+        session_run_actions(sh, s);
+        if (rc <= 0)
+            break;
+    }
+    memmove(s->in, s->in + off, s->in_len - off);
+    s->in_len -= (uint32_t)off;
+}
+
+static void session_tls_recv_done(struct shard *sh, struct session *s, int res)
+{
+    struct session_tls *st = s->tls;
+    if (res <= 0 || tls_conn_feed(st->conn, st->in, (size_t)res) < 0) {
+        session_tls_lost(sh, s);
+        return;
+    }
+    if (!tls_conn_established(st->conn)) {
+        int rc = tls_conn_handshake(st->conn);
+        if (rc < 0) {
+            session_tls_failed(sh, s, tls_conn_error(st->conn));
+            return;
+        }
+        if (rc == 0) {             /* the next flight: send ours, read theirs */
+            session_flush(sh, s);
+            session_post_recv(sh, s);
+            return;
+        }
+        s->tls_proto = tls_conn_protocol(st->conn);
+        s->acts.count = 0;
+        smtp_client_tls_done(&s->client, &s->acts);   /* forget capabilities, EHLO again */
+        session_run_actions(sh, s);
+    }
+    for (unsigned k = 0; k < SESSION_TLS_READS_MAX && !s->closing && !s->close_started; k++) {
+        if (s->in_len == sizeof s->in) {   /* no complete line in 16 KiB: broken peer */
+            session_tls_lost(sh, s);
+            return;
+        }
+        int n = tls_conn_read(st->conn, s->in + s->in_len, sizeof s->in - s->in_len);
+        if (n == 0)
+            break;
+        if (n < 0) {
+            vl_log_at(VL_LOG_INFO, "evt=tls_read_fail shard=%u ip=%s err=\"%s\"", sh->idx,
+                   s->host->ip, tls_conn_error(st->conn));
+            session_tls_lost(sh, s);
+            return;
+        }
+        s->in_len += (uint32_t)n;
+        session_tls_consume(sh, s);
+    }
+    if (!s->closing)
+        session_post_recv(sh, s);
 }

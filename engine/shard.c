@@ -94,6 +94,7 @@ void shard_outcome(struct shard *sh, struct txn *t, uint32_t i, const struct smt
     e->lease = t->lease;
     e->mx = t->mx_name;
     e->host = t->host;
+    e->tls = t->tls;
     e->ambiguous = f->ambiguous;
     e->local = f->local;
     snprintf(e->status, sizeof e->status, "%s", f->status[0] ? f->status : "4.0.0");
@@ -208,6 +209,7 @@ static void shard_log_outcome(struct shard *sh, const struct outcome_ext *e)
                                                                  : names[e->o.state],
         .mx = e->mx, .ip = e->host ? e->host->ip : NULL, .code = e->o.code,
         .status = e->status, .reply = e->text, .attempt = e->rcpt->attempts + 1,
+        .tls = e->tls,
     };
     vl_dlog_add(&sh->dlog, &ev);
 }

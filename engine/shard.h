@@ -47,6 +47,7 @@
 
 struct shard;
 struct shard_dsn_build;
+struct tls_ctx;
 struct host;
 struct domain;
 
@@ -72,6 +73,7 @@ struct txn {
     uint32_t host_next;            /* next index in dom->hosts to try */
     const char *mx_name;           /* MX the txn was sent to (for the log) */
     struct host *host;
+    const char *tls;               /* TLS protocol of the session it ran on; NULL = plaintext */
     uint32_t rcpt_count;
     struct vl_queue_rcpt *rcpts[VL_SMTP_RCPTS_PER_TXN_MAX];
 };
@@ -125,6 +127,7 @@ struct outcome_ext {
     struct lease *lease;
     const char *mx;                /* MX name or NULL (static until shard end) */
     struct host *host;             /* NULL if no host was involved */
+    const char *tls;               /* "TLSv1.3"... (static string) or NULL */
     bool ambiguous;
     bool local;
     char status[16];
@@ -161,6 +164,7 @@ struct shard {
     struct rx *rx;
     struct dns *dns;
     struct smtp_client_conf client_conf;
+    struct tls_ctx *tls_ctx;       /* STARTTLS client context, made at first use */
     struct vl_dlog dlog;
     struct shard_counters *ctr;
     atomic_bool *stop;             /* set by the main thread */

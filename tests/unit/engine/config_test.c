@@ -59,6 +59,7 @@ static void test_errors(void **state)
         { "run", "--route", "a.org=host" }, { "run", "--retry-base", "5y" },
         { "run", "--dns", "127.0.0.1" }, { "run", "--max-rcpts", "101" },
         { "run", "--timeout-scale", "0" }, { "run", "--max-age", "0" },
+        { "run", "--tls", "verify" }, { "run", "--tls", "MAYBE" }, { "run", "--tls", "" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         if (parse(&c, bad[i], 3, rest, &rest_n) != -1)
@@ -66,6 +67,30 @@ static void test_errors(void **state)
     }
     char *missing[] = { "run", "--data" };
     assert_int_equal(parse(&c, missing, 2, rest, &rest_n), -1);
+}
+
+static void test_tls_level(void **state)
+{
+    (void)state;
+    static struct vl_config c;
+    static const struct { const char *arg; enum vl_tls_level want; } cases[] = {
+        { NULL, VL_TLS_MAY }, { "may", VL_TLS_MAY }, { "none", VL_TLS_NONE },
+        { "--tls=none", VL_TLS_NONE },
+    };
+    char *rest[8];
+    int rest_n;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *a = cases[i].arg;
+        char *argv[3] = { "run", (char *)"--tls", (char *)a };
+        int argc = a ? 3 : 1;
+        if (a && !strncmp(a, "--", 2)) {
+            argv[1] = (char *)a;
+            argc = 2;
+        }
+        assert_int_equal(parse(&c, argv, argc, rest, &rest_n), 0);
+        assert_int_equal(c.tls_level, cases[i].want);
+        assert_int_equal(rest_n, 0);
+    }
 }
 
 static void test_durations(void **state)
@@ -88,6 +113,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_values),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_tls_level),
         cmocka_unit_test(test_durations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
