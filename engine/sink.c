@@ -2,7 +2,8 @@
  * sink.c - `volley sink` runtime: reactor threads that accept SMTP, drive
  * engine/smtp_server.c's state machine, apply fault rules, count and save.
  *
- * Threads: the caller of sink_run() binds every listener once per thread
+ * Threads (sink_run.c starts them): the caller of sink_run() binds every
+ * listener once per thread
  * (SO_REUSEPORT: the kernel spreads connections over the threads, so nothing
  * is shared on the hot path but the fault rules' occurrence counters, which
  * are atomics), then only waits for signals and prints stats. Each reactor
@@ -13,6 +14,9 @@
  * command (the rules may change the code, delay the answer or drop the
  * connection) -> write all pending replies in one send (pipelined commands
  * get their replies in one batch) -> read again.
+ * STARTTLS (--tls-cert): after the 220 is sent, a struct sink_tls carries
+ * every byte: ciphertext is read into it and decrypted into in[], replies in
+ * out[] are sealed into it (sink_tls.c); the server forgets the EHLO state.
  *
  * Invariants: a connection's buffers belong to the kernel from rx_recv/rx_send
  * until the event; a connection returns to the pool only at RX_OP_CLOSE; at
@@ -36,6 +40,7 @@
 #include <unistd.h>
 
 #include "rx.h"
+#include "sink_int.h"
 #include "sink_tls.h"
 #include "volley/error.h"
 
@@ -44,23 +49,9 @@
 #define SINK_ANSWER_ROOM      1024u   /* smtp_server_answer() wants this much room */
 #define SINK_PUMP_STEPS_MAX   4096u   /* server steps per turn, then yield */
 #define SINK_SEND_TIMEOUT_MS 60000
-#define SINK_LISTEN_BACKLOG   4096
 #define SINK_ENV_BYTES  (VL_SMTP_RCPTS_PER_TXN_MAX * (VL_SMTP_PATH_BYTES_MAX + 20u))
 #define SINK_PATH_BYTES       4096u
-#define SINK_CODES            600u
 _Static_assert(SINK_OUT_BYTES >= 2 * SINK_ANSWER_ROOM, "room for a reply and a batch");
-
-#define STAT_ADD(t, f, v) __atomic_store_n(&(t)->stats.f, (t)->stats.f + (v), __ATOMIC_RELAXED)
-#define STAT_GET(t, f) __atomic_load_n(&(t)->stats.f, __ATOMIC_RELAXED)
-
-struct sink_stats {
-    uint64_t connections, connections_closed, connections_refused;
-    uint64_t transactions, rcpts, bytes, messages_rejected;
-    uint64_t commands, reads, pipelined_reads, max_cmds_per_read;
-    uint64_t faults_reply, faults_delay, faults_disconnect;
-    uint64_t saved, save_errors, timeouts, tls_sessions;
-    uint64_t replies[SINK_CODES];
-};
 
 /* What an answer needs from its event, copied (a delayed answer outlives it). */
 struct sink_pending {
@@ -70,8 +61,6 @@ struct sink_pending {
     struct smtp_server_reply reply;
     char path[VL_SMTP_PATH_BYTES_MAX + 1];     /* MAIL/RCPT path, brackets stripped */
 };
-
-struct sink_thread;
 
 struct sink_conn {
     struct sink_thread *t;
@@ -91,26 +80,6 @@ struct sink_conn {
     uint32_t env_len;
     char in[SINK_IN_BYTES];
     char out[SINK_OUT_BYTES];
-};
-
-struct sink_shared {
-    const struct sink_conf *conf;
-    uint64_t rule_seen[SINK_RULES_MAX];         /* atomics: every/nth count across threads */
-    pthread_barrier_t started;
-};
-
-struct sink_thread {
-    struct sink_shared *sh;
-    uint32_t idx;
-    pthread_t tid;
-    struct rx *rx;
-    struct tls_ctx *tls_ctx;                    /* --tls-cert given: one per thread */
-    int rc;
-    int lfd[SINK_LISTEN_MAX];
-    struct sink_conn *conns;
-    uint32_t *free_conns, free_count;
-    uint64_t rng, conn_seq;
-    struct sink_stats stats;
 };
 
 static void conn_pump(struct sink_conn *c);
@@ -739,7 +708,7 @@ static int thread_setup(struct sink_thread *t)
     return 0;
 }
 
-static void *thread_main(void *arg)
+void *sink_thread_main(void *arg)
 {
     struct sink_thread *t = arg;
     __atomic_store_n(&t->rc, thread_setup(t), __ATOMIC_RELAXED);
@@ -753,222 +722,4 @@ static void *thread_main(void *arg)
             t->conns[i].tls = NULL;
         }
     return NULL;
-}
-
-/* ---- listeners, stats, signals -------------------------------------------- */
-
-static void addr_format(const struct sockaddr_storage *ss, char *buf, size_t cap)
-{
-    char host[INET6_ADDRSTRLEN] = "?";
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const void *)ss;
-        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
-        snprintf(buf, cap, "%s:%u", host, ntohs(a->sin_port));
-    } else {
-        const struct sockaddr_in6 *a = (const void *)ss;
-        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
-        snprintf(buf, cap, "[%s]:%u", host, ntohs(a->sin6_port));
-    }
-}
-
-static int listen_one(struct sockaddr_storage *ss, socklen_t len)
-{
-    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-    if (fd < 0)
-        return -errno;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 ||
-        bind(fd, (struct sockaddr *)ss, len) < 0 || listen(fd, SINK_LISTEN_BACKLOG) < 0 ||
-        getsockname(fd, (struct sockaddr *)ss, &len) < 0) {
-        int err = -errno;
-        close(fd);
-        return err;
-    }
-    return fd;
-}
-
-/* A port someone else listens on (a stale sink with SO_REUSEPORT would share
- * it silently): probe with a plain bind first. */
-static int listen_probe(const struct sockaddr_storage *ss, socklen_t len)
-{
-    const struct sockaddr_in *a = (const void *)ss;
-    if (a->sin_port == 0)                       /* same offset in sockaddr_in6 */
-        return 0;
-    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, rc = 0;
-    if (fd < 0)
-        return -errno;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, (const struct sockaddr *)ss, len) < 0)
-        rc = -errno;
-    close(fd);
-    return rc;
-}
-
-/* Bind every address once per thread; port 0 becomes the port of the first. */
-static int listeners_bind(const struct sink_conf *cf, struct sink_thread *th)
-{
-    char name[80];
-    for (uint32_t i = 0; i < cf->listen_count; i++) {
-        struct sockaddr_storage ss = cf->listen[i];
-        addr_format(&ss, name, sizeof name);
-        int rc = listen_probe(&ss, cf->listen_len[i]);
-        for (uint32_t k = 0; rc == 0 && k < cf->threads; k++) {
-            int fd = listen_one(&ss, cf->listen_len[i]);
-            if (fd < 0)
-                rc = fd;
-            else
-                th[k].lfd[i] = fd;
-        }
-        if (rc < 0) {
-            fprintf(stderr, "volley sink: cannot listen on %s: %s\n", name, vl_strerror(rc));
-            return rc;
-        }
-        addr_format(&ss, name, sizeof name);
-        printf("sink: listening on %s\n", name);
-    }
-    fflush(stdout);
-    return 0;
-}
-
-static void stats_print(struct sink_thread *th, const struct sink_conf *cf, const char *why)
-{
-    struct sink_stats s = { 0 };
-    for (uint32_t k = 0; k < cf->threads; k++) {
-        const struct sink_thread *t = &th[k];
-#define SUM(f) s.f += STAT_GET(t, f)
-        SUM(connections); SUM(connections_closed); SUM(connections_refused);
-        SUM(transactions); SUM(rcpts); SUM(bytes); SUM(messages_rejected); SUM(commands);
-        SUM(reads); SUM(pipelined_reads); SUM(faults_reply); SUM(faults_delay);
-        SUM(faults_disconnect); SUM(saved); SUM(save_errors); SUM(timeouts);
-        SUM(tls_sessions);
-#undef SUM
-        uint64_t m = STAT_GET(t, max_cmds_per_read);
-        s.max_cmds_per_read = m > s.max_cmds_per_read ? m : s.max_cmds_per_read;
-        for (uint32_t c = 0; c < SINK_CODES; c++)
-            s.replies[c] += STAT_GET(t, replies[c]);
-    }
-    const char *fmt = cf->json
-        ? "{\"event\":\"stats\",\"why\":\"%s\",\"connections\":%llu,\"connections_open\":%llu,"
-          "\"connections_refused\":%llu,\"transactions\":%llu,\"rcpts\":%llu,\"bytes\":%llu,"
-          "\"messages_rejected\":%llu,\"commands\":%llu,\"reads\":%llu,\"pipelined_reads\":%llu,"
-          "\"max_cmds_per_read\":%llu,\"saved\":%llu,\"save_errors\":%llu,\"timeouts\":%llu,"
-          "\"tls_sessions\":%llu,\"faults\":{\"reply\":%llu,\"delay\":%llu,\"disconnect\":%llu},"
-          "\"replies\":{"
-        : "sink: stats why=%s connections=%llu open=%llu refused=%llu transactions=%llu "
-          "rcpts=%llu bytes=%llu rejected=%llu commands=%llu reads=%llu pipelined_reads=%llu "
-          "max_cmds_per_read=%llu saved=%llu save_errors=%llu timeouts=%llu tls_sessions=%llu "
-          "faults_reply=%llu "
-          "faults_delay=%llu faults_disconnect=%llu replies=";
-    typedef unsigned long long ull;
-    printf(fmt, why, (ull)s.connections, (ull)(s.connections - s.connections_closed),
-           (ull)s.connections_refused, (ull)s.transactions, (ull)s.rcpts, (ull)s.bytes,
-           (ull)s.messages_rejected, (ull)s.commands, (ull)s.reads, (ull)s.pipelined_reads,
-           (ull)s.max_cmds_per_read, (ull)s.saved, (ull)s.save_errors, (ull)s.timeouts, (ull)s.tls_sessions,
-           (ull)s.faults_reply, (ull)s.faults_delay, (ull)s.faults_disconnect);
-    const char *sep = "";
-    for (uint32_t c = 0; c < SINK_CODES; c++) {
-        if (!s.replies[c])
-            continue;
-        printf(cf->json ? "%s\"%u\":%llu" : "%s%u:%llu", sep, c, (ull)s.replies[c]);
-        sep = cf->json ? "," : ",";
-    }
-    printf(cf->json ? "}}\n" : "\n");
-    fflush(stdout);
-}
-
-/* The calling thread: signals and periodic stats until SIGTERM/SIGINT. */
-static void control_loop(struct sink_thread *th, const struct sink_conf *cf, const sigset_t *set)
-{
-    uint64_t next_ms = cf->stats_every_s ? rx_now_ms() + cf->stats_every_s * 1000ull : 0;
-    for (;;) {
-        struct timespec ts = { .tv_sec = 0, .tv_nsec = 200 * 1000000 };
-        int sig = sigtimedwait(set, NULL, &ts);
-        if (sig == SIGTERM || sig == SIGINT)
-            return;
-        if (sig == SIGUSR1)
-            stats_print(th, cf, "sigusr1");
-        for (uint32_t k = 0; k < cf->threads; k++)
-            if (__atomic_load_n(&th[k].rc, __ATOMIC_RELAXED) < 0)
-                return;                         /* a reactor failed: stop */
-        if (next_ms && rx_now_ms() >= next_ms) {
-            stats_print(th, cf, "interval");
-            next_ms += cf->stats_every_s * 1000ull;
-        }
-    }
-}
-
-static void threads_free(struct sink_thread *th, uint32_t n, uint32_t listen_count)
-{
-    for (uint32_t k = 0; k < n; k++) {
-        rx_destroy(th[k].rx);
-        tls_ctx_destroy(th[k].tls_ctx);
-        free(th[k].conns);
-        free(th[k].free_conns);
-        for (uint32_t i = 0; i < listen_count; i++)
-            if (th[k].lfd[i] >= 0)
-                close(th[k].lfd[i]);
-    }
-    free(th);
-}
-
-int sink_run(const struct sink_conf *cf)
-{
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGUSR1);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);     /* inherited by the reactor threads */
-    signal(SIGPIPE, SIG_IGN);
-    struct sink_shared sh = { .conf = cf };
-    struct sink_thread *th = calloc(cf->threads, sizeof *th);
-    if (!th)
-        return -ENOMEM;
-    for (uint32_t k = 0; k < cf->threads; k++) {
-        th[k] = (struct sink_thread){ .sh = &sh, .idx = k };
-        for (uint32_t i = 0; i < SINK_LISTEN_MAX; i++)
-            th[k].lfd[i] = -1;
-    }
-    uint64_t limit, need = (uint64_t)cf->threads * rx_nofile_need(cf->conns_max + cf->listen_count);
-    int rc = rx_nofile_ensure(need, &limit);
-    if (rc < 0)
-        fprintf(stderr, "volley sink: RLIMIT_NOFILE is %llu; %u thread(s) x --max-conns %u need "
-                "%llu: raise it (ulimit -n %llu) or lower --max-conns\n", (unsigned long long)limit,
-                cf->threads, cf->conns_max, (unsigned long long)need, (unsigned long long)need);
-    else
-        rc = listeners_bind(cf, th);
-    if (rc < 0) {
-        threads_free(th, cf->threads, cf->listen_count);
-        return rc;
-    }
-    pthread_barrier_init(&sh.started, NULL, cf->threads + 1);
-    uint32_t started = 0;
-    for (; started < cf->threads; started++)
-        if (pthread_create(&th[started].tid, NULL, thread_main, &th[started]) != 0)
-            vl_fatal(1, "sink: cannot start thread %u", started);
-    pthread_barrier_wait(&sh.started);
-    for (uint32_t k = 0; k < cf->threads && rc == 0; k++)
-        if (th[k].rc < 0) {
-            rc = th[k].rc;
-            fprintf(stderr, "volley sink: thread %u: reactor setup failed: %s%s\n", k,
-                    vl_strerror(rc), rc == -EMFILE ? " (raise RLIMIT_NOFILE: ulimit -n)" : "");
-        }
-    if (rc == 0) {
-        fprintf(stderr, "volley sink: %u thread(s), seed %llu\n", cf->threads,
-                (unsigned long long)cf->seed);
-        control_loop(th, cf, &set);
-    }
-    for (uint32_t k = 0; k < cf->threads; k++)
-        if (th[k].rx && th[k].rc == 0)
-            rx_wake(th[k].rx);
-    for (uint32_t k = 0; k < cf->threads; k++)
-        pthread_join(th[k].tid, NULL);
-    if (rc == 0)
-        stats_print(th, cf, "exit");
-    for (uint32_t k = 0; k < cf->threads && rc == 0; k++)
-        if (th[k].rc < 0)
-            rc = th[k].rc;
-    pthread_barrier_destroy(&sh.started);
-    threads_free(th, cf->threads, cf->listen_count);
-    return rc;
 }
