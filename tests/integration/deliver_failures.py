@@ -1,0 +1,133 @@
+"""deliver_failures.py - delivery failures end to end (dnsmasq + `volley sink`):
+SIZE refusal (5.3.4, nothing transmitted), 550 for some recipients, 421 at the
+banner of the first MX (delivered via the second), null MX (5.1.10) and
+NXDOMAIN (5.1.2) without a connection, and the DSNs those bounces produce.
+Run one case with DELIVER_CASE=name."""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from volley_lib import (check, check_exactly_once, message, by_event,  # noqa: E402
+                        run_cases)
+
+SENDER = "bounces@dsn.test"  # its MX is a sink on DSN_HOST: bounce DSNs land there
+DSN_HOST = "127.0.0.20"
+FAST = ["--connect-timeout", "2s", "--timeout-scale", "0.1", "--retry-base", "1h"]
+
+
+def dsn_zone(extra=None):
+    mx = {"dsn.test": [(10, "mx.dsn.test", DSN_HOST)]}
+    mx.update(extra or {})
+    return mx
+
+
+def check_bounced(log, rcpts, status, what):
+    got = {e["rcpt"]: e for e in by_event(log, "bounced")}
+    for r in rcpts:
+        check(r in got, "%s: %s not bounced (log: %r)" % (what, r, [e for e in log if e["rcpt"] == r]))
+        check(got[r].get("status") == status, "%s: %s bounced %r, want %s" %
+              (what, r, got[r].get("status"), status))
+    n = sum(1 for e in log if e["rcpt"] in set(rcpts))
+    check(n == len(rcpts), "%s: %d log lines for %d recipients" % (what, n, len(rcpts)))
+
+
+def check_dsn(env, want_failed, what):
+    """One DSN per bounced message on the DSN sink: null sender, to SENDER,
+    naming each failed recipient."""
+    saved = env.saved(DSN_HOST)
+    check(len(saved) == len(want_failed), "%s: %d DSNs, want %d" % (what, len(saved), len(want_failed)))
+    body = b"".join(s["content"] for s in saved).decode(errors="replace").lower()
+    for s in saved:
+        check(s["mail_from"] == "" and s["rcpts"] == [SENDER],
+              "%s: DSN envelope %r -> %r" % (what, s["mail_from"], s["rcpts"]))
+    for rcpts in want_failed:
+        for r in rcpts:
+            check(("rfc822;" + r.lower()) in body.replace(" ", ""),
+                  "%s: DSN does not name %s" % (what, r))
+    dl = [e for e in by_event(env.log(), "delivered") if e["rcpt"] == SENDER]
+    check(len(dl) == len(want_failed), "%s: %d DSN deliveries logged" % (what, len(dl)))
+
+
+def case_size_refused(env):
+    env.start_sinks({"127.0.0.2": ["--size", "2000"], DSN_HOST: []})
+    env.start_dns(mx=dsn_zone())
+    rc = ["big%d@example.test" % i for i in range(4)]
+    env.enqueue(SENDER, rc, message(subject="too big", size=6000))
+    env.run(*FAST)
+    check_bounced([e for e in env.log() if e["rcpt"] != SENDER], rc, "5.3.4", "size")
+    st = env.stop_sink("127.0.0.2")
+    check(st["transactions"] == 0 and st["bytes"] == 0,
+          "size: sink got %d transactions, %d bytes" % (st["transactions"], st["bytes"]))
+    check_dsn(env, [rc], "size")
+
+
+def case_rcpt_550_some(env):
+    env.start_sinks({"127.0.0.2": ["--fault", "rcpt=550:match=bad"], DSN_HOST: []})
+    env.start_dns(mx=dsn_zone())
+    good = ["good%d@example.test" % i for i in range(6)]
+    bad = ["bad%d@example.test" % i for i in range(3)]
+    mixed = [x for pair in zip(good, bad + [None] * 3) for x in pair if x]
+    env.enqueue(SENDER, mixed, message(subject="partial"))
+    env.run(*FAST)
+    log = [e for e in env.log() if e["rcpt"] != SENDER]
+    check_exactly_once(log, env.saved("127.0.0.2"), good, "550 partial")
+    check_bounced(log, bad, by_event(log, "bounced")[0]["status"] if by_event(log, "bounced")
+                  else "5.x.x", "550 partial")
+    for e in by_event(log, "bounced"):
+        check(e.get("code") == 550 and e["status"].startswith("5."), "550 bounce line: %r" % e)
+    st = env.stop_sink("127.0.0.2")
+    check(st["transactions"] == 1 and st["rcpts"] == len(good),
+          "sink: %d transactions, %d rcpts" % (st["transactions"], st["rcpts"]))
+    check_dsn(env, [bad], "550 partial")
+
+
+def case_banner_421_second_mx(env):
+    env.start_sinks({"127.0.0.2": ["--fault", "banner=421"], "127.0.0.3": []})
+    env.start_dns()    # default zone: example.test MX 10 -> .2, MX 20 -> .3
+    items, want = [], []
+    for m in range(5):
+        rc = ["f%d.r%d@example.test" % (m, r) for r in range(4)]
+        items.append(("s@src.test", rc, message(subject="failover %d" % m)))
+        want += rc
+    env.enqueue_many(items)
+    env.run(*FAST)
+    log = env.log()
+    check_exactly_once(log, env.saved("127.0.0.3"), want, "421 failover")
+    for e in by_event(log, "delivered"):
+        check(e.get("ip") == "127.0.0.3" and e.get("mx") == "mx2.example.test",
+              "421 failover: delivered via %r" % e)
+    st1, st2 = env.stop_sink("127.0.0.2"), env.stop_sink("127.0.0.3")
+    check(st1["connections"] >= 1 and st1["transactions"] == 0,
+          "first MX: %d connections, %d transactions" % (st1["connections"], st1["transactions"]))
+    check(st2["transactions"] == 5, "second MX: %d transactions" % st2["transactions"])
+
+
+def case_nullmx_nxdomain(env):
+    """Null MX -> 5.1.10, NXDOMAIN -> 5.1.2, both without a connection; the
+    example.test and implicit-MX recipients of the same message are delivered."""
+    env.start_sinks({"127.0.0.2": [], "127.0.0.4": [], DSN_HOST: []})
+    env.start_dns(mx=dsn_zone())
+    ok, implicit = ["ok@example.test"], ["imp@implicit.test"]
+    nullmx, nx = ["n1@nullmx.test", "n2@nullmx.test"], ["x@nosuch.test"]
+    env.enqueue(SENDER, ok + nullmx + nx + implicit, message(subject="dns fates"))
+    env.run(*FAST)
+    log = [e for e in env.log() if e["rcpt"] != SENDER]
+    check_bounced(log, nullmx, "5.1.10", "null MX")
+    check_bounced(log, nx, "5.1.2", "NXDOMAIN")
+    for e in by_event(log, "bounced"):
+        check("ip" not in e, "bounce after a connection? %r" % e)
+    check_exactly_once([e for e in log if e["rcpt"] in ok], env.saved("127.0.0.2"), ok, "example")
+    check_exactly_once([e for e in log if e["rcpt"] in implicit], env.saved("127.0.0.4"), implicit,
+                       "implicit MX")
+    for h in ("127.0.0.2", "127.0.0.4"):
+        st = env.stop_sink(h)
+        check(st["connections"] == 1 and st["rcpts"] == 1,
+              "%s: %d connections, %d rcpts" % (h, st["connections"], st["rcpts"]))
+    check_dsn(env, [nullmx + nx], "dns fates")
+
+
+if __name__ == "__main__":
+    run_cases([("size_refused", case_size_refused),
+               ("rcpt_550_some", case_rcpt_550_some),
+               ("banner_421_second_mx", case_banner_421_second_mx),
+               ("nullmx_nxdomain", case_nullmx_nxdomain)])
