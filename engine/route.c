@@ -254,7 +254,7 @@ static void route_txn_to_host(struct shard *sh, struct txn *t)
 {
     struct domain *d = t->dom;
     uint64_t now = rx_now_ms();
-    struct host *last = NULL;
+    struct host *last = t->host;   /* moved off a failing host: that one's failure */
     while (t->host_next < d->host_count) {
         struct domain_host *dh = &d->hosts[t->host_next++];
         last = dh->host;

@@ -126,8 +126,43 @@ def case_nullmx_nxdomain(env):
     check_dsn(env, [nullmx + nx], "dns fates")
 
 
+def case_all_mx_421(env):
+    """Both MX addresses say 421 at the banner: every recipient deferred with
+    that failure (not a generic 'no usable MX address'), nothing bounced."""
+    env.start_sinks({"127.0.0.2": ["--fault", "banner=421"], "127.0.0.3": ["--fault", "banner=421"]})
+    env.start_dns()
+    rc = ["d%d@example.test" % i for i in range(6)]
+    env.enqueue("s@src.test", rc)
+    env.run(*FAST)
+    log = env.log()
+    check(len(log) == len(rc) and len(by_event(log, "deferred")) == len(rc),
+          "all 421: %r" % [(e["rcpt"], e["event"]) for e in log])
+    for e in log:
+        check(e.get("code") == 421 and "all 2 MX addresses" in e.get("reply", ""),
+              "all 421: deferral does not carry the hosts' failure: %r" % e)
+    qs = env.queue_stats()
+    check(qs["deferred"] == len(rc), "all 421: queue %r" % qs)
+
+
+def case_busy_host_some_refused(env):
+    """A host that takes only 2 connections and closes the rest at once (a
+    per-client connection cap): the refused ones must not fail the host while
+    the others reach the greeting: everything delivered in one run."""
+    env.start_sinks({"127.0.0.2": ["--max-conns", "2"]})
+    env.start_dns(mx={"busy.test": [(10, "mx.busy.test", "127.0.0.2")]})
+    rc = ["b%d@busy.test" % i for i in range(200)]
+    env.enqueue("s@src.test", rc)
+    env.run(*FAST, "--max-rcpts", "1", "--conns-per-dest", "8")
+    log = env.log()
+    check_exactly_once(log, env.saved("127.0.0.2"), rc, "busy host")
+    st = env.stop_sink("127.0.0.2")
+    check(st["transactions"] == 200, "busy host: %d transactions" % st["transactions"])
+
+
 if __name__ == "__main__":
     run_cases([("size_refused", case_size_refused),
                ("rcpt_550_some", case_rcpt_550_some),
                ("banner_421_second_mx", case_banner_421_second_mx),
-               ("nullmx_nxdomain", case_nullmx_nxdomain)])
+               ("nullmx_nxdomain", case_nullmx_nxdomain),
+               ("all_mx_421", case_all_mx_421)
+])  # BUSY
