@@ -6,11 +6,14 @@ queue is empty; in the end every recipient is accepted by the sink exactly
 once and has exactly one 'delivered' log line. Run one case with
 DELIVER_CASE=name."""
 import os
+import signal
+import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from volley_lib import check, check_exactly_once, message, by_event, run_cases  # noqa: E402
+from volley_lib import (check, check_exactly_once, message, by_event, run_cases,  # noqa: E402
+                        volley_bin)
 
 SENDER = "sender@src.test"
 RETRY = ["--retry-base", "300ms", "--retry-max", "300ms", "--timeout-scale", "0.2",
@@ -88,7 +91,40 @@ def case_mid_data_disconnect(env):
     check(st["transactions"] == 30, "mid-data: sink accepted %d messages, want 30" % st["transactions"])
 
 
+def case_sigterm_then_resume(env):
+    """SIGTERM to a `volley run` mid-delivery: it exits 0 with a summary, what
+    it delivered is logged, the rest stays ready; a second run delivers the
+    rest: every recipient exactly once over both runs."""
+    env.start_sinks({"127.0.0.2": ["--delay", "dot=20ms"]})
+    env.start_dns()
+    want = ["t%d@example.test" % i for i in range(400)]
+    env.enqueue(SENDER, want)
+    cmd = [volley_bin(), "run", "--data", env.data, "--quiet", "--log", env.log_path,
+           "--shards", str(env.shards), "--max-rcpts", "1", "--conns-per-dest", "4"]
+    p = subprocess.Popen(cmd + [str(a) for a in env.route_args()], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        end = time.monotonic() + 20
+        while time.monotonic() < end and len(env.log()) < 40 and p.poll() is None:
+            time.sleep(0.05)
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    check(p.returncode == 0 and "summary: delivered" in out, "SIGTERM: exit %d %r %r" %
+          (p.returncode, out, err))
+    first = len(by_event(env.log(), "delivered"))
+    qs = env.queue_stats()
+    check(0 < first < len(want) and qs["ready"] == len(want) - first and qs["deferred"] == 0,
+          "after SIGTERM: %d delivered, queue %r" % (first, qs))
+    env.run()
+    check_final(env, want, "sigterm")
+
+
 if __name__ == "__main__":
     run_cases([("rcpts_max_452", case_rcpts_max_452),
                ("dot_451_and_closes", case_dot_451_and_closes),
-               ("mid_data_disconnect", case_mid_data_disconnect)])
+               ("mid_data_disconnect", case_mid_data_disconnect),
+               ("sigterm_then_resume", case_sigterm_then_resume)])
