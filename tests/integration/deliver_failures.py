@@ -4,11 +4,12 @@ banner of the first MX (delivered via the second), null MX (5.1.10) and
 NXDOMAIN (5.1.2) without a connection, and the DSNs those bounces produce.
 Run one case with DELIVER_CASE=name."""
 import os
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from volley_lib import (check, check_exactly_once, message, by_event,  # noqa: E402
-                        run_cases)
+                        run_cases, src_root)
 
 SENDER = "bounces@dsn.test"  # its MX is a sink on DSN_HOST: bounce DSNs land there
 DSN_HOST = "127.0.0.20"
@@ -31,7 +32,7 @@ def check_bounced(log, rcpts, status, what):
     check(n == len(rcpts), "%s: %d log lines for %d recipients" % (what, n, len(rcpts)))
 
 
-def check_dsn(env, failed, what):
+def check_dsn(env, failed, what, status=None):
     """DSNs on the DSN sink: null sender, to SENDER; each failed recipient is
     named in exactly one of them (bounces decided in different commits may
     come in separate DSNs); one logged delivery per DSN."""
@@ -46,6 +47,15 @@ def check_dsn(env, failed, what):
         check(n == 1, "%s: %s named in %d DSNs, want 1" % (what, r, n))
     dl = [e for e in by_event(env.log(), "delivered") if e["rcpt"] == SENDER]
     check(len(dl) == len(saved), "%s: %d DSN deliveries logged, %d saved" % (what, len(dl), len(saved)))
+    if status and len(saved) == 1:       # field by field, with an independent parser
+        tool = os.path.join(src_root(), "tests", "tools", "dsn_check.py")
+        args = ["--envelope", "--to", SENDER]
+        for r in failed:
+            args += ["--rcpt", "%s:failed:%s" % (r, status)]
+        path = os.path.join(env.sinks[DSN_HOST].save_dir, saved[0]["file"])
+        r = subprocess.run([sys.executable, tool, path] + args, capture_output=True, text=True,
+                           timeout=30)
+        check(r.returncode == 0, "%s: dsn_check: %s%s" % (what, r.stdout, r.stderr))
 
 
 def case_size_refused(env):
@@ -58,7 +68,7 @@ def case_size_refused(env):
     st = env.stop_sink("127.0.0.2")
     check(st["transactions"] == 0 and st["bytes"] == 0,
           "size: sink got %d transactions, %d bytes" % (st["transactions"], st["bytes"]))
-    check_dsn(env, rc, "size")
+    check_dsn(env, rc, "size", "5.3.4")
 
 
 def case_rcpt_550_some(env):
@@ -78,7 +88,7 @@ def case_rcpt_550_some(env):
     st = env.stop_sink("127.0.0.2")
     check(st["transactions"] == 1 and st["rcpts"] == len(good),
           "sink: %d transactions, %d rcpts" % (st["transactions"], st["rcpts"]))
-    check_dsn(env, bad, "550 partial")
+    check_dsn(env, bad, "550 partial", "5.1.1")
 
 
 def case_banner_421_second_mx(env):

@@ -35,8 +35,9 @@ def main(argv):
             return 2
         i += 2
     raw = open(path, "rb").read()
-    if envelope:  # skip the sink's envelope block (up to the first empty line)
-        raw = raw.split(b"\r\n\r\n", 1)[1] if b"\r\n\r\n" in raw else raw.split(b"\n\n", 1)[1]
+    if envelope:  # skip the sink's envelope lines: the content follows them directly
+        while raw.startswith((b"X-Volley-Mail-From:", b"X-Volley-Rcpt-To:")):
+            raw = raw.split(b"\n", 1)[1] if b"\n" in raw else b""
     fails = []
 
     def check(cond, what):
