@@ -179,9 +179,11 @@ void route_host_pump(struct shard *sh, struct host *h)
         t->next = NULL;
         session_begin(sh, s, t);
     }
-    /* After a failure and before any session got through again, at most the
-     * sessions already connecting (or one new one) probe the host. */
-    while (!(h->fail_code && h->healthy == 0 && h->opening > 0) && h->pending_count > h->opening
+    /* After a failure (until a new session gets through, or a healthy one ends
+     * normally), open no more: with no session left, one probe at a time;
+     * with healthy ones, the host has shown its connection cap. */
+    while (!(h->fail_code && (h->healthy > 0 || h->opening > 0))
+           && h->pending_count > h->opening
            && h->active < sh->cfg->conns_per_dest_max && !sh->stopping) {
         int rc = session_open(sh, h);
         if (rc < 0) {

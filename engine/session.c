@@ -477,6 +477,8 @@ static void session_closed(struct shard *sh, struct session *s)
     if (s->ever_ready) {
         vl_assert(h->healthy > 0);
         h->healthy--;
+        if (s->close_fail == SMTP_FAIL_NONE)
+            h->fail_code = 0;      /* ended normally: the pool may grow again */
     } else {
         vl_assert(h->opening > 0);
         h->opening--;
