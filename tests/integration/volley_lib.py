@@ -219,11 +219,13 @@ class Env:
         return self.dns_port
 
     # --- volley --------------------------------------------------------
-    def volley(self, *args, timeout=RUN_TIMEOUT_S, stdin=None):
-        """Run `volley ARGS` (bounded); returns CompletedProcess (text)."""
+    def volley(self, *args, timeout=RUN_TIMEOUT_S, stdin=None, env=None):
+        """Run `volley ARGS` (bounded; env: extra environment, e.g. VOLLEY_LOG);
+        returns CompletedProcess (text)."""
+        penv = dict(os.environ, **env) if env else None
         try:
             return subprocess.run([volley_bin()] + [str(a) for a in args], capture_output=True,
-                                  text=True, timeout=timeout, input=stdin)
+                                  text=True, timeout=timeout, input=stdin, env=penv)
         except subprocess.TimeoutExpired as e:  # run() has killed it by now
             fail("volley %s: no exit within %.0f s; stderr: %s" % (" ".join(map(str, args)), timeout,
                                                                    e.stderr))
@@ -286,11 +288,11 @@ class Env:
         check(self.dns_port and self.port, "start_dns and start_sinks first")
         return ["--dns", "127.0.0.1:%d" % self.dns_port, "--mx-port", self.port]
 
-    def run(self, *args, timeout=RUN_TIMEOUT_S, expect_rc=0):
+    def run(self, *args, timeout=RUN_TIMEOUT_S, expect_rc=0, env=None):
         """`volley run --data Q --until-empty --quiet --log L` + route + args."""
         r = self.volley("run", "--data", self.data, "--until-empty", "--quiet", "--log",
                         self.log_path, "--shards", self.shards, *self.route_args(), *args,
-                        timeout=timeout)
+                        timeout=timeout, env=env)
         if expect_rc is not None:
             check(r.returncode == expect_rc, "volley run exited %d (want %d): %s%s" %
                   (r.returncode, expect_rc, r.stdout, r.stderr))
