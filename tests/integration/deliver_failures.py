@@ -174,10 +174,28 @@ def case_busy_host_some_refused(env):
           st["connections_refused"])
 
 
+def case_8bit_without_8bitmime(env):
+    """An 8-bit body to a server without 8BITMIME: bounced 5.6.3 locally,
+    nothing transmitted; a 7-bit message in the same run is delivered."""
+    env.start_sinks({"127.0.0.2": ["--no-8bitmime"], DSN_HOST: []})
+    env.start_dns(mx=dsn_zone())
+    rc8, rc7 = ["e1@example.test", "e2@example.test"], ["plain@example.test"]
+    env.enqueue_many([(SENDER, rc8, "Subject: 8bit\r\n\r\nh\u00e9llo w\u00f6rld\r\n".encode()),
+                      (SENDER, rc7, message(subject="7bit"))])
+    env.run(*FAST)
+    log = [e for e in env.log() if e["rcpt"] != SENDER]
+    check_bounced(log, rc8, "5.6.3", "8bit")
+    check_exactly_once([e for e in log if e["rcpt"] in rc7], env.saved("127.0.0.2"), rc7, "7bit")
+    st = env.stop_sink("127.0.0.2")
+    check(st["transactions"] == 1 and st["rcpts"] == 1, "8bit: sink %r" % st)
+    check_dsn(env, rc8, "8bit", "5.6.3")
+
+
 if __name__ == "__main__":
     run_cases([("size_refused", case_size_refused),
                ("rcpt_550_some", case_rcpt_550_some),
                ("banner_421_second_mx", case_banner_421_second_mx),
                ("nullmx_nxdomain", case_nullmx_nxdomain),
                ("all_mx_421", case_all_mx_421),
-               ("busy_host_some_refused", case_busy_host_some_refused)])
+               ("busy_host_some_refused", case_busy_host_some_refused),
+               ("8bit_without_8bitmime", case_8bit_without_8bitmime)])

@@ -123,8 +123,25 @@ def case_sigterm_then_resume(env):
     check_final(env, want, "sigterm")
 
 
+def case_reply_timeouts(env):
+    """Slow replies past the (scaled) command timeouts: those transactions are
+    deferred 4.4.2 with no fate lost, and the next round delivers them."""
+    env.start_sinks({"127.0.0.2": ["--delay", "rcpt=800ms:nth=3", "--delay", "mail=800ms:nth=7"]})
+    env.start_dns()
+    want = ["slow%d@example.test" % i for i in range(40)]
+    env.enqueue(SENDER, want)
+    rounds = run_until_empty(env, "--timeout-scale", "0.001", "--max-rcpts", "4")
+    log = check_final(env, want, "timeouts")
+    dfr = by_event(log, "deferred")
+    check(rounds >= 2 and len(dfr) == 8, "timeouts: %d rounds, %d deferrals (want 2 txns x 4)" %
+          (rounds, len(dfr)))
+    for e in dfr:
+        check(e.get("status") == "4.4.2" and "timeout" in e.get("reply", ""), "timeouts: %r" % e)
+
+
 if __name__ == "__main__":
     run_cases([("rcpts_max_452", case_rcpts_max_452),
                ("dot_451_and_closes", case_dot_451_and_closes),
                ("mid_data_disconnect", case_mid_data_disconnect),
-               ("sigterm_then_resume", case_sigterm_then_resume)])
+               ("sigterm_then_resume", case_sigterm_then_resume),
+               ("reply_timeouts", case_reply_timeouts)])
