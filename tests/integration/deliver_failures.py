@@ -4,6 +4,7 @@ banner of the first MX (delivered via the second), null MX (5.1.10) and
 NXDOMAIN (5.1.2) without a connection, and the DSNs those bounces produce.
 Run one case with DELIVER_CASE=name."""
 import os
+import socket
 import subprocess
 import sys
 
@@ -191,6 +192,33 @@ def case_8bit_without_8bitmime(env):
     check_dsn(env, rc8, "8bit", "5.6.3")
 
 
+def ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as so:
+            so.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def case_mx_second_address_v6(env):
+    """An MX host with two addresses (127.0.0.7 refusing, ::1 a sink): every
+    recipient delivered over IPv6."""
+    if not ipv6_loopback():
+        print("  (no IPv6 loopback here: case skipped)")
+        return
+    env.start_sinks({"::1": []})
+    env.start_dns()   # default zone: v6.test MX 10 mx.v6.test (::1 and 127.0.0.7)
+    want = ["v%d@v6.test" % i for i in range(30)]
+    env.enqueue("s@src.test", want)
+    env.run(*FAST, "--max-rcpts", "3")
+    log = env.log()
+    check_exactly_once(log, env.saved("::1"), want, "v6")
+    check(all(e.get("ip") == "::1" for e in log), "v6: delivered via %r" % {e.get("ip") for e in log})
+    st = env.stop_sink("::1")
+    check(st["transactions"] == 10, "v6: %d transactions" % st["transactions"])
+
+
 if __name__ == "__main__":
     run_cases([("size_refused", case_size_refused),
                ("rcpt_550_some", case_rcpt_550_some),
@@ -198,4 +226,5 @@ if __name__ == "__main__":
                ("nullmx_nxdomain", case_nullmx_nxdomain),
                ("all_mx_421", case_all_mx_421),
                ("busy_host_some_refused", case_busy_host_some_refused),
-               ("8bit_without_8bitmime", case_8bit_without_8bitmime)])
+               ("8bit_without_8bitmime", case_8bit_without_8bitmime),
+               ("mx_second_address_v6", case_mx_second_address_v6)])

@@ -76,7 +76,8 @@ class MxSink(sink_lib.Sink):
         self.out_path = os.path.join(self.tmp, "stdout")
         self.err_path = os.path.join(self.tmp, "stderr")
         self.host, self.save_dir, self.exit_stats = host, save_dir, None
-        cmd = [volley_bin(), "sink", "--listen", "%s:%d" % (host, port), "--json"]
+        listen = ("[%s]:%d" if ":" in host else "%s:%d") % (host, port)
+        cmd = [volley_bin(), "sink", "--listen", listen, "--json"]
         if save_dir:
             cmd += ["--save", save_dir]
         cmd += list(args)
@@ -87,7 +88,7 @@ class MxSink(sink_lib.Sink):
         while time.monotonic() < end:
             m = re.search(r"sink: listening on (\S+):(\d+)", self.stdout())
             if m:
-                self.addrs, self.start_ok = [(m.group(1), int(m.group(2)))], True
+                self.addrs, self.start_ok = [(m.group(1).strip("[]"), int(m.group(2)))], True
                 return
             if self.proc.poll() is not None:
                 return
