@@ -205,8 +205,10 @@ void route_host_failed(struct shard *sh, struct host *h, const struct smtp_fate 
     if (h->fail_until_ms > rx_now_ms())
         return;                    /* already failing: one step per episode */
     uint64_t ms = sh->cfg->host_fail_ms_min << (h->fail_count < 10 ? h->fail_count : 10);
-    if (ms > ROUTE_HOST_FAIL_MS_MAX)
-        ms = ROUTE_HOST_FAIL_MS_MAX;
+    uint64_t ms_max = sh->cfg->host_fail_ms_min > ROUTE_HOST_FAIL_MS_MAX
+                    ? sh->cfg->host_fail_ms_min : ROUTE_HOST_FAIL_MS_MAX;
+    if (ms > ms_max)
+        ms = ms_max;
     h->fail_count++;
     h->fail_until_ms = rx_now_ms() + ms;
     vl_log_at(VL_LOG_INFO, "evt=host_failing shard=%u ip=%s code=%u status=%s for_ms=%llu "
