@@ -13,6 +13,11 @@
  * the recipient id (no thundering herd, reproducible). A deferral whose next
  * attempt would fall after created + max_age expires instead (a DSN with the
  * last transient status).
+ *
+ * One DSN per message per attempt: outcomes are held back from commits until
+ * their transaction is done (shard_txn_free), so the recipients of one
+ * transaction that fail at RCPT and those that fail at the final dot land in
+ * the same commit and share one DSN.
  */
 #include "shard.h"
 
@@ -62,9 +67,28 @@ static struct txn *shard_txn_alloc(struct shard *sh)
     return t;
 }
 
+/* @p t is done: its held outcomes may be committed now. The search runs
+ * backwards, where a just-finished transaction's outcomes usually are. */
+static void shard_txn_release_outcomes(struct shard *sh, struct txn *t)
+{
+    vl_assert(sh->outcomes_held >= t->fated);
+    uint32_t left = t->fated;
+    for (uint32_t i = sh->outcome_count; i-- > 0 && left > 0;) {
+        if (sh->outcomes[i].txn == t) {
+            sh->outcomes[i].txn = NULL;
+            left--;
+        }
+    }
+    vl_assert(left == 0);
+    sh->outcomes_held -= t->fated;
+    t->fated = 0;
+}
+
 void shard_txn_free(struct shard *sh, struct txn *t)
 {
     vl_assert(sh->txns_live > 0);
+    if (t->fated)
+        shard_txn_release_outcomes(sh, t);
     sh->txns_live--;
     t->next = sh->txn_free;
     sh->txn_free = t;
@@ -72,6 +96,7 @@ void shard_txn_free(struct shard *sh, struct txn *t)
 
 void shard_txn_abandon(struct shard *sh, struct txn *t)
 {
+    vl_assert(t->fated == 0);      /* only transactions that never ran are abandoned */
     vl_assert(t->lease->open >= t->rcpt_count);
     t->lease->open -= t->rcpt_count;
     sh->inflight -= t->rcpt_count;
@@ -89,6 +114,10 @@ void shard_outcome(struct shard *sh, struct txn *t, uint32_t i, const struct smt
     const struct vl_queue_rcpt *r = t->rcpts[i];
     struct outcome_ext *e = &sh->outcomes[sh->outcome_count++];
     memset(&e->o, 0, sizeof e->o);
+    e->txn = t;
+    t->fated++;
+    sh->outcomes_held++;
+    vl_assert(t->fated <= t->rcpt_count);
     e->txn_msg = t->msg;
     e->rcpt = r;
     e->lease = t->lease;
@@ -245,14 +274,25 @@ static void shard_release_leases(struct shard *sh)
 static void shard_commit_start(struct shard *sh)
 {
     struct shard_committer *com = &sh->com;
-    if (sh->outcome_count == 0 || com->busy)
+    if (sh->outcome_count == sh->outcomes_held || com->busy)
         return;
     struct commit_slot *c = &com->slot;
+    /* Ready outcomes stay (compacted) in this buffer, which goes to the
+     * committer; held ones move to the spare, which accumulates next. */
+    uint32_t ready = 0, held = 0;
+    for (uint32_t i = 0; i < sh->outcome_count; i++) {
+        struct outcome_ext *e = &sh->outcomes[i];
+        if (e->txn)
+            sh->outcomes_spare[held++] = *e;
+        else if (ready++ != i)
+            sh->outcomes[ready - 1] = *e;
+    }
+    vl_assert(held == sh->outcomes_held && ready > 0);
     c->outcomes = sh->outcomes;
-    c->count = sh->outcome_count;
+    c->count = ready;
     sh->outcomes = sh->outcomes_spare;
     sh->outcomes_spare = c->outcomes;
-    sh->outcome_count = 0;
+    sh->outcome_count = held;
     struct shard_dsn_build *dsn = c->dsn;
     dsn->count = 0;
     for (uint32_t i = 0; i < c->count; i++) {
@@ -461,7 +501,7 @@ static bool shard_done(struct shard *sh)
 
 static int shard_wait_ms(struct shard *sh)
 {
-    if (sh->outcome_count && !sh->com.busy)
+    if (sh->outcome_count > sh->outcomes_held && !sh->com.busy)
         return 0;
     int wait = 100;
     int64_t d = dns_next_timeout_ms(sh->dns);

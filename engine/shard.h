@@ -70,6 +70,7 @@ struct txn {
     const char *mx_name;           /* MX the txn was sent to (for the log) */
     struct host *host;
     uint32_t rcpt_count;
+    uint32_t fated;                /* outcomes recorded, held until the txn is freed */
     struct vl_queue_rcpt *rcpts[VL_SMTP_RCPTS_PER_TXN_MAX];
 };
 
@@ -116,6 +117,7 @@ struct host {
 
 struct outcome_ext {
     struct vl_queue_outcome o;
+    struct txn *txn;               /* non-NULL: its txn is not done yet (held back) */
     const struct vl_queue_msg *txn_msg;
     const struct vl_queue_rcpt *rcpt;
     struct lease *lease;
@@ -174,6 +176,7 @@ struct shard {
     uint32_t host_count;
     struct txn *txn_free;
     uint32_t outcome_count;
+    uint32_t outcomes_held;        /* of outcome_count: txn not done, not committable */
     struct outcome_ext *outcomes;  /* accumulating; the other buffer may be committing */
     struct outcome_ext *outcomes_spare;
     struct shard_committer com;
