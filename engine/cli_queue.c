@@ -1,6 +1,7 @@
 /*
  * cli_queue.c - `volley queue stats|ls|show ID|retry (ID|--domain D)|
- * purge (ID|--all) [--data DIR] [--json] [--top N] [--limit N]`.
+ * bounce ID|purge (ID|--all) [--data DIR] [--json] [--top N] [--limit N]`.
+ * (bounce lives in cli_queue_bounce.c.)
  * Human-readable by default, one JSON document with --json.
  * Exit: 0 ok, 1 runtime failure, 2 usage error or unknown id.
  */
@@ -263,7 +264,7 @@ static int q_retry_purge(struct vl_queue *q, const char *cmd, const char *arg,
 static void q_usage(FILE *f)
 {
     fputs("usage: volley queue stats [--top N] | ls [--limit N] | show ID |\n"
-          "                    retry (ID | --domain D) | purge (ID | --all)\n"
+          "                    retry (ID | --domain D) | bounce ID | purge (ID | --all)\n"
           "                    [--data DIR] [--json]\n", f);
 }
 
@@ -306,16 +307,17 @@ int cli_queue_main(int argc, char **argv)
     const char *cmd = optind < argc ? argv[optind] : NULL;
     const char *arg = optind + 1 < argc ? argv[optind + 1] : NULL;
     int nargs = argc - optind;
-    int want = cmd && !strcmp(cmd, "show") ? 2 : (cmd && (!strcmp(cmd, "retry")
+    int want = cmd && (!strcmp(cmd, "show") || !strcmp(cmd, "bounce")) ? 2 : (cmd && (!strcmp(cmd, "retry")
                || !strcmp(cmd, "purge")) ? (nargs > 1 ? 2 : 1) : 1);
     if (!cmd || nargs != want || (strcmp(cmd, "stats") && strcmp(cmd, "ls") && strcmp(cmd, "show")
-                                  && strcmp(cmd, "retry") && strcmp(cmd, "purge"))) {
+                                  && strcmp(cmd, "retry") && strcmp(cmd, "purge")
+                                  && strcmp(cmd, "bounce"))) {
         fprintf(stderr, "volley queue: %s\n", !cmd ? "missing command" : "bad command or arguments");
         q_usage(stderr);
         return VL_EXIT_USAGE;
     }
     uint64_t id = 0;
-    if (!strcmp(cmd, "show") && q_parse_id(arg, &id) < 0)
+    if ((!strcmp(cmd, "show") || !strcmp(cmd, "bounce")) && q_parse_id(arg, &id) < 0)
         return VL_EXIT_USAGE;
     struct vl_queue *q;
     int rc = cli_queue_open(o.data, 0, 0, &q);
@@ -327,6 +329,8 @@ int cli_queue_main(int argc, char **argv)
         rc = q_ls(q, &o);
     else if (!strcmp(cmd, "show"))
         rc = q_show(q, id, &o);
+    else if (!strcmp(cmd, "bounce"))
+        rc = cli_queue_bounce(q, id, o.json);
     else
         rc = q_retry_purge(q, cmd, arg, &o);
     vl_queue_close(q);
