@@ -256,7 +256,7 @@ static void route_txn_to_host(struct shard *sh, struct txn *t)
 {
     struct domain *d = t->dom;
     uint64_t now = rx_now_ms();
-    struct host *last = NULL;
+    struct host *last = t->host;   /* a failing host's txns come back here: its failure */
     while (t->host_next < d->host_count) {
         struct domain_host *dh = &d->hosts[t->host_next++];
         last = dh->host;
