@@ -9,6 +9,7 @@ usage: dsn_check.py FILE --to ADDR [--rcpt ADDR:ACTION:STATUS[:REMOTE]]... [--or
   followed by the content (no blank line between). They are removed before parsing, and
   the envelope sender must be null (a DSN goes out with MAIL FROM:<>).
   --env-rcpt ADDR: with --envelope, the envelope recipients must be exactly ADDR.
+  --diag ADDR:TEXT: ADDR's Diagnostic-Code must contain TEXT.
 Exit 0 if every check passes; else prints each failure and exits 1.
 """
 import email
@@ -42,7 +43,7 @@ def split_envelope(raw):
 def main(argv):
     path = argv[1]
     want_to, rcpts, no_rcpts, orig_headers, envelope = None, [], [], [], False
-    env_rcpt = None
+    env_rcpt, diags = None, []
     i = 2
     while i < len(argv):
         a = argv[i]
@@ -57,6 +58,8 @@ def main(argv):
             rcpts.append(v.split(":", 3))
         elif a == "--no-rcpt":
             no_rcpts.append(v)
+        elif a == "--diag":
+            diags.append(v.split(":", 1))
         elif a == "--env-rcpt":
             env_rcpt = v
         elif a == "--orig-header":
@@ -89,6 +92,7 @@ def main(argv):
     check(msg.get_content_type() == "multipart/report", "content type %s" % msg.get_content_type())
     check(msg.get_param("report-type") == "delivery-status", "report-type")
     check(msg.get("Auto-Submitted") == "auto-replied", "Auto-Submitted")
+    check("postmaster@" in (msg.get("From") or "").lower(), "From: %r" % msg.get("From"))
     check(msg.get("Date") is not None and msg.get("Message-ID") is not None, "Date/Message-ID")
     if want_to:
         check(want_to in (msg.get("To") or ""), "To: %r" % msg.get("To"))
@@ -120,6 +124,9 @@ def main(argv):
         if len(r) > 3 and r[3]:
             check(b.get("Remote-MTA") == "dns; " + r[3], "%s Remote-MTA %r" % (addr, b.get("Remote-MTA")))
         check(b.get("Diagnostic-Code") is not None, "%s Diagnostic-Code" % addr)
+    for addr, text in diags:
+        d = (seen[addr].get("Diagnostic-Code") or "") if addr in seen else ""
+        check(text in d, "%s Diagnostic-Code %r lacks %r" % (addr, d, text))
     for addr in no_rcpts:
         check(addr not in seen, "unexpected block for %s" % addr)
     if rcpts:
