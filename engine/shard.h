@@ -125,6 +125,7 @@ struct outcome_ext {
     struct host *host;             /* NULL if no host was involved */
     bool ambiguous;
     bool local;
+    bool warn;                     /* deferred past --delay-warning: Action: delayed DSN */
     char status[16];
     char text[VL_DIAG_TEXT_BYTES_MAX + 1];
 };

@@ -4,12 +4,13 @@ return path's sink (ret.test), and each one received is parsed by
 tests/tools/dsn_check.py (Python's email package) and checked field by field.
 Cases: 550 for 1 of 3 recipients; 554 after data; 550 at RCPT plus 554 at the
 dot in one attempt (one DSN, not two); expiry with a small --max-age (the last
-transient status); null return path (no DSN); a DSN that bounces (logged,
+transient status); --delay-warning (one Action: delayed notice); null return path (no DSN); a DSN that bounces (logged,
 dropped, no DSN about a DSN); `volley queue bounce ID`. Run one case with
 DELIVER_CASE=name."""
 import os
 import re
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from volley_lib import check, by_event, message, run_cases  # noqa: E402
@@ -90,6 +91,32 @@ def case_expiry(env):
               "--no-rcpt", "ok@dst.test")
 
 
+def case_delay_warning(env):
+    # The first attempt comes after --delay-warning: a notice (the rule is exact
+    # for a first attempt: the previous "attempt" is the enqueue). The second
+    # attempt must not repeat it; the third delivers.
+    setup(env, ["--fault", "rcpt=451:nth=1", "--fault", "rcpt=451:nth=2"])
+    env.enqueue(SENDER, ["w1@dst.test"], message(subject="slow"))
+    time.sleep(0.6)
+    args = ["--retry-base", "1s", "--retry-max", "1s", "--delay-warning", "400ms"]
+    run_until_final(env, args, sleep_s=0.1)
+    ev = events(env.log(), "w1@dst.test")
+    check([e["event"] for e in ev] == ["deferred", "deferred", "delivered"], "w1 events %r" % ev)
+    got = dsns(env)
+    check(len(got) == 1, "want exactly one delay notice, got %d" % len(got))
+    dsn_check(got[0]["path"], "--env-rcpt", SENDER, "--orig-header", "Subject:slow",
+              "--rcpt", "w1@dst.test:delayed:4.3.0:" + MX, "--diag", "w1@dst.test:451")
+    check(b"Will-Retry-Until:" in got[0]["content"] and
+          b"Subject: Delayed Mail" in got[0]["content"], "delay notice fields")
+
+
+def case_delay_warning_not_reached(env):
+    setup(env, ["--fault", "rcpt=451:nth=1"])
+    env.enqueue(SENDER, ["w2@dst.test"])
+    run_until_final(env, ["--retry-base", "1s", "--delay-warning", "1h"], sleep_s=0.1)
+    check(len(by_event(env.log(), "delivered")) == 1 and not dsns(env), "log %r" % env.log())
+
+
 def case_null_path_no_dsn(env):
     setup(env, ["--fault", "rcpt=550"])
     env.enqueue("<>", ["n1@dst.test", "n2@dst.test"])
@@ -150,6 +177,8 @@ if __name__ == "__main__":
         ("dot_554_all", case_dot_554_all),
         ("rcpt_and_dot_one_dsn", case_rcpt_and_dot_one_dsn),
         ("expiry", case_expiry),
+        ("delay_warning", case_delay_warning),
+        ("delay_warning_not_reached", case_delay_warning_not_reached),
         ("null_path_no_dsn", case_null_path_no_dsn),
         ("dsn_bounce_dropped", case_dsn_bounce_dropped),
         ("operator_bounce", case_operator_bounce),
