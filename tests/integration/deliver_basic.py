@@ -132,8 +132,33 @@ def case_domains_shards(env):
     check(qs["ready"] == 0 and qs["deferred"] == 0, "queue not empty: %r" % qs)
 
 
+def case_dots_and_big_body(env):
+    """Dot-stuffing and size: lines that are or start with '.', a last line
+    without CRLF, bare-LF input, a 400 KB body: the sink gets each body back
+    byte for byte (CRLF line ends, a final CRLF added where missing)."""
+    env.start_sinks({"127.0.0.2": []})
+    env.start_dns()
+    cases = {
+        "dots@example.test": (b"Subject: dots\r\n\r\n.\r\n..\r\n.leading\r\nx\r\n.\r\nlast line",
+                              b".\r\n..\r\n.leading\r\nx\r\n.\r\nlast line\r\n"),
+        "big@example.test": (b"Subject: big\r\n\r\n" + (b"." + b"y" * 997 + b"\r\n") * 400,
+                             (b"." + b"y" * 997 + b"\r\n") * 400),
+        "lf@example.test": (b"Subject: lf\n\nbare LF\n.\nend\n", b"bare LF\r\n.\r\nend\r\n"),
+    }
+    env.enqueue_many([(SENDER, [r], c) for r, (c, _) in cases.items()])
+    env.run()
+    saved = env.saved("127.0.0.2")
+    check_exactly_once(env.log(), saved, list(cases), "dots")
+    for sv in saved:
+        body = sv["content"].split(b"\r\n\r\n", 1)[1]
+        want = cases[sv["rcpts"][0]][1]
+        check(body == want, "%s: body %d octets %r..., want %d octets %r..." %
+              (sv["rcpts"][0], len(body), body[:40], len(want), want[:40]))
+
+
 if __name__ == "__main__":
     run_cases([("exactly_once_pipelined", case_exactly_once_pipelined),
                ("lockstep", case_lockstep),
                ("connection_reuse", case_connection_reuse),
-               ("domains_shards", case_domains_shards)])
+               ("domains_shards", case_domains_shards),
+               ("dots_and_big_body", case_dots_and_big_body)])
