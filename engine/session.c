@@ -282,7 +282,7 @@ static void session_ready(struct shard *sh, struct session *s)
         vl_assert(h->opening > 0);
         h->opening--;
         h->healthy++;
-        h->conn_fail_streak = 0;
+        h->fail_code = 0;          /* got through: no failure pending (route.c) */
     }
     h->fail_count = 0;
     h->fail_until_ms = 0;
