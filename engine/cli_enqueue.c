@@ -224,8 +224,10 @@ static int enq_args(int argc, char **argv, struct enq_opts *o, struct enq_rcpts 
         }
     }
     if (optind != argc - 1 || !o->from || (ntos == 0) == (o->rcpts_file == NULL)) {
-        fprintf(stderr, "volley enqueue: %s\n", optind != argc - 1 ? "want exactly one MESSAGE file"
-                : !o->from ? "--from is required" : "want --to ADDR ... or --rcpts FILE (not both)");
+        fprintf(stderr, "volley enqueue: %s\n",
+                optind != argc - 1 ? "want exactly one MESSAGE file"
+                : !o->from ? "--from is required"
+                : "want --to ADDR ... or --rcpts FILE (not both)");
         enq_usage(stderr);
         return -1;
     }

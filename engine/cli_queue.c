@@ -1,6 +1,7 @@
 /*
  * cli_queue.c - `volley queue stats|ls|show ID|retry (ID|--domain D)|
- * purge (ID|--all) [--data DIR] [--json] [--top N] [--limit N]`.
+ * bounce ID|purge (ID|--all)|check [--data DIR] [--json] [--top N] [--limit N]`.
+ * (bounce lives in cli_queue_bounce.c.)
  * Human-readable by default, one JSON document with --json.
  * Exit: 0 ok, 1 runtime failure, 2 usage error or unknown id.
  */
@@ -11,6 +12,7 @@
 #include "volley/limits.h"
 
 #include <getopt.h>
+#include <stdbool.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,7 +107,7 @@ static int q_stats(struct vl_queue *q, const struct qopts *o)
         printf("{\"shards\":%u", vl_queue_nshards(q));
         for (size_t i = 0; i < sizeof STATES / sizeof STATES[0]; i++)
             printf(",\"%s\":%" PRIu64, vl_rcpt_state_name(STATES[i]), st.by_state[STATES[i]]);
-        printf(",\"purged\":%" PRIu64 ",\"messages\":%" PRIu64 ",\"body_bytes\":%" PRIu64
+        printf(",\"purged\":%" PRIu64 ",\"message_records\":%" PRIu64 ",\"body_bytes\":%" PRIu64
                ",\"disk_bytes\":%" PRIu64 ",\"top_domains\":[", st.purged, st.messages,
                st.body_bytes, st.disk_bytes);
         for (int i = 0; i < nt; i++) {
@@ -115,8 +117,9 @@ static int q_stats(struct vl_queue *q, const struct qopts *o)
         }
         printf("]}\n");
     } else {
-        printf("queue %s: %u shards, %" PRIu64 " messages, %.1f MiB of bodies, "
-               "%.1f MiB on disk\n", o->data, vl_queue_nshards(q), st.messages,
+        printf("queue %s: %u shards, %" PRIu64 " message records (one per shard a message "
+               "reaches), %.1f MiB of bodies, %.1f MiB on disk\n", o->data, vl_queue_nshards(q),
+               st.messages,
                st.body_bytes / 1048576.0, st.disk_bytes / 1048576.0);
         printf("recipients by state:\n");
         for (size_t i = 0; i < sizeof STATES / sizeof STATES[0]; i++)
@@ -260,10 +263,32 @@ static int q_retry_purge(struct vl_queue *q, const char *cmd, const char *arg,
     return VL_EXIT_OK;
 }
 
+static int q_check(struct vl_queue *q, const struct qopts *o)
+{
+    struct vl_queue_check chk;
+    int rc = vl_queue_check(q, &chk);
+    if (rc < 0) {
+        fprintf(stderr, "volley queue check: %s\n", vl_strerror(rc));
+        return VL_EXIT_FAIL;
+    }
+    if (o->json) {
+        printf("{\"rcpts\":%" PRIu64 ",\"messages\":%" PRIu64 ",\"problems\":%" PRIu64
+               ",\"first\":", chk.rcpts, chk.messages, chk.problems);
+        json_str(stdout, chk.first);
+        printf("}\n");
+    } else if (chk.problems == 0) {
+        printf("ok: %" PRIu64 " open recipients, %" PRIu64 " message records\n", chk.rcpts,
+               chk.messages);
+    } else {
+        printf("%" PRIu64 " problems; first: %s\n", chk.problems, chk.first);
+    }
+    return chk.problems ? VL_EXIT_FAIL : VL_EXIT_OK;
+}
+
 static void q_usage(FILE *f)
 {
     fputs("usage: volley queue stats [--top N] | ls [--limit N] | show ID |\n"
-          "                    retry (ID | --domain D) | purge (ID | --all)\n"
+          "                    retry (ID | --domain D) | bounce ID | purge (ID | --all) | check\n"
           "                    [--data DIR] [--json]\n", f);
 }
 
@@ -277,6 +302,16 @@ static int q_uint(const char *opt, const char *s, unsigned max, unsigned *out)
     }
     *out = (unsigned)v;
     return 0;
+}
+
+static bool q_known(const char *cmd)
+{
+    static const char *const cmds[] = { "stats", "ls", "show", "retry", "purge", "check",
+                                        "bounce" };
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        if (!strcmp(cmd, cmds[i]))
+            return true;
+    return false;
 }
 
 int cli_queue_main(int argc, char **argv)
@@ -297,8 +332,14 @@ int cli_queue_main(int argc, char **argv)
         case 'j': o.json = 1; break;
         case 'a': o.all = 1; break;
         case 'D': o.domain = optarg; break;
-        case 't': if (q_uint("--top", optarg, CLI_TOP_MAX, &o.top) < 0) return VL_EXIT_USAGE; break;
-        case 'l': if (q_uint("--limit", optarg, CLI_LIMIT_MAX, &o.limit) < 0) return VL_EXIT_USAGE; break;
+        case 't':
+            if (q_uint("--top", optarg, CLI_TOP_MAX, &o.top) < 0)
+                return VL_EXIT_USAGE;
+            break;
+        case 'l':
+            if (q_uint("--limit", optarg, CLI_LIMIT_MAX, &o.limit) < 0)
+                return VL_EXIT_USAGE;
+            break;
         case 'h': q_usage(stdout); return VL_EXIT_OK;
         default: q_usage(stderr); return VL_EXIT_USAGE;
         }
@@ -306,16 +347,16 @@ int cli_queue_main(int argc, char **argv)
     const char *cmd = optind < argc ? argv[optind] : NULL;
     const char *arg = optind + 1 < argc ? argv[optind + 1] : NULL;
     int nargs = argc - optind;
-    int want = cmd && !strcmp(cmd, "show") ? 2 : (cmd && (!strcmp(cmd, "retry")
+    int want = cmd && (!strcmp(cmd, "show") || !strcmp(cmd, "bounce")) ? 2 : (cmd && (!strcmp(cmd, "retry")
                || !strcmp(cmd, "purge")) ? (nargs > 1 ? 2 : 1) : 1);
-    if (!cmd || nargs != want || (strcmp(cmd, "stats") && strcmp(cmd, "ls") && strcmp(cmd, "show")
-                                  && strcmp(cmd, "retry") && strcmp(cmd, "purge"))) {
-        fprintf(stderr, "volley queue: %s\n", !cmd ? "missing command" : "bad command or arguments");
+    if (!cmd || nargs != want || !q_known(cmd)) {
+        fprintf(stderr, "volley queue: %s\n",
+                !cmd ? "missing command" : "bad command or arguments");
         q_usage(stderr);
         return VL_EXIT_USAGE;
     }
     uint64_t id = 0;
-    if (!strcmp(cmd, "show") && q_parse_id(arg, &id) < 0)
+    if ((!strcmp(cmd, "show") || !strcmp(cmd, "bounce")) && q_parse_id(arg, &id) < 0)
         return VL_EXIT_USAGE;
     struct vl_queue *q;
     int rc = cli_queue_open(o.data, 0, 0, &q);
@@ -327,6 +368,10 @@ int cli_queue_main(int argc, char **argv)
         rc = q_ls(q, &o);
     else if (!strcmp(cmd, "show"))
         rc = q_show(q, id, &o);
+    else if (!strcmp(cmd, "check"))
+        rc = q_check(q, &o);
+    else if (!strcmp(cmd, "bounce"))
+        rc = cli_queue_bounce(q, id, o.json);
     else
         rc = q_retry_purge(q, cmd, arg, &o);
     vl_queue_close(q);

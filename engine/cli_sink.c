@@ -5,6 +5,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,10 +59,14 @@ static const char sink_help[] =
 "\n"
 "STARTTLS is not offered; a client that sends it gets 454 4.7.0.\n";
 
-static int usage_error(const char *fmt, const char *a, const char *b)
+__attribute__((format(printf, 1, 2)))
+static int usage_error(const char *fmt, ...)
 {
+    va_list ap;
     fputs("volley sink: ", stderr);
-    fprintf(stderr, fmt, a, b);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
     fputs("\n(see 'volley sink --help')\n", stderr);
     return VL_EXIT_USAGE;
 }
@@ -88,27 +93,27 @@ static int sink_option(struct sink_conf *c, const char *opt, const char *v)
     char err[256];
     uint64_t n;
     if (!strcmp(opt, "--listen"))
-        return sink_conf_add_listen(c, v, err, sizeof err) < 0 ? usage_error("%s%s", err, "") : 0;
+        return sink_conf_add_listen(c, v, err, sizeof err) < 0 ? usage_error("%s", err) : 0;
     if (!strcmp(opt, "--fault") || !strcmp(opt, "--delay") || !strcmp(opt, "--disconnect"))
-        return sink_conf_add_rule(c, opt, v, err, sizeof err) < 0 ? usage_error("%s%s", err, "")
+        return sink_conf_add_rule(c, opt, v, err, sizeof err) < 0 ? usage_error("%s", err)
                                                                   : 0;
     if (!strcmp(opt, "--save")) {
         struct stat st;
         if (stat(v, &st) != 0 || !S_ISDIR(st.st_mode) || access(v, W_OK) != 0)
-            return usage_error("--save: '%s' is not a writable directory%s", v, "");
+            return usage_error("--save: '%s' is not a writable directory", v);
         c->save_dir = v;
         return 0;
     }
     if (!strcmp(opt, "--hostname")) {
         if (!*v || strlen(v) > VL_SMTP_DOMAIN_BYTES_MAX || strpbrk(v, " \r\n\t"))
-            return usage_error("--hostname: '%s' is not a host name%s", v, "");
+            return usage_error("--hostname: '%s' is not a host name", v);
         c->smtp.hostname = v;
         return 0;
     }
     if (!strcmp(opt, "--idle-timeout")) {
         uint32_t ms;
         if (sink_duration_parse(v, &ms) < 0 || ms == 0 || ms > INT32_MAX)
-            return usage_error("--idle-timeout: bad duration '%s' (N, Nms or Ns)%s", v, "");
+            return usage_error("--idle-timeout: bad duration '%s' (N, Nms or Ns)", v);
         c->idle_timeout_ms = ms;
         return 0;
     }
@@ -132,7 +137,7 @@ static int sink_option(struct sink_conf *c, const char *opt, const char *v)
         }
         return 0;
     }
-    return usage_error("unknown option '%s'%s", opt, "");
+    return usage_error("unknown option '%s'", opt);
 }
 
 static int sink_flag(struct sink_conf *c, const char *opt)
@@ -162,15 +167,15 @@ int cli_sink_main(int argc, char **argv)
             return VL_EXIT_OK;
         }
         if (strncmp(a, "--", 2) != 0)
-            return usage_error("unexpected argument '%s'%s", a, "");
+            return usage_error("unexpected argument '%s'", a);
         size_t len = eq ? (size_t)(eq - a) : strlen(a);
         if (len >= sizeof opt)
-            return usage_error("unknown option '%s'%s", a, "");
+            return usage_error("unknown option '%s'", a);
         memcpy(opt, a, len);
         opt[len] = 0;
         if (sink_flag(&c, opt) == 0) {
             if (eq)
-                return usage_error("%s takes no value%s", opt, "");
+                return usage_error("%s takes no value", opt);
             continue;
         }
         if (eq)
@@ -178,13 +183,13 @@ int cli_sink_main(int argc, char **argv)
         else if (i + 1 < argc)
             v = argv[++i];
         else
-            return usage_error("%s needs a value%s", opt, "");
+            return usage_error("%s needs a value", opt);
         int rc = sink_option(&c, opt, v);
         if (rc != 0)
             return rc;
     }
     if (c.listen_count == 0)
-        return usage_error("--listen ADDR:PORT is required%s%s", "", "");
+        return usage_error("--listen ADDR:PORT is required");
     int rc = sink_run(&c);
     return rc == 0 ? VL_EXIT_OK : VL_EXIT_FAIL;
 }

@@ -4,6 +4,7 @@
  * is sanitised; the header block of the original is copied, never its body.
  */
 #include "dsn.h"
+#include "utf8.h"
 
 #include "volley/error.h"
 #include "volley/limits.h"
@@ -70,20 +71,6 @@ void dsn_date(int64_t ms, char *out, size_t cap)
     strftime(out, cap, "%a, %d %b %Y %H:%M:%S +0000", &tm);
 }
 
-static size_t dsn_utf8_len(const unsigned char *s, size_t n)
-{
-    size_t need;
-    if (s[0] < 0x80) return 1;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf) need = 2;
-    else if (s[0] >= 0xe0 && s[0] <= 0xef) need = 3;
-    else if (s[0] >= 0xf0 && s[0] <= 0xf4) need = 4;
-    else return 0;
-    if (need > n) return 0;
-    for (size_t i = 1; i < need; i++)
-        if ((s[i] & 0xc0) != 0x80) return 0;
-    return need;
-}
-
 size_t dsn_sanitize(const char *text, char *out, size_t cap)
 {
     const unsigned char *s = (const unsigned char *)text;
@@ -98,7 +85,7 @@ size_t dsn_sanitize(const char *text, char *out, size_t cap)
         } else if (c < 0x20 || c == 0x7f) {
             i++;
         } else {
-            size_t k = dsn_utf8_len(s + i, n - i);
+            size_t k = vl_utf8_seq_len(s + i, n - i);
             if (k == 0 || len + k > max) {
                 i += k ? k : 1;
                 continue;

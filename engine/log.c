@@ -4,6 +4,7 @@
  * controls are escaped as \u00XX, invalid UTF-8 is replaced byte-wise by '?'.
  */
 #include "log.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -47,21 +48,6 @@ void vl_log(enum vl_log_level level, const char *fmt, ...)
     (void)w;
 }
 
-/* Length of the valid UTF-8 sequence at s (max n bytes), 0 if invalid. */
-static size_t log_utf8_len(const unsigned char *s, size_t n)
-{
-    size_t need;
-    if (s[0] < 0x80) return 1;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf) need = 2;
-    else if (s[0] >= 0xe0 && s[0] <= 0xef) need = 3;
-    else if (s[0] >= 0xf0 && s[0] <= 0xf4) need = 4;
-    else return 0;
-    if (need > n) return 0;
-    for (size_t i = 1; i < need; i++)
-        if ((s[i] & 0xc0) != 0x80) return 0;
-    return need;
-}
-
 struct log_out { char *p; size_t len, cap; };
 
 static void log_put(struct log_out *o, const char *s, size_t n)
@@ -96,7 +82,7 @@ static void log_json_str(struct log_out *o, const char *s, size_t max_bytes, siz
             log_put(o, esc, 6);
             i++;
         } else {
-            size_t k = log_utf8_len(u + i, n - i);
+            size_t k = vl_utf8_seq_len(u + i, n - i);
             if (k == 0) {
                 log_put(o, "?", 1);
                 i++;

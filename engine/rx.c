@@ -92,18 +92,21 @@ uint64_t rx_now_ms(void)
 
 uint32_t rx_nofile_need(uint32_t handles_max) { return handles_max + RX_NOFILE_SPARE; }
 
-static int rx_nofile_check(uint32_t handles_max)
+int rx_nofile_ensure(uint64_t need, uint64_t *limit)
 {
     struct rlimit rl;
-    rlim_t need = rx_nofile_need(handles_max);
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
         return -errno;
+    *limit = rl.rlim_cur;
     if (rl.rlim_cur >= need)
         return 0;
     if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need)
         return -EMFILE;
     rl.rlim_cur = need;
-    return setrlimit(RLIMIT_NOFILE, &rl) == 0 ? 0 : -EMFILE;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return -EMFILE;
+    *limit = need;
+    return 0;
 }
 
 static int rx_ring_init(struct rx *rx)
@@ -149,7 +152,8 @@ int rx_create(struct rx **out, const struct rx_conf *conf)
     if (conf->handles_max == 0 || conf->handles_max > VL_SESSIONS_PER_SHARD_MAX ||
         conf->timers_max == 0 || (conf->sq_entries & (conf->sq_entries - 1)) != 0)
         return -EINVAL;
-    int rc = rx_nofile_check(conf->handles_max);
+    uint64_t limit;
+    int rc = rx_nofile_ensure(rx_nofile_need(conf->handles_max), &limit);
     if (rc < 0)
         return rc;
     struct rx *rx = calloc(1, sizeof *rx);

@@ -80,6 +80,11 @@ struct rx_stats {
 /** File descriptors a reactor with @p handles_max handles needs (RLIMIT_NOFILE). */
 uint32_t rx_nofile_need(uint32_t handles_max);
 
+/** Make the soft RLIMIT_NOFILE at least @p need, raising it up to the hard
+ *  limit if needed. *@p limit gets the soft limit in force.
+ *  @return 0, or -EMFILE when the hard limit is lower: raise `ulimit -n`. */
+int rx_nofile_ensure(uint64_t need, uint64_t *limit);
+
 /** Create a reactor on the calling thread (which becomes its only user).
  *  Raises the soft RLIMIT_NOFILE if needed and possible.
  *  @return 0 and *@p out, or -EINVAL (bad conf), -ENOMEM, -EMFILE (RLIMIT_NOFILE

@@ -33,6 +33,9 @@
 
 #define SHARD_INFLIGHT_RCPTS_MAX   8192u   /* leased and not yet committed, per shard */
 #define SHARD_LEASE_BATCH_MAX      2048u   /* recipients per vl_queue_lease() */
+#define SHARD_LEASE_BYTES_MAX  (4u << 20)   /* body bytes a lease copies, about: under
+                                               jemalloc's oversize threshold (8 MiB), so
+                                               the buffers are recycled, not re-faulted */
 #define SHARD_SESSIONS_MAX         4096u   /* connections per shard */
 #define SHARD_HOSTS_MAX           65536u
 #define SHARD_DOMAINS_MAX        262144u
@@ -70,6 +73,7 @@ struct txn {
     const char *mx_name;           /* MX the txn was sent to (for the log) */
     struct host *host;
     uint32_t rcpt_count;
+    uint32_t fated;                /* outcomes recorded, held until the txn is freed */
     struct vl_queue_rcpt *rcpts[VL_SMTP_RCPTS_PER_TXN_MAX];
 };
 
@@ -116,6 +120,7 @@ struct host {
 
 struct outcome_ext {
     struct vl_queue_outcome o;
+    struct txn *txn;               /* non-NULL: its txn is not done yet (held back) */
     const struct vl_queue_msg *txn_msg;
     const struct vl_queue_rcpt *rcpt;
     struct lease *lease;
@@ -123,6 +128,7 @@ struct outcome_ext {
     struct host *host;             /* NULL if no host was involved */
     bool ambiguous;
     bool local;
+    bool warn;                     /* deferred past --delay-warning: Action: delayed DSN */
     char status[16];
     char text[VL_DIAG_TEXT_BYTES_MAX + 1];
 };
@@ -164,6 +170,7 @@ struct shard {
     bool idle_queue;               /* the last lease found nothing due */
     bool draining;                 /* --until-empty and nothing left: pool nothing */
     uint64_t next_lease_ms;
+    uint64_t body_bytes_per_rcpt;  /* of the last lease: sizes the next one */
     uint64_t inflight;
     struct lease *leases;
     uint32_t sessions;
@@ -174,6 +181,7 @@ struct shard {
     uint32_t host_count;
     struct txn *txn_free;
     uint32_t outcome_count;
+    uint32_t outcomes_held;        /* of outcome_count: txn not done, not committable */
     struct outcome_ext *outcomes;  /* accumulating; the other buffer may be committing */
     struct outcome_ext *outcomes_spare;
     struct shard_committer com;

@@ -835,7 +835,14 @@ int sink_run(const struct sink_conf *cf)
         for (uint32_t i = 0; i < SINK_LISTEN_MAX; i++)
             th[k].lfd[i] = -1;
     }
-    int rc = listeners_bind(cf, th);
+    uint64_t limit, need = (uint64_t)cf->threads * rx_nofile_need(cf->conns_max + cf->listen_count);
+    int rc = rx_nofile_ensure(need, &limit);
+    if (rc < 0)
+        fprintf(stderr, "volley sink: RLIMIT_NOFILE is %llu; %u thread(s) x --max-conns %u need "
+                "%llu: raise it (ulimit -n %llu) or lower --max-conns\n", (unsigned long long)limit,
+                cf->threads, cf->conns_max, (unsigned long long)need, (unsigned long long)need);
+    else
+        rc = listeners_bind(cf, th);
     if (rc < 0) {
         threads_free(th, cf->threads, cf->listen_count);
         return rc;

@@ -10,6 +10,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <stdarg.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -38,9 +39,13 @@ void sink_conf_defaults(struct sink_conf *c)
     };
 }
 
-static int conf_err(char *err, size_t cap, const char *fmt, const char *a, const char *b)
+__attribute__((format(printf, 3, 4)))
+static int conf_err(char *err, size_t cap, const char *fmt, ...)
 {
-    snprintf(err, cap, fmt, a, b);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, cap, fmt, ap);
+    va_end(ap);
     return VL_E_INVALID;
 }
 
@@ -122,15 +127,15 @@ static int rule_modifier(struct sink_rule *r, const char *opt, const char *m, si
             return conf_err(err, cap, "%s: prob needs a number in [0, 1], got '%s'", opt, buf);
     } else if (!strcmp(key, "match")) {
         if (r->stage != SINK_STAGE_MAIL && r->stage != SINK_STAGE_RCPT)
-            return conf_err(err, cap, "%s: match= applies to mail and rcpt only%s", opt, "");
+            return conf_err(err, cap, "%s: match= applies to mail and rcpt only", opt);
         if (vlen == 0 || vlen > SINK_MATCH_BYTES_MAX)
-            return conf_err(err, cap, "%s: match= needs 1 to 64 characters%s", opt, "");
+            return conf_err(err, cap, "%s: match= needs 1 to 64 characters", opt);
         memcpy(r->match, v, vlen);
         r->match[vlen] = 0;
     } else if (!strcmp(key, "text") && r->action == SINK_ACT_REPLY) {
         size_t tlen = strlen(v);
         if (tlen >= sizeof r->text || strpbrk(v, "\r\n"))
-            return conf_err(err, cap, "%s: text= is too long or holds CR/LF%s", opt, "");
+            return conf_err(err, cap, "%s: text= is too long or holds CR/LF", opt);
         memcpy(r->text, v, tlen + 1);
         *rest = true;
     } else {
@@ -154,9 +159,9 @@ static int rule_head(struct sink_rule *r, const char *opt, const char *h, size_t
         *eq = 0;
     if (stage_parse(buf, strlen(buf), &r->stage) < 0)
         return conf_err(err, cap, "%s: unknown stage '%s' (banner, ehlo, mail, rcpt, data, "
-                        "dot%s)", opt, r->action == SINK_ACT_DISCONNECT ? ", mid-data" : "");
+                        "dot%s)", opt, buf, r->action == SINK_ACT_DISCONNECT ? ", mid-data" : "");
     if (r->stage == SINK_STAGE_MID_DATA && r->action != SINK_ACT_DISCONNECT)
-        return conf_err(err, cap, "%s: mid-data applies to --disconnect only%s", opt, "");
+        return conf_err(err, cap, "%s: mid-data applies to --disconnect only", opt);
     if (r->action == SINK_ACT_DISCONNECT)
         return val ? conf_err(err, cap, "%s: '%s' takes no value", opt, buf) : 0;
     if (!val)
@@ -182,7 +187,7 @@ int sink_conf_add_rule(struct sink_conf *c, const char *opt, const char *spec, c
     else if (!strcmp(opt, "--disconnect"))
         r.action = SINK_ACT_DISCONNECT;
     else
-        return conf_err(err, err_cap, "%s: not a fault option%s", opt, "");
+        return conf_err(err, err_cap, "%s: not a fault option", opt);
     if (r.action == SINK_ACT_DISCONNECT && !strncmp(spec, "after-txns=", 11)) {
         if (u32_parse(spec + 11, strlen(spec + 11), 1, &c->after_txns) < 0)
             return conf_err(err, err_cap, "%s: after-txns needs a whole number >= 1, got '%s'",
@@ -190,7 +195,7 @@ int sink_conf_add_rule(struct sink_conf *c, const char *opt, const char *spec, c
         return 0;
     }
     if (c->rule_count >= SINK_RULES_MAX)
-        return conf_err(err, err_cap, "%s: more than 32 fault rules%s", opt, "");
+        return conf_err(err, err_cap, "%s: more than 32 fault rules", opt);
     const char *colon = strchr(spec, ':');
     size_t head = colon ? (size_t)(colon - spec) : strlen(spec);
     int rc = rule_head(&r, opt, spec, head, err, err_cap);
@@ -213,18 +218,18 @@ int sink_conf_add_listen(struct sink_conf *c, const char *spec, char *err, size_
     char host[64];
     const char *port_s;
     if (c->listen_count >= SINK_LISTEN_MAX)
-        return conf_err(err, err_cap, "--listen: more than 16 addresses%s%s", "", "");
+        return conf_err(err, err_cap, "--listen: more than 16 addresses");
     if (spec[0] == '[') {
         const char *close = strchr(spec, ']');
         if (!close || close[1] != ':' || (size_t)(close - spec - 1) >= sizeof host)
-            return conf_err(err, err_cap, "--listen: '%s' is not [IPV6]:PORT%s", spec, "");
+            return conf_err(err, err_cap, "--listen: '%s' is not [IPV6]:PORT", spec);
         memcpy(host, spec + 1, (size_t)(close - spec - 1));
         host[close - spec - 1] = 0;
         port_s = close + 2;
     } else {
         const char *colon = strrchr(spec, ':');
         if (!colon || (size_t)(colon - spec) >= sizeof host)
-            return conf_err(err, err_cap, "--listen: '%s' is not ADDR:PORT%s", spec, "");
+            return conf_err(err, err_cap, "--listen: '%s' is not ADDR:PORT", spec);
         memcpy(host, spec, (size_t)(colon - spec));
         host[colon - spec] = 0;
         port_s = colon + 1;

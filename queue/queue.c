@@ -190,19 +190,26 @@ static void queue_group_commit(struct vl_queue_shard *s, struct queue_req *list)
         head->rc = VL_E_STORAGE;
 }
 
-int queue_submit(struct vl_queue_shard *s, struct queue_req *req)
+void queue_submit_start(struct vl_queue_shard *s, struct queue_req *req)
 {
     req->done = false;
     req->next = NULL;
     pthread_mutex_lock(&s->mu);
     *s->pending_tail = req;
     s->pending_tail = &req->next;
+    pthread_mutex_unlock(&s->mu);
+}
+
+int queue_submit_wait(struct vl_queue_shard *s, struct queue_req *req)
+{
+    pthread_mutex_lock(&s->mu);
     while (!req->done) {
         if (s->leader) {
             pthread_cond_wait(&s->cv, &s->mu);
             continue;
         }
         struct queue_req *list = s->pending;
+        vl_assert(list != NULL);               /* ours at least, until done */
         s->pending = NULL;
         s->pending_tail = &s->pending;
         s->leader = true;
@@ -212,12 +219,20 @@ int queue_submit(struct vl_queue_shard *s, struct queue_req *req)
         for (struct queue_req *r = list, *nx; r; r = nx) {
             nx = r->next;
             r->done = true;
+            s->requests++;
         }
+        s->commits++;
         s->leader = false;
         pthread_cond_broadcast(&s->cv);
     }
     pthread_mutex_unlock(&s->mu);
     return req->rc;
+}
+
+int queue_submit(struct vl_queue_shard *s, struct queue_req *req)
+{
+    queue_submit_start(s, req);
+    return queue_submit_wait(s, req);
 }
 
 /* ---- meta file --------------------------------------------------------- */

@@ -54,6 +54,10 @@ int vl_queue_stats(struct vl_queue *q, int shard, struct vl_queue_stats *out)
         snprintf(path, sizeof path, "%s/data.mdb", s->path);
         if (stat(path, &sb) == 0)
             out->disk_bytes += (uint64_t)sb.st_blocks * 512u;
+        pthread_mutex_lock(&s->mu);
+        out->commits += s->commits;
+        out->requests += s->requests;
+        pthread_mutex_unlock(&s->mu);
     }
     return 0;
 }
@@ -128,6 +132,10 @@ int vl_queue_top_domains(struct vl_queue *q, struct vl_queue_domain_count *out, 
         return rc;
     }
     /* A domain may appear in several shards (extra messages): merge by name. */
+    if (n == 0) {
+        free(all);
+        return 0;
+    }
     qsort(all, n, sizeof *all, admin_dom_name_cmp);
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {

@@ -26,15 +26,24 @@ uint64_t queue_key_u64_get(const void *p)
     return v;
 }
 
-static uint8_t *put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); return p + 2; }
-static uint8_t *put32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> 8 * i); return p + 4; }
-static uint8_t *put64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> 8 * i); return p + 8; }
+static uint8_t *put_le(uint8_t *p, uint64_t v, int bytes)
+{
+    for (int i = 0; i < bytes; i++)
+        p[i] = (uint8_t)(v >> 8 * i);
+    return p + bytes;
+}
+static uint8_t *put16(uint8_t *p, uint16_t v) { return put_le(p, v, 2); }
+static uint8_t *put32(uint8_t *p, uint32_t v) { return put_le(p, v, 4); }
+static uint8_t *put64(uint8_t *p, uint64_t v) { return put_le(p, v, 8); }
 static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 static uint32_t get32(const uint8_t *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
-static uint64_t get64(const uint8_t *p) { return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32; }
+static uint64_t get64(const uint8_t *p)
+{
+    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
 
 static int codec_head(const uint8_t *b, size_t len, size_t min, enum queue_kind kind)
 {

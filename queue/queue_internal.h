@@ -45,6 +45,7 @@ struct vl_queue_shard {
     pthread_cond_t cv;
     struct queue_req *pending, **pending_tail;
     bool leader;
+    uint64_t commits, requests;      /* guarded by mu: group-commit effect */
     struct queue_lease_set leases;   /* owning thread only */
     char path[4200];
 };
@@ -65,6 +66,7 @@ struct queue_prcpt {
     uint16_t domain_off;
     uint16_t domain_len;
     uint16_t shard;
+    uint32_t order;                  /* index in the caller's list */
 };
 
 /** Map an LMDB return code (0, MDB_*, positive errno) to 0 / -errno / VL_E_*. */
@@ -73,6 +75,10 @@ int queue_mdb_err(int rc);
 /** Run @p req in a group-commit write transaction on @p s; blocks until it is
  *  committed (or failed). @return req's result. */
 int queue_submit(struct vl_queue_shard *s, struct queue_req *req);
+/** queue_submit() in two halves: queue @p req (never blocks on a commit)... */
+void queue_submit_start(struct vl_queue_shard *s, struct queue_req *req);
+/** ...then lead or wait until it is done. @return req's result. */
+int queue_submit_wait(struct vl_queue_shard *s, struct queue_req *req);
 
 /** Begin a read-only transaction (takes maplock for reading). */
 int queue_read_begin(struct vl_queue_shard *s, MDB_txn **txn);

@@ -223,40 +223,70 @@ static int lease_scan(struct vl_queue_shard *s, MDB_txn *txn, uint64_t now_ms, s
     return rc < 0 ? rc : queue_mdb_err(rc);
 }
 
-/* Copy each distinct message (record + body) once. */
+/* Grow @p b so that @p more bytes fit without another realloc. */
+static int lease_buf_reserve(struct lease_buf *b, size_t more)
+{
+    if (b->len + more <= b->cap)
+        return 0;
+    uint8_t *p = realloc(b->p, b->len + more);
+    if (!p)
+        return -ENOMEM;
+    b->p = p;
+    b->cap = b->len + more;
+    return 0;
+}
+
+/* Copy each distinct message (record + body) once. Two passes: find the
+ * messages and their sizes, reserve the buffer once, then copy (a batch of
+ * large bodies is copied once, never moved again by realloc). */
 static int lease_msgs(struct vl_queue_shard *s, MDB_txn *txn, struct lease_ctx *c)
 {
     qsort(c->ents, c->n, sizeof c->ents[0], lease_by_msg);
     c->msgs = malloc((c->n ? c->n : 1) * sizeof c->msgs[0]);
-    if (!c->msgs)
-        return -ENOMEM;
-    for (size_t i = 0; i < c->n; i++) {
+    MDB_val *bodies = malloc((c->n ? c->n : 1) * sizeof *bodies);
+    struct queue_msg_rec *recs = malloc((c->n ? c->n : 1) * sizeof *recs);
+    int rc = (!c->msgs || !bodies || !recs) ? -ENOMEM : 0;
+    size_t need = 0;
+    for (size_t i = 0; i < c->n && rc == 0; i++) {
         if (c->msg_n && c->msgs[c->msg_n - 1].id == c->ents[i].msg_id) {
             c->ents[i].msg_idx = (uint32_t)(c->msg_n - 1);
             continue;
         }
         uint8_t kb[8];
-        struct queue_msg_rec m;
         queue_key_u64(kb, c->ents[i].msg_id);
-        MDB_val k = { 8, kb }, v, bv;
-        int rc = mdb_get(txn, s->db_msg, &k, &v);
-        if (rc == 0)
-            rc = mdb_get(txn, s->db_body, &k, &bv);
-        if (rc)
-            return rc == MDB_NOTFOUND ? VL_E_CORRUPT : queue_mdb_err(rc);
-        if ((rc = queue_msg_rec_decode(v.mv_data, v.mv_size, &m)) < 0)
-            return rc;
-        if (bv.mv_size != m.size)
-            return VL_E_CORRUPT;
-        struct lease_msg *lm = &c->msgs[c->msg_n];
-        *lm = (struct lease_msg){ .id = m.id, .created_ms = m.created_ms, .flags = m.flags,
-                                  .rp_len = m.return_path_len, .body_len = bv.mv_size };
-        if (lease_buf_add(&c->buf, m.return_path, m.return_path_len, &lm->rp_off) < 0
-            || lease_buf_add(&c->buf, bv.mv_data, bv.mv_size, &lm->body_off) < 0)
-            return -ENOMEM;
+        MDB_val k = { 8, kb }, v;
+        MDB_val *bv = &bodies[c->msg_n];
+        struct queue_msg_rec *m = &recs[c->msg_n];
+        int mrc = mdb_get(txn, s->db_msg, &k, &v);
+        if (mrc == 0)
+            mrc = mdb_get(txn, s->db_body, &k, bv);
+        if (mrc) {
+            rc = mrc == MDB_NOTFOUND ? VL_E_CORRUPT : queue_mdb_err(mrc);
+            break;
+        }
+        if ((rc = queue_msg_rec_decode(v.mv_data, v.mv_size, m)) < 0)
+            break;
+        if (bv->mv_size != m->size) {
+            rc = VL_E_CORRUPT;
+            break;
+        }
+        c->msgs[c->msg_n] = (struct lease_msg){ .id = m->id, .created_ms = m->created_ms,
+                                                .flags = m->flags, .rp_len = m->return_path_len,
+                                                .body_len = bv->mv_size };
+        need += m->return_path_len + bv->mv_size + 2;
         c->ents[i].msg_idx = (uint32_t)c->msg_n++;
     }
-    return 0;
+    if (rc == 0)
+        rc = lease_buf_reserve(&c->buf, need);
+    for (size_t j = 0; j < c->msg_n && rc == 0; j++) {
+        struct lease_msg *lm = &c->msgs[j];
+        if (lease_buf_add(&c->buf, recs[j].return_path, recs[j].return_path_len, &lm->rp_off) < 0
+            || lease_buf_add(&c->buf, bodies[j].mv_data, bodies[j].mv_size, &lm->body_off) < 0)
+            rc = -ENOMEM;
+    }
+    free(bodies);
+    free(recs);
+    return rc;
 }
 
 /* Build the public batch; the byte buffer moves into it. */

@@ -273,20 +273,54 @@ static int queue_msg_prepare(struct vl_queue *q, const struct vl_queue_new_msg *
         }
         p[i] = (struct queue_prcpt){ .addr = s, .addr_len = (uint16_t)len,
             .domain_off = a.domain_off, .domain_len = a.domain_len,
-            .shard = (uint16_t)vl_queue_shard_of(q, s + a.domain_off, a.domain_len) };
+            .shard = (uint16_t)vl_queue_shard_of(q, s + a.domain_off, a.domain_len),
+            .order = (uint32_t)i };
     }
     *out = p;
     return 0;
 }
 
+/* By shard, then input order: recipient ids follow the caller's order. */
 static int queue_shard_cmp(const void *a, const void *b)
 {
     const struct queue_prcpt *x = a, *y = b;
-    return (x->shard > y->shard) - (x->shard < y->shard);
+    if (x->shard != y->shard)
+        return x->shard < y->shard ? -1 : 1;
+    return (x->order > y->order) - (x->order < y->order);
 }
 
 /* Remove @p msg_id from shards [0, upto) after a later shard failed. */
 static void queue_enq_undo(struct vl_queue *q, const bool *done, uint64_t msg_id);
+
+/* One attempt with message id @p id: hand every shard its part at once (a
+ * shard whose leader is busy, e.g. a delivery thread completing, takes ours
+ * into its group), then wait for each. @p done marks the shards committed. */
+static int queue_enq_try(struct vl_queue *q, const struct vl_queue_new_msg *m, uint64_t now_ms,
+                         const struct queue_prcpt *p, uint64_t id, bool *done)
+{
+    struct queue_enq e[VL_SHARDS_MAX];
+    struct queue_req req[VL_SHARDS_MAX];
+    unsigned shard[VL_SHARDS_MAX], n = 0;
+    for (size_t i = 0, j; i < m->rcpt_count; i = j) {
+        for (j = i; j < m->rcpt_count && p[j].shard == p[i].shard; j++)
+            ;
+        vl_assert(n < q->nshards);
+        e[n] = (struct queue_enq){ m, id, now_ms, p + i, j - i };
+        req[n] = (struct queue_req){ .fn = queue_enq_fn, .arg = &e[n] };
+        shard[n] = p[i].shard;
+        queue_submit_start(q->shards[shard[n]], &req[n]);
+        n++;
+    }
+    int rc = 0;
+    for (unsigned k = 0; k < n; k++) {
+        int r = queue_submit_wait(q->shards[shard[k]], &req[k]);
+        if (r >= 0)
+            done[shard[k]] = true;
+        else if (rc == 0 || r == -EEXIST)
+            rc = r;
+    }
+    return rc;
+}
 
 int vl_queue_enqueue(struct vl_queue *q, const struct vl_queue_new_msg *m,
                      uint64_t now_ms, uint64_t *msg_id_out)
@@ -295,32 +329,20 @@ int vl_queue_enqueue(struct vl_queue *q, const struct vl_queue_new_msg *m,
     int rc = queue_msg_prepare(q, m, &p);
     if (rc < 0)
         return rc;
-    /* Stable within a shard: recipient ids follow the caller's order. */
     if (q->nshards > 1)
         qsort(p, m->rcpt_count, sizeof *p, queue_shard_cmp);
     bool done[VL_SHARDS_MAX] = { false };
     uint64_t id = 0;
     for (unsigned tries = 0; tries < 4; tries++) {
         id = queue_msg_id_next(q, now_ms);
-        rc = 0;
-        for (size_t i = 0; i < m->rcpt_count && rc >= 0;) {
-            size_t j = i;
-            while (j < m->rcpt_count && p[j].shard == p[i].shard)
-                j++;
-            struct queue_enq e = { m, id, now_ms, p + i, j - i };
-            struct queue_req req = { .fn = queue_enq_fn, .arg = &e };
-            rc = queue_submit(q->shards[p[i].shard], &req);
-            if (rc >= 0)
-                done[p[i].shard] = true;
-            i = j;
-        }
+        rc = queue_enq_try(q, m, now_ms, p, id, done);
         if (rc != -EEXIST)
             break;
-        queue_enq_undo(q, done, id);
+        queue_enq_undo(q, done, id);           /* id collision: another id, all shards */
         memset(done, 0, sizeof done);
     }
     if (rc < 0)
-        queue_enq_undo(q, done, id);
+        queue_enq_undo(q, done, id);           /* all or nothing, as far as we live */
     free(p);
     if (rc < 0)
         return rc;

@@ -2,7 +2,10 @@
 # bench.sh - benchmarks. Usage: scripts/bench.sh [SUITE...]
 #   micro    every Google Benchmark binary in build/ (medians of 5 repetitions, JSON in bench-out/)
 #   smtp     bench/smtp_bench.cc only
-# Further suites (sink, deliver, queue) are added by the issues that need them.
+#   sink     volley sink vs Postfix smtp-sink under smtp-source (scripts/bench_sink.sh)
+#   deliver  volley (durable queue -> sink) vs smtp-source into the same sink (scripts/bench_deliver.sh)
+#   queue    the queue with full durability: enqueue/lease/complete (medians of 5) and the
+#            1M-recipient restart (VOLLEY_BENCH_BIG=1), JSON in bench-out/queue_bench.json
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --bench
@@ -23,6 +26,14 @@ for s in "${suites[@]}"; do
         smtp)   # SMTP client hot paths only (reply parser, EHLO, DATA encoder, client)
             build/smtp_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
                 --benchmark_out=bench-out/smtp_bench.json --benchmark_out_format=json ;;
+        sink)
+            scripts/bench_sink.sh ;;
+        deliver)
+            scripts/bench_deliver.sh ;;
+        queue)
+            VOLLEY_BENCH_BIG=1 build/queue_bench --benchmark_repetitions=5 \
+                --benchmark_report_aggregates_only=true \
+                --benchmark_out=bench-out/queue_bench.json --benchmark_out_format=json ;;
         *) echo "bench.sh: unknown suite '$s'" >&2; exit 2 ;;
     esac
 done

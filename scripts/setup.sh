@@ -15,7 +15,7 @@ for a in "$@"; do
         *) echo "setup.sh: unknown option '$a' (known: --bench)" >&2; exit 2 ;;
     esac
 done
-[ "$bench" = 1 ] && pkgs+=(postfix linux-perf hyperfine)
+[ "$bench" = 1 ] && pkgs+=(postfix linux-perf hyperfine time)
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then

@@ -2,7 +2,8 @@
 # test.sh - the README's test command (and all that CI runs):
 #   1. install dependencies (setup.sh)
 #   2. release build (RelWithDebInfo, -Werror) and the whole ctest suite
-#   3. ASan+UBSan build and the unit tests under it
+#   3. ASan+UBSan build: the unit tests, then the integration tests with the
+#      sanitized volley binary (engine, sink and queue paths under real traffic)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -19,8 +20,10 @@ echo "== ctest (all)"
 echo "== sanitizer build (ASan+UBSan)"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DVOLLEY_SANITIZE=address -DVOLLEY_BENCH=OFF >/dev/null
 cmake --build build-asan -j"$jobs"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 echo "== ctest (unit, sanitizers)"
-(cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    ctest --output-on-failure -j"$jobs" -L unit --timeout 600)
+(cd build-asan && ctest --output-on-failure -j"$jobs" -L unit --timeout 600)
+echo "== ctest (integration, sanitizers)"
+(cd build-asan && ctest --output-on-failure -j"$jobs" -L integration --timeout 900)
 echo "== all tests passed ($root)"

@@ -6,6 +6,10 @@
 #ifndef VOLLEY_LIMITS_H
 #define VOLLEY_LIMITS_H
 
+#if defined(__cplusplus) && !defined(_Static_assert)
+#define _Static_assert static_assert   /* benches include this header from C++ */
+#endif
+
 #define VL_SMTP_LOCAL_PART_BYTES_MAX     64u  /* RFC 5321 4.5.3.1.1 */
 #define VL_SMTP_DOMAIN_BYTES_MAX        255u  /* RFC 5321 4.5.3.1.2 */
 #define VL_SMTP_PATH_BYTES_MAX          256u  /* RFC 5321 4.5.3.1.3, brackets included */

@@ -119,6 +119,8 @@ struct vl_queue_stats {
     uint64_t messages;                       /* message records (per shard holding rcpts) */
     uint64_t body_bytes;                     /* bodies stored */
     uint64_t disk_bytes;                     /* data files' size on disk */
+    uint64_t commits;                        /* this process: write groups (1 txn each) */
+    uint64_t requests;                       /* this process: writes they carried */
 };
 
 struct vl_queue_domain_count { char domain[256]; uint64_t rcpts; };
@@ -171,9 +173,11 @@ unsigned vl_queue_shard_of(const struct vl_queue *q, const char *domain, size_t 
 
 /** Enqueue one message for its recipients; durable on return. Each shard
  *  holding recipients gets the message record and the body once. Thread: any.
- *  A message spread over several shards is committed shard by shard: a crash
- *  in between leaves the committed shards' recipients queued (the caller saw
- *  no success, so a retry may duplicate those).
+ *  The shards' parts are handed to all shards at once and committed by each
+ *  shard's group commit (one transaction per shard, not one overall): if one
+ *  shard fails, the parts already committed are purged again; a crash in
+ *  between leaves them queued (the caller saw no success, so a retry may
+ *  duplicate those recipients).
  *  @return 0 and *msg_id_out, VL_E_INVALID (bad address/argument),
  *  VL_E_TOOBIG, VL_E_QUEUE_FULL, VL_E_STORAGE, -errno. */
 int vl_queue_enqueue(struct vl_queue *q, const struct vl_queue_new_msg *m,
@@ -232,6 +236,21 @@ int vl_queue_retry(struct vl_queue *q, uint64_t msg_id, const char *domain, uint
 /** Delete message @p msg_id (0 = every message) with its recipients and body.
  *  @return recipients removed (>= 0) or an error (VL_E_NOTFOUND for an id). */
 int vl_queue_purge(struct vl_queue *q, uint64_t msg_id);
+
+/** Result of vl_queue_check(). */
+struct vl_queue_check {
+    uint64_t rcpts;                 /* open recipient records */
+    uint64_t messages;              /* message records */
+    uint64_t problems;              /* invariant violations found */
+    char first[256];                /* the first one, in words ("" if none) */
+};
+
+/** Check every invariant of every shard (queue_schema.h): records decode,
+ *  each open recipient has its sched and dom entries and nothing else is
+ *  indexed, message open counts and bodies match, the stats record matches
+ *  the records. O(queue): for tests and `volley queue check`, not start-up.
+ *  @return 0 (see out->problems) or an error that stopped the check. */
+int vl_queue_check(struct vl_queue *q, struct vl_queue_check *out);
 
 /** Name of a state ("ready", "deferred", ...); "?" if unknown. */
 const char *vl_rcpt_state_name(enum vl_rcpt_state st);

@@ -67,6 +67,8 @@ check "show unknown"        2 "$V" queue --data d show 1234
 check "show bad id"         2 "$V" queue --data d show xyz
 check "retry no target"     2 "$V" queue --data d retry
 check "retry domain"        0 "$V" queue --data d retry --domain one.org
+check "check"               0 "$V" queue --data d check
+contains "check ok" out.txt "ok: 4 open recipients"
 check "purge no target"     2 "$V" queue --data d purge
 check "purge id"            0 "$V" queue --data d purge "$id"
 contains "purged 3" out.txt "purged 3 recipients"

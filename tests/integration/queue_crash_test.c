@@ -108,6 +108,11 @@ static void verify(const struct ack *acks, size_t nacks)
                          (unsigned long long)acks[i].seq, addrs[j]);
         }
     }
+    struct vl_queue_check chk;
+    rc = vl_queue_check(q, &chk);
+    if (rc != 0 || chk.problems != 0)
+        fail_msg("VOLLEY_SEED=%u: invariants broken after SIGKILL (rc %d): %s", g_seed0, rc,
+                 chk.first);
     /* Every body that can be leased is intact (its seq is in its Subject). */
     for (unsigned k = 0; k < 3; k++) {
         struct vl_queue_shard *s = vl_queue_shard(q, k);
@@ -160,7 +165,8 @@ static void test_sigkill_loop(void **state)
         seq0 = last + 2;                         /* skip the one in flight at the kill */
         verify(acks, nacks);
     }
-    print_message("VOLLEY_SEED=%u: %d kills, %zu acknowledged enqueues checked\n", g_seed0, KILLS, nacks);
+    print_message("VOLLEY_SEED=%u: %d kills, %zu acknowledged enqueues checked\n", g_seed0,
+                  KILLS, nacks);
     assert_true(nacks > 0);
 }
 

@@ -26,7 +26,8 @@ static const struct ok_case ok_cases[] = {
     { "bcc dropped", HDRS "Bcc: x@y.org,\r\n z@y.org\r\nSubject: s\r\n\r\nb\r\n",
                      HDRS "Subject: s\r\n\r\nb\r\n", 0 },
     { "return-path", "return-PATH: <q@r>\r\n" HDRS "\r\nb\r\n", HDRS "\r\nb\r\n", 0 },
-    { "folded",      HDRS "Subject: a\r\n\tb\r\n\r\nb\r\n", HDRS "Subject: a\r\n\tb\r\n\r\nb\r\n", 0 },
+    { "folded",      HDRS "Subject: a\r\n\tb\r\n\r\nb\r\n",
+                     HDRS "Subject: a\r\n\tb\r\n\r\nb\r\n", 0 },
     { "8bit body",   HDRS "\r\nh\xc3\xa9\r\n",     HDRS "\r\nh\xc3\xa9\r\n", 1 },
     { "dots kept",   HDRS "\r\n.\r\n..x\r\n",      HDRS "\r\n.\r\n..x\r\n", 0 },
 };

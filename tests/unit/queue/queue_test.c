@@ -14,7 +14,10 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <lmdb.h>
 
 #include "volley/error.h"
 #include "volley/queue.h"
@@ -42,14 +45,20 @@ static int fx_setup(void **state)
     return 0;
 }
 
+/* Every test ends with every invariant checked (queue_recover.c). */
 static int fx_teardown(void **state)
 {
     struct fx *f = *state;
+    struct vl_queue_check chk;
+    int rc = vl_queue_check(f->q, &chk);
+    if (rc != 0 || chk.problems != 0)
+        fprintf(stderr, "queue check: rc %d, %llu problems, first: %s\n", rc,
+                (unsigned long long)chk.problems, chk.first);
     vl_queue_close(f->q);
     f->dir[strlen(f->dir) - 2] = 0;
     nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     free(f);
-    return 0;
+    return (rc != 0 || chk.problems != 0) ? -1 : 0;
 }
 
 static const char BODY[] = "From: a@x.org\r\nSubject: t\r\n\r\nhello\r\n";
@@ -309,19 +318,35 @@ struct thr_arg { struct vl_queue *q; int t; int rc; };
 static void *thr_enqueue(void *p)
 {
     struct thr_arg *a = p;
-    char addr[64];
+    char addr[2][64];
     for (int i = 0; i < 50 && a->rc == 0; i++) {
-        snprintf(addr, sizeof addr, "u%d.%d@dom%d.org", a->t, i, i % 7);
-        const char *r[] = { addr };
-        struct vl_queue_new_msg m = { "s@x.org", 7, "B\r\n", 3, 0, r, NULL, 1 };
+        /* Odd threads send 2 recipients in 2 domains: usually 2 shards at once. */
+        snprintf(addr[0], sizeof addr[0], "u%d.%d@dom%d.org", a->t, i, i % 7);
+        snprintf(addr[1], sizeof addr[1], "v%d.%d@dom%d.org", a->t, i, (i + 3) % 7);
+        const char *r[] = { addr[0], addr[1] };
+        struct vl_queue_new_msg m = { "s@x.org", 7, "B\r\n", 3, 0, r, NULL,
+                                      (size_t)(1 + a->t % 2) };
         a->rc = vl_queue_enqueue(a->q, &m, T0, NULL);
     }
     return NULL;
 }
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static void test_concurrent_enqueue(void **state)
 {
     struct fx *f = *state;
+    /* How long does one durable commit take here? (tmpfs: next to nothing) */
+    const char *w[] = { "warm@up.org" };
+    double t = now_s();
+    uint64_t warm = enq(f->q, w, 1, T0);
+    t = now_s() - t;
+    assert_int_equal(vl_queue_purge(f->q, warm), 1);
     pthread_t th[6];
     struct thr_arg a[6];
     for (int t = 0; t < 6; t++) {
@@ -332,11 +357,17 @@ static void test_concurrent_enqueue(void **state)
         pthread_join(th[t], NULL);
         assert_int_equal(a[t].rc, 0);
     }
-    assert_int_equal(count_state(f->q, VL_RCPT_READY), 300);
+    assert_int_equal(count_state(f->q, VL_RCPT_READY), 450);   /* 3 x 50 x 1 + 3 x 50 x 2 */
     struct vl_queue_stats st;
     assert_int_equal(vl_queue_stats(f->q, -1, &st), 0);
-    assert_int_equal(st.messages, 300);
-    /* Lease everything: 300 distinct recipients. */
+    assert_true(st.messages >= 300 && st.messages <= 450);    /* per shard holding rcpts */
+    assert_true(st.requests == st.messages + 1 + 4);          /* + warm-up, purge x 4 */
+    assert_true(st.commits >= 1 && st.commits <= st.requests);
+    if (t > 200e-6)                                   /* a real fsync: writers must pile up */
+        assert_true(st.commits < st.requests);
+    print_message("group commit: %llu enqueues in %llu commits\n",
+                  (unsigned long long)st.requests, (unsigned long long)st.commits);
+    /* Lease everything: 450 distinct recipients. */
     size_t total = 0;
     for (unsigned k = 0; k < 4; k++) {
         struct vl_queue_batch *b;
@@ -345,7 +376,7 @@ static void test_concurrent_enqueue(void **state)
         total += (size_t)n;
         vl_queue_batch_release(vl_queue_shard(f->q, k), b);
     }
-    assert_int_equal(total, 300);
+    assert_int_equal(total, 450);
 }
 
 /* The map starts at 64 MiB: queue more than that and it must grow. */
@@ -407,6 +438,72 @@ static void test_disk_full(void **state)
     assert_int_equal(count_state(f->q, VL_RCPT_READY), 1);
 }
 
+/* Tamper with shard @p k's sub-database @p db behind the queue's back:
+ * overwrite (val != NULL) or delete (val == NULL) the first entry. */
+static void tamper(struct fx *f, unsigned k, const char *db, const void *val, size_t len)
+{
+    char path[128];
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_cursor *cur;
+    MDB_val key, v;
+    vl_queue_close(f->q);
+    snprintf(path, sizeof path, "%s/shard-%u", f->dir, k);
+    assert_int_equal(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 8);
+    mdb_env_set_mapsize(env, 64u << 20);
+    assert_int_equal(mdb_env_open(env, path, 0, 0644), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, db, 0, &dbi), 0);
+    assert_int_equal(mdb_cursor_open(txn, dbi, &cur), 0);
+    assert_int_equal(mdb_cursor_get(cur, &key, &v, MDB_FIRST), 0);
+    if (val) {
+        v = (MDB_val){ len, (void *)val };
+        assert_int_equal(mdb_cursor_put(cur, &key, &v, MDB_CURRENT), 0);
+    } else {
+        assert_int_equal(mdb_cursor_del(cur, 0), 0);
+    }
+    mdb_cursor_close(cur);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    assert_int_equal(vl_queue_open(f->dir, 4, 0, &f->q), 0);
+}
+
+static void test_check_finds_lost_index_entry(void **state)
+{
+    struct fx *f = *state;
+    const char *r[] = { "a@chk.org", "b@chk.org" };
+    enq(f->q, r, 2, T0);
+    unsigned k = vl_queue_shard_of(f->q, "chk.org", 7);
+    struct vl_queue_check chk;
+    assert_int_equal(vl_queue_check(f->q, &chk), 0);
+    assert_int_equal(chk.problems, 0);
+    assert_int_equal(chk.rcpts, 2);
+    tamper(f, k, "sched", NULL, 0);
+    assert_int_equal(vl_queue_check(f->q, &chk), 0);
+    assert_true(chk.problems >= 1);
+    assert_non_null(strstr(chk.first, "sched"));
+    assert_int_equal(vl_queue_purge(f->q, 0), 2);     /* leaves a clean queue for teardown */
+}
+
+static void test_corrupt_record_refused(void **state)
+{
+    struct fx *f = *state;
+    const char *r[] = { "a@bad.org" };
+    enq(f->q, r, 1, T0);
+    unsigned k = vl_queue_shard_of(f->q, "bad.org", 7);
+    static const uint8_t junk[40] = { 1, 4, 1 };       /* version 1, kind rcpt, lengths 0 */
+    tamper(f, k, "rcpt", junk, sizeof junk);
+    struct vl_queue_batch *b;
+    assert_int_equal(vl_queue_lease(vl_queue_shard(f->q, k), T0, 10, &b), VL_E_CORRUPT);
+    assert_null(b);
+    static const uint8_t future[40] = { 9, 4 };        /* unknown version */
+    tamper(f, k, "rcpt", future, sizeof future);
+    assert_int_equal(vl_queue_lease(vl_queue_shard(f->q, k), T0, 10, &b), VL_E_VERSION);
+    assert_int_equal(vl_queue_purge(f->q, 0), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -420,6 +517,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_enqueue, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_map_grows, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_disk_full, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_check_finds_lost_index_entry, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_record_refused, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
