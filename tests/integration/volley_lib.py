@@ -9,6 +9,15 @@ every process is started here and stopped by its PID (Env.close(), called from
 the tests' finally blocks, stops sinks then dnsmasq and removes the temp dir).
 Failures go through sink_lib.fail (exit 1); missing tools exit 77.
 
+API: Env(shards=2) -> .start_sinks({host: [sink args]}, save=True) -> port;
+.start_dns(mx={dom: [(pref, host, ip)]}, lines=(), defaults=True) -> port;
+.enqueue(from, rcpts, content) -> id; .enqueue_many([(from, rcpts, content)]);
+.run(*args, expect_rc=0, env=None); .send(from, rcpts, content, *args);
+.volley(*args); .log(); .queue_stats(); .saved(host); .stop_sink(host) ->
+exit stats; .close(). Module: message(), read_saved(dir), by_event(),
+check_exactly_once(log, saved, rcpts, what), run_cases([(name, fn)])
+(DELIVER_CASE=name runs one case).
+
 Typical use:
     env = Env()
     try:
