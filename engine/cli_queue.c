@@ -1,6 +1,7 @@
 /*
  * cli_queue.c - `volley queue stats|ls|show ID|retry (ID|--domain D)|
- * purge (ID|--all)|check [--data DIR] [--json] [--top N] [--limit N]`.
+ * bounce ID|purge (ID|--all)|check [--data DIR] [--json] [--top N] [--limit N]`.
+ * (bounce lives in cli_queue_bounce.c.)
  * Human-readable by default, one JSON document with --json.
  * Exit: 0 ok, 1 runtime failure, 2 usage error or unknown id.
  */
@@ -287,7 +288,7 @@ static int q_check(struct vl_queue *q, const struct qopts *o)
 static void q_usage(FILE *f)
 {
     fputs("usage: volley queue stats [--top N] | ls [--limit N] | show ID |\n"
-          "                    retry (ID | --domain D) | purge (ID | --all) | check\n"
+          "                    retry (ID | --domain D) | bounce ID | purge (ID | --all) | check\n"
           "                    [--data DIR] [--json]\n", f);
 }
 
@@ -305,7 +306,8 @@ static int q_uint(const char *opt, const char *s, unsigned max, unsigned *out)
 
 static bool q_known(const char *cmd)
 {
-    static const char *const cmds[] = { "stats", "ls", "show", "retry", "purge", "check" };
+    static const char *const cmds[] = { "stats", "ls", "show", "retry", "purge", "check",
+                                        "bounce" };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(cmd, cmds[i]))
             return true;
@@ -345,7 +347,7 @@ int cli_queue_main(int argc, char **argv)
     const char *cmd = optind < argc ? argv[optind] : NULL;
     const char *arg = optind + 1 < argc ? argv[optind + 1] : NULL;
     int nargs = argc - optind;
-    int want = cmd && !strcmp(cmd, "show") ? 2 : (cmd && (!strcmp(cmd, "retry")
+    int want = cmd && (!strcmp(cmd, "show") || !strcmp(cmd, "bounce")) ? 2 : (cmd && (!strcmp(cmd, "retry")
                || !strcmp(cmd, "purge")) ? (nargs > 1 ? 2 : 1) : 1);
     if (!cmd || nargs != want || !q_known(cmd)) {
         fprintf(stderr, "volley queue: %s\n",
@@ -354,7 +356,7 @@ int cli_queue_main(int argc, char **argv)
         return VL_EXIT_USAGE;
     }
     uint64_t id = 0;
-    if (!strcmp(cmd, "show") && q_parse_id(arg, &id) < 0)
+    if ((!strcmp(cmd, "show") || !strcmp(cmd, "bounce")) && q_parse_id(arg, &id) < 0)
         return VL_EXIT_USAGE;
     struct vl_queue *q;
     int rc = cli_queue_open(o.data, 0, 0, &q);
@@ -368,6 +370,8 @@ int cli_queue_main(int argc, char **argv)
         rc = q_show(q, id, &o);
     else if (!strcmp(cmd, "check"))
         rc = q_check(q, &o);
+    else if (!strcmp(cmd, "bounce"))
+        rc = cli_queue_bounce(q, id, o.json);
     else
         rc = q_retry_purge(q, cmd, arg, &o);
     vl_queue_close(q);

@@ -16,6 +16,13 @@
  *  VL_EXIT_FAIL. */
 int cli_queue_open(const char *dir, unsigned nshards, int create, struct vl_queue **out);
 
+/** `volley queue bounce ID` (cli_queue_bounce.c): retire every open
+ *  recipient of message @p id as BOUNCED 5.0.0 and enqueue one DSN in the same
+ *  commit (none for a null return path). Prints the result (JSON if @p json).
+ *  @return exit code: VL_EXIT_OK, VL_EXIT_USAGE (unknown id or nothing open),
+ *  VL_EXIT_FAIL. */
+int cli_queue_bounce(struct vl_queue *q, uint64_t id, int json);
+
 /** Wall clock in ms since the epoch. */
 uint64_t cli_now_ms(void);
 

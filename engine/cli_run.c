@@ -5,6 +5,7 @@
 #include "cli.h"
 #include "cli_progress.h"
 #include "config.h"
+#include "dns_route.h"
 #include "engine.h"
 #include "log.h"
 #include "volley/error.h"
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static void cli_run_usage(FILE *f)
 {
@@ -45,6 +47,41 @@ int cli_open_queue(const struct vl_config *cfg, const char *cmd, unsigned flags,
     return rc;
 }
 
+/** Check the options whose values only the engine would look at (it runs
+ *  after `send` has queued, and reports failures as exit 1): --dns must be IP
+ *  addresses, --ehlo a host name or an address, --log writable. Prints the
+ *  error naming the option. Shared with send. @return 0 or -1. */
+int cli_check_config(const struct vl_config *cfg, const char *cmd)
+{
+    const char *why = NULL;
+    if (cfg->dns) {
+        struct dns_hostport hp[VL_DNS_SERVERS_MAX];
+        size_t n = 0;
+        if (dns_servers_parse(cfg->dns, hp, &n, &why) < 0) {
+            fprintf(stderr, "volley %s: --dns '%s': %s\n", cmd, cfg->dns, why ? why : "invalid");
+            return -1;
+        }
+    }
+    struct dns_own own;
+    const char *ehlo[] = { cfg->ehlo_name };
+    int rc = dns_own_init(&own, ehlo, 1, &why);
+    dns_own_fini(&own);
+    if (rc == VL_E_INVALID) {
+        fprintf(stderr, "volley %s: --ehlo '%s': expected a host name or an IP address\n", cmd,
+                cfg->ehlo_name);
+        return -1;
+    }
+    int fd = -1;
+    rc = vl_dlog_open(cfg->log_path, &fd);
+    if (rc < 0) {
+        fprintf(stderr, "volley %s: --log '%s': %s\n", cmd, cfg->log_path, vl_strerror(rc));
+        return -1;
+    }
+    if (fd > 2)
+        close(fd);
+    return 0;
+}
+
 int cli_run_main(int argc, char **argv)
 {
     static struct vl_config cfg;
@@ -68,6 +105,8 @@ int cli_run_main(int argc, char **argv)
         return VL_EXIT_USAGE;
     }
     free(rest);
+    if (cli_check_config(&cfg, "run") < 0)
+        return VL_EXIT_USAGE;
     if (cfg.listen) {
         fprintf(stderr, "volley run: --listen: the injection listener is not built yet\n");
         return VL_EXIT_USAGE;

@@ -21,6 +21,7 @@
 
 int cli_open_queue(const struct vl_config *cfg, const char *cmd, unsigned flags,
                    struct vl_queue **q);
+int cli_check_config(const struct vl_config *cfg, const char *cmd);
 
 static void cli_send_usage(FILE *f)
 {
@@ -47,6 +48,10 @@ int cli_send_main(int argc, char **argv)
     int rest_n = 0;
     /* Leave room at the front for "enqueue --data DIR --shards N". */
     if (vl_config_parse(&cfg, "send", argc, argv, rest + 5, &rest_n) != 0) {
+        free(rest);
+        return VL_EXIT_USAGE;
+    }
+    if (cli_check_config(&cfg, "send") < 0) {   /* before anything is queued */
         free(rest);
         return VL_EXIT_USAGE;
     }

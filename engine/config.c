@@ -26,6 +26,8 @@ const char vl_config_usage[] =
     "  --retry-max DURATION    longest retry interval (default 1h)\n"
     "  --max-age DURATION      queue lifetime before a deferred recipient expires (default 5d)\n"
     "  --delay-warning DURATION  send an Action: delayed notice after this (default off)\n"
+    "  --host-backoff DURATION  first interval a failing MX host is skipped; doubles per\n"
+    "                          failure up to 10m or DURATION if longer (default 30s)\n"
     "  --log FILE              delivery log, JSON lines ('-' = stdout)\n"
     "  --conns-per-dest N      connections per destination host (default 20)\n"
     "  --msgs-per-conn N       messages per connection before QUIT (default 100)\n"
@@ -171,6 +173,7 @@ static const struct config_opt config_opts[] = {
     { "--retry-max",       CK_DUR,      OFF(retry_ms_max), 0, 0 },
     { "--max-age",         CK_DUR,      OFF(age_ms_max), 0, 0 },
     { "--delay-warning",   CK_DUR,      OFF(delay_warning_ms), 0, 0 },
+    { "--host-backoff",    CK_DUR,      OFF(host_fail_ms_min), 0, 0 },
     { "--log",             CK_STR,      OFF(log_path), 0, 0 },
     { "--conns-per-dest",  CK_UINT,     OFF(conns_per_dest_max), 1, 10000 },
     { "--msgs-per-conn",   CK_UINT,     OFF(msgs_per_conn_max), 1, 1000000 },
@@ -280,6 +283,10 @@ int vl_config_parse(struct vl_config *c, const char *cmd, int argc, char **argv,
     }
     if (c->age_ms_max == 0) {
         fprintf(stderr, "volley %s: --max-age must be > 0\n", cmd);
+        return -1;
+    }
+    if (c->host_fail_ms_min == 0 || c->host_fail_ms_min > 24ull * 3600 * 1000) {
+        fprintf(stderr, "volley %s: --host-backoff must be > 0 and at most 1d\n", cmd);
         return -1;
     }
     if (c->connect_ms_timeout == 0) {

@@ -46,7 +46,7 @@ struct vl_config {
     uint64_t idle_ms_max;             /* idle pooled connection closes after; default 5 s */
     uint64_t connect_ms_timeout;      /* default 30 s */
     double timeout_scale;             /* multiplies every SMTP command timeout; default 1 */
-    uint64_t host_fail_ms_min;        /* a failing host is skipped at least this long; 30 s */
+    uint64_t host_fail_ms_min;        /* --host-backoff: failing host skipped >= this; 30 s */
     const char *ehlo_name;            /* default: gethostname() */
     const char *listen;               /* injection listener ADDR:PORT (run) or NULL */
     enum vl_tls_level tls_level;      /* --tls none|may; default may */

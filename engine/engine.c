@@ -115,6 +115,8 @@ int vl_engine_run(const struct vl_config *cfg, struct vl_queue *q, atomic_bool *
                   vl_engine_progress_fn *progress, void *ctx, unsigned interval_ms,
                   struct vl_engine_totals *out)
 {
+    if (out)                         /* callers print these even when we fail early */
+        memset(out, 0, sizeof *out);
     unsigned n = vl_queue_nshards(q);
     struct engine_shard *es = calloc(n, sizeof *es);
     if (!es)

@@ -4,12 +4,13 @@
  * of that host. Also the glue that polls c-ares sockets on the reactor.
  *
  * Host failure (RFC 5321 5.1: try the next address): a host whose
- * connection attempts under way all fail before the greeting completes, or
- * that says 421, while no other session to it is healthy, is marked failing
- * for a growing
+ * connection fails before the greeting completes, or that says 421, while
+ * no other session to it is healthy, is marked failing for a growing
  * interval; its queued transactions move to the next MX address of their
- * domain, and are deferred when none is left. A host that recovers (a
- * session reaches READY) is used again at once.
+ * domain, and are deferred when none is left. While other sessions to it are
+ * still connecting, the last of them to fail decides (no new ones are opened
+ * meanwhile). A host that recovers (a session reaches READY) is used again at
+ * once.
  *
  * Invariant: a transaction is in exactly one place: a domain's waiting list,
  * a host's pending FIFO, a session, or failed (its recipients have fates).
@@ -178,12 +179,12 @@ void route_host_pump(struct shard *sh, struct host *h)
         t->next = NULL;
         session_begin(sh, s, t);
     }
-    /* After a failed attempt and no success yet, open nothing new until the
-     * attempts under way have their verdict (else each failure would spawn a
-     * replacement and a dead host would never be declared failing). */
-    bool probing = h->healthy == 0 && h->conn_fail_streak > 0;
-    while (h->pending_count > h->opening && h->active < sh->cfg->conns_per_dest_max
-           && !sh->stopping && !(probing && h->opening > 0)) {
+    /* After a failure (until a new session gets through, or a healthy one ends
+     * normally), open no more: with no session left, one probe at a time;
+     * with healthy ones, the host has shown its connection cap. */
+    while (!(h->fail_code && (h->healthy > 0 || h->opening > 0))
+           && h->pending_count > h->opening
+           && h->active < sh->cfg->conns_per_dest_max && !sh->stopping) {
         int rc = session_open(sh, h);
         if (rc < 0) {
             if (h->active == 0) {
@@ -205,11 +206,11 @@ void route_host_failed(struct shard *sh, struct host *h, const struct smtp_fate 
     snprintf(h->fail_status, sizeof h->fail_status, "%s", why->status[0] ? why->status : "4.4.1");
     snprintf(h->fail_text, sizeof h->fail_text, "%.*s", (int)why->text_len,
              why->text ? why->text : "");
-    h->conn_fail_streak++;
     if (h->healthy > 0)
         return;                    /* other sessions to it work: a passing failure */
     if (h->opening > 1)
-        return;                    /* others are still trying: no verdict until all failed */
+        return;                    /* others still connecting may get through (a server
+                                      with a connection cap): the last one decides */
     if (h->fail_until_ms > rx_now_ms())
         return;                    /* already failing: one step per episode */
     uint64_t ms = sh->cfg->host_fail_ms_min << (h->fail_count < 10 ? h->fail_count : 10);
@@ -218,8 +219,8 @@ void route_host_failed(struct shard *sh, struct host *h, const struct smtp_fate 
     h->fail_count++;
     h->fail_until_ms = rx_now_ms() + ms;
     vl_log_at(VL_LOG_INFO, "evt=host_failing shard=%u ip=%s code=%u status=%s for_ms=%llu "
-              "streak=%u opening=%u text=\"%s\"", sh->idx, h->ip, h->fail_code, h->fail_status,
-              (unsigned long long)ms, h->conn_fail_streak, h->opening, h->fail_text);
+              "text=\"%s\"", sh->idx, h->ip, h->fail_code, h->fail_status,
+              (unsigned long long)ms, h->fail_text);
     route_host_pump(sh, h);
 }
 
@@ -262,7 +263,7 @@ static void route_txn_to_host(struct shard *sh, struct txn *t)
 {
     struct domain *d = t->dom;
     uint64_t now = rx_now_ms();
-    struct host *last = t->host;   /* where it was queued before, if anywhere */
+    struct host *last = t->host;   /* moved off a failing host: that one's failure */
     while (t->host_next < d->host_count) {
         struct domain_host *dh = &d->hosts[t->host_next++];
         last = dh->host;

@@ -313,7 +313,7 @@ static void session_ready(struct shard *sh, struct session *s)
         vl_assert(h->opening > 0);
         h->opening--;
         h->healthy++;
-        h->conn_fail_streak = 0;
+        h->fail_code = 0;          /* got through: no failure pending (route.c) */
     }
     h->fail_count = 0;
     h->fail_until_ms = 0;
@@ -513,6 +513,8 @@ static void session_closed(struct shard *sh, struct session *s)
     if (s->ever_ready) {
         vl_assert(h->healthy > 0);
         h->healthy--;
+        if (s->close_fail == SMTP_FAIL_NONE)
+            h->fail_code = 0;      /* ended normally: the pool may grow again */
     } else {
         vl_assert(h->opening > 0);
         h->opening--;

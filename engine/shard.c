@@ -13,6 +13,23 @@
  * the recipient id (no thundering herd, reproducible). A deferral whose next
  * attempt would fall after created + max_age expires instead (a DSN with the
  * last transient status).
+ *
+ * One DSN per message per attempt: outcomes are held back from commits until
+ * their transaction is done (shard_txn_free), so the recipients of one
+ * transaction that fail at RCPT and those that fail at the final dot land in
+ * the same commit and share one DSN.
+ *
+ * Delay notices (--delay-warning W, off by default): a deferral is warned
+ * about (a separate DSN, Action: delayed) when it is the first attempt at or
+ * past created + W. "First" is decided without stored state: the previous
+ * attempt was at least one retry delay ago (the delay that scheduled this
+ * attempt, a pure function of (id, attempts)), so a warning goes out when
+ * now - that delay < created + W <= now. Two successive deferrals cannot
+ * both pass; the notice is enqueued in the deferral's commit (never twice).
+ * `volley queue retry` (an early attempt) can make it repeat once. Known gap:
+ * an attempt that runs late (after downtime) overestimates the previous
+ * attempt by its lateness, so a W falling inside that lateness is skipped;
+ * the lease does not carry the scheduled time that would make this exact.
  */
 #include "shard.h"
 
@@ -62,9 +79,28 @@ static struct txn *shard_txn_alloc(struct shard *sh)
     return t;
 }
 
+/* @p t is done: its held outcomes may be committed now. The search runs
+ * backwards, where a just-finished transaction's outcomes usually are. */
+static void shard_txn_release_outcomes(struct shard *sh, struct txn *t)
+{
+    vl_assert(sh->outcomes_held >= t->fated);
+    uint32_t left = t->fated;
+    for (uint32_t i = sh->outcome_count; i-- > 0 && left > 0;) {
+        if (sh->outcomes[i].txn == t) {
+            sh->outcomes[i].txn = NULL;
+            left--;
+        }
+    }
+    vl_assert(left == 0);
+    sh->outcomes_held -= t->fated;
+    t->fated = 0;
+}
+
 void shard_txn_free(struct shard *sh, struct txn *t)
 {
     vl_assert(sh->txns_live > 0);
+    if (t->fated)
+        shard_txn_release_outcomes(sh, t);
     sh->txns_live--;
     t->next = sh->txn_free;
     sh->txn_free = t;
@@ -72,11 +108,24 @@ void shard_txn_free(struct shard *sh, struct txn *t)
 
 void shard_txn_abandon(struct shard *sh, struct txn *t)
 {
+    vl_assert(t->fated == 0);      /* only transactions that never ran are abandoned */
     vl_assert(t->lease->open >= t->rcpt_count);
     t->lease->open -= t->rcpt_count;
     sh->inflight -= t->rcpt_count;
     atomic_fetch_sub_explicit(&sh->ctr->inflight, t->rcpt_count, memory_order_relaxed);
     shard_txn_free(sh, t);
+}
+
+/* Does this deferral (at @p now) owe a delay notice? See the file comment. */
+static bool shard_delay_warn(const struct vl_config *cfg, const struct vl_queue_msg *m,
+                             const struct vl_queue_rcpt *r, uint64_t now)
+{
+    if (cfg->delay_warning_ms == 0)
+        return false;
+    uint64_t at = m->created_ms + cfg->delay_warning_ms;
+    uint64_t prev = r->attempts ? now - shard_retry_delay_ms(cfg, r->attempts, r->id)
+                                : m->created_ms;
+    return now >= at && prev < at;
 }
 
 void shard_outcome(struct shard *sh, struct txn *t, uint32_t i, const struct smtp_fate *f,
@@ -89,6 +138,10 @@ void shard_outcome(struct shard *sh, struct txn *t, uint32_t i, const struct smt
     const struct vl_queue_rcpt *r = t->rcpts[i];
     struct outcome_ext *e = &sh->outcomes[sh->outcome_count++];
     memset(&e->o, 0, sizeof e->o);
+    e->txn = t;
+    t->fated++;
+    sh->outcomes_held++;
+    vl_assert(t->fated <= t->rcpt_count);
     e->txn_msg = t->msg;
     e->rcpt = r;
     e->lease = t->lease;
@@ -97,6 +150,7 @@ void shard_outcome(struct shard *sh, struct txn *t, uint32_t i, const struct smt
     e->tls = t->tls;
     e->ambiguous = f->ambiguous;
     e->local = f->local;
+    e->warn = false;
     snprintf(e->status, sizeof e->status, "%s", f->status[0] ? f->status : "4.0.0");
     size_t n = f->text ? f->text_len : 0;
     if (n > VL_DIAG_TEXT_BYTES_MAX)
@@ -120,6 +174,7 @@ void shard_outcome(struct shard *sh, struct txn *t, uint32_t i, const struct smt
         } else {
             e->o.state = VL_RCPT_DEFERRED;
             e->o.next_ms = next;
+            e->warn = shard_delay_warn(sh->cfg, t->msg, r, now);
         }
         break;
     }
@@ -144,9 +199,17 @@ static bool shard_outcome_failed(const struct outcome_ext *e)
     return e->o.state == VL_RCPT_BOUNCED || e->o.state == VL_RCPT_EXPIRED;
 }
 
-/* One DSN per message covering its recipients that failed in this commit. */
+/* Reported in a DSN of this kind: failed, or (delayed) owed a delay notice. */
+static bool shard_outcome_reported(const struct outcome_ext *e, bool delayed)
+{
+    return delayed ? e->warn : shard_outcome_failed(e);
+}
+
+/* One DSN per message covering its recipients that failed in this commit
+ * (or, @p delayed, one delay notice for those owed one). */
 static void shard_dsn_for_msg(struct shard *sh, struct shard_dsn_build *b,
-                              const struct outcome_ext *outcomes, uint32_t count, size_t first)
+                              const struct outcome_ext *outcomes, uint32_t count, size_t first,
+                              bool delayed)
 {
     const struct vl_queue_msg *m = outcomes[first].txn_msg;
     if (m->return_path_len == 0 || b->count == SHARD_DSN_PER_COMMIT_MAX)
@@ -156,11 +219,12 @@ static void shard_dsn_for_msg(struct shard *sh, struct shard_dsn_build *b,
     uint64_t now = shard_now_wall_ms();
     for (size_t i = first; i < count && n < VL_SMTP_RCPTS_PER_TXN_MAX; i++) {
         const struct outcome_ext *e = &outcomes[i];
-        if (e->txn_msg != m || !shard_outcome_failed(e))
+        if (e->txn_msg != m || !shard_outcome_reported(e, delayed))
             continue;
         bool expired = e->o.state == VL_RCPT_EXPIRED;
         rs[n++] = (struct dsn_rcpt){
-            .addr = e->rcpt->addr, .action = DSN_ACTION_FAILED,
+            .addr = e->rcpt->addr, .action = delayed ? DSN_ACTION_DELAYED : DSN_ACTION_FAILED,
+            .retry_until_ms = delayed ? (int64_t)(m->created_ms + sh->cfg->age_ms_max) : 0,
             .status = expired && e->status[0] != '5' ? (e->status[0] == '4' ? e->status : "4.4.7")
                                                      : e->status,
             .remote_mta = e->local ? NULL : e->mx, .code = e->local ? 0 : e->o.code,
@@ -247,26 +311,40 @@ static void shard_release_leases(struct shard *sh)
 static void shard_commit_start(struct shard *sh)
 {
     struct shard_committer *com = &sh->com;
-    if (sh->outcome_count == 0 || com->busy)
+    if (sh->outcome_count == sh->outcomes_held || com->busy)
         return;
     struct commit_slot *c = &com->slot;
+    /* Ready outcomes stay (compacted) in this buffer, which goes to the
+     * committer; held ones move to the spare, which accumulates next. */
+    uint32_t ready = 0, held = 0;
+    for (uint32_t i = 0; i < sh->outcome_count; i++) {
+        struct outcome_ext *e = &sh->outcomes[i];
+        if (e->txn)
+            sh->outcomes_spare[held++] = *e;
+        else if (ready++ != i)
+            sh->outcomes[ready - 1] = *e;
+    }
+    vl_assert(held == sh->outcomes_held && ready > 0);
     c->outcomes = sh->outcomes;
-    c->count = sh->outcome_count;
+    c->count = ready;
     sh->outcomes = sh->outcomes_spare;
     sh->outcomes_spare = c->outcomes;
-    sh->outcome_count = 0;
+    sh->outcome_count = held;
     struct shard_dsn_build *dsn = c->dsn;
     dsn->count = 0;
     for (uint32_t i = 0; i < c->count; i++) {
         c->outs[i] = c->outcomes[i].o;
-        if (!shard_outcome_failed(&c->outcomes[i]))
-            continue;
-        bool first = true;         /* first failed outcome of its message in this commit */
-        for (uint32_t k = 0; k < i && first; k++)
-            first = !(c->outcomes[k].txn_msg == c->outcomes[i].txn_msg
-                      && shard_outcome_failed(&c->outcomes[k]));
-        if (first)
-            shard_dsn_for_msg(sh, dsn, c->outcomes, c->count, i);
+        for (int kind = 0; kind < 2; kind++) {     /* failures, then delay notices */
+            bool delayed = kind == 1;
+            if (!shard_outcome_reported(&c->outcomes[i], delayed))
+                continue;
+            bool first = true;     /* first such outcome of its message in this commit */
+            for (uint32_t k = 0; k < i && first; k++)
+                first = !(c->outcomes[k].txn_msg == c->outcomes[i].txn_msg
+                          && shard_outcome_reported(&c->outcomes[k], delayed));
+            if (first)
+                shard_dsn_for_msg(sh, dsn, c->outcomes, c->count, i, delayed);
+        }
     }
     com->busy = true;
     pthread_mutex_lock(&com->mu);
@@ -472,7 +550,7 @@ static bool shard_done(struct shard *sh)
 
 static int shard_wait_ms(struct shard *sh)
 {
-    if (sh->outcome_count && !sh->com.busy)
+    if (sh->outcome_count > sh->outcomes_held && !sh->com.busy)
         return 0;
     int wait = 100;
     int64_t d = dns_next_timeout_ms(sh->dns);

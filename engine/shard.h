@@ -75,6 +75,7 @@ struct txn {
     struct host *host;
     const char *tls;               /* TLS protocol of the session it ran on; NULL = plaintext */
     uint32_t rcpt_count;
+    uint32_t fated;                /* outcomes recorded, held until the txn is freed */
     struct vl_queue_rcpt *rcpts[VL_SMTP_RCPTS_PER_TXN_MAX];
 };
 
@@ -114,7 +115,6 @@ struct host {
     struct session *idle;          /* idle sessions (singly linked) */
     uint64_t fail_until_ms;        /* monotonic; 0 = not failing */
     uint32_t fail_count;
-    uint32_t conn_fail_streak;     /* connections failed in a row before READY */
     uint16_t fail_code;            /* the last failure, for deferrals while failing */
     char fail_status[16];
     char fail_text[160];
@@ -122,6 +122,7 @@ struct host {
 
 struct outcome_ext {
     struct vl_queue_outcome o;
+    struct txn *txn;               /* non-NULL: its txn is not done yet (held back) */
     const struct vl_queue_msg *txn_msg;
     const struct vl_queue_rcpt *rcpt;
     struct lease *lease;
@@ -130,6 +131,7 @@ struct outcome_ext {
     const char *tls;               /* "TLSv1.3"... (static string) or NULL */
     bool ambiguous;
     bool local;
+    bool warn;                     /* deferred past --delay-warning: Action: delayed DSN */
     char status[16];
     char text[VL_DIAG_TEXT_BYTES_MAX + 1];
 };
@@ -183,6 +185,7 @@ struct shard {
     uint32_t host_count;
     struct txn *txn_free;
     uint32_t outcome_count;
+    uint32_t outcomes_held;        /* of outcome_count: txn not done, not committable */
     struct outcome_ext *outcomes;  /* accumulating; the other buffer may be committing */
     struct outcome_ext *outcomes_spare;
     struct shard_committer com;

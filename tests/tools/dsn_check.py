@@ -3,17 +3,47 @@
 and check it field by field.
 
 usage: dsn_check.py FILE --to ADDR [--rcpt ADDR:ACTION:STATUS[:REMOTE]]... [--orig-header NAME:VALUE]
-       [--no-rcpt ADDR] [--envelope]   (--envelope: FILE starts with the sink's envelope lines)
+       [--no-rcpt ADDR] [--envelope] [--env-rcpt ADDR]
+  --envelope: FILE is a `volley sink --save` file: it starts with the envelope lines
+  'X-Volley-Mail-From: <a>' and 'X-Volley-Rcpt-To: <b>' (one per recipient) directly
+  followed by the content (no blank line between). They are removed before parsing, and
+  the envelope sender must be null (a DSN goes out with MAIL FROM:<>).
+  --env-rcpt ADDR: with --envelope, the envelope recipients must be exactly ADDR.
+  --diag ADDR:TEXT: ADDR's Diagnostic-Code must contain TEXT.
 Exit 0 if every check passes; else prints each failure and exits 1.
 """
 import email
 import email.policy
 import sys
 
+ENV_FROM = b"X-Volley-Mail-From:"
+ENV_RCPT = b"X-Volley-Rcpt-To:"
+
+
+def split_envelope(raw):
+    """(mail_from, [rcpt], content) of a sink --save file; raises ValueError."""
+    mail_from, rcpts, pos = None, [], 0
+    while True:
+        end = raw.find(b"\r\n", pos)
+        if end < 0:
+            raise ValueError("envelope line without CRLF")
+        line = raw[pos:end]
+        if line.startswith(ENV_FROM) and mail_from is None and not rcpts:
+            mail_from = line[len(ENV_FROM):].strip().decode("utf-8", "replace")
+        elif line.startswith(ENV_RCPT) and mail_from is not None:
+            rcpts.append(line[len(ENV_RCPT):].strip().decode("utf-8", "replace"))
+        else:
+            break
+        pos = end + 2
+    if mail_from is None or not rcpts:
+        raise ValueError("no X-Volley-Mail-From/X-Volley-Rcpt-To envelope lines")
+    return mail_from, rcpts, raw[pos:]
+
 
 def main(argv):
     path = argv[1]
     want_to, rcpts, no_rcpts, orig_headers, envelope = None, [], [], [], False
+    env_rcpt, diags = None, []
     i = 2
     while i < len(argv):
         a = argv[i]
@@ -28,6 +58,10 @@ def main(argv):
             rcpts.append(v.split(":", 3))
         elif a == "--no-rcpt":
             no_rcpts.append(v)
+        elif a == "--diag":
+            diags.append(v.split(":", 1))
+        elif a == "--env-rcpt":
+            env_rcpt = v
         elif a == "--orig-header":
             orig_headers.append(v.split(":", 1))
         else:
@@ -35,13 +69,21 @@ def main(argv):
             return 2
         i += 2
     raw = open(path, "rb").read()
-    if envelope:  # skip the sink's envelope block (up to the first empty line)
-        raw = raw.split(b"\r\n\r\n", 1)[1] if b"\r\n\r\n" in raw else raw.split(b"\n\n", 1)[1]
     fails = []
 
     def check(cond, what):
         if not cond:
             fails.append(what)
+
+    if envelope:
+        try:
+            mail_from, env_rcpts, raw = split_envelope(raw)
+        except ValueError as e:
+            print("envelope: %s" % e)
+            return 1
+        check(mail_from == "<>", "envelope sender %r, want <> (null reverse-path)" % mail_from)
+        if env_rcpt is not None:
+            check(env_rcpts == ["<%s>" % env_rcpt], "envelope recipients %r" % env_rcpts)
 
     for n, line in enumerate(raw.split(b"\r\n")):
         check(len(line) <= 998, "line %d longer than 998 octets" % (n + 1))
@@ -50,6 +92,7 @@ def main(argv):
     check(msg.get_content_type() == "multipart/report", "content type %s" % msg.get_content_type())
     check(msg.get_param("report-type") == "delivery-status", "report-type")
     check(msg.get("Auto-Submitted") == "auto-replied", "Auto-Submitted")
+    check("postmaster@" in (msg.get("From") or "").lower(), "From: %r" % msg.get("From"))
     check(msg.get("Date") is not None and msg.get("Message-ID") is not None, "Date/Message-ID")
     if want_to:
         check(want_to in (msg.get("To") or ""), "To: %r" % msg.get("To"))
@@ -81,6 +124,9 @@ def main(argv):
         if len(r) > 3 and r[3]:
             check(b.get("Remote-MTA") == "dns; " + r[3], "%s Remote-MTA %r" % (addr, b.get("Remote-MTA")))
         check(b.get("Diagnostic-Code") is not None, "%s Diagnostic-Code" % addr)
+    for addr, text in diags:
+        d = (seen[addr].get("Diagnostic-Code") or "") if addr in seen else ""
+        check(text in d, "%s Diagnostic-Code %r lacks %r" % (addr, d, text))
     for addr in no_rcpts:
         check(addr not in seen, "unexpected block for %s" % addr)
     if rcpts:

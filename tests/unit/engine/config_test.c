@@ -21,7 +21,8 @@ static void test_values(void **state)
     char *argv[] = { "run", "--data", "/tmp/q", "--shards=3", "--mx-port", "2525",
                      "--route", "Example.org=127.0.0.2:2525", "--route", "*=[::1]:25",
                      "--max-rcpts", "1", "--retry-base", "250ms", "--max-age", "2d",
-                     "--until-empty", "--from", "a@b.org", "msg.eml", "--timeout-scale", "0.01" };
+                     "--until-empty", "--from", "a@b.org", "msg.eml", "--timeout-scale", "0.01",
+                     "--host-backoff=2s" };
     char *rest[32];
     int rest_n;
     assert_int_equal(parse(&c, argv, (int)(sizeof argv / sizeof argv[0]), rest, &rest_n), 0);
@@ -32,6 +33,7 @@ static void test_values(void **state)
     assert_int_equal(c.retry_ms_base, 250);
     assert_int_equal(c.age_ms_max, 2ull * 86400 * 1000);
     assert_true(c.until_empty);
+    assert_int_equal(c.host_fail_ms_min, 2000);
     assert_true(c.timeout_scale > 0.0099 && c.timeout_scale < 0.0101);
     assert_int_equal(c.route_count, 2);
     const struct vl_route *r = vl_config_route(&c, "EXAMPLE.org");
@@ -59,6 +61,7 @@ static void test_errors(void **state)
         { "run", "--route", "a.org=host" }, { "run", "--retry-base", "5y" },
         { "run", "--dns", "127.0.0.1" }, { "run", "--max-rcpts", "101" },
         { "run", "--timeout-scale", "0" }, { "run", "--max-age", "0" },
+        { "run", "--host-backoff", "0" }, { "run", "--host-backoff", "2d" },
         { "run", "--tls", "verify" }, { "run", "--tls", "MAYBE" }, { "run", "--tls", "" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

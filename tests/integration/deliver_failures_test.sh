@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# deliver_failures_test.sh - delivery failures end to end (dnsmasq, `volley sink`):
+# SIZE 5.3.4, partial 550, 421 banner -> second MX, null MX, NXDOMAIN, DSNs;
+# see deliver_failures.py.
+set -euo pipefail
+command -v python3 >/dev/null || { echo "skip: python3 not installed"; exit 77; }
+command -v dnsmasq >/dev/null || [ -x /usr/sbin/dnsmasq ] || { echo "skip: dnsmasq not installed"; exit 77; }
+exec python3 "$(dirname "$0")/deliver_failures.py"
