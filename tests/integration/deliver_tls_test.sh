@@ -10,7 +10,8 @@
 #   3. with --tls none to the TLS sink: plain delivery, STARTTLS never sent;
 #   4. bad options: --tls verify, a sink key that does not match: exit 2;
 #   5. a server that pipelines a reply behind its 220 to STARTTLS: deferred
-#      4.7.0, no TLS, nothing delivered (RFC 3207 / CVE-2011-0411 class).
+#      4.7.0, no TLS, nothing delivered (RFC 3207 / CVE-2011-0411 class); a
+#      server that answers 454 to STARTTLS: delivered in plaintext (level may).
 set -euo pipefail
 command -v openssl >/dev/null || { echo "skip: openssl CLI not installed (scripts/setup.sh)"; exit 77; }
 command -v python3 >/dev/null || { echo "skip: python3 not installed"; exit 77; }
@@ -157,59 +158,84 @@ conns = b["connections"] - a["connections"]
 assert conns >= 1 and b["replies"]["220"] - a["replies"]["220"] == conns, (a, b)
 PY
 
-# 5. STARTTLS injection (CVE-2011-0411 class): a server that sends a reply
-# right behind its 220 to STARTTLS, in the same write. volley must not start
-# TLS on that connection: the recipient is deferred with 4.7.0, never delivered.
-python3 - "$tmp/evil.port" <<'PY' &
-import socket, sys
+# 5. Fake servers that offer STARTTLS and then misbehave (python, line based):
+#    inject: a reply pipelined right behind the 220 to STARTTLS, in the same
+#            write (CVE-2011-0411 class): no TLS, the recipient deferred 4.7.0;
+#    refuse: 454 to STARTTLS: level `may` goes on in plaintext and delivers.
+cat >"$tmp/fake.py" <<'PY'
+import os, socket, sys
+mode, portfile = sys.argv[1], sys.argv[2]
 srv = socket.socket()
 srv.bind(("127.0.0.1", 0))
 srv.listen(8)
 srv.settimeout(30)
-open(sys.argv[1] + ".tmp", "w").write(str(srv.getsockname()[1]))
-import os; os.rename(sys.argv[1] + ".tmp", sys.argv[1])
-for _ in range(4):                     # volley may retry the host a few times
+open(portfile + ".tmp", "w").write(str(srv.getsockname()[1]))
+os.rename(portfile + ".tmp", portfile)
+for _ in range(4):                     # volley may come back a few times
     try:
         c, _ = srv.accept()
     except socket.timeout:
         break
     c.settimeout(10)
-    c.sendall(b"220 evil.example ESMTP\r\n")
-    buf = b""
+    c.sendall(b"220 fake.example ESMTP\r\n")
+    buf, data = b"", False
     try:
         while True:
-            d = c.recv(4096)
+            d = c.recv(65536)
             if not d:
                 break
             buf += d
-            if buf.upper().startswith(b"EHLO") and buf.endswith(b"\r\n"):
-                c.sendall(b"250-evil.example\r\n250-PIPELINING\r\n250 STARTTLS\r\n")
-                buf = b""
-            elif buf.upper().startswith(b"STARTTLS"):
-                c.sendall(b"220 2.0.0 go ahead\r\n250 2.0.0 injected\r\n")
-                buf = b""
-            elif buf.upper().startswith(b"QUIT"):
-                c.sendall(b"221 bye\r\n")
-                break
+            while True:
+                if data:
+                    i = buf.find(b"\r\n.\r\n")
+                    if i < 0:
+                        break
+                    buf, data = buf[i + 5:], False
+                    c.sendall(b"250 2.0.0 queued\r\n")
+                    continue
+                i = buf.find(b"\r\n")
+                if i < 0:
+                    break
+                line, buf = buf[:i].upper(), buf[i + 2:]
+                if line.startswith(b"EHLO"):
+                    c.sendall(b"250-fake.example\r\n250 STARTTLS\r\n")
+                elif line.startswith(b"STARTTLS") and mode == "inject":
+                    c.sendall(b"220 2.0.0 go ahead\r\n250 2.0.0 injected\r\n")
+                elif line.startswith(b"STARTTLS"):
+                    c.sendall(b"454 4.7.0 TLS not available now\r\n")
+                elif line.startswith(b"DATA"):
+                    data = True
+                    c.sendall(b"354 go\r\n")
+                elif line.startswith(b"QUIT"):
+                    c.sendall(b"221 2.0.0 bye\r\n")
+                    raise ConnectionError
+                else:
+                    c.sendall(b"250 2.0.0 ok\r\n")
     except (socket.timeout, ConnectionError):
         pass
     c.close()
 PY
-pids+=("$!")
-for _ in $(seq 100); do [ -s "$tmp/evil.port" ] && break; sleep 0.05; done
-[ -s "$tmp/evil.port" ] || fail "fake server did not start"
-"$VOLLEY_BIN" enqueue --data "$tmp/q-evil" --from a@sender.example --to v@dest.example \
-    "$tmp/msg.eml" >/dev/null || fail "enqueue evil"
-timeout 60 "$VOLLEY_BIN" run --data "$tmp/q-evil" --until-empty --quiet \
-    --route "*=127.0.0.1:$(cat "$tmp/evil.port")" --log "$tmp/evil.json" 2>"$tmp/run-evil.err" \
-    || fail "run evil: $(cat "$tmp/run-evil.err")"
-python3 - "$tmp/evil.json" <<'PY' || fail "injection: $(cat "$tmp/evil.json")"
+for mode in inject refuse; do
+    python3 "$tmp/fake.py" "$mode" "$tmp/$mode.port" &
+    pids+=("$!")
+    for _ in $(seq 100); do [ -s "$tmp/$mode.port" ] && break; sleep 0.05; done
+    [ -s "$tmp/$mode.port" ] || fail "fake server $mode did not start"
+    "$VOLLEY_BIN" enqueue --data "$tmp/q-$mode" --from a@sender.example --to v@dest.example \
+        "$tmp/msg.eml" >/dev/null || fail "enqueue $mode"
+    timeout 60 "$VOLLEY_BIN" run --data "$tmp/q-$mode" --until-empty --quiet \
+        --route "*=127.0.0.1:$(cat "$tmp/$mode.port")" --log "$tmp/$mode.json" \
+        2>"$tmp/run-$mode.err" || fail "run $mode: $(cat "$tmp/run-$mode.err")"
+    python3 - "$tmp/$mode.json" "$mode" <<'PY' || fail "$mode: $(cat "$tmp/$mode.json")"
 import json, sys
 ev = [json.loads(l) for l in open(sys.argv[1])]
-assert len(ev) == 1 and ev[0]["event"] == "deferred", ev
-assert ev[0]["status"] == "4.7.0" and "STARTTLS" in ev[0]["reply"], ev
-assert ev[0].get("tls") in (None, ""), ev
+assert len(ev) == 1 and ev[0].get("tls") in (None, ""), ev
+if sys.argv[2] == "inject":
+    assert ev[0]["event"] == "deferred", ev
+    assert ev[0]["status"] == "4.7.0" and "STARTTLS" in ev[0]["reply"], ev
+else:
+    assert ev[0]["event"] == "delivered" and ev[0]["code"] == 250, ev
 PY
+done
 
 # 4. bad options are usage errors (exit 2) with a message naming the problem
 set +e
@@ -224,4 +250,4 @@ set -e
 [ "$rc1" = 2 ] && grep -q -- "--tls" "$tmp/bad1.err" || fail "--tls verify: rc=$rc1 $(cat "$tmp/bad1.err")"
 [ "$rc2" = 2 ] && grep -q "other-key.pem" "$tmp/bad2.err" || fail "key mismatch: rc=$rc2 $(cat "$tmp/bad2.err")"
 [ "$rc3" = 2 ] && grep -q -- "--tls-key" "$tmp/bad3.err" || fail "no key: rc=$rc3 $(cat "$tmp/bad3.err")"
-echo "ok: $N messages over TLS, plain fallback, --tls none, injection, bad options"
+echo "ok: $N messages over TLS, plain fallback, --tls none, injection, 454 fallback, bad options"
