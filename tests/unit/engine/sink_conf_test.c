@@ -154,6 +154,33 @@ static void test_duration(void **state)
     }
 }
 
+/* --tls-cert/--tls-key: both or neither, files loaded once; good pairs are
+ * covered by tls_test (in-process cert) and deliver_tls_test (openssl CLI). */
+static void test_tls_options(void **state)
+{
+    (void)state;
+    static const struct { const char *label, *cert, *key, *named; } bad[] = {
+        { "cert without key", "/nonexistent/c.pem", NULL, "--tls-key" },
+        { "key without cert", NULL, "/nonexistent/k.pem", "--tls-cert" },
+        { "missing files", "/nonexistent/c.pem", "/nonexistent/k.pem", "/nonexistent/c.pem" },
+    };
+    static struct sink_conf c;
+    char err[600];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        sink_conf_defaults(&c);
+        err[0] = 0;
+        assert_int_equal(sink_conf_set_tls(&c, bad[i].cert, bad[i].key, err, sizeof err),
+                         VL_E_INVALID);
+        if (!strstr(err, bad[i].named))
+            fail_msg("%s: '%s' does not name %s", bad[i].label, err, bad[i].named);
+        assert_false(c.smtp.starttls);
+        assert_null(c.tls_cert);
+    }
+    sink_conf_defaults(&c);
+    assert_int_equal(sink_conf_set_tls(&c, NULL, NULL, err, sizeof err), 0);
+    assert_false(c.smtp.starttls);
+}
+
 static void test_predicates(void **state)
 {
     (void)state;
@@ -188,6 +215,7 @@ int main(void)
         cmocka_unit_test(test_bad_rules),
         cmocka_unit_test(test_rules_cap_and_after_txns),
         cmocka_unit_test(test_listen),
+        cmocka_unit_test(test_tls_options),
         cmocka_unit_test(test_duration),
         cmocka_unit_test(test_predicates),
     };
