@@ -86,6 +86,7 @@ static void session_tls_flush(struct shard *sh, struct session *s);
 static void session_tls_post_recv(struct shard *sh, struct session *s);
 static void session_tls_recv_done(struct shard *sh, struct session *s, int res);
 static void session_tls_free(struct session *s);
+static void session_tls_note_plain(struct shard *sh, struct session *s);
 
 struct session *session_next_idle(struct session *s) { return s->next_idle; }
 
@@ -310,6 +311,7 @@ static void session_ready(struct shard *sh, struct session *s)
     struct host *h = s->host;
     if (!s->ever_ready) {
         s->ever_ready = true;
+        session_tls_note_plain(sh, s);
         vl_assert(h->opening > 0);
         h->opening--;
         h->healthy++;
@@ -577,6 +579,17 @@ static void session_tls_free(struct session *s)
     tls_conn_destroy(s->tls->conn);
     free(s->tls);
     s->tls = NULL;
+}
+
+/* First READY: STARTTLS was offered and we wanted it, yet we are in plaintext:
+ * the server refused it (454 or 5xx) and level `may` went on (PROTOCOL 1.3). */
+static void session_tls_note_plain(struct shard *sh, struct session *s)
+{
+    if (s->tls || !sh->client_conf.starttls ||
+        !smtp_ehlo_has(smtp_client_caps(&s->client), SMTP_EXT_STARTTLS))
+        return;
+    vl_log_at(VL_LOG_INFO, "evt=starttls_refused shard=%u ip=%s action=plaintext", sh->idx,
+              s->host->ip);
 }
 
 /* The connection is gone or its TLS is broken: the client defers and closes. */

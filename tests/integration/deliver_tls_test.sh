@@ -222,7 +222,7 @@ for mode in inject refuse; do
     [ -s "$tmp/$mode.port" ] || fail "fake server $mode did not start"
     "$VOLLEY_BIN" enqueue --data "$tmp/q-$mode" --from a@sender.example --to v@dest.example \
         "$tmp/msg.eml" >/dev/null || fail "enqueue $mode"
-    timeout 60 "$VOLLEY_BIN" run --data "$tmp/q-$mode" --until-empty --quiet \
+    VOLLEY_LOG=info timeout 60 "$VOLLEY_BIN" run --data "$tmp/q-$mode" --until-empty --quiet \
         --route "*=127.0.0.1:$(cat "$tmp/$mode.port")" --log "$tmp/$mode.json" \
         2>"$tmp/run-$mode.err" || fail "run $mode: $(cat "$tmp/run-$mode.err")"
     python3 - "$tmp/$mode.json" "$mode" <<'PY' || fail "$mode: $(cat "$tmp/$mode.json")"
@@ -235,6 +235,10 @@ if sys.argv[2] == "inject":
 else:
     assert ev[0]["event"] == "delivered" and ev[0]["code"] == 250, ev
 PY
+    if [ "$mode" = refuse ]; then
+        grep -q "evt=starttls_refused .*action=plaintext" "$tmp/run-$mode.err" \
+            || fail "454 fallback not logged: $(cat "$tmp/run-$mode.err")"
+    fi
 done
 
 # 4. bad options are usage errors (exit 2) with a message naming the problem
