@@ -13,6 +13,13 @@
  * (smtp_client_deadline_ms(), re-armed only when the client changes what it
  * awaits, never per byte), one idle timer while pooled.
  *
+ * STARTTLS (level from --tls; the client asks with SMTP_ACT_START_TLS): a
+ * struct session_tls is allocated then, and from there every byte goes
+ * through it (session_tls_*: handshake over the same recv/send paths, write
+ * buffers sealed into one ciphertext buffer, plaintext decrypted into in[]).
+ * Plaintext sessions only pay a NULL check. A handshake failure before READY
+ * marks the host failing, like a failed connect.
+ *
  * Invariant: a session is freed only at its reactor RX_OP_CLOSE event, after
  * which no completion refers to it.
  */
