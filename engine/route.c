@@ -310,7 +310,8 @@ static void route_dns_done(void *ctx, const struct dns_result *res)
                 if (!h)
                     continue;
                 snprintf(d->mx_names[d->host_count], sizeof d->mx_names[0], "%s", mx->host);
-                d->hosts[d->host_count] = (struct domain_host){ h, d->mx_names[d->host_count] };
+                d->hosts[d->host_count] = (struct domain_host){ h, d->mx_names[d->host_count],
+                                                                mx->pref };
                 d->host_count++;
             }
         }
@@ -342,6 +343,21 @@ static void route_dns_done(void *ctx, const struct dns_result *res)
     }
 }
 
+/* Spread transactions over the addresses of the best preference (equal-
+ * preference MX hosts and a host's several addresses, RFC 5321 5.1): rotate
+ * that group by one per transaction. The order after it is untouched. */
+static void route_rotate_best(struct domain *d)
+{
+    uint32_t g = 1;
+    while (g < d->host_count && d->hosts[g].pref == d->hosts[0].pref)
+        g++;
+    if (g < 2)
+        return;
+    struct domain_host first = d->hosts[0];
+    memmove(&d->hosts[0], &d->hosts[1], (g - 1) * sizeof d->hosts[0]);
+    d->hosts[g - 1] = first;
+}
+
 /* Send @p t on its way according to its domain's state. */
 static void route_dispatch(struct shard *sh, struct txn *t)
 {
@@ -367,6 +383,7 @@ static void route_dispatch(struct shard *sh, struct txn *t)
         t->next = NULL;
         return;
     case DOMAIN_READY:
+        route_rotate_best(d);
         t->host_next = 0;
         route_txn_to_host(sh, t);
         return;

@@ -81,7 +81,7 @@ struct txn {
 
 enum domain_state { DOMAIN_NEW, DOMAIN_RESOLVING, DOMAIN_READY, DOMAIN_FAILED };
 
-struct domain_host { struct host *host; const char *mx_name; };
+struct domain_host { struct host *host; const char *mx_name; uint16_t pref; };
 
 struct domain {
     struct domain *hnext;          /* hash chain */

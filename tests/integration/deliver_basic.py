@@ -159,9 +159,26 @@ def case_dots_and_big_body(env):
               (sv["rcpts"][0], len(body), body[:40], len(want), want[:40]))
 
 
+def case_equal_preference_spread(env):
+    """Two MX hosts of equal preference (equal.test: 127.0.0.5 and .6) share
+    the transactions of one run (RFC 5321 5.1: spread equal preferences)."""
+    env.start_sinks({"127.0.0.5": [], "127.0.0.6": []})
+    env.start_dns()
+    want = ["eq%d@equal.test" % i for i in range(200)]
+    env.enqueue(SENDER, want, message(subject="equal"))
+    env.run("--max-rcpts", "1")
+    saved = {ip: env.saved(ip) for ip in ("127.0.0.5", "127.0.0.6")}
+    a = env.stop_sink("127.0.0.5")["transactions"]
+    b = env.stop_sink("127.0.0.6")["transactions"]
+    check(a + b == 200, "transactions %d + %d, want 200" % (a, b))
+    check(min(a, b) >= 40, "equal-preference MX unevenly used: %d vs %d" % (a, b))
+    check_exactly_once(env.log(), saved["127.0.0.5"] + saved["127.0.0.6"], want, "equal")
+
+
 if __name__ == "__main__":
     run_cases([("exactly_once_pipelined", case_exactly_once_pipelined),
                ("lockstep", case_lockstep),
                ("connection_reuse", case_connection_reuse),
                ("domains_shards", case_domains_shards),
-               ("dots_and_big_body", case_dots_and_big_body)])
+               ("dots_and_big_body", case_dots_and_big_body),
+               ("equal_preference_spread", case_equal_preference_spread)])

@@ -86,6 +86,8 @@ static void verify(const struct ack *acks, size_t nacks)
 {
     struct vl_queue *q;
     int rc = vl_queue_open(g_dir, 3, 0, &q);
+    if (rc == VL_E_NOTFOUND && nacks == 0)
+        return;     /* killed before the queue's meta file existed: nothing was promised */
     if (rc != 0)
         fail_msg("VOLLEY_SEED=%u: reopen after SIGKILL: %s", g_seed0, vl_strerror(rc));
     static char body[4096];
