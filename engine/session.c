@@ -87,6 +87,7 @@ struct session_tls {
 static void session_cb(struct rx *rx, const struct rx_event *ev);
 static void session_timer_cb(struct rx *rx, const struct rx_event *ev);
 static void session_run_actions(struct shard *sh, struct session *s);
+static void session_consume(struct shard *sh, struct session *s);
 static void session_connect_done(struct shard *sh, struct session *s, int res);
 static void session_tls_start(struct shard *sh, struct session *s);
 static void session_tls_flush(struct shard *sh, struct session *s);
@@ -458,19 +459,7 @@ static void session_recv_done(struct shard *sh, struct session *s, int res)
         return;
     }
     s->in_len += (uint32_t)res;
-    size_t off = 0;
-    while (off < s->in_len && !s->closing) {
-        size_t used = 0;
-        s->acts.count = 0;
-        int rc = smtp_client_on_bytes(&s->client, s->in + off, s->in_len - off, &used,
-                                      &s->acts);
-        off += used;
-        session_run_actions(sh, s);
-        if (rc <= 0)
-            break;
-    }
-    memmove(s->in, s->in + off, s->in_len - off);
-    s->in_len -= (uint32_t)off;
+    session_consume(sh, s);
     if (!s->closing)
         session_post_recv(sh, s);
 }
@@ -695,8 +684,8 @@ static void session_tls_post_recv(struct shard *sh, struct session *s)
         s->recv_posted = true;
 }
 
-/* Plaintext in s->in to the client, reply by reply (as session_recv_done). */
-static void session_tls_consume(struct shard *sh, struct session *s)
+/* Plaintext in s->in to the client, reply by reply; keeps an incomplete tail. */
+static void session_consume(struct shard *sh, struct session *s)
 {
     size_t off = 0;
     while (off < s->in_len && !s->closing) {
@@ -751,7 +740,7 @@ static void session_tls_recv_done(struct shard *sh, struct session *s, int res)
             return;
         }
         s->in_len += (uint32_t)n;
-        session_tls_consume(sh, s);
+        session_consume(sh, s);
     }
     if (!s->closing)
         session_post_recv(sh, s);
