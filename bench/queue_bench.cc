@@ -156,7 +156,7 @@ void BM_Complete(benchmark::State &state)
         struct vl_queue_batch *b;
         int n = vl_queue_lease(s, kNow, 1000, &b);
         for (int i = 0; i < n; i++)
-            o[i] = { b->rcpts[i].id, VL_RCPT_DELIVERED, 0, 250, "2.0.0", "ok", 2 };
+            o[i] = { b->rcpts[i].id, VL_RCPT_DELIVERED, 0, 250, "2.0.0", "ok", 2, false };
         state.ResumeTiming();
         if (vl_queue_complete(s, o.data(), (size_t)n, nullptr, 0, kNow) != n)
             state.SkipWithError("complete failed");

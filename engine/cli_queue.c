@@ -107,9 +107,9 @@ static int q_stats(struct vl_queue *q, const struct qopts *o)
         printf("{\"shards\":%u", vl_queue_nshards(q));
         for (size_t i = 0; i < sizeof STATES / sizeof STATES[0]; i++)
             printf(",\"%s\":%" PRIu64, vl_rcpt_state_name(STATES[i]), st.by_state[STATES[i]]);
-        printf(",\"purged\":%" PRIu64 ",\"message_records\":%" PRIu64 ",\"body_bytes\":%" PRIu64
-               ",\"disk_bytes\":%" PRIu64 ",\"top_domains\":[", st.purged, st.messages,
-               st.body_bytes, st.disk_bytes);
+        printf(",\"purged\":%" PRIu64 ",\"ambiguous\":%" PRIu64 ",\"message_records\":%" PRIu64
+               ",\"body_bytes\":%" PRIu64 ",\"disk_bytes\":%" PRIu64 ",\"top_domains\":[",
+               st.purged, st.ambiguous, st.messages, st.body_bytes, st.disk_bytes);
         for (int i = 0; i < nt; i++) {
             printf("%s{\"domain\":", i ? "," : "");
             json_str(stdout, top[i].domain);
@@ -126,6 +126,8 @@ static int q_stats(struct vl_queue *q, const struct qopts *o)
             printf("  %-10s %12" PRIu64 "%s\n", vl_rcpt_state_name(STATES[i]),
                    st.by_state[STATES[i]], i < 2 ? "" : "  (cumulative)");
         printf("  %-10s %12" PRIu64 "  (cumulative)\n", "purged", st.purged);
+        printf("  %-10s %12" PRIu64 "  (cumulative: deferred after an unanswered final dot;"
+               " a duplicate may result)\n", "ambiguous", st.ambiguous);
         printf("top %d domains by queued recipients:\n", nt);
         for (int i = 0; i < nt; i++)
             printf("  %12" PRIu64 "  %s\n", top[i].rcpts, top[i].domain);

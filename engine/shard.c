@@ -163,6 +163,7 @@ void shard_outcome(struct shard *sh, struct txn *t, uint32_t i, const struct smt
     e->o.status = e->status;
     e->o.text = e->text;
     e->o.text_len = n;
+    e->o.ambiguous = f->ambiguous && f->kind == SMTP_FATE_DEFERRED;
     uint64_t now = shard_now_wall_ms();
     switch (f->kind) {
     case SMTP_FATE_DELIVERED: e->o.state = VL_RCPT_DELIVERED; break;

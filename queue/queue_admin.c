@@ -47,6 +47,7 @@ int vl_queue_stats(struct vl_queue *q, int shard, struct vl_queue_stats *out)
         for (unsigned i = 0; i < VL_RCPT_STATE_COUNT; i++)
             out->by_state[i] += st.by_state[i];
         out->purged += st.purged;
+        out->ambiguous += st.ambiguous;
         out->messages += st.messages;
         out->body_bytes += st.body_bytes;
         char path[4300];

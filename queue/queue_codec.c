@@ -106,7 +106,7 @@ size_t queue_stats_rec_encode(uint8_t *out, const struct queue_stats_rec *r)
     p = put64(p, r->purged);
     p = put64(p, r->messages);
     p = put64(p, r->body_bytes);
-    p = put64(p, 0);   /* reserved */
+    p = put64(p, r->ambiguous);   /* formerly reserved, written 0: old records read 0 */
     vl_assert((size_t)(p - out) == QUEUE_STATS_REC_BYTES);
     return QUEUE_STATS_REC_BYTES;
 }
@@ -125,7 +125,8 @@ int queue_stats_rec_decode(const void *v, size_t len, struct queue_stats_rec *r)
         r->by_state[i] = get64(p), p += 8;
     r->purged = get64(p), p += 8;
     r->messages = get64(p), p += 8;
-    r->body_bytes = get64(p);
+    r->body_bytes = get64(p), p += 8;
+    r->ambiguous = get64(p);
     if (r->next_rcpt >= (1ull << QUEUE_RCPT_ID_SHARD_SHIFT))
         return VL_E_CORRUPT;
     return 0;

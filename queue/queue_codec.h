@@ -27,6 +27,7 @@ struct queue_stats_rec {
     uint64_t purged;
     uint64_t messages;
     uint64_t body_bytes;
+    uint64_t ambiguous;                      /* in the slot that was reserved (0 before) */
 };
 #define QUEUE_STATS_REC_BYTES (8u + 8u * (5u + VL_RCPT_STATE_COUNT))
 

@@ -206,6 +206,7 @@ static int queue_outcome_apply(struct vl_queue_shard *s, MDB_txn *txn, struct qu
         return rc;
     st->by_state[r.state] -= st->by_state[r.state] > 0;
     st->by_state[VL_RCPT_DEFERRED]++;
+    st->ambiguous += o->ambiguous;
     r.state = VL_RCPT_DEFERRED;
     r.attempts++;
     r.next_ms = o->next_ms;

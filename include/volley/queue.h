@@ -79,6 +79,8 @@ struct vl_queue_outcome {
     const char *status;            /* enhanced status "x.y.z" or NULL */
     const char *text;              /* reply text or NULL; capped, controls stripped */
     size_t text_len;
+    bool ambiguous;                /* DEFERRED after the final dot got no reply: maybe
+                                      delivered; counted in vl_queue_stats.ambiguous */
 };
 
 /** A message as a lease batch carries it. Owned by the batch. */
@@ -116,6 +118,8 @@ struct vl_queue_batch {
 struct vl_queue_stats {
     uint64_t by_state[VL_RCPT_STATE_COUNT];  /* READY/DEFERRED: now; final: cumulative */
     uint64_t purged;                         /* recipients removed by purge (cumulative) */
+    uint64_t ambiguous;                      /* deferrals after an unanswered final dot
+                                                (cumulative; a duplicate may result) */
     uint64_t messages;                       /* message records (per shard holding rcpts) */
     uint64_t body_bytes;                     /* bodies stored */
     uint64_t disk_bytes;                     /* data files' size on disk */

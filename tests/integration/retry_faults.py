@@ -150,6 +150,8 @@ def case_ambiguous_after_dot(env):
     amb = by_event(env.log(), "ambiguous")
     check(len(amb) == 2 and all(e["attempt"] == 1 for e in amb), "log %r" % env.log())
     check("ambiguous 2" in r.stdout, "run summary does not count them: %r" % r.stdout)
+    st = env.queue_stats()
+    check(st.get("ambiguous") == 2, "queue stats does not count them: %r" % st)
     run_until_final(env, BASE)
     log = env.log()
     check(len(by_event(log, "delivered")) == 2, "retried and delivered: %r" % log)

@@ -157,9 +157,9 @@ static void test_complete_fates(void **state)
     struct vl_queue_batch *b;
     assert_int_equal(vl_queue_lease(s, T0, 10, &b), 4);
     struct vl_queue_outcome o[3] = {
-        { b->rcpts[0].id, VL_RCPT_DELIVERED, 0, 250, "2.0.0", "ok", 2 },
-        { b->rcpts[1].id, VL_RCPT_DEFERRED, T0 + 60000, 451, "4.7.1", "grey\r\nlisted", 12 },
-        { b->rcpts[2].id, VL_RCPT_BOUNCED, 0, 550, "5.1.1", "no such user", 12 },
+        { b->rcpts[0].id, VL_RCPT_DELIVERED, 0, 250, "2.0.0", "ok", 2, false },
+        { b->rcpts[1].id, VL_RCPT_DEFERRED, T0 + 60000, 451, "4.7.1", "grey\r\nlisted", 12, true },
+        { b->rcpts[2].id, VL_RCPT_BOUNCED, 0, 550, "5.1.1", "no such user", 12, false },
     };
     uint64_t deferred_id = b->rcpts[1].id;
     assert_int_equal(vl_queue_complete(s, o, 3, NULL, 0, T0), 3);
@@ -168,10 +168,13 @@ static void test_complete_fates(void **state)
     assert_int_equal(count_state(f->q, VL_RCPT_BOUNCED), 1);
     assert_int_equal(count_state(f->q, VL_RCPT_DEFERRED), 1);
     assert_int_equal(count_state(f->q, VL_RCPT_READY), 1);
+    struct vl_queue_stats amb;                 /* the ambiguous deferral is counted */
+    assert_int_equal(vl_queue_stats(f->q, -1, &amb), 0);
+    assert_int_equal(amb.ambiguous, 1);
     /* Deferred: not due before its time, then due with attempts = 1. */
     assert_int_equal(vl_queue_lease(s, T0 + 1000, 10, &b), 1);
     assert_true(b->rcpts[0].id != deferred_id);
-    struct vl_queue_outcome last = { b->rcpts[0].id, VL_RCPT_EXPIRED, 0, 0, NULL, NULL, 0 };
+    struct vl_queue_outcome last = { b->rcpts[0].id, VL_RCPT_EXPIRED, 0, 0, NULL, NULL, 0, false };
     assert_int_equal(vl_queue_complete(s, &last, 1, NULL, 0, T0), 1);
     vl_queue_batch_release(s, b);
     /* show: the deferred one keeps its last reply, CR/LF stripped. */
@@ -189,7 +192,7 @@ static void test_complete_fates(void **state)
     assert_int_equal(vl_queue_lease(s, T0 + 60000, 10, &b), 1);
     assert_int_equal(b->rcpts[0].attempts, 1);
     assert_int_equal(b->rcpts[0].state, VL_RCPT_DEFERRED);
-    struct vl_queue_outcome fin = { b->rcpts[0].id, VL_RCPT_DELIVERED, 0, 250, "2.0.0", "", 0 };
+    struct vl_queue_outcome fin = { b->rcpts[0].id, VL_RCPT_DELIVERED, 0, 250, "2.0.0", "", 0, false };
     assert_int_equal(vl_queue_complete(s, &fin, 1, NULL, 0, T0), 1);
     vl_queue_batch_release(s, b);
     /* All final: the message and its body are gone; a repeat completion is a no-op. */
@@ -213,7 +216,7 @@ static void test_complete_with_extra_message(void **state)
     assert_int_equal(vl_queue_lease(s, T0, 10, &b), 1);
     const char *dsn_rcpt[] = { "sender@x.org" };
     struct vl_queue_new_msg dsn = { "", 0, "Subject: dsn\r\n\r\nx\r\n", 19, 0, dsn_rcpt, NULL, 1 };
-    struct vl_queue_outcome o = { b->rcpts[0].id, VL_RCPT_BOUNCED, 0, 550, "5.1.1", "no", 2 };
+    struct vl_queue_outcome o = { b->rcpts[0].id, VL_RCPT_BOUNCED, 0, 550, "5.1.1", "no", 2, false };
     assert_int_equal(vl_queue_complete(s, &o, 1, &dsn, 1, T0), 1);
     vl_queue_batch_release(s, b);
     /* The DSN is in the same shard, ready, with the null return path. */
@@ -241,7 +244,7 @@ static void test_invalid_input(void **state)
     m.return_path_len = 5;
     assert_int_equal(vl_queue_enqueue(f->q, &m, T0, &id), VL_E_INVALID);
     assert_int_equal(count_state(f->q, VL_RCPT_READY), 0);   /* nothing queued */
-    struct vl_queue_outcome o = { 1, VL_RCPT_READY, 0, 0, NULL, NULL, 0 };
+    struct vl_queue_outcome o = { 1, VL_RCPT_READY, 0, 0, NULL, NULL, 0, false };
     assert_int_equal(vl_queue_complete(vl_queue_shard(f->q, 0), &o, 1, NULL, 0, T0),
                      VL_E_INVALID);
     struct vl_queue_batch *b;
@@ -260,7 +263,7 @@ static void test_retry_purge_list(void **state)
         int n = vl_queue_lease(s, T0, 10, &b);
         for (int i = 0; i < n; i++) {
             struct vl_queue_outcome o = { b->rcpts[i].id, VL_RCPT_DEFERRED, T0 + 3600000,
-                                          421, "4.4.2", "later", 5 };
+                                          421, "4.4.2", "later", 5, false };
             assert_int_equal(vl_queue_complete(s, &o, 1, NULL, 0, T0), 1);
         }
         vl_queue_batch_release(s, b);
