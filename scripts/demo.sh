@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # demo.sh - the README's first command: build volley, start three local SMTP
 # sinks standing in for MX hosts (127.0.0.2-4) and a private DNS server
-# (dnsmasq on loopback) that gives 50 demo domains their MX records, send the
+# (dnsmasq on loopback) that gives 50 demo domains their MX records (the sinks
+# offer STARTTLS with a throwaway self-signed certificate), send the
 # embedded sample campaign (scripts/demo/campaign.eml) to 10,000 recipients
 # with `volley send`, and print the outcome. Everything runs on loopback and
 # is stopped by PID at the end; the queue and logs stay in ./demo-out.
@@ -25,12 +26,20 @@ pids=()
 cleanup() { for p in "${pids[@]+"${pids[@]}"}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
+# A self-signed certificate, so the sinks offer STARTTLS like real MX hosts
+# (volley's default level `may`: encrypt when offered, no certificate check).
+tls=()
+if openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=mx.demo.test" \
+        -keyout "$out/key.pem" -out "$out/cert.pem" >/dev/null 2>&1; then
+    tls=(--tls-cert "$out/cert.pem" --tls-key "$out/key.pem")
+fi
+
 # Three sinks (the MX hosts), one port on three loopback addresses.
 port=0
 for _ in 1 2 3 4 5 6 7 8; do
     p=$((30000 + RANDOM % 30000))
     "$volley" sink --listen "127.0.0.2:$p" --listen "127.0.0.3:$p" --listen "127.0.0.4:$p" \
-        --threads 1 >"$out/sink.log" 2>&1 &
+        --threads 1 "${tls[@]+"${tls[@]}"}" >"$out/sink.log" 2>&1 &
     spid=$!
     for _ in $(seq 1 50); do
         grep -q "listening on 127.0.0.4" "$out/sink.log" 2>/dev/null && break
