@@ -418,6 +418,20 @@ static void session_run_actions(struct shard *sh, struct session *s)
     session_arm_deadline(sh, s);
 }
 
+/* A failure before the session took any transaction (connect, TLS): the
+ * host's failure (451 @p status, @p text), then close. */
+static void session_fail_early(struct shard *sh, struct session *s, const char *status,
+                               const char *text)
+{
+    struct smtp_fate f = { .kind = SMTP_FATE_DEFERRED, .code = 451, .local = true,
+                           .text = text, .text_len = (uint16_t)strlen(text) };
+    snprintf(f.status, sizeof f.status, "%s", status);
+    s->closing = true;
+    s->close_fail = SMTP_FAIL_CONN;
+    route_host_failed(sh, s->host, &f);
+    session_close(sh, s);
+}
+
 static void session_connect_done(struct shard *sh, struct session *s, int res)
 {
     if (res < 0) {
@@ -425,13 +439,7 @@ static void session_connect_done(struct shard *sh, struct session *s, int res)
          * the next address). No transaction is bound to a connecting session. */
         char text[160];
         snprintf(text, sizeof text, "connect to %s: %s", s->host->ip, vl_strerror(res));
-        struct smtp_fate f = { .kind = SMTP_FATE_DEFERRED, .code = 451, .local = true,
-                               .text = text, .text_len = (uint16_t)strlen(text) };
-        memcpy(f.status, "4.4.1", 6);
-        s->closing = true;
-        s->close_fail = SMTP_FAIL_CONN;
-        route_host_failed(sh, s->host, &f);
-        session_close(sh, s);
+        session_fail_early(sh, s, "4.4.1", text);
         return;
     }
     s->connected = true;
@@ -609,13 +617,7 @@ static void session_tls_failed(struct shard *sh, struct session *s, const char *
         session_tls_lost(sh, s);
         return;
     }
-    struct smtp_fate f = { .kind = SMTP_FATE_DEFERRED, .code = 451, .local = true,
-                           .text = text, .text_len = (uint16_t)strlen(text) };
-    memcpy(f.status, "4.7.0", 6);
-    s->closing = true;
-    s->close_fail = SMTP_FAIL_CONN;
-    route_host_failed(sh, s->host, &f);
-    session_close(sh, s);
+    session_fail_early(sh, s, "4.7.0", text);
 }
 
 static void session_tls_start(struct shard *sh, struct session *s)

@@ -11,16 +11,13 @@
 
 #include "volley/error.h"
 
+static void reply_reset(struct smtp_reply_parser *p);
+
 void smtp_reply_parser_init(struct smtp_reply_parser *p, struct smtp_ehlo *ehlo)
 {
     memset(p, 0, offsetof(struct smtp_reply_parser, reply));
     p->ehlo = ehlo;
-    p->reply.code = 0;
-    p->reply.lines = 0;
-    p->reply.bytes = 0;
-    p->reply.status[0] = '\0';
-    p->reply.text_len = 0;
-    p->reply.text[0] = '\0';
+    reply_reset(p);
 }
 
 static int reply_digit(char c)
