@@ -169,12 +169,6 @@ BENCHMARK(BM_Complete)->UseRealTime();
 
 void BM_Restart1M(benchmark::State &state)
 {
-    if (!getenv("VOLLEY_BENCH_BIG")) {
-        state.SkipWithError("set VOLLEY_BENCH_BIG=1 to build the 1M-recipient queue");
-        for (auto _ : state) {
-        }
-        return;
-    }
     static Fixture *fx;                               // built once, kept for repetitions
     static double disk_per_rcpt;
     if (!fx) {
@@ -212,6 +206,11 @@ void BM_Restart1M(benchmark::State &state)
         vl_queue_close(q);
     }
 }
-BENCHMARK(BM_Restart1M)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(5);
+// Registered only with VOLLEY_BENCH_BIG=1 (it builds a 1M-recipient queue first), so
+// that a default run has no benchmark that reports an error instead of a figure.
+const bool kRestart1MRegistered =
+    getenv("VOLLEY_BENCH_BIG") &&
+    benchmark::RegisterBenchmark("BM_Restart1M", BM_Restart1M)
+        ->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(5);
 
 }  // namespace

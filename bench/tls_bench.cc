@@ -1,4 +1,4 @@
-// tls_bench.cc - engine/tls.c costs, in memory (no sockets): a full TLS 1.3
+// tls_bench.cc - engine/io/tls.c costs, in memory (no sockets): a full TLS 1.3
 // handshake between a client and a server tls_conn (what every STARTTLS
 // connection pays today: no resumption), and sealing plaintext (what the
 // session does per send) next to memcpy of the same bytes. The server key is a

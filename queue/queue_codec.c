@@ -239,7 +239,7 @@ int queue_rcpt_rec_decode(const void *v, size_t len, struct queue_rcpt_rec *r)
     r->addr = r->text + r->text_len;
     if (len != queue_rcpt_rec_size(r)
         || (r->state != VL_RCPT_READY && r->state != VL_RCPT_DEFERRED)
-        || r->status_len >= VL_QUEUE_STATUS_BYTES_MAX || r->text_len > VL_DIAG_TEXT_BYTES_MAX
+        || r->status_len >= VL_SMTP_STATUS_BYTES_MAX || r->text_len > VL_DIAG_TEXT_BYTES_MAX
         || r->addr_len == 0 || r->addr_len > VL_SMTP_PATH_BYTES_MAX - 2u
         || r->domain_len == 0 || (size_t)r->domain_off + r->domain_len != r->addr_len
         || r->domain_off < 2 || r->addr[r->domain_off - 1] != '@' || r->code > 999

@@ -112,7 +112,7 @@ void queue_lease_del(struct queue_lease_set *ls, uint64_t id);
 void queue_lease_fini(struct queue_lease_set *ls);
 
 #define QUEUE_RCPT_BUF_BYTES 2048u
-_Static_assert(QUEUE_RCPT_REC_HEAD_BYTES + VL_QUEUE_STATUS_BYTES_MAX + VL_DIAG_TEXT_BYTES_MAX
+_Static_assert(QUEUE_RCPT_REC_HEAD_BYTES + VL_SMTP_STATUS_BYTES_MAX + VL_DIAG_TEXT_BYTES_MAX
                + VL_SMTP_PATH_BYTES_MAX <= QUEUE_RCPT_BUF_BYTES, "a recipient record fits");
 
 #endif

@@ -364,8 +364,8 @@ static bool queue_outcome_valid(const struct vl_queue_outcome *o)
     if (o->state < VL_RCPT_DEFERRED || o->state > VL_RCPT_EXPIRED || o->code > 999)
         return false;
     if (o->status) {
-        size_t n = strnlen(o->status, VL_QUEUE_STATUS_BYTES_MAX);
-        if (n >= VL_QUEUE_STATUS_BYTES_MAX)
+        size_t n = strnlen(o->status, VL_SMTP_STATUS_BYTES_MAX);
+        if (n >= VL_SMTP_STATUS_BYTES_MAX)
             return false;
         for (size_t i = 0; i < n; i++)
             if ((unsigned char)o->status[i] <= 0x20 || o->status[i] == 0x7f)

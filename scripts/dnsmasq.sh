@@ -22,7 +22,7 @@
 #   noaddr.test     TXT only: MX and A are NODATA             -> no MX, no address
 #   self.test       MX 10 self.mx.test (127.0.0.9), MX 20 mx1.example.test
 #   v6.test         MX 10 mx.v6.test (::1 and 127.0.0.7)
-# Exit: 0 started, 1 could not start (reason on stderr), 2 usage error, 77 no dnsmasq.
+# Exit: 0 started, 1 could not start or dnsmasq not installed (reason on stderr), 2 usage error.
 set -euo pipefail
 
 dir="" port="" ttl="" watch="" defaults=1 extra=()
@@ -45,7 +45,7 @@ done
 [[ -z "$watch" || "$watch" =~ ^[0-9]+$ ]] || { echo "dnsmasq.sh: --watch '$watch' is not a PID" >&2; exit 2; }
 dnsmasq_bin=$(command -v dnsmasq || true)
 [ -z "$dnsmasq_bin" ] && [ -x /usr/sbin/dnsmasq ] && dnsmasq_bin=/usr/sbin/dnsmasq
-[ -n "$dnsmasq_bin" ] || { echo "dnsmasq.sh: dnsmasq not installed (apt-get install dnsmasq-base)" >&2; exit 77; }
+[ -n "$dnsmasq_bin" ] || { echo "dnsmasq.sh: dnsmasq not installed (scripts/setup.sh installs dnsmasq-base)" >&2; exit 1; }
 
 conf="$dir/dnsmasq.conf"
 {

@@ -19,6 +19,7 @@
 #define VL_SMTP_REPLY_BYTES_MAX       65536u  /* policy (PROTOCOL.md 1.10) */
 #define VL_SMTP_TEXT_LINE_BYTES_MAX    1000u  /* RFC 5321 4.5.3.1.6, CRLF included */
 #define VL_MSG_LINE_BYTES_MAX           998u  /* RFC 5322 2.1.1, CRLF excluded */
+#define VL_SMTP_STATUS_BYTES_MAX         16u  /* RFC 3463 "5.123.123" + NUL, rounded up */
 #define VL_SMTP_RCPTS_PER_TXN_MAX       100u  /* RFC 5321 4.5.3.1.8 */
 #define VL_SMTP_PIPELINE_DEPTH_MAX   (VL_SMTP_RCPTS_PER_TXN_MAX + 2u)  /* MAIL, RCPTs, DATA */
 #define VL_SESSIONS_PER_SHARD_MAX     16384u
@@ -40,6 +41,8 @@ _Static_assert(VL_SMTP_REPLY_LINE_BYTES_MAX >= 512u, "below the RFC 5321 minimum
 _Static_assert(VL_SMTP_LOCAL_PART_BYTES_MAX + 1u + VL_SMTP_DOMAIN_BYTES_MAX
                >= VL_SMTP_PATH_BYTES_MAX - 2u, "a path holds local@domain");
 _Static_assert(VL_MSG_LINE_BYTES_MAX + 2u == VL_SMTP_TEXT_LINE_BYTES_MAX, "998 + CRLF = 1000");
+
+_Static_assert(VL_SMTP_STATUS_BYTES_MAX >= sizeof "5.123.123", "RFC 3463 x.yyy.zzz fits");
 
 _Static_assert(VL_DNS_NAME_BYTES_MAX == VL_SMTP_DOMAIN_BYTES_MAX, "an MX host is a domain");
 _Static_assert(VL_DNS_MX_HOSTS_MAX * VL_DNS_ADDRS_PER_HOST_MAX <= 65535u, "counts fit uint16_t");

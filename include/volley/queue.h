@@ -33,6 +33,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "volley/limits.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -55,7 +57,6 @@ enum vl_rcpt_state {
 #define VL_QUEUE_MSG_8BIT      0x1u   /* body has octets > 127 (needs BODY=8BITMIME) */
 #define VL_QUEUE_MSG_SMTPUTF8  0x2u   /* an address needs SMTPUTF8 */
 
-#define VL_QUEUE_STATUS_BYTES_MAX   16u  /* "5.1.10" + room */
 #define VL_QUEUE_LEASE_MAX       65536u  /* recipients per vl_queue_lease() call */
 
 /** A message to enqueue. Everything is borrowed for the call only. */
@@ -147,7 +148,7 @@ struct vl_queue_rcpt_info {
     uint32_t attempts;
     uint64_t next_ms;
     uint16_t code;
-    char status[VL_QUEUE_STATUS_BYTES_MAX];
+    char status[VL_SMTP_STATUS_BYTES_MAX];
     char text[1025];
     char addr[257];
 };

@@ -4,7 +4,7 @@
 # shard-count mismatch, stats/ls/show/retry/purge with --json.
 set -uo pipefail
 V=${VOLLEY_BIN:?VOLLEY_BIN not set}
-command -v python3 >/dev/null || { echo "python3 missing: skip"; exit 77; }
+command -v python3 >/dev/null || { echo "FAIL: python3 missing (scripts/setup.sh installs it)" >&2; exit 1; }
 T=$(mktemp -d /tmp/vl-cli-XXXXXX)
 trap 'rm -rf "$T"' EXIT
 cd "$T"

@@ -7,7 +7,7 @@ dnsmasq through scripts/dnsmasq.sh, a temp queue directory driven through
 Invariants: every wait is bounded (RUN_TIMEOUT_S, sink_lib.START_TIMEOUT_S);
 every process is started here and stopped by its PID (Env.close(), called from
 the tests' finally blocks, stops sinks then dnsmasq and removes the temp dir).
-Failures go through sink_lib.fail (exit 1); missing tools exit 77.
+Failures go through sink_lib.fail (exit 1); missing tools fail too.
 
 API: Env(shards=2) -> .start_sinks({host: [sink args]}, save=True) -> port;
 .start_dns(mx={dom: [(pref, host, ip)]}, lines=(), defaults=True) -> port;
@@ -56,11 +56,11 @@ def src_root():
 
 
 def need_tools():
-    """Exit 77 (skip) when dnsmasq or the volley binary is missing."""
+    """Fail (exit 1) when dnsmasq or the volley binary is missing: a test that
+    cannot run is a failed test (scripts/setup.sh installs everything)."""
     volley_bin()
     if not (shutil.which("dnsmasq") or os.access("/usr/sbin/dnsmasq", os.X_OK)):
-        print("skip: dnsmasq not installed")
-        sys.exit(77)
+        fail("dnsmasq not installed (scripts/setup.sh installs dnsmasq-base)")
 
 
 def message(subject="test", body_lines=3, size=None, from_addr="sender@src.test"):
@@ -220,9 +220,6 @@ class Env:
         if not defaults:
             cmd.append("--no-defaults")
         r = subprocess.run(cmd + extra, capture_output=True, text=True, timeout=60)
-        if r.returncode == 77:
-            print("skip: " + r.stderr.strip())
-            sys.exit(77)
         check(r.returncode == 0, "dnsmasq.sh failed (%d): %s" % (r.returncode, r.stderr))
         pid, port = r.stdout.split()
         self.dns_pid, self.dns_port = int(pid), int(port)
@@ -386,6 +383,9 @@ def run_cases(cases):
     """cases: [(name, fn)]; run each (fn gets a fresh Env), report, exit 1 on any failure."""
     failed = []
     only = os.environ.get("DELIVER_CASE")
+    names = [name for name, _ in cases]
+    if only and only not in names:
+        fail("DELIVER_CASE=%s names no case; the cases are: %s" % (only, ", ".join(names)))
     for name, fn in cases:
         if only and only != name:
             continue
@@ -394,9 +394,7 @@ def run_cases(cases):
         try:
             fn(env)
             print("ok   %-28s %.1fs" % (name, time.monotonic() - t0), flush=True)
-        except SystemExit as e:
-            if e.code == 77:
-                raise
+        except SystemExit:
             failed.append(name)
             print("FAIL %-28s %.1fs" % (name, time.monotonic() - t0), flush=True)
         finally:

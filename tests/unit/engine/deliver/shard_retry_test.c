@@ -7,7 +7,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "config.h"
+#include "volley/config.h"
 #include "shard.h"
 
 static void cfg_init(struct vl_config *c, uint64_t base_ms, uint64_t max_ms)

@@ -29,15 +29,14 @@
 extern "C" {
 #endif
 
-#define SMTP_STATUS_BYTES_MAX 12u   /* "5.123.123" + NUL, rounded up */
 /* Raw bytes of a line kept for parsing: code, separator, status, text. */
-#define SMTP_REPLY_KEEP_BYTES (4u + SMTP_STATUS_BYTES_MAX + VL_DIAG_TEXT_BYTES_MAX)
+#define SMTP_REPLY_KEEP_BYTES (4u + VL_SMTP_STATUS_BYTES_MAX + VL_DIAG_TEXT_BYTES_MAX)
 
 struct smtp_reply {
     uint16_t code;                         /* 200..599 */
     uint16_t lines;                        /* 1..VL_SMTP_REPLY_LINES_MAX */
     uint32_t bytes;                        /* on the wire, CRLFs included */
-    char status[SMTP_STATUS_BYTES_MAX];    /* enhanced status "x.y.z", or "" if none/ignored */
+    char status[VL_SMTP_STATUS_BYTES_MAX];    /* enhanced status "x.y.z", or "" if none/ignored */
     uint16_t text_len;                     /* <= VL_DIAG_TEXT_BYTES_MAX */
     /* First line's text after the code and the enhanced status, sanitised:
      * controls and non-ASCII octets become '?'. NUL-terminated. */
@@ -77,7 +76,7 @@ static inline const struct smtp_reply *smtp_reply_get(const struct smtp_reply_pa
 /** Parse @p s (@p len bytes) as an RFC 3463 enhanced status code "c.s.d"
  *  (c in 2,4,5; s and d 1-3 digits). @return 1 and copy it NUL-terminated into
  *  @p out, else 0. */
-int smtp_reply_status_parse(const char *s, size_t len, char out[SMTP_STATUS_BYTES_MAX]);
+int smtp_reply_status_parse(const char *s, size_t len, char out[VL_SMTP_STATUS_BYTES_MAX]);
 
 #ifdef __cplusplus
 }

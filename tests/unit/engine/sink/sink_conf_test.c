@@ -1,5 +1,5 @@
 /*
- * sink_conf_test.c - `volley sink` configuration (engine/sink_conf.c):
+ * sink_conf_test.c - `volley sink` configuration (engine/sink/sink_conf.c):
  * fault rule parsing (good and bad specs, table-driven), listener addresses,
  * durations, and the pure predicates sink_rule_matches / sink_rule_fires.
  */

@@ -25,7 +25,7 @@ static int reply_digit(char c)
     return c >= '0' && c <= '9';
 }
 
-int smtp_reply_status_parse(const char *s, size_t len, char out[SMTP_STATUS_BYTES_MAX])
+int smtp_reply_status_parse(const char *s, size_t len, char out[VL_SMTP_STATUS_BYTES_MAX])
 {
     if (len < 5 || len > 9 || (s[0] != '2' && s[0] != '4' && s[0] != '5') || s[1] != '.')
         return 0;

@@ -15,7 +15,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "config.h"
+#include "volley/config.h"
 #include "volley/queue.h"
 
 struct vl_engine_totals {

@@ -289,7 +289,7 @@ static void test_status_parse(void **state)
         { "51.1.1", 0 }, { "5.a.1", 0 },
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
-        char out[SMTP_STATUS_BYTES_MAX];
+        char out[VL_SMTP_STATUS_BYTES_MAX];
         int ok = smtp_reply_status_parse(t[i].in, strlen(t[i].in), out);
         if (ok != t[i].ok)
             fail_msg("status %s: %d", t[i].in, ok);

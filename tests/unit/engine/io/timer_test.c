@@ -1,5 +1,5 @@
 /*
- * timer_test.c - the timer heap (engine/timer.c), driven with fake time:
+ * timer_test.c - the timer heap (engine/io/timer.c), driven with fake time:
  * order, ties, cancel, stale ids, capacity, and a seeded random workload
  * checked against a sorted reference.
  */

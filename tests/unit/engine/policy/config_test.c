@@ -6,7 +6,7 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "config.h"
+#include "volley/config.h"
 
 static int parse(struct vl_config *c, char **argv, int argc, char **rest, int *rest_n)
 {

@@ -2,7 +2,7 @@
  * config.c - parse and validate the run/send options once (see config.h).
  * Diagnostics: one "volley CMD: ..." line per bad option, naming it.
  */
-#include "config.h"
+#include "volley/config.h"
 
 #include "volley/addr.h"
 #include "volley/limits.h"

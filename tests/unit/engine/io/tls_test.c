@@ -1,5 +1,5 @@
 /*
- * tls_test.c - engine/tls.c: two tls_conn objects talking through memory
+ * tls_test.c - engine/io/tls.c: two tls_conn objects talking through memory
  * (handshake, data both ways, close_notify), bad peer bytes (an error, not
  * a crash), and server contexts with missing or mismatched files. The
  * certificate is a self-signed P-256 one made here with OpenSSL in a mkdtemp dir.

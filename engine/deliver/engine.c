@@ -3,7 +3,7 @@
  * The main thread only reads the shards' atomic counters; it shares nothing
  * else with them.
  */
-#include "engine.h"
+#include "volley/engine.h"
 
 #include "shard.h"
 #include "tls.h"

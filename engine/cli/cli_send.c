@@ -8,8 +8,8 @@
  */
 #include "cli.h"
 #include "cli_progress.h"
-#include "config.h"
-#include "engine.h"
+#include "volley/config.h"
+#include "volley/engine.h"
 #include "log.h"
 #include "volley/error.h"
 #include "volley/queue.h"

@@ -4,9 +4,9 @@
  */
 #include "cli.h"
 #include "cli_progress.h"
-#include "config.h"
+#include "volley/config.h"
 #include "dns_route.h"
-#include "engine.h"
+#include "volley/engine.h"
 #include "log.h"
 #include "volley/error.h"
 #include "volley/queue.h"

@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "engine.h"
+#include "volley/engine.h"
 
 struct cli_progress {
     FILE *out;

@@ -72,7 +72,7 @@ struct smtp_fate {
     uint16_t code;                         /* reply code, or the local equivalent */
     bool local;                            /* decided here (SIZE, 8BITMIME, drop...) */
     bool ambiguous;                        /* final dot sent, no reply: maybe delivered */
-    char status[SMTP_STATUS_BYTES_MAX];    /* "x.y.z"; "X.0.0" when the peer gave none */
+    char status[VL_SMTP_STATUS_BYTES_MAX];    /* "x.y.z"; "X.0.0" when the peer gave none */
     const char *text;                      /* sanitised, <= VL_DIAG_TEXT_BYTES_MAX; borrowed */
     uint16_t text_len;
 };
@@ -142,7 +142,7 @@ struct smtp_rcpt {
     bool accepted;               /* RCPT got 2xx: waits for the final dot */
     bool skip;                   /* refused locally: never sent */
     uint16_t code;
-    char status[SMTP_STATUS_BYTES_MAX];
+    char status[VL_SMTP_STATUS_BYTES_MAX];
 };
 
 struct smtp_txn {

@@ -24,8 +24,10 @@ static const char orig[] =
 static int run_checker(const char *dsn, size_t len, const char *args)
 {
     const char *src = getenv("VOLLEY_SRC");
-    if (!src || system("python3 -c 'import email' 2>/dev/null") != 0)
-        return -77;
+    if (!src)
+        fail_msg("VOLLEY_SRC is not set (run the tests through ctest)");
+    if (system("python3 -c 'import email' 2>/dev/null") != 0)
+        fail_msg("python3 with its email package is missing (scripts/setup.sh installs it)");
     char path[] = "/tmp/vl_dsn_testXXXXXX";
     int fd = mkstemp(path);
     assert_true(fd >= 0);
@@ -64,8 +66,6 @@ static void test_failed_one_of_three(void **state)
         "--to rich@localhost --rcpt user2@company.tld:failed:5.1.1:mx1.company.tld "
         "--no-rcpt user1@company.tld --orig-header Subject:tema");
     free(out);
-    if (rc == -77)
-        skip();
     assert_int_equal(rc, 0);
 }
 
@@ -108,8 +108,6 @@ static void test_many_rcpts_and_long_diag(void **state)
     assert_int_equal(dsn_build(&in, out, (size_t)n - 1), VL_E_TOOBIG);
     int rc = run_checker(out, (size_t)n, args);
     free(out);
-    if (rc == -77)
-        skip();
     assert_int_equal(rc, 0);
 }
 

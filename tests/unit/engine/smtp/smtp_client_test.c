@@ -34,7 +34,7 @@
 #define TR_FILES_MAX   64
 #define TR_LINE_MAX    4096
 
-struct tr_fate { enum smtp_fate_kind kind; char status[SMTP_STATUS_BYTES_MAX]; bool ambiguous; };
+struct tr_fate { enum smtp_fate_kind kind; char status[VL_SMTP_STATUS_BYTES_MAX]; bool ambiguous; };
 
 struct tr {
     const char *file;
@@ -58,7 +58,7 @@ struct tr {
     struct tr_fate fates[VL_SMTP_RCPTS_PER_TXN_MAX];
     bool in_txn, ready, tls_pending, closed;
     enum smtp_fail close_fail;
-    char close_status[SMTP_STATUS_BYTES_MAX];
+    char close_status[VL_SMTP_STATUS_BYTES_MAX];
     unsigned txns_done;
 };
 
@@ -431,7 +431,7 @@ static void test_transcripts(void **state)
     const char *src = getenv("VOLLEY_SRC");
     if (src)
         snprintf(dir, sizeof dir, "%s/tests/transcripts", src);
-    else {                                   /* __FILE__ is .../tests/unit/engine/x.c */
+    else {                                   /* __FILE__ is .../tests/unit/engine/smtp/x.c */
         snprintf(dir, sizeof dir, "%s", __FILE__);
         char *p = strstr(dir, "/tests/unit/");
         assert_non_null(p);

@@ -24,7 +24,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "config.h"
+#include "volley/config.h"
 #include "dns.h"
 #include "log.h"
 #include "rx.h"
@@ -93,7 +93,7 @@ struct domain {
     /* DOMAIN_FAILED: the fate every recipient gets */
     bool fail_bounce;
     uint16_t fail_code;
-    char fail_status[16];
+    char fail_status[VL_SMTP_STATUS_BYTES_MAX];
     char fail_reason[400];
     uint32_t host_count;
     struct domain_host hosts[SHARD_MX_PER_DOMAIN_MAX];
@@ -116,7 +116,7 @@ struct host {
     uint64_t fail_until_ms;        /* monotonic; 0 = not failing */
     uint32_t fail_count;
     uint16_t fail_code;            /* the last failure, for deferrals while failing */
-    char fail_status[16];
+    char fail_status[VL_SMTP_STATUS_BYTES_MAX];
     char fail_text[160];
 };
 
@@ -132,7 +132,7 @@ struct outcome_ext {
     bool ambiguous;
     bool local;
     bool warn;                     /* deferred past --delay-warning: Action: delayed DSN */
-    char status[16];
+    char status[VL_SMTP_STATUS_BYTES_MAX];
     char text[VL_DIAG_TEXT_BYTES_MAX + 1];
 };
 
