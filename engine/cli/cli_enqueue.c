@@ -264,8 +264,8 @@ static int enq_message(const struct enq_opts *o, const char *from, struct msg_re
         return -1;
     gethostname(host, sizeof host - 1);
     if (getrandom(&unique, sizeof unique, 0) != (ssize_t)sizeof unique)
-        unique = (uint64_t)getpid() << 32 ^ cli_now_ms();
-    struct msg_opts mo = { cli_now_ms(), host, unique, from };
+        unique = (uint64_t)getpid() << 32 ^ vl_clock_wall_ms();
+    struct msg_opts mo = { vl_clock_wall_ms(), host, unique, from };
     int rc = msg_normalise(raw, len, &mo, m, probs, ENQ_PROBLEMS_SHOWN);
     free(raw);
     if (rc == VL_E_INVALID) {
@@ -292,7 +292,7 @@ static int enq_queue(const struct enq_opts *o, const char *from, const struct en
     struct vl_queue_new_msg nm = { from, strlen(from), m->data, m->len,
         m->is_8bit ? VL_QUEUE_MSG_8BIT : 0, (const char *const *)r->v, NULL, r->n };
     uint64_t id;
-    rc = vl_queue_enqueue(q, &nm, cli_now_ms(), &id);
+    rc = vl_queue_enqueue(q, &nm, vl_clock_wall_ms(), &id);
     unsigned shards = vl_queue_nshards(q);
     vl_queue_close(q);
     if (rc < 0) {

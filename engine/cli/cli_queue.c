@@ -27,12 +27,6 @@
 #define CLI_LIMIT_MAX   10000u
 #define CLI_SHOW_RCPTS_MAX 1000u
 
-uint64_t cli_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 int cli_queue_open(const char *dir, unsigned nshards, int create, struct vl_queue **out)
 {
@@ -253,7 +247,7 @@ static int q_retry_purge(struct vl_queue *q, const char *cmd, const char *arg,
     }
     if (arg && q_parse_id(arg, &id) < 0)
         return VL_EXIT_USAGE;
-    int rc = is_retry ? vl_queue_retry(q, id, o->domain, cli_now_ms()) : vl_queue_purge(q, id);
+    int rc = is_retry ? vl_queue_retry(q, id, o->domain, vl_clock_wall_ms()) : vl_queue_purge(q, id);
     if (rc < 0) {
         fprintf(stderr, "volley queue %s: %s\n", cmd, vl_strerror(rc));
         return rc == VL_E_NOTFOUND ? VL_EXIT_USAGE : VL_EXIT_FAIL;

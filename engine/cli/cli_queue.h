@@ -6,6 +6,7 @@
 #define VOLLEY_CLI_QUEUE_H
 
 #include "volley/queue.h"
+#include "clock.h"
 
 #define CLI_DATA_DIR_DEFAULT "./volley-data"
 
@@ -23,7 +24,5 @@ int cli_queue_open(const char *dir, unsigned nshards, int create, struct vl_queu
  *  VL_EXIT_FAIL. */
 int cli_queue_bounce(struct vl_queue *q, uint64_t id, int json);
 
-/** Wall clock in ms since the epoch. */
-uint64_t cli_now_ms(void);
 
 #endif

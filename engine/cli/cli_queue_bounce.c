@@ -82,7 +82,7 @@ static int bounce_dsn_build(const struct vl_queue_msg *m, const struct vl_queue_
     struct dsn_rcpt *rs = calloc(n, sizeof *rs);
     if (!rs)
         return -ENOMEM;
-    uint64_t now = cli_now_ms();
+    uint64_t now = vl_clock_wall_ms();
     for (size_t i = 0; i < n; i++)
         rs[i] = (struct dsn_rcpt){ .addr = ri[i].addr, .action = DSN_ACTION_FAILED,
                                    .status = BOUNCE_STATUS, .diag = BOUNCE_TEXT,
@@ -159,7 +159,7 @@ static int bounce_round(struct vl_queue *q, uint64_t id, struct vl_queue_rcpt_in
             continue;
         bool with_dsn = want_dsn && shard == first;
         rc = vl_queue_complete(vl_queue_shard(q, shard), o, n, with_dsn ? &dsn : NULL,
-                               with_dsn ? 1 : 0, cli_now_ms());
+                               with_dsn ? 1 : 0, vl_clock_wall_ms());
         if (rc < 0)
             goto out;
         total += rc;

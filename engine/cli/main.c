@@ -20,7 +20,7 @@ struct subcommand {
     const char *usage;
 };
 
-static void usage(FILE *f, const struct subcommand *cmds, size_t n)
+static void main_usage(FILE *f, const struct subcommand *cmds, size_t n)
 {
     fputs("usage: volley <command> [options]\n\ncommands:\n", f);
     for (size_t i = 0; i < n; i++)
@@ -41,11 +41,11 @@ int main(int argc, char **argv)
     const size_t n = sizeof cmds / sizeof cmds[0];
 
     if (argc < 2) {
-        usage(stderr, cmds, n);
+        main_usage(stderr, cmds, n);
         return VL_EXIT_USAGE;
     }
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
-        usage(stdout, cmds, n);
+        main_usage(stdout, cmds, n);
         return VL_EXIT_OK;
     }
     for (size_t i = 0; i < n; i++) {
@@ -58,6 +58,6 @@ int main(int argc, char **argv)
         return cmds[i].main(argc - 1, argv + 1);
     }
     fprintf(stderr, "volley: unknown command '%s'\n", argv[1]);
-    usage(stderr, cmds, n);
+    main_usage(stderr, cmds, n);
     return VL_EXIT_USAGE;
 }

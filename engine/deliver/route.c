@@ -153,7 +153,7 @@ static void route_txn_to_host(struct shard *sh, struct txn *t);
 
 void route_host_pump(struct shard *sh, struct host *h)
 {
-    uint64_t now = rx_now_ms();
+    uint64_t now = vl_clock_mono_ms();
     if (h->fail_until_ms > now && h->healthy == 0 && h->pending) {
         /* Failing: what waits here goes to the next MX (or is deferred). */
         struct txn *list = h->pending;
@@ -211,13 +211,13 @@ void route_host_failed(struct shard *sh, struct host *h, const struct smtp_fate 
     if (h->opening > 1)
         return;                    /* others still connecting may get through (a server
                                       with a connection cap): the last one decides */
-    if (h->fail_until_ms > rx_now_ms())
+    if (h->fail_until_ms > vl_clock_mono_ms())
         return;                    /* already failing: one step per episode */
     uint64_t ms = sh->cfg->host_fail_ms_min << (h->fail_count < 10 ? h->fail_count : 10);
     if (ms > ROUTE_HOST_FAIL_MS_MAX)
         ms = ROUTE_HOST_FAIL_MS_MAX;
     h->fail_count++;
-    h->fail_until_ms = rx_now_ms() + ms;
+    h->fail_until_ms = vl_clock_mono_ms() + ms;
     vl_log_at(VL_LOG_INFO, "evt=host_failing shard=%u ip=%s code=%u status=%s for_ms=%llu "
               "text=\"%s\"", sh->idx, h->ip, h->fail_code, h->fail_status,
               (unsigned long long)ms, h->fail_text);
@@ -262,7 +262,7 @@ void route_fail_txn(struct shard *sh, struct txn *t, bool bounce, uint16_t code,
 static void route_txn_to_host(struct shard *sh, struct txn *t)
 {
     struct domain *d = t->dom;
-    uint64_t now = rx_now_ms();
+    uint64_t now = vl_clock_mono_ms();
     struct host *last = t->host;   /* moved off a failing host: that one's failure */
     while (t->host_next < d->host_count) {
         struct domain_host *dh = &d->hosts[t->host_next++];
@@ -298,7 +298,7 @@ static void route_dns_done(void *ctx, const struct dns_result *res)
 {
     struct domain *d = ctx;
     struct txn *w = d->waiting;
-    uint64_t now = rx_now_ms();
+    uint64_t now = vl_clock_mono_ms();
     d->host_count = 0;
     if (res->status == DNS_OK) {
         for (uint16_t i = 0; i < res->mx_count; i++) {
@@ -362,7 +362,7 @@ static void route_rotate_best(struct domain *d)
 static void route_dispatch(struct shard *sh, struct txn *t)
 {
     struct domain *d = t->dom;
-    uint64_t now = rx_now_ms();
+    uint64_t now = vl_clock_mono_ms();
     if ((d->state == DOMAIN_READY || d->state == DOMAIN_FAILED) && now >= d->expires_ms)
         d->state = DOMAIN_NEW;
     switch (d->state) {

@@ -43,12 +43,6 @@
 #include <string.h>
 #include <time.h>
 
-uint64_t shard_now_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /** Delay before attempt @p attempts + 1 (attempts >= 1 made so far). */
 uint64_t shard_retry_delay_ms(const struct vl_config *cfg, uint32_t attempts, uint64_t rcpt_id)
@@ -164,7 +158,7 @@ void shard_outcome(struct shard *sh, struct txn *t, uint32_t i, const struct smt
     e->o.text = e->text;
     e->o.text_len = n;
     e->o.ambiguous = f->ambiguous && f->kind == SMTP_FATE_DEFERRED;
-    uint64_t now = shard_now_wall_ms();
+    uint64_t now = vl_clock_wall_ms();
     switch (f->kind) {
     case SMTP_FATE_DELIVERED: e->o.state = VL_RCPT_DELIVERED; break;
     case SMTP_FATE_BOUNCED:   e->o.state = VL_RCPT_BOUNCED;   break;
@@ -217,7 +211,7 @@ static void shard_dsn_for_msg(struct shard *sh, struct shard_dsn_build *b,
         return;                    /* null reverse-path: never a DSN (no loops) */
     struct dsn_rcpt rs[VL_SMTP_RCPTS_PER_TXN_MAX];
     unsigned n = 0;
-    uint64_t now = shard_now_wall_ms();
+    uint64_t now = vl_clock_wall_ms();
     for (size_t i = first; i < count && n < VL_SMTP_RCPTS_PER_TXN_MAX; i++) {
         const struct outcome_ext *e = &outcomes[i];
         if (e->txn_msg != m || !shard_outcome_reported(e, delayed))
@@ -268,7 +262,7 @@ static void shard_log_outcome(struct shard *sh, const struct outcome_ext *e)
         [VL_RCPT_BOUNCED] = "bounced", [VL_RCPT_EXPIRED] = "expired",
     };
     struct vl_dlog_event ev = {
-        .ts_ms = (int64_t)shard_now_wall_ms(), .msg_id = e->txn_msg->id,
+        .ts_ms = (int64_t)vl_clock_wall_ms(), .msg_id = e->txn_msg->id,
         .rcpt = e->rcpt->addr, .domain = e->rcpt->domain,
         .event = e->ambiguous && e->o.state == VL_RCPT_DEFERRED ? "ambiguous"
                                                                  : names[e->o.state],
@@ -414,12 +408,12 @@ static void *shard_committer_main(void *arg)
             break;
         com->todo = NULL;
         pthread_mutex_unlock(&com->mu);
-        uint64_t t0 = rx_now_ms();
+        uint64_t t0 = vl_clock_mono_ms();
         c->rc = vl_queue_complete_async(sh->qs, c->outs, c->count, c->dsn->m, c->dsn->count,
-                                        shard_now_wall_ms());
+                                        vl_clock_wall_ms());
         pthread_mutex_lock(&com->mu);
         sh->commits++;
-        sh->commit_us += (rx_now_ms() - t0) * 1000u;
+        sh->commit_us += (vl_clock_mono_ms() - t0) * 1000u;
         com->done = true;
         pthread_mutex_unlock(&com->mu);
         rx_wake(sh->rx);
@@ -472,7 +466,7 @@ void shard_commit_fini(struct shard *sh)
 /* Lease what is due and start its transactions. */
 static int shard_lease(struct shard *sh)
 {
-    uint64_t now = rx_now_ms();
+    uint64_t now = vl_clock_mono_ms();
     if (sh->inflight >= SHARD_INFLIGHT_RCPTS_MAX / 2 || now < sh->next_lease_ms)
         return 0;
     size_t max = SHARD_INFLIGHT_RCPTS_MAX - sh->inflight;
@@ -484,7 +478,7 @@ static int shard_lease(struct shard *sh)
     if (max < 16)
         max = 16;
     struct vl_queue_batch *b = NULL;
-    int n = vl_queue_lease(sh->qs, shard_now_wall_ms(), max, &b);
+    int n = vl_queue_lease(sh->qs, vl_clock_wall_ms(), max, &b);
     if (n < 0)
         return n;
     if (n == 0) {
@@ -558,7 +552,7 @@ static int shard_wait_ms(struct shard *sh)
     if (d >= 0 && d < wait)
         wait = (int)d;
     if (!sh->stopping && !sh->draining && sh->inflight < SHARD_INFLIGHT_RCPTS_MAX / 2) {
-        uint64_t now = rx_now_ms();
+        uint64_t now = vl_clock_mono_ms();
         int until = sh->next_lease_ms > now ? (int)(sh->next_lease_ms - now) : 0;
         if (until < wait)
             wait = until;
@@ -572,7 +566,7 @@ int shard_loop(struct shard *sh)
     while (!shard_done(sh)) {
         if (!sh->stopping && atomic_load_explicit(sh->stop, memory_order_relaxed)) {
             sh->stopping = true;
-            stop_seen_ms = rx_now_ms();
+            stop_seen_ms = vl_clock_mono_ms();
             route_quit_idle_all(sh);
             route_abandon_pending(sh);
         }
@@ -581,7 +575,7 @@ int shard_loop(struct shard *sh)
             if (rc < 0) {
                 vl_log(VL_LOG_ERROR, "evt=lease_failed shard=%u err=\"%s\"", sh->idx,
                        vl_strerror(rc));
-                sh->next_lease_ms = rx_now_ms() + 1000;
+                sh->next_lease_ms = vl_clock_mono_ms() + 1000;
             }
         }
         sh->turns++;
@@ -592,13 +586,13 @@ int shard_loop(struct shard *sh)
             return rc;
         }
         if (dns_busy(sh->dns))
-            dns_process_timeouts(sh->dns, rx_now_ms());
+            dns_process_timeouts(sh->dns, vl_clock_mono_ms());
         shard_commit_start(sh);
         if (sh->stopping) {
             route_abandon_pending(sh);     /* e.g. DNS answers that came in since */
             shard_release_leases(sh);
         }
-        if (sh->stopping && rx_now_ms() - stop_seen_ms > 60000) {
+        if (sh->stopping && vl_clock_mono_ms() - stop_seen_ms > 60000) {
             vl_log(VL_LOG_WARN, "evt=stop_timeout shard=%u inflight=%llu", sh->idx,
                    (unsigned long long)sh->inflight);
             return VL_E_TIMEOUT;   /* uncommitted leases are simply ready again */

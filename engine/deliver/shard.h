@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "volley/config.h"
+#include "clock.h"
 #include "dns.h"
 #include "log.h"
 #include "rx.h"
@@ -197,7 +198,6 @@ struct shard {
 };
 
 /* shard.c */
-uint64_t shard_now_wall_ms(void);
 uint64_t shard_retry_delay_ms(const struct vl_config *cfg, uint32_t attempts, uint64_t rcpt_id);
 void shard_outcome(struct shard *sh, struct txn *t, uint32_t i, const struct smtp_fate *f,
                    const char *mx, const char *ip);

@@ -16,6 +16,7 @@
  * Diagnostics: never logs; outcomes are data in struct dns_result.
  */
 #include "dns.h"
+#include "clock.h"
 
 #include <ares.h>
 #include <arpa/inet.h>
@@ -91,13 +92,9 @@ static pthread_once_t ares_once = PTHREAD_ONCE_INIT;
 static int ares_init_rc;
 static void ares_init_once(void) { ares_init_rc = ares_library_init(ARES_LIB_INIT_ALL); }
 
-static uint64_t now_ms(const struct dns *dns)
+static uint64_t dns_now_ms(const struct dns *dns)
 {
-    if (dns->cfg.clock)
-        return dns->cfg.clock(dns->cfg.clock_ctx);
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return dns->cfg.clock ? dns->cfg.clock(dns->cfg.clock_ctx) : vl_clock_mono_ms();
 }
 
 const char *dns_status_name(enum dns_status s)
@@ -310,7 +307,7 @@ static void job_finish(struct job *job, struct dns_blob *b)
         if (copy) {                            /* the cache's copy says from_cache */
             dns_blob_result(copy)->from_cache = true;
             dns->stats.cache_evictions += (uint64_t)dns_cache_put(dns->cache, job->domain,
-                                                                  copy, now_ms(dns) + ttl * 1000ull);
+                                                                  copy, dns_now_ms(dns) + ttl * 1000ull);
             dns_blob_unref(copy);
         }
     }
@@ -581,7 +578,7 @@ int dns_create(const struct dns_config *cfg, struct dns **out, const char **why)
         goto fail;
     dns->rng = cfg->seed;
     if (dns->rng == 0 && getrandom(&dns->rng, sizeof dns->rng, 0) != sizeof dns->rng)
-        dns->rng = now_ms(dns) | 1;
+        dns->rng = dns_now_ms(dns) | 1;
     if (dns->rng == 0)
         dns->rng = 0x9E3779B97F4A7C15ull;
     *out = dns;
@@ -744,7 +741,7 @@ int dns_resolve_mx(struct dns *dns, const char *domain, dns_result_fn cb, void *
     const struct dns_route *route = dns_routes_find(&dns->routes, key);
     if (route && route->to.is_ip)
         return resolve_direct(dns, key, cb, ctx, &route->to);
-    struct dns_blob *hit = dns_cache_get(dns->cache, key, now_ms(dns));
+    struct dns_blob *hit = dns_cache_get(dns->cache, key, dns_now_ms(dns));
     if (hit)
         return resolve_cached(dns, hit, cb, ctx);
     uint64_t hash = vl_domain_hash(key, len);

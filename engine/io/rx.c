@@ -83,12 +83,6 @@ struct rx {
     bool stop;
 };
 
-uint64_t rx_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 uint32_t rx_nofile_need(uint32_t handles_max) { return handles_max + RX_NOFILE_SPARE; }
 
@@ -352,7 +346,7 @@ int rx_send(struct rx *rx, rx_handle_t h, const void *buf, size_t len, int timeo
     s->send_buf = buf;
     s->send_len = len;
     s->send_done = 0;
-    s->send_deadline_ms = timeout_ms > 0 ? rx_now_ms() + (uint64_t)timeout_ms : 0;
+    s->send_deadline_ms = timeout_ms > 0 ? vl_clock_mono_ms() + (uint64_t)timeout_ms : 0;
     rx_send_prep(rx, sqe, s, i, timeout_ms);
     return 0;
 }
@@ -485,7 +479,7 @@ int rx_timer_add(struct rx *rx, uint64_t delay_ms, rx_cb *cb, void *user, rx_tim
 {
     if (!cb)
         return -EINVAL;
-    if (timer_add(&rx->timers, rx_now_ms() + delay_ms, 0, id) < 0)
+    if (timer_add(&rx->timers, vl_clock_mono_ms() + delay_ms, 0, id) < 0)
         return -EAGAIN;
     rx->timer_ctx[*id >> 32] = (struct rx_timer_ctx){ cb, user };
     return 0;
@@ -496,7 +490,7 @@ int rx_timer_cancel(struct rx *rx, rx_timer_t id) { return timer_cancel(&rx->tim
 /* Fire the timers due now; those added meanwhile wait for the next turn. */
 static int rx_timers_fire(struct rx *rx)
 {
-    uint64_t now = rx_now_ms(), cookie, id;
+    uint64_t now = vl_clock_mono_ms(), cookie, id;
     uint32_t budget = timer_count(&rx->timers);
     int n = 0;
     while (budget-- > 0 && timer_pop_due(&rx->timers, now, &cookie, &id)) {
@@ -544,7 +538,7 @@ static bool rx_send_continue(struct rx *rx, struct rx_slot *s, uint32_t i, int *
     }
     int timeout_ms = 0;
     if (s->send_deadline_ms) {
-        uint64_t now = rx_now_ms();
+        uint64_t now = vl_clock_mono_ms();
         if (now >= s->send_deadline_ms) {
             *res = -ETIMEDOUT;
             return false;
@@ -664,7 +658,7 @@ static int rx_closed_flush(struct rx *rx)
 
 int rx_run_once(struct rx *rx, int wait_ms_max)
 {
-    uint64_t now = rx_now_ms(), next = timer_next_ms(&rx->timers);
+    uint64_t now = vl_clock_mono_ms(), next = timer_next_ms(&rx->timers);
     uint64_t wait_ms = wait_ms_max < 0 ? UINT64_MAX : (uint64_t)wait_ms_max;
     if (next != UINT64_MAX)
         wait_ms = next <= now ? 0 : (next - now < wait_ms ? next - now : wait_ms);

@@ -36,6 +36,7 @@
 #include <sys/socket.h>
 
 #include "rx_tag.h"
+#include "clock.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -157,8 +158,6 @@ void rx_stop(struct rx *rx);
  *  @return 0, -EINVAL without wake_cb, or -errno from write(2). */
 int rx_wake(struct rx *rx);
 
-/** The reactor's monotonic clock in milliseconds (CLOCK_MONOTONIC). */
-uint64_t rx_now_ms(void);
 
 /** Counters since creation. */
 struct rx_stats rx_stats(const struct rx *rx);

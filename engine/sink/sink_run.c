@@ -146,7 +146,7 @@ static void stats_print(struct sink_thread *th, const struct sink_conf *cf, cons
 /* The calling thread: signals and periodic stats until SIGTERM/SIGINT. */
 static void control_loop(struct sink_thread *th, const struct sink_conf *cf, const sigset_t *set)
 {
-    uint64_t next_ms = cf->stats_every_s ? rx_now_ms() + cf->stats_every_s * 1000ull : 0;
+    uint64_t next_ms = cf->stats_every_s ? vl_clock_mono_ms() + cf->stats_every_s * 1000ull : 0;
     for (;;) {
         struct timespec ts = { .tv_sec = 0, .tv_nsec = 200 * 1000000 };
         int sig = sigtimedwait(set, NULL, &ts);
@@ -157,7 +157,7 @@ static void control_loop(struct sink_thread *th, const struct sink_conf *cf, con
         for (uint32_t k = 0; k < cf->threads; k++)
             if (__atomic_load_n(&th[k].rc, __ATOMIC_RELAXED) < 0)
                 return;                         /* a reactor failed: stop */
-        if (next_ms && rx_now_ms() >= next_ms) {
+        if (next_ms && vl_clock_mono_ms() >= next_ms) {
             stats_print(th, cf, "interval");
             next_ms += cf->stats_every_s * 1000ull;
         }

@@ -1,0 +1,17 @@
+/*
+ * clock.c - wall and monotonic milliseconds (see clock.h).
+ */
+#include "clock.h"
+
+#include <time.h>
+
+static uint64_t clock_ms(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t vl_clock_wall_ms(void) { return clock_ms(CLOCK_REALTIME); }
+
+uint64_t vl_clock_mono_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
