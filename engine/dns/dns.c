@@ -95,6 +95,27 @@ static void sock_state(void *data, ares_socket_t fd, int readable, int writable)
         dns->cfg.sock_state_cb(dns->cfg.sock_state_ctx, fd, readable != 0, writable != 0);
 }
 
+int dns_config_defaults(struct dns_config *c, const char **why)
+{
+    if (c->port_mx == 0) c->port_mx = 25;
+    if (c->timeout_ms_try == 0) c->timeout_ms_try = 2000;
+    if (c->tries == 0) c->tries = 2;
+    if (c->ttl_s_max == 0) c->ttl_s_max = 86400;
+    if (c->ttl_s_negative_max == 0) c->ttl_s_negative_max = 3600;
+    if (c->cache_entries_max == 0) c->cache_entries_max = 4096;
+    if (c->inflight_max == 0) c->inflight_max = 256;
+    if (c->waiters_max == 0) c->waiters_max = 4096;
+    if (c->cache_entries_max > VL_DNS_CACHE_ENTRIES_MAX || c->inflight_max > VL_DNS_INFLIGHT_MAX
+        || c->waiters_max > VL_DNS_WAITERS_MAX) {
+        *why = "DNS cache, in-flight or waiter limit above its compile-time cap";
+        return VL_E_INVALID;
+    }
+    if (c->timeout_ms_try > 60000 || c->tries > 10) {
+        *why = "DNS timeout above 60000 ms or more than 10 tries";
+        return VL_E_INVALID;
+    }
+    return 0;
+}
 
 static int servers_set(struct dns *dns, const char *list, const char **why)
 {
