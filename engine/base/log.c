@@ -66,7 +66,7 @@ static void kv_value(struct kv_out *o, const char *s, size_t max, bool quoted)
             esc[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
         } else if (quoted && (c == '"' || c == '\\')) {
             esc[1] = (char)c;
-        } else if (c < 0x20 || c == 0x7f || k == 0 || (c == 0xc2 && u[i + 1] < 0xa0)) {
+        } else if (c < 0x20 || c == 0x7f || k == 0 || (k == 2 && vl_utf8_is_c1(u + i))) {
             k = 1;                          /* C1: both bytes escaped, one at a time */
             esc[1] = 'x';
             esc[2] = hex[c >> 4];

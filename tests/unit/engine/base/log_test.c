@@ -161,6 +161,19 @@ static void test_item10_log_kv_bounded(void **state)
     assert_null(memchr(out, '\n', n - 1));
 }
 
+/* utf8.h is strict now (item 10, addr.c): surrogates, overlongs and code
+ * points past U+10FFFF are not passed into the JSON log either. */
+static void test_item10_dlog_utf8_strict(void **state)
+{
+    (void)state;
+    struct vl_dlog_event ev = { .rcpt = "a@b.org", .domain = "b.org", .event = "bounced",
+                                .code = 550, .attempt = 1,
+                                .reply = "s\xed\xa0\x80 o\xe0\x80\xaf b\xf4\x90\x80\x80 ok\xc3\xa9" };
+    char out[VL_DLOG_LINE_BYTES_MAX];
+    vl_dlog_format(&ev, out, sizeof out);
+    assert_non_null(strstr(out, "\"reply\":\"s??? o??? b???? ok\xc3\xa9\""));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -171,6 +184,7 @@ int main(void)
         cmocka_unit_test(test_item10_log_kv_escaped),
         cmocka_unit_test(test_item10_log_kv_conversions),
         cmocka_unit_test(test_item10_log_kv_bounded),
+        cmocka_unit_test(test_item10_dlog_utf8_strict),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
