@@ -43,11 +43,6 @@ static pthread_once_t ares_once = PTHREAD_ONCE_INIT;
 static int ares_init_rc;
 static void ares_init_once(void) { ares_init_rc = ares_library_init(ARES_LIB_INIT_ALL); }
 
-uint64_t dns_now_ms(const struct dns *dns)
-{
-    return dns->cfg.clock ? dns->cfg.clock(dns->cfg.clock_ctx) : vl_clock_mono_ms();
-}
-
 const char *dns_status_name(enum dns_status s)
 {
     switch (s) {
@@ -59,14 +54,6 @@ const char *dns_status_name(enum dns_status s)
 }
 
 /* ---- done FIFO and dispatch ---- */
-
-void dns_done_push(struct dns *dns, struct waiter *w)
-{
-    vl_assert(w->blob != NULL);
-    w->next = NULL;
-    *dns->done_tail = w;
-    dns->done_tail = &w->next;
-}
 
 /* Run the callbacks queued before this call; ones queued by them wait for
  * the next call, so a callback that resolves again cannot loop here. */

@@ -15,10 +15,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "clock.h"
 #include "dns.h"
 #include "dns_cache.h"
 #include "dns_parse.h"
 #include "dns_route.h"
+#include "volley/error.h"
 
 #define QUERIES_PER_JOB_MAX (1u + 2u * VL_DNS_MX_HOSTS_MAX)
 
@@ -74,11 +76,21 @@ struct dns {
     struct dns_stats stats;
 };
 
-/* dns.c: the resolver's clock (the config's, or the monotonic clock). */
-uint64_t dns_now_ms(const struct dns *dns);
+/* The resolver's clock (the config's, or the monotonic clock). Inline, like
+ * dns_done_push: both files use them, and calls go one way (dns.c -> dns_job.c). */
+static inline uint64_t dns_now_ms(const struct dns *dns)
+{
+    return dns->cfg.clock ? dns->cfg.clock(dns->cfg.clock_ctx) : vl_clock_mono_ms();
+}
 
-/* dns.c: queue @p w (its blob set) for the next dns_dispatch(). */
-void dns_done_push(struct dns *dns, struct waiter *w);
+/* Queue @p w (its blob set) for the next dns_dispatch() (dns.c). */
+static inline void dns_done_push(struct dns *dns, struct waiter *w)
+{
+    vl_assert(w->blob != NULL);
+    w->next = NULL;
+    *dns->done_tail = w;
+    dns->done_tail = &w->next;
+}
 
 /* dns_job.c: the job in flight for @p domain (lower case; @p hash its
  * vl_domain_hash), or NULL. */

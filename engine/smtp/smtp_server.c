@@ -31,10 +31,11 @@
  *
  * Diagnostics: none (pure module); every outcome is a proposed reply.
  *
- * Files: this one holds the session state machine, reply formatting and the
- * command-line framing and dispatch; smtp_server_args.c parses MAIL/RCPT paths
- * and ESMTP parameters; smtp_server_data.c scans the DATA body. Their shared
- * private declarations are in smtp_server_int.h.
+ * Files: this one holds the session state machine and the command-line
+ * framing and dispatch; smtp_server_args.c parses MAIL/RCPT paths and ESMTP
+ * parameters; smtp_server_data.c scans the DATA body; smtp_server_reply.c
+ * proposes and formats replies. Their shared private declarations are in
+ * smtp_server_int.h.
  */
 #include "smtp_server.h"
 #include "smtp_server_int.h"
@@ -65,24 +66,7 @@ static uint32_t ss_rcpts_max(const struct smtp_server *s)
     return s->conf->rcpts_max ? s->conf->rcpts_max : VL_SMTP_RCPTS_PER_TXN_MAX;
 }
 
-/* ---- replies -------------------------------------------------------------------------- */
-
-/* Propose @p code with enhanced status @p esc (NULL: none) and @p text. */
-void ss_reply(const struct smtp_server *s, struct smtp_server_event *ev, unsigned code,
-                     const char *esc, const char *text)
-{
-    char *t = ev->reply.text;
-    size_t n = 0, cap = sizeof ev->reply.text - 1;
-    ev->reply.code = (uint16_t)code;
-    if (esc && s->conf->enhancedstatuscodes && code / 100 != 3) {
-        n = strlen(esc);                 /* "x.y.z": far below cap */
-        memcpy(t, esc, n);
-        t[n++] = ' ';
-    }
-    size_t tl = strnlen(text, cap - n);  /* the hostname may be long: truncate */
-    memcpy(t + n, text, tl);
-    t[n + tl] = '\0';
-}
+/* ---- events --------------------------------------------------------------------------- */
 
 static void ss_event_init(struct smtp_server_event *ev, enum smtp_server_ev_type type)
 {
@@ -100,60 +84,6 @@ static void ss_command(struct smtp_server *s, struct smtp_server_event *ev,
     ev->cmd = cmd;
     s->pending = cmd;
     s->flags |= SS_F_PENDING;
-}
-
-/* Append one reply line to @p out; control characters in @p text become SP so
- * that no policy text can inject a line. Returns the new length. */
-static size_t ss_line_put(char *out, size_t cap, size_t n, unsigned code, char sep,
-                          const char *text, size_t text_max)
-{
-    size_t tl = strnlen(text, text_max);
-    vl_assert(n + 4 + tl + 2 <= cap);
-    out[n++] = (char)('0' + code / 100);
-    out[n++] = (char)('0' + code / 10 % 10);
-    out[n++] = (char)('0' + code % 10);
-    out[n++] = sep;
-    for (size_t i = 0; i < tl; i++) {
-        unsigned char c = (unsigned char)text[i];
-        out[n++] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
-    }
-    out[n++] = '\r';
-    out[n++] = '\n';
-    return n;
-}
-
-/* The EHLO capability lines, per conf and TLS state; returns how many. */
-static unsigned ss_ehlo_caps(const struct smtp_server *s, char caps[][32])
-{
-    const struct smtp_server_conf *c = s->conf;
-    const struct { bool on; const char *kw; } opt[] = {
-        { c->pipelining, "PIPELINING" }, { c->eightbitmime, "8BITMIME" },
-        { c->enhancedstatuscodes, "ENHANCEDSTATUSCODES" }, { c->smtputf8, "SMTPUTF8" },
-        { c->dsn, "DSN" }, { c->starttls && !s->tls_active, "STARTTLS" },
-    };
-    unsigned n = 1;
-    if (c->size_max)             /* RFC 1870: a bare SIZE announces no limit */
-        snprintf(caps[0], 32, "SIZE %llu", (unsigned long long)c->size_max);
-    else
-        snprintf(caps[0], 32, "SIZE");
-    for (size_t i = 0; i < sizeof opt / sizeof opt[0]; i++)
-        if (opt[i].on)
-            snprintf(caps[n++], 32, "%s", opt[i].kw);
-    return n;
-}
-
-static size_t ss_format(const struct smtp_server *s, const struct smtp_server_reply *r,
-                        char *out, size_t cap)
-{
-    size_t tmax = sizeof r->text;
-    if (s->pending != SMTP_SCMD_EHLO || r->code != 250)
-        return ss_line_put(out, cap, 0, r->code, ' ', r->text, tmax);
-    char caps[8][32];
-    unsigned ncaps = ss_ehlo_caps(s, caps);
-    size_t n = ss_line_put(out, cap, 0, r->code, ncaps ? '-' : ' ', r->text, tmax);
-    for (unsigned i = 0; i < ncaps; i++)
-        n = ss_line_put(out, cap, n, r->code, i + 1 < ncaps ? '-' : ' ', caps[i], 32);
-    return n;
 }
 
 /* ---- transaction state ---------------------------------------------------------------- */

@@ -1,7 +1,8 @@
 /*
  * smtp_server_int.h - private to the server machine's files (smtp_server.c,
- * smtp_server_args.c, smtp_server_data.c); nothing outside engine/smtp/
- * includes it. The public contract is smtp_server.h.
+ * smtp_server_args.c, smtp_server_data.c, smtp_server_reply.c); nothing
+ * outside engine/smtp/ includes it. The public contract is smtp_server.h.
+ * Calls go one way: smtp_server.c -> args, data, reply; args, data -> reply.
  *
  * The ss_ prefix marks these as the server machine's internals. Invariant
  * shared by all three files: state changes only through smtp_server_answer()
@@ -42,10 +43,16 @@ struct ss_path {
     size_t params_len;
 };
 
-/* smtp_server.c: propose @p code with enhanced status @p esc (NULL: none) and
- * @p text (truncated to fit) as @p ev's reply. */
+/* smtp_server_reply.c: propose @p code with enhanced status @p esc (NULL: none)
+ * and @p text (truncated to fit) as @p ev's reply. */
 void ss_reply(const struct smtp_server *s, struct smtp_server_event *ev, unsigned code,
               const char *esc, const char *text);
+
+/* smtp_server_reply.c: format @p r, the answer to the pending command, into
+ * @p out (capacity @p cap >= 1024); EHLO's 250 gets the capability lines.
+ * @return the bytes written. */
+size_t ss_format(const struct smtp_server *s, const struct smtp_server_reply *r,
+                 char *out, size_t cap);
 
 /* smtp_server_args.c: case-insensitive equality of @p a (@p n bytes) with the
  * upper-case @p lit. */
