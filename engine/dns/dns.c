@@ -333,9 +333,11 @@ int dns_resolve_mx(struct dns *dns, const char *domain, dns_result_fn cb, void *
         key[i] = (char)((domain[i] >= 'A' && domain[i] <= 'Z') ? domain[i] + 32 : domain[i]);
     dns->stats.lookups++;
     struct dns_hostport hp;
-    if (key[0] == '[')
-        return dns_literal_parse(key, dns->cfg.port_mx, &hp) < 0 ? VL_E_INVALID
-                                                             : resolve_direct(dns, key, cb, ctx, &hp);
+    if (key[0] == '[') {
+        if (dns_literal_parse(key, dns->cfg.port_mx, &hp) < 0)
+            return VL_E_INVALID;
+        return resolve_direct(dns, key, cb, ctx, &hp);
+    }
     const struct dns_route *route = dns_routes_find(&dns->routes, key);
     if (route && route->to.is_ip)
         return resolve_direct(dns, key, cb, ctx, &route->to);

@@ -199,8 +199,9 @@ static void job_finish(struct job *job, struct dns_blob *b)
         struct dns_blob *copy = ttl ? dns_blob_clone(b) : NULL;
         if (copy) {                            /* the cache's copy says from_cache */
             dns_blob_result(copy)->from_cache = true;
-            dns->stats.cache_evictions += (uint64_t)dns_cache_put(dns->cache, job->domain,
-                                                                  copy, dns_now_ms(dns) + ttl * 1000ull);
+            uint64_t expiry_ms = dns_now_ms(dns) + ttl * 1000ull;
+            dns->stats.cache_evictions +=
+                (uint64_t)dns_cache_put(dns->cache, job->domain, copy, expiry_ms);
             dns_blob_unref(copy);
         }
     }

@@ -42,7 +42,8 @@ contains "bad sender msg" err.txt "--from: invalid sender"
 printf 'Subject: no from\n\nbody\n' > nofrom.eml
 vg=()
 if ! grep -qa __asan_init "$V"; then
-    command -v valgrind >/dev/null || { echo "FAIL: valgrind missing (scripts/setup.sh installs it)"; exit 1; }
+    command -v valgrind >/dev/null \
+        || { echo "FAIL: valgrind missing (scripts/setup.sh installs it)"; exit 1; }
     vg=(valgrind -q --error-exitcode=99)
 fi
 check "item10_invalid_from_uninitialised" 2 "${vg[@]}" "$V" enqueue --data d --from 'bad address' \

@@ -6,7 +6,8 @@
 set -uo pipefail
 SRC=${VOLLEY_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 D="$SRC/scripts/deps.sh"
-command -v python3 >/dev/null || { echo "FAIL: python3 missing (scripts/setup.sh installs it)" >&2; exit 1; }
+command -v python3 >/dev/null \
+    || { echo "FAIL: python3 missing (scripts/setup.sh installs it)" >&2; exit 1; }
 T=$(mktemp -d /tmp/vl-deps-XXXXXX)
 trap 'rm -rf "$T"' EXIT
 fails=0

@@ -168,7 +168,8 @@ static void test_item10_dlog_utf8_strict(void **state)
     (void)state;
     struct vl_dlog_event ev = { .rcpt = "a@b.org", .domain = "b.org", .event = "bounced",
                                 .code = 550, .attempt = 1,
-                                .reply = "s\xed\xa0\x80 o\xe0\x80\xaf b\xf4\x90\x80\x80 ok\xc3\xa9" };
+                                .reply = "s\xed\xa0\x80 o\xe0\x80\xaf b\xf4\x90\x80\x80"
+                                         " ok\xc3\xa9" };
     char out[VL_DLOG_LINE_BYTES_MAX];
     vl_dlog_format(&ev, out, sizeof out);
     assert_non_null(strstr(out, "\"reply\":\"s??? o??? b???? ok\xc3\xa9\""));
