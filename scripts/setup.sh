@@ -7,7 +7,7 @@ set -euo pipefail
 
 pkgs=(build-essential gcc g++ clang cmake pkg-config git python3
       liburing-dev libssl-dev openssl libc-ares-dev liblmdb-dev lmdb-utils libjemalloc-dev
-      libbenchmark-dev libcmocka-dev dnsmasq-base swaks strace procps iproute2)
+      libbenchmark-dev libcmocka-dev dnsmasq-base swaks strace valgrind procps iproute2)
 bench=0
 for a in "$@"; do
     case "$a" in

@@ -1,9 +1,12 @@
 /*
  * addr.c - RFC 5321 4.1.2 Mailbox grammar and 4.5.3.1 size limits.
  * Pure: no I/O, no allocation. Invariant: an accepted address contains no
- * octet below 0x21 except SP inside a Quoted-string, and no DEL.
+ * octet below 0x21 except SP inside a Quoted-string, and no DEL; its octets
+ * above 0x7f (local part only) are well-formed UTF-8 (RFC 3629, RFC 6531
+ * UTF8-non-ascii) and no C1 control (U+0080..U+009F).
  */
 #include "volley/addr.h"
+#include "utf8.h"
 
 #include "volley/error.h"
 #include "volley/limits.h"
@@ -31,6 +34,22 @@ static int addr_fail(const char **why, const char *reason)
     return VL_E_INVALID;
 }
 
+/* The UTF-8 sequence at @p s (@p n octets left, s[0] >= 0x80): its length, or
+ * 0 with *@p why set if it is malformed or a C1 control. */
+static size_t addr_utf8(const unsigned char *s, size_t n, const char **why)
+{
+    size_t k = vl_utf8_seq_len(s, n);
+    if (k == 0) {
+        addr_fail(why, "invalid UTF-8 in local part");
+        return 0;
+    }
+    if (vl_utf8_is_c1(s)) {
+        addr_fail(why, "control character in local part");
+        return 0;
+    }
+    return k;
+}
+
 /* Dot-string = Atom *("." Atom) */
 static int addr_dot_string(const unsigned char *s, size_t n, bool *utf8, const char **why)
 {
@@ -48,8 +67,13 @@ static int addr_dot_string(const unsigned char *s, size_t n, bool *utf8, const c
             return addr_fail(why, s[i] < 0x20 || s[i] == 0x7f
                              ? "control character in local part"
                              : "character not allowed in an unquoted local part");
-        if (s[i] >= 0x80)
+        if (s[i] >= 0x80) {
+            size_t k = addr_utf8(s + i, n - i, why);
+            if (k == 0)
+                return VL_E_INVALID;
             *utf8 = true;
+            i += k - 1;
+        }
     }
     return 0;
 }
@@ -67,14 +91,21 @@ static int addr_quoted_string(const unsigned char *s, size_t n, bool *utf8, cons
             c = s[++i];
             if (c < 0x20 || c == 0x7f)
                 return addr_fail(why, "control character in local part");
+            if (c >= 0x80)                 /* quoted-pairSMTP is ASCII (RFC 6531 3.3) */
+                return addr_fail(why, "non-ASCII octet after '\\' in quoted local part");
             continue;
         }
         if (c < 0x20 || c == 0x7f)
             return addr_fail(why, "control character in local part");
         if (c == '"')
             return addr_fail(why, "unescaped '\"' in quoted local part");
-        if (c >= 0x80)
+        if (c >= 0x80) {
+            size_t k = addr_utf8(s + i, n - 1 - i, why);   /* not into the closing quote */
+            if (k == 0)
+                return VL_E_INVALID;
             *utf8 = true;
+            i += k - 1;
+        }
     }
     return 0;
 }

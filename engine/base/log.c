@@ -1,15 +1,22 @@
 /*
  * log.c - diagnostics and the JSON delivery log (see log.h).
- * Invariant: a delivery-log line is valid JSON whatever bytes the peer sent:
- * controls are escaped as \u00XX, invalid UTF-8 is replaced byte-wise by '?'.
+ * Invariants: a diagnostic is one line whatever its %s arguments hold (they
+ * are escaped: controls as \n \r \t \xHH, and inside key="value" also '"' and
+ * '\\'), so no peer text can end a value or forge a key or a line. A
+ * delivery-log line is valid JSON whatever bytes the peer sent: controls are
+ * escaped as \u00XX, invalid UTF-8 is replaced byte-wise by '?'.
  */
 #include "log.h"
 #include "utf8.h"
+
+#include "volley/error.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,24 +36,170 @@ void vl_log_init_from_env(void)
     else if (!strcmp(v, "error")) vl_log_level_min = VL_LOG_ERROR;
 }
 
-void vl_log(enum vl_log_level level, const char *fmt, ...)
+/* ---- key=value diagnostics --------------------------------------------------------- */
+
+struct kv_out { char *p; size_t len, cap; };   /* cap - len >= 1 always: room for '\n' */
+
+static void kv_put(struct kv_out *o, const char *s, size_t n)
+{
+    if (n > o->cap - 1 - o->len)
+        n = o->cap - 1 - o->len;            /* truncate: the line stays one line */
+    memcpy(o->p + o->len, s, n);
+    o->len += n;
+}
+
+/* One %s argument (at most @p max bytes of it). Never a raw control byte, so a
+ * value cannot start a new line; inside a quoted value (@p quoted) also '"'
+ * and '\' are escaped, so it cannot end the quotes or forge a key. Invalid
+ * UTF-8 and C1 controls (U+0080..U+009F) become \xHH per byte. */
+static void kv_value(struct kv_out *o, const char *s, size_t max, bool quoted)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *u = (const unsigned char *)s;
+    size_t n = strnlen(s, max);
+    for (size_t i = 0; i < n;) {
+        unsigned char c = u[i];
+        size_t k = vl_utf8_seq_len(u + i, n - i);
+        char esc[8] = { '\\', 0 };
+        size_t en = 2;
+        if (c == '\n' || c == '\r' || c == '\t') {
+            esc[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+        } else if (quoted && (c == '"' || c == '\\')) {
+            esc[1] = (char)c;
+        } else if (c < 0x20 || c == 0x7f || k == 0 || (k == 2 && vl_utf8_is_c1(u + i))) {
+            k = 1;                          /* C1: both bytes escaped, one at a time */
+            esc[1] = 'x';
+            esc[2] = hex[c >> 4];
+            esc[3] = hex[c & 15];
+            en = 4;
+        } else {
+            kv_put(o, s + i, k);            /* printable ASCII or well-formed UTF-8 */
+            i += k;
+            continue;
+        }
+        kv_put(o, esc, en);
+        i++;
+    }
+}
+
+/* The conversion at @p f (after the '%'), one va_arg fetched by its type; %s
+ * arguments are escaped by kv_value. @return the length of the spec. */
+static size_t kv_conv(struct kv_out *o, const char *f, bool quoted, va_list *ap)
+{
+    char spec[32] = "%";
+    size_t n = strspn(f, "-+ #0123456789.*hljztL");
+    if (n + 3 > sizeof spec || f[n] == '\0')
+        return n;                           /* not a conversion: dropped (format attr) */
+    memcpy(spec + 1, f, n + 1);
+    char conv = f[n], buf[128];
+    int stars[2] = { 0, 0 }, nstars = 0;
+    for (size_t i = 0; i < n; i++)
+        if (f[i] == '*' && nstars < 2)
+            stars[nstars++] = va_arg(*ap, int);
+    const char *len = f + strspn(f, "-+ #0123456789.*");
+    bool l1 = len[0] == 'l', ll = l1 && len[1] == 'l', z = len[0] == 'z', j = len[0] == 'j';
+    bool t = len[0] == 't', big = len[0] == 'L';
+    int m = 0;
+#define KV_FMT(v) (nstars == 2 ? snprintf(buf, sizeof buf, spec, stars[0], stars[1], v) \
+                   : nstars == 1 ? snprintf(buf, sizeof buf, spec, stars[0], v)         \
+                   : snprintf(buf, sizeof buf, spec, v))
+    switch (conv) {
+    case 's': {
+        const char *v = va_arg(*ap, const char *);
+        const char *dot = memchr(f, '.', n);
+        size_t max = (size_t)-1;
+        if (dot)                            /* precision: the input bytes read */
+            max = dot[1] == '*' ? (stars[nstars - 1] < 0 ? (size_t)-1 : (size_t)stars[nstars - 1])
+                                : strtoul(dot + 1, NULL, 10);
+        kv_value(o, v ? v : "(null)", max, quoted);
+        return n + 1;
+    }
+    case 'd': case 'i':
+        m = ll ? KV_FMT(va_arg(*ap, long long)) : l1 ? KV_FMT(va_arg(*ap, long))
+            : z ? KV_FMT(va_arg(*ap, ssize_t)) : j ? KV_FMT(va_arg(*ap, intmax_t))
+            : t ? KV_FMT(va_arg(*ap, ptrdiff_t)) : KV_FMT(va_arg(*ap, int));
+        break;
+    case 'u': case 'x': case 'X': case 'o':
+        m = ll ? KV_FMT(va_arg(*ap, unsigned long long)) : l1 ? KV_FMT(va_arg(*ap, unsigned long))
+            : z ? KV_FMT(va_arg(*ap, size_t)) : j ? KV_FMT(va_arg(*ap, uintmax_t))
+            : t ? KV_FMT(va_arg(*ap, ptrdiff_t)) : KV_FMT(va_arg(*ap, unsigned));
+        break;
+    case 'c':
+        buf[0] = (char)va_arg(*ap, int);
+        kv_value(o, buf, 1, quoted);
+        return n + 1;
+    case 'p':
+        m = KV_FMT(va_arg(*ap, void *));
+        break;
+    case 'f': case 'F': case 'e': case 'E': case 'g': case 'G': case 'a': case 'A':
+        m = big ? KV_FMT(va_arg(*ap, long double)) : KV_FMT(va_arg(*ap, double));
+        break;
+    case '%':
+        kv_put(o, "%", 1);
+        return n + 1;
+    default:                                /* %n and unknown ones: never written */
+        return n + 1;
+    }
+#undef KV_FMT
+    if (m > 0)
+        kv_put(o, buf, (size_t)m < sizeof buf ? (size_t)m : sizeof buf - 1);
+    return n + 1;
+}
+
+size_t vl_log_vformat(char *line, size_t cap, enum vl_log_level level, const char *fmt,
+                      va_list ap)
 {
     static const char *const names[] = { "trace", "info", "warn", "error" };
+    vl_assert(cap >= 64 && (unsigned)level < sizeof names / sizeof names[0]);
+    struct kv_out o = { line, 0, cap };      /* kv_put keeps one byte for the '\n' */
+    kv_put(&o, "volley: level=", 14);
+    kv_put(&o, names[level], strlen(names[level]));
+    kv_put(&o, " ", 1);
+    va_list aq;
+    va_copy(aq, ap);
+    bool quoted = false;                     /* between the quotes of key="value" */
+    for (const char *f = fmt; *f;) {
+        size_t lit = strcspn(f, "%\"");
+        kv_put(&o, f, lit);
+        f += lit;
+        if (*f == '"') {
+            quoted = !quoted;
+            kv_put(&o, "\"", 1);
+            f++;
+        } else if (*f == '%') {
+            f++;
+            f += kv_conv(&o, f, quoted, &aq);
+        }
+    }
+    va_end(aq);
+    line[o.len++] = '\n';
+    vl_assert(o.len <= cap);
+    return o.len;
+}
+
+size_t vl_log_format(char *line, size_t cap, enum vl_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    size_t n = vl_log_vformat(line, cap, level, fmt, ap);
+    va_end(ap);
+    return n;
+}
+
+void vl_log(enum vl_log_level level, const char *fmt, ...)
+{
     if (level < vl_log_level_min)
         return;
     char line[1024];
-    int n = snprintf(line, sizeof line, "volley: level=%s ", names[level]);
     va_list ap;
     va_start(ap, fmt);
-    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    size_t len = vl_log_vformat(line, sizeof line, level, fmt, ap);
     va_end(ap);
-    size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-    if (len > sizeof line - 2)
-        len = sizeof line - 2;
-    line[len++] = '\n';
     ssize_t w = write(STDERR_FILENO, line, len);
     (void)w;
 }
+
+/* ---- the JSON delivery log ---------------------------------------------------------- */
 
 struct log_out { char *p; size_t len, cap; };
 

@@ -9,6 +9,7 @@
 #ifndef VOLLEY_LOG_H
 #define VOLLEY_LOG_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,8 +19,18 @@ enum vl_log_level { VL_LOG_TRACE, VL_LOG_INFO, VL_LOG_WARN, VL_LOG_ERROR };
 extern enum vl_log_level vl_log_level_min;
 void vl_log_init_from_env(void);
 
-/** "evt=NAME key=value ..." on stderr, if @p level passes. One line, one write. */
+/** "evt=NAME key=value ..." on stderr, if @p level passes. One line, one write
+ *  (at most 1 KiB, truncated). %s arguments are escaped: control bytes as \n \r
+ *  \t \xHH, invalid UTF-8 and C1 controls as \xHH, and inside a quoted value
+ *  (key="%s") also '"' and '\\' as \" and \\. Other text of @p fmt is copied. */
 void vl_log(enum vl_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/** The line vl_log() writes ("volley: level=L " + @p fmt + '\n'), into @p line
+ *  (capacity @p cap >= 64); returns its length (<= cap, no NUL added). Pure. */
+size_t vl_log_format(char *line, size_t cap, enum vl_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+size_t vl_log_vformat(char *line, size_t cap, enum vl_log_level level, const char *fmt,
+                      va_list ap);
 #define vl_log_at(level, ...) \
     do { if ((level) >= vl_log_level_min) vl_log((level), __VA_ARGS__); } while (0)
 

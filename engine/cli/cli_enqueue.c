@@ -235,20 +235,26 @@ static int enq_args(int argc, char **argv, struct enq_opts *o, struct enq_rcpts 
     return 0;
 }
 
-/* The envelope sender: "<>" or "" is null; <a@b> loses its brackets. */
+/* The envelope sender: "<>" or "" is null; <a@b> loses its brackets. @p out
+ * is a string on every return: the sender, or "" (the null path) when it is
+ * invalid, so the message checks that still run see a defined sender. */
 static int enq_from(const char *from, char *out, size_t cap)
 {
+    vl_assert(cap > 0);
+    out[0] = '\0';
     size_t n = strlen(from);
     if (n >= 2 && from[0] == '<' && from[n - 1] == '>')
         from++, n -= 2;
     struct vl_addr a;
     const char *why = "invalid";
     if (n && vl_addr_parse(from, n, &a, &why) < 0) {
-        enq_problem("--from", 0, "invalid sender '%s': %s", from, why);
+        enq_problem("--from", 0, "invalid sender '%.300s': %s", from, why);
         return -1;
     }
-    if (n >= cap)
+    if (n >= cap) {
+        enq_problem("--from", 0, "sender longer than %zu octets", cap - 1);
         return -1;
+    }
     memcpy(out, from, n);
     out[n] = 0;
     return 0;

@@ -14,12 +14,17 @@
  * callback, or none if dns_destroy() comes first. inflight <= inflight_max,
  * waiters <= waiters_max.
  * Diagnostics: never logs; outcomes are data in struct dns_result.
+ *
+ * Files: this one is the resolver's shell (c-ares channel set-up, the entry
+ * point dns_resolve_mx with its direct/cached/coalesced paths, the done FIFO,
+ * the event-loop hooks); dns_job.c turns a job's answers into a verdict. The
+ * structs they share are in dns_int.h.
  */
 #include "dns.h"
+#include "dns_int.h"
 #include "clock.h"
 
 #include <ares.h>
-#include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -34,68 +39,9 @@
 #include "volley/addr.h"
 #include "volley/error.h"
 
-#define QUERIES_PER_JOB_MAX (1u + 2u * VL_DNS_MX_HOSTS_MAX)
-
-struct waiter {
-    dns_result_fn cb;
-    void *ctx;
-    struct dns_blob *blob;          /* set when moved to the done FIFO */
-    struct waiter *next;
-};
-
-struct job_host {
-    char host[DNS_NAME_TEXT_BYTES_MAX + 1];
-    uint16_t pref;
-    uint16_t n4, n6;
-    bool tempfail;                  /* an A/AAAA query failed temporarily */
-    struct dns_rr_addr v4[VL_DNS_ADDRS_PER_HOST_MAX];
-    struct dns_rr_addr v6[VL_DNS_ADDRS_PER_HOST_MAX];
-};
-
-struct job;
-struct query { struct job *job; uint16_t host; uint16_t qtype; };
-
-struct job {
-    struct dns *dns;
-    char domain[DNS_NAME_TEXT_BYTES_MAX + 1];
-    uint64_t hash;
-    struct job *chain;              /* inflight hash chain */
-    struct waiter *waiters, **waiters_tail;
-    uint32_t queries_pending;
-    uint32_t queries_used;
-    bool implicit_mx, routed, own_dropped;
-    uint16_t port;
-    uint32_t ttl_s_min;             /* positive data seen so far */
-    uint32_t ttl_s_negative;        /* RFC 2308, from SOAs seen; UINT32_MAX = none */
-    uint16_t host_count;
-    struct job_host hosts[VL_DNS_MX_HOSTS_MAX];
-    struct query q[QUERIES_PER_JOB_MAX];
-    union dns_sockaddr addrs[VL_DNS_MX_HOSTS_MAX][VL_DNS_ADDRS_PER_HOST_MAX];  /* build area */
-};
-
-struct dns {
-    ares_channel channel;
-    struct dns_config cfg;
-    struct dns_cache *cache;
-    struct dns_routes routes;
-    struct dns_own own;
-    struct job **inflight;          /* hash buckets */
-    uint32_t inflight_mask;
-    struct waiter *done, **done_tail;
-    struct dns_blob *oom_blob;      /* "4.3.0 out of memory", preallocated */
-    uint64_t rng;
-    bool destroying;
-    struct dns_stats stats;
-};
-
 static pthread_once_t ares_once = PTHREAD_ONCE_INIT;
 static int ares_init_rc;
 static void ares_init_once(void) { ares_init_rc = ares_library_init(ARES_LIB_INIT_ALL); }
-
-static uint64_t dns_now_ms(const struct dns *dns)
-{
-    return dns->cfg.clock ? dns->cfg.clock(dns->cfg.clock_ctx) : vl_clock_mono_ms();
-}
 
 const char *dns_status_name(enum dns_status s)
 {
@@ -108,14 +54,6 @@ const char *dns_status_name(enum dns_status s)
 }
 
 /* ---- done FIFO and dispatch ---- */
-
-static void done_push(struct dns *dns, struct waiter *w)
-{
-    vl_assert(w->blob != NULL);
-    w->next = NULL;
-    *dns->done_tail = w;
-    dns->done_tail = &w->next;
-}
 
 /* Run the callbacks queued before this call; ones queued by them wait for
  * the next call, so a callback that resolves again cannot loop here. */
@@ -135,359 +73,6 @@ static void dns_dispatch(struct dns *dns)
     }
 }
 
-/* ---- jobs ---- */
-
-static struct job *inflight_find(struct dns *dns, const char *domain, uint64_t hash)
-{
-    for (struct job *j = dns->inflight[hash & dns->inflight_mask]; j; j = j->chain)
-        if (j->hash == hash && strcmp(j->domain, domain) == 0)
-            return j;
-    return NULL;
-}
-
-static void inflight_remove(struct dns *dns, struct job *job)
-{
-    struct job **link = &dns->inflight[job->hash & dns->inflight_mask];
-    while (*link != job) {
-        vl_assert(*link != NULL);
-        link = &(*link)->chain;
-    }
-    *link = job->chain;
-    vl_assert(dns->stats.inflight > 0);
-    dns->stats.inflight--;
-}
-
-static struct job *job_create(struct dns *dns, const char *domain, uint64_t hash)
-{
-    struct job *job = calloc(1, sizeof *job);
-    if (!job)
-        return NULL;
-    job->dns = dns;
-    memcpy(job->domain, domain, strlen(domain) + 1);
-    job->hash = hash;
-    job->waiters_tail = &job->waiters;
-    job->ttl_s_min = UINT32_MAX;
-    job->ttl_s_negative = UINT32_MAX;
-    job->port = dns->cfg.port_mx;
-    job->chain = dns->inflight[hash & dns->inflight_mask];
-    dns->inflight[hash & dns->inflight_mask] = job;
-    dns->stats.inflight++;
-    return job;
-}
-
-static void job_note_negative(struct job *job, const struct dns_parse_info *info)
-{
-    if (info->has_soa && info->ttl_s_negative < job->ttl_s_negative)
-        job->ttl_s_negative = info->ttl_s_negative;
-}
-
-static void job_query(struct job *job, uint16_t host, uint16_t qtype, ares_callback cb)
-{
-    vl_assert(job->queries_used < QUERIES_PER_JOB_MAX);
-    struct query *q = &job->q[job->queries_used++];
-    *q = (struct query){ .job = job, .host = host, .qtype = qtype };
-    const char *name = qtype == DNS_TYPE_MX ? job->domain : job->hosts[host].host;
-    job->queries_pending++;
-    job->dns->stats.queries_sent++;
-    ares_query(job->dns->channel, name, 1 /* C_IN */, qtype, cb, q);
-}
-
-/* ---- finishing a job ---- */
-
-/* Bounce/defer/ok as a blob; NULL on ENOMEM (the waiters then get a static deferral). */
-static struct dns_blob *job_verdict(struct job *job, enum dns_status st, uint16_t code,
-                                    const char *enh, const char *why, uint32_t ttl_s)
-{
-    struct dns_blob *b = dns_blob_create(job->domain, st, code, enh, why, ttl_s, NULL, 0);
-    if (b) {
-        struct dns_result *r = dns_blob_result(b);
-        r->implicit_mx = job->implicit_mx;
-        r->routed = job->routed;
-    }
-    return b;
-}
-
-static void addr_fill(union dns_sockaddr *sa, const struct dns_rr_addr *a, uint16_t port)
-{
-    memset(sa, 0, sizeof *sa);
-    if (a->family == 4) {
-        sa->in4.sin_family = AF_INET;
-        sa->in4.sin_port = htons(port);
-        memcpy(&sa->in4.sin_addr, a->bytes, 4);
-    } else {
-        sa->in6.sin6_family = AF_INET6;
-        sa->in6.sin6_port = htons(port);
-        memcpy(&sa->in6.sin6_addr, a->bytes, 16);
-    }
-}
-
-/* Own address among a host's? Then it and every host of equal or higher
- * preference value go (PROTOCOL.md 1.6). Hosts are sorted by preference. */
-static void job_drop_own_addresses(struct job *job)
-{
-    for (uint16_t i = 0; i < job->host_count; i++) {
-        const struct job_host *h = &job->hosts[i];
-        bool own = false;
-        for (uint16_t k = 0; k < h->n4 && !own; k++)
-            own = dns_own_addr(&job->dns->own, &h->v4[k]);
-        for (uint16_t k = 0; k < h->n6 && !own; k++)
-            own = dns_own_addr(&job->dns->own, &h->v6[k]);
-        if (!own)
-            continue;
-        uint16_t keep = i;
-        while (keep > 0 && job->hosts[keep - 1].pref == h->pref)
-            keep--;
-        job->host_count = keep;
-        job->own_dropped = true;
-        return;
-    }
-}
-
-/* The usable hosts as a DNS_OK blob in *out (NULL on ENOMEM). @return usable hosts. */
-static uint16_t job_build_ok(struct job *job, struct dns_blob **out)
-{
-    union dns_sockaddr (*addrs)[VL_DNS_ADDRS_PER_HOST_MAX] = job->addrs;
-    struct dns_blob_host bh[VL_DNS_MX_HOSTS_MAX];
-    uint16_t n = 0;
-    uint32_t ttl = job->ttl_s_min;
-    for (uint16_t i = 0; i < job->host_count; i++) {
-        const struct job_host *h = &job->hosts[i];
-        uint16_t k = 0;
-        for (uint16_t a = 0; a < h->n4 && k < VL_DNS_ADDRS_PER_HOST_MAX; a++, k++) {
-            addr_fill(&addrs[n][k], &h->v4[a], job->port);
-            ttl = h->v4[a].ttl_s < ttl ? h->v4[a].ttl_s : ttl;
-        }
-        for (uint16_t a = 0; a < h->n6 && k < VL_DNS_ADDRS_PER_HOST_MAX; a++, k++) {
-            addr_fill(&addrs[n][k], &h->v6[a], job->port);
-            ttl = h->v6[a].ttl_s < ttl ? h->v6[a].ttl_s : ttl;
-        }
-        if (h->tempfail)
-            ttl = 0;                           /* partial answer: keep it only the floor */
-        if (k == 0)
-            continue;                          /* dangling host: skipped */
-        bh[n] = (struct dns_blob_host){ h->host, h->pref, k, addrs[n] };
-        n++;
-    }
-    *out = NULL;
-    if (n == 0)
-        return 0;
-    struct dns_blob *b = dns_blob_create(job->domain, DNS_OK, 0, "2.0.0", "resolved",
-                                         ttl == UINT32_MAX ? 0 : ttl, bh, n);
-    if (b) {
-        struct dns_result *r = dns_blob_result(b);
-        r->implicit_mx = job->implicit_mx;
-        r->routed = job->routed;
-        dns_blob_shuffle(b, &job->dns->rng);
-    }
-    *out = b;
-    return n;
-}
-
-static uint32_t ttl_effective(const struct dns *dns, uint32_t ttl_s, uint32_t cap)
-{
-    if (ttl_s < dns->cfg.ttl_s_min)
-        ttl_s = dns->cfg.ttl_s_min;
-    return ttl_s > cap ? cap : ttl_s;
-}
-
-/* Hand the blob (one reference, ours) to the cache and every waiter; free the job. */
-static void job_finish(struct job *job, struct dns_blob *b)
-{
-    struct dns *dns = job->dns;
-    vl_assert(job->queries_pending == 0);
-    if (!b) {                                  /* ENOMEM: the deferral made at start-up */
-        b = dns->oom_blob;
-        dns_blob_ref(b);
-    }
-    struct dns_result *r = dns_blob_result(b);
-    if (r->status != DNS_DEFER) {
-        uint32_t cap = r->status == DNS_OK ? dns->cfg.ttl_s_max : dns->cfg.ttl_s_negative_max;
-        uint32_t ttl = ttl_effective(dns, r->ttl_s, cap);
-        struct dns_blob *copy = ttl ? dns_blob_clone(b) : NULL;
-        if (copy) {                            /* the cache's copy says from_cache */
-            dns_blob_result(copy)->from_cache = true;
-            dns->stats.cache_evictions += (uint64_t)dns_cache_put(dns->cache, job->domain,
-                                                                  copy, dns_now_ms(dns) + ttl * 1000ull);
-            dns_blob_unref(copy);
-        }
-    }
-    inflight_remove(dns, job);
-    for (struct waiter *w = job->waiters, *next; w; w = next) {
-        next = w->next;
-        dns_blob_ref(b);
-        w->blob = b;
-        done_push(dns, w);
-    }
-    dns_blob_unref(b);
-    free(job);
-}
-
-static void job_addresses_done(struct job *job)
-{
-    job_drop_own_addresses(job);
-    struct dns_blob *ok = NULL;
-    if (job_build_ok(job, &ok) > 0) {
-        job_finish(job, ok);                   /* NULL (ENOMEM): a deferral, never a bounce */
-        return;
-    }
-    bool tempfail = false;
-    for (uint16_t i = 0; i < job->host_count; i++)
-        tempfail |= job->hosts[i].tempfail;
-    uint32_t neg = job->ttl_s_negative == UINT32_MAX ? 0 : job->ttl_s_negative;
-    struct dns_blob *b;
-    if (job->own_dropped && job->host_count == 0)
-        b = job_verdict(job, DNS_BOUNCE, 550, "5.4.6", "MX list points back to this host", 0);
-    else if (tempfail)
-        b = job_verdict(job, DNS_DEFER, 451, "4.4.3", "MX host address lookup failed", 0);
-    else if (job->implicit_mx)
-        b = job_verdict(job, DNS_BOUNCE, 550, "5.4.4", "no MX and no address for domain", neg);
-    else if (job->routed)
-        b = job_verdict(job, DNS_DEFER, 451, "4.4.4", "route host has no address", 0);
-    else
-        b = job_verdict(job, DNS_DEFER, 451, "4.4.4", "no MX host has an address", 0);
-    job_finish(job, b);
-}
-
-/* ---- c-ares callbacks ---- */
-
-static void addr_done(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
-{
-    (void)timeouts;
-    struct query *q = arg;
-    struct job *job = q->job;
-    if (job->dns->destroying)
-        return;
-    vl_assert(job->queries_pending > 0);
-    job->queries_pending--;
-    struct job_host *h = &job->hosts[q->host];
-    struct dns_parse_info info;
-    if (status == ARES_SUCCESS || status == ARES_ENODATA || status == ARES_ENOTFOUND) {
-        struct dns_rr_addr *out = q->qtype == DNS_TYPE_A ? h->v4 : h->v6;
-        int n = abuf ? dns_parse_addr(abuf, (size_t)alen, q->qtype, &info, out,
-                                      VL_DNS_ADDRS_PER_HOST_MAX) : 0;
-        if (n < 0) {
-            h->tempfail = true;                /* malformed: treat as a server failure */
-        } else {
-            if (q->qtype == DNS_TYPE_A)
-                h->n4 = (uint16_t)n;
-            else
-                h->n6 = (uint16_t)n;
-            if (abuf)
-                job_note_negative(job, &info);
-        }
-    } else {
-        h->tempfail = true;
-    }
-    if (job->queries_pending == 0)
-        job_addresses_done(job);
-}
-
-static void job_start_addresses(struct job *job)
-{
-    vl_assert(job->host_count > 0);
-    job->queries_pending++;                    /* guard: c-ares may fail a query inline */
-    for (uint16_t i = 0; i < job->host_count; i++) {
-        job_query(job, i, DNS_TYPE_A, addr_done);
-        job_query(job, i, DNS_TYPE_AAAA, addr_done);
-    }
-    if (--job->queries_pending == 0)
-        job_addresses_done(job);
-}
-
-static int mx_cmp(const void *a, const void *b)
-{
-    const struct dns_rr_mx *x = a, *y = b;
-    return (int)x->pref - (int)y->pref;
-}
-
-/* A usable MX answer: sort, drop the root target and our own names, query addresses. */
-static void mx_use(struct job *job, struct dns_rr_mx *mx, int n, uint32_t ttl_s)
-{
-    qsort(mx, (size_t)n, sizeof *mx, mx_cmp);
-    job->ttl_s_min = ttl_s;
-    uint16_t kept = 0;
-    for (int i = 0; i < n && kept < VL_DNS_MX_HOSTS_MAX; i++) {
-        if (mx[i].host[0] == '\0')
-            continue;                          /* "." beside real MX: unusable, skip */
-        if (dns_own_name(&job->dns->own, mx[i].host)) {
-            while (kept > 0 && job->hosts[kept - 1].pref == mx[i].pref)
-                kept--;
-            job->own_dropped = true;
-            break;
-        }
-        struct job_host *h = &job->hosts[kept++];
-        memcpy(h->host, mx[i].host, strlen(mx[i].host) + 1);
-        h->pref = mx[i].pref;
-    }
-    job->host_count = kept;
-    if (kept == 0) {
-        if (job->own_dropped)
-            job_finish(job, job_verdict(job, DNS_BOUNCE, 550, "5.4.6",
-                                        "MX list points back to this host", ttl_s));
-        else
-            job_finish(job, job_verdict(job, DNS_DEFER, 451, "4.4.4", "no usable MX host", 0));
-        return;
-    }
-    job_start_addresses(job);
-}
-
-static void job_implicit_mx(struct job *job)
-{
-    job->implicit_mx = true;
-    job->host_count = 1;
-    memcpy(job->hosts[0].host, job->domain, strlen(job->domain) + 1);
-    job->hosts[0].pref = 0;
-    job_start_addresses(job);
-}
-
-static const char *ares_reason(int status)
-{
-    switch (status) {
-    case ARES_ETIMEOUT:     return "DNS timeout";
-    case ARES_ESERVFAIL:    return "DNS server failure (SERVFAIL)";
-    case ARES_EREFUSED:     return "DNS query refused";
-    /* c-ares 1.18 reports SERVFAIL/REFUSED from every server as ECONNREFUSED */
-    case ARES_ECONNREFUSED: return "DNS server failed or unreachable";
-    case ARES_EBADRESP:     return "malformed DNS answer";
-    default:                return "DNS lookup failed";
-    }
-}
-
-static void mx_done(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
-{
-    (void)timeouts;
-    struct query *q = arg;
-    struct job *job = q->job;
-    if (job->dns->destroying)
-        return;
-    vl_assert(job->queries_pending == 1);
-    job->queries_pending--;
-    struct dns_rr_mx mx[VL_DNS_MX_HOSTS_MAX * 2];
-    struct dns_parse_info info;
-    int n = 0;
-    if (abuf && (status == ARES_SUCCESS || status == ARES_ENODATA || status == ARES_ENOTFOUND)) {
-        n = dns_parse_mx(abuf, (size_t)alen, &info, mx, sizeof mx / sizeof mx[0]);
-        if (n < 0)
-            status = ARES_EBADRESP;
-        else
-            job_note_negative(job, &info);
-    }
-    uint32_t neg = job->ttl_s_negative == UINT32_MAX ? 0 : job->ttl_s_negative;
-    if (status == ARES_SUCCESS && n == 0 && info.found > 0)
-        job_finish(job, job_verdict(job, DNS_DEFER, 451, "4.4.4", "no usable MX host", 0));
-    else if (status == ARES_SUCCESS && n == 1 && mx[0].host[0] == '\0')
-        job_finish(job, job_verdict(job, DNS_BOUNCE, 556, "5.1.10",
-                                    "domain accepts no mail (null MX)", info.ttl_s_min));
-    else if (status == ARES_SUCCESS && n > 0)
-        mx_use(job, mx, n, info.ttl_s_min);
-    else if (status == ARES_SUCCESS || status == ARES_ENODATA)
-        job_implicit_mx(job);                  /* NODATA (or only a CNAME): RFC 5321 5.1 */
-    else if (status == ARES_ENOTFOUND)
-        job_finish(job, job_verdict(job, DNS_BOUNCE, 550, "5.1.2", "domain does not exist", neg));
-    else
-        job_finish(job, job_verdict(job, DNS_DEFER, 451, "4.4.3", ares_reason(status), 0));
-}
-
 /* ---- public API ---- */
 
 static void sock_state(void *data, ares_socket_t fd, int readable, int writable)
@@ -497,6 +82,27 @@ static void sock_state(void *data, ares_socket_t fd, int readable, int writable)
         dns->cfg.sock_state_cb(dns->cfg.sock_state_ctx, fd, readable != 0, writable != 0);
 }
 
+int dns_config_defaults(struct dns_config *c, const char **why)
+{
+    if (c->port_mx == 0) c->port_mx = 25;
+    if (c->timeout_ms_try == 0) c->timeout_ms_try = 2000;
+    if (c->tries == 0) c->tries = 2;
+    if (c->ttl_s_max == 0) c->ttl_s_max = 86400;
+    if (c->ttl_s_negative_max == 0) c->ttl_s_negative_max = 3600;
+    if (c->cache_entries_max == 0) c->cache_entries_max = 4096;
+    if (c->inflight_max == 0) c->inflight_max = 256;
+    if (c->waiters_max == 0) c->waiters_max = 4096;
+    if (c->cache_entries_max > VL_DNS_CACHE_ENTRIES_MAX || c->inflight_max > VL_DNS_INFLIGHT_MAX
+        || c->waiters_max > VL_DNS_WAITERS_MAX) {
+        *why = "DNS cache, in-flight or waiter limit above its compile-time cap";
+        return VL_E_INVALID;
+    }
+    if (c->timeout_ms_try > 60000 || c->tries > 10) {
+        *why = "DNS timeout above 60000 ms or more than 10 tries";
+        return VL_E_INVALID;
+    }
+    return 0;
+}
 
 static int servers_set(struct dns *dns, const char *list, const char **why)
 {
@@ -678,7 +284,7 @@ static int resolve_direct(struct dns *dns, const char *key, dns_result_fn cb, vo
         dns_blob_ref(w->blob);
     }
     dns->stats.routed++;
-    done_push(dns, w);
+    dns_done_push(dns, w);
     return 0;
 }
 
@@ -698,7 +304,7 @@ static int resolve_cached(struct dns *dns, struct dns_blob *hit, dns_result_fn c
     }
     w->blob = b;
     dns->stats.cache_hits++;
-    done_push(dns, w);
+    dns_done_push(dns, w);
     return 0;
 }
 
@@ -707,20 +313,12 @@ static int resolve_start(struct dns *dns, const char *key, uint64_t hash,
 {
     if (dns->stats.inflight >= dns->cfg.inflight_max)
         return -EAGAIN;
-    struct job *job = job_create(dns, key, hash);
+    struct job *job = dns_job_create(dns, key, hash);
     if (!job)
         return -ENOMEM;
     *job->waiters_tail = w;
     job->waiters_tail = &w->next;
-    if (route) {                               /* route to a host name: A/AAAA only */
-        job->routed = true;
-        job->port = route->to.port;
-        job->host_count = 1;
-        memcpy(job->hosts[0].host, route->to.host, strlen(route->to.host) + 1);
-        job_start_addresses(job);
-    } else {
-        job_query(job, 0, DNS_TYPE_MX, mx_done);
-    }
+    dns_job_start(job, route);
     return 0;
 }
 
@@ -735,9 +333,11 @@ int dns_resolve_mx(struct dns *dns, const char *domain, dns_result_fn cb, void *
         key[i] = (char)((domain[i] >= 'A' && domain[i] <= 'Z') ? domain[i] + 32 : domain[i]);
     dns->stats.lookups++;
     struct dns_hostport hp;
-    if (key[0] == '[')
-        return dns_literal_parse(key, dns->cfg.port_mx, &hp) < 0 ? VL_E_INVALID
-                                                             : resolve_direct(dns, key, cb, ctx, &hp);
+    if (key[0] == '[') {
+        if (dns_literal_parse(key, dns->cfg.port_mx, &hp) < 0)
+            return VL_E_INVALID;
+        return resolve_direct(dns, key, cb, ctx, &hp);
+    }
     const struct dns_route *route = dns_routes_find(&dns->routes, key);
     if (route && route->to.is_ip)
         return resolve_direct(dns, key, cb, ctx, &route->to);
@@ -745,7 +345,7 @@ int dns_resolve_mx(struct dns *dns, const char *domain, dns_result_fn cb, void *
     if (hit)
         return resolve_cached(dns, hit, cb, ctx);
     uint64_t hash = vl_domain_hash(key, len);
-    struct job *job = inflight_find(dns, key, hash);
+    struct job *job = dns_job_find(dns, key, hash);
     struct waiter *w;
     int rc = waiter_add(dns, cb, ctx, &w);
     if (rc < 0)

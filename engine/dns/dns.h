@@ -45,6 +45,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "dns_result.h"
 #include "volley/limits.h"
 
 #ifdef __cplusplus
@@ -81,41 +82,6 @@ struct dns_config {
 };
 
 #define DNS_TTL_MIN_DEFAULT 1u
-
-enum dns_status {
-    DNS_OK = 0,      /* mx[] holds at least one host with at least one address */
-    DNS_DEFER,       /* temporary: retry later (4.4.3, 4.4.4) */
-    DNS_BOUNCE,      /* permanent: 5.1.2, 5.1.10, 5.4.4, 5.4.6 */
-};
-
-/** An address to connect to; the port is already set (route port or port_mx). */
-union dns_sockaddr {
-    struct sockaddr     sa;
-    struct sockaddr_in  in4;
-    struct sockaddr_in6 in6;
-};
-
-struct dns_mx {
-    char     host[VL_SMTP_DOMAIN_BYTES_MAX + 1];   /* lower case, no trailing dot */
-    uint16_t pref;
-    uint16_t addr_count;                           /* >= 1 in a DNS_OK result */
-    union dns_sockaddr *addrs;                     /* IPv4 first, then IPv6 */
-};
-
-struct dns_result {
-    enum dns_status status;
-    uint16_t smtp_code;         /* 0 for DNS_OK; 451 defer; 550 / 556 (null MX) bounce */
-    const char *enhanced;       /* "4.4.3" ...; "2.0.0" for DNS_OK (static) */
-    const char *reason;         /* short English text (static) */
-    const char *domain;         /* as asked, lower case ("" in the out-of-memory deferral) */
-    uint32_t ttl_s;             /* as received (not what remains), before the floor;
-                                   0 for routes and deferrals */
-    bool from_cache;            /* served without a query */
-    bool routed;                /* a static --route, no DNS */
-    bool implicit_mx;           /* no MX record: the domain's own addresses */
-    uint16_t mx_count;          /* hosts, best preference first */
-    struct dns_mx *mx;
-};
 
 /** Called once per dns_resolve_mx(). @p res is valid until the callback
  *  returns; dns_result_ref() keeps it longer. */
@@ -185,6 +151,10 @@ void dns_cache_flush(struct dns *dns);
 
 /** Status name: "ok", "defer", "bounce". */
 const char *dns_status_name(enum dns_status s);
+
+/** Fill the zero fields of @p c with their defaults (see above) and check the
+ *  caps (dns_create does it). @return 0 or VL_E_INVALID with *@p why. */
+int dns_config_defaults(struct dns_config *c, const char **why);
 
 #ifdef __cplusplus
 }

@@ -13,7 +13,7 @@
 
 #include <stdint.h>
 
-#include "dns.h"
+#include "dns_result.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -225,28 +225,6 @@ bool dns_own_addr(const struct dns_own *own, const struct dns_rr_addr *a)
     return false;
 }
 
-int dns_config_defaults(struct dns_config *c, const char **why)
-{
-    if (c->port_mx == 0) c->port_mx = 25;
-    if (c->timeout_ms_try == 0) c->timeout_ms_try = 2000;
-    if (c->tries == 0) c->tries = 2;
-    if (c->ttl_s_max == 0) c->ttl_s_max = 86400;
-    if (c->ttl_s_negative_max == 0) c->ttl_s_negative_max = 3600;
-    if (c->cache_entries_max == 0) c->cache_entries_max = 4096;
-    if (c->inflight_max == 0) c->inflight_max = 256;
-    if (c->waiters_max == 0) c->waiters_max = 4096;
-    if (c->cache_entries_max > VL_DNS_CACHE_ENTRIES_MAX || c->inflight_max > VL_DNS_INFLIGHT_MAX
-        || c->waiters_max > VL_DNS_WAITERS_MAX) {
-        *why = "DNS cache, in-flight or waiter limit above its compile-time cap";
-        return VL_E_INVALID;
-    }
-    if (c->timeout_ms_try > 60000 || c->tries > 10) {
-        *why = "DNS timeout above 60000 ms or more than 10 tries";
-        return VL_E_INVALID;
-    }
-    return 0;
-}
-
 int dns_servers_parse(const char *list, struct dns_hostport out[VL_DNS_SERVERS_MAX],
                       size_t *count, const char **why)
 {

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dns.h"
+#include "dns_result.h"
 #include "dns_parse.h"
 
 struct dns_hostport {
@@ -65,9 +65,5 @@ int dns_own_init(struct dns_own *own, const char *const *list, size_t n, const c
 void dns_own_fini(struct dns_own *own);
 bool dns_own_name(const struct dns_own *own, const char *host);
 bool dns_own_addr(const struct dns_own *own, const struct dns_rr_addr *a);
-
-/** Fill the zero fields of @p c with their defaults (see dns.h) and check the
- *  caps. @return 0 or VL_E_INVALID with *@p why. */
-int dns_config_defaults(struct dns_config *c, const char **why);
 
 #endif

@@ -2,6 +2,9 @@
  * msg.c - message validation and normalisation (see msg.h). Pure.
  * Invariant: the output holds only CRLF line ends, no NUL, no line over
  * VL_MSG_LINE_BYTES_MAX octets, and exactly one From and one Date field.
+ * Line ends in the input: CR...CR LF (CRLF, or CRLF after bare CRs) is one; a
+ * bare LF is one; a CR not followed by CRs and an LF is one. So "\r\r\n" never
+ * makes an empty line, and cannot end the header block early.
  */
 #include "msg.h"
 
@@ -163,14 +166,22 @@ int msg_normalise(const void *in, size_t len, const struct msg_opts *o, struct m
     if (len == 0)
         msg_problem(&c, 0, "empty message");
     unsigned line = 0;
+    size_t bare_cr_end = 0;                        /* CRs before it lead to no LF */
     for (size_t i = 0; i < len;) {
         size_t j = i;
         while (j < len && p[j] != '\r' && p[j] != '\n')
             j++;
         msg_line(&c, p + i, j - i, ++line);
-        if (j < len && p[j] == '\r' && j + 1 < len && p[j + 1] == '\n')
-            j++;                                   /* CRLF is one line end */
-        i = j + 1;                                 /* bare CR or LF: one line end */
+        if (j < len && p[j] == '\r' && j >= bare_cr_end) {
+            size_t k = j;                          /* each CR scanned once: linear */
+            while (k < len && p[k] == '\r')
+                k++;
+            if (k < len && p[k] == '\n')
+                j = k;                             /* CR...CR LF is one line end */
+            else
+                bare_cr_end = k;
+        }
+        i = j + 1;                                 /* else bare CR or LF: one line end */
     }
     if (c.in_headers && len > 0) {                 /* all headers: add the separator */
         msg_added_fields(&c);

@@ -2,7 +2,8 @@
  * msg.h - message validation and normalisation at injection (pure: no I/O,
  * no clock; time, hostname and a unique number are parameters).
  *
- * Output is canonical: CRLF line ends only (bare CR and bare LF become CRLF),
+ * Output is canonical: CRLF line ends only (bare CR and bare LF become CRLF;
+ * CRs right before a CRLF or LF belong to that one line end),
  * unstuffed, a header block then an empty line then the body. Refused: NUL,
  * lines over 998 octets, input that does not start with a header field,
  * header lines that are not "Name: value" (or a continuation), a duplicate

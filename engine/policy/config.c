@@ -62,21 +62,47 @@ void vl_config_defaults(struct vl_config *c)
     c->ehlo_name = c->ehlo_buf;
 }
 
+/* The longest duration accepted: 100 years, beyond any message's life in the
+ * queue, and far below UINT64_MAX ms (so no arithmetic below can overflow). */
+#define CONFIG_DURATION_MS_MAX (36500ull * 86400u * 1000u)
+
+/* DIGITS[.DIGITS][ms|s|m|h|d], plain seconds without a unit. Integer arithmetic
+ * only: no sign, exponent, hex, blanks, nan or inf can get in (strtod took
+ * them all); digits past a nanosecond are ignored; rounds half up to a ms. */
 int vl_parse_duration_ms(const char *s, uint64_t *out)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || errno || v < 0 || v > 1e12)
+    const char *p = s;
+    uint64_t whole = 0, frac = 0, frac_den = 1;
+    if (!isdigit((unsigned char)*p))
         return -1;
-    double mult = 1000;
-    if (!strcmp(end, "ms")) mult = 1;
-    else if (!strcmp(end, "") || !strcmp(end, "s")) mult = 1000;
-    else if (!strcmp(end, "m")) mult = 60e3;
-    else if (!strcmp(end, "h")) mult = 3600e3;
-    else if (!strcmp(end, "d")) mult = 86400e3;
+    for (; isdigit((unsigned char)*p); p++) {
+        if (whole > CONFIG_DURATION_MS_MAX)
+            return -1;                           /* too long already: stop before overflow */
+        whole = whole * 10 + (uint64_t)(*p - '0');
+    }
+    if (*p == '.') {
+        if (!isdigit((unsigned char)*++p))
+            return -1;
+        for (; isdigit((unsigned char)*p); p++) {
+            if (frac_den < 1000000000ull) {
+                frac = frac * 10 + (uint64_t)(*p - '0');
+                frac_den *= 10;
+            }
+        }
+    }
+    uint64_t mult;
+    if (!strcmp(p, "ms")) mult = 1;
+    else if (!strcmp(p, "") || !strcmp(p, "s")) mult = 1000;
+    else if (!strcmp(p, "m")) mult = 60ull * 1000;
+    else if (!strcmp(p, "h")) mult = 3600ull * 1000;
+    else if (!strcmp(p, "d")) mult = 86400ull * 1000;
     else return -1;
-    *out = (uint64_t)(v * mult + 0.5);
+    if (whole > CONFIG_DURATION_MS_MAX / mult)
+        return -1;
+    uint64_t ms = whole * mult + (frac * mult + frac_den / 2) / frac_den;   /* < 2^57 */
+    if (ms > CONFIG_DURATION_MS_MAX)
+        return -1;
+    *out = ms;
     return 0;
 }
 
@@ -234,7 +260,9 @@ static int config_set(struct vl_config *c, const char *cmd, const struct config_
         return 0;
     }
     static const char *const expect[] = {
-        [CK_UINT] = "a whole number in range", [CK_DUR] = "a duration like 30s, 5m, 1h, 5d",
+        [CK_UINT] = "a whole number in range",
+        [CK_DUR] = "a duration: a number and a unit ms, s, m, h or d, like 30s, 1.5m, 5d "
+                   "(no sign, exponent, nan or inf; at most 36500d)",
         [CK_SCALE] = "a number > 0 and <= 100", [CK_HOSTPORT] = "HOST:PORT",
         [CK_TLS] = "'may' or 'none' (encrypt and verify are not supported yet)",
     };

@@ -30,8 +30,15 @@
  *    greeting and the replies to EHLO/HELO carries x.y.z; no 3xx ever does.
  *
  * Diagnostics: none (pure module); every outcome is a proposed reply.
+ *
+ * Files: this one holds the session state machine and the command-line
+ * framing and dispatch; smtp_server_args.c parses MAIL/RCPT paths and ESMTP
+ * parameters; smtp_server_data.c scans the DATA body; smtp_server_reply.c
+ * proposes and formats replies. Their shared private declarations are in
+ * smtp_server_int.h.
  */
 #include "smtp_server.h"
+#include "smtp_server_int.h"
 
 #include "volley/addr.h"
 #include "volley/error.h"
@@ -39,22 +46,6 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
-
-enum ss_state { SS_BANNER, SS_REFUSED, SS_INIT, SS_READY, SS_MAIL, SS_RCPT, SS_DATA, SS_CLOSED };
-
-#define SS_F_PENDING   0x01u   /* a COMMAND/DOT event awaits smtp_server_answer() */
-#define SS_F_SKIP      0x02u   /* discarding the rest of an over-long command line */
-#define SS_F_HELO      0x04u   /* EHLO or HELO was accepted */
-#define SS_F_TOOBIG    0x08u   /* the body passed size_max: no more BODY events */
-#define SS_F_UTF8      0x10u   /* the open transaction's MAIL carried SMTPUTF8 */
-#define SS_F_PEND_UTF8 0x20u   /* the pending MAIL carries SMTPUTF8 */
-
-/* Body scanner states. BOL is entered only after a real CRLF. */
-enum ss_body { SB_BOL, SB_BOL_DOT, SB_MID, SB_CR, SB_DOT_CR };
-
-#define SS_BODY_SCAN_BYTES 1024u   /* window for the next CR: holds a 998-octet line */
-/* Why a message is bad (first reason seen wins). */
-enum ss_bad { SBAD_NONE, SBAD_LF, SBAD_CR, SBAD_NUL, SBAD_LONG };
 
 static const char *const ss_cmd_names[] = {
 #define X(name) #name,
@@ -75,24 +66,7 @@ static uint32_t ss_rcpts_max(const struct smtp_server *s)
     return s->conf->rcpts_max ? s->conf->rcpts_max : VL_SMTP_RCPTS_PER_TXN_MAX;
 }
 
-/* ---- replies -------------------------------------------------------------------------- */
-
-/* Propose @p code with enhanced status @p esc (NULL: none) and @p text. */
-static void ss_reply(const struct smtp_server *s, struct smtp_server_event *ev, unsigned code,
-                     const char *esc, const char *text)
-{
-    char *t = ev->reply.text;
-    size_t n = 0, cap = sizeof ev->reply.text - 1;
-    ev->reply.code = (uint16_t)code;
-    if (esc && s->conf->enhancedstatuscodes && code / 100 != 3) {
-        n = strlen(esc);                 /* "x.y.z": far below cap */
-        memcpy(t, esc, n);
-        t[n++] = ' ';
-    }
-    size_t tl = strnlen(text, cap - n);  /* the hostname may be long: truncate */
-    memcpy(t + n, text, tl);
-    t[n + tl] = '\0';
-}
+/* ---- events --------------------------------------------------------------------------- */
 
 static void ss_event_init(struct smtp_server_event *ev, enum smtp_server_ev_type type)
 {
@@ -110,60 +84,6 @@ static void ss_command(struct smtp_server *s, struct smtp_server_event *ev,
     ev->cmd = cmd;
     s->pending = cmd;
     s->flags |= SS_F_PENDING;
-}
-
-/* Append one reply line to @p out; control characters in @p text become SP so
- * that no policy text can inject a line. Returns the new length. */
-static size_t ss_line_put(char *out, size_t cap, size_t n, unsigned code, char sep,
-                          const char *text, size_t text_max)
-{
-    size_t tl = strnlen(text, text_max);
-    vl_assert(n + 4 + tl + 2 <= cap);
-    out[n++] = (char)('0' + code / 100);
-    out[n++] = (char)('0' + code / 10 % 10);
-    out[n++] = (char)('0' + code % 10);
-    out[n++] = sep;
-    for (size_t i = 0; i < tl; i++) {
-        unsigned char c = (unsigned char)text[i];
-        out[n++] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
-    }
-    out[n++] = '\r';
-    out[n++] = '\n';
-    return n;
-}
-
-/* The EHLO capability lines, per conf and TLS state; returns how many. */
-static unsigned ss_ehlo_caps(const struct smtp_server *s, char caps[][32])
-{
-    const struct smtp_server_conf *c = s->conf;
-    const struct { bool on; const char *kw; } opt[] = {
-        { c->pipelining, "PIPELINING" }, { c->eightbitmime, "8BITMIME" },
-        { c->enhancedstatuscodes, "ENHANCEDSTATUSCODES" }, { c->smtputf8, "SMTPUTF8" },
-        { c->dsn, "DSN" }, { c->starttls && !s->tls_active, "STARTTLS" },
-    };
-    unsigned n = 1;
-    if (c->size_max)             /* RFC 1870: a bare SIZE announces no limit */
-        snprintf(caps[0], 32, "SIZE %llu", (unsigned long long)c->size_max);
-    else
-        snprintf(caps[0], 32, "SIZE");
-    for (size_t i = 0; i < sizeof opt / sizeof opt[0]; i++)
-        if (opt[i].on)
-            snprintf(caps[n++], 32, "%s", opt[i].kw);
-    return n;
-}
-
-static size_t ss_format(const struct smtp_server *s, const struct smtp_server_reply *r,
-                        char *out, size_t cap)
-{
-    size_t tmax = sizeof r->text;
-    if (s->pending != SMTP_SCMD_EHLO || r->code != 250)
-        return ss_line_put(out, cap, 0, r->code, ' ', r->text, tmax);
-    char caps[8][32];
-    unsigned ncaps = ss_ehlo_caps(s, caps);
-    size_t n = ss_line_put(out, cap, 0, r->code, ncaps ? '-' : ' ', r->text, tmax);
-    for (unsigned i = 0; i < ncaps; i++)
-        n = ss_line_put(out, cap, n, r->code, i + 1 < ncaps ? '-' : ' ', caps[i], 32);
-    return n;
 }
 
 /* ---- transaction state ---------------------------------------------------------------- */
@@ -279,23 +199,7 @@ size_t smtp_server_answer(struct smtp_server *s, const struct smtp_server_reply 
     return n;
 }
 
-/* ---- command parsing ------------------------------------------------------------------ */
-
-/* Case-insensitive equality of @p a (@p n bytes) with the upper-case @p lit. */
-static bool ss_ieq(const char *a, size_t n, const char *lit)
-{
-    size_t m = strlen(lit);
-    if (n != m)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = a[i];
-        if (c >= 'a' && c <= 'z')
-            c = (char)(c - 'a' + 'A');
-        if (c != lit[i])
-            return false;
-    }
-    return true;
-}
+/* ---- commands ------------------------------------------------------------------------- */
 
 static enum smtp_server_cmd ss_verb(const char *v, size_t n)
 {
@@ -308,192 +212,6 @@ static enum smtp_server_cmd ss_verb(const char *v, size_t n)
         if (ss_ieq(v, n, ss_cmd_names[verbs[i]]))
             return verbs[i];
     return SMTP_SCMD_UNKNOWN;
-}
-
-/* A parsed MAIL/RCPT argument: the path and where the parameters start. */
-struct ss_path {
-    const char *path;        /* without brackets and source route */
-    size_t path_len;
-    bool bracketed;
-    const char *params;      /* after the path; starts with SP or is empty */
-    size_t params_len;
-};
-
-/* Parse "<path>" or a bare path at @p p (leading spaces allowed: "FROM: <a@b>"). */
-static int ss_path_parse(const char *p, size_t n, struct ss_path *out)
-{
-    size_t i = 0;
-    while (i < n && p[i] == ' ')
-        i++;
-    if (i < n && p[i] == '<') {
-        size_t start = ++i;
-        bool quoted = false;
-        for (; i < n; i++) {
-            if (quoted && p[i] == '\\' && i + 1 < n)
-                i++;
-            else if (p[i] == '"')
-                quoted = !quoted;
-            else if (!quoted && p[i] == '>')
-                break;
-        }
-        if (i >= n)
-            return VL_E_INVALID;         /* no closing '>' */
-        out->path = p + start;
-        out->path_len = i - start;
-        out->bracketed = true;
-        i++;
-    } else {
-        size_t start = i;
-        while (i < n && p[i] != ' ')
-            i++;
-        out->path = p + start;
-        out->path_len = i - start;
-        out->bracketed = false;
-    }
-    if (i < n && p[i] != ' ')
-        return VL_E_INVALID;             /* junk glued to the path */
-    if (out->path_len > 0 && out->path[0] == '@') {   /* source route: ignored (3.3) */
-        const char *colon = memchr(out->path, ':', out->path_len);
-        if (!colon || colon + 1 == out->path + out->path_len)
-            return VL_E_INVALID;         /* "<@a:>" is not a null path */
-        out->path_len -= (size_t)(colon + 1 - out->path);
-        out->path = colon + 1;
-    }
-    out->params = p + i;
-    out->params_len = n - i;
-    return 0;
-}
-
-static bool ss_is_uhex(char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F');
-}
-
-/* RFC 3461 4: xtext is "!".."~" except "+" and "=", or "+" two uppercase hex digits. */
-static bool ss_xtext_ok(const char *v, size_t n)
-{
-    if (n == 0 || n > 100)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)v[i];
-        if (c == '+') {
-            if (i + 2 >= n || !ss_is_uhex(v[i + 1]) || !ss_is_uhex(v[i + 2]))
-                return false;
-            i += 2;
-        } else if (c < 0x21 || c > 0x7e || c == '=') {
-            return false;
-        }
-    }
-    return true;
-}
-
-/* SIZE=n: 1 to 20 digits, no overflow. */
-static bool ss_size_parse(const char *v, size_t n, uint64_t *out)
-{
-    if (n == 0 || n > 20)
-        return false;
-    uint64_t x = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (v[i] < '0' || v[i] > '9')
-            return false;
-        unsigned d = (unsigned)(v[i] - '0');
-        if (x > (UINT64_MAX - d) / 10)
-            return false;
-        x = x * 10 + d;
-    }
-    *out = x;
-    return true;
-}
-
-/* NOTIFY=NEVER or a comma list of SUCCESS, FAILURE, DELAY (RFC 3461 4.1). */
-static bool ss_notify_ok(const char *v, size_t n)
-{
-    if (ss_ieq(v, n, "NEVER"))
-        return true;
-    size_t i = 0;
-    while (i <= n) {
-        const char *comma = memchr(v + i, ',', n - i);
-        size_t e = comma ? (size_t)(comma - v) : n;
-        if (!ss_ieq(v + i, e - i, "SUCCESS") && !ss_ieq(v + i, e - i, "FAILURE")
-            && !ss_ieq(v + i, e - i, "DELAY"))
-            return false;
-        i = e + 1;
-    }
-    return true;
-}
-
-enum ss_param_rc { SP_OK, SP_SYNTAX, SP_UNKNOWN, SP_TOOBIG };
-
-/* Check one MAIL (@p mail) or RCPT parameter KEY[=VALUE] against the conf. */
-static enum ss_param_rc ss_param(struct smtp_server *s, bool mail, const char *k, size_t kn,
-                                 const char *v, size_t vn, bool has_v)
-{
-    const struct smtp_server_conf *c = s->conf;
-    for (size_t i = 0; i < vn; i++)
-        if ((unsigned char)v[i] < 0x21 || (unsigned char)v[i] == 0x7f)
-            return SP_SYNTAX;
-    if (mail && ss_ieq(k, kn, "SIZE")) {
-        uint64_t sz;
-        if (!has_v || !ss_size_parse(v, vn, &sz))
-            return SP_SYNTAX;
-        return (c->size_max && sz > c->size_max) ? SP_TOOBIG : SP_OK;
-    }
-    if (mail && ss_ieq(k, kn, "BODY") && c->eightbitmime) {
-        if (has_v && (ss_ieq(v, vn, "7BIT") || ss_ieq(v, vn, "8BITMIME")))
-            return SP_OK;
-        return SP_SYNTAX;
-    }
-    if (mail && ss_ieq(k, kn, "SMTPUTF8") && c->smtputf8) {
-        if (has_v)
-            return SP_SYNTAX;
-        s->flags |= SS_F_PEND_UTF8;
-        return SP_OK;
-    }
-    if (mail && ss_ieq(k, kn, "RET") && c->dsn)
-        return has_v && (ss_ieq(v, vn, "FULL") || ss_ieq(v, vn, "HDRS")) ? SP_OK : SP_SYNTAX;
-    if (mail && ss_ieq(k, kn, "ENVID") && c->dsn)
-        return has_v && ss_xtext_ok(v, vn) ? SP_OK : SP_SYNTAX;
-    if (!mail && ss_ieq(k, kn, "NOTIFY") && c->dsn)
-        return has_v && ss_notify_ok(v, vn) ? SP_OK : SP_SYNTAX;
-    if (!mail && ss_ieq(k, kn, "ORCPT") && c->dsn) {
-        const char *semi = has_v ? memchr(v, ';', vn) : NULL;
-        if (!semi || semi == v || !ss_xtext_ok(semi + 1, vn - (size_t)(semi + 1 - v)))
-            return SP_SYNTAX;
-        return SP_OK;
-    }
-    return SP_UNKNOWN;
-}
-
-/* Walk " KEY[=VALUE]..." and propose the reply of the first bad one; true if all ok. */
-static bool ss_params(struct smtp_server *s, bool mail, const char *p, size_t n,
-                      struct smtp_server_event *ev)
-{
-    size_t i = 0;
-    for (unsigned count = 0; i < n; count++) {
-        while (i < n && p[i] == ' ')
-            i++;
-        if (i >= n)
-            break;
-        size_t start = i;
-        while (i < n && p[i] != ' ')
-            i++;
-        const char *k = p + start;
-        const char *eq = memchr(k, '=', i - start);
-        size_t kn = eq ? (size_t)(eq - k) : i - start;
-        const char *v = eq ? eq + 1 : k + kn;
-        size_t vn = eq ? (size_t)(p + i - v) : 0;
-        enum ss_param_rc rc = kn == 0 ? SP_SYNTAX : ss_param(s, mail, k, kn, v, vn, eq != NULL);
-        if (rc == SP_OK)
-            continue;
-        if (rc == SP_TOOBIG)
-            ss_reply(s, ev, 552, "5.3.4", "Message size exceeds fixed maximum message size");
-        else if (rc == SP_UNKNOWN)
-            ss_reply(s, ev, 555, "5.5.4", "Unsupported parameter");
-        else
-            ss_reply(s, ev, 501, "5.5.4", "Bad parameter syntax");
-        return false;
-    }
-    return true;
 }
 
 static void ss_cmd_mail(struct smtp_server *s, const char *a, size_t n,
@@ -727,146 +445,6 @@ static void ss_step_command(struct smtp_server *s, const char *in, size_t len,
         return;
     }
     ss_cmd_dispatch(s, line, ll, ev);
-}
-
-/* ---- DATA ----------------------------------------------------------------------------- */
-
-static void ss_body_bad(struct smtp_server *s, enum ss_bad why)
-{
-    if (!s->msg_bad) {
-        s->msg_bad = true;
-        s->msg_bad_why = (uint8_t)why;
-    }
-}
-
-static void ss_dot_event(struct smtp_server *s, struct smtp_server_event *ev)
-{
-    static const char *const why[] = {
-        [SBAD_NONE] = "Ok",
-        [SBAD_LF] = "Bare LF in message data (RFC 5321 2.3.8)",
-        [SBAD_CR] = "Bare CR in message data (RFC 5321 2.3.8)",
-        [SBAD_NUL] = "NUL in message data",
-        [SBAD_LONG] = "Message line over 998 octets (RFC 5322 2.1.1)",
-    };
-    ev->type = SMTP_SEV_DOT;
-    ev->cmd = SMTP_SCMD_DOT;
-    ev->msg_bytes = s->msg_bytes;
-    ev->msg_rcpts = s->rcpts;
-    ev->msg_bad = s->msg_bad;
-    s->pending = SMTP_SCMD_DOT;
-    s->flags |= SS_F_PENDING;
-    if (s->msg_bad)
-        ss_reply(s, ev, 550, "5.6.0", why[s->msg_bad_why]);
-    else if (s->flags & SS_F_TOOBIG)
-        ss_reply(s, ev, 552, "5.3.4", "Message size exceeds fixed maximum message size");
-    else
-        ss_reply(s, ev, 250, "2.0.0", "Ok");
-}
-
-/* Count @p n content bytes; true if they may be handed out as a BODY event. */
-static bool ss_body_count(struct smtp_server *s, size_t n)
-{
-    s->msg_bytes += n;
-    if (s->conf->size_max && s->msg_bytes > s->conf->size_max)
-        s->flags |= SS_F_TOOBIG;
-    return n > 0 && !(s->flags & SS_F_TOOBIG);
-}
-
-/* Scan mid-line content from @p i: stop at the first CR, LF or NUL (returned
- * index) and account the line length. */
-static size_t ss_body_scan(struct smtp_server *s, const char *in, size_t i, size_t len)
-{
-    const char *p = in + i;
-    size_t rem = len - i < SS_BODY_SCAN_BYTES ? len - i : SS_BODY_SCAN_BYTES;
-    const char *cr = memchr(p, '\r', rem);     /* windowed: bare-LF input stays linear */
-    size_t seg = cr ? (size_t)(cr - p) : rem;
-    const char *lf = memchr(p, '\n', seg);
-    if (lf)
-        seg = (size_t)(lf - p);
-    const char *nul = memchr(p, '\0', seg);
-    if (nul)
-        seg = (size_t)(nul - p);
-    s->body_line_len += (uint32_t)seg;                  /* <= 999 + 1024: no overflow */
-    if (s->body_line_len > VL_MSG_LINE_BYTES_MAX) {
-        ss_body_bad(s, SBAD_LONG);
-        s->body_line_len = VL_MSG_LINE_BYTES_MAX + 1;   /* saturate: stays over */
-    }
-    return i + seg;
-}
-
-/* DATA mode: hand out the next run of content bytes, or the end of data. A run
- * stops before a stuffing dot at the beginning of a line (it is dropped) and
- * at the end of the input; "." CR LF after a real CRLF ends the data. */
-static void ss_step_body(struct smtp_server *s, const char *in, size_t len, size_t *consumed,
-                         struct smtp_server_event *ev)
-{
-    size_t i = 0, start = 0;
-    while (i < len) {
-        unsigned char c = (unsigned char)in[i];
-        switch (s->body_state) {
-        case SB_BOL:
-            if (c != '.') {
-                s->body_state = SB_MID;
-                continue;                           /* reread c mid-line */
-            }
-            if (i > start && ss_body_count(s, i - start))
-                goto body;                          /* the run before the dot first */
-            s->body_state = SB_BOL_DOT;
-            start = ++i;                            /* the dot is never content */
-            continue;
-        case SB_BOL_DOT:
-            s->body_state = SB_MID;                 /* else: the dot was stuffing */
-            if (c == '\r') {
-                s->body_state = SB_DOT_CR;
-                start = ++i;                        /* withheld: maybe the terminator */
-            }
-            continue;
-        case SB_DOT_CR:
-            if (c == '\n') {
-                *consumed = i + 1;
-                ss_dot_event(s, ev);
-                return;
-            }
-            ss_body_bad(s, SBAD_CR);                /* ".\rX": bare CR */
-            s->body_state = SB_MID;
-            continue;
-        case SB_CR:
-            s->body_state = SB_MID;
-            if (c == '\n') {
-                s->body_state = SB_BOL;             /* the only way to BOL: a real CRLF */
-                s->body_line_len = 0;
-                i++;
-            } else {
-                ss_body_bad(s, SBAD_CR);
-            }
-            continue;
-        case SB_MID:
-            if (c == '\r') {
-                s->body_state = SB_CR;
-                i++;
-            } else if (c == '\n') {
-                ss_body_bad(s, SBAD_LF);            /* bare LF: still mid-line */
-                i++;
-            } else if (c == '\0') {
-                ss_body_bad(s, SBAD_NUL);
-                i++;
-            } else {
-                i = ss_body_scan(s, in, i, len);
-            }
-            continue;
-        default:
-            vl_panic("smtp_server: bad body state %d", (int)s->body_state);
-        }
-    }
-    if (!ss_body_count(s, i - start)) {
-        *consumed = len;
-        return;                                     /* NEED_INPUT */
-    }
-body:
-    *consumed = i;
-    ev->type = SMTP_SEV_BODY;
-    ev->body = in + start;
-    ev->body_len = i - start;
 }
 
 void smtp_server_step(struct smtp_server *s, const char *in, size_t len, size_t *consumed,

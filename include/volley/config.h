@@ -69,7 +69,9 @@ unsigned vl_config_shards_default(void);
 /** Usage text of the shared options (for --help). */
 extern const char vl_config_usage[];
 
-/** "300", "250ms", "30s", "5m", "1h", "5d" -> milliseconds. Returns 0 or -1. */
+/** "300", "250ms", "1.5s", "5m", "1h", "5d" -> milliseconds: DIGITS[.DIGITS] and
+ *  an optional unit (ms, s, m, h, d; none = s), at most 36500d. No sign, blank,
+ *  exponent, hex, nan or inf. Returns 0, or -1 with *@p out untouched. */
 int vl_parse_duration_ms(const char *s, uint64_t *out);
 /** "HOST:PORT" or "[v6]:PORT" -> host, port. Returns 0 or -1. */
 int vl_parse_hostport(const char *s, char *host, size_t host_cap, uint16_t *port);

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "volley/addr.h"
@@ -101,12 +102,87 @@ static void test_utf8_flag_and_hash(void **state)
     assert_true(vl_domain_hash("example.org", 11) != vl_domain_hash("example.net", 11));
 }
 
+/* Issue 9 item 10: addr.c accepted any octet >= 0x80 in a local part. Only
+ * well-formed UTF-8 (RFC 3629) is UTF8-non-ascii (RFC 6531), and C1 controls
+ * (U+0080..U+009F) are controls. Each case is tried unquoted and quoted. */
+static void test_item10_addr_utf8(void **state)
+{
+    (void)state;
+    static const struct { const char *label; const char *local; } bad[] = {
+        { "lone continuation",     "a\x80" },
+        { "lone 0xbf",             "\xbf" },
+        { "0xff",                  "a\xff" },
+        { "0xfe",                  "\xfe" "b" },
+        { "overlong / (C0 AF)",    "\xc0\xaf" },
+        { "overlong A (C1 81)",    "\xc1\x81" },
+        { "overlong 3-byte",       "\xe0\x80\xaf" },
+        { "overlong 3-byte 7FF",   "\xe0\x9f\xbf" },
+        { "overlong 4-byte",       "\xf0\x80\x80\xaf" },
+        { "overlong 4-byte FFFF",  "\xf0\x8f\xbf\xbf" },
+        { "surrogate D800",        "\xed\xa0\x80" },
+        { "surrogate DFFF",        "\xed\xbf\xbf" },
+        { "surrogate pair",        "\xed\xa0\xbd\xed\xb8\x80" },
+        { "U+110000",              "\xf4\x90\x80\x80" },
+        { "F5 lead",               "\xf5\x80\x80\x80" },
+        { "F8 5-byte",             "\xf8\x88\x80\x80\x80" },
+        { "truncated 2 at end",    "ab\xc3" },
+        { "truncated 2 mid",       "\xc3" "b" },
+        { "truncated 3",           "\xe2\x82" },
+        { "truncated 3 mid",       "\xe2\x82x" },
+        { "truncated 4",           "\xf0\x9f\x98" },
+        { "C1 U+0080",             "a\xc2\x80" },
+        { "C1 U+0085 NEL",         "\xc2\x85" "b" },
+        { "C1 U+009F",             "\xc2\x9f" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        for (int quoted = 0; quoted < 2; quoted++) {
+            char in[64];
+            int n = snprintf(in, sizeof in, quoted ? "\"%s\"@example.org" : "%s@example.org",
+                             bad[i].local);
+            const char *why = NULL;
+            if (vl_addr_parse(in, (size_t)n, NULL, &why) != VL_E_INVALID)
+                fail_msg("%s (%s): accepted", bad[i].label, quoted ? "quoted" : "dot-atom");
+            assert_non_null(why);
+        }
+    }
+    /* an escaped octet in a quoted local part is ASCII only (quoted-pairSMTP) */
+    const char *qp = "\"a\\\xc3\xb6\"@example.org";
+    assert_int_equal(vl_addr_parse(qp, strlen(qp), NULL, NULL), VL_E_INVALID);
+    static const char *const good[] = {
+        "j\xc3\xb6rg",                     /* U+00F6 */
+        "\xc2\xa0x",                       /* U+00A0, the first after C1 */
+        "\xdf\xbf",                        /* U+07FF */
+        "\xe0\xa0\x80",                    /* U+0800, the smallest 3-byte */
+        "\xed\x9f\xbf",                    /* U+D7FF, just below the surrogates */
+        "\xee\x80\x80",                    /* U+E000, just above */
+        "\xef\xbf\xbd",                    /* U+FFFD */
+        "\xf0\x90\x80\x80",                /* U+10000 */
+        "\xf0\x9f\x98\x80",                /* U+1F600 */
+        "\xf4\x8f\xbf\xbf",                /* U+10FFFF, the last */
+        "\xe7\x94\xa8\xe6\x88\xb7.\xd0\xb8\xd0\xbc\xd1\x8f",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        for (int quoted = 0; quoted < 2; quoted++) {
+            char in[64];
+            int n = snprintf(in, sizeof in, quoted ? "\"%s\"@example.org" : "%s@example.org",
+                             good[i]);
+            struct vl_addr a;
+            const char *why = "";
+            if (vl_addr_parse(in, (size_t)n, &a, &why) != 0)
+                fail_msg("refused valid UTF-8 #%zu (%s): %s", i, quoted ? "quoted" : "dot-atom",
+                         why);
+            assert_true(a.utf8);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_lengths),
         cmocka_unit_test(test_utf8_flag_and_hash),
+        cmocka_unit_test(test_item10_addr_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

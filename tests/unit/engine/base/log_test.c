@@ -1,4 +1,5 @@
-/* log_test.c - the delivery log line is valid, escaped, bounded JSON. */
+/* log_test.c - the delivery log line is valid, escaped, bounded JSON; a
+ * key=value diagnostic is one line whatever its %s arguments hold. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -89,6 +90,91 @@ static void test_buffer_flush(void **state)
     assert_int_equal(lines, 1000);
 }
 
+/* Run vl_log() with stderr on a pipe; the bytes it wrote, NUL-terminated. */
+static size_t capture_vl_log(char *out, size_t cap, const char *fmt, const char *a,
+                             const char *b)
+{
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    int saved = dup(STDERR_FILENO);
+    assert_true(saved >= 0);
+    assert_true(dup2(p[1], STDERR_FILENO) >= 0);
+    enum vl_log_level old = vl_log_level_min;
+    vl_log_level_min = VL_LOG_TRACE;
+    vl_log(VL_LOG_WARN, fmt, a, b);            /* one write of < 1 KiB: fits the pipe */
+    vl_log_level_min = old;
+    assert_true(dup2(saved, STDERR_FILENO) >= 0);
+    close(saved);
+    close(p[1]);
+    ssize_t n = read(p[0], out, cap - 1);
+    close(p[0]);
+    assert_true(n > 0);
+    out[n] = '\0';
+    return (size_t)n;
+}
+
+/* Issue 9 item 10: remote reply text went unescaped into a key="value" log. */
+static void test_item10_log_kv_escaped(void **state)
+{
+    (void)state;
+    char out[2048];
+    capture_vl_log(out, sizeof out, "evt=host_failing ip=%s text=\"%s\"", "192.0.2.1",
+                   "550 bad \"quote\" back\\slash\r\nvolley: level=error evt=forged x=\"1\"\x01"
+                   "\x7f\xff \xc3\xa9 \xc2\x85");
+    assert_string_equal(out,
+        "volley: level=warn evt=host_failing ip=192.0.2.1 text=\"550 bad \\\"quote\\\" "
+        "back\\\\slash\\r\\nvolley: level=error evt=forged x=\\\"1\\\"\\x01\\x7f\\xff "
+        "\xc3\xa9 \\xc2\\x85\"\n");
+    /* unquoted values: no line break and no control byte either */
+    capture_vl_log(out, sizeof out, "evt=route_invalid domain=%s to=%s", "a.org\nevt=x",
+                   "h\tp");
+    assert_string_equal(out, "volley: level=warn evt=route_invalid domain=a.org\\nevt=x "
+                             "to=h\\tp\n");
+}
+
+static void test_item10_log_kv_conversions(void **state)
+{
+    (void)state;
+    char out[1024];
+    size_t n = vl_log_format(out, sizeof out, VL_LOG_INFO,
+                             "evt=t a=%u b=%llu c=%d d=%zu e=%x p=%% s=\"%.*s\" t=\"%.3s\"",
+                             7u, 1ull << 40, -3, (size_t)9, 255u, 4, "ab\"cdef", "x\"yz");
+    out[n] = '\0';
+    assert_string_equal(out, "volley: level=info evt=t a=7 b=1099511627776 c=-3 d=9 e=ff p=% "
+                             "s=\"ab\\\"c\" t=\"x\\\"y\"\n");
+    /* a %s outside quotes is copied as is, quotes included (engine.c's hint) */
+    n = vl_log_format(out, sizeof out, VL_LOG_ERROR, "evt=x err=\"%s\"%s", "e",
+                      " hint=\"io_uring is blocked\"");
+    out[n] = '\0';
+    assert_string_equal(out, "volley: level=error evt=x err=\"e\" hint=\"io_uring is blocked\"\n");
+}
+
+static void test_item10_log_kv_bounded(void **state)
+{
+    (void)state;
+    static char big[5000];
+    memset(big, '"', sizeof big - 1);          /* every byte doubles when escaped */
+    char out[256];
+    size_t n = vl_log_format(out, sizeof out, VL_LOG_WARN, "evt=x text=\"%s\" tail=1", big);
+    assert_int_equal(n, sizeof out);
+    assert_int_equal(out[n - 1], '\n');
+    assert_null(memchr(out, '\n', n - 1));
+}
+
+/* utf8.h is strict now (item 10, addr.c): surrogates, overlongs and code
+ * points past U+10FFFF are not passed into the JSON log either. */
+static void test_item10_dlog_utf8_strict(void **state)
+{
+    (void)state;
+    struct vl_dlog_event ev = { .rcpt = "a@b.org", .domain = "b.org", .event = "bounced",
+                                .code = 550, .attempt = 1,
+                                .reply = "s\xed\xa0\x80 o\xe0\x80\xaf b\xf4\x90\x80\x80"
+                                         " ok\xc3\xa9" };
+    char out[VL_DLOG_LINE_BYTES_MAX];
+    vl_dlog_format(&ev, out, sizeof out);
+    assert_non_null(strstr(out, "\"reply\":\"s??? o??? b???? ok\xc3\xa9\""));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -96,6 +182,10 @@ int main(void)
         cmocka_unit_test(test_escaping),
         cmocka_unit_test(test_long_reply_bounded),
         cmocka_unit_test(test_buffer_flush),
+        cmocka_unit_test(test_item10_log_kv_escaped),
+        cmocka_unit_test(test_item10_log_kv_conversions),
+        cmocka_unit_test(test_item10_log_kv_bounded),
+        cmocka_unit_test(test_item10_dlog_utf8_strict),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "dns.h"
 #include "dns_route.h"
 #include "volley/error.h"
 

@@ -123,6 +123,54 @@ static void test_added_fields(void **state)
     msg_result_fini(&r);
 }
 
+/* Issue 9 item 10: a bare CR before CRLF ("\r\r\n") was two line ends, so it
+ * made an empty line and ended the header block: the next header fields went
+ * into the body unchecked. CR...CR LF is now one line end, anywhere. */
+static void test_item10_bare_cr_header(void **state)
+{
+    (void)state;
+    static const struct ok_case cases[] = {
+        { "CR CRLF in headers", HDRS "Subject: a\r\r\nX-Evil: 1\r\n\r\nbody\r\n",
+                                HDRS "Subject: a\r\nX-Evil: 1\r\n\r\nbody\r\n", 0 },
+        { "CRs CRLF",           HDRS "Subject: a\r\r\r\nX: 1\r\n\r\nb\r\n",
+                                HDRS "Subject: a\r\nX: 1\r\n\r\nb\r\n", 0 },
+        { "CR LF (bare LF)",    HDRS "Subject: a\r\r\nX: 1\n\nb\n",
+                                HDRS "Subject: a\r\nX: 1\r\n\r\nb\r\n", 0 },
+        { "CR CRLF in body",    HDRS "\r\nb\r\r\nc\r\r\n",  HDRS "\r\nb\r\nc\r\n", 0 },
+        { "bare CR still ends", HDRS "Subject: a\rX: 1\r\r\n\r\nb",
+                                HDRS "Subject: a\r\nX: 1\r\n\r\nb\r\n", 0 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const struct ok_case *c = &cases[i];
+        struct msg_result r;
+        struct msg_problem p[4];
+        int rc = msg_normalise(c->in, strlen(c->in), &OPTS, &r, p, 4);
+        if (rc != 0)
+            fail_msg("%s: rc %d, line %u: %s", c->label, rc, p[0].line, p[0].why);
+        if (r.len != strlen(c->want) || memcmp(r.data, c->want, r.len) != 0)
+            fail_msg("%s: got '%.*s'", c->label, (int)r.len, (const char *)r.data);
+        msg_result_fini(&r);
+    }
+    /* a bad field after "\r\r\n" is still a header line, checked as one (line 5) */
+    const char *in = HDRS "Subject: a\r\r\nnot a field\r\n\r\nb\r\n";
+    struct msg_result r;
+    struct msg_problem p[4];
+    assert_int_equal(msg_normalise(in, strlen(in), &OPTS, &r, p, 4), VL_E_INVALID);
+    assert_int_equal(r.problems, 1);
+    assert_int_equal(p[0].line, 5);
+    assert_non_null(strstr(p[0].why, "not a header field"));
+    /* a missing From: is added to the real header block, not after "Subject: a" */
+    in = "Date: Mon, 1 Jan 2024 00:00:00 +0000\r\nMessage-ID: <x@y>\r\nSubject: a\r\r\n"
+         "To: t@x.org\r\n\r\nb\r\n";
+    assert_int_equal(msg_normalise(in, strlen(in), &OPTS, &r, p, 4), 0);
+    assert_true(r.added_from);
+    const char *want = "Date: Mon, 1 Jan 2024 00:00:00 +0000\r\nMessage-ID: <x@y>\r\nSubject: a\r\n"
+                       "To: t@x.org\r\nFrom: <s@x.org>\r\n\r\nb\r\n";
+    if (r.len != strlen(want) || memcmp(r.data, want, r.len) != 0)
+        fail_msg("added From: got '%.*s'", (int)r.len, (const char *)r.data);
+    msg_result_fini(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -130,6 +178,7 @@ int main(void)
         cmocka_unit_test(test_bad_table),
         cmocka_unit_test(test_long_lines_counted),
         cmocka_unit_test(test_added_fields),
+        cmocka_unit_test(test_item10_bare_cr_header),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -111,6 +111,47 @@ static void test_durations(void **state)
     assert_int_equal(vl_parse_duration_ms("", &ms), -1);
 }
 
+/* Issue 9 item 10: "--retry-base nan" was accepted (and cast NaN to an integer). */
+static void test_item10_duration_nan_inf_overflow(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "nan", "NaN", "-nan", "nan(1)", "inf", "-inf", "infinity", "Infinity", "-1", "-1s",
+        "-0", "+5s", " 5s", "5s ", "0x10", "0x1p4s", "1e3", "5e2s", "1e400", ".5s", "5.s",
+        "1.2.3s", "99999999999999999999", "18446744073709551616ms", "1e12d", "36501d",
+        "3153600000001ms", "5y", "s", "ms",
+    };
+    uint64_t ms = 77;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (vl_parse_duration_ms(bad[i], &ms) != -1)
+            fail_msg("accepted duration '%s' as %llu ms", bad[i], (unsigned long long)ms);
+        assert_int_equal(ms, 77);                  /* untouched on failure */
+    }
+    static const struct { const char *s; uint64_t ms; } good[] = {
+        { "0", 0 }, { "0.5s", 500 }, { "250ms", 250 }, { "1.25m", 75000 }, { "2h", 7200000 },
+        { "5d", 432000000ull }, { "36500d", 3153600000000ull },
+        { "3153600000000ms", 3153600000000ull }, { "007s", 7000 },
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        if (vl_parse_duration_ms(good[i].s, &ms) != 0)
+            fail_msg("refused duration '%s'", good[i].s);
+        assert_int_equal(ms, good[i].ms);
+    }
+    static struct vl_config c;
+    char *rest[8];
+    int rest_n;
+    static const char *const opts[] = { "--retry-base", "--retry-max", "--max-age", "--idle",
+                                        "--connect-timeout", "--delay-warning" };
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+        for (size_t k = 0; k < 3; k++) {
+            char *argv[3] = { "run", (char *)opts[i], (char *)(k == 0 ? "nan" : k == 1 ? "inf"
+                                                                          : "-5m") };
+            if (parse(&c, argv, 3, rest, &rest_n) != -1)
+                fail_msg("accepted %s %s", argv[1], argv[2]);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -118,6 +159,7 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_tls_level),
         cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_item10_duration_nan_inf_overflow),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
