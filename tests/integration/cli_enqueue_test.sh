@@ -75,7 +75,7 @@ contains "stats top" out.txt "one.org"
 check "ls json"             0 "$V" queue --data d ls --json
 id=$(python3 -c 'import json; print(json.load(open("out.txt"))[0]["id"])')
 check "show"                0 "$V" queue --data d show "$id" --json
-python3 -c 'import json; d=json.load(open("out.txt")); assert d["rcpts_total"]==3 and d["from"]=="s@x.org", d' \
+python3 -c 'import json, sys; d=json.load(open("out.txt")); sys.exit(0 if d["rcpts_total"]==3 and d["from"]=="s@x.org" else "show json: %r" % d)' \
     || { echo "FAIL: show json"; fails=$((fails+1)); }
 check "show unknown"        2 "$V" queue --data d show 1234
 check "show bad id"         2 "$V" queue --data d show xyz

@@ -86,17 +86,20 @@ deliver() {
 check_log() {
     python3 - "$tmp/$1.json" "$2" "$N" <<'PY' || fail "log $1: $(head -3 "$tmp/$1.json")"
 import json, sys
+def need(ok, what):
+    if not ok:
+        sys.exit("check failed: %r" % (what,))
 path, want_tls, n = sys.argv[1], sys.argv[2] == "yes", int(sys.argv[3])
 ev = [json.loads(l) for l in open(path)]
-assert len(ev) == n, (len(ev), n)
+need(len(ev) == n, (len(ev), n))
 rcpts = sorted(e["rcpt"] for e in ev)
-assert rcpts == sorted("r%d@dest.example" % i for i in range(1, n + 1)), rcpts
+need(rcpts == sorted("r%d@dest.example" % i for i in range(1, n + 1)), rcpts)
 for e in ev:
-    assert e["event"] == "delivered", e
+    need(e["event"] == "delivered", e)
     if want_tls:
-        assert e.get("tls") in ("TLSv1.3", "TLSv1.2"), e
+        need(e.get("tls") in ("TLSv1.3", "TLSv1.2"), e)
     else:
-        assert e.get("tls") in (None, ""), e
+        need(e.get("tls") in (None, ""), e)
 PY
 }
 
@@ -104,15 +107,18 @@ PY
 check_saved() {
     python3 - "$tmp/$1" "$tmp/msg.eml" "$N" <<'PY' || fail "saved messages of $1"
 import os, sys
+def need(ok, what):
+    if not ok:
+        sys.exit("check failed: %r" % (what,))
 d, orig, n = sys.argv[1], open(sys.argv[2], "rb").read(), int(sys.argv[3])
 files = [f for f in os.listdir(d) if f.endswith(".eml")]
-assert len(files) == n, (len(files), n)
+need(len(files) == n, (len(files), n))
 for f in files:
     data = open(os.path.join(d, f), "rb").read()
     head, body = data.split(b"\r\n\r\n", 1)          # volley adds Date, Message-ID
-    assert b"\r\nSubject: tls test\r\n" in head, f
-    assert body == orig.split(b"\r\n\r\n", 1)[1], f   # byte for byte, unstuffed
-    assert body.startswith(b".dot line 0 ") and b"\r\n..dot" not in body, f
+    need(b"\r\nSubject: tls test\r\n" in head, f)
+    need(body == orig.split(b"\r\n\r\n", 1)[1], f)   # byte for byte, unstuffed
+    need(body.startswith(b".dot line 0 ") and b"\r\n..dot" not in body, f)
 PY
 }
 
@@ -125,10 +131,13 @@ check_saved tls
 s=$(stats tls)
 python3 - "$s" "$N" <<'PY' || fail "tls sink stats: $s"
 import json, sys
+def need(ok, what):
+    if not ok:
+        sys.exit("check failed: %r" % (what,))
 s, n = json.loads(sys.argv[1]), int(sys.argv[2])
-assert s["transactions"] == n, s
-assert s["tls_sessions"] >= 1 and s["tls_sessions"] == s["connections"], s
-assert s["replies"]["220"] == 2 * s["connections"], s      # banner + STARTTLS
+need(s["transactions"] == n, s)
+need(s["tls_sessions"] >= 1 and s["tls_sessions"] == s["connections"], s)
+need(s["replies"]["220"] == 2 * s["connections"], s)   # banner + STARTTLS
 PY
 
 # 2. a sink without TLS: plain delivery (STARTTLS is not offered, so not sent)
@@ -139,9 +148,12 @@ check_saved plain
 s=$(stats plain)
 python3 - "$s" "$N" <<'PY' || fail "plain sink stats: $s"
 import json, sys
+def need(ok, what):
+    if not ok:
+        sys.exit("check failed: %r" % (what,))
 s, n = json.loads(sys.argv[1]), int(sys.argv[2])
-assert s["transactions"] == n and s["tls_sessions"] == 0, s
-assert s["replies"]["220"] == s["connections"] and "454" not in s["replies"], s
+need(s["transactions"] == n and s["tls_sessions"] == 0, s)
+need(s["replies"]["220"] == s["connections"] and "454" not in s["replies"], s)
 PY
 
 # 3. --tls none to the TLS sink: STARTTLS is offered but never sent
@@ -151,11 +163,14 @@ check_log none no
 s=$(stats tls)
 python3 - "$before" "$s" "$N" <<'PY' || fail "--tls none: $before -> $s"
 import json, sys
+def need(ok, what):
+    if not ok:
+        sys.exit("check failed: %r" % (what,))
 a, b, n = json.loads(sys.argv[1]), json.loads(sys.argv[2]), int(sys.argv[3])
-assert b["transactions"] - a["transactions"] == n, (a, b)
-assert b["tls_sessions"] == a["tls_sessions"], (a, b)
+need(b["transactions"] - a["transactions"] == n, (a, b))
+need(b["tls_sessions"] == a["tls_sessions"], (a, b))
 conns = b["connections"] - a["connections"]
-assert conns >= 1 and b["replies"]["220"] - a["replies"]["220"] == conns, (a, b)
+need(conns >= 1 and b["replies"]["220"] - a["replies"]["220"] == conns, (a, b))
 PY
 
 # 5. Fake servers that offer STARTTLS and then misbehave (python, line based):
@@ -227,13 +242,16 @@ for mode in inject refuse; do
         2>"$tmp/run-$mode.err" || fail "run $mode: $(cat "$tmp/run-$mode.err")"
     python3 - "$tmp/$mode.json" "$mode" <<'PY' || fail "$mode: $(cat "$tmp/$mode.json")"
 import json, sys
+def need(ok, what):
+    if not ok:
+        sys.exit("check failed: %r" % (what,))
 ev = [json.loads(l) for l in open(sys.argv[1])]
-assert len(ev) == 1 and ev[0].get("tls") in (None, ""), ev
+need(len(ev) == 1 and ev[0].get("tls") in (None, ""), ev)
 if sys.argv[2] == "inject":
-    assert ev[0]["event"] == "deferred", ev
-    assert ev[0]["status"] == "4.7.0" and "STARTTLS" in ev[0]["reply"], ev
+    need(ev[0]["event"] == "deferred", ev)
+    need(ev[0]["status"] == "4.7.0" and "STARTTLS" in ev[0]["reply"], ev)
 else:
-    assert ev[0]["event"] == "delivered" and ev[0]["code"] == 250, ev
+    need(ev[0]["event"] == "delivered" and ev[0]["code"] == 250, ev)
 PY
     if [ "$mode" = refuse ]; then
         grep -q "evt=starttls_refused .*action=plaintext" "$tmp/run-$mode.err" \
