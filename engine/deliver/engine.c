@@ -47,8 +47,8 @@ static void *engine_shard_main(void *arg)
 {
     struct engine_shard *es = arg;
     struct shard *sh = &es->sh;
-    struct rx_conf rc_conf = { .handles_max = SHARD_SESSIONS_MAX + 64,
-                               .timers_max = 2 * SHARD_SESSIONS_MAX + 64,
+    struct rx_conf rc_conf = { .handles_max = VL_SESSIONS_PER_SHARD_MAX + VL_RX_HANDLES_SPARE,
+                               .timers_max = 2 * VL_SESSIONS_PER_SHARD_MAX + VL_RX_HANDLES_SPARE,
                                .sq_entries = 1024,
                                .wake_cb = shard_commit_wake_cb, .wake_user = sh };
     int rc = rx_create(&sh->rx, &rc_conf);

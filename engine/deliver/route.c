@@ -129,7 +129,7 @@ static struct host *route_host_get(struct shard *sh, const union dns_sockaddr *a
                && h->addr.in4.sin_port == a->in4.sin_port))
             return h;
     }
-    if (sh->host_count >= SHARD_HOSTS_MAX)
+    if (sh->host_count >= VL_HOSTS_PER_SHARD_MAX)
         return NULL;
     struct host *h = calloc(1, sizeof *h);
     if (!h)
@@ -232,7 +232,7 @@ static struct domain *route_domain_get(struct shard *sh, const char *name, size_
     for (struct domain *d = *b; d; d = d->hnext)
         if (strlen(d->name) == len && !memcmp(d->name, name, len))
             return d;
-    if (sh->dom_count >= SHARD_DOMAINS_MAX || len > VL_SMTP_DOMAIN_BYTES_MAX)
+    if (sh->dom_count >= VL_DOMAINS_PER_SHARD_MAX || len > VL_SMTP_DOMAIN_BYTES_MAX)
         return NULL;
     struct domain *d = calloc(1, sizeof *d);
     if (!d)
@@ -304,7 +304,7 @@ static void route_dns_done(void *ctx, const struct dns_result *res)
         for (uint16_t i = 0; i < res->mx_count; i++) {
             const struct dns_mx *mx = &res->mx[i];
             for (uint16_t k = 0; k < mx->addr_count; k++) {
-                if (d->host_count == SHARD_MX_PER_DOMAIN_MAX)
+                if (d->host_count == VL_ROUTE_ADDRS_PER_DOMAIN_MAX)
                     break;
                 struct host *h = route_host_get(d->sh, &mx->addrs[k]);
                 if (!h)

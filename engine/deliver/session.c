@@ -117,7 +117,7 @@ static void session_close(struct shard *sh, struct session *s)
 
 int session_open(struct shard *sh, struct host *h)
 {
-    if (sh->sessions >= SHARD_SESSIONS_MAX)
+    if (sh->sessions >= VL_SESSIONS_PER_SHARD_MAX)
         return -EAGAIN;
     struct session *s = calloc(1, sizeof *s);
     if (!s)

@@ -180,12 +180,10 @@ void shard_outcome(struct shard *sh, struct txn *t, uint32_t i, const struct smt
 
 /* ---- commit: outcomes + DSNs in one queue transaction, then the log ---- */
 
-#define SHARD_DSN_PER_COMMIT_MAX 1024u
-
 struct shard_dsn_build {
-    struct vl_queue_new_msg m[SHARD_DSN_PER_COMMIT_MAX];
-    char *bodies[SHARD_DSN_PER_COMMIT_MAX];
-    const char *rcpt[SHARD_DSN_PER_COMMIT_MAX];
+    struct vl_queue_new_msg m[VL_DSNS_PER_COMMIT_MAX];
+    char *bodies[VL_DSNS_PER_COMMIT_MAX];
+    const char *rcpt[VL_DSNS_PER_COMMIT_MAX];
     size_t count;
 };
 
@@ -207,7 +205,7 @@ static void shard_dsn_for_msg(struct shard *sh, struct shard_dsn_build *b,
                               bool delayed)
 {
     const struct vl_queue_msg *m = outcomes[first].txn_msg;
-    if (m->return_path_len == 0 || b->count == SHARD_DSN_PER_COMMIT_MAX)
+    if (m->return_path_len == 0 || b->count == VL_DSNS_PER_COMMIT_MAX)
         return;                    /* null reverse-path: never a DSN (no loops) */
     struct dsn_rcpt rs[VL_SMTP_RCPTS_PER_TXN_MAX];
     unsigned n = 0;
@@ -467,14 +465,14 @@ void shard_commit_fini(struct shard *sh)
 static int shard_lease(struct shard *sh)
 {
     uint64_t now = vl_clock_mono_ms();
-    if (sh->inflight >= SHARD_INFLIGHT_RCPTS_MAX / 2 || now < sh->next_lease_ms)
+    if (sh->inflight >= VL_INFLIGHT_RCPTS_PER_SHARD_MAX / 2 || now < sh->next_lease_ms)
         return 0;
-    size_t max = SHARD_INFLIGHT_RCPTS_MAX - sh->inflight;
-    if (max > SHARD_LEASE_BATCH_MAX)
-        max = SHARD_LEASE_BATCH_MAX;
+    size_t max = VL_INFLIGHT_RCPTS_PER_SHARD_MAX - sh->inflight;
+    if (max > VL_LEASE_RCPTS_MAX)
+        max = VL_LEASE_RCPTS_MAX;
     /* Large bodies: lease fewer at a time, so a batch copies a bounded amount. */
-    if (sh->body_bytes_per_rcpt && max > SHARD_LEASE_BYTES_MAX / sh->body_bytes_per_rcpt)
-        max = SHARD_LEASE_BYTES_MAX / sh->body_bytes_per_rcpt;
+    if (sh->body_bytes_per_rcpt && max > VL_LEASE_BYTES_MAX / sh->body_bytes_per_rcpt)
+        max = VL_LEASE_BYTES_MAX / sh->body_bytes_per_rcpt;
     if (max < 16)
         max = 16;
     struct vl_queue_batch *b = NULL;
@@ -551,7 +549,7 @@ static int shard_wait_ms(struct shard *sh)
     int64_t d = dns_next_timeout_ms(sh->dns);
     if (d >= 0 && d < wait)
         wait = (int)d;
-    if (!sh->stopping && !sh->draining && sh->inflight < SHARD_INFLIGHT_RCPTS_MAX / 2) {
+    if (!sh->stopping && !sh->draining && sh->inflight < VL_INFLIGHT_RCPTS_PER_SHARD_MAX / 2) {
         uint64_t now = vl_clock_mono_ms();
         int until = sh->next_lease_ms > now ? (int)(sh->next_lease_ms - now) : 0;
         if (until < wait)

@@ -32,16 +32,7 @@
 #include "smtp_client.h"
 #include "volley/queue.h"
 
-#define SHARD_INFLIGHT_RCPTS_MAX   8192u   /* leased and not yet committed, per shard */
-#define SHARD_LEASE_BATCH_MAX      2048u   /* recipients per vl_queue_lease() */
-#define SHARD_LEASE_BYTES_MAX  (4u << 20)   /* body bytes a lease copies, about: under
-                                               jemalloc's oversize threshold (8 MiB), so
-                                               the buffers are recycled, not re-faulted */
-#define SHARD_SESSIONS_MAX         4096u   /* connections per shard */
-#define SHARD_HOSTS_MAX           65536u
-#define SHARD_DOMAINS_MAX        262144u
-#define SHARD_OUTCOMES_MAX (SHARD_INFLIGHT_RCPTS_MAX)
-#define SHARD_MX_PER_DOMAIN_MAX      32u   /* host addresses tried per domain */
+#define SHARD_OUTCOMES_MAX VL_INFLIGHT_RCPTS_PER_SHARD_MAX   /* one per in-flight recipient */
 #define SESSION_IN_BYTES          16384u
 #define SESSION_BODY_CHUNK_BYTES  32768u   /* body bytes encoded per send */
 #define SESSION_WBUF_BYTES (SMTP_CLIENT_OUT_BYTES + 2u * SESSION_BODY_CHUNK_BYTES + 16u)
@@ -97,8 +88,8 @@ struct domain {
     char fail_status[VL_SMTP_STATUS_BYTES_MAX];
     char fail_reason[400];
     uint32_t host_count;
-    struct domain_host hosts[SHARD_MX_PER_DOMAIN_MAX];
-    char mx_names[SHARD_MX_PER_DOMAIN_MAX][VL_SMTP_DOMAIN_BYTES_MAX + 1];
+    struct domain_host hosts[VL_ROUTE_ADDRS_PER_DOMAIN_MAX];
+    char mx_names[VL_ROUTE_ADDRS_PER_DOMAIN_MAX][VL_SMTP_DOMAIN_BYTES_MAX + 1];
 };
 
 struct session;
@@ -194,7 +185,7 @@ struct shard {
     int err;                       /* fatal error ending the shard */
     uint64_t turns, commits, commit_us;   /* loop diagnostics (evt=shard_done) */
     /* c-ares fds polled through the reactor */
-    struct shard_dns_fd { int fd; rx_handle_t h; bool r, w, polling; } dns_fds[16];
+    struct shard_dns_fd { int fd; rx_handle_t h; bool r, w, polling; } dns_fds[VL_DNS_FDS_PER_SHARD_MAX];
 };
 
 /* shard.c */

@@ -1,7 +1,7 @@
 /*
  * dns_route.c - HOST:PORT parsing, static routes, own host list (see
  * dns_route.h). Invariants: routes hold validated, lower-case domains; at
- * most one route per domain (a later add replaces); count <= VL_DNS_ROUTES_MAX.
+ * most one route per domain (a later add replaces); count <= VL_ROUTES_MAX.
  */
 #include "dns_route.h"
 
@@ -140,7 +140,7 @@ int dns_routes_add(struct dns_routes *rt, const char *domain, const char *hostpo
             return 0;
         }
     }
-    if (rt->count >= VL_DNS_ROUTES_MAX) {
+    if (rt->count >= VL_ROUTES_MAX) {
         *why = "too many routes";
         return VL_E_TOOBIG;
     }

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VL_ROUTES_MAX 256u
+#include "volley/limits.h"
 
 struct vl_route {
     char domain[256];     /* lowercased; "*" = every domain */

@@ -105,7 +105,7 @@ static void test_routes_cap(void **state)
     struct dns_routes rt;
     const char *why = NULL;
     dns_routes_init(&rt);
-    for (unsigned i = 0; i < VL_DNS_ROUTES_MAX; i++) {
+    for (unsigned i = 0; i < VL_ROUTES_MAX; i++) {
         char d[32];
         snprintf(d, sizeof d, "r%u.org", i);
         assert_int_equal(dns_routes_add(&rt, d, "127.0.0.1:25", &why), 0);
