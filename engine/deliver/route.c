@@ -117,7 +117,7 @@ static void route_dns_poll_cb(struct rx *rx, const struct rx_event *ev)
 
 /* ---- hosts ------------------------------------------------------------- */
 
-static struct host *route_host_get(struct route *r, const union dns_sockaddr *a)
+static struct host *route_host_get(struct route *r, const union vl_sockaddr *a)
 {
     socklen_t len = a->sa.sa_family == AF_INET6 ? sizeof a->in6 : sizeof a->in4;
     uint64_t hv = a->sa.sa_family == AF_INET6
@@ -576,12 +576,10 @@ int route_init(struct route *r, unsigned shard_idx, const struct vl_config *cfg,
     }
     for (unsigned i = 0; i < cfg->route_count; i++) {
         const struct vl_route *rt = &cfg->routes[i];
-        char hp[300];
-        snprintf(hp, sizeof hp, strchr(rt->host, ':') ? "[%s]:%u" : "%s:%u", rt->host, rt->port);
-        rc = dns_route_add(r->dns, rt->domain, hp, &why);
+        rc = dns_route_put(r->dns, rt->domain, &rt->to, &why);   /* parsed once, by config */
         if (rc < 0) {
-            vl_log(VL_LOG_ERROR, "evt=route_invalid domain=%s to=%s why=\"%s\"", rt->domain, hp,
-                   why ? why : "");
+            vl_log(VL_LOG_ERROR, "evt=route_invalid domain=%s to=%s:%u why=\"%s\"", rt->domain,
+                   rt->to.host, rt->to.port, why ? why : "");
             return rc;
         }
     }

@@ -47,7 +47,7 @@ struct domain {
 
 struct host {
     struct host *hnext;
-    union dns_sockaddr addr;
+    union vl_sockaddr addr;
     socklen_t addr_len;
     char ip[64];                   /* text, for logs */
     struct attempt *pending, **pending_tail;

@@ -70,7 +70,7 @@ struct job {
     uint16_t host_count;
     struct job_host hosts[VL_DNS_MX_HOSTS_MAX];
     struct query q[QUERIES_PER_JOB_MAX];
-    union dns_sockaddr addrs[VL_DNS_MX_HOSTS_MAX][VL_DNS_ADDRS_PER_HOST_MAX];  /* build area */
+    union vl_sockaddr addrs[VL_DNS_MX_HOSTS_MAX][VL_DNS_ADDRS_PER_HOST_MAX];  /* build area */
 };
 
 struct dns {
@@ -207,7 +207,7 @@ static struct dns_blob *job_verdict(struct job *job, enum dns_status st, uint16_
     return b;
 }
 
-static void addr_fill(union dns_sockaddr *sa, const struct dns_rr_addr *a, uint16_t port)
+static void addr_fill(union vl_sockaddr *sa, const struct dns_rr_addr *a, uint16_t port)
 {
     memset(sa, 0, sizeof *sa);
     if (a->family == 4) {
@@ -246,7 +246,7 @@ static void job_drop_own_addresses(struct job *job)
 /* The usable hosts as a DNS_OK blob in *out (NULL on ENOMEM). @return usable hosts. */
 static uint16_t job_build_ok(struct job *job, struct dns_blob **out)
 {
-    union dns_sockaddr (*addrs)[VL_DNS_ADDRS_PER_HOST_MAX] = job->addrs;
+    union vl_sockaddr (*addrs)[VL_DNS_ADDRS_PER_HOST_MAX] = job->addrs;
     struct dns_blob_host bh[VL_DNS_MX_HOSTS_MAX];
     uint16_t n = 0;
     uint32_t ttl = job->ttl_s_min;
@@ -500,7 +500,7 @@ static void sock_state(void *data, ares_socket_t fd, int readable, int writable)
 
 static int servers_set(struct dns *dns, const char *list, const char **why)
 {
-    struct dns_hostport hp[VL_DNS_SERVERS_MAX];
+    struct vl_hostport hp[VL_DNS_SERVERS_MAX];
     struct ares_addr_port_node nodes[VL_DNS_SERVERS_MAX];
     size_t n = 0;
     if (dns_servers_parse(list, hp, &n, why) < 0)
@@ -624,6 +624,13 @@ int dns_route_add(struct dns *dns, const char *domain, const char *hostport, con
     return dns_routes_add(&dns->routes, domain, hostport, why ? why : &unused);
 }
 
+int dns_route_put(struct dns *dns, const char *domain, const struct vl_hostport *to,
+                  const char **why)
+{
+    static const char *unused;
+    return dns_routes_put(&dns->routes, domain, to, why ? why : &unused);
+}
+
 int dns_route_add_spec(struct dns *dns, const char *spec, const char **why)
 {
     static const char *unused;
@@ -641,7 +648,7 @@ int dns_route_add_spec(struct dns *dns, const char *spec, const char **why)
 }
 
 /* Route or address literal: the answer needs no DNS. */
-static struct dns_blob *blob_direct(const char *domain, const struct dns_hostport *hp)
+static struct dns_blob *blob_direct(const char *domain, const struct vl_hostport *hp)
 {
     struct dns_blob_host h = { hp->host, 0, 1, &hp->addr };
     struct dns_blob *b = dns_blob_create(domain, DNS_OK, 0, "2.0.0", "static route", 0, &h, 1);
@@ -666,7 +673,7 @@ static int waiter_add(struct dns *dns, dns_result_fn cb, void *ctx, struct waite
 
 /* Literal "[1.2.3.4]" / "[IPv6:...]" domains and IP routes: answered at once. */
 static int resolve_direct(struct dns *dns, const char *key, dns_result_fn cb, void *ctx,
-                          const struct dns_hostport *hp)
+                          const struct vl_hostport *hp)
 {
     struct waiter *w;
     int rc = waiter_add(dns, cb, ctx, &w);
@@ -734,7 +741,7 @@ int dns_resolve_mx(struct dns *dns, const char *domain, dns_result_fn cb, void *
     for (size_t i = 0; i <= len; i++)
         key[i] = (char)((domain[i] >= 'A' && domain[i] <= 'Z') ? domain[i] + 32 : domain[i]);
     dns->stats.lookups++;
-    struct dns_hostport hp;
+    struct vl_hostport hp;
     if (key[0] == '[')
         return dns_literal_parse(key, dns->cfg.port_mx, &hp) < 0 ? VL_E_INVALID
                                                              : resolve_direct(dns, key, cb, ctx, &hp);

@@ -45,6 +45,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "volley/hostport.h"   /* union vl_sockaddr: an address to connect to */
 #include "volley/limits.h"
 
 #ifdef __cplusplus
@@ -88,18 +89,11 @@ enum dns_status {
     DNS_BOUNCE,      /* permanent: 5.1.2, 5.1.10, 5.4.4, 5.4.6 */
 };
 
-/** An address to connect to; the port is already set (route port or port_mx). */
-union dns_sockaddr {
-    struct sockaddr     sa;
-    struct sockaddr_in  in4;
-    struct sockaddr_in6 in6;
-};
-
 struct dns_mx {
     char     host[VL_SMTP_DOMAIN_BYTES_MAX + 1];   /* lower case, no trailing dot */
     uint16_t pref;
     uint16_t addr_count;                           /* >= 1 in a DNS_OK result */
-    union dns_sockaddr *addrs;                     /* IPv4 first, then IPv6 */
+    union vl_sockaddr *addrs;                     /* IPv4 first, then IPv6 */
 };
 
 struct dns_result {
@@ -144,6 +138,11 @@ void dns_destroy(struct dns *dns);
  *  "HOST:PORT" with HOST resolved by A/AAAA), skipping the MX lookup.
  *  @return 0, VL_E_INVALID (with *@p why), VL_E_TOOBIG (table full). */
 int dns_route_add(struct dns *dns, const char *domain, const char *hostport, const char **why);
+
+/** Add a static route already parsed (vl_hostport_parse, names allowed, port
+ *  required): mail for @p domain goes to @p to. Same returns. */
+int dns_route_put(struct dns *dns, const char *domain, const struct vl_hostport *to,
+                  const char **why);
 
 /** Parse "DOMAIN=HOST:PORT" (the --route option) and add it. Same returns. */
 int dns_route_add_spec(struct dns *dns, const char *spec, const char **why);
