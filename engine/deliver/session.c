@@ -29,7 +29,6 @@
  * Invariant: a session is freed only at its reactor RX_OP_CLOSE event, after
  * which no completion refers to it.
  */
-
 #include "session.h"
 
 #include "log.h"
