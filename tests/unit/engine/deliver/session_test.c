@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -186,8 +187,11 @@ static struct sockaddr_in loopback_port(int *fd, bool listening)
     assert_int_equal(bind(*fd, (struct sockaddr *)&sa, sizeof sa), 0);
     socklen_t len = sizeof sa;
     assert_int_equal(getsockname(*fd, (struct sockaddr *)&sa, &len), 0);
-    if (listening)
+    if (listening) {
         assert_int_equal(listen(*fd, 4), 0);
+        struct timeval tv = { .tv_sec = LOOP_MS_MAX / 1000 };   /* accept() gives up */
+        assert_int_equal(setsockopt(*fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+    }
     return sa;
 }
 
