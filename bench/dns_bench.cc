@@ -72,7 +72,7 @@ BENCHMARK(BM_ParseMx)->Arg(1)->Arg(4)->Arg(16);
 
 dns_blob *sample_blob(const char *domain, bool ties)
 {
-    union dns_sockaddr a[2];
+    union vl_sockaddr a[2];
     std::memset(a, 0, sizeof a);
     for (int i = 0; i < 2; i++) {
         a[i].in4.sin_family = AF_INET;

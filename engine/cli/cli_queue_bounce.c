@@ -22,7 +22,6 @@
 #include "cli_queue.h"
 
 #include "dsn.h"
-#include "smtp_data.h"
 #include "volley/error.h"
 #include "volley/limits.h"
 
@@ -75,10 +74,9 @@ static int bounce_dsn_build(const struct vl_queue_msg *m, const struct vl_queue_
                             size_t n, char **body, struct vl_queue_new_msg *out,
                             const char **rcpt_slot)
 {
-    char host[256] = "localhost", postmaster[300];
+    char host[256] = "localhost";
     if (gethostname(host, sizeof host - 1) != 0 || !host[0])
         strcpy(host, "localhost");
-    snprintf(postmaster, sizeof postmaster, "postmaster@%s", host);
     struct dsn_rcpt *rs = calloc(n, sizeof *rs);
     if (!rs)
         return -ENOMEM;
@@ -87,29 +85,10 @@ static int bounce_dsn_build(const struct vl_queue_msg *m, const struct vl_queue_
         rs[i] = (struct dsn_rcpt){ .addr = ri[i].addr, .action = DSN_ACTION_FAILED,
                                    .status = BOUNCE_STATUS, .diag = BOUNCE_TEXT,
                                    .last_attempt_ms = (int64_t)now };
-    struct dsn_input in = {
-        .reporting_mta = host, .postmaster = postmaster, .return_path = m->return_path,
-        .arrival_ms = (int64_t)m->created_ms, .now_ms = (int64_t)now,
-        .orig = (const char *)m->body, .orig_len = m->body_len, .rcpts = rs,
-        .rcpt_count = (unsigned)n, .unique = ((uint64_t)getpid() << 8) | 0xffu,
-    };
-    size_t cap = dsn_size_max(&in);
-    *body = malloc(cap);
-    long len = *body ? dsn_build(&in, *body, cap) : -ENOMEM;
+    int rc = dsn_for_message(m, host, rs, (unsigned)n, (int64_t)now,
+                             ((uint64_t)getpid() << 8) | 0xffu, body, rcpt_slot, out);
     free(rs);
-    if (len < 0) {
-        free(*body);
-        *body = NULL;
-        return (int)len;
-    }
-    struct smtp_data_info info;
-    smtp_data_measure(*body, (size_t)len, &info);
-    *rcpt_slot = m->return_path;
-    *out = (struct vl_queue_new_msg){
-        .return_path = "", .body = *body, .body_len = (size_t)len,
-        .flags = info.is_8bit ? VL_QUEUE_MSG_8BIT : 0, .rcpts = rcpt_slot, .rcpt_count = 1,
-    };
-    return 0;
+    return rc;
 }
 
 static unsigned bounce_shard_of(struct vl_queue *q, const char *addr)

@@ -55,7 +55,7 @@ int cli_check_config(const struct vl_config *cfg, const char *cmd)
 {
     const char *why = NULL;
     if (cfg->dns) {
-        struct dns_hostport hp[VL_DNS_SERVERS_MAX];
+        struct vl_hostport hp[VL_DNS_SERVERS_MAX];
         size_t n = 0;
         if (dns_servers_parse(cfg->dns, hp, &n, &why) < 0) {
             fprintf(stderr, "volley %s: --dns '%s': %s\n", cmd, cfg->dns, why ? why : "invalid");

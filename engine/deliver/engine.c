@@ -6,7 +6,6 @@
 #include "volley/engine.h"
 
 #include "shard.h"
-#include "tls.h"
 #include "volley/error.h"
 
 #include <errno.h>
@@ -19,7 +18,7 @@
 
 struct engine_shard {
     struct shard sh;
-    struct shard_counters ctr;
+    struct deliver_counters ctr;
     pthread_t thread;
     atomic_bool done;
     int rc;
@@ -46,41 +45,7 @@ static void engine_client_conf(struct shard *sh)
 static void *engine_shard_main(void *arg)
 {
     struct engine_shard *es = arg;
-    struct shard *sh = &es->sh;
-    struct rx_conf rc_conf = { .handles_max = SHARD_SESSIONS_MAX + 64,
-                               .timers_max = 2 * SHARD_SESSIONS_MAX + 64,
-                               .sq_entries = 1024,
-                               .wake_cb = shard_commit_wake_cb, .wake_user = sh };
-    int rc = rx_create(&sh->rx, &rc_conf);
-    if (rc < 0) {
-        vl_log(VL_LOG_ERROR, "evt=reactor_init_failed shard=%u err=\"%s\"%s", sh->idx,
-               vl_strerror(rc), rc == -ENOSYS || rc == -EPERM
-               ? " hint=\"io_uring is blocked (seccomp or kernel.io_uring_disabled)\"" : "");
-        goto out;
-    }
-    rc = shard_commit_init(sh);
-    if (rc == 0)
-        rc = route_init(sh);
-    if (rc == 0)
-        rc = shard_loop(sh);
-    shard_commit_fini(sh);         /* waits for a commit in flight */
-    vl_dlog_flush(&sh->dlog);
-    route_fini(sh);
-    rx_destroy(sh->rx);
-    tls_ctx_destroy(sh->tls_ctx);  /* after every session's SSL is freed */
-    while (sh->txn_free) {
-        struct txn *t = sh->txn_free;
-        sh->txn_free = t->next;
-        free(t);
-    }
-    while (sh->leases) {
-        struct lease *l = sh->leases;
-        sh->leases = l->next;
-        vl_queue_batch_release(sh->qs, l->batch);
-        free(l);
-    }
-out:
-    es->rc = rc;
+    es->rc = shard_run(&es->sh);
     atomic_store(&es->done, true);
     return NULL;
 }
@@ -89,7 +54,7 @@ static void engine_totals(struct engine_shard *es, unsigned n, struct vl_engine_
 {
     memset(t, 0, sizeof *t);
     for (unsigned i = 0; i < n; i++) {
-        struct shard_counters *c = &es[i].ctr;
+        struct deliver_counters *c = &es[i].ctr;
         t->delivered += atomic_load(&c->delivered);
         t->deferred += atomic_load(&c->deferred);
         t->bounced += atomic_load(&c->bounced);
@@ -135,7 +100,6 @@ int vl_engine_run(const struct vl_config *cfg, struct vl_queue *q, atomic_bool *
         struct shard *sh = &es[i].sh;
         sh->idx = i;
         sh->cfg = cfg;
-        sh->q = q;
         sh->qs = vl_queue_shard(q, i);
         sh->ctr = &es[i].ctr;
         sh->stop = stop;

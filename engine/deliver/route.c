@@ -1,21 +1,26 @@
 /*
- * route.c - where a transaction goes: its domain's MX set (static route or
- * DNS), the host (one MX address) it is queued on, and the pool of sessions
- * of that host. Also the glue that polls c-ares sockets on the reactor.
+ * route.c - where a delivery attempt goes: its domain's MX set (static route
+ * or DNS), the host (one MX address) it is queued on, and the pool of
+ * sessions of that host (see route.h). Also the glue that polls c-ares
+ * sockets on the reactor.
  *
  * Host failure (RFC 5321 5.1: try the next address): a host whose
  * connection fails before the greeting completes, or that says 421, while
  * no other session to it is healthy, is marked failing for a growing
- * interval; its queued transactions move to the next MX address of their
+ * interval; its queued attempts move to the next MX address of their
  * domain, and are deferred when none is left. While other sessions to it are
  * still connecting, the last of them to fail decides (no new ones are opened
  * meanwhile). A host that recovers (a session reaches READY) is used again at
- * once.
+ * once. Sessions report failures from reactor events (session.h), so a
+ * failure never re-enters route_host_pump() from inside its own loop.
  *
- * Invariant: a transaction is in exactly one place: a domain's waiting list,
- * a host's pending FIFO, a session, or failed (its recipients have fates).
+ * Invariant: an attempt is in exactly one place: a domain's waiting list,
+ * a host's pending FIFO, a session, or done (its recipients have outcomes).
  */
-#include "shard.h"
+#include "route.h"
+
+#include "clock.h"
+#include "log.h"
 
 #include "volley/addr.h"
 #include "volley/error.h"
@@ -45,40 +50,40 @@ static uint64_t route_hash(const void *p, size_t n)
 
 static void route_dns_poll_cb(struct rx *rx, const struct rx_event *ev);
 
-static void route_dns_poll_arm(struct shard *sh, struct shard_dns_fd *e)
+static void route_dns_poll_arm(struct route *r, struct route_dns_fd *e)
 {
     if (e->polling || !e->h || (!e->r && !e->w))
         return;
     unsigned mask = (e->r ? POLLIN : 0u) | (e->w ? POLLOUT : 0u);
-    if (rx_poll(sh->rx, e->h, mask) == 0)
+    if (rx_poll(r->rx, e->h, mask) == 0)
         e->polling = true;
 }
 
 static void route_dns_sock(void *ctx, int fd, bool readable, bool writable)
 {
-    struct shard *sh = ctx;
-    struct shard_dns_fd *e = NULL, *free_e = NULL;
-    for (size_t i = 0; i < sizeof sh->dns_fds / sizeof sh->dns_fds[0]; i++) {
-        if (sh->dns_fds[i].h && sh->dns_fds[i].fd == fd)
-            e = &sh->dns_fds[i];
-        else if (!sh->dns_fds[i].h && !free_e)
-            free_e = &sh->dns_fds[i];
+    struct route *r = ctx;
+    struct route_dns_fd *e = NULL, *free_e = NULL;
+    for (size_t i = 0; i < sizeof r->dns_fds / sizeof r->dns_fds[0]; i++) {
+        if (r->dns_fds[i].h && r->dns_fds[i].fd == fd)
+            e = &r->dns_fds[i];
+        else if (!r->dns_fds[i].h && !free_e)
+            free_e = &r->dns_fds[i];
     }
     if (!readable && !writable) {
         if (e) {
-            rx_detach(sh->rx, e->h);   /* cancels the poll; c-ares closes the fd */
+            rx_detach(r->rx, e->h);   /* cancels the poll; c-ares closes the fd */
             e->h = 0;
         }
         return;
     }
     if (!e) {
         if (!free_e) {
-            vl_log(VL_LOG_ERROR, "evt=dns_fd_table_full shard=%u fd=%d", sh->idx, fd);
+            vl_log(VL_LOG_ERROR, "evt=dns_fd_table_full shard=%u fd=%d", r->shard_idx, fd);
             return;
         }
         e = free_e;
-        *e = (struct shard_dns_fd){ .fd = fd };
-        if (rx_open(sh->rx, fd, route_dns_poll_cb, sh, &e->h) != 0) {
+        *e = (struct route_dns_fd){ .fd = fd };
+        if (rx_open(r->rx, fd, route_dns_poll_cb, r, &e->h) != 0) {
             e->h = 0;
             return;
         }
@@ -87,38 +92,38 @@ static void route_dns_sock(void *ctx, int fd, bool readable, bool writable)
     e->r = readable;
     e->w = writable;
     if (e->polling && changed)
-        rx_cancel(sh->rx, e->h, RX_OP_POLL);   /* re-armed with the new mask */
+        rx_cancel(r->rx, e->h, RX_OP_POLL);   /* re-armed with the new mask */
     else
-        route_dns_poll_arm(sh, e);
+        route_dns_poll_arm(r, e);
 }
 
 static void route_dns_poll_cb(struct rx *rx, const struct rx_event *ev)
 {
     (void)rx;
-    struct shard *sh = ev->user;
-    struct shard_dns_fd *e = NULL;
-    for (size_t i = 0; i < sizeof sh->dns_fds / sizeof sh->dns_fds[0]; i++)
-        if (sh->dns_fds[i].h == ev->h)
-            e = &sh->dns_fds[i];
+    struct route *r = ev->user;
+    struct route_dns_fd *e = NULL;
+    for (size_t i = 0; i < sizeof r->dns_fds / sizeof r->dns_fds[0]; i++)
+        if (r->dns_fds[i].h == ev->h)
+            e = &r->dns_fds[i];
     if (!e || ev->op != RX_OP_POLL)
         return;                    /* detached meanwhile, or its CLOSE event */
     e->polling = false;
     if (ev->res > 0)
-        dns_process_fd(sh->dns, e->fd, (ev->res & (POLLIN | POLLERR | POLLHUP)) != 0,
+        dns_process_fd(r->dns, e->fd, (ev->res & (POLLIN | POLLERR | POLLHUP)) != 0,
                        (ev->res & POLLOUT) != 0);
     if (e->h == ev->h)             /* still wanted after c-ares ran */
-        route_dns_poll_arm(sh, e);
+        route_dns_poll_arm(r, e);
 }
 
 /* ---- hosts ------------------------------------------------------------- */
 
-static struct host *route_host_get(struct shard *sh, const union dns_sockaddr *a)
+static struct host *route_host_get(struct route *r, const union vl_sockaddr *a)
 {
     socklen_t len = a->sa.sa_family == AF_INET6 ? sizeof a->in6 : sizeof a->in4;
     uint64_t hv = a->sa.sa_family == AF_INET6
         ? route_hash(&a->in6.sin6_addr, 16) ^ a->in6.sin6_port
         : route_hash(&a->in4.sin_addr, 4) ^ a->in4.sin_port;
-    struct host **b = &sh->host_tab[hv % ROUTE_HOST_BUCKETS];
+    struct host **b = &r->host_tab[hv % ROUTE_HOST_BUCKETS];
     for (struct host *h = *b; h; h = h->hnext) {
         if (h->addr.sa.sa_family != a->sa.sa_family)
             continue;
@@ -129,7 +134,7 @@ static struct host *route_host_get(struct shard *sh, const union dns_sockaddr *a
                && h->addr.in4.sin_port == a->in4.sin_port))
             return h;
     }
-    if (sh->host_count >= SHARD_HOSTS_MAX)
+    if (r->host_count >= VL_HOSTS_PER_SHARD_MAX)
         return NULL;
     struct host *h = calloc(1, sizeof *h);
     if (!h)
@@ -145,121 +150,159 @@ static struct host *route_host_get(struct shard *sh, const union dns_sockaddr *a
     h->pending_tail = &h->pending;
     h->hnext = *b;
     *b = h;
-    sh->host_count++;
+    r->host_count++;
     return h;
 }
 
-static void route_txn_to_host(struct shard *sh, struct txn *t);
+static void route_attempt_to_host(struct route *r, struct attempt *t);
 
-void route_host_pump(struct shard *sh, struct host *h)
+static struct attempt *route_host_pop(struct host *h)
 {
-    uint64_t now = vl_clock_mono_ms();
-    if (h->fail_until_ms > now && h->healthy == 0 && h->pending) {
-        /* Failing: what waits here goes to the next MX (or is deferred). */
-        struct txn *list = h->pending;
-        h->pending = NULL;
+    struct attempt *t = h->pending;
+    vl_assert(t && h->pending_count > 0);
+    h->pending = t->next;
+    if (!h->pending)
         h->pending_tail = &h->pending;
-        h->pending_count = 0;
-        while (list) {
-            struct txn *t = list;
-            list = t->next;
-            t->next = NULL;
-            route_txn_to_host(sh, t);
-        }
-        return;
-    }
-    while (h->pending && h->idle) {
-        struct session *s = h->idle;
-        h->idle = session_next_idle(s);
-        struct txn *t = h->pending;
-        h->pending = t->next;
-        if (!h->pending)
-            h->pending_tail = &h->pending;
-        h->pending_count--;
-        t->next = NULL;
-        session_begin(sh, s, t);
-    }
-    /* After a failure (until a new session gets through, or a healthy one ends
-     * normally), open no more: with no session left, one probe at a time;
-     * with healthy ones, the host has shown its connection cap. */
-    while (!(h->fail_code && (h->healthy > 0 || h->opening > 0))
-           && h->pending_count > h->opening
-           && h->active < sh->cfg->conns_per_dest_max && !sh->stopping) {
-        int rc = session_open(sh, h);
-        if (rc < 0) {
-            if (h->active == 0) {
-                char text[128];
-                snprintf(text, sizeof text, "cannot open a connection: %s", vl_strerror(rc));
-                struct smtp_fate f = { .kind = SMTP_FATE_DEFERRED, .code = 451, .local = true,
-                                       .text = text, .text_len = (uint16_t)strlen(text) };
-                memcpy(f.status, "4.3.0", 6);
-                route_host_failed(sh, h, &f);
-            }
-            return;
-        }
-    }
+    h->pending_count--;
+    t->next = NULL;
+    return t;
 }
 
-void route_host_failed(struct shard *sh, struct host *h, const struct smtp_fate *why)
+/* Record @p why as @p h's last failure; unless another session may still get
+ * through, mark it failing for a growing interval. @return true if it was
+ * marked now (its queue must move on: route_host_pump()). */
+static bool route_host_mark_failed(struct route *r, struct host *h, const struct smtp_fate *why)
 {
     h->fail_code = why->code ? why->code : 451;
     snprintf(h->fail_status, sizeof h->fail_status, "%s", why->status[0] ? why->status : "4.4.1");
     snprintf(h->fail_text, sizeof h->fail_text, "%.*s", (int)why->text_len,
              why->text ? why->text : "");
     if (h->healthy > 0)
-        return;                    /* other sessions to it work: a passing failure */
+        return false;              /* other sessions to it work: a passing failure */
     if (h->opening > 1)
-        return;                    /* others still connecting may get through (a server
+        return false;              /* others still connecting may get through (a server
                                       with a connection cap): the last one decides */
     if (h->fail_until_ms > vl_clock_mono_ms())
-        return;                    /* already failing: one step per episode */
-    uint64_t ms = sh->cfg->host_fail_ms_min << (h->fail_count < 10 ? h->fail_count : 10);
+        return false;              /* already failing: one step per episode */
+    uint64_t ms = r->cfg->host_fail_ms_min << (h->fail_count < 10 ? h->fail_count : 10);
     if (ms > ROUTE_HOST_FAIL_MS_MAX)
         ms = ROUTE_HOST_FAIL_MS_MAX;
     h->fail_count++;
     h->fail_until_ms = vl_clock_mono_ms() + ms;
     vl_log_at(VL_LOG_INFO, "evt=host_failing shard=%u ip=%s code=%u status=%s for_ms=%llu "
-              "text=\"%s\"", sh->idx, h->ip, h->fail_code, h->fail_status,
+              "text=\"%s\"", r->shard_idx, h->ip, h->fail_code, h->fail_status,
               (unsigned long long)ms, h->fail_text);
-    route_host_pump(sh, h);
+    return true;
+}
+
+/* Open one more session to @p h. @return 0 or why not (nothing opened). */
+static int route_host_open(struct route *r, struct host *h)
+{
+    if (r->sessions >= VL_SESSIONS_PER_SHARD_MAX)
+        return -EAGAIN;
+    int rc = session_open(&r->sess, h, &h->addr.sa, h->addr_len, h->ip,
+                          h->pending ? h->pending->mx_name : NULL);
+    if (rc < 0)
+        return rc;
+    h->active++;
+    h->opening++;
+    r->sessions++;
+    atomic_fetch_add_explicit(&r->ctr->conns, 1, memory_order_relaxed);
+    return 0;
+}
+
+/* Move @p h's queue on: to idle sessions, to new ones, or (failing) to the
+ * next MX of each attempt. A host that cannot open even one session turns
+ * failing here, and its queue moves on in a second pass. */
+static void route_host_pump(struct route *r, struct host *h)
+{
+    for (unsigned pass = 0; pass < 2; pass++) {
+        uint64_t now = vl_clock_mono_ms();
+        if (h->fail_until_ms > now && h->healthy == 0 && h->pending) {
+            /* Failing: what waits here goes to the next MX (or is deferred). */
+            struct attempt *list = h->pending;
+            h->pending = NULL;
+            h->pending_tail = &h->pending;
+            h->pending_count = 0;
+            while (list) {
+                struct attempt *t = list;
+                list = t->next;
+                t->next = NULL;
+                route_attempt_to_host(r, t);
+            }
+            return;
+        }
+        while (h->pending && h->idle) {
+            struct session *s = h->idle;
+            h->idle = session_pool_next(s);
+            session_pool_link(s, NULL);
+            struct attempt *t = route_host_pop(h);
+            t->tls = session_tls(s);
+            session_begin(s, t);
+        }
+        /* After a failure (until a new session gets through, or a healthy one ends
+         * normally), open no more: with no session left, one probe at a time;
+         * with healthy ones, the host has shown its connection cap. */
+        while (!(h->fail_code && (h->healthy > 0 || h->opening > 0))
+               && h->pending_count > h->opening
+               && h->active < r->cfg->conns_per_dest_max && !r->stopping) {
+            int rc = route_host_open(r, h);
+            if (rc == 0)
+                continue;
+            if (h->active > 0)
+                return;
+            char text[128];
+            snprintf(text, sizeof text, "cannot open a connection: %s", vl_strerror(rc));
+            struct smtp_fate f = { .kind = SMTP_FATE_DEFERRED, .code = 451, .local = true,
+                                   .text = text, .text_len = (uint16_t)strlen(text) };
+            memcpy(f.status, "4.3.0", 6);
+            if (!route_host_mark_failed(r, h, &f))
+                return;
+            break;                 /* failing now: the next pass moves the queue on */
+        }
+        if (pass == 0 && !(h->fail_until_ms > vl_clock_mono_ms() && h->healthy == 0
+                           && h->pending))
+            return;
+    }
 }
 
 /* ---- domains ----------------------------------------------------------- */
 
-static struct domain *route_domain_get(struct shard *sh, const char *name, size_t len)
+static struct domain *route_domain_get(struct route *r, const char *name, size_t len)
 {
-    struct domain **b = &sh->dom_tab[vl_domain_hash(name, len) % ROUTE_DOM_BUCKETS];
+    struct domain **b = &r->dom_tab[vl_domain_hash(name, len) % ROUTE_DOM_BUCKETS];
     for (struct domain *d = *b; d; d = d->hnext)
         if (strlen(d->name) == len && !memcmp(d->name, name, len))
             return d;
-    if (sh->dom_count >= SHARD_DOMAINS_MAX || len > VL_SMTP_DOMAIN_BYTES_MAX)
+    if (r->dom_count >= VL_DOMAINS_PER_SHARD_MAX || len > VL_SMTP_DOMAIN_BYTES_MAX)
         return NULL;
     struct domain *d = calloc(1, sizeof *d);
     if (!d)
         return NULL;
     memcpy(d->name, name, len);
-    d->sh = sh;
+    d->r = r;
     d->waiting_tail = &d->waiting;
     d->hnext = *b;
     *b = d;
-    sh->dom_count++;
+    r->dom_count++;
     return d;
 }
 
-void route_fail_txn(struct shard *sh, struct txn *t, bool bounce, uint16_t code,
-                    const char *status, const char *text)
+/* Every recipient of @p t gets the same local fate; @p t is done. */
+static void route_attempt_fail(struct route *r, struct attempt *t, bool bounce, uint16_t code,
+                               const char *status, const char *text)
 {
     struct smtp_fate f = { .kind = bounce ? SMTP_FATE_BOUNCED : SMTP_FATE_DEFERRED,
                            .code = code, .local = true, .text = text,
                            .text_len = (uint16_t)strlen(text) };
     snprintf(f.status, sizeof f.status, "%s", status);
     for (uint32_t i = 0; i < t->rcpt_count; i++)
-        shard_outcome(sh, t, i, &f, t->mx_name, t->host ? t->host->ip : NULL);
-    shard_txn_free(sh, t);
+        ledger_outcome(r->ledger, t, i, &f, t->host ? t->host->ip : NULL);
+    ledger_attempt_done(r->ledger, t);
 }
 
 /* Queue @p t on the first usable host of its domain at or after t->host_next. */
-static void route_txn_to_host(struct shard *sh, struct txn *t)
+static void route_attempt_to_host(struct route *r, struct attempt *t)
 {
     struct domain *d = t->dom;
     uint64_t now = vl_clock_mono_ms();
@@ -275,7 +318,7 @@ static void route_txn_to_host(struct shard *sh, struct txn *t)
         dh->host->pending_tail = &t->next;
         t->next = NULL;
         dh->host->pending_count++;
-        route_host_pump(sh, dh->host);
+        route_host_pump(r, dh->host);
         return;
     }
     /* Every MX address failed or is failing: defer with the last failure. */
@@ -284,29 +327,29 @@ static void route_txn_to_host(struct shard *sh, struct txn *t)
         snprintf(text, sizeof text, "all %u MX addresses of %s failed; last %s: %s",
                  d->host_count, d->name, last->ip, last->fail_text);
         t->host = last;
-        route_fail_txn(sh, t, false, last->fail_code ? last->fail_code : 451,
+        route_attempt_fail(r, t, false, last->fail_code ? last->fail_code : 451,
                        last->fail_status[0] ? last->fail_status : "4.4.1", text);
     } else {
         snprintf(text, sizeof text, "no usable MX address for %s", d->name);
-        route_fail_txn(sh, t, false, 451, "4.4.4", text);
+        route_attempt_fail(r, t, false, 451, "4.4.4", text);
     }
 }
 
-static void route_dispatch(struct shard *sh, struct txn *t);
+static void route_dispatch(struct route *r, struct attempt *t);
 
 static void route_dns_done(void *ctx, const struct dns_result *res)
 {
     struct domain *d = ctx;
-    struct txn *w = d->waiting;
+    struct attempt *w = d->waiting;
     uint64_t now = vl_clock_mono_ms();
     d->host_count = 0;
     if (res->status == DNS_OK) {
         for (uint16_t i = 0; i < res->mx_count; i++) {
             const struct dns_mx *mx = &res->mx[i];
             for (uint16_t k = 0; k < mx->addr_count; k++) {
-                if (d->host_count == SHARD_MX_PER_DOMAIN_MAX)
+                if (d->host_count == VL_ROUTE_ADDRS_PER_DOMAIN_MAX)
                     break;
-                struct host *h = route_host_get(d->sh, &mx->addrs[k]);
+                struct host *h = route_host_get(d->r, &mx->addrs[k]);
                 if (!h)
                     continue;
                 snprintf(d->mx_names[d->host_count], sizeof d->mx_names[0], "%s", mx->host);
@@ -336,16 +379,16 @@ static void route_dns_done(void *ctx, const struct dns_result *res)
     d->waiting = NULL;
     d->waiting_tail = &d->waiting;
     while (w) {
-        struct txn *t = w;
+        struct attempt *t = w;
         w = t->next;
         t->next = NULL;
-        route_dispatch(d->sh, t);
+        route_dispatch(d->r, t);
     }
 }
 
-/* Spread transactions over the addresses of the best preference (equal-
+/* Spread attempts over the addresses of the best preference (equal-
  * preference MX hosts and a host's several addresses, RFC 5321 5.1): rotate
- * that group by one per transaction. The order after it is untouched. */
+ * that group by one per attempt. The order after it is untouched. */
 static void route_rotate_best(struct domain *d)
 {
     uint32_t g = 1;
@@ -359,7 +402,7 @@ static void route_rotate_best(struct domain *d)
 }
 
 /* Send @p t on its way according to its domain's state. */
-static void route_dispatch(struct shard *sh, struct txn *t)
+static void route_dispatch(struct route *r, struct attempt *t)
 {
     struct domain *d = t->dom;
     uint64_t now = vl_clock_mono_ms();
@@ -367,11 +410,11 @@ static void route_dispatch(struct shard *sh, struct txn *t)
         d->state = DOMAIN_NEW;
     switch (d->state) {
     case DOMAIN_NEW: {
-        int rc = dns_resolve_mx(sh->dns, d->name, route_dns_done, d);
+        int rc = dns_resolve_mx(r->dns, d->name, route_dns_done, d);
         if (rc < 0) {
             char text[400];
             snprintf(text, sizeof text, "cannot resolve %s now: %s", d->name, vl_strerror(rc));
-            route_fail_txn(sh, t, false, 451, "4.4.3", text);
+            route_attempt_fail(r, t, false, 451, "4.4.3", text);
             return;
         }
         d->state = DOMAIN_RESOLVING;
@@ -385,120 +428,242 @@ static void route_dispatch(struct shard *sh, struct txn *t)
     case DOMAIN_READY:
         route_rotate_best(d);
         t->host_next = 0;
-        route_txn_to_host(sh, t);
+        route_attempt_to_host(r, t);
         return;
     case DOMAIN_FAILED:
-        route_fail_txn(sh, t, d->fail_bounce, d->fail_code, d->fail_status, d->fail_reason);
+        route_attempt_fail(r, t, d->fail_bounce, d->fail_code, d->fail_status, d->fail_reason);
         return;
     }
     vl_panic("bad domain state %d", (int)d->state);
 }
 
-void route_txn(struct shard *sh, struct txn *t)
+void route_attempt(struct route *r, struct attempt *t)
 {
-    const struct vl_queue_rcpt *r = t->rcpts[0];
-    t->dom = route_domain_get(sh, r->domain, r->domain_len);
+    const struct vl_queue_rcpt *rcpt = t->rcpts[0];
+    t->dom = route_domain_get(r, rcpt->domain, rcpt->domain_len);
     if (!t->dom) {
-        route_fail_txn(sh, t, false, 451, "4.3.0", "too many destination domains in memory");
+        route_attempt_fail(r, t, false, 451, "4.3.0", "too many destination domains in memory");
         return;
     }
-    route_dispatch(sh, t);
+    route_dispatch(r, t);
+}
+
+/* ---- what sessions report (struct session_owner) ----------------------- */
+
+static void route_on_fate(void *ctx, struct attempt *t, uint32_t i, const struct smtp_fate *f)
+{
+    struct route *r = ctx;
+    ledger_outcome(r->ledger, t, i, f, t->host ? t->host->ip : NULL);
+}
+
+static void route_on_attempt_done(void *ctx, struct attempt *t, bool by_close)
+{
+    struct route *r = ctx;
+    if (!by_close)
+        atomic_fetch_add_explicit(&r->ctr->txns, 1, memory_order_relaxed);
+    ledger_attempt_done(r->ledger, t);
+}
+
+static void route_on_host_failed(void *ctx, struct host *h, const struct smtp_fate *why)
+{
+    struct route *r = ctx;
+    if (route_host_mark_failed(r, h, why))
+        route_host_pump(r, h);
+}
+
+static enum session_next route_on_ready(void *ctx, struct session *s, struct host *h,
+                                        bool first, uint32_t attempts_done,
+                                        struct attempt **next)
+{
+    struct route *r = ctx;
+    if (first) {
+        vl_assert(h->opening > 0);
+        h->opening--;
+        h->healthy++;
+        h->fail_code = 0;          /* got through: no failure pending */
+    }
+    h->fail_count = 0;
+    h->fail_until_ms = 0;
+    bool used_up = attempts_done >= r->cfg->msgs_per_conn_max;
+    if (!r->stopping && !used_up && h->pending) {
+        *next = route_host_pop(h);
+        (*next)->tls = session_tls(s);
+        return SESSION_NEXT_BEGIN;
+    }
+    if (r->stopping || used_up || r->draining)
+        return SESSION_NEXT_QUIT;
+    session_pool_link(s, h->idle);
+    h->idle = s;
+    return SESSION_NEXT_IDLE;
+}
+
+static void route_on_unpooled(void *ctx, struct session *s, struct host *h)
+{
+    (void)ctx;
+    struct session *prev = NULL, *cur = h->idle;
+    while (cur && cur != s) {
+        prev = cur;
+        cur = session_pool_next(cur);
+    }
+    if (cur && prev)
+        session_pool_link(prev, session_pool_next(s));
+    else if (cur)
+        h->idle = session_pool_next(s);
+    session_pool_link(s, NULL);
+}
+
+static void route_on_closed(void *ctx, struct host *h, bool ever_ready, bool failed)
+{
+    struct route *r = ctx;
+    vl_assert(h->active > 0);
+    h->active--;
+    if (ever_ready) {
+        vl_assert(h->healthy > 0);
+        h->healthy--;
+        if (!failed)
+            h->fail_code = 0;      /* ended normally: the pool may grow again */
+    } else {
+        vl_assert(h->opening > 0);
+        h->opening--;
+    }
+    vl_assert(r->sessions > 0);
+    r->sessions--;
+    route_host_pump(r, h);
+}
+
+static struct session_owner route_session_owner(struct route *r)
+{
+    return (struct session_owner){
+        .ctx = r, .fate = route_on_fate, .attempt_done = route_on_attempt_done,
+        .host_failed = route_on_host_failed, .ready = route_on_ready,
+        .unpooled = route_on_unpooled, .closed = route_on_closed,
+    };
 }
 
 /* ---- set-up ------------------------------------------------------------ */
 
-int route_init(struct shard *sh)
+int route_init(struct route *r, unsigned shard_idx, const struct vl_config *cfg, struct rx *rx,
+               const struct smtp_client_conf *client_conf, struct ledger *ledger,
+               struct deliver_counters *ctr)
 {
-    const struct vl_config *cfg = sh->cfg;
-    sh->dom_tab = calloc(ROUTE_DOM_BUCKETS, sizeof *sh->dom_tab);
-    sh->host_tab = calloc(ROUTE_HOST_BUCKETS, sizeof *sh->host_tab);
-    if (!sh->dom_tab || !sh->host_tab)
+    memset(r, 0, sizeof *r);
+    r->shard_idx = shard_idx;
+    r->cfg = cfg;
+    r->rx = rx;
+    r->ledger = ledger;
+    r->ctr = ctr;
+    r->sess = (struct session_env){
+        .rx = rx, .shard_idx = shard_idx, .client_conf = client_conf,
+        .connect_ms_timeout = cfg->connect_ms_timeout, .idle_ms_max = cfg->idle_ms_max,
+        .owner = route_session_owner(r),
+    };
+    r->dom_tab = calloc(ROUTE_DOM_BUCKETS, sizeof *r->dom_tab);
+    r->host_tab = calloc(ROUTE_HOST_BUCKETS, sizeof *r->host_tab);
+    if (!r->dom_tab || !r->host_tab)
         return -ENOMEM;
     const char *own[] = { cfg->ehlo_name };
     struct dns_config dc = {
         .servers = cfg->dns, .port_mx = cfg->mx_port, .ttl_s_min = DNS_TTL_MIN_DEFAULT,
         .own_hosts = own, .own_hosts_count = 1,
-        .sock_state_cb = route_dns_sock, .sock_state_ctx = sh,
+        .sock_state_cb = route_dns_sock, .sock_state_ctx = r,
     };
     const char *why = NULL;
-    int rc = dns_create(&dc, &sh->dns, &why);
+    int rc = dns_create(&dc, &r->dns, &why);
     if (rc < 0) {
-        vl_log(VL_LOG_ERROR, "evt=dns_init_failed shard=%u err=\"%s\" why=\"%s\"", sh->idx,
+        vl_log(VL_LOG_ERROR, "evt=dns_init_failed shard=%u err=\"%s\" why=\"%s\"", shard_idx,
                vl_strerror(rc), why ? why : "");
         return rc;
     }
     for (unsigned i = 0; i < cfg->route_count; i++) {
-        const struct vl_route *r = &cfg->routes[i];
-        char hp[300];
-        snprintf(hp, sizeof hp, strchr(r->host, ':') ? "[%s]:%u" : "%s:%u", r->host, r->port);
-        rc = dns_route_add(sh->dns, r->domain, hp, &why);
+        const struct vl_route *rt = &cfg->routes[i];
+        rc = dns_route_put(r->dns, rt->domain, &rt->to, &why);   /* parsed once, by config */
         if (rc < 0) {
-            vl_log(VL_LOG_ERROR, "evt=route_invalid domain=%s to=%s why=\"%s\"", r->domain, hp,
-                   why ? why : "");
+            vl_log(VL_LOG_ERROR, "evt=route_invalid domain=%s to=%s:%u why=\"%s\"", rt->domain,
+                   rt->to.host, rt->to.port, why ? why : "");
             return rc;
         }
     }
     return 0;
 }
 
-void route_fini(struct shard *sh)
+void route_fini(struct route *r)
 {
-    if (sh->dns)
-        dns_destroy(sh->dns);
-    sh->dns = NULL;
-    for (uint32_t b = 0; sh->dom_tab && b < ROUTE_DOM_BUCKETS; b++) {
-        while (sh->dom_tab[b]) {
-            struct domain *d = sh->dom_tab[b];
-            sh->dom_tab[b] = d->hnext;
+    if (r->dns)
+        dns_destroy(r->dns);
+    r->dns = NULL;
+    for (uint32_t b = 0; r->dom_tab && b < ROUTE_DOM_BUCKETS; b++) {
+        while (r->dom_tab[b]) {
+            struct domain *d = r->dom_tab[b];
+            r->dom_tab[b] = d->hnext;
             free(d);
         }
     }
-    for (uint32_t b = 0; sh->host_tab && b < ROUTE_HOST_BUCKETS; b++) {
-        while (sh->host_tab[b]) {
-            struct host *h = sh->host_tab[b];
-            sh->host_tab[b] = h->hnext;
+    for (uint32_t b = 0; r->host_tab && b < ROUTE_HOST_BUCKETS; b++) {
+        while (r->host_tab[b]) {
+            struct host *h = r->host_tab[b];
+            r->host_tab[b] = h->hnext;
             free(h);
         }
     }
-    free(sh->dom_tab);
-    free(sh->host_tab);
-    sh->dom_tab = NULL;
-    sh->host_tab = NULL;
+    free(r->dom_tab);
+    free(r->host_tab);
+    r->dom_tab = NULL;
+    r->host_tab = NULL;
+    session_env_fini(&r->sess);
 }
 
-void route_quit_idle_all(struct shard *sh)
-{
-    for (uint32_t b = 0; b < ROUTE_HOST_BUCKETS; b++)
-        for (struct host *h = sh->host_tab[b]; h; h = h->hnext)
-            while (h->idle)
-                session_quit_idle(sh, h->idle);
-}
-
-/* Stop: transactions not started yet are abandoned (no attempt was made, so
- * no outcome: their recipients stay ready in the queue). */
-void route_abandon_pending(struct shard *sh)
+static void route_quit_idle_all(struct route *r)
 {
     for (uint32_t b = 0; b < ROUTE_HOST_BUCKETS; b++) {
-        for (struct host *h = sh->host_tab[b]; h; h = h->hnext) {
+        for (struct host *h = r->host_tab[b]; h; h = h->hnext) {
+            while (h->idle) {
+                struct session *s = h->idle;
+                h->idle = session_pool_next(s);
+                session_pool_link(s, NULL);
+                session_quit_idle(s);
+            }
+        }
+    }
+}
+
+void route_drain(struct route *r)
+{
+    r->draining = true;
+    route_quit_idle_all(r);
+}
+
+void route_stop(struct route *r)
+{
+    r->stopping = true;
+    route_quit_idle_all(r);
+    route_abandon_pending(r);
+}
+
+/* Stop: attempts not started yet are abandoned (no attempt was made, so
+ * no outcome: their recipients stay ready in the queue). */
+void route_abandon_pending(struct route *r)
+{
+    for (uint32_t b = 0; b < ROUTE_HOST_BUCKETS; b++) {
+        for (struct host *h = r->host_tab[b]; h; h = h->hnext) {
             while (h->pending) {
-                struct txn *t = h->pending;
+                struct attempt *t = h->pending;
                 h->pending = t->next;
-                shard_txn_abandon(sh, t);
+                ledger_attempt_abandon(r->ledger, t);
             }
             h->pending_tail = &h->pending;
             h->pending_count = 0;
         }
     }
     for (uint32_t b = 0; b < ROUTE_DOM_BUCKETS; b++) {
-        for (struct domain *d = sh->dom_tab[b]; d; d = d->hnext) {
+        for (struct domain *d = r->dom_tab[b]; d; d = d->hnext) {
             /* A domain still resolving keeps its list: the DNS callback will
              * dispatch into hosts, whose pump opens nothing while stopping. */
             if (d->state == DOMAIN_RESOLVING)
                 continue;
             while (d->waiting) {
-                struct txn *t = d->waiting;
+                struct attempt *t = d->waiting;
                 d->waiting = t->next;
-                shard_txn_abandon(sh, t);
+                ledger_attempt_abandon(r->ledger, t);
             }
             d->waiting_tail = &d->waiting;
         }

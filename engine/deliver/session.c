@@ -18,13 +18,20 @@
  * through it (session_tls_*: handshake over the same recv/send paths, write
  * buffers sealed into one ciphertext buffer, plaintext decrypted into in[]).
  * Plaintext sessions only pay a NULL check. A handshake failure before READY
- * marks the host failing, like a failed connect.
+ * is reported as the host's failure, like a failed connect.
+ *
+ * Reporting up (session.h): fates, attempt ends, host failures, READY and
+ * the close go to the owner's callbacks; host counters and queues are the
+ * owner's. A connect the kernel refuses at once (rx_connect() fails) is not
+ * reported from session_open(): the session closes, and the failure is
+ * reported from its RX_OP_CLOSE event like any other.
  *
  * Invariant: a session is freed only at its reactor RX_OP_CLOSE event, after
  * which no completion refers to it.
  */
-#include "shard.h"
+#include "session.h"
 
+#include "log.h"
 #include "smtp_data.h"
 #include "tls.h"
 #include "volley/error.h"
@@ -39,10 +46,17 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#define SESSION_IN_BYTES          16384u   /* received bytes not yet consumed */
+#define SESSION_BODY_CHUNK_BYTES  32768u   /* body bytes encoded per send */
+#define SESSION_WBUF_BYTES (SMTP_CLIENT_OUT_BYTES + 2u * SESSION_BODY_CHUNK_BYTES + 16u)
+_Static_assert(SESSION_IN_BYTES >= VL_SMTP_REPLY_LINE_BYTES_MAX, "a reply line fits");
+
 struct session {
-    struct session *next_idle;
-    struct shard *sh;
-    struct host *host;
+    struct session *pool_next;     /* the owner's (session_pool_link) */
+    struct session_env *env;
+    struct host *host;             /* the owner's, handed back in callbacks */
+    const char *ip;                /* the host's address text, borrowed */
+    int connect_err;               /* rx_connect() refused at once: reported at CLOSE */
     rx_handle_t h;
     bool connected, ever_ready, closing, close_started, idle, want_ready;
     bool recv_posted, send_posted;
@@ -52,8 +66,8 @@ struct session {
     enum smtp_fail close_fail;
     struct smtp_fate close_fate;
     char close_text[VL_DIAG_TEXT_BYTES_MAX + 1];
-    struct txn *txn;
-    uint32_t txns_done;
+    struct attempt *attempt;       /* the one running, or NULL */
+    uint32_t attempts_done;
     rx_timer_t deadline, idle_timer;
     enum smtp_state deadline_state;
     size_t body_off;
@@ -70,7 +84,7 @@ struct session {
     /* STARTTLS (session_tls_*): NULL while plaintext, so that path costs nothing */
     struct session_tls *tls;
     const char *tls_proto;         /* "TLSv1.3"... once established (static string) */
-    const char *sni;               /* MX name of the first transaction, borrowed */
+    const char *sni;               /* MX name of the first attempt, borrowed */
 };
 
 /* What a TLS session adds: allocated at STARTTLS's 220. */
@@ -86,43 +100,50 @@ struct session_tls {
 
 static void session_cb(struct rx *rx, const struct rx_event *ev);
 static void session_timer_cb(struct rx *rx, const struct rx_event *ev);
-static void session_run_actions(struct shard *sh, struct session *s);
-static void session_consume(struct shard *sh, struct session *s);
-static void session_connect_done(struct shard *sh, struct session *s, int res);
-static void session_tls_start(struct shard *sh, struct session *s);
-static void session_tls_flush(struct shard *sh, struct session *s);
-static void session_tls_post_recv(struct shard *sh, struct session *s);
-static void session_tls_recv_done(struct shard *sh, struct session *s, int res);
+static void session_run_actions(struct session *s);
+static void session_consume(struct session *s);
+static void session_connect_done(struct session *s, int res);
+static void session_tls_start(struct session *s);
+static void session_tls_flush(struct session *s);
+static void session_tls_post_recv(struct session *s);
+static void session_tls_recv_done(struct session *s, int res);
 static void session_tls_free(struct session *s);
-static void session_tls_note_plain(struct shard *sh, struct session *s);
+static void session_tls_note_plain(struct session *s);
 
-struct session *session_next_idle(struct session *s) { return s->next_idle; }
+struct session *session_pool_next(const struct session *s) { return s->pool_next; }
+void session_pool_link(struct session *s, struct session *next) { s->pool_next = next; }
+const char *session_tls(const struct session *s) { return s->tls_proto; }
 
-static void session_close(struct shard *sh, struct session *s)
+void session_env_fini(struct session_env *env)
+{
+    tls_ctx_destroy(env->tls_ctx);     /* after every session's SSL is freed */
+    env->tls_ctx = NULL;
+}
+
+static void session_close(struct session *s)
 {
     if (s->close_started)
         return;
     s->close_started = true;
     if (s->deadline) {
-        rx_timer_cancel(sh->rx, s->deadline);
+        rx_timer_cancel(s->env->rx, s->deadline);
         s->deadline = 0;
     }
     if (s->idle_timer) {
-        rx_timer_cancel(sh->rx, s->idle_timer);
+        rx_timer_cancel(s->env->rx, s->idle_timer);
         s->idle_timer = 0;
     }
-    int rc = rx_close(sh->rx, s->h);
+    int rc = rx_close(s->env->rx, s->h);
     vl_assert(rc == 0);
 }
 
-int session_open(struct shard *sh, struct host *h)
+int session_open(struct session_env *env, struct host *h, const struct sockaddr *addr,
+                 socklen_t addr_len, const char *ip, const char *sni)
 {
-    if (sh->sessions >= SHARD_SESSIONS_MAX)
-        return -EAGAIN;
     struct session *s = calloc(1, sizeof *s);
     if (!s)
         return -ENOMEM;
-    int fd = socket(h->addr.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         int err = -errno;
         free(s);
@@ -131,22 +152,25 @@ int session_open(struct shard *sh, struct host *h)
     /* Replies gate every step of a transaction: never let Nagle hold a write. */
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    s->sh = sh;
+    s->env = env;
     s->host = h;
-    s->sni = h->pending ? h->pending->mx_name : NULL;
-    int rc = rx_open(sh->rx, fd, session_cb, s, &s->h);
+    s->ip = ip;
+    s->sni = sni;
+    int rc = rx_open(s->env->rx, fd, session_cb, s, &s->h);
     if (rc < 0) {
         close(fd);
         free(s);
         return rc;
     }
-    h->active++;
-    h->opening++;
-    sh->sessions++;
-    atomic_fetch_add_explicit(&sh->ctr->conns, 1, memory_order_relaxed);
-    rc = rx_connect(sh->rx, s->h, &h->addr.sa, h->addr_len, (int)sh->cfg->connect_ms_timeout);
-    if (rc < 0)
-        session_connect_done(sh, s, rc);   /* fails the host; CLOSE frees s */
+    rc = rx_connect(env->rx, s->h, addr, addr_len, (int)env->connect_ms_timeout);
+    if (rc < 0) {
+        /* Refused at once: reported from the CLOSE event (session_closed), never
+         * from inside the owner's call. */
+        s->connect_err = rc;
+        s->closing = true;
+        s->close_fail = SMTP_FAIL_CONN;
+        session_close(s);
+    }
     return 0;
 }
 
@@ -164,7 +188,7 @@ static void session_fill_body(struct session *s)
 {
     if (!s->body_active)
         return;
-    const struct vl_queue_msg *m = s->txn->msg;
+    const struct vl_queue_msg *m = s->attempt->msg;
     unsigned w = s->wcur;
     while (s->body_off < m->body_len) {
         size_t n = m->body_len - s->body_off;
@@ -188,25 +212,25 @@ static void session_fill_body(struct session *s)
 }
 
 /* Start a send of the accumulated bytes if none is in flight. */
-static void session_flush(struct shard *sh, struct session *s)
+static void session_flush(struct session *s)
 {
     if (s->send_posted || s->close_started)
         return;
     session_fill_body(s);
     if (s->tls) {
-        session_tls_flush(sh, s);
+        session_tls_flush(s);
         return;
     }
     unsigned w = s->wcur;
     if (s->wlen[w] == 0) {
         if (s->closing)
-            session_close(sh, s);
+            session_close(s);
         return;
     }
-    int rc = rx_send(sh->rx, s->h, s->wbuf[w], s->wlen[w], 0);
+    int rc = rx_send(s->env->rx, s->h, s->wbuf[w], s->wlen[w], 0);
     if (rc < 0) {
         smtp_client_on_close(&s->client, &s->acts);
-        session_run_actions(sh, s);
+        session_run_actions(s);
         return;
     }
     s->send_posted = true;
@@ -216,42 +240,42 @@ static void session_flush(struct shard *sh, struct session *s)
     s->wlen[s->wcur] = 0;
 }
 
-static void session_post_recv(struct shard *sh, struct session *s)
+static void session_post_recv(struct session *s)
 {
     if (s->recv_posted || s->close_started || !s->connected)
         return;
     if (s->tls) {
-        session_tls_post_recv(sh, s);
+        session_tls_post_recv(s);
         return;
     }
     if (s->in_len == sizeof s->in) {
         /* A reply longer than the buffer with no complete line: the client
          * caps lines well below this, so this is a broken peer. */
         smtp_client_on_close(&s->client, &s->acts);
-        session_run_actions(sh, s);
+        session_run_actions(s);
         return;
     }
-    if (rx_recv(sh->rx, s->h, s->in + s->in_len, sizeof s->in - s->in_len, 0) == 0)
+    if (rx_recv(s->env->rx, s->h, s->in + s->in_len, sizeof s->in - s->in_len, 0) == 0)
         s->recv_posted = true;
 }
 
-static void session_arm_deadline(struct shard *sh, struct session *s)
+static void session_arm_deadline(struct session *s)
 {
     enum smtp_state st = smtp_client_state(&s->client);
     if (s->deadline && st == s->deadline_state)
         return;                    /* the same wait: never re-armed per byte */
     if (s->deadline) {
-        rx_timer_cancel(sh->rx, s->deadline);
+        rx_timer_cancel(s->env->rx, s->deadline);
         s->deadline = 0;
     }
     uint32_t ms = smtp_client_deadline_ms(&s->client);
     if (ms == 0 || s->close_started)
         return;
-    if (rx_timer_add(sh->rx, ms, session_timer_cb, s, &s->deadline) == 0)
+    if (rx_timer_add(s->env->rx, ms, session_timer_cb, s, &s->deadline) == 0)
         s->deadline_state = st;
 }
 
-static void session_build_msg(struct session *s, const struct txn *t)
+static void session_build_msg(struct session *s, const struct attempt *t)
 {
     const struct vl_queue_msg *m = t->msg;
     s->msg = (struct smtp_msg){
@@ -264,92 +288,72 @@ static void session_build_msg(struct session *s, const struct txn *t)
                                               .addr_len = t->rcpts[i]->addr_len };
 }
 
-/* Start transaction @p t on the idle session @p s: fills s->acts only. */
-static void session_begin_fill(struct shard *sh, struct session *s, struct txn *t)
+/* Start attempt @p t (one SMTP transaction) on the idle session @p s: fills
+ * s->acts only. */
+static void session_begin_fill(struct session *s, struct attempt *t)
 {
-    vl_assert(s->idle && !s->txn);
+    vl_assert(s->idle && !s->attempt);
     s->idle = false;
     if (s->idle_timer) {
-        rx_timer_cancel(sh->rx, s->idle_timer);
+        rx_timer_cancel(s->env->rx, s->idle_timer);
         s->idle_timer = 0;
     }
-    s->txn = t;
-    t->host = s->host;
-    t->tls = s->tls_proto;
+    s->attempt = t;
     session_build_msg(s, t);
     s->acts.count = 0;
     if (smtp_client_txn_begin(&s->client, &s->msg, &s->acts) != 0)
         vl_panic("txn_begin refused %u recipients", t->rcpt_count);
 }
 
-void session_begin(struct shard *sh, struct session *s, struct txn *t)
+void session_begin(struct session *s, struct attempt *t)
 {
-    session_begin_fill(sh, s, t);
-    session_run_actions(sh, s);
+    session_begin_fill(s, t);
+    session_run_actions(s);
 }
 
-/* Unlink @p s from its host's idle list. */
-static void session_unidle(struct session *s)
+void session_quit_idle(struct session *s)
 {
-    struct session **pp = &s->host->idle;
-    while (*pp && *pp != s)
-        pp = &(*pp)->next_idle;
-    if (*pp)
-        *pp = s->next_idle;
-    s->next_idle = NULL;
-}
-
-void session_quit_idle(struct shard *sh, struct session *s)
-{
-    session_unidle(s);
+    vl_assert(s->idle);
     s->idle = false;
     if (s->idle_timer) {
-        rx_timer_cancel(sh->rx, s->idle_timer);
+        rx_timer_cancel(s->env->rx, s->idle_timer);
         s->idle_timer = 0;
     }
     s->acts.count = 0;
     smtp_client_quit(&s->client, &s->acts);
-    session_run_actions(sh, s);
+    session_run_actions(s);
 }
 
-/* The client is READY: next transaction for this host, idle, or QUIT.
- * Fills s->acts (begin or quit) or pools the session; never runs actions. */
-static void session_ready(struct shard *sh, struct session *s)
+/* The client is READY: the owner says what next (an attempt, the pool, or
+ * QUIT). Fills s->acts (begin or quit) or waits idle; never runs actions. */
+static void session_ready(struct session *s)
 {
-    struct host *h = s->host;
-    if (!s->ever_ready) {
+    const struct session_owner *o = &s->env->owner;
+    bool first = !s->ever_ready;
+    if (first) {
         s->ever_ready = true;
-        session_tls_note_plain(sh, s);
-        vl_assert(h->opening > 0);
-        h->opening--;
-        h->healthy++;
-        h->fail_code = 0;          /* got through: no failure pending (route.c) */
+        session_tls_note_plain(s);
     }
-    h->fail_count = 0;
-    h->fail_until_ms = 0;
-    if (!sh->stopping && s->txns_done < sh->cfg->msgs_per_conn_max && h->pending) {
-        struct txn *t = h->pending;
-        h->pending = t->next;
-        if (!h->pending)
-            h->pending_tail = &h->pending;
-        h->pending_count--;
-        t->next = NULL;
+    struct attempt *next = NULL;
+    switch (o->ready(o->ctx, s, s->host, first, s->attempts_done, &next)) {
+    case SESSION_NEXT_BEGIN:
+        vl_assert(next != NULL);
         s->idle = true;            /* session_begin_fill() expects an idle session */
-        session_begin_fill(sh, s, t);
+        session_begin_fill(s, next);
         return;
-    }
-    if (sh->stopping || s->txns_done >= sh->cfg->msgs_per_conn_max || sh->draining) {
+    case SESSION_NEXT_QUIT:
         s->acts.count = 0;
         smtp_client_quit(&s->client, &s->acts);
         return;
+    case SESSION_NEXT_IDLE:        /* pooled by the owner */
+        s->idle = true;
+        rx_timer_add(s->env->rx, s->env->idle_ms_max, session_timer_cb, s, &s->idle_timer);
+        return;
     }
-    s->idle = true;
-    s->next_idle = h->idle;
-    h->idle = s;
-    rx_timer_add(sh->rx, sh->cfg->idle_ms_max, session_timer_cb, s, &s->idle_timer);
+    vl_panic("bad session_next");
 }
 
-static void session_on_close_action(struct shard *sh, struct session *s,
+static void session_on_close_action(struct session *s,
                                     const struct smtp_action *a)
 {
     s->closing = true;
@@ -363,14 +367,14 @@ static void session_on_close_action(struct shard *sh, struct session *s,
         s->close_fate.text = s->close_text;
         s->close_fate.text_len = (uint16_t)n;
     }
-    /* A host that fails before it ever took a transaction, or says 421, is
-     * marked failing: its queued transactions move to the next MX. */
+    /* A host that fails before it ever took an attempt, or says 421, is
+     * failing: the owner moves its queued attempts to the next MX. */
     bool refused_421 = a->fate.code == 421;
     if (a->fail != SMTP_FAIL_NONE && (!s->ever_ready || refused_421))
-        route_host_failed(sh, s->host, &s->close_fate);
+        s->env->owner.host_failed(s->env->owner.ctx, s->host, &s->close_fate);
 }
 
-static void session_run_actions(struct shard *sh, struct session *s)
+static void session_run_actions(struct session *s)
 {
     for (;;) {
         for (uint32_t i = 0; i < s->acts.count; i++) {
@@ -385,22 +389,23 @@ static void session_run_actions(struct shard *sh, struct session *s)
                 smtp_data_enc_init(&s->enc);
                 break;
             case SMTP_ACT_START_TLS:
-                session_tls_start(sh, s);
+                session_tls_start(s);
                 break;
             case SMTP_ACT_FATE:
-                shard_outcome(sh, s->txn, a->rcpt, &a->fate, s->txn->mx_name, s->host->ip);
+                s->env->owner.fate(s->env->owner.ctx, s->attempt, a->rcpt, &a->fate);
                 break;
-            case SMTP_ACT_TXN_DONE:
-                shard_txn_free(sh, s->txn);
-                s->txn = NULL;
-                s->txns_done++;
-                atomic_fetch_add_explicit(&sh->ctr->txns, 1, memory_order_relaxed);
+            case SMTP_ACT_TXN_DONE: {
+                struct attempt *done = s->attempt;
+                s->attempt = NULL;
+                s->attempts_done++;
+                s->env->owner.attempt_done(s->env->owner.ctx, done, false);
                 break;
+            }
             case SMTP_ACT_READY:
                 s->want_ready = true;
                 break;
             case SMTP_ACT_CLOSE:
-                session_on_close_action(sh, s, a);
+                session_on_close_action(s, a);
                 break;
             default:
                 vl_panic("bad smtp action %d", (int)a->kind);
@@ -410,17 +415,17 @@ static void session_run_actions(struct shard *sh, struct session *s)
         if (!s->want_ready || s->closing)
             break;
         s->want_ready = false;
-        session_ready(sh, s);      /* may queue the next transaction's actions */
+        session_ready(s);          /* may queue the next attempt's actions */
         if (s->acts.count == 0)
             break;
     }
-    session_flush(sh, s);
-    session_arm_deadline(sh, s);
+    session_flush(s);
+    session_arm_deadline(s);
 }
 
-/* A failure before the session took any transaction (connect, TLS): the
- * host's failure (451 @p status, @p text), then close. */
-static void session_fail_early(struct shard *sh, struct session *s, const char *status,
+/* A failure before the session took any attempt (connect, TLS): the host's
+ * failure (451 @p status, @p text) to the owner, then close. */
+static void session_fail_early(struct session *s, const char *status,
                                const char *text)
 {
     struct smtp_fate f = { .kind = SMTP_FATE_DEFERRED, .code = 451, .local = true,
@@ -428,51 +433,51 @@ static void session_fail_early(struct shard *sh, struct session *s, const char *
     snprintf(f.status, sizeof f.status, "%s", status);
     s->closing = true;
     s->close_fail = SMTP_FAIL_CONN;
-    route_host_failed(sh, s->host, &f);
-    session_close(sh, s);
+    s->env->owner.host_failed(s->env->owner.ctx, s->host, &f);
+    session_close(s);
 }
 
-static void session_connect_done(struct shard *sh, struct session *s, int res)
+static void session_connect_done(struct session *s, int res)
 {
     if (res < 0) {
         /* Never reached the banner: the host is failing (RFC 5321 5.1: try
-         * the next address). No transaction is bound to a connecting session. */
+         * the next address). No attempt is bound to a connecting session. */
         char text[160];
-        snprintf(text, sizeof text, "connect to %s: %s", s->host->ip, vl_strerror(res));
-        session_fail_early(sh, s, "4.4.1", text);
+        snprintf(text, sizeof text, "connect to %s: %s", s->ip, vl_strerror(res));
+        session_fail_early(s, "4.4.1", text);
         return;
     }
     s->connected = true;
-    if (smtp_client_init(&s->client, &sh->client_conf) != 0)
+    if (smtp_client_init(&s->client, s->env->client_conf) != 0)
         vl_panic("bad EHLO name: config validation missed it");
-    session_post_recv(sh, s);
-    session_arm_deadline(sh, s);
+    session_post_recv(s);
+    session_arm_deadline(s);
 }
 
-static void session_recv_done(struct shard *sh, struct session *s, int res)
+static void session_recv_done(struct session *s, int res)
 {
     s->recv_posted = false;
     if (s->close_started)
         return;
     if (s->tls) {
-        session_tls_recv_done(sh, s, res);
+        session_tls_recv_done(s, res);
         return;
     }
     if (res <= 0) {
         s->acts.count = 0;
         smtp_client_on_close(&s->client, &s->acts);
-        session_run_actions(sh, s);
+        session_run_actions(s);
         if (!s->close_started)
-            session_close(sh, s);
+            session_close(s);
         return;
     }
     s->in_len += (uint32_t)res;
-    session_consume(sh, s);
+    session_consume(s);
     if (!s->closing)
-        session_post_recv(sh, s);
+        session_post_recv(s);
 }
 
-static void session_send_done(struct shard *sh, struct session *s, int res)
+static void session_send_done(struct session *s, int res)
 {
     s->send_posted = false;
     if (s->close_started)
@@ -480,68 +485,64 @@ static void session_send_done(struct shard *sh, struct session *s, int res)
     if (res < 0) {
         s->acts.count = 0;
         smtp_client_on_close(&s->client, &s->acts);
-        session_run_actions(sh, s);
+        session_run_actions(s);
         if (!s->close_started)
-            session_close(sh, s);
+            session_close(s);
         return;
     }
     if (s->body_end_inflight) {
         s->body_end_inflight = false;
         s->acts.count = 0;
         smtp_client_body_sent(&s->client, &s->acts);
-        session_run_actions(sh, s);
+        session_run_actions(s);
         return;
     }
-    session_flush(sh, s);
+    session_flush(s);
 }
 
-static void session_closed(struct shard *sh, struct session *s)
+static void session_closed(struct session *s)
 {
-    struct host *h = s->host;
-    if (s->idle)
-        session_unidle(s);
-    if (s->txn) {
-        /* Closed with a transaction bound (reactor error paths): the client
+    const struct session_owner *o = &s->env->owner;
+    if (s->connect_err) {          /* refused at once in session_open(): report now */
+        int err = s->connect_err;
+        s->connect_err = 0;
+        session_connect_done(s, err);
+    }
+    if (s->idle) {
+        s->idle = false;
+        o->unpooled(o->ctx, s, s->host);
+    }
+    if (s->attempt) {
+        /* Closed with an attempt bound (reactor error paths): the client
          * defers every recipient still without a fate. */
+        struct attempt *t = s->attempt;
+        s->attempt = NULL;
         s->acts.count = 0;
         smtp_client_on_close(&s->client, &s->acts);
         for (uint32_t i = 0; i < s->acts.count; i++) {
             const struct smtp_action *a = &s->acts.a[i];
             if (a->kind == SMTP_ACT_FATE)
-                shard_outcome(sh, s->txn, a->rcpt, &a->fate, s->txn->mx_name, h->ip);
+                o->fate(o->ctx, t, a->rcpt, &a->fate);
             else if (a->kind == SMTP_ACT_TXN_DONE)
-                shard_txn_free(sh, s->txn);
+                o->attempt_done(o->ctx, t, true);
         }
-        s->txn = NULL;
     }
-    vl_assert(h->active > 0);
-    h->active--;
-    if (s->ever_ready) {
-        vl_assert(h->healthy > 0);
-        h->healthy--;
-        if (s->close_fail == SMTP_FAIL_NONE)
-            h->fail_code = 0;      /* ended normally: the pool may grow again */
-    } else {
-        vl_assert(h->opening > 0);
-        h->opening--;
-    }
-    vl_assert(sh->sessions > 0);
-    sh->sessions--;
+    struct host *h = s->host;
+    bool ever_ready = s->ever_ready, failed = s->close_fail != SMTP_FAIL_NONE;
     session_tls_free(s);
     free(s);
-    route_host_pump(sh, h);
+    o->closed(o->ctx, h, ever_ready, failed);
 }
 
 static void session_cb(struct rx *rx, const struct rx_event *ev)
 {
     (void)rx;
     struct session *s = ev->user;
-    struct shard *sh = s->sh;
     switch (ev->op) {
-    case RX_OP_CONNECT: session_connect_done(sh, s, ev->res); break;
-    case RX_OP_RECV:    session_recv_done(sh, s, ev->res);    break;
-    case RX_OP_SEND:    session_send_done(sh, s, ev->res);    break;
-    case RX_OP_CLOSE:   session_closed(sh, s);                break;
+    case RX_OP_CONNECT: session_connect_done(s, ev->res); break;
+    case RX_OP_RECV:    session_recv_done(s, ev->res);    break;
+    case RX_OP_SEND:    session_send_done(s, ev->res);    break;
+    case RX_OP_CLOSE:   session_closed(s);                break;
     default: vl_panic("session: unexpected op %d", (int)ev->op);
     }
 }
@@ -550,11 +551,12 @@ static void session_timer_cb(struct rx *rx, const struct rx_event *ev)
 {
     (void)rx;
     struct session *s = ev->user;
-    struct shard *sh = s->sh;
     if (ev->h == s->idle_timer) {
         s->idle_timer = 0;
-        if (s->idle && !s->close_started)
-            session_quit_idle(sh, s);
+        if (s->idle && !s->close_started) {
+            s->env->owner.unpooled(s->env->owner.ctx, s, s->host);
+            session_quit_idle(s);
+        }
         return;
     }
     if (ev->h != s->deadline)
@@ -564,9 +566,9 @@ static void session_timer_cb(struct rx *rx, const struct rx_event *ev)
         return;
     s->acts.count = 0;
     smtp_client_on_timeout(&s->client, &s->acts);
-    session_run_actions(sh, s);
+    session_run_actions(s);
     if (!s->close_started)
-        session_close(sh, s);
+        session_close(s);
 }
 
 /* ---- STARTTLS ---------------------------------------------------------------
@@ -587,52 +589,52 @@ static void session_tls_free(struct session *s)
 
 /* First READY: STARTTLS was offered and we wanted it, yet we are in plaintext:
  * the server refused it (454 or 5xx) and level `may` went on (PROTOCOL 1.3). */
-static void session_tls_note_plain(struct shard *sh, struct session *s)
+static void session_tls_note_plain(struct session *s)
 {
-    if (s->tls || !sh->client_conf.starttls ||
+    if (s->tls || !s->env->client_conf->starttls ||
         !smtp_ehlo_has(smtp_client_caps(&s->client), SMTP_EXT_STARTTLS))
         return;
-    vl_log_at(VL_LOG_INFO, "evt=starttls_refused shard=%u ip=%s action=plaintext", sh->idx,
-              s->host->ip);
+    vl_log_at(VL_LOG_INFO, "evt=starttls_refused shard=%u ip=%s action=plaintext",
+              s->env->shard_idx, s->ip);
 }
 
 /* The connection is gone or its TLS is broken: the client defers and closes. */
-static void session_tls_lost(struct shard *sh, struct session *s)
+static void session_tls_lost(struct session *s)
 {
     s->acts.count = 0;
     smtp_client_on_close(&s->client, &s->acts);
-    session_run_actions(sh, s);
+    session_run_actions(s);
     if (!s->close_started)
-        session_close(sh, s);
+        session_close(s);
 }
 
 /* The handshake failed before the session was ever ready: like a failed
- * connect, the host is marked failing (its transactions move on or defer). */
-static void session_tls_failed(struct shard *sh, struct session *s, const char *why)
+ * connect, the host is marked failing (its queued attempts move on or defer). */
+static void session_tls_failed(struct session *s, const char *why)
 {
     char text[240];
-    snprintf(text, sizeof text, "TLS handshake with %s failed: %s", s->host->ip, why);
-    vl_log_at(VL_LOG_INFO, "evt=tls_fail shard=%u ip=%s err=\"%s\"", sh->idx, s->host->ip, why);
+    snprintf(text, sizeof text, "TLS handshake with %s failed: %s", s->ip, why);
+    vl_log_at(VL_LOG_INFO, "evt=tls_fail shard=%u ip=%s err=\"%s\"", s->env->shard_idx, s->ip, why);
     if (s->ever_ready) {           /* not reached today: STARTTLS comes before READY */
-        session_tls_lost(sh, s);
+        session_tls_lost(s);
         return;
     }
-    session_fail_early(sh, s, "4.7.0", text);
+    session_fail_early(s, "4.7.0", text);
 }
 
-static void session_tls_start(struct shard *sh, struct session *s)
+static void session_tls_start(struct session *s)
 {
     vl_assert(!s->tls);            /* s->in holds only the 220: the client checked */
     int rc = 0;
-    if (!sh->tls_ctx)
-        rc = tls_ctx_client_create(&sh->tls_ctx);   /* one per shard, never per connection */
+    if (!s->env->tls_ctx)
+        rc = tls_ctx_client_create(&s->env->tls_ctx);   /* one per shard, never per connection */
     if (rc == 0) {
         s->tls = malloc(sizeof *s->tls);
         rc = s->tls ? 0 : -ENOMEM;
     }
     if (rc == 0) {
         s->tls->shut = s->tls->end_sealed = false;
-        rc = tls_conn_create(&s->tls->conn, sh->tls_ctx, false, s->sni);
+        rc = tls_conn_create(&s->tls->conn, s->env->tls_ctx, false, s->sni);
         if (rc < 0) {
             free(s->tls);
             s->tls = NULL;
@@ -641,10 +643,10 @@ static void session_tls_start(struct shard *sh, struct session *s)
     if (rc == 0 && tls_conn_handshake(s->tls->conn) < 0)   /* ClientHello, sent by the flush */
         rc = VL_E_TLS;
     if (rc < 0)
-        session_tls_failed(sh, s, vl_strerror(rc));
+        session_tls_failed(s, vl_strerror(rc));
 }
 
-static void session_tls_flush(struct shard *sh, struct session *s)
+static void session_tls_flush(struct session *s)
 {
     struct session_tls *st = s->tls;
     unsigned w = s->wcur;
@@ -652,7 +654,7 @@ static void session_tls_flush(struct shard *sh, struct session *s)
         /* Before the handshake only a final QUIT can be queued: drop it. */
         if (tls_conn_established(st->conn) &&
             tls_conn_write(st->conn, s->wbuf[w], s->wlen[w]) < 0) {
-            session_tls_lost(sh, s);
+            session_tls_lost(s);
             return;
         }
         s->wlen[w] = 0;            /* sealed: the buffer is free again */
@@ -667,11 +669,11 @@ static void session_tls_flush(struct shard *sh, struct session *s)
     size_t n = tls_conn_take(st->conn, st->out, sizeof st->out);
     if (n == 0) {
         if (s->closing)
-            session_close(sh, s);
+            session_close(s);
         return;
     }
-    if (rx_send(sh->rx, s->h, st->out, n, 0) < 0) {
-        session_tls_lost(sh, s);
+    if (rx_send(s->env->rx, s->h, st->out, n, 0) < 0) {
+        session_tls_lost(s);
         return;
     }
     s->send_posted = true;
@@ -680,14 +682,14 @@ static void session_tls_flush(struct shard *sh, struct session *s)
         st->end_sealed = false;
 }
 
-static void session_tls_post_recv(struct shard *sh, struct session *s)
+static void session_tls_post_recv(struct session *s)
 {
-    if (rx_recv(sh->rx, s->h, s->tls->in, sizeof s->tls->in, 0) == 0)
+    if (rx_recv(s->env->rx, s->h, s->tls->in, sizeof s->tls->in, 0) == 0)
         s->recv_posted = true;
 }
 
 /* Plaintext in s->in to the client, reply by reply; keeps an incomplete tail. */
-static void session_consume(struct shard *sh, struct session *s)
+static void session_consume(struct session *s)
 {
     size_t off = 0;
     while (off < s->in_len && !s->closing) {
@@ -696,7 +698,7 @@ static void session_consume(struct shard *sh, struct session *s)
         int rc = smtp_client_on_bytes(&s->client, s->in + off, s->in_len - off, &used,
                                       &s->acts);
         off += used;
-        session_run_actions(sh, s);
+        session_run_actions(s);
         if (rc <= 0)
             break;
     }
@@ -704,46 +706,46 @@ static void session_consume(struct shard *sh, struct session *s)
     s->in_len -= (uint32_t)off;
 }
 
-static void session_tls_recv_done(struct shard *sh, struct session *s, int res)
+static void session_tls_recv_done(struct session *s, int res)
 {
     struct session_tls *st = s->tls;
     if (res <= 0 || tls_conn_feed(st->conn, st->in, (size_t)res) < 0) {
-        session_tls_lost(sh, s);
+        session_tls_lost(s);
         return;
     }
     if (!tls_conn_established(st->conn)) {
         int rc = tls_conn_handshake(st->conn);
         if (rc < 0) {
-            session_tls_failed(sh, s, tls_conn_error(st->conn));
+            session_tls_failed(s, tls_conn_error(st->conn));
             return;
         }
         if (rc == 0) {             /* the next flight: send ours, read theirs */
-            session_flush(sh, s);
-            session_post_recv(sh, s);
+            session_flush(s);
+            session_post_recv(s);
             return;
         }
         s->tls_proto = tls_conn_protocol(st->conn);
         s->acts.count = 0;
         smtp_client_tls_done(&s->client, &s->acts);   /* forget capabilities, EHLO again */
-        session_run_actions(sh, s);
+        session_run_actions(s);
     }
     for (unsigned k = 0; k < SESSION_TLS_READS_MAX && !s->closing && !s->close_started; k++) {
         if (s->in_len == sizeof s->in) {   /* no complete line in 16 KiB: broken peer */
-            session_tls_lost(sh, s);
+            session_tls_lost(s);
             return;
         }
         int n = tls_conn_read(st->conn, s->in + s->in_len, sizeof s->in - s->in_len);
         if (n == 0)
             break;
         if (n < 0) {
-            vl_log_at(VL_LOG_INFO, "evt=tls_read_fail shard=%u ip=%s err=\"%s\"", sh->idx,
-                   s->host->ip, tls_conn_error(st->conn));
-            session_tls_lost(sh, s);
+            vl_log_at(VL_LOG_INFO, "evt=tls_read_fail shard=%u ip=%s err=\"%s\"",
+                      s->env->shard_idx, s->ip, tls_conn_error(st->conn));
+            session_tls_lost(s);
             return;
         }
         s->in_len += (uint32_t)n;
-        session_consume(sh, s);
+        session_consume(s);
     }
     if (!s->closing)
-        session_post_recv(sh, s);
+        session_post_recv(s);
 }

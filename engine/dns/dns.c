@@ -106,7 +106,7 @@ int dns_config_defaults(struct dns_config *c, const char **why)
 
 static int servers_set(struct dns *dns, const char *list, const char **why)
 {
-    struct dns_hostport hp[VL_DNS_SERVERS_MAX];
+    struct vl_hostport hp[VL_DNS_SERVERS_MAX];
     struct ares_addr_port_node nodes[VL_DNS_SERVERS_MAX];
     size_t n = 0;
     if (dns_servers_parse(list, hp, &n, why) < 0)
@@ -230,6 +230,13 @@ int dns_route_add(struct dns *dns, const char *domain, const char *hostport, con
     return dns_routes_add(&dns->routes, domain, hostport, why ? why : &unused);
 }
 
+int dns_route_put(struct dns *dns, const char *domain, const struct vl_hostport *to,
+                  const char **why)
+{
+    static const char *unused;
+    return dns_routes_put(&dns->routes, domain, to, why ? why : &unused);
+}
+
 int dns_route_add_spec(struct dns *dns, const char *spec, const char **why)
 {
     static const char *unused;
@@ -247,7 +254,7 @@ int dns_route_add_spec(struct dns *dns, const char *spec, const char **why)
 }
 
 /* Route or address literal: the answer needs no DNS. */
-static struct dns_blob *blob_direct(const char *domain, const struct dns_hostport *hp)
+static struct dns_blob *blob_direct(const char *domain, const struct vl_hostport *hp)
 {
     struct dns_blob_host h = { hp->host, 0, 1, &hp->addr };
     struct dns_blob *b = dns_blob_create(domain, DNS_OK, 0, "2.0.0", "static route", 0, &h, 1);
@@ -272,7 +279,7 @@ static int waiter_add(struct dns *dns, dns_result_fn cb, void *ctx, struct waite
 
 /* Literal "[1.2.3.4]" / "[IPv6:...]" domains and IP routes: answered at once. */
 static int resolve_direct(struct dns *dns, const char *key, dns_result_fn cb, void *ctx,
-                          const struct dns_hostport *hp)
+                          const struct vl_hostport *hp)
 {
     struct waiter *w;
     int rc = waiter_add(dns, cb, ctx, &w);
@@ -332,12 +339,10 @@ int dns_resolve_mx(struct dns *dns, const char *domain, dns_result_fn cb, void *
     for (size_t i = 0; i <= len; i++)
         key[i] = (char)((domain[i] >= 'A' && domain[i] <= 'Z') ? domain[i] + 32 : domain[i]);
     dns->stats.lookups++;
-    struct dns_hostport hp;
-    if (key[0] == '[') {
-        if (dns_literal_parse(key, dns->cfg.port_mx, &hp) < 0)
-            return VL_E_INVALID;
-        return resolve_direct(dns, key, cb, ctx, &hp);
-    }
+    struct vl_hostport hp;
+    if (key[0] == '[')
+        return dns_literal_parse(key, dns->cfg.port_mx, &hp) < 0 ? VL_E_INVALID
+                                                             : resolve_direct(dns, key, cb, ctx, &hp);
     const struct dns_route *route = dns_routes_find(&dns->routes, key);
     if (route && route->to.is_ip)
         return resolve_direct(dns, key, cb, ctx, &route->to);

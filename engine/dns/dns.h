@@ -111,6 +111,11 @@ void dns_destroy(struct dns *dns);
  *  @return 0, VL_E_INVALID (with *@p why), VL_E_TOOBIG (table full). */
 int dns_route_add(struct dns *dns, const char *domain, const char *hostport, const char **why);
 
+/** Add a static route already parsed (vl_hostport_parse, names allowed, port
+ *  required): mail for @p domain goes to @p to. Same returns. */
+int dns_route_put(struct dns *dns, const char *domain, const struct vl_hostport *to,
+                  const char **why);
+
 /** Parse "DOMAIN=HOST:PORT" (the --route option) and add it. Same returns. */
 int dns_route_add_spec(struct dns *dns, const char *spec, const char **why);
 

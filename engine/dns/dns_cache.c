@@ -20,7 +20,7 @@ struct dns_blob {
     size_t bytes;
     struct dns_result res;
     struct dns_mx mx[];
-    /* then union dns_sockaddr addrs[], then char domain[] */
+    /* then union vl_sockaddr addrs[], then char domain[] */
 };
 
 static size_t align_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
@@ -33,8 +33,8 @@ struct dns_blob *dns_blob_create(const char *domain, enum dns_status status, uin
     for (uint16_t i = 0; i < host_count; i++)
         addr_total += hosts[i].addr_count;
     size_t off_addrs = align_up(sizeof(struct dns_blob) + host_count * sizeof(struct dns_mx),
-                                alignof(union dns_sockaddr));
-    size_t off_domain = off_addrs + addr_total * sizeof(union dns_sockaddr);
+                                alignof(union vl_sockaddr));
+    size_t off_domain = off_addrs + addr_total * sizeof(union vl_sockaddr);
     size_t dlen = strlen(domain);
     size_t bytes = off_domain + dlen + 1;
     struct dns_blob *b = calloc(1, bytes);
@@ -42,7 +42,7 @@ struct dns_blob *dns_blob_create(const char *domain, enum dns_status status, uin
         return NULL;
     b->refs = 1;
     b->bytes = bytes;
-    union dns_sockaddr *addrs = (union dns_sockaddr *)((char *)b + off_addrs);
+    union vl_sockaddr *addrs = (union vl_sockaddr *)((char *)b + off_addrs);
     char *dom = (char *)b + off_domain;
     memcpy(dom, domain, dlen + 1);
     b->res = (struct dns_result){
@@ -77,7 +77,7 @@ struct dns_blob *dns_blob_clone(const struct dns_blob *b)
     c->res.mx = c->mx;
     c->res.domain = nb + (b->res.domain - ob);
     for (uint16_t i = 0; i < c->res.mx_count; i++)
-        c->mx[i].addrs = (union dns_sockaddr *)(nb + ((const char *)b->mx[i].addrs - ob));
+        c->mx[i].addrs = (union vl_sockaddr *)(nb + ((const char *)b->mx[i].addrs - ob));
     return c;
 }
 

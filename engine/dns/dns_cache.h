@@ -26,7 +26,7 @@ struct dns_blob_host {
     const char *host;
     uint16_t pref;
     uint16_t addr_count;
-    const union dns_sockaddr *addrs;
+    const union vl_sockaddr *addrs;
 };
 
 /** Build a blob (refs = 1). @p enhanced and @p reason must be static.

@@ -58,7 +58,7 @@ struct job {
     uint16_t host_count;
     struct job_host hosts[VL_DNS_MX_HOSTS_MAX];
     struct query q[QUERIES_PER_JOB_MAX];
-    union dns_sockaddr addrs[VL_DNS_MX_HOSTS_MAX][VL_DNS_ADDRS_PER_HOST_MAX];  /* build area */
+    union vl_sockaddr addrs[VL_DNS_MX_HOSTS_MAX][VL_DNS_ADDRS_PER_HOST_MAX];  /* build area */
 };
 
 struct dns {

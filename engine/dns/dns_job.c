@@ -100,7 +100,7 @@ static struct dns_blob *job_verdict(struct job *job, enum dns_status st, uint16_
     return b;
 }
 
-static void addr_fill(union dns_sockaddr *sa, const struct dns_rr_addr *a, uint16_t port)
+static void addr_fill(union vl_sockaddr *sa, const struct dns_rr_addr *a, uint16_t port)
 {
     memset(sa, 0, sizeof *sa);
     if (a->family == 4) {
@@ -139,7 +139,7 @@ static void job_drop_own_addresses(struct job *job)
 /* The usable hosts as a DNS_OK blob in *out (NULL on ENOMEM). @return usable hosts. */
 static uint16_t job_build_ok(struct job *job, struct dns_blob **out)
 {
-    union dns_sockaddr (*addrs)[VL_DNS_ADDRS_PER_HOST_MAX] = job->addrs;
+    union vl_sockaddr (*addrs)[VL_DNS_ADDRS_PER_HOST_MAX] = job->addrs;
     struct dns_blob_host bh[VL_DNS_MX_HOSTS_MAX];
     uint16_t n = 0;
     uint32_t ttl = job->ttl_s_min;

@@ -15,6 +15,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "volley/hostport.h"   /* union vl_sockaddr: an address to connect to */
 #include "volley/limits.h"
 
 #ifdef __cplusplus
@@ -27,18 +28,11 @@ enum dns_status {
     DNS_BOUNCE,      /* permanent: 5.1.2, 5.1.10, 5.4.4, 5.4.6 */
 };
 
-/** An address to connect to; the port is already set (route port or port_mx). */
-union dns_sockaddr {
-    struct sockaddr     sa;
-    struct sockaddr_in  in4;
-    struct sockaddr_in6 in6;
-};
-
 struct dns_mx {
     char     host[VL_SMTP_DOMAIN_BYTES_MAX + 1];   /* lower case, no trailing dot */
     uint16_t pref;
     uint16_t addr_count;                           /* >= 1 in a DNS_OK result */
-    union dns_sockaddr *addrs;                     /* IPv4 first, then IPv6 */
+    union vl_sockaddr *addrs;   /* IPv4 first, then IPv6; the port is already set */
 };
 
 struct dns_result {

@@ -1,7 +1,7 @@
 /*
- * dns_route.c - HOST:PORT parsing, static routes, own host list (see
+ * dns_route.c - the --dns list, static routes, own host list (see
  * dns_route.h). Invariants: routes hold validated, lower-case domains; at
- * most one route per domain (a later add replaces); count <= VL_DNS_ROUTES_MAX.
+ * most one route per domain (a later add replaces); count <= VL_ROUTES_MAX.
  */
 #include "dns_route.h"
 
@@ -22,92 +22,6 @@ static void lower_copy(char *dst, const char *src, size_t n)
     dst[n] = '\0';
 }
 
-static int port_parse(const char *s, uint16_t *port, const char **why)
-{
-    char *end = NULL;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (!*s || *end || errno || v == 0 || v > 65535 || s[0] == '-' || s[0] == '+') {
-        *why = "port must be a number from 1 to 65535";
-        return VL_E_INVALID;
-    }
-    *port = (uint16_t)v;
-    return 0;
-}
-
-/* Split s into host text and port text; brackets only around IPv6. */
-static int hostport_split(const char *s, char *host, size_t host_max, const char **port_s,
-                          bool *bracketed, const char **why)
-{
-    const char *h = s, *colon = NULL;
-    size_t hl;
-    *bracketed = false;
-    *port_s = NULL;
-    if (s[0] == '[') {
-        const char *close = strchr(s, ']');
-        if (!close || (close[1] != '\0' && close[1] != ':')) {
-            *why = "expected [IPv6] or [IPv6]:PORT";
-            return VL_E_INVALID;
-        }
-        h = s + 1;
-        hl = (size_t)(close - h);
-        *bracketed = true;
-        if (close[1] == ':')
-            *port_s = close + 2;
-    } else {
-        colon = strchr(s, ':');
-        if (colon && strchr(colon + 1, ':'))
-            colon = NULL;                       /* bare IPv6: no port */
-        hl = colon ? (size_t)(colon - s) : strlen(s);
-        if (colon)
-            *port_s = colon + 1;
-    }
-    if (hl == 0 || hl >= host_max) {
-        *why = hl == 0 ? "host is empty" : "host is too long";
-        return VL_E_INVALID;
-    }
-    memcpy(host, h, hl);
-    host[hl] = '\0';
-    return 0;
-}
-
-int dns_hostport_parse(const char *s, uint16_t port_default, bool names_ok,
-                       struct dns_hostport *out, const char **why)
-{
-    char host[DNS_NAME_TEXT_BYTES_MAX + 1];
-    const char *port_s = NULL;
-    bool bracketed = false;
-    memset(out, 0, sizeof *out);
-    if (!s || hostport_split(s, host, sizeof host, &port_s, &bracketed, why) < 0)
-        return s ? VL_E_INVALID : (*why = "missing HOST:PORT", VL_E_INVALID);
-    out->port = port_default;
-    if (port_s && port_parse(port_s, &out->port, why) < 0)
-        return VL_E_INVALID;
-    if (out->port == 0) {
-        *why = "a port is required (HOST:PORT)";
-        return VL_E_INVALID;
-    }
-    if (inet_pton(AF_INET6, host, &out->addr.in6.sin6_addr) == 1) {
-        out->addr.in6.sin6_family = AF_INET6;
-        out->addr.in6.sin6_port = htons(out->port);
-        out->is_ip = true;
-    } else if (!bracketed && inet_pton(AF_INET, host, &out->addr.in4.sin_addr) == 1) {
-        out->addr.in4.sin_family = AF_INET;
-        out->addr.in4.sin_port = htons(out->port);
-        out->is_ip = true;
-    } else if (bracketed) {
-        *why = "not an IPv6 address inside [ ]";
-        return VL_E_INVALID;
-    } else if (!names_ok) {
-        *why = "expected an IP address (a resolver cannot be given by name)";
-        return VL_E_INVALID;
-    } else if (vl_domain_check(host, strlen(host), why) < 0) {
-        return VL_E_INVALID;
-    }
-    lower_copy(out->host, host, strlen(host));
-    return 0;
-}
-
 void dns_routes_init(struct dns_routes *rt)
 {
     memset(rt, 0, sizeof *rt);
@@ -123,6 +37,15 @@ void dns_routes_fini(struct dns_routes *rt)
 int dns_routes_add(struct dns_routes *rt, const char *domain, const char *hostport,
                    const char **why)
 {
+    struct vl_hostport to;
+    if (vl_hostport_parse(hostport, 0, true, &to, why) < 0)
+        return VL_E_INVALID;
+    return dns_routes_put(rt, domain, &to, why);
+}
+
+int dns_routes_put(struct dns_routes *rt, const char *domain, const struct vl_hostport *to,
+                   const char **why)
+{
     struct dns_route r;
     size_t dl = domain ? strlen(domain) : 0;
     if (dl == 0 || dl > DNS_NAME_TEXT_BYTES_MAX) {
@@ -132,15 +55,14 @@ int dns_routes_add(struct dns_routes *rt, const char *domain, const char *hostpo
     if (strcmp(domain, "*") != 0 && vl_domain_check(domain, dl, why) < 0)
         return VL_E_INVALID;
     lower_copy(r.domain, domain, dl);
-    if (dns_hostport_parse(hostport, 0, true, &r.to, why) < 0)
-        return VL_E_INVALID;
+    r.to = *to;
     for (uint32_t i = 0; i < rt->count; i++) {
         if (strcmp(rt->r[i].domain, r.domain) == 0) {
             rt->r[i] = r;
             return 0;
         }
     }
-    if (rt->count >= VL_DNS_ROUTES_MAX) {
+    if (rt->count >= VL_ROUTES_MAX) {
         *why = "too many routes";
         return VL_E_TOOBIG;
     }
@@ -225,7 +147,7 @@ bool dns_own_addr(const struct dns_own *own, const struct dns_rr_addr *a)
     return false;
 }
 
-int dns_servers_parse(const char *list, struct dns_hostport out[VL_DNS_SERVERS_MAX],
+int dns_servers_parse(const char *list, struct vl_hostport out[VL_DNS_SERVERS_MAX],
                       size_t *count, const char **why)
 {
     char buf[512];
@@ -241,7 +163,7 @@ int dns_servers_parse(const char *list, struct dns_hostport out[VL_DNS_SERVERS_M
             *why = "too many --dns servers (at most 4)";
             return VL_E_INVALID;
         }
-        if (dns_hostport_parse(tok, 53, false, &out[n], why) < 0)
+        if (vl_hostport_parse(tok, 53, false, &out[n], why) < 0)
             return VL_E_INVALID;
         n++;
     }
@@ -253,7 +175,7 @@ int dns_servers_parse(const char *list, struct dns_hostport out[VL_DNS_SERVERS_M
     return 0;
 }
 
-int dns_literal_parse(const char *key, uint16_t port, struct dns_hostport *hp)
+int dns_literal_parse(const char *key, uint16_t port, struct vl_hostport *hp)
 {
     const char *why;
     size_t len = strlen(key);
@@ -268,5 +190,5 @@ int dns_literal_parse(const char *key, uint16_t port, struct dns_hostport *hp)
         return VL_E_INVALID;
     bool v6 = memchr(s, ':', n) != NULL;
     snprintf(text, sizeof text, v6 ? "[%.*s]:%u" : "%.*s:%u", (int)n, s, (unsigned)port);
-    return dns_hostport_parse(text, 0, false, hp, &why);
+    return vl_hostport_parse(text, 0, false, hp, &why);
 }

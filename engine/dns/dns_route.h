@@ -1,7 +1,8 @@
 /*
- * dns_route.h - internal to dns.c: config defaults, "HOST:PORT" parsing, the static route
- * table (--route DOMAIN=HOST:PORT, '*' = every domain) and the list of our
- * own host names and addresses (MX loop detection). No I/O, no clock.
+ * dns_route.h - internal to dns.c: config defaults, the --dns list, the static
+ * route table (--route DOMAIN=HOST:PORT, '*' = every domain) and the list of
+ * our own host names and addresses (MX loop detection). No I/O, no clock.
+ * HOST:PORT itself is parsed by vl_hostport_parse (volley/hostport.h).
  */
 #ifndef VOLLEY_DNS_ROUTE_H
 #define VOLLEY_DNS_ROUTE_H
@@ -13,31 +14,20 @@
 #include "dns_result.h"
 #include "dns_parse.h"
 
-struct dns_hostport {
-    char host[DNS_NAME_TEXT_BYTES_MAX + 1];   /* IP text or lower-case host name */
-    uint16_t port;
-    bool is_ip;                               /* addr is valid */
-    union dns_sockaddr addr;
-};
-
-/** Parse "IP", "IP:PORT", "[IPv6]", "[IPv6]:PORT", a bare IPv6, or (if
- *  @p names_ok) "NAME[:PORT]". A missing port is @p port_default; if that is 0
- *  the port is required. @return 0 or VL_E_INVALID with *@p why. */
-int dns_hostport_parse(const char *s, uint16_t port_default, bool names_ok,
-                       struct dns_hostport *out, const char **why);
+_Static_assert(VL_HOSTPORT_HOST_BYTES_MAX == DNS_NAME_TEXT_BYTES_MAX, "a route host is a name");
 
 /** Parse the --dns list "IP[:PORT][,IP[:PORT]...]" (port 53 by default, no
  *  names). @return 0 and *@p count >= 1, or VL_E_INVALID with *@p why. */
-int dns_servers_parse(const char *list, struct dns_hostport out[VL_DNS_SERVERS_MAX],
+int dns_servers_parse(const char *list, struct vl_hostport out[VL_DNS_SERVERS_MAX],
                       size_t *count, const char **why);
 
 /** An address-literal domain ("[192.0.2.1]", "[IPv6:2001:db8::1]", lower or
  *  upper case) as an address with @p port. @return 0 or VL_E_INVALID. */
-int dns_literal_parse(const char *key, uint16_t port, struct dns_hostport *hp);
+int dns_literal_parse(const char *key, uint16_t port, struct vl_hostport *hp);
 
 struct dns_route {
     char domain[DNS_NAME_TEXT_BYTES_MAX + 1];  /* lower case, or "*" */
-    struct dns_hostport to;
+    struct vl_hostport to;
 };
 
 struct dns_routes {
@@ -48,7 +38,11 @@ struct dns_routes {
 
 void dns_routes_init(struct dns_routes *rt);
 void dns_routes_fini(struct dns_routes *rt);
-/** Add or replace. @return 0, VL_E_INVALID (*@p why), VL_E_TOOBIG, -ENOMEM. */
+/** Add or replace the route of @p domain to @p to (parsed: vl_hostport_parse).
+ *  @return 0, VL_E_INVALID (*@p why), VL_E_TOOBIG, -ENOMEM. */
+int dns_routes_put(struct dns_routes *rt, const char *domain, const struct vl_hostport *to,
+                   const char **why);
+/** dns_routes_put() of @p hostport text ("HOST:PORT", port required). */
 int dns_routes_add(struct dns_routes *rt, const char *domain, const char *hostport,
                    const char **why);
 /** The route for @p domain (lower case): its own, else '*', else NULL. */

@@ -143,7 +143,7 @@ static int rx_alloc(struct rx *rx)
 int rx_create(struct rx **out, const struct rx_conf *conf)
 {
     *out = NULL;
-    if (conf->handles_max == 0 || conf->handles_max > VL_SESSIONS_PER_SHARD_MAX ||
+    if (conf->handles_max == 0 || conf->handles_max > VL_RX_HANDLES_MAX ||
         conf->timers_max == 0 || (conf->sq_entries & (conf->sq_entries - 1)) != 0)
         return -EINVAL;
     uint64_t limit;

@@ -62,7 +62,7 @@ struct rx_event {
 typedef void rx_cb(struct rx *rx, const struct rx_event *ev);
 
 struct rx_conf {
-    uint32_t handles_max;    /* fds the reactor manages at once (<= VL_SESSIONS_PER_SHARD_MAX) */
+    uint32_t handles_max;    /* fds the reactor manages at once (<= VL_RX_HANDLES_MAX) */
     uint32_t timers_max;     /* pending timers at once */
     uint32_t sq_entries;     /* submission queue size (power of 2); CQ is 4x; 0 = 256 */
     rx_cb *wake_cb;          /* if set: an eventfd wakes the ring, see rx_wake() */

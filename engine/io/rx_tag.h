@@ -36,7 +36,7 @@ enum rx_op {
 
 #define RX_TAG_SLOT_BITS 24u
 #define RX_TAG_SLOT_MAX  ((1u << RX_TAG_SLOT_BITS) - 1u)   /* reserved for the reactor itself */
-_Static_assert(VL_SESSIONS_PER_SHARD_MAX < RX_TAG_SLOT_MAX, "handle slots must fit the tag");
+_Static_assert(VL_RX_HANDLES_MAX < RX_TAG_SLOT_MAX, "handle slots must fit the tag");
 _Static_assert(RX_OP_COUNT <= 256, "op must fit 8 bits");
 
 static inline uint64_t rx_tag(enum rx_op op, uint32_t slot, uint32_t gen)

@@ -9,9 +9,11 @@
 #include "volley/error.h"
 #include "volley/limits.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -220,4 +222,44 @@ long dsn_build(const struct dsn_input *in, char *out, size_t cap)
     if (o.overflow)
         return VL_E_TOOBIG;
     return (long)o.len;
+}
+
+/* An octet > 127 anywhere: the DSN needs BODY=8BITMIME (original headers and
+ * diagnostic text may be UTF-8). */
+static bool dsn_is_8bit(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] > 127)
+            return true;
+    return false;
+}
+
+int dsn_for_message(const struct vl_queue_msg *m, const char *reporting_mta,
+                    const struct dsn_rcpt *rcpts, unsigned rcpt_count, int64_t now_ms,
+                    uint64_t unique, char **body, const char **rcpt_slot,
+                    struct vl_queue_new_msg *out)
+{
+    char postmaster[VL_SMTP_DOMAIN_BYTES_MAX + sizeof "postmaster@"];
+    snprintf(postmaster, sizeof postmaster, "postmaster@%s", reporting_mta);
+    struct dsn_input in = {
+        .reporting_mta = reporting_mta, .postmaster = postmaster,
+        .return_path = m->return_path, .arrival_ms = (int64_t)m->created_ms,
+        .now_ms = now_ms, .orig = (const char *)m->body, .orig_len = m->body_len,
+        .rcpts = rcpts, .rcpt_count = rcpt_count, .unique = unique,
+    };
+    size_t cap = dsn_size_max(&in);
+    *body = malloc(cap);
+    long len = *body ? dsn_build(&in, *body, cap) : -ENOMEM;
+    if (len < 0) {
+        free(*body);
+        *body = NULL;
+        return (int)len;
+    }
+    *rcpt_slot = m->return_path;
+    *out = (struct vl_queue_new_msg){
+        .return_path = "", .return_path_len = 0, .body = *body, .body_len = (size_t)len,
+        .flags = dsn_is_8bit(*body, (size_t)len) ? VL_QUEUE_MSG_8BIT : 0,
+        .rcpts = rcpt_slot, .rcpt_count = 1,
+    };
+    return 0;
 }

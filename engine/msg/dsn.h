@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "volley/queue.h"
+
 enum dsn_action { DSN_ACTION_FAILED, DSN_ACTION_DELAYED, DSN_ACTION_DELIVERED,
                   DSN_ACTION_RELAYED };
 
@@ -56,6 +58,18 @@ long dsn_build(const struct dsn_input *in, char *out, size_t cap);
  *  spaces and other controls and invalid UTF-8 dropped, at most
  *  VL_DIAG_TEXT_BYTES_MAX bytes. Returns the length. */
 size_t dsn_sanitize(const char *text, char *out, size_t cap);
+
+/** The DSN about @p rcpts (@p rcpt_count) of the queued message @p m, from
+ *  @p reporting_mta (its postmaster signs it), ready to enqueue: *@p out gets
+ *  the null reverse-path, the malloc'd body (*@p body, which the caller frees
+ *  once enqueued), BODY=8BITMIME if needed, and one recipient, m's return
+ *  path, stored in *@p rcpt_slot (which must outlive @p out).
+ *  @return 0, -ENOMEM, VL_E_INVALID (no recipient, null return path) or
+ *  VL_E_TOOBIG; on failure *@p body is NULL. */
+int dsn_for_message(const struct vl_queue_msg *m, const char *reporting_mta,
+                    const struct dsn_rcpt *rcpts, unsigned rcpt_count, int64_t now_ms,
+                    uint64_t unique, char **body, const char **rcpt_slot,
+                    struct vl_queue_new_msg *out);
 
 /** RFC 5322 date-time for @p ms (UTC, "+0000") into out (>= 40 bytes). */
 void dsn_date(int64_t ms, char *out, size_t cap);

@@ -5,6 +5,7 @@
 #include "volley/config.h"
 
 #include "volley/addr.h"
+#include "volley/hostport.h"
 #include "volley/limits.h"
 
 #include <ctype.h>
@@ -119,33 +120,6 @@ static int config_uint(const char *s, unsigned long lo, unsigned long hi, unsign
     return 0;
 }
 
-int vl_parse_hostport(const char *s, char *host, size_t host_cap, uint16_t *port)
-{
-    const char *colon;
-    const char *h = s;
-    size_t hlen;
-    if (s[0] == '[') {
-        const char *rb = strchr(s, ']');
-        if (!rb || rb[1] != ':')
-            return -1;
-        h = s + 1;
-        hlen = (size_t)(rb - h);
-        colon = rb + 1;
-    } else {
-        colon = strrchr(s, ':');
-        if (!colon)
-            return -1;
-        hlen = (size_t)(colon - s);
-    }
-    unsigned long p;
-    if (hlen == 0 || hlen >= host_cap || config_uint(colon + 1, 1, 65535, &p) != 0)
-        return -1;
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
-    *port = (uint16_t)p;
-    return 0;
-}
-
 static int config_route(struct vl_config *c, const char *cmd, const char *v)
 {
     const char *eq = strchr(v, '=');
@@ -169,8 +143,9 @@ static int config_route(struct vl_config *c, const char *cmd, const char *v)
     for (size_t i = 0; i < dlen; i++)
         r->domain[i] = (char)tolower((unsigned char)v[i]);
     r->domain[dlen] = '\0';
-    if (vl_parse_hostport(eq + 1, r->host, sizeof r->host, &r->port) != 0) {
-        fprintf(stderr, "volley %s: --route '%s': expected HOST:PORT after '='\n", cmd, v);
+    if (vl_hostport_parse(eq + 1, 0, true, &r->to, &why) != 0) {
+        fprintf(stderr, "volley %s: --route '%s': expected HOST:PORT after '=': %s\n", cmd, v,
+                why);
         return -1;
     }
     c->route_count++;
@@ -220,8 +195,8 @@ static int config_set(struct vl_config *c, const char *cmd, const struct config_
     char *field = (char *)c + o->off;
     unsigned long u;
     uint64_t ms;
-    char host[256];
-    uint16_t port;
+    struct vl_hostport hp;
+    const char *why = NULL;
     switch (o->kind) {
     case CK_FLAG:  *(bool *)field = true; return 0;
     case CK_STR:   *(const char **)field = v; return 0;
@@ -249,7 +224,7 @@ static int config_set(struct vl_config *c, const char *cmd, const struct config_
         return 0;
     }
     case CK_HOSTPORT:
-        if (vl_parse_hostport(v, host, sizeof host, &port) != 0)
+        if (vl_hostport_parse(v, 0, true, &hp, &why) != 0)
             break;
         *(const char **)field = v;
         return 0;

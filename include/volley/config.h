@@ -11,12 +11,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VL_ROUTES_MAX 256u
+#include "volley/hostport.h"
+#include "volley/limits.h"
 
+/* A static route, parsed once (vl_hostport_parse) and passed on as such. */
 struct vl_route {
     char domain[256];     /* lowercased; "*" = every domain */
-    char host[256];       /* host name or IP literal */
-    uint16_t port;
+    struct vl_hostport to;    /* host name or IP address, and port */
 };
 
 /* STARTTLS policy (PROTOCOL.md 1.12). Only the levels below exist so far. */
@@ -29,7 +30,7 @@ enum vl_tls_level {
 struct vl_config {
     const char *data_dir;             /* default ./volley-data */
     unsigned shards;                  /* 0 = not given: recorded count, else cores */
-    const char *dns;                  /* HOST:PORT or NULL (= /etc/resolv.conf) */
+    const char *dns;                  /* HOST:PORT (checked) or NULL (= /etc/resolv.conf) */
     uint16_t mx_port;                 /* default 25 */
     unsigned route_count;
     struct vl_route routes[VL_ROUTES_MAX];
@@ -73,9 +74,6 @@ extern const char vl_config_usage[];
  *  an optional unit (ms, s, m, h, d; none = s), at most 36500d. No sign, blank,
  *  exponent, hex, nan or inf. Returns 0, or -1 with *@p out untouched. */
 int vl_parse_duration_ms(const char *s, uint64_t *out);
-/** "HOST:PORT" or "[v6]:PORT" -> host, port. Returns 0 or -1. */
-int vl_parse_hostport(const char *s, char *host, size_t host_cap, uint16_t *port);
-
 /** The static route for @p domain (exact, else "*"), or NULL. */
 const struct vl_route *vl_config_route(const struct vl_config *c, const char *domain);
 

@@ -22,7 +22,19 @@
 #define VL_SMTP_STATUS_BYTES_MAX         16u  /* RFC 3463 "5.123.123" + NUL, rounded up */
 #define VL_SMTP_RCPTS_PER_TXN_MAX       100u  /* RFC 5321 4.5.3.1.8 */
 #define VL_SMTP_PIPELINE_DEPTH_MAX   (VL_SMTP_RCPTS_PER_TXN_MAX + 2u)  /* MAIL, RCPTs, DATA */
-#define VL_SESSIONS_PER_SHARD_MAX     16384u
+#define VL_RX_HANDLES_MAX             16384u  /* policy: fds one reactor manages (tag slots) */
+#define VL_RX_HANDLES_SPARE              64u  /* policy: a shard's fds beside its sessions
+                                                 (c-ares sockets, wake eventfd) */
+#define VL_SESSIONS_PER_SHARD_MAX      4096u  /* policy: outbound connections per shard */
+#define VL_INFLIGHT_RCPTS_PER_SHARD_MAX 8192u /* policy: leased, outcome not yet committed */
+#define VL_LEASE_RCPTS_MAX             2048u  /* policy: recipients per vl_queue_lease() */
+#define VL_LEASE_BYTES_MAX        (4u << 20)  /* policy: body bytes a lease copies, about:
+                                                 under jemalloc's oversize threshold (8 MiB),
+                                                 so the buffers are recycled, not re-faulted */
+#define VL_HOSTS_PER_SHARD_MAX        65536u  /* policy: MX addresses a shard remembers */
+#define VL_DOMAINS_PER_SHARD_MAX     262144u  /* policy: destination domains a shard remembers */
+#define VL_ROUTE_ADDRS_PER_DOMAIN_MAX    32u  /* policy: host addresses tried per domain */
+#define VL_DSNS_PER_COMMIT_MAX         1024u  /* policy: DSNs enqueued by one outcome commit */
 #define VL_SHARDS_MAX                   256u
 #define VL_MSG_BYTES_MAX       (64u << 20)    /* policy: largest message accepted, 64 MiB */
 #define VL_RCPTS_PER_MSG_MAX        1000000u  /* policy: recipients of one enqueued message */
@@ -33,10 +45,20 @@
 #define VL_DNS_CACHE_ENTRIES_MAX      65536u  /* policy: per-shard TTL cache, config lowers it */
 #define VL_DNS_INFLIGHT_MAX            4096u  /* policy: per-shard domains being resolved */
 #define VL_DNS_WAITERS_MAX            65536u  /* policy: per-shard callers awaiting an answer */
-#define VL_DNS_ROUTES_MAX              1024u  /* policy: static --route entries */
+#define VL_ROUTES_MAX                   256u  /* policy: static --route entries */
+#define VL_DNS_FDS_PER_SHARD_MAX         16u  /* policy: c-ares sockets a shard polls */
 #define VL_DNS_SERVERS_MAX                4u  /* policy: --dns resolvers */
 
-_Static_assert(VL_SESSIONS_PER_SHARD_MAX <= (1u << 24), "slot must fit the 24-bit rx_tag field");
+_Static_assert(VL_RX_HANDLES_MAX <= (1u << 24), "slot must fit the 24-bit rx_tag field");
+_Static_assert(VL_SESSIONS_PER_SHARD_MAX + VL_RX_HANDLES_SPARE <= VL_RX_HANDLES_MAX,
+               "a shard's sessions and its other fds fit its reactor");
+_Static_assert(VL_DNS_FDS_PER_SHARD_MAX + 1u <= VL_RX_HANDLES_SPARE, "c-ares fds + the wake fd");
+_Static_assert(VL_LEASE_RCPTS_MAX <= VL_INFLIGHT_RCPTS_PER_SHARD_MAX,
+               "one lease fits the in-flight window");
+_Static_assert(VL_DSNS_PER_COMMIT_MAX <= VL_INFLIGHT_RCPTS_PER_SHARD_MAX,
+               "at most one DSN per committed outcome");
+_Static_assert(VL_ROUTE_ADDRS_PER_DOMAIN_MAX <= VL_DNS_MX_HOSTS_MAX * VL_DNS_ADDRS_PER_HOST_MAX,
+               "a domain's addresses come from one DNS answer");
 _Static_assert(VL_SMTP_REPLY_LINE_BYTES_MAX >= 512u, "below the RFC 5321 minimum");
 _Static_assert(VL_SMTP_LOCAL_PART_BYTES_MAX + 1u + VL_SMTP_DOMAIN_BYTES_MAX
                >= VL_SMTP_PATH_BYTES_MAX - 2u, "a path holds local@domain");

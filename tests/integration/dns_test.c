@@ -86,7 +86,7 @@ static void resolve(struct dns *dns, const char *domain, struct got *g)
     assert_non_null(g->res);
 }
 
-static void addr_text(const union dns_sockaddr *a, char *out, size_t n)
+static void addr_text(const union vl_sockaddr *a, char *out, size_t n)
 {
     char ip[INET6_ADDRSTRLEN];
     if (a->sa.sa_family == AF_INET) {

@@ -20,9 +20,9 @@ static uint64_t seed_get(void)
     return s ? s : 1;
 }
 
-static union dns_sockaddr v4(const char *ip, uint16_t port)
+static union vl_sockaddr v4(const char *ip, uint16_t port)
 {
-    union dns_sockaddr a;
+    union vl_sockaddr a;
     memset(&a, 0, sizeof a);
     a.in4.sin_family = AF_INET;
     a.in4.sin_port = htons(port);
@@ -33,7 +33,7 @@ static union dns_sockaddr v4(const char *ip, uint16_t port)
 /* Hosts a(10) b(10) c(10) d(20), one or two addresses each. */
 static struct dns_blob *blob_sample(void)
 {
-    static union dns_sockaddr addrs[5];
+    static union vl_sockaddr addrs[5];
     addrs[0] = v4("192.0.2.1", 25);
     addrs[1] = v4("192.0.2.2", 25);
     addrs[2] = v4("192.0.2.3", 25);

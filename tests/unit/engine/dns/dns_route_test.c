@@ -1,5 +1,5 @@
-/* dns_route_test.c - HOST:PORT parsing, the route table and the own-host
- * list, table-driven. */
+/* dns_route_test.c - the route table, address literals, the --dns list and
+ * the own-host list, table-driven (HOST:PORT itself: base/hostport_test.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -12,62 +12,6 @@
 #include "dns.h"
 #include "dns_route.h"
 #include "volley/error.h"
-
-struct hp_case {
-    const char *label, *in;
-    uint16_t port_default;
-    bool names_ok;
-    int want;
-    const char *host;
-    uint16_t port;
-    int family;            /* 0: a name */
-};
-
-static const struct hp_case hp_cases[] = {
-    { "v4 port",        "127.0.0.2:2525",      0, true,  0, "127.0.0.2", 2525, AF_INET },
-    { "v4 default",     "127.0.0.2",          53, false, 0, "127.0.0.2", 53, AF_INET },
-    { "v6 bracket",     "[::1]:5353",          0, false, 0, "::1", 5353, AF_INET6 },
-    { "v6 bare",        "2001:db8::1",        53, false, 0, "2001:db8::1", 53, AF_INET6 },
-    { "v6 no port",     "[::1]",              53, false, 0, "::1", 53, AF_INET6 },
-    { "name",           "MX.Example.org:25",   0, true,  0, "mx.example.org", 25, 0 },
-    { "name refused",   "mx.example.org:53",  53, false, VL_E_INVALID, NULL, 0, 0 },
-    { "port required",  "127.0.0.1",           0, true,  VL_E_INVALID, NULL, 0, 0 },
-    { "port zero",      "127.0.0.1:0",         0, true,  VL_E_INVALID, NULL, 0, 0 },
-    { "port 65536",     "127.0.0.1:65536",     0, true,  VL_E_INVALID, NULL, 0, 0 },
-    { "port sign",      "127.0.0.1:+25",       0, true,  VL_E_INVALID, NULL, 0, 0 },
-    { "port empty",     "127.0.0.1:",          0, true,  VL_E_INVALID, NULL, 0, 0 },
-    { "empty host",     ":25",                 0, true,  VL_E_INVALID, NULL, 0, 0 },
-    { "v4 in brackets", "[127.0.0.1]:25",      0, true,  VL_E_INVALID, NULL, 0, 0 },
-    { "unclosed",       "[::1:25",             0, true,  VL_E_INVALID, NULL, 0, 0 },
-    { "junk after ]",   "[::1]x25",            0, true,  VL_E_INVALID, NULL, 0, 0 },
-    { "bad name",       "m x.org:25",          0, true,  VL_E_INVALID, NULL, 0, 0 },
-    { "bad v4",         "300.1.1.1:25",        0, false, VL_E_INVALID, NULL, 0, 0 },
-};
-
-static void test_hostport_table(void **state)
-{
-    (void)state;
-    for (size_t i = 0; i < sizeof hp_cases / sizeof hp_cases[0]; i++) {
-        const struct hp_case *c = &hp_cases[i];
-        struct dns_hostport hp;
-        const char *why = NULL;
-        int rc = dns_hostport_parse(c->in, c->port_default, c->names_ok, &hp, &why);
-        if (rc != c->want)
-            fail_msg("%s: rc %d want %d (%s)", c->label, rc, c->want, why ? why : "");
-        if (rc < 0) {
-            if (!why || !*why)
-                fail_msg("%s: no reason given", c->label);
-            continue;
-        }
-        assert_string_equal(hp.host, c->host);
-        assert_int_equal(hp.port, c->port);
-        assert_int_equal(hp.is_ip, c->family != 0);
-        if (c->family == AF_INET)
-            assert_int_equal(ntohs(hp.addr.in4.sin_port), c->port);
-        if (c->family)
-            assert_int_equal(hp.addr.sa.sa_family, c->family);
-    }
-}
 
 static void test_routes(void **state)
 {
@@ -106,7 +50,7 @@ static void test_routes_cap(void **state)
     struct dns_routes rt;
     const char *why = NULL;
     dns_routes_init(&rt);
-    for (unsigned i = 0; i < VL_DNS_ROUTES_MAX; i++) {
+    for (unsigned i = 0; i < VL_ROUTES_MAX; i++) {
         char d[32];
         snprintf(d, sizeof d, "r%u.org", i);
         assert_int_equal(dns_routes_add(&rt, d, "127.0.0.1:25", &why), 0);
@@ -153,7 +97,7 @@ static void test_literal_and_servers(void **state)
 {
     (void)state;
     for (size_t i = 0; i < sizeof lit_cases / sizeof lit_cases[0]; i++) {
-        struct dns_hostport hp;
+        struct vl_hostport hp;
         int rc = dns_literal_parse(lit_cases[i].in, 2525, &hp);
         if (rc != lit_cases[i].want)
             fail_msg("%s: rc %d", lit_cases[i].in, rc);
@@ -163,7 +107,7 @@ static void test_literal_and_servers(void **state)
             assert_int_equal(hp.port, 2525);
         }
     }
-    struct dns_hostport hp[VL_DNS_SERVERS_MAX];
+    struct vl_hostport hp[VL_DNS_SERVERS_MAX];
     size_t n = 0;
     const char *why = NULL;
     assert_int_equal(dns_servers_parse("127.0.0.1:5353,[::1],10.0.0.1", hp, &n, &why), 0);
@@ -207,7 +151,6 @@ static void test_config_defaults(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hostport_table),
         cmocka_unit_test(test_routes),
         cmocka_unit_test(test_routes_cap),
         cmocka_unit_test(test_own_hosts),

@@ -38,12 +38,12 @@ static void test_values(void **state)
     assert_int_equal(c.route_count, 2);
     const struct vl_route *r = vl_config_route(&c, "EXAMPLE.org");
     assert_non_null(r);
-    assert_string_equal(r->host, "127.0.0.2");
-    assert_int_equal(r->port, 2525);
+    assert_string_equal(r->to.host, "127.0.0.2");
+    assert_int_equal(r->to.port, 2525);
     r = vl_config_route(&c, "other.net");
     assert_non_null(r);
-    assert_string_equal(r->host, "::1");
-    assert_int_equal(r->port, 25);
+    assert_string_equal(r->to.host, "::1");
+    assert_int_equal(r->to.port, 25);
     assert_int_equal(rest_n, 3);
     assert_string_equal(rest[0], "--from");
     assert_string_equal(rest[2], "msg.eml");

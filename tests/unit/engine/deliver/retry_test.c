@@ -1,4 +1,4 @@
-/* shard_retry_test.c - the per-recipient retry schedule (shard_retry_delay_ms):
+/* retry_test.c - the per-recipient retry schedule (retry_delay_ms):
  * doubling from --retry-base, capped at --retry-max, +-10% jitter that is a
  * pure function of (recipient id, attempt) and spreads recipients apart. */
 #include <stdarg.h>
@@ -8,7 +8,7 @@
 #include <cmocka.h>
 
 #include "volley/config.h"
-#include "shard.h"
+#include "retry.h"
 
 static void cfg_init(struct vl_config *c, uint64_t base_ms, uint64_t max_ms)
 {
@@ -29,7 +29,7 @@ static void test_doubles_then_caps(void **state)
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         for (uint64_t id = 1; id < 200; id++) {
-            uint64_t d = shard_retry_delay_ms(&c, rows[i].attempts, id * 7919);
+            uint64_t d = retry_delay_ms(&c, rows[i].attempts, id * 7919);
             uint64_t lo = rows[i].nominal_ms - rows[i].nominal_ms / 10;
             uint64_t hi = rows[i].nominal_ms + rows[i].nominal_ms / 10;
             if (d < lo || d > hi)
@@ -47,8 +47,8 @@ static void test_jitter_reproducible_and_spread(void **state)
     cfg_init(&c, 1000, 1000);
     uint64_t min = UINT64_MAX, max = 0, same = 0;
     for (uint64_t id = 1; id <= 1000; id++) {
-        uint64_t d = shard_retry_delay_ms(&c, 1, id);
-        assert_int_equal(d, shard_retry_delay_ms(&c, 1, id));     /* a pure function */
+        uint64_t d = retry_delay_ms(&c, 1, id);
+        assert_int_equal(d, retry_delay_ms(&c, 1, id));     /* a pure function */
         same += d == 1000;
         if (d < min) min = d;
         if (d > max) max = d;
@@ -65,7 +65,7 @@ static void test_tiny_base_no_jitter(void **state)
     static struct vl_config c;
     cfg_init(&c, 5, 5);                     /* 10% of 5 ms rounds to 0: exact */
     for (uint64_t id = 1; id < 50; id++)
-        assert_int_equal(shard_retry_delay_ms(&c, 3, id), 5);
+        assert_int_equal(retry_delay_ms(&c, 3, id), 5);
 }
 
 int main(void)

@@ -1,0 +1,22 @@
+/*
+ * counters.h - a shard's counters, the only shard state another thread reads.
+ *
+ * Owner: engine.c allocates one struct per shard and sums them for progress
+ * lines and the summary (relaxed atomic loads). The shard thread's files add
+ * to them (relaxed atomic adds); nothing else is shared between threads.
+ */
+#ifndef VOLLEY_DELIVER_COUNTERS_H
+#define VOLLEY_DELIVER_COUNTERS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+struct deliver_counters {
+    _Atomic uint64_t delivered, deferred, bounced, expired, ambiguous;   /* commit.c */
+    _Atomic uint64_t leased;                 /* shard.c */
+    _Atomic uint64_t inflight;               /* ledger.c: leased, outcome not committed */
+    _Atomic uint64_t conns, txns;            /* route.c: connections, SMTP transactions */
+    _Atomic uint64_t dsns, commit_errors;    /* commit.c */
+};
+
+#endif

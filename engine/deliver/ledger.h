@@ -1,0 +1,120 @@
+/*
+ * ledger.h - a shard's accounting of leased recipients: leases, delivery
+ * attempts and recipient outcomes. Thread: the owning shard's only.
+ *
+ * Flow of a recipient: leased (struct lease) -> grouped into a delivery
+ * attempt (struct attempt: one message, <= rcpts_per_txn_max recipients of
+ * one domain; route.c sends it to a host, where a session runs it as one SMTP
+ * transaction) -> each recipient's fate becomes an outcome (ledger_outcome)
+ * -> outcomes are committed by commit.c in one queue transaction, then
+ * logged -> the lease is released once all its recipients are committed.
+ *
+ * Invariants: every leased recipient gets exactly one outcome per lease, or
+ * its attempt is abandoned (no outcome: leasable again). One DSN per message
+ * per attempt: an attempt's outcomes are held back (not committable) until
+ * the attempt is done (ledger_attempt_done), so the recipients of one attempt
+ * that fail at RCPT and those that fail at the final dot land in the same
+ * commit and share one DSN.
+ */
+#ifndef VOLLEY_DELIVER_LEDGER_H
+#define VOLLEY_DELIVER_LEDGER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "counters.h"
+#include "smtp_client.h"
+#include "volley/config.h"
+#include "volley/limits.h"
+#include "volley/queue.h"
+
+#define LEDGER_OUTCOMES_MAX VL_INFLIGHT_RCPTS_PER_SHARD_MAX   /* one per in-flight recipient */
+
+struct domain;                     /* route.h */
+struct host;                       /* route.h */
+
+struct lease {
+    struct lease *next;
+    struct vl_queue_batch *batch;
+    uint32_t open;                 /* recipients without a committed outcome */
+};
+
+/* One delivery attempt. The route fields are route.c's; the rest is set at
+ * allocation (shard.c) and read by sessions. */
+struct attempt {
+    struct attempt *next;          /* in a domain's waiting list or a host's FIFO (route.c) */
+    struct lease *lease;
+    const struct vl_queue_msg *msg;
+    struct domain *dom;            /* route.c */
+    uint32_t host_next;            /* route.c: next index in dom->hosts to try */
+    const char *mx_name;           /* MX the attempt was sent to (for the log) */
+    struct host *host;             /* route.c: host it is queued on or ran on */
+    const char *tls;               /* TLS protocol of the session it ran on; NULL = plaintext */
+    uint32_t rcpt_count;
+    uint32_t fated;                /* outcomes recorded, held until the attempt is done */
+    struct vl_queue_rcpt *rcpts[VL_SMTP_RCPTS_PER_TXN_MAX];
+};
+
+/* A recipient's outcome, as committed (o) and logged (the rest). */
+struct ledger_outcome {
+    struct vl_queue_outcome o;
+    struct attempt *attempt;       /* non-NULL: its attempt is not done yet (held back) */
+    const struct vl_queue_msg *msg;
+    const struct vl_queue_rcpt *rcpt;
+    struct lease *lease;
+    const char *mx;                /* MX name or NULL (static until shard end) */
+    const char *ip;                /* host address text or NULL (static until shard end) */
+    const char *tls;               /* "TLSv1.3"... (static string) or NULL */
+    bool ambiguous;
+    bool local;
+    bool warn;                     /* deferred past --delay-warning: Action: delayed DSN */
+    char status[VL_SMTP_STATUS_BYTES_MAX];
+    char text[VL_DIAG_TEXT_BYTES_MAX + 1];
+};
+
+struct ledger {
+    const struct vl_config *cfg;
+    struct deliver_counters *ctr;
+    uint64_t inflight;             /* leased recipients without a committed outcome */
+    struct lease *leases;
+    struct attempt *attempt_free;
+    uint32_t attempts_live;
+    uint32_t outcome_count;
+    uint32_t outcomes_held;        /* of outcome_count: attempt not done, not committable */
+    struct ledger_outcome *outcomes;        /* accumulating */
+    struct ledger_outcome *outcomes_spare;  /* the last ledger_take_ready() buffer */
+};
+
+/** Allocate the outcome buffers. @return 0 or -ENOMEM. */
+int ledger_init(struct ledger *l, const struct vl_config *cfg, struct deliver_counters *ctr);
+/** Free everything; release the leases still held to @p qs. */
+void ledger_fini(struct ledger *l, struct vl_queue_shard *qs);
+
+/** Account for @p n recipients leased in @p b. @return the lease, or NULL (ENOMEM). */
+struct lease *ledger_lease_add(struct ledger *l, struct vl_queue_batch *b, uint32_t n);
+/** Release to @p qs every lease whose recipients are all committed. */
+void ledger_leases_release(struct ledger *l, struct vl_queue_shard *qs);
+
+/** An empty attempt of @p lease for @p msg. @return NULL on ENOMEM. */
+struct attempt *ledger_attempt_alloc(struct ledger *l, struct lease *lease,
+                                     const struct vl_queue_msg *msg);
+/** @p a is over (every recipient has an outcome, or none was recorded and
+ *  the attempt is dropped as is): its held outcomes become committable. */
+void ledger_attempt_done(struct ledger *l, struct attempt *a);
+/** Drop @p a without outcomes: its recipients are leasable again. */
+void ledger_attempt_abandon(struct ledger *l, struct attempt *a);
+
+/** Record the fate @p f of recipient @p i of @p a, sent to @p ip (or NULL). */
+void ledger_outcome(struct ledger *l, struct attempt *a, uint32_t i, const struct smtp_fate *f,
+                    const char *ip);
+
+/** Committable outcomes waiting? */
+bool ledger_has_ready(const struct ledger *l);
+/** Move the committable outcomes out: *@p out gets them (valid until the next
+ *  call), held ones stay. @return their count (> 0 if ledger_has_ready()). */
+uint32_t ledger_take_ready(struct ledger *l, struct ledger_outcome **out);
+/** @p count outcomes taken earlier are committed (or dropped): their leases
+ *  and the in-flight count go down. */
+void ledger_committed(struct ledger *l, const struct ledger_outcome *outcomes, uint32_t count);
+
+#endif

@@ -1,0 +1,102 @@
+/*
+ * route.h - where a delivery attempt goes: its domain's MX set (static route
+ * or DNS), the host (one MX address) it is queued on, and the pool of
+ * sessions of that host. Also polls the resolver's sockets on the reactor.
+ *
+ * route.c owns every struct here: domains, hosts, their pending FIFOs, idle
+ * pools and counters are written only by route.c. Sessions report to it
+ * through their owner interface (session.h); it records outcomes in the
+ * ledger (ledger.h) and never calls the shard.
+ *
+ * Thread: the owning shard's only.
+ */
+#ifndef VOLLEY_DELIVER_ROUTE_H
+#define VOLLEY_DELIVER_ROUTE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "counters.h"
+#include "dns.h"
+#include "ledger.h"
+#include "rx.h"
+#include "session.h"
+#include "volley/config.h"
+#include "volley/limits.h"
+
+enum domain_state { DOMAIN_NEW, DOMAIN_RESOLVING, DOMAIN_READY, DOMAIN_FAILED };
+
+struct domain_host { struct host *host; const char *mx_name; uint16_t pref; };
+
+struct domain {
+    struct domain *hnext;          /* hash chain */
+    struct route *r;
+    char name[VL_SMTP_DOMAIN_BYTES_MAX + 1];
+    enum domain_state state;
+    uint64_t expires_ms;           /* monotonic: resolution valid until */
+    struct attempt *waiting, **waiting_tail;
+    /* DOMAIN_FAILED: the fate every recipient gets */
+    bool fail_bounce;
+    uint16_t fail_code;
+    char fail_status[VL_SMTP_STATUS_BYTES_MAX];
+    char fail_reason[400];
+    uint32_t host_count;
+    struct domain_host hosts[VL_ROUTE_ADDRS_PER_DOMAIN_MAX];
+    char mx_names[VL_ROUTE_ADDRS_PER_DOMAIN_MAX][VL_SMTP_DOMAIN_BYTES_MAX + 1];
+};
+
+struct host {
+    struct host *hnext;
+    union vl_sockaddr addr;
+    socklen_t addr_len;
+    char ip[64];                   /* text, for logs */
+    struct attempt *pending, **pending_tail;
+    uint32_t pending_count;
+    uint32_t active;               /* sessions open (connecting, busy or idle) */
+    uint32_t opening;              /* sessions not READY yet (connecting, greeting) */
+    uint32_t healthy;              /* sessions that reached READY and are open */
+    struct session *idle;          /* idle sessions (linked by session_pool_link) */
+    uint64_t fail_until_ms;        /* monotonic; 0 = not failing */
+    uint32_t fail_count;
+    uint16_t fail_code;            /* the last failure, for deferrals while failing */
+    char fail_status[VL_SMTP_STATUS_BYTES_MAX];
+    char fail_text[160];
+};
+
+/* A c-ares socket polled through the reactor. */
+struct route_dns_fd { int fd; rx_handle_t h; bool r, w, polling; };
+
+struct route {
+    unsigned shard_idx;
+    const struct vl_config *cfg;
+    struct rx *rx;
+    struct ledger *ledger;         /* where outcomes go */
+    struct deliver_counters *ctr;
+    struct dns *dns;
+    struct session_env sess;       /* owner: this route */
+    bool stopping;                 /* route_stop(): open nothing, pool nothing */
+    bool draining;                 /* route_drain(): pool nothing */
+    uint32_t sessions;             /* open, all hosts */
+    struct domain **dom_tab;       /* hash of domains */
+    uint32_t dom_count;
+    struct host **host_tab;
+    uint32_t host_count;
+    struct route_dns_fd dns_fds[VL_DNS_FDS_PER_SHARD_MAX];
+};
+
+/** Set up @p r (tables, resolver, static routes) for shard @p shard_idx.
+ *  Borrows every pointer for its life. @return 0, -ENOMEM or a dns error. */
+int route_init(struct route *r, unsigned shard_idx, const struct vl_config *cfg, struct rx *rx,
+               const struct smtp_client_conf *client_conf, struct ledger *ledger,
+               struct deliver_counters *ctr);
+void route_fini(struct route *r);
+/** Start delivering @p a (its recipients share one domain). */
+void route_attempt(struct route *r, struct attempt *a);
+/** Nothing left to lease (--until-empty): QUIT pooled sessions, pool no more. */
+void route_drain(struct route *r);
+/** Stop: QUIT pooled sessions, open none, abandon attempts not started. */
+void route_stop(struct route *r);
+/** While stopping: abandon attempts that reached a host since (DNS answers). */
+void route_abandon_pending(struct route *r);
+
+#endif
