@@ -32,7 +32,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from volley_lib import MxSink, check, message, run_cases  # noqa: E402
 from chaos_lib import (DST_HOSTS, RET, SENDER, Problems, Runs, check_all,  # noqa: E402
-                       seeded_faults, zone)
+                       seeded_faults, selftest, zone)
 
 KILLS = 10
 RUNS_MAX = 25                      # kill loop: runs at most (some may end by themselves)
@@ -197,6 +197,7 @@ def case_disk_full(env):
 
 if __name__ == "__main__":
     print("seed %d (CHAOS_SEED=%d to replay)" % (SEED, SEED), flush=True)
+    selftest()
     if os.environ.get("CHAOS_CASE"):
         os.environ["DELIVER_CASE"] = os.environ["CHAOS_CASE"]
     run_cases([("kill9", case_kill9), ("disk_full", case_disk_full)])

@@ -212,6 +212,33 @@ def check_saves(runs, what, saves_by_key, committed_run, fig):
                             what + " dup")
 
 
+def selftest():
+    """The attribution must refuse what is outside the window (a test that
+    cannot fail proves nothing): fail() unless each bad pattern is caught."""
+    def fake(kinds):
+        r = Runs.__new__(Runs)
+        r.pb = Problems()
+        r.info = [{"n": i, "kind": k, "rc": 0 if k == "clean" else -9, "commit_failed": 0}
+                  for i, k in enumerate(kinds)]
+        return r
+    cases = [  # (run kinds, saves, logged run, problems wanted)
+        (["killed", "clean"], [0, 1], 1, 0),      # re-sent after a kill: in the window
+        (["clean", "clean"], [0, 1], 1, 1),       # re-sent after a clean run
+        (["killed", "clean"], [1, 1], 1, 1),      # two copies in the committing run
+        (["killed", "killed", "clean"], [0, 0, 2], 2, 1),   # two copies in one killed run
+        (["clean", "clean", "clean"], [1, 2], 1, 1),        # sent after its commit
+        (["clean"], [0], None, 1),                # never logged, last save in a clean run
+        (["killed"], [0], None, 0),               # committed, log line lost in the kill
+    ]
+    for kinds, sv, k, want in cases:
+        r = fake(kinds)
+        fig = {"dup_in": {}, "dup_out": {}}
+        check_saves(r, "selftest", {"x": sv}, {"x": k} if k is not None else {}, fig)
+        got = sum(map(len, r.pb.kinds.values()))
+        check(got == want, "chaos_lib selftest: runs %r saves %r logged %r: %d problems, want "
+              "%d (%r)" % (kinds, sv, k, got, want, r.pb.kinds))
+
+
 def check_recipients(runs, ok, bad, fig):
     """ok: must each end delivered; bad: must each bounce (never saved)."""
     pb = runs.pb
@@ -313,16 +340,20 @@ def figures(name, runs, ok, bad, fig, secs):
     def where(d):
         return ", ".join("%s: %d" % kv for kv in sorted(d.items())) or "none"
     dup_in, dup_out = sum(fig["dup_in"].values()), sum(fig["dup_out"].values())
+    ev = {}
+    for _, e in runs.lines:
+        ev[e.get("event")] = ev.get(e.get("event"), 0) + 1
     print("%s: %d runs (%d killed, %d hung, %d with commit failures %r), %d recipients "
           "(%d to deliver, %d to bounce), %d saved copies, duplicates %d in the window "
           "[%s], %d outside [%s]; committed but log line lost: %d; DSNs %d (copies %d, "
           "re-sent in the window [%s], outside [%s]; bounces in no DSN %d, in several %d; "
-          "most bounces in one DSN %d); %.1f s" % (name, len(kinds), kinds.count("killed"), kinds.count("hang"), len(cf), cf,
+          "most bounces in one DSN %d); log lines %s; %.1f s" % (name, len(kinds), kinds.count("killed"), kinds.count("hang"), len(cf), cf,
                       len(ok) + len(bad), len(ok), len(bad), fig.get("copies", 0), dup_in,
                       where(fig["dup_in"]), dup_out, where(fig["dup_out"]), fig.get("unlogged", 0),
                       fig.get("dsns", 0), fig.get("dsn_copies", 0), where(fig["dsn_dup_in"]),
                       where(fig["dsn_dup_out"]), fig.get("dsn_missing", 0),
-                      fig.get("dsn_multi", 0), fig.get("dsn_max", 0), secs), flush=True)
+                      fig.get("dsn_multi", 0), fig.get("dsn_max", 0),
+                      ", ".join("%s %d" % kv for kv in sorted(ev.items())), secs), flush=True)
 
 
 def check_all(name, runs, ok, bad, t0):
