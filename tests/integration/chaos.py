@@ -6,7 +6,7 @@ Cases (CHAOS_CASE=name runs one; CHAOS_SEED=N replays, default: the time,
 printed):
   kill9      ~490 recipients over 6 domains on 3 sinks, 2 shards; the sinks
              answer 451 at RCPT and at the dot at random, 550 to every 'bad*'
-             recipient (one message has 150 of them, on three hosts, next to 40 good ones),
+             recipient (one message has 210 of them, on three idle hosts, next to 40 good ones),
              close without answering the dot at random, and delay DATA and
              dot replies; the return path's sink defers DSNs at random.
              `volley run --until-empty` is SIGKILLed after a random delay,
@@ -42,17 +42,36 @@ DISK_RUN_BOUND_S = 10.0
 # free space left after enqueue; the delivery commits need >= 150 KiB more
 DISK_MARGIN_KB = int(os.environ.get("CHAOS_DISK_MARGIN_KB", "48"))
 NDOM = 6
+BULK_HOSTS = ["127.0.0.%d" % (46 + i) for i in range(3)]   # kill9: idle, for the bulk bounces
 LATE_HOST = "127.0.0.45"           # disk_full: no sink there until the disk has room again
 RUN_ARGS = ["--conns-per-dest", "1", "--retry-base", "200ms", "--retry-max", "400ms",
             "--host-backoff", "200ms"]
 SEED = int(os.environ.get("CHAOS_SEED", str(int(time.time()))))
 
 
-def workload_kill9():
+def domain_shard(domain, nshards):
+    """The queue shard of a domain: FNV-1a 64 of the lower-cased name, as
+    vl_domain_hash (engine/base/addr.c) and vl_queue_shard_of compute it."""
+    h = 1469598103934665603
+    for c in domain.lower().encode():
+        h = ((h ^ c) * 1099511628211) & (2 ** 64 - 1)
+    return h % nshards
+
+
+def bulk_domains(nshards):
+    """Three bkN.test domains on one shard (so their bounces can meet in one commit)."""
+    names = ["bk%d.test" % i for i in range(32)]
+    same = [d for d in names if domain_shard(d, nshards) == domain_shard(names[0], nshards)]
+    return same[:3]
+
+
+def workload_kill9(bulk):
     """(items, ok, bad): 50 messages of 6 recipients (every 2nd with one 'bad'),
-    and one message with 40 good recipients in d0 and 150 bad ones in d3..d5
-    (three transactions on three hosts, rejected at RCPT at about the same
-    time: often one commit with more than 100 failures of one message)."""
+    and one message with 40 good recipients in d0 and 210 bad ones in three
+    bkN.test domains of one shard (three transactions on three otherwise idle
+    hosts that wait as long at MAIL and reject every RCPT: they finish at
+    about the same time, so one commit often holds more than 100 failures of
+    one message)."""
     items, ok, bad = [], [], []
     for m in range(50):
         rc = ["m%d.r%d@d%d.test" % (m, r, (m + r) % NDOM) for r in range(6)]
@@ -62,7 +81,7 @@ def workload_kill9():
         ok += rc
         bad += fr
     rc = ["bulk.r%d@d0.test" % r for r in range(40)]
-    fr = ["bad.bulk.r%d@d%d.test" % (r, 3 + r % 3) for r in range(150)]
+    fr = ["bad.bulk.r%d@%s" % (r, bulk[r % 3]) for r in range(210)]
     items.append((SENDER, rc + fr, message(subject="bulk", from_addr=SENDER)))
     return items, ok + rc, bad + fr
 
@@ -72,11 +91,16 @@ def case_kill9(env):
     rnd = random.Random(SEED)
     pb = Problems()
     hosts = {h: seeded_faults(SEED + i) for i, h in enumerate(DST_HOSTS)}
+    for h in BULK_HOSTS:           # the same wait at MAIL: the three finish together
+        hosts[h] = ["--fault", "rcpt=550:match=bad", "--delay", "mail=150ms"]
     hosts[RET] = ["--seed", str(SEED + 9), "--fault", "dot=451:prob=0.1",
                   "--delay", "dot=60ms:prob=0.3"]
     env.start_sinks(hosts)
-    env.start_dns(mx=zone(NDOM), defaults=False)
-    items, ok, bad = workload_kill9()
+    z = zone(NDOM)
+    bulk = bulk_domains(env.shards)
+    z.update({d: [(10, "mx." + d, h)] for d, h in zip(bulk, BULK_HOSTS)})
+    env.start_dns(mx=z, defaults=False)
+    items, ok, bad = workload_kill9(bulk)
     env.enqueue_many(items)
     runs = Runs(env, RUN_ARGS, pb)
     kills = 0
