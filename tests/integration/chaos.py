@@ -4,9 +4,10 @@ chaos_lib.py.
 
 Cases (CHAOS_CASE=name runs one; CHAOS_SEED=N replays, default: the time,
 printed):
-  kill9      ~490 recipients over 6 domains on 3 sinks, 2 shards; the sinks
+  kill9      575 recipients over 9 domains on 6 sinks, 2 shards; the sinks
              answer 451 at RCPT and at the dot at random, 550 to every 'bad*'
-             recipient (one message has 210 of them, on three idle hosts, next to 40 good ones),
+             recipient (one message has 210 of them on three idle hosts, next
+             to 40 good ones: >100 failures of one message in one commit),
              close without answering the dot at random, and delay DATA and
              dot replies; the return path's sink defers DSNs at random.
              `volley run --until-empty` is SIGKILLed after a random delay,
@@ -15,6 +16,8 @@ printed):
              enqueue to what is used plus a little: the DSN-heavy delivery
              commits run out of space partway. The run must end within its
              bound; then the tmpfs is made bigger and clean runs finish.
+  dsn_flood  1100 one-recipient messages to a null-MX domain: all bounce in
+             one turn, so one commit owes more than 1024 DSNs.
 After each: every recipient delivered at most once outside the duplicate
 window (each saved copy is attributed to the run that produced it), every
 bounce in exactly one distinct DSN, nothing lost, `volley queue stats --json`
@@ -219,9 +222,33 @@ def case_disk_full(env):
     pb.done("disk_full (seed %d)" % SEED)
 
 
+# --- dsn_flood ----------------------------------------------------------------------
+FLOOD_MSGS = 1100                  # > 1024 messages needing a DSN, bounced in one turn
+
+
+def case_dsn_flood(env):
+    """FLOOD_MSGS one-recipient messages to a null-MX domain (RFC 7505: bounce
+    5.1.10 without a connection): one lease, one DNS answer, every transaction
+    bounced in the same turn, so one commit owes more than 1024 DSNs. The
+    return path's sink defers some of them. Then the same checks."""
+    t0 = time.monotonic()
+    pb = Problems()
+    env.start_sinks({RET: ["--seed", str(SEED + 5), "--fault", "dot=451:prob=0.05"]})
+    env.start_dns(mx={"nullmx.test": [(0, ".", None)], "ret.test": [(10, "mx.ret.test", RET)]},
+                  defaults=False)
+    content = message(subject="flood", from_addr=SENDER)
+    bad = ["fl%d@nullmx.test" % m for m in range(FLOOD_MSGS)]
+    env.enqueue_many([(SENDER, [r], content) for r in bad], jobs=4)
+    runs = Runs(env, RUN_ARGS, pb)
+    runs.finish(FINISH_ROUNDS, RUN_BOUND_S)
+    check_all("dsn_flood (seed %d)" % SEED, runs, [], bad, t0)
+    pb.done("dsn_flood (seed %d)" % SEED)
+
+
 if __name__ == "__main__":
     print("seed %d (CHAOS_SEED=%d to replay)" % (SEED, SEED), flush=True)
     selftest()
     if os.environ.get("CHAOS_CASE"):
         os.environ["DELIVER_CASE"] = os.environ["CHAOS_CASE"]
-    run_cases([("kill9", case_kill9), ("disk_full", case_disk_full)])
+    run_cases([("kill9", case_kill9), ("disk_full", case_disk_full),
+               ("dsn_flood", case_dsn_flood)])
