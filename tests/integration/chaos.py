@@ -4,7 +4,7 @@ chaos_lib.py.
 
 Cases (CHAOS_CASE=name runs one; CHAOS_SEED=N replays, default: the time,
 printed):
-  kill9      575 recipients over 9 domains on 6 sinks, 2 shards; the sinks
+  kill9      575 recipients over 9 domains on 7 sinks, 2 shards; the sinks
              answer 451 at RCPT and at the dot at random, 550 to every 'bad*'
              recipient (one message has 210 of them on three idle hosts, next
              to 40 good ones: >100 failures of one message in one commit),
