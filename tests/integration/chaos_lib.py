@@ -347,13 +347,14 @@ def figures(name, runs, ok, bad, fig, secs):
           "(%d to deliver, %d to bounce), %d saved copies, duplicates %d in the window "
           "[%s], %d outside [%s]; committed but log line lost: %d; DSNs %d (copies %d, "
           "re-sent in the window [%s], outside [%s]; bounces in no DSN %d, in several %d; "
-          "most bounces in one DSN %d); log lines %s; %.1f s" % (name, len(kinds), kinds.count("killed"), kinds.count("hang"), len(cf), cf,
-                      len(ok) + len(bad), len(ok), len(bad), fig.get("copies", 0), dup_in,
-                      where(fig["dup_in"]), dup_out, where(fig["dup_out"]), fig.get("unlogged", 0),
-                      fig.get("dsns", 0), fig.get("dsn_copies", 0), where(fig["dsn_dup_in"]),
-                      where(fig["dsn_dup_out"]), fig.get("dsn_missing", 0),
-                      fig.get("dsn_multi", 0), fig.get("dsn_max", 0),
-                      ", ".join("%s %d" % kv for kv in sorted(ev.items())), secs), flush=True)
+          "most bounces in one DSN %d); log lines %s; %.1f s" %
+          (name, len(kinds), kinds.count("killed"), kinds.count("hang"), len(cf), cf,
+           len(ok) + len(bad), len(ok), len(bad), fig.get("copies", 0), dup_in,
+           where(fig["dup_in"]), dup_out, where(fig["dup_out"]), fig.get("unlogged", 0),
+           fig.get("dsns", 0), fig.get("dsn_copies", 0), where(fig["dsn_dup_in"]),
+           where(fig["dsn_dup_out"]), fig.get("dsn_missing", 0), fig.get("dsn_multi", 0),
+           fig.get("dsn_max", 0), ", ".join("%s %d" % kv for kv in sorted(ev.items())), secs),
+          flush=True)
 
 
 def check_all(name, runs, ok, bad, t0):

@@ -6,7 +6,9 @@
 # (the CMake glob registers tests/integration/*_test.sh): rename it to chaos_test.sh then.
 # Needs root (it mounts a tmpfs).
 set -euo pipefail
-command -v python3 >/dev/null || { echo "FAIL: python3 not installed (scripts/setup.sh installs it)" >&2; exit 1; }
-command -v dnsmasq >/dev/null || [ -x /usr/sbin/dnsmasq ] || { echo "FAIL: dnsmasq not installed (scripts/setup.sh installs it)" >&2; exit 1; }
+need="(scripts/setup.sh installs it)"
+command -v python3 >/dev/null || { echo "FAIL: python3 not installed $need" >&2; exit 1; }
+command -v dnsmasq >/dev/null || [ -x /usr/sbin/dnsmasq ] ||
+    { echo "FAIL: dnsmasq not installed $need" >&2; exit 1; }
 command -v mount >/dev/null || { echo "FAIL: mount not installed" >&2; exit 1; }
 exec python3 "$(dirname "$0")/chaos.py"
