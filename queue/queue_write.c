@@ -8,8 +8,11 @@
  * record changes in the same transaction as the records it counts.
  * Input is validated before a request is submitted, so a group transaction
  * fails only for storage reasons.
+ * Layer: on queue_commit (requests) and queue_store (records).
  */
-#include "queue_internal.h"
+#include "queue_commit.h"
+#include "queue_lease_set.h"
+#include "queue_store.h"
 
 #include "volley/addr.h"
 #include "volley/error.h"
@@ -18,6 +21,16 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* A recipient address validated and routed. */
+struct queue_prcpt {
+    const char *addr;
+    uint16_t addr_len;
+    uint16_t domain_off;
+    uint16_t domain_len;
+    uint16_t shard;
+    uint32_t order;                  /* index in the caller's list */
+};
 
 struct queue_enq {                       /* one message's part in one shard */
     const struct vl_queue_new_msg *m;
@@ -34,108 +47,11 @@ struct queue_cmp {
     size_t extra_n;
 };
 
-int queue_rcpt_get(struct vl_queue_shard *s, MDB_txn *txn, uint64_t id, uint8_t *buf,
-                   struct queue_rcpt_rec *r)
-{
-    uint8_t kb[8];
-    queue_key_u64(kb, id);
-    MDB_val k = { 8, kb }, v;
-    int rc = mdb_get(txn, s->db_rcpt, &k, &v);
-    if (rc)
-        return queue_mdb_err(rc);
-    if (v.mv_size > QUEUE_RCPT_BUF_BYTES)
-        return VL_E_CORRUPT;
-    memcpy(buf, v.mv_data, v.mv_size);   /* LMDB data is borrowed until the next write */
-    return queue_rcpt_rec_decode(buf, v.mv_size, r);
-}
-
-/* Delete one dup (key, id) from a DUPSORT index; a missing entry is tolerated. */
-static int queue_index_del(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, uint64_t id)
-{
-    uint8_t vb[8];
-    queue_key_u64(vb, id);
-    MDB_val k = { klen, (void *)key }, v = { 8, vb };
-    int rc = mdb_del(txn, dbi, &k, &v);
-    return rc == MDB_NOTFOUND ? 0 : queue_mdb_err(rc);
-}
-
-static int queue_index_put(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, uint64_t id)
-{
-    uint8_t vb[8];
-    queue_key_u64(vb, id);
-    MDB_val k = { klen, (void *)key }, v = { 8, vb };
-    return queue_mdb_err(mdb_put(txn, dbi, &k, &v, 0));
-}
-
-int queue_rcpt_put(struct vl_queue_shard *s, MDB_txn *txn, uint64_t id,
-                   const struct queue_rcpt_rec *r, unsigned put_flags)
-{
-    uint8_t kb[8], buf[QUEUE_RCPT_BUF_BYTES], tb[8];
-    queue_key_u64(kb, id);
-    MDB_val k = { 8, kb }, v = { queue_rcpt_rec_encode(buf, r), buf };
-    int rc = mdb_put(txn, s->db_rcpt, &k, &v, put_flags);
-    if (rc == MDB_KEYEXIST)
-        return VL_E_CORRUPT;             /* MDB_APPEND out of order: id counter went back */
-    if (rc)
-        return queue_mdb_err(rc);
-    queue_key_u64(tb, r->next_ms);
-    return queue_index_put(txn, s->db_sched, tb, 8, id);
-}
-
-/* Message @p msg_id lost one open recipient in this shard. */
-static int queue_msg_release(struct vl_queue_shard *s, MDB_txn *txn, struct queue_stats_rec *st,
-                             uint64_t msg_id)
-{
-    uint8_t kb[8], buf[QUEUE_MSG_REC_HEAD_BYTES + VL_SMTP_PATH_BYTES_MAX];
-    struct queue_msg_rec m;
-    queue_key_u64(kb, msg_id);
-    MDB_val k = { 8, kb }, v;
-    int rc = mdb_get(txn, s->db_msg, &k, &v);
-    if (rc == MDB_NOTFOUND)
-        return 0;
-    if (rc)
-        return queue_mdb_err(rc);
-    if ((rc = queue_msg_rec_decode(v.mv_data, v.mv_size, &m)) < 0)
-        return rc;
-    if (m.rcpt_open > 1) {
-        m.rcpt_open--;
-        v = (MDB_val){ queue_msg_rec_encode(buf, &m), buf };
-        return queue_mdb_err(mdb_put(txn, s->db_msg, &k, &v, 0));
-    }
-    st->messages -= st->messages > 0;
-    st->body_bytes -= st->body_bytes >= m.size ? m.size : st->body_bytes;
-    if ((rc = mdb_del(txn, s->db_msg, &k, NULL)) != 0)
-        return queue_mdb_err(rc);
-    rc = mdb_del(txn, s->db_body, &k, NULL);
-    return rc == MDB_NOTFOUND ? 0 : queue_mdb_err(rc);
-}
-
-int queue_rcpt_remove(struct vl_queue_shard *s, MDB_txn *txn, struct queue_stats_rec *st,
-                      uint64_t id, const struct queue_rcpt_rec *r)
-{
-    uint8_t kb[8], tb[8];
-    char dom[VL_SMTP_DOMAIN_BYTES_MAX];
-    vl_assert(r->domain_len <= sizeof dom);
-    queue_key_u64(tb, r->next_ms);
-    int rc = queue_index_del(txn, s->db_sched, tb, 8, id);
-    queue_lower(dom, r->addr + r->domain_off, r->domain_len);
-    if (rc == 0)
-        rc = queue_index_del(txn, s->db_dom, dom, r->domain_len, id);
-    if (rc < 0)
-        return rc;
-    queue_key_u64(kb, id);
-    MDB_val k = { 8, kb };
-    if ((rc = mdb_del(txn, s->db_rcpt, &k, NULL)) != 0)
-        return queue_mdb_err(rc);
-    st->by_state[r->state] -= st->by_state[r->state] > 0;
-    return queue_msg_release(s, txn, st, r->msg_id);
-}
-
 /* Write one message's part into this shard: message, body, recipients. */
 static int queue_enq_apply(struct vl_queue_shard *s, MDB_txn *txn, struct queue_stats_rec *st,
                            const struct queue_enq *e)
 {
-    uint8_t kb[8], buf[QUEUE_MSG_REC_HEAD_BYTES + VL_SMTP_PATH_BYTES_MAX];
+    uint8_t kb[8], buf[QUEUE_MSG_BUF_BYTES];
     char dom[VL_SMTP_DOMAIN_BYTES_MAX];
     if (st->next_rcpt + e->n >= (1ull << QUEUE_RCPT_ID_SHARD_SHIFT))
         return VL_E_QUEUE_FULL;
@@ -147,10 +63,10 @@ static int queue_enq_apply(struct vl_queue_shard *s, MDB_txn *txn, struct queue_
     };
     queue_key_u64(kb, e->msg_id);
     MDB_val k = { 8, kb }, v = { queue_msg_rec_encode(buf, &m), buf };
-    int rc = mdb_put(txn, s->db_msg, &k, &v, MDB_NOOVERWRITE);
+    int rc = queue_mdb_put(txn, s->db_msg, &k, &v, MDB_NOOVERWRITE);
     if (rc == 0) {
         v = (MDB_val){ e->m->body_len, (void *)e->m->body };
-        rc = mdb_put(txn, s->db_body, &k, &v, MDB_NOOVERWRITE);
+        rc = queue_mdb_put(txn, s->db_body, &k, &v, MDB_NOOVERWRITE);
     }
     if (rc == MDB_KEYEXIST)
         return -EEXIST;                  /* message id collision: caller retries */
@@ -290,8 +206,21 @@ static int queue_shard_cmp(const void *a, const void *b)
     return (x->order > y->order) - (x->order < y->order);
 }
 
-/* Remove @p msg_id from shards [0, upto) after a later shard failed. */
-static void queue_enq_undo(struct vl_queue *q, const bool *done, uint64_t msg_id);
+static int queue_undo_fn(struct vl_queue_shard *s, MDB_txn *txn, struct queue_stats_rec *st,
+                         void *arg)
+{
+    return queue_msg_purge(s, txn, st, *(const uint64_t *)arg);
+}
+
+/* Remove @p msg_id from the shards marked in @p done after another failed. */
+static void queue_enq_undo(struct vl_queue *q, const bool *done, uint64_t msg_id)
+{
+    for (unsigned k = 0; k < q->nshards; k++) {
+        struct queue_req req = { .fn = queue_undo_fn, .arg = &msg_id };
+        if (done[k])
+            (void)queue_submit(q->shards[k], &req);
+    }
+}
 
 /* One attempt with message id @p id: hand every shard its part at once (a
  * shard whose leader is busy, e.g. a delivery thread completing, takes ours
@@ -350,13 +279,6 @@ int vl_queue_enqueue(struct vl_queue *q, const struct vl_queue_new_msg *m,
     if (msg_id_out)
         *msg_id_out = id;
     return 0;
-}
-
-static void queue_enq_undo(struct vl_queue *q, const bool *done, uint64_t msg_id)
-{
-    for (unsigned k = 0; k < q->nshards; k++)
-        if (done[k])
-            (void)queue_purge_shard(q->shards[k], msg_id);
 }
 
 static bool queue_outcome_valid(const struct vl_queue_outcome *o)

@@ -45,7 +45,7 @@ static int fx_setup(void **state)
     return 0;
 }
 
-/* Every test ends with every invariant checked (queue_recover.c). */
+/* Every test ends with every invariant checked (queue_check.c). */
 static int fx_teardown(void **state)
 {
     struct fx *f = *state;

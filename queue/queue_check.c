@@ -1,5 +1,5 @@
 /*
- * queue_recover.c - the queue's invariant checker (vl_queue_check).
+ * queue_check.c - the queue's invariant checker (vl_queue_check).
  *
  * Start-up itself needs no recovery pass: leases are never written, so after
  * a crash every open recipient is in the sched index and leasable, and LMDB
@@ -7,7 +7,8 @@
  * transaction and checks every invariant of queue_schema.h. O(queue).
  * Diagnostics: never logs; the first problem is described in the report.
  */
-#include "queue_internal.h"
+#include "queue_env.h"
+#include "queue_store.h"
 
 #include "volley/error.h"
 
@@ -145,7 +146,7 @@ static int check_shard(struct vl_queue_shard *s, struct vl_queue_check *out)
     struct check_ctx c = { .s = s, .out = out };
     MDB_val k = { sizeof QUEUE_KEY_STATS - 1, (void *)QUEUE_KEY_STATS }, v;
     struct queue_stats_rec st;
-    int rc = queue_read_begin(s, &c.txn);
+    int rc = queue_txn_begin(s, false, &c.txn);
     if (rc < 0)
         return rc;
     rc = check_rcpts(&c);
@@ -170,7 +171,7 @@ static int check_shard(struct vl_queue_shard *s, struct vl_queue_check *out)
                        " open recipients", check_entries(&c, s->db_sched),
                        check_entries(&c, s->db_dom), open);
     }
-    queue_read_end(s, c.txn);
+    queue_txn_abort(s, c.txn);
     return rc;
 }
 
