@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "cli_queue.h"
 
+#include "volley/config.h"
 #include "volley/error.h"
 #include "volley/limits.h"
 
@@ -17,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/sysinfo.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -28,27 +28,30 @@
 #define CLI_SHOW_RCPTS_MAX 1000u
 
 
-int cli_queue_open(const char *dir, unsigned nshards, int create, struct vl_queue **out)
+int cli_queue_open(const char *cmd, const char *dir, unsigned nshards, unsigned flags,
+                   struct vl_queue **out)
 {
     int rec = vl_queue_shards_recorded(dir);
-    if (create && rec == VL_E_NOTFOUND && nshards == 0) {
-        int cores = get_nprocs();
-        nshards = cores < 1 ? 1 : (cores > (int)VL_SHARDS_MAX ? VL_SHARDS_MAX : (unsigned)cores);
-    }
-    int rc = vl_queue_open(dir, nshards, create ? VL_QUEUE_CREATE : 0, out);
+    if ((flags & VL_QUEUE_CREATE) && rec == VL_E_NOTFOUND && nshards == 0)
+        nshards = vl_config_shards_default();
+    int rc = vl_queue_open(dir, nshards, flags, out);
+    if (rc == VL_E_SHARDS)
+        fprintf(stderr, "volley %s: %s was created with %d shards, not %u: drop --shards "
+                "or use --shards %d\n", cmd, dir, rec, nshards, rec);
+    else if (rc == VL_E_NOTFOUND)
+        fprintf(stderr, "volley %s: no queue in %s (--data DIR; 'volley enqueue' creates "
+                "one)\n", cmd, dir);
+    else if (rc < 0)
+        fprintf(stderr, "volley %s: cannot open the queue in %s: %s\n", cmd, dir,
+                vl_strerror(rc));
+    return rc < 0 ? rc : 0;
+}
+
+int cli_queue_open_exit(int rc)
+{
     if (rc == 0)
-        return 0;
-    if (rc == VL_E_SHARDS) {
-        fprintf(stderr, "volley: %s was created with %d shards, not %u (--shards)\n", dir, rec,
-                nshards);
-        return VL_EXIT_USAGE;
-    }
-    if (rc == VL_E_NOTFOUND) {
-        fprintf(stderr, "volley: no queue in %s (--data DIR; 'volley enqueue' creates one)\n", dir);
-        return VL_EXIT_USAGE;
-    }
-    fprintf(stderr, "volley: cannot open the queue in %s: %s\n", dir, vl_strerror(rc));
-    return VL_EXIT_FAIL;
+        return VL_EXIT_OK;
+    return rc == VL_E_SHARDS || rc == VL_E_NOTFOUND ? VL_EXIT_USAGE : VL_EXIT_FAIL;
 }
 
 /* JSON string body: escape quotes, backslashes and controls. */
@@ -355,9 +358,9 @@ int cli_queue_main(int argc, char **argv)
     if ((!strcmp(cmd, "show") || !strcmp(cmd, "bounce")) && q_parse_id(arg, &id) < 0)
         return VL_EXIT_USAGE;
     struct vl_queue *q;
-    int rc = cli_queue_open(o.data, 0, 0, &q);
-    if (rc)
-        return rc;
+    int rc = cli_queue_open("queue", o.data, 0, 0, &q);
+    if (rc < 0)
+        return cli_queue_open_exit(rc);
     if (!strcmp(cmd, "stats"))
         rc = q_stats(q, &o);
     else if (!strcmp(cmd, "ls"))
