@@ -68,24 +68,33 @@ int queue_commit_err(struct vl_queue_shard *s, int rc)
 static atomic_uint queue_fault_countdown;   /* 0: disarmed; 1: the next write fails */
 static atomic_int queue_fault_rc;
 static atomic_bool queue_fault_fired;
+static atomic_bool queue_fault_counting;
+static atomic_uint queue_fault_writes;      /* since the last queue_fault_arm() */
 
 void queue_fault_arm(unsigned nth, int mdb_rc)
 {
-    vl_assert(mdb_rc != 0);
+    vl_assert(nth == 0 || mdb_rc != 0);
     atomic_store(&queue_fault_rc, mdb_rc);
     atomic_store(&queue_fault_fired, false);
+    atomic_store(&queue_fault_writes, 0);
+    atomic_store(&queue_fault_counting, true);
     atomic_store(&queue_fault_countdown, nth);
 }
 
-bool queue_fault_disarm(void)
+bool queue_fault_disarm(unsigned *writes)
 {
     atomic_store(&queue_fault_countdown, 0);
+    atomic_store(&queue_fault_counting, false);
+    if (writes)
+        *writes = atomic_load(&queue_fault_writes);
     return atomic_load(&queue_fault_fired);
 }
 
 /* @return 0, or the armed code when this write is the n-th. */
 static int queue_fault(void)
 {
+    if (atomic_load_explicit(&queue_fault_counting, memory_order_relaxed))
+        atomic_fetch_add(&queue_fault_writes, 1);
     unsigned n = atomic_load_explicit(&queue_fault_countdown, memory_order_relaxed);
     while (n != 0 && !atomic_compare_exchange_weak(&queue_fault_countdown, &n, n - 1))
         ;

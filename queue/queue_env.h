@@ -77,10 +77,12 @@ int queue_mdb_drop(MDB_txn *txn, MDB_dbi dbi);
 
 /** Test hook: the @p nth LMDB write (put/del/drop/commit) from now, in any
  *  thread of this process, fails with @p mdb_rc (an MDB_* code or a positive
- *  errno) without touching LMDB; then the hook disarms itself. */
+ *  errno) without touching LMDB (a failed commit aborts the transaction, as
+ *  LMDB's does); then the hook stops failing. @p nth 0: only count writes. */
 void queue_fault_arm(unsigned nth, int mdb_rc);
-/** Disarm. @return true if the armed fault fired. */
-bool queue_fault_disarm(void);
+/** Disarm; *@p writes (if not NULL) = writes seen since the arm.
+ *  @return true if the armed fault fired. */
+bool queue_fault_disarm(unsigned *writes);
 
 /** Begin a transaction (write if @p write) holding maplock for reading;
  *  MDB_MAP_RESIZED (another process grew the map) is handled here.
