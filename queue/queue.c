@@ -1,7 +1,8 @@
 /*
  * queue.c - open and close the sharded queue: the top of queue/. Resolves the
  * shard count from DATA/queue.meta (creating it and DATA when asked), opens
- * every shard (queue_env.c) and closes them.
+ * every shard (queue_env.c) and closes them. Holds DATA/lock for an engine
+ * or an operator's change (see queue.h: one leasing process per directory).
  *
  * Durability of creation: DATA, DATA/queue.meta and each DATA/shard-K with
  * LMDB's files in it are fsynced (the directories too) before open returns.
@@ -18,10 +19,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <unistd.h>
 
 #define QUEUE_META_FILE_BYTES_MAX 128u
+#define QUEUE_LOCK_FILE           "lock"
+#define QUEUE_LOCK_FILE_BYTES_MAX 64u   /* "PID ROLE\n" */
 
 int vl_queue_shards_recorded(const char *dir)
 {
@@ -91,6 +95,51 @@ static int queue_nshards_resolve(const char *dir, unsigned nshards, unsigned fla
     return rec;
 }
 
+/* Take DATA/lock (exclusive flock, never waiting) for @p role and record
+ * "PID ROLE" in it. The lock lives with q->lock_fd: closing it (or dying)
+ * releases it. */
+static int queue_lock_take(struct vl_queue *q, const char *role)
+{
+    char path[QUEUE_PATH_BYTES_MAX], buf[QUEUE_LOCK_FILE_BYTES_MAX];
+    snprintf(path, sizeof path, "%s/%s", q->dir, QUEUE_LOCK_FILE);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int rc = errno == EWOULDBLOCK ? VL_E_LOCKED : -errno;
+        close(fd);
+        return rc;
+    }
+    int n = snprintf(buf, sizeof buf, "%d %s\n", (int)getpid(), role);
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t)n, 0) != n) {
+        int rc = -errno;
+        close(fd);
+        return rc;
+    }
+    vl_assert(q->lock_fd < 0);
+    q->lock_fd = fd;
+    return 0;
+}
+
+int vl_queue_lock_holder(const char *dir, char *role, size_t role_cap)
+{
+    char path[QUEUE_PATH_BYTES_MAX], buf[QUEUE_LOCK_FILE_BYTES_MAX], r[16] = "";
+    vl_assert(role_cap >= 8);
+    role[0] = 0;
+    snprintf(path, sizeof path, "%s/%s", dir, QUEUE_LOCK_FILE);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? VL_E_NOTFOUND : -errno;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = 0;
+    int pid = 0;
+    if (sscanf(buf, "%d %15s", &pid, r) != 2 || pid <= 0)
+        return 0;
+    snprintf(role, role_cap, "%s", r);
+    return pid;
+}
+
 int vl_queue_open(const char *dir, unsigned nshards, unsigned flags, struct vl_queue **out)
 {
     *out = NULL;
@@ -110,6 +159,13 @@ int vl_queue_open(const char *dir, unsigned nshards, unsigned flags, struct vl_q
     if (getrandom(&q->id_salt, sizeof q->id_salt, 0) != (ssize_t)sizeof q->id_salt)
         q->id_salt = (uint64_t)getpid() * 2654435761u;
     q->id_salt &= (1u << 20) - 1;
+    if (flags & (VL_QUEUE_ENGINE | VL_QUEUE_ADMIN)) {
+        int rc = queue_lock_take(q, (flags & VL_QUEUE_ENGINE) ? "engine" : "admin");
+        if (rc < 0) {
+            vl_queue_close(q);
+            return rc;
+        }
+    }
     for (unsigned k = 0; k < q->nshards; k++) {
         int rc = queue_shard_create(q, k, &q->shards[k]);
         if (rc < 0) {

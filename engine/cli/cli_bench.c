@@ -189,7 +189,8 @@ int cli_bench_main(int argc, char **argv)
     size_t body_len;
     char *body = bench_body(o.size, &body_len);
     struct vl_queue *q = NULL;
-    if (!body || cli_queue_open("bench", cfg.data_dir, cfg.shards, VL_QUEUE_CREATE, &q) < 0) {
+    if (!body || cli_queue_open("bench", cfg.data_dir, cfg.shards,
+                                   VL_QUEUE_CREATE | VL_QUEUE_ENGINE, &q) < 0) {
         free(body);
         return VL_EXIT_FAIL;
     }

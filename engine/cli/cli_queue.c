@@ -28,6 +28,22 @@
 #define CLI_SHOW_RCPTS_MAX 1000u
 
 
+/* Name who holds DATA/lock: one engine per directory, no change under it. */
+static void cli_queue_locked(const char *cmd, const char *dir, unsigned flags)
+{
+    char role[16];
+    int pid = vl_queue_lock_holder(dir, role, sizeof role);
+    const char *who = !strcmp(role, "admin") ? "a volley queue command" : "an engine";
+    if (pid > 0)
+        fprintf(stderr, "volley %s: %s (pid %d) is running on %s", cmd, who, pid, dir);
+    else
+        fprintf(stderr, "volley %s: another volley process is running on %s", cmd, dir);
+    if (flags & VL_QUEUE_ENGINE)
+        fprintf(stderr, "; one engine per data directory\n");
+    else
+        fprintf(stderr, "; stop it first (stats, ls, show and check work meanwhile)\n");
+}
+
 int cli_queue_open(const char *cmd, const char *dir, unsigned nshards, unsigned flags,
                    struct vl_queue **out)
 {
@@ -41,6 +57,8 @@ int cli_queue_open(const char *cmd, const char *dir, unsigned nshards, unsigned 
     else if (rc == VL_E_NOTFOUND)
         fprintf(stderr, "volley %s: no queue in %s (--data DIR; 'volley enqueue' creates "
                 "one)\n", cmd, dir);
+    else if (rc == VL_E_LOCKED)
+        cli_queue_locked(cmd, dir, flags);
     else if (rc < 0)
         fprintf(stderr, "volley %s: cannot open the queue in %s: %s\n", cmd, dir,
                 vl_strerror(rc));
@@ -358,7 +376,12 @@ int cli_queue_main(int argc, char **argv)
     if ((!strcmp(cmd, "show") || !strcmp(cmd, "bounce")) && q_parse_id(arg, &id) < 0)
         return VL_EXIT_USAGE;
     struct vl_queue *q;
-    int rc = cli_queue_open("queue", o.data, 0, 0, &q);
+    /* Changes take DATA/lock: never under a running engine's leases. */
+    unsigned flags = !strcmp(cmd, "retry") || !strcmp(cmd, "purge") || !strcmp(cmd, "bounce")
+                     ? VL_QUEUE_ADMIN : 0;
+    char what[32];
+    snprintf(what, sizeof what, "queue %s", cmd);
+    int rc = cli_queue_open(what, o.data, 0, flags, &q);
     if (rc < 0)
         return cli_queue_open_exit(rc);
     if (!strcmp(cmd, "stats"))

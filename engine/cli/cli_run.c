@@ -91,7 +91,7 @@ int cli_run_main(int argc, char **argv)
         return VL_EXIT_USAGE;
     }
     struct vl_queue *q = NULL;
-    if (cli_queue_open("run", cfg.data_dir, cfg.shards, 0, &q) < 0)
+    if (cli_queue_open("run", cfg.data_dir, cfg.shards, VL_QUEUE_ENGINE, &q) < 0)
         return VL_EXIT_FAIL;
     static atomic_bool stop;
     cli_install_stop_signals(&stop);

@@ -73,7 +73,7 @@ int cli_send_main(int argc, char **argv)
     fflush(stdout);
 
     struct vl_queue *q = NULL;
-    if (cli_queue_open("send", cfg.data_dir, cfg.shards, 0, &q) < 0)
+    if (cli_queue_open("send", cfg.data_dir, cfg.shards, VL_QUEUE_ENGINE, &q) < 0)
         return VL_EXIT_FAIL;
     struct vl_queue_stats st;
     uint64_t total = 0;
