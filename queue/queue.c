@@ -9,6 +9,7 @@
  * Diagnostics: never logs; returns codes.
  */
 #include "queue_env.h"
+#include "queue_recover.h"
 
 #include "queue_schema.h"
 #include "volley/error.h"
@@ -154,6 +155,8 @@ int vl_queue_open(const char *dir, unsigned nshards, unsigned flags, struct vl_q
     q->nshards = (unsigned)n;
     q->flags = flags;
     q->lock_fd = -1;
+    q->enq_fd = -1;
+    pthread_mutex_init(&q->enq_mu, NULL);
     snprintf(q->dir, sizeof q->dir, "%s", dir);
     pthread_mutex_init(&q->id_mu, NULL);
     if (getrandom(&q->id_salt, sizeof q->id_salt, 0) != (ssize_t)sizeof q->id_salt)
@@ -173,6 +176,14 @@ int vl_queue_open(const char *dir, unsigned nshards, unsigned flags, struct vl_q
             return rc;
         }
     }
+    /* Writers resolve what a crash left half-enqueued (never visible). */
+    if (flags & (VL_QUEUE_CREATE | VL_QUEUE_ENGINE | VL_QUEUE_ADMIN)) {
+        int rc = queue_recover(q);
+        if (rc < 0) {
+            vl_queue_close(q);
+            return rc;
+        }
+    }
     *out = q;
     return 0;
 }
@@ -185,6 +196,9 @@ void vl_queue_close(struct vl_queue *q)
         queue_shard_destroy(q->shards[k]);
     if (q->lock_fd >= 0)
         close(q->lock_fd);
+    if (q->enq_fd >= 0)
+        close(q->enq_fd);
+    pthread_mutex_destroy(&q->enq_mu);
     pthread_mutex_destroy(&q->id_mu);
     free(q);
 }

@@ -353,6 +353,8 @@ static int admin_retry_fn(struct vl_queue_shard *s, MDB_txn *txn, struct queue_s
             break;
         if (r.state == VL_RCPT_READY && r.next_ms <= a->now_ms)
             continue;
+        if ((rc = queue_pend_hidden(s, txn, r.msg_id)) != 0)
+            continue;                      /* a part not published yet: stays hidden */
         queue_key_u64(tb, r.next_ms);
         if ((rc = queue_index_del(txn, s->db_sched, tb, 8, ids[i])) < 0)
             break;
@@ -393,7 +395,7 @@ int vl_queue_retry(struct vl_queue *q, uint64_t msg_id, const char *domain, uint
 
 static int admin_purge_all(struct vl_queue_shard *s, MDB_txn *txn, struct queue_stats_rec *st)
 {
-    MDB_dbi dbs[] = { s->db_msg, s->db_body, s->db_rcpt, s->db_sched, s->db_dom };
+    MDB_dbi dbs[] = { s->db_msg, s->db_body, s->db_rcpt, s->db_sched, s->db_dom, s->db_pend };
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
         int rc = queue_mdb_drop(txn, dbs[i]);
         if (rc)

@@ -230,6 +230,7 @@ static int queue_dbs_open(struct vl_queue_shard *s, MDB_txn *txn)
         { QUEUE_DB_RCPT,  MDB_CREATE, &s->db_rcpt },
         { QUEUE_DB_SCHED, dupf,       &s->db_sched },
         { QUEUE_DB_DOM,   dupf,       &s->db_dom },
+        { QUEUE_DB_PEND,  MDB_CREATE, &s->db_pend },
     };
     _Static_assert(sizeof dbs / sizeof dbs[0] <= QUEUE_DBS_MAX, "maxdbs covers every db");
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {

@@ -37,7 +37,7 @@ struct vl_queue_shard {
     struct vl_queue *q;
     unsigned index;
     MDB_env *env;
-    MDB_dbi db_meta, db_msg, db_body, db_rcpt, db_sched, db_dom;
+    MDB_dbi db_meta, db_msg, db_body, db_rcpt, db_sched, db_dom, db_pend;
     pthread_rwlock_t maplock;
     /* Group commit (queue_commit.c); all guarded by mu. */
     pthread_mutex_t mu;
@@ -52,10 +52,15 @@ struct vl_queue_shard {
     char path[QUEUE_PATH_BYTES_MAX];
 };
 
+#define QUEUE_ENQ_LOCK_FILE  "enqueue.lock"   /* shared: multi-shard enqueues in flight */
+
 struct vl_queue {
     unsigned nshards;
     unsigned flags;                      /* VL_QUEUE_* given to vl_queue_open() */
     int lock_fd;                         /* DATA/lock, held (flock) or -1 */
+    pthread_mutex_t enq_mu;              /* guards enq_fd, enq_users */
+    int enq_fd;                          /* DATA/enqueue.lock, or -1 until needed */
+    unsigned enq_users;                  /* enqueues holding its shared lock */
     pthread_mutex_t id_mu;
     uint64_t last_msg_id;
     uint64_t id_salt;

@@ -68,18 +68,26 @@ int queue_rcpt_get(struct vl_queue_shard *s, MDB_txn *txn, uint64_t id, uint8_t 
     return queue_rcpt_rec_decode(buf, v.mv_size, r);
 }
 
-int queue_rcpt_put(struct vl_queue_shard *s, MDB_txn *txn, uint64_t id,
-                   const struct queue_rcpt_rec *r, unsigned put_flags)
+int queue_rcpt_put_hidden(struct vl_queue_shard *s, MDB_txn *txn, uint64_t id,
+                          const struct queue_rcpt_rec *r, unsigned put_flags)
 {
-    uint8_t kb[8], buf[QUEUE_RCPT_BUF_BYTES], tb[8];
+    uint8_t kb[8], buf[QUEUE_RCPT_BUF_BYTES];
     vl_assert(r->state == VL_RCPT_READY || r->state == VL_RCPT_DEFERRED);
     queue_key_u64(kb, id);
     MDB_val k = { 8, kb }, v = { queue_rcpt_rec_encode(buf, r), buf };
     int rc = queue_mdb_put(txn, s->db_rcpt, &k, &v, put_flags);
     if (rc == MDB_KEYEXIST)
         return VL_E_CORRUPT;             /* MDB_APPEND out of order: id counter went back */
-    if (rc)
-        return queue_mdb_err(rc);
+    return queue_mdb_err(rc);
+}
+
+int queue_rcpt_put(struct vl_queue_shard *s, MDB_txn *txn, uint64_t id,
+                   const struct queue_rcpt_rec *r, unsigned put_flags)
+{
+    uint8_t tb[8];
+    int rc = queue_rcpt_put_hidden(s, txn, id, r, put_flags);
+    if (rc < 0)
+        return rc;
     queue_key_u64(tb, r->next_ms);
     return queue_index_put(txn, s->db_sched, tb, 8, id);
 }
@@ -172,6 +180,68 @@ int queue_msg_rcpts(struct vl_queue_shard *s, MDB_txn *txn, const struct queue_m
     return (rc == 0 || rc == MDB_NOTFOUND) ? 0 : queue_mdb_err(rc);
 }
 
+int queue_pend_get(struct vl_queue_shard *s, MDB_txn *txn, uint64_t msg_id,
+                   struct queue_pend_rec *p)
+{
+    uint8_t kb[8];
+    queue_key_u64(kb, msg_id);
+    MDB_val k = { 8, kb }, v;
+    int rc = mdb_get(txn, s->db_pend, &k, &v);
+    if (rc)
+        return queue_mdb_err(rc);
+    return queue_pend_rec_decode(v.mv_data, v.mv_size, p);
+}
+
+int queue_pend_put(struct vl_queue_shard *s, MDB_txn *txn, uint64_t msg_id,
+                   const struct queue_pend_rec *p)
+{
+    uint8_t kb[8], buf[QUEUE_PEND_REC_BYTES];
+    queue_key_u64(kb, msg_id);
+    MDB_val k = { 8, kb };
+    if (!p) {
+        int rc = queue_mdb_del(txn, s->db_pend, &k, NULL);
+        return rc == MDB_NOTFOUND ? 0 : queue_mdb_err(rc);
+    }
+    MDB_val v = { queue_pend_rec_encode(buf, p), buf };
+    return queue_mdb_err(queue_mdb_put(txn, s->db_pend, &k, &v, 0));
+}
+
+int queue_pend_hidden(struct vl_queue_shard *s, MDB_txn *txn, uint64_t msg_id)
+{
+    struct queue_pend_rec p;
+    int rc = queue_pend_get(s, txn, msg_id, &p);
+    if (rc == VL_E_NOTFOUND)
+        return 0;
+    return rc < 0 ? rc : p.state == QUEUE_PEND_PREPARED;
+}
+
+int queue_msg_publish(struct vl_queue_shard *s, MDB_txn *txn, uint64_t msg_id)
+{
+    uint8_t mb[QUEUE_MSG_BUF_BYTES], rb[QUEUE_RCPT_BUF_BYTES], tb[8];
+    struct queue_msg_rec m;
+    uint64_t *ids = NULL;
+    size_t n = 0;
+    int rc = queue_pend_hidden(s, txn, msg_id);
+    if (rc <= 0)
+        return rc;                         /* already visible */
+    if ((rc = queue_pend_put(s, txn, msg_id, NULL)) < 0)
+        return rc;
+    rc = queue_msg_get(s, txn, msg_id, mb, &m);
+    if (rc == VL_E_NOTFOUND)
+        return 0;                          /* purged meanwhile */
+    if (rc == 0)
+        rc = queue_msg_rcpts(s, txn, &m, &ids, &n);
+    for (size_t i = 0; rc >= 0 && i < n; i++) {
+        struct queue_rcpt_rec r;
+        if ((rc = queue_rcpt_get(s, txn, ids[i], rb, &r)) < 0)
+            break;
+        queue_key_u64(tb, r.next_ms);
+        rc = queue_index_put(txn, s->db_sched, tb, 8, ids[i]);
+    }
+    free(ids);
+    return rc < 0 ? rc : (int)n;
+}
+
 int queue_msg_purge(struct vl_queue_shard *s, MDB_txn *txn, struct queue_stats_rec *st,
                     uint64_t msg_id)
 {
@@ -179,7 +249,10 @@ int queue_msg_purge(struct vl_queue_shard *s, MDB_txn *txn, struct queue_stats_r
     struct queue_msg_rec m;
     uint64_t *ids = NULL;
     size_t n = 0;
-    int rc = queue_msg_get(s, txn, msg_id, mb, &m);
+    int rc = queue_pend_put(s, txn, msg_id, NULL);   /* a part never published, too */
+    if (rc < 0)
+        return rc;
+    rc = queue_msg_get(s, txn, msg_id, mb, &m);
     if (rc < 0)
         return rc == VL_E_NOTFOUND ? 0 : rc;
     rc = queue_msg_rcpts(s, txn, &m, &ids, &n);

@@ -44,6 +44,9 @@ int queue_rcpt_get(struct vl_queue_shard *s, MDB_txn *txn, uint64_t id, uint8_t 
  *  @p put_flags: 0 or MDB_APPEND (VL_E_CORRUPT if the id is not the last). */
 int queue_rcpt_put(struct vl_queue_shard *s, MDB_txn *txn, uint64_t id,
                    const struct queue_rcpt_rec *r, unsigned put_flags);
+/** queue_rcpt_put() without the sched entry: a recipient of a PREPARED part. */
+int queue_rcpt_put_hidden(struct vl_queue_shard *s, MDB_txn *txn, uint64_t id,
+                          const struct queue_rcpt_rec *r, unsigned put_flags);
 
 /** Remove open recipient @p id (record, sched, dom) and release its message;
  *  @p st: by_state[old]--. */
@@ -60,8 +63,22 @@ int queue_msg_get(struct vl_queue_shard *s, MDB_txn *txn, uint64_t id, uint8_t *
 int queue_msg_rcpts(struct vl_queue_shard *s, MDB_txn *txn, const struct queue_msg_rec *m,
                     uint64_t **ids, size_t *n);
 
-/** Remove message @p msg_id from this shard with its open recipients and its
- *  body; @p st: purged += removed. @return recipients removed + 1 if the
+/** The pend record of @p msg_id here. @return 0, VL_E_NOTFOUND, VL_E_CORRUPT... */
+int queue_pend_get(struct vl_queue_shard *s, MDB_txn *txn, uint64_t msg_id,
+                   struct queue_pend_rec *p);
+/** Write (@p p != NULL) or delete (NULL; a missing one is tolerated) it. */
+int queue_pend_put(struct vl_queue_shard *s, MDB_txn *txn, uint64_t msg_id,
+                   const struct queue_pend_rec *p);
+/** Is message @p msg_id's part here PREPARED (its recipients not visible)? */
+int queue_pend_hidden(struct vl_queue_shard *s, MDB_txn *txn, uint64_t msg_id);
+
+/** Make the PREPARED part of @p msg_id here visible: index its recipients in
+ *  sched and drop its pend record. @return recipients published (>= 0),
+ *  0 if the part is gone (purged) or already visible. */
+int queue_msg_publish(struct vl_queue_shard *s, MDB_txn *txn, uint64_t msg_id);
+
+/** Remove message @p msg_id from this shard with its open recipients, its
+ *  body and its pend record; @p st: purged += removed. @return recipients removed + 1 if the
  *  message was here, 0 if not, < 0 error. */
 int queue_msg_purge(struct vl_queue_shard *s, MDB_txn *txn, struct queue_stats_rec *st,
                     uint64_t msg_id);

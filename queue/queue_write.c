@@ -19,8 +19,14 @@
 #include "volley/limits.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#define QUEUE_ENQ_TRIES_MAX 4u           /* message id collisions in a row */
 
 /* A recipient address validated and routed. */
 struct queue_prcpt {
@@ -38,6 +44,7 @@ struct queue_enq {                       /* one message's part in one shard */
     uint64_t now_ms;
     const struct queue_prcpt *rcpts;
     size_t n;
+    const struct queue_pend_rec *pend;   /* part of a multi-shard enqueue: PREPARED */
 };
 
 struct queue_cmp {
@@ -79,13 +86,16 @@ static int queue_enq_apply(struct vl_queue_shard *s, MDB_txn *txn, struct queue_
             .addr = p->addr, .addr_len = p->addr_len,
             .domain_off = p->domain_off, .domain_len = p->domain_len,
         };
-        rc = queue_rcpt_put(s, txn, first + i, &r, MDB_APPEND);
+        rc = e->pend ? queue_rcpt_put_hidden(s, txn, first + i, &r, MDB_APPEND)
+                     : queue_rcpt_put(s, txn, first + i, &r, MDB_APPEND);
         queue_lower(dom, p->addr + p->domain_off, p->domain_len);
         if (rc == 0)
             rc = queue_index_put(txn, s->db_dom, dom, p->domain_len, first + i);
         if (rc < 0)
             return rc;
     }
+    if (e->pend && (rc = queue_pend_put(s, txn, e->msg_id, e->pend)) < 0)
+        return rc;
     st->next_rcpt += e->n;
     st->by_state[VL_RCPT_READY] += e->n;
     st->messages++;
@@ -212,7 +222,9 @@ static int queue_undo_fn(struct vl_queue_shard *s, MDB_txn *txn, struct queue_st
     return queue_msg_purge(s, txn, st, *(const uint64_t *)arg);
 }
 
-/* Remove @p msg_id from the shards marked in @p done after another failed. */
+/* Remove @p msg_id from the shards marked in @p done after another failed.
+ * A part left behind by a failed undo is PREPARED, so never visible; the
+ * next recovery removes it (queue_recover.c). */
 static void queue_enq_undo(struct vl_queue *q, const bool *done, uint64_t msg_id)
 {
     for (unsigned k = 0; k < q->nshards; k++) {
@@ -222,24 +234,64 @@ static void queue_enq_undo(struct vl_queue *q, const bool *done, uint64_t msg_id
     }
 }
 
-/* One attempt with message id @p id: hand every shard its part at once (a
- * shard whose leader is busy, e.g. a delivery thread completing, takes ours
- * into its group), then wait for each. @p done marks the shards committed. */
-static int queue_enq_try(struct vl_queue *q, const struct vl_queue_new_msg *m, uint64_t now_ms,
-                         const struct queue_prcpt *p, uint64_t id, bool *done)
+struct queue_pub {
+    uint64_t msg_id;
+    const struct queue_pend_rec *decision;   /* coordinator: record COMMITTED */
+};
+
+/* Publish this shard's part; in the coordinator, record the decision in the
+ * same transaction: from its commit on, the enqueue is complete. */
+static int queue_publish_fn(struct vl_queue_shard *s, MDB_txn *txn, struct queue_stats_rec *st,
+                            void *arg)
 {
-    struct queue_enq e[VL_SHARDS_MAX];
-    struct queue_req req[VL_SHARDS_MAX];
-    unsigned shard[VL_SHARDS_MAX], n = 0;
+    const struct queue_pub *p = arg;
+    (void)st;
+    int rc = queue_msg_publish(s, txn, p->msg_id);
+    if (rc >= 0 && p->decision)
+        rc = queue_pend_put(s, txn, p->msg_id, p->decision);
+    return rc;
+}
+
+static int queue_unpend_fn(struct vl_queue_shard *s, MDB_txn *txn, struct queue_stats_rec *st,
+                           void *arg)
+{
+    (void)st;
+    return queue_pend_put(s, txn, *(const uint64_t *)arg, NULL);
+}
+
+/* Split the recipients (sorted by shard) into one part per shard. @return
+ * the number of parts; @p pend is the bitmap of their shards. */
+static unsigned queue_enq_parts(struct vl_queue *q, const struct vl_queue_new_msg *m,
+                                uint64_t now_ms, const struct queue_prcpt *p,
+                                struct queue_enq *e, unsigned *shard, struct queue_pend_rec *pend)
+{
+    unsigned n = 0;
+    *pend = (struct queue_pend_rec){ .state = QUEUE_PEND_PREPARED };
     for (size_t i = 0, j; i < m->rcpt_count; i = j) {
         for (j = i; j < m->rcpt_count && p[j].shard == p[i].shard; j++)
             ;
         vl_assert(n < q->nshards);
-        e[n] = (struct queue_enq){ m, id, now_ms, p + i, j - i };
-        req[n] = (struct queue_req){ .fn = queue_enq_fn, .arg = &e[n] };
+        e[n] = (struct queue_enq){ m, 0, now_ms, p + i, j - i, NULL };
         shard[n] = p[i].shard;
-        queue_submit_start(q->shards[shard[n]], &req[n]);
+        pend->shards[shard[n] / 8] |= (uint8_t)(1u << (shard[n] % 8));
         n++;
+    }
+    for (unsigned k = 0; n > 1 && k < n; k++)
+        e[k].pend = pend;                     /* several shards: written PREPARED */
+    return n;
+}
+
+/* Phase 1 with message id @p id: hand every shard its part at once (a shard
+ * whose leader is busy, e.g. a delivery thread completing, takes ours into
+ * its group), then wait for each. @p done marks the shards committed. */
+static int queue_enq_prepare(struct vl_queue *q, struct queue_enq *e, const unsigned *shard,
+                             unsigned n, uint64_t id, bool *done)
+{
+    struct queue_req req[VL_SHARDS_MAX];
+    for (unsigned k = 0; k < n; k++) {
+        e[k].msg_id = id;
+        req[k] = (struct queue_req){ .fn = queue_enq_fn, .arg = &e[k] };
+        queue_submit_start(q->shards[shard[k]], &req[k]);
     }
     int rc = 0;
     for (unsigned k = 0; k < n; k++) {
@@ -252,27 +304,109 @@ static int queue_enq_try(struct vl_queue *q, const struct vl_queue_new_msg *m, u
     return rc;
 }
 
-int vl_queue_enqueue(struct vl_queue *q, const struct vl_queue_new_msg *m,
-                     uint64_t now_ms, uint64_t *msg_id_out)
+/* Phase 2 of a multi-shard enqueue, every part PREPARED: decide in the
+ * coordinator (the first shard), then publish the others, then drop the
+ * decision. @return 0 once decided (a later failure leaves parts for
+ * recovery to publish), or the coordinator's error (nothing visible). */
+static int queue_enq_publish(struct vl_queue *q, const unsigned *shard, unsigned n, uint64_t id,
+                             const struct queue_pend_rec *pend)
 {
-    struct queue_prcpt *p;
-    int rc = queue_msg_prepare(q, m, &p);
+    struct queue_pend_rec decision = *pend;
+    decision.state = QUEUE_PEND_COMMITTED;
+    struct queue_pub pub0 = { id, &decision }, pub = { id, NULL };
+    struct queue_req req[VL_SHARDS_MAX];
+    req[0] = (struct queue_req){ .fn = queue_publish_fn, .arg = &pub0 };
+    int rc = queue_submit(q->shards[shard[0]], &req[0]);
     if (rc < 0)
         return rc;
-    if (q->nshards > 1)
-        qsort(p, m->rcpt_count, sizeof *p, queue_shard_cmp);
+    for (unsigned k = 1; k < n; k++) {
+        req[k] = (struct queue_req){ .fn = queue_publish_fn, .arg = &pub };
+        queue_submit_start(q->shards[shard[k]], &req[k]);
+    }
+    bool all = true;
+    for (unsigned k = 1; k < n; k++)
+        all &= queue_submit_wait(q->shards[shard[k]], &req[k]) >= 0;
+    if (all) {
+        req[0] = (struct queue_req){ .fn = queue_unpend_fn, .arg = &id };
+        (void)queue_submit(q->shards[shard[0]], &req[0]);
+    }
+    return 0;
+}
+
+/* Hold DATA/enqueue.lock shared while a multi-shard enqueue is in flight:
+ * recovery (exclusive) never resolves a part whose writer still lives. */
+static int queue_enq_lock(struct vl_queue *q)
+{
+    int rc = 0;
+    pthread_mutex_lock(&q->enq_mu);
+    if (q->enq_fd < 0) {
+        char path[QUEUE_PATH_BYTES_MAX];
+        snprintf(path, sizeof path, "%s/%s", q->dir, QUEUE_ENQ_LOCK_FILE);
+        q->enq_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (q->enq_fd < 0)
+            rc = -errno;
+    }
+    if (rc == 0 && q->enq_users == 0 && flock(q->enq_fd, LOCK_SH) != 0)
+        rc = -errno;
+    q->enq_users += rc == 0;
+    pthread_mutex_unlock(&q->enq_mu);
+    return rc;
+}
+
+static void queue_enq_unlock(struct vl_queue *q)
+{
+    pthread_mutex_lock(&q->enq_mu);
+    vl_assert(q->enq_users > 0);
+    if (--q->enq_users == 0)
+        flock(q->enq_fd, LOCK_UN);
+    pthread_mutex_unlock(&q->enq_mu);
+}
+
+/* Enqueue parts [e, n) with a fresh id: all visible or none. */
+static int queue_enq_all(struct vl_queue *q, struct queue_enq *e, const unsigned *shard,
+                         unsigned n, const struct queue_pend_rec *pend, uint64_t now_ms,
+                         uint64_t *id_out)
+{
     bool done[VL_SHARDS_MAX] = { false };
     uint64_t id = 0;
-    for (unsigned tries = 0; tries < 4; tries++) {
+    int rc = VL_E_STORAGE;
+    for (unsigned tries = 0; tries < QUEUE_ENQ_TRIES_MAX; tries++) {
         id = queue_msg_id_next(q, now_ms);
-        rc = queue_enq_try(q, m, now_ms, p, id, done);
+        rc = queue_enq_prepare(q, e, shard, n, id, done);
         if (rc != -EEXIST)
             break;
         queue_enq_undo(q, done, id);           /* id collision: another id, all shards */
         memset(done, 0, sizeof done);
     }
+    if (rc == 0 && n > 1)
+        rc = queue_enq_publish(q, shard, n, id, pend);
     if (rc < 0)
-        queue_enq_undo(q, done, id);           /* all or nothing, as far as we live */
+        queue_enq_undo(q, done, id);           /* nothing of it was visible */
+    *id_out = id;
+    return rc;
+}
+
+int vl_queue_enqueue(struct vl_queue *q, const struct vl_queue_new_msg *m,
+                     uint64_t now_ms, uint64_t *msg_id_out)
+{
+    struct queue_prcpt *p;
+    struct queue_enq e[VL_SHARDS_MAX];
+    unsigned shard[VL_SHARDS_MAX];
+    struct queue_pend_rec pend;
+    uint64_t id = 0;
+    int rc = queue_msg_prepare(q, m, &p);
+    if (rc < 0)
+        return rc;
+    if (q->nshards > 1)
+        qsort(p, m->rcpt_count, sizeof *p, queue_shard_cmp);
+    unsigned n = queue_enq_parts(q, m, now_ms, p, e, shard, &pend);
+    if (n > 1)
+        rc = queue_enq_lock(q);
+    if (rc == 0) {
+        rc = queue_enq_all(q, e, shard, n, &pend, now_ms, &id);
+        if (n > 1)
+            queue_enq_unlock(q);
+    }
     free(p);
     if (rc < 0)
         return rc;
@@ -317,7 +451,7 @@ static int queue_complete(struct vl_queue_shard *s, const struct vl_queue_outcom
             break;
         /* Atomic with the outcomes: extra messages stay in this shard. */
         e[prepared] = (struct queue_enq){ &extra[prepared], queue_msg_id_next(s->q, now_ms),
-                                          now_ms, p, extra[prepared].rcpt_count };
+                                          now_ms, p, extra[prepared].rcpt_count, NULL };
     }
     if (rc == 0) {
         struct queue_cmp c = { o, n, e, extra_n };

@@ -195,11 +195,16 @@ unsigned vl_queue_shard_of(const struct vl_queue *q, const char *domain, size_t 
 
 /** Enqueue one message for its recipients; durable on return. Each shard
  *  holding recipients gets the message record and the body once. Thread: any.
- *  The shards' parts are handed to all shards at once and committed by each
- *  shard's group commit (one transaction per shard, not one overall): if one
- *  shard fails, the parts already committed are purged again; a crash in
- *  between leaves them queued (the caller saw no success, so a retry may
- *  duplicate those recipients).
+ *  All or nothing, across crashes: a message is visible to vl_queue_lease()
+ *  in all its shards or in none. The shards' parts are committed by each
+ *  shard's group commit, first hidden (not leasable); once every part is
+ *  written, the first shard records the decision and the parts are made
+ *  visible. If a shard fails before that, the other parts are removed; if
+ *  the process dies, the next open with VL_QUEUE_CREATE, _ENGINE or _ADMIN
+ *  finishes the job (publishes a decided message, removes an undecided one).
+ *  A crash after the decision but before the return keeps the message (as
+ *  a crash just after a single-shard commit does): a caller's retry then
+ *  duplicates it whole, never in part. Counted in stats as soon as written.
  *  @return 0 and *msg_id_out, VL_E_INVALID (bad address/argument),
  *  VL_E_TOOBIG, VL_E_QUEUE_FULL, VL_E_STORAGE, -errno. */
 int vl_queue_enqueue(struct vl_queue *q, const struct vl_queue_new_msg *m,
