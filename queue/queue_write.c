@@ -1,13 +1,16 @@
 /*
  * queue_write.c - enqueue and complete: the write paths, run inside the
- * batcher's group transaction (queue.c).
+ * shard's group transaction (queue_commit.c).
  *
  * Invariants (queue_schema.h): an open recipient has one record, one sched
- * entry at its next_ms and one dom entry; a message record counts its open
+ * entry at its next_ms (none while its part of a multi-shard enqueue is
+ * PREPARED) and one dom entry; a message record counts its open
  * recipients and goes (with its body) when the count reaches 0; the stats
  * record changes in the same transaction as the records it counts.
  * Input is validated before a request is submitted, so a group transaction
  * fails only for storage reasons.
+ * Multi-shard enqueue, all or nothing: prepare every part hidden, decide in
+ * the first shard, publish the rest (see queue_recover.c for crashes).
  * Layer: on queue_commit (requests) and queue_store (records).
  */
 #include "queue_commit.h"
