@@ -8,6 +8,7 @@
  * LMDB's files in it are fsynced (the directories too) before open returns.
  * Diagnostics: never logs; returns codes.
  */
+#include "queue_commit.h"
 #include "queue_env.h"
 #include "queue_recover.h"
 
@@ -192,6 +193,9 @@ void vl_queue_close(struct vl_queue *q)
 {
     if (!q)
         return;
+    for (unsigned k = 0; k < q->nshards; k++)
+        if (q->shards[k])
+            queue_commit_flush(q->shards[k]);  /* decisions no longer needed */
     for (unsigned k = 0; k < q->nshards; k++)
         queue_shard_destroy(q->shards[k]);
     if (q->lock_fd >= 0)

@@ -9,6 +9,8 @@
  * open: maplock held for writing) and the group rerun. If a request fails
  * otherwise, the group is rerun one request per transaction so that each
  * caller gets its own result and no request fails for another's.
+ * Each group transaction also drops the multi-shard enqueue decisions that
+ * queue_commit_forget() queued (cheaper than a commit of their own).
  * Invariants: a request's rc is final only after its transaction ended; every
  * transaction begun here is committed or aborted before the leader moves on.
  * Diagnostics: never logs; returns codes.
@@ -19,7 +21,24 @@
 #include "volley/error.h"
 
 #include <errno.h>
+#include <string.h>
 #include <time.h>
+
+/* Delete the decisions waiting in s->forget (a snapshot: *n of them). */
+static int queue_forget_apply(struct vl_queue_shard *s, MDB_txn *txn, size_t *n)
+{
+    uint64_t ids[QUEUE_FORGET_MAX];
+    pthread_mutex_lock(&s->mu);
+    *n = s->forget_n;
+    memcpy(ids, s->forget, *n * sizeof ids[0]);
+    pthread_mutex_unlock(&s->mu);
+    for (size_t i = 0; i < *n; i++) {
+        int rc = queue_pend_put(s, txn, ids[i], NULL);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
 
 /* Run requests [list, limit) in one transaction. @return 0 when committed
  * (each rc set), MDB_MAP_FULL to retry after growing, or a negative error
@@ -32,6 +51,9 @@ static int queue_group_run(struct vl_queue_shard *s, struct queue_req *list, siz
     if (rc < 0)
         return rc;
     rc = queue_stats_get(s, txn, &st);
+    size_t forgets = 0;
+    if (rc >= 0)
+        rc = queue_forget_apply(s, txn, &forgets);
     size_t i = 0;
     for (struct queue_req *r = list; rc >= 0 && r && i < limit; r = r->next, i++) {
         rc = r->fn(s, txn, &st, r->arg);
@@ -47,6 +69,9 @@ static int queue_group_run(struct vl_queue_shard *s, struct queue_req *list, siz
     if (rc == 0) {
         pthread_mutex_lock(&s->mu);
         s->txns++;
+        vl_assert(forgets <= s->forget_n);     /* only the leader removes */
+        s->forget_n -= forgets;
+        memmove(s->forget, s->forget + forgets, s->forget_n * sizeof s->forget[0]);
         pthread_mutex_unlock(&s->mu);
         return 0;
     }
@@ -144,6 +169,44 @@ int queue_submit(struct vl_queue_shard *s, struct queue_req *req)
 {
     queue_submit_start(s, req);
     return queue_submit_wait(s, req);
+}
+
+static int queue_forget_fn(struct vl_queue_shard *s, MDB_txn *txn, struct queue_stats_rec *st,
+                           void *arg)
+{
+    (void)st;
+    return queue_pend_put(s, txn, *(const uint64_t *)arg, NULL);
+}
+
+static int queue_noop_fn(struct vl_queue_shard *s, MDB_txn *txn, struct queue_stats_rec *st,
+                         void *arg)
+{
+    (void)s; (void)txn; (void)st; (void)arg;
+    return 0;
+}
+
+void queue_commit_forget(struct vl_queue_shard *s, uint64_t msg_id)
+{
+    pthread_mutex_lock(&s->mu);
+    bool queued = s->forget_n < QUEUE_FORGET_MAX;
+    if (queued)
+        s->forget[s->forget_n++] = msg_id;
+    pthread_mutex_unlock(&s->mu);
+    if (!queued) {
+        struct queue_req req = { .fn = queue_forget_fn, .arg = &msg_id };
+        (void)queue_submit(s, &req);
+    }
+}
+
+void queue_commit_flush(struct vl_queue_shard *s)
+{
+    pthread_mutex_lock(&s->mu);
+    size_t n = s->forget_n;
+    pthread_mutex_unlock(&s->mu);
+    if (n) {
+        struct queue_req req = { .fn = queue_noop_fn, .arg = NULL };
+        (void)queue_submit(s, &req);
+    }
 }
 
 void queue_commit_hold(struct vl_queue_shard *s, unsigned n)

@@ -32,6 +32,14 @@ void queue_submit_start(struct vl_queue_shard *s, struct queue_req *req);
 /** ...then lead or wait until it is done. @return req's result. */
 int queue_submit_wait(struct vl_queue_shard *s, struct queue_req *req);
 
+/** Drop the decision record of multi-shard enqueue @p msg_id from @p s (its
+ *  coordinator) in the next commit on @p s, or now if QUEUE_FORGET_MAX are
+ *  waiting. A crash before that leaves the record to recovery, which drops
+ *  it. Call only once every part is published. Thread: any. */
+void queue_commit_forget(struct vl_queue_shard *s, uint64_t msg_id);
+/** Commit what queue_commit_forget() left waiting (before close). */
+void queue_commit_flush(struct vl_queue_shard *s);
+
 /** Test hook: the next leader on @p s waits until @p n requests are queued
  *  (at most QUEUE_HOLD_MS_MAX) before it takes them all into one group;
  *  then the hook is off again. n = 0 turns it off. */

@@ -309,8 +309,13 @@ static int queue_shard_env_open(struct vl_queue_shard *s)
 int queue_shard_create(struct vl_queue *q, unsigned k, struct vl_queue_shard **out)
 {
     struct vl_queue_shard *s = calloc(1, sizeof *s);
-    if (!s)
+    uint64_t *forget = malloc(QUEUE_FORGET_MAX * sizeof *forget);
+    if (!s || !forget) {
+        free(s);
+        free(forget);
         return -ENOMEM;
+    }
+    s->forget = forget;
     s->q = q;
     s->index = k;
     s->pending_tail = &s->pending;
@@ -332,6 +337,7 @@ void queue_shard_destroy(struct vl_queue_shard *s)
     if (!s)
         return;
     vl_assert(s->pending == NULL && !s->leader);
+    free(s->forget);
     if (s->env)
         mdb_env_close(s->env);
     queue_lease_fini(&s->leases);

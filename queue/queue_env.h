@@ -30,6 +30,7 @@
 
 #define QUEUE_PATH_BYTES_MAX 4200u
 #define QUEUE_DIR_BYTES_MAX  4000u       /* the DATA argument; shard paths fit after */
+#define QUEUE_FORGET_MAX     1024u       /* decisions pending removal per shard */
 
 struct queue_req;                        /* queue_commit.h */
 
@@ -48,6 +49,8 @@ struct vl_queue_shard {
     unsigned hold_n;                     /* test hook: leader waits for this many */
     uint64_t commits, requests;          /* groups led, requests they carried */
     uint64_t txns;                       /* write transactions committed */
+    uint64_t *forget;                    /* decisions to drop with the next commit */
+    size_t forget_n;                     /* (queue_commit_forget), QUEUE_FORGET_MAX */
     struct queue_lease_set leases;       /* owning thread only (queue_lease.c) */
     char path[QUEUE_PATH_BYTES_MAX];
 };

@@ -9,8 +9,9 @@
  * record changes in the same transaction as the records it counts.
  * Input is validated before a request is submitted, so a group transaction
  * fails only for storage reasons.
- * Multi-shard enqueue, all or nothing: prepare every part hidden, decide in
- * the first shard, publish the rest (see queue_recover.c for crashes).
+ * Multi-shard enqueue, all or nothing: write the other parts hidden, then
+ * the first shard's part visible with the decision in one transaction, then
+ * publish the others (see queue_recover.c for crashes).
  * Layer: on queue_commit (requests) and queue_store (records).
  */
 #include "queue_commit.h"
@@ -47,7 +48,8 @@ struct queue_enq {                       /* one message's part in one shard */
     uint64_t now_ms;
     const struct queue_prcpt *rcpts;
     size_t n;
-    const struct queue_pend_rec *pend;   /* part of a multi-shard enqueue: PREPARED */
+    const struct queue_pend_rec *pend;   /* multi-shard: PREPARED (hidden) part, or the
+                                            coordinator's visible part + COMMITTED */
 };
 
 struct queue_cmp {
@@ -89,8 +91,9 @@ static int queue_enq_apply(struct vl_queue_shard *s, MDB_txn *txn, struct queue_
             .addr = p->addr, .addr_len = p->addr_len,
             .domain_off = p->domain_off, .domain_len = p->domain_len,
         };
-        rc = e->pend ? queue_rcpt_put_hidden(s, txn, first + i, &r, MDB_APPEND)
-                     : queue_rcpt_put(s, txn, first + i, &r, MDB_APPEND);
+        bool hidden = e->pend && e->pend->state == QUEUE_PEND_PREPARED;
+        rc = hidden ? queue_rcpt_put_hidden(s, txn, first + i, &r, MDB_APPEND)
+                    : queue_rcpt_put(s, txn, first + i, &r, MDB_APPEND);
         queue_lower(dom, p->addr + p->domain_off, p->domain_len);
         if (rc == 0)
             rc = queue_index_put(txn, s->db_dom, dom, p->domain_len, first + i);
@@ -237,36 +240,20 @@ static void queue_enq_undo(struct vl_queue *q, const bool *done, uint64_t msg_id
     }
 }
 
-struct queue_pub {
-    uint64_t msg_id;
-    const struct queue_pend_rec *decision;   /* coordinator: record COMMITTED */
-};
-
-/* Publish this shard's part; in the coordinator, record the decision in the
- * same transaction: from its commit on, the enqueue is complete. */
 static int queue_publish_fn(struct vl_queue_shard *s, MDB_txn *txn, struct queue_stats_rec *st,
                             void *arg)
 {
-    const struct queue_pub *p = arg;
     (void)st;
-    int rc = queue_msg_publish(s, txn, p->msg_id);
-    if (rc >= 0 && p->decision)
-        rc = queue_pend_put(s, txn, p->msg_id, p->decision);
-    return rc;
+    return queue_msg_publish(s, txn, *(const uint64_t *)arg);
 }
 
-static int queue_unpend_fn(struct vl_queue_shard *s, MDB_txn *txn, struct queue_stats_rec *st,
-                           void *arg)
-{
-    (void)st;
-    return queue_pend_put(s, txn, *(const uint64_t *)arg, NULL);
-}
-
-/* Split the recipients (sorted by shard) into one part per shard. @return
- * the number of parts; @p pend is the bitmap of their shards. */
+/* Split the recipients (sorted by shard) into one part per shard. With
+ * several, the first part (lowest shard: the coordinator) is written last,
+ * visible, with the decision; the others first, hidden (PREPARED). */
 static unsigned queue_enq_parts(struct vl_queue *q, const struct vl_queue_new_msg *m,
                                 uint64_t now_ms, const struct queue_prcpt *p,
-                                struct queue_enq *e, unsigned *shard, struct queue_pend_rec *pend)
+                                struct queue_enq *e, unsigned *shard, struct queue_pend_rec *pend,
+                                struct queue_pend_rec *decision)
 {
     unsigned n = 0;
     *pend = (struct queue_pend_rec){ .state = QUEUE_PEND_PREPARED };
@@ -279,16 +266,19 @@ static unsigned queue_enq_parts(struct vl_queue *q, const struct vl_queue_new_ms
         pend->shards[shard[n] / 8] |= (uint8_t)(1u << (shard[n] % 8));
         n++;
     }
+    *decision = *pend;
+    decision->state = QUEUE_PEND_COMMITTED;
     for (unsigned k = 0; n > 1 && k < n; k++)
-        e[k].pend = pend;                     /* several shards: written PREPARED */
+        e[k].pend = k == 0 ? decision : pend;
     return n;
 }
 
-/* Phase 1 with message id @p id: hand every shard its part at once (a shard
- * whose leader is busy, e.g. a delivery thread completing, takes ours into
- * its group), then wait for each. @p done marks the shards committed. */
-static int queue_enq_prepare(struct vl_queue *q, struct queue_enq *e, const unsigned *shard,
-                             unsigned n, uint64_t id, bool *done)
+/* Write parts [e, e + n) with message id @p id: hand every shard its part at
+ * once (a shard whose leader is busy, e.g. a delivery thread completing,
+ * takes ours into its group), then wait for each. @p done marks the shards
+ * committed. @return 0 or the first error (-EEXIST first: id collision). */
+static int queue_enq_write(struct vl_queue *q, struct queue_enq *e, const unsigned *shard,
+                           unsigned n, uint64_t id, bool *done)
 {
     struct queue_req req[VL_SHARDS_MAX];
     for (unsigned k = 0; k < n; k++) {
@@ -307,33 +297,21 @@ static int queue_enq_prepare(struct vl_queue *q, struct queue_enq *e, const unsi
     return rc;
 }
 
-/* Phase 2 of a multi-shard enqueue, every part PREPARED: decide in the
- * coordinator (the first shard), then publish the others, then drop the
- * decision. @return 0 once decided (a later failure leaves parts for
- * recovery to publish), or the coordinator's error (nothing visible). */
-static int queue_enq_publish(struct vl_queue *q, const unsigned *shard, unsigned n, uint64_t id,
-                             const struct queue_pend_rec *pend)
+/* Publish parts [1, n) after the decision; then let the coordinator drop
+ * the decision with its next commit. A failure here leaves parts hidden for
+ * recovery to publish (the decision stays); the enqueue has succeeded. */
+static void queue_enq_publish(struct vl_queue *q, const unsigned *shard, unsigned n, uint64_t id)
 {
-    struct queue_pend_rec decision = *pend;
-    decision.state = QUEUE_PEND_COMMITTED;
-    struct queue_pub pub0 = { id, &decision }, pub = { id, NULL };
     struct queue_req req[VL_SHARDS_MAX];
-    req[0] = (struct queue_req){ .fn = queue_publish_fn, .arg = &pub0 };
-    int rc = queue_submit(q->shards[shard[0]], &req[0]);
-    if (rc < 0)
-        return rc;
     for (unsigned k = 1; k < n; k++) {
-        req[k] = (struct queue_req){ .fn = queue_publish_fn, .arg = &pub };
+        req[k] = (struct queue_req){ .fn = queue_publish_fn, .arg = &id };
         queue_submit_start(q->shards[shard[k]], &req[k]);
     }
     bool all = true;
     for (unsigned k = 1; k < n; k++)
         all &= queue_submit_wait(q->shards[shard[k]], &req[k]) >= 0;
-    if (all) {
-        req[0] = (struct queue_req){ .fn = queue_unpend_fn, .arg = &id };
-        (void)queue_submit(q->shards[shard[0]], &req[0]);
-    }
-    return 0;
+    if (all)
+        queue_commit_forget(q->shards[shard[0]], id);
 }
 
 /* Hold DATA/enqueue.lock shared while a multi-shard enqueue is in flight:
@@ -365,26 +343,29 @@ static void queue_enq_unlock(struct vl_queue *q)
     pthread_mutex_unlock(&q->enq_mu);
 }
 
-/* Enqueue parts [e, n) with a fresh id: all visible or none. */
+/* Enqueue parts [e, e + n) with a fresh id: all or nothing. Several parts:
+ * the hidden ones first, then the coordinator's (visible, with the decision:
+ * its commit is the enqueue's), then the others are published. */
 static int queue_enq_all(struct vl_queue *q, struct queue_enq *e, const unsigned *shard,
-                         unsigned n, const struct queue_pend_rec *pend, uint64_t now_ms,
-                         uint64_t *id_out)
+                         unsigned n, uint64_t now_ms, uint64_t *id_out)
 {
     bool done[VL_SHARDS_MAX] = { false };
     uint64_t id = 0;
     int rc = VL_E_STORAGE;
     for (unsigned tries = 0; tries < QUEUE_ENQ_TRIES_MAX; tries++) {
         id = queue_msg_id_next(q, now_ms);
-        rc = queue_enq_prepare(q, e, shard, n, id, done);
+        rc = n > 1 ? queue_enq_write(q, e + 1, shard + 1, n - 1, id, done) : 0;
+        if (rc == 0)
+            rc = queue_enq_write(q, e, shard, 1, id, done);
         if (rc != -EEXIST)
             break;
         queue_enq_undo(q, done, id);           /* id collision: another id, all shards */
         memset(done, 0, sizeof done);
     }
-    if (rc == 0 && n > 1)
-        rc = queue_enq_publish(q, shard, n, id, pend);
     if (rc < 0)
         queue_enq_undo(q, done, id);           /* nothing of it was visible */
+    else if (n > 1)
+        queue_enq_publish(q, shard, n, id);
     *id_out = id;
     return rc;
 }
@@ -395,18 +376,18 @@ int vl_queue_enqueue(struct vl_queue *q, const struct vl_queue_new_msg *m,
     struct queue_prcpt *p;
     struct queue_enq e[VL_SHARDS_MAX];
     unsigned shard[VL_SHARDS_MAX];
-    struct queue_pend_rec pend;
+    struct queue_pend_rec pend, decision;
     uint64_t id = 0;
     int rc = queue_msg_prepare(q, m, &p);
     if (rc < 0)
         return rc;
     if (q->nshards > 1)
         qsort(p, m->rcpt_count, sizeof *p, queue_shard_cmp);
-    unsigned n = queue_enq_parts(q, m, now_ms, p, e, shard, &pend);
+    unsigned n = queue_enq_parts(q, m, now_ms, p, e, shard, &pend, &decision);
     if (n > 1)
         rc = queue_enq_lock(q);
     if (rc == 0) {
-        rc = queue_enq_all(q, e, shard, n, &pend, now_ms, &id);
+        rc = queue_enq_all(q, e, shard, n, now_ms, &id);
         if (n > 1)
             queue_enq_unlock(q);
     }

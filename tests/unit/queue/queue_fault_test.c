@@ -338,7 +338,8 @@ static void sweep(enum path_id p, int mdb_rc)
 static int group_setup(void **state)
 {
     (void)state;
-    snprintf(g_root, sizeof g_root, "/tmp/vlq-fault-XXXXXX");
+    /* tmpfs: ~500 runs of fsyncing commits test transactions, not disks. */
+    snprintf(g_root, sizeof g_root, "/dev/shm/vlq-fault-XXXXXX");
     return mkdtemp(g_root) ? 0 : -1;
 }
 
@@ -357,10 +358,12 @@ static void test_item1_stats_put_map_full(void **state)
 {
     (void)state;
     char out[32];
-    /* A one-recipient enqueue writes msg, body, rcpt, sched, dom, stats, commit. */
+    /* A one-recipient enqueue writes msg, body, rcpt, sched, dom, then the
+     * stats record, then commits (before them, its group may drop decisions
+     * of earlier multi-shard enqueues): the stats put is the last but one. */
     assert_int_equal(child_run(PATH_ENQ_ONE, 0, 0, out, sizeof out), CHILD_NOT_FIRED);
     unsigned writes = (unsigned)strtoul(out, NULL, 10);
-    assert_int_equal(writes, 7);
+    assert_true(writes >= 7);
     int rc = child_run(PATH_ENQ_ONE, writes - 1, MDB_MAP_FULL, NULL, 0);
     if (rc == -1)
         fail_msg("stats put MDB_MAP_FULL: the next write hung (leaked write transaction)");
