@@ -1,13 +1,14 @@
 /*
  * queue_recover.c - resolve multi-shard enqueues interrupted by a crash.
  *
- * A multi-shard enqueue (queue_write.c) is two-phase: each shard's part is
- * written PREPARED (records, no sched entries: not leasable), then the
- * coordinator (its lowest shard) publishes its part and records COMMITTED in
- * one transaction (the decision), then the other parts are published, then
- * the decision is dropped. So after a crash: a COMMITTED record means every
- * part was written (publish the PREPARED ones); PREPARED parts without it
- * were never visible anywhere (remove them). An enqueue in flight in a live
+ * A multi-shard enqueue (queue_write.c) is two-phase: every part but the
+ * coordinator's (its lowest shard) is written PREPARED (records, no sched
+ * entries: not leasable); then the coordinator's part is written visible
+ * with a COMMITTED record in one transaction (the decision); then the other
+ * parts are published; the decision is dropped later. So after a crash: a
+ * COMMITTED record means every part was written (publish the PREPARED ones,
+ * drop the decision); PREPARED parts without it were never visible anywhere
+ * (remove them). An enqueue in flight in a live
  * process holds DATA/enqueue.lock shared; recovery needs it exclusive and
  * never waits for it.
  * Diagnostics: never logs; returns codes.

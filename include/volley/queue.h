@@ -197,9 +197,10 @@ unsigned vl_queue_shard_of(const struct vl_queue *q, const char *domain, size_t 
  *  holding recipients gets the message record and the body once. Thread: any.
  *  All or nothing, across crashes: a message is visible to vl_queue_lease()
  *  in all its shards or in none. The shards' parts are committed by each
- *  shard's group commit, first hidden (not leasable); once every part is
- *  written, the first shard records the decision and the parts are made
- *  visible. If a shard fails before that, the other parts are removed; if
+ *  shard's group commit: the others first, hidden (not leasable); then the
+ *  first shard's part, visible, with the decision; then the others are made
+ *  visible (a lease in between may see the first part only: the rest is
+ *  durable and follows). If a shard fails before that, the other parts are removed; if
  *  the process dies, the next open with VL_QUEUE_CREATE, _ENGINE or _ADMIN
  *  finishes the job (publishes a decided message, removes an undecided one).
  *  A crash after the decision but before the return keeps the message (as
