@@ -5,8 +5,10 @@
  * Costs: stats O(shards); top domains O(domains); list O(shards * max);
  * show/retry/purge of a message O(its recipients); retry of a domain
  * O(its recipients); purge of everything O(1) per sub-database.
+ * Layer: on queue_commit (writes) and queue_store (records).
  */
-#include "queue_internal.h"
+#include "queue_commit.h"
+#include "queue_store.h"
 
 #include "volley/error.h"
 #include "volley/limits.h"
@@ -16,15 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-static int admin_stats_get(MDB_txn *txn, struct vl_queue_shard *s, struct queue_stats_rec *st)
-{
-    MDB_val k = { sizeof QUEUE_KEY_STATS - 1, (void *)QUEUE_KEY_STATS }, v;
-    int rc = mdb_get(txn, s->db_meta, &k, &v);
-    if (rc)
-        return queue_mdb_err(rc);
-    return queue_stats_rec_decode(v.mv_data, v.mv_size, st);
-}
 
 int vl_queue_stats(struct vl_queue *q, int shard, struct vl_queue_stats *out)
 {
@@ -37,11 +30,11 @@ int vl_queue_stats(struct vl_queue *q, int shard, struct vl_queue_stats *out)
         struct vl_queue_shard *s = q->shards[k];
         struct queue_stats_rec st;
         MDB_txn *txn;
-        int rc = queue_read_begin(s, &txn);
+        int rc = queue_txn_begin(s, false, &txn);
         if (rc < 0)
             return rc;
-        rc = admin_stats_get(txn, s, &st);
-        queue_read_end(s, txn);
+        rc = queue_stats_get(s, txn, &st);
+        queue_txn_abort(s, txn);
         if (rc < 0)
             return rc;
         for (unsigned i = 0; i < VL_RCPT_STATE_COUNT; i++)
@@ -84,11 +77,11 @@ static int admin_dom_collect(struct vl_queue_shard *s, struct vl_queue_domain_co
     MDB_txn *txn;
     MDB_cursor *cur;
     MDB_val k, v;
-    int rc = queue_read_begin(s, &txn);
+    int rc = queue_txn_begin(s, false, &txn);
     if (rc < 0)
         return rc;
     if ((rc = mdb_cursor_open(txn, s->db_dom, &cur)) != 0) {
-        queue_read_end(s, txn);
+        queue_txn_abort(s, txn);
         return queue_mdb_err(rc);
     }
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
@@ -115,7 +108,7 @@ static int admin_dom_collect(struct vl_queue_shard *s, struct vl_queue_domain_co
         d->rcpts = count;
     }
     mdb_cursor_close(cur);
-    queue_read_end(s, txn);
+    queue_txn_abort(s, txn);
     if (rc == MDB_NOTFOUND)
         return 0;
     return rc < 0 ? rc : queue_mdb_err(rc);
@@ -175,11 +168,11 @@ static int admin_list_shard(struct vl_queue_shard *s, uint64_t after_id,
     uint8_t kb[8];
     queue_key_u64(kb, after_id + 1);
     MDB_val k = { 8, kb }, v;
-    int rc = queue_read_begin(s, &txn);
+    int rc = queue_txn_begin(s, false, &txn);
     if (rc < 0)
         return rc;
     if ((rc = mdb_cursor_open(txn, s->db_msg, &cur)) != 0) {
-        queue_read_end(s, txn);
+        queue_txn_abort(s, txn);
         return queue_mdb_err(rc);
     }
     size_t got = 0;
@@ -192,7 +185,7 @@ static int admin_list_shard(struct vl_queue_shard *s, uint64_t after_id,
         got++;
     }
     mdb_cursor_close(cur);
-    queue_read_end(s, txn);
+    queue_txn_abort(s, txn);
     return (rc == 0 || rc == MDB_NOTFOUND) ? 0 : (rc < 0 ? rc : queue_mdb_err(rc));
 }
 
@@ -231,47 +224,6 @@ int vl_queue_list(struct vl_queue *q, uint64_t after_id, struct vl_queue_msg_inf
     return (int)m;
 }
 
-/* Ids of the open recipients of message @p m (its id range in this shard). */
-static int admin_msg_rcpts(struct vl_queue_shard *s, MDB_txn *txn, const struct queue_msg_rec *m,
-                           uint64_t **ids, size_t *n)
-{
-    MDB_cursor *cur;
-    uint8_t kb[8];
-    queue_key_u64(kb, m->first_rcpt);
-    MDB_val k = { 8, kb }, v;
-    *n = 0;
-    if (!(*ids = malloc((m->rcpt_count ? m->rcpt_count : 1) * sizeof **ids)))
-        return -ENOMEM;
-    int rc = mdb_cursor_open(txn, s->db_rcpt, &cur);
-    if (rc)
-        return queue_mdb_err(rc);
-    uint64_t end = m->first_rcpt + m->rcpt_count;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && *n < m->rcpt_count;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        uint64_t id = queue_key_u64_get(k.mv_data);
-        if (k.mv_size != 8 || id >= end)
-            break;
-        (*ids)[(*n)++] = id;
-    }
-    mdb_cursor_close(cur);
-    return (rc == 0 || rc == MDB_NOTFOUND) ? 0 : queue_mdb_err(rc);
-}
-
-static int admin_msg_get(struct vl_queue_shard *s, MDB_txn *txn, uint64_t id, uint8_t *buf,
-                         struct queue_msg_rec *m)
-{
-    uint8_t kb[8];
-    queue_key_u64(kb, id);
-    MDB_val k = { 8, kb }, v;
-    int rc = mdb_get(txn, s->db_msg, &k, &v);
-    if (rc)
-        return queue_mdb_err(rc);
-    if (v.mv_size > QUEUE_MSG_REC_HEAD_BYTES + VL_SMTP_PATH_BYTES_MAX)
-        return VL_E_CORRUPT;
-    memcpy(buf, v.mv_data, v.mv_size);
-    return queue_msg_rec_decode(buf, v.mv_size, m);
-}
-
 static void admin_rcpt_info(struct vl_queue_rcpt_info *d, uint64_t id,
                             const struct queue_rcpt_rec *r)
 {
@@ -287,28 +239,28 @@ static int admin_show_shard(struct vl_queue_shard *s, uint64_t id, struct vl_que
                             struct vl_queue_rcpt_info *rcpts, size_t max, size_t *nr)
 {
     MDB_txn *txn;
-    uint8_t mb[QUEUE_MSG_REC_HEAD_BYTES + VL_SMTP_PATH_BYTES_MAX], rb[QUEUE_RCPT_BUF_BYTES];
+    uint8_t mb[QUEUE_MSG_BUF_BYTES], rb[QUEUE_RCPT_BUF_BYTES];
     struct queue_msg_rec m;
     uint64_t *ids = NULL;
     size_t n = 0;
-    int rc = queue_read_begin(s, &txn);
+    int rc = queue_txn_begin(s, false, &txn);
     if (rc < 0)
         return rc;
-    rc = admin_msg_get(s, txn, id, mb, &m);
+    rc = queue_msg_get(s, txn, id, mb, &m);
     if (rc == 0) {
         struct vl_queue_msg_info one;
         admin_info_fill(&one, &m);
         one.rcpts_total += info->rcpts_total;
         one.rcpts_open += info->rcpts_open;
         *info = one;
-        rc = admin_msg_rcpts(s, txn, &m, &ids, &n);
+        rc = queue_msg_rcpts(s, txn, &m, &ids, &n);
     }
     for (size_t i = 0; rc == 0 && i < n && *nr < max; i++) {
         struct queue_rcpt_rec r;
         if ((rc = queue_rcpt_get(s, txn, ids[i], rb, &r)) == 0)
             admin_rcpt_info(&rcpts[(*nr)++], ids[i], &r);
     }
-    queue_read_end(s, txn);
+    queue_txn_abort(s, txn);
     free(ids);
     if (rc == VL_E_NOTFOUND && !ids)
         return 0;
@@ -374,14 +326,14 @@ static int admin_target_ids(struct vl_queue_shard *s, MDB_txn *txn, const struct
 {
     if (a->domain)
         return admin_dom_rcpts(s, txn, a, ids, n);
-    uint8_t mb[QUEUE_MSG_REC_HEAD_BYTES + VL_SMTP_PATH_BYTES_MAX];
+    uint8_t mb[QUEUE_MSG_BUF_BYTES];
     struct queue_msg_rec m;
     *ids = NULL;
     *n = 0;
-    int rc = admin_msg_get(s, txn, a->msg_id, mb, &m);
+    int rc = queue_msg_get(s, txn, a->msg_id, mb, &m);
     if (rc < 0)
         return rc;
-    return admin_msg_rcpts(s, txn, &m, ids, n);
+    return queue_msg_rcpts(s, txn, &m, ids, n);
 }
 
 static int admin_retry_fn(struct vl_queue_shard *s, MDB_txn *txn, struct queue_stats_rec *st,
@@ -401,14 +353,11 @@ static int admin_retry_fn(struct vl_queue_shard *s, MDB_txn *txn, struct queue_s
             break;
         if (r.state == VL_RCPT_READY && r.next_ms <= a->now_ms)
             continue;
+        if ((rc = queue_pend_hidden(s, txn, r.msg_id)) != 0)
+            continue;                      /* a part not published yet: stays hidden */
         queue_key_u64(tb, r.next_ms);
-        MDB_val k = { 8, tb }, v = { 8, (uint8_t[8]){ 0 } };
-        queue_key_u64(v.mv_data, ids[i]);
-        rc = mdb_del(txn, s->db_sched, &k, &v);
-        if (rc && rc != MDB_NOTFOUND) {
-            rc = queue_mdb_err(rc);
+        if ((rc = queue_index_del(txn, s->db_sched, tb, 8, ids[i])) < 0)
             break;
-        }
         st->by_state[r.state] -= st->by_state[r.state] > 0;
         st->by_state[VL_RCPT_READY]++;
         r.state = VL_RCPT_READY;
@@ -446,9 +395,9 @@ int vl_queue_retry(struct vl_queue *q, uint64_t msg_id, const char *domain, uint
 
 static int admin_purge_all(struct vl_queue_shard *s, MDB_txn *txn, struct queue_stats_rec *st)
 {
-    MDB_dbi dbs[] = { s->db_msg, s->db_body, s->db_rcpt, s->db_sched, s->db_dom };
+    MDB_dbi dbs[] = { s->db_msg, s->db_body, s->db_rcpt, s->db_sched, s->db_dom, s->db_pend };
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
-        int rc = mdb_drop(txn, dbs[i], 0);
+        int rc = queue_mdb_drop(txn, dbs[i]);
         if (rc)
             return queue_mdb_err(rc);
     }
@@ -463,48 +412,18 @@ static int admin_purge_fn(struct vl_queue_shard *s, MDB_txn *txn, struct queue_s
                           void *arg)
 {
     const struct admin_arg *a = arg;
-    uint8_t rb[QUEUE_RCPT_BUF_BYTES], kb[8];
-    uint64_t *ids;
-    size_t n;
     if (a->msg_id == 0)
         return admin_purge_all(s, txn, st);
-    int rc = admin_target_ids(s, txn, a, &ids, &n);
-    if (rc < 0)
-        return rc == VL_E_NOTFOUND ? 0 : rc;
-    int removed = 0;
-    for (size_t i = 0; rc >= 0 && i < n; i++) {
-        struct queue_rcpt_rec r;
-        if ((rc = queue_rcpt_get(s, txn, ids[i], rb, &r)) < 0)
-            break;
-        if ((rc = queue_rcpt_remove(s, txn, st, ids[i], &r)) < 0)
-            break;
-        st->purged++;
-        removed++;
-    }
-    free(ids);
-    if (rc < 0)
-        return rc;
-    queue_key_u64(kb, a->msg_id);          /* a message left without recipients */
-    MDB_val k = { 8, kb };
-    if (mdb_del(txn, s->db_msg, &k, NULL) == 0) {
-        mdb_del(txn, s->db_body, &k, NULL);
-        st->messages -= st->messages > 0;
-    }
-    return removed + 1;                    /* + 1: the message was here */
-}
-
-int queue_purge_shard(struct vl_queue_shard *s, uint64_t msg_id)
-{
-    struct admin_arg a = { .msg_id = msg_id };
-    struct queue_req req = { .fn = admin_purge_fn, .arg = &a };
-    return queue_submit(s, &req);
+    return queue_msg_purge(s, txn, st, a->msg_id);
 }
 
 int vl_queue_purge(struct vl_queue *q, uint64_t msg_id)
 {
+    struct admin_arg a = { .msg_id = msg_id };
     int total = 0, found = 0;
     for (unsigned k = 0; k < q->nshards; k++) {
-        int rc = queue_purge_shard(q->shards[k], msg_id);
+        struct queue_req req = { .fn = admin_purge_fn, .arg = &a };
+        int rc = queue_submit(q->shards[k], &req);
         if (rc < 0)
             return rc;
         if (msg_id && rc > 0) {

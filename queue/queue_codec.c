@@ -132,6 +132,38 @@ int queue_stats_rec_decode(const void *v, size_t len, struct queue_stats_rec *r)
     return 0;
 }
 
+size_t queue_pend_rec_encode(uint8_t *out, const struct queue_pend_rec *r)
+{
+    uint8_t *p = out;
+    vl_assert(r->state == QUEUE_PEND_PREPARED || r->state == QUEUE_PEND_COMMITTED);
+    *p++ = QUEUE_FORMAT_VERSION;
+    *p++ = QUEUE_KIND_PEND;
+    *p++ = r->state;
+    *p++ = 0;
+    memcpy(p, r->shards, sizeof r->shards);
+    p += sizeof r->shards;
+    vl_assert((size_t)(p - out) == QUEUE_PEND_REC_BYTES);
+    return QUEUE_PEND_REC_BYTES;
+}
+
+int queue_pend_rec_decode(const void *v, size_t len, struct queue_pend_rec *r)
+{
+    const uint8_t *b = v;
+    int rc = codec_head(b, len, QUEUE_PEND_REC_BYTES, QUEUE_KIND_PEND);
+    if (rc < 0)
+        return rc;
+    if (len != QUEUE_PEND_REC_BYTES)
+        return VL_E_CORRUPT;
+    r->state = b[2];
+    memcpy(r->shards, b + 4, sizeof r->shards);
+    if (r->state != QUEUE_PEND_PREPARED && r->state != QUEUE_PEND_COMMITTED)
+        return VL_E_CORRUPT;
+    unsigned n = 0;
+    for (size_t i = 0; i < sizeof r->shards; i++)
+        n += (unsigned)__builtin_popcount(r->shards[i]);
+    return n >= 2 ? 0 : VL_E_CORRUPT;        /* a single-shard enqueue is never pending */
+}
+
 size_t queue_msg_rec_size(const struct queue_msg_rec *r)
 {
     return QUEUE_MSG_REC_HEAD_BYTES + r->return_path_len;

@@ -10,6 +10,7 @@
 #define VOLLEY_QUEUE_CODEC_H
 
 #include "queue_schema.h"
+#include "volley/limits.h"
 #include "volley/queue.h"
 
 #include <stddef.h>
@@ -61,6 +62,17 @@ struct queue_rcpt_rec {
 };
 #define QUEUE_RCPT_REC_HEAD_BYTES 34u
 
+/* A multi-shard enqueue in progress (queue_write.c, queue_recover.c). */
+enum queue_pend_state {
+    QUEUE_PEND_PREPARED  = 1,                /* this shard's part written, not visible */
+    QUEUE_PEND_COMMITTED = 2,                /* coordinator: every part written; publish */
+};
+struct queue_pend_rec {
+    uint8_t state;                           /* enum queue_pend_state */
+    uint8_t shards[VL_SHARDS_MAX / 8];       /* bitmap: the shards holding a part */
+};
+#define QUEUE_PEND_REC_BYTES (4u + VL_SHARDS_MAX / 8u)
+
 /* Big-endian u64 keys: memcmp order is numeric order. */
 void queue_key_u64(uint8_t out[8], uint64_t v);
 uint64_t queue_key_u64_get(const void *p);
@@ -70,6 +82,9 @@ int queue_shard_rec_decode(const void *p, size_t len, struct queue_shard_rec *r)
 
 size_t queue_stats_rec_encode(uint8_t *out, const struct queue_stats_rec *r);
 int queue_stats_rec_decode(const void *p, size_t len, struct queue_stats_rec *r);
+
+size_t queue_pend_rec_encode(uint8_t *out, const struct queue_pend_rec *r);
+int queue_pend_rec_decode(const void *p, size_t len, struct queue_pend_rec *r);
 
 /** Bytes queue_msg_rec_encode() writes for @p r. */
 size_t queue_msg_rec_size(const struct queue_msg_rec *r);

@@ -1,186 +1,171 @@
 /*
- * queue_recover.c - the queue's invariant checker (vl_queue_check).
+ * queue_recover.c - resolve multi-shard enqueues interrupted by a crash.
  *
- * Start-up itself needs no recovery pass: leases are never written, so after
- * a crash every open recipient is in the sched index and leasable, and LMDB
- * commits are atomic. This file proves it: it walks a shard in one read
- * transaction and checks every invariant of queue_schema.h. O(queue).
- * Diagnostics: never logs; the first problem is described in the report.
+ * A multi-shard enqueue (queue_write.c) is two-phase: every part but the
+ * coordinator's (its lowest shard) is written PREPARED (records, no sched
+ * entries: not leasable); then the coordinator's part is written visible
+ * with a COMMITTED record in one transaction (the decision); then the other
+ * parts are published; the decision is dropped later. So after a crash: a
+ * COMMITTED record means every part was written (publish the PREPARED ones,
+ * drop the decision); PREPARED parts without it were never visible anywhere
+ * (remove them). An enqueue in flight in a live
+ * process holds DATA/enqueue.lock shared; recovery needs it exclusive and
+ * never waits for it.
+ * Diagnostics: never logs; returns codes.
  */
-#include "queue_internal.h"
+#include "queue_recover.h"
 
+#include "queue_commit.h"
+#include "queue_store.h"
 #include "volley/error.h"
 
-#include <inttypes.h>
-#include <stdarg.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
-#include <string.h>
+#include <stdlib.h>
+#include <sys/file.h>
+#include <unistd.h>
 
-struct check_ctx {
-    struct vl_queue_shard *s;
-    MDB_txn *txn;
-    struct vl_queue_check *out;
-    uint64_t by_state[VL_RCPT_STATE_COUNT];
-    uint64_t body_bytes, msg_count;
+struct recover_ent {
+    uint64_t msg_id;
+    unsigned shard;
+    struct queue_pend_rec rec;
 };
 
-static void check_fail(struct check_ctx *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void check_fail(struct check_ctx *c, const char *fmt, ...)
-{
-    if (c->out->problems++ == 0) {
-        int n = snprintf(c->out->first, sizeof c->out->first, "shard %u: ", c->s->index);
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(c->out->first + n, sizeof c->out->first - (size_t)n, fmt, ap);
-        va_end(ap);
-    }
-}
+struct recover_set {
+    struct recover_ent *v;
+    size_t n, cap;
+};
 
-/* Is (key, id) present in a DUPSORT index? */
-static bool check_has(struct check_ctx *c, MDB_dbi dbi, const void *key, size_t klen, uint64_t id)
+/* Append every pend record of shard @p s. */
+static int recover_collect(struct vl_queue_shard *s, struct recover_set *set)
 {
-    MDB_cursor *cur;
-    uint8_t vb[8];
-    queue_key_u64(vb, id);
-    MDB_val k = { klen, (void *)key }, v = { 8, vb };
-    if (mdb_cursor_open(c->txn, dbi, &cur) != 0)
-        return false;
-    int rc = mdb_cursor_get(cur, &k, &v, MDB_GET_BOTH);
-    mdb_cursor_close(cur);
-    return rc == 0;
-}
-
-static uint64_t check_entries(struct check_ctx *c, MDB_dbi dbi)
-{
-    MDB_stat st;
-    return mdb_stat(c->txn, dbi, &st) == 0 ? st.ms_entries : 0;
-}
-
-/* Message @p id must exist with rcpt_open == @p run open recipients. */
-static void check_msg_run(struct check_ctx *c, uint64_t id, uint32_t run)
-{
-    uint8_t kb[8];
-    struct queue_msg_rec m;
-    queue_key_u64(kb, id);
-    MDB_val k = { 8, kb }, v;
-    if (mdb_get(c->txn, c->s->db_msg, &k, &v) != 0)
-        check_fail(c, "recipients of message %016" PRIx64 " without its record", id);
-    else if (queue_msg_rec_decode(v.mv_data, v.mv_size, &m) < 0)
-        check_fail(c, "message %016" PRIx64 ": record does not decode", id);
-    else if (m.rcpt_open != run)
-        check_fail(c, "message %016" PRIx64 ": rcpt_open %u but %u open recipients", id,
-                   m.rcpt_open, run);
-}
-
-/* Every recipient record: decodes, indexed in sched and dom, counted. */
-static int check_rcpts(struct check_ctx *c)
-{
+    MDB_txn *txn;
     MDB_cursor *cur;
     MDB_val k, v;
-    char dom[256];
-    uint64_t run_msg = 0;
-    uint32_t run = 0;
-    int rc = mdb_cursor_open(c->txn, c->s->db_rcpt, &cur);
-    if (rc)
-        return queue_mdb_err(rc);
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        struct queue_rcpt_rec r;
-        uint64_t id = k.mv_size == 8 ? queue_key_u64_get(k.mv_data) : 0;
-        c->out->rcpts++;
-        if (id == 0 || queue_rcpt_rec_decode(v.mv_data, v.mv_size, &r) < 0) {
-            check_fail(c, "recipient %016" PRIx64 ": record does not decode", id);
-            continue;
-        }
-        c->by_state[r.state]++;
-        uint8_t tb[8];
-        queue_key_u64(tb, r.next_ms);
-        queue_lower(dom, r.addr + r.domain_off, r.domain_len);
-        if (!check_has(c, c->s->db_sched, tb, 8, id))
-            check_fail(c, "recipient %016" PRIx64 " missing from the sched index", id);
-        if (!check_has(c, c->s->db_dom, dom, r.domain_len, id))
-            check_fail(c, "recipient %016" PRIx64 " missing from the dom index", id);
-        if (run && r.msg_id != run_msg)
-            check_msg_run(c, run_msg, run), run = 0;
-        run_msg = r.msg_id;
-        run++;
-    }
-    if (run)
-        check_msg_run(c, run_msg, run);
-    mdb_cursor_close(cur);
-    return rc == MDB_NOTFOUND ? 0 : queue_mdb_err(rc);
-}
-
-/* Every message record: decodes, has recipients open, has its body. */
-static int check_msgs(struct check_ctx *c)
-{
-    MDB_cursor *cur;
-    MDB_val k, v, bv;
-    int rc = mdb_cursor_open(c->txn, c->s->db_msg, &cur);
-    if (rc)
-        return queue_mdb_err(rc);
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        struct queue_msg_rec m;
-        c->out->messages++;
-        c->msg_count++;
-        if (queue_msg_rec_decode(v.mv_data, v.mv_size, &m) < 0 || k.mv_size != 8
-            || m.id != queue_key_u64_get(k.mv_data)) {
-            check_fail(c, "a message record does not decode");
-            continue;
-        }
-        c->body_bytes += m.size;
-        if (m.rcpt_open == 0)
-            check_fail(c, "message %016" PRIx64 " kept with no open recipient", m.id);
-        if (mdb_get(c->txn, c->s->db_body, &k, &bv) != 0 || bv.mv_size != m.size)
-            check_fail(c, "message %016" PRIx64 ": body missing or of the wrong size", m.id);
-    }
-    mdb_cursor_close(cur);
-    return rc == MDB_NOTFOUND ? 0 : queue_mdb_err(rc);
-}
-
-static int check_shard(struct vl_queue_shard *s, struct vl_queue_check *out)
-{
-    struct check_ctx c = { .s = s, .out = out };
-    MDB_val k = { sizeof QUEUE_KEY_STATS - 1, (void *)QUEUE_KEY_STATS }, v;
-    struct queue_stats_rec st;
-    int rc = queue_read_begin(s, &c.txn);
+    int rc = queue_txn_begin(s, false, &txn);
     if (rc < 0)
         return rc;
-    rc = check_rcpts(&c);
-    if (rc == 0)
-        rc = check_msgs(&c);
-    if (rc == 0 && (mdb_get(c.txn, s->db_meta, &k, &v) != 0
-                    || queue_stats_rec_decode(v.mv_data, v.mv_size, &st) < 0))
-        check_fail(&c, "stats record missing or corrupt");
-    else if (rc == 0) {
-        uint64_t open = c.by_state[VL_RCPT_READY] + c.by_state[VL_RCPT_DEFERRED];
-        if (st.by_state[VL_RCPT_READY] != c.by_state[VL_RCPT_READY]
-            || st.by_state[VL_RCPT_DEFERRED] != c.by_state[VL_RCPT_DEFERRED])
-            check_fail(&c, "stats say %" PRIu64 " ready + %" PRIu64 " deferred, records %"
-                       PRIu64 " + %" PRIu64, st.by_state[VL_RCPT_READY],
-                       st.by_state[VL_RCPT_DEFERRED], c.by_state[VL_RCPT_READY],
-                       c.by_state[VL_RCPT_DEFERRED]);
-        if (st.messages != c.msg_count || st.body_bytes != c.body_bytes)
-            check_fail(&c, "stats say %" PRIu64 " messages, records %" PRIu64, st.messages,
-                       c.msg_count);
-        if (check_entries(&c, s->db_sched) != open || check_entries(&c, s->db_dom) != open)
-            check_fail(&c, "index entries (sched %" PRIu64 ", dom %" PRIu64 ") != %" PRIu64
-                       " open recipients", check_entries(&c, s->db_sched),
-                       check_entries(&c, s->db_dom), open);
+    if ((rc = mdb_cursor_open(txn, s->db_pend, &cur)) != 0) {
+        queue_txn_abort(s, txn);
+        return queue_mdb_err(rc);
     }
-    queue_read_end(s, c.txn);
-    return rc;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (set->n == set->cap) {
+            size_t cap = set->cap ? set->cap * 2 : 64;
+            void *p = cap <= QUEUE_RECOVER_PENDS_MAX ? realloc(set->v, cap * sizeof *set->v)
+                                                     : NULL;
+            if (!p) {
+                rc = -ENOMEM;
+                break;
+            }
+            set->v = p;
+            set->cap = cap;
+        }
+        struct recover_ent *e = &set->v[set->n];
+        if (k.mv_size != 8 || queue_pend_rec_decode(v.mv_data, v.mv_size, &e->rec) < 0) {
+            rc = VL_E_CORRUPT;
+            break;
+        }
+        e->msg_id = queue_key_u64_get(k.mv_data);
+        e->shard = s->index;
+        set->n++;
+    }
+    mdb_cursor_close(cur);
+    queue_txn_abort(s, txn);
+    return rc == MDB_NOTFOUND ? 0 : (rc < 0 ? rc : queue_mdb_err(rc));
 }
 
-int vl_queue_check(struct vl_queue *q, struct vl_queue_check *out)
+static int recover_by_msg(const void *a, const void *b)
 {
-    memset(out, 0, sizeof *out);
-    for (unsigned k = 0; k < q->nshards; k++) {
-        int rc = check_shard(q->shards[k], out);
+    const struct recover_ent *x = a, *y = b;
+    if (x->msg_id != y->msg_id)
+        return x->msg_id < y->msg_id ? -1 : 1;
+    return (x->shard > y->shard) - (x->shard < y->shard);
+}
+
+enum recover_act { RECOVER_PUBLISH, RECOVER_REMOVE, RECOVER_FORGET };
+struct recover_arg { uint64_t msg_id; enum recover_act act; };
+
+static int recover_fn(struct vl_queue_shard *s, MDB_txn *txn, struct queue_stats_rec *st,
+                      void *arg)
+{
+    const struct recover_arg *a = arg;
+    switch (a->act) {
+    case RECOVER_PUBLISH: return queue_msg_publish(s, txn, a->msg_id);
+    case RECOVER_REMOVE:  return queue_msg_purge(s, txn, st, a->msg_id);
+    case RECOVER_FORGET:  return queue_pend_put(s, txn, a->msg_id, NULL);
+    }
+    vl_panic("bad recover action %d", (int)a->act);
+}
+
+static int recover_do(struct vl_queue *q, unsigned shard, uint64_t msg_id, enum recover_act act)
+{
+    struct recover_arg a = { msg_id, act };
+    struct queue_req req = { .fn = recover_fn, .arg = &a };
+    if (VL_NEVER(shard >= q->nshards))
+        return VL_E_CORRUPT;
+    return queue_submit(q->shards[shard], &req);
+}
+
+/* Resolve the records [e, e + n) of one message. */
+static int recover_msg(struct vl_queue *q, const struct recover_ent *e, size_t n)
+{
+    const struct recover_ent *decision = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (e[i].rec.state == QUEUE_PEND_COMMITTED)
+            decision = &e[i];
+    for (size_t i = 0; i < n; i++) {
+        if (e[i].rec.state != QUEUE_PEND_PREPARED)
+            continue;
+        int rc = recover_do(q, e[i].shard, e[i].msg_id,
+                            decision ? RECOVER_PUBLISH : RECOVER_REMOVE);
+        if (rc < 0)
+            return rc;                     /* the decision stays for the next pass */
+    }
+    if (decision) {
+        int rc = recover_do(q, decision->shard, decision->msg_id, RECOVER_FORGET);
         if (rc < 0)
             return rc;
     }
-    return 0;
+    return 1;
+}
+
+/* Take DATA/enqueue.lock exclusively. @return the fd, -1 if an enqueue is in
+ * flight, or -errno. */
+static int recover_lock(struct vl_queue *q)
+{
+    char path[QUEUE_PATH_BYTES_MAX];
+    snprintf(path, sizeof path, "%s/%s", q->dir, QUEUE_ENQ_LOCK_FILE);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return errno == EROFS || errno == EACCES ? -1 : -errno;   /* cannot write anyway */
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+        return fd;
+    int rc = errno == EWOULDBLOCK ? -1 : -errno;
+    close(fd);
+    return rc;
+}
+
+int queue_recover(struct vl_queue *q)
+{
+    struct recover_set set = { 0 };
+    int fd = recover_lock(q);
+    if (fd < 0)
+        return fd == -1 ? 0 : fd;
+    int rc = 0, resolved = 0;
+    for (unsigned k = 0; k < q->nshards && rc == 0; k++)
+        rc = recover_collect(q->shards[k], &set);
+    if (rc == 0 && set.n)
+        qsort(set.v, set.n, sizeof set.v[0], recover_by_msg);
+    for (size_t i = 0, j; rc >= 0 && i < set.n; i = j) {
+        for (j = i; j < set.n && set.v[j].msg_id == set.v[i].msg_id; j++)
+            ;
+        rc = recover_msg(q, &set.v[i], j - i);
+        resolved += rc > 0;
+    }
+    free(set.v);
+    close(fd);                             /* releases the lock */
+    return rc < 0 ? rc : resolved;
 }

@@ -9,9 +9,14 @@
  *   rcpt   rcpt_id(8)             -> recipient record
  *   sched  next_ms(8)  dup rcpt_id(8)  (DUPSORT|DUPFIXED): READY and DEFERRED only
  *   dom    lowercased domain  dup rcpt_id(8) (DUPSORT|DUPFIXED): every open recipient
+ *   pend   msg_id(8)              -> pend record: this shard's part of a multi-shard
+ *                                    enqueue not yet visible (PREPARED), or, in the
+ *                                    coordinator shard, the decision (COMMITTED)
  *
  * Invariants: an open recipient (READY/DEFERRED) has exactly one sched entry
- * (at its record's next_ms) and one dom entry; final recipients have no record.
+ * (at its record's next_ms) and one dom entry, except the recipients of a
+ * message whose pend record here is PREPARED: they have none (not visible to
+ * lease) until the message is published; final recipients have no record.
  * A message record's rcpt_open counts its open recipients in this shard; at 0
  * the record and its body are deleted. The recipients of one message in one
  * shard have consecutive ids [first_rcpt, first_rcpt + rcpt_count).
@@ -32,6 +37,7 @@
 #define QUEUE_DB_RCPT   "rcpt"
 #define QUEUE_DB_SCHED  "sched"
 #define QUEUE_DB_DOM    "dom"
+#define QUEUE_DB_PEND   "pend"
 #define QUEUE_DBS_MAX   8u
 
 #define QUEUE_KEY_SHARD "shard"
@@ -42,6 +48,7 @@ enum queue_kind {
     QUEUE_KIND_STATS = 2,
     QUEUE_KIND_MSG   = 3,
     QUEUE_KIND_RCPT  = 4,
+    QUEUE_KIND_PEND  = 5,
 };
 
 #define QUEUE_RCPT_ID_SHARD_SHIFT  48u

@@ -1,23 +1,46 @@
 /*
  * queue_write.c - enqueue and complete: the write paths, run inside the
- * batcher's group transaction (queue.c).
+ * shard's group transaction (queue_commit.c).
  *
  * Invariants (queue_schema.h): an open recipient has one record, one sched
- * entry at its next_ms and one dom entry; a message record counts its open
+ * entry at its next_ms (none while its part of a multi-shard enqueue is
+ * PREPARED) and one dom entry; a message record counts its open
  * recipients and goes (with its body) when the count reaches 0; the stats
  * record changes in the same transaction as the records it counts.
  * Input is validated before a request is submitted, so a group transaction
  * fails only for storage reasons.
+ * Multi-shard enqueue, all or nothing: write the other parts hidden, then
+ * the first shard's part visible with the decision in one transaction, then
+ * publish the others (see queue_recover.c for crashes).
+ * Layer: on queue_commit (requests) and queue_store (records).
  */
-#include "queue_internal.h"
+#include "queue_commit.h"
+#include "queue_lease_set.h"
+#include "queue_store.h"
 
 #include "volley/addr.h"
 #include "volley/error.h"
 #include "volley/limits.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#define QUEUE_ENQ_TRIES_MAX 4u           /* message id collisions in a row */
+
+/* A recipient address validated and routed. */
+struct queue_prcpt {
+    const char *addr;
+    uint16_t addr_len;
+    uint16_t domain_off;
+    uint16_t domain_len;
+    uint16_t shard;
+    uint32_t order;                  /* index in the caller's list */
+};
 
 struct queue_enq {                       /* one message's part in one shard */
     const struct vl_queue_new_msg *m;
@@ -25,6 +48,8 @@ struct queue_enq {                       /* one message's part in one shard */
     uint64_t now_ms;
     const struct queue_prcpt *rcpts;
     size_t n;
+    const struct queue_pend_rec *pend;   /* multi-shard: PREPARED (hidden) part, or the
+                                            coordinator's visible part + COMMITTED */
 };
 
 struct queue_cmp {
@@ -34,108 +59,11 @@ struct queue_cmp {
     size_t extra_n;
 };
 
-int queue_rcpt_get(struct vl_queue_shard *s, MDB_txn *txn, uint64_t id, uint8_t *buf,
-                   struct queue_rcpt_rec *r)
-{
-    uint8_t kb[8];
-    queue_key_u64(kb, id);
-    MDB_val k = { 8, kb }, v;
-    int rc = mdb_get(txn, s->db_rcpt, &k, &v);
-    if (rc)
-        return queue_mdb_err(rc);
-    if (v.mv_size > QUEUE_RCPT_BUF_BYTES)
-        return VL_E_CORRUPT;
-    memcpy(buf, v.mv_data, v.mv_size);   /* LMDB data is borrowed until the next write */
-    return queue_rcpt_rec_decode(buf, v.mv_size, r);
-}
-
-/* Delete one dup (key, id) from a DUPSORT index; a missing entry is tolerated. */
-static int queue_index_del(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, uint64_t id)
-{
-    uint8_t vb[8];
-    queue_key_u64(vb, id);
-    MDB_val k = { klen, (void *)key }, v = { 8, vb };
-    int rc = mdb_del(txn, dbi, &k, &v);
-    return rc == MDB_NOTFOUND ? 0 : queue_mdb_err(rc);
-}
-
-static int queue_index_put(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, uint64_t id)
-{
-    uint8_t vb[8];
-    queue_key_u64(vb, id);
-    MDB_val k = { klen, (void *)key }, v = { 8, vb };
-    return queue_mdb_err(mdb_put(txn, dbi, &k, &v, 0));
-}
-
-int queue_rcpt_put(struct vl_queue_shard *s, MDB_txn *txn, uint64_t id,
-                   const struct queue_rcpt_rec *r, unsigned put_flags)
-{
-    uint8_t kb[8], buf[QUEUE_RCPT_BUF_BYTES], tb[8];
-    queue_key_u64(kb, id);
-    MDB_val k = { 8, kb }, v = { queue_rcpt_rec_encode(buf, r), buf };
-    int rc = mdb_put(txn, s->db_rcpt, &k, &v, put_flags);
-    if (rc == MDB_KEYEXIST)
-        return VL_E_CORRUPT;             /* MDB_APPEND out of order: id counter went back */
-    if (rc)
-        return queue_mdb_err(rc);
-    queue_key_u64(tb, r->next_ms);
-    return queue_index_put(txn, s->db_sched, tb, 8, id);
-}
-
-/* Message @p msg_id lost one open recipient in this shard. */
-static int queue_msg_release(struct vl_queue_shard *s, MDB_txn *txn, struct queue_stats_rec *st,
-                             uint64_t msg_id)
-{
-    uint8_t kb[8], buf[QUEUE_MSG_REC_HEAD_BYTES + VL_SMTP_PATH_BYTES_MAX];
-    struct queue_msg_rec m;
-    queue_key_u64(kb, msg_id);
-    MDB_val k = { 8, kb }, v;
-    int rc = mdb_get(txn, s->db_msg, &k, &v);
-    if (rc == MDB_NOTFOUND)
-        return 0;
-    if (rc)
-        return queue_mdb_err(rc);
-    if ((rc = queue_msg_rec_decode(v.mv_data, v.mv_size, &m)) < 0)
-        return rc;
-    if (m.rcpt_open > 1) {
-        m.rcpt_open--;
-        v = (MDB_val){ queue_msg_rec_encode(buf, &m), buf };
-        return queue_mdb_err(mdb_put(txn, s->db_msg, &k, &v, 0));
-    }
-    st->messages -= st->messages > 0;
-    st->body_bytes -= st->body_bytes >= m.size ? m.size : st->body_bytes;
-    if ((rc = mdb_del(txn, s->db_msg, &k, NULL)) != 0)
-        return queue_mdb_err(rc);
-    rc = mdb_del(txn, s->db_body, &k, NULL);
-    return rc == MDB_NOTFOUND ? 0 : queue_mdb_err(rc);
-}
-
-int queue_rcpt_remove(struct vl_queue_shard *s, MDB_txn *txn, struct queue_stats_rec *st,
-                      uint64_t id, const struct queue_rcpt_rec *r)
-{
-    uint8_t kb[8], tb[8];
-    char dom[VL_SMTP_DOMAIN_BYTES_MAX];
-    vl_assert(r->domain_len <= sizeof dom);
-    queue_key_u64(tb, r->next_ms);
-    int rc = queue_index_del(txn, s->db_sched, tb, 8, id);
-    queue_lower(dom, r->addr + r->domain_off, r->domain_len);
-    if (rc == 0)
-        rc = queue_index_del(txn, s->db_dom, dom, r->domain_len, id);
-    if (rc < 0)
-        return rc;
-    queue_key_u64(kb, id);
-    MDB_val k = { 8, kb };
-    if ((rc = mdb_del(txn, s->db_rcpt, &k, NULL)) != 0)
-        return queue_mdb_err(rc);
-    st->by_state[r->state] -= st->by_state[r->state] > 0;
-    return queue_msg_release(s, txn, st, r->msg_id);
-}
-
 /* Write one message's part into this shard: message, body, recipients. */
 static int queue_enq_apply(struct vl_queue_shard *s, MDB_txn *txn, struct queue_stats_rec *st,
                            const struct queue_enq *e)
 {
-    uint8_t kb[8], buf[QUEUE_MSG_REC_HEAD_BYTES + VL_SMTP_PATH_BYTES_MAX];
+    uint8_t kb[8], buf[QUEUE_MSG_BUF_BYTES];
     char dom[VL_SMTP_DOMAIN_BYTES_MAX];
     if (st->next_rcpt + e->n >= (1ull << QUEUE_RCPT_ID_SHARD_SHIFT))
         return VL_E_QUEUE_FULL;
@@ -147,10 +75,10 @@ static int queue_enq_apply(struct vl_queue_shard *s, MDB_txn *txn, struct queue_
     };
     queue_key_u64(kb, e->msg_id);
     MDB_val k = { 8, kb }, v = { queue_msg_rec_encode(buf, &m), buf };
-    int rc = mdb_put(txn, s->db_msg, &k, &v, MDB_NOOVERWRITE);
+    int rc = queue_mdb_put(txn, s->db_msg, &k, &v, MDB_NOOVERWRITE);
     if (rc == 0) {
         v = (MDB_val){ e->m->body_len, (void *)e->m->body };
-        rc = mdb_put(txn, s->db_body, &k, &v, MDB_NOOVERWRITE);
+        rc = queue_mdb_put(txn, s->db_body, &k, &v, MDB_NOOVERWRITE);
     }
     if (rc == MDB_KEYEXIST)
         return -EEXIST;                  /* message id collision: caller retries */
@@ -163,13 +91,17 @@ static int queue_enq_apply(struct vl_queue_shard *s, MDB_txn *txn, struct queue_
             .addr = p->addr, .addr_len = p->addr_len,
             .domain_off = p->domain_off, .domain_len = p->domain_len,
         };
-        rc = queue_rcpt_put(s, txn, first + i, &r, MDB_APPEND);
+        bool hidden = e->pend && e->pend->state == QUEUE_PEND_PREPARED;
+        rc = hidden ? queue_rcpt_put_hidden(s, txn, first + i, &r, MDB_APPEND)
+                    : queue_rcpt_put(s, txn, first + i, &r, MDB_APPEND);
         queue_lower(dom, p->addr + p->domain_off, p->domain_len);
         if (rc == 0)
             rc = queue_index_put(txn, s->db_dom, dom, p->domain_len, first + i);
         if (rc < 0)
             return rc;
     }
+    if (e->pend && (rc = queue_pend_put(s, txn, e->msg_id, e->pend)) < 0)
+        return rc;
     st->next_rcpt += e->n;
     st->by_state[VL_RCPT_READY] += e->n;
     st->messages++;
@@ -290,27 +222,69 @@ static int queue_shard_cmp(const void *a, const void *b)
     return (x->order > y->order) - (x->order < y->order);
 }
 
-/* Remove @p msg_id from shards [0, upto) after a later shard failed. */
-static void queue_enq_undo(struct vl_queue *q, const bool *done, uint64_t msg_id);
-
-/* One attempt with message id @p id: hand every shard its part at once (a
- * shard whose leader is busy, e.g. a delivery thread completing, takes ours
- * into its group), then wait for each. @p done marks the shards committed. */
-static int queue_enq_try(struct vl_queue *q, const struct vl_queue_new_msg *m, uint64_t now_ms,
-                         const struct queue_prcpt *p, uint64_t id, bool *done)
+static int queue_undo_fn(struct vl_queue_shard *s, MDB_txn *txn, struct queue_stats_rec *st,
+                         void *arg)
 {
-    struct queue_enq e[VL_SHARDS_MAX];
-    struct queue_req req[VL_SHARDS_MAX];
-    unsigned shard[VL_SHARDS_MAX], n = 0;
+    return queue_msg_purge(s, txn, st, *(const uint64_t *)arg);
+}
+
+/* Remove @p msg_id from the shards marked in @p done after another failed.
+ * A part left behind by a failed undo is PREPARED, so never visible; the
+ * next recovery removes it (queue_recover.c). */
+static void queue_enq_undo(struct vl_queue *q, const bool *done, uint64_t msg_id)
+{
+    for (unsigned k = 0; k < q->nshards; k++) {
+        struct queue_req req = { .fn = queue_undo_fn, .arg = &msg_id };
+        if (done[k])
+            (void)queue_submit(q->shards[k], &req);
+    }
+}
+
+static int queue_publish_fn(struct vl_queue_shard *s, MDB_txn *txn, struct queue_stats_rec *st,
+                            void *arg)
+{
+    (void)st;
+    return queue_msg_publish(s, txn, *(const uint64_t *)arg);
+}
+
+/* Split the recipients (sorted by shard) into one part per shard. With
+ * several, the first part (lowest shard: the coordinator) is written last,
+ * visible, with the decision; the others first, hidden (PREPARED). */
+static unsigned queue_enq_parts(struct vl_queue *q, const struct vl_queue_new_msg *m,
+                                uint64_t now_ms, const struct queue_prcpt *p,
+                                struct queue_enq *e, unsigned *shard, struct queue_pend_rec *pend,
+                                struct queue_pend_rec *decision)
+{
+    unsigned n = 0;
+    *pend = (struct queue_pend_rec){ .state = QUEUE_PEND_PREPARED };
     for (size_t i = 0, j; i < m->rcpt_count; i = j) {
         for (j = i; j < m->rcpt_count && p[j].shard == p[i].shard; j++)
             ;
         vl_assert(n < q->nshards);
-        e[n] = (struct queue_enq){ m, id, now_ms, p + i, j - i };
-        req[n] = (struct queue_req){ .fn = queue_enq_fn, .arg = &e[n] };
+        e[n] = (struct queue_enq){ m, 0, now_ms, p + i, j - i, NULL };
         shard[n] = p[i].shard;
-        queue_submit_start(q->shards[shard[n]], &req[n]);
+        pend->shards[shard[n] / 8] |= (uint8_t)(1u << (shard[n] % 8));
         n++;
+    }
+    *decision = *pend;
+    decision->state = QUEUE_PEND_COMMITTED;
+    for (unsigned k = 0; n > 1 && k < n; k++)
+        e[k].pend = k == 0 ? decision : pend;
+    return n;
+}
+
+/* Write parts [e, e + n) with message id @p id: hand every shard its part at
+ * once (a shard whose leader is busy, e.g. a delivery thread completing,
+ * takes ours into its group), then wait for each. @p done marks the shards
+ * committed. @return 0 or the first error (-EEXIST first: id collision). */
+static int queue_enq_write(struct vl_queue *q, struct queue_enq *e, const unsigned *shard,
+                           unsigned n, uint64_t id, bool *done)
+{
+    struct queue_req req[VL_SHARDS_MAX];
+    for (unsigned k = 0; k < n; k++) {
+        e[k].msg_id = id;
+        req[k] = (struct queue_req){ .fn = queue_enq_fn, .arg = &e[k] };
+        queue_submit_start(q->shards[shard[k]], &req[k]);
     }
     int rc = 0;
     for (unsigned k = 0; k < n; k++) {
@@ -323,40 +297,106 @@ static int queue_enq_try(struct vl_queue *q, const struct vl_queue_new_msg *m, u
     return rc;
 }
 
-int vl_queue_enqueue(struct vl_queue *q, const struct vl_queue_new_msg *m,
-                     uint64_t now_ms, uint64_t *msg_id_out)
+/* Publish parts [1, n) after the decision; then let the coordinator drop
+ * the decision with its next commit. A failure here leaves parts hidden for
+ * recovery to publish (the decision stays); the enqueue has succeeded. */
+static void queue_enq_publish(struct vl_queue *q, const unsigned *shard, unsigned n, uint64_t id)
 {
-    struct queue_prcpt *p;
-    int rc = queue_msg_prepare(q, m, &p);
-    if (rc < 0)
-        return rc;
-    if (q->nshards > 1)
-        qsort(p, m->rcpt_count, sizeof *p, queue_shard_cmp);
+    struct queue_req req[VL_SHARDS_MAX];
+    for (unsigned k = 1; k < n; k++) {
+        req[k] = (struct queue_req){ .fn = queue_publish_fn, .arg = &id };
+        queue_submit_start(q->shards[shard[k]], &req[k]);
+    }
+    bool all = true;
+    for (unsigned k = 1; k < n; k++)
+        all &= queue_submit_wait(q->shards[shard[k]], &req[k]) >= 0;
+    if (all)
+        queue_commit_forget(q->shards[shard[0]], id);
+}
+
+/* Hold DATA/enqueue.lock shared while a multi-shard enqueue is in flight:
+ * recovery (exclusive) never resolves a part whose writer still lives. */
+static int queue_enq_lock(struct vl_queue *q)
+{
+    int rc = 0;
+    pthread_mutex_lock(&q->enq_mu);
+    if (q->enq_fd < 0) {
+        char path[QUEUE_PATH_BYTES_MAX];
+        snprintf(path, sizeof path, "%s/%s", q->dir, QUEUE_ENQ_LOCK_FILE);
+        q->enq_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (q->enq_fd < 0)
+            rc = -errno;
+    }
+    if (rc == 0 && q->enq_users == 0 && flock(q->enq_fd, LOCK_SH) != 0)
+        rc = -errno;
+    q->enq_users += rc == 0;
+    pthread_mutex_unlock(&q->enq_mu);
+    return rc;
+}
+
+static void queue_enq_unlock(struct vl_queue *q)
+{
+    pthread_mutex_lock(&q->enq_mu);
+    vl_assert(q->enq_users > 0);
+    if (--q->enq_users == 0)
+        flock(q->enq_fd, LOCK_UN);
+    pthread_mutex_unlock(&q->enq_mu);
+}
+
+/* Enqueue parts [e, e + n) with a fresh id: all or nothing. Several parts:
+ * the hidden ones first, then the coordinator's (visible, with the decision:
+ * its commit is the enqueue's), then the others are published. */
+static int queue_enq_all(struct vl_queue *q, struct queue_enq *e, const unsigned *shard,
+                         unsigned n, uint64_t now_ms, uint64_t *id_out)
+{
     bool done[VL_SHARDS_MAX] = { false };
     uint64_t id = 0;
-    for (unsigned tries = 0; tries < 4; tries++) {
+    int rc = VL_E_STORAGE;
+    for (unsigned tries = 0; tries < QUEUE_ENQ_TRIES_MAX; tries++) {
         id = queue_msg_id_next(q, now_ms);
-        rc = queue_enq_try(q, m, now_ms, p, id, done);
+        rc = n > 1 ? queue_enq_write(q, e + 1, shard + 1, n - 1, id, done) : 0;
+        if (rc == 0)
+            rc = queue_enq_write(q, e, shard, 1, id, done);
         if (rc != -EEXIST)
             break;
         queue_enq_undo(q, done, id);           /* id collision: another id, all shards */
         memset(done, 0, sizeof done);
     }
     if (rc < 0)
-        queue_enq_undo(q, done, id);           /* all or nothing, as far as we live */
+        queue_enq_undo(q, done, id);           /* nothing of it was visible */
+    else if (n > 1)
+        queue_enq_publish(q, shard, n, id);
+    *id_out = id;
+    return rc;
+}
+
+int vl_queue_enqueue(struct vl_queue *q, const struct vl_queue_new_msg *m,
+                     uint64_t now_ms, uint64_t *msg_id_out)
+{
+    struct queue_prcpt *p;
+    struct queue_enq e[VL_SHARDS_MAX];
+    unsigned shard[VL_SHARDS_MAX];
+    struct queue_pend_rec pend, decision;
+    uint64_t id = 0;
+    int rc = queue_msg_prepare(q, m, &p);
+    if (rc < 0)
+        return rc;
+    if (q->nshards > 1)
+        qsort(p, m->rcpt_count, sizeof *p, queue_shard_cmp);
+    unsigned n = queue_enq_parts(q, m, now_ms, p, e, shard, &pend, &decision);
+    if (n > 1)
+        rc = queue_enq_lock(q);
+    if (rc == 0) {
+        rc = queue_enq_all(q, e, shard, n, now_ms, &id);
+        if (n > 1)
+            queue_enq_unlock(q);
+    }
     free(p);
     if (rc < 0)
         return rc;
     if (msg_id_out)
         *msg_id_out = id;
     return 0;
-}
-
-static void queue_enq_undo(struct vl_queue *q, const bool *done, uint64_t msg_id)
-{
-    for (unsigned k = 0; k < q->nshards; k++)
-        if (done[k])
-            (void)queue_purge_shard(q->shards[k], msg_id);
 }
 
 static bool queue_outcome_valid(const struct vl_queue_outcome *o)
@@ -395,7 +435,7 @@ static int queue_complete(struct vl_queue_shard *s, const struct vl_queue_outcom
             break;
         /* Atomic with the outcomes: extra messages stay in this shard. */
         e[prepared] = (struct queue_enq){ &extra[prepared], queue_msg_id_next(s->q, now_ms),
-                                          now_ms, p, extra[prepared].rcpt_count };
+                                          now_ms, p, extra[prepared].rcpt_count, NULL };
     }
     if (rc == 0) {
         struct queue_cmp c = { o, n, e, extra_n };

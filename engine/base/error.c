@@ -23,6 +23,7 @@ const char *vl_strerror(int err)
     case VL_E_TLS:        return "TLS failure";
     case VL_E_TIMEOUT:    return "timed out";
     case VL_E_STORAGE:    return "storage engine error";
+    case VL_E_LOCKED:     return "data directory in use by another volley process";
     default: break;
     }
     if (err < 0 && err > -4096)

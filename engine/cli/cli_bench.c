@@ -11,6 +11,7 @@
  */
 #include "cli.h"
 #include "cli_progress.h"
+#include "cli_queue.h"
 #include "volley/config.h"
 #include "volley/engine.h"
 #include "log.h"
@@ -24,9 +25,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
-
-int cli_open_queue(const struct vl_config *cfg, const char *cmd, unsigned flags,
-                   struct vl_queue **q);
 
 #define BENCH_BATCH_MSGS 1000u
 
@@ -191,7 +189,8 @@ int cli_bench_main(int argc, char **argv)
     size_t body_len;
     char *body = bench_body(o.size, &body_len);
     struct vl_queue *q = NULL;
-    if (!body || cli_open_queue(&cfg, "bench", VL_QUEUE_CREATE, &q) < 0) {
+    if (!body || cli_queue_open("bench", cfg.data_dir, cfg.shards,
+                                   VL_QUEUE_CREATE | VL_QUEUE_ENGINE, &q) < 0) {
         free(body);
         return VL_EXIT_FAIL;
     }

@@ -292,9 +292,9 @@ static int enq_queue(const struct enq_opts *o, const char *from, const struct en
                      const struct msg_result *m)
 {
     struct vl_queue *q;
-    int rc = cli_queue_open(o->data, o->shards, 1, &q);
-    if (rc)
-        return rc;
+    int rc = cli_queue_open("enqueue", o->data, o->shards, VL_QUEUE_CREATE, &q);
+    if (rc < 0)
+        return cli_queue_open_exit(rc);
     struct vl_queue_new_msg nm = { from, strlen(from), m->data, m->len,
         m->is_8bit ? VL_QUEUE_MSG_8BIT : 0, (const char *const *)r->v, NULL, r->n };
     uint64_t id;

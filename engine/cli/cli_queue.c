@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "cli_queue.h"
 
+#include "volley/config.h"
 #include "volley/error.h"
 #include "volley/limits.h"
 
@@ -17,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/sysinfo.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -28,27 +28,48 @@
 #define CLI_SHOW_RCPTS_MAX 1000u
 
 
-int cli_queue_open(const char *dir, unsigned nshards, int create, struct vl_queue **out)
+/* Name who holds DATA/lock: one engine per directory, no change under it. */
+static void cli_queue_locked(const char *cmd, const char *dir, unsigned flags)
+{
+    char role[16];
+    int pid = vl_queue_lock_holder(dir, role, sizeof role);
+    const char *who = !strcmp(role, "admin") ? "a volley queue command" : "an engine";
+    if (pid > 0)
+        fprintf(stderr, "volley %s: %s (pid %d) is running on %s", cmd, who, pid, dir);
+    else
+        fprintf(stderr, "volley %s: another volley process is running on %s", cmd, dir);
+    if (flags & VL_QUEUE_ENGINE)
+        fprintf(stderr, "; one engine per data directory\n");
+    else
+        fprintf(stderr, "; stop it first (stats, ls, show and check work meanwhile)\n");
+}
+
+int cli_queue_open(const char *cmd, const char *dir, unsigned nshards, unsigned flags,
+                   struct vl_queue **out)
 {
     int rec = vl_queue_shards_recorded(dir);
-    if (create && rec == VL_E_NOTFOUND && nshards == 0) {
-        int cores = get_nprocs();
-        nshards = cores < 1 ? 1 : (cores > (int)VL_SHARDS_MAX ? VL_SHARDS_MAX : (unsigned)cores);
-    }
-    int rc = vl_queue_open(dir, nshards, create ? VL_QUEUE_CREATE : 0, out);
+    if ((flags & VL_QUEUE_CREATE) && rec == VL_E_NOTFOUND && nshards == 0)
+        nshards = vl_config_shards_default();
+    int rc = vl_queue_open(dir, nshards, flags, out);
+    if (rc == VL_E_SHARDS)
+        fprintf(stderr, "volley %s: %s was created with %d shards, not %u: drop --shards "
+                "or use --shards %d\n", cmd, dir, rec, nshards, rec);
+    else if (rc == VL_E_NOTFOUND)
+        fprintf(stderr, "volley %s: no queue in %s (--data DIR; 'volley enqueue' creates "
+                "one)\n", cmd, dir);
+    else if (rc == VL_E_LOCKED)
+        cli_queue_locked(cmd, dir, flags);
+    else if (rc < 0)
+        fprintf(stderr, "volley %s: cannot open the queue in %s: %s\n", cmd, dir,
+                vl_strerror(rc));
+    return rc < 0 ? rc : 0;
+}
+
+int cli_queue_open_exit(int rc)
+{
     if (rc == 0)
-        return 0;
-    if (rc == VL_E_SHARDS) {
-        fprintf(stderr, "volley: %s was created with %d shards, not %u (--shards)\n", dir, rec,
-                nshards);
-        return VL_EXIT_USAGE;
-    }
-    if (rc == VL_E_NOTFOUND) {
-        fprintf(stderr, "volley: no queue in %s (--data DIR; 'volley enqueue' creates one)\n", dir);
-        return VL_EXIT_USAGE;
-    }
-    fprintf(stderr, "volley: cannot open the queue in %s: %s\n", dir, vl_strerror(rc));
-    return VL_EXIT_FAIL;
+        return VL_EXIT_OK;
+    return rc == VL_E_SHARDS || rc == VL_E_NOTFOUND ? VL_EXIT_USAGE : VL_EXIT_FAIL;
 }
 
 /* JSON string body: escape quotes, backslashes and controls. */
@@ -355,9 +376,14 @@ int cli_queue_main(int argc, char **argv)
     if ((!strcmp(cmd, "show") || !strcmp(cmd, "bounce")) && q_parse_id(arg, &id) < 0)
         return VL_EXIT_USAGE;
     struct vl_queue *q;
-    int rc = cli_queue_open(o.data, 0, 0, &q);
-    if (rc)
-        return rc;
+    /* Changes take DATA/lock: never under a running engine's leases. */
+    unsigned flags = !strcmp(cmd, "retry") || !strcmp(cmd, "purge") || !strcmp(cmd, "bounce")
+                     ? VL_QUEUE_ADMIN : 0;
+    char what[32];
+    snprintf(what, sizeof what, "queue %s", cmd);
+    int rc = cli_queue_open(what, o.data, 0, flags, &q);
+    if (rc < 0)
+        return cli_queue_open_exit(rc);
     if (!strcmp(cmd, "stats"))
         rc = q_stats(q, &o);
     else if (!strcmp(cmd, "ls"))

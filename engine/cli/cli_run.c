@@ -4,6 +4,7 @@
  */
 #include "cli.h"
 #include "cli_progress.h"
+#include "cli_queue.h"
 #include "volley/config.h"
 #include "dns_route.h"
 #include "volley/engine.h"
@@ -23,28 +24,6 @@ static void cli_run_usage(FILE *f)
                "Deliver the queue: until SIGTERM/SIGINT, or with --until-empty until\n"
                "nothing is ready or in flight (deferred recipients stay queued).\n\n"
                "options:\n%s", vl_config_usage);
-}
-
-/** Open the queue for delivery; prints the error. Shared with send. */
-int cli_open_queue(const struct vl_config *cfg, const char *cmd, unsigned flags,
-                   struct vl_queue **q)
-{
-    unsigned want = cfg->shards;
-    if (!want && (flags & VL_QUEUE_CREATE) && vl_queue_shards_recorded(cfg->data_dir) < 0)
-        want = vl_config_shards_default();
-    int rc = vl_queue_open(cfg->data_dir, want, flags, q);
-    if (rc == VL_E_SHARDS)
-        fprintf(stderr, "volley %s: %s was created with %d shards, not %u: drop --shards "
-                "or use --shards %d\n", cmd, cfg->data_dir,
-                vl_queue_shards_recorded(cfg->data_dir), want,
-                vl_queue_shards_recorded(cfg->data_dir));
-    else if (rc == VL_E_NOTFOUND)
-        fprintf(stderr, "volley %s: no queue in %s (enqueue something first, or --data DIR)\n",
-                cmd, cfg->data_dir);
-    else if (rc < 0)
-        fprintf(stderr, "volley %s: cannot open the queue in %s: %s\n", cmd, cfg->data_dir,
-                vl_strerror(rc));
-    return rc;
 }
 
 /** Check the options whose values only the engine would look at (it runs
@@ -112,7 +91,7 @@ int cli_run_main(int argc, char **argv)
         return VL_EXIT_USAGE;
     }
     struct vl_queue *q = NULL;
-    if (cli_open_queue(&cfg, "run", 0, &q) < 0)
+    if (cli_queue_open("run", cfg.data_dir, cfg.shards, VL_QUEUE_ENGINE, &q) < 0)
         return VL_EXIT_FAIL;
     static atomic_bool stop;
     cli_install_stop_signals(&stop);

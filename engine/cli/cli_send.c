@@ -8,6 +8,7 @@
  */
 #include "cli.h"
 #include "cli_progress.h"
+#include "cli_queue.h"
 #include "volley/config.h"
 #include "volley/engine.h"
 #include "log.h"
@@ -19,8 +20,6 @@
 #include <string.h>
 #include <time.h>
 
-int cli_open_queue(const struct vl_config *cfg, const char *cmd, unsigned flags,
-                   struct vl_queue **q);
 int cli_check_config(const struct vl_config *cfg, const char *cmd);
 
 static void cli_send_usage(FILE *f)
@@ -74,7 +73,7 @@ int cli_send_main(int argc, char **argv)
     fflush(stdout);
 
     struct vl_queue *q = NULL;
-    if (cli_open_queue(&cfg, "send", 0, &q) < 0)
+    if (cli_queue_open("send", cfg.data_dir, cfg.shards, VL_QUEUE_ENGINE, &q) < 0)
         return VL_EXIT_FAIL;
     struct vl_queue_stats st;
     uint64_t total = 0;

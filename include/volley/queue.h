@@ -15,6 +15,13 @@
  *
  * Leases live in memory only, in the shard handle: after a crash every
  * recipient that was leased but not completed is ready again (at-least-once).
+ * So only one process may lease from a DATA directory: an engine opens the
+ * queue with VL_QUEUE_ENGINE, which holds an exclusive lock on DATA/lock
+ * (flock, released by the kernel when the process dies) and records its PID
+ * there; a second engine is refused with VL_E_LOCKED. Operator changes
+ * (retry, bounce, purge) open with VL_QUEUE_ADMIN, which takes the same lock:
+ * refused while an engine runs, and no engine starts meanwhile. Reads
+ * (stats, list, show, check) and enqueues take no lock.
  *
  * Final recipients (delivered, bounced, expired) are deleted, not kept as
  * tombstones; a message whose recipients in a shard are all final is deleted
@@ -53,6 +60,8 @@ enum vl_rcpt_state {
 #define VL_RCPT_STATE_COUNT 6
 
 #define VL_QUEUE_CREATE        0x1u   /* create DATA and its shards if missing */
+#define VL_QUEUE_ENGINE        0x2u   /* this process leases: lock DATA/lock (one engine) */
+#define VL_QUEUE_ADMIN         0x4u   /* operator changes: lock DATA/lock (no engine) */
 
 #define VL_QUEUE_MSG_8BIT      0x1u   /* body has octets > 127 (needs BODY=8BITMIME) */
 #define VL_QUEUE_MSG_SMTPUTF8  0x2u   /* an address needs SMTPUTF8 */
@@ -155,15 +164,23 @@ struct vl_queue_rcpt_info {
 
 /** Open (or with VL_QUEUE_CREATE create) the queue in @p dir.
  *  @p nshards: 0 = the recorded count (creation then needs it != 0); else it
- *  must match the recorded one. Thread: any. The handle must be closed with
- *  vl_queue_close().
- *  @return 0, VL_E_SHARDS, VL_E_NOTFOUND (no queue and no VL_QUEUE_CREATE),
- *  VL_E_VERSION, VL_E_CORRUPT, VL_E_INVALID, -errno. */
+ *  must match the recorded one. @p flags: VL_QUEUE_* (ENGINE or ADMIN lock
+ *  DATA/lock until vl_queue_close(); never waits for it). Thread: any. The
+ *  handle must be closed with vl_queue_close().
+ *  @return 0, VL_E_LOCKED (another process holds DATA/lock: see
+ *  vl_queue_lock_holder), VL_E_SHARDS, VL_E_NOTFOUND (no queue and no
+ *  VL_QUEUE_CREATE), VL_E_VERSION, VL_E_CORRUPT, VL_E_INVALID, -errno. */
 int vl_queue_open(const char *dir, unsigned nshards, unsigned flags, struct vl_queue **out);
 
 /** Close every shard. No call on @p q may be running; leased batches must be
  *  released first. */
 void vl_queue_close(struct vl_queue *q);
+
+/** Who holds (or last held) DATA/lock of @p dir: its PID, and in @p role
+ *  (capacity @p role_cap, >= 8) "engine" or "admin".
+ *  @return the PID (> 0), 0 if unknown (none yet, or being written), or
+ *  VL_E_NOTFOUND / -errno. */
+int vl_queue_lock_holder(const char *dir, char *role, size_t role_cap);
 
 /** The shard count recorded in @p dir, or VL_E_NOTFOUND / VL_E_CORRUPT. */
 int vl_queue_shards_recorded(const char *dir);
@@ -178,11 +195,17 @@ unsigned vl_queue_shard_of(const struct vl_queue *q, const char *domain, size_t 
 
 /** Enqueue one message for its recipients; durable on return. Each shard
  *  holding recipients gets the message record and the body once. Thread: any.
- *  The shards' parts are handed to all shards at once and committed by each
- *  shard's group commit (one transaction per shard, not one overall): if one
- *  shard fails, the parts already committed are purged again; a crash in
- *  between leaves them queued (the caller saw no success, so a retry may
- *  duplicate those recipients).
+ *  All or nothing, across crashes: a message is visible to vl_queue_lease()
+ *  in all its shards or in none. The shards' parts are committed by each
+ *  shard's group commit: the others first, hidden (not leasable); then the
+ *  first shard's part, visible, with the decision; then the others are made
+ *  visible (a lease in between may see the first part only: the rest is
+ *  durable and follows). If a shard fails before that, the other parts are removed; if
+ *  the process dies, the next open with VL_QUEUE_CREATE, _ENGINE or _ADMIN
+ *  finishes the job (publishes a decided message, removes an undecided one).
+ *  A crash after the decision but before the return keeps the message (as
+ *  a crash just after a single-shard commit does): a caller's retry then
+ *  duplicates it whole, never in part. Counted in stats as soon as written.
  *  @return 0 and *msg_id_out, VL_E_INVALID (bad address/argument),
  *  VL_E_TOOBIG, VL_E_QUEUE_FULL, VL_E_STORAGE, -errno. */
 int vl_queue_enqueue(struct vl_queue *q, const struct vl_queue_new_msg *m,

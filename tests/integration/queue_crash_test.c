@@ -2,7 +2,10 @@
  * moments, 24 times. After each kill: the queue opens cleanly, and every
  * enqueue that had returned success (reported through a pipe only after
  * vl_queue_enqueue() returned 0) is present with all its recipients and an
- * intact body. VOLLEY_SEED replays a run. */
+ * intact body. test_item5_sigkill_all_or_none (issue 9 item 5) does the same
+ * with messages that always span several shards and checks that every
+ * message in the queue, acknowledged or not, is there (and leasable) in all
+ * its shards or in none. VOLLEY_SEED replays a run. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -172,6 +175,150 @@ static void test_sigkill_loop(void **state)
     assert_true(nacks > 0);
 }
 
+/* ---- item 5: a multi-shard enqueue is all or nothing across crashes ---- */
+
+#define ATOMIC_KILLS 30
+#define ATOMIC_SHARDS 3
+#define ATOMIC_RCPTS_MAX 6
+#define ATOMIC_LIST_MAX 1000
+
+static char g_dir2[96];
+
+/* Message seq has 2..ATOMIC_RCPTS_MAX recipients over 13 domains: always
+ * several shards (at least two domains). */
+static size_t atomic_rcpts(uint64_t seq, char addrs[ATOMIC_RCPTS_MAX][64])
+{
+    size_t n = 2 + seq % (ATOMIC_RCPTS_MAX - 1);
+    for (size_t j = 0; j < n; j++)
+        snprintf(addrs[j], 64, "a%llu.%zu@d%llu.org", (unsigned long long)seq, j,
+                 (unsigned long long)((seq + 5 * j) % 13));
+    return n;
+}
+
+static void atomic_child(int fd, uint64_t seq0)
+{
+    struct vl_queue *q;
+    if (vl_queue_open(g_dir2, ATOMIC_SHARDS, VL_QUEUE_CREATE, &q) != 0)
+        _exit(3);
+    static const char body[] = "Subject: atomic\r\n\r\nbody\r\n";
+    char addrs[ATOMIC_RCPTS_MAX][64];
+    const char *r[ATOMIC_RCPTS_MAX];
+    for (uint64_t seq = seq0;; seq++) {
+        size_t n = atomic_rcpts(seq, addrs);
+        for (size_t j = 0; j < n; j++)
+            r[j] = addrs[j];
+        struct vl_queue_new_msg m = { "s@x.org", 7, body, sizeof body - 1, 0, r, NULL, n };
+        struct ack a = { seq, 0 };
+        if (vl_queue_enqueue(q, &m, 1000 + seq, &a.id) != 0)
+            _exit(4);
+        if (write(fd, &a, sizeof a) != (ssize_t)sizeof a)
+            _exit(5);
+    }
+}
+
+/* Every message is whole (show: all its recipients) and leasable in all its
+ * shards; every acknowledged one is there. @return messages seen. */
+static size_t atomic_verify(const struct ack *acks, size_t nacks)
+{
+    struct vl_queue *q;
+    int rc = vl_queue_open(g_dir2, ATOMIC_SHARDS, VL_QUEUE_ENGINE, &q);   /* recovers */
+    if (rc == VL_E_NOTFOUND && nacks == 0)
+        return 0;
+    if (rc != 0)
+        fail_msg("VOLLEY_SEED=%u: reopen after SIGKILL: %s", g_seed0, vl_strerror(rc));
+    static struct vl_queue_msg_info mi[ATOMIC_LIST_MAX];
+    struct vl_queue_rcpt_info ri[ATOMIC_RCPTS_MAX];
+    char addrs[ATOMIC_RCPTS_MAX][64];
+    size_t seen = 0, leased = 0;
+    uint64_t after = 0;
+    for (int page = 0; page < 10000; page++) {
+        int n = vl_queue_list(q, after, mi, ATOMIC_LIST_MAX);
+        assert_true(n >= 0);
+        if (n == 0)
+            break;
+        for (int i = 0; i < n; i++) {
+            struct vl_queue_msg_info one;
+            size_t nr;
+            unsigned long long seq;
+            assert_int_equal(vl_queue_show(q, mi[i].id, &one, ri, ATOMIC_RCPTS_MAX, &nr), 0);
+            assert_true(nr >= 1);
+            assert_int_equal(sscanf(ri[0].addr, "a%llu.", &seq), 1);
+            size_t want = atomic_rcpts(seq, addrs);
+            if (nr != want || one.rcpts_total != want || one.rcpts_open != want)
+                fail_msg("VOLLEY_SEED=%u: message %llu is partial after a crash: %zu of %zu "
+                         "recipients", g_seed0, seq, nr, want);
+            seen++;
+            leased += want;
+        }
+        after = mi[n - 1].id;
+    }
+    for (size_t i = 0; i < nacks; i++) {
+        struct vl_queue_msg_info one;
+        size_t nr;
+        if (vl_queue_show(q, acks[i].id, &one, ri, ATOMIC_RCPTS_MAX, &nr) != 0)
+            fail_msg("VOLLEY_SEED=%u: acknowledged message %llu lost", g_seed0,
+                     (unsigned long long)acks[i].seq);
+    }
+    size_t got = 0;                       /* all of it visible to delivery */
+    for (unsigned k = 0; k < ATOMIC_SHARDS; k++) {
+        struct vl_queue_batch *b;
+        int n = vl_queue_lease(vl_queue_shard(q, k), UINT64_MAX, VL_QUEUE_LEASE_MAX, &b);
+        assert_true(n >= 0);
+        got += (size_t)n;
+        vl_queue_batch_release(vl_queue_shard(q, k), b);
+    }
+    if (got != leased)
+        fail_msg("VOLLEY_SEED=%u: %zu recipients leasable, %zu in whole messages", g_seed0,
+                 got, leased);
+    struct vl_queue_check chk;
+    rc = vl_queue_check(q, &chk);
+    if (rc != 0 || chk.problems != 0)
+        fail_msg("VOLLEY_SEED=%u: invariants broken after SIGKILL (rc %d): %s", g_seed0, rc,
+                 chk.first);
+    vl_queue_close(q);
+    return seen;
+}
+
+static void test_item5_sigkill_all_or_none(void **state)
+{
+    (void)state;
+    static struct ack acks[ACKS_MAX];
+    size_t nacks = 0, seen = 0;
+    uint64_t seq0 = 1;
+    snprintf(g_dir2, sizeof g_dir2, "%s/atomic", g_dir);
+    for (int round = 0; round < ATOMIC_KILLS; round++) {
+        int p[2];
+        assert_int_equal(pipe(p), 0);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            close(p[0]);
+            atomic_child(p[1], seq0);
+        }
+        close(p[1]);
+        struct timespec ts = { 0, (long)(5 + rand_r(&g_seed) % 60) * 1000000L };
+        nanosleep(&ts, NULL);
+        kill(pid, SIGKILL);                      /* only our own child, by pid */
+        int st;
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        if (!WIFSIGNALED(st))
+            fail_msg("VOLLEY_SEED=%u: child exited %d before the kill", g_seed0,
+                     WEXITSTATUS(st));
+        struct ack a;
+        uint64_t last = seq0 - 1;
+        while (read(p[0], &a, sizeof a) == (ssize_t)sizeof a && nacks < ACKS_MAX) {
+            acks[nacks++] = a;
+            last = a.seq;
+        }
+        close(p[0]);
+        seq0 = last + 2;
+        seen = atomic_verify(acks, nacks);
+    }
+    print_message("VOLLEY_SEED=%u: %d kills, %zu acknowledged, %zu whole messages\n", g_seed0,
+                  ATOMIC_KILLS, nacks, seen);
+    assert_true(nacks > 0);
+}
+
 int main(void)
 {
     const char *env = getenv("VOLLEY_SEED");
@@ -181,7 +328,10 @@ int main(void)
     snprintf(g_dir, sizeof g_dir, "/tmp/vlq-crash-XXXXXX");
     if (!mkdtemp(g_dir))
         return 1;
-    const struct CMUnitTest tests[] = { cmocka_unit_test(test_sigkill_loop) };
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sigkill_loop),
+        cmocka_unit_test(test_item5_sigkill_all_or_none),
+    };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     nftw(g_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     return rc;

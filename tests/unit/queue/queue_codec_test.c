@@ -134,6 +134,34 @@ static void test_stats_and_shard(void **state)
     assert_int_equal(queue_shard_rec_decode(buf, n, &sd), VL_E_CORRUPT);
 }
 
+/* Item 5's pend record: round trip; a bad state, a single shard, a short
+ * record and another version are refused. */
+static void test_pend_roundtrip(void **state)
+{
+    (void)state;
+    struct queue_pend_rec p = { .state = QUEUE_PEND_PREPARED }, got;
+    uint8_t buf[QUEUE_PEND_REC_BYTES];
+    p.shards[0] = 0x05;                               /* shards 0 and 2 */
+    p.shards[VL_SHARDS_MAX / 8 - 1] = 0x80;           /* and the last */
+    assert_int_equal(queue_pend_rec_encode(buf, &p), QUEUE_PEND_REC_BYTES);
+    assert_int_equal(queue_pend_rec_decode(buf, sizeof buf, &got), 0);
+    assert_int_equal(got.state, QUEUE_PEND_PREPARED);
+    assert_memory_equal(got.shards, p.shards, sizeof p.shards);
+    p.state = QUEUE_PEND_COMMITTED;
+    queue_pend_rec_encode(buf, &p);
+    assert_int_equal(queue_pend_rec_decode(buf, sizeof buf, &got), 0);
+    assert_int_equal(got.state, QUEUE_PEND_COMMITTED);
+    buf[2] = 7;                                       /* unknown state */
+    assert_int_equal(queue_pend_rec_decode(buf, sizeof buf, &got), VL_E_CORRUPT);
+    buf[2] = QUEUE_PEND_PREPARED;
+    assert_int_equal(queue_pend_rec_decode(buf, sizeof buf - 1, &got), VL_E_CORRUPT);
+    memset(buf + 4, 0, VL_SHARDS_MAX / 8);
+    buf[4] = 0x10;                                    /* one shard: never pending */
+    assert_int_equal(queue_pend_rec_decode(buf, sizeof buf, &got), VL_E_CORRUPT);
+    buf[0] = 9;
+    assert_int_equal(queue_pend_rec_decode(buf, sizeof buf, &got), VL_E_VERSION);
+}
+
 static void test_text_clean(void **state)
 {
     (void)state;
@@ -154,6 +182,7 @@ int main(void)
         cmocka_unit_test(test_rcpt_roundtrip),
         cmocka_unit_test(test_rcpt_corrupt_table),
         cmocka_unit_test(test_stats_and_shard),
+        cmocka_unit_test(test_pend_roundtrip),
         cmocka_unit_test(test_text_clean),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
