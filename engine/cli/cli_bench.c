@@ -8,9 +8,13 @@
  * It prints each phase's rate, the engine's CPU seconds per 10,000 messages
  * (getrusage over the delivery phase: every thread of this process), and one
  * JSON line for scripts (scripts/bench.sh deliver).
+ * A queue the bench created is removed at the end, delivered or not (mail
+ * deferred by a failed run would otherwise stay on disk), unless --keep-data;
+ * a queue that was there before is left in place.
  */
 #include "cli.h"
 #include "cli_progress.h"
+#include "cli_usage.h"
 #include "volley/config.h"
 #include "volley/engine.h"
 #include "log.h"
@@ -23,6 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 int cli_open_queue(const struct vl_config *cfg, const char *cmd, unsigned flags,
@@ -32,6 +38,7 @@ int cli_open_queue(const struct vl_config *cfg, const char *cmd, unsigned flags,
 
 struct bench_opts {
     unsigned long messages, size, domains, rcpts;
+    int keep_data;
 };
 
 static double bench_now(void)
@@ -90,6 +97,10 @@ static int bench_parse(int argc, char **argv, struct bench_opts *o, struct vl_co
     };
     int rc = 0;
     for (int i = 0; i < rest_n && rc == 0; i++) {
+        if (!strcmp(rest[i], "--keep-data")) {
+            o->keep_data = 1;
+            continue;
+        }
         size_t k = 0;
         while (k < sizeof num / sizeof num[0] && strcmp(rest[i], num[k].name) != 0)
             k++;
@@ -163,6 +174,33 @@ static int bench_enqueue(struct vl_queue *q, const struct bench_opts *o, const c
     return rc;
 }
 
+/* Remove the queue files the bench created in @p dir (its shard directories
+ * and queue.meta), and @p dir itself if the bench made it. */
+static void bench_remove_queue(const char *dir, unsigned nshards, bool dir_made)
+{
+    static const char *const files[] = { "data.mdb", "lock.mdb" };
+    char path[4096];
+    int bad = 0;
+    for (unsigned k = 0; k < nshards; k++) {
+        for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+            snprintf(path, sizeof path, "%s/shard-%u/%s", dir, k, files[i]);
+            bad |= unlink(path) != 0 && errno != ENOENT;
+        }
+        snprintf(path, sizeof path, "%s/shard-%u", dir, k);
+        bad |= rmdir(path) != 0;
+    }
+    snprintf(path, sizeof path, "%s/queue.meta", dir);
+    bad |= unlink(path) != 0;
+    if (dir_made)
+        bad |= rmdir(dir) != 0;
+    if (bad)
+        fprintf(stderr, "volley bench: could not remove all of the queue in %s: %s\n", dir,
+                strerror(errno));
+    else
+        fprintf(stderr, "volley bench: removed the bench queue in %s (--keep-data keeps it)\n",
+                dir);
+}
+
 int cli_bench_main(int argc, char **argv)
 {
     static struct vl_config cfg;
@@ -175,11 +213,14 @@ int cli_bench_main(int argc, char **argv)
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             printf("usage: volley bench [--messages N] [--size BYTES] [--domains D]\n"
-                   "                    [--rcpts-per-msg R] [run options] (--route|--dns ...)\n"
+                   "                    [--rcpts-per-msg R] [--keep-data] [run options]\n"
+                   "                    (--route|--dns ...)\n"
                    "Queue N messages durably (default 100000 x 10240 octets, 100 domains,\n"
-                   "1 recipient each; --data defaults to ./volley-bench-data), then deliver\n"
-                   "them like `volley run --until-empty`; print rates and CPU per 10k.\n"
-                   "options:\n%s", vl_config_usage);
+                   "1 recipient each), then deliver them like `volley run --until-empty`;\n"
+                   "print rates and CPU per 10k. A queue the bench creates is removed at the\n"
+                   "end, delivered or not, unless --keep-data; an existing one is kept.\n"
+                   "options:\n");
+            cli_usage_run_options(stdout, "./volley-bench-data", false);
             return VL_EXIT_OK;
         }
     if (bench_parse(argc, argv, &o, &cfg) != 0)
@@ -191,10 +232,18 @@ int cli_bench_main(int argc, char **argv)
     size_t body_len;
     char *body = bench_body(o.size, &body_len);
     struct vl_queue *q = NULL;
+    struct stat sb;
+    bool dir_made = stat(cfg.data_dir, &sb) != 0;
+    bool created = vl_queue_shards_recorded(cfg.data_dir) == VL_E_NOTFOUND;
     if (!body || cli_open_queue(&cfg, "bench", VL_QUEUE_CREATE, &q) < 0) {
         free(body);
         return VL_EXIT_FAIL;
     }
+    unsigned nshards = vl_queue_nshards(q);
+    bool remove = created && !o.keep_data;
+    if (!created)
+        fprintf(stderr, "volley bench: %s already holds a queue: its mail is delivered too, "
+                "and it is left in place\n", cfg.data_dir);
     double t0 = bench_now();
     int rc = bench_enqueue(q, &o, body, body_len);
     double t1 = bench_now();
@@ -202,6 +251,8 @@ int cli_bench_main(int argc, char **argv)
     if (rc < 0) {
         fprintf(stderr, "volley bench: enqueue: %s\n", vl_strerror(rc));
         vl_queue_close(q);
+        if (remove)
+            bench_remove_queue(cfg.data_dir, nshards, dir_made);
         return VL_EXIT_FAIL;
     }
     unsigned long total = o.messages * o.rcpts;
@@ -214,6 +265,8 @@ int cli_bench_main(int argc, char **argv)
     rc = vl_engine_run(&cfg, q, &stop, NULL, NULL, 0, &tot);
     double t3 = bench_now(), c1 = bench_cpu();
     vl_queue_close(q);
+    if (remove)
+        bench_remove_queue(cfg.data_dir, nshards, dir_made);
     double el = t3 - t2, cpu = c1 - c0;
     double rate = (double)tot.txns / el;
     printf("bench: delivered %" PRIu64 " recipients in %" PRIu64 " transactions over %" PRIu64
