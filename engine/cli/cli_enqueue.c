@@ -350,8 +350,8 @@ static int enq_queue(const struct enq_opts *o, const char *from, const struct en
         fprintf(stderr, "volley %s: %s: %s\n", o->cmd, o->data, vl_strerror(rc));
         return VL_EXIT_FAIL;
     }
-    fprintf(o->human, "queued %016" PRIx64 " for %zu recipient%s (%zu octets, %u shards)\n", id, r->n,
-           r->n == 1 ? "" : "s", m->len, shards);
+    fprintf(o->human, "queued %016" PRIx64 " for %zu recipient%s (%zu octets, %u shards)\n", id,
+            r->n, r->n == 1 ? "" : "s", m->len, shards);
     return VL_EXIT_OK;
 }
 

@@ -158,7 +158,7 @@ static void msg_line(struct msg_ctx *c, const uint8_t *s, size_t n, unsigned lin
     msg_put(&c->out, "\r\n", 2);
 }
 
-static bool memchr_8bit(const uint8_t *p, size_t n)
+static bool msg_has_8bit(const uint8_t *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (p[i] > 127)
@@ -216,7 +216,7 @@ int msg_normalise(const void *in, size_t len, const struct msg_opts *o, struct m
             return rc;
         }
         c.out.p = enc, c.out.len = enc_len;
-        out->is_8bit = memchr_8bit(enc, enc_len);
+        out->is_8bit = msg_has_8bit(enc, enc_len);
     }
     if (c.out.len > VL_MSG_BYTES_MAX) {
         free(c.out.p);

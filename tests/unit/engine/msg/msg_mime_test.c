@@ -206,8 +206,8 @@ static void test_mime_refusals(void **state)
     static const char *const fmts[] = {
         "Content-Transfer-Encoding: base64\r\n\r\n%s\r\n",
         "Content-Type: multipart/mixed; boundary=b\r\n\r\n%s\r\n--b\r\n\r\nx\r\n--b--\r\n",
-        "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: message/rfc822"
-        "\r\n\r\n%s\r\n--b--\r\n",
+        ("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: message/rfc822"
+         "\r\n\r\n%s\r\n--b--\r\n"),
         "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nX-Long: %s\r\n\r\nx\r\n--b--\r\n",
         "Content-Type: multipart/mixed\r\n\r\n%s\r\n",
     };
