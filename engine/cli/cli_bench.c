@@ -256,8 +256,10 @@ int cli_bench_main(int argc, char **argv)
         return VL_EXIT_FAIL;
     }
     unsigned long total = o.messages * o.rcpts;
-    printf("bench: queued %lu messages (%lu recipients) of %zu octets in %.2fs: %.0f rcpts/s\n",
-           o.messages, total, body_len, t1 - t0, (double)total / (t1 - t0));
+    /* With --log -, stdout holds the JSON lines only (the log's and the bench's). */
+    FILE *human = cfg.log_path && !strcmp(cfg.log_path, "-") ? stderr : stdout;
+    fprintf(human, "bench: queued %lu messages (%lu recipients) of %zu octets in %.2fs: "
+            "%.0f rcpts/s\n", o.messages, total, body_len, t1 - t0, (double)total / (t1 - t0));
     static atomic_bool stop;
     cli_install_stop_signals(&stop);
     double c0 = bench_cpu(), t2 = bench_now();
@@ -269,11 +271,11 @@ int cli_bench_main(int argc, char **argv)
         bench_remove_queue(cfg.data_dir, nshards, dir_made);
     double el = t3 - t2, cpu = c1 - c0;
     double rate = (double)tot.txns / el;
-    printf("bench: delivered %" PRIu64 " recipients in %" PRIu64 " transactions over %" PRIu64
-           " connections in %.2fs: %.0f msg/s, %.2f CPU s per 10k messages "
-           "(deferred %" PRIu64 ", bounced %" PRIu64 ")\n",
-           tot.delivered, tot.txns, tot.conns, el, rate,
-           tot.txns ? cpu * 10000.0 / (double)tot.txns : 0.0, tot.deferred, tot.bounced);
+    fprintf(human, "bench: delivered %" PRIu64 " recipients in %" PRIu64 " transactions over "
+            "%" PRIu64 " connections in %.2fs: %.0f msg/s, %.2f CPU s per 10k messages "
+            "(deferred %" PRIu64 ", bounced %" PRIu64 ")\n",
+            tot.delivered, tot.txns, tot.conns, el, rate,
+            tot.txns ? cpu * 10000.0 / (double)tot.txns : 0.0, tot.deferred, tot.bounced);
     printf("{\"bench\":\"deliver\",\"messages\":%lu,\"size\":%zu,\"rcpts\":%lu,"
            "\"enqueue_s\":%.3f,\"deliver_s\":%.3f,\"msg_per_s\":%.1f,\"cpu_s\":%.3f,"
            "\"cpu_s_per_10k\":%.3f,\"delivered\":%" PRIu64 ",\"deferred\":%" PRIu64
