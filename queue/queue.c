@@ -51,6 +51,39 @@ int vl_queue_shards_recorded(const char *dir)
     return (int)nshards;
 }
 
+/* unlink/rmdir @p path; ENOENT is not an error. Keeps the first error in *first. */
+static void queue_remove_one(const char *path, bool is_dir, int *first)
+{
+    int rc = is_dir ? rmdir(path) : unlink(path);
+    if (rc != 0 && errno != ENOENT && *first == 0)
+        *first = -errno;
+}
+
+int vl_queue_remove(const char *dir)
+{
+    int n = vl_queue_shards_recorded(dir);
+    if (n < 0)
+        return n;
+    static const char *const shard_files[] = { "data.mdb", "lock.mdb" };
+    static const char *const top_files[] = { QUEUE_LOCK_FILE, QUEUE_ENQ_LOCK_FILE,
+                                             QUEUE_META_FILE };   /* meta last: "a queue" */
+    char path[QUEUE_PATH_BYTES_MAX];
+    int first = 0;
+    for (int k = 0; k < n; k++) {
+        for (size_t i = 0; i < sizeof shard_files / sizeof shard_files[0]; i++) {
+            snprintf(path, sizeof path, "%s/shard-%d/%s", dir, k, shard_files[i]);
+            queue_remove_one(path, false, &first);
+        }
+        snprintf(path, sizeof path, "%s/shard-%d", dir, k);
+        queue_remove_one(path, true, &first);
+    }
+    for (size_t i = 0; i < sizeof top_files / sizeof top_files[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, top_files[i]);
+        queue_remove_one(path, false, &first);
+    }
+    return first;
+}
+
 /* Create DATA/queue.meta atomically (temp file + link): a concurrent creator
  * either wins or finds ours. @return the recorded count. */
 static int queue_meta_create(const char *dir, unsigned nshards)

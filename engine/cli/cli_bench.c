@@ -8,10 +8,14 @@
  * It prints each phase's rate, the engine's CPU seconds per 10,000 messages
  * (getrusage over the delivery phase: every thread of this process), and one
  * JSON line for scripts (scripts/bench.sh deliver).
+ * A queue the bench created is removed at the end, delivered or not (mail
+ * deferred by a failed run would otherwise stay on disk), unless --keep-data;
+ * a queue that was there before is left in place.
  */
 #include "cli.h"
 #include "cli_progress.h"
 #include "cli_queue.h"
+#include "cli_usage.h"
 #include "volley/config.h"
 #include "volley/engine.h"
 #include "log.h"
@@ -24,12 +28,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 #define BENCH_BATCH_MSGS 1000u
 
 struct bench_opts {
     unsigned long messages, size, domains, rcpts;
+    int keep_data;
 };
 
 static double bench_now(void)
@@ -88,6 +95,10 @@ static int bench_parse(int argc, char **argv, struct bench_opts *o, struct vl_co
     };
     int rc = 0;
     for (int i = 0; i < rest_n && rc == 0; i++) {
+        if (!strcmp(rest[i], "--keep-data")) {
+            o->keep_data = 1;
+            continue;
+        }
         size_t k = 0;
         while (k < sizeof num / sizeof num[0] && strcmp(rest[i], num[k].name) != 0)
             k++;
@@ -161,6 +172,21 @@ static int bench_enqueue(struct vl_queue *q, const struct bench_opts *o, const c
     return rc;
 }
 
+/* Remove the queue the bench created in @p dir, and @p dir itself if the
+ * bench made it. */
+static void bench_remove_queue(const char *dir, bool dir_made)
+{
+    int rc = vl_queue_remove(dir);
+    if (rc == 0 && dir_made && rmdir(dir) != 0)
+        rc = -errno;
+    if (rc < 0)
+        fprintf(stderr, "volley bench: could not remove all of the queue in %s: %s\n", dir,
+                vl_strerror(rc));
+    else
+        fprintf(stderr, "volley bench: removed the bench queue in %s (--keep-data keeps it)\n",
+                dir);
+}
+
 int cli_bench_main(int argc, char **argv)
 {
     static struct vl_config cfg;
@@ -173,11 +199,14 @@ int cli_bench_main(int argc, char **argv)
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             printf("usage: volley bench [--messages N] [--size BYTES] [--domains D]\n"
-                   "                    [--rcpts-per-msg R] [run options] (--route|--dns ...)\n"
+                   "                    [--rcpts-per-msg R] [--keep-data] [run options]\n"
+                   "                    (--route|--dns ...)\n"
                    "Queue N messages durably (default 100000 x 10240 octets, 100 domains,\n"
-                   "1 recipient each; --data defaults to ./volley-bench-data), then deliver\n"
-                   "them like `volley run --until-empty`; print rates and CPU per 10k.\n"
-                   "options:\n%s", vl_config_usage);
+                   "1 recipient each), then deliver them like `volley run --until-empty`;\n"
+                   "print rates and CPU per 10k. A queue the bench creates is removed at the\n"
+                   "end, delivered or not, unless --keep-data; an existing one is kept.\n"
+                   "options:\n");
+            cli_usage_run_options(stdout, "./volley-bench-data", false);
             return VL_EXIT_OK;
         }
     if (bench_parse(argc, argv, &o, &cfg) != 0)
@@ -189,11 +218,18 @@ int cli_bench_main(int argc, char **argv)
     size_t body_len;
     char *body = bench_body(o.size, &body_len);
     struct vl_queue *q = NULL;
+    struct stat sb;
+    bool dir_made = stat(cfg.data_dir, &sb) != 0;
+    bool created = vl_queue_shards_recorded(cfg.data_dir) == VL_E_NOTFOUND;
     if (!body || cli_queue_open("bench", cfg.data_dir, cfg.shards,
-                                   VL_QUEUE_CREATE | VL_QUEUE_ENGINE, &q) < 0) {
+                                VL_QUEUE_CREATE | VL_QUEUE_ENGINE, &q) < 0) {
         free(body);
         return VL_EXIT_FAIL;
     }
+    bool remove = created && !o.keep_data;
+    if (!created)
+        fprintf(stderr, "volley bench: %s already holds a queue: its mail is delivered too, "
+                "and it is left in place\n", cfg.data_dir);
     double t0 = bench_now();
     int rc = bench_enqueue(q, &o, body, body_len);
     double t1 = bench_now();
@@ -201,11 +237,15 @@ int cli_bench_main(int argc, char **argv)
     if (rc < 0) {
         fprintf(stderr, "volley bench: enqueue: %s\n", vl_strerror(rc));
         vl_queue_close(q);
+        if (remove)
+            bench_remove_queue(cfg.data_dir, dir_made);
         return VL_EXIT_FAIL;
     }
     unsigned long total = o.messages * o.rcpts;
-    printf("bench: queued %lu messages (%lu recipients) of %zu octets in %.2fs: %.0f rcpts/s\n",
-           o.messages, total, body_len, t1 - t0, (double)total / (t1 - t0));
+    /* With --log -, stdout holds the JSON lines only (the log's and the bench's). */
+    FILE *human = cfg.log_path && !strcmp(cfg.log_path, "-") ? stderr : stdout;
+    fprintf(human, "bench: queued %lu messages (%lu recipients) of %zu octets in %.2fs: "
+            "%.0f rcpts/s\n", o.messages, total, body_len, t1 - t0, (double)total / (t1 - t0));
     static atomic_bool stop;
     cli_install_stop_signals(&stop);
     double c0 = bench_cpu(), t2 = bench_now();
@@ -213,13 +253,15 @@ int cli_bench_main(int argc, char **argv)
     rc = vl_engine_run(&cfg, q, &stop, NULL, NULL, 0, &tot);
     double t3 = bench_now(), c1 = bench_cpu();
     vl_queue_close(q);
+    if (remove)
+        bench_remove_queue(cfg.data_dir, dir_made);
     double el = t3 - t2, cpu = c1 - c0;
     double rate = (double)tot.txns / el;
-    printf("bench: delivered %" PRIu64 " recipients in %" PRIu64 " transactions over %" PRIu64
-           " connections in %.2fs: %.0f msg/s, %.2f CPU s per 10k messages "
-           "(deferred %" PRIu64 ", bounced %" PRIu64 ")\n",
-           tot.delivered, tot.txns, tot.conns, el, rate,
-           tot.txns ? cpu * 10000.0 / (double)tot.txns : 0.0, tot.deferred, tot.bounced);
+    fprintf(human, "bench: delivered %" PRIu64 " recipients in %" PRIu64 " transactions over "
+            "%" PRIu64 " connections in %.2fs: %.0f msg/s, %.2f CPU s per 10k messages "
+            "(deferred %" PRIu64 ", bounced %" PRIu64 ")\n",
+            tot.delivered, tot.txns, tot.conns, el, rate,
+            tot.txns ? cpu * 10000.0 / (double)tot.txns : 0.0, tot.deferred, tot.bounced);
     printf("{\"bench\":\"deliver\",\"messages\":%lu,\"size\":%zu,\"rcpts\":%lu,"
            "\"enqueue_s\":%.3f,\"deliver_s\":%.3f,\"msg_per_s\":%.1f,\"cpu_s\":%.3f,"
            "\"cpu_s_per_10k\":%.3f,\"delivered\":%" PRIu64 ",\"deferred\":%" PRIu64

@@ -2,17 +2,24 @@
  * cli_enqueue.c - `volley enqueue`: validate a message and its recipients,
  * then queue it durably (exit 0 only after the commit).
  *
- *   volley enqueue [--data DIR] [--shards N] [--skip-invalid] --from ADDR
+ *   volley enqueue [--data DIR] [--shards N] [--skip-invalid] [--fold-local-case]
+ *                  [--long-lines encode|refuse] --from ADDR
  *                  (--to ADDR ... | --rcpts FILE) MESSAGE.eml
  *
  * Any bad input rejects the whole enqueue: each problem is printed as
  * "file:line: reason" (the first 20, then "... and N more"), exit 2, nothing
  * queued. --skip-invalid queues the valid recipients and reports the others
  * (message problems are never skipped).
+ *
+ * A recipient given twice is queued once (domain compared ignoring case, the
+ * local part as written, or ignoring case with --fold-local-case); the count
+ * dropped is reported on stderr. A body line over 998 octets is re-encoded as
+ * quoted-printable (--long-lines encode, the default) or refused (refuse).
  */
 #include "cli.h"
 #include "cli_queue.h"
 #include "msg.h"
+#include "addr_dedupe.h"
 
 #include "volley/addr.h"
 #include "volley/error.h"
@@ -175,15 +182,26 @@ struct enq_opts {
     const char *from;
     const char *rcpts_file;
     const char *msg_file;
+    const char *cmd;             /* "enqueue", or "send" when send hands over */
+    FILE *human;                 /* where the "queued ..." line goes */
     unsigned shards;
-    int skip_invalid;
+    int skip_invalid, fold_local, long_lines_refuse;
 };
 
 static void enq_usage(FILE *f)
 {
-    fputs("usage: volley enqueue [--data DIR] [--shards N] [--skip-invalid] --from ADDR\n"
+    fputs("usage: volley enqueue [--data DIR] [--shards N] [--skip-invalid] [--fold-local-case]\n"
+          "                      [--long-lines encode|refuse] --from ADDR\n"
           "                      (--to ADDR ... | --rcpts FILE) MESSAGE.eml\n"
-          "  --from '<>' is the null reverse-path. Default DIR: " CLI_DATA_DIR_DEFAULT "\n", f);
+          "  --from ADDR            envelope sender; '<>' is the null reverse-path\n"
+          "  --to ADDR, --rcpts FILE  recipients (FILE: one per line, '#' comments)\n"
+          "  --skip-invalid         queue the valid recipients, report the others\n"
+          "  --fold-local-case      duplicates: also ignore the case of local parts\n"
+          "                         (domains always; a recipient given twice is queued once)\n"
+          "  --long-lines MODE      a body line over 998 octets: 'encode' (default) re-encodes\n"
+          "                         its MIME part as quoted-printable; 'refuse' rejects\n"
+          "  --data DIR             queue directory (default " CLI_DATA_DIR_DEFAULT ")\n"
+          "  --shards N             shard count when the queue is created\n", f);
 }
 
 /* Parse argv; --to addresses go straight into @p r. @return -1 on usage error. */
@@ -193,13 +211,25 @@ static int enq_args(int argc, char **argv, struct enq_opts *o, struct enq_rcpts 
         { "data", required_argument, NULL, 'd' }, { "from", required_argument, NULL, 'f' },
         { "to", required_argument, NULL, 't' }, { "rcpts", required_argument, NULL, 'r' },
         { "shards", required_argument, NULL, 's' }, { "skip-invalid", no_argument, NULL, 'k' },
+        { "fold-local-case", no_argument, NULL, 'F' },
+        { "long-lines", required_argument, NULL, 'L' },
         { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
     };
     int c, ntos = 0;
     char *end;
     optind = 0;
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+    opterr = 0;                  /* name the command (send or enqueue) ourselves */
+    while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
         switch (c) {
+        case 'F': o->fold_local = 1; break;
+        case 'L':
+            if (strcmp(optarg, "encode") && strcmp(optarg, "refuse")) {
+                fprintf(stderr, "volley %s: --long-lines '%s': want encode or refuse\n",
+                        o->cmd, optarg);
+                return -1;
+            }
+            o->long_lines_refuse = !strcmp(optarg, "refuse");
+            break;
         case 'd': o->data = optarg; break;
         case 'f': o->from = optarg; break;
         case 'r': o->rcpts_file = optarg; break;
@@ -220,22 +250,29 @@ static int enq_args(int argc, char **argv, struct enq_opts *o, struct enq_rcpts 
             break;
         }
         case 'h': enq_usage(stdout); exit(VL_EXIT_OK);
-        default: enq_usage(stderr); return -1;
+        default:
+            fprintf(stderr, "volley %s: %s '%s' (see volley %s --help)\n", o->cmd,
+                    c == ':' ? "missing value for" : "unknown option", argv[optind - 1],
+                    o->cmd);
+            return -1;
         }
     }
     if (optind != argc - 1 || !o->from || (ntos == 0) == (o->rcpts_file == NULL)) {
-        fprintf(stderr, "volley enqueue: %s\n",
+        fprintf(stderr, "volley %s: %s (see volley %s --help)\n", o->cmd,
                 optind != argc - 1 ? "want exactly one MESSAGE file"
                 : !o->from ? "--from is required"
-                : "want --to ADDR ... or --rcpts FILE (not both)");
-        enq_usage(stderr);
+                : "want --to ADDR ... or --rcpts FILE (not both)", o->cmd);
+        if (!strcmp(o->cmd, "enqueue"))
+            enq_usage(stderr);
         return -1;
     }
     o->msg_file = argv[optind];
     return 0;
 }
 
-/* The envelope sender: "<>" or "" is null; <a@b> loses its brackets. @p out
+/* The envelope sender: "<>" is null (an empty --from is refused: a typo or
+ * an unset shell variable must not become the null path); <a@b> loses its
+ * brackets. @p out
  * is a string on every return: the sender, or "" (the null path) when it is
  * invalid, so the message checks that still run see a defined sender. */
 static int enq_from(const char *from, char *out, size_t cap)
@@ -243,6 +280,10 @@ static int enq_from(const char *from, char *out, size_t cap)
     vl_assert(cap > 0);
     out[0] = '\0';
     size_t n = strlen(from);
+    if (n == 0) {
+        enq_problem("--from", 0, "empty sender: give --from '<>' for the null reverse-path");
+        return -1;
+    }
     if (n >= 2 && from[0] == '<' && from[n - 1] == '>')
         from++, n -= 2;
     struct vl_addr a;
@@ -271,7 +312,7 @@ static int enq_message(const struct enq_opts *o, const char *from, struct msg_re
     gethostname(host, sizeof host - 1);
     if (getrandom(&unique, sizeof unique, 0) != (ssize_t)sizeof unique)
         unique = (uint64_t)getpid() << 32 ^ vl_clock_wall_ms();
-    struct msg_opts mo = { vl_clock_wall_ms(), host, unique, from };
+    struct msg_opts mo = { vl_clock_wall_ms(), host, unique, from, !o->long_lines_refuse };
     int rc = msg_normalise(raw, len, &mo, m, probs, ENQ_PROBLEMS_SHOWN);
     free(raw);
     if (rc == VL_E_INVALID) {
@@ -285,6 +326,10 @@ static int enq_message(const struct enq_opts *o, const char *from, struct msg_re
         enq_problem(o->msg_file, 0, "%s", vl_strerror(rc));
         return -1;
     }
+    if (m->encoded_parts)
+        fprintf(stderr, "volley %s: %s: %u MIME part%s with lines over 998 octets re-encoded "
+                "as quoted-printable (--long-lines refuse to reject)\n", o->cmd, o->msg_file,
+                m->encoded_parts, m->encoded_parts == 1 ? "" : "s");
     return 0;
 }
 
@@ -302,17 +347,41 @@ static int enq_queue(const struct enq_opts *o, const char *from, const struct en
     unsigned shards = vl_queue_nshards(q);
     vl_queue_close(q);
     if (rc < 0) {
-        fprintf(stderr, "volley enqueue: %s: %s\n", o->data, vl_strerror(rc));
+        fprintf(stderr, "volley %s: %s: %s\n", o->cmd, o->data, vl_strerror(rc));
         return VL_EXIT_FAIL;
     }
-    printf("queued %016" PRIx64 " for %zu recipient%s (%zu octets, %u shards)\n", id, r->n,
-           r->n == 1 ? "" : "s", m->len, shards);
+    fprintf(o->human, "queued %016" PRIx64 " for %zu recipient%s (%zu octets, %u shards)\n", id,
+            r->n, r->n == 1 ? "" : "s", m->len, shards);
     return VL_EXIT_OK;
+}
+
+/* Drop repeated recipients (kept in order; the repeats are freed). */
+static int enq_dedupe(const struct enq_opts *o, struct enq_rcpts *r)
+{
+    long kept = vl_addr_dedupe(r->v, r->n, o->fold_local);
+    if (kept < 0) {
+        fprintf(stderr, "volley %s: %s\n", o->cmd, vl_strerror((int)kept));
+        return -1;
+    }
+    size_t dropped = r->n - (size_t)kept;
+    for (size_t i = (size_t)kept; i < r->n; i++)
+        free(r->v[i]);
+    r->n = (size_t)kept;
+    if (dropped)
+        fprintf(stderr, "volley %s: dropped %zu duplicate recipient%s%s\n", o->cmd, dropped,
+                dropped == 1 ? "" : "s", o->fold_local ? " (local parts compared ignoring case)"
+                : "");
+    return 0;
 }
 
 int cli_enqueue_main(int argc, char **argv)
 {
-    struct enq_opts o = { .data = CLI_DATA_DIR_DEFAULT };
+    return cli_enqueue_run(argc, argv, "enqueue", stdout);
+}
+
+int cli_enqueue_run(int argc, char **argv, const char *cmd, FILE *human)
+{
+    struct enq_opts o = { .data = CLI_DATA_DIR_DEFAULT, .cmd = cmd, .human = human };
     struct enq_rcpts r = { 0 };
     struct msg_result m = { 0 };
     char from[VL_SMTP_PATH_BYTES_MAX + 1];
@@ -330,17 +399,17 @@ int cli_enqueue_main(int argc, char **argv)
     if (bad || (r.problems && !o.skip_invalid) || r.n == 0) {
         if (enq_problems_total > ENQ_PROBLEMS_SHOWN)
             fprintf(stderr, "... and %u more\n", enq_problems_total - ENQ_PROBLEMS_SHOWN);
-        fprintf(stderr, "volley enqueue: nothing queued (%u problem%s)\n", enq_problems_total,
+        fprintf(stderr, "volley %s: nothing queued (%u problem%s)\n", cmd, enq_problems_total,
                 enq_problems_total == 1 ? "" : "s");
         goto done;
     }
     if (r.problems) {
         if (enq_problems_total > ENQ_PROBLEMS_SHOWN)
             fprintf(stderr, "... and %u more\n", enq_problems_total - ENQ_PROBLEMS_SHOWN);
-        fprintf(stderr, "volley enqueue: skipped %u invalid recipient%s\n", r.problems,
+        fprintf(stderr, "volley %s: skipped %u invalid recipient%s\n", cmd, r.problems,
                 r.problems == 1 ? "" : "s");
     }
-    rc = enq_queue(&o, from, &r, &m);
+    rc = enq_dedupe(&o, &r) < 0 ? VL_EXIT_FAIL : enq_queue(&o, from, &r, &m);
 done:
     for (size_t i = 0; i < r.n; i++)
         free(r.v[i]);

@@ -33,6 +33,7 @@ void cli_progress_init(struct cli_progress *p, FILE *out, bool quiet, uint64_t t
 {
     memset(p, 0, sizeof *p);
     p->out = out;
+    p->summary = stdout;
     p->tty = isatty(fileno(out));
     p->quiet = quiet;
     p->total = total;
@@ -66,7 +67,7 @@ void cli_progress_summary(struct cli_progress *p, const struct vl_engine_totals 
         fflush(p->out);
     }
     uint64_t done = t->delivered + t->bounced + t->expired;
-    fprintf(stdout,
+    fprintf(p->summary,
             "summary: delivered %llu, deferred %llu, bounced %llu, expired %llu, "
             "ambiguous %llu, dsns %llu | %llu connections, %llu transactions | "
             "%.2fs, %.0f msg/s\n",
@@ -76,7 +77,7 @@ void cli_progress_summary(struct cli_progress *p, const struct vl_engine_totals 
             (unsigned long long)t->conns, (unsigned long long)t->txns, elapsed_s,
             elapsed_s > 0 ? (double)done / elapsed_s : 0.0);
     if (t->commit_errors)
-        fprintf(stdout, "warning: %llu queue commits failed: those recipients stay queued\n",
+        fprintf(p->summary, "warning: %llu queue commits failed: those recipients stay queued\n",
                 (unsigned long long)t->commit_errors);
-    fflush(stdout);
+    fflush(p->summary);
 }

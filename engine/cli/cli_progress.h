@@ -15,6 +15,7 @@
 
 struct cli_progress {
     FILE *out;
+    FILE *summary;               /* the summary: stdout, or stderr when --log - uses stdout */
     bool tty;
     bool quiet;
     uint64_t total;              /* recipients expected (send), 0 = unknown */

@@ -268,6 +268,15 @@ static int q_retry_purge(struct vl_queue *q, const char *cmd, const char *arg,
     }
     if (arg && q_parse_id(arg, &id) < 0)
         return VL_EXIT_USAGE;
+    if (is_retry && id) {                  /* an unknown id is a usage error, as for show */
+        struct vl_queue_msg_info mi;
+        size_t nr = 0;
+        int src = vl_queue_show(q, id, &mi, NULL, 0, &nr);
+        if (src < 0) {
+            fprintf(stderr, "volley queue retry: %016" PRIx64 ": %s\n", id, vl_strerror(src));
+            return src == VL_E_NOTFOUND ? VL_EXIT_USAGE : VL_EXIT_FAIL;
+        }
+    }
     int rc = is_retry ? vl_queue_retry(q, id, o->domain, vl_clock_wall_ms()) : vl_queue_purge(q, id);
     if (rc < 0) {
         fprintf(stderr, "volley queue %s: %s\n", cmd, vl_strerror(rc));
@@ -306,7 +315,43 @@ static void q_usage(FILE *f)
 {
     fputs("usage: volley queue stats [--top N] | ls [--limit N] | show ID |\n"
           "                    retry (ID | --domain D) | bounce ID | purge (ID | --all) | check\n"
-          "                    [--data DIR] [--json]\n", f);
+          "                    [--data DIR] [--json]\n"
+          "'volley queue COMMAND --help' describes one command. Exit: 0 ok, 1 failure,\n"
+          "2 usage error or unknown ID.\n", f);
+}
+
+static const struct { const char *cmd, *text; } Q_HELP[] = {
+    { "stats", "usage: volley queue stats [--top N] [--data DIR] [--json]\n"
+               "Recipients by state, message records, body and disk bytes, and the top N\n"
+               "domains by queued recipients (default 10, max 1000).\n" },
+    { "ls",    "usage: volley queue ls [--limit N] [--data DIR] [--json]\n"
+               "The oldest N messages (default 100, max 10000): id, created, size, open/total\n"
+               "recipients, sender.\n" },
+    { "show",  "usage: volley queue show ID [--data DIR] [--json]\n"
+               "One message and its open recipients with state, attempts, next try and last\n"
+               "reply. Exit 2 for an unknown ID.\n" },
+    { "retry", "usage: volley queue retry (ID | --domain D) [--data DIR] [--json]\n"
+               "Make the open recipients of message ID, or of domain D, ready now. Exit 2\n"
+               "for an unknown ID (a domain with nothing queued makes 0 ready).\n" },
+    { "bounce", "usage: volley queue bounce ID [--data DIR] [--json]\n"
+                "Bounce every open recipient of message ID (5.0.0) and queue one DSN to its\n"
+                "sender (none for a null sender). Exit 2 for an unknown ID.\n" },
+    { "purge", "usage: volley queue purge (ID | --all) [--data DIR] [--json]\n"
+               "Delete message ID (or every message) with its recipients, without DSNs.\n"
+               "Exit 2 for an unknown ID.\n" },
+    { "check", "usage: volley queue check [--data DIR] [--json]\n"
+               "Check the queue's records for consistency. Exit 1 if a problem is found.\n" },
+};
+
+/* @p cmd's help, or the general one. */
+static void q_help(FILE *f, const char *cmd)
+{
+    for (size_t i = 0; cmd && i < sizeof Q_HELP / sizeof Q_HELP[0]; i++)
+        if (!strcmp(cmd, Q_HELP[i].cmd)) {
+            fputs(Q_HELP[i].text, f);
+            return;
+        }
+    q_usage(f);
 }
 
 static int q_uint(const char *opt, const char *s, unsigned max, unsigned *out)
@@ -341,7 +386,7 @@ int cli_queue_main(int argc, char **argv)
     };
     struct qopts o = { .data = CLI_DATA_DIR_DEFAULT, .top = CLI_TOP_DEFAULT,
                        .limit = CLI_LIMIT_DEFAULT };
-    int c;
+    int c, help = 0;
     optind = 0;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
@@ -357,19 +402,34 @@ int cli_queue_main(int argc, char **argv)
             if (q_uint("--limit", optarg, CLI_LIMIT_MAX, &o.limit) < 0)
                 return VL_EXIT_USAGE;
             break;
-        case 'h': q_usage(stdout); return VL_EXIT_OK;
+        case 'h': help = 1; break;
         default: q_usage(stderr); return VL_EXIT_USAGE;
         }
     }
     const char *cmd = optind < argc ? argv[optind] : NULL;
+    if (help) {
+        q_help(stdout, cmd);
+        return VL_EXIT_OK;
+    }
     const char *arg = optind + 1 < argc ? argv[optind + 1] : NULL;
     int nargs = argc - optind;
     int want = cmd && (!strcmp(cmd, "show") || !strcmp(cmd, "bounce")) ? 2 : (cmd && (!strcmp(cmd, "retry")
                || !strcmp(cmd, "purge")) ? (nargs > 1 ? 2 : 1) : 1);
-    if (!cmd || nargs != want || !q_known(cmd)) {
-        fprintf(stderr, "volley queue: %s\n",
-                !cmd ? "missing command" : "bad command or arguments");
+    if (!cmd || !q_known(cmd)) {
+        if (cmd)
+            fprintf(stderr, "volley queue: unknown command '%s'\n", cmd);
+        else
+            fprintf(stderr, "volley queue: missing command\n");
         q_usage(stderr);
+        return VL_EXIT_USAGE;
+    }
+    if (nargs != want) {
+        if (nargs > want)
+            fprintf(stderr, "volley queue %s: unexpected argument '%s'\n", cmd,
+                    argv[optind + want]);
+        else
+            fprintf(stderr, "volley queue %s: missing message ID\n", cmd);
+        q_help(stderr, cmd);
         return VL_EXIT_USAGE;
     }
     uint64_t id = 0;

@@ -1,10 +1,13 @@
 /*
  * cli_run.c - `volley run`: deliver the queue until SIGTERM/SIGINT, or with
- * --until-empty until nothing is ready or in flight.
+ * --until-empty until nothing is ready or in flight. A data directory without
+ * a queue gets an empty one (--shards N, default the number of cores), so a
+ * service can start before the first message arrives.
  */
 #include "cli.h"
 #include "cli_progress.h"
 #include "cli_queue.h"
+#include "cli_usage.h"
 #include "volley/config.h"
 #include "dns_route.h"
 #include "volley/engine.h"
@@ -22,8 +25,12 @@ static void cli_run_usage(FILE *f)
 {
     fprintf(f, "usage: volley run [--data DIR] [--until-empty] [options]\n\n"
                "Deliver the queue: until SIGTERM/SIGINT, or with --until-empty until\n"
-               "nothing is ready or in flight (deferred recipients stay queued).\n\n"
-               "options:\n%s", vl_config_usage);
+               "nothing is ready or in flight (deferred recipients stay queued).\n"
+               "Without a queue in DIR, creates an empty one (--shards N, default the\n"
+               "number of cores) and says so on stderr. With --log -, the delivery log\n"
+               "has stdout to itself: the summary goes to stderr.\n\n"
+               "options:\n");
+    cli_usage_run_options(f, "./volley-data", true);
 }
 
 /** Check the options whose values only the engine would look at (it runs
@@ -91,12 +98,19 @@ int cli_run_main(int argc, char **argv)
         return VL_EXIT_USAGE;
     }
     struct vl_queue *q = NULL;
-    if (cli_queue_open("run", cfg.data_dir, cfg.shards, VL_QUEUE_ENGINE, &q) < 0)
+    bool created = vl_queue_shards_recorded(cfg.data_dir) == VL_E_NOTFOUND;
+    if (cli_queue_open("run", cfg.data_dir, cfg.shards,
+                       VL_QUEUE_ENGINE | (created ? VL_QUEUE_CREATE : 0), &q) < 0)
         return VL_EXIT_FAIL;
+    if (created)
+        fprintf(stderr, "volley run: no queue in %s: created an empty one with %u shard%s\n",
+                cfg.data_dir, vl_queue_nshards(q), vl_queue_nshards(q) == 1 ? "" : "s");
     static atomic_bool stop;
     cli_install_stop_signals(&stop);
     struct cli_progress p;
     cli_progress_init(&p, stderr, cfg.quiet, 0);
+    if (cfg.log_path && !strcmp(cfg.log_path, "-"))
+        p.summary = stderr;                     /* stdout is the JSON log's */
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     struct vl_engine_totals tot;

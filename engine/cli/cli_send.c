@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "cli_progress.h"
 #include "cli_queue.h"
+#include "cli_usage.h"
 #include "volley/config.h"
 #include "volley/engine.h"
 #include "log.h"
@@ -27,8 +28,13 @@ static void cli_send_usage(FILE *f)
     fprintf(f, "usage: volley send [--data DIR] --from ADDR (--to ADDR ... | --rcpts FILE)\n"
                "                   [--skip-invalid] MESSAGE.eml [options]\n\n"
                "Enqueue MESSAGE.eml for the recipients (durably), then deliver until nothing\n"
-               "is ready or in flight. Deferred recipients stay queued for `volley run`.\n\n"
-               "options:\n%s", vl_config_usage);
+               "is ready or in flight. Deferred recipients stay queued for `volley run`.\n"
+               "With --log -, the delivery log has stdout to itself: the \"queued\" line and\n"
+               "the summary go to stderr.\n\n"
+               "enqueue options (volley enqueue --help): --from ADDR, --to ADDR, --rcpts FILE,\n"
+               "  --skip-invalid, --fold-local-case, --long-lines encode|refuse\n\n"
+               "options:\n");
+    cli_usage_run_options(f, "./volley-data", false);
 }
 
 int cli_send_main(int argc, char **argv)
@@ -66,7 +72,8 @@ int cli_send_main(int argc, char **argv)
         rest[k++] = shards;
     }
     memmove(rest + k, rest + 5, (size_t)rest_n * sizeof *rest);
-    int rc = cli_enqueue_main(k + rest_n, rest);
+    bool log_stdout = cfg.log_path && !strcmp(cfg.log_path, "-");
+    int rc = cli_enqueue_run(k + rest_n, rest, "send", log_stdout ? stderr : stdout);
     free(rest);
     if (rc != VL_EXIT_OK)
         return rc;
@@ -83,6 +90,8 @@ int cli_send_main(int argc, char **argv)
     cli_install_stop_signals(&stop);
     struct cli_progress p;
     cli_progress_init(&p, stderr, cfg.quiet, total);
+    if (log_stdout)
+        p.summary = stderr;                     /* stdout is the JSON log's */
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     struct vl_engine_totals tot;

@@ -7,6 +7,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#ifndef VOLLEY_VERSION
+#define VOLLEY_VERSION "0.1.0"
+#endif
+
 #pragma weak cli_run_main
 #pragma weak cli_enqueue_main
 #pragma weak cli_send_main
@@ -25,7 +29,8 @@ static void main_usage(FILE *f, const struct subcommand *cmds, size_t n)
     fputs("usage: volley <command> [options]\n\ncommands:\n", f);
     for (size_t i = 0; i < n; i++)
         fprintf(f, "  %-8s %s\n", cmds[i].name, cmds[i].usage);
-    fputs("\n'volley <command> --help' describes a command's options.\n", f);
+    fputs("\n'volley <command> --help' describes a command's options;"
+          " 'volley --version' prints the version.\n", f);
 }
 
 int main(int argc, char **argv)
@@ -34,7 +39,7 @@ int main(int argc, char **argv)
         { "run",     cli_run_main,     "deliver the queue (until SIGTERM, or --until-empty)" },
         { "enqueue", cli_enqueue_main, "queue a message for recipients, durably" },
         { "send",    cli_send_main,    "enqueue, then deliver until nothing is ready" },
-        { "queue",   cli_queue_main,   "stats | ls | show ID | retry | bounce ID | purge" },
+        { "queue",   cli_queue_main,   "stats | ls | show ID | retry | bounce ID | purge | check" },
         { "sink",    cli_sink_main,    "SMTP sink with fault injection, for tests and benches" },
         { "bench",   cli_bench_main,   "end-to-end loopback benchmark" },
     };
@@ -46,6 +51,10 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
         main_usage(stdout, cmds, n);
+        return VL_EXIT_OK;
+    }
+    if (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("volley %s\n", VOLLEY_VERSION);
         return VL_EXIT_OK;
     }
     for (size_t i = 0; i < n; i++) {

@@ -7,6 +7,7 @@
  * makes an empty line, and cannot end the header block early.
  */
 #include "msg.h"
+#include "msg_mime.h"
 
 #include "volley/error.h"
 #include "volley/limits.h"
@@ -29,6 +30,7 @@ struct msg_ctx {
     struct msg_out out;
     unsigned n_from, n_date, n_msgid;
     bool in_headers, dropping, have_field;
+    bool long_body;             /* a body line over 998 octets, to re-encode */
 };
 
 static void msg_put(struct msg_out *o, const void *src, size_t n)
@@ -135,7 +137,9 @@ static void msg_line(struct msg_ctx *c, const uint8_t *s, size_t n, unsigned lin
 {
     if (memchr(s, 0, n))
         msg_problem(c, line, "NUL octet");
-    if (n > VL_MSG_LINE_BYTES_MAX)
+    if (n > VL_MSG_LINE_BYTES_MAX && !c->in_headers && c->o->long_lines_encode)
+        c->long_body = true;
+    else if (n > VL_MSG_LINE_BYTES_MAX)
         msg_problem(c, line, "line longer than 998 octets");
     for (size_t i = 0; i < n && !c->res->is_8bit; i++)
         if (s[i] > 127)
@@ -152,6 +156,14 @@ static void msg_line(struct msg_ctx *c, const uint8_t *s, size_t n, unsigned lin
     }
     msg_put(&c->out, s, n);
     msg_put(&c->out, "\r\n", 2);
+}
+
+static bool msg_has_8bit(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] > 127)
+            return true;
+    return false;
 }
 
 int msg_normalise(const void *in, size_t len, const struct msg_opts *o, struct msg_result *out,
@@ -190,6 +202,21 @@ int msg_normalise(const void *in, size_t len, const struct msg_opts *o, struct m
     if (out->problems || c.out.oom) {
         free(c.out.p);
         return out->problems ? VL_E_INVALID : -ENOMEM;
+    }
+    if (c.long_body) {
+        uint8_t *enc = NULL;
+        size_t enc_len = 0;
+        const char *why = NULL;
+        int rc = msg_mime_encode_long(c.out.p, c.out.len, &enc, &enc_len, &out->encoded_parts,
+                                      &why);
+        free(c.out.p);
+        if (rc < 0) {
+            if (rc == VL_E_INVALID)
+                msg_problem(&c, 0, why);
+            return rc;
+        }
+        c.out.p = enc, c.out.len = enc_len;
+        out->is_8bit = msg_has_8bit(enc, enc_len);
     }
     if (c.out.len > VL_MSG_BYTES_MAX) {
         free(c.out.p);

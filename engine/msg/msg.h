@@ -9,6 +9,9 @@
  * header lines that are not "Name: value" (or a continuation), a duplicate
  * From or Date. Removed: Bcc, Return-Path. Added when missing: Date,
  * Message-ID <unique@hostname>, From (the envelope sender). PROTOCOL.md 1.5.
+ * With long_lines_encode, a body line over 998 octets is not refused: each
+ * MIME part holding one is re-encoded as quoted-printable (msg_mime.h);
+ * header lines over 998 octets are refused either way.
  */
 #ifndef VOLLEY_MSG_H
 #define VOLLEY_MSG_H
@@ -22,6 +25,7 @@ struct msg_opts {
     const char *hostname;       /* for Message-ID: and a null-sender From: */
     uint64_t unique;            /* for Message-ID: (e.g. random) */
     const char *env_from;       /* envelope sender for a missing From: ("" = null path) */
+    bool long_lines_encode;     /* re-encode parts with long body lines (else refuse) */
 };
 
 struct msg_problem {
@@ -35,6 +39,7 @@ struct msg_result {
     bool is_8bit;               /* an octet > 127: needs BODY=8BITMIME */
     bool added_date, added_msgid, added_from;
     unsigned problems;          /* total problems found (may exceed what was stored) */
+    unsigned encoded_parts;     /* MIME parts re-encoded as quoted-printable */
 };
 
 /** Validate and normalise @p len octets at @p in. Stores up to @p probs_max

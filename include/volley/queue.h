@@ -182,6 +182,13 @@ void vl_queue_close(struct vl_queue *q);
  *  VL_E_NOTFOUND / -errno. */
 int vl_queue_lock_holder(const char *dir, char *role, size_t role_cap);
 
+/** Delete the queue in @p dir: every file the queue made there (shard
+ *  directories with their LMDB files, queue.meta, the lock files), and nothing
+ *  else; @p dir itself stays. The queue must not be open (by any process).
+ *  @return 0, VL_E_NOTFOUND (no queue there) or the first -errno met (the
+ *  removal goes on past it). */
+int vl_queue_remove(const char *dir);
+
 /** The shard count recorded in @p dir, or VL_E_NOTFOUND / VL_E_CORRUPT. */
 int vl_queue_shards_recorded(const char *dir);
 

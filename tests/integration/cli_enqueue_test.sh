@@ -52,7 +52,8 @@ contains "item10 invalid from msg" err.txt "--from: invalid sender 'bad address'
 contains "item10 invalid from count" err.txt "nothing queued (1 problem)"
 check "bad message"         2 "$V" enqueue --data d --from s@x.org --to a@b.org bad.eml
 contains "bad msg line" err.txt "bad.eml:2: not a header field"
-check "long lines"          2 "$V" enqueue --data d --from s@x.org --to a@b.org long.eml
+# --long-lines encode (the default) would queue it: this checks the refusal
+check "long lines"          2 "$V" enqueue --data d --long-lines refuse --from s@x.org --to a@b.org long.eml
 contains "long first" err.txt "long.eml:3: line longer than 998 octets"
 contains "long more" err.txt "... and 5 more"
 check "first 20 only"       2 "$V" enqueue --data d --from s@x.org --rcpts many.txt m.eml

@@ -12,7 +12,8 @@
 
 #define HDRS "Date: Mon, 1 Jan 2024 00:00:00 +0000\r\nMessage-ID: <x@y>\r\nFrom: a@b.org\r\n"
 
-static const struct msg_opts OPTS = { 1700000000123ull, "mx.example.net", 0xabcdefull, "s@x.org" };
+static const struct msg_opts OPTS = { 1700000000123ull, "mx.example.net", 0xabcdefull, "s@x.org",
+                                      false };
 
 struct ok_case { const char *label; const char *in; const char *want; int is_8bit; };
 
