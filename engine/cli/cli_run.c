@@ -68,6 +68,23 @@ int cli_check_config(const struct vl_config *cfg, const char *cmd)
     return 0;
 }
 
+/** After the engine: if outcomes could not be recorded (commits failed until
+ *  the engine gave up), say so and what happens to those recipients. Shared
+ *  with send. */
+void cli_report_uncommitted(const char *cmd, const struct vl_config *cfg,
+                            const struct vl_engine_totals *t, int rc)
+{
+    if (!t->uncommitted)
+        return;
+    fprintf(stderr, "volley %s: gave up: could not record %llu recipient outcome%s in the queue "
+            "(%s; commits failed for up to --commit-giveup %llums). Those recipients were not "
+            "logged and stay queued: they will be retried by the next run, and their remote "
+            "may already have them (a 250 not recorded is delivered again)\n", cmd,
+            (unsigned long long)t->uncommitted, t->uncommitted == 1 ? "" : "s",
+            rc < 0 ? vl_strerror(rc) : "not committed",
+            (unsigned long long)cfg->commit_giveup_ms);
+}
+
 int cli_run_main(int argc, char **argv)
 {
     static struct vl_config cfg;
@@ -119,7 +136,8 @@ int cli_run_main(int argc, char **argv)
     double el = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     cli_progress_summary(&p, &tot, el);
     vl_queue_close(q);
-    if (rc < 0) {
+    cli_report_uncommitted("run", &cfg, &tot, rc);
+    if (rc < 0 || tot.uncommitted) {
         fprintf(stderr, "volley run: %s\n", vl_strerror(rc));
         return VL_EXIT_FAIL;
     }

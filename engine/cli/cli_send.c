@@ -22,6 +22,8 @@
 #include <time.h>
 
 int cli_check_config(const struct vl_config *cfg, const char *cmd);
+void cli_report_uncommitted(const char *cmd, const struct vl_config *cfg,
+                            const struct vl_engine_totals *t, int rc);
 
 static void cli_send_usage(FILE *f)
 {
@@ -100,7 +102,8 @@ int cli_send_main(int argc, char **argv)
     double el = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     cli_progress_summary(&p, &tot, el);
     vl_queue_close(q);
-    if (rc < 0) {
+    cli_report_uncommitted("send", &cfg, &tot, rc);
+    if (rc < 0 || tot.uncommitted) {
         fprintf(stderr, "volley send: %s\n", vl_strerror(rc));
         return VL_EXIT_FAIL;
     }

@@ -2,15 +2,29 @@
  * commit.c - the committer thread and what the shard does around a commit
  * (see commit.h): outcomes + DSNs in one queue transaction, then the log.
  *
- * One DSN per message per kind in a commit: the ledger holds an attempt's
- * outcomes back until the attempt is done, so they arrive together.
- * Diagnostics: evt=commit_failed (the commit is not durable: nothing is
- * logged, the leases go back to the queue, at-least-once).
+ * One DSN per message per kind in a commit, naming every recipient of it
+ * reported there: the ledger holds an attempt's outcomes back until the
+ * attempt is done, so they arrive together; outcomes are grouped by message
+ * id, so attempts of one message in one commit share a DSN too.
+ *
+ * A failed commit keeps its slot: the outcomes stay owned here, their
+ * leases stay held (nothing is leased again while pending), and the same
+ * commit is tried again after COMMIT_RETRY_MS_MIN, doubling to _MAX; the
+ * shard leases nothing and starts no attempt meanwhile (commit_failing).
+ * After cfg->commit_giveup_ms of failures the committer gives up and the
+ * shard stops: the outcomes were never recorded, so their recipients are
+ * leased again by the next run (the remote may already have them: the
+ * documented at-least-once window). A commit refused COMMIT_POISON_TRIES
+ * times in a row as VL_E_INVALID / VL_E_TOOBIG is tried without its DSNs
+ * (each logged evt=dsn_failed): one bad DSN cannot block the outcomes.
+ * Diagnostics: evt=commit_failed (every failed try), commit_recovered,
+ * commit_gave_up, dsn_failed.
  */
 #include "commit.h"
 
 #include "clock.h"
 #include "dsn.h"
+#include "volley/addr.h"
 #include "volley/error.h"
 
 #include <errno.h>
@@ -29,25 +43,29 @@ static bool commit_outcome_reported(const struct ledger_outcome *e, bool delayed
     return delayed ? e->warn : commit_outcome_failed(e);
 }
 
-/* One DSN per message covering its recipients that failed in this commit
- * (or, @p delayed, one delay notice for those owed one). */
-static void commit_dsn_for_msg(struct committer *com, const struct ledger_outcome *outcomes,
-                               uint32_t count, size_t first, bool delayed)
+static void commit_dsn_failed(const struct committer *com, uint64_t msg_id, unsigned rcpts,
+                              bool delayed, int err)
+{
+    vl_log(VL_LOG_ERROR, "evt=dsn_failed shard=%u msg=%016llx rcpts=%u kind=%s err=\"%s\"",
+           com->shard_idx, (unsigned long long)msg_id, rcpts, delayed ? "delayed" : "failed",
+           vl_strerror(err));
+}
+
+/* One DSN for the @p n outcomes @p idx (one message, reported in this commit
+ * as failed, or @p delayed owed a delay notice). @return 0 (built, or logged
+ * and left out) or -ENOMEM. */
+static int commit_dsn_for_msg(struct committer *com, const struct ledger_outcome *outcomes,
+                              const uint32_t *idx, uint32_t n, bool delayed, uint64_t now)
 {
     struct commit_dsns *b = com->slot.dsn;
     const struct vl_config *cfg = com->cfg;
-    const struct vl_queue_msg *m = outcomes[first].msg;
-    if (m->return_path_len == 0 || b->count == VL_DSNS_PER_COMMIT_MAX)
-        return;                    /* null reverse-path: never a DSN (no loops) */
-    struct dsn_rcpt rs[VL_SMTP_RCPTS_PER_TXN_MAX];
-    unsigned n = 0;
-    uint64_t now = vl_clock_wall_ms();
-    for (size_t i = first; i < count && n < VL_SMTP_RCPTS_PER_TXN_MAX; i++) {
-        const struct ledger_outcome *e = &outcomes[i];
-        if (e->msg != m || !commit_outcome_reported(e, delayed))
-            continue;
+    const struct vl_queue_msg *m = outcomes[idx[0]].msg;
+    vl_assert(n > 0 && n <= LEDGER_OUTCOMES_MAX);
+    vl_assert(b->count < LEDGER_OUTCOMES_MAX);
+    for (uint32_t j = 0; j < n; j++) {
+        const struct ledger_outcome *e = &outcomes[idx[j]];
         bool expired = e->o.state == VL_RCPT_EXPIRED;
-        rs[n++] = (struct dsn_rcpt){
+        b->rs[j] = (struct dsn_rcpt){
             .addr = e->rcpt->addr, .action = delayed ? DSN_ACTION_DELAYED : DSN_ACTION_FAILED,
             .retry_until_ms = delayed ? (int64_t)(m->created_ms + cfg->age_ms_max) : 0,
             .status = expired && e->status[0] != '5' ? (e->status[0] == '4' ? e->status : "4.4.7")
@@ -59,9 +77,109 @@ static void commit_dsn_for_msg(struct committer *com, const struct ledger_outcom
     }
     size_t k = b->count;
     uint64_t unique = (com->dsn_seq++ << 8) | com->shard_idx;
-    if (dsn_for_message(m, cfg->ehlo_name, rs, n, (int64_t)now, unique, &b->bodies[k],
-                        &b->rcpt[k], &b->m[k]) == 0)
-        b->count++;
+    int rc = dsn_for_message(m, cfg->ehlo_name, b->rs, n, (int64_t)now, unique, &b->bodies[k],
+                             &b->rcpt[k], &b->m[k]);
+    if (rc == -ENOMEM)
+        return rc;
+    struct vl_addr a;
+    if (rc == 0 && b->m[k].body_len > VL_MSG_BYTES_MAX)
+        rc = VL_E_TOOBIG;          /* the queue would refuse it: and the whole commit */
+    else if (rc == 0 && vl_addr_parse(b->rcpt[k], strlen(b->rcpt[k]), &a, NULL) < 0)
+        rc = VL_E_INVALID;
+    if (rc < 0) {
+        free(b->bodies[k]);
+        b->bodies[k] = NULL;
+        commit_dsn_failed(com, m->id, n, delayed, rc);
+        return 0;
+    }
+    b->msg_id[k] = m->id;
+    b->delayed[k] = delayed;
+    b->count++;
+    return 0;
+}
+
+/* By message id, then position: a message's recipients in commit order. */
+static int commit_order_cmp(const void *pa, const void *pb, void *arg)
+{
+    const struct ledger_outcome *o = arg;
+    uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
+    uint64_t ia = o[a].msg->id, ib = o[b].msg->id;
+    if (ia != ib)
+        return ia < ib ? -1 : 1;
+    return a < b ? -1 : a > b;
+}
+
+static void commit_dsns_clear(struct commit_dsns *b)
+{
+    for (size_t k = 0; k < b->count; k++) {
+        free(b->bodies[k]);
+        b->bodies[k] = NULL;
+    }
+    b->count = 0;
+}
+
+int commit_dsns_build(struct committer *com, const struct ledger_outcome *outcomes,
+                      uint32_t count)
+{
+    struct commit_dsns *b = com->slot.dsn;
+    vl_assert(b->count == 0);
+    vl_assert(count <= LEDGER_OUTCOMES_MAX);
+    uint64_t now = vl_clock_wall_ms();
+    for (int kind = 0; kind < 2; kind++) {     /* failures, then delay notices */
+        bool delayed = kind == 1;
+        uint32_t n = 0;
+        for (uint32_t i = 0; i < count; i++)   /* null reverse-path: never a DSN (no loops) */
+            if (commit_outcome_reported(&outcomes[i], delayed) && outcomes[i].msg->return_path_len)
+                b->order[n++] = i;
+        qsort_r(b->order, n, sizeof *b->order, commit_order_cmp, (void *)outcomes);
+        for (uint32_t g = 0, e; g < n; g = e) {
+            uint64_t id = outcomes[b->order[g]].msg->id;
+            for (e = g + 1; e < n && outcomes[b->order[e]].msg->id == id; e++)
+                ;
+            if (commit_dsn_for_msg(com, outcomes, b->order + g, e - g, delayed, now) < 0) {
+                commit_dsns_clear(b);
+                return -ENOMEM;
+            }
+        }
+    }
+    return 0;
+}
+
+int commit_dsns_alloc(struct commit_dsns **out)
+{
+    struct commit_dsns *b = calloc(1, sizeof *b);
+    *out = NULL;
+    if (!b)
+        return -ENOMEM;
+    b->m = calloc(LEDGER_OUTCOMES_MAX, sizeof *b->m);
+    b->bodies = calloc(LEDGER_OUTCOMES_MAX, sizeof *b->bodies);
+    b->rcpt = calloc(LEDGER_OUTCOMES_MAX, sizeof *b->rcpt);
+    b->msg_id = calloc(LEDGER_OUTCOMES_MAX, sizeof *b->msg_id);
+    b->rs = calloc(LEDGER_OUTCOMES_MAX, sizeof *b->rs);
+    b->order = calloc(LEDGER_OUTCOMES_MAX, sizeof *b->order);
+    b->delayed = calloc(LEDGER_OUTCOMES_MAX, sizeof *b->delayed);
+    if (!b->m || !b->bodies || !b->rcpt || !b->msg_id || !b->rs || !b->order || !b->delayed) {
+        commit_dsns_free(b);
+        return -ENOMEM;
+    }
+    *out = b;
+    return 0;
+}
+
+void commit_dsns_free(struct commit_dsns *b)
+{
+    if (!b)
+        return;
+    if (b->bodies)
+        commit_dsns_clear(b);
+    free(b->m);
+    free(b->bodies);
+    free(b->rcpt);
+    free(b->msg_id);
+    free(b->rs);
+    free(b->order);
+    free(b->delayed);
+    free(b);
 }
 
 static void commit_log_outcome(struct committer *com, const struct ledger_outcome *e)
@@ -96,28 +214,23 @@ static void commit_count(struct committer *com, const struct ledger_outcome *e)
         atomic_fetch_add_explicit(&c->ambiguous, 1, memory_order_relaxed);
 }
 
-void commit_start(struct committer *com)
+/* Hand the slot to the committer thread, its DSNs built first (again, if
+ * an earlier try ran out of memory building them). */
+static void commit_failed(struct committer *com, int rc);
+
+static void commit_submit(struct committer *com)
 {
-    if (!ledger_has_ready(com->ledger) || com->busy)
-        return;
     struct commit_slot *c = &com->slot;
-    c->count = ledger_take_ready(com->ledger, &c->outcomes);
-    vl_assert(c->count > 0);
-    c->dsn->count = 0;
-    for (uint32_t i = 0; i < c->count; i++) {
-        c->outs[i] = c->outcomes[i].o;
-        for (int kind = 0; kind < 2; kind++) {     /* failures, then delay notices */
-            bool delayed = kind == 1;
-            if (!commit_outcome_reported(&c->outcomes[i], delayed))
-                continue;
-            bool first = true;     /* first such outcome of its message in this commit */
-            for (uint32_t k = 0; k < i && first; k++)
-                first = !(c->outcomes[k].msg == c->outcomes[i].msg
-                          && commit_outcome_reported(&c->outcomes[k], delayed));
-            if (first)
-                commit_dsn_for_msg(com, c->outcomes, c->count, i, delayed);
+    vl_assert(!com->busy && c->count > 0);
+    if (!c->dsns_built && !c->dsns_dropped) {
+        int rc = commit_dsns_build(com, c->outcomes, c->count);
+        if (rc < 0) {
+            commit_failed(com, rc);    /* back-pressure: keep the outcomes, try later */
+            return;
         }
+        c->dsns_built = true;
     }
+    c->extra_n = c->dsns_dropped ? 0 : c->dsn->count;
     com->busy = true;
     pthread_mutex_lock(&com->mu);
     com->todo = c;
@@ -125,29 +238,114 @@ void commit_start(struct committer *com)
     pthread_mutex_unlock(&com->mu);
 }
 
-/* Shard thread: the committer is done with the slot: log, count, release. */
+void commit_start(struct committer *com)
+{
+    if (com->busy || com->gave_up)
+        return;
+    if (com->failing) {
+        if (vl_clock_mono_ms() >= com->retry_at_ms)
+            commit_submit(com);
+        return;
+    }
+    if (!ledger_has_ready(com->ledger))
+        return;
+    struct commit_slot *c = &com->slot;
+    c->count = ledger_take_ready(com->ledger, &c->outcomes);
+    vl_assert(c->count > 0);
+    c->dsns_built = c->dsns_dropped = false;
+    vl_assert(c->dsn->count == 0);
+    for (uint32_t i = 0; i < c->count; i++)
+        c->outs[i] = c->outcomes[i].o;
+    commit_submit(com);
+}
+
+int64_t commit_retry_wait_ms(const struct committer *com)
+{
+    if (!com->failing || com->gave_up)
+        return -1;
+    uint64_t now = vl_clock_mono_ms();
+    return com->retry_at_ms > now ? (int64_t)(com->retry_at_ms - now) : 0;
+}
+
+uint32_t commit_pending(const struct committer *com)
+{
+    return com->slot.count;
+}
+
+/* Poison: the queue keeps refusing this commit as invalid or too big; the
+ * outcomes are checked, so a DSN is to blame: commit without them, loudly. */
+static void commit_drop_dsns(struct committer *com, int rc)
+{
+    struct commit_dsns *b = com->slot.dsn;
+    for (size_t k = 0; k < b->count; k++)
+        commit_dsn_failed(com, b->msg_id[k], 0, b->delayed[k], rc);
+    commit_dsns_clear(b);
+    com->slot.dsns_built = false;
+    com->slot.dsns_dropped = true;
+}
+
+/* Shard thread: the slot's commit failed with @p rc. Keep it (outcomes,
+ * leases, DSNs) and set its retry; or give up after cfg->commit_giveup_ms. */
+static void commit_failed(struct committer *com, int rc)
+{
+    struct commit_slot *c = &com->slot;
+    uint64_t now = vl_clock_mono_ms();
+    vl_assert(rc < 0 && c->count > 0);
+    if (!com->failing) {
+        com->failing = true;
+        com->fail_since_ms = now;
+        com->retry_ms = COMMIT_RETRY_MS_MIN;
+        com->fail_count = com->poison_count = 0;
+    }
+    com->fail_count++;
+    com->err_last = rc;
+    bool poison = rc == VL_E_INVALID || rc == VL_E_TOOBIG;
+    com->poison_count = poison ? com->poison_count + 1 : 0;
+    atomic_fetch_add_explicit(&com->ctr->commit_errors, 1, memory_order_relaxed);
+    uint64_t failing_ms = now - com->fail_since_ms;
+    vl_log(VL_LOG_ERROR, "evt=commit_failed shard=%u outcomes=%u dsns=%zu try=%u failing_ms=%llu "
+           "retry_ms=%llu err=\"%s\"", com->shard_idx, c->count, c->extra_n, com->fail_count,
+           (unsigned long long)failing_ms, (unsigned long long)com->retry_ms, vl_strerror(rc));
+    if (poison && com->poison_count >= COMMIT_POISON_TRIES && c->dsns_built && c->dsn->count)
+        commit_drop_dsns(com, rc);
+    if (failing_ms >= com->cfg->commit_giveup_ms) {
+        com->gave_up = true;
+        vl_log(VL_LOG_ERROR, "evt=commit_gave_up shard=%u outcomes=%u failing_ms=%llu "
+               "err=\"%s\"", com->shard_idx, c->count, (unsigned long long)failing_ms,
+               vl_strerror(rc));
+        return;
+    }
+    com->retry_at_ms = now + com->retry_ms;
+    com->retry_ms = com->retry_ms * 2 > COMMIT_RETRY_MS_MAX ? COMMIT_RETRY_MS_MAX
+                                                            : com->retry_ms * 2;
+}
+
+/* Shard thread: the committer is done with the slot: log, count, release;
+ * or keep it for a retry. */
 static void commit_finish(struct committer *com)
 {
     struct commit_slot *c = &com->slot;
-    int rc = c->rc;
-    for (size_t k = 0; k < c->dsn->count; k++)
-        free(c->dsn->bodies[k]);
-    if (rc < 0) {
-        /* Not durable: log nothing, keep nothing. The leases are dropped, so
-         * these recipients are leased again (at-least-once). */
-        atomic_fetch_add_explicit(&com->ctr->commit_errors, 1, memory_order_relaxed);
-        vl_log(VL_LOG_ERROR, "evt=commit_failed shard=%u outcomes=%u err=\"%s\"",
-               com->shard_idx, c->count, vl_strerror(rc));
-    } else {
-        atomic_fetch_add_explicit(&com->ctr->dsns, c->dsn->count, memory_order_relaxed);
-        for (uint32_t i = 0; i < c->count; i++) {
-            commit_log_outcome(com, &c->outcomes[i]);
-            commit_count(com, &c->outcomes[i]);
-        }
+    vl_assert(com->busy);
+    com->busy = false;
+    if (c->rc < 0) {
+        commit_failed(com, c->rc);
+        return;
+    }
+    if (com->failing) {
+        vl_log(VL_LOG_WARN, "evt=commit_recovered shard=%u outcomes=%u tries=%u failing_ms=%llu",
+               com->shard_idx, c->count, com->fail_count + 1,
+               (unsigned long long)(vl_clock_mono_ms() - com->fail_since_ms));
+        com->failing = false;
+    }
+    atomic_fetch_add_explicit(&com->ctr->dsns, c->extra_n, memory_order_relaxed);
+    commit_dsns_clear(c->dsn);
+    for (uint32_t i = 0; i < c->count; i++) {
+        commit_log_outcome(com, &c->outcomes[i]);
+        commit_count(com, &c->outcomes[i]);
     }
     ledger_committed(com->ledger, c->outcomes, c->count);
     c->count = 0;
-    com->busy = false;
+    c->dsns_built = c->dsns_dropped = false;
     vl_dlog_flush(com->dlog);
     ledger_leases_release(com->ledger, com->qs);
 }
@@ -179,7 +377,7 @@ static void *commit_thread_main(void *arg)
         com->todo = NULL;
         pthread_mutex_unlock(&com->mu);
         uint64_t t0 = vl_clock_mono_ms();
-        c->rc = vl_queue_complete_async(com->qs, c->outs, c->count, c->dsn->m, c->dsn->count,
+        c->rc = vl_queue_complete_async(com->qs, c->outs, c->count, c->dsn->m, c->extra_n,
                                         vl_clock_wall_ms());
         pthread_mutex_lock(&com->mu);
         com->commits++;
@@ -196,8 +394,7 @@ static void *commit_thread_main(void *arg)
 int commit_init(struct committer *com)
 {
     com->slot.outs = calloc(LEDGER_OUTCOMES_MAX, sizeof *com->slot.outs);
-    com->slot.dsn = calloc(1, sizeof *com->slot.dsn);
-    if (!com->slot.outs || !com->slot.dsn)
+    if (!com->slot.outs || commit_dsns_alloc(&com->slot.dsn) < 0)
         return -ENOMEM;
     pthread_mutex_init(&com->mu, NULL);
     pthread_cond_init(&com->cv, NULL);
@@ -221,7 +418,7 @@ void commit_fini(struct committer *com)
         com->started = false;
     }
     free(com->slot.outs);
-    free(com->slot.dsn);
+    commit_dsns_free(com->slot.dsn);
     com->slot.outs = NULL;
     com->slot.dsn = NULL;
 }

@@ -17,6 +17,7 @@ struct deliver_counters {
     _Atomic uint64_t inflight;               /* ledger.c: leased, outcome not committed */
     _Atomic uint64_t conns, txns;            /* route.c: connections, SMTP transactions */
     _Atomic uint64_t dsns, commit_errors;    /* commit.c */
+    _Atomic uint64_t uncommitted;            /* shard.c, at exit: outcomes never recorded */
 };
 
 #endif

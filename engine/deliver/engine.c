@@ -66,6 +66,7 @@ static void engine_totals(struct engine_shard *es, unsigned n, struct vl_engine_
         t->txns += atomic_load(&c->txns);
         t->dsns += atomic_load(&c->dsns);
         t->commit_errors += atomic_load(&c->commit_errors);
+        t->uncommitted += atomic_load(&c->uncommitted);
     }
 }
 

@@ -232,7 +232,7 @@ static void route_host_pump(struct route *r, struct host *h)
             }
             return;
         }
-        while (h->pending && h->idle) {
+        while (h->pending && h->idle && !r->paused) {
             struct session *s = h->idle;
             h->idle = session_pool_next(s);
             session_pool_link(s, NULL);
@@ -245,7 +245,7 @@ static void route_host_pump(struct route *r, struct host *h)
          * with healthy ones, the host has shown its connection cap. */
         while (!(h->fail_code && (h->healthy > 0 || h->opening > 0))
                && h->pending_count > h->opening
-               && h->active < r->cfg->conns_per_dest_max && !r->stopping) {
+               && h->active < r->cfg->conns_per_dest_max && !r->stopping && !r->paused) {
             int rc = route_host_open(r, h);
             if (rc == 0)
                 continue;
@@ -485,7 +485,7 @@ static enum session_next route_on_ready(void *ctx, struct session *s, struct hos
     h->fail_count = 0;
     h->fail_until_ms = 0;
     bool used_up = attempts_done >= r->cfg->msgs_per_conn_max;
-    if (!r->stopping && !used_up && h->pending) {
+    if (!r->stopping && !r->paused && !used_up && h->pending) {
         *next = route_host_pop(h);
         (*next)->tls = session_tls(s);
         return SESSION_NEXT_BEGIN;
@@ -630,6 +630,11 @@ void route_drain(struct route *r)
 {
     r->draining = true;
     route_quit_idle_all(r);
+}
+
+void route_pause(struct route *r, bool on)
+{
+    r->paused = on;
 }
 
 void route_stop(struct route *r)

@@ -76,6 +76,7 @@ struct route {
     struct session_env sess;       /* owner: this route */
     bool stopping;                 /* route_stop(): open nothing, pool nothing */
     bool draining;                 /* route_drain(): pool nothing */
+    bool paused;                   /* route_pause(): start no attempt, open nothing */
     uint32_t sessions;             /* open, all hosts */
     struct domain **dom_tab;       /* hash of domains */
     uint32_t dom_count;
@@ -94,6 +95,10 @@ void route_fini(struct route *r);
 void route_attempt(struct route *r, struct attempt *a);
 /** Nothing left to lease (--until-empty): QUIT pooled sessions, pool no more. */
 void route_drain(struct route *r);
+/** @p on: start no attempt and open no connection (commits are failing);
+ *  attempts already running finish. The caller abandons what waits
+ *  (route_abandon_pending). @p on false: go on as before. */
+void route_pause(struct route *r, bool on);
 /** Stop: QUIT pooled sessions, open none, abandon attempts not started. */
 void route_stop(struct route *r);
 /** While stopping: abandon attempts that reached a host since (DNS answers). */

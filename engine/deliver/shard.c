@@ -8,6 +8,13 @@
  * transaction (with the DSNs they imply) while the reactor keeps running;
  * their delivery-log lines are written once durable (commit.h).
  *
+ * While a commit fails (commit.c retries it with backoff) the shard leases
+ * nothing and starts no attempt: what waits is abandoned (its recipients
+ * stay in the queue, unsent), running attempts finish and their outcomes
+ * queue behind the failing commit. If the committer gives up, the shard
+ * stops like on SIGTERM, tells the other shards to stop, and returns the
+ * commit error; the outcomes never recorded are counted (uncommitted).
+ *
  * Diagnostics: evt=reactor_init_failed, lease_failed, reactor_failed,
  * stop_timeout, shard_done.
  */
@@ -26,8 +33,9 @@ static int shard_lease(struct shard *sh)
 {
     struct ledger *l = &sh->ledger;
     uint64_t now = vl_clock_mono_ms();
-    if (l->inflight >= VL_INFLIGHT_RCPTS_PER_SHARD_MAX / 2 || now < sh->next_lease_ms)
-        return 0;
+    if (l->inflight >= VL_INFLIGHT_RCPTS_PER_SHARD_MAX / 2 || now < sh->next_lease_ms
+        || sh->com.failing)
+        return 0;                  /* full, not due, or commits failing: nothing new */
     size_t max = VL_INFLIGHT_RCPTS_PER_SHARD_MAX - l->inflight;
     if (max > VL_LEASE_RCPTS_MAX)
         max = VL_LEASE_RCPTS_MAX;
@@ -87,6 +95,8 @@ static int shard_lease(struct shard *sh)
 
 static bool shard_done(struct shard *sh)
 {
+    if (sh->com.gave_up)           /* what is not recorded stays queued */
+        return sh->route.sessions == 0 && !sh->com.busy;
     if (sh->ledger.inflight || sh->ledger.outcome_count || sh->route.sessions || sh->com.busy)
         return false;
     return sh->stopping || (sh->cfg->until_empty && sh->draining);
@@ -94,13 +104,16 @@ static bool shard_done(struct shard *sh)
 
 static int shard_wait_ms(struct shard *sh)
 {
-    if (ledger_has_ready(&sh->ledger) && !sh->com.busy)
+    if (ledger_has_ready(&sh->ledger) && !sh->com.busy && !sh->com.failing)
         return 0;
     int wait = 100;
+    int64_t retry = commit_retry_wait_ms(&sh->com);
+    if (retry >= 0 && retry < wait)
+        wait = (int)retry;
     int64_t d = dns_next_timeout_ms(sh->route.dns);
     if (d >= 0 && d < wait)
         wait = (int)d;
-    if (!sh->stopping && !sh->draining
+    if (!sh->stopping && !sh->draining && !sh->com.failing
         && sh->ledger.inflight < VL_INFLIGHT_RCPTS_PER_SHARD_MAX / 2) {
         uint64_t now = vl_clock_mono_ms();
         int until = sh->next_lease_ms > now ? (int)(sh->next_lease_ms - now) : 0;
@@ -108,6 +121,21 @@ static int shard_wait_ms(struct shard *sh)
             wait = until;
     }
     return wait;
+}
+
+/* Follow the committer: pause the routes while its commit fails (and drop
+ * what waits: never sent, so leasable again later), resume once it is
+ * through. */
+static void shard_commit_state(struct shard *sh)
+{
+    if (sh->com.failing) {
+        route_pause(&sh->route, true);
+        route_abandon_pending(&sh->route);
+        ledger_leases_release(&sh->ledger, sh->qs);
+    } else if (sh->route.paused) {
+        route_abandon_pending(&sh->route);  /* what came in since the last turn */
+        route_pause(&sh->route, false);
+    }
 }
 
 static int shard_loop(struct shard *sh)
@@ -137,6 +165,13 @@ static int shard_loop(struct shard *sh)
         if (dns_busy(sh->route.dns))
             dns_process_timeouts(sh->route.dns, vl_clock_mono_ms());
         commit_start(&sh->com);
+        shard_commit_state(sh);
+        if (sh->com.gave_up && !sh->stopping) {
+            sh->stopping = true;   /* like SIGTERM, and the other shards stop too */
+            stop_seen_ms = vl_clock_mono_ms();
+            atomic_store_explicit(sh->stop, true, memory_order_relaxed);
+            route_stop(&sh->route);
+        }
         if (sh->stopping) {
             route_abandon_pending(&sh->route);     /* e.g. DNS answers that came in since */
             ledger_leases_release(&sh->ledger, sh->qs);
@@ -147,6 +182,8 @@ static int shard_loop(struct shard *sh)
             return VL_E_TIMEOUT;   /* uncommitted leases are simply ready again */
         }
     }
+    if (sh->com.gave_up)
+        return sh->com.err_last;
     vl_log_at(VL_LOG_INFO, "evt=shard_done shard=%u turns=%llu commits=%llu commit_ms=%llu",
               sh->idx, (unsigned long long)sh->turns, (unsigned long long)sh->com.commits,
               (unsigned long long)(sh->com.commit_us / 1000u));
@@ -178,6 +215,10 @@ int shard_run(struct shard *sh)
                         sh->ctr);
     if (rc == 0)
         rc = shard_loop(sh);
+    uint64_t uncommitted = sh->ledger.outcome_count;
+    if (sh->com.failing || sh->com.busy)
+        uncommitted += commit_pending(&sh->com);
+    atomic_store_explicit(&sh->ctr->uncommitted, uncommitted, memory_order_relaxed);
     commit_fini(&sh->com);         /* waits for a commit in flight */
     vl_dlog_flush(&sh->dlog);
     route_fini(&sh->route);

@@ -40,6 +40,8 @@ const char vl_config_usage[] =
     "                          check, else plaintext) or 'none' (never)\n"
     "  --until-empty           exit once nothing is ready or in flight\n"
     "  --quiet                 no progress output\n"
+    "  --commit-giveup DURATION  stop (exit 1) once outcomes could not be recorded for\n"
+    "                          this long; they are retried with backoff until then (default 5m)\n"
     "DURATION: a number of seconds, or with a unit: 250ms, 30s, 5m, 1h, 5d.\n";
 
 void vl_config_defaults(struct vl_config *c)
@@ -58,6 +60,7 @@ void vl_config_defaults(struct vl_config *c)
     c->connect_ms_timeout = 30000;
     c->timeout_scale = 1.0;
     c->host_fail_ms_min = 30000;
+    c->commit_giveup_ms = 5ull * 60 * 1000;
     if (gethostname(c->ehlo_buf, sizeof c->ehlo_buf - 1) != 0 || !c->ehlo_buf[0])
         strcpy(c->ehlo_buf, "localhost");
     c->ehlo_name = c->ehlo_buf;
@@ -186,6 +189,7 @@ static const struct config_opt config_opts[] = {
     { "--listen",          CK_HOSTPORT, OFF(listen), 0, 0 },
     { "--until-empty",     CK_FLAG,     OFF(until_empty), 0, 0 },
     { "--quiet",           CK_FLAG,     OFF(quiet), 0, 0 },
+    { "--commit-giveup",   CK_DUR,      OFF(commit_giveup_ms), 0, 0 },
 };
 #undef OFF
 

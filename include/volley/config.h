@@ -51,6 +51,7 @@ struct vl_config {
     const char *ehlo_name;            /* default: gethostname() */
     const char *listen;               /* injection listener ADDR:PORT (run) or NULL */
     enum vl_tls_level tls_level;      /* --tls none|may; default may */
+    uint64_t commit_giveup_ms;        /* --commit-giveup: stop after commits fail this long; 5m */
     char ehlo_buf[256];
 };
 

@@ -21,6 +21,8 @@
 struct vl_engine_totals {
     uint64_t delivered, deferred, bounced, expired, ambiguous;
     uint64_t leased, inflight, conns, txns, dsns, commit_errors;
+    uint64_t uncommitted;    /* outcomes never recorded (commits failed until the
+                                engine gave up): those recipients stay queued */
 };
 
 /** Called on the calling thread about every @p interval_ms given to run. */

@@ -34,7 +34,6 @@
 #define VL_HOSTS_PER_SHARD_MAX        65536u  /* policy: MX addresses a shard remembers */
 #define VL_DOMAINS_PER_SHARD_MAX     262144u  /* policy: destination domains a shard remembers */
 #define VL_ROUTE_ADDRS_PER_DOMAIN_MAX    32u  /* policy: host addresses tried per domain */
-#define VL_DSNS_PER_COMMIT_MAX         1024u  /* policy: DSNs enqueued by one outcome commit */
 #define VL_SHARDS_MAX                   256u
 #define VL_MSG_BYTES_MAX       (64u << 20)    /* policy: largest message accepted, 64 MiB */
 #define VL_RCPTS_PER_MSG_MAX        1000000u  /* policy: recipients of one enqueued message */
@@ -55,8 +54,6 @@ _Static_assert(VL_SESSIONS_PER_SHARD_MAX + VL_RX_HANDLES_SPARE <= VL_RX_HANDLES_
 _Static_assert(VL_DNS_FDS_PER_SHARD_MAX + 1u <= VL_RX_HANDLES_SPARE, "c-ares fds + the wake fd");
 _Static_assert(VL_LEASE_RCPTS_MAX <= VL_INFLIGHT_RCPTS_PER_SHARD_MAX,
                "one lease fits the in-flight window");
-_Static_assert(VL_DSNS_PER_COMMIT_MAX <= VL_INFLIGHT_RCPTS_PER_SHARD_MAX,
-               "at most one DSN per committed outcome");
 _Static_assert(VL_ROUTE_ADDRS_PER_DOMAIN_MAX <= VL_DNS_MX_HOSTS_MAX * VL_DNS_ADDRS_PER_HOST_MAX,
                "a domain's addresses come from one DNS answer");
 _Static_assert(VL_SMTP_REPLY_LINE_BYTES_MAX >= 512u, "below the RFC 5321 minimum");
