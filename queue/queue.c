@@ -145,11 +145,17 @@ static int queue_lock_take(struct vl_queue *q, const char *role)
         close(fd);
         return rc;
     }
+    /* The flock is the lock; "PID ROLE" only names the holder. On a full disk
+     * the name cannot be written: the engine must still start (to deliver and
+     * free space), and a second taker then hears "pid unknown". */
     int n = snprintf(buf, sizeof buf, "%d %s\n", (int)getpid(), role);
     if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t)n, 0) != n) {
         int rc = -errno;
-        close(fd);
-        return rc;
+        if (rc != -ENOSPC && rc != -EDQUOT) {
+            close(fd);
+            return rc;
+        }
+        if (ftruncate(fd, 0) != 0) { /* best effort: an empty file names nobody */ }
     }
     vl_assert(q->lock_fd < 0);
     q->lock_fd = fd;
