@@ -1,0 +1,212 @@
+"""deliver_limits.py - issue 9 ("Never lose, never double"), items 7 and 8,
+end to end through dnsmasq:
+
+item7: a local cap makes work wait, never fail. Many domains at once with
+the resolver's in-flight cap lowered to 1 (--dns-inflight-max, a test/tuning
+option): every recipient is delivered on its first attempt and nothing is
+logged "deferred" (the old code deferred 451 4.4.3 "cannot resolve").
+
+item8: large mail to a slow receiver. A small Python SMTP server here reads
+an 8 MB body slowly: the whole body takes longer than the (scaled) 3-minute
+data-block deadline, yet every block makes progress, so it is delivered
+(RFC 5321 4.5.3.2.5: the deadline is per send, not for the whole body). A
+server that answers the final dot with a malformed or an over-long reply
+leaves the same doubt as a dropped connection: logged "ambiguous", deferred,
+and delivered on the retry.
+
+Every wait is bounded; every process is started here and stopped by PID or
+by closing its socket. Run one case with DELIVER_CASE=name."""
+import os
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from volley_lib import check, by_event, message, run_cases  # noqa: E402
+
+MX_IP = "127.0.0.2"
+SERVER_IO_TIMEOUT_S = 20.0
+
+
+class SlowServer:
+    """A one-thread-per-connection SMTP receiver on MX_IP:port (free port).
+    mode: "ok" (250 after the dot), "malformed" (a multi-line reply whose code
+    changes), "overlong" (one 250 line of 6000 octets, over the 4096 cap). Reads the body in
+    chunk-byte pieces with pause_s between them (a slow reader). Records the
+    messages received (bytes of the body) and the seconds each body took."""
+
+    def __init__(self, mode="ok", chunk=16384, pause_s=0.0, rcvbuf=None):
+        self.mode, self.chunk, self.pause_s = mode, chunk, pause_s
+        self.bodies, self.body_secs, self.errors = [], [], []
+        self.lock = threading.Lock()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if rcvbuf:   # inherited by accepted sockets: a small window makes the sender wait
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.bind((MX_IP, 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.stopping = False
+        self.thread = threading.Thread(target=self.accept_loop, daemon=True)
+        self.thread.start()
+
+    def accept_loop(self):
+        while not self.stopping:
+            try:
+                c, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def serve(self, c):
+        c.settimeout(SERVER_IO_TIMEOUT_S)
+        buf = b""
+
+        def line():
+            nonlocal buf
+            while b"\r\n" not in buf:
+                d = c.recv(4096)
+                if not d:
+                    raise EOFError
+                buf += d
+            ln, buf = buf.split(b"\r\n", 1)
+            return ln
+
+        try:
+            c.sendall(b"220 slow.test ESMTP\r\n")
+            for _ in range(1000):   # commands of one connection, bounded
+                cmd = line().upper()
+                if cmd.startswith(b"EHLO"):
+                    c.sendall(b"250-slow.test\r\n250 8BITMIME\r\n")
+                elif cmd.startswith(b"MAIL") or cmd.startswith(b"RCPT") or cmd == b"RSET":
+                    c.sendall(b"250 ok\r\n")
+                elif cmd == b"DATA":
+                    c.sendall(b"354 go\r\n")
+                    self.read_body(c, buf)
+                    buf = b""
+                    if self.mode == "malformed":
+                        c.sendall(b"250-queued\r\n251 changed code\r\n")
+                    elif self.mode == "overlong":
+                        c.sendall(b"250 " + b"x" * 6000 + b"\r\n")
+                    else:
+                        c.sendall(b"250 2.0.0 queued\r\n")
+                elif cmd == b"QUIT":
+                    c.sendall(b"221 bye\r\n")
+                    return
+                else:
+                    c.sendall(b"502 no\r\n")
+        except (EOFError, OSError) as e:
+            with self.lock:
+                self.errors.append(repr(e))
+        finally:
+            c.close()
+
+    def read_body(self, c, buf):
+        t0 = time.monotonic()
+        data = bytearray(buf)
+        while not data.endswith(b"\r\n.\r\n"):
+            if self.pause_s:
+                time.sleep(self.pause_s)
+            d = c.recv(self.chunk)
+            if not d:
+                raise EOFError
+            data += d
+        with self.lock:
+            self.bodies.append(bytes(data))
+            self.body_secs.append(time.monotonic() - t0)
+
+    def close(self):
+        self.stopping = True
+        self.sock.close()
+        self.thread.join(timeout=2)
+
+
+def start(env, server, domains):
+    """dnsmasq: each of domains -> MX mx.DOMAIN -> MX_IP; sinks: the server."""
+    env.port = server.port
+    env.start_dns(mx={d: [(10, "mx." + d, MX_IP)] for d in domains}, defaults=False)
+
+
+def case_item7_dns_cap_waits(env):
+    env.start_sinks({MX_IP: []})
+    domains = ["d%02d.test" % i for i in range(40)]
+    env.start_dns(mx={d: [(10, "mx." + d, MX_IP)] for d in domains}, defaults=False)
+    rcpts = ["u@" + d for d in domains]
+    env.enqueue("s@src.test", rcpts)
+    # one shard: all 40 domains reach one resolver at once, one lookup at a time
+    env.shards = 1
+    env.run("--dns-inflight-max", "1", "--retry-base", "1h")
+    log = env.log()
+    deferred = by_event(log, "deferred")
+    check(not deferred, "%d deferred, e.g. %r" % (len(deferred), deferred[:2]))
+    delivered = by_event(log, "delivered")
+    check(sorted(e["rcpt"] for e in delivered) == sorted(rcpts),
+          "delivered %d of %d: %r" % (len(delivered), len(rcpts), log[:3]))
+    check(all(e["attempt"] == 1 for e in delivered), "not all on attempt 1: %r" % delivered)
+    st = env.queue_stats()
+    check(st["ready"] == 0 and st["deferred"] == 0, "queue %r" % st)
+
+
+def case_item8_slow_reader_delivers(env):
+    # --timeout-scale 0.01: 1.8 s per data block (180 s), 6 s for the final
+    # reply (600 s). Loopback buffers up to ~4 MB in the kernel (tcp_wmem), so
+    # the body is 8 MB: the receiver takes 32 KiB every 25 ms (~1.2 MB/s, a
+    # fixed 64 KiB window), so the last send completes ~3.3 s after the first
+    # (longer than one block's deadline) and the final reply comes ~3.3 s
+    # later (within its own).
+    srv = SlowServer(chunk=32768, pause_s=0.025, rcvbuf=65536)
+    try:
+        start(env, srv, ["slow.test"])
+        body = message(size=8 * 1024 * 1024)
+        env.enqueue("s@src.test", ["big@slow.test"], body)
+        env.run("--timeout-scale", "0.01", "--retry-base", "1h")
+    finally:
+        srv.close()
+    log = env.log()
+    check([e["event"] for e in log] == ["delivered"], "log %r (server errors %r)" %
+          ([{k: e.get(k) for k in ("event", "code", "reply")} for e in log], srv.errors))
+    check(len(srv.bodies) == 1 and len(srv.bodies[0]) >= 8 * 1024 * 1024,
+          "bodies received: %r" % [len(b) for b in srv.bodies])
+    check(srv.body_secs[0] > 1.8 + 4.0, "the body took only %.2f s: not slower than one "
+          "data block's deadline beyond what the kernel buffers; the test proves nothing"
+          % srv.body_secs[0])
+
+
+def after_dot(mode):
+    def case(env):
+        srv = SlowServer(mode=mode)
+        try:
+            start(env, srv, ["bad.test"])
+            env.enqueue("s@src.test", ["x@bad.test", "y@bad.test"])
+            env.run("--retry-base", "1s", "--retry-max", "1s")
+            log = env.log()
+            amb = by_event(log, "ambiguous")
+            check(len(amb) == 2 and all(e["attempt"] == 1 for e in amb),
+                  "%s reply after the dot: log %r" % (mode, log))
+            check(not by_event(log, "delivered") and not by_event(log, "bounced"),
+                  "log %r" % log)
+            st = env.queue_stats()
+            check(st.get("ambiguous") == 2 and st["deferred"] == 2, "queue %r" % st)
+            srv.mode = "ok"            # the retry gets a readable reply
+            time.sleep(1.3)
+            env.run("--retry-base", "1s", "--retry-max", "1s")
+        finally:
+            srv.close()
+        log = env.log()
+        dl = by_event(log, "delivered")
+        check(sorted(e["rcpt"] for e in dl) == ["x@bad.test", "y@bad.test"] and
+              all(e["attempt"] == 2 for e in dl), "retry: log %r" % log)
+    return case
+
+
+if __name__ == "__main__":
+    run_cases([
+        ("item7_dns_cap_waits", case_item7_dns_cap_waits),
+        ("item8_slow_reader_delivers", case_item8_slow_reader_delivers),
+        ("item8_malformed_after_dot", after_dot("malformed")),
+        ("item8_overlong_after_dot", after_dot("overlong")),
+    ])
