@@ -14,6 +14,16 @@
  * once. Sessions report failures from reactor events (session.h), so a
  * failure never re-enters route_host_pump() from inside its own loop.
  *
+ * Local caps make work wait, never fail (issue 9 item 7): an attempt costs
+ * a delivery attempt (and a retry) only for what the destination did. When
+ * the resolver refuses a lookup for a cap of ours (in-flight or waiter
+ * limit, memory), the domain waits (DOMAIN_WAITING, in a FIFO) and asks again
+ * when another lookup completes or the retry timer fires; when a host can
+ * open no session for a cap of ours (sessions per shard, reactor handles,
+ * file descriptors, memory: session_open() fails only for local reasons), it
+ * is "starved" and pumped again when a session closes or the timer fires.
+ * Neither counts an attempt, logs a deferral or schedules a retry.
+ *
  * Invariant: an attempt is in exactly one place: a domain's waiting list,
  * a host's pending FIFO, a session, or done (its recipients have outcomes).
  */
@@ -36,6 +46,7 @@
 #define ROUTE_HOST_BUCKETS  4096u
 #define ROUTE_HOST_FAIL_MS_MAX (10u * 60u * 1000u)
 #define ROUTE_DEFER_RECHECK_MS 1000u   /* a deferred DNS answer is asked again after */
+#define ROUTE_LOCAL_RETRY_MS     50u   /* a local cap: asked again after, at the latest */
 
 static uint64_t route_hash(const void *p, size_t n)
 {
@@ -113,6 +124,33 @@ static void route_dns_poll_cb(struct rx *rx, const struct rx_event *ev)
                        (ev->res & POLLOUT) != 0);
     if (e->h == ev->h)             /* still wanted after c-ares ran */
         route_dns_poll_arm(r, e);
+}
+
+/* ---- waiting for local caps (issue 9 item 7) ----------------------------- */
+
+static void route_retry_cb(struct rx *rx, const struct rx_event *ev);
+
+/* While a domain or host waits for a local cap, a timer asks again: the DNS
+ * answer or session close that usually frees the cap may not come. */
+static void route_retry_arm(struct route *r)
+{
+    if (r->retry_timer || (!r->dom_waiting && !r->starved))
+        return;
+    if (rx_timer_add(r->rx, ROUTE_LOCAL_RETRY_MS, route_retry_cb, r, &r->retry_timer) != 0)
+        r->retry_timer = 0;        /* timers full: the next answer or close asks again */
+}
+
+/* @p h has attempts and could open no session for a local cap (@p err). */
+static void route_host_starve(struct route *r, struct host *h, int err)
+{
+    if (!h->starved) {
+        vl_log_at(VL_LOG_INFO, "evt=local_cap_wait shard=%u ip=%s sessions=%u err=\"%s\"",
+                  r->shard_idx, h->ip, r->sessions, vl_strerror(err));
+        h->starved = true;
+        h->snext = r->starved;
+        r->starved = h;
+    }
+    route_retry_arm(r);
 }
 
 /* ---- hosts ------------------------------------------------------------- */
@@ -212,57 +250,70 @@ static int route_host_open(struct route *r, struct host *h)
 }
 
 /* Move @p h's queue on: to idle sessions, to new ones, or (failing) to the
- * next MX of each attempt. A host that cannot open even one session turns
- * failing here, and its queue moves on in a second pass. */
+ * next MX of each attempt. A host that can open no session for a local cap
+ * keeps its queue and waits (route_host_starve()). */
 static void route_host_pump(struct route *r, struct host *h)
 {
-    for (unsigned pass = 0; pass < 2; pass++) {
-        uint64_t now = vl_clock_mono_ms();
-        if (h->fail_until_ms > now && h->healthy == 0 && h->pending) {
-            /* Failing: what waits here goes to the next MX (or is deferred). */
-            struct attempt *list = h->pending;
-            h->pending = NULL;
-            h->pending_tail = &h->pending;
-            h->pending_count = 0;
-            while (list) {
-                struct attempt *t = list;
-                list = t->next;
-                t->next = NULL;
-                route_attempt_to_host(r, t);
-            }
-            return;
+    if (h->fail_until_ms > vl_clock_mono_ms() && h->healthy == 0 && h->pending) {
+        /* Failing: what waits here goes to the next MX (or is deferred). */
+        struct attempt *list = h->pending;
+        h->pending = NULL;
+        h->pending_tail = &h->pending;
+        h->pending_count = 0;
+        while (list) {
+            struct attempt *t = list;
+            list = t->next;
+            t->next = NULL;
+            route_attempt_to_host(r, t);
         }
-        while (h->pending && h->idle) {
-            struct session *s = h->idle;
-            h->idle = session_pool_next(s);
-            session_pool_link(s, NULL);
-            struct attempt *t = route_host_pop(h);
-            t->tls = session_tls(s);
-            session_begin(s, t);
+        return;
+    }
+    while (h->pending && h->idle) {
+        struct session *s = h->idle;
+        h->idle = session_pool_next(s);
+        session_pool_link(s, NULL);
+        struct attempt *t = route_host_pop(h);
+        t->tls = session_tls(s);
+        session_begin(s, t);
+    }
+    /* After a failure (until a new session gets through, or a healthy one ends
+     * normally), open no more: with no session left, one probe at a time;
+     * with healthy ones, the host has shown its connection cap. */
+    while (!(h->fail_code && (h->healthy > 0 || h->opening > 0))
+           && h->pending_count > h->opening
+           && h->active < r->cfg->conns_per_dest_max && !r->stopping) {
+        int rc = route_host_open(r, h);
+        if (rc == 0)
+            continue;
+        /* Ours, not the host's: session_open() fails only for local reasons
+         * (a refused connect is reported later, from the reactor). With
+         * sessions of its own open, their end pumps it again. */
+        if (h->active == 0)
+            route_host_starve(r, h, rc);
+        return;
+    }
+}
+
+/* Sessions may be free again: pump the starved hosts (while slots remain). */
+static void route_hosts_unstarve(struct route *r)
+{
+    struct host *list = r->starved;
+    r->starved = NULL;
+    while (list) {
+        if (r->sessions >= VL_SESSIONS_PER_SHARD_MAX) {
+            for (struct host *h = list; h; h = h->snext)   /* still full: keep the rest */
+                if (!h->snext) {
+                    h->snext = r->starved;
+                    break;
+                }
+            r->starved = list;
+            break;
         }
-        /* After a failure (until a new session gets through, or a healthy one ends
-         * normally), open no more: with no session left, one probe at a time;
-         * with healthy ones, the host has shown its connection cap. */
-        while (!(h->fail_code && (h->healthy > 0 || h->opening > 0))
-               && h->pending_count > h->opening
-               && h->active < r->cfg->conns_per_dest_max && !r->stopping) {
-            int rc = route_host_open(r, h);
-            if (rc == 0)
-                continue;
-            if (h->active > 0)
-                return;
-            char text[128];
-            snprintf(text, sizeof text, "cannot open a connection: %s", vl_strerror(rc));
-            struct smtp_fate f = { .kind = SMTP_FATE_DEFERRED, .code = 451, .local = true,
-                                   .text = text, .text_len = (uint16_t)strlen(text) };
-            memcpy(f.status, "4.3.0", 6);
-            if (!route_host_mark_failed(r, h, &f))
-                return;
-            break;                 /* failing now: the next pass moves the queue on */
-        }
-        if (pass == 0 && !(h->fail_until_ms > vl_clock_mono_ms() && h->healthy == 0
-                           && h->pending))
-            return;
+        struct host *h = list;
+        list = h->snext;
+        h->snext = NULL;
+        h->starved = false;
+        route_host_pump(r, h);     /* may starve it again */
     }
 }
 
@@ -336,6 +387,80 @@ static void route_attempt_to_host(struct route *r, struct attempt *t)
 }
 
 static void route_dispatch(struct route *r, struct attempt *t);
+static void route_dns_done(void *ctx, const struct dns_result *res);
+
+/* Ask the resolver for @p d. @return 0 resolving, 1 refused for a local cap
+ * (wait), or the error that makes its attempts fail. */
+static int route_domain_resolve(struct route *r, struct domain *d)
+{
+    int rc = dns_resolve_mx(r->dns, d->name, route_dns_done, d);
+    if (rc == 0) {
+        d->state = DOMAIN_RESOLVING;
+        return 0;
+    }
+    return rc == -EAGAIN || rc == -ENOMEM ? 1 : rc;
+}
+
+static void route_domain_wait(struct route *r, struct domain *d)
+{
+    vl_assert(d->state == DOMAIN_NEW);
+    d->state = DOMAIN_WAITING;
+    d->wnext = NULL;
+    *r->dom_waiting_tail = d;
+    r->dom_waiting_tail = &d->wnext;
+    route_retry_arm(r);
+}
+
+/* The attempt @p t cannot be resolved for (@p rc): it is deferred. */
+static void route_resolve_fail(struct route *r, struct attempt *t, int rc)
+{
+    char text[400];
+    snprintf(text, sizeof text, "cannot resolve %s now: %s", t->dom->name, vl_strerror(rc));
+    route_attempt_fail(r, t, false, 451, "4.4.3", text);
+}
+
+/* Resolver capacity may be free again: ask for the waiting domains, oldest
+ * first, until it refuses again. */
+static void route_domains_resume(struct route *r)
+{
+    while (r->dom_waiting) {
+        struct domain *d = r->dom_waiting;
+        vl_assert(d->state == DOMAIN_WAITING);
+        d->state = DOMAIN_NEW;
+        int rc = route_domain_resolve(r, d);
+        if (rc == 1) {
+            d->state = DOMAIN_WAITING;
+            break;                 /* still full: the next answer or the timer */
+        }
+        r->dom_waiting = d->wnext;
+        if (!r->dom_waiting)
+            r->dom_waiting_tail = &r->dom_waiting;
+        d->wnext = NULL;
+        if (rc < 0) {              /* not a local cap: its attempts fail as before */
+            struct attempt *w = d->waiting;
+            d->waiting = NULL;
+            d->waiting_tail = &d->waiting;
+            while (w) {
+                struct attempt *t = w;
+                w = t->next;
+                t->next = NULL;
+                route_resolve_fail(r, t, rc);
+            }
+        }
+    }
+}
+
+static void route_retry_cb(struct rx *rx, const struct rx_event *ev)
+{
+    (void)rx;
+    struct route *r = ev->user;
+    if (ev->h != r->retry_timer)
+        return;                    /* cancelled too late */
+    r->retry_timer = 0;
+    route_domains_resume(r);
+    route_hosts_unstarve(r);
+    route_retry_arm(r);
+}
 
 static void route_dns_done(void *ctx, const struct dns_result *res)
 {
@@ -384,6 +509,7 @@ static void route_dns_done(void *ctx, const struct dns_result *res)
         t->next = NULL;
         route_dispatch(d->r, t);
     }
+    route_domains_resume(d->r);    /* this lookup's slot is free */
 }
 
 /* Spread attempts over the addresses of the best preference (equal-
@@ -410,16 +536,17 @@ static void route_dispatch(struct route *r, struct attempt *t)
         d->state = DOMAIN_NEW;
     switch (d->state) {
     case DOMAIN_NEW: {
-        int rc = dns_resolve_mx(r->dns, d->name, route_dns_done, d);
+        /* Domains already waiting go first: none jumps the queue. */
+        int rc = r->dom_waiting ? 1 : route_domain_resolve(r, d);
         if (rc < 0) {
-            char text[400];
-            snprintf(text, sizeof text, "cannot resolve %s now: %s", d->name, vl_strerror(rc));
-            route_attempt_fail(r, t, false, 451, "4.4.3", text);
+            route_resolve_fail(r, t, rc);
             return;
         }
-        d->state = DOMAIN_RESOLVING;
+        if (rc == 1)
+            route_domain_wait(r, d);
     }
         /* fall through */
+    case DOMAIN_WAITING:
     case DOMAIN_RESOLVING:
         *d->waiting_tail = t;
         d->waiting_tail = &t->next;
@@ -529,6 +656,7 @@ static void route_on_closed(void *ctx, struct host *h, bool ever_ready, bool fai
     vl_assert(r->sessions > 0);
     r->sessions--;
     route_host_pump(r, h);
+    route_hosts_unstarve(r);       /* a session slot is free */
 }
 
 static struct session_owner route_session_owner(struct route *r)
@@ -547,6 +675,7 @@ int route_init(struct route *r, unsigned shard_idx, const struct vl_config *cfg,
                struct deliver_counters *ctr)
 {
     memset(r, 0, sizeof *r);
+    r->dom_waiting_tail = &r->dom_waiting;
     r->shard_idx = shard_idx;
     r->cfg = cfg;
     r->rx = rx;
@@ -564,6 +693,7 @@ int route_init(struct route *r, unsigned shard_idx, const struct vl_config *cfg,
     const char *own[] = { cfg->ehlo_name };
     struct dns_config dc = {
         .servers = cfg->dns, .port_mx = cfg->mx_port, .ttl_s_min = DNS_TTL_MIN_DEFAULT,
+        .inflight_max = cfg->dns_inflight_max,
         .own_hosts = own, .own_hosts_count = 1,
         .sock_state_cb = route_dns_sock, .sock_state_ctx = r,
     };
@@ -588,6 +718,9 @@ int route_init(struct route *r, unsigned shard_idx, const struct vl_config *cfg,
 
 void route_fini(struct route *r)
 {
+    if (r->retry_timer)
+        rx_timer_cancel(r->rx, r->retry_timer);
+    r->retry_timer = 0;
     if (r->dns)
         dns_destroy(r->dns);
     r->dns = NULL;
@@ -654,12 +787,16 @@ void route_abandon_pending(struct route *r)
             h->pending_count = 0;
         }
     }
+    r->dom_waiting = NULL;         /* each one's attempts are abandoned below */
+    r->dom_waiting_tail = &r->dom_waiting;
     for (uint32_t b = 0; b < ROUTE_DOM_BUCKETS; b++) {
         for (struct domain *d = r->dom_tab[b]; d; d = d->hnext) {
             /* A domain still resolving keeps its list: the DNS callback will
              * dispatch into hosts, whose pump opens nothing while stopping. */
             if (d->state == DOMAIN_RESOLVING)
                 continue;
+            if (d->state == DOMAIN_WAITING)
+                d->state = DOMAIN_NEW;
             while (d->waiting) {
                 struct attempt *t = d->waiting;
                 d->waiting = t->next;

@@ -186,6 +186,8 @@ static const struct config_opt config_opts[] = {
     { "--listen",          CK_HOSTPORT, OFF(listen), 0, 0 },
     { "--until-empty",     CK_FLAG,     OFF(until_empty), 0, 0 },
     { "--quiet",           CK_FLAG,     OFF(quiet), 0, 0 },
+    /* not in vl_config_usage: for tests and tuning (config.h) */
+    { "--dns-inflight-max", CK_UINT,    OFF(dns_inflight_max), 1, VL_DNS_INFLIGHT_MAX },
 };
 #undef OFF
 

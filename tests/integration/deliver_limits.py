@@ -136,9 +136,8 @@ def case_item7_dns_cap_waits(env):
     domains = ["d%02d.test" % i for i in range(40)]
     env.start_dns(mx={d: [(10, "mx." + d, MX_IP)] for d in domains}, defaults=False)
     rcpts = ["u@" + d for d in domains]
+    env.shards = 1   # one shard: all 40 domains reach one resolver at once
     env.enqueue("s@src.test", rcpts)
-    # one shard: all 40 domains reach one resolver at once, one lookup at a time
-    env.shards = 1
     env.run("--dns-inflight-max", "1", "--retry-base", "1h")
     log = env.log()
     deferred = by_event(log, "deferred")
