@@ -1,8 +1,8 @@
 /*
  * route.c - where a delivery attempt goes: its domain's MX set (static route
  * or DNS), the host (one MX address) it is queued on, and the pool of
- * sessions of that host (see route.h). Also the glue that polls c-ares
- * sockets on the reactor.
+ * sessions of that host (see route.h). The glue that polls c-ares sockets
+ * on the reactor is in route_dnsfd.c.
  *
  * Host failure (RFC 5321 5.1: try the next address): a host whose
  * connection fails before the greeting completes, or that says 421, while
@@ -30,6 +30,7 @@
 #include "route.h"
 
 #include "clock.h"
+#include "ip_class.h"
 #include "log.h"
 
 #include "volley/addr.h"
@@ -37,7 +38,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,75 +55,6 @@ static uint64_t route_hash(const void *p, size_t n)
     for (size_t i = 0; i < n; i++)
         h = (h ^ s[i]) * 1099511628211ull;
     return h;
-}
-
-/* ---- c-ares sockets on the reactor ------------------------------------ */
-
-static void route_dns_poll_cb(struct rx *rx, const struct rx_event *ev);
-
-static void route_dns_poll_arm(struct route *r, struct route_dns_fd *e)
-{
-    if (e->polling || !e->h || (!e->r && !e->w))
-        return;
-    unsigned mask = (e->r ? POLLIN : 0u) | (e->w ? POLLOUT : 0u);
-    if (rx_poll(r->rx, e->h, mask) == 0)
-        e->polling = true;
-}
-
-static void route_dns_sock(void *ctx, int fd, bool readable, bool writable)
-{
-    struct route *r = ctx;
-    struct route_dns_fd *e = NULL, *free_e = NULL;
-    for (size_t i = 0; i < sizeof r->dns_fds / sizeof r->dns_fds[0]; i++) {
-        if (r->dns_fds[i].h && r->dns_fds[i].fd == fd)
-            e = &r->dns_fds[i];
-        else if (!r->dns_fds[i].h && !free_e)
-            free_e = &r->dns_fds[i];
-    }
-    if (!readable && !writable) {
-        if (e) {
-            rx_detach(r->rx, e->h);   /* cancels the poll; c-ares closes the fd */
-            e->h = 0;
-        }
-        return;
-    }
-    if (!e) {
-        if (!free_e) {
-            vl_log(VL_LOG_ERROR, "evt=dns_fd_table_full shard=%u fd=%d", r->shard_idx, fd);
-            return;
-        }
-        e = free_e;
-        *e = (struct route_dns_fd){ .fd = fd };
-        if (rx_open(r->rx, fd, route_dns_poll_cb, r, &e->h) != 0) {
-            e->h = 0;
-            return;
-        }
-    }
-    bool changed = e->r != readable || e->w != writable;
-    e->r = readable;
-    e->w = writable;
-    if (e->polling && changed)
-        rx_cancel(r->rx, e->h, RX_OP_POLL);   /* re-armed with the new mask */
-    else
-        route_dns_poll_arm(r, e);
-}
-
-static void route_dns_poll_cb(struct rx *rx, const struct rx_event *ev)
-{
-    (void)rx;
-    struct route *r = ev->user;
-    struct route_dns_fd *e = NULL;
-    for (size_t i = 0; i < sizeof r->dns_fds / sizeof r->dns_fds[0]; i++)
-        if (r->dns_fds[i].h == ev->h)
-            e = &r->dns_fds[i];
-    if (!e || ev->op != RX_OP_POLL)
-        return;                    /* detached meanwhile, or its CLOSE event */
-    e->polling = false;
-    if (ev->res > 0)
-        dns_process_fd(r->dns, e->fd, (ev->res & (POLLIN | POLLERR | POLLHUP)) != 0,
-                       (ev->res & POLLOUT) != 0);
-    if (e->h == ev->h)             /* still wanted after c-ares ran */
-        route_dns_poll_arm(r, e);
 }
 
 /* ---- waiting for local caps (issue 9 item 7) ----------------------------- */
@@ -462,6 +393,68 @@ static void route_retry_cb(struct rx *rx, const struct rx_event *ev)
     route_retry_arm(r);
 }
 
+/* Why the destination policy refuses @p a (of @p mx in @p res, class @p cls). */
+static void route_dest_reason(char *out, size_t n, const struct dns_result *res,
+                              const struct dns_mx *mx, const union vl_sockaddr *a,
+                              enum vl_ip_class cls)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    if (a->sa.sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &a->in6.sin6_addr, ip, sizeof ip);
+    else
+        inet_ntop(AF_INET, &a->in4.sin_addr, ip, sizeof ip);
+    const char *cname = vl_ip_class_name(cls);
+    char allow[48];
+    if (cls == VL_IP_UNSPECIFIED || cls == VL_IP_MULTICAST)
+        snprintf(allow, sizeof allow, "never allowed");
+    else
+        snprintf(allow, sizeof allow, "--allow-dest %s", cname);
+    if (res->domain[0] == '[')
+        snprintf(out, n, "address literal %.80s is %s: refused by destination policy (%s)",
+                 res->domain, cname, allow);
+    else
+        snprintf(out, n, "%s %.255s %s is %s: refused by destination policy (%s)",
+                 res->implicit_mx ? "host" : "MX", mx->host, ip, cname, allow);
+}
+
+/* @p d's hosts from the addresses of @p res that the destination policy allows
+ * (static --route targets: all). @return how many it refused; the first one's
+ * reason is in d->fail_reason. Logged once per domain (evt=dest_refused). */
+static uint32_t route_domain_hosts(struct domain *d, const struct dns_result *res)
+{
+    bool check = !res->routed || res->domain[0] == '[';   /* a literal is not a route */
+    uint32_t refused = 0;
+    d->host_count = 0;
+    for (uint16_t i = 0; i < res->mx_count; i++) {
+        const struct dns_mx *mx = &res->mx[i];
+        for (uint16_t k = 0; k < mx->addr_count; k++) {
+            if (d->host_count == VL_ROUTE_ADDRS_PER_DOMAIN_MAX)
+                break;
+            enum vl_ip_class cls = vl_ip_classify_sa(&mx->addrs[k].sa);
+            if (check && !vl_ip_dest_allowed(d->r->cfg->allow_dest, cls)) {
+                if (refused++ == 0)
+                    route_dest_reason(d->fail_reason, sizeof d->fail_reason, res, mx,
+                                      &mx->addrs[k], cls);
+                continue;
+            }
+            struct host *h = route_host_get(d->r, &mx->addrs[k]);
+            if (!h)
+                continue;
+            snprintf(d->mx_names[d->host_count], sizeof d->mx_names[0], "%s", mx->host);
+            d->hosts[d->host_count] = (struct domain_host){ h, d->mx_names[d->host_count],
+                                                            mx->pref };
+            d->host_count++;
+        }
+    }
+    if (refused && !d->dest_logged) {
+        d->dest_logged = true;
+        vl_log_at(VL_LOG_INFO, "evt=dest_refused shard=%u domain=%s refused=%u usable=%u "
+                  "why=\"%s\"", d->r->shard_idx, d->name, refused, d->host_count,
+                  d->fail_reason);
+    }
+    return refused;
+}
+
 static void route_dns_done(void *ctx, const struct dns_result *res)
 {
     struct domain *d = ctx;
@@ -469,24 +462,17 @@ static void route_dns_done(void *ctx, const struct dns_result *res)
     uint64_t now = vl_clock_mono_ms();
     d->host_count = 0;
     if (res->status == DNS_OK) {
-        for (uint16_t i = 0; i < res->mx_count; i++) {
-            const struct dns_mx *mx = &res->mx[i];
-            for (uint16_t k = 0; k < mx->addr_count; k++) {
-                if (d->host_count == VL_ROUTE_ADDRS_PER_DOMAIN_MAX)
-                    break;
-                struct host *h = route_host_get(d->r, &mx->addrs[k]);
-                if (!h)
-                    continue;
-                snprintf(d->mx_names[d->host_count], sizeof d->mx_names[0], "%s", mx->host);
-                d->hosts[d->host_count] = (struct domain_host){ h, d->mx_names[d->host_count],
-                                                                mx->pref };
-                d->host_count++;
-            }
-        }
+        uint32_t refused = route_domain_hosts(d, res);
         d->state = d->host_count ? DOMAIN_READY : DOMAIN_FAILED;
         uint64_t ttl_ms = (uint64_t)(res->ttl_s ? res->ttl_s : 1u) * 1000u;
         d->expires_ms = res->routed ? UINT64_MAX : now + ttl_ms;
-        if (!d->host_count) {
+        if (!d->host_count && refused) {
+            /* Policy, not a passing state: retrying changes nothing (5.4.4,
+             * like a domain with no address), and the reason names the fix. */
+            d->fail_bounce = true;
+            d->fail_code = 550;
+            snprintf(d->fail_status, sizeof d->fail_status, "5.4.4");
+        } else if (!d->host_count) {
             d->fail_bounce = false;
             d->fail_code = 451;
             snprintf(d->fail_status, sizeof d->fail_status, "4.3.0");

@@ -38,6 +38,7 @@ struct domain {
     struct route *r;
     char name[VL_SMTP_DOMAIN_BYTES_MAX + 1];
     enum domain_state state;
+    bool dest_logged;              /* evt=dest_refused: once per domain */
     uint64_t expires_ms;           /* monotonic: resolution valid until */
     struct attempt *waiting, **waiting_tail;
     /* DOMAIN_FAILED: the fate every recipient gets */
@@ -94,6 +95,10 @@ struct route {
     struct host *starved;          /* hosts with attempts and no session for a local cap */
     rx_timer_t retry_timer;        /* asks both again while either is non-empty */
 };
+
+/** c-ares's sock_state_cb (route_dnsfd.c): poll @p fd on @p ctx's reactor
+ *  for what it wants, or stop polling it (both false). */
+void route_dns_sock(void *ctx, int fd, bool readable, bool writable);
 
 /** Set up @p r (tables, resolver, static routes) for shard @p shard_idx.
  *  Borrows every pointer for its life. @return 0, -ENOMEM or a dns error. */

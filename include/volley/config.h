@@ -51,6 +51,10 @@ struct vl_config {
     const char *ehlo_name;            /* default: gethostname() */
     const char *listen;               /* injection listener ADDR:PORT (run) or NULL */
     enum vl_tls_level tls_level;      /* --tls none|may; default may */
+    uint32_t allow_dest;              /* --allow-dest: classes of MX/A and address-literal
+                                         destinations allowed besides public addresses, as
+                                         VL_IP_ALLOW bits (engine/base/ip_class.h); 0 =
+                                         public only. --route targets are never checked */
     unsigned dns_inflight_max;        /* --dns-inflight-max: lookups a shard's resolver runs
                                          at once, 1..VL_DNS_INFLIGHT_MAX; 0 = its default
                                          (256). Tests and tuning only (not in --help): a
