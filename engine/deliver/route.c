@@ -167,7 +167,7 @@ static bool route_host_mark_failed(struct route *r, struct host *h, const struct
 /* Open one more session to @p h. @return 0 or why not (nothing opened). */
 static int route_host_open(struct route *r, struct host *h)
 {
-    if (r->sessions >= VL_SESSIONS_PER_SHARD_MAX)
+    if (r->sessions >= r->sessions_max)
         return -EAGAIN;
     int rc = session_open(&r->sess, h, &h->addr.sa, h->addr_len, h->ip,
                           h->pending ? h->pending->mx_name : NULL);
@@ -231,7 +231,7 @@ static void route_hosts_unstarve(struct route *r)
     struct host *list = r->starved;
     r->starved = NULL;
     while (list) {
-        if (r->sessions >= VL_SESSIONS_PER_SHARD_MAX) {
+        if (r->sessions >= r->sessions_max) {
             for (struct host *h = list; h; h = h->snext)   /* still full: keep the rest */
                 if (!h->snext) {
                     h->snext = r->starved;
@@ -667,6 +667,8 @@ int route_init(struct route *r, unsigned shard_idx, const struct vl_config *cfg,
     r->rx = rx;
     r->ledger = ledger;
     r->ctr = ctr;
+    r->sessions_max = cfg->sessions_max && cfg->sessions_max < VL_SESSIONS_PER_SHARD_MAX
+                      ? cfg->sessions_max : VL_SESSIONS_PER_SHARD_MAX;
     r->sess = (struct session_env){
         .rx = rx, .shard_idx = shard_idx, .client_conf = client_conf,
         .connect_ms_timeout = cfg->connect_ms_timeout, .idle_ms_max = cfg->idle_ms_max,

@@ -85,6 +85,7 @@ struct route {
     bool stopping;                 /* route_stop(): open nothing, pool nothing */
     bool draining;                 /* route_drain(): pool nothing */
     uint32_t sessions;             /* open, all hosts */
+    uint32_t sessions_max;         /* <= VL_SESSIONS_PER_SHARD_MAX (--sessions-max) */
     struct domain **dom_tab;       /* hash of domains */
     uint32_t dom_count;
     struct host **host_tab;

@@ -196,6 +196,7 @@ static const struct config_opt config_opts[] = {
     { "--quiet",           CK_FLAG,     OFF(quiet), 0, 0 },
     /* not in vl_config_usage: for tests and tuning (config.h) */
     { "--dns-inflight-max", CK_UINT,    OFF(dns_inflight_max), 1, VL_DNS_INFLIGHT_MAX },
+    { "--sessions-max",    CK_UINT,     OFF(sessions_max), 1, VL_SESSIONS_PER_SHARD_MAX },
 };
 #undef OFF
 

@@ -55,6 +55,10 @@ struct vl_config {
                                          destinations allowed besides public addresses, as
                                          VL_IP_ALLOW bits (engine/base/ip_class.h); 0 =
                                          public only. --route targets are never checked */
+    unsigned sessions_max;            /* --sessions-max: outbound connections a shard
+                                         holds at once, 1..VL_SESSIONS_PER_SHARD_MAX; 0 =
+                                         that cap. Tests and tuning only (not in --help):
+                                         a host over it waits, it never fails (issue 9) */
     unsigned dns_inflight_max;        /* --dns-inflight-max: lookups a shard's resolver runs
                                          at once, 1..VL_DNS_INFLIGHT_MAX; 0 = its default
                                          (256). Tests and tuning only (not in --help): a

@@ -4,7 +4,9 @@ end to end through dnsmasq:
 item7: a local cap makes work wait, never fail. Many domains at once with
 the resolver's in-flight cap lowered to 1 (--dns-inflight-max, a test/tuning
 option): every recipient is delivered on its first attempt and nothing is
-logged "deferred" (the old code deferred 451 4.4.3 "cannot resolve").
+logged "deferred" (the old code deferred 451 4.4.3 "cannot resolve"). The
+same with one session per shard (--sessions-max) and two MX hosts (the old
+code deferred 451 4.3.0 "cannot open a connection").
 
 item8: large mail to a slow receiver. A small Python SMTP server here reads
 an 8 MB body slowly: the whole body takes longer than the (scaled) 3-minute
@@ -150,6 +152,26 @@ def case_item7_dns_cap_waits(env):
     check(st["ready"] == 0 and st["deferred"] == 0, "queue %r" % st)
 
 
+def case_item7_session_cap_waits(env):
+    # One session per shard (--sessions-max, a test/tuning option), two MX
+    # hosts: the second host's attempts wait for the first one's session to
+    # end (--idle 200ms) instead of being deferred "cannot open a connection".
+    env.start_sinks({MX_IP: [], "127.0.0.3": []})
+    env.start_dns(mx={"a.test": [(10, "mx.a.test", MX_IP)],
+                      "b.test": [(10, "mx.b.test", "127.0.0.3")]}, defaults=False)
+    env.shards = 1
+    rcpts = ["u%d@%s.test" % (i, d) for d in "ab" for i in range(3)]
+    env.enqueue("s@src.test", rcpts)
+    env.run("--sessions-max", "1", "--idle", "200ms", "--max-rcpts", "1",
+            "--retry-base", "1h", env={"VOLLEY_LOG": "info"})
+    log = env.log()
+    deferred = by_event(log, "deferred")
+    check(not deferred, "%d deferred, e.g. %r" % (len(deferred), deferred[:2]))
+    delivered = by_event(log, "delivered")
+    check(sorted(e["rcpt"] for e in delivered) == sorted(rcpts) and
+          all(e["attempt"] == 1 for e in delivered), "log %r" % log)
+
+
 def case_item8_slow_reader_delivers(env):
     # --timeout-scale 0.01: 1.8 s per data block (180 s), 6 s for the final
     # reply (600 s). Loopback buffers up to ~4 MB in the kernel (tcp_wmem), so
@@ -205,6 +227,7 @@ def after_dot(mode):
 if __name__ == "__main__":
     run_cases([
         ("item7_dns_cap_waits", case_item7_dns_cap_waits),
+        ("item7_session_cap_waits", case_item7_session_cap_waits),
         ("item8_slow_reader_delivers", case_item8_slow_reader_delivers),
         ("item8_malformed_after_dot", after_dot("malformed")),
         ("item8_overlong_after_dot", after_dot("overlong")),
