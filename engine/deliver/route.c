@@ -74,6 +74,7 @@ static void route_retry_arm(struct route *r)
 /* @p h has attempts and could open no session for a local cap (@p err). */
 static void route_host_starve(struct route *r, struct host *h, int err)
 {
+    vl_assert(h->pending != NULL && h->active == 0);   /* else its own sessions pump it */
     if (!h->starved) {
         vl_log_at(VL_LOG_INFO, "evt=local_cap_wait shard=%u ip=%s sessions=%u err=\"%s\"",
                   r->shard_idx, h->ip, r->sessions, vl_strerror(err));
@@ -241,6 +242,7 @@ static void route_hosts_unstarve(struct route *r)
             break;
         }
         struct host *h = list;
+        vl_assert(h->starved);
         list = h->snext;
         h->snext = NULL;
         h->starved = false;
@@ -334,7 +336,7 @@ static int route_domain_resolve(struct route *r, struct domain *d)
 
 static void route_domain_wait(struct route *r, struct domain *d)
 {
-    vl_assert(d->state == DOMAIN_NEW);
+    vl_assert(d->state == DOMAIN_NEW && d->wnext == NULL);
     d->state = DOMAIN_WAITING;
     d->wnext = NULL;
     *r->dom_waiting_tail = d;

@@ -9,8 +9,9 @@ same with one session per shard (--sessions-max) and two MX hosts (the old
 code deferred 451 4.3.0 "cannot open a connection").
 
 item8: large mail to a slow receiver. A small Python SMTP server here reads
-an 8 MB body slowly: the whole body takes longer than the (scaled) 3-minute
-data-block deadline, yet every block makes progress, so it is delivered
+a large body (~10 MB, sized from the kernel's TCP buffers) slowly: sending
+it takes longer than the (scaled) 3-minute data-block deadline, yet every
+block makes progress, so it is delivered
 (RFC 5321 4.5.3.2.5: the deadline is per send, not for the whole body). A
 server that answers the final dot with a malformed or an over-long reply
 leaves the same doubt as a dropped connection: logged "ambiguous", deferred,
@@ -172,29 +173,47 @@ def case_item7_session_cap_waits(env):
           all(e["attempt"] == 1 for e in delivered), "log %r" % log)
 
 
+def kernel_buffer_bytes():
+    """What loopback TCP may hold between volley's sends and our reads: the
+    largest send buffer (tcp_wmem max), our fixed receive buffer and volley's
+    two session write buffers (~64 KiB each)."""
+    with open("/proc/sys/net/ipv4/tcp_wmem") as f:
+        wmem_max = int(f.read().split()[2])
+    return wmem_max + SLOW_RCVBUF + 256 * 1024
+
+
+SLOW_CHUNK, SLOW_PAUSE_S, SLOW_RCVBUF = 32768, 0.025, 65536
+SLOW_RATE = SLOW_CHUNK / SLOW_PAUSE_S   # bytes/s at most (sleeps only make it slower)
+
+
 def case_item8_slow_reader_delivers(env):
-    # --timeout-scale 0.01: 1.8 s per data block (180 s), 6 s for the final
-    # reply (600 s). Loopback buffers up to ~4 MB in the kernel (tcp_wmem), so
-    # the body is 8 MB: the receiver takes 32 KiB every 25 ms (~1.2 MB/s, a
-    # fixed 64 KiB window), so the last send completes ~3.3 s after the first
-    # (longer than one block's deadline) and the final reply comes ~3.3 s
-    # later (within its own).
-    srv = SlowServer(chunk=32768, pause_s=0.025, rcvbuf=65536)
+    # The receiver takes 32 KiB every 25 ms (<= 1.3 MB/s) through a fixed
+    # 64 KiB window. W bytes sit in kernel buffers, so volley's last send
+    # completes about (size - W) / rate after the first, and the final reply
+    # comes W / rate after that. The data-block deadline B (180 s scaled) is
+    # set to 0.7 W / rate, the final reply's (600 s scaled) is then 2.3 W /
+    # rate; the body is W + 1.8 B rate: sending it takes ~1.8 B, longer than
+    # one block's deadline, while every block makes progress.
+    w = kernel_buffer_bytes()
+    block_s = 0.7 * w / SLOW_RATE
+    size = int(w + 1.8 * block_s * SLOW_RATE)
+    scale = block_s / 180.0
+    srv = SlowServer(chunk=SLOW_CHUNK, pause_s=SLOW_PAUSE_S, rcvbuf=SLOW_RCVBUF)
     try:
         start(env, srv, ["slow.test"])
-        body = message(size=8 * 1024 * 1024)
-        env.enqueue("s@src.test", ["big@slow.test"], body)
-        env.run("--timeout-scale", "0.01", "--retry-base", "1h")
+        env.enqueue("s@src.test", ["big@slow.test"], message(size=size))
+        env.run("--timeout-scale", "%.5f" % scale, "--retry-base", "1h")
     finally:
         srv.close()
     log = env.log()
     check([e["event"] for e in log] == ["delivered"], "log %r (server errors %r)" %
           ([{k: e.get(k) for k in ("event", "code", "reply")} for e in log], srv.errors))
-    check(len(srv.bodies) == 1 and len(srv.bodies[0]) >= 8 * 1024 * 1024,
+    check(len(srv.bodies) == 1 and len(srv.bodies[0]) >= size,
           "bodies received: %r" % [len(b) for b in srv.bodies])
-    check(srv.body_secs[0] > 1.8 + 4.0, "the body took only %.2f s: not slower than one "
-          "data block's deadline beyond what the kernel buffers; the test proves nothing"
-          % srv.body_secs[0])
+    want_s = block_s + w / SLOW_RATE
+    check(srv.body_secs[0] > want_s, "the body took only %.2f s (want > %.2f): sending it "
+          "was not slower than one data block's deadline; the test proves nothing"
+          % (srv.body_secs[0], want_s))
 
 
 def after_dot(mode):
