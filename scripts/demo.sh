@@ -6,6 +6,8 @@
 # embedded sample campaign (scripts/demo/campaign.eml) to 10,000 recipients
 # with `volley send`, and print the outcome. Everything runs on loopback and
 # is stopped by PID at the end; the queue and logs stay in ./demo-out.
+# The MX records point at 127.0.0.x, which volley refuses by default (its
+# destination policy: public addresses only), hence --allow-dest loopback.
 #
 #   scripts/demo.sh [RECIPIENTS]      (default 10000)
 set -euo pipefail
@@ -68,8 +70,8 @@ awk -v n="$n" 'BEGIN { for (i = 1; i <= n; i++) printf "reader%d@demo%d.test\n",
     >"$out/recipients.txt"
 echo "== volley send: $n recipients over 50 domains, MX via dnsmasq on 127.0.0.1:$dport"
 "$volley" send --data "$out/queue" --from news@sender.example --rcpts "$out/recipients.txt" \
-    --dns "127.0.0.1:$dport" --mx-port "$port" --max-rcpts 1 --log "$out/delivery.json" \
-    scripts/demo/campaign.eml
+    --dns "127.0.0.1:$dport" --mx-port "$port" --allow-dest loopback --max-rcpts 1 \
+    --log "$out/delivery.json" scripts/demo/campaign.eml
 
 echo "== a few delivery-log lines ($out/delivery.json)"
 head -n 3 "$out/delivery.json"

@@ -5,6 +5,7 @@
 #include "ip_class.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <string.h>
 
 struct ip_range {
@@ -94,4 +95,59 @@ const char *vl_ip_class_name(enum vl_ip_class c)
     case VL_IP_RESERVED:    return "reserved";
     }
     return "reserved";
+}
+
+enum vl_ip_class vl_ip_classify_sa(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return vl_ip_classify(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr);
+    if (sa->sa_family == AF_INET6)
+        return vl_ip_classify(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr);
+    return VL_IP_RESERVED;
+}
+
+bool vl_ip_dest_allowed(uint32_t allow, enum vl_ip_class c)
+{
+    if (c == VL_IP_PUBLIC)
+        return true;
+    if (c == VL_IP_UNSPECIFIED || c == VL_IP_MULTICAST)
+        return false;              /* whatever --allow-dest says */
+    return (allow & VL_IP_ALLOW(c)) != 0;
+}
+
+int vl_ip_allow_parse(const char *list, uint32_t *allow, const char **why)
+{
+    static const struct { const char *name; uint32_t bits; } names[] = {
+        { "loopback", VL_IP_ALLOW(VL_IP_LOOPBACK) },
+        { "private", VL_IP_ALLOW(VL_IP_PRIVATE) },
+        { "link-local", VL_IP_ALLOW(VL_IP_LINK_LOCAL) },
+        { "reserved", VL_IP_ALLOW(VL_IP_RESERVED) },
+        { "any", VL_IP_ALLOW_ANY },
+    };
+    uint32_t bits = 0;
+    const char *p = list;
+    for (unsigned n = 0; n < 64; n++) {        /* words in one value, bounded */
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        size_t k = 0;
+        while (k < sizeof names / sizeof names[0]
+               && !(strlen(names[k].name) == len && !memcmp(names[k].name, p, len)))
+            k++;
+        if (k == sizeof names / sizeof names[0]) {
+            bool never = (len == 9 && !memcmp(p, "multicast", 9))
+                         || (len == 11 && !memcmp(p, "unspecified", 11));
+            *why = never ? "unspecified and multicast destinations are never allowed"
+                         : "expected a comma list of loopback, private, link-local, reserved "
+                           "or any";
+            return -1;
+        }
+        bits |= names[k].bits;
+        if (!end) {
+            *allow |= bits;
+            return 0;
+        }
+        p = end + 1;
+    }
+    *why = "too many classes";
+    return -1;
 }

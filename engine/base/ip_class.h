@@ -42,6 +42,30 @@ enum vl_ip_class vl_ip_classify_text(const char *ip);
  *  "reserved". Never NULL. */
 const char *vl_ip_class_name(enum vl_ip_class c);
 
+/** Class of the address in @p sa (AF_INET or AF_INET6; others: reserved). */
+enum vl_ip_class vl_ip_classify_sa(const struct sockaddr *sa);
+
+/*
+ * Destination policy (issue 9 item 9). By default mail goes only to public
+ * addresses (MX/A answers and address literals such as x@[10.0.0.5]); an
+ * operator allows more classes with --allow-dest (a set of VL_IP_ALLOW bits).
+ * Unspecified and multicast addresses are never allowed: no SMTP server is
+ * there (0.0.0.0 reaches this very host, multicast is not TCP). Static
+ * --route targets are the operator's own choice and are not checked.
+ */
+#define VL_IP_ALLOW(c) (1u << (unsigned)(c))
+#define VL_IP_ALLOW_ANY (VL_IP_ALLOW(VL_IP_LOOPBACK) | VL_IP_ALLOW(VL_IP_PRIVATE) | \
+                         VL_IP_ALLOW(VL_IP_LINK_LOCAL) | VL_IP_ALLOW(VL_IP_RESERVED))
+
+/** May mail go to an address of class @p c when the classes in @p allow
+ *  (VL_IP_ALLOW bits) are allowed besides public ones? */
+bool vl_ip_dest_allowed(uint32_t allow, enum vl_ip_class c);
+
+/** Parse an --allow-dest value: a comma list of "loopback", "private",
+ *  "link-local", "reserved", or "any" (all four), OR'ed into *@p allow.
+ *  @return 0, or -1 with *@p why (a static text) and *@p allow untouched. */
+int vl_ip_allow_parse(const char *list, uint32_t *allow, const char **why);
+
 #ifdef __cplusplus
 }
 #endif

@@ -212,7 +212,8 @@ int cli_bench_main(int argc, char **argv)
     if (bench_parse(argc, argv, &o, &cfg) != 0)
         return VL_EXIT_USAGE;
     if (cfg.route_count == 0 && !cfg.dns) {
-        fprintf(stderr, "volley bench: give --route '*=HOST:PORT' or --dns (where is the sink?)\n");
+        fprintf(stderr, "volley bench: give --route '*=HOST:PORT' or --dns (where is the sink?)"
+                "; with --dns to a sink on loopback, add --allow-dest loopback\n");
         return VL_EXIT_USAGE;
     }
     size_t body_len;

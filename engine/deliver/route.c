@@ -1,8 +1,8 @@
 /*
  * route.c - where a delivery attempt goes: its domain's MX set (static route
  * or DNS), the host (one MX address) it is queued on, and the pool of
- * sessions of that host (see route.h). Also the glue that polls c-ares
- * sockets on the reactor.
+ * sessions of that host (see route.h). The glue that polls c-ares sockets
+ * on the reactor is in route_dnsfd.c.
  *
  * Host failure (RFC 5321 5.1: try the next address): a host whose
  * connection fails before the greeting completes, or that says 421, while
@@ -14,12 +14,23 @@
  * once. Sessions report failures from reactor events (session.h), so a
  * failure never re-enters route_host_pump() from inside its own loop.
  *
+ * Local caps make work wait, never fail (issue 9 item 7): an attempt costs
+ * a delivery attempt (and a retry) only for what the destination did. When
+ * the resolver refuses a lookup for a cap of ours (in-flight or waiter
+ * limit, memory), the domain waits (DOMAIN_WAITING, in a FIFO) and asks again
+ * when another lookup completes or the retry timer fires; when a host can
+ * open no session for a cap of ours (sessions per shard, reactor handles,
+ * file descriptors, memory: session_open() fails only for local reasons), it
+ * is "starved" and pumped again when a session closes or the timer fires.
+ * Neither counts an attempt, logs a deferral or schedules a retry.
+ *
  * Invariant: an attempt is in exactly one place: a domain's waiting list,
  * a host's pending FIFO, a session, or done (its recipients have outcomes).
  */
 #include "route.h"
 
 #include "clock.h"
+#include "ip_class.h"
 #include "log.h"
 
 #include "volley/addr.h"
@@ -27,7 +38,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +46,7 @@
 #define ROUTE_HOST_BUCKETS  4096u
 #define ROUTE_HOST_FAIL_MS_MAX (10u * 60u * 1000u)
 #define ROUTE_DEFER_RECHECK_MS 1000u   /* a deferred DNS answer is asked again after */
+#define ROUTE_LOCAL_RETRY_MS     50u   /* a local cap: asked again after, at the latest */
 
 static uint64_t route_hash(const void *p, size_t n)
 {
@@ -46,73 +57,32 @@ static uint64_t route_hash(const void *p, size_t n)
     return h;
 }
 
-/* ---- c-ares sockets on the reactor ------------------------------------ */
+/* ---- waiting for local caps (issue 9 item 7) ----------------------------- */
 
-static void route_dns_poll_cb(struct rx *rx, const struct rx_event *ev);
+static void route_retry_cb(struct rx *rx, const struct rx_event *ev);
 
-static void route_dns_poll_arm(struct route *r, struct route_dns_fd *e)
+/* While a domain or host waits for a local cap, a timer asks again: the DNS
+ * answer or session close that usually frees the cap may not come. */
+static void route_retry_arm(struct route *r)
 {
-    if (e->polling || !e->h || (!e->r && !e->w))
+    if (r->retry_timer || (!r->dom_waiting && !r->starved))
         return;
-    unsigned mask = (e->r ? POLLIN : 0u) | (e->w ? POLLOUT : 0u);
-    if (rx_poll(r->rx, e->h, mask) == 0)
-        e->polling = true;
+    if (rx_timer_add(r->rx, ROUTE_LOCAL_RETRY_MS, route_retry_cb, r, &r->retry_timer) != 0)
+        r->retry_timer = 0;        /* timers full: the next answer or close asks again */
 }
 
-static void route_dns_sock(void *ctx, int fd, bool readable, bool writable)
+/* @p h has attempts and could open no session for a local cap (@p err). */
+static void route_host_starve(struct route *r, struct host *h, int err)
 {
-    struct route *r = ctx;
-    struct route_dns_fd *e = NULL, *free_e = NULL;
-    for (size_t i = 0; i < sizeof r->dns_fds / sizeof r->dns_fds[0]; i++) {
-        if (r->dns_fds[i].h && r->dns_fds[i].fd == fd)
-            e = &r->dns_fds[i];
-        else if (!r->dns_fds[i].h && !free_e)
-            free_e = &r->dns_fds[i];
+    vl_assert(h->pending != NULL && h->active == 0);   /* else its own sessions pump it */
+    if (!h->starved) {
+        vl_log_at(VL_LOG_INFO, "evt=local_cap_wait shard=%u ip=%s sessions=%u err=\"%s\"",
+                  r->shard_idx, h->ip, r->sessions, vl_strerror(err));
+        h->starved = true;
+        h->snext = r->starved;
+        r->starved = h;
     }
-    if (!readable && !writable) {
-        if (e) {
-            rx_detach(r->rx, e->h);   /* cancels the poll; c-ares closes the fd */
-            e->h = 0;
-        }
-        return;
-    }
-    if (!e) {
-        if (!free_e) {
-            vl_log(VL_LOG_ERROR, "evt=dns_fd_table_full shard=%u fd=%d", r->shard_idx, fd);
-            return;
-        }
-        e = free_e;
-        *e = (struct route_dns_fd){ .fd = fd };
-        if (rx_open(r->rx, fd, route_dns_poll_cb, r, &e->h) != 0) {
-            e->h = 0;
-            return;
-        }
-    }
-    bool changed = e->r != readable || e->w != writable;
-    e->r = readable;
-    e->w = writable;
-    if (e->polling && changed)
-        rx_cancel(r->rx, e->h, RX_OP_POLL);   /* re-armed with the new mask */
-    else
-        route_dns_poll_arm(r, e);
-}
-
-static void route_dns_poll_cb(struct rx *rx, const struct rx_event *ev)
-{
-    (void)rx;
-    struct route *r = ev->user;
-    struct route_dns_fd *e = NULL;
-    for (size_t i = 0; i < sizeof r->dns_fds / sizeof r->dns_fds[0]; i++)
-        if (r->dns_fds[i].h == ev->h)
-            e = &r->dns_fds[i];
-    if (!e || ev->op != RX_OP_POLL)
-        return;                    /* detached meanwhile, or its CLOSE event */
-    e->polling = false;
-    if (ev->res > 0)
-        dns_process_fd(r->dns, e->fd, (ev->res & (POLLIN | POLLERR | POLLHUP)) != 0,
-                       (ev->res & POLLOUT) != 0);
-    if (e->h == ev->h)             /* still wanted after c-ares ran */
-        route_dns_poll_arm(r, e);
+    route_retry_arm(r);
 }
 
 /* ---- hosts ------------------------------------------------------------- */
@@ -198,7 +168,7 @@ static bool route_host_mark_failed(struct route *r, struct host *h, const struct
 /* Open one more session to @p h. @return 0 or why not (nothing opened). */
 static int route_host_open(struct route *r, struct host *h)
 {
-    if (r->sessions >= VL_SESSIONS_PER_SHARD_MAX)
+    if (r->sessions >= r->sessions_max)
         return -EAGAIN;
     int rc = session_open(&r->sess, h, &h->addr.sa, h->addr_len, h->ip,
                           h->pending ? h->pending->mx_name : NULL);
@@ -212,57 +182,71 @@ static int route_host_open(struct route *r, struct host *h)
 }
 
 /* Move @p h's queue on: to idle sessions, to new ones, or (failing) to the
- * next MX of each attempt. A host that cannot open even one session turns
- * failing here, and its queue moves on in a second pass. */
+ * next MX of each attempt. A host that can open no session for a local cap
+ * keeps its queue and waits (route_host_starve()). */
 static void route_host_pump(struct route *r, struct host *h)
 {
-    for (unsigned pass = 0; pass < 2; pass++) {
-        uint64_t now = vl_clock_mono_ms();
-        if (h->fail_until_ms > now && h->healthy == 0 && h->pending) {
-            /* Failing: what waits here goes to the next MX (or is deferred). */
-            struct attempt *list = h->pending;
-            h->pending = NULL;
-            h->pending_tail = &h->pending;
-            h->pending_count = 0;
-            while (list) {
-                struct attempt *t = list;
-                list = t->next;
-                t->next = NULL;
-                route_attempt_to_host(r, t);
-            }
-            return;
+    if (h->fail_until_ms > vl_clock_mono_ms() && h->healthy == 0 && h->pending) {
+        /* Failing: what waits here goes to the next MX (or is deferred). */
+        struct attempt *list = h->pending;
+        h->pending = NULL;
+        h->pending_tail = &h->pending;
+        h->pending_count = 0;
+        while (list) {
+            struct attempt *t = list;
+            list = t->next;
+            t->next = NULL;
+            route_attempt_to_host(r, t);
         }
-        while (h->pending && h->idle && !r->paused) {
-            struct session *s = h->idle;
-            h->idle = session_pool_next(s);
-            session_pool_link(s, NULL);
-            struct attempt *t = route_host_pop(h);
-            t->tls = session_tls(s);
-            session_begin(s, t);
+        return;
+    }
+    while (h->pending && h->idle && !r->paused) {
+        struct session *s = h->idle;
+        h->idle = session_pool_next(s);
+        session_pool_link(s, NULL);
+        struct attempt *t = route_host_pop(h);
+        t->tls = session_tls(s);
+        session_begin(s, t);
+    }
+    /* After a failure (until a new session gets through, or a healthy one ends
+     * normally), open no more: with no session left, one probe at a time;
+     * with healthy ones, the host has shown its connection cap. */
+    while (!(h->fail_code && (h->healthy > 0 || h->opening > 0))
+           && h->pending_count > h->opening
+           && h->active < r->cfg->conns_per_dest_max && !r->stopping && !r->paused) {
+        int rc = route_host_open(r, h);
+        if (rc == 0)
+            continue;
+        /* Ours, not the host's: session_open() fails only for local reasons
+         * (a refused connect is reported later, from the reactor). With
+         * sessions of its own open, their end pumps it again. */
+        if (h->active == 0)
+            route_host_starve(r, h, rc);
+        return;
+    }
+}
+
+/* Sessions may be free again: pump the starved hosts (while slots remain). */
+static void route_hosts_unstarve(struct route *r)
+{
+    struct host *list = r->starved;
+    r->starved = NULL;
+    while (list) {
+        if (r->sessions >= r->sessions_max) {
+            for (struct host *h = list; h; h = h->snext)   /* still full: keep the rest */
+                if (!h->snext) {
+                    h->snext = r->starved;
+                    break;
+                }
+            r->starved = list;
+            break;
         }
-        /* After a failure (until a new session gets through, or a healthy one ends
-         * normally), open no more: with no session left, one probe at a time;
-         * with healthy ones, the host has shown its connection cap. */
-        while (!(h->fail_code && (h->healthy > 0 || h->opening > 0))
-               && h->pending_count > h->opening
-               && h->active < r->cfg->conns_per_dest_max && !r->stopping && !r->paused) {
-            int rc = route_host_open(r, h);
-            if (rc == 0)
-                continue;
-            if (h->active > 0)
-                return;
-            char text[128];
-            snprintf(text, sizeof text, "cannot open a connection: %s", vl_strerror(rc));
-            struct smtp_fate f = { .kind = SMTP_FATE_DEFERRED, .code = 451, .local = true,
-                                   .text = text, .text_len = (uint16_t)strlen(text) };
-            memcpy(f.status, "4.3.0", 6);
-            if (!route_host_mark_failed(r, h, &f))
-                return;
-            break;                 /* failing now: the next pass moves the queue on */
-        }
-        if (pass == 0 && !(h->fail_until_ms > vl_clock_mono_ms() && h->healthy == 0
-                           && h->pending))
-            return;
+        struct host *h = list;
+        vl_assert(h->starved);
+        list = h->snext;
+        h->snext = NULL;
+        h->starved = false;
+        route_host_pump(r, h);     /* may starve it again */
     }
 }
 
@@ -336,6 +320,142 @@ static void route_attempt_to_host(struct route *r, struct attempt *t)
 }
 
 static void route_dispatch(struct route *r, struct attempt *t);
+static void route_dns_done(void *ctx, const struct dns_result *res);
+
+/* Ask the resolver for @p d. @return 0 resolving, 1 refused for a local cap
+ * (wait), or the error that makes its attempts fail. */
+static int route_domain_resolve(struct route *r, struct domain *d)
+{
+    int rc = dns_resolve_mx(r->dns, d->name, route_dns_done, d);
+    if (rc == 0) {
+        d->state = DOMAIN_RESOLVING;
+        return 0;
+    }
+    return rc == -EAGAIN || rc == -ENOMEM ? 1 : rc;
+}
+
+static void route_domain_wait(struct route *r, struct domain *d)
+{
+    vl_assert(d->state == DOMAIN_NEW && d->wnext == NULL);
+    d->state = DOMAIN_WAITING;
+    d->wnext = NULL;
+    *r->dom_waiting_tail = d;
+    r->dom_waiting_tail = &d->wnext;
+    route_retry_arm(r);
+}
+
+/* The attempt @p t cannot be resolved for (@p rc): it is deferred. */
+static void route_resolve_fail(struct route *r, struct attempt *t, int rc)
+{
+    char text[400];
+    snprintf(text, sizeof text, "cannot resolve %s now: %s", t->dom->name, vl_strerror(rc));
+    route_attempt_fail(r, t, false, 451, "4.4.3", text);
+}
+
+/* Resolver capacity may be free again: ask for the waiting domains, oldest
+ * first, until it refuses again. */
+static void route_domains_resume(struct route *r)
+{
+    while (r->dom_waiting) {
+        struct domain *d = r->dom_waiting;
+        vl_assert(d->state == DOMAIN_WAITING);
+        d->state = DOMAIN_NEW;
+        int rc = route_domain_resolve(r, d);
+        if (rc == 1) {
+            d->state = DOMAIN_WAITING;
+            break;                 /* still full: the next answer or the timer */
+        }
+        r->dom_waiting = d->wnext;
+        if (!r->dom_waiting)
+            r->dom_waiting_tail = &r->dom_waiting;
+        d->wnext = NULL;
+        if (rc < 0) {              /* not a local cap: its attempts fail as before */
+            struct attempt *w = d->waiting;
+            d->waiting = NULL;
+            d->waiting_tail = &d->waiting;
+            while (w) {
+                struct attempt *t = w;
+                w = t->next;
+                t->next = NULL;
+                route_resolve_fail(r, t, rc);
+            }
+        }
+    }
+}
+
+static void route_retry_cb(struct rx *rx, const struct rx_event *ev)
+{
+    (void)rx;
+    struct route *r = ev->user;
+    if (ev->h != r->retry_timer)
+        return;                    /* cancelled too late */
+    r->retry_timer = 0;
+    route_domains_resume(r);
+    route_hosts_unstarve(r);
+    route_retry_arm(r);
+}
+
+/* Why the destination policy refuses @p a (of @p mx in @p res, class @p cls). */
+static void route_dest_reason(char *out, size_t n, const struct dns_result *res,
+                              const struct dns_mx *mx, const union vl_sockaddr *a,
+                              enum vl_ip_class cls)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    if (a->sa.sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &a->in6.sin6_addr, ip, sizeof ip);
+    else
+        inet_ntop(AF_INET, &a->in4.sin_addr, ip, sizeof ip);
+    const char *cname = vl_ip_class_name(cls);
+    char allow[48];
+    if (cls == VL_IP_UNSPECIFIED || cls == VL_IP_MULTICAST)
+        snprintf(allow, sizeof allow, "never allowed");
+    else
+        snprintf(allow, sizeof allow, "--allow-dest %s", cname);
+    if (res->domain[0] == '[')
+        snprintf(out, n, "address literal %.80s is %s: refused by destination policy (%s)",
+                 res->domain, cname, allow);
+    else
+        snprintf(out, n, "%s %.255s %s is %s: refused by destination policy (%s)",
+                 res->implicit_mx ? "host" : "MX", mx->host, ip, cname, allow);
+}
+
+/* @p d's hosts from the addresses of @p res that the destination policy allows
+ * (static --route targets: all). @return how many it refused; the first one's
+ * reason is in d->fail_reason. Logged once per domain (evt=dest_refused). */
+static uint32_t route_domain_hosts(struct domain *d, const struct dns_result *res)
+{
+    bool check = !res->routed || res->domain[0] == '[';   /* a literal is not a route */
+    uint32_t refused = 0;
+    d->host_count = 0;
+    for (uint16_t i = 0; i < res->mx_count; i++) {
+        const struct dns_mx *mx = &res->mx[i];
+        for (uint16_t k = 0; k < mx->addr_count; k++) {
+            if (d->host_count == VL_ROUTE_ADDRS_PER_DOMAIN_MAX)
+                break;
+            enum vl_ip_class cls = vl_ip_classify_sa(&mx->addrs[k].sa);
+            if (check && !vl_ip_dest_allowed(d->r->cfg->allow_dest, cls)) {
+                if (refused++ == 0)
+                    route_dest_reason(d->fail_reason, sizeof d->fail_reason, res, mx,
+                                      &mx->addrs[k], cls);
+                continue;
+            }
+            struct host *h = route_host_get(d->r, &mx->addrs[k]);
+            if (!h)
+                continue;
+            snprintf(d->mx_names[d->host_count], sizeof d->mx_names[0], "%s", mx->host);
+            d->hosts[d->host_count] = (struct domain_host){ h, d->mx_names[d->host_count],
+                                                            mx->pref };
+            d->host_count++;
+        }
+    }
+    if (refused && !d->dest_logged) {
+        d->dest_logged = true;
+        vl_log_at(VL_LOG_INFO, "evt=dest_refused shard=%u domain=%s refused=%u usable=%u "
+                  "why=\"%s\"", d->r->shard_idx, d->name, refused, d->host_count,
+                  d->fail_reason);
+    }
+    return refused;
+}
 
 static void route_dns_done(void *ctx, const struct dns_result *res)
 {
@@ -344,24 +464,17 @@ static void route_dns_done(void *ctx, const struct dns_result *res)
     uint64_t now = vl_clock_mono_ms();
     d->host_count = 0;
     if (res->status == DNS_OK) {
-        for (uint16_t i = 0; i < res->mx_count; i++) {
-            const struct dns_mx *mx = &res->mx[i];
-            for (uint16_t k = 0; k < mx->addr_count; k++) {
-                if (d->host_count == VL_ROUTE_ADDRS_PER_DOMAIN_MAX)
-                    break;
-                struct host *h = route_host_get(d->r, &mx->addrs[k]);
-                if (!h)
-                    continue;
-                snprintf(d->mx_names[d->host_count], sizeof d->mx_names[0], "%s", mx->host);
-                d->hosts[d->host_count] = (struct domain_host){ h, d->mx_names[d->host_count],
-                                                                mx->pref };
-                d->host_count++;
-            }
-        }
+        uint32_t refused = route_domain_hosts(d, res);
         d->state = d->host_count ? DOMAIN_READY : DOMAIN_FAILED;
         uint64_t ttl_ms = (uint64_t)(res->ttl_s ? res->ttl_s : 1u) * 1000u;
         d->expires_ms = res->routed ? UINT64_MAX : now + ttl_ms;
-        if (!d->host_count) {
+        if (!d->host_count && refused) {
+            /* Policy, not a passing state: retrying changes nothing (5.4.4,
+             * like a domain with no address), and the reason names the fix. */
+            d->fail_bounce = true;
+            d->fail_code = 550;
+            snprintf(d->fail_status, sizeof d->fail_status, "5.4.4");
+        } else if (!d->host_count) {
             d->fail_bounce = false;
             d->fail_code = 451;
             snprintf(d->fail_status, sizeof d->fail_status, "4.3.0");
@@ -384,6 +497,7 @@ static void route_dns_done(void *ctx, const struct dns_result *res)
         t->next = NULL;
         route_dispatch(d->r, t);
     }
+    route_domains_resume(d->r);    /* this lookup's slot is free */
 }
 
 /* Spread attempts over the addresses of the best preference (equal-
@@ -410,16 +524,17 @@ static void route_dispatch(struct route *r, struct attempt *t)
         d->state = DOMAIN_NEW;
     switch (d->state) {
     case DOMAIN_NEW: {
-        int rc = dns_resolve_mx(r->dns, d->name, route_dns_done, d);
+        /* Domains already waiting go first: none jumps the queue. */
+        int rc = r->dom_waiting ? 1 : route_domain_resolve(r, d);
         if (rc < 0) {
-            char text[400];
-            snprintf(text, sizeof text, "cannot resolve %s now: %s", d->name, vl_strerror(rc));
-            route_attempt_fail(r, t, false, 451, "4.4.3", text);
+            route_resolve_fail(r, t, rc);
             return;
         }
-        d->state = DOMAIN_RESOLVING;
+        if (rc == 1)
+            route_domain_wait(r, d);
     }
         /* fall through */
+    case DOMAIN_WAITING:
     case DOMAIN_RESOLVING:
         *d->waiting_tail = t;
         d->waiting_tail = &t->next;
@@ -529,6 +644,7 @@ static void route_on_closed(void *ctx, struct host *h, bool ever_ready, bool fai
     vl_assert(r->sessions > 0);
     r->sessions--;
     route_host_pump(r, h);
+    route_hosts_unstarve(r);       /* a session slot is free */
 }
 
 static struct session_owner route_session_owner(struct route *r)
@@ -547,11 +663,14 @@ int route_init(struct route *r, unsigned shard_idx, const struct vl_config *cfg,
                struct deliver_counters *ctr)
 {
     memset(r, 0, sizeof *r);
+    r->dom_waiting_tail = &r->dom_waiting;
     r->shard_idx = shard_idx;
     r->cfg = cfg;
     r->rx = rx;
     r->ledger = ledger;
     r->ctr = ctr;
+    r->sessions_max = cfg->sessions_max && cfg->sessions_max < VL_SESSIONS_PER_SHARD_MAX
+                      ? cfg->sessions_max : VL_SESSIONS_PER_SHARD_MAX;
     r->sess = (struct session_env){
         .rx = rx, .shard_idx = shard_idx, .client_conf = client_conf,
         .connect_ms_timeout = cfg->connect_ms_timeout, .idle_ms_max = cfg->idle_ms_max,
@@ -564,6 +683,7 @@ int route_init(struct route *r, unsigned shard_idx, const struct vl_config *cfg,
     const char *own[] = { cfg->ehlo_name };
     struct dns_config dc = {
         .servers = cfg->dns, .port_mx = cfg->mx_port, .ttl_s_min = DNS_TTL_MIN_DEFAULT,
+        .inflight_max = cfg->dns_inflight_max,
         .own_hosts = own, .own_hosts_count = 1,
         .sock_state_cb = route_dns_sock, .sock_state_ctx = r,
     };
@@ -588,6 +708,9 @@ int route_init(struct route *r, unsigned shard_idx, const struct vl_config *cfg,
 
 void route_fini(struct route *r)
 {
+    if (r->retry_timer)
+        rx_timer_cancel(r->rx, r->retry_timer);
+    r->retry_timer = 0;
     if (r->dns)
         dns_destroy(r->dns);
     r->dns = NULL;
@@ -659,12 +782,16 @@ void route_abandon_pending(struct route *r)
             h->pending_count = 0;
         }
     }
+    r->dom_waiting = NULL;         /* each one's attempts are abandoned below */
+    r->dom_waiting_tail = &r->dom_waiting;
     for (uint32_t b = 0; b < ROUTE_DOM_BUCKETS; b++) {
         for (struct domain *d = r->dom_tab[b]; d; d = d->hnext) {
             /* A domain still resolving keeps its list: the DNS callback will
              * dispatch into hosts, whose pump opens nothing while stopping. */
             if (d->state == DOMAIN_RESOLVING)
                 continue;
+            if (d->state == DOMAIN_WAITING)
+                d->state = DOMAIN_NEW;
             while (d->waiting) {
                 struct attempt *t = d->waiting;
                 d->waiting = t->next;

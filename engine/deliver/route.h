@@ -24,15 +24,21 @@
 #include "volley/config.h"
 #include "volley/limits.h"
 
-enum domain_state { DOMAIN_NEW, DOMAIN_RESOLVING, DOMAIN_READY, DOMAIN_FAILED };
+/* DOMAIN_WAITING: the resolver refused the lookup for a local cap (in-flight
+ * or waiter limit, memory): its attempts wait on the domain, in the route's
+ * FIFO of waiting domains, and the lookup is asked again when another
+ * completes or the route's retry timer fires. No attempt is spent. */
+enum domain_state { DOMAIN_NEW, DOMAIN_WAITING, DOMAIN_RESOLVING, DOMAIN_READY, DOMAIN_FAILED };
 
 struct domain_host { struct host *host; const char *mx_name; uint16_t pref; };
 
 struct domain {
     struct domain *hnext;          /* hash chain */
+    struct domain *wnext;          /* DOMAIN_WAITING: the route's FIFO */
     struct route *r;
     char name[VL_SMTP_DOMAIN_BYTES_MAX + 1];
     enum domain_state state;
+    bool dest_logged;              /* evt=dest_refused: once per domain */
     uint64_t expires_ms;           /* monotonic: resolution valid until */
     struct attempt *waiting, **waiting_tail;
     /* DOMAIN_FAILED: the fate every recipient gets */
@@ -47,6 +53,8 @@ struct domain {
 
 struct host {
     struct host *hnext;
+    struct host *snext;            /* starved: the route's list */
+    bool starved;                  /* could open no session for a local cap: waits */
     union vl_sockaddr addr;
     socklen_t addr_len;
     char ip[64];                   /* text, for logs */
@@ -78,12 +86,21 @@ struct route {
     bool draining;                 /* route_drain(): pool nothing */
     bool paused;                   /* route_pause(): start no attempt, open nothing */
     uint32_t sessions;             /* open, all hosts */
+    uint32_t sessions_max;         /* <= VL_SESSIONS_PER_SHARD_MAX (--sessions-max) */
     struct domain **dom_tab;       /* hash of domains */
     uint32_t dom_count;
     struct host **host_tab;
     uint32_t host_count;
     struct route_dns_fd dns_fds[VL_DNS_FDS_PER_SHARD_MAX];
+    /* Local caps make work wait, never fail (issue 9 item 7): */
+    struct domain *dom_waiting, **dom_waiting_tail;   /* DOMAIN_WAITING, oldest first */
+    struct host *starved;          /* hosts with attempts and no session for a local cap */
+    rx_timer_t retry_timer;        /* asks both again while either is non-empty */
 };
+
+/** c-ares's sock_state_cb (route_dnsfd.c): poll @p fd on @p ctx's reactor
+ *  for what it wants, or stop polling it (both false). */
+void route_dns_sock(void *ctx, int fd, bool readable, bool writable);
 
 /** Set up @p r (tables, resolver, static routes) for shard @p shard_idx.
  *  Borrows every pointer for its life. @return 0, -ENOMEM or a dns error. */

@@ -10,8 +10,12 @@
  * memory whatever the message size.
  *
  * Deadlines: one timer per session for what the client awaits now
- * (smtp_client_deadline_ms(), re-armed only when the client changes what it
- * awaits, never per byte), one idle timer while pooled.
+ * (smtp_client_deadline_ms(), re-armed when the client changes what it
+ * awaits, never per byte), one idle timer while pooled. While the body
+ * streams (BODY), the deadline covers one data block (RFC 5321 4.5.3.2.5:
+ * 3 minutes per send call), so each send completion that moved bytes re-arms
+ * it: a slow reader that keeps taking data never times out, one that stops
+ * does. The final reply then gets its own (DOT: 10 minutes, 4.5.3.2.6).
  *
  * STARTTLS (level from --tls; the client asks with SMTP_ACT_START_TLS): a
  * struct session_tls is allocated then, and from there every byte goes
@@ -259,10 +263,12 @@ static void session_post_recv(struct session *s)
         s->recv_posted = true;
 }
 
-static void session_arm_deadline(struct session *s)
+/* Arm the deadline for what the client awaits, unless it is armed for that
+ * already; @p progress: the awaited send made progress (BODY: a new block). */
+static void session_arm_deadline_for(struct session *s, bool progress)
 {
     enum smtp_state st = smtp_client_state(&s->client);
-    if (s->deadline && st == s->deadline_state)
+    if (s->deadline && st == s->deadline_state && !(progress && st == SMTP_STATE_BODY))
         return;                    /* the same wait: never re-armed per byte */
     if (s->deadline) {
         rx_timer_cancel(s->env->rx, s->deadline);
@@ -273,6 +279,11 @@ static void session_arm_deadline(struct session *s)
         return;
     if (rx_timer_add(s->env->rx, ms, session_timer_cb, s, &s->deadline) == 0)
         s->deadline_state = st;
+}
+
+static void session_arm_deadline(struct session *s)
+{
+    session_arm_deadline_for(s, false);
 }
 
 static void session_build_msg(struct session *s, const struct attempt *t)
@@ -494,9 +505,11 @@ static void session_send_done(struct session *s, int res)
         s->body_end_inflight = false;
         s->acts.count = 0;
         smtp_client_body_sent(&s->client, &s->acts);
-        session_run_actions(s);
+        session_run_actions(s);    /* arms the final reply's deadline (DOT) */
         return;
     }
+    if (res > 0)
+        session_arm_deadline_for(s, true);   /* BODY: the peer took a block */
     session_flush(s);
 }
 

@@ -4,6 +4,7 @@
  */
 #include "volley/config.h"
 
+#include "ip_class.h"
 #include "volley/addr.h"
 #include "volley/hostport.h"
 #include "volley/limits.h"
@@ -22,6 +23,12 @@ const char vl_config_usage[] =
     "  --dns HOST:PORT         resolver to ask instead of /etc/resolv.conf\n"
     "  --mx-port N             port to deliver to (default 25)\n"
     "  --route DOMAIN=HOST:PORT  static route ('*' = every domain); skips MX lookup\n"
+    "  --allow-dest CLASSES    also deliver to these MX/A or [address literal] classes:\n"
+    "                          comma list of loopback, private, link-local, reserved, or\n"
+    "                          any; repeatable. By default only public addresses are\n"
+    "                          used: an MX address of another class is skipped, and a\n"
+    "                          domain left with none bounces 5.4.4 naming the class.\n"
+    "                          Unspecified and multicast: never. --route: always allowed\n"
     "  --max-rcpts N           recipients per SMTP transaction (1-100, default 100)\n"
     "  --retry-base DURATION   first retry delay (default 5m)\n"
     "  --retry-max DURATION    longest retry interval (default 1h)\n"
@@ -156,7 +163,7 @@ static int config_route(struct vl_config *c, const char *cmd, const char *v)
 }
 
 enum config_kind { CK_FLAG, CK_STR, CK_UINT, CK_PORT, CK_DUR, CK_ROUTE, CK_SCALE, CK_HOSTPORT,
-                   CK_TLS };
+                   CK_TLS, CK_ALLOW };
 
 struct config_opt {
     const char *name;
@@ -172,6 +179,7 @@ static const struct config_opt config_opts[] = {
     { "--dns",             CK_HOSTPORT, OFF(dns), 0, 0 },
     { "--mx-port",         CK_PORT,     OFF(mx_port), 1, 65535 },
     { "--route",           CK_ROUTE,    0, 0, 0 },
+    { "--allow-dest",      CK_ALLOW,    OFF(allow_dest), 0, 0 },
     { "--max-rcpts",       CK_UINT,     OFF(rcpts_per_txn_max), 1, VL_SMTP_RCPTS_PER_TXN_MAX },
     { "--retry-base",      CK_DUR,      OFF(retry_ms_base), 0, 0 },
     { "--retry-max",       CK_DUR,      OFF(retry_ms_max), 0, 0 },
@@ -190,6 +198,9 @@ static const struct config_opt config_opts[] = {
     { "--until-empty",     CK_FLAG,     OFF(until_empty), 0, 0 },
     { "--quiet",           CK_FLAG,     OFF(quiet), 0, 0 },
     { "--commit-giveup",   CK_DUR,      OFF(commit_giveup_ms), 0, 0 },
+    /* not in vl_config_usage: for tests and tuning (config.h) */
+    { "--dns-inflight-max", CK_UINT,    OFF(dns_inflight_max), 1, VL_DNS_INFLIGHT_MAX },
+    { "--sessions-max",    CK_UINT,     OFF(sessions_max), 1, VL_SESSIONS_PER_SHARD_MAX },
 };
 #undef OFF
 
@@ -232,6 +243,11 @@ static int config_set(struct vl_config *c, const char *cmd, const struct config_
             break;
         *(const char **)field = v;
         return 0;
+    case CK_ALLOW:
+        if (vl_ip_allow_parse(v, (uint32_t *)field, &why) == 0)
+            return 0;
+        fprintf(stderr, "volley %s: %s '%s': %s\n", cmd, o->name, v, why);
+        return -1;
     case CK_TLS:
         if (strcmp(v, "may") && strcmp(v, "none"))
             break;

@@ -175,7 +175,11 @@ static void client_fail(struct smtp_client *c, struct smtp_actions *acts, enum s
             f.code = 451;
             f.status[0] = '4';
         }
-        if (c->txn.dot_sent && !c->txn.lone_dot && fail == SMTP_FAIL_CONN) {
+        /* After the final dot, a lost connection and a reply we cannot read
+         * (malformed, over a limit, out of protocol) leave the same doubt: the
+         * server may have accepted the message. Either is "ambiguous". */
+        if (c->txn.dot_sent && !c->txn.lone_dot && c->txn.recv.state == SMTP_STATE_DOT
+            && (fail == SMTP_FAIL_CONN || fail == SMTP_FAIL_PROTO)) {
             f.ambiguous = true;
             c->ambiguous = true;
         }

@@ -71,7 +71,8 @@ struct smtp_fate {
     enum smtp_fate_kind kind;
     uint16_t code;                         /* reply code, or the local equivalent */
     bool local;                            /* decided here (SIZE, 8BITMIME, drop...) */
-    bool ambiguous;                        /* final dot sent, no reply: maybe delivered */
+    bool ambiguous;                        /* final dot sent, no readable reply: maybe
+                                              delivered (lost, malformed, over-long) */
     char status[VL_SMTP_STATUS_BYTES_MAX];    /* "x.y.z"; "X.0.0" when the peer gave none */
     const char *text;                      /* sanitised, <= VL_DIAG_TEXT_BYTES_MAX; borrowed */
     uint16_t text_len;
@@ -163,7 +164,7 @@ struct smtp_client {
     enum smtp_state state;       /* connection state; MAIL while a transaction runs */
     bool in_txn;
     bool tls_active;
-    bool ambiguous;              /* the last transaction ended with a dot and no reply */
+    bool ambiguous;              /* the last transaction ended with a dot and no readable reply */
     uint32_t rcpts_max;
     uint32_t timeout_ms[SMTP_STATE_COUNT];
     struct smtp_ehlo caps;
@@ -222,8 +223,10 @@ enum smtp_state smtp_client_state(const struct smtp_client *c);
 /** "BANNER", "MAIL", ...; never NULL. */
 const char *smtp_client_state_name(enum smtp_state s);
 
-/** True if the last transaction's final dot was sent and no reply came: the
- *  deferred recipients may have been delivered (a duplicate on retry). */
+/** True if the last transaction's final dot was sent and no readable reply
+ *  came (connection lost or timed out, or a malformed, over-long or
+ *  out-of-protocol reply): the deferred recipients may have been delivered
+ *  (a duplicate on retry). */
 static inline bool smtp_client_ambiguous(const struct smtp_client *c) { return c->ambiguous; }
 
 /** The capabilities of the current EHLO (empty after HELO or STARTTLS). */

@@ -52,6 +52,18 @@ struct vl_config {
     const char *listen;               /* injection listener ADDR:PORT (run) or NULL */
     enum vl_tls_level tls_level;      /* --tls none|may; default may */
     uint64_t commit_giveup_ms;        /* --commit-giveup: stop after commits fail this long; 5m */
+    uint32_t allow_dest;              /* --allow-dest: classes of MX/A and address-literal
+                                         destinations allowed besides public addresses, as
+                                         VL_IP_ALLOW bits (engine/base/ip_class.h); 0 =
+                                         public only. --route targets are never checked */
+    unsigned sessions_max;            /* --sessions-max: outbound connections a shard
+                                         holds at once, 1..VL_SESSIONS_PER_SHARD_MAX; 0 =
+                                         that cap. Tests and tuning only (not in --help):
+                                         a host over it waits, it never fails (issue 9) */
+    unsigned dns_inflight_max;        /* --dns-inflight-max: lookups a shard's resolver runs
+                                         at once, 1..VL_DNS_INFLIGHT_MAX; 0 = its default
+                                         (256). Tests and tuning only (not in --help): a
+                                         lookup over it waits, it never fails (issue 9) */
     char ehlo_buf[256];
 };
 

@@ -11,6 +11,7 @@ Failures go through sink_lib.fail (exit 1); missing tools fail too.
 
 API: Env(shards=2) -> .start_sinks({host: [sink args]}, save=True) -> port;
 .start_dns(mx={dom: [(pref, host, ip)]}, lines=(), defaults=True) -> port;
+.allow_dest (route_args adds it: --allow-dest loopback unless changed);
 .enqueue(from, rcpts, content) -> id; .enqueue_many([(from, rcpts, content)]);
 .run(*args, expect_rc=0, env=None); .send(from, rcpts, content, *args);
 .volley(*args); .log(); .queue_stats(); .saved(host); .stop_sink(host) ->
@@ -165,6 +166,7 @@ class Env:
         self.port = None
         self.dns_pid, self.dns_port = None, None
         self.nmsg = 0
+        self.allow_dest = ["--allow-dest", "loopback"]   # [] = volley's default policy
 
     # --- sinks ---------------------------------------------------------
     def start_sinks(self, hosts, save=True):
@@ -291,9 +293,12 @@ class Env:
         return ids
 
     def route_args(self):
-        """--dns/--mx-port for the started dnsmasq and sinks."""
+        """--dns/--mx-port for the started dnsmasq and sinks, and the destination
+        policy (self.allow_dest, default --allow-dest loopback: the sinks listen
+        on 127.0.0.x, which volley refuses by default)."""
         check(self.dns_port and self.port, "start_dns and start_sinks first")
-        return ["--dns", "127.0.0.1:%d" % self.dns_port, "--mx-port", self.port]
+        return ["--dns", "127.0.0.1:%d" % self.dns_port, "--mx-port", self.port,
+                *self.allow_dest]
 
     def run(self, *args, timeout=RUN_TIMEOUT_S, expect_rc=0, env=None):
         """`volley run --data Q --until-empty --quiet --log L` + route + args."""

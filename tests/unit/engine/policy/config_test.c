@@ -6,6 +6,7 @@
 #include <cmocka.h>
 #include <string.h>
 
+#include "ip_class.h"
 #include "volley/config.h"
 
 static int parse(struct vl_config *c, char **argv, int argc, char **rest, int *rest_n)
@@ -152,6 +153,44 @@ static void test_item10_duration_nan_inf_overflow(void **state)
     }
 }
 
+/* Issue 9 items 7 and 9: --allow-dest (repeatable, ORs), the default (public
+ * only), bad values; the hidden test/tuning caps --dns-inflight-max and
+ * --sessions-max (ranges). */
+static void test_item9_allow_dest_and_caps(void **state)
+{
+    (void)state;
+    static struct vl_config c;
+    char *rest[8];
+    int rest_n;
+    char *none[] = { "run" };
+    assert_int_equal(parse(&c, none, 1, rest, &rest_n), 0);
+    assert_int_equal(c.allow_dest, 0);
+    assert_int_equal(c.dns_inflight_max, 0);
+    assert_int_equal(c.sessions_max, 0);
+    char *ok[] = { "run", "--allow-dest", "loopback", "--allow-dest=private,link-local",
+                   "--dns-inflight-max", "1", "--sessions-max=2" };
+    assert_int_equal(parse(&c, ok, 7, rest, &rest_n), 0);
+    assert_int_equal(c.allow_dest, VL_IP_ALLOW(VL_IP_LOOPBACK) | VL_IP_ALLOW(VL_IP_PRIVATE) |
+                                   VL_IP_ALLOW(VL_IP_LINK_LOCAL));
+    assert_int_equal(c.dns_inflight_max, 1);
+    assert_int_equal(c.sessions_max, 2);
+    assert_int_equal(rest_n, 0);
+    char *any[] = { "run", "--allow-dest", "any" };
+    assert_int_equal(parse(&c, any, 3, rest, &rest_n), 0);
+    assert_int_equal(c.allow_dest, VL_IP_ALLOW_ANY);
+    char *bad[][3] = {
+        { "run", "--allow-dest", "multicast" }, { "run", "--allow-dest", "public" },
+        { "run", "--allow-dest", "" }, { "run", "--allow-dest", "loopback,,private" },
+        { "run", "--dns-inflight-max", "0" }, { "run", "--dns-inflight-max", "4097" },
+        { "run", "--sessions-max", "0" }, { "run", "--sessions-max", "4097" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (parse(&c, bad[i], 3, rest, &rest_n) != -1)
+            fail_msg("accepted %s '%s'", bad[i][1], bad[i][2]);
+    assert_null(strstr(vl_config_usage, "--dns-inflight-max"));   /* test/tuning only */
+    assert_non_null(strstr(vl_config_usage, "--allow-dest"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -160,6 +199,7 @@ int main(void)
         cmocka_unit_test(test_tls_level),
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_item10_duration_nan_inf_overflow),
+        cmocka_unit_test(test_item9_allow_dest_and_caps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

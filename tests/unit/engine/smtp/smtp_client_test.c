@@ -512,6 +512,73 @@ static void test_deadlines(void **state)
     assert_int_equal(g_acts.a[g_acts.count - 1].fail, SMTP_FAIL_CONN);
 }
 
+/* Issue 9 item 8: a reply to the final dot that is over the line limit, or
+ * malformed, or a 3xx, leaves the same doubt as a lost connection: every
+ * recipient is deferred and flagged ambiguous. Before the dot it is not. */
+static void test_item8_bad_reply_after_dot_is_ambiguous(void **state)
+{
+    (void)state;
+    static struct smtp_client c;
+    static char longline[VL_SMTP_REPLY_LINE_BYTES_MAX + 64];
+    memset(longline, 'x', sizeof longline);
+    memcpy(longline, "250 ", 4);
+    memcpy(longline + sizeof longline - 3, "\r\n", 3);   /* 2 + NUL: one line over the cap */
+    static const struct { const char *label, *reply; bool after_dot, ambiguous; } t[] = {
+        { "over-long after dot", longline, true, true },
+        { "code changes after dot", "250-ok\r\n251 changed\r\n", true, true },
+        { "bad code after dot", "2x0 ok\r\n", true, true },
+        { "3xx after dot", "354 again\r\n", true, true },
+        { "over-long before dot", longline, false, false },
+        { "bad code before dot", "2x0 ok\r\n", false, false },
+    };
+    struct smtp_client_conf conf = { .helo_name = "me.example", .helo_name_len = 10 };
+    const struct smtp_msg_rcpt r[2] = { { .addr = "a@b.org", .addr_len = 7 },
+                                        { .addr = "c@b.org", .addr_len = 7 } };
+    const struct smtp_msg m = { .from = "s@b.org", .from_len = 7, .size = 3, .rcpts = r,
+                                .rcpt_count = 2 };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        to_ready(&c, &conf, "250-mx\r\n250 PIPELINING\r\n");
+        assert_int_equal(smtp_client_txn_begin(&c, &m, &g_acts), 0);
+        assert_int_equal(feed_str(&c, "250 ok\r\n"), 1);
+        assert_int_equal(feed_str(&c, "250 ok\r\n"), 1);
+        assert_int_equal(feed_str(&c, "250 ok\r\n"), 1);
+        if (t[i].after_dot) {
+            assert_int_equal(feed_str(&c, "354 go\r\n"), 1);
+            smtp_client_body_sent(&c, &g_acts);
+            assert_int_equal(smtp_client_state(&c), SMTP_STATE_DOT);
+        }
+        /* Feed until the client acts on it (a multi-line reply takes two lines). */
+        const char *p = t[i].reply;
+        size_t left = strlen(p), used = 0;
+        int rc = 0;
+        for (unsigned guard = 0; guard < 8 && left > 0 && rc >= 0; guard++) {
+            rc = smtp_client_on_bytes(&c, p, left, &used, &g_acts);
+            p += used;
+            left -= used;
+            if (rc != 0)
+                break;
+        }
+        if (rc >= 0)
+            fail_msg("%s: the client accepted the reply (rc %d)", t[i].label, rc);
+        unsigned fates = 0;
+        for (uint32_t k = 0; k < g_acts.count; k++) {
+            const struct smtp_action *a = &g_acts.a[k];
+            if (a->kind != SMTP_ACT_FATE)
+                continue;
+            fates++;
+            assert_int_equal(a->fate.kind, SMTP_FATE_DEFERRED);
+            if (a->fate.ambiguous != t[i].ambiguous)
+                fail_msg("%s: recipient %u ambiguous=%d", t[i].label, a->rcpt,
+                         (int)a->fate.ambiguous);
+        }
+        if (fates != 2)
+            fail_msg("%s: %u fates, want 2", t[i].label, fates);
+        assert_int_equal(smtp_client_ambiguous(&c), t[i].ambiguous);
+        assert_int_equal(g_acts.a[g_acts.count - 1].kind, SMTP_ACT_CLOSE);
+        assert_int_equal(g_acts.a[g_acts.count - 1].fail, SMTP_FAIL_PROTO);
+    }
+}
+
 static void test_limits(void **state)
 {
     (void)state;
@@ -608,6 +675,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_transcripts),
         cmocka_unit_test(test_deadlines),
+        cmocka_unit_test(test_item8_bad_reply_after_dot_is_ambiguous),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_pipelining_window),
     };
