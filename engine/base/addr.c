@@ -67,6 +67,8 @@ static int addr_quoted_string(const unsigned char *s, size_t n, bool *utf8, cons
             c = s[++i];
             if (c < 0x20 || c == 0x7f)
                 return addr_fail(why, "control character in local part");
+            if (c >= 0x80)
+                *utf8 = true;               /* an escaped octet is still 8-bit */
             continue;
         }
         if (c < 0x20 || c == 0x7f)
