@@ -37,6 +37,7 @@ for tool in clang clang++ cmake; do
 done
 
 build=${FUZZ_BUILD:-build-fuzz}
+case "$build" in /*) ;; *) build="$root/$build" ;; esac
 CC=clang CXX=clang++ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DVOLLEY_SANITIZE=address -DVOLLEY_FUZZ=ON -DVOLLEY_BENCH=OFF -DVOLLEY_WERROR=ON >/dev/null
 cmake --build "$build" -j"$jobs" --target fuzz_all >/dev/null
@@ -63,7 +64,8 @@ for t in "${targets[@]}"; do
     if [ "$rc" != 0 ] || [ "$crashes" != 0 ] || [ -z "$execs" ]; then
         failed=1
         echo "fuzz $t: FAILED (exit $rc, $crashes crash inputs in $run/); log tail:"
-        grep -E 'ERROR|invariant|SUMMARY|Test unit written|#[0-9]+ ' "$run/log" | tail -15 || true
+        grep -E 'ERROR|invariant|assertion|runtime error|SUMMARY|Test unit written' "$run/log" \
+            | tail -8 || true
     fi
     line=$(printf '%-12s executions %10s  crashes %d  corpus %d -> %d' \
            "$t" "${execs:-?}" "$crashes" "$seeds" "$corpus")
@@ -71,7 +73,7 @@ for t in "${targets[@]}"; do
     summary+=("$line")
 done
 
-echo "== fuzz summary (${secs}s per target, $root/$build/fuzz-run)"
+echo "== fuzz summary (${secs}s per target, $build/fuzz-run)"
 printf '%s\n' "${summary[@]}"
 if [ "$failed" != 0 ]; then
     echo "fuzz.sh: a target crashed (inputs under $build/fuzz-run/<target>/)" >&2

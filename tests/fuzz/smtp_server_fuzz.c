@@ -172,6 +172,9 @@ static void run(struct session *s, const uint8_t *data, size_t size, struct fuzz
         feed(s, in + off, chunk);
         off += chunk;
     }
+    /* A message left unfinished may be over size_max: its BODY events are not compared. */
+    if (s->conf.size_max)
+        s->body_len = s->msg_start;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
