@@ -1,7 +1,8 @@
 /*
  * msg_fuzz.c - message validation and normalisation (engine/msg/msg.h).
  *
- * Input: a message as injected. Invariants: a refusal has problems and no
+ * Input: a message as injected. Invariants: input with a NUL or a line over
+ * 998 octets is refused; a refusal has problems and no
  * data, its stored problems in line order with a reason; an accepted message
  * has only CRLF line ends, no NUL, no line over 998 octets, a header block
  * then an empty line, exactly one From: and one Date: field, no Bcc: or
@@ -78,6 +79,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     FUZZ_CHECK(r.problems == 0);
+    /* Accepted input had no NUL and no line (CR, LF or CRLF ended) over 998. */
+    FUZZ_CHECK(memchr(data, '\0', size) == NULL);
+    for (size_t i = 0, run = 0; i < size; i++) {
+        run = (data[i] == '\r' || data[i] == '\n') ? 0 : run + 1;
+        FUZZ_CHECK(run <= VL_MSG_LINE_BYTES_MAX);
+    }
     check_output(&r);
     struct msg_result again;
     FUZZ_CHECK(msg_normalise(r.data, r.len, &opts, &again, probs, PROBS_MAX) == 0);

@@ -9,6 +9,9 @@
  * Invariants:
  *  - step never consumes more than given, and makes progress: a bounded number
  *    of events per chunk; BODY events are non-empty;
+ *  - between a DATA answered 3xx and the end of data there are only BODY
+ *    events and then one DOT, never a COMMAND (no smuggling), and BODY/DOT
+ *    only there; a STARTTLS command consumes all the input in hand;
  *  - every formatted answer is 6..1024 bytes of CRLF lines that the client's
  *    reply parser (smtp_reply.h) reads as exactly one reply with the answered
  *    code; with the proposed reply and ENHANCEDSTATUSCODES on, a 2xx/4xx/5xx
@@ -36,6 +39,7 @@ struct session {
     uint8_t policy;
     unsigned events;
     bool closed, starttls;
+    bool in_data;                /* DATA answered 3xx, the dot not seen yet */
     char out[OUT_MAX];           /* every answer, in order */
     size_t out_len;
     char body[BODY_MAX];         /* BODY bytes of every message, then 8 bytes per dot */
@@ -96,6 +100,10 @@ static void answer(struct session *s, const struct smtp_server_event *ev)
         memcpy(s->out + s->out_len, out, n);
         s->out_len += n;
     }
+    if (ev->cmd == SMTP_SCMD_DATA && r.code / 100 == 3 && after == SMTP_SERVER_AFTER_CONTINUE)
+        s->in_data = true;
+    if (ev->cmd == SMTP_SCMD_DOT)
+        s->in_data = false;
     if (after == SMTP_SERVER_AFTER_CLOSE)
         s->closed = true;
     if (after == SMTP_SERVER_AFTER_STARTTLS)
@@ -111,17 +119,21 @@ static void feed(struct session *s, const char *in, size_t len)
         size_t used = 0;
         smtp_server_step(&s->srv, in + off, len - off, &used, &ev);
         FUZZ_CHECK(used <= len - off);
+        if (ev.type == SMTP_SEV_COMMAND && ev.cmd == SMTP_SCMD_STARTTLS)
+            FUZZ_CHECK(used == len - off);          /* nothing after STARTTLS is read */
         off += used;
         switch (ev.type) {
         case SMTP_SEV_NEED_INPUT:
             FUZZ_CHECK(off == len);
             return;
         case SMTP_SEV_BODY:
+            FUZZ_CHECK(s->in_data);
             FUZZ_CHECK(ev.body_len > 0 && used > 0 && ev.body_len <= used);
             body_put(s, ev.body, ev.body_len);
             s->msg_body += ev.body_len;
             break;
         case SMTP_SEV_DOT:
+            FUZZ_CHECK(s->in_data);
             if (ev.msg_bad)
                 FUZZ_CHECK(ev.reply.code == 550);
             if (!ev.msg_bad && ev.reply.code == 250)
@@ -138,6 +150,7 @@ static void feed(struct session *s, const char *in, size_t len)
             answer(s, &ev);
             break;
         case SMTP_SEV_COMMAND:
+            FUZZ_CHECK(!s->in_data);                /* no command read inside DATA */
             answer(s, &ev);
             break;
         default:
@@ -161,7 +174,7 @@ static void run(struct session *s, const uint8_t *data, size_t size, struct fuzz
     s->conf.rcpts_max = (cb & 128u) ? 2 : 0;
     s->policy = data[1];
     s->events = 0;
-    s->closed = s->starttls = false;
+    s->closed = s->starttls = s->in_data = false;
     s->out_len = s->body_len = s->msg_body = s->msg_start = 0;
     smtp_server_init(&s->srv, &s->conf);
     feed(s, "", 0);                          /* the banner */
