@@ -5,7 +5,9 @@
 #   scripts/setup.sh --bench  also Postfix's smtp-source/smtp-sink (no daemon left running)
 set -euo pipefail
 
-pkgs=(build-essential gcc g++ clang cmake pkg-config git python3
+# libclang-rt-14-dev: libFuzzer and the sanitizer runtimes of Debian 12's clang 14
+# (scripts/fuzz.sh).
+pkgs=(build-essential gcc g++ clang libclang-rt-14-dev cmake pkg-config git python3
       liburing-dev libssl-dev openssl libc-ares-dev liblmdb-dev lmdb-utils libjemalloc-dev
       libbenchmark-dev libcmocka-dev dnsmasq-base swaks strace valgrind procps iproute2)
 bench=0

@@ -5,6 +5,8 @@
 #   3. clang Release build (-Werror): the project builds warning-free with clang too
 #   4. ASan+UBSan build: the unit tests, then the integration tests with the
 #      sanitized volley binary (engine, sink and queue paths under real traffic)
+#   5. bounded fuzzing: every libFuzzer target of tests/fuzz for FUZZ_SECONDS
+#      (default 20) seconds each (scripts/fuzz.sh; executions per target printed)
 # A test that cannot run because a tool is missing fails; nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,4 +36,6 @@ echo "== ctest (unit, sanitizers)"
 (cd build-asan && ctest --output-on-failure -j"$jobs" -L unit --timeout 600)
 echo "== ctest (integration, sanitizers)"
 (cd build-asan && ctest --output-on-failure -j"$jobs" -L integration --timeout 900)
+echo "== fuzz (bounded)"
+scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 echo "== all tests passed ($root)"

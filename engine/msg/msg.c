@@ -141,9 +141,6 @@ static void msg_line(struct msg_ctx *c, const uint8_t *s, size_t n, unsigned lin
         c->long_body = true;
     else if (n > VL_MSG_LINE_BYTES_MAX)
         msg_problem(c, line, "line longer than 998 octets");
-    for (size_t i = 0; i < n && !c->res->is_8bit; i++)
-        if (s[i] > 127)
-            c->res->is_8bit = true;
     if (c->in_headers && n == 0) {
         c->in_headers = false;
         msg_added_fields(c);
@@ -222,6 +219,9 @@ int msg_normalise(const void *in, size_t len, const struct msg_opts *o, struct m
         free(c.out.p);
         return VL_E_TOOBIG;
     }
+    /* 8-bit is a property of what is sent: a dropped Bcc: does not count. */
+    for (size_t i = 0; i < c.out.len && !out->is_8bit; i++)
+        out->is_8bit = c.out.p[i] > 127;
     out->data = c.out.p;
     out->len = c.out.len;
     return 0;

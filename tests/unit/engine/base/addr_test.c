@@ -98,6 +98,11 @@ static void test_utf8_flag_and_hash(void **state)
     assert_true(a.utf8);
     assert_int_equal(vl_addr_parse("a@b.org", 7, &a, NULL), 0);
     assert_false(a.utf8);
+    /* Found by tests/fuzz/addr_fuzz.c: an 8-bit octet in a quoted-pair was
+     * accepted without the utf8 flag. quoted-pairSMTP is ASCII (RFC 6531 3.3):
+     * it is refused. */
+    s = "\"-\\\x8d\"@u";
+    assert_true(vl_addr_parse(s, strlen(s), &a, NULL) < 0);
     assert_true(vl_domain_hash("Example.ORG", 11) == vl_domain_hash("example.org", 11));
     assert_true(vl_domain_hash("example.org", 11) != vl_domain_hash("example.net", 11));
 }

@@ -30,6 +30,10 @@ static const struct ok_case ok_cases[] = {
     { "folded",      HDRS "Subject: a\r\n\tb\r\n\r\nb\r\n",
                      HDRS "Subject: a\r\n\tb\r\n\r\nb\r\n", 0 },
     { "8bit body",   HDRS "\r\nh\xc3\xa9\r\n",     HDRS "\r\nh\xc3\xa9\r\n", 1 },
+    /* Found by tests/fuzz/msg_fuzz.c: 8-bit only in a dropped field is 7-bit. */
+    { "8bit bcc",    HDRS "Bcc: j\xc3\xb6rg@y.org\r\n\r\nb\r\n",  HDRS "\r\nb\r\n", 0 },
+    { "8bit header", HDRS "Subject: h\xc3\xa9\r\n\r\nb\r\n",
+                     HDRS "Subject: h\xc3\xa9\r\n\r\nb\r\n", 1 },
     { "dots kept",   HDRS "\r\n.\r\n..x\r\n",      HDRS "\r\n.\r\n..x\r\n", 0 },
 };
 

@@ -1,0 +1,1 @@
+carol@example.com
