@@ -1,10 +1,7 @@
 #!/usr/bin/env bash
-# chaos_run.sh - the engine under chaos (issue 9): kill -9 with faulty sinks, a
+# chaos_test.sh - the engine under chaos (issue 9): kill -9 with faulty sinks, a
 # full disk during commits, >1024 DSNs in one commit; see chaos.py. CHAOS_SEED=N replays,
-# CHAOS_CASE=kill9|disk_full|dsn_flood
-# runs one case. Named *_run.sh, not *_test.sh, until the engine fixes for issue 9 land
-# (the CMake glob registers tests/integration/*_test.sh): rename it to chaos_test.sh then.
-# Needs root (it mounts a tmpfs).
+# CHAOS_CASE=kill9|disk_full|dsn_flood runs one case. Needs root (it mounts a tmpfs).
 set -euo pipefail
 need="(scripts/setup.sh installs it)"
 command -v python3 >/dev/null || { echo "FAIL: python3 not installed $need" >&2; exit 1; }
