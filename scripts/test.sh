@@ -15,11 +15,20 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 scripts/setup.sh
 
+# Every ctest run's summary goes to $counts too, for the closing line.
+counts=$(mktemp)
+trap 'rm -f "$counts"' EXIT
+run_ctest() {   # run_ctest DIR ARGS...: ctest in DIR; its output also to $counts
+    local dir=$1
+    shift
+    (cd "$dir" && ctest --output-on-failure -j"$jobs" "$@") | tee -a "$counts"
+}
+
 echo "== release build"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVOLLEY_WERROR=ON >/dev/null
 cmake --build build -j"$jobs"
 echo "== ctest (all)"
-(cd build && ctest --output-on-failure -j"$jobs" --timeout 600)
+run_ctest build --timeout 600
 
 echo "== clang Release build"
 CC=clang CXX=clang++ cmake -S . -B build-clang -DCMAKE_BUILD_TYPE=Release -DVOLLEY_WERROR=ON \
@@ -33,9 +42,13 @@ cmake --build build-asan -j"$jobs"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 echo "== ctest (unit, sanitizers)"
-(cd build-asan && ctest --output-on-failure -j"$jobs" -L unit --timeout 600)
+run_ctest build-asan -L unit --timeout 600
 echo "== ctest (integration, sanitizers)"
-(cd build-asan && ctest --output-on-failure -j"$jobs" -L integration --timeout 900)
+run_ctest build-asan -L integration --timeout 900
 echo "== fuzz (bounded)"
 scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 echo "== all tests passed ($root)"
+# One plain closing line over the three ctest runs (a failure has exited above).
+total=$(sed -n 's/.*tests passed, \([0-9]*\) tests failed out of \([0-9]*\).*/\2/p' "$counts" |
+        awk '{n += $1} END {print n + 0}')
+echo "ctest: $total passed, 0 failed"
