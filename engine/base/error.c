@@ -24,6 +24,7 @@ const char *vl_strerror(int err)
     case VL_E_TIMEOUT:    return "timed out";
     case VL_E_STORAGE:    return "storage engine error";
     case VL_E_LOCKED:     return "data directory in use by another volley process";
+    case VL_E_DLOG:       return "the delivery log could not be written (lines lost)";
     default: break;
     }
     if (err < 0 && err > -4096)

@@ -314,6 +314,8 @@ int vl_dlog_open(const char *path, int *fd_out)
 void vl_dlog_init(struct vl_dlog *d, int fd)
 {
     d->fd = fd;
+    d->err = 0;
+    d->lines_lost = 0;
     d->len = 0;
 }
 
@@ -330,6 +332,19 @@ int vl_dlog_flush(struct vl_dlog *d)
             break;
         }
         off += (size_t)w;
+    }
+    if (rc < 0) {
+        /* The outcomes are committed; only their log lines are gone. Say so
+         * once, loudly, and let the run end non-zero (vl_dlog.err). */
+        uint64_t lost = 0;
+        for (size_t i = off; i < d->len; i++)
+            lost += d->buf[i] == '\n';
+        if (d->err == 0)
+            vl_log(VL_LOG_ERROR, "evt=dlog_write_failed lines_lost=%llu err=\"%s\"",
+                   (unsigned long long)lost, vl_strerror(rc));
+        if (d->err == 0)
+            d->err = rc;
+        d->lines_lost += lost;
     }
     d->len = 0;
     return rc;

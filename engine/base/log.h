@@ -54,6 +54,8 @@ struct vl_dlog_event {
 
 struct vl_dlog {
     int fd;                  /* -1 = logging off */
+    int err;                 /* first write error (-errno), 0 = none */
+    uint64_t lines_lost;     /* lines not written because of write errors */
     size_t len;
     char buf[VL_DLOG_BUF_BYTES];
 };

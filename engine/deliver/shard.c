@@ -221,6 +221,11 @@ int shard_run(struct shard *sh)
     atomic_store_explicit(&sh->ctr->uncommitted, uncommitted, memory_order_relaxed);
     commit_fini(&sh->com);         /* waits for a commit in flight */
     vl_dlog_flush(&sh->dlog);
+    if (rc == 0 && sh->dlog.err) {   /* delivered, committed, but not all logged */
+        vl_log(VL_LOG_ERROR, "evt=dlog_lines_lost shard=%u lines=%llu err=\"%s\"", sh->idx,
+               (unsigned long long)sh->dlog.lines_lost, vl_strerror(sh->dlog.err));
+        rc = VL_E_DLOG;
+    }
     route_fini(&sh->route);
     rx_destroy(sh->rx);
     ledger_fini(&sh->ledger, sh->qs);

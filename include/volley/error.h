@@ -30,7 +30,8 @@ extern "C" {
 #define VL_E_TIMEOUT       (-5011)  /* an operation's deadline passed */
 #define VL_E_STORAGE       (-5012)  /* the storage engine failed (LMDB error) */
 #define VL_E_LOCKED        (-5013)  /* data directory locked by another volley process */
-#define VL_E_LAST          (-5014)
+#define VL_E_DLOG          (-5014)  /* the delivery log could not be written */
+#define VL_E_LAST          (-5015)
 
 /** Name an error: -errno or VL_E_*. Never NULL; the string is static. */
 const char *vl_strerror(int err);

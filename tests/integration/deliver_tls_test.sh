@@ -13,9 +13,9 @@
 #      4.7.0, no TLS, nothing delivered (RFC 3207 / CVE-2011-0411 class); a
 #      server that answers 454 to STARTTLS: delivered in plaintext (level may).
 set -euo pipefail
-command -v openssl >/dev/null || { echo "FAIL: openssl CLI not installed (scripts/setup.sh) (scripts/setup.sh installs it)" >&2; exit 1; }
+command -v openssl >/dev/null || { echo "FAIL: openssl CLI not installed (scripts/setup.sh installs it)" >&2; exit 1; }
 command -v python3 >/dev/null || { echo "FAIL: python3 not installed (scripts/setup.sh installs it)" >&2; exit 1; }
-[ -x "${VOLLEY_BIN:-}" ] || { echo "FAIL: VOLLEY_BIN is not set (scripts/setup.sh installs it)" >&2; exit 1; }
+[ -x "${VOLLEY_BIN:-}" ] || { echo "FAIL: VOLLEY_BIN is not set (run the tests through ctest)" >&2; exit 1; }
 
 N=12
 tmp=$(mktemp -d)

@@ -4,8 +4,8 @@
 # two recipients and a body line that starts with a dot. Checks swaks's exit
 # code, the saved envelope and content, and the sink's pipelining counters.
 set -euo pipefail
-command -v swaks >/dev/null || { echo "FAIL: swaks not installed (scripts/setup.sh) (scripts/setup.sh installs it)" >&2; exit 1; }
-[ -x "${VOLLEY_BIN:-}" ] || { echo "FAIL: VOLLEY_BIN is not set (scripts/setup.sh installs it)" >&2; exit 1; }
+command -v swaks >/dev/null || { echo "FAIL: swaks not installed (scripts/setup.sh installs it)" >&2; exit 1; }
+[ -x "${VOLLEY_BIN:-}" ] || { echo "FAIL: VOLLEY_BIN is not set (run the tests through ctest)" >&2; exit 1; }
 
 tmp=$(mktemp -d)
 sink_pid=""
