@@ -5,7 +5,7 @@
 #   scripts/setup.sh --bench  also Postfix's smtp-source/smtp-sink (no daemon left running)
 set -euo pipefail
 
-pkgs=(build-essential gcc g++ clang cmake pkg-config git python3
+pkgs=(build-essential gcc g++ clang cmake pkg-config git python3 python3-lmdb
       liburing-dev libssl-dev openssl libc-ares-dev liblmdb-dev lmdb-utils libjemalloc-dev
       libbenchmark-dev libcmocka-dev dnsmasq-base swaks strace valgrind procps iproute2)
 bench=0
