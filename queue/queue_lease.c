@@ -18,6 +18,8 @@
  * LMDB read transaction stays open while the engine delivers (one would also
  * block map growth).
  * Thread: the shard's owner only (the lease set has no lock).
+ * Diagnostics: evt=quarantined (warn: shard, key, reason), evt=quarantine_failed
+ * (error); nothing else.
  * Layer: on queue_store (records), queue_lease_set (the ids leased) and
  * queue_quar (what cannot be leased).
  */
@@ -110,8 +112,8 @@ static int lease_by_domain(const void *a, const void *b, void *arg)
 }
 
 /* Note recipient @p id (met in sched at @p sched_key) as unusable: its own
- * record (@p msg_id 0) or its message's. Past QUEUE_QUAR_ITEMS_MAX it is only
- * skipped: the next lease meets it again. */
+ * record (@p msg_id 0: unknown) or its message @p msg_id's (never 0). Past
+ * QUEUE_QUAR_ITEMS_MAX it is only skipped: the next lease meets it again. */
 static int lease_bad_rcpt(struct lease_ctx *c, uint64_t id, uint64_t sched_key, uint64_t msg_id)
 {
     struct queue_quar_req *q = &c->quar;
