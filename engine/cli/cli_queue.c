@@ -145,8 +145,8 @@ static int q_stats(struct vl_queue *q, const struct qopts *o)
         printf("  %-10s %12" PRIu64 "  (cumulative)\n", "purged", st.purged);
         printf("  %-10s %12" PRIu64 "  (cumulative: deferred after an unanswered final dot;"
                " a duplicate may result)\n", "ambiguous", st.ambiguous);
-        printf("  %-10s %12" PRIu64 "  (now: unreadable, never leased; volley queue ls "
-               "--quarantine)\n", "quarantine", st.quarantined);
+        printf("  %-11s %11" PRIu64 "  (now: unreadable, never leased; volley queue ls "
+               "--quarantine)\n", "quarantined", st.quarantined);
         printf("top %d domains by queued recipients:\n", nt);
         for (int i = 0; i < nt; i++)
             printf("  %12" PRIu64 "  %s\n", top[i].rcpts, top[i].domain);
