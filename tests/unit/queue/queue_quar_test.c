@@ -453,6 +453,67 @@ static void test_item6_quarantine_purge(void **state)
     assert_int_equal(quar_list(f, qi, 4), 0);
 }
 
+/* Records written before checksums (version 1: no trailer, no body CRC,
+ * the shorter stats record) lease and check as before, and a record that
+ * changes is rewritten as version 2. */
+static void test_item6_v1_records_still_work(void **state)
+{
+    struct fx *f = *state;
+    const char *r[] = { "a@o6.org", "b@o6.org" };
+    uint64_t mid = enq(f->q, BODY_A, r, 2);
+    unsigned k = vl_queue_shard_of(f->q, "o6.org", 6);
+    uint64_t ids[2];
+    assert_int_equal(rcpt_ids(f, mid, ids, 2), 2);
+    uint8_t kb[8], rec[2048], v1[2048];
+    for (int i = 0; i < 2; i++) {                     /* both recipients as version 1 */
+        key8(kb, ids[i]);
+        size_t n = raw(f, k, "rcpt", kb, 8, RAW_GET, rec, sizeof rec);
+        rec[0] = 1;
+        raw(f, k, "rcpt", kb, 8, RAW_PUT, rec, n - QUEUE_REC_CRC_BYTES);
+    }
+    key8(kb, mid);                                    /* the message as version 1 */
+    size_t n = raw(f, k, "msg", kb, 8, RAW_GET, rec, sizeof rec);
+    memcpy(v1, rec, QUEUE_MSG_REC_V1_HEAD_BYTES);
+    size_t rp = n - QUEUE_MSG_REC_HEAD_BYTES - QUEUE_REC_CRC_BYTES;
+    memcpy(v1 + QUEUE_MSG_REC_V1_HEAD_BYTES, rec + QUEUE_MSG_REC_HEAD_BYTES, rp);
+    v1[0] = 1;
+    raw(f, k, "msg", kb, 8, RAW_PUT, v1, QUEUE_MSG_REC_V1_HEAD_BYTES + rp);
+    n = raw(f, k, "meta", "stats", 5, RAW_GET, rec, sizeof rec);   /* stats as version 1 */
+    assert_int_equal(n, QUEUE_STATS_REC_BYTES);
+    rec[0] = 1;
+    raw(f, k, "meta", "stats", 5, RAW_PUT, rec, QUEUE_STATS_REC_V1_BYTES);
+    struct vl_queue_check chk;
+    assert_int_equal(vl_queue_check(f->q, &chk), 0);
+    assert_int_equal(chk.problems, 0);
+    struct vl_queue_batch *b = NULL;
+    struct vl_queue_shard *s = vl_queue_shard(f->q, k);
+    assert_int_equal(vl_queue_lease(s, T0, 100, &b), 2);
+    assert_memory_equal(b->rcpts[0].msg->body, BODY_A, strlen(BODY_A));
+    struct vl_queue_outcome o = { b->rcpts[0].id, VL_RCPT_DEFERRED, T0 + 1000, 451, "4.0.0",
+                                  "later", 5, false };
+    uint64_t deferred = b->rcpts[0].id;
+    assert_int_equal(vl_queue_complete(s, &o, 1, NULL, 0, T0), 1);
+    vl_queue_batch_release(s, b);
+    assert_int_equal(stats(f).quarantined, 0);
+    key8(kb, deferred);
+    raw(f, k, "rcpt", kb, 8, RAW_GET, rec, sizeof rec);
+    assert_int_equal(rec[0], 2);                      /* rewritten with its checksum */
+    key8(kb, mid);
+    raw(f, k, "msg", kb, 8, RAW_GET, rec, sizeof rec);
+    assert_int_equal(rec[0], 1);                      /* untouched so far */
+    assert_int_equal(vl_queue_check(f->q, &chk), 0);
+    assert_int_equal(chk.problems, 0);
+    b = NULL;
+    assert_int_equal(vl_queue_lease(s, T0 + 1000, 100, &b), 2);
+    struct vl_queue_outcome d[2];
+    for (int i = 0; i < 2; i++)
+        d[i] = (struct vl_queue_outcome){ b->rcpts[i].id, VL_RCPT_DELIVERED, 0, 250, "2.0.0",
+                                          "ok", 2, false };
+    assert_int_equal(vl_queue_complete(s, d, 2, NULL, 0, T0), 2);
+    vl_queue_batch_release(s, b);
+    assert_int_equal(stats(f).messages, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -468,6 +529,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_item6_quarantine_write_fails, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_item6_quarantine_purge, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_item6_v1_records_still_work, fx_setup,
+                                        fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
