@@ -41,6 +41,7 @@ int vl_queue_stats(struct vl_queue *q, int shard, struct vl_queue_stats *out)
             out->by_state[i] += st.by_state[i];
         out->purged += st.purged;
         out->ambiguous += st.ambiguous;
+        out->quarantined += st.quarantined;
         out->messages += st.messages;
         out->body_bytes += st.body_bytes;
         char path[4300];

@@ -5,10 +5,14 @@
  * sched index and leasable, and LMDB commits are atomic; the only start-up
  * work is resolving multi-shard enqueues a crash interrupted
  * (queue_recover.c). This file proves it: it walks a shard in one read
- * transaction and checks every invariant of queue_schema.h. O(queue).
+ * transaction and checks every invariant of queue_schema.h, content
+ * checksums included (every record's, every body's: a changed byte is
+ * found), and the quarantine's entries and count. O(queue).
  * Diagnostics: never logs; the first problem is described in the report.
  */
+#include "queue_crc.h"
 #include "queue_env.h"
+#include "queue_quar.h"
 #include "queue_store.h"
 
 #include "volley/error.h"
@@ -93,7 +97,8 @@ static int check_rcpts(struct check_ctx *c)
         uint64_t id = k.mv_size == 8 ? queue_key_u64_get(k.mv_data) : 0;
         c->out->rcpts++;
         if (id == 0 || queue_rcpt_rec_decode(v.mv_data, v.mv_size, &r) < 0) {
-            check_fail(c, "recipient %016" PRIx64 ": record does not decode", id);
+            check_fail(c, "recipient %016" PRIx64 ": record does not decode (%s)", id,
+                       queue_quar_reason_name(queue_quar_rcpt_reason(&v)));
             continue;
         }
         c->by_state[r.state]++;
@@ -144,6 +149,9 @@ static int check_msgs(struct check_ctx *c)
             check_fail(c, "message %016" PRIx64 " kept with no open recipient", m.id);
         if (mdb_get(c->txn, c->s->db_body, &k, &bv) != 0 || bv.mv_size != m.size)
             check_fail(c, "message %016" PRIx64 ": body missing or of the wrong size", m.id);
+        else if (m.body_crc_set && queue_crc32c(0, bv.mv_data, bv.mv_size) != m.body_crc)
+            check_fail(c, "message %016" PRIx64 ": body checksum mismatch (body_checksum)",
+                       m.id);
     }
     mdb_cursor_close(cur);
     return rc == MDB_NOTFOUND ? 0 : queue_mdb_err(rc);
@@ -170,6 +178,36 @@ static int check_pends(struct check_ctx *c)
     return rc == MDB_NOTFOUND ? 0 : queue_mdb_err(rc);
 }
 
+/* Every quarantine entry decodes; its recipients are out of the queue. */
+static int check_quar(struct check_ctx *c, uint64_t *rcpts)
+{
+    MDB_cursor *cur;
+    MDB_val k, v, rv;
+    *rcpts = 0;
+    int rc = mdb_cursor_open(c->txn, c->s->db_quar, &cur);
+    if (rc)
+        return queue_mdb_err(rc);
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        struct queue_quar_rec q;
+        const uint8_t *kb = k.mv_data;
+        uint64_t id = k.mv_size == QUEUE_QUAR_KEY_BYTES ? queue_key_u64_get(kb + 1) : 0;
+        if (id == 0 || queue_quar_rec_decode(v.mv_data, v.mv_size, &q) < 0
+            || (q.what == QUEUE_QUAR_RCPT) != (kb[0] == 'r')) {
+            check_fail(c, "quarantine entry %016" PRIx64 " does not decode", id);
+            continue;
+        }
+        if (q.what != QUEUE_QUAR_RCPT)
+            continue;
+        (*rcpts)++;
+        MDB_val rk = { 8, (void *)(kb + 1) };
+        if (mdb_get(c->txn, c->s->db_rcpt, &rk, &rv) == 0)
+            check_fail(c, "recipient %016" PRIx64 " both quarantined and queued", id);
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : queue_mdb_err(rc);
+}
+
 static int check_shard(struct vl_queue_shard *s, struct vl_queue_check *out)
 {
     struct check_ctx c = { .s = s, .out = out };
@@ -183,6 +221,9 @@ static int check_shard(struct vl_queue_shard *s, struct vl_queue_check *out)
         rc = check_msgs(&c);
     if (rc == 0)
         rc = check_pends(&c);
+    uint64_t quarantined = 0;
+    if (rc == 0)
+        rc = check_quar(&c, &quarantined);
     if (rc == 0 && (mdb_get(c.txn, s->db_meta, &k, &v) != 0
                     || queue_stats_rec_decode(v.mv_data, v.mv_size, &st) < 0))
         check_fail(&c, "stats record missing or corrupt");
@@ -194,6 +235,9 @@ static int check_shard(struct vl_queue_shard *s, struct vl_queue_check *out)
                        PRIu64 " + %" PRIu64, st.by_state[VL_RCPT_READY],
                        st.by_state[VL_RCPT_DEFERRED], c.by_state[VL_RCPT_READY],
                        c.by_state[VL_RCPT_DEFERRED]);
+        if (st.quarantined != quarantined)
+            check_fail(&c, "stats say %" PRIu64 " quarantined, quarantine holds %" PRIu64,
+                       st.quarantined, quarantined);
         if (st.messages != c.msg_count || st.body_bytes != c.body_bytes)
             check_fail(&c, "stats say %" PRIu64 " messages, records %" PRIu64, st.messages,
                        c.msg_count);

@@ -6,20 +6,34 @@
  * uncompleted recipient is ready again at the next open (at-least-once).
  * Start-up is O(ready): the sched index is ordered by next attempt time, so
  * a lease reads only due entries (plus the ones already leased, skipped).
+ * Content checks happen here, as records are leased, not at open (which stays
+ * O(ready)): a recipient record is verified as it is decoded (its CRC32C),
+ * a message's body once per batch (its CRC32C, O(body), while it is copied
+ * anyway). What fails is not leased: it is quarantined (queue_quar.c) in one
+ * group-committed write after the read, logged once (evt=quarantined), and
+ * the lease returns the rest. If that write fails (evt=quarantine_failed)
+ * the bad records stay where they are and the next lease tries again.
  * A batch owns copies of everything it returns: addresses, domains, return
  * paths and each message's body (copied once per message per batch), so no
  * LMDB read transaction stays open while the engine delivers (one would also
  * block map growth).
  * Thread: the shard's owner only (the lease set has no lock).
- * Layer: on queue_store (records) and queue_lease_set (the ids leased).
+ * Diagnostics: evt=quarantined (warn: shard, key, reason), evt=quarantine_failed
+ * (error); nothing else.
+ * Layer: on queue_store (records), queue_lease_set (the ids leased) and
+ * queue_quar (what cannot be leased).
  */
 #include "queue_env.h"
 #include "queue_lease_set.h"
+#include "queue_quar.h"
 #include "queue_store.h"
 
+#include "clock.h"
+#include "log.h"
 #include "volley/error.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +43,7 @@ struct lease_buf { uint8_t *p; size_t len, cap; };
 
 struct lease_ent {
     uint64_t id, msg_id;
+    uint64_t sched_key;                  /* its sched entry (next_ms) */
     uint32_t attempts;
     uint32_t msg_idx;
     uint8_t state;
@@ -48,6 +63,7 @@ struct lease_ctx {
     size_t n;
     struct lease_msg *msgs;
     size_t msg_n;
+    struct queue_quar_req quar;          /* what could not be leased (arrays on demand) */
 };
 
 struct queue_batch_impl {
@@ -95,6 +111,33 @@ static int lease_by_domain(const void *a, const void *b, void *arg)
     return lease_by_msg(a, b);
 }
 
+/* Note recipient @p id (met in sched at @p sched_key) as unusable: its own
+ * record (@p msg_id 0: unknown) or its message @p msg_id's (never 0). Past
+ * QUEUE_QUAR_ITEMS_MAX it is only skipped: the next lease meets it again. */
+static int lease_bad_rcpt(struct lease_ctx *c, uint64_t id, uint64_t sched_key, uint64_t msg_id)
+{
+    struct queue_quar_req *q = &c->quar;
+    if (!q->rcpts && !(q->rcpts = calloc(QUEUE_QUAR_ITEMS_MAX, sizeof *q->rcpts)))
+        return -ENOMEM;
+    if (q->rcpt_n < QUEUE_QUAR_ITEMS_MAX)
+        q->rcpts[q->rcpt_n++] = (struct queue_quar_rcpt){ .id = id, .sched_key = sched_key,
+                                                          .msg_id = msg_id,
+                                                          .record_bad = msg_id == 0 };
+    return 0;
+}
+
+/* Note message @p id as unusable for @p reason. @return 1 noted, 0 no room. */
+static int lease_bad_msg(struct lease_ctx *c, uint64_t id, unsigned reason)
+{
+    struct queue_quar_req *q = &c->quar;
+    if (!q->msgs && !(q->msgs = calloc(QUEUE_QUAR_ITEMS_MAX, sizeof *q->msgs)))
+        return -ENOMEM;
+    if (q->msg_n == QUEUE_QUAR_ITEMS_MAX)
+        return 0;
+    q->msgs[q->msg_n++] = (struct queue_quar_msg){ .id = id, .reason = (uint8_t)reason };
+    return 1;
+}
+
 /* Collect up to @p max due, unleased recipients from the sched index. */
 static int lease_scan(struct vl_queue_shard *s, MDB_txn *txn, uint64_t now_ms, size_t max,
                       struct lease_ctx *c)
@@ -121,12 +164,19 @@ static int lease_scan(struct vl_queue_shard *s, MDB_txn *txn, uint64_t now_ms, s
         int grc = queue_rcpt_get(s, txn, id, rb, &r);
         if (grc == VL_E_NOTFOUND)
             continue;                    /* index entry without record: skip */
+        if (grc == VL_E_CORRUPT || grc == VL_E_VERSION) {
+            rc = lease_bad_rcpt(c, id, queue_key_u64_get(k.mv_data), 0);
+            if (rc < 0)
+                break;
+            continue;                    /* quarantined after the read */
+        }
         if (grc < 0) {
             rc = grc;
             break;
         }
         struct lease_ent *e = &c->ents[c->n];
         *e = (struct lease_ent){ .id = id, .msg_id = r.msg_id, .attempts = r.attempts,
+                                 .sched_key = queue_key_u64_get(k.mv_data),
                                  .state = r.state, .addr_len = r.addr_len,
                                  .dom_len = r.domain_len };
         queue_lower(dom, r.addr + r.domain_off, r.domain_len);
@@ -156,7 +206,9 @@ static int lease_buf_reserve(struct lease_buf *b, size_t more)
     return 0;
 }
 
-/* Copy each distinct message (record + body) once. Two passes: find the
+/* Copy each distinct message (record + body) once, checking it (body
+ * checksum included) first; the recipients of a message that fails are
+ * dropped from the lease and noted for quarantine. Two passes: find the
  * messages and their sizes, reserve the buffer once, then copy (a batch of
  * large bodies is copied once, never moved again by realloc). */
 static int lease_msgs(struct vl_queue_shard *s, MDB_txn *txn, struct lease_ctx *c)
@@ -166,36 +218,42 @@ static int lease_msgs(struct vl_queue_shard *s, MDB_txn *txn, struct lease_ctx *
     MDB_val *bodies = malloc((c->n ? c->n : 1) * sizeof *bodies);
     struct queue_msg_rec *recs = malloc((c->n ? c->n : 1) * sizeof *recs);
     int rc = (!c->msgs || !bodies || !recs) ? -ENOMEM : 0;
-    size_t need = 0;
-    for (size_t i = 0; i < c->n && rc == 0; i++) {
-        if (c->msg_n && c->msgs[c->msg_n - 1].id == c->ents[i].msg_id) {
-            c->ents[i].msg_idx = (uint32_t)(c->msg_n - 1);
-            continue;
-        }
+    size_t need = 0, kept = 0;
+    for (size_t i = 0, j; i < c->n && rc == 0; i = j) {
+        uint64_t id = c->ents[i].msg_id;
+        for (j = i + 1; j < c->n && c->ents[j].msg_id == id; j++)
+            ;
         uint8_t kb[8];
-        queue_key_u64(kb, c->ents[i].msg_id);
+        queue_key_u64(kb, id);
         MDB_val k = { 8, kb }, v;
         MDB_val *bv = &bodies[c->msg_n];
         struct queue_msg_rec *m = &recs[c->msg_n];
         int mrc = mdb_get(txn, s->db_msg, &k, &v);
-        if (mrc == 0)
-            mrc = mdb_get(txn, s->db_body, &k, bv);
-        if (mrc) {
-            rc = mrc == MDB_NOTFOUND ? VL_E_CORRUPT : queue_mdb_err(mrc);
+        int brc = mdb_get(txn, s->db_body, &k, bv);
+        if ((mrc && mrc != MDB_NOTFOUND) || (brc && brc != MDB_NOTFOUND)) {
+            rc = queue_mdb_err(mrc && mrc != MDB_NOTFOUND ? mrc : brc);
             break;
         }
-        if ((rc = queue_msg_rec_decode(v.mv_data, v.mv_size, m)) < 0)
-            break;
-        if (bv->mv_size != m->size) {
-            rc = VL_E_CORRUPT;
-            break;
+        unsigned why = queue_quar_msg_check(mrc ? NULL : &v, brc ? NULL : bv, id, m);
+        if (why != 0) {
+            int noted = lease_bad_msg(c, id, why);
+            for (size_t e = i; noted > 0 && e < j; e++)
+                noted = lease_bad_rcpt(c, c->ents[e].id, c->ents[e].sched_key, id) < 0 ? -ENOMEM
+                                                                                        : 1;
+            rc = noted < 0 ? noted : 0;
+            continue;                    /* not leased */
         }
         c->msgs[c->msg_n] = (struct lease_msg){ .id = m->id, .created_ms = m->created_ms,
                                                 .flags = m->flags, .rp_len = m->return_path_len,
                                                 .body_len = bv->mv_size };
         need += m->return_path_len + bv->mv_size + 2;
-        c->ents[i].msg_idx = (uint32_t)c->msg_n++;
+        for (size_t e = i; e < j; e++) {
+            c->ents[e].msg_idx = (uint32_t)c->msg_n;
+            c->ents[kept++] = c->ents[e];          /* kept <= e: in place */
+        }
+        c->msg_n++;
     }
+    c->n = kept;
     if (rc == 0)
         rc = lease_buf_reserve(&c->buf, need);
     for (size_t j = 0; j < c->msg_n && rc == 0; j++) {
@@ -207,6 +265,31 @@ static int lease_msgs(struct vl_queue_shard *s, MDB_txn *txn, struct lease_ctx *
     free(bodies);
     free(recs);
     return rc;
+}
+
+/* Quarantine what the read found unusable (read transaction closed: the
+ * write may grow the map) and log each move once it is committed. */
+static void lease_quarantine(struct vl_queue_shard *s, struct lease_ctx *c)
+{
+    struct queue_quar_req *q = &c->quar;
+    q->leased = &s->leases;
+    q->now_ms = vl_clock_wall_ms();
+    int rc = queue_quar_apply(s, q);
+    if (rc < 0) {
+        vl_log_at(VL_LOG_ERROR, "evt=quarantine_failed shard=%u rcpts=%zu msgs=%zu err=\"%s\"",
+                  s->index, q->rcpt_n, q->msg_n, vl_strerror(rc));
+        return;
+    }
+    for (size_t i = 0; i < q->msg_n; i++)
+        if (q->msgs[i].moved)
+            vl_log_at(VL_LOG_WARN, "evt=quarantined shard=%u key=msg:%016" PRIx64
+                      " reason=%s rcpts=%u", s->index, q->msgs[i].id,
+                      queue_quar_reason_name(q->msgs[i].reason_now), q->msgs[i].rcpts);
+    for (size_t i = 0; i < q->rcpt_n; i++)
+        if (q->rcpts[i].moved && q->rcpts[i].record_bad)
+            vl_log_at(VL_LOG_WARN, "evt=quarantined shard=%u key=rcpt:%016" PRIx64
+                      " reason=%s", s->index, q->rcpts[i].id,
+                      queue_quar_reason_name(q->rcpts[i].reason));
 }
 
 /* Build the public batch; the byte buffer moves into it. */
@@ -257,6 +340,8 @@ int vl_queue_lease(struct vl_queue_shard *s, uint64_t now_ms, size_t max,
             rc = lease_msgs(s, txn, &c);
         queue_txn_abort(s, txn);
     }
+    if (rc == 0 && (c.quar.rcpt_n || c.quar.msg_n))
+        lease_quarantine(s, &c);
     if (rc == 0 && c.n) {
         *out = lease_build(&c);
         if (!*out)
@@ -271,6 +356,8 @@ int vl_queue_lease(struct vl_queue_shard *s, uint64_t now_ms, size_t max,
     free(c.ents);
     free(c.msgs);
     free(c.buf.p);
+    free(c.quar.rcpts);
+    free(c.quar.msgs);
     return rc < 0 ? rc : (int)c.n;
 }
 

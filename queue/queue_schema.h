@@ -12,6 +12,10 @@
  *   pend   msg_id(8)              -> pend record: this shard's part of a multi-shard
  *                                    enqueue not yet visible (PREPARED), or, in the
  *                                    coordinator shard, the decision (COMMITTED)
+ *   quar   'r' rcpt_id(8)         -> quarantine record: a recipient taken out of the
+ *          'm' msg_id(8)             queue because it or its message could not be
+ *                                    read (raw bytes as found, reason, time); a
+ *                                    message's entry keeps its record and body
  *
  * Invariants: an open recipient (READY/DEFERRED) has exactly one sched entry
  * (at its record's next_ms) and one dom entry, except the recipients of a
@@ -21,13 +25,23 @@
  * the record and its body are deleted. The recipients of one message in one
  * shard have consecutive ids [first_rcpt, first_rcpt + rcpt_count).
  * Recipient ids are (shard << 48) | counter, unique over the whole queue.
- * Every record starts with a version byte and a kind byte; the codec refuses
- * any other version.
+ * A quarantined recipient has no record, sched or dom entry any more (its
+ * message counts it as gone); the stats record's quarantined counts the 'r'
+ * entries of quar.
+ * Every record starts with a version byte and a kind byte. Version 2
+ * (QUEUE_REC_V2) recipient and message records end with a CRC32C of their
+ * bytes, and a version-2 message record holds its body's CRC32C; version 1
+ * records (no checksums) still decode, and are rewritten as version 2 when
+ * next changed. The stats record's version 2 adds quarantined. The codec
+ * refuses any version above the newest of each kind. DATA/queue.meta keeps
+ * QUEUE_FORMAT_VERSION: a version-1 queue opens as it is.
  */
 #ifndef VOLLEY_QUEUE_SCHEMA_H
 #define VOLLEY_QUEUE_SCHEMA_H
 
-#define QUEUE_FORMAT_VERSION   1u
+#define QUEUE_FORMAT_VERSION   1u      /* DATA/queue.meta */
+#define QUEUE_REC_V1           1u      /* record versions (first byte of each record) */
+#define QUEUE_REC_V2           2u
 #define QUEUE_META_FILE        "queue.meta"
 #define QUEUE_META_MAGIC       "volley-queue"
 
@@ -38,6 +52,7 @@
 #define QUEUE_DB_SCHED  "sched"
 #define QUEUE_DB_DOM    "dom"
 #define QUEUE_DB_PEND   "pend"
+#define QUEUE_DB_QUAR   "quar"
 #define QUEUE_DBS_MAX   8u
 
 #define QUEUE_KEY_SHARD "shard"
@@ -49,6 +64,7 @@ enum queue_kind {
     QUEUE_KIND_MSG   = 3,
     QUEUE_KIND_RCPT  = 4,
     QUEUE_KIND_PEND  = 5,
+    QUEUE_KIND_QUAR  = 6,
 };
 
 #define QUEUE_RCPT_ID_SHARD_SHIFT  48u

@@ -92,8 +92,7 @@ int queue_rcpt_put(struct vl_queue_shard *s, MDB_txn *txn, uint64_t id,
     return queue_index_put(txn, s->db_sched, tb, 8, id);
 }
 
-/* Message @p msg_id lost one open recipient in this shard. */
-static int queue_msg_release(struct vl_queue_shard *s, MDB_txn *txn, struct queue_stats_rec *st,
+int queue_msg_release(struct vl_queue_shard *s, MDB_txn *txn, struct queue_stats_rec *st,
                              uint64_t msg_id)
 {
     uint8_t kb[8], buf[QUEUE_MSG_BUF_BYTES];

@@ -19,8 +19,9 @@
 
 #define QUEUE_RCPT_BUF_BYTES 2048u
 _Static_assert(QUEUE_RCPT_REC_HEAD_BYTES + VL_SMTP_STATUS_BYTES_MAX + VL_DIAG_TEXT_BYTES_MAX
-               + VL_SMTP_PATH_BYTES_MAX <= QUEUE_RCPT_BUF_BYTES, "a recipient record fits");
-#define QUEUE_MSG_BUF_BYTES (QUEUE_MSG_REC_HEAD_BYTES + VL_SMTP_PATH_BYTES_MAX)
+               + VL_SMTP_PATH_BYTES_MAX + QUEUE_REC_CRC_BYTES <= QUEUE_RCPT_BUF_BYTES,
+               "a recipient record fits");
+#define QUEUE_MSG_BUF_BYTES (QUEUE_MSG_REC_HEAD_BYTES + VL_SMTP_PATH_BYTES_MAX + QUEUE_REC_CRC_BYTES)
 
 /** Lowercase @p n bytes of @p src into @p dst (n <= 255). */
 void queue_lower(char *dst, const char *src, size_t n);
@@ -52,6 +53,12 @@ int queue_rcpt_put_hidden(struct vl_queue_shard *s, MDB_txn *txn, uint64_t id,
  *  @p st: by_state[old]--. */
 int queue_rcpt_remove(struct vl_queue_shard *s, MDB_txn *txn, struct queue_stats_rec *st,
                       uint64_t id, const struct queue_rcpt_rec *r);
+
+/** Message @p msg_id lost one open recipient in this shard: rcpt_open--, and
+ *  at 0 the record and its body are deleted (@p st: messages, body_bytes).
+ *  A missing message is tolerated (0). */
+int queue_msg_release(struct vl_queue_shard *s, MDB_txn *txn, struct queue_stats_rec *st,
+                      uint64_t msg_id);
 
 /** Read and copy message record @p id into @p buf (QUEUE_MSG_BUF_BYTES) and
  *  decode it. @return 0, VL_E_NOTFOUND, VL_E_CORRUPT, ... */

@@ -15,6 +15,7 @@
  * Layer: on queue_commit (requests) and queue_store (records).
  */
 #include "queue_commit.h"
+#include "queue_crc.h"
 #include "queue_lease_set.h"
 #include "queue_store.h"
 
@@ -50,6 +51,8 @@ struct queue_enq {                       /* one message's part in one shard */
     size_t n;
     const struct queue_pend_rec *pend;   /* multi-shard: PREPARED (hidden) part, or the
                                             coordinator's visible part + COMMITTED */
+    uint32_t body_crc;                   /* CRC32C of m->body, computed before the
+                                            group transaction (not inside it) */
 };
 
 struct queue_cmp {
@@ -72,6 +75,7 @@ static int queue_enq_apply(struct vl_queue_shard *s, MDB_txn *txn, struct queue_
         .id = e->msg_id, .created_ms = e->now_ms, .size = e->m->body_len, .first_rcpt = first,
         .flags = e->m->flags, .rcpt_count = (uint32_t)e->n, .rcpt_open = (uint32_t)e->n,
         .return_path = e->m->return_path, .return_path_len = (uint16_t)e->m->return_path_len,
+        .body_crc = e->body_crc, .body_crc_set = true,
     };
     queue_key_u64(kb, e->msg_id);
     MDB_val k = { 8, kb }, v = { queue_msg_rec_encode(buf, &m), buf };
@@ -256,12 +260,13 @@ static unsigned queue_enq_parts(struct vl_queue *q, const struct vl_queue_new_ms
                                 struct queue_pend_rec *decision)
 {
     unsigned n = 0;
+    uint32_t body_crc = queue_crc32c(0, m->body, m->body_len);   /* once for every part */
     *pend = (struct queue_pend_rec){ .state = QUEUE_PEND_PREPARED };
     for (size_t i = 0, j; i < m->rcpt_count; i = j) {
         for (j = i; j < m->rcpt_count && p[j].shard == p[i].shard; j++)
             ;
         vl_assert(n < q->nshards);
-        e[n] = (struct queue_enq){ m, 0, now_ms, p + i, j - i, NULL };
+        e[n] = (struct queue_enq){ m, 0, now_ms, p + i, j - i, NULL, body_crc };
         shard[n] = p[i].shard;
         pend->shards[shard[n] / 8] |= (uint8_t)(1u << (shard[n] % 8));
         n++;
@@ -435,7 +440,9 @@ static int queue_complete(struct vl_queue_shard *s, const struct vl_queue_outcom
             break;
         /* Atomic with the outcomes: extra messages stay in this shard. */
         e[prepared] = (struct queue_enq){ &extra[prepared], queue_msg_id_next(s->q, now_ms),
-                                          now_ms, p, extra[prepared].rcpt_count, NULL };
+                                          now_ms, p, extra[prepared].rcpt_count, NULL,
+                                          queue_crc32c(0, extra[prepared].body,
+                                                       extra[prepared].body_len) };
     }
     if (rc == 0) {
         struct queue_cmp c = { o, n, e, extra_n };

@@ -7,7 +7,7 @@ set -euo pipefail
 
 # libclang-rt-14-dev: libFuzzer and the sanitizer runtimes of Debian 12's clang 14
 # (scripts/fuzz.sh).
-pkgs=(build-essential gcc g++ clang libclang-rt-14-dev cmake pkg-config git python3
+pkgs=(build-essential gcc g++ clang libclang-rt-14-dev cmake pkg-config git python3 python3-lmdb
       liburing-dev libssl-dev openssl libc-ares-dev liblmdb-dev lmdb-utils libjemalloc-dev
       libbenchmark-dev libcmocka-dev dnsmasq-base swaks strace valgrind procps iproute2)
 bench=0

@@ -1,6 +1,7 @@
 /*
- * cli_queue.c - `volley queue stats|ls|show ID|retry (ID|--domain D)|
- * bounce ID|purge (ID|--all)|check [--data DIR] [--json] [--top N] [--limit N]`.
+ * cli_queue.c - `volley queue stats|ls [--quarantine]|show ID|retry (ID|--domain D)|
+ * bounce ID|purge (ID|--all|--quarantine)|check [--data DIR] [--json] [--top N]
+ * [--limit N]`.
  * (bounce lives in cli_queue_bounce.c.)
  * Human-readable by default, one JSON document with --json.
  * Exit: 0 ok, 1 runtime failure, 2 usage error or unknown id.
@@ -100,7 +101,7 @@ static void fmt_time(char *out, size_t cap, uint64_t ms)
 struct qopts {
     const char *data;
     const char *domain;
-    int json, all;
+    int json, all, quarantine;
     unsigned top, limit;
 };
 
@@ -122,9 +123,10 @@ static int q_stats(struct vl_queue *q, const struct qopts *o)
         printf("{\"shards\":%u", vl_queue_nshards(q));
         for (size_t i = 0; i < sizeof STATES / sizeof STATES[0]; i++)
             printf(",\"%s\":%" PRIu64, vl_rcpt_state_name(STATES[i]), st.by_state[STATES[i]]);
-        printf(",\"purged\":%" PRIu64 ",\"ambiguous\":%" PRIu64 ",\"message_records\":%" PRIu64
-               ",\"body_bytes\":%" PRIu64 ",\"disk_bytes\":%" PRIu64 ",\"top_domains\":[",
-               st.purged, st.ambiguous, st.messages, st.body_bytes, st.disk_bytes);
+        printf(",\"purged\":%" PRIu64 ",\"ambiguous\":%" PRIu64 ",\"quarantined\":%" PRIu64
+               ",\"message_records\":%" PRIu64 ",\"body_bytes\":%" PRIu64 ",\"disk_bytes\":%"
+               PRIu64 ",\"top_domains\":[", st.purged, st.ambiguous, st.quarantined,
+               st.messages, st.body_bytes, st.disk_bytes);
         for (int i = 0; i < nt; i++) {
             printf("%s{\"domain\":", i ? "," : "");
             json_str(stdout, top[i].domain);
@@ -143,6 +145,8 @@ static int q_stats(struct vl_queue *q, const struct qopts *o)
         printf("  %-10s %12" PRIu64 "  (cumulative)\n", "purged", st.purged);
         printf("  %-10s %12" PRIu64 "  (cumulative: deferred after an unanswered final dot;"
                " a duplicate may result)\n", "ambiguous", st.ambiguous);
+        printf("  %-11s %11" PRIu64 "  (now: unreadable, never leased; volley queue ls "
+               "--quarantine)\n", "quarantined", st.quarantined);
         printf("top %d domains by queued recipients:\n", nt);
         for (int i = 0; i < nt; i++)
             printf("  %12" PRIu64 "  %s\n", top[i].rcpts, top[i].domain);
@@ -151,8 +155,50 @@ static int q_stats(struct vl_queue *q, const struct qopts *o)
     return VL_EXIT_OK;
 }
 
+/* `queue ls --quarantine`: what leases took out of the queue, and why. */
+static int q_ls_quarantine(struct vl_queue *q, const struct qopts *o)
+{
+    struct vl_queue_quar_info *qi = calloc(o->limit ? o->limit : 1, sizeof *qi);
+    int n = qi ? vl_queue_quarantine_list(q, qi, o->limit) : -12;
+    if (n < 0) {
+        fprintf(stderr, "volley queue ls --quarantine: %s\n", vl_strerror(n));
+        free(qi);
+        return VL_EXIT_FAIL;
+    }
+    if (!o->json)
+        printf("%-5s  %-4s  %-16s  %-16s  %-16s  %-24s  %9s  %s\n", "SHARD", "KIND", "ID",
+               "MESSAGE", "REASON", "QUARANTINED", "BYTES", "RCPT");
+    else
+        printf("[");
+    for (int i = 0; i < n; i++) {
+        char t[40];
+        const struct vl_queue_quar_info *e = &qi[i];
+        fmt_time(t, sizeof t, e->time_ms);
+        uint64_t bytes = e->raw_bytes + e->body_bytes;
+        if (o->json) {
+            printf("%s{\"shard\":%u,\"kind\":\"%s\",\"id\":\"%016" PRIx64 "\",\"msg\":\"%016"
+                   PRIx64 "\",\"reason\":\"%s\",\"time\":\"%s\",\"record_bytes\":%u,"
+                   "\"body_bytes\":%" PRIu64 ",\"body_kept\":%s,\"rcpt\":", i ? "," : "",
+                   e->shard, e->is_msg ? "msg" : "rcpt", e->id, e->is_msg ? e->id : e->msg_id,
+                   e->reason, t, e->raw_bytes, e->body_bytes, e->body_kept ? "true" : "false");
+            json_str(stdout, e->addr);
+            printf("}");
+        } else {
+            printf("%-5u  %-4s  %016" PRIx64 "  %016" PRIx64 "  %-16s  %-24s  %9" PRIu64 "  %s\n",
+                   e->shard, e->is_msg ? "msg" : "rcpt", e->id, e->is_msg ? e->id : e->msg_id,
+                   e->reason, t, bytes, e->addr[0] ? e->addr : "-");
+        }
+    }
+    if (o->json)
+        printf("]\n");
+    free(qi);
+    return VL_EXIT_OK;
+}
+
 static int q_ls(struct vl_queue *q, const struct qopts *o)
 {
+    if (o->quarantine)
+        return q_ls_quarantine(q, o);
     struct vl_queue_msg_info *mi = calloc(o->limit ? o->limit : 1, sizeof *mi);
     int n = mi ? vl_queue_list(q, 0, mi, o->limit) : -12;
     if (n < 0) {
@@ -261,10 +307,24 @@ static int q_retry_purge(struct vl_queue *q, const char *cmd, const char *arg,
 {
     uint64_t id = 0;
     int is_retry = strcmp(cmd, "retry") == 0;
-    if (is_retry ? (!arg == !o->domain) : (!arg == !o->all)) {
+    if (is_retry ? (!arg == !o->domain || o->quarantine)
+                 : (!!arg + !!o->all + !!o->quarantine != 1)) {
         fprintf(stderr, "volley queue %s: want %s\n", cmd,
-                is_retry ? "a message ID or --domain D" : "a message ID or --all");
+                is_retry ? "a message ID or --domain D"
+                         : "a message ID, --all or --quarantine");
         return VL_EXIT_USAGE;
+    }
+    if (o->quarantine) {
+        int rc = vl_queue_quarantine_purge(q);
+        if (rc < 0) {
+            fprintf(stderr, "volley queue purge --quarantine: %s\n", vl_strerror(rc));
+            return VL_EXIT_FAIL;
+        }
+        if (o->json)
+            printf("{\"purged_quarantined\":%d}\n", rc);
+        else
+            printf("dropped the quarantine: %d recipient%s\n", rc, rc == 1 ? "" : "s");
+        return VL_EXIT_OK;
     }
     if (arg && q_parse_id(arg, &id) < 0)
         return VL_EXIT_USAGE;
@@ -313,8 +373,9 @@ static int q_check(struct vl_queue *q, const struct qopts *o)
 
 static void q_usage(FILE *f)
 {
-    fputs("usage: volley queue stats [--top N] | ls [--limit N] | show ID |\n"
-          "                    retry (ID | --domain D) | bounce ID | purge (ID | --all) | check\n"
+    fputs("usage: volley queue stats [--top N] | ls [--limit N] [--quarantine] | show ID |\n"
+          "                    retry (ID | --domain D) | bounce ID |\n"
+          "                    purge (ID | --all | --quarantine) | check\n"
           "                    [--data DIR] [--json]\n"
           "'volley queue COMMAND --help' describes one command. Exit: 0 ok, 1 failure,\n"
           "2 usage error or unknown ID.\n", f);
@@ -322,11 +383,14 @@ static void q_usage(FILE *f)
 
 static const struct { const char *cmd, *text; } Q_HELP[] = {
     { "stats", "usage: volley queue stats [--top N] [--data DIR] [--json]\n"
-               "Recipients by state, message records, body and disk bytes, and the top N\n"
-               "domains by queued recipients (default 10, max 1000).\n" },
-    { "ls",    "usage: volley queue ls [--limit N] [--data DIR] [--json]\n"
+               "Recipients by state (and in quarantine), message records, body and disk bytes,\n"
+               "and the top N domains by queued recipients (default 10, max 1000).\n" },
+    { "ls",    "usage: volley queue ls [--limit N] [--quarantine] [--data DIR] [--json]\n"
                "The oldest N messages (default 100, max 10000): id, created, size, open/total\n"
-               "recipients, sender.\n" },
+               "recipients, sender. --quarantine: the first N quarantine entries instead:\n"
+               "recipients (and messages: record and body as found) that could not be read\n"
+               "(corrupt record, missing message or body, checksum mismatch), with the\n"
+               "reason; they are never delivered. 'purge --quarantine' drops them.\n" },
     { "show",  "usage: volley queue show ID [--data DIR] [--json]\n"
                "One message and its open recipients with state, attempts, next try and last\n"
                "reply. Exit 2 for an unknown ID.\n" },
@@ -336,11 +400,13 @@ static const struct { const char *cmd, *text; } Q_HELP[] = {
     { "bounce", "usage: volley queue bounce ID [--data DIR] [--json]\n"
                 "Bounce every open recipient of message ID (5.0.0) and queue one DSN to its\n"
                 "sender (none for a null sender). Exit 2 for an unknown ID.\n" },
-    { "purge", "usage: volley queue purge (ID | --all) [--data DIR] [--json]\n"
-               "Delete message ID (or every message) with its recipients, without DSNs.\n"
-               "Exit 2 for an unknown ID.\n" },
+    { "purge", "usage: volley queue purge (ID | --all | --quarantine) [--data DIR] [--json]\n"
+               "Delete message ID (or every message) with its recipients, without DSNs;\n"
+               "--quarantine: drop every quarantine entry. Exit 2 for an unknown ID.\n" },
     { "check", "usage: volley queue check [--data DIR] [--json]\n"
-               "Check the queue's records for consistency. Exit 1 if a problem is found.\n" },
+               "Check the queue's records for consistency, and their content checksums\n"
+               "(records and message bodies): reads the whole queue. Exit 1 if a problem is\n"
+               "found; the first one is named (e.g. the message whose body changed).\n" },
 };
 
 /* @p cmd's help, or the general one. */
@@ -382,6 +448,7 @@ int cli_queue_main(int argc, char **argv)
         { "data", required_argument, NULL, 'd' }, { "json", no_argument, NULL, 'j' },
         { "top", required_argument, NULL, 't' }, { "limit", required_argument, NULL, 'l' },
         { "domain", required_argument, NULL, 'D' }, { "all", no_argument, NULL, 'a' },
+        { "quarantine", no_argument, NULL, 'Q' },
         { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
     };
     struct qopts o = { .data = CLI_DATA_DIR_DEFAULT, .top = CLI_TOP_DEFAULT,
@@ -393,6 +460,7 @@ int cli_queue_main(int argc, char **argv)
         case 'd': o.data = optarg; break;
         case 'j': o.json = 1; break;
         case 'a': o.all = 1; break;
+        case 'Q': o.quarantine = 1; break;
         case 'D': o.domain = optarg; break;
         case 't':
             if (q_uint("--top", optarg, CLI_TOP_MAX, &o.top) < 0)
@@ -430,6 +498,10 @@ int cli_queue_main(int argc, char **argv)
         else
             fprintf(stderr, "volley queue %s: missing message ID\n", cmd);
         q_help(stderr, cmd);
+        return VL_EXIT_USAGE;
+    }
+    if (o.quarantine && strcmp(cmd, "ls") != 0 && strcmp(cmd, "purge") != 0) {
+        fprintf(stderr, "volley queue %s: --quarantine is for ls and purge\n", cmd);
         return VL_EXIT_USAGE;
     }
     uint64_t id = 0;

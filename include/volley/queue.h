@@ -23,6 +23,15 @@
  * refused while an engine runs, and no engine starts meanwhile. Reads
  * (stats, list, show, check) and enqueues take no lock.
  *
+ * Quarantine: a recipient whose record cannot be read (it does not decode,
+ * or fails its checksum), or whose message record or body is missing or
+ * fails its checksum, is never leased: vl_queue_lease() moves it (and such a
+ * message, record and body as found) into the shard's quarantine, counts it
+ * in vl_queue_stats.quarantined, logs it once (evt=quarantined) and returns
+ * the other recipients. Content checksums (CRC32C) are written with every
+ * recipient record and body and verified as they are leased and by
+ * vl_queue_check(); opening the queue checks no content (it stays O(ready)).
+ *
  * Final recipients (delivered, bounced, expired) are deleted, not kept as
  * tombstones; a message whose recipients in a shard are all final is deleted
  * there with its body. Per-state counters are kept in a stats record updated
@@ -130,6 +139,8 @@ struct vl_queue_stats {
     uint64_t purged;                         /* recipients removed by purge (cumulative) */
     uint64_t ambiguous;                      /* deferrals after an unanswered final dot
                                                 (cumulative; a duplicate may result) */
+    uint64_t quarantined;                    /* recipients in quarantine now (never
+                                                leased; vl_queue_quarantine_list) */
     uint64_t messages;                       /* message records (per shard holding rcpts) */
     uint64_t body_bytes;                     /* bodies stored */
     uint64_t disk_bytes;                     /* data files' size on disk */
@@ -220,7 +231,14 @@ int vl_queue_enqueue(struct vl_queue *q, const struct vl_queue_new_msg *m,
 
 /** Lease up to @p max recipients of shard @p s due at @p now_ms that are not
  *  leased yet. Thread: the shard's owner. *out is NULL when nothing is due.
- *  @return count leased (>= 0), -ENOMEM, VL_E_CORRUPT, VL_E_STORAGE. */
+ *  Recipients met that cannot be delivered (record, message or body
+ *  unreadable or failing its checksum) are quarantined (see above) in a
+ *  write of their own, and not counted: the result may be fewer than were
+ *  due, even 0, while more are due. A failing quarantine write is logged
+ *  (evt=quarantine_failed) and retried by the next lease; the lease still
+ *  returns the good recipients.
+ *  @return count leased (>= 0), -ENOMEM, VL_E_CORRUPT (an index entry, not a
+ *  record, is malformed), VL_E_STORAGE. */
 int vl_queue_lease(struct vl_queue_shard *s, uint64_t now_ms, size_t max,
                    struct vl_queue_batch **out);
 
@@ -272,6 +290,30 @@ int vl_queue_retry(struct vl_queue *q, uint64_t msg_id, const char *domain, uint
  *  @return recipients removed (>= 0) or an error (VL_E_NOTFOUND for an id). */
 int vl_queue_purge(struct vl_queue *q, uint64_t msg_id);
 
+/** A quarantine entry, for vl_queue_quarantine_list(). */
+struct vl_queue_quar_info {
+    unsigned shard;
+    bool is_msg;                   /* a message's record and body; else a recipient */
+    bool body_kept;                /* is_msg: a body was there and is kept */
+    uint64_t id;                   /* recipient id, or message id */
+    uint64_t msg_id;               /* recipient: its message (0: unknown) */
+    uint64_t time_ms;              /* when it was quarantined */
+    char reason[24];               /* record_corrupt, record_checksum, record_version,
+                                      message_missing, message_corrupt, body_missing,
+                                      body_size, body_checksum */
+    uint32_t raw_bytes;            /* the record as found (0: it was missing) */
+    uint64_t body_bytes;           /* is_msg: the body as found */
+    char addr[257];                /* recipient: its address if its record decodes */
+};
+
+/** Up to @p max quarantine entries, shard by shard, messages first.
+ *  Thread: any. @return count filled (>= 0) or an error. */
+int vl_queue_quarantine_list(struct vl_queue *q, struct vl_queue_quar_info *out, size_t max);
+
+/** Drop every quarantine entry (their recipients count as purged).
+ *  Open with VL_QUEUE_ADMIN. @return recipients dropped (>= 0) or an error. */
+int vl_queue_quarantine_purge(struct vl_queue *q);
+
 /** Result of vl_queue_check(). */
 struct vl_queue_check {
     uint64_t rcpts;                 /* open recipient records */
@@ -280,10 +322,12 @@ struct vl_queue_check {
     char first[256];                /* the first one, in words ("" if none) */
 };
 
-/** Check every invariant of every shard (queue_schema.h): records decode,
- *  each open recipient has its sched and dom entries and nothing else is
- *  indexed, message open counts and bodies match, the stats record matches
- *  the records. O(queue): for tests and `volley queue check`, not start-up.
+/** Check every invariant of every shard (queue_schema.h): records decode
+ *  (and match their checksums), each open recipient has its sched and dom
+ *  entries and nothing else is indexed, message open counts and bodies match
+ *  (size and checksum: a changed body byte is found), quarantine entries
+ *  decode and match the stats' quarantined, the stats record matches the
+ *  records. O(queue): for tests and `volley queue check`, not start-up.
  *  @return 0 (see out->problems) or an error that stopped the check. */
 int vl_queue_check(struct vl_queue *q, struct vl_queue_check *out);
 

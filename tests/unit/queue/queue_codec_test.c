@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "queue_codec.h"
+#include "queue_crc.h"
 #include "volley/error.h"
 #include "volley/limits.h"
 
@@ -44,7 +45,7 @@ static void test_msg_roundtrip(void **state)
     for (size_t len = 0; len < n; len++)
         assert_true(queue_msg_rec_decode(buf, len, &d) < 0);
     assert_int_equal(queue_msg_rec_decode(buf, n + 1, &d), VL_E_CORRUPT);
-    buf[0] = 2;
+    buf[0] = 3;                                   /* versions 1 and 2 are known */
     assert_int_equal(queue_msg_rec_decode(buf, n, &d), VL_E_VERSION);
 }
 
@@ -174,6 +175,124 @@ static void test_text_clean(void **state)
     assert_int_equal(queue_text_clean(out, big, sizeof big), VL_DIAG_TEXT_BYTES_MAX);
 }
 
+/* Item 6: CRC32C gives the standard check value, and the fast path (SSE4.2
+ * where present) agrees with the tables at every length and alignment. */
+static void test_item6_crc32c(void **state)
+{
+    (void)state;
+    assert_int_equal(queue_crc32c(0, "123456789", 9), 0xE3069283u);
+    assert_int_equal(queue_crc32c_sw(0, "123456789", 9), 0xE3069283u);
+    assert_int_equal(queue_crc32c(0, NULL, 0), 0);
+    uint8_t buf[300];
+    uint32_t x = 12345;
+    for (size_t i = 0; i < sizeof buf; i++) {
+        x = x * 1103515245u + 12345u;
+        buf[i] = (uint8_t)(x >> 16);
+    }
+    for (size_t off = 0; off < 8; off++)
+        for (size_t n = 0; n + off <= sizeof buf; n += 7)
+            assert_int_equal(queue_crc32c(0, buf + off, n), queue_crc32c_sw(0, buf + off, n));
+    /* Continuing a CRC over two pieces equals one pass. */
+    assert_int_equal(queue_crc32c(queue_crc32c(0, buf, 100), buf + 100, 200),
+                     queue_crc32c(0, buf, 300));
+}
+
+/* Item 6: every single-byte change of a version-2 recipient or message
+ * record is refused (the checksum catches what the fields do not). */
+static void test_item6_record_checksum(void **state)
+{
+    (void)state;
+    uint8_t buf[2048];
+    struct queue_rcpt_rec r, d;
+    size_t n = rcpt_sample(buf, &r);
+    assert_int_equal(queue_rec_crc_state(buf, n), QUEUE_CRC_OK);
+    for (size_t i = 0; i < n; i++) {
+        buf[i] ^= 0x01;
+        assert_true(queue_rcpt_rec_decode(buf, n, &d) < 0);
+        buf[i] ^= 0x01;
+    }
+    assert_int_equal(queue_rcpt_rec_decode(buf, n, &d), 0);
+    buf[40] ^= 0x04;                              /* inside the text: still printable */
+    assert_int_equal(queue_rec_crc_state(buf, n), QUEUE_CRC_BAD);
+    assert_int_equal(queue_rcpt_rec_decode(buf, n, &d), VL_E_CORRUPT);
+    struct queue_msg_rec m = { .id = 7, .created_ms = 1, .size = 10, .first_rcpt = 5,
+        .rcpt_count = 2, .rcpt_open = 2, .return_path = "a@b.org", .return_path_len = 7,
+        .body_crc = 0xdeadbeef, .body_crc_set = true }, md;
+    n = queue_msg_rec_encode(buf, &m);
+    assert_int_equal(queue_msg_rec_decode(buf, n, &md), 0);
+    assert_true(md.body_crc_set && md.body_crc == 0xdeadbeef);
+    for (size_t i = 0; i < n; i++) {
+        buf[i] ^= 0x80;
+        assert_true(queue_msg_rec_decode(buf, n, &md) < 0);
+        buf[i] ^= 0x80;
+    }
+}
+
+/* Item 6: records written before checksums (version 1) still decode. */
+static void test_item6_v1_records_decode(void **state)
+{
+    (void)state;
+    uint8_t buf[2048];
+    struct queue_rcpt_rec r, d;
+    size_t n = rcpt_sample(buf, &r);
+    buf[0] = 1;                                   /* v1 = v2 without the trailer */
+    assert_int_equal(queue_rec_crc_state(buf, n - 4), QUEUE_CRC_NONE);
+    assert_int_equal(queue_rcpt_rec_decode(buf, n - 4, &d), 0);
+    assert_true(d.msg_id == 99 && d.attempts == 3);
+    assert_memory_equal(d.addr, "User@Example.ORG", 16);
+    assert_int_equal(queue_rcpt_rec_decode(buf, n, &d), VL_E_CORRUPT);
+    /* v1 message: the 48-byte head, then the return path. */
+    struct queue_msg_rec m = { .id = 7, .created_ms = 1, .size = 10, .first_rcpt = 5,
+        .rcpt_count = 2, .rcpt_open = 1, .return_path = "a@b.org", .return_path_len = 7,
+        .body_crc = 1, .body_crc_set = true }, md;
+    uint8_t v2[128], v1[128];
+    n = queue_msg_rec_encode(v2, &m);
+    memcpy(v1, v2, QUEUE_MSG_REC_V1_HEAD_BYTES);
+    memcpy(v1 + QUEUE_MSG_REC_V1_HEAD_BYTES, v2 + QUEUE_MSG_REC_HEAD_BYTES, 7);
+    v1[0] = 1;
+    assert_int_equal(queue_msg_rec_decode(v1, QUEUE_MSG_REC_V1_HEAD_BYTES + 7, &md), 0);
+    assert_false(md.body_crc_set);                /* no checksum to verify */
+    assert_true(md.id == 7 && md.rcpt_open == 1);
+    assert_memory_equal(md.return_path, "a@b.org", 7);
+    /* A rewrite (rcpt_open--) keeps "no body checksum known". */
+    n = queue_msg_rec_encode(v2, &md);
+    assert_int_equal(queue_msg_rec_decode(v2, n, &m), 0);
+    assert_false(m.body_crc_set);
+    /* v1 stats: 8 bytes shorter, quarantined reads 0. */
+    struct queue_stats_rec st = { .next_rcpt = 3, .ambiguous = 4, .quarantined = 5 }, sd;
+    n = queue_stats_rec_encode(buf, &st);
+    assert_int_equal(n, QUEUE_STATS_REC_BYTES);
+    assert_int_equal(queue_stats_rec_decode(buf, n, &sd), 0);
+    assert_int_equal(sd.quarantined, 5);
+    buf[0] = 1;
+    assert_int_equal(queue_stats_rec_decode(buf, QUEUE_STATS_REC_V1_BYTES, &sd), 0);
+    assert_int_equal(sd.quarantined, 0);
+    assert_int_equal(sd.ambiguous, 4);
+    assert_int_equal(queue_stats_rec_decode(buf, n, &sd), VL_E_CORRUPT);
+}
+
+static void test_item6_quar_roundtrip(void **state)
+{
+    (void)state;
+    uint8_t buf[256];
+    struct queue_quar_rec q = { .what = QUEUE_QUAR_MSG, .reason = QUEUE_QUAR_BODY_CRC,
+        .body_found = 1, .raw_len = 5, .body_len = 3, .time_ms = 42, .msg_id = 9 }, d;
+    size_t h = queue_quar_rec_encode_head(buf, &q);
+    memcpy(buf + h, "RAWRABOD", 8);
+    size_t n = queue_quar_rec_size(&q);
+    assert_int_equal(n, h + 8);
+    assert_int_equal(queue_quar_rec_decode(buf, n, &d), 0);
+    assert_true(d.what == QUEUE_QUAR_MSG && d.reason == QUEUE_QUAR_BODY_CRC);
+    assert_true(d.time_ms == 42 && d.msg_id == 9 && d.body_found == 1);
+    assert_memory_equal(d.raw, "RAWRA", 5);
+    assert_memory_equal(d.body, "BOD", 3);
+    assert_string_equal(queue_quar_reason_name(d.reason), "body_checksum");
+    assert_int_equal(queue_quar_rec_decode(buf, n - 1, &d), VL_E_CORRUPT);
+    buf[3] = QUEUE_QUAR_REASON_COUNT;
+    assert_int_equal(queue_quar_rec_decode(buf, n, &d), VL_E_CORRUPT);
+    assert_string_equal(queue_quar_reason_name(0), "?");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -184,6 +303,10 @@ int main(void)
         cmocka_unit_test(test_stats_and_shard),
         cmocka_unit_test(test_pend_roundtrip),
         cmocka_unit_test(test_text_clean),
+        cmocka_unit_test(test_item6_crc32c),
+        cmocka_unit_test(test_item6_record_checksum),
+        cmocka_unit_test(test_item6_v1_records_decode),
+        cmocka_unit_test(test_item6_quar_roundtrip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
