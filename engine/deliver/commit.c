@@ -203,6 +203,13 @@ static void commit_log_outcome(struct committer *com, const struct ledger_outcom
 static void commit_count(struct committer *com, const struct ledger_outcome *e)
 {
     struct deliver_counters *c = com->ctr;
+    if (!e->msg->return_path_len) {        /* a DSN's recipient: counted apart */
+        _Atomic uint64_t *n = e->o.state == VL_RCPT_DELIVERED ? &c->dsn_delivered
+                              : e->o.state == VL_RCPT_DEFERRED ? &c->dsn_deferred
+                                                                : &c->dsn_failed;
+        atomic_fetch_add_explicit(n, 1, memory_order_relaxed);
+        return;
+    }
     switch (e->o.state) {
     case VL_RCPT_DELIVERED: atomic_fetch_add_explicit(&c->delivered, 1, memory_order_relaxed); break;
     case VL_RCPT_DEFERRED:  atomic_fetch_add_explicit(&c->deferred, 1, memory_order_relaxed);  break;
