@@ -36,7 +36,7 @@ const char vl_config_usage[] =
     "  --delay-warning DURATION  send an Action: delayed notice after this (default off)\n"
     "  --dsn-interval DURATION  gather a message's failed recipients this long into one\n"
     "                          DSN (default 5s; 0 = a DSN per commit). Every DSN is\n"
-    "                          sent before --until-empty or a stop ends the run\n"
+    "                          committed before the run ends (stop, or nothing left)\n"
     "  --host-backoff DURATION  first interval a failing MX host is skipped; doubles per\n"
     "                          failure up to 10m or DURATION if longer (default 30s)\n"
     "  --log FILE              delivery log, JSON lines ('-' = stdout)\n"
