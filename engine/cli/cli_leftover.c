@@ -2,8 +2,8 @@
  * cli_leftover.c - what a run left queued (cli_progress.h): counts from the
  * queue's stats; the reasons and the next retry from the recipients
  * themselves, read message by message (bounded: CLI_LEFTOVER_MSGS_MAX
- * messages, CLI_LEFTOVER_RCPTS_MAX recipients each; the summary says when
- * only part was read).
+ * messages, CLI_LEFTOVER_RCPTS_MAX recipients each, CLI_LEFTOVER_READ_MAX
+ * deferred recipients in all; the summary says when only part was read).
  */
 #include "cli_progress.h"
 
@@ -15,6 +15,7 @@
 
 #define CLI_LEFTOVER_MSGS_MAX   4096u
 #define CLI_LEFTOVER_RCPTS_MAX  2048u
+#define CLI_LEFTOVER_READ_MAX   50000u  /* deferred recipients read in all */
 #define CLI_LEFTOVER_PAGE       256u
 #define CLI_REASONS_MAX         64u     /* distinct reasons kept; more are "other" */
 
@@ -84,7 +85,8 @@ int cli_leftover_scan(struct vl_queue *q, struct cli_leftover *lo)
         return -ENOMEM;
     }
     uint64_t after = 0;
-    for (unsigned seen = 0; seen < CLI_LEFTOVER_MSGS_MAX;) {
+    for (unsigned seen = 0; seen < CLI_LEFTOVER_MSGS_MAX
+                            && lo->sampled < CLI_LEFTOVER_READ_MAX;) {
         int n = vl_queue_list(q, after, mi, CLI_LEFTOVER_PAGE);
         if (n <= 0)
             break;
