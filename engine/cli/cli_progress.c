@@ -94,6 +94,9 @@ static void cli_summary_line(struct cli_progress *p, const struct vl_engine_tota
         fprintf(p->summary, "still queued: unknown (%llu in transactions not recorded)",
                 (unsigned long long)t->inflight);
     fprintf(p->summary, " | %llu deferral attempts\n", (unsigned long long)t->deferred);
+    fprintf(p->summary, "  messages: %llu copies accepted (transactions that delivered to at "
+            "least one recipient), %.0f delivered msg/s\n", (unsigned long long)t->msg_copies,
+            elapsed_s > 0 ? (double)t->msg_copies / elapsed_s : 0.0);
     fprintf(p->summary,
             "  DSNs (own counters, not in the above): %llu queued, %llu delivered, "
             "%llu undeliverable, %llu deferral attempts\n",

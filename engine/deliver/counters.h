@@ -19,6 +19,8 @@ struct deliver_counters {
     _Atomic uint64_t dsn_delivered, dsn_deferred, dsn_failed;  /* commit.c: DSN recipients
                                                  (null return path), kept apart */
     _Atomic uint64_t sessions_open;          /* shard.c: connections open now (gauge) */
+    _Atomic uint64_t msg_copies;             /* ledger.c: transactions that delivered a
+                                                message (not a DSN) to >= 1 recipient */
     _Atomic uint64_t dsn_waiting;            /* ledger.c: failures held for their DSN (gauge) */
     _Atomic uint64_t leased;                 /* shard.c */
     _Atomic uint64_t inflight;               /* ledger.c: leased, outcome not committed */

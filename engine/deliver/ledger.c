@@ -173,7 +173,13 @@ void ledger_outcome(struct ledger *l, struct attempt *a, uint32_t i, const struc
     e->o.ambiguous = f->ambiguous && f->kind == SMTP_FATE_DEFERRED;
     uint64_t now = vl_clock_wall_ms();
     switch (f->kind) {
-    case SMTP_FATE_DELIVERED: e->o.state = VL_RCPT_DELIVERED; break;
+    case SMTP_FATE_DELIVERED:
+        e->o.state = VL_RCPT_DELIVERED;
+        if (!a->copy_counted && a->msg->return_path_len) {   /* DSNs: counted apart */
+            a->copy_counted = true;
+            atomic_fetch_add_explicit(&l->ctr->msg_copies, 1, memory_order_relaxed);
+        }
+        break;
     case SMTP_FATE_BOUNCED:   e->o.state = VL_RCPT_BOUNCED;   break;
     case SMTP_FATE_DEFERRED: {
         uint64_t next = now + retry_delay_ms(cfg, r->attempts + 1, r->id);

@@ -64,6 +64,7 @@ struct attempt {
     const char *tls;               /* TLS protocol of the session it ran on; NULL = plaintext */
     uint32_t rcpt_count;
     uint32_t fated;                /* outcomes recorded, held until the attempt is done */
+    bool copy_counted;             /* a recipient was delivered: one message copy counted */
     struct vl_queue_rcpt *rcpts[VL_SMTP_RCPTS_PER_TXN_MAX];
 };
 

@@ -27,6 +27,8 @@ struct vl_engine_totals {
      * failed (bounced or expired: never a DSN about a DSN). */
     uint64_t dsn_delivered, dsn_deferred, dsn_failed;
     uint64_t sessions_open;  /* connections open now */
+    uint64_t msg_copies;     /* messages (not DSNs) accepted: transactions that delivered
+                                to at least one recipient (one copy per transaction) */
     uint64_t dsn_waiting;    /* failed recipients held until their message's DSN is due
                                 (--dsn-interval): leased, outcome not yet committed */
     uint64_t leased, inflight, conns, txns, dsns, commit_errors;

@@ -169,7 +169,14 @@ def item3_counters(c):
           "one bounced recipient: %r" % r.stdout)
     check(re.search(r"DSNs .*: 1 queued, 1 delivered, 0 undeliverable", r.stdout),
           "DSN counters: %r" % r.stdout)
-    check("msg/s" not in r.stdout and "delivered rcpt/s" in r.stdout, "rate unit: %r" % r.stdout)
+    check("delivered rcpt/s" in r.stdout and "messages: 0 copies accepted" in r.stdout,
+          "units: %r" % r.stdout)
+    # Recipients and messages apart: 3 recipients of one domain, one transaction.
+    r = c.volley(*send(c, route, ["ok1@dst.test", "ok2@dst.test", "ok3@dst.test"], "--quiet",
+                       data="q3"))
+    expect(r, 0, "send 3 recipients")
+    check(summary(r.stdout)["delivered"] == 3 and "messages: 1 copies accepted" in r.stdout,
+          "3 recipients in 1 message: %r" % r.stdout)
     # Deferred many times, then expired (--retry-base 1ms, --max-age 1s).
     addrs = ["e%d@alpha.test" % i for i in range(30)]
     r = c.volley(*send(c, CLOSED, addrs, "--quiet", "--retry-base", "1ms", "--retry-max", "1ms", "--max-age", "1s",
