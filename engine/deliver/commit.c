@@ -5,7 +5,9 @@
  * One DSN per message per kind in a commit, naming every recipient of it
  * reported there: the ledger holds an attempt's outcomes back until the
  * attempt is done, so they arrive together; outcomes are grouped by message
- * id, so attempts of one message in one commit share a DSN too.
+ * id, so attempts of one message in one commit share a DSN too; and failures
+ * that owe a DSN wait in the ledger for --dsn-interval (ledger.h), so a
+ * message's failures over many attempts and commits come in one commit.
  *
  * A failed commit keeps its slot: the outcomes stay owned here, their
  * leases stay held (nothing is leased again while pending), and the same

@@ -63,15 +63,23 @@ class Bg:
         with open(self.out_path, errors="replace") as f:
             return f.read()
 
-    def wait_err(self, pattern, bound_s):
+    def wait_err(self, pattern, bound_s, read=None):
+        read = read or self.err
         end = time.monotonic() + bound_s
         while time.monotonic() < end:
-            if re.search(pattern, self.err()):
+            if re.search(pattern, read()):
                 return True
             if self.p.poll() is not None:
-                return bool(re.search(pattern, self.err()))
+                return bool(re.search(pattern, read()))
             time.sleep(0.05)
         return False
+
+    def wait_queued(self, n):
+        """Until send printed its 'queued' line (stdout), then a little more
+        for it to open the queue and take over SIGINT."""
+        check(self.wait_err(r"queued \w+ for %d" % n, 10, self.out), "send did not queue: %r %r"
+              % (self.out(), self.err()))
+        time.sleep(0.8)
 
     def wait(self, bound_s):
         try:
@@ -117,8 +125,7 @@ def item2_interrupted_send(c):
     route = c.start_sink("--delay", "dot=2s")
     addrs = ["u%d@alpha.test" % i for i in range(60)]
     bg = Bg(c, send(c, route, addrs, "--quiet", "--max-rcpts", "1", "--conns-per-dest", "2"))
-    check(bg.wait_err(r"queued \w+ for 60", 10) or "queued" in bg.out(), "send did not queue")
-    time.sleep(1.0)
+    bg.wait_queued(60)
     bg.p.send_signal(signal.SIGINT)
     check(bg.wait_err(r"SIGINT: stopping: .*waiting for the \d+ SMTP connections? in progress"
                       r".*Ctrl-C again to exit at once \(exit 130\)", 3),
@@ -140,8 +147,7 @@ def item2_interrupted_send(c):
     route = c.start_sink("--delay", "dot=5s")
     bg = Bg(c, send(c, route, addrs, "--quiet", "--max-rcpts", "1", "--conns-per-dest", "2",
                     data="q2"))
-    check(bg.wait_err(r"queued \w+ for 60", 10) or "queued" in bg.out(), "send 2 did not queue")
-    time.sleep(1.0)
+    bg.wait_queued(60)
     bg.p.send_signal(signal.SIGINT)
     check(bg.wait_err("Ctrl-C again", 3), "first SIGINT not explained: %r" % bg.err())
     t0 = time.monotonic()
@@ -308,8 +314,7 @@ def docs_exit_codes(c):
     route = c.start_sink("--delay", "dot=1s")
     bg = Bg(c, send(c, route, ["s%d@alpha.test" % i for i in range(20)], "--quiet",
                     "--max-rcpts", "1", "--conns-per-dest", "1", data="q4"))
-    bg.wait_err(r"queued|$^", 1.0)
-    time.sleep(0.8)
+    bg.wait_queued(20)
     bg.p.send_signal(signal.SIGINT)
     got[130] = bg.wait(30)
     bad = {k: v for k, v in got.items() if k != v}
