@@ -24,13 +24,23 @@ struct cli_reasons {
     struct { char text[160]; uint64_t n; } r[CLI_REASONS_MAX + 1];   /* [MAX] = other */
 };
 
+/* Group by what failed, not by domain: route.c's "all N MX addresses of
+ * DOMAIN failed; last HOST: WHY" counts as "HOST: WHY". */
+static const char *cli_reason_core(const char *text)
+{
+    static const char mark[] = "failed; last ";
+    const char *p = strstr(text, mark);
+    return !strncmp(text, "all ", 4) && p ? p + sizeof mark - 1 : text;
+}
+
 static void cli_reason_add(struct cli_reasons *rs, const struct vl_queue_rcpt_info *ri)
 {
     char text[160];
+    const char *why = cli_reason_core(ri->text);
     if (ri->code)
-        snprintf(text, sizeof text, "%u %s %.120s", ri->code, ri->status, ri->text);
+        snprintf(text, sizeof text, "%u %s %.120s", ri->code, ri->status, why);
     else
-        snprintf(text, sizeof text, "%s %.140s", ri->status, ri->text);
+        snprintf(text, sizeof text, "%s %.140s", ri->status, why);
     for (unsigned i = 0; i < rs->n; i++)
         if (!strcmp(rs->r[i].text, text)) {
             rs->r[i].n++;
