@@ -301,6 +301,9 @@ def docs_exit_codes(c):
     for name, codes in tables.items():
         check(codes == CODES, "%s lists exit codes %r, want %r" % (name, sorted(codes),
                                                                   sorted(CODES)))
+    top = c.volley("--help").stdout
+    check(re.search(r"Exit codes: 0 ok, 1 runtime failure, 2 usage error; send and run also 3"
+                    r"\s+\(recipients still queued\) and 130", top), "volley --help: %r" % top)
     route = c.start_sink()
     got = {}
     got[0] = c.volley(*send(c, route, ["a@alpha.test"], "--quiet")).returncode
