@@ -251,7 +251,11 @@ int cli_bench_main(int argc, char **argv)
     cli_install_stop_signals(&stop);
     double c0 = bench_cpu(), t2 = bench_now();
     struct vl_engine_totals tot;
-    rc = vl_engine_run(&cfg, q, &stop, NULL, NULL, 0, &tot);
+    struct cli_progress p;            /* no progress line: a stop signal explained, and a
+                                         second one exits 130 with the summary */
+    cli_progress_init(&p, "bench", stderr, true, 0);
+    p.summary = human;
+    rc = vl_engine_run(&cfg, q, &stop, cli_progress_cb, &p, 500, &tot);
     double t3 = bench_now(), c1 = bench_cpu();
     vl_queue_close(q);
     if (remove)
