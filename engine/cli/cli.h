@@ -1,7 +1,11 @@
 /*
  * cli.h - the volley subcommands. Each lives in engine/cli_<name>.c and is
- * called by main.c with argv[0] = the subcommand's name. Exit codes: 0 ok,
- * 1 runtime failure, 2 usage error (see DESIGN: CLI contract).
+ * called by main.c with argv[0] = the subcommand's name. Exit codes (README
+ * "Exit codes", and --help of run and send, which a test compares with real
+ * runs): 0 ok, 1 runtime failure, 2 usage error, 3 (send, run --until-empty)
+ * finished with recipients still queued, 128 + N stopped by signal N (130
+ * SIGINT, 143 SIGTERM: send, run --until-empty; a second signal exits at
+ * once with a summary).
  *
  * main.c declares them weak, so a subcommand that is not built yet reports
  * "not implemented" instead of breaking the link.
@@ -14,6 +18,21 @@
 #define VL_EXIT_OK      0
 #define VL_EXIT_FAIL    1
 #define VL_EXIT_USAGE   2
+#define VL_EXIT_QUEUED  3          /* done, but recipients are still queued (not delivered) */
+
+/** The exit-code table of `run --help`, `send --help` (and README). */
+#define CLI_EXIT_CODES_HELP                                                               \
+    "exit codes:\n"                                                                       \
+    "  0    done: every recipient delivered, or bounced/expired with a DSN queued\n"      \
+    "       (`volley run` as a service: also when stopped by SIGTERM/SIGINT)\n"          \
+    "  1    runtime failure (queue, commits given up, engine)\n"                          \
+    "  2    usage error: bad option or input (send: nothing queued)\n"                    \
+    "  3    done, but recipients are still queued (deferred, or left ready): the\n"      \
+    "       summary gives the top reasons and the next retry\n"                          \
+    "  130  send, or a run until empty, stopped by SIGINT (143: SIGTERM) after the\n"    \
+    "       transactions in progress; a second signal exits at once (any command),\n"     \
+    "       with the summary: outcomes not recorded then are sent again later\n"
+
 
 int cli_run_main(int argc, char **argv);
 int cli_enqueue_main(int argc, char **argv);

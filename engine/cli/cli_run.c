@@ -31,6 +31,7 @@ static void cli_run_usage(FILE *f)
                "has stdout to itself: the summary goes to stderr.\n\n"
                "options:\n");
     cli_usage_run_options(f, "./volley-data", true);
+    fputs("\n" CLI_EXIT_CODES_HELP, f);
 }
 
 /** Check the options whose values only the engine would look at (it runs
@@ -125,7 +126,7 @@ int cli_run_main(int argc, char **argv)
     static atomic_bool stop;
     cli_install_stop_signals(&stop);
     struct cli_progress p;
-    cli_progress_init(&p, stderr, cfg.quiet, 0);
+    cli_progress_init(&p, "run", stderr, cfg.quiet, 0);
     if (cfg.log_path && !strcmp(cfg.log_path, "-"))
         p.summary = stderr;                     /* stdout is the JSON log's */
     struct timespec t0, t1;
@@ -134,12 +135,12 @@ int cli_run_main(int argc, char **argv)
     int rc = vl_engine_run(&cfg, q, &stop, cli_progress_cb, &p, 1000, &tot);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double el = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-    cli_progress_summary(&p, &tot, el);
+    struct cli_leftover lo;
+    bool lo_ok = cli_leftover_scan(q, &lo) == 0;
+    int code = cli_progress_finish(&p, &tot, lo_ok ? &lo : NULL, el, cfg.until_empty, rc);
     vl_queue_close(q);
     cli_report_uncommitted("run", &cfg, &tot, rc);
-    if (rc < 0 || tot.uncommitted) {
+    if (rc < 0 || tot.uncommitted)
         fprintf(stderr, "volley run: %s\n", vl_strerror(rc));
-        return VL_EXIT_FAIL;
-    }
-    return VL_EXIT_OK;
+    return code;
 }

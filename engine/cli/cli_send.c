@@ -3,8 +3,9 @@
  * enqueue`), then deliver until nothing is ready or in flight, with a live
  * progress line on a terminal (a plain status line every few seconds
  * otherwise) and a final summary.
- * Exit: 0 every recipient reached a final state or was deferred, 1 engine
- * failure, 2 bad input (nothing queued then).
+ * Exit codes: cli.h (3 = recipients still queued, 130 interrupted). The queue
+ * may hold recipients of earlier runs: send delivers them too (through this
+ * invocation's routes) and says so before it starts.
  */
 #include "cli.h"
 #include "cli_progress.h"
@@ -32,11 +33,15 @@ static void cli_send_usage(FILE *f)
                "Enqueue MESSAGE.eml for the recipients (durably), then deliver until nothing\n"
                "is ready or in flight. Deferred recipients stay queued for `volley run`.\n"
                "With --log -, the delivery log has stdout to itself: the \"queued\" line and\n"
-               "the summary go to stderr.\n\n"
+               "the summary go to stderr.\n"
+               "The whole queue is delivered: if DIR already holds recipients (of an\n"
+               "earlier, interrupted or deferred send), send says how many before it\n"
+               "starts, and delivers them too, through this invocation's --route.\n\n"
                "enqueue options (volley enqueue --help): --from ADDR, --to ADDR, --rcpts FILE,\n"
                "  --skip-invalid, --fold-local-case, --long-lines encode|refuse\n\n"
                "options:\n");
     cli_usage_run_options(f, "./volley-data", false);
+    fputs("\n" CLI_EXIT_CODES_HELP, f);
 }
 
 int cli_send_main(int argc, char **argv)
@@ -74,12 +79,30 @@ int cli_send_main(int argc, char **argv)
         rest[k++] = shards;
     }
     memmove(rest + k, rest + 5, (size_t)rest_n * sizeof *rest);
+    /* What the queue holds already is delivered too: count it first. */
+    struct vl_queue_stats before = { 0 };
+    if (vl_queue_shards_recorded(cfg.data_dir) > 0) {
+        struct vl_queue *bq = NULL;
+        if (vl_queue_open(cfg.data_dir, 0, 0, &bq) == 0) {
+            if (vl_queue_stats(bq, -1, &before) < 0)
+                memset(&before, 0, sizeof before);
+            vl_queue_close(bq);
+        }
+    }
     bool log_stdout = cfg.log_path && !strcmp(cfg.log_path, "-");
     int rc = cli_enqueue_run(k + rest_n, rest, "send", log_stdout ? stderr : stdout);
     free(rest);
     if (rc != VL_EXIT_OK)
         return rc;
     fflush(stdout);
+    uint64_t earlier = before.by_state[VL_RCPT_READY] + before.by_state[VL_RCPT_DEFERRED];
+    if (earlier)
+        fprintf(stderr, "volley send: also delivering %llu recipient%s queued earlier in %s "
+                "(%llu ready, %llu deferred: those are tried when due), through this send's "
+                "routes; `volley queue ls` lists them\n", (unsigned long long)earlier,
+                earlier == 1 ? "" : "s", cfg.data_dir,
+                (unsigned long long)before.by_state[VL_RCPT_READY],
+                (unsigned long long)before.by_state[VL_RCPT_DEFERRED]);
 
     struct vl_queue *q = NULL;
     if (cli_queue_open("send", cfg.data_dir, cfg.shards, VL_QUEUE_ENGINE, &q) < 0)
@@ -91,7 +114,7 @@ int cli_send_main(int argc, char **argv)
     static atomic_bool stop;
     cli_install_stop_signals(&stop);
     struct cli_progress p;
-    cli_progress_init(&p, stderr, cfg.quiet, total);
+    cli_progress_init(&p, "send", stderr, cfg.quiet, total);
     if (log_stdout)
         p.summary = stderr;                     /* stdout is the JSON log's */
     struct timespec t0, t1;
@@ -100,12 +123,12 @@ int cli_send_main(int argc, char **argv)
     rc = vl_engine_run(&cfg, q, &stop, cli_progress_cb, &p, 500, &tot);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double el = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-    cli_progress_summary(&p, &tot, el);
+    struct cli_leftover lo;
+    bool lo_ok = cli_leftover_scan(q, &lo) == 0;
+    int code = cli_progress_finish(&p, &tot, lo_ok ? &lo : NULL, el, true, rc);
     vl_queue_close(q);
     cli_report_uncommitted("send", &cfg, &tot, rc);
-    if (rc < 0 || tot.uncommitted) {
+    if (rc < 0 || tot.uncommitted)
         fprintf(stderr, "volley send: %s\n", vl_strerror(rc));
-        return VL_EXIT_FAIL;
-    }
-    return VL_EXIT_OK;
+    return code;
 }

@@ -30,7 +30,9 @@ static void main_usage(FILE *f, const struct subcommand *cmds, size_t n)
     for (size_t i = 0; i < n; i++)
         fprintf(f, "  %-8s %s\n", cmds[i].name, cmds[i].usage);
     fputs("\n'volley <command> --help' describes a command's options;"
-          " 'volley --version' prints the version.\n", f);
+          " 'volley --version' prints the version.\n"
+          "Exit codes: 0 ok, 1 runtime failure, 2 usage error; send and run also 3\n"
+          "(recipients still queued) and 130 (interrupted): see 'volley run --help'.\n", f);
 }
 
 int main(int argc, char **argv)

@@ -5,7 +5,9 @@
  * One DSN per message per kind in a commit, naming every recipient of it
  * reported there: the ledger holds an attempt's outcomes back until the
  * attempt is done, so they arrive together; outcomes are grouped by message
- * id, so attempts of one message in one commit share a DSN too.
+ * id, so attempts of one message in one commit share a DSN too; and failures
+ * that owe a DSN wait in the ledger for --dsn-interval (ledger.h), so a
+ * message's failures over many attempts and commits come in one commit.
  *
  * A failed commit keeps its slot: the outcomes stay owned here, their
  * leases stay held (nothing is leased again while pending), and the same
@@ -203,6 +205,13 @@ static void commit_log_outcome(struct committer *com, const struct ledger_outcom
 static void commit_count(struct committer *com, const struct ledger_outcome *e)
 {
     struct deliver_counters *c = com->ctr;
+    if (!e->msg->return_path_len) {        /* a DSN's recipient: counted apart */
+        _Atomic uint64_t *n = e->o.state == VL_RCPT_DELIVERED ? &c->dsn_delivered
+                              : e->o.state == VL_RCPT_DEFERRED ? &c->dsn_deferred
+                                                                : &c->dsn_failed;
+        atomic_fetch_add_explicit(n, 1, memory_order_relaxed);
+        return;
+    }
     switch (e->o.state) {
     case VL_RCPT_DELIVERED: atomic_fetch_add_explicit(&c->delivered, 1, memory_order_relaxed); break;
     case VL_RCPT_DEFERRED:  atomic_fetch_add_explicit(&c->deferred, 1, memory_order_relaxed);  break;

@@ -12,7 +12,16 @@
 #include <stdint.h>
 
 struct deliver_counters {
-    _Atomic uint64_t delivered, deferred, bounced, expired, ambiguous;   /* commit.c */
+    /* commit.c, recipients of messages with a return path (not DSNs): delivered,
+     * bounced, expired count final states (once per recipient); deferred counts
+     * deferral outcomes (attempts: one recipient may be deferred many times). */
+    _Atomic uint64_t delivered, deferred, bounced, expired, ambiguous;
+    _Atomic uint64_t dsn_delivered, dsn_deferred, dsn_failed;  /* commit.c: DSN recipients
+                                                 (null return path), kept apart */
+    _Atomic uint64_t sessions_open;          /* shard.c: connections open now (gauge) */
+    _Atomic uint64_t msg_copies;             /* ledger.c: transactions that delivered a
+                                                message (not a DSN) to >= 1 recipient */
+    _Atomic uint64_t dsn_waiting;            /* ledger.c: failures held for their DSN (gauge) */
     _Atomic uint64_t leased;                 /* shard.c */
     _Atomic uint64_t inflight;               /* ledger.c: leased, outcome not committed */
     _Atomic uint64_t conns, txns;            /* route.c: connections, SMTP transactions */

@@ -60,6 +60,12 @@ static void engine_totals(struct engine_shard *es, unsigned n, struct vl_engine_
         t->bounced += atomic_load(&c->bounced);
         t->expired += atomic_load(&c->expired);
         t->ambiguous += atomic_load(&c->ambiguous);
+        t->dsn_delivered += atomic_load(&c->dsn_delivered);
+        t->dsn_deferred += atomic_load(&c->dsn_deferred);
+        t->dsn_failed += atomic_load(&c->dsn_failed);
+        t->sessions_open += atomic_load(&c->sessions_open);
+        t->msg_copies += atomic_load(&c->msg_copies);
+        t->dsn_waiting += atomic_load(&c->dsn_waiting);
         t->leased += atomic_load(&c->leased);
         t->inflight += atomic_load(&c->inflight);
         t->conns += atomic_load(&c->conns);

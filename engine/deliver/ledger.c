@@ -97,15 +97,22 @@ struct attempt *ledger_attempt_alloc(struct ledger *l, struct lease *lease,
 static void ledger_release_outcomes(struct ledger *l, struct attempt *a)
 {
     vl_assert(l->outcomes_held >= a->fated);
-    uint32_t left = a->fated;
+    uint32_t left = a->fated, waiting = 0;
     for (uint32_t i = l->outcome_count; i-- > 0 && left > 0;) {
         if (l->outcomes[i].attempt == a) {
             l->outcomes[i].attempt = NULL;
+            waiting += l->outcomes[i].dsn_wait;
             left--;
         }
     }
     vl_assert(left == 0);
-    l->outcomes_held -= a->fated;
+    l->outcomes_held -= a->fated - waiting;     /* the waiting ones stay held */
+    if (waiting) {
+        if (!l->dsn_waiting)
+            l->dsn_wait_since_ms = vl_clock_mono_ms();
+        l->dsn_waiting += waiting;
+        atomic_fetch_add_explicit(&l->ctr->dsn_waiting, waiting, memory_order_relaxed);
+    }
     a->fated = 0;
 }
 
@@ -166,7 +173,13 @@ void ledger_outcome(struct ledger *l, struct attempt *a, uint32_t i, const struc
     e->o.ambiguous = f->ambiguous && f->kind == SMTP_FATE_DEFERRED;
     uint64_t now = vl_clock_wall_ms();
     switch (f->kind) {
-    case SMTP_FATE_DELIVERED: e->o.state = VL_RCPT_DELIVERED; break;
+    case SMTP_FATE_DELIVERED:
+        e->o.state = VL_RCPT_DELIVERED;
+        if (!a->copy_counted && a->msg->return_path_len) {   /* DSNs: counted apart */
+            a->copy_counted = true;
+            atomic_fetch_add_explicit(&l->ctr->msg_copies, 1, memory_order_relaxed);
+        }
+        break;
     case SMTP_FATE_BOUNCED:   e->o.state = VL_RCPT_BOUNCED;   break;
     case SMTP_FATE_DEFERRED: {
         uint64_t next = now + retry_delay_ms(cfg, r->attempts + 1, r->id);
@@ -182,6 +195,31 @@ void ledger_outcome(struct ledger *l, struct attempt *a, uint32_t i, const struc
     default:
         vl_panic("recipient without a fate kind");
     }
+    /* A failure that owes a DSN waits for its message's others (ledger.h). */
+    e->dsn_wait = (e->o.state == VL_RCPT_BOUNCED || e->o.state == VL_RCPT_EXPIRED)
+                  && a->msg->return_path_len && cfg->dsn_interval_ms > 0;
+}
+
+uint32_t ledger_dsn_release(struct ledger *l, bool force)
+{
+    uint32_t n = l->dsn_waiting;
+    if (!n || (!force && n < LEDGER_DSN_WAIT_MAX
+               && vl_clock_mono_ms() - l->dsn_wait_since_ms < l->cfg->dsn_interval_ms))
+        return 0;
+    uint32_t left = n;
+    for (uint32_t i = 0; i < l->outcome_count && left > 0; i++) {
+        struct ledger_outcome *e = &l->outcomes[i];
+        if (e->dsn_wait && !e->attempt) {
+            e->dsn_wait = false;
+            left--;
+        }
+    }
+    vl_assert(left == 0);
+    vl_assert(l->outcomes_held >= n);
+    l->outcomes_held -= n;
+    l->dsn_waiting = 0;
+    atomic_fetch_sub_explicit(&l->ctr->dsn_waiting, n, memory_order_relaxed);
+    return n;
 }
 
 bool ledger_has_ready(const struct ledger *l)
@@ -196,7 +234,7 @@ uint32_t ledger_take_ready(struct ledger *l, struct ledger_outcome **out)
     uint32_t ready = 0, held = 0;
     for (uint32_t i = 0; i < l->outcome_count; i++) {
         struct ledger_outcome *e = &l->outcomes[i];
-        if (e->attempt)
+        if (e->attempt || e->dsn_wait)
             l->outcomes_spare[held++] = *e;
         else if (ready++ != i)
             l->outcomes[ready - 1] = *e;

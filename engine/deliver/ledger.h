@@ -15,6 +15,16 @@
  * the attempt is done (ledger_attempt_done), so the recipients of one attempt
  * that fail at RCPT and those that fail at the final dot land in the same
  * commit and share one DSN.
+ *
+ * One DSN per message per report interval (cfg->dsn_interval_ms): a failed
+ * outcome (bounced, expired) that implies a DSN stays held after its
+ * attempt is done ("waiting": uncommitted, its recipient still leased) until
+ * ledger_dsn_release() lets every waiting outcome go at once: the interval
+ * since the first is over, the shard stops, nothing else is in flight, or
+ * LEDGER_DSN_WAIT_MAX are waiting. They commit together, so each message gets
+ * one DSN naming all its recipients that failed in the interval. Durability:
+ * the bounced state and its DSN still commit in one queue transaction; a
+ * crash before loses neither (the recipient is simply leased again).
  */
 #ifndef VOLLEY_DELIVER_LEDGER_H
 #define VOLLEY_DELIVER_LEDGER_H
@@ -29,6 +39,8 @@
 #include "volley/queue.h"
 
 #define LEDGER_OUTCOMES_MAX VL_INFLIGHT_RCPTS_PER_SHARD_MAX   /* one per in-flight recipient */
+#define LEDGER_DSN_WAIT_MAX (LEDGER_OUTCOMES_MAX / 4)   /* waiting failures released at once:
+                                   leasing (capped at half the in-flight cap) goes on */
 
 struct domain;                     /* route.h */
 struct host;                       /* route.h */
@@ -52,6 +64,7 @@ struct attempt {
     const char *tls;               /* TLS protocol of the session it ran on; NULL = plaintext */
     uint32_t rcpt_count;
     uint32_t fated;                /* outcomes recorded, held until the attempt is done */
+    bool copy_counted;             /* a recipient was delivered: one message copy counted */
     struct vl_queue_rcpt *rcpts[VL_SMTP_RCPTS_PER_TXN_MAX];
 };
 
@@ -68,6 +81,7 @@ struct ledger_outcome {
     bool ambiguous;
     bool local;
     bool warn;                     /* deferred past --delay-warning: Action: delayed DSN */
+    bool dsn_wait;                 /* failed, owes a DSN: held until ledger_dsn_release() */
     char status[VL_SMTP_STATUS_BYTES_MAX];
     char text[VL_DIAG_TEXT_BYTES_MAX + 1];
 };
@@ -80,7 +94,10 @@ struct ledger {
     struct attempt *attempt_free;
     uint32_t attempts_live;
     uint32_t outcome_count;
-    uint32_t outcomes_held;        /* of outcome_count: attempt not done, not committable */
+    uint32_t outcomes_held;        /* of outcome_count: attempt not done, or waiting for
+                                      the DSN interval: not committable */
+    uint32_t dsn_waiting;          /* of outcomes_held: attempt done, waiting (dsn_wait) */
+    uint64_t dsn_wait_since_ms;    /* monotonic: the first of them became waiting */
     struct ledger_outcome *outcomes;        /* accumulating */
     struct ledger_outcome *outcomes_spare;  /* the last ledger_take_ready() buffer */
 };
@@ -107,6 +124,11 @@ void ledger_attempt_abandon(struct ledger *l, struct attempt *a);
 /** Record the fate @p f of recipient @p i of @p a, sent to @p ip (or NULL). */
 void ledger_outcome(struct ledger *l, struct attempt *a, uint32_t i, const struct smtp_fate *f,
                     const char *ip);
+
+/** Let the failed outcomes waiting for their DSN go (committable now) if
+ *  @p force, the DSN interval since the first is over, or LEDGER_DSN_WAIT_MAX
+ *  wait. @return how many were let go. */
+uint32_t ledger_dsn_release(struct ledger *l, bool force);
 
 /** Committable outcomes waiting? */
 bool ledger_has_ready(const struct ledger *l);

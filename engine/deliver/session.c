@@ -60,6 +60,7 @@ struct session {
     struct session_env *env;
     struct host *host;             /* the owner's, handed back in callbacks */
     const char *ip;                /* the host's address text, borrowed */
+    uint16_t port;                 /* its port (host order), for the connect error */
     int connect_err;               /* rx_connect() refused at once: reported at CLOSE */
     rx_handle_t h;
     bool connected, ever_ready, closing, close_started, idle, want_ready;
@@ -159,6 +160,10 @@ int session_open(struct session_env *env, struct host *h, const struct sockaddr 
     s->env = env;
     s->host = h;
     s->ip = ip;
+    if (addr->sa_family == AF_INET)
+        s->port = ntohs(((const struct sockaddr_in *)(const void *)addr)->sin_port);
+    else if (addr->sa_family == AF_INET6)
+        s->port = ntohs(((const struct sockaddr_in6 *)(const void *)addr)->sin6_port);
     s->sni = sni;
     int rc = rx_open(s->env->rx, fd, session_cb, s, &s->h);
     if (rc < 0) {
@@ -454,7 +459,12 @@ static void session_connect_done(struct session *s, int res)
         /* Never reached the banner: the host is failing (RFC 5321 5.1: try
          * the next address). No attempt is bound to a connecting session. */
         char text[160];
-        snprintf(text, sizeof text, "connect to %s: %s", s->ip, vl_strerror(res));
+        if (strchr(s->ip, ':'))    /* IPv6: [addr]:port */
+            snprintf(text, sizeof text, "connect to [%s]:%u: %s", s->ip, s->port,
+                     vl_strerror(res));
+        else
+            snprintf(text, sizeof text, "connect to %s:%u: %s", s->ip, s->port,
+                     vl_strerror(res));
         session_fail_early(s, "4.4.1", text);
         return;
     }

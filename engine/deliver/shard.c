@@ -33,6 +33,7 @@ static int shard_lease(struct shard *sh)
 {
     struct ledger *l = &sh->ledger;
     uint64_t now = vl_clock_mono_ms();
+    sh->lease_none = false;
     if (l->inflight >= VL_INFLIGHT_RCPTS_PER_SHARD_MAX / 2 || now < sh->next_lease_ms
         || sh->com.failing)
         return 0;                  /* full, not due, or commits failing: nothing new */
@@ -49,6 +50,7 @@ static int shard_lease(struct shard *sh)
     if (n < 0)
         return n;
     if (n == 0) {
+        sh->lease_none = true;
         sh->next_lease_ms = now + 50;   /* poll: other processes may enqueue */
         if (l->inflight == 0) {
             sh->idle_queue = true;
@@ -155,6 +157,10 @@ static int shard_loop(struct shard *sh)
                 sh->next_lease_ms = vl_clock_mono_ms() + 1000;
             }
         }
+        /* Failures held for their message's DSN (ledger.h): due, stopping, or
+         * nothing else leased and nothing due: let them commit with the DSN. */
+        ledger_dsn_release(&sh->ledger, sh->stopping || sh->com.gave_up
+                           || (sh->lease_none && sh->ledger.inflight == sh->ledger.dsn_waiting));
         sh->turns++;
         int rc = rx_run_once(sh->rx, shard_wait_ms(sh));
         if (rc < 0 && rc != -EINTR) {
@@ -164,6 +170,8 @@ static int shard_loop(struct shard *sh)
         }
         if (dns_busy(sh->route.dns))
             dns_process_timeouts(sh->route.dns, vl_clock_mono_ms());
+        atomic_store_explicit(&sh->ctr->sessions_open, sh->route.sessions,
+                              memory_order_relaxed);
         commit_start(&sh->com);
         shard_commit_state(sh);
         if (sh->com.gave_up && !sh->stopping) {
@@ -219,6 +227,7 @@ int shard_run(struct shard *sh)
     if (sh->com.failing || sh->com.busy)
         uncommitted += commit_pending(&sh->com);
     atomic_store_explicit(&sh->ctr->uncommitted, uncommitted, memory_order_relaxed);
+    atomic_store_explicit(&sh->ctr->sessions_open, 0, memory_order_relaxed);
     commit_fini(&sh->com);         /* waits for a commit in flight */
     vl_dlog_flush(&sh->dlog);
     if (rc == 0 && sh->dlog.err) {   /* delivered, committed, but not all logged */

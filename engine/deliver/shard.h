@@ -43,6 +43,7 @@ struct shard {
     struct rx *rx;
     bool stopping;                 /* seen: no more leasing */
     bool idle_queue;               /* the last lease found nothing due */
+    bool lease_none;               /* this turn's lease ran and found nothing due */
     bool draining;                 /* --until-empty and nothing left: pool nothing */
     uint64_t next_lease_ms;
     uint64_t body_bytes_per_rcpt;  /* of the last lease: sizes the next one */

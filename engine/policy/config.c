@@ -34,6 +34,9 @@ const char vl_config_usage[] =
     "  --retry-max DURATION    longest retry interval (default 1h)\n"
     "  --max-age DURATION      queue lifetime before a deferred recipient expires (default 5d)\n"
     "  --delay-warning DURATION  send an Action: delayed notice after this (default off)\n"
+    "  --dsn-interval DURATION  gather a message's failed recipients this long into one\n"
+    "                          DSN (default 5s; 0 = a DSN per commit). Every DSN is\n"
+    "                          committed before the run ends (stop, or nothing left)\n"
     "  --host-backoff DURATION  first interval a failing MX host is skipped; doubles per\n"
     "                          failure up to 10m or DURATION if longer (default 30s)\n"
     "  --log FILE              delivery log, JSON lines ('-' = stdout)\n"
@@ -68,6 +71,7 @@ void vl_config_defaults(struct vl_config *c)
     c->timeout_scale = 1.0;
     c->host_fail_ms_min = 30000;
     c->commit_giveup_ms = 5ull * 60 * 1000;
+    c->dsn_interval_ms = 5000;
     if (gethostname(c->ehlo_buf, sizeof c->ehlo_buf - 1) != 0 || !c->ehlo_buf[0])
         strcpy(c->ehlo_buf, "localhost");
     c->ehlo_name = c->ehlo_buf;
@@ -185,6 +189,7 @@ static const struct config_opt config_opts[] = {
     { "--retry-max",       CK_DUR,      OFF(retry_ms_max), 0, 0 },
     { "--max-age",         CK_DUR,      OFF(age_ms_max), 0, 0 },
     { "--delay-warning",   CK_DUR,      OFF(delay_warning_ms), 0, 0 },
+    { "--dsn-interval",    CK_DUR,      OFF(dsn_interval_ms), 0, 0 },
     { "--host-backoff",    CK_DUR,      OFF(host_fail_ms_min), 0, 0 },
     { "--log",             CK_STR,      OFF(log_path), 0, 0 },
     { "--conns-per-dest",  CK_UINT,     OFF(conns_per_dest_max), 1, 10000 },

@@ -39,6 +39,7 @@ struct vl_config {
     uint64_t retry_ms_max;            /* default 1 h */
     uint64_t age_ms_max;              /* default 5 days */
     uint64_t delay_warning_ms;        /* 0 = off */
+    uint64_t dsn_interval_ms;         /* --dsn-interval: one DSN per message per this; 5 s */
     const char *log_path;             /* NULL = off, "-" = stdout */
     bool until_empty;
     bool quiet;

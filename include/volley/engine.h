@@ -19,7 +19,18 @@
 #include "volley/queue.h"
 
 struct vl_engine_totals {
+    /* Recipients of messages with a return path (DSNs are counted apart):
+     * delivered, bounced, expired: reached that final state in this run (each
+     * recipient once); deferred: deferral outcomes (attempts, not recipients). */
     uint64_t delivered, deferred, bounced, expired, ambiguous;
+    /* Recipients of DSNs (null return path) delivered, deferred (attempts),
+     * failed (bounced or expired: never a DSN about a DSN). */
+    uint64_t dsn_delivered, dsn_deferred, dsn_failed;
+    uint64_t sessions_open;  /* connections open now */
+    uint64_t msg_copies;     /* messages (not DSNs) accepted: transactions that delivered
+                                to at least one recipient (one copy per transaction) */
+    uint64_t dsn_waiting;    /* failed recipients held until their message's DSN is due
+                                (--dsn-interval): leased, outcome not yet committed */
     uint64_t leased, inflight, conns, txns, dsns, commit_errors;
     uint64_t uncommitted;    /* outcomes never recorded (commits failed until the
                                 engine gave up): those recipients stay queued */

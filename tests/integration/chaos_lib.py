@@ -113,7 +113,8 @@ class Runs:
             err = f.read()
         info = {"n": n, "kind": kind, "rc": p.returncode, "secs": secs,
                 "commit_failed": err.count("evt=commit_failed"), "err": err}
-        if kind == "clean" and p.returncode != 0:
+        # 3: finished with recipients still queued (deferred): a clean end too
+        if kind == "clean" and p.returncode not in (0, 3):
             kind = info["kind"] = "failed"
         self.info.append(info)
         last = (err.strip().splitlines() or [""])[-1]
@@ -135,7 +136,7 @@ class Runs:
         i = self.info[run]
         if i["kind"] in ("killed", "hang"):
             return i["kind"]
-        return "commit failure" if i["commit_failed"] or i["rc"] else "clean"
+        return "commit failure" if i["commit_failed"] or i["rc"] not in (0, 3) else "clean"
 
     def collect(self, run, killed):
         time.sleep(SETTLE_S)       # a sink finishes what it answered before the kill

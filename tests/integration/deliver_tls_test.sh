@@ -237,9 +237,12 @@ for mode in inject refuse; do
     [ -s "$tmp/$mode.port" ] || fail "fake server $mode did not start"
     "$VOLLEY_BIN" enqueue --data "$tmp/q-$mode" --from a@sender.example --to v@dest.example \
         "$tmp/msg.eml" >/dev/null || fail "enqueue $mode"
+    rc=0
     VOLLEY_LOG=info timeout 60 "$VOLLEY_BIN" run --data "$tmp/q-$mode" --until-empty --quiet \
         --route "*=127.0.0.1:$(cat "$tmp/$mode.port")" --log "$tmp/$mode.json" \
-        2>"$tmp/run-$mode.err" || fail "run $mode: $(cat "$tmp/run-$mode.err")"
+        2>"$tmp/run-$mode.err" || rc=$?
+    want=0; [ "$mode" = inject ] && want=3      # inject: deferred, still queued
+    [ "$rc" = "$want" ] || fail "run $mode: exit $rc, want $want: $(cat "$tmp/run-$mode.err")"
     python3 - "$tmp/$mode.json" "$mode" <<'PY' || fail "$mode: $(cat "$tmp/$mode.json")"
 import json, sys
 def need(ok, what):

@@ -13,7 +13,9 @@ API: Env(shards=2) -> .start_sinks({host: [sink args]}, save=True) -> port;
 .start_dns(mx={dom: [(pref, host, ip)]}, lines=(), defaults=True) -> port;
 .allow_dest (route_args adds it: --allow-dest loopback unless changed);
 .enqueue(from, rcpts, content) -> id; .enqueue_many([(from, rcpts, content)]);
-.run(*args, expect_rc=0, env=None); .send(from, rcpts, content, *args);
+.run(*args, expect_rc="queue", env=None) (default: the documented code for
+what the run left: 3 if recipients are still queued, else 0);
+.send(from, rcpts, content, *args);
 .volley(*args); .log(); .queue_stats(); .saved(host); .stop_sink(host) ->
 exit stats; .close(). Module: message(), read_saved(dir), by_event(),
 check_exactly_once(log, saved, rcpts, what), run_cases([(name, fn)])
@@ -300,11 +302,16 @@ class Env:
         return ["--dns", "127.0.0.1:%d" % self.dns_port, "--mx-port", self.port,
                 *self.allow_dest]
 
-    def run(self, *args, timeout=RUN_TIMEOUT_S, expect_rc=0, env=None):
-        """`volley run --data Q --until-empty --quiet --log L` + route + args."""
+    def run(self, *args, timeout=RUN_TIMEOUT_S, expect_rc="queue", env=None):
+        """`volley run --data Q --until-empty --quiet --log L` + route + args.
+        expect_rc "queue": the exit code must tell what the run left (issue
+        10): 3 if recipients are still queued (ready or deferred), else 0."""
         r = self.volley("run", "--data", self.data, "--until-empty", "--quiet", "--log",
                         self.log_path, "--shards", self.shards, *self.route_args(), *args,
                         timeout=timeout, env=env)
+        if expect_rc == "queue":
+            st = self.queue_stats()
+            expect_rc = 3 if st["ready"] + st["deferred"] else 0
         if expect_rc is not None:
             check(r.returncode == expect_rc, "volley run exited %d (want %d): %s%s" %
                   (r.returncode, expect_rc, r.stdout, r.stderr))

@@ -3,7 +3,9 @@
  * an attempt's outcomes are held until it is done, then committable together;
  * taking the committable ones keeps the held ones; a committed outcome closes
  * its lease slot and the in-flight count; an abandoned attempt leaves no
- * outcome; a deferral is scheduled by the retry schedule or expires at max age.
+ * outcome; a deferral is scheduled by the retry schedule or expires at max age;
+ * with --dsn-interval, a failure owing a DSN waits after its attempt until
+ * ledger_dsn_release() (issue 10 item 4).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +14,7 @@
 #include <cmocka.h>
 
 #include <string.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "ledger.h"
@@ -30,6 +33,7 @@ static struct fixture *fixture_new(void)
     static struct fixture fx;
     memset(&fx, 0, sizeof fx);
     vl_config_defaults(&fx.cfg);
+    fx.cfg.dsn_interval_ms = 0;     /* a failure commits with its attempt (see the dsn test) */
     assert_int_equal(ledger_init(&fx.l, &fx.cfg, &fx.ctr), 0);
     fx.msg = (struct vl_queue_msg){ .id = 1, .created_ms = vl_clock_wall_ms(),
                                     .return_path = "a@b.test", .return_path_len = 8 };
@@ -140,12 +144,72 @@ static void test_deferral_scheduled_or_expired(void **state)
     ledger_fini(&fx->l, NULL);
 }
 
+/* Issue 10 item 4: failures of one message in two attempts wait past their
+ * attempts' end, and are released together (one commit, so one DSN); a
+ * delivery is not held; a null return path is not held (no DSN). */
+static void test_failures_wait_for_dsn_interval(void **state)
+{
+    (void)state;
+    struct fixture *fx = fixture_new();
+    fx->cfg.dsn_interval_ms = 60000;
+    struct lease *ls = ledger_lease_add(&fx->l, NULL, 3);
+    struct attempt *a = attempt_of(fx, ls, 0, 2);
+    struct attempt *b = attempt_of(fx, ls, 2, 1);
+    struct smtp_fate ok = fate(SMTP_FATE_DELIVERED, 250, "2.0.0");
+    struct smtp_fate no = fate(SMTP_FATE_BOUNCED, 550, "5.1.1");
+    ledger_outcome(&fx->l, a, 0, &ok, NULL);
+    ledger_outcome(&fx->l, a, 1, &no, NULL);
+    ledger_attempt_done(&fx->l, a);
+    struct ledger_outcome *out = NULL;
+    assert_int_equal(ledger_take_ready(&fx->l, &out), 1);      /* the delivery only */
+    assert_int_equal(out[0].o.state, VL_RCPT_DELIVERED);
+    ledger_committed(&fx->l, out, 1);
+    assert_int_equal(fx->l.dsn_waiting, 1);
+    assert_int_equal(atomic_load(&fx->ctr.dsn_waiting), 1);
+    ledger_outcome(&fx->l, b, 0, &no, NULL);
+    ledger_attempt_done(&fx->l, b);
+    assert_false(ledger_has_ready(&fx->l));
+    assert_int_equal(ledger_dsn_release(&fx->l, false), 0);     /* interval not over */
+    assert_int_equal(fx->l.dsn_waiting, 2);
+    assert_int_equal(ledger_dsn_release(&fx->l, true), 2);      /* e.g. stopping */
+    assert_int_equal(ledger_take_ready(&fx->l, &out), 2);       /* together: one commit */
+    assert_int_equal(out[0].o.state, VL_RCPT_BOUNCED);
+    assert_int_equal(out[1].o.state, VL_RCPT_BOUNCED);
+    assert_int_equal(atomic_load(&fx->ctr.dsn_waiting), 0);
+    ledger_committed(&fx->l, out, 2);
+    assert_int_equal(fx->l.inflight, 0);
+    /* The interval over: released without force. */
+    fx->cfg.dsn_interval_ms = 1;
+    ls = ledger_lease_add(&fx->l, NULL, 1);
+    struct attempt *c = attempt_of(fx, ls, 3, 1);
+    ledger_outcome(&fx->l, c, 0, &no, NULL);
+    ledger_attempt_done(&fx->l, c);
+    assert_false(ledger_has_ready(&fx->l));
+    for (int i = 0; i < 200 && !ledger_dsn_release(&fx->l, false); i++)
+        usleep(1000);
+    assert_true(ledger_has_ready(&fx->l));
+    assert_int_equal(ledger_take_ready(&fx->l, &out), 1);
+    ledger_committed(&fx->l, out, 1);
+    /* A null return path owes no DSN: not held. */
+    fx->msg.return_path = "";
+    fx->msg.return_path_len = 0;
+    ls = ledger_lease_add(&fx->l, NULL, 1);
+    struct attempt *d = attempt_of(fx, ls, 4, 1);
+    ledger_outcome(&fx->l, d, 0, &no, NULL);
+    ledger_attempt_done(&fx->l, d);
+    assert_true(ledger_has_ready(&fx->l));
+    assert_int_equal(ledger_take_ready(&fx->l, &out), 1);
+    ledger_committed(&fx->l, out, 1);
+    ledger_fini(&fx->l, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_held_until_done_then_committed),
         cmocka_unit_test(test_abandon_leaves_no_outcome),
         cmocka_unit_test(test_deferral_scheduled_or_expired),
+        cmocka_unit_test(test_failures_wait_for_dsn_interval),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
