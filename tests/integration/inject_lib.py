@@ -130,7 +130,7 @@ class Intake:
 
     def queue_ids(self):
         r = subprocess.run([volley_bin(), "queue", "ls", "--data", self.data, "--json",
-                            "--limit", "1000000"], capture_output=True, timeout=WAIT_S)
+                            "--limit", "10000"], capture_output=True, timeout=WAIT_S)
         check(r.returncode == 0, "queue ls failed: %s" % r.stderr.decode(errors="replace"))
         return set(m["id"] for m in json.loads(r.stdout.decode()))
 
