@@ -41,6 +41,10 @@ static void cli_run_usage(FILE *f)
 int cli_check_config(const struct vl_config *cfg, const char *cmd)
 {
     const char *why = NULL;
+    if (cfg->listen_count && strcmp(cmd, "run")) {
+        fprintf(stderr, "volley %s: --listen: only `volley run` accepts mail over SMTP\n", cmd);
+        return -1;
+    }
     if (cfg->dns) {
         struct vl_hostport hp[VL_DNS_SERVERS_MAX];
         size_t n = 0;
