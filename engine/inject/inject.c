@@ -133,7 +133,7 @@ int inject_start(const struct vl_config *cfg, struct vl_queue *q, struct inject 
     in->sconf = (struct smtp_server_conf){
         .hostname = cfg->ehlo_name, .size_max = cfg->msg_bytes_max,
         .rcpts_max = cfg->rcpts_per_msg_max, .pipelining = true, .eightbitmime = true,
-        .enhancedstatuscodes = true, .smtputf8 = true,
+        .enhancedstatuscodes = true, .smtputf8 = true, .chunking = true,
     };
     pthread_mutex_init(&in->mu, NULL);
     pthread_cond_init(&in->cv, NULL);

@@ -8,7 +8,10 @@
  *
  * Invariants: at most one of reading, sending, yielded, job_busy is true; a
  * transaction's recipients and body are kept only between its accepted MAIL
- * and its dot (a client that vanishes before the dot leaves nothing queued).
+ * and its dot or BDAT LAST (a client that vanishes before leaves nothing
+ * queued). Every accepted MAIL starts them afresh, so a transaction the server
+ * machine ended (a refused BDAT chunk) can never reach a commit: only a DOT
+ * event of the server's open transaction does.
  */
 #include "inject_int.h"
 

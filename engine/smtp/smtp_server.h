@@ -39,8 +39,17 @@
  *    trailing spaces removed. RCPT accepts a domain-less <Postmaster> and the
  *    bare local form "RCPT TO:rich" (PROTOCOL.md 1.1): a listener that needs a
  *    domain checks the arg for '@'.
- *  - BDAT gets 502 5.5.1 (CHUNKING is never offered); bytes after it are read
- *    as commands. No error counter: the caller bounds a session in time.
+ *  - Without conf->chunking, BDAT gets 502 5.5.1 and bytes after it are read
+ *    as commands. With it (RFC 3030): "BDAT n [LAST]" is followed by exactly n
+ *    octets, taken as they are (no dot-stuffing, no end-of-data scan: the
+ *    length frames them) and handed out as BODY events when the transaction
+ *    may take them; they are consumed whatever the answer. Then the BDAT is a
+ *    COMMAND event (proposed 250 2.0.0, or 503 5.5.1 with no recipient,
+ *    552 5.3.4 past size_max) - except a LAST chunk of a good transaction,
+ *    which ends the message as a DOT event, like the final dot. Any answer
+ *    but 2xx to a BDAT ends the transaction (the client must start over).
+ *    BDAT with a bad size gets 501 5.5.4 and nothing is consumed past its line.
+ *    No error counter: the caller bounds a session in time.
  */
 #ifndef VOLLEY_SMTP_SERVER_H
 #define VOLLEY_SMTP_SERVER_H
@@ -67,6 +76,7 @@ struct smtp_server_conf {
     bool smtputf8;               /* advertise SMTPUTF8 */
     bool starttls;               /* advertise STARTTLS (the caller does the handshake) */
     bool dsn;                    /* advertise DSN (accept RET/ENVID/NOTIFY/ORCPT) */
+    bool chunking;               /* advertise CHUNKING and accept BDAT (RFC 3030) */
 };
 
 /* The command (or moment) an event is about; the sink keys its faults on these. */
@@ -134,6 +144,11 @@ struct smtp_server {
     bool msg_bad;
     uint8_t msg_bad_why;                         /* first rule the body broke */
     bool tls_active;
+    bool bdat_last, bdat_ok;                     /* the chunk being read (SS_CHUNK) */
+    bool bdat_read;                              /* the pending BDAT's chunk was read */
+    uint8_t bdat_state_prev;                     /* the state the BDAT came in */
+    uint64_t bdat_left;                          /* its octets still to read */
+    uint64_t bdat_size;
     enum smtp_server_cmd pending;                /* the command awaiting smtp_server_answer */
     char line[VL_SMTP_CMD_LINE_BYTES_MAX];
 };

@@ -1,7 +1,7 @@
 """inject_basic.py - `volley run --listen`: mail in over SMTP, out to a
 `volley sink`. Cases: EHLO capabilities; Python's smtplib as a client, the
 message arriving byte-identical apart from the Received: line; swaks plain and
---pipeline; one message over many shards; an IPv6 listener; the evt=received
+--pipeline; BDAT (CHUNKING); one message over many shards; an IPv6 listener; the evt=received
 log line. INJECT_CASE=name runs one case."""
 import os
 import re
@@ -47,7 +47,7 @@ def case_ehlo():
         lines = c.expect(250, "EHLO")
         caps = set(l[4:].strip() for l in lines[1:])
         for want in ("PIPELINING", "SIZE 1048576", "8BITMIME", "SMTPUTF8",
-                     "ENHANCEDSTATUSCODES"):
+                     "ENHANCEDSTATUSCODES", "CHUNKING"):
             check(want in caps, "EHLO lacks %s: %r" % (want, lines))
         check("STARTTLS" not in caps, "STARTTLS offered without a certificate: %r" % lines)
         c.send("STARTTLS")
@@ -180,6 +180,48 @@ def case_pipelined_session():
         it.close()
 
 
-run_cases([("ehlo", case_ehlo), ("smtplib_identical", case_smtplib_identical),
+def case_bdat():
+    """CHUNKING (RFC 3030): the message in three BDAT chunks, pipelined in one
+    write with MAIL and RCPT; the LAST chunk's reply carries the queue id after
+    the commit. A chunk boundary inside a CRLF and a '.' line mean nothing."""
+    it = Intake()
+    try:
+        c = it.client()
+        lines = hello(c)
+        check(any(l[4:] == "CHUNKING" for l in lines), "CHUNKING not offered: %r" % lines)
+        parts = [MSG[:50], MSG[50:77], MSG[77:]]
+        check(parts[1].endswith(b"\r"), "the second chunk should end inside a CRLF")
+        wire = b"MAIL FROM:<s@src.test>\r\nRCPT TO:<b1@dst.test>\r\nRCPT TO:<b2@two.test>\r\n"
+        for i, p in enumerate(parts):
+            wire += b"BDAT %d%s\r\n" % (len(p), b" LAST" if i == 2 else b"") + p
+        c.send_raw(wire)
+        c.expect(250, "MAIL")
+        c.expect(250, "RCPT 1")
+        c.expect(250, "RCPT 2")
+        c.expect(250, "BDAT 1")
+        c.expect(250, "BDAT 2")
+        lines = c.expect(250, "BDAT LAST")
+        m = QUEUED_RE.search(lines[0])
+        check(m, "no queue id after BDAT LAST: %r" % lines)
+        c.send("BDAT 3 LAST")
+        c.send_raw(b"abc")
+        c.expect(503, "BDAT without a transaction")
+        c.send("QUIT")
+        c.expect(221, "QUIT")
+        saved = it.wait_saved(2, "bdat")
+        for s in saved:
+            check(split_received(s["content"])[1] == MSG, "BDAT message differs: %r" % s)
+        it.wait_logged([m.group(1)], "bdat")
+    finally:
+        it.close()
+
+
+def hello(c):
+    c.expect(220, "greeting")
+    c.send("EHLO client.test")
+    return c.expect(250, "EHLO")
+
+
+run_cases([("ehlo", case_ehlo), ("bdat", case_bdat), ("smtplib_identical", case_smtplib_identical),
            ("swaks", case_swaks), ("many_shards", case_many_shards), ("ipv6", case_ipv6),
            ("pipelined_session", case_pipelined_session)])
