@@ -7,6 +7,7 @@
 #include "inject_int.h"
 
 #include "log.h"
+#include "tls_stream.h"
 #include "volley/error.h"
 
 #include <arpa/inet.h>
@@ -148,6 +149,16 @@ int inject_start(const struct vl_config *cfg, struct vl_queue *q, struct inject 
         rc = -ENOMEM;
         goto fail;
     }
+    if (cfg->tls_cert) {
+        char why[400];
+        rc = tls_ctx_server_create(&in->tls_ctx, cfg->tls_cert,
+                                   cfg->tls_key ? cfg->tls_key : cfg->tls_cert, why, sizeof why);
+        if (rc < 0) {
+            fprintf(stderr, "volley run: --tls-cert: %s\n", why);
+            goto fail;
+        }
+        in->sconf.starttls = true;
+    }
     for (uint32_t i = 0; i < INJ_SESSIONS_MAX; i++)
         in->free_idx[i] = INJ_SESSIONS_MAX - 1 - i;
     in->free_n = INJ_SESSIONS_MAX;
@@ -209,7 +220,9 @@ void inject_stop(struct inject *in)
     for (uint32_t i = 0; in->sess && i < INJ_SESSIONS_MAX; i++) {
         free(in->sess[i].rcpts);
         free(in->sess[i].body);
+        tls_stream_destroy(in->sess[i].tls);
     }
+    tls_ctx_destroy(in->tls_ctx);
     free(in->sess);
     free(in->free_idx);
     pthread_cond_destroy(&in->setup_cv);

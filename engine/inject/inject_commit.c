@@ -29,7 +29,8 @@ static void job_reply(struct inj_job *j, unsigned code, const char *text)
 }
 
 /* "Received: from HELO (IP [IP])\r\n\tby HOST (volley) with ESMTP id ID\r\n
- *  \tfor <RCPT>; DATE\r\n" (RFC 5321 4.4; "for" with one recipient only). */
+ *  \tfor <RCPT>; DATE\r\n" (RFC 5321 4.4; "for" with one recipient only;
+ *  ESMTPS after STARTTLS, RFC 3848). */
 static size_t received_line(const struct inject *in, const struct inj_sess *s, uint64_t rid,
                             uint64_t now_ms, char *out, size_t cap)
 {
@@ -43,7 +44,8 @@ static size_t received_line(const struct inject *in, const struct inj_sess *s, u
         snprintf(forc, sizeof forc, "\r\n\tfor <%s>", s->rcpts[0]);
     int n = snprintf(out, cap, "Received: from %s ([%s])\r\n\tby %s (volley) with %s id %016llx%s;"
                      "\r\n\t%s\r\n", s->helo[0] ? s->helo : "unknown", s->peer_ip,
-                     in->cfg->ehlo_name, s->esmtp ? "ESMTP" : "SMTP", (unsigned long long)rid,
+                     in->cfg->ehlo_name, !s->esmtp ? "SMTP" : s->tls ? "ESMTPS" : "ESMTP",
+                     (unsigned long long)rid,
                      forc, date);
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }

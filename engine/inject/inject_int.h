@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "rx.h"
+#include "tls.h"
 #include "smtp_server.h"
 #include "volley/hostport.h"
 
@@ -69,6 +70,8 @@ struct inj_sess {
     enum smtp_server_cmd pend_cmd;
     struct inj_job job;
     bool dot_ready;               /* the dot's answer waits for a send to finish */
+    bool tls_start;               /* STARTTLS 220 being sent: the handshake next */
+    struct tls_stream *tls;       /* after STARTTLS; NULL = plaintext */
     char in_buf[INJ_IN_BYTES];
     char out[INJ_OUT_BYTES];
 };
@@ -77,6 +80,7 @@ struct inject {
     const struct vl_config *cfg;
     struct vl_queue *q;
     struct smtp_server_conf sconf;
+    struct tls_ctx *tls_ctx;      /* --tls-cert: STARTTLS offered; NULL = not */
     struct rx *rx;
     pthread_t thread;
     bool thread_started;

@@ -17,6 +17,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "tls_stream.h"
 #include "ip_class.h"
 #include "volley/addr.h"
 #include "volley/error.h"
@@ -49,12 +50,24 @@ static void txn_reset(struct inj_sess *s)
 
 static void sess_flush(struct inj_sess *s)
 {
-    if (s->out_len == 0) {
+    const char *p = s->out;
+    uint32_t n = s->out_len;
+    if (s->tls) {                   /* seal the replies: out[] is free again */
+        int w = tls_stream_output(s->tls, s->out, s->out_len, s->close_after_send);
+        if (w < 0) {
+            sess_close(s);
+            return;
+        }
+        s->out_len = 0;
+        p = s->tls->out;
+        n = (uint32_t)w;
+    }
+    if (n == 0) {
         if (s->close_after_send)
             sess_close(s);
         return;
     }
-    if (rx_send(s->in->rx, s->h, s->out, s->out_len, INJ_SEND_TIMEOUT_MS) < 0) {
+    if (rx_send(s->in->rx, s->h, p, n, INJ_SEND_TIMEOUT_MS) < 0) {
         sess_close(s);
         return;
     }
@@ -111,9 +124,6 @@ static void sess_policy(struct inj_sess *s, const struct smtp_server_event *ev)
         else if (!ev->arg || vl_addr_parse(ev->arg, ev->arg_len, &a, &why) != 0)
             sess_reply(r, 553, "5.1.3 Bad recipient address syntax");
         break;
-    case SMTP_SCMD_STARTTLS:
-        sess_reply(r, 454, "4.7.0 TLS not available");
-        break;
     default:
         break;
     }
@@ -166,6 +176,12 @@ static bool sess_answer(struct inj_sess *s, const struct smtp_server_event *ev)
     s->out_len += (uint32_t)n;
     if (ev)
         sess_account(s, ev);
+    if (after == SMTP_SERVER_AFTER_STARTTLS && s->pend.code == 220 && s->in->tls_ctx &&
+        !s->tls) {
+        s->tls_start = true;        /* the handshake starts once the 220 is sent */
+        sess_flush(s);
+        return false;
+    }
     if (after != SMTP_SERVER_AFTER_CONTINUE || s->pend.code == 421) {
         s->close_after_send = true;
         sess_flush(s);
@@ -220,6 +236,8 @@ static bool sess_dot(struct inj_sess *s, const struct smtp_server_event *ev)
 static void sess_release(struct inj_sess *s)
 {
     struct inject *in = s->in;
+    tls_stream_destroy(s->tls);
+    s->tls = NULL;
     free(s->rcpts);
     s->rcpts = NULL;
     free(s->body);
@@ -252,25 +270,59 @@ void inj_sess_job_done(struct inj_sess *s)
         sess_pump(s);
 }
 
-/* All input consumed: send what is queued, or read more. */
-static void sess_need_input(struct inj_sess *s)
+/* TLS: decrypt what is buffered into in_buf. @return 1 plaintext added, 0
+ * read ciphertext from the peer, -1 handled here (sending or closed). */
+static int sess_tls_input(struct inj_sess *s)
+{
+    bool done_now;
+    int n = tls_stream_input(s->tls, s->in_buf + s->in_len, INJ_IN_BYTES - s->in_len,
+                             &done_now);
+    if (done_now) {
+        smtp_server_tls_started(&s->srv);     /* RFC 3207 4.2: forget the EHLO */
+        s->helo[0] = 0;
+    }
+    if (n < 0) {
+        sess_close(s);
+        return -1;
+    }
+    s->in_len += (uint32_t)n;
+    if (n > 0)
+        return 1;
+    if (tls_stream_pending(s->tls) > 0) {    /* handshake flight or tickets */
+        sess_flush(s);
+        return -1;
+    }
+    return 0;
+}
+
+/* All input consumed: send what is queued, or read more.
+ * @return true if more input is in in_buf now (TLS): step the server again. */
+static bool sess_need_input(struct inj_sess *s)
 {
     if (s->out_len > 0) {
         sess_flush(s);
-        return;
+        return false;
     }
     if (s->in_off > 0) {
         memmove(s->in_buf, s->in_buf + s->in_off, s->in_len - s->in_off);
         s->in_len -= s->in_off;
         s->in_off = 0;
     }
+    char *buf = s->in_buf + s->in_len;
     size_t cap = INJ_IN_BYTES - s->in_len;
-    if (cap == 0 || rx_recv(s->in->rx, s->h, s->in_buf + s->in_len, cap,
-                            (int)s->in->cfg->intake_ms_timeout) < 0) {
+    if (s->tls && cap > 0) {
+        int r = sess_tls_input(s);
+        if (r != 0)
+            return r > 0;
+        buf = s->tls->in;
+        cap = sizeof s->tls->in;
+    }
+    if (cap == 0 || rx_recv(s->in->rx, s->h, buf, cap, (int)s->in->cfg->intake_ms_timeout) < 0) {
         sess_close(s);
-        return;
+        return false;
     }
     s->reading = true;
+    return false;
 }
 
 static void sess_resume(struct rx *rx, const struct rx_event *ev)
@@ -297,8 +349,9 @@ static void sess_pump(struct inj_sess *s)
         s->in_off += (uint32_t)used;
         switch (ev.type) {
         case SMTP_SEV_NEED_INPUT:
-            sess_need_input(s);
-            return;
+            if (!sess_need_input(s))
+                return;
+            break;
         case SMTP_SEV_BODY:
             if (!sess_body(s, &ev))
                 return;
@@ -351,7 +404,12 @@ static void sess_cb(struct rx *rx, const struct rx_event *ev)
             sess_close(s);          /* an open transaction is dropped: nothing queued */
             return;
         }
-        s->in_len += (uint32_t)ev->res;
+        if (!s->tls)
+            s->in_len += (uint32_t)ev->res;
+        else if (tls_stream_received(s->tls, (size_t)ev->res) < 0) {
+            sess_close(s);
+            return;
+        }
         sess_pump(s);
         break;
     case RX_OP_SEND:
@@ -360,7 +418,20 @@ static void sess_cb(struct rx *rx, const struct rx_event *ev)
             sess_close(s);
             return;
         }
-        s->out_len = 0;
+        if (!s->tls)
+            s->out_len = 0;
+        if (s->tls_start) {         /* the 220 is out: the client's handshake comes next */
+            s->tls_start = false;
+            s->in_len = s->in_off = 0;
+            if (tls_stream_create(&s->tls, s->in->tls_ctx) < 0) {
+                sess_close(s);
+                return;
+            }
+        }
+        if (s->tls && tls_stream_pending(s->tls) > 0) {
+            sess_flush(s);          /* the rest of a large flight */
+            return;
+        }
         if (s->close_after_send) {
             sess_close(s);
             return;

@@ -54,6 +54,8 @@ const char vl_config_usage[] =
     "  --max-rcpts-per-msg N   recipients per SMTP message (default 100)\n"
     "  --max-conns-per-ip N    SMTP connections per client address (default 20)\n"
     "  --intake-timeout DURATION  SMTP client's command/DATA deadline (default 5m)\n"
+    "  --tls-cert FILE         PEM certificate: --listen offers STARTTLS with it\n"
+    "  --tls-key FILE          its private key (default: in the --tls-cert file)\n"
     "  --commit-giveup DURATION  stop (exit 1) once outcomes could not be recorded for\n"
     "                          this long; they are retried with backoff until then (default 5m)\n"
     "DURATION: a number of seconds, or with a unit: 250ms, 30s, 5m, 1h, 5d.\n";
@@ -245,6 +247,8 @@ static const struct config_opt config_opts[] = {
     { "--max-rcpts-per-msg", CK_UINT,   OFF(rcpts_per_msg_max), 1, 10000 },
     { "--max-conns-per-ip", CK_UINT,    OFF(conns_per_ip_max), 1, 100000 },
     { "--intake-timeout",  CK_DUR,      OFF(intake_ms_timeout), 0, 0 },
+    { "--tls-cert",        CK_STR,      OFF(tls_cert), 0, 0 },
+    { "--tls-key",         CK_STR,      OFF(tls_key), 0, 0 },
 };
 #undef OFF
 
@@ -394,6 +398,10 @@ int vl_config_parse(struct vl_config *c, const char *cmd, int argc, char **argv,
     }
     if (c->host_fail_ms_min == 0 || c->host_fail_ms_min > 24ull * 3600 * 1000) {
         fprintf(stderr, "volley %s: --host-backoff must be > 0 and at most 1d\n", cmd);
+        return -1;
+    }
+    if (c->tls_key && !c->tls_cert) {
+        fprintf(stderr, "volley %s: --tls-key needs --tls-cert\n", cmd);
         return -1;
     }
     if (c->intake_ms_timeout == 0 || c->intake_ms_timeout > 3600ull * 1000) {

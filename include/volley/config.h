@@ -89,6 +89,9 @@ struct vl_config {
     unsigned conns_per_ip_max;        /* --max-conns-per-ip: then 421 4.7.0; default 20 */
     uint64_t intake_ms_timeout;       /* --intake-timeout: a client's command or DATA block
                                          deadline (RFC 5321 4.5.3.2); default 5m */
+    const char *tls_cert;             /* --tls-cert FILE: PEM certificate (chain) for the
+                                         intake's STARTTLS; NULL = STARTTLS not offered */
+    const char *tls_key;              /* --tls-key FILE: its key (default: the cert file) */
     char ehlo_buf[256];
 };
 
