@@ -107,10 +107,15 @@ void smtp_server_init(struct smtp_server *s, const struct smtp_server_conf *conf
     s->pending = SMTP_SCMD_UNKNOWN;
 }
 
+bool smtp_server_authed(const struct smtp_server *s)
+{
+    return s->flags & SS_F_AUTHED;
+}
+
 void smtp_server_tls_started(struct smtp_server *s)
 {
     s->tls_active = true;
-    s->flags &= ~(SS_F_HELO | SS_F_SKIP);
+    s->flags &= ~(SS_F_HELO | SS_F_SKIP | SS_F_AUTH_CONT | SS_F_AUTHED);
     s->line_len = 0;
     ss_txn_reset(s);
 }
@@ -164,6 +169,12 @@ static void ss_apply(struct smtp_server *s, unsigned code, enum smtp_server_afte
         if (s->bdat_ok)
             s->state = SS_BDAT;         /* an accepted chunk: the next BDAT goes on */
         break;
+    case SMTP_SCMD_AUTH:
+        if (code == 334)
+            s->flags |= SS_F_AUTH_CONT; /* the next line is the client's response */
+        else if (code == 235)
+            s->flags |= SS_F_AUTHED;
+        break;
     case SMTP_SCMD_DOT:                 /* handled by the caller of ss_apply */
     case SMTP_SCMD_NOOP:
     case SMTP_SCMD_VRFY:
@@ -196,6 +207,8 @@ size_t smtp_server_answer(struct smtp_server *s, const struct smtp_server_reply 
     else if (code < 400)
         ss_apply(s, code, after);
     s->flags &= ~SS_F_PEND_UTF8;
+    if (s->pending == SMTP_SCMD_AUTH && code != 334)
+        s->flags &= ~SS_F_AUTH_CONT;    /* the exchange is over, whatever its end */
     s->bdat_read = false;
     if (code == 421) {
         s->state = SS_CLOSED;
@@ -212,7 +225,7 @@ static enum smtp_server_cmd ss_verb(const char *v, size_t n)
     static const enum smtp_server_cmd verbs[] = {
         SMTP_SCMD_EHLO, SMTP_SCMD_HELO, SMTP_SCMD_MAIL, SMTP_SCMD_RCPT, SMTP_SCMD_DATA,
         SMTP_SCMD_RSET, SMTP_SCMD_NOOP, SMTP_SCMD_QUIT, SMTP_SCMD_VRFY, SMTP_SCMD_HELP,
-        SMTP_SCMD_STARTTLS, SMTP_SCMD_BDAT,
+        SMTP_SCMD_STARTTLS, SMTP_SCMD_BDAT, SMTP_SCMD_AUTH,
     };
     for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
         if (ss_ieq(v, n, ss_cmd_names[verbs[i]]))
@@ -370,6 +383,26 @@ static void ss_cmd_bdat(struct smtp_server *s, const char *a, size_t n,
     s->state = SS_CHUNK;
 }
 
+/* "AUTH MECH [initial-response]" (RFC 4954 4): the caller decides; the
+ * machine only refuses what is out of order. */
+static void ss_cmd_auth(struct smtp_server *s, size_t n, struct smtp_server_event *ev)
+{
+    if (!s->conf->auth)
+        ss_reply(s, ev, 502, "5.5.1", "AUTH not offered");
+    else if (!s->tls_active)
+        ss_reply(s, ev, 538, "5.7.11", "Encryption required for requested authentication "
+                 "mechanism");
+    else if (s->flags & SS_F_AUTHED)
+        ss_reply(s, ev, 503, "5.5.1", "Already authenticated");
+    else if (s->state != SS_READY)
+        ss_reply(s, ev, 503, "5.5.1", s->state == SS_INIT ? "Send EHLO first"
+                                                          : "AUTH not allowed in a transaction");
+    else if (n == 0)
+        ss_reply(s, ev, 501, "5.5.4", "Syntax: AUTH mechanism [initial-response]");
+    else
+        ss_reply(s, ev, 535, "5.7.8", "Authentication credentials invalid");
+}
+
 /* SS_CHUNK: hand out the chunk's octets (BODY), then its BDAT or DOT event. */
 static void ss_step_chunk(struct smtp_server *s, const char *in, size_t len, size_t *consumed,
                           struct smtp_server_event *ev)
@@ -457,6 +490,7 @@ static void ss_cmd_dispatch(struct smtp_server *s, const char *line, size_t n,
                  "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
         break;
     case SMTP_SCMD_BDAT:     ss_cmd_bdat(s, a, an, ev); break;
+    case SMTP_SCMD_AUTH:     ss_cmd_auth(s, an, ev); break;
     case SMTP_SCMD_UNKNOWN:  ss_reply(s, ev, 500, "5.5.2", "Command unrecognized"); break;
     default:
         vl_panic("smtp_server: bad verb %d", (int)cmd);
@@ -519,6 +553,17 @@ static void ss_step_command(struct smtp_server *s, const char *in, size_t len,
     ll--;
     if (memchr(line, '\r', ll) || memchr(line, '\0', ll)) {
         ss_cmd_reject(s, ev, "Bare CR or NUL in command line");
+        return;
+    }
+    if (s->flags & SS_F_AUTH_CONT) {                /* a SASL response, not a command */
+        ss_command(s, ev, SMTP_SCMD_AUTH);
+        ev->auth_response = true;
+        ev->arg = line;
+        ev->arg_len = ll;
+        if (ll == 1 && line[0] == '*')
+            ss_reply(s, ev, 501, "5.7.0", "Authentication cancelled");
+        else
+            ss_reply(s, ev, 535, "5.7.8", "Authentication credentials invalid");
         return;
     }
     ss_cmd_dispatch(s, line, ll, ev);

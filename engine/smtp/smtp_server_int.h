@@ -28,6 +28,8 @@ enum ss_state { SS_BANNER, SS_REFUSED, SS_INIT, SS_READY, SS_MAIL, SS_RCPT, SS_D
 #define SS_F_TOOBIG    0x08u   /* the body passed size_max: no more BODY events */
 #define SS_F_UTF8      0x10u   /* the open transaction's MAIL carried SMTPUTF8 */
 #define SS_F_PEND_UTF8 0x20u   /* the pending MAIL carries SMTPUTF8 */
+#define SS_F_AUTH_CONT 0x40u   /* AUTH answered 334: the next line is a SASL response */
+#define SS_F_AUTHED    0x80u   /* AUTH answered 235 */
 
 /* Body scanner states (struct smtp_server.body_state). BOL is entered only
  * after a real CRLF. */
