@@ -159,6 +159,15 @@ int inject_start(const struct vl_config *cfg, struct vl_queue *q, struct inject 
         }
         in->sconf.starttls = true;
     }
+    if (cfg->auth_file) {
+        char why[600];
+        if (inj_auth_load(cfg->auth_file, &in->auth, why, sizeof why) < 0) {
+            fprintf(stderr, "volley run: %s\n", why);
+            rc = VL_E_INVALID;
+            goto fail;
+        }
+        in->sconf.auth = true;
+    }
     for (uint32_t i = 0; i < INJ_SESSIONS_MAX; i++)
         in->free_idx[i] = INJ_SESSIONS_MAX - 1 - i;
     in->free_n = INJ_SESSIONS_MAX;
@@ -223,6 +232,7 @@ void inject_stop(struct inject *in)
         tls_stream_destroy(in->sess[i].tls);
     }
     tls_ctx_destroy(in->tls_ctx);
+    inj_auth_free(in->auth);
     free(in->sess);
     free(in->free_idx);
     pthread_cond_destroy(&in->setup_cv);

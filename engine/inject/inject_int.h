@@ -12,6 +12,7 @@
 #define VOLLEY_INJECT_INT_H
 
 #include "inject.h"
+#include "inject_auth.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -35,6 +36,8 @@
 _Static_assert(INJ_OUT_BYTES >= 2 * INJ_ANSWER_ROOM, "room for a reply and a batch");
 
 struct inject;
+
+enum { INJ_AUTH_NONE, INJ_AUTH_PLAIN_WAIT, INJ_AUTH_LOGIN_USER, INJ_AUTH_LOGIN_PASS };
 
 /* A message handed to a commit worker: borrowed from its session. */
 struct inj_job {
@@ -72,6 +75,9 @@ struct inj_sess {
     bool dot_ready;               /* the dot's answer waits for a send to finish */
     bool tls_start;               /* STARTTLS 220 being sent: the handshake next */
     struct tls_stream *tls;       /* after STARTTLS; NULL = plaintext */
+    uint8_t auth_step;            /* INJ_AUTH_*: the SASL exchange in progress */
+    bool authed;                  /* AUTH answered 235: may relay */
+    char auth_user[INJ_AUTH_FIELD_MAX + 1];   /* LOGIN's user, then the authenticated one */
     char in_buf[INJ_IN_BYTES];
     char out[INJ_OUT_BYTES];
 };
@@ -81,6 +87,7 @@ struct inject {
     struct vl_queue *q;
     struct smtp_server_conf sconf;
     struct tls_ctx *tls_ctx;      /* --tls-cert: STARTTLS offered; NULL = not */
+    struct inj_auth *auth;        /* --auth-file: AUTH offered (after TLS); NULL = not */
     struct rx *rx;
     pthread_t thread;
     bool thread_started;

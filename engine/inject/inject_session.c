@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 static void sess_pump(struct inj_sess *s);
@@ -119,13 +120,123 @@ static void sess_policy(struct inj_sess *s, const struct smtp_server_event *ev)
             sess_reply(r, 553, "5.1.7 Bad sender address syntax");
         break;
     case SMTP_SCMD_RCPT:
-        if (!s->relay_ok)
+        if (!s->relay_ok && !s->authed)
             sess_reply(r, 554, "5.7.1 Relay access denied");
         else if (!ev->arg || vl_addr_parse(ev->arg, ev->arg_len, &a, &why) != 0)
             sess_reply(r, 553, "5.1.3 Bad recipient address syntax");
         break;
     default:
         break;
+    }
+}
+
+/* Check decoded credentials; sets the answer. */
+static void auth_verdict(struct inj_sess *s, const char *user, size_t ulen, const char *pass,
+                         size_t plen)
+{
+    struct smtp_server_reply *r = &s->pend;
+    s->auth_step = INJ_AUTH_NONE;
+    if (ulen == 0 || ulen > INJ_AUTH_FIELD_MAX || memchr(user, 0, ulen)
+        || !inj_auth_check(s->in->auth, user, ulen, pass, plen)) {
+        vl_log_at(VL_LOG_INFO, "evt=auth_failed client=%s", s->peer_ip);
+        sess_reply(r, 535, "5.7.8 Authentication credentials invalid");
+        return;
+    }
+    memcpy(s->auth_user, user, ulen);
+    s->auth_user[ulen] = 0;
+    s->authed = true;
+    sess_reply(r, 235, "2.7.0 Authentication successful");
+}
+
+/* PLAIN (RFC 4616): [authzid] NUL authcid NUL passwd; authzid empty or = authcid. */
+static void auth_plain(struct inj_sess *s, const char *b64, size_t n)
+{
+    uint8_t buf[3 * INJ_AUTH_FIELD_MAX + 8];
+    int len = inj_b64_decode(b64, n, buf, sizeof buf);
+    const uint8_t *z1 = len > 0 ? memchr(buf, 0, (size_t)len) : NULL;
+    const uint8_t *z2 = z1 ? memchr(z1 + 1, 0, (size_t)(buf + len - z1 - 1)) : NULL;
+    if (!z2) {
+        s->auth_step = INJ_AUTH_NONE;
+        sess_reply(&s->pend, 501, "5.5.2 Cannot decode the PLAIN response");
+        return;
+    }
+    const char *authz = (const char *)buf, *user = (const char *)z1 + 1;
+    size_t zlen = (size_t)(z1 - buf), ulen = (size_t)(z2 - z1 - 1);
+    if (zlen && (zlen != ulen || memcmp(authz, user, ulen))) {
+        s->auth_step = INJ_AUTH_NONE;
+        sess_reply(&s->pend, 535, "5.7.8 Authorization identity not allowed");
+        return;
+    }
+    auth_verdict(s, user, ulen, (const char *)z2 + 1, (size_t)(buf + len - z2 - 1));
+}
+
+/* The AUTH exchange (PLAIN, LOGIN); the machine refused what is out of order. */
+static void sess_auth(struct inj_sess *s, const struct smtp_server_event *ev)
+{
+    struct smtp_server_reply *r = &s->pend;
+    const char *a = ev->arg;
+    size_t n = ev->arg_len;
+    if (ev->auth_response) {
+        uint8_t user[INJ_AUTH_FIELD_MAX + 1];
+        int ul;
+        switch (s->auth_step) {
+        case INJ_AUTH_PLAIN_WAIT:
+            auth_plain(s, a, n);
+            return;
+        case INJ_AUTH_LOGIN_USER:
+            ul = inj_b64_decode(a, n, user, INJ_AUTH_FIELD_MAX);
+            if (ul <= 0) {
+                s->auth_step = INJ_AUTH_NONE;
+                sess_reply(r, 501, "5.5.2 Cannot decode the user name");
+                return;
+            }
+            memcpy(s->auth_user, user, (size_t)ul);
+            s->auth_user[ul] = 0;
+            s->auth_step = INJ_AUTH_LOGIN_PASS;
+            sess_reply(r, 334, "UGFzc3dvcmQ6");              /* "Password:" */
+            return;
+        case INJ_AUTH_LOGIN_PASS: {
+            uint8_t pass[INJ_AUTH_FIELD_MAX + 1];
+            int pl = inj_b64_decode(a, n, pass, INJ_AUTH_FIELD_MAX);
+            if (pl < 0) {
+                s->auth_step = INJ_AUTH_NONE;
+                sess_reply(r, 501, "5.5.2 Cannot decode the password");
+                return;
+            }
+            char u[INJ_AUTH_FIELD_MAX + 1];
+            memcpy(u, s->auth_user, sizeof u);
+            s->auth_user[0] = 0;
+            auth_verdict(s, u, strlen(u), (const char *)pass, (size_t)pl);
+            memset(pass, 0, sizeof pass);
+            return;
+        }
+        default:
+            vl_panic("inject: AUTH response in step %d", (int)s->auth_step);
+        }
+    }
+    const char *sp = memchr(a, ' ', n);
+    size_t ml = sp ? (size_t)(sp - a) : n;
+    const char *ir = sp ? sp + 1 : NULL;
+    size_t irl = sp ? n - ml - 1 : 0;
+    bool ir_empty = ir && irl == 1 && ir[0] == '=';   /* RFC 4954 4: "=" is empty */
+    if (ml == 5 && !strncasecmp(a, "PLAIN", 5)) {
+        s->auth_step = INJ_AUTH_PLAIN_WAIT;
+        if (ir && !ir_empty)
+            auth_plain(s, ir, irl);
+        else
+            sess_reply(r, 334, "");
+    } else if (ml == 5 && !strncasecmp(a, "LOGIN", 5)) {
+        s->auth_step = INJ_AUTH_LOGIN_USER;
+        sess_reply(r, 334, "VXNlcm5hbWU6");                  /* "Username:" */
+        if (ir && !ir_empty) {
+            struct smtp_server_event e = *ev;
+            e.auth_response = true;
+            e.arg = ir;
+            e.arg_len = irl;
+            sess_auth(s, &e);                                 /* the user name, at once */
+        }
+    } else {
+        sess_reply(r, 504, "5.5.4 Unrecognized authentication type");
     }
 }
 
@@ -251,9 +362,11 @@ void inj_sess_job_done(struct inj_sess *s)
 {
     s->job_busy = false;
     if (s->job.rc == 0)
-        vl_log_at(VL_LOG_INFO, "evt=received id=%016llx from=<%s> rcpts=%u size=%llu client=%s",
+        vl_log_at(VL_LOG_INFO,
+                  "evt=received id=%016llx from=<%s> rcpts=%u size=%llu client=%s%s%s",
                   (unsigned long long)s->job.id, s->from, s->rcpt_n,
-                  (unsigned long long)s->job.size, s->peer_ip);
+                  (unsigned long long)s->job.size, s->peer_ip, s->authed ? " auth=" : "",
+                  s->authed ? s->auth_user : "");
     txn_reset(s);
     if (s->closed) {                /* the client left meanwhile: free the slot now */
         sess_release(s);
@@ -280,6 +393,8 @@ static int sess_tls_input(struct inj_sess *s)
     if (done_now) {
         smtp_server_tls_started(&s->srv);     /* RFC 3207 4.2: forget the EHLO */
         s->helo[0] = 0;
+        s->authed = false;
+        s->auth_step = INJ_AUTH_NONE;
     }
     if (n < 0) {
         sess_close(s);
@@ -361,6 +476,10 @@ static void sess_pump(struct inj_sess *s)
             s->pend_cmd = ev.cmd;
             if (ev.reply.code < 400)
                 sess_policy(s, &ev);
+            else if (ev.cmd == SMTP_SCMD_AUTH && ev.reply.code == 535)
+                sess_auth(s, &ev);          /* a valid exchange: we decide */
+            else if (ev.cmd == SMTP_SCMD_AUTH)
+                s->auth_step = INJ_AUTH_NONE;   /* refused or cancelled ("*") */
             if (!sess_answer(s, &ev))
                 return;
             break;

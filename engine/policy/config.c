@@ -56,6 +56,8 @@ const char vl_config_usage[] =
     "  --intake-timeout DURATION  SMTP client's command/DATA deadline (default 5m)\n"
     "  --tls-cert FILE         PEM certificate: --listen offers STARTTLS with it\n"
     "  --tls-key FILE          its private key (default: in the --tls-cert file)\n"
+    "  --auth-file FILE        user:HASH lines (crypt(3), e.g. openssl passwd -6): SMTP AUTH\n"
+    "                          PLAIN/LOGIN after STARTTLS; authenticated clients may relay\n"
     "  --commit-giveup DURATION  stop (exit 1) once outcomes could not be recorded for\n"
     "                          this long; they are retried with backoff until then (default 5m)\n"
     "DURATION: a number of seconds, or with a unit: 250ms, 30s, 5m, 1h, 5d.\n";
@@ -249,6 +251,7 @@ static const struct config_opt config_opts[] = {
     { "--intake-timeout",  CK_DUR,      OFF(intake_ms_timeout), 0, 0 },
     { "--tls-cert",        CK_STR,      OFF(tls_cert), 0, 0 },
     { "--tls-key",         CK_STR,      OFF(tls_key), 0, 0 },
+    { "--auth-file",       CK_STR,      OFF(auth_file), 0, 0 },
 };
 #undef OFF
 
@@ -398,6 +401,10 @@ int vl_config_parse(struct vl_config *c, const char *cmd, int argc, char **argv,
     }
     if (c->host_fail_ms_min == 0 || c->host_fail_ms_min > 24ull * 3600 * 1000) {
         fprintf(stderr, "volley %s: --host-backoff must be > 0 and at most 1d\n", cmd);
+        return -1;
+    }
+    if (c->auth_file && !c->tls_cert) {
+        fprintf(stderr, "volley %s: --auth-file needs --tls-cert (AUTH only inside TLS)\n", cmd);
         return -1;
     }
     if (c->tls_key && !c->tls_cert) {

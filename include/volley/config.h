@@ -92,6 +92,8 @@ struct vl_config {
     const char *tls_cert;             /* --tls-cert FILE: PEM certificate (chain) for the
                                          intake's STARTTLS; NULL = STARTTLS not offered */
     const char *tls_key;              /* --tls-key FILE: its key (default: the cert file) */
+    const char *auth_file;            /* --auth-file FILE: "user:crypt-hash" lines; AUTH PLAIN
+                                         LOGIN offered after STARTTLS (needs --tls-cert) */
     char ehlo_buf[256];
 };
 
