@@ -1,4 +1,4 @@
-"""inject_auth.py - SMTP AUTH on the intake (--auth-file, RFC 4954): offered
+"""inject_smtpauth.py - SMTP AUTH on the intake (--auth-file, RFC 4954): offered
 only after STARTTLS (538 5.7.11 before it, and not in EHLO); a client outside
 --allow is refused relay (554 5.7.1) until it authenticates with PLAIN or LOGIN
 (smtplib), then it may relay and the Received: line says ESMTPSA; a wrong
