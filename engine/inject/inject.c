@@ -42,7 +42,7 @@ static int listen_one(const struct vl_hostport *hp)
 
 /* "volley run: listening on IP:PORT" (stderr): port 0 gets its real port,
  * which the tests read back. */
-static void listen_report(int fd)
+static void listen_report(int fd, bool tls)
 {
     union vl_sockaddr a;
     socklen_t len = sizeof a;
@@ -52,18 +52,19 @@ static void listen_report(int fd)
     bool v6 = a.sa.sa_family == AF_INET6;
     inet_ntop(a.sa.sa_family, v6 ? (const void *)&a.in6.sin6_addr : (const void *)&a.in4.sin_addr,
               ip, sizeof ip);
-    fprintf(stderr, "volley run: listening on %s%s%s:%u\n", v6 ? "[" : "", ip, v6 ? "]" : "",
-            (unsigned)ntohs(v6 ? a.in6.sin6_port : a.in4.sin_port));
+    fprintf(stderr, "volley run: listening on %s%s%s:%u%s\n", v6 ? "[" : "", ip, v6 ? "]" : "",
+            (unsigned)ntohs(v6 ? a.in6.sin6_port : a.in4.sin_port), tls ? " (TLS)" : "");
 }
 
 static void listener_cb(struct rx *rx, const struct rx_event *ev)
 {
-    struct inject *in = ev->user;
+    struct inj_listener *l = ev->user;
+    struct inject *in = l->in;
     if (ev->op == RX_OP_CLOSE)
         return;
     vl_assert(ev->op == RX_OP_ACCEPT);
     if (ev->res >= 0)
-        inj_sess_start(in, ev->res);
+        inj_sess_start(in, ev->res, l->tls);
     if (!ev->more && !atomic_load(&in->quit) && rx_accept_multishot(rx, ev->h) < 0)
         vl_log(VL_LOG_ERROR, "evt=intake_accept_stopped");
 }
@@ -90,7 +91,8 @@ static int intake_setup(struct inject *in)
         return err;
     for (unsigned i = 0; i < in->lfd_n; i++) {
         rx_handle_t h;
-        err = rx_open(in->rx, in->lfd[i], listener_cb, in, &h);
+        in->lst[i] = (struct inj_listener){ in, in->cfg->listen_tls[i] };
+        err = rx_open(in->rx, in->lfd[i], listener_cb, &in->lst[i], &h);
         if (err < 0)
             return err;
         in->lfd[i] = -1;                        /* the reactor owns it now */
@@ -182,7 +184,7 @@ int inject_start(const struct vl_config *cfg, struct vl_queue *q, struct inject 
             goto fail;
         }
         in->lfd[in->lfd_n++] = fd;
-        listen_report(fd);
+        listen_report(fd, cfg->listen_tls[i]);
     }
     rc = inj_commit_init(in);
     if (rc < 0)

@@ -92,6 +92,7 @@ struct inject {
     pthread_t thread;
     bool thread_started;
     int lfd[VL_LISTEN_MAX];
+    struct inj_listener { struct inject *in; bool tls; } lst[VL_LISTEN_MAX];
     unsigned lfd_n;
     atomic_bool quit;
     int setup_rc;
@@ -114,7 +115,8 @@ struct inject {
 };
 
 /* inject_session.c */
-void inj_sess_start(struct inject *in, int fd);
+/** A new connection on @p fd; @p tls: implicit TLS (handshake before the greeting). */
+void inj_sess_start(struct inject *in, int fd, bool tls);
 /** A commit worker finished s->job: answer the dot and go on. */
 void inj_sess_job_done(struct inj_sess *s);
 

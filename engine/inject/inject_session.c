@@ -401,8 +401,8 @@ static int sess_tls_input(struct inj_sess *s)
         return -1;
     }
     s->in_len += (uint32_t)n;
-    if (n > 0)
-        return 1;
+    if (n > 0 || done_now)
+        return 1;                              /* step: input, or the implicit greeting */
     if (tls_stream_pending(s->tls) > 0) {    /* handshake flight or tickets */
         sess_flush(s);
         return -1;
@@ -453,6 +453,11 @@ static void sess_pump(struct inj_sess *s)
     for (uint32_t k = 0; k < INJ_PUMP_STEPS_MAX; k++) {
         if (s->closing || s->sending || s->yielded || s->reading || s->job_busy)
             return;
+        if (s->tls && !tls_conn_established(s->tls->conn)) {   /* implicit TLS */
+            if (!sess_need_input(s))
+                return;
+            continue;
+        }
         if (s->out_len + INJ_ANSWER_ROOM > INJ_OUT_BYTES) {
             sess_flush(s);
             return;
@@ -595,7 +600,7 @@ static bool relay_allowed(const struct vl_config *cfg, const union vl_sockaddr *
     return false;
 }
 
-void inj_sess_start(struct inject *in, int fd)
+void inj_sess_start(struct inject *in, int fd, bool tls)
 {
     union vl_sockaddr peer;
     socklen_t plen = sizeof peer;
@@ -634,5 +639,9 @@ void inj_sess_start(struct inject *in, int fd)
         return;
     }
     smtp_server_init(&s->srv, &in->sconf);
-    sess_pump(s);                   /* the banner */
+    if (tls && tls_stream_create(&s->tls, in->tls_ctx) < 0) {
+        sess_close(s);
+        return;
+    }
+    sess_pump(s);                   /* the banner (after the handshake with implicit TLS) */
 }

@@ -54,6 +54,7 @@ const char vl_config_usage[] =
     "  --max-rcpts-per-msg N   recipients per SMTP message (default 100)\n"
     "  --max-conns-per-ip N    SMTP connections per client address (default 20)\n"
     "  --intake-timeout DURATION  SMTP client's command/DATA deadline (default 5m)\n"
+    "  --listen-tls ADDR:PORT  as --listen, with implicit TLS (submission on 465)\n"
     "  --tls-cert FILE         PEM certificate: --listen offers STARTTLS with it\n"
     "  --tls-key FILE          its private key (default: in the --tls-cert file)\n"
     "  --auth-file FILE        user:HASH lines (crypt(3), e.g. openssl passwd -6): SMTP AUTH\n"
@@ -205,7 +206,8 @@ static int config_listen(const char *v, struct vl_hostport *hp, const char **why
 }
 
 enum config_kind { CK_FLAG, CK_STR, CK_UINT, CK_PORT, CK_DUR, CK_ROUTE, CK_SCALE, CK_HOSTPORT,
-                   CK_TLS, CK_ALLOW, CK_LISTEN, CK_NET, CK_SIZE };
+                   CK_TLS, CK_ALLOW, CK_LISTEN, CK_NET, CK_SIZE,
+                   CK_LISTEN_TLS };
 
 struct config_opt {
     const char *name;
@@ -249,6 +251,7 @@ static const struct config_opt config_opts[] = {
     { "--max-rcpts-per-msg", CK_UINT,   OFF(rcpts_per_msg_max), 1, 10000 },
     { "--max-conns-per-ip", CK_UINT,    OFF(conns_per_ip_max), 1, 100000 },
     { "--intake-timeout",  CK_DUR,      OFF(intake_ms_timeout), 0, 0 },
+    { "--listen-tls",      CK_LISTEN_TLS, 0, 0, 0 },
     { "--tls-cert",        CK_STR,      OFF(tls_cert), 0, 0 },
     { "--tls-key",         CK_STR,      OFF(tls_key), 0, 0 },
     { "--auth-file",       CK_STR,      OFF(auth_file), 0, 0 },
@@ -300,17 +303,19 @@ static int config_set(struct vl_config *c, const char *cmd, const struct config_
         fprintf(stderr, "volley %s: %s '%s': %s\n", cmd, o->name, v, why);
         return -1;
     case CK_LISTEN:
+    case CK_LISTEN_TLS:
         if (c->listen_count == VL_LISTEN_MAX) {
             fprintf(stderr, "volley %s: --listen: more than %u addresses\n", cmd, VL_LISTEN_MAX);
             return -1;
         }
         if (config_listen(v, &c->listens[c->listen_count], &why) != 0) {
-            fprintf(stderr, "volley %s: --listen '%s': expected IP:PORT or [IPv6]:PORT: %s\n",
-                    cmd, v, why);
+            fprintf(stderr, "volley %s: %s '%s': expected IP:PORT or [IPv6]:PORT: %s\n",
+                    cmd, o->name, v, why);
             return -1;
         }
+        c->listen_tls[c->listen_count] = o->kind == CK_LISTEN_TLS;
         if (!c->listen_count++)
-            *(const char **)field = v;
+            c->listen = v;
         return 0;
     case CK_NET:
         if (c->allow_count == VL_ALLOW_NETS_MAX) {
@@ -403,6 +408,11 @@ int vl_config_parse(struct vl_config *c, const char *cmd, int argc, char **argv,
         fprintf(stderr, "volley %s: --host-backoff must be > 0 and at most 1d\n", cmd);
         return -1;
     }
+    for (unsigned i = 0; i < c->listen_count; i++)
+        if (c->listen_tls[i] && !c->tls_cert) {
+            fprintf(stderr, "volley %s: --listen-tls needs --tls-cert\n", cmd);
+            return -1;
+        }
     if (c->auth_file && !c->tls_cert) {
         fprintf(stderr, "volley %s: --auth-file needs --tls-cert (AUTH only inside TLS)\n", cmd);
         return -1;

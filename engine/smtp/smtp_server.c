@@ -114,10 +114,13 @@ bool smtp_server_authed(const struct smtp_server *s)
 
 void smtp_server_tls_started(struct smtp_server *s)
 {
+    bool greeting = s->state == SS_BANNER;    /* implicit TLS: before the greeting */
     s->tls_active = true;
     s->flags &= ~(SS_F_HELO | SS_F_SKIP | SS_F_AUTH_CONT | SS_F_AUTHED);
     s->line_len = 0;
     ss_txn_reset(s);
+    if (greeting)
+        s->state = SS_BANNER;
 }
 
 /* Apply the state change of a successful (2xx/3xx) answer to the pending command. */

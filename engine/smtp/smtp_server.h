@@ -185,7 +185,9 @@ size_t smtp_server_answer(struct smtp_server *s, const struct smtp_server_reply 
 /** True once an AUTH was answered 235 (until TLS restarts the session). */
 bool smtp_server_authed(const struct smtp_server *s);
 
-/** After the TLS handshake: forget the EHLO state (RFC 3207 4.2). */
+/** After the TLS handshake: forget the EHLO state (RFC 3207 4.2). Called
+ *  before the greeting (implicit TLS, RFC 8314), the session simply starts
+ *  encrypted: the greeting is still the first event. */
 void smtp_server_tls_started(struct smtp_server *s);
 
 #ifdef __cplusplus

@@ -80,6 +80,8 @@ struct vl_config {
     /* Injection listener (issue 11; engine/inject/). */
     unsigned listen_count;            /* --listen ADDR:PORT, repeatable (IPv4, [IPv6]) */
     struct vl_hostport listens[VL_LISTEN_MAX];
+    bool listen_tls[VL_LISTEN_MAX];   /* --listen-tls ADDR:PORT: implicit TLS (RFC 8314,
+                                         port 465 submission); needs --tls-cert */
     unsigned allow_count;             /* --allow NET: clients that may relay; none given =
                                          loopback only (127/8, ::1). Given: only those */
     struct vl_net allow[VL_ALLOW_NETS_MAX];

@@ -2,7 +2,8 @@
 only with a certificate and only before TLS; Python's smtplib upgrades and
 sends, the Received: line says ESMTPS; commands pipelined after STARTTLS are
 never executed (CVE-2011-0411 class); a second STARTTLS gets 503; a bad
-certificate file stops `volley run` at start with exit 1.
+certificate file stops `volley run` at start with exit 1; --listen-tls
+(implicit TLS, submission port 465 style) shakes hands before the greeting.
 INJECT_CASE=name runs one case."""
 import os
 import re
@@ -118,6 +119,45 @@ def case_pipelined_after_starttls():
         it.close()
 
 
+def case_implicit_tls():
+    """--listen-tls: the handshake comes first (RFC 8314), then the greeting;
+    no STARTTLS inside; ESMTPS in Received:; a plaintext client gets nothing."""
+    it = Intake(["--tls-cert", CERT, "--tls-key", KEY, "--listen-tls", "127.0.0.1:0"])
+    try:
+        m = re.search(r"listening on 127\.0\.0\.1:(\d+) \(TLS\)", it.stderr())
+        check(m, "no TLS listener reported: %s" % it.stderr())
+        port = int(m.group(1))
+        s = smtplib.SMTP_SSL("127.0.0.1", port, local_hostname="ssl.client", timeout=10,
+                             context=client_ctx())
+        code, caps = s.ehlo()
+        check(code == 250 and b"STARTTLS" not in caps.split(b"\n"), "EHLO: %r" % caps)
+        s.mail("s@src.test")
+        s.rcpt("i@dst.test")
+        code, text = s.data(MSG)
+        check(code == 250 and QUEUED_RE.search(text.decode()), "DATA: %d %r" % (code, text))
+        s.quit()
+        saved = it.wait_saved(1, "implicit tls")
+        rec, rest = split_received(saved[0]["content"])
+        check(rest == MSG and b"from ssl.client" in rec and b"with ESMTPS id" in rec,
+              "implicit TLS message: %r" % saved[0]["content"])
+        raw = socket.create_connection(("127.0.0.1", port), timeout=3)
+        raw.sendall(b"EHLO plain.test\r\n")
+        try:
+            got = raw.recv(100)
+        except (socket.timeout, ConnectionResetError):
+            got = b""
+        check(not got.startswith(b"220") and not got.startswith(b"250"),
+              "plaintext on the TLS port got an SMTP reply: %r" % got)
+        raw.close()
+    finally:
+        it.close()
+    tmp = tempfile.mkdtemp(prefix="volley-inject-tlsport-")
+    r = subprocess.run([volley_bin(), "run", "--data", os.path.join(tmp, "q"), "--listen-tls",
+                        "127.0.0.1:0", "--quiet"], capture_output=True, timeout=30)
+    subprocess.run(["rm", "-rf", tmp])
+    check(r.returncode == 2, "--listen-tls without --tls-cert: exit %d" % r.returncode)
+
+
 def case_bad_cert():
     bad = os.path.join(CERT_DIR, "missing.pem")
     tmp = tempfile.mkdtemp(prefix="volley-inject-badcert-")
@@ -139,6 +179,7 @@ try:
     make_cert()
     run_cases([("smtplib_starttls", case_smtplib_starttls),
                ("pipelined_after_starttls", case_pipelined_after_starttls),
+               ("implicit_tls", case_implicit_tls),
                ("bad_cert", case_bad_cert)])
 finally:
     subprocess.run(["rm", "-rf", CERT_DIR])

@@ -98,12 +98,34 @@ static void test_before_tls(void **state)
                     : strstr(d.out, "250 AUTH PLAIN LOGIN\r\n"));
 }
 
+/* Implicit TLS (RFC 8314): tls_started before the greeting keeps the greeting
+ * first; STARTTLS is then not offered, AUTH is. */
+static void test_implicit_tls(void **state)
+{
+    (void)state;
+    static struct drive d;
+    struct smtp_server_conf conf;
+    conf_make(CONF_STD, &conf);
+    conf.starttls = true;
+    conf.auth = true;
+    drive_init(&d, &conf);
+    smtp_server_tls_started(&d.srv);
+    drive_feed(&d, "", 0);
+    drive_feed(&d, EH "STARTTLS\r\n", strlen(EH "STARTTLS\r\n"));
+    char got[64];
+    drive_codes(&d, got, sizeof got);
+    assert_string_equal(got, "220 250 503");
+    assert_null(strstr(d.out, "250-STARTTLS"));
+    assert_non_null(strstr(d.out, "AUTH PLAIN LOGIN"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sequences),
         cmocka_unit_test(test_authed_flag),
         cmocka_unit_test(test_before_tls),
+        cmocka_unit_test(test_implicit_tls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
