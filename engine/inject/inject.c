@@ -215,6 +215,7 @@ void inject_stop(struct inject *in)
     if (!in)
         return;
     if (in->thread_started) {
+        struct vl_queue_stats st;
         atomic_store(&in->quit, true);
         pthread_mutex_lock(&in->setup_mu);
         bool up = in->setup_rc == 0;
@@ -222,6 +223,11 @@ void inject_stop(struct inject *in)
         if (up)
             rx_wake(in->rx);
         pthread_join(in->thread, NULL);
+        if (up && vl_queue_stats(in->q, -1, &st) == 0)   /* group commit, in numbers */
+            vl_log_at(VL_LOG_INFO, "evt=intake_done accepted=%llu refused=%llu "
+                      "queue_commits=%llu queue_writes=%llu",
+                      (unsigned long long)in->accepted, (unsigned long long)in->refused,
+                      (unsigned long long)st.commits, (unsigned long long)st.requests);
     } else {
         inj_commit_fini(in);
     }

@@ -362,6 +362,10 @@ void inj_sess_job_done(struct inj_sess *s)
 {
     s->job_busy = false;
     if (s->job.rc == 0)
+        s->in->accepted++;
+    else
+        s->in->refused++;
+    if (s->job.rc == 0)
         vl_log_at(VL_LOG_INFO,
                   "evt=received id=%016llx from=<%s> rcpts=%u size=%llu client=%s%s%s",
                   (unsigned long long)s->job.id, s->from, s->rcpt_n,
