@@ -42,11 +42,10 @@ static size_t received_line(const struct inject *in, const struct inj_sess *s, u
     char forc[VL_SMTP_PATH_BYTES_MAX + 16] = "";
     if (s->rcpt_n == 1)
         snprintf(forc, sizeof forc, "\r\n\tfor <%s>", s->rcpts[0]);
+    const char *with = !s->esmtp ? "SMTP" : s->authed ? "ESMTPSA" : s->tls ? "ESMTPS" : "ESMTP";
     int n = snprintf(out, cap, "Received: from %s ([%s])\r\n\tby %s (volley) with %s id %016llx%s;"
                      "\r\n\t%s\r\n", s->helo[0] ? s->helo : "unknown", s->peer_ip,
-                     in->cfg->ehlo_name, !s->esmtp ? "SMTP" : s->authed ? "ESMTPSA" : s->tls ? "ESMTPS" : "ESMTP",
-                     (unsigned long long)rid,
-                     forc, date);
+                     in->cfg->ehlo_name, with, (unsigned long long)rid, forc, date);
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
