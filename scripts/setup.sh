@@ -2,7 +2,8 @@
 # setup.sh - install every build, test and benchmark dependency (Debian, apt-get).
 # Idempotent and quiet when everything is already there.
 #   scripts/setup.sh          build + test dependencies (with Postfix, for its smtp-source
-#                             client in inject_source_test; no daemon left running)
+#                             client in inject_source_test, no daemon left running; and
+#                             libnet-ssleay-perl for swaks --tls in inject_smtpauth_test)
 #   scripts/setup.sh --bench  also the benchmark tools
 set -euo pipefail
 
@@ -11,7 +12,7 @@ set -euo pipefail
 pkgs=(build-essential gcc g++ clang libclang-rt-14-dev cmake pkg-config git python3
       liburing-dev libssl-dev openssl libc-ares-dev liblmdb-dev lmdb-utils libjemalloc-dev
       libbenchmark-dev libcmocka-dev dnsmasq-base swaks strace valgrind procps iproute2
-      postfix)
+      postfix libnet-ssleay-perl)
 bench=0
 for a in "$@"; do
     case "$a" in

@@ -7,6 +7,7 @@ without --tls-cert is a usage error (exit 2), a bad file stops the start
 (exit 1). INJECT_CASE=name runs one case."""
 import base64
 import os
+import re
 import smtplib
 import ssl
 import subprocess
@@ -124,6 +125,32 @@ def case_before_tls_and_cancel():
         it.close()
 
 
+def case_swaks():
+    """swaks: STARTTLS + AUTH PLAIN, and implicit TLS (--tlsc) + AUTH LOGIN."""
+    it = Intake(["--tls-cert", CERT, "--tls-key", KEY, "--auth-file", USERS,
+                 "--allow", "10.0.0.0/8", "--listen-tls", "127.0.0.1:0"])
+    try:
+        m = re.search(r"listening on 127\.0\.0\.1:(\d+) \(TLS\)", it.stderr())
+        check(m, "no TLS listener: %s" % it.stderr())
+        runs = [(it.port(), ["--tls", "--auth", "PLAIN"]),
+                (int(m.group(1)), ["--tlsc", "--auth", "LOGIN"])]
+        ids = []
+        for port, extra in runs:
+            r = subprocess.run(["swaks", "-4", "--server", "127.0.0.1:%d" % port, "--from",
+                                "s@src.test", "--to", "sw@dst.test", "--auth-user", "bob",
+                                "--auth-password", "builder"] + extra,
+                               capture_output=True, timeout=30)
+            out = r.stdout.decode(errors="replace") + r.stderr.decode(errors="replace")
+            check(r.returncode == 0 and "235 2.7.0" in out, "swaks %r: %d\n%s"
+                  % (extra, r.returncode, out))
+            q = QUEUED_RE.search(out)
+            check(q, "swaks %r: no queue id\n%s" % (extra, out))
+            ids.append(q.group(1))
+        it.wait_logged(ids, "swaks")
+    finally:
+        it.close()
+
+
 def case_config_errors():
     d = os.path.join(TMP, "q")
     r = subprocess.run([volley_bin(), "run", "--data", d, "--auth-file", USERS, "--quiet"],
@@ -144,6 +171,7 @@ try:
     setup()
     run_cases([("plain_and_login", case_plain_and_login),
                ("before_tls_and_cancel", case_before_tls_and_cancel),
+               ("swaks", case_swaks),
                ("config_errors", case_config_errors)])
 finally:
     subprocess.run(["rm", "-rf", TMP])
