@@ -107,6 +107,14 @@ static void answer(struct session *s, const struct smtp_server_event *ev)
     }
     if (ev->cmd == SMTP_SCMD_DATA && r.code / 100 == 3 && after == SMTP_SERVER_AFTER_CONTINUE)
         s->in_data = true;
+    /* Where the machine starts counting a message afresh (msg_bytes = 0), so does
+     * the harness: at DATA's 3xx, and when an accepted BDAT chunk is refused after
+     * all (the transaction ends, RFC 3030). */
+    if ((ev->cmd == SMTP_SCMD_DATA && r.code / 100 == 3)
+        || (ev->cmd == SMTP_SCMD_BDAT && ev->reply.code / 100 == 2 && r.code >= 300)) {
+        s->body_len = s->msg_start;
+        s->msg_body = 0;
+    }
     if (ev->cmd == SMTP_SCMD_DOT)
         s->in_data = false;
     if (ev->cmd == SMTP_SCMD_MAIL && r.code / 100 == 2) {
