@@ -45,6 +45,11 @@ int cli_check_config(const struct vl_config *cfg, const char *cmd)
         fprintf(stderr, "volley %s: --listen: only `volley run` accepts mail over SMTP\n", cmd);
         return -1;
     }
+    if (cfg->listen_count && cfg->until_empty) {
+        fprintf(stderr, "volley %s: --listen and --until-empty do not go together (a listener "
+                "runs until SIGTERM)\n", cmd);
+        return -1;
+    }
     if (cfg->dns) {
         struct vl_hostport hp[VL_DNS_SERVERS_MAX];
         size_t n = 0;
