@@ -377,8 +377,7 @@ static void ss_cmd_bdat(struct smtp_server *s, const char *a, size_t n,
     s->pending = SMTP_SCMD_UNKNOWN;
     ev->type = SMTP_SEV_NEED_INPUT;
     s->bdat_ok = s->state == SS_RCPT || s->state == SS_BDAT;
-    if (s->bdat_ok && s->state == SS_RCPT)
-        s->msg_bytes = 0;               /* the first chunk opens the message */
+    /* msg_bytes counts from the accepted MAIL (ss_txn_reset): chunks add up. */
     s->bdat_state_prev = (uint8_t)s->state;
     s->bdat_last = last;
     s->bdat_left = size;
