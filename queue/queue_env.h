@@ -52,6 +52,8 @@ struct vl_queue_shard {
     uint64_t *forget;                    /* decisions to drop with the next commit */
     size_t forget_n;                     /* (queue_commit_forget), QUEUE_FORGET_MAX */
     struct queue_lease_set leases;       /* owning thread only (queue_lease.c) */
+    void (*notify_fn)(void *arg);        /* guarded by mu: vl_queue_shard_notify_set() */
+    void *notify_arg;
     char path[QUEUE_PATH_BYTES_MAX];
 };
 

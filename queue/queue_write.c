@@ -399,9 +399,24 @@ int vl_queue_enqueue(struct vl_queue *q, const struct vl_queue_new_msg *m,
     free(p);
     if (rc < 0)
         return rc;
+    for (unsigned i = 0; i < n; i++) {            /* new mail: tell the shard's owner */
+        struct vl_queue_shard *s = q->shards[shard[i]];
+        pthread_mutex_lock(&s->mu);
+        if (s->notify_fn)
+            s->notify_fn(s->notify_arg);
+        pthread_mutex_unlock(&s->mu);
+    }
     if (msg_id_out)
         *msg_id_out = id;
     return 0;
+}
+
+void vl_queue_shard_notify_set(struct vl_queue_shard *s, void (*fn)(void *arg), void *arg)
+{
+    pthread_mutex_lock(&s->mu);
+    s->notify_fn = fn;
+    s->notify_arg = arg;
+    pthread_mutex_unlock(&s->mu);
 }
 
 static bool queue_outcome_valid(const struct vl_queue_outcome *o)

@@ -5,6 +5,8 @@
 #   sink     volley sink vs Postfix smtp-sink under smtp-source (scripts/bench_sink.sh)
 #   deliver  volley (durable queue -> sink) vs smtp-source into the same sink (scripts/bench_deliver.sh)
 #   tls      volley bench into a sink without and with STARTTLS (scripts/bench_tls.sh)
+#   intake   `volley run --listen` under smtp-source: msg/s, messages per fsync, latency
+#            of the 250 and of delivery (scripts/bench_intake.sh)
 #   queue    the queue with full durability: enqueue/lease/complete (medians of 5) and the
 #            1M-recipient restart (VOLLEY_BENCH_BIG=1), JSON in bench-out/queue_bench.json
 set -euo pipefail
@@ -33,6 +35,8 @@ for s in "${suites[@]}"; do
             scripts/bench_deliver.sh ;;
         tls)
             VOLLEY_BIN=build/volley scripts/bench_tls.sh ;;
+        intake)
+            VOLLEY_BIN=build/volley scripts/bench_intake.sh ;;
         queue)
             VOLLEY_BENCH_BIG=1 build/queue_bench --benchmark_repetitions=5 \
                 --benchmark_report_aggregates_only=true \

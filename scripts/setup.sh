@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # setup.sh - install every build, test and benchmark dependency (Debian, apt-get).
 # Idempotent and quiet when everything is already there.
-#   scripts/setup.sh          build + test dependencies
-#   scripts/setup.sh --bench  also Postfix's smtp-source/smtp-sink (no daemon left running)
+#   scripts/setup.sh          build + test dependencies (with Postfix, for its smtp-source
+#                             client in inject_source_test, no daemon left running; and
+#                             libnet-ssleay-perl for swaks --tls in inject_smtpauth_test)
+#   scripts/setup.sh --bench  also the benchmark tools
 set -euo pipefail
 
 # libclang-rt-14-dev: libFuzzer and the sanitizer runtimes of Debian 12's clang 14
 # (scripts/fuzz.sh).
 pkgs=(build-essential gcc g++ clang libclang-rt-14-dev cmake pkg-config git python3 python3-lmdb
       liburing-dev libssl-dev openssl libc-ares-dev liblmdb-dev lmdb-utils libjemalloc-dev
-      libbenchmark-dev libcmocka-dev dnsmasq-base swaks strace valgrind procps iproute2)
+      libbenchmark-dev libcmocka-dev dnsmasq-base swaks strace valgrind procps iproute2
+      postfix libnet-ssleay-perl)
 bench=0
 for a in "$@"; do
     case "$a" in
@@ -17,7 +20,7 @@ for a in "$@"; do
         *) echo "setup.sh: unknown option '$a' (known: --bench)" >&2; exit 2 ;;
     esac
 done
-[ "$bench" = 1 ] && pkgs+=(postfix linux-perf hyperfine time)
+[ "$bench" = 1 ] && pkgs+=(linux-perf hyperfine time)
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then

@@ -10,6 +10,7 @@
 #include "cli_usage.h"
 #include "volley/config.h"
 #include "dns_route.h"
+#include "inject.h"
 #include "volley/engine.h"
 #include "log.h"
 #include "volley/error.h"
@@ -41,6 +42,15 @@ static void cli_run_usage(FILE *f)
 int cli_check_config(const struct vl_config *cfg, const char *cmd)
 {
     const char *why = NULL;
+    if (cfg->listen_count && strcmp(cmd, "run")) {
+        fprintf(stderr, "volley %s: --listen: only `volley run` accepts mail over SMTP\n", cmd);
+        return -1;
+    }
+    if (cfg->listen_count && cfg->until_empty) {
+        fprintf(stderr, "volley %s: --listen and --until-empty do not go together (a listener "
+                "runs until SIGTERM)\n", cmd);
+        return -1;
+    }
     if (cfg->dns) {
         struct vl_hostport hp[VL_DNS_SERVERS_MAX];
         size_t n = 0;
@@ -111,10 +121,6 @@ int cli_run_main(int argc, char **argv)
     free(rest);
     if (cli_check_config(&cfg, "run") < 0)
         return VL_EXIT_USAGE;
-    if (cfg.listen) {
-        fprintf(stderr, "volley run: --listen: the injection listener is not built yet\n");
-        return VL_EXIT_USAGE;
-    }
     struct vl_queue *q = NULL;
     bool created = vl_queue_shards_recorded(cfg.data_dir) == VL_E_NOTFOUND;
     if (cli_queue_open("run", cfg.data_dir, cfg.shards,
@@ -125,6 +131,11 @@ int cli_run_main(int argc, char **argv)
                 cfg.data_dir, vl_queue_nshards(q), vl_queue_nshards(q) == 1 ? "" : "s");
     static atomic_bool stop;
     cli_install_stop_signals(&stop);
+    struct inject *intake = NULL;             /* --listen: SMTP in, same process */
+    if (cfg.listen_count && inject_start(&cfg, q, &intake) < 0) {
+        vl_queue_close(q);
+        return VL_EXIT_FAIL;
+    }
     struct cli_progress p;
     cli_progress_init(&p, "run", stderr, cfg.quiet, 0);
     if (cfg.log_path && !strcmp(cfg.log_path, "-"))
@@ -133,6 +144,7 @@ int cli_run_main(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     struct vl_engine_totals tot;
     int rc = vl_engine_run(&cfg, q, &stop, cli_progress_cb, &p, 1000, &tot);
+    inject_stop(intake);                      /* before the queue closes */
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double el = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     struct cli_leftover lo;

@@ -34,6 +34,8 @@ static int shard_lease(struct shard *sh)
     struct ledger *l = &sh->ledger;
     uint64_t now = vl_clock_mono_ms();
     sh->lease_none = false;
+    if (atomic_exchange_explicit(&sh->mail_new, false, memory_order_acquire))
+        sh->next_lease_ms = 0;     /* new mail (shard_mail_notify): lease now, no poll wait */
     if (l->inflight >= VL_INFLIGHT_RCPTS_PER_SHARD_MAX / 2 || now < sh->next_lease_ms
         || sh->com.failing)
         return 0;                  /* full, not due, or commits failing: nothing new */
@@ -198,6 +200,15 @@ static int shard_loop(struct shard *sh)
     return 0;
 }
 
+/* vl_queue_shard_notify_set() hook, on the enqueuing thread (e.g. the SMTP
+ * intake's): flag new mail and wake this shard's reactor. */
+static void shard_mail_notify(void *arg)
+{
+    struct shard *sh = arg;
+    atomic_store_explicit(&sh->mail_new, true, memory_order_release);
+    rx_wake(sh->rx);
+}
+
 int shard_run(struct shard *sh)
 {
     struct rx_conf rc_conf = { .handles_max = VL_SESSIONS_PER_SHARD_MAX + VL_RX_HANDLES_SPARE,
@@ -221,8 +232,11 @@ int shard_run(struct shard *sh)
     if (rc == 0)
         rc = route_init(&sh->route, sh->idx, sh->cfg, sh->rx, &sh->client_conf, &sh->ledger,
                         sh->ctr);
-    if (rc == 0)
+    if (rc == 0) {
+        vl_queue_shard_notify_set(sh->qs, shard_mail_notify, sh);
         rc = shard_loop(sh);
+        vl_queue_shard_notify_set(sh->qs, NULL, NULL);
+    }
     uint64_t uncommitted = sh->ledger.outcome_count;
     if (sh->com.failing || sh->com.busy)
         uncommitted += commit_pending(&sh->com);

@@ -46,6 +46,7 @@ struct shard {
     bool lease_none;               /* this turn's lease ran and found nothing due */
     bool draining;                 /* --until-empty and nothing left: pool nothing */
     uint64_t next_lease_ms;
+    atomic_bool mail_new;          /* set (with a wake) when this process enqueued here */
     uint64_t body_bytes_per_rcpt;  /* of the last lease: sizes the next one */
     uint64_t turns;                /* loop diagnostics (evt=shard_done) */
     struct ledger ledger;

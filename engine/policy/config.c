@@ -50,6 +50,18 @@ const char vl_config_usage[] =
     "                          check, else plaintext) or 'none' (never)\n"
     "  --until-empty           exit once nothing is ready or in flight\n"
     "  --quiet                 no progress output\n"
+    "  --listen ADDR:PORT      accept mail over SMTP there too (repeatable; [IPv6]:PORT)\n"
+    "  --allow NET             clients (CIDR) that may relay through --listen; repeatable.\n"
+    "                          Without it only loopback may; with it only the NETs may\n"
+    "  --max-msg-size SIZE     largest message accepted over SMTP (default 32M)\n"
+    "  --max-rcpts-per-msg N   recipients per SMTP message (default 100)\n"
+    "  --max-conns-per-ip N    SMTP connections per client address (default 20)\n"
+    "  --intake-timeout DURATION  SMTP client's command/DATA deadline (default 5m)\n"
+    "  --listen-tls ADDR:PORT  as --listen, with implicit TLS (submission on 465)\n"
+    "  --tls-cert FILE         PEM certificate: --listen offers STARTTLS with it\n"
+    "  --tls-key FILE          its private key (default: in the --tls-cert file)\n"
+    "  --auth-file FILE        user:HASH lines (crypt(3), e.g. openssl passwd -6): SMTP AUTH\n"
+    "                          PLAIN/LOGIN after STARTTLS; authenticated clients may relay\n"
     "  --commit-giveup DURATION  stop (exit 1) once outcomes could not be recorded for\n"
     "                          this long; they are retried with backoff until then (default 5m)\n"
     "DURATION: a number of seconds, or with a unit: 250ms, 30s, 5m, 1h, 5d.\n";
@@ -72,6 +84,10 @@ void vl_config_defaults(struct vl_config *c)
     c->host_fail_ms_min = 30000;
     c->commit_giveup_ms = 5ull * 60 * 1000;
     c->dsn_interval_ms = 5000;
+    c->msg_bytes_max = 32ull << 20;
+    c->rcpts_per_msg_max = 100;
+    c->conns_per_ip_max = 20;
+    c->intake_ms_timeout = 5ull * 60 * 1000;
     if (gethostname(c->ehlo_buf, sizeof c->ehlo_buf - 1) != 0 || !c->ehlo_buf[0])
         strcpy(c->ehlo_buf, "localhost");
     c->ehlo_name = c->ehlo_buf;
@@ -166,8 +182,36 @@ static int config_route(struct vl_config *c, const char *cmd, const char *v)
     return 0;
 }
 
+/* --listen IP:PORT; port 0 (any free port, which `run` reports) is allowed. */
+static int config_listen(const char *v, struct vl_hostport *hp, const char **why)
+{
+    char buf[VL_HOSTPORT_HOST_BYTES_MAX + 16];
+    size_t n = strlen(v);
+    bool any = n >= 2 && !strcmp(v + n - 2, ":0");
+    if (n >= sizeof buf)
+        return -1;
+    memcpy(buf, v, n + 1);
+    if (any)
+        buf[n - 1] = '1';
+    if (vl_hostport_parse(buf, 0, false, hp, why) != 0)
+        return -1;
+    if (!hp->is_ip) {
+        *why = "not an IP address";
+        return -1;
+    }
+    if (any) {
+        hp->port = 0;
+        if (hp->addr.sa.sa_family == AF_INET)
+            hp->addr.in4.sin_port = 0;
+        else
+            hp->addr.in6.sin6_port = 0;
+    }
+    return 0;
+}
+
 enum config_kind { CK_FLAG, CK_STR, CK_UINT, CK_PORT, CK_DUR, CK_ROUTE, CK_SCALE, CK_HOSTPORT,
-                   CK_TLS, CK_ALLOW };
+                   CK_TLS, CK_ALLOW, CK_LISTEN, CK_NET, CK_SIZE,
+                   CK_LISTEN_TLS };
 
 struct config_opt {
     const char *name;
@@ -199,13 +243,23 @@ static const struct config_opt config_opts[] = {
     { "--timeout-scale",   CK_SCALE,    OFF(timeout_scale), 0, 0 },
     { "--ehlo",            CK_STR,      OFF(ehlo_name), 0, 0 },
     { "--tls",             CK_TLS,      OFF(tls_level), 0, 0 },
-    { "--listen",          CK_HOSTPORT, OFF(listen), 0, 0 },
+    { "--listen",          CK_LISTEN,   OFF(listen), 0, 0 },
     { "--until-empty",     CK_FLAG,     OFF(until_empty), 0, 0 },
     { "--quiet",           CK_FLAG,     OFF(quiet), 0, 0 },
     { "--commit-giveup",   CK_DUR,      OFF(commit_giveup_ms), 0, 0 },
     /* not in vl_config_usage: for tests and tuning (config.h) */
     { "--dns-inflight-max", CK_UINT,    OFF(dns_inflight_max), 1, VL_DNS_INFLIGHT_MAX },
     { "--sessions-max",    CK_UINT,     OFF(sessions_max), 1, VL_SESSIONS_PER_SHARD_MAX },
+    /* the injection listener (issue 11) */
+    { "--allow",           CK_NET,      0, 0, 0 },
+    { "--max-msg-size",    CK_SIZE,     OFF(msg_bytes_max), 1, VL_MSG_BYTES_MAX },
+    { "--max-rcpts-per-msg", CK_UINT,   OFF(rcpts_per_msg_max), 1, 10000 },
+    { "--max-conns-per-ip", CK_UINT,    OFF(conns_per_ip_max), 1, 100000 },
+    { "--intake-timeout",  CK_DUR,      OFF(intake_ms_timeout), 0, 0 },
+    { "--listen-tls",      CK_LISTEN_TLS, 0, 0, 0 },
+    { "--tls-cert",        CK_STR,      OFF(tls_cert), 0, 0 },
+    { "--tls-key",         CK_STR,      OFF(tls_key), 0, 0 },
+    { "--auth-file",       CK_STR,      OFF(auth_file), 0, 0 },
 };
 #undef OFF
 
@@ -253,6 +307,47 @@ static int config_set(struct vl_config *c, const char *cmd, const struct config_
             return 0;
         fprintf(stderr, "volley %s: %s '%s': %s\n", cmd, o->name, v, why);
         return -1;
+    case CK_LISTEN:
+    case CK_LISTEN_TLS:
+        if (c->listen_count == VL_LISTEN_MAX) {
+            fprintf(stderr, "volley %s: --listen: more than %u addresses\n", cmd, VL_LISTEN_MAX);
+            return -1;
+        }
+        if (config_listen(v, &c->listens[c->listen_count], &why) != 0) {
+            fprintf(stderr, "volley %s: %s '%s': expected IP:PORT or [IPv6]:PORT: %s\n",
+                    cmd, o->name, v, why);
+            return -1;
+        }
+        c->listen_tls[c->listen_count] = o->kind == CK_LISTEN_TLS;
+        if (!c->listen_count++)
+            c->listen = v;
+        return 0;
+    case CK_NET:
+        if (c->allow_count == VL_ALLOW_NETS_MAX) {
+            fprintf(stderr, "volley %s: --allow: more than %u networks\n", cmd,
+                    VL_ALLOW_NETS_MAX);
+            return -1;
+        }
+        if (vl_net_parse(v, &c->allow[c->allow_count], &why) != 0) {
+            fprintf(stderr, "volley %s: --allow '%s': expected IP/LEN (CIDR) or IP: %s\n",
+                    cmd, v, why);
+            return -1;
+        }
+        c->allow_count++;
+        return 0;
+    case CK_SIZE: {
+        char *end;
+        errno = 0;
+        if (!isdigit((unsigned char)v[0]))
+            break;
+        unsigned long long n = strtoull(v, &end, 10);
+        unsigned long long mult = !strcmp(end, "") ? 1 : !strcmp(end, "k") ? 1024
+                                : !strcmp(end, "M") ? 1024 * 1024 : 0;
+        if (errno || !mult || n == 0 || n > o->hi / mult)
+            break;
+        *(uint64_t *)field = n * mult;
+        return 0;
+    }
     case CK_TLS:
         if (strcmp(v, "may") && strcmp(v, "none"))
             break;
@@ -265,6 +360,7 @@ static int config_set(struct vl_config *c, const char *cmd, const struct config_
                    "(no sign, exponent, nan or inf; at most 36500d)",
         [CK_SCALE] = "a number > 0 and <= 100", [CK_HOSTPORT] = "HOST:PORT",
         [CK_TLS] = "'may' or 'none' (encrypt and verify are not supported yet)",
+        [CK_SIZE] = "a size in bytes, with an optional k or M, at most 64M",
     };
     if (o->kind == CK_UINT || o->kind == CK_PORT)
         fprintf(stderr, "volley %s: %s '%s': expected a whole number from %lu to %lu\n",
@@ -315,6 +411,23 @@ int vl_config_parse(struct vl_config *c, const char *cmd, int argc, char **argv,
     }
     if (c->host_fail_ms_min == 0 || c->host_fail_ms_min > 24ull * 3600 * 1000) {
         fprintf(stderr, "volley %s: --host-backoff must be > 0 and at most 1d\n", cmd);
+        return -1;
+    }
+    for (unsigned i = 0; i < c->listen_count; i++)
+        if (c->listen_tls[i] && !c->tls_cert) {
+            fprintf(stderr, "volley %s: --listen-tls needs --tls-cert\n", cmd);
+            return -1;
+        }
+    if (c->auth_file && !c->tls_cert) {
+        fprintf(stderr, "volley %s: --auth-file needs --tls-cert (AUTH only inside TLS)\n", cmd);
+        return -1;
+    }
+    if (c->tls_key && !c->tls_cert) {
+        fprintf(stderr, "volley %s: --tls-key needs --tls-cert\n", cmd);
+        return -1;
+    }
+    if (c->intake_ms_timeout == 0 || c->intake_ms_timeout > 3600ull * 1000) {
+        fprintf(stderr, "volley %s: --intake-timeout must be > 0 and at most 1h\n", cmd);
         return -1;
     }
     if (c->connect_ms_timeout == 0) {

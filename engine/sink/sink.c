@@ -14,9 +14,9 @@
  * command (the rules may change the code, delay the answer or drop the
  * connection) -> write all pending replies in one send (pipelined commands
  * get their replies in one batch) -> read again.
- * STARTTLS (--tls-cert): after the 220 is sent, a struct sink_tls carries
+ * STARTTLS (--tls-cert): after the 220 is sent, a struct tls_stream carries
  * every byte: ciphertext is read into it and decrypted into in[], replies in
- * out[] are sealed into it (sink_tls.c); the server forgets the EHLO state.
+ * out[] are sealed into it (tls_stream.c); the server forgets the EHLO state.
  *
  * Invariants: a connection's buffers belong to the kernel from rx_recv/rx_send
  * until the event; a connection returns to the pool only at RX_OP_CLOSE; at
@@ -41,7 +41,7 @@
 
 #include "rx.h"
 #include "sink_int.h"
-#include "sink_tls.h"
+#include "tls_stream.h"
 #include "volley/error.h"
 
 #define SINK_IN_BYTES        16384u
@@ -69,7 +69,7 @@ struct sink_conn {
     struct smtp_server srv;
     bool closing, close_after_send, reading, sending, delayed, in_body;
     bool tls_start;                             /* STARTTLS 220 being sent: handshake next */
-    struct sink_tls *tls;                       /* after STARTTLS; NULL = plaintext */
+    struct tls_stream *tls;                       /* after STARTTLS; NULL = plaintext */
     rx_timer_t delay_timer;
     uint32_t in_len, in_off, out_len;
     uint32_t cmds_this_read, txns;
@@ -265,7 +265,7 @@ static void conn_flush(struct sink_conn *c)
     const char *p = c->out;
     uint32_t n = c->out_len;
     if (c->tls) {                               /* seal the replies: out[] is free again */
-        int w = sink_tls_output(c->tls, c->out, c->out_len, c->close_after_send);
+        int w = tls_stream_output(c->tls, c->out, c->out_len, c->close_after_send);
         if (w < 0) {
             conn_close(c);
             return;
@@ -447,7 +447,7 @@ static void conn_read_account(struct sink_conn *c)
 static int conn_tls_input(struct sink_conn *c)
 {
     bool done_now;
-    int n = sink_tls_input(c->tls, c->in + c->in_len, SINK_IN_BYTES - c->in_len, &done_now);
+    int n = tls_stream_input(c->tls, c->in + c->in_len, SINK_IN_BYTES - c->in_len, &done_now);
     if (done_now) {
         smtp_server_tls_started(&c->srv);       /* RFC 3207 4.2: forget the EHLO */
         STAT_ADD(c->t, tls_sessions, 1);
@@ -459,7 +459,7 @@ static int conn_tls_input(struct sink_conn *c)
     c->in_len += (uint32_t)n;
     if (n > 0)
         return 1;
-    if (sink_tls_pending(c->tls) > 0) {         /* handshake flight or tickets */
+    if (tls_stream_pending(c->tls) > 0) {         /* handshake flight or tickets */
         conn_flush(c);
         return -1;
     }
@@ -565,7 +565,7 @@ static int conn_tls_begin(struct sink_conn *c)
 {
     c->tls_start = false;
     c->in_len = c->in_off = 0;
-    int rc = sink_tls_create(&c->tls, c->t->tls_ctx);
+    int rc = tls_stream_create(&c->tls, c->t->tls_ctx);
     if (rc < 0)
         conn_close(c);
     return rc;
@@ -588,7 +588,7 @@ static void conn_cb(struct rx *rx, const struct rx_event *ev)
         STAT_ADD(t, reads, 1);
         if (!c->tls)
             c->in_len += (uint32_t)ev->res;
-        else if (sink_tls_received(c->tls, (size_t)ev->res) < 0) {
+        else if (tls_stream_received(c->tls, (size_t)ev->res) < 0) {
             conn_close(c);
             return;
         }
@@ -603,7 +603,7 @@ static void conn_cb(struct rx *rx, const struct rx_event *ev)
         c->out_len = 0;
         if (c->tls_start && conn_tls_begin(c) < 0)
             return;
-        if (c->tls && sink_tls_pending(c->tls) > 0)
+        if (c->tls && tls_stream_pending(c->tls) > 0)
             conn_flush(c);                      /* the rest of a large flight */
         else if (c->close_after_send)
             conn_close(c);
@@ -612,7 +612,7 @@ static void conn_cb(struct rx *rx, const struct rx_event *ev)
         break;
     case RX_OP_CLOSE:
         STAT_ADD(t, connections_closed, 1);
-        sink_tls_destroy(c->tls);
+        tls_stream_destroy(c->tls);
         c->tls = NULL;
         t->free_conns[t->free_count++] = (uint32_t)(c - t->conns);
         break;
@@ -718,7 +718,7 @@ void *sink_thread_main(void *arg)
     for (uint32_t i = 0; t->conns && i < t->sh->conf->conns_max; i++)
         if (t->conns[i].t) {
             save_abort(&t->conns[i]);           /* unfinished messages leave no file */
-            sink_tls_destroy(t->conns[i].tls);
+            tls_stream_destroy(t->conns[i].tls);
             t->conns[i].tls = NULL;
         }
     return NULL;

@@ -107,12 +107,20 @@ void smtp_server_init(struct smtp_server *s, const struct smtp_server_conf *conf
     s->pending = SMTP_SCMD_UNKNOWN;
 }
 
+bool smtp_server_authed(const struct smtp_server *s)
+{
+    return s->flags & SS_F_AUTHED;
+}
+
 void smtp_server_tls_started(struct smtp_server *s)
 {
+    bool greeting = s->state == SS_BANNER;    /* implicit TLS: before the greeting */
     s->tls_active = true;
-    s->flags &= ~(SS_F_HELO | SS_F_SKIP);
+    s->flags &= ~(SS_F_HELO | SS_F_SKIP | SS_F_AUTH_CONT | SS_F_AUTHED);
     s->line_len = 0;
     ss_txn_reset(s);
+    if (greeting)
+        s->state = SS_BANNER;
 }
 
 /* Apply the state change of a successful (2xx/3xx) answer to the pending command. */
@@ -160,11 +168,20 @@ static void ss_apply(struct smtp_server *s, unsigned code, enum smtp_server_afte
         smtp_server_tls_started(s);     /* the caller calls it again after the handshake */
         *after = SMTP_SERVER_AFTER_STARTTLS;
         break;
+    case SMTP_SCMD_BDAT:
+        if (s->bdat_ok)
+            s->state = SS_BDAT;         /* an accepted chunk: the next BDAT goes on */
+        break;
+    case SMTP_SCMD_AUTH:
+        if (code == 334)
+            s->flags |= SS_F_AUTH_CONT; /* the next line is the client's response */
+        else if (code == 235)
+            s->flags |= SS_F_AUTHED;
+        break;
     case SMTP_SCMD_DOT:                 /* handled by the caller of ss_apply */
     case SMTP_SCMD_NOOP:
     case SMTP_SCMD_VRFY:
     case SMTP_SCMD_HELP:
-    case SMTP_SCMD_BDAT:
     case SMTP_SCMD_UNKNOWN:
         break;
     default:
@@ -184,6 +201,8 @@ size_t smtp_server_answer(struct smtp_server *s, const struct smtp_server_reply 
     s->flags &= ~SS_F_PENDING;
     if (s->pending == SMTP_SCMD_DOT)
         ss_txn_reset(s);                /* any answer to the dot ends the transaction */
+    else if (s->pending == SMTP_SCMD_BDAT && s->bdat_read && code >= 300)
+        ss_txn_reset(s);                /* a refused chunk ends it too (RFC 3030 4.2) */
     else if (s->pending == SMTP_SCMD_BANNER && code >= 500)
         s->state = SS_REFUSED;          /* 554 greeting: 503 until QUIT (RFC 5321 3.1) */
     else if (s->pending == SMTP_SCMD_BANNER && code >= 400)
@@ -191,6 +210,9 @@ size_t smtp_server_answer(struct smtp_server *s, const struct smtp_server_reply 
     else if (code < 400)
         ss_apply(s, code, after);
     s->flags &= ~SS_F_PEND_UTF8;
+    if (s->pending == SMTP_SCMD_AUTH && code != 334)
+        s->flags &= ~SS_F_AUTH_CONT;    /* the exchange is over, whatever its end */
+    s->bdat_read = false;
     if (code == 421) {
         s->state = SS_CLOSED;
         *after = SMTP_SERVER_AFTER_CLOSE;
@@ -206,7 +228,7 @@ static enum smtp_server_cmd ss_verb(const char *v, size_t n)
     static const enum smtp_server_cmd verbs[] = {
         SMTP_SCMD_EHLO, SMTP_SCMD_HELO, SMTP_SCMD_MAIL, SMTP_SCMD_RCPT, SMTP_SCMD_DATA,
         SMTP_SCMD_RSET, SMTP_SCMD_NOOP, SMTP_SCMD_QUIT, SMTP_SCMD_VRFY, SMTP_SCMD_HELP,
-        SMTP_SCMD_STARTTLS, SMTP_SCMD_BDAT,
+        SMTP_SCMD_STARTTLS, SMTP_SCMD_BDAT, SMTP_SCMD_AUTH,
     };
     for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
         if (ss_ieq(v, n, ss_cmd_names[verbs[i]]))
@@ -329,6 +351,96 @@ static void ss_cmd_data(struct smtp_server *s, struct smtp_server_event *ev)
         ss_reply(s, ev, 503, "5.5.1", "Need MAIL and RCPT before DATA");
 }
 
+/* "BDAT n [LAST]": read n octets next (SS_CHUNK); the event comes after them
+ * (ss_step_chunk). A bad size is answered at once and nothing is read. */
+static void ss_cmd_bdat(struct smtp_server *s, const char *a, size_t n,
+                        struct smtp_server_event *ev)
+{
+    if (!s->conf->chunking) {
+        ss_reply(s, ev, 502, "5.5.1", "CHUNKING not offered");
+        return;
+    }
+    uint64_t size = 0;
+    size_t i = 0;
+    for (; i < n && a[i] >= '0' && a[i] <= '9' && i < 19; i++)
+        size = size * 10 + (uint64_t)(a[i] - '0');
+    bool last = false;
+    if (i < n && a[i] == ' ' && ss_ieq(a + i + 1, n - i - 1, "LAST")) {
+        last = true;
+        i = n;
+    }
+    if (i == 0 || i != n) {
+        ss_reply(s, ev, 501, "5.5.4", "Syntax: BDAT size [LAST]");
+        return;
+    }
+    s->flags &= ~SS_F_PENDING;          /* no event yet: the chunk comes first */
+    s->pending = SMTP_SCMD_UNKNOWN;
+    ev->type = SMTP_SEV_NEED_INPUT;
+    s->bdat_ok = s->state == SS_RCPT || s->state == SS_BDAT;
+    /* msg_bytes counts from the accepted MAIL (ss_txn_reset): chunks add up. */
+    s->bdat_state_prev = (uint8_t)s->state;
+    s->bdat_last = last;
+    s->bdat_left = size;
+    s->bdat_size = size;
+    s->state = SS_CHUNK;
+}
+
+/* "AUTH MECH [initial-response]" (RFC 4954 4): the caller decides; the
+ * machine only refuses what is out of order. */
+static void ss_cmd_auth(struct smtp_server *s, size_t n, struct smtp_server_event *ev)
+{
+    if (!s->conf->auth)
+        ss_reply(s, ev, 502, "5.5.1", "AUTH not offered");
+    else if (!s->tls_active)
+        ss_reply(s, ev, 538, "5.7.11", "Encryption required for requested authentication "
+                 "mechanism");
+    else if (s->flags & SS_F_AUTHED)
+        ss_reply(s, ev, 503, "5.5.1", "Already authenticated");
+    else if (s->state != SS_READY)
+        ss_reply(s, ev, 503, "5.5.1", s->state == SS_INIT ? "Send EHLO first"
+                                                          : "AUTH not allowed in a transaction");
+    else if (n == 0)
+        ss_reply(s, ev, 501, "5.5.4", "Syntax: AUTH mechanism [initial-response]");
+    else
+        ss_reply(s, ev, 535, "5.7.8", "Authentication credentials invalid");
+}
+
+/* SS_CHUNK: hand out the chunk's octets (BODY), then its BDAT or DOT event. */
+static void ss_step_chunk(struct smtp_server *s, const char *in, size_t len, size_t *consumed,
+                          struct smtp_server_event *ev)
+{
+    *consumed = 0;
+    if (s->bdat_left > 0) {
+        size_t n = s->bdat_left < len ? (size_t)s->bdat_left : len;
+        s->bdat_left -= n;
+        *consumed = n;
+        if (s->bdat_ok && ss_body_count(s, n)) {
+            ev->type = SMTP_SEV_BODY;
+            ev->body = in;
+            ev->body_len = n;
+            return;
+        }
+        if (s->bdat_left > 0)
+            return;                     /* NEED_INPUT: all input was taken */
+    }
+    s->state = s->bdat_state_prev;      /* the answer moves it on (smtp_server_answer) */
+    if (s->bdat_ok && s->bdat_last) {
+        ss_dot_event(s, ev);            /* the end of the message, as the final dot */
+        return;
+    }
+    ss_command(s, ev, SMTP_SCMD_BDAT);
+    s->bdat_read = true;
+    if (!s->bdat_ok)
+        ss_reply(s, ev, 503, "5.5.1", "Need MAIL and RCPT before BDAT");
+    else if (s->flags & SS_F_TOOBIG)
+        ss_reply(s, ev, 552, "5.3.4", "Message size exceeds fixed maximum message size");
+    else {
+        char t[64];
+        snprintf(t, sizeof t, "%llu octets received", (unsigned long long)s->bdat_size);
+        ss_reply(s, ev, 250, "2.0.0", t);
+    }
+}
+
 static void ss_cmd_starttls(struct smtp_server *s, struct smtp_server_event *ev)
 {
     if (s->tls_active)
@@ -379,7 +491,8 @@ static void ss_cmd_dispatch(struct smtp_server *s, const char *line, size_t n,
         ss_reply(s, ev, 214, "2.0.0",
                  "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
         break;
-    case SMTP_SCMD_BDAT:     ss_reply(s, ev, 502, "5.5.1", "CHUNKING not offered"); break;
+    case SMTP_SCMD_BDAT:     ss_cmd_bdat(s, a, an, ev); break;
+    case SMTP_SCMD_AUTH:     ss_cmd_auth(s, an, ev); break;
     case SMTP_SCMD_UNKNOWN:  ss_reply(s, ev, 500, "5.5.2", "Command unrecognized"); break;
     default:
         vl_panic("smtp_server: bad verb %d", (int)cmd);
@@ -444,6 +557,17 @@ static void ss_step_command(struct smtp_server *s, const char *in, size_t len,
         ss_cmd_reject(s, ev, "Bare CR or NUL in command line");
         return;
     }
+    if (s->flags & SS_F_AUTH_CONT) {                /* a SASL response, not a command */
+        ss_command(s, ev, SMTP_SCMD_AUTH);
+        ev->auth_response = true;
+        ev->arg = line;
+        ev->arg_len = ll;
+        if (ll == 1 && line[0] == '*')
+            ss_reply(s, ev, 501, "5.7.0", "Authentication cancelled");
+        else
+            ss_reply(s, ev, 535, "5.7.8", "Authentication credentials invalid");
+        return;
+    }
     ss_cmd_dispatch(s, line, ll, ev);
 }
 
@@ -460,6 +584,10 @@ void smtp_server_step(struct smtp_server *s, const char *in, size_t len, size_t 
         snprintf(ev->reply.text, sizeof ev->reply.text, "%s ESMTP", s->conf->hostname);
         return;
     }
+    if (s->state == SS_CHUNK) {
+        ss_step_chunk(s, in, len, consumed, ev);
+        return;
+    }
     if (len == 0)
         return;
     if (s->state == SS_CLOSED) {
@@ -473,4 +601,9 @@ void smtp_server_step(struct smtp_server *s, const char *in, size_t len, size_t 
     ss_step_command(s, in, len, consumed, ev);
     if (ev->type == SMTP_SEV_COMMAND && ev->cmd == SMTP_SCMD_STARTTLS)
         *consumed = len;                            /* never execute what follows it */
+    if (s->state == SS_CHUNK) {                     /* a BDAT line: its octets follow */
+        size_t more = 0;
+        ss_step_chunk(s, in + *consumed, len - *consumed, &more, ev);
+        *consumed += more;
+    }
 }

@@ -39,8 +39,25 @@
  *    trailing spaces removed. RCPT accepts a domain-less <Postmaster> and the
  *    bare local form "RCPT TO:rich" (PROTOCOL.md 1.1): a listener that needs a
  *    domain checks the arg for '@'.
- *  - BDAT gets 502 5.5.1 (CHUNKING is never offered); bytes after it are read
- *    as commands. No error counter: the caller bounds a session in time.
+ *  - Without conf->chunking, BDAT gets 502 5.5.1 and bytes after it are read
+ *    as commands. With it (RFC 3030): "BDAT n [LAST]" is followed by exactly n
+ *    octets, taken as they are (no dot-stuffing, no end-of-data scan: the
+ *    length frames them) and handed out as BODY events when the transaction
+ *    may take them; they are consumed whatever the answer. Then the BDAT is a
+ *    COMMAND event (proposed 250 2.0.0, or 503 5.5.1 with no recipient,
+ *    552 5.3.4 past size_max) - except a LAST chunk of a good transaction,
+ *    which ends the message as a DOT event, like the final dot. Any answer
+ *    but 2xx to a BDAT ends the transaction (the client must start over).
+ *    BDAT with a bad size gets 501 5.5.4 and nothing is consumed past its line.
+ *  - AUTH (conf->auth, RFC 4954): refused with 538 5.7.11 before TLS, 503
+ *    when already authenticated or inside a transaction, 502 when not
+ *    offered. Otherwise the COMMAND event carries "MECH [initial-response]"
+ *    with a proposed 535 5.7.8: the caller decides. Answered 334 (its text is
+ *    the base64 challenge), the next line is the client's response, not a
+ *    command: an AUTH event with ev->auth_response set (proposed 535, or
+ *    501 5.7.0 for "*", the client's cancel). Answered 235, the session is
+ *    authenticated (smtp_server_authed()) until it ends or TLS restarts it.
+ *    No error counter: the caller bounds a session in time.
  */
 #ifndef VOLLEY_SMTP_SERVER_H
 #define VOLLEY_SMTP_SERVER_H
@@ -67,12 +84,15 @@ struct smtp_server_conf {
     bool smtputf8;               /* advertise SMTPUTF8 */
     bool starttls;               /* advertise STARTTLS (the caller does the handshake) */
     bool dsn;                    /* advertise DSN (accept RET/ENVID/NOTIFY/ORCPT) */
+    bool chunking;               /* advertise CHUNKING and accept BDAT (RFC 3030) */
+    bool auth;                   /* advertise AUTH PLAIN LOGIN once TLS is active (RFC 4954);
+                                    the caller runs the exchange and checks credentials */
 };
 
 /* The command (or moment) an event is about; the sink keys its faults on these. */
 #define SMTP_SERVER_CMDS(X) \
     X(BANNER) X(EHLO) X(HELO) X(MAIL) X(RCPT) X(DATA) X(DOT) X(RSET) X(NOOP) \
-    X(QUIT) X(VRFY) X(HELP) X(STARTTLS) X(BDAT) X(UNKNOWN)
+    X(QUIT) X(VRFY) X(HELP) X(STARTTLS) X(BDAT) X(AUTH) X(UNKNOWN)
 
 enum smtp_server_cmd {
 #define X(name) SMTP_SCMD_##name,
@@ -111,6 +131,7 @@ struct smtp_server_event {
     uint64_t msg_bytes;
     uint32_t msg_rcpts;
     bool msg_bad;
+    bool auth_response;                          /* AUTH: arg is a SASL response line */
     struct smtp_server_reply reply;              /* proposed answer (COMMAND, DOT) */
 };
 
@@ -134,6 +155,11 @@ struct smtp_server {
     bool msg_bad;
     uint8_t msg_bad_why;                         /* first rule the body broke */
     bool tls_active;
+    bool bdat_last, bdat_ok;                     /* the chunk being read (SS_CHUNK) */
+    bool bdat_read;                              /* the pending BDAT's chunk was read */
+    uint8_t bdat_state_prev;                     /* the state the BDAT came in */
+    uint64_t bdat_left;                          /* its octets still to read */
+    uint64_t bdat_size;
     enum smtp_server_cmd pending;                /* the command awaiting smtp_server_answer */
     char line[VL_SMTP_CMD_LINE_BYTES_MAX];
 };
@@ -156,7 +182,12 @@ void smtp_server_step(struct smtp_server *s, const char *in, size_t len, size_t 
 size_t smtp_server_answer(struct smtp_server *s, const struct smtp_server_reply *reply,
                           char *out, size_t out_cap, enum smtp_server_after *after);
 
-/** After the TLS handshake: forget the EHLO state (RFC 3207 4.2). */
+/** True once an AUTH was answered 235 (until TLS restarts the session). */
+bool smtp_server_authed(const struct smtp_server *s);
+
+/** After the TLS handshake: forget the EHLO state (RFC 3207 4.2). Called
+ *  before the greeting (implicit TLS, RFC 8314), the session simply starts
+ *  encrypted: the greeting is still the first event. */
 void smtp_server_tls_started(struct smtp_server *s);
 
 #ifdef __cplusplus

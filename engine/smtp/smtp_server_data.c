@@ -32,7 +32,7 @@ static void ss_body_bad(struct smtp_server *s, enum ss_bad why)
     }
 }
 
-static void ss_dot_event(struct smtp_server *s, struct smtp_server_event *ev)
+void ss_dot_event(struct smtp_server *s, struct smtp_server_event *ev)
 {
     static const char *const why[] = {
         [SBAD_NONE] = "Ok",
@@ -57,7 +57,7 @@ static void ss_dot_event(struct smtp_server *s, struct smtp_server_event *ev)
 }
 
 /* Count @p n content bytes; true if they may be handed out as a BODY event. */
-static bool ss_body_count(struct smtp_server *s, size_t n)
+bool ss_body_count(struct smtp_server *s, size_t n)
 {
     s->msg_bytes += n;
     if (s->conf->size_max && s->msg_bytes > s->conf->size_max)

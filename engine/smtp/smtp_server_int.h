@@ -18,7 +18,9 @@
 #include <stddef.h>
 
 /* Session states (struct smtp_server.state). */
-enum ss_state { SS_BANNER, SS_REFUSED, SS_INIT, SS_READY, SS_MAIL, SS_RCPT, SS_DATA, SS_CLOSED };
+enum ss_state { SS_BANNER, SS_REFUSED, SS_INIT, SS_READY, SS_MAIL, SS_RCPT, SS_DATA, SS_CLOSED,
+                SS_BDAT,     /* a BDAT chunk was accepted: the next BDAT goes on */
+                SS_CHUNK };  /* reading a BDAT chunk's octets (bdat_left) */
 
 #define SS_F_PENDING   0x01u   /* a COMMAND/DOT event awaits smtp_server_answer() */
 #define SS_F_SKIP      0x02u   /* discarding the rest of an over-long command line */
@@ -26,6 +28,8 @@ enum ss_state { SS_BANNER, SS_REFUSED, SS_INIT, SS_READY, SS_MAIL, SS_RCPT, SS_D
 #define SS_F_TOOBIG    0x08u   /* the body passed size_max: no more BODY events */
 #define SS_F_UTF8      0x10u   /* the open transaction's MAIL carried SMTPUTF8 */
 #define SS_F_PEND_UTF8 0x20u   /* the pending MAIL carries SMTPUTF8 */
+#define SS_F_AUTH_CONT 0x40u   /* AUTH answered 334: the next line is a SASL response */
+#define SS_F_AUTHED    0x80u   /* AUTH answered 235 */
 
 /* Body scanner states (struct smtp_server.body_state). BOL is entered only
  * after a real CRLF. */
@@ -67,6 +71,14 @@ int ss_path_parse(const char *p, size_t n, struct ss_path *out);
  * proposed in @p ev. May set SS_F_PEND_UTF8. */
 bool ss_params(struct smtp_server *s, bool mail, const char *p, size_t n,
                struct smtp_server_event *ev);
+
+/* smtp_server_data.c: make @p ev the end of the message (DOT) with its
+ *  proposed reply (550 if bad, 552 if too big, else 250). */
+void ss_dot_event(struct smtp_server *s, struct smtp_server_event *ev);
+
+/* smtp_server_data.c: count @p n content bytes; true if they may be handed out
+ *  as a BODY event (false once past size_max). */
+bool ss_body_count(struct smtp_server *s, size_t n);
 
 /* smtp_server_data.c: DATA mode: hand out the next run of content bytes
  * (BODY event) or the end of data (DOT event with a proposed reply). */

@@ -65,6 +65,7 @@ static unsigned ss_ehlo_caps(const struct smtp_server *s, char caps[][32])
         { c->pipelining, "PIPELINING" }, { c->eightbitmime, "8BITMIME" },
         { c->enhancedstatuscodes, "ENHANCEDSTATUSCODES" }, { c->smtputf8, "SMTPUTF8" },
         { c->dsn, "DSN" }, { c->starttls && !s->tls_active, "STARTTLS" },
+        { c->chunking, "CHUNKING" }, { c->auth && s->tls_active, "AUTH PLAIN LOGIN" },
     };
     unsigned n = 1;
     if (c->size_max)             /* RFC 1870: a bare SIZE announces no limit */
@@ -83,7 +84,7 @@ size_t ss_format(const struct smtp_server *s, const struct smtp_server_reply *r,
     size_t tmax = sizeof r->text;
     if (s->pending != SMTP_SCMD_EHLO || r->code != 250)
         return ss_line_put(out, cap, 0, r->code, ' ', r->text, tmax);
-    char caps[8][32];
+    char caps[10][32];
     unsigned ncaps = ss_ehlo_caps(s, caps);
     size_t n = ss_line_put(out, cap, 0, r->code, ncaps ? '-' : ' ', r->text, tmax);
     for (unsigned i = 0; i < ncaps; i++)

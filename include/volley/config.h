@@ -14,6 +14,19 @@
 #include "volley/hostport.h"
 #include "volley/limits.h"
 
+/* An IP network (CIDR), parsed once: --allow. */
+struct vl_net {
+    int family;           /* AF_INET or AF_INET6 */
+    uint8_t addr[16];     /* network order; bits past prefix are zero */
+    uint8_t prefix;       /* 0..32 or 0..128 */
+};
+
+/** Parse "IP/LEN" or a bare IP (a host network). @return 0, or -1 with *@p why. */
+int vl_net_parse(const char *s, struct vl_net *out, const char **why);
+/** Is the address in @p sa (AF_INET/AF_INET6; a v4-mapped v6 address counts as
+ *  IPv4) inside @p n? */
+bool vl_net_match(const struct vl_net *n, const struct sockaddr *sa);
+
 /* A static route, parsed once (vl_hostport_parse) and passed on as such. */
 struct vl_route {
     char domain[256];     /* lowercased; "*" = every domain */
@@ -65,6 +78,25 @@ struct vl_config {
                                          at once, 1..VL_DNS_INFLIGHT_MAX; 0 = its default
                                          (256). Tests and tuning only (not in --help): a
                                          lookup over it waits, it never fails (issue 9) */
+    /* Injection listener (issue 11; engine/inject/). */
+    unsigned listen_count;            /* --listen ADDR:PORT, repeatable (IPv4, [IPv6]) */
+    struct vl_hostport listens[VL_LISTEN_MAX];
+    bool listen_tls[VL_LISTEN_MAX];   /* --listen-tls ADDR:PORT: implicit TLS (RFC 8314,
+                                         port 465 submission); needs --tls-cert */
+    unsigned allow_count;             /* --allow NET: clients that may relay; none given =
+                                         loopback only (127/8, ::1). Given: only those */
+    struct vl_net allow[VL_ALLOW_NETS_MAX];
+    uint64_t msg_bytes_max;           /* --max-msg-size: SIZE offered and enforced (552 5.3.4);
+                                         default 32 MiB, at most VL_MSG_BYTES_MAX */
+    unsigned rcpts_per_msg_max;       /* --max-rcpts-per-msg: then 452 4.5.3; default 100 */
+    unsigned conns_per_ip_max;        /* --max-conns-per-ip: then 421 4.7.0; default 20 */
+    uint64_t intake_ms_timeout;       /* --intake-timeout: a client's command or DATA block
+                                         deadline (RFC 5321 4.5.3.2); default 5m */
+    const char *tls_cert;             /* --tls-cert FILE: PEM certificate (chain) for the
+                                         intake's STARTTLS; NULL = STARTTLS not offered */
+    const char *tls_key;              /* --tls-key FILE: its key (default: the cert file) */
+    const char *auth_file;            /* --auth-file FILE: "user:crypt-hash" lines; AUTH PLAIN
+                                         LOGIN offered after STARTTLS (needs --tls-cert) */
     char ehlo_buf[256];
 };
 

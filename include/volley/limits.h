@@ -47,6 +47,8 @@
 #define VL_ROUTES_MAX                   256u  /* policy: static --route entries */
 #define VL_DNS_FDS_PER_SHARD_MAX         16u  /* policy: c-ares sockets a shard polls */
 #define VL_DNS_SERVERS_MAX                4u  /* policy: --dns resolvers */
+#define VL_LISTEN_MAX                    16u  /* policy: --listen addresses */
+#define VL_ALLOW_NETS_MAX                64u  /* policy: --allow networks */
 
 _Static_assert(VL_RX_HANDLES_MAX <= (1u << 24), "slot must fit the 24-bit rx_tag field");
 _Static_assert(VL_SESSIONS_PER_SHARD_MAX + VL_RX_HANDLES_SPARE <= VL_RX_HANDLES_MAX,

@@ -229,6 +229,15 @@ unsigned vl_queue_shard_of(const struct vl_queue *q, const char *domain, size_t 
 int vl_queue_enqueue(struct vl_queue *q, const struct vl_queue_new_msg *m,
                      uint64_t now_ms, uint64_t *msg_id_out);
 
+/** Have @p fn(@p arg) called after every vl_queue_enqueue() of this process
+ *  that committed recipients into shard @p s: from the enqueuing thread, with
+ *  the shard's commit lock held, so @p fn must only signal (set a flag, wake a
+ *  reactor) and never call the queue. @p fn NULL clears: once that call
+ *  returns, the old @p fn is not running and is not called again. The engine's
+ *  shards use it to lease new mail at once instead of at their next poll.
+ *  Thread: any. */
+void vl_queue_shard_notify_set(struct vl_queue_shard *s, void (*fn)(void *arg), void *arg);
+
 /** Lease up to @p max recipients of shard @p s due at @p now_ms that are not
  *  leased yet. Thread: the shard's owner. *out is NULL when nothing is due.
  *  Recipients met that cannot be delivered (record, message or body

@@ -3,7 +3,8 @@
  *
  * Input: byte 0 picks the configuration (each bit one option), byte 1 the
  * policy (0: every proposed reply is given; else some events get another code
- * chosen from it), the rest is what a client sends. The session is run twice:
+ * chosen from it; its top bit also turns on CHUNKING and AUTH and lets the
+ * policy answer 334/235), the rest is what a client sends. The session is run twice:
  * all bytes in one piece, and in chunk splits derived from the input. Every
  * event is answered as smtp_server_drive.h does (STARTTLS "succeeds" at once).
  * Invariants:
@@ -11,7 +12,8 @@
  *    of events per chunk; BODY events are non-empty;
  *  - between a DATA answered 3xx and the end of data there are only BODY
  *    events and then one DOT, never a COMMAND (no smuggling), and BODY/DOT
- *    only there; a STARTTLS command consumes all the input in hand;
+ *    only there or with CHUNKING (BDAT chunks); a STARTTLS command consumes
+ *    all the input in hand;
  *  - every formatted answer is 6..1024 bytes of CRLF lines that the client's
  *    reply parser (smtp_reply.h) reads as exactly one reply with the answered
  *    code; with the proposed reply and ENHANCEDSTATUSCODES on, a 2xx/4xx/5xx
@@ -57,9 +59,12 @@ static void body_put(struct session *s, const void *p, size_t n)
 static uint16_t policy_code(struct session *s)
 {
     static const uint16_t codes[] = { 250, 354, 421, 451, 550, 221, 220, 503, 252, 554 };
+    static const uint16_t codes_ext[] = { 250, 334, 235, 535, 421, 452, 503, 220 };
     unsigned i = s->events++;
     if (s->policy == 0 || (i * 37u + s->policy) % 5u != 0)
         return 0;
+    if (s->policy & 0x80u)
+        return codes_ext[(i + s->policy) % (sizeof codes_ext / sizeof codes_ext[0])];
     return codes[(i + s->policy) % (sizeof codes / sizeof codes[0])];
 }
 
@@ -102,8 +107,20 @@ static void answer(struct session *s, const struct smtp_server_event *ev)
     }
     if (ev->cmd == SMTP_SCMD_DATA && r.code / 100 == 3 && after == SMTP_SERVER_AFTER_CONTINUE)
         s->in_data = true;
+    /* Where the machine starts counting a message afresh (msg_bytes = 0), so does
+     * the harness: at DATA's 3xx, and when an accepted BDAT chunk is refused after
+     * all (the transaction ends, RFC 3030). */
+    if ((ev->cmd == SMTP_SCMD_DATA && r.code / 100 == 3)
+        || (ev->cmd == SMTP_SCMD_BDAT && ev->reply.code / 100 == 2 && r.code >= 300)) {
+        s->body_len = s->msg_start;
+        s->msg_body = 0;
+    }
     if (ev->cmd == SMTP_SCMD_DOT)
         s->in_data = false;
+    if (ev->cmd == SMTP_SCMD_MAIL && r.code / 100 == 2) {
+        s->body_len = s->msg_start;             /* a new transaction: forget a refused one */
+        s->msg_body = 0;
+    }
     if (after == SMTP_SERVER_AFTER_CLOSE)
         s->closed = true;
     if (after == SMTP_SERVER_AFTER_STARTTLS)
@@ -127,13 +144,13 @@ static void feed(struct session *s, const char *in, size_t len)
             FUZZ_CHECK(off == len);
             return;
         case SMTP_SEV_BODY:
-            FUZZ_CHECK(s->in_data);
+            FUZZ_CHECK(s->in_data || s->conf.chunking);
             FUZZ_CHECK(ev.body_len > 0 && used > 0 && ev.body_len <= used);
             body_put(s, ev.body, ev.body_len);
             s->msg_body += ev.body_len;
             break;
         case SMTP_SEV_DOT:
-            FUZZ_CHECK(s->in_data);
+            FUZZ_CHECK(s->in_data || s->conf.chunking);
             if (ev.msg_bad)
                 FUZZ_CHECK(ev.reply.code == 550);
             if (!ev.msg_bad && ev.reply.code == 250)
@@ -151,6 +168,10 @@ static void feed(struct session *s, const char *in, size_t len)
             break;
         case SMTP_SEV_COMMAND:
             FUZZ_CHECK(!s->in_data);                /* no command read inside DATA */
+            if (ev.cmd == SMTP_SCMD_BDAT && ev.reply.code == 552) {
+                s->body_len = s->msg_start;         /* over size_max: as at a dot */
+                s->msg_body = 0;
+            }
             answer(s, &ev);
             break;
         default:
@@ -173,6 +194,7 @@ static void run(struct session *s, const uint8_t *data, size_t size, struct fuzz
     s->conf.size_max = (cb & 64u) ? 100 : 0;
     s->conf.rcpts_max = (cb & 128u) ? 2 : 0;
     s->policy = data[1];
+    s->conf.chunking = s->conf.auth = data[1] & 0x80u;
     s->events = 0;
     s->closed = s->starttls = s->in_data = false;
     s->out_len = s->body_len = s->msg_body = s->msg_start = 0;

@@ -22,7 +22,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from volley_lib import (check, fail, by_event, check_exactly_once, message,  # noqa: E402
+from volley_lib import (Env, check, fail, by_event, check_exactly_once, message,  # noqa: E402
                         run_cases, volley_bin)
 from retry_lib import DST, SENDER, setup, open_count  # noqa: E402
 
@@ -153,7 +153,29 @@ def case_item2_full_disk_no_resend(env):
         disk.close()
 
 
+class NotFull(Exception):
+    """The run's commits all found room (LMDB reused free pages of its file):
+    the case's precondition did not hold, nothing was tested."""
+
+
 def case_item2_giveup_exit_1(env):
+    # Precondition: the run's commits fail. They can find room in pages LMDB
+    # already owns (seen about 1 run in 5); then the case is run again on a
+    # fresh queue, at most 3 times, and fails if it never held.
+    for attempt in range(3):
+        e = env if attempt == 0 else Env()
+        try:
+            giveup_exit_1(e)
+            return
+        except NotFull:
+            print("  (commits found room in the full tmpfs: case run again)", flush=True)
+        finally:
+            if e is not env:
+                e.close()
+    fail("item2_giveup_exit_1: in 3 tries the run's commits never failed on the full disk")
+
+
+def giveup_exit_1(env):
     disk = FullDisk(env, 16 * 1024)
     run = None
     try:
@@ -165,6 +187,8 @@ def case_item2_giveup_exit_1(env):
         rc = run.wait()
         took = time.monotonic() - t0
         err = run.stderr()
+        if rc in (0, 3) and "evt=commit_failed" not in err:
+            raise NotFull()
         check(rc == 1, "volley run exited %d, want 1: %s" % (rc, err))
         check(took < 15.0, "give-up took %.1f s with --commit-giveup 2s" % took)
         check("evt=commit_gave_up" in err, "no evt=commit_gave_up: %s" % err)

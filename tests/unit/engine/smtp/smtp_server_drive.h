@@ -133,8 +133,10 @@ static inline void drive_feed(struct drive *d, const char *in, size_t len)
             drive_answer(d, &ev);
             break;
         case SMTP_SEV_COMMAND:
-            if (ev.cmd == SMTP_SCMD_MAIL)
+            if (ev.cmd == SMTP_SCMD_MAIL) {
                 d->mail_events++;
+                d->body_len = 0;                 /* a new transaction (after RSET too) */
+            }
             drive_answer(d, &ev);
             break;
         default:

@@ -377,7 +377,8 @@ static void test_policy_421(void **state)
     static struct drive d;
     struct smtp_server_conf conf;
     conf_make(CONF_ALL, &conf);
-    const char *all = EH "HELO x\r\nNOOP\r\nVRFY a\r\nHELP\r\n" MF RT "DATA\r\nbody\r\n.\r\n"
+    const char *all = EH "HELO x\r\nNOOP\r\nVRFY a\r\nHELP\r\nAUTH PLAIN\r\n" MF RT
+                      "DATA\r\nbody\r\n.\r\n"
                       "RSET\r\nBDAT 1\r\nFOO\r\nQUIT\r\n";
     for (enum smtp_server_cmd c = SMTP_SCMD_BANNER; c < SMTP_SCMD_COUNT; c++) {
         const char *in = c == SMTP_SCMD_STARTTLS ? EH "STARTTLS\r\n" : all;

@@ -1,20 +1,20 @@
 /*
- * sink_tls.c - the sink's STARTTLS byte moving (see sink_tls.h): ciphertext
- * in through tls_conn_feed(), plaintext out to the SMTP server's input
- * buffer, replies sealed into out[] for one send.
+ * tls_stream.c - STARTTLS byte moving for a server connection (see
+ * tls_stream.h): ciphertext in through tls_conn_feed(), plaintext out to the
+ * SMTP server's input buffer, replies sealed into out[] for one send.
  * Invariants: out[] is rewritten only when no send is posted (the caller's
  * rule: at most one send per connection). Diagnostics: none.
  */
-#include "sink_tls.h"
+#include "tls_stream.h"
 
 #include <errno.h>
 #include <stdlib.h>
 
 #include "volley/error.h"
 
-int sink_tls_create(struct sink_tls **out, struct tls_ctx *ctx)
+int tls_stream_create(struct tls_stream **out, struct tls_ctx *ctx)
 {
-    struct sink_tls *st = malloc(sizeof *st);
+    struct tls_stream *st = malloc(sizeof *st);
     if (!st)
         return -ENOMEM;
     st->shut = false;
@@ -27,7 +27,7 @@ int sink_tls_create(struct sink_tls **out, struct tls_ctx *ctx)
     return 0;
 }
 
-void sink_tls_destroy(struct sink_tls *st)
+void tls_stream_destroy(struct tls_stream *st)
 {
     if (!st)
         return;
@@ -35,13 +35,13 @@ void sink_tls_destroy(struct sink_tls *st)
     free(st);
 }
 
-int sink_tls_received(struct sink_tls *st, size_t n)
+int tls_stream_received(struct tls_stream *st, size_t n)
 {
     vl_assert(n <= sizeof st->in);
     return tls_conn_feed(st->conn, st->in, n);
 }
 
-int sink_tls_input(struct sink_tls *st, char *buf, size_t cap, bool *done_now)
+int tls_stream_input(struct tls_stream *st, char *buf, size_t cap, bool *done_now)
 {
     *done_now = false;
     if (!tls_conn_established(st->conn)) {
@@ -53,7 +53,7 @@ int sink_tls_input(struct sink_tls *st, char *buf, size_t cap, bool *done_now)
     return tls_conn_read(st->conn, buf, cap);
 }
 
-int sink_tls_output(struct sink_tls *st, const char *plain, size_t len, bool closing)
+int tls_stream_output(struct tls_stream *st, const char *plain, size_t len, bool closing)
 {
     if (len > 0 && tls_conn_write(st->conn, plain, len) < 0)
         return VL_E_TLS;

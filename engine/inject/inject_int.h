@@ -1,0 +1,136 @@
+/*
+ * inject_int.h - private to engine/inject/: the intake thread (inject.c), its
+ * sessions (inject_session.c) and the commit workers (inject_commit.c).
+ * Calls: inject.c -> session, commit; session -> commit (submit); commit ->
+ * inject.c only through the done list and rx_wake (never inline).
+ *
+ * Invariants: a session's buffers belong to the kernel from rx_recv/rx_send to
+ * the event, and to a commit worker while s->job_busy; a session slot returns
+ * to the pool only once its RX_OP_CLOSE came and no job uses it.
+ */
+#ifndef VOLLEY_INJECT_INT_H
+#define VOLLEY_INJECT_INT_H
+
+#include "inject.h"
+#include "inject_auth.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "rx.h"
+#include "tls.h"
+#include "smtp_server.h"
+#include "volley/hostport.h"
+
+#define INJ_SESSIONS_MAX     1024u    /* policy: connections the intake holds at once */
+#define INJ_IN_BYTES        16384u
+#define INJ_OUT_BYTES        4096u
+#define INJ_ANSWER_ROOM      1024u    /* smtp_server_answer() wants this much room */
+#define INJ_PUMP_STEPS_MAX   4096u    /* server steps per turn, then yield */
+#define INJ_SEND_TIMEOUT_MS 60000
+#define INJ_BAD_CMDS_MAX       20u    /* 5xx replies to commands, then 421 and close */
+#define INJ_WORKERS            16u    /* commit workers: enqueues that share an fsync
+                                         (bench_intake: 4 -> 2.7 writes per commit, 5100
+                                         msg/s; 16 -> 8.3, 9000 msg/s; 64: no better) */
+#define INJ_STORAGE_PAUSE_MS 1000u    /* after a failed commit: 452 at MAIL this long */
+_Static_assert(INJ_OUT_BYTES >= 2 * INJ_ANSWER_ROOM, "room for a reply and a batch");
+
+struct inject;
+
+enum { INJ_AUTH_NONE, INJ_AUTH_PLAIN_WAIT, INJ_AUTH_LOGIN_USER, INJ_AUTH_LOGIN_PASS };
+
+/* A message handed to a commit worker: borrowed from its session. */
+struct inj_job {
+    struct inj_job *next;
+    struct inj_sess *s;
+    /* result */
+    int rc;                       /* 0, or a queue/msg error */
+    uint64_t id;                  /* queue id when rc == 0 */
+    uint64_t size;                /* octets queued */
+    struct smtp_server_reply reply;
+};
+
+struct inj_sess {
+    struct inject *in;
+    rx_handle_t h;
+    struct smtp_server srv;
+    bool used;                    /* slot taken (until RX_OP_CLOSE and no job) */
+    bool closing, close_after_send, reading, sending, yielded, job_busy, closed;
+    bool relay_ok, over_limit, esmtp;
+    rx_timer_t timer;
+    uint32_t in_len, in_off, out_len;
+    uint32_t bad_cmds;
+    union vl_sockaddr peer;
+    char peer_ip[64];
+    char helo[VL_SMTP_CMD_LINE_BYTES_MAX];
+    /* the open transaction */
+    char from[VL_SMTP_PATH_BYTES_MAX + 1];
+    uint32_t rcpt_n;
+    char (*rcpts)[VL_SMTP_PATH_BYTES_MAX + 1];   /* rcpts_per_msg_max entries */
+    uint8_t *body;
+    size_t body_len, body_cap;
+    struct smtp_server_reply pend;               /* the answer being prepared */
+    enum smtp_server_cmd pend_cmd;
+    struct inj_job job;
+    bool dot_ready;               /* the dot's answer waits for a send to finish */
+    bool tls_start;               /* STARTTLS 220 being sent: the handshake next */
+    struct tls_stream *tls;       /* after STARTTLS; NULL = plaintext */
+    uint8_t auth_step;            /* INJ_AUTH_*: the SASL exchange in progress */
+    bool authed;                  /* AUTH answered 235: may relay */
+    char auth_user[INJ_AUTH_FIELD_MAX + 1];   /* LOGIN's user, then the authenticated one */
+    char in_buf[INJ_IN_BYTES];
+    char out[INJ_OUT_BYTES];
+};
+
+struct inject {
+    const struct vl_config *cfg;
+    struct vl_queue *q;
+    struct smtp_server_conf sconf;
+    struct tls_ctx *tls_ctx;      /* --tls-cert: STARTTLS offered; NULL = not */
+    struct inj_auth *auth;        /* --auth-file: AUTH offered (after TLS); NULL = not */
+    struct rx *rx;
+    pthread_t thread;
+    bool thread_started;
+    int lfd[VL_LISTEN_MAX];
+    struct inj_listener { struct inject *in; bool tls; } lst[VL_LISTEN_MAX];
+    unsigned lfd_n;
+    atomic_bool quit;
+    int setup_rc;
+    pthread_mutex_t setup_mu;
+    pthread_cond_t setup_cv;
+    bool setup_done;
+    struct inj_sess *sess;        /* INJ_SESSIONS_MAX */
+    uint32_t *free_idx;
+    uint32_t free_n;
+    atomic_uint_fast64_t storage_fail_ms;   /* wall ms of the last failed commit */
+    /* commit workers (inject_commit.c) */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct inj_job *todo, **todo_tail;
+    struct inj_job *done;
+    bool workers_quit;
+    unsigned workers_n;
+    pthread_t workers[INJ_WORKERS];
+    atomic_uint_fast64_t seq;     /* Message-ID / Received id uniqueness */
+    uint64_t accepted, refused;   /* messages answered 250 / not (intake thread) */
+};
+
+/* inject_session.c */
+/** A new connection on @p fd; @p tls: implicit TLS (handshake before the greeting). */
+void inj_sess_start(struct inject *in, int fd, bool tls);
+/** A commit worker finished s->job: answer the dot and go on. */
+void inj_sess_job_done(struct inj_sess *s);
+
+/* inject_commit.c */
+int inj_commit_init(struct inject *in);
+/** Stop the workers once the jobs queued are done. */
+void inj_commit_fini(struct inject *in);
+/** Queue @p s's complete message (s->job.*). Completion: s goes on in->done
+ *  and the reactor is woken (inject.c calls inj_sess_job_done). */
+void inj_commit_submit(struct inject *in, struct inj_sess *s);
+/** Take the finished jobs (a list through ->next). */
+struct inj_job *inj_commit_take_done(struct inject *in);
+
+#endif

@@ -1,0 +1,285 @@
+"""inject_policy.py - the SMTP intake's policy and limits: who may relay
+(loopback by default, --allow NET replaces it), --max-msg-size (552 5.3.4),
+--max-rcpts-per-msg (452 4.5.3), command line length (500 5.5.2),
+--max-conns-per-ip (421 4.7.0), --intake-timeout (421 4.4.2, also mid-DATA),
+too many bad commands (421 4.7.0), smuggling attempts (bare LF, '\\n.\\n',
+'\\r.\\r': 550 5.6.0 after the real end, nothing queued, nothing smuggled), a
+client that vanishes mid-DATA (nothing queued). Each case ends by checking
+what reached the sink: exactly the messages that got a 250.
+INJECT_CASE=name runs one case."""
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from inject_lib import Intake, QUEUED_RE, check, run_cases, txn  # noqa: E402
+
+MSG = (b"Date: Sun, 06 Dec 2026 05:00:00 +0000\r\nMessage-ID: <p@src.test>\r\n"
+       b"From: s@src.test\r\nSubject: policy\r\n\r\nbody\r\n")
+
+
+def settle(it, n, what):
+    """Exactly n messages delivered (waits for n, then a little for strays)."""
+    if n:
+        it.wait_saved(n, what)
+    time.sleep(0.3)
+    got = len(it.saved())
+    check(got == n, "%s: %d message(s) reached the sink, expected %d" % (what, got, n))
+
+
+def hello(c):
+    c.expect(220, "greeting")
+    c.send("EHLO client.test")
+    return c.expect(250, "EHLO")
+
+
+def case_relay_default_loopback():
+    it = Intake()
+    try:
+        c = it.client(src="127.0.0.2")
+        hello(c)
+        code, lines = txn(c, "s@src.test", ["r@dst.test"], MSG, ehlo=None)
+        check(code == 250, "loopback 127.0.0.2 may relay by default: %s %r" % (code, lines))
+        settle(it, 1, "default loopback")
+    finally:
+        it.close()
+
+
+def case_relay_denied():
+    it = Intake(["--allow", "127.0.0.1/32"])
+    try:
+        c = it.client(src="127.0.0.2")
+        hello(c)
+        c.send("MAIL FROM:<s@src.test>")
+        c.expect(250, "MAIL")
+        c.send("RCPT TO:<r@dst.test>")
+        lines = c.expect(554, "RCPT from a client outside --allow")
+        check(lines[0].startswith("554 5.7.1"), "relay denial text: %r" % lines)
+        c.send("DATA")
+        got, lines = c.reply()
+        check(got in (503, 554), "DATA with no recipient: %s %r" % (got, lines))
+        c.close()
+        ok = it.client(src="127.0.0.1")
+        hello(ok)
+        code, lines = txn(ok, "s@src.test", ["r@dst.test"], MSG, ehlo=None)
+        check(code == 250, "127.0.0.1 is in --allow: %s %r" % (code, lines))
+        settle(it, 1, "relay denied")
+    finally:
+        it.close()
+
+
+def case_relay_allow_net():
+    it = Intake(["--allow", "10.0.0.0/8", "--allow", "127.0.0.0/30"])
+    try:
+        c = it.client(src="127.0.0.2")                 # inside 127.0.0.0/30
+        hello(c)
+        code, _ = txn(c, "s@src.test", ["r@dst.test"], MSG, ehlo=None)
+        check(code == 250, "127.0.0.2 is inside 127.0.0.0/30")
+        d = it.client(src="127.0.0.5")                 # outside
+        hello(d)
+        d.send("MAIL FROM:<s@src.test>", "RCPT TO:<r@dst.test>")
+        d.expect(250, "MAIL")
+        d.expect(554, "127.0.0.5 is outside every --allow")
+        settle(it, 1, "allow net")
+    finally:
+        it.close()
+
+
+def case_size():
+    it = Intake(["--max-msg-size", "10k"])
+    try:
+        c = it.client()
+        lines = hello(c)
+        check("250-SIZE 10240" in lines or "250 SIZE 10240" in lines, "SIZE: %r" % lines)
+        c.send("MAIL FROM:<s@src.test> SIZE=20000")
+        lines = c.expect(552, "MAIL SIZE= over the limit")
+        check(lines[0].startswith("552 5.3.4"), "text: %r" % lines)
+        big = MSG + b"x" * 70 + b"\r\n"
+        big = big + (b"y" * 70 + b"\r\n") * 200
+        code, lines = txn(c, "s@src.test", ["r@dst.test"], big, ehlo=None)
+        check(code == 552 and lines[0].startswith("552 5.3.4"), "big message: %s %r" % (code, lines))
+        code, lines = txn(c, "s@src.test", ["r@dst.test"], MSG, ehlo=None)
+        check(code == 250, "the session goes on after 552: %s %r" % (code, lines))
+        settle(it, 1, "size")
+    finally:
+        it.close()
+
+
+def case_rcpts():
+    it = Intake(["--max-rcpts-per-msg", "3"])
+    try:
+        c = it.client()
+        hello(c)
+        c.send("MAIL FROM:<s@src.test>")
+        c.expect(250, "MAIL")
+        for i in range(3):
+            c.send("RCPT TO:<r%d@dst.test>" % i)
+            c.expect(250, "RCPT %d" % i)
+        c.send("RCPT TO:<r9@dst.test>")
+        lines = c.expect(452, "RCPT past the cap")
+        check(lines[0].startswith("452 4.5.3"), "text: %r" % lines)
+        c.send("DATA")
+        c.expect(354, "DATA")
+        c.send_raw(MSG + b".\r\n")
+        c.expect(250, "dot")
+        settle(it, 1, "rcpts")                  # one domain: one transaction, 3 RCPTs
+        got = sorted(r for s in it.saved() for r in s["rcpts"])
+        check(got == ["r0@dst.test", "r1@dst.test", "r2@dst.test"], "recipients: %r" % got)
+    finally:
+        it.close()
+
+
+def case_line_length():
+    it = Intake()
+    try:
+        c = it.client()
+        hello(c)
+        c.send("MAIL FROM:<" + "a" * 600 + "@src.test>")
+        lines = c.expect(500, "over-long command line")
+        check(lines[0].startswith("500 5.5.2"), "text: %r" % lines)
+        c.send("NOOP")
+        c.expect(250, "NOOP after an over-long line")
+    finally:
+        it.close()
+
+
+def case_conns_per_ip():
+    it = Intake(["--max-conns-per-ip", "2"])
+    try:
+        a, b = it.client(), it.client()
+        a.expect(220, "first")
+        b.expect(220, "second")
+        c = it.client()
+        lines = c.expect(421, "third connection from one address")
+        check(lines[0].startswith("421 4.7.0"), "text: %r" % lines)
+        check(c.closed(), "not closed after 421")
+        d = it.client(src="127.0.0.3")                 # another address is fine
+        d.expect(220, "other address")
+        a.send("QUIT")
+        a.expect(221, "QUIT")
+        a.closed()
+        time.sleep(0.2)
+        e = it.client()
+        e.expect(220, "after one left")
+    finally:
+        it.close()
+
+
+def case_deadline():
+    it = Intake(["--intake-timeout", "1s"])
+    try:
+        c = it.client()
+        hello(c)
+        t0 = time.monotonic()
+        lines = c.expect(421, "idle client")
+        took = time.monotonic() - t0
+        check(lines[0].startswith("421 4.4.2"), "text: %r" % lines)
+        check(0.8 <= took <= 5, "deadline after %.2fs, expected about 1s" % took)
+        check(c.closed(), "not closed after the deadline")
+        d = it.client()                                  # mid-DATA: nothing queued
+        hello(d)
+        d.send("MAIL FROM:<s@src.test>", "RCPT TO:<r@dst.test>", "DATA")
+        d.expect(250, "MAIL")
+        d.expect(250, "RCPT")
+        d.expect(354, "DATA")
+        d.send_raw(MSG[:40])
+        d.expect(421, "stalled DATA")
+        settle(it, 0, "deadline")
+    finally:
+        it.close()
+
+
+def case_bad_commands():
+    it = Intake()
+    try:
+        c = it.client()
+        hello(c)
+        codes = []
+        for i in range(30):
+            c.send("BOGUS %d" % i)
+            got, lines = c.reply()
+            codes.append(got)
+            if got is None or got == 421:
+                break
+        check(codes[-1] == 421 and len(codes) <= 22, "bad commands: %r" % codes)
+        check(c.closed(), "not closed after too many errors")
+    finally:
+        it.close()
+
+
+def smuggle(it, payload, what):
+    """payload inside DATA; then the real end. The dot gets 550 5.6.0 and the
+    smuggled MAIL/RCPT/DATA after the fake end are never executed."""
+    c = it.client()
+    hello(c)
+    c.send("MAIL FROM:<s@src.test>", "RCPT TO:<r@dst.test>", "DATA")
+    c.expect(250, "MAIL")
+    c.expect(250, "RCPT")
+    c.expect(354, "DATA")
+    c.send_raw(MSG + payload + b"MAIL FROM:<evil@src.test>\r\nRCPT TO:<smuggled@dst.test>\r\n"
+               b"DATA\r\nsmuggled\r\n.\r\n")
+    code, lines = c.reply()
+    check(code == 550 and lines[0].startswith("550 5.6.0"),
+          "%s: the end of data got %s %r" % (what, code, lines))
+    c.send("NOOP")
+    c.expect(250, "%s: next reply is NOOP's (nothing smuggled)" % what)
+
+
+def case_smuggling():
+    it = Intake()
+    try:
+        smuggle(it, b"x\n.\n", "bare LF dot")
+        smuggle(it, b"x\r.\r", "bare CR dot")
+        smuggle(it, b"x\r\n.\n", "CRLF dot LF")
+        settle(it, 0, "smuggling")
+        check(not any("smuggled" in r for s in it.saved() for r in s["rcpts"]), "smuggled rcpt")
+    finally:
+        it.close()
+
+
+def case_vanish_mid_data():
+    it = Intake()
+    try:
+        c = it.client()
+        hello(c)
+        c.send("MAIL FROM:<s@src.test>", "RCPT TO:<gone@dst.test>", "DATA")
+        c.expect(250, "MAIL")
+        c.expect(250, "RCPT")
+        c.expect(354, "DATA")
+        c.send_raw(MSG + b"half a line")
+        c.close()
+        d = it.client()
+        hello(d)
+        code, lines = txn(d, "s@src.test", ["kept@dst.test"], MSG, ehlo=None)
+        check(code == 250, "after a vanished client: %s %r" % (code, lines))
+        qid = QUEUED_RE.search(lines[0]).group(1)
+        settle(it, 1, "vanish")
+        check(it.saved()[0]["rcpts"] == ["kept@dst.test"], "wrong message delivered")
+        check(it.wait_logged([qid]) == {qid}, "log names another message")
+    finally:
+        it.close()
+
+
+def case_bad_addresses():
+    it = Intake()
+    try:
+        c = it.client()
+        hello(c)
+        c.send("MAIL FROM:<s@src.test>")
+        c.expect(250, "MAIL")
+        c.send("RCPT TO:<postmaster>")
+        got, lines = c.reply()
+        check(got == 553, "RCPT without a domain: %s %r" % (got, lines))
+        c.send("RCPT TO:<a..b@dst.test>")
+        got, lines = c.reply()
+        check(got in (501, 553), "bad local part: %s %r" % (got, lines))
+    finally:
+        it.close()
+
+
+run_cases([("relay_default_loopback", case_relay_default_loopback),
+           ("relay_denied", case_relay_denied), ("relay_allow_net", case_relay_allow_net),
+           ("size", case_size), ("rcpts", case_rcpts), ("line_length", case_line_length),
+           ("conns_per_ip", case_conns_per_ip), ("deadline", case_deadline),
+           ("bad_commands", case_bad_commands), ("smuggling", case_smuggling),
+           ("vanish_mid_data", case_vanish_mid_data), ("bad_addresses", case_bad_addresses)])
