@@ -280,6 +280,8 @@ size_t vl_dlog_format(const struct vl_dlog_event *ev, char *out, size_t cap)
         snprintf(tmp, sizeof tmp, ",\"code\":%d", ev->code);
         log_puts(&o, tmp);
     }
+    if (ev->local)
+        log_puts(&o, ",\"local\":true");
     log_field_str(&o, "status", ev->status, 16);
     log_field_str(&o, "reply", ev->reply, 1024);
     snprintf(tmp, sizeof tmp, ",\"attempt\":%u", ev->attempt);

@@ -10,6 +10,7 @@
 #define VOLLEY_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,6 +48,8 @@ struct vl_dlog_event {
     const char *reply;       /* reply text, may be NULL; escaped and capped */
     uint32_t attempt;
     const char *tls;         /* protocol name or NULL */
+    bool local;              /* decided here, not replied by the remote: "local":true
+                                (code and status are then ours, not the server's) */
 };
 
 #define VL_DLOG_BUF_BYTES (64u * 1024u)

@@ -28,6 +28,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -44,6 +45,7 @@ struct enq_rcpts {
     char **v;
     size_t n, cap;
     unsigned problems;           /* invalid recipients seen */
+    size_t utf8;                 /* recipients with a UTF-8 address (need SMTPUTF8) */
 };
 
 static unsigned enq_problems_total;
@@ -81,6 +83,7 @@ static int enq_rcpt_add(struct enq_rcpts *r, const char *s, size_t len, const ch
         enq_problem(file, line, "more than %u recipients", VL_RCPTS_PER_MSG_MAX);
         return -1;
     }
+    r->utf8 += a.utf8;
     if (r->n == r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 64;
         char **v = realloc(r->v, cap * sizeof *v);
@@ -379,6 +382,23 @@ int cli_enqueue_main(int argc, char **argv)
     return cli_enqueue_run(argc, argv, "enqueue", stdout);
 }
 
+/* UTF-8 addresses are queued (RFC 6531), but only a receiver offering SMTPUTF8
+ * takes them; elsewhere volley bounces them itself (553 5.6.7, logged as a
+ * local decision). Say so now rather than at the bounce. */
+static void enq_utf8_warn(const char *cmd, const char *from, const struct enq_rcpts *r)
+{
+    struct vl_addr a;
+    bool from_utf8 = from[0] && vl_addr_parse(from, strlen(from), &a, NULL) == 0 && a.utf8;
+    if (from_utf8)
+        fprintf(stderr, "volley %s: warning: the sender is a UTF-8 address: receivers "
+                "without SMTPUTF8 cannot take this message (it bounces 5.6.7)\n", cmd);
+    else if (r->utf8)
+        fprintf(stderr, "volley %s: warning: %zu recipient%s UTF-8 address%s: a receiver "
+                "without SMTPUTF8 cannot take %s (bounce 5.6.7)\n", cmd, r->utf8,
+                r->utf8 == 1 ? " has a" : "s have", r->utf8 == 1 ? "" : "es",
+                r->utf8 == 1 ? "it" : "them");
+}
+
 int cli_enqueue_run(int argc, char **argv, const char *cmd, FILE *human)
 {
     struct enq_opts o = { .data = CLI_DATA_DIR_DEFAULT, .cmd = cmd, .human = human };
@@ -409,6 +429,7 @@ int cli_enqueue_run(int argc, char **argv, const char *cmd, FILE *human)
         fprintf(stderr, "volley %s: skipped %u invalid recipient%s\n", cmd, r.problems,
                 r.problems == 1 ? "" : "s");
     }
+    enq_utf8_warn(cmd, from, &r);
     rc = enq_dedupe(&o, &r) < 0 ? VL_EXIT_FAIL : enq_queue(&o, from, &r, &m);
 done:
     for (size_t i = 0; i < r.n; i++)

@@ -197,7 +197,7 @@ static void commit_log_outcome(struct committer *com, const struct ledger_outcom
                                                                  : names[e->o.state],
         .mx = e->mx, .ip = e->ip, .code = e->o.code,
         .status = e->status, .reply = e->text, .attempt = e->rcpt->attempts + 1,
-        .tls = e->tls,
+        .tls = e->tls, .local = e->local,
     };
     vl_dlog_add(com->dlog, &ev);
 }

@@ -332,11 +332,31 @@ def item9_long_lines(c):
     check(not os.path.exists(c.path("q2")), "queue created by a refused enqueue")
 
 
+
+def item8_utf8_local_decision(c):
+    """A UTF-8 recipient: enqueue warns; a receiver without SMTPUTF8 means a
+    bounce volley decides itself, and the log marks it "local":true (it must
+    not look like the server's reply), while the remote's 250 carries no mark."""
+    route = c.start_sink()
+    rf = c.write("r.txt", "j\u00f6rg@dest.test\na@dest.test\n")
+    r = c.volley(*send_args(c, route, rf, c.write("m.eml", MSG), "--log", c.path("log.json")))
+    expect(r, 0, "send to a UTF-8 recipient")
+    check("warning: 1 recipient has a UTF-8 address" in r.stderr and "5.6.7" in r.stderr,
+          "no UTF-8 warning at injection: %r" % r.stderr)
+    with open(c.path("log.json")) as f:
+        ev = {e["rcpt"]: e for e in map(json.loads, f)}
+    u = ev.get("j\u00f6rg@dest.test")
+    check(u and u["event"] == "bounced" and u["status"] == "5.6.7" and u.get("local") is True,
+          "UTF-8 recipient's line: %r" % u)
+    a = ev.get("a@dest.test")
+    check(a and a["event"] == "delivered" and "local" not in a, "ASCII recipient's line: %r" % a)
+
 CASES = [
     ("item5_duplicate_recipients", item5_duplicate_recipients),
     ("item7_run_starts_empty", item7_run_starts_empty),
     ("item8_log_stdout", item8_log_stdout),
     ("item8_from_empty", item8_from_empty),
+    ("item8_utf8_local_decision", item8_utf8_local_decision),
     ("item8_send_bogus", item8_send_bogus),
     ("item8_help_lists_queue_check", item8_help_lists_queue_check),
     ("item8_queue_sub_help", item8_queue_sub_help),
