@@ -504,6 +504,7 @@ static void test_item6_v1_records_still_work(void **state)
     assert_int_equal(vl_queue_check(f->q, &chk), 0);
     assert_int_equal(chk.problems, 0);
     b = NULL;
+    s = vl_queue_shard(f->q, k);       /* raw() closed and reopened the queue */
     assert_int_equal(vl_queue_lease(s, T0 + 1000, 100, &b), 2);
     struct vl_queue_outcome d[2];
     for (int i = 0; i < 2; i++)
