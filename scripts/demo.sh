@@ -4,7 +4,8 @@
 # (dnsmasq on loopback) that gives 50 demo domains their MX records (the sinks
 # offer STARTTLS with a throwaway self-signed certificate), send the
 # embedded sample campaign (scripts/demo/campaign.eml) to 10,000 recipients
-# with `volley send`, and print the outcome. Everything runs on loopback and
+# through volley's SMTP listener (`volley run --listen`: the engine that takes
+# mail in and delivers it, in one process), and print the outcome. Everything runs on loopback and
 # is stopped by PID at the end; the queue and logs stay in ./demo-out.
 # The MX records point at 127.0.0.x, which volley refuses by default (its
 # destination policy: public addresses only), hence --allow-dest loopback.
@@ -68,10 +69,55 @@ pids+=("$dpid")
 # The campaign: n recipients over 50 domains.
 awk -v n="$n" 'BEGIN { for (i = 1; i <= n; i++) printf "reader%d@demo%d.test\n", i, i % 50 }' \
     >"$out/recipients.txt"
-echo "== volley send: $n recipients over 50 domains, MX via dnsmasq on 127.0.0.1:$dport"
-"$volley" send --data "$out/queue" --from news@sender.example --rcpts "$out/recipients.txt" \
+echo "== volley run --listen: the engine, with its SMTP front door on 127.0.0.1"
+"$volley" run --data "$out/queue" --shards 2 --listen 127.0.0.1:0 \
     --dns "127.0.0.1:$dport" --mx-port "$port" --allow-dest loopback --max-rcpts 1 \
-    --log "$out/delivery.json" scripts/demo/campaign.eml
+    --log "$out/delivery.json" 2>"$out/run.log" &
+rpid=$!
+pids+=("$rpid")
+lport=""
+for _ in $(seq 1 100); do
+    lport=$(sed -n 's/^volley run: listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$out/run.log")
+    [ -n "$lport" ] && break
+    kill -0 "$rpid" 2>/dev/null || break
+    sleep 0.1
+done
+[ -n "$lport" ] || { echo "demo.sh: volley run did not start (see $out/run.log)" >&2; exit 1; }
+
+echo "== SMTP injection: $n recipients over 50 domains, 100 per message, to 127.0.0.1:$lport"
+python3 - "$lport" "$out/recipients.txt" scripts/demo/campaign.eml <<'PY'
+import smtplib, sys, time
+port, rcpts = int(sys.argv[1]), open(sys.argv[2]).read().split()
+body = open(sys.argv[3], "rb").read().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+t0, ids = time.monotonic(), []
+def need(reply, what):
+    if reply[0] != 250:
+        sys.exit("demo.sh: %s: the listener answered %d %s" % (what, reply[0], reply[1].decode()))
+
+with smtplib.SMTP("127.0.0.1", port, timeout=60) as s:
+    need(s.ehlo("demo.client.example"), "EHLO")
+    for i in range(0, len(rcpts), 100):           # --max-rcpts-per-msg: 100 by default
+        need(s.mail("news@sender.example"), "MAIL")
+        for r in rcpts[i:i + 100]:
+            need(s.rcpt(r), "RCPT " + r)
+        code, text = s.data(body)
+        need((code, text), "DATA")
+        ids.append(text.decode().split()[-1])
+print("injected %d messages (%d recipients) in %.2f s; last 250: queued as %s"
+      % (len(ids), len(rcpts), time.monotonic() - t0, ids[-1]))
+PY
+
+echo "== waiting for delivery (volley queue stats, at most 120 s)"
+for _ in $(seq 1 240); do
+    left=$("$volley" queue stats --data "$out/queue" --json |
+           python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["ready"] + d["deferred"])')
+    [ "$left" = 0 ] && break
+    sleep 0.5
+done
+kill -TERM "$rpid"
+wait "$rpid" || true
+echo "== volley run's own words ($out/run.log)"
+grep -v "^volley: level=" "$out/run.log" | tail -n 4
 
 echo "== a few delivery-log lines ($out/delivery.json)"
 head -n 3 "$out/delivery.json"
