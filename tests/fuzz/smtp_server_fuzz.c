@@ -123,8 +123,11 @@ static void answer(struct session *s, const struct smtp_server_event *ev)
     }
     if (after == SMTP_SERVER_AFTER_CLOSE)
         s->closed = true;
-    if (after == SMTP_SERVER_AFTER_STARTTLS)
-        smtp_server_tls_started(&s->srv);
+    if (after == SMTP_SERVER_AFTER_STARTTLS) {
+        smtp_server_tls_started(&s->srv);   /* RFC 3207 4.2: the transaction is gone */
+        s->body_len = s->msg_start;
+        s->msg_body = 0;
+    }
 }
 
 static void feed(struct session *s, const char *in, size_t len)
