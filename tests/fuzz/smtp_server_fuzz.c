@@ -117,7 +117,10 @@ static void answer(struct session *s, const struct smtp_server_event *ev)
     }
     if (ev->cmd == SMTP_SCMD_DOT)
         s->in_data = false;
-    if (ev->cmd == SMTP_SCMD_MAIL && r.code / 100 == 2) {
+    /* A new transaction, or the old one reset (RFC 5321 4.1.4: EHLO and HELO
+     * reset it like RSET): forget what the machine forgot. */
+    if ((ev->cmd == SMTP_SCMD_MAIL || ev->cmd == SMTP_SCMD_EHLO || ev->cmd == SMTP_SCMD_HELO
+         || ev->cmd == SMTP_SCMD_RSET) && r.code / 100 == 2) {
         s->body_len = s->msg_start;             /* a new transaction: forget a refused one */
         s->msg_body = 0;
     }
