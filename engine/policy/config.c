@@ -211,7 +211,7 @@ static int config_listen(const char *v, struct vl_hostport *hp, const char **why
 
 enum config_kind { CK_FLAG, CK_STR, CK_UINT, CK_PORT, CK_DUR, CK_ROUTE, CK_SCALE, CK_HOSTPORT,
                    CK_TLS, CK_ALLOW, CK_LISTEN, CK_NET, CK_SIZE,
-                   CK_LISTEN_TLS };
+                   CK_LISTEN_TLS, CK_DKIM };
 
 struct config_opt {
     const char *name;
@@ -260,6 +260,10 @@ static const struct config_opt config_opts[] = {
     { "--tls-cert",        CK_STR,      OFF(tls_cert), 0, 0 },
     { "--tls-key",         CK_STR,      OFF(tls_key), 0, 0 },
     { "--auth-file",       CK_STR,      OFF(auth_file), 0, 0 },
+    { "--dkim",            CK_DKIM,     0, 0, 0 },   /* dkim_opts.c */
+    { "--dkim-canon",      CK_DKIM,     0, 0, 0 },
+    { "--dkim-expire",     CK_DKIM,     0, 0, 0 },
+    { "--dkim-headers",    CK_DKIM,     0, 0, 0 },
 };
 #undef OFF
 
@@ -275,6 +279,7 @@ static int config_set(struct vl_config *c, const char *cmd, const struct config_
     case CK_FLAG:  *(bool *)field = true; return 0;
     case CK_STR:   *(const char **)field = v; return 0;
     case CK_ROUTE: return config_route(c, cmd, v);
+    case CK_DKIM:  return vl_dkim_opt_parse(&c->dkim, cmd, o->name, v) < 0 ? -1 : 0;
     case CK_UINT:
     case CK_PORT:
         if (config_uint(v, o->lo, o->hi, &u) != 0)

@@ -40,6 +40,35 @@ enum vl_tls_level {
     VL_TLS_NONE,          /* never send STARTTLS */
 };
 
+/* DKIM signing options (issue 13; keys are loaded by engine/dkim/dkim.h). */
+#define VL_DKIM_KEYS_MAX          16u  /* policy: --dkim keys (two per domain for dual signing) */
+#define VL_DKIM_HEADERS_MAX       64u  /* policy: header names in --dkim-headers */
+#define VL_DKIM_SELECTOR_BYTES_MAX 64u /* policy: a selector is one or more DNS labels */
+struct vl_dkim_key_opt {
+    char domain[VL_SMTP_DOMAIN_BYTES_MAX + 1];    /* lowercased signing domain (d=) */
+    char selector[VL_DKIM_SELECTOR_BYTES_MAX];    /* s= */
+    const char *key_path;                         /* PEM private key (RSA >= 2048 or Ed25519) */
+};
+struct vl_dkim_opts {
+    unsigned key_count;               /* --dkim DOMAIN:SELECTOR:KEYFILE, repeatable */
+    struct vl_dkim_key_opt keys[VL_DKIM_KEYS_MAX];
+    bool canon_hdr_simple;            /* --dkim-canon HDR/BODY: default relaxed/relaxed */
+    bool canon_body_simple;
+    uint64_t expire_ms;               /* --dkim-expire DURATION: x= = t= + this; 0 = no x= */
+    const char *headers;              /* --dkim-headers A:B:C: names to sign (NULL = default);
+                                         From is always signed and over-signed */
+};
+
+/** Parse one DKIM option (@p name: "--dkim", "--dkim-canon", "--dkim-expire",
+ *  "--dkim-headers") with value @p v into @p o. @p v must outlive @p o.
+ *  @return 1 when applied, 0 when @p name is not a DKIM option, -1 after
+ *  printing "volley CMD: <what is wrong>" on stderr. */
+int vl_dkim_opt_parse(struct vl_dkim_opts *o, const char *cmd, const char *name, const char *v);
+/** Usage text of the DKIM options. */
+extern const char vl_dkim_usage[];
+
+struct dkim_signer;                   /* engine/dkim/dkim.h */
+
 struct vl_config {
     const char *data_dir;             /* default ./volley-data */
     unsigned shards;                  /* 0 = not given: recorded count, else cores */
@@ -97,6 +126,11 @@ struct vl_config {
     const char *tls_key;              /* --tls-key FILE: its key (default: the cert file) */
     const char *auth_file;            /* --auth-file FILE: "user:crypt-hash" lines; AUTH PLAIN
                                          LOGIN offered after STARTTLS (needs --tls-cert) */
+    /* DKIM signing (issue 13): the options, and the keys the CLI loaded from them
+       before any thread starts (NULL: no signing). Messages accepted by --listen are
+       signed once, at intake, by the From: domain's keys. */
+    struct vl_dkim_opts dkim;
+    const struct dkim_signer *dkim_signer;
     char ehlo_buf[256];
 };
 

@@ -1,0 +1,62 @@
+/* dkim_opts_test.c - the --dkim* options: accepted forms and the errors named. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "volley/config.h"
+
+static void test_dkim_key_option(void **state)
+{
+    (void)state;
+    struct vl_dkim_opts o = { 0 };
+    assert_int_equal(vl_dkim_opt_parse(&o, "run", "--dkim", "Example.COM:s2026:/k/rsa.pem"), 1);
+    assert_int_equal(o.key_count, 1);
+    assert_string_equal(o.keys[0].domain, "example.com");
+    assert_string_equal(o.keys[0].selector, "s2026");
+    assert_string_equal(o.keys[0].key_path, "/k/rsa.pem");
+    assert_int_equal(vl_dkim_opt_parse(&o, "run", "--dkim", "example.com:ed.2026:k:with:colons"),
+                     1);
+    assert_string_equal(o.keys[1].key_path, "k:with:colons");
+    static const char *const bad[] = {
+        "example.com", "example.com:sel", "example.com:sel:", ":sel:k", "example.com::k",
+        "exa mple.com:sel:k", "example.com:s el:k", "example.com:.s:k", "example.com:s2026:x",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (vl_dkim_opt_parse(&o, "run", "--dkim", bad[i]) != -1)
+            fail_msg("--dkim '%s' accepted", bad[i]);
+    assert_int_equal(o.key_count, 2);
+    assert_int_equal(vl_dkim_opt_parse(&o, "run", "--route", "x"), 0);   /* not ours */
+}
+
+static void test_dkim_other_options(void **state)
+{
+    (void)state;
+    struct vl_dkim_opts o = { 0 };
+    assert_int_equal(vl_dkim_opt_parse(&o, "send", "--dkim-canon", "simple/relaxed"), 1);
+    assert_true(o.canon_hdr_simple);
+    assert_false(o.canon_body_simple);
+    assert_int_equal(vl_dkim_opt_parse(&o, "send", "--dkim-canon", "relaxed"), 1);
+    assert_false(o.canon_hdr_simple);
+    assert_true(o.canon_body_simple);                 /* RFC 6376 3.5: body defaults simple */
+    assert_int_equal(vl_dkim_opt_parse(&o, "send", "--dkim-canon", "loose/simple"), -1);
+    assert_int_equal(vl_dkim_opt_parse(&o, "send", "--dkim-expire", "7d"), 1);
+    assert_int_equal(o.expire_ms, 7ull * 86400 * 1000);
+    assert_int_equal(vl_dkim_opt_parse(&o, "send", "--dkim-expire", "10ms"), -1);
+    assert_int_equal(vl_dkim_opt_parse(&o, "send", "--dkim-headers", "From:To:X-Campaign"), 1);
+    assert_string_equal(o.headers, "From:To:X-Campaign");
+    assert_int_equal(vl_dkim_opt_parse(&o, "send", "--dkim-headers", "From::To"), -1);
+    assert_int_equal(vl_dkim_opt_parse(&o, "send", "--dkim-headers", "From:T o"), -1);
+    assert_int_equal(vl_dkim_opt_parse(&o, "send", "--dkim-headers", ""), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dkim_key_option),
+        cmocka_unit_test(test_dkim_other_options),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
