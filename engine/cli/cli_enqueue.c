@@ -3,8 +3,8 @@
  * then queue it durably (exit 0 only after the commit).
  *
  *   volley enqueue [--data DIR] [--shards N] [--skip-invalid] [--fold-local-case]
- *                  [--long-lines encode|refuse] --from ADDR
- *                  (--to ADDR ... | --rcpts FILE) MESSAGE.eml
+ *                  [--long-lines encode|refuse] [--dkim DOMAIN:SELECTOR:KEYFILE ...]
+ *                  --from ADDR (--to ADDR ... | --rcpts FILE) MESSAGE.eml
  *
  * Any bad input rejects the whole enqueue: each problem is printed as
  * "file:line: reason" (the first 20, then "... and N more"), exit 2, nothing
@@ -15,9 +15,15 @@
  * local part as written, or ignoring case with --fold-local-case); the count
  * dropped is reported on stderr. A body line over 998 octets is re-encoded as
  * quoted-printable (--long-lines encode, the default) or refused (refuse).
+ *
+ * --dkim: the normalised message is DKIM-signed once, here, by the keys of its
+ * From: domain (engine/dkim), and the signatures are stored with the body. A
+ * key that does not load stops the enqueue (exit 2, nothing queued).
  */
 #include "cli.h"
+#include "cli_dkim.h"
 #include "cli_queue.h"
+#include "dkim.h"
 #include "msg.h"
 #include "addr_dedupe.h"
 
@@ -189,6 +195,7 @@ struct enq_opts {
     FILE *human;                 /* where the "queued ..." line goes */
     unsigned shards;
     int skip_invalid, fold_local, long_lines_refuse;
+    struct vl_dkim_opts dkim;    /* --dkim* (config.h) */
 };
 
 static void enq_usage(FILE *f)
@@ -205,6 +212,7 @@ static void enq_usage(FILE *f)
           "                         its MIME part as quoted-printable; 'refuse' rejects\n"
           "  --data DIR             queue directory (default " CLI_DATA_DIR_DEFAULT ")\n"
           "  --shards N             shard count when the queue is created\n", f);
+    fputs(vl_dkim_usage, f);
 }
 
 /* Parse argv; --to addresses go straight into @p r. @return -1 on usage error. */
@@ -216,6 +224,9 @@ static int enq_args(int argc, char **argv, struct enq_opts *o, struct enq_rcpts 
         { "shards", required_argument, NULL, 's' }, { "skip-invalid", no_argument, NULL, 'k' },
         { "fold-local-case", no_argument, NULL, 'F' },
         { "long-lines", required_argument, NULL, 'L' },
+        { "dkim", required_argument, NULL, 'K' }, { "dkim-canon", required_argument, NULL, 'C' },
+        { "dkim-expire", required_argument, NULL, 'X' },
+        { "dkim-headers", required_argument, NULL, 'H' },
         { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
     };
     int c, ntos = 0;
@@ -225,6 +236,13 @@ static int enq_args(int argc, char **argv, struct enq_opts *o, struct enq_rcpts 
     while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
         switch (c) {
         case 'F': o->fold_local = 1; break;
+        case 'K': case 'C': case 'X': case 'H': {
+            const char *name = c == 'K' ? "--dkim" : c == 'C' ? "--dkim-canon"
+                             : c == 'X' ? "--dkim-expire" : "--dkim-headers";
+            if (vl_dkim_opt_parse(&o->dkim, o->cmd, name, optarg) < 0)
+                return -1;
+            break;
+        }
         case 'L':
             if (strcmp(optarg, "encode") && strcmp(optarg, "refuse")) {
                 fprintf(stderr, "volley %s: --long-lines '%s': want encode or refuse\n",
@@ -377,6 +395,21 @@ static int enq_dedupe(const struct enq_opts *o, struct enq_rcpts *r)
     return 0;
 }
 
+/* DKIM-sign the normalised message once (its signatures are stored with it). */
+static int enq_sign(const struct enq_opts *o, const struct dkim_signer *s, struct msg_result *m)
+{
+    if (!s)
+        return 0;
+    int n = dkim_sign_msg(s, m, vl_clock_wall_ms() / 1000);
+    if (n < 0)
+        fprintf(stderr, "volley %s: %s: cannot DKIM-sign: %s\n", o->cmd, o->msg_file,
+                vl_strerror(n));
+    else if (n == 0)
+        fprintf(stderr, "volley %s: warning: %s: no --dkim key for its From: domain (or a "
+                "parent): queued unsigned\n", o->cmd, o->msg_file);
+    return n < 0 ? -1 : 0;
+}
+
 int cli_enqueue_main(int argc, char **argv)
 {
     return cli_enqueue_run(argc, argv, "enqueue", stdout);
@@ -406,8 +439,9 @@ int cli_enqueue_run(int argc, char **argv, const char *cmd, FILE *human)
     struct msg_result m = { 0 };
     char from[VL_SMTP_PATH_BYTES_MAX + 1];
     int rc = VL_EXIT_USAGE;
+    struct dkim_signer *signer = NULL;
     enq_problems_total = 0;
-    if (enq_args(argc, argv, &o, &r) < 0)
+    if (enq_args(argc, argv, &o, &r) < 0 || cli_dkim_load(cmd, &o.dkim, &signer) < 0)
         goto done;
     int bad = enq_from(o.from, from, sizeof from) < 0;
     if (o.rcpts_file && enq_rcpts_file(&r, o.rcpts_file) < 0)
@@ -430,8 +464,13 @@ int cli_enqueue_run(int argc, char **argv, const char *cmd, FILE *human)
                 r.problems == 1 ? "" : "s");
     }
     enq_utf8_warn(cmd, from, &r);
+    if (enq_sign(&o, signer, &m) < 0) {
+        rc = VL_EXIT_FAIL;
+        goto done;
+    }
     rc = enq_dedupe(&o, &r) < 0 ? VL_EXIT_FAIL : enq_queue(&o, from, &r, &m);
 done:
+    cli_dkim_unload(signer);
     for (size_t i = 0; i < r.n; i++)
         free(r.v[i]);
     free(r.v);

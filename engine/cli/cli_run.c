@@ -5,6 +5,7 @@
  * service can start before the first message arrives.
  */
 #include "cli.h"
+#include "cli_dkim.h"
 #include "cli_progress.h"
 #include "cli_queue.h"
 #include "cli_usage.h"
@@ -121,6 +122,13 @@ int cli_run_main(int argc, char **argv)
     free(rest);
     if (cli_check_config(&cfg, "run") < 0)
         return VL_EXIT_USAGE;
+    struct dkim_signer *dkim = NULL;          /* --dkim: --listen signs at intake */
+    if (cli_dkim_load("run", &cfg.dkim, &dkim) < 0)
+        return VL_EXIT_USAGE;
+    cfg.dkim_signer = dkim;
+    if (dkim && !cfg.listen_count)
+        fprintf(stderr, "volley run: warning: --dkim signs the mail --listen takes in; without "
+                "--listen it has no effect (enqueue and send sign when they queue)\n");
     struct vl_queue *q = NULL;
     bool created = vl_queue_shards_recorded(cfg.data_dir) == VL_E_NOTFOUND;
     if (cli_queue_open("run", cfg.data_dir, cfg.shards,
@@ -154,5 +162,6 @@ int cli_run_main(int argc, char **argv)
     cli_report_uncommitted("run", &cfg, &tot, rc);
     if (rc < 0 || tot.uncommitted)
         fprintf(stderr, "volley run: %s\n", vl_strerror(rc));
+    cli_dkim_unload(dkim);
     return code;
 }

@@ -8,6 +8,7 @@
  * invocation's routes) and says so before it starts.
  */
 #include "cli.h"
+#include "cli_dkim.h"
 #include "cli_progress.h"
 #include "cli_queue.h"
 #include "cli_usage.h"
@@ -54,7 +55,7 @@ int cli_send_main(int argc, char **argv)
             cli_send_usage(stdout);
             return VL_EXIT_OK;
         }
-    char **rest = calloc((size_t)argc + 8, sizeof *rest);
+    char **rest = calloc(2 * (size_t)argc + 8, sizeof *rest);   /* + the --dkim* copies */
     if (!rest)
         return VL_EXIT_FAIL;
     int rest_n = 0;
@@ -79,6 +80,8 @@ int cli_send_main(int argc, char **argv)
         rest[k++] = shards;
     }
     memmove(rest + k, rest + 5, (size_t)rest_n * sizeof *rest);
+    /* The message is DKIM-signed when it is queued: enqueue gets the --dkim* options. */
+    rest_n += cli_dkim_forward(argc, argv, rest + k + rest_n);
     /* What the queue holds already is delivered too: count it first. */
     struct vl_queue_stats before = { 0 };
     if (vl_queue_shards_recorded(cfg.data_dir) > 0) {

@@ -23,4 +23,5 @@ void cli_usage_run_options(FILE *f, const char *data_default, bool until_empty)
             fwrite(s, 1, n, f);
         s += n;
     }
+    fputs(vl_dkim_usage, f);
 }

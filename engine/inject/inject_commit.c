@@ -10,6 +10,7 @@
 #include "inject_int.h"
 
 #include "clock.h"
+#include "dkim.h"
 #include "log.h"
 #include "msg.h"
 #include "volley/error.h"
@@ -79,6 +80,12 @@ static void job_run(struct inject *in, struct inj_job *j)
         return;
     }
     if (rc < 0) {
+        job_reply(j, 451, "4.3.0 Temporary failure, try again later");
+        return;
+    }
+    if ((rc = dkim_sign_msg(in->cfg->dkim_signer, &m, now / 1000)) < 0) {   /* issue 13 */
+        msg_result_fini(&m);
+        j->rc = rc;
         job_reply(j, 451, "4.3.0 Temporary failure, try again later");
         return;
     }
