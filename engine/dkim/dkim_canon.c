@@ -65,29 +65,85 @@ static void relaxed_line(struct canon_out *o, const uint8_t *p, const uint8_t *e
     out_put(o, seg, (size_t)(e - seg));
 }
 
+#define SWAR_LO7 0x7f7f7f7f7f7f7f7full
+#define SWAR_HI  0x8080808080808080ull
+
+/* The high bit of each byte of @p x that equals the byte @p b (exact). */
+static inline uint64_t swar_eq(uint64_t x, uint8_t b)
+{
+    uint64_t y = x ^ (0x0101010101010101ull * b);
+    return ~((((y & SWAR_LO7) + SWAR_LO7) | y)) & SWAR_HI;
+}
+
+/* Is the line [p, e) (content before its CRLF, no trailing WSP) already
+ * relaxed-canonical: no tab, no two spaces in a row? Eight bytes at a time
+ * (bytes are loaded little-endian: byte i is bits 8i..8i+7). */
+static bool line_is_canonical(const uint8_t *p, const uint8_t *e)
+{
+    size_t n = (size_t)(e - p), i = 0;
+    uint64_t prev_sp = 0;                   /* the previous word's last byte was a space */
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x;
+        memcpy(&x, p + i, 8);
+        uint64_t sp = swar_eq(x, ' ');
+        if (swar_eq(x, '\t') | (sp & (sp >> 8)) | (prev_sp & sp & 0x80u))
+            return false;
+        prev_sp = sp >> 63;
+    }
+    for (uint8_t last = prev_sp ? ' ' : 0; i < n; i++) {
+        if (p[i] == '\t' || (p[i] == ' ' && last == ' '))
+            return false;
+        last = p[i];
+    }
+    return true;
+}
+
+/* Runs of lines that are canonical as they stand go to the sink straight from
+ * the message (no copy); the rest is rewritten through o's buffer. Order is
+ * kept by flushing the buffer before each direct run. */
+static void span_close(struct canon_out *o, const uint8_t **span, const uint8_t *end)
+{
+    if (!*span)
+        return;
+    out_flush(o);
+    if (end > *span)
+        o->sink(o->ctx, *span, (size_t)(end - *span));
+    *span = NULL;
+}
+
 static void body_relaxed(struct canon_out *o, const uint8_t *body, size_t len)
 {
     static const uint8_t crlf[2] = { '\r', '\n' };
-    const uint8_t *p = body, *end = body + len;
+    const uint8_t *p = body, *end = body + len, *span = NULL;
     size_t empties = 0;                        /* empty lines not yet known to be inner */
     while (p < end) {
         const uint8_t *nl = memchr(p, '\n', (size_t)(end - p));
         const uint8_t *le = nl ? nl : end, *next = nl ? nl + 1 : end;
-        if (nl && le > p && le[-1] == '\r')
+        bool crlf_end = nl && le > p && le[-1] == '\r';
+        if (crlf_end)
             le--;
+        const uint8_t *content_end = le;
         while (le > p && is_wsp(le[-1]))
             le--;
-        if (le == p) {
+        if (le == p) {                         /* empty: emitted only if a line follows */
+            span_close(o, &span, p);
             empties++;
             p = next;
             continue;
         }
         for (; empties; empties--)
             out_put(o, crlf, 2);
-        relaxed_line(o, p, le);
-        out_put(o, crlf, 2);
+        if (crlf_end && le == content_end && line_is_canonical(p, le)) {
+            if (!span)
+                span = p;
+        } else {
+            span_close(o, &span, p);
+            relaxed_line(o, p, le);
+            out_put(o, crlf, 2);
+        }
         p = next;
     }
+    span_close(o, &span, p);
 }
 
 void dkim_body_canon(enum dkim_canon c, const uint8_t *body, size_t len, dkim_sink_fn sink,

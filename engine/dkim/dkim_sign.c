@@ -104,36 +104,46 @@ struct pick {
     int field;                         /* index into fields, or -1: over-signed, no instance */
 };
 
-static bool field_is(const uint8_t *msg, const struct dkim_field *fl, const char *name)
-{
-    size_t n = strlen(name);
-    return fl->name_len == n && !strncasecmp((const char *)msg + fl->off, name, n);
-}
-
-/* h=: each name (From first if absent, repeats of a name ignored) once per
- * instance, bottom-most first; then From once more. @return count, <= cap. */
+/* h=: each name (From added when absent; a repeated name counts once) once
+ * per instance, bottom-most first; then From once more. @return count, <= cap.
+ * Each field is matched against the list once (length first, then the bytes). */
 static unsigned pick_fields(const struct dkim_sign_opts *o, const uint8_t *msg,
                             const struct dkim_field *fields, unsigned nfields,
                             struct pick *picks, unsigned cap)
 {
     const char *const *names = o->headers ? o->headers : dkim_default_headers;
     unsigned nn = o->headers ? o->header_count : dkim_default_header_count, np = 0;
-    bool from_listed = false;
-    for (unsigned i = 0; i < nn; i++)
-        from_listed |= !strcasecmp(names[i], "From");
-    for (unsigned i = 0; i <= nn && np < cap; i++) {
-        const char *name = i == nn ? "From" : names[i];
-        if (i == nn && from_listed)
-            break;
-        bool dup = false;
-        for (unsigned j = 0; j < i && j < nn; j++)
-            dup |= !strcasecmp(names[j], name);
-        if (dup)
-            continue;
-        for (unsigned f = nfields; f-- > 0 && np < cap;)
-            if (field_is(msg, &fields[f], name))
-                picks[np++] = (struct pick){ name, (int)f };
+    size_t len[VL_DKIM_HEADERS_MAX + 1];
+    int from = -1;
+    vl_assert(nn <= VL_DKIM_HEADERS_MAX);
+    for (unsigned i = 0; i < nn; i++) {
+        len[i] = strlen(names[i]);
+        if (from < 0 && len[i] == 4 && !strcasecmp(names[i], "From"))
+            from = (int)i;
     }
+    unsigned total = nn;
+    if (from < 0) {                       /* From is always signed */
+        from = (int)nn;
+        len[nn] = 4;
+        total = nn + 1;
+    }
+    uint8_t which[DKIM_FIELDS_MAX];       /* list index of each field; 255 = not listed */
+    vl_assert(nfields <= DKIM_FIELDS_MAX && total < 255);
+    for (unsigned f = 0; f < nfields; f++) {
+        which[f] = 255;
+        const char *fname = (const char *)msg + fields[f].off;
+        for (unsigned i = 0; i < total; i++) {
+            const char *name = (int)i == from ? "From" : names[i];
+            if (fields[f].name_len == len[i] && !strncasecmp(fname, name, len[i])) {
+                which[f] = (uint8_t)i;    /* the first of repeated names wins */
+                break;
+            }
+        }
+    }
+    for (unsigned i = 0; i < total; i++)
+        for (unsigned f = nfields; f-- > 0 && np < cap;)
+            if (which[f] == i)
+                picks[np++] = (struct pick){ (int)i == from ? "From" : names[i], (int)f };
     if (np < cap)
         picks[np++] = (struct pick){ "From", -1 };     /* over-sign (RFC 6376 5.4.2) */
     return np;
@@ -194,13 +204,19 @@ static void build_head(struct fold *f, const struct dkim_key *k, const struct dk
         fold_tag(f, "x=%llu;", NULL, (unsigned long long)(now_s + o->expire_s));
     for (unsigned i = 0; i < np; i++) {
         char t[VL_SMTP_TEXT_LINE_BYTES_MAX];
-        int n = snprintf(t, sizeof t, "%s%s%c", i ? "" : "h=", picks[i].name,
-                         i + 1 < np ? ':' : ';');
-        if (n < 0 || (size_t)n >= sizeof t) {
+        size_t nl = strlen(picks[i].name), n = 0;
+        if (nl + 4 > sizeof t) {
             f->full = true;
             return;
         }
-        fold_tok(f, t, (size_t)n, i == 0);
+        if (i == 0) {
+            memcpy(t, "h=", 2);
+            n = 2;
+        }
+        memcpy(t + n, picks[i].name, nl);
+        n += nl;
+        t[n++] = i + 1 < np ? ':' : ';';
+        fold_tok(f, t, n, i == 0);
     }
     EVP_EncodeBlock((unsigned char *)bh64, bh, DKIM_BH_BYTES);
     fold_tag(f, "bh=%s;", bh64, 0);

@@ -52,6 +52,12 @@ static const struct {
     { "leading WSP compressed", "\t\t a  b\t\tc\r\n", " a b c\r\n", "\t\t a  b\t\tc\r\n" },
     { "8-bit", "caf\xc3\xa9  \xe2\x82\xac\r\n", "caf\xc3\xa9 \xe2\x82\xac\r\n",
       "caf\xc3\xa9  \xe2\x82\xac\r\n" },
+    /* The 8-byte scan of canonical lines: runs across and inside a word. */
+    { "run across 8-byte words", "1234567  x\r\nabcdefgh ijklmno\tp\r\n",
+      "1234567 x\r\nabcdefgh ijklmno p\r\n", "1234567  x\r\nabcdefgh ijklmno\tp\r\n" },
+    { "single spaces stay", "a b c d e f g h i j k\r\n", "a b c d e f g h i j k\r\n",
+      "a b c d e f g h i j k\r\n" },
+    { "lone LF ends a line", "a  b\nc\r\n", "a b\r\nc\r\n", "a  b\nc\r\n" },
     { "dot lines (stored unstuffed)", ".\r\n..x\r\n", ".\r\n..x\r\n", ".\r\n..x\r\n" },
 };
 
