@@ -236,13 +236,19 @@ static int enq_args(int argc, char **argv, struct enq_opts *o, struct enq_rcpts 
     while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
         switch (c) {
         case 'F': o->fold_local = 1; break;
-        case 'K': case 'C': case 'X': case 'H': {
-            const char *name = c == 'K' ? "--dkim" : c == 'C' ? "--dkim-canon"
-                             : c == 'X' ? "--dkim-expire" : "--dkim-headers";
+        case 'K': case 'C': case 'H': {
+            const char *name = c == 'K' ? "--dkim" : c == 'C' ? "--dkim-canon" : "--dkim-headers";
             if (vl_dkim_opt_parse(&o->dkim, o->cmd, name, optarg) < 0)
                 return -1;
             break;
         }
+        case 'X':
+            if (vl_parse_duration_ms(optarg, &o->dkim.expire_ms) != 0) {
+                fprintf(stderr, "volley %s: --dkim-expire '%s': expected a DURATION (e.g. 7d)\n",
+                        o->cmd, optarg);
+                return -1;
+            }
+            break;
         case 'L':
             if (strcmp(optarg, "encode") && strcmp(optarg, "refuse")) {
                 fprintf(stderr, "volley %s: --long-lines '%s': want encode or refuse\n",

@@ -262,7 +262,7 @@ static const struct config_opt config_opts[] = {
     { "--auth-file",       CK_STR,      OFF(auth_file), 0, 0 },
     { "--dkim",            CK_DKIM,     0, 0, 0 },   /* dkim_opts.c */
     { "--dkim-canon",      CK_DKIM,     0, 0, 0 },
-    { "--dkim-expire",     CK_DKIM,     0, 0, 0 },
+    { "--dkim-expire",     CK_DUR,      OFF(dkim.expire_ms), 0, 0 },
     { "--dkim-headers",    CK_DKIM,     0, 0, 0 },
 };
 #undef OFF

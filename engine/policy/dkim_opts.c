@@ -1,6 +1,7 @@
 /*
  * dkim_opts.c - the DKIM signing options (config.h): --dkim, --dkim-canon,
- * --dkim-expire, --dkim-headers. Shared by `volley enqueue`, `send` and `run`.
+ * --dkim-headers (--dkim-expire is a DURATION: vl_parse_duration_ms). Shared
+ * by `volley enqueue`, `send`, `run`, `bench` and `doctor`.
  * Only syntax is checked here; engine/dkim loads and checks the keys.
  * Diagnostics: one "volley CMD: --opt 'value': reason" line per bad option.
  */
@@ -130,15 +131,5 @@ int vl_dkim_opt_parse(struct vl_dkim_opts *o, const char *cmd, const char *name,
         return dkim_opt_canon(o, cmd, v) < 0 ? -1 : 1;
     if (!strcmp(name, "--dkim-headers"))
         return dkim_opt_headers(o, cmd, v) < 0 ? -1 : 1;
-    if (!strcmp(name, "--dkim-expire")) {
-        uint64_t ms;
-        if (vl_parse_duration_ms(v, &ms) != 0 || ms < 1000) {
-            fprintf(stderr, "volley %s: --dkim-expire '%s': expected a DURATION of at least "
-                    "1s (e.g. 7d)\n", cmd, v);
-            return -1;
-        }
-        o->expire_ms = ms;
-        return 1;
-    }
     return 0;
 }

@@ -54,13 +54,14 @@ struct vl_dkim_opts {
     struct vl_dkim_key_opt keys[VL_DKIM_KEYS_MAX];
     bool canon_hdr_simple;            /* --dkim-canon HDR/BODY: default relaxed/relaxed */
     bool canon_body_simple;
-    uint64_t expire_ms;               /* --dkim-expire DURATION: x= = t= + this; 0 = no x= */
+    uint64_t expire_ms;               /* --dkim-expire DURATION: x= = t= + this (whole
+                                         seconds); under 1s = no x= */
     const char *headers;              /* --dkim-headers A:B:C: names to sign (NULL = default);
                                          From is always signed and over-signed */
 };
 
-/** Parse one DKIM option (@p name: "--dkim", "--dkim-canon", "--dkim-expire",
- *  "--dkim-headers") with value @p v into @p o. @p v must outlive @p o.
+/** Parse one DKIM option (@p name: "--dkim", "--dkim-canon", "--dkim-headers")
+ *  with value @p v into @p o (--dkim-expire: vl_parse_duration_ms into expire_ms). @p v must outlive @p o.
  *  @return 1 when applied, 0 when @p name is not a DKIM option, -1 after
  *  printing "volley CMD: <what is wrong>" on stderr. */
 int vl_dkim_opt_parse(struct vl_dkim_opts *o, const char *cmd, const char *name, const char *v);

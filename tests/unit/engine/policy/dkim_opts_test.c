@@ -42,9 +42,7 @@ static void test_dkim_other_options(void **state)
     assert_false(o.canon_hdr_simple);
     assert_true(o.canon_body_simple);                 /* RFC 6376 3.5: body defaults simple */
     assert_int_equal(vl_dkim_opt_parse(&o, "send", "--dkim-canon", "loose/simple"), -1);
-    assert_int_equal(vl_dkim_opt_parse(&o, "send", "--dkim-expire", "7d"), 1);
-    assert_int_equal(o.expire_ms, 7ull * 86400 * 1000);
-    assert_int_equal(vl_dkim_opt_parse(&o, "send", "--dkim-expire", "10ms"), -1);
+    assert_int_equal(vl_dkim_opt_parse(&o, "send", "--dkim-expire", "7d"), 0);  /* config.c */
     assert_int_equal(vl_dkim_opt_parse(&o, "send", "--dkim-headers", "From:To:X-Campaign"), 1);
     assert_string_equal(o.headers, "From:To:X-Campaign");
     assert_int_equal(vl_dkim_opt_parse(&o, "send", "--dkim-headers", "From::To"), -1);
@@ -52,11 +50,35 @@ static void test_dkim_other_options(void **state)
     assert_int_equal(vl_dkim_opt_parse(&o, "send", "--dkim-headers", ""), -1);
 }
 
+/* Through the run/send parser: every --dkim* option lands in cfg.dkim. */
+static void test_dkim_config_parse(void **state)
+{
+    (void)state;
+    static struct vl_config c;
+    vl_config_defaults(&c);
+    char *argv[] = { "volley", "--dkim", "a.test:s1:/k1", "--dkim=a.test:s2:/k2",
+                     "--dkim-canon", "simple/simple", "--dkim-expire", "2d",
+                     "--dkim-headers", "From:Subject", "x.eml" };
+    char *rest[12];
+    int rest_n = 0;
+    assert_int_equal(vl_config_parse(&c, "send", 11, argv, rest, &rest_n), 0);
+    assert_int_equal(rest_n, 1);
+    assert_int_equal(c.dkim.key_count, 2);
+    assert_string_equal(c.dkim.keys[1].selector, "s2");
+    assert_true(c.dkim.canon_hdr_simple && c.dkim.canon_body_simple);
+    assert_int_equal(c.dkim.expire_ms, 2ull * 86400 * 1000);
+    assert_string_equal(c.dkim.headers, "From:Subject");
+    char *bad[] = { "volley", "--dkim-expire", "soon" };
+    vl_config_defaults(&c);
+    assert_int_equal(vl_config_parse(&c, "send", 3, bad, rest, &rest_n), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dkim_key_option),
         cmocka_unit_test(test_dkim_other_options),
+        cmocka_unit_test(test_dkim_config_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
