@@ -83,7 +83,7 @@ struct Fixture {
             std::strcpy(o.keys[0].domain, "bench.example");
             std::strcpy(o.keys[0].selector, names[i]);
             o.keys[0].key_path = strdup(path.c_str());
-            char why[DKIM_WHY_BYTES * 2];
+            char why[DKIM_WHY_BYTES * 4];
             if (dkim_signer_create(&o, &signer[i], why) != 0) {
                 std::fprintf(stderr, "dkim_bench: %s\n", why);
                 std::abort();

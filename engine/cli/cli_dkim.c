@@ -13,7 +13,7 @@ int cli_dkim_load(const char *cmd, const struct vl_dkim_opts *o, struct dkim_sig
     *out = NULL;
     if (!o->key_count)
         return 0;
-    char why[DKIM_WHY_BYTES * 2];
+    char why[DKIM_WHY_BYTES * 4];
     if (dkim_signer_create(o, out, why) < 0) {
         fprintf(stderr, "volley %s: %s\n", cmd, why);
         return -1;

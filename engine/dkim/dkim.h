@@ -121,7 +121,7 @@ struct dkim_signer;
 /** Load every key of @p o (a clear reason in @p why, naming the --dkim
  *  option, for the first that fails). @return 0 and *@p out, or < 0. */
 int dkim_signer_create(const struct vl_dkim_opts *o, struct dkim_signer **out,
-                       char why[DKIM_WHY_BYTES * 2]);
+                       char why[DKIM_WHY_BYTES * 4]);
 void dkim_signer_destroy(struct dkim_signer *s);
 unsigned dkim_signer_key_count(const struct dkim_signer *s);
 const struct dkim_key *dkim_signer_key(const struct dkim_signer *s, unsigned i);

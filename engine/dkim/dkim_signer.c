@@ -28,14 +28,14 @@ static int signer_headers(struct dkim_signer *s, const char *list, char *why)
 {
     size_t n = strlen(list);
     if (n >= sizeof s->names_buf) {
-        snprintf(why, DKIM_WHY_BYTES * 2, "--dkim-headers: list too long");
+        snprintf(why, DKIM_WHY_BYTES * 4, "--dkim-headers: list too long");
         return VL_E_INVALID;
     }
     memcpy(s->names_buf, list, n + 1);
     unsigned c = 0;
     for (char *tok = s->names_buf, *save = NULL; (tok = strtok_r(tok, ":", &save)); tok = NULL) {
         if (c == VL_DKIM_HEADERS_MAX) {
-            snprintf(why, DKIM_WHY_BYTES * 2, "--dkim-headers: more than %u names",
+            snprintf(why, DKIM_WHY_BYTES * 4, "--dkim-headers: more than %u names",
                      VL_DKIM_HEADERS_MAX);
             return VL_E_INVALID;
         }
@@ -47,13 +47,13 @@ static int signer_headers(struct dkim_signer *s, const char *list, char *why)
 }
 
 int dkim_signer_create(const struct vl_dkim_opts *o, struct dkim_signer **out,
-                       char why[DKIM_WHY_BYTES * 2])
+                       char why[DKIM_WHY_BYTES * 4])
 {
     *out = NULL;
     why[0] = '\0';
     struct dkim_signer *s = calloc(1, sizeof *s);
     if (!s) {
-        snprintf(why, DKIM_WHY_BYTES * 2, "out of memory");
+        snprintf(why, DKIM_WHY_BYTES * 4, "out of memory");
         return -ENOMEM;
     }
     s->opts.canon_hdr = o->canon_hdr_simple ? DKIM_CANON_SIMPLE : DKIM_CANON_RELAXED;
@@ -65,7 +65,7 @@ int dkim_signer_create(const struct vl_dkim_opts *o, struct dkim_signer **out,
         char kwhy[DKIM_WHY_BYTES];
         rc = dkim_key_load(ko->domain, ko->selector, ko->key_path, &s->keys[i], kwhy);
         if (rc < 0)
-            snprintf(why, DKIM_WHY_BYTES * 2, "--dkim %s:%s:...: %s", ko->domain,
+            snprintf(why, DKIM_WHY_BYTES * 4, "--dkim %s:%s:...: %s", ko->domain,
                      ko->selector, kwhy);
         else
             s->key_count++;

@@ -380,7 +380,7 @@ static struct dkim_signer *signer_make(bool dual, uint64_t expire_ms, const char
     o.headers = headers;
     o.canon_hdr_simple = o.canon_body_simple = simple;
     struct dkim_signer *s;
-    char why[DKIM_WHY_BYTES * 2];
+    char why[DKIM_WHY_BYTES * 4];
     if (dkim_signer_create(&o, &s, why) != 0)
         fail_msg("signer: %s", why);
     return s;
@@ -521,7 +521,7 @@ static void test_signer_errors(void **state)
     o.keys[0].key_path = "/nonexistent/k.pem";
     o.key_count = 1;
     struct dkim_signer *s = (struct dkim_signer *)1;
-    char why[DKIM_WHY_BYTES * 2];
+    char why[DKIM_WHY_BYTES * 4];
     assert_int_equal(dkim_signer_create(&o, &s, why), -ENOENT);
     assert_null(s);
     assert_non_null(strstr(why, "--dkim example.com:s1:...: /nonexistent/k.pem: no such key"));
