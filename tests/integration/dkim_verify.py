@@ -300,6 +300,34 @@ def opendkim_check(keys, tmp, verified):
     return len(want)
 
 
+def key_errors(tmp):
+    """A bad key stops enqueue and run at start-up with the reason; nothing queued."""
+    short, ec = os.path.join(tmp, "short.pem"), os.path.join(tmp, "ec.pem")
+    sh(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024",
+        "-out", short])
+    sh(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+        "-out", ec])
+    msg = os.path.join(tmp, "k.eml")
+    with open(msg, "wb") as f:
+        f.write(MESSAGES["dots"])
+    data = os.path.join(tmp, "qk")
+    for key, words in ((short, "RSA key of 1024 bits is too short"),
+                       (ec, "a EC key: DKIM signs with RSA (rsa-sha256) or Ed25519"),
+                       (os.path.join(tmp, "missing.pem"), "no such key file")):
+        spec = "%s:s1:%s" % (DOMAIN, key)
+        r = subprocess.run([volley_bin(), "enqueue", "--data", data, "--from", "b@sign.test",
+                            "--to", "x@dest.test", "--dkim", spec, msg],
+                           capture_output=True, text=True, timeout=TIMEOUT_S)
+        check(r.returncode == 2 and words in r.stderr and "--dkim sign.test:s1" in r.stderr,
+              "enqueue with %s: exit %d, stderr %r" % (key, r.returncode, r.stderr))
+        r = subprocess.run([volley_bin(), "run", "--data", data, "--listen", "127.0.0.1:0",
+                            "--route", "*=127.0.0.1:1", "--dkim", spec],
+                           capture_output=True, text=True, timeout=TIMEOUT_S)
+        check(r.returncode == 2 and words in r.stderr,
+              "run --listen with %s: exit %d, stderr %r" % (key, r.returncode, r.stderr))
+    check(not os.path.exists(data), "a queue was created in %s despite the bad keys" % data)
+
+
 def main():
     for tool in ("openssl", "dnsmasq"):
         check(shutil.which(tool) or os.access("/usr/sbin/" + tool, os.X_OK),
@@ -314,6 +342,8 @@ def main():
         sink = volley_lib.MxSink("127.0.0.1", 0, [], save_dir=save)
         check(sink.start_ok, "sink did not start: %s" % sink.stderr())
         verified = []
+        key_errors(tmp)
+        print("ok bad keys refused by enqueue and run --listen, with the reason")
         n1 = enqueue_path(keys, tmp, sink, verified)
         print("ok enqueue+run: %d messages verified by dkimpy, each refused when changed" % n1)
         send_path(keys, tmp, verified)
