@@ -9,6 +9,8 @@
 #                 header hash, signature, folded field): what enqueue and intake do;
 #      fields   = one signature when the body hash is known (bh once per stored body:
 #                 dual signing, per-recipient signing).
+#      rcpt     = per-recipient signing at delivery (a token field on top of the stored
+#                 header block, bh once per stored body), on 1 and 2 threads (2 shards).
 #    Ratios are of medians; the target is >= 0.90 of `openssl speed`.
 # 2. End to end: `volley bench` (N messages of 10240 octets with R recipients each, one
 #    shared body, into one `volley sink`) unsigned, signed by RSA-2048 and by Ed25519
@@ -105,6 +107,20 @@ for i, alg in enumerate(("rsa2048", "ed25519")):
                      "ratio_to_openssl_speed": round(med(v) / med(sp), 3)}
         print("  %-8s %-22s %s  ratio %.3f" % (alg, what, spread(v), med(v) / med(sp)))
     out["signatures_per_s"][alg] = row
+print("\nper-recipient signing at delivery (bh once per stored body; 2 threads = 2 shards)")
+out["per_recipient"] = {}
+for i, alg in enumerate(("rsa2048", "ed25519")):
+    for th in (1, 2):
+        bm = "BM_dkim_sign_rcpt/%d/real_time/threads:%d" % (i, th)
+        v = rate(bm)
+        cpu = [x["cpu_time"] / 1e3 for x in runs.get(bm, [])]   # ns -> us per signature
+        if not v:
+            sys.exit("bench_dkim: no result for " + bm)
+        out["per_recipient"]["%s_threads%d" % (alg, th)] = {
+            "rcpt_per_s_wall": {"median": med(v), "min": min(v), "max": max(v)},
+            "cpu_us_per_signature_median": med(cpu)}
+        print("  %-8s %d thread%s  %s recipients/s (wall), %.1f us CPU per signature" % (
+            alg, th, "" if th == 1 else "s", spread(v), med(cpu)))
 for bm in ("BM_dkim_body_hash/0", "BM_dkim_body_hash/1"):
     v = [x["bytes_per_second"] / 1e6 for x in runs.get(bm, [])]
     if v:

@@ -63,6 +63,10 @@ struct dkim_field {
 int dkim_fields_parse(const uint8_t *msg, size_t len, struct dkim_field *fields, size_t cap,
                       size_t *body_off);
 
+/** Where the body of @p msg starts (after the first empty line; @p len when
+ *  there is none), as dkim_fields_parse() finds it. */
+size_t dkim_body_offset(const uint8_t *msg, size_t len);
+
 /* ---- keys -------------------------------------------------------------------------- */
 
 struct dkim_key;
@@ -145,6 +149,25 @@ int dkim_from_domain(const uint8_t *msg, const struct dkim_field *fields, unsign
  *  NULL), or -ENOMEM / VL_E_TOOBIG / VL_E_INVALID. */
 int dkim_signer_sign(const struct dkim_signer *s, const uint8_t *msg, size_t len,
                      uint64_t now_s, char **sigs, size_t *sigs_len);
+
+/** The body hash of @p msg (whole message) by the signer's body
+ *  canonicalisation: compute it once per stored body for dkim_signer_sign_rcpt.
+ *  @return 0, -ENOMEM. */
+int dkim_signer_body_hash(const struct dkim_signer *s, const uint8_t *msg, size_t len,
+                          uint8_t bh[DKIM_BH_BYTES]);
+
+/** Per-recipient signing (at delivery, when per-recipient fields exist, e.g. a
+ *  List-Unsubscribe token, RFC 8058): sign the fields @p extra (@p extra_len
+ *  octets of CRLF-ended fields, put on top of the message) plus the stored
+ *  header block @p hdrs (@p hdr_len octets, up to and including its empty
+ *  line), with the body hash @p bh from dkim_signer_body_hash() of the stored
+ *  message. Writes the DKIM-Signature fields (one per key of the From: domain)
+ *  into @p out; the recipient's copy is those, then @p extra, then the stored
+ *  message. Thread: any. @return their length (0: no key for the domain), or
+ *  -ENOSPC / -ENOMEM / VL_E_TOOBIG / VL_E_INVALID. */
+int dkim_signer_sign_rcpt(const struct dkim_signer *s, const uint8_t *extra, size_t extra_len,
+                          const uint8_t *hdrs, size_t hdr_len, const uint8_t bh[DKIM_BH_BYTES],
+                          uint64_t now_s, char *out, size_t cap);
 
 struct msg_result;
 

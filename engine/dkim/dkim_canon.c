@@ -234,3 +234,19 @@ int dkim_fields_parse(const uint8_t *msg, size_t len, struct dkim_field *fields,
     *body_off = len;
     return (int)n;
 }
+
+size_t dkim_body_offset(const uint8_t *msg, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {                          /* i is at a line start */
+        if (msg[i] == '\n')
+            return i + 1;
+        if (msg[i] == '\r' && i + 1 < len && msg[i + 1] == '\n')
+            return i + 2;
+        const uint8_t *nl = memchr(msg + i, '\n', len - i);
+        if (!nl)
+            break;
+        i = (size_t)(nl - msg) + 1;
+    }
+    return len;
+}

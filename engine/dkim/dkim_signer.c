@@ -215,3 +215,46 @@ int dkim_sign_msg(const struct dkim_signer *s, struct msg_result *m, uint64_t no
     m->len += sl;
     return n;
 }
+
+int dkim_signer_body_hash(const struct dkim_signer *s, const uint8_t *msg, size_t len,
+                          uint8_t bh[DKIM_BH_BYTES])
+{
+    size_t body_off = dkim_body_offset(msg, len);
+    return dkim_body_hash(s->opts.canon_body, msg + body_off, len - body_off, bh);
+}
+
+int dkim_signer_sign_rcpt(const struct dkim_signer *s, const uint8_t *extra, size_t extra_len,
+                          const uint8_t *hdrs, size_t hdr_len, const uint8_t bh[DKIM_BH_BYTES],
+                          uint64_t now_s, char *out, size_t cap)
+{
+    if (!s || !s->key_count)
+        return 0;
+    uint8_t stack[8192];
+    size_t len = extra_len + hdr_len;
+    uint8_t *m = len <= sizeof stack ? stack : malloc(len);
+    struct dkim_field *fields = malloc(DKIM_FIELDS_MAX * sizeof *fields);
+    char domain[VL_SMTP_DOMAIN_BYTES_MAX + 1];
+    unsigned idx[VL_DKIM_KEYS_MAX], nk = 0;
+    size_t body_off, at = 0;
+    int rc = m && fields ? 0 : -ENOMEM;
+    if (rc == 0) {
+        memcpy(m, extra, extra_len);        /* the recipient's fields on top */
+        memcpy(m + extra_len, hdrs, hdr_len);
+        rc = dkim_fields_parse(m, len, fields, DKIM_FIELDS_MAX, &body_off);
+    }
+    int nf = rc;
+    if (rc >= 0)
+        rc = dkim_from_domain(m, fields, (unsigned)nf, domain, sizeof domain);
+    if (rc >= 0)
+        nk = dkim_signer_keys_for(s, domain, idx);
+    for (unsigned i = 0; i < nk && rc >= 0; i++) {
+        rc = dkim_sign_fields(s->keys[idx[i]], &s->opts, m, fields, (unsigned)nf, bh, now_s,
+                              out + at, cap - at);
+        if (rc > 0)
+            at += (size_t)rc;
+    }
+    if (m != stack)
+        free(m);
+    free(fields);
+    return rc < 0 ? rc : (int)at;
+}

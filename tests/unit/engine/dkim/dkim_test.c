@@ -512,6 +512,52 @@ static void test_sign_msg_keeps_body(void **state)
     dkim_signer_destroy(s);
 }
 
+/* Per-recipient signing: the stored header block plus the recipient's fields,
+ * with the body hash computed once, signs exactly as the whole copy would. */
+static void test_sign_rcpt(void **state)
+{
+    (void)state;
+    static const char stored[] =
+        "From: News <news@example.com>\r\nTo: list@example.org\r\nSubject: weekly\r\n"
+        "Date: Sun, 06 Dec 2026 08:00:00 +0000\r\nMessage-ID: <w.1@example.com>\r\n\r\n"
+        "The body, shared by every recipient.  \r\n\r\n";
+    struct dkim_signer *s = signer_make(true, 0, NULL, false);
+    size_t hl = dkim_body_offset((const uint8_t *)stored, strlen(stored));
+    assert_memory_equal(stored + hl, "The body", 8);
+    uint8_t bh[DKIM_BH_BYTES];
+    assert_int_equal(dkim_signer_body_hash(s, (const uint8_t *)stored, strlen(stored), bh), 0);
+    char extra[256], copy[2048], out[2 * DKIM_SIG_FIELD_BYTES_MAX];
+    for (int token = 1; token <= 2; token++) {
+        int el = snprintf(extra, sizeof extra, "List-Unsubscribe: <https://u.example.com/u?t=%d>"
+                          "\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n", token);
+        int n = dkim_signer_sign_rcpt(s, (const uint8_t *)extra, (size_t)el,
+                                      (const uint8_t *)stored, hl, bh, 1765000000, out,
+                                      sizeof out);
+        assert_true(n > 0);
+        snprintf(copy, sizeof copy, "%s%s", extra, stored);
+        char *whole;
+        size_t wl;
+        assert_int_equal(dkim_signer_sign(s, (const uint8_t *)copy, strlen(copy), 1765000000,
+                                          &whole, &wl), 2);
+        assert_int_equal(wl, (size_t)n);
+        assert_memory_equal(whole, out, wl);           /* deterministic: RSA v1.5, Ed25519 */
+        free(whole);
+        char *second = strstr(out + 1, "DKIM-Signature:");
+        assert_non_null(second);
+        char *sig1 = strndup(out, (size_t)(second - out));
+        char *flat = flatten(sig1, strlen(sig1));
+        assert_non_null(strstr(flat, "List-Unsubscribe:List-Unsubscribe-Post:From;"));
+        free(flat);
+        assert_true(verify_relaxed(rsa2048, copy, sig1, false));
+        assert_true(verify_relaxed(ed, copy, second, true));
+        copy[strlen("List-Unsubscribe: <https://u.example.com/u?t=")] ^= 1;   /* other token */
+        assert_false(verify_relaxed(rsa2048, copy, sig1, false));
+        assert_false(verify_relaxed(ed, copy, second, true));
+        free(sig1);
+    }
+    dkim_signer_destroy(s);
+}
+
 static void test_signer_errors(void **state)
 {
     (void)state;
@@ -539,6 +585,7 @@ int main(void)
         cmocka_unit_test(test_sign_dual),
         cmocka_unit_test(test_sign_options),
         cmocka_unit_test(test_sign_msg_keeps_body),
+        cmocka_unit_test(test_sign_rcpt),
         cmocka_unit_test(test_signer_errors),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
