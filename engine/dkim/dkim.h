@@ -48,7 +48,8 @@ void dkim_body_canon(enum dkim_canon c, const uint8_t *body, size_t len, dkim_si
 
 /** Relaxed header canonicalisation (RFC 6376 3.4.2) of one field @p f (@p len
  *  octets: "Name: value" with its folds and, optionally, its final CRLF) into
- *  @p out (capacity >= len + 2). Appends CRLF when @p crlf. @return length. */
+ *  @p out (capacity >= len + 3: a field without a colon or a line end becomes
+ *  "name:" CRLF). Appends CRLF when @p crlf. @return length. */
 size_t dkim_hdr_relaxed(const uint8_t *f, size_t len, bool crlf, uint8_t *out);
 
 /** One header field of a message: [off, off+len) includes its final CRLF. */

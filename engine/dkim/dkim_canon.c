@@ -81,12 +81,12 @@ static inline uint64_t swar_eq(uint64_t x, uint8_t b)
 static bool line_is_canonical(const uint8_t *p, const uint8_t *e)
 {
     size_t n = (size_t)(e - p), i = 0;
-    uint64_t prev_sp = 0;                   /* the previous word's last byte was a space */
+    uint64_t prev_sp = 0;                   /* 1: the previous word's last byte was a space */
     for (; i + 8 <= n; i += 8) {
         uint64_t x;
         memcpy(&x, p + i, 8);
         uint64_t sp = swar_eq(x, ' ');
-        if (swar_eq(x, '\t') | (sp & (sp >> 8)) | (prev_sp & sp & 0x80u))
+        if (swar_eq(x, '\t') | (sp & (sp >> 8)) | (prev_sp & (sp >> 7)))
             return false;
         prev_sp = sp >> 63;
     }
@@ -200,7 +200,7 @@ size_t dkim_hdr_relaxed(const uint8_t *f, size_t len, bool crlf, uint8_t *out)
         out[o++] = '\r';
         out[o++] = '\n';
     }
-    vl_assert(o <= len + 2);
+    vl_assert(o <= len + 3);             /* no colon, no line end: name ":" CRLF */
     return o;
 }
 

@@ -156,7 +156,7 @@ static int hash_field(EVP_MD_CTX *md, enum dkim_canon c, const uint8_t *f, size_
     if (c == DKIM_CANON_SIMPLE)
         return EVP_DigestUpdate(md, f, len) == 1 ? 0 : -ENOMEM;   /* as is, CRLF and all */
     uint8_t stack[HASH_CANON_STACK_BYTES];
-    uint8_t *buf = len + 2 <= sizeof stack ? stack : malloc(len + 2);
+    uint8_t *buf = len + 3 <= sizeof stack ? stack : malloc(len + 3);
     if (!buf)
         return -ENOMEM;
     size_t n = dkim_hdr_relaxed(f, len, crlf, buf);

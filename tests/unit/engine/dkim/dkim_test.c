@@ -55,6 +55,8 @@ static const struct {
     /* The 8-byte scan of canonical lines: runs across and inside a word. */
     { "run across 8-byte words", "1234567  x\r\nabcdefgh ijklmno\tp\r\n",
       "1234567 x\r\nabcdefgh ijklmno p\r\n", "1234567  x\r\nabcdefgh ijklmno\tp\r\n" },
+    { "run across two full words", "abcdefg  hijklmnopqrstuv\r\n", "abcdefg hijklmnopqrstuv\r\n",
+      "abcdefg  hijklmnopqrstuv\r\n" },
     { "single spaces stay", "a b c d e f g h i j k\r\n", "a b c d e f g h i j k\r\n",
       "a b c d e f g h i j k\r\n" },
     { "lone LF ends a line", "a  b\nc\r\n", "a b\r\nc\r\n", "a  b\nc\r\n" },
