@@ -146,8 +146,8 @@ int dkim_from_domain(const uint8_t *msg, const struct dkim_field *fields, unsign
 /** Sign @p msg with every key of its From: domain: the body hash once per
  *  body canonicalisation, one DKIM-Signature per key. The fields are written
  *  to *@p sigs (malloc'd, owned by the caller; NULL when none).
- *  @return the number of signatures (0: no key for that domain, or @p s is
- *  NULL), or -ENOMEM / VL_E_TOOBIG / VL_E_INVALID. */
+ *  @return the number of signatures (0: no From: domain, no key for it, or
+ *  @p s NULL), or -ENOMEM / VL_E_TOOBIG (over DKIM_FIELDS_MAX fields). */
 int dkim_signer_sign(const struct dkim_signer *s, const uint8_t *msg, size_t len,
                      uint64_t now_s, char **sigs, size_t *sigs_len);
 

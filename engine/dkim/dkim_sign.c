@@ -223,11 +223,10 @@ static void build_head(struct fold *f, const struct dkim_key *k, const struct dk
     fold_tok(f, "b=", 2, true);
 }
 
-static int hash_head(const struct dkim_key *k, const struct dkim_sign_opts *o,
-                     const uint8_t *msg, const struct dkim_field *fields,
-                     const struct pick *picks, unsigned np, const struct fold *f, uint8_t h[32])
+static int hash_head(const struct dkim_sign_opts *o, const uint8_t *msg,
+                     const struct dkim_field *fields, const struct pick *picks, unsigned np,
+                     const struct fold *f, uint8_t h[32])
 {
-    (void)k;
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     unsigned hl = 0;
     int rc = md && EVP_DigestInit_ex(md, dkim_sha256(), NULL) == 1 ? 0 : -ENOMEM;
@@ -261,7 +260,7 @@ int dkim_sign_fields(const struct dkim_key *k, const struct dkim_sign_opts *o,
         return -ENOSPC;
     uint8_t h[32], sig[DKIM_RSA_BITS_MAX / 8];
     size_t sl = sizeof sig;
-    int rc = hash_head(k, o, msg, fields, picks, np, &f, h);
+    int rc = hash_head(o, msg, fields, picks, np, &f, h);
     if (rc == 0)
         rc = sign_hash(k, h, sig, &sl);
     if (rc < 0)

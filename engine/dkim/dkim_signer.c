@@ -169,7 +169,9 @@ int dkim_signer_sign(const struct dkim_signer *s, const uint8_t *msg, size_t len
         return -ENOMEM;
     int nf = dkim_fields_parse(msg, len, fields, DKIM_FIELDS_MAX, &body_off);
     int rc = nf < 0 ? nf : dkim_from_domain(msg, fields, (unsigned)nf, domain, sizeof domain);
-    if (rc >= 0)
+    if (rc == VL_E_INVALID)
+        rc = 0;                             /* no From: domain: no key can be chosen */
+    else if (rc >= 0)
         nk = dkim_signer_keys_for(s, domain, idx);
     if (rc < 0 || nk == 0) {
         free(fields);
