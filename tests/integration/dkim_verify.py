@@ -55,6 +55,10 @@ MESSAGES = {
     "dots": (b"From: news@sign.test\r\nTo: a@dest.test\r\nSubject: dots\r\n\r\n"
              b".\r\n..two\r\n.one\r\nmid.dle\r\n. \r\n"),
     "empty_body": b"From: news@sign.test\r\nTo: a@dest.test\r\nSubject: empty\r\n\r\n",
+    # Runs of blanks at every offset of the first 17 octets of long lines (the
+    # relaxed canonicaliser scans 8 octets at a time).
+    "runs": (b"From: news@sign.test\r\nTo: a@dest.test\r\nSubject: runs\r\n\r\n" +
+             b"".join(b"x" * k + b"  y" + b"w" * 20 + b"\r\n" for k in range(17))),
     "subdomain_from": (b"From: Mail <mail@news.sign.test>\r\nTo: a@dest.test\r\n"
                        b"Subject: parent domain key\r\n\r\nbody\r\n"),
 }
