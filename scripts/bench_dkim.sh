@@ -17,22 +17,29 @@
 #    (once per message, at enqueue), alternating, REPS times each. Reported: delivery
 #    msg/s (deliver phase), and msg/s over enqueue + delivery (signing is in enqueue);
 #    ratios signed/unsigned of the medians (target >= 0.95).
+# 3. Through the SMTP intake (`volley run --listen`, its commit workers sign in parallel,
+#    delivering to the same sink): smtp-source sends M messages of 10 KB over 64 sessions,
+#    unsigned, RSA-2048 and Ed25519 (From: s@src.test, signed at intake), alternating, REPS
+#    times; msg/s = M / smtp-source wall time (each 250 came after the signed, durable commit).
 # Output: summary on stdout, bench-out/dkim.json.
-# Env: REPS (5), SPEED_S (2), N (5000), R (10), S (2), BUILD (build), VOLLEY_BIN.
+# Env: REPS (5), SPEED_S (2), N (5000), R (10), M (3200), S (2), BUILD (build), VOLLEY_BIN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD:-build}
 volley=${VOLLEY_BIN:-$build/volley}
 bench=$build/dkim_bench
-reps=${REPS:-5} speed_s=${SPEED_S:-2} n=${N:-5000} r=${R:-10} shards=${S:-2}
-for b in "$volley" "$bench"; do
-    [ -x "$b" ] || { echo "bench_dkim: $b missing (build first)" >&2; exit 1; }
+reps=${REPS:-5} speed_s=${SPEED_S:-2} n=${N:-5000} r=${R:-10} shards=${S:-2} m=${M:-3200}
+source_bin=/usr/sbin/smtp-source
+for b in "$volley" "$bench" "$source_bin"; do
+    [ -x "$b" ] || { echo "bench_dkim: $b missing (build first; scripts/setup.sh for smtp-source)" >&2; exit 1; }
 done
 command -v openssl >/dev/null || { echo "bench_dkim: openssl missing" >&2; exit 1; }
 tmp=$(mktemp -d)
-sink_pid=""
+sink_pid="" run_pid=""
+stop() { if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then kill "$1"; wait "$1" 2>/dev/null || true; fi; }
 cleanup() {
-    if [ -n "$sink_pid" ] && kill -0 "$sink_pid" 2>/dev/null; then kill "$sink_pid"; wait "$sink_pid" 2>/dev/null || true; fi
+    stop "$run_pid"
+    stop "$sink_pid"
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -73,9 +80,39 @@ for i in $(seq "$reps"); do
     done
 done
 
-python3 - "$tmp/speed.txt" "$tmp/micro.json" "$tmp/e2e.txt" "$n" "$r" <<'PY'
+echo "bench_dkim: intake: smtp-source, $m messages x 10240 octets over 64 sessions into volley run --listen"
+: >"$tmp/intake.txt"
+for i in $(seq "$reps"); do
+    for mode in none rsa ed; do
+        args=()
+        [ "$mode" = rsa ] && args=(--dkim "src.test:rsa:$tmp/rsa.pem")
+        [ "$mode" = ed ] && args=(--dkim "src.test:ed:$tmp/ed.pem")
+        rm -rf "$tmp/qi"
+        "$volley" run --data "$tmp/qi" --shards "$shards" --quiet --listen 127.0.0.1:0 \
+            --route "*=127.0.0.1:$port" --max-conns-per-ip 1000 "${args[@]}" 2>"$tmp/run.err" &
+        run_pid=$!
+        iport=""
+        for _ in $(seq 200); do
+            iport=$(sed -n 's/^volley run: listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/run.err")
+            [ -n "$iport" ] && break
+            sleep 0.02
+        done
+        [ -n "$iport" ] || { echo "bench_dkim: volley run did not start: $(cat "$tmp/run.err")" >&2; exit 1; }
+        t0=$(date +%s.%N)
+        "$source_bin" -d -s 64 -m "$m" -l 10240 -f s@src.test -t r@dst.test -M bench.test \
+            "127.0.0.1:$iport" >/dev/null
+        t1=$(date +%s.%N)
+        stop "$run_pid"; run_pid=""
+        rate=$(python3 -c "print('%.0f' % ($m / ($t1 - $t0)))")
+        echo "$mode $rate" >>"$tmp/intake.txt"
+        echo "  run $i $mode: $rate msg/s"
+    done
+done
+
+python3 - "$tmp/speed.txt" "$tmp/micro.json" "$tmp/e2e.txt" "$n" "$r" "$tmp/intake.txt" "$m" <<'PY'
 import json, re, statistics, sys
 speed_txt, micro, e2e, n, r = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+intake_txt, m = sys.argv[6], int(sys.argv[7])
 med = statistics.median
 def spread(v):
     return "%.0f (%.0f..%.0f, n=%d)" % (med(v), min(v), max(v), len(v))
@@ -144,6 +181,18 @@ for mode in ("none", "rsa", "ed"):
     print("  %-5s delivery %s ratio %.3f | enqueue+delivery %s ratio %.3f" % (
         {"none": "plain", "rsa": "rsa", "ed": "ed"}[mode], spread(dv), med(dv) / base_d,
         spread(tv), med(tv) / base_t))
+ik = {}
+for line in open(intake_txt):
+    mode, v = line.split()
+    ik.setdefault(mode, []).append(float(v))
+print("\nthrough the SMTP intake: %d messages of 10 KB, 64 sessions (msg/s, median (min..max))" % m)
+out["intake"] = {}
+for mode in ("none", "rsa", "ed"):
+    v = ik[mode]
+    out["intake"][mode] = {"msg_per_s": {"median": med(v), "min": min(v), "max": max(v)},
+                           "ratio": round(med(v) / med(ik["none"]), 3)}
+    print("  %-5s %s ratio %.3f" % ({"none": "plain"}.get(mode, mode), spread(v),
+                                      med(v) / med(ik["none"])))
 json.dump(out, open("bench-out/dkim.json", "w"), indent=1)
 print("\nbench-out/dkim.json written")
 PY
