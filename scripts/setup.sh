@@ -3,7 +3,9 @@
 # Idempotent and quiet when everything is already there.
 #   scripts/setup.sh          build + test dependencies (with Postfix, for its smtp-source
 #                             client in inject_source_test, no daemon left running; and
-#                             libnet-ssleay-perl for swaks --tls in inject_smtpauth_test)
+#                             libnet-ssleay-perl for swaks --tls in inject_smtpauth_test;
+#                             libjansson-dev for blast --json; chromium, headless, opens
+#                             the blast --report page in blast_test)
 #   scripts/setup.sh --bench  also the benchmark tools
 set -euo pipefail
 

@@ -41,11 +41,15 @@ void blast_report_text(FILE *f, const struct blast_conf *cf, const struct blast_
             "accepted, %llu refused\n", secs > 0 ? (double)r->ok / secs : 0,
             secs > 0 ? (double)ended / secs : 0, secs > 0 ? (double)r->bytes / secs / 1e6 : 0,
             (unsigned long long)r->rcpts_ok, (unsigned long long)r->rcpts_refused);
-    if (cf->rate > 0)
-        fprintf(f, "  schedule     requested %.1f msg/s, scheduled %.1f, achieved %.1f "
-                "(first to last MAIL); %llu due but not started\n", cf->ramp_steps > 1 ? 0.0
-                : cf->rate, rate_scheduled(r), rate_achieved(r),
+    if (cf->ramp_steps > 1)
+        fprintf(f, "  schedule     ramp %.1f to %.1f msg/s in %u steps: scheduled %.1f msg/s on "
+                "average, achieved %.1f (first to last MAIL); %llu due but not started\n",
+                cf->rate, cf->ramp_end, cf->ramp_steps, rate_scheduled(r), rate_achieved(r),
                 (unsigned long long)r->not_started);
+    else if (cf->rate > 0)
+        fprintf(f, "  schedule     requested %.1f msg/s, scheduled %.1f, achieved %.1f "
+                "(first to last MAIL); %llu due but not started\n", cf->rate,
+                rate_scheduled(r), rate_achieved(r), (unsigned long long)r->not_started);
     fprintf(f, "  connections  %llu opened, %llu ready, %llu TLS, AUTH %llu ok / %llu failed; "
             "errors:", (unsigned long long)r->conns, (unsigned long long)r->conns_ready,
             (unsigned long long)r->tls_sessions, (unsigned long long)r->auth_ok,
