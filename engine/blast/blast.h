@@ -156,6 +156,7 @@ struct blast_result {
     uint64_t first_start_ns, last_start_ns;        /* since the run's start; MAIL written */
     uint64_t first_intended_ns, last_intended_ns;  /* open loop */
     uint64_t cpu_user_us, cpu_sys_us;              /* the process, during the run */
+    uint64_t cqes, reactor_turns;                  /* io_uring completions, loop turns */
     bool interrupted;
 };
 

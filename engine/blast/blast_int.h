@@ -87,6 +87,7 @@ struct blast_session {
     char hdr[1024];
     uint64_t t_connect, t_connected, t_cmd, t_tls, t_mail, t_data, t_354, t_body_done;
     uint64_t t_wait;                 /* since when a reply is awaited (timeouts) */
+    uint64_t t_send;                 /* when the send in flight was posted */
 };
 
 /* Live counters (the control thread reads them). */
@@ -130,6 +131,7 @@ struct blast_thread {
     uint32_t *free_slots;            /* stack of FREE session slots */
     uint32_t free_count;
     bool aborted;
+    uint64_t sweep_ns;               /* next deadline sweep */
 };
 
 /* blast_session.c: one connection */
@@ -138,6 +140,8 @@ void blast_session_fail(struct blast_session *s, enum blast_err kind);
 void blast_session_abort(struct blast_session *s);      /* stop level 2: close now */
 void blast_session_quit_idle(struct blast_session *s);  /* READY: QUIT */
 void blast_session_ready(struct blast_session *s);      /* READY: next message, or idle */
+/** Fail (as a timeout) a session whose reply or send is older than the timeout. */
+bool blast_session_overdue(struct blast_session *s, uint64_t now);
 
 /* blast_run.c: what sessions ask of their thread */
 uint64_t blast_now_ns(const struct blast_thread *th);

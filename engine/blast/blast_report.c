@@ -171,6 +171,9 @@ int blast_report_json(const char *path, const struct blast_conf *cf, const struc
     json_object_set_new(doc, "cpu", json_pack(
         "{s:f, s:f, s:f}", "user_s", r->cpu_user_us / 1e6, "sys_s", r->cpu_sys_us / 1e6,
         "us_per_msg", ended ? (double)(r->cpu_user_us + r->cpu_sys_us) / (double)ended : 0.0));
+    json_object_set_new(doc, "reactor", json_pack(
+        "{s:I, s:I, s:f}", "cqes", (json_int_t)r->cqes, "turns", (json_int_t)r->reactor_turns,
+        "cqes_per_msg", ended ? (double)r->cqes / (double)ended : 0.0));
     json_t *conn = json_pack("{s:I, s:I, s:I, s:I, s:I}", "opened", (json_int_t)r->conns,
                              "ready", (json_int_t)r->conns_ready,
                              "tls", (json_int_t)r->tls_sessions,

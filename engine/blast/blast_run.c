@@ -144,6 +144,7 @@ int blast_result_merge(struct blast_result *dst, const struct blast_result *src)
     ADD(started); ADD(ok); ADD(tempfail); ADD(permfail); ADD(errors); ADD(not_started);
     ADD(rcpts_ok); ADD(rcpts_refused); ADD(bytes); ADD(conns); ADD(conns_ready);
     ADD(tls_sessions); ADD(auth_ok); ADD(auth_failed); ADD(statuses_other);
+    ADD(cqes); ADD(reactor_turns);
 #undef ADD
     for (uint32_t e = 0; e < BLAST_ERR_COUNT; e++)
         dst->conn_errors[e] += src->conn_errors[e];
@@ -455,6 +456,11 @@ static void thread_tick(struct blast_thread *th)
             if (th->sess[i].state != BLAST_S_FREE)
                 blast_session_abort(&th->sess[i]);
     }
+    if (now >= th->sweep_ns) {     /* reply and send deadlines, 10 times a second */
+        th->sweep_ns = now + 100000000ull;
+        for (uint32_t i = 0; i < th->sessions_cap; i++)
+            blast_session_overdue(&th->sess[i], now);
+    }
     if (th->open_loop) {
         while (!stop && blast_sched_peek(&th->due_cur) <= now) {
             blast_sched_next(&th->due_cur);
@@ -520,6 +526,7 @@ static void *thread_main(void *arg)
         if (thread_finished(th))
             break;
         int r = rx_run_once(th->rx, thread_wait_ms(th));
+        th->res.reactor_turns++;
         if (r < 0 && r != -EINTR) {
             th->rc = r;
             snprintf(th->err, sizeof th->err, "thread %u: reactor: %s", th->k, vl_strerror(r));
@@ -529,6 +536,7 @@ static void *thread_main(void *arg)
     if (th->open_loop)
         th->res.not_started = th->due > th->started ? th->due - th->started : 0;
     th->res.elapsed_ns = blast_now_ns(th);
+    th->res.cqes = rx_stats(th->rx).cqes;
     (void)cf;
     for (uint32_t i = 0; i < th->sessions_cap; i++)
         if (th->sess[i].tls)

@@ -121,12 +121,13 @@ static void sess_tls_flush(struct blast_session *s)
     size_t n = tls_conn_take(s->tls, s->tls_out, BLAST_TLS_OUT_BYTES);
     if (n == 0)
         return;
-    int rc = rx_send(s->th->rx, s->h, s->tls_out, n, (int)CF(s)->timeout_ms);
+    int rc = rx_send(s->th->rx, s->h, s->tls_out, n, 0);   /* deadline: the thread's sweep */
     if (rc < 0) {
         blast_session_fail(s, BLAST_ERR_OTHER);
         return;
     }
     s->send_posted = true;
+    s->t_send = blast_now_ns(s->th);
     s->body_end_inflight = s->tls_end_sealed && tls_conn_pending(s->tls) == 0;
     if (s->body_end_inflight)
         s->tls_end_sealed = false;
@@ -144,12 +145,13 @@ static void sess_flush(struct blast_session *s)
     unsigned w = s->wcur;
     if (s->wlen[w] == 0)
         return;
-    int rc = rx_send(s->th->rx, s->h, s->wbuf[w], s->wlen[w], (int)CF(s)->timeout_ms);
+    int rc = rx_send(s->th->rx, s->h, s->wbuf[w], s->wlen[w], 0);   /* deadline: the sweep */
     if (rc < 0) {
         blast_session_fail(s, BLAST_ERR_OTHER);
         return;
     }
     s->send_posted = true;
+    s->t_send = blast_now_ns(s->th);
     s->body_end_inflight = s->body_end_buffered;
     s->body_end_buffered = false;
     s->wcur = 1u - w;
@@ -636,7 +638,8 @@ static void sess_post_recv(struct blast_session *s)
         return;
     char *buf = s->tls ? s->tls_in : s->in;
     size_t cap = s->tls ? TLS_STREAM_IN_BYTES_BLAST : sizeof s->in;
-    if (rx_recv(s->th->rx, s->h, buf, cap, (int)CF(s)->timeout_ms) < 0) {
+    /* No linked timeout (it would double the CQEs): blast_session_overdue() is the deadline. */
+    if (rx_recv(s->th->rx, s->h, buf, cap, 0) < 0) {
         blast_session_fail(s, BLAST_ERR_OTHER);
         return;
     }
@@ -684,15 +687,6 @@ static void sess_recv_done(struct blast_session *s, int res)
     s->recv_posted = false;
     if (s->state == BLAST_S_CLOSING || s->state == BLAST_S_FREE)
         return;
-    if (res == -ETIMEDOUT) {
-        uint64_t waited = blast_now_ns(s->th) - s->t_wait;
-        if (s->exp_count == 0 || waited < (uint64_t)CF(s)->timeout_ms * 900000ull) {
-            sess_post_recv(s);     /* idle, or the wait began later than this recv */
-            return;
-        }
-        blast_session_fail(s, BLAST_ERR_TIMEOUT);
-        return;
-    }
     if (res <= 0) {
         if (s->state == BLAST_S_QUIT) {   /* closed after (or instead of) the 221 */
             sess_close(s);
@@ -730,6 +724,19 @@ static void sess_send_done(struct blast_session *s, int res)
         blast_hist_record(&s->th->res.phase[BLAST_PH_BODY], s->t_body_done - from);
     }
     sess_flush(s);
+}
+
+bool blast_session_overdue(struct blast_session *s, uint64_t now)
+{
+    if (s->state == BLAST_S_FREE || s->state == BLAST_S_CLOSING || s->state == BLAST_S_CONNECT)
+        return false;              /* connect carries its own deadline */
+    const uint64_t limit = (uint64_t)CF(s)->timeout_ms * 1000000ull;
+    if ((s->exp_count > 0 && now - s->t_wait > limit) ||
+        (s->send_posted && now - s->t_send > limit)) {
+        blast_session_fail(s, BLAST_ERR_TIMEOUT);
+        return true;
+    }
+    return false;
 }
 
 static void sess_cb(struct rx *rx, const struct rx_event *ev)
