@@ -14,7 +14,7 @@
 #include "volley/limits.h"
 
 /* "N", "Nk", "NK", "Nm", "NM" -> octets in 1 .. VL_MSG_BYTES_MAX. */
-static int octets(const char *s, size_t len, uint64_t *out)
+static int size_octets(const char *s, size_t len, uint64_t *out)
 {
     char buf[32];
     if (len == 0 || len >= sizeof buf)
@@ -63,7 +63,7 @@ static int size_file(const char *path, struct blast_size *out, char *err, size_t
         if (len == 0 || line[0] == '#')
             continue;
         uint64_t v;
-        if (octets(line, len, &v) < 0 || n == BLAST_SIZES_MAX) {
+        if (size_octets(line, len, &v) < 0 || n == BLAST_SIZES_MAX) {
             if (n == BLAST_SIZES_MAX)
                 snprintf(err, cap, "--size file:%s: more than %u sizes", path, BLAST_SIZES_MAX);
             else
@@ -104,8 +104,8 @@ int blast_size_parse(const char *spec, struct blast_size *out, char *err, size_t
     if (!strncmp(spec, "uniform:", 8)) {
         const char *a = spec + 8, *dash = strchr(a, '-');
         uint64_t lo, hi;
-        if (!dash || octets(a, (size_t)(dash - a), &lo) < 0 ||
-            octets(dash + 1, strlen(dash + 1), &hi) < 0 || hi < lo) {
+        if (!dash || size_octets(a, (size_t)(dash - a), &lo) < 0 ||
+            size_octets(dash + 1, strlen(dash + 1), &hi) < 0 || hi < lo) {
             snprintf(err, cap, "--size '%s': uniform:A-B needs sizes A <= B (octets, k/M)", spec);
             return VL_E_INVALID;
         }
@@ -116,7 +116,7 @@ int blast_size_parse(const char *spec, struct blast_size *out, char *err, size_t
         const char *a = spec + 10, *colon = strchr(a, ':');
         uint64_t med;
         double sigma;
-        if (!colon || octets(a, (size_t)(colon - a), &med) < 0 || positive(colon + 1, &sigma) < 0
+        if (!colon || size_octets(a, (size_t)(colon - a), &med) < 0 || positive(colon + 1, &sigma) < 0
             || sigma > 5) {
             snprintf(err, cap, "--size '%s': lognormal:MEDIAN:SIGMA needs a size and 0 < SIGMA "
                      "<= 5", spec);
@@ -127,7 +127,7 @@ int blast_size_parse(const char *spec, struct blast_size *out, char *err, size_t
         return 0;
     }
     uint64_t v;
-    if (octets(spec, strlen(spec), &v) < 0) {
+    if (size_octets(spec, strlen(spec), &v) < 0) {
         snprintf(err, cap, "--size '%s': expected N (octets, k/M suffix), uniform:A-B, "
                  "lognormal:MEDIAN:SIGMA or file:PATH", spec);
         return VL_E_INVALID;

@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "blast.h"
 #include "blast_sched.h"
@@ -95,8 +96,18 @@ struct blast_live_atomic {
     _Atomic uint64_t started, ok, tempfail, permfail, errors, conns_open, backlog;
 };
 
+/* How a session reports up to its thread (blast_run.c sets them): through
+ * these pointers, never by name, so a session never calls its owner directly. */
+struct blast_owner {
+    bool (*take)(struct blast_thread *th, struct blast_session *s);   /* a message for s? */
+    bool (*more)(const struct blast_thread *th);                      /* any left to start? */
+    void (*idle)(struct blast_thread *th, struct blast_session *s);   /* s waits for one */
+    void (*closed)(struct blast_thread *th, struct blast_session *s); /* s's slot is free */
+};
+
 struct blast_thread {
     const struct blast_conf *conf;
+    struct blast_owner owner;
     uint32_t k;                      /* thread index */
     pthread_t tid;
     bool joined;
@@ -143,18 +154,34 @@ void blast_session_ready(struct blast_session *s);      /* READY: next message, 
 /** Fail (as a timeout) a session whose reply or send is older than the timeout. */
 bool blast_session_overdue(struct blast_session *s, uint64_t now);
 
-/* blast_run.c: what sessions ask of their thread */
-uint64_t blast_now_ns(const struct blast_thread *th);
-bool blast_thread_take_msg(struct blast_thread *th, struct blast_session *s);
-bool blast_thread_more_msgs(const struct blast_thread *th);
-void blast_thread_idle_push(struct blast_thread *th, struct blast_session *s);
-void blast_thread_msg_started(struct blast_thread *th, struct blast_session *s);
-void blast_thread_msg_build(struct blast_thread *th, struct blast_session *s);
-void blast_thread_rcpt(struct blast_thread *th, struct blast_session *s, char *addr, size_t cap);
-void blast_thread_count_reply(struct blast_thread *th, const struct smtp_reply *r);
-void blast_thread_msg_ended(struct blast_thread *th, struct blast_session *s, int outcome,
-                            uint64_t t_end);
-void blast_thread_session_closed(struct blast_thread *th, struct blast_session *s);
+/* blast_stats.c: counting (the thread's own result) */
+void blast_stats_msg_taken(struct blast_thread *th, struct blast_session *s);
+void blast_stats_msg_started(struct blast_thread *th, struct blast_session *s);
+void blast_stats_reply(struct blast_thread *th, const struct smtp_reply *r);
+void blast_stats_msg_ended(struct blast_thread *th, struct blast_session *s, int outcome,
+                           uint64_t t_end);
+
+/* blast_msg.c: message content */
+void blast_msg_date_refresh(struct blast_thread *th);
+void blast_msg_build(struct blast_thread *th, struct blast_session *s);
+void blast_msg_rcpt(struct blast_thread *th, char *addr, size_t cap);
+/** The body filler, BLAST_TEMPLATE_BYTES of 76-octet lines + CRLF; free() it. */
+char *blast_msg_template_create(void);
+/** AUTH PLAIN's initial response for USER, PASS. @return 0, or -EINVAL if too long. */
+int blast_msg_auth_plain(const char *user, const char *pass, char *out, size_t cap);
+
+static inline uint64_t blast_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/** Nanoseconds since the run's start. */
+static inline uint64_t blast_now_ns(const struct blast_thread *th)
+{
+    return blast_mono_ns() - th->t0_ns;
+}
 
 /* outcomes of a message */
 enum { BLAST_OUT_OK, BLAST_OUT_TEMPFAIL, BLAST_OUT_PERMFAIL, BLAST_OUT_ERROR };

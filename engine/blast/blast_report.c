@@ -11,7 +11,7 @@
 
 static const double report_q[] = { 0.5, 0.9, 0.99, 0.999 };
 
-static double ms(uint64_t ns) { return (double)ns / 1e6; }
+static double ns_to_ms(uint64_t ns) { return (double)ns / 1e6; }
 
 static double rate_achieved(const struct blast_result *r)
 {
@@ -68,8 +68,8 @@ void blast_report_text(FILE *f, const struct blast_conf *cf, const struct blast_
         fprintf(f, "  %-13s %9llu %9.3f", blast_phase_name[p], (unsigned long long)h->count,
                 blast_hist_mean(h) / 1e6);
         for (size_t q = 0; q < sizeof report_q / sizeof report_q[0]; q++)
-            fprintf(f, " %9.3f", ms(blast_hist_quantile(h, report_q[q])));
-        fprintf(f, " %9.3f\n", ms(h->max));
+            fprintf(f, " %9.3f", ns_to_ms(blast_hist_quantile(h, report_q[q])));
+        fprintf(f, " %9.3f\n", ns_to_ms(h->max));
     }
     fputs("\n  replies     ", f);
     for (unsigned c = 0; c < BLAST_REPLY_CODES; c++)
@@ -88,19 +88,19 @@ void blast_report_text(FILE *f, const struct blast_conf *cf, const struct blast_
             fprintf(f, "  %-6u %10.1f %10llu %10llu %10.3f %10.3f\n", j + 1, r->step[j].rate,
                     (unsigned long long)r->step[j].started,
                     (unsigned long long)r->step[j].ended_ok,
-                    ms(blast_hist_quantile(&r->step[j].txn, 0.5)),
-                    ms(blast_hist_quantile(&r->step[j].txn, 0.99)));
+                    ns_to_ms(blast_hist_quantile(&r->step[j].txn, 0.5)),
+                    ns_to_ms(blast_hist_quantile(&r->step[j].txn, 0.99)));
     }
 }
 
 static json_t *hist_json(const struct blast_hist *h)
 {
     json_t *o = json_pack("{s:I, s:f, s:f, s:f}", "count", (json_int_t)h->count,
-                          "mean_ms", blast_hist_mean(h) / 1e6, "min_ms", h->count ? ms(h->min) : 0.0,
-                          "max_ms", ms(h->max));
+                          "mean_ms", blast_hist_mean(h) / 1e6, "min_ms", h->count ? ns_to_ms(h->min) : 0.0,
+                          "max_ms", ns_to_ms(h->max));
     static const char *const names[] = { "p50_ms", "p90_ms", "p99_ms", "p999_ms" };
     for (size_t q = 0; q < sizeof report_q / sizeof report_q[0]; q++)
-        json_object_set_new(o, names[q], json_real(ms(blast_hist_quantile(h, report_q[q]))));
+        json_object_set_new(o, names[q], json_real(ns_to_ms(blast_hist_quantile(h, report_q[q]))));
     json_object_set_new(o, "clamped", json_integer((json_int_t)h->clamped));
     return o;
 }
@@ -138,9 +138,9 @@ static json_t *series_json(const struct blast_result *r)
                               "permfail", (json_int_t)s->permfail,
                               "errors", (json_int_t)s->errors, "bytes", (json_int_t)s->bytes);
         if (s->txn && s->txn->count) {
-            json_object_set_new(o, "p50_ms", json_real(ms(blast_hist_quantile(s->txn, 0.5))));
-            json_object_set_new(o, "p99_ms", json_real(ms(blast_hist_quantile(s->txn, 0.99))));
-            json_object_set_new(o, "max_ms", json_real(ms(s->txn->max)));
+            json_object_set_new(o, "p50_ms", json_real(ns_to_ms(blast_hist_quantile(s->txn, 0.5))));
+            json_object_set_new(o, "p99_ms", json_real(ns_to_ms(blast_hist_quantile(s->txn, 0.99))));
+            json_object_set_new(o, "max_ms", json_real(ns_to_ms(s->txn->max)));
         }
         json_array_append_new(a, o);
     }

@@ -7,7 +7,7 @@
  * Replies are matched to commands through a ring of what was written
  * (expect[]), in order; a reply with nothing awaited is a protocol error.
  * Every phase's time is taken here (blast.h names them). Each started
- * message ends exactly once (blast_thread_msg_ended), by the code of its
+ * message ends exactly once (blast_stats_msg_ended), by the code of its
  * deciding reply or as an error when the connection fails first; each failed
  * connection is counted once, by kind.
  */
@@ -166,7 +166,7 @@ static void sess_close(struct blast_session *s)
         return;
     s->state = BLAST_S_CLOSING;
     if (rx_close(s->th->rx, s->h) < 0)   /* never opened: free at once */
-        blast_thread_session_closed(s->th, s);
+        s->th->owner.closed(s->th, s);
 }
 
 void blast_session_fail(struct blast_session *s, enum blast_err kind)
@@ -179,7 +179,7 @@ void blast_session_fail(struct blast_session *s, enum blast_err kind)
     }
     if (s->has_msg) {
         s->has_msg = false;
-        blast_thread_msg_ended(s->th, s, BLAST_OUT_ERROR, blast_now_ns(s->th));
+        blast_stats_msg_ended(s->th, s, BLAST_OUT_ERROR, blast_now_ns(s->th));
     }
     sess_close(s);
 }
@@ -188,7 +188,7 @@ void blast_session_abort(struct blast_session *s)
 {
     if (s->has_msg) {
         s->has_msg = false;
-        blast_thread_msg_ended(s->th, s, BLAST_OUT_ERROR, blast_now_ns(s->th));
+        blast_stats_msg_ended(s->th, s, BLAST_OUT_ERROR, blast_now_ns(s->th));
     }
     sess_close(s);
 }
@@ -301,7 +301,7 @@ static void sess_refused(struct blast_session *s, uint16_t code)
 {
     if (s->has_msg) {
         s->has_msg = false;
-        blast_thread_msg_ended(s->th, s, outcome_of(code), blast_now_ns(s->th));
+        blast_stats_msg_ended(s->th, s, outcome_of(code), blast_now_ns(s->th));
     }
     if (code == 421) {             /* closing: no QUIT */
         sess_close(s);
@@ -316,12 +316,12 @@ void blast_session_ready(struct blast_session *s)
     if (s->state != BLAST_S_READY && s->state != BLAST_S_TXN)
         th->res.conns_ready++;
     s->state = BLAST_S_READY;
-    if (s->has_msg || blast_thread_take_msg(th, s)) {
+    if (s->has_msg || th->owner.take(th, s)) {
         sess_txn_begin(s);
         return;
     }
-    if (blast_thread_more_msgs(th))
-        blast_thread_idle_push(th, s);
+    if (th->owner.more(th))
+        th->owner.idle(th, s);
     else
         sess_quit(s);
 }
@@ -389,13 +389,13 @@ static void sess_txn_begin(struct blast_session *s)
     s->t_mail = blast_now_ns(th);
     if (!th->open_loop)
         s->t_intended = s->t_mail;
-    blast_thread_msg_started(th, s);
+    blast_stats_msg_started(th, s);
     s->rcpt_sent = s->rcpt_replied = s->rcpt_ok = 0;
     s->refusal_code = 0;
     s->mail_refused = s->lone_dot = false;
     s->t_body_done = s->t_354 = 0;
     s->bdat = cf->chunking && smtp_ehlo_has(&s->caps, SMTP_EXT_CHUNKING);
-    blast_thread_msg_build(th, s);   /* size, header, body length */
+    blast_msg_build(th, s);   /* size, header, body length */
     if (smtp_ehlo_has(&s->caps, SMTP_EXT_SIZE))
         sess_cmd(s, BLAST_CMD_MAIL, "MAIL FROM:<%s> SIZE=%llu\r\n", cf->from,
                  (unsigned long long)s->msg_size);
@@ -415,7 +415,7 @@ static void sess_txn_next(struct blast_session *s)
     const bool pipe = sess_pipelining(s);
     while (s->rcpt_sent < n) {
         char addr[VL_SMTP_PATH_BYTES_MAX + 1];
-        blast_thread_rcpt(th, s, addr, sizeof addr);
+        blast_msg_rcpt(th, addr, sizeof addr);
         sess_cmd(s, BLAST_CMD_RCPT, "RCPT TO:<%s>\r\n", addr);
         s->rcpt_sent++;
         if (!pipe)
@@ -437,7 +437,7 @@ static void sess_msg_done(struct blast_session *s, uint16_t code, bool rset)
     uint64_t now = blast_now_ns(s->th);
     s->has_msg = false;
     s->msgs_on_conn++;
-    blast_thread_msg_ended(s->th, s, outcome_of(code), now);
+    blast_stats_msg_ended(s->th, s, outcome_of(code), now);
     if (rset) {
         sess_cmd(s, BLAST_CMD_RSET, "RSET\r\n");
         sess_flush(s);
@@ -523,7 +523,7 @@ static void sess_reply(struct blast_session *s, const struct smtp_reply *r, bool
 {
     struct blast_thread *th = s->th;
     const uint64_t now = blast_now_ns(th);
-    blast_thread_count_reply(th, r);
+    blast_stats_reply(th, r);
     if (s->exp_count == 0) {
         blast_session_fail(s, BLAST_ERR_PROTO);
         return;
@@ -747,7 +747,7 @@ static void sess_cb(struct rx *rx, const struct rx_event *ev)
     case RX_OP_CONNECT: sess_connect_done(s, ev->res);             break;
     case RX_OP_SEND:    sess_send_done(s, ev->res);                break;
     case RX_OP_RECV:    sess_recv_done(s, ev->res);                break;
-    case RX_OP_CLOSE:   blast_thread_session_closed(s->th, s);     break;
+    case RX_OP_CLOSE:   s->th->owner.closed(s->th, s);     break;
     default: vl_panic("blast: unexpected event op %d", (int)ev->op);
     }
 }

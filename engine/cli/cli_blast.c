@@ -98,7 +98,7 @@ static int num(const char *opt, const char *v, uint64_t min, uint64_t max, uint6
 }
 
 /* N (ms), Nms, Ns, Nm. */
-static int duration_ms(const char *v, uint64_t *out)
+static int blast_duration_parse(const char *v, uint64_t *out)
 {
     char *end;
     errno = 0;
@@ -226,7 +226,7 @@ static int blast_option(struct blast_conf *c, struct cli_out *o, const char *opt
     }
     if (!strcmp(opt, "--duration") || !strcmp(opt, "--timeout")) {
         uint64_t ms;
-        if (duration_ms(v, &ms) < 0)
+        if (blast_duration_parse(v, &ms) < 0)
             return usage_error("%s: bad duration '%s' (N ms, Nms, Ns or Nm)", opt, v);
         if (opt[2] == 'd')
             c->duration_ms = ms;
