@@ -157,6 +157,10 @@ struct blast_result {
     uint64_t first_intended_ns, last_intended_ns;  /* open loop */
     uint64_t cpu_user_us, cpu_sys_us;              /* the process, during the run */
     uint64_t cqes, reactor_turns;                  /* io_uring completions, loop turns */
+    /* Send rate by a least-squares line through (message number, MAIL time) of each
+     * thread (robust to a late first or last message), summed over threads. */
+    double fit_n, fit_sx, fit_sy, fit_sxx, fit_sxy;   /* one thread's sums */
+    double rate_fit;                                  /* messages/s; 0 if unknown */
     bool interrupted;
 };
 

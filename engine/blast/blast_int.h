@@ -157,6 +157,7 @@ bool blast_session_overdue(struct blast_session *s, uint64_t now);
 /* blast_stats.c: counting (the thread's own result) */
 void blast_stats_msg_taken(struct blast_thread *th, struct blast_session *s);
 void blast_stats_msg_started(struct blast_thread *th, struct blast_session *s);
+void blast_stats_rate_fit(struct blast_result *res);
 void blast_stats_reply(struct blast_thread *th, const struct smtp_reply *r);
 void blast_stats_msg_ended(struct blast_thread *th, struct blast_session *s, int outcome,
                            uint64_t t_end);

@@ -13,7 +13,7 @@ static const double report_q[] = { 0.5, 0.9, 0.99, 0.999 };
 
 static double ns_to_ms(uint64_t ns) { return (double)ns / 1e6; }
 
-static double rate_achieved(const struct blast_result *r)
+static double rate_first_last(const struct blast_result *r)
 {
     if (r->started < 2 || r->last_start_ns <= r->first_start_ns)
         return 0;
@@ -43,13 +43,14 @@ void blast_report_text(FILE *f, const struct blast_conf *cf, const struct blast_
             (unsigned long long)r->rcpts_ok, (unsigned long long)r->rcpts_refused);
     if (cf->ramp_steps > 1)
         fprintf(f, "  schedule     ramp %.1f to %.1f msg/s in %u steps: scheduled %.1f msg/s on "
-                "average, achieved %.1f (first to last MAIL); %llu due but not started\n",
-                cf->rate, cf->ramp_end, cf->ramp_steps, rate_scheduled(r), rate_achieved(r),
+                "average, sent %.1f (first to last MAIL); %llu due but not started\n",
+                cf->rate, cf->ramp_end, cf->ramp_steps, rate_scheduled(r), rate_first_last(r),
                 (unsigned long long)r->not_started);
     else if (cf->rate > 0)
-        fprintf(f, "  schedule     requested %.1f msg/s, scheduled %.1f, achieved %.1f "
-                "(first to last MAIL); %llu due but not started\n", cf->rate,
-                rate_scheduled(r), rate_achieved(r), (unsigned long long)r->not_started);
+        fprintf(f, "  schedule     requested %.1f msg/s, scheduled %.1f, achieved %.1f (fit of "
+                "MAIL times; %.1f first to last); %llu due but not started\n", cf->rate,
+                rate_scheduled(r), r->rate_fit, rate_first_last(r),
+                (unsigned long long)r->not_started);
     fprintf(f, "  connections  %llu opened, %llu ready, %llu TLS, AUTH %llu ok / %llu failed; "
             "errors:", (unsigned long long)r->conns, (unsigned long long)r->conns_ready,
             (unsigned long long)r->tls_sessions, (unsigned long long)r->auth_ok,
@@ -164,10 +165,10 @@ int blast_report_json(const char *path, const struct blast_conf *cf, const struc
     json_object_set_new(doc, "elapsed_s", json_real(secs));
     json_object_set_new(doc, "interrupted", json_boolean(r->interrupted));
     json_object_set_new(doc, "throughput", json_pack(
-        "{s:f, s:f, s:f, s:f, s:f}", "ok_per_s", secs > 0 ? (double)r->ok / secs : 0.0,
+        "{s:f, s:f, s:f, s:f, s:f, s:f}", "ok_per_s", secs > 0 ? (double)r->ok / secs : 0.0,
         "ended_per_s", secs > 0 ? (double)ended / secs : 0.0,
         "rate_requested", cf->rate, "rate_scheduled", rate_scheduled(r),
-        "rate_achieved", rate_achieved(r)));
+        "rate_achieved", r->rate_fit, "rate_first_to_last", rate_first_last(r)));
     json_object_set_new(doc, "cpu", json_pack(
         "{s:f, s:f, s:f}", "user_s", r->cpu_user_us / 1e6, "sys_s", r->cpu_sys_us / 1e6,
         "us_per_msg", ended ? (double)(r->cpu_user_us + r->cpu_sys_us) / (double)ended : 0.0));

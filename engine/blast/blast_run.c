@@ -207,6 +207,7 @@ static void *thread_main(void *arg)
         th->res.not_started = th->due > th->started ? th->due - th->started : 0;
     th->res.elapsed_ns = blast_now_ns(th);
     th->res.cqes = rx_stats(th->rx).cqes;
+    blast_stats_rate_fit(&th->res);
     (void)cf;
     for (uint32_t i = 0; i < th->sessions_cap; i++)
         if (th->sess[i].tls)

@@ -129,7 +129,7 @@ int blast_result_merge(struct blast_result *dst, const struct blast_result *src)
     ADD(started); ADD(ok); ADD(tempfail); ADD(permfail); ADD(errors); ADD(not_started);
     ADD(rcpts_ok); ADD(rcpts_refused); ADD(bytes); ADD(conns); ADD(conns_ready);
     ADD(tls_sessions); ADD(auth_ok); ADD(auth_failed); ADD(statuses_other);
-    ADD(cqes); ADD(reactor_turns);
+    ADD(cqes); ADD(reactor_turns); ADD(rate_fit);
 #undef ADD
     for (uint32_t e = 0; e < BLAST_ERR_COUNT; e++)
         dst->conn_errors[e] += src->conn_errors[e];
@@ -173,6 +173,12 @@ void blast_stats_msg_started(struct blast_thread *th, struct blast_session *s)
         res->first_start_ns = s->t_mail;
     if (s->t_mail > res->last_start_ns)
         res->last_start_ns = s->t_mail;
+    const double x = (double)s->msg_seq, y = (double)s->t_mail / 1e9;
+    res->fit_n += 1;
+    res->fit_sx += x;
+    res->fit_sy += y;
+    res->fit_sxx += x * x;
+    res->fit_sxy += x * y;
     blast_hist_record(&res->phase[BLAST_PH_LAG],
                       s->t_mail > s->t_intended ? s->t_mail - s->t_intended : 0);
 }
@@ -249,4 +255,17 @@ void blast_stats_msg_taken(struct blast_thread *th, struct blast_session *s)
         sl->started++;
     if (s->msg_step < th->res.step_count)
         th->res.step[s->msg_step].started++;
+}
+
+/* At the thread's end: its send rate from the least-squares fit. */
+void blast_stats_rate_fit(struct blast_result *res)
+{
+    const double n = res->fit_n;
+    const double den = n * res->fit_sxx - res->fit_sx * res->fit_sx;
+    res->rate_fit = 0;
+    if (n < 2 || den <= 0)
+        return;
+    const double slope = (n * res->fit_sxy - res->fit_sx * res->fit_sy) / den;   /* s/msg */
+    if (slope > 0)
+        res->rate_fit = 1.0 / slope;
 }

@@ -163,9 +163,11 @@ def case_open_loop_rate():
     err = abs(t["rate_achieved"] / 1000.0 - 1)
     check(err <= 0.01, "achieved %.2f msg/s for 1000 requested (%.2f%%)" %
           (t["rate_achieved"], err * 100))
+    check(abs(t["rate_first_to_last"] / 1000.0 - 1) <= 0.05, "first to last %r" % t)
     check(abs(t["rate_scheduled"] / 1000.0 - 1) < 0.001, "scheduled %r" % t["rate_scheduled"])
-    print("open_loop_rate: achieved %.2f msg/s, scheduled %.2f, lag p99 %.3f ms" %
-          (t["rate_achieved"], t["rate_scheduled"], j["phases"]["schedule_lag"]["p99_ms"]))
+    print("open_loop_rate: achieved %.2f msg/s (fit; %.2f first to last), scheduled %.2f, "
+          "lag p99 %.3f ms" % (t["rate_achieved"], t["rate_first_to_last"], t["rate_scheduled"],
+                               j["phases"]["schedule_lag"]["p99_ms"]))
 
 
 def case_delay_shift():
@@ -244,10 +246,12 @@ def case_tls_auth_chunking():
                         "--msgs-per-conn", 10, "--starttls", "encrypt", "--auth",
                         "alice:wonderland", "--chunking", "on", "--size", "3k", "--quiet")
         m, c = j["messages"], j["connections"]
-        check(m["ok"] == 30 and c["auth_ok"] == 3 and c["tls"] == 3, "auth run: %r %r" % (m, c))
-        check("354" not in j["replies"] and j["replies"].get("235") == 3,
+        n = c["opened"]
+        check(m["ok"] == 30 and c["auth_ok"] == n and c["tls"] == n and n >= 3,
+              "auth run: %r %r" % (m, c))
+        check("354" not in j["replies"] and j["replies"].get("235") == n,
               "BDAT run replies %r" % j["replies"])
-        check(j["phases"]["auth"]["count"] == 3, "auth phase %r" % j["phases"]["auth"])
+        check(j["phases"]["auth"]["count"] == n, "auth phase %r" % j["phases"]["auth"])
         it.wait_saved(30, "blast over AUTH + BDAT")
         j, _, _ = blast(addr, "--count", 4, "--concurrency", 2, "--threads", 1,
                         "--starttls", "encrypt", "--auth", "alice:wrong", "--quiet")
