@@ -85,7 +85,7 @@ static void sess_fill_body(struct blast_session *s)
                 n = BLAST_TEMPLATE_BYTES - o % BLAST_TEMPLATE_BYTES;
         } else {
             uint64_t o = s->body_off - s->hdr_len - s->body_len;
-            src = "\r\n" + o;
+            src = &"\r\n"[o];
             n = 2 - o;
         }
         if (n > room)
