@@ -10,12 +10,13 @@ Cases (BLAST_CASE=name runs one):
   errors_by_kind     a closed port counts `refused`; a sink that drops every 4th
                      connection mid-DATA counts `reset` errors (one message each)
   open_loop_rate     --rate 1000 for 3 s into a fast sink: exactly 3000 messages are
-                     scheduled and sent, and the achieved send rate (first to last MAIL)
-                     is within 1% of the requested rate
-  delay_shift        sink --delay dot=60ms: transaction p50/p90 move up by 60 ms
-                     (within -3 .. +40 ms) against a run without the delay; with only 2
-                     sessions for 100 msg/s the latency from the intended start grows far
-                     beyond the delay (no coordinated omission)
+                     scheduled and sent, and the achieved send rate (least-squares fit
+                     of the MAIL times) is within 1% of the requested rate (a run whose
+                     schedule lag p99 exceeds 50 ms, a busy machine, is repeated, max 3)
+  delay_shift        sink --delay dot=60ms: transaction and final_reply p50 move up by
+                     60 ms (-3 .. +40 ms), p90 by at least 57 ms, against a run without
+                     the delay; with only 2 sessions for 100 msg/s the latency from the
+                     intended start grows far beyond the delay (no coordinated omission)
   tls_auth_chunking  STARTTLS encrypt into a TLS sink (the sink's tls_sessions equal
                      blast's connections); encrypt against a sink without STARTTLS is a
                      `tls` error per connection; AUTH PLAIN + BDAT into `volley run
@@ -152,10 +153,18 @@ def case_errors_by_kind():
 
 
 def case_open_loop_rate():
-    sink = Sink(["--json", "--threads", "1"])
-    j, _, _ = blast(target(sink), "--rate", "1000/s", "--duration", "3s", "--sessions", 40,
-                    "--threads", 2, "--size", 2048, "--quiet")
-    sink_final_stats(sink)
+    # The rate is checked against the tool's own schedule; a machine too busy to keep up
+    # (schedule lag p99 over 50 ms: the sender itself was not scheduled) is no test of it,
+    # so such a run is repeated (at most 3 runs; the last one is judged regardless).
+    for attempt in range(3):
+        sink = Sink(["--json", "--threads", "1"])
+        j, _, _ = blast(target(sink), "--rate", "1000/s", "--duration", "3s", "--sessions", 40,
+                        "--threads", 2, "--size", 2048, "--quiet")
+        sink_final_stats(sink)
+        lag = j["phases"]["schedule_lag"]["p99_ms"]
+        if lag <= 50:
+            break
+        print("open_loop_rate: run %d lagged (p99 %.1f ms), again" % (attempt + 1, lag))
     m, t = j["messages"], j["throughput"]
     check(m["started"] == 3000 and m["not_started"] == 0,
           "started %d (not started %d), want 3000" % (m["started"], m["not_started"]))
@@ -179,11 +188,12 @@ def case_delay_shift():
     slow, _, _ = blast(target(sink), *args)
     st = sink_final_stats(sink)
     check(st["faults"]["delay"] == 200, "sink delayed %d, want 200" % st["faults"]["delay"])
-    for q in ("p50_ms", "p90_ms"):
-        b, s = base["phases"]["transaction"][q], slow["phases"]["transaction"][q]
-        check(57 <= s - b <= 100, "transaction %s: %.3f -> %.3f ms (want +60)" % (q, b, s))
-        fb, fs = base["phases"]["final_reply"][q], slow["phases"]["final_reply"][q]
-        check(57 <= fs - fb <= 100, "final_reply %s: %.3f -> %.3f ms (want +60)" % (q, fb, fs))
+    # p50 moves by the delay (+60 ms, -3 .. +40 ms for scheduling noise); p90 at least by it
+    for phase in ("transaction", "final_reply"):
+        b, s = base["phases"][phase]["p50_ms"], slow["phases"][phase]["p50_ms"]
+        check(57 <= s - b <= 100, "%s p50: %.3f -> %.3f ms (want +60)" % (phase, b, s))
+        b, s = base["phases"][phase]["p90_ms"], slow["phases"][phase]["p90_ms"]
+        check(s - b >= 57 and s >= 60, "%s p90: %.3f -> %.3f ms (want +60)" % (phase, b, s))
     check(slow["phases"]["mail_rcpt"]["p50_ms"] < 30, "mail_rcpt moved: %r" %
           slow["phases"]["mail_rcpt"])
     print("delay_shift: transaction p50 %.3f -> %.3f ms, p90 %.3f -> %.3f ms" %
