@@ -22,6 +22,10 @@ Cases (BLAST_CASE=name runs one):
                      `tls` error per connection; AUTH PLAIN + BDAT into `volley run
                      --listen` (no 354 at all; every message 250); a wrong password
                      counts 535s and no message goes through
+  bind_rcpts         --bind 127.0.0.2 into `volley run --listen --allow 127.0.0.2/32`: every
+                     recipient accepted (from 127.0.0.1 relaying is refused, 554 5.7.1);
+                     --rcpts FILE in turn: the one address the sink refuses is refused
+                     exactly count/4 times
   report_html        --report FILE.html opened in headless Chromium: a screenshot is
                      taken; the page has no script and no external reference, the time
                      charts carry one point per series slot of the JSON, the phase and
@@ -273,6 +277,35 @@ def case_tls_auth_chunking():
         it.close()
 
 
+def case_bind_rcpts():
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from inject_lib import Intake  # noqa: E402
+    it = Intake(["--allow", "127.0.0.2/32"])
+    try:
+        addr = "127.0.0.1:%d" % it.port()
+        j, _, _ = blast(addr, "--count", 10, "--concurrency", 2, "--threads", 1,
+                        "--bind", "127.0.0.2", "--size", "2k", "--quiet")
+        check(j["messages"]["ok"] == 10 and j["messages"]["rcpts_ok"] == 10,
+              "bound to 127.0.0.2: %r" % j["messages"])
+        it.wait_saved(10, "blast --bind 127.0.0.2")
+        j, _, _ = blast(addr, "--count", 4, "--concurrency", 2, "--threads", 1, "--quiet")
+        check(j["messages"]["permfail"] == 4 and j["replies"].get("554") == 4 and
+              j["statuses"].get("5.7.1") == 4, "unbound (127.0.0.1): %r %r" %
+              (j["messages"], j["replies"]))
+    finally:
+        it.close()
+    rcpts = os.path.join(TMP, "rcpts")
+    with open(rcpts, "w") as f:
+        f.write("# four\na@one.test\nb@two.test\nbad@three.test\nc@four.test\n")
+    sink = Sink(["--json", "--fault", "rcpt=550:match=bad"])
+    j, _, _ = blast(target(sink), "--count", 40, "--concurrency", 2, "--threads", 2,
+                    "--rcpts", rcpts, "--quiet")
+    st = sink_final_stats(sink)
+    check_against_sink(j, st, "rcpts file")
+    check(j["messages"]["rcpts_refused"] == 10 and j["messages"]["ok"] == 30,
+          "rcpts file: %r" % j["messages"])
+
+
 def case_report_html():
     chromium = shutil.which("chromium")
     check(chromium, "chromium not installed (scripts/setup.sh installs it)")
@@ -348,7 +381,8 @@ def case_usage():
 
 CASES = [("counts_faults", case_counts_faults), ("errors_by_kind", case_errors_by_kind),
          ("open_loop_rate", case_open_loop_rate), ("delay_shift", case_delay_shift),
-         ("tls_auth_chunking", case_tls_auth_chunking), ("report_html", case_report_html),
+         ("tls_auth_chunking", case_tls_auth_chunking), ("bind_rcpts", case_bind_rcpts),
+         ("report_html", case_report_html),
          ("usage", case_usage)]
 
 
