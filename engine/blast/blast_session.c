@@ -243,13 +243,17 @@ int blast_session_start(struct blast_thread *th, struct blast_session *s)
         goto fail;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (cf->bind_count) {
-        uint32_t b = (uint32_t)(seq % cf->bind_count);
-        if (cf->bind[b].sa.sa_family == to->sa.sa_family &&
-            bind(fd, &cf->bind[b].sa, cf->bind_len[b]) < 0) {
+    for (uint32_t i = 0; i < cf->bind_count; i++) {   /* the next one of the target's family */
+        uint32_t b = (uint32_t)((seq + i) % cf->bind_count);
+        if (cf->bind[b].sa.sa_family != to->sa.sa_family)
+            continue;
+        /* the port is picked at connect, per destination: no ephemeral-port exhaustion */
+        setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+        if (bind(fd, &cf->bind[b].sa, cf->bind_len[b]) < 0) {
             close(fd);
             goto fail;
         }
+        break;
     }
     if (rx_open(th->rx, fd, sess_cb, s, &s->h) < 0) {
         close(fd);

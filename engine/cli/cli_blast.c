@@ -37,7 +37,8 @@ static const char blast_help[] =
 "                       for a free one (and that wait counts in its latency)\n"
 "  --count N            messages in all; --duration T  stop starting new ones after T\n"
 "                       (T: N, Nms, Ns, Nm); one of them is needed\n"
-"  --threads N          reactor threads (default: number of cores, max 64)\n"
+"  --threads N          reactor threads (default: number of cores, max 64); each session\n"
+"                       holds about 72 KiB of buffers (more with STARTTLS)\n"
 "\n"
 "messages:\n"
 "  --msgs-per-conn N    messages per connection, then QUIT (default 100)\n"
@@ -57,7 +58,8 @@ static const char blast_help[] =
 "  --chunking on|off    BDAT (RFC 3030) instead of DATA when offered (default off)\n"
 "  --starttls none|may|encrypt   (default none; encrypt: no STARTTLS is an error)\n"
 "  --auth USER:PASS     AUTH PLAIN after EHLO (after STARTTLS when used)\n"
-"  --bind ADDR          source address, repeatable (sessions take them in turn)\n"
+"  --bind ADDR          source address, repeatable (sessions take those of their target's\n"
+"                       family in turn)\n"
 "  --timeout T          connect, each send and each reply (default 30s)\n"
 "\n"
 "output:\n"
@@ -350,6 +352,14 @@ static int blast_check(struct blast_conf *c, struct cli_out *o)
     if (c->rcpt_list_count && c->rcpts_per_msg * (VL_SMTP_PATH_BYTES_MAX + 16) + 600 >
                               BLAST_CMD_BYTES_MAX && c->rcpts_per_msg > 40)
         return usage_error("--rcpts-per-msg %u: at most 40 with --rcpts", c->rcpts_per_msg);
+    for (uint32_t t = 0; t < c->target_count && c->bind_count; t++) {
+        bool family = false;
+        for (uint32_t b = 0; b < c->bind_count; b++)
+            family |= c->bind[b].sa.sa_family == c->target[t].sa.sa_family;
+        if (!family)
+            return usage_error("--bind: no source address of the family of target %s",
+                               c->target_name[t]);
+    }
     uint32_t sessions = c->rate > 0 ? c->sessions_max : c->concurrency;
     if (c->threads > sessions)
         c->threads = sessions;     /* a thread without a session has nothing to do */
