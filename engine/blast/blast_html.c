@@ -57,9 +57,12 @@ static void axes(FILE *f, double xmax, double ymax, const char *xlabel, const ch
         fprintf(f, "<line x1=\"%.0f\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" class=\"grid\"/>"
                 "<text x=\"%.0f\" y=\"%.1f\" class=\"yl\">%g</text>\n",
                 ML, y, W - MR, y, ML - 6, y + 4, ymax * i / 4.0);
-        double x = ML + (W - ML - MR) * i / 4.0;
+    }
+    double step = nice_max(xmax / 6);           /* 1, 2, 2.5 or 5 x 10^k: about 6 ticks */
+    for (int i = 0; i * step <= xmax * 1.0001 && i <= 20; i++) {
+        double x = ML + (W - ML - MR) * (i * step) / xmax;
         fprintf(f, "<text x=\"%.1f\" y=\"%.0f\" class=\"xl\">%g</text>\n", x, H - MB + 16,
-                round(xmax * i / 4.0 * 100) / 100);
+                i * step);
     }
     fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" class=\"xt\">%s</text>"
             "<text x=\"12\" y=\"%.0f\" class=\"yt\" transform=\"rotate(-90 12 %.0f)\">%s</text>\n",
