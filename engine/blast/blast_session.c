@@ -523,12 +523,22 @@ static void sess_final_reply(struct blast_session *s, uint16_t code, uint64_t no
 
 /* ---- replies ------------------------------------------------------------- */
 
+/* An idle session (nothing awaited, no message) may be told 421 and closed. */
+static bool code_is_idle_close(const struct blast_session *s, uint16_t code)
+{
+    return code == 421 && s->state == BLAST_S_READY && !s->has_msg;
+}
+
 static void sess_reply(struct blast_session *s, const struct smtp_reply *r, bool more_input)
 {
     struct blast_thread *th = s->th;
     const uint64_t now = blast_now_ns(th);
     blast_stats_reply(th, r);
     if (s->exp_count == 0) {
+        if (code_is_idle_close(s, r->code)) {   /* e.g. 421 idle timeout: no message lost */
+            sess_close(s);
+            return;
+        }
         blast_session_fail(s, BLAST_ERR_PROTO);
         return;
     }
@@ -692,7 +702,9 @@ static void sess_recv_done(struct blast_session *s, int res)
     if (s->state == BLAST_S_CLOSING || s->state == BLAST_S_FREE)
         return;
     if (res <= 0) {
-        if (s->state == BLAST_S_QUIT) {   /* closed after (or instead of) the 221 */
+        /* closed after (or instead of) the 221, or while idle: nothing was lost */
+        if (s->state == BLAST_S_QUIT || (s->state == BLAST_S_READY && !s->has_msg &&
+                                         s->exp_count == 0)) {
             sess_close(s);
             return;
         }

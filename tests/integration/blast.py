@@ -8,7 +8,8 @@ Cases (BLAST_CASE=name runs one):
                      of every reply code equal the sink's own stats, exactly; again with
                      PIPELINING off and 3 recipients per message
   errors_by_kind     a closed port counts `refused`; a sink that drops every 4th
-                     connection mid-DATA counts `reset` errors (one message each)
+                     connection mid-DATA counts `reset` errors (one message each); a sink
+                     closing idle connections (421) costs no message and no error
   open_loop_rate     --rate 1000 for 3 s into a fast sink: exactly 3000 messages are
                      scheduled and sent, and the achieved send rate (least-squares fit
                      of the MAIL times) is within 1% of the requested rate (a run whose
@@ -154,6 +155,18 @@ def case_errors_by_kind():
     check(st["faults"]["disconnect"] == m["errors"],
           "sink disconnects %d, blast errors %d" % (st["faults"]["disconnect"], m["errors"]))
     check(m["ok"] + m["errors"] == 400, "outcomes %r" % m)
+
+    # a server closing idle connections (421 after 300 ms) loses no message: no error
+    sink = Sink(["--json", "--idle-timeout", "300ms"])
+    j, _, _ = blast(target(sink), "--rate", 2, "--duration", "3s", "--sessions", 4,
+                    "--threads", 1, "--quiet")
+    st = sink_final_stats(sink)
+    check(st["timeouts"] >= 1, "the sink closed no idle connection: %r" % st)
+    check(j["messages"]["ok"] == 6 and j["messages"]["errors"] == 0 and
+          not any(j["connections"]["errors"].values()), "idle closes: %r %r" %
+          (j["messages"], j["connections"]))
+    check(j["replies"] == st["replies"], "idle closes: replies %r vs %r" %
+          (j["replies"], st["replies"]))
 
 
 def case_open_loop_rate():
