@@ -37,6 +37,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -136,11 +137,12 @@ def case_counts_faults():
 
 
 def case_errors_by_kind():
-    # a port nobody listens on: take a free one from a sink, then stop the sink
-    sink = Sink(["--json"])
-    addr = target(sink)
-    sink.stop()
+    # a port nobody listens on: bound here (so no other process takes it), never listening
+    held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    held.bind(("127.0.0.1", 0))
+    addr = "127.0.0.1:%d" % held.getsockname()[1]
     j, _, _ = blast(addr, "--count", 5, "--concurrency", 1, "--threads", 1, "--quiet")
+    held.close()
     e = j["connections"]["errors"]
     check(e["refused"] == 5 and j["messages"]["errors"] == 5,
           "refused: %r / %r" % (e, j["messages"]))
