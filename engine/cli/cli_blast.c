@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "blast.h"
+#include "blast_mx.h"
 #include "volley/error.h"
 #include "volley/hostport.h"
 
@@ -23,8 +24,10 @@ static const char blast_help[] =
 "                   [options]\n"
 "\n"
 "A load generator for mail servers: sends generated mail over SMTP to each TARGET\n"
-"(HOST:PORT, IPv4, [IPv6]:PORT or a host name; sessions take the targets in turn),\n"
+"(HOST:PORT: IPv4, [IPv6]:PORT or a host name; or a DOMAIN without a port: the\n"
+"addresses of its most preferred MX hosts, or its own without MX, on --mx-port),\n"
 "without the queue, and measures every phase of every connection and message.\n"
+"Sessions take the targets in turn.\n"
 "\n"
 "load:\n"
 "  --concurrency N      closed loop: N sessions, each sends its next message when the\n"
@@ -61,6 +64,8 @@ static const char blast_help[] =
 "  --bind ADDR          source address, repeatable (sessions take those of their target's\n"
 "                       family in turn)\n"
 "  --timeout T          connect, each send and each reply (default 30s)\n"
+"  --mx-port N          port for DOMAIN targets (default 25)\n"
+"  --dns ADDR:PORT      IPv4 resolver for DOMAIN targets (default: /etc/resolv.conf)\n"
 "\n"
 "output:\n"
 "  --json FILE          everything measured, as JSON\n"
@@ -125,6 +130,8 @@ static int target_add(struct blast_conf *c, const char *v, bool bind)
     const char *why = NULL;
     if (vl_hostport_parse(v, bind ? 1 : 0, !bind, &hp, &why) < 0)
         return usage_error("%s '%s': %s", bind ? "--bind" : "target", v, why);
+    if (!bind && hp.port == 0)
+        return usage_error("target '%s': port 0", v);
     if (!hp.is_ip) {
         struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
         int rc = getaddrinfo(hp.host, NULL, &hints, &ai);
@@ -203,7 +210,16 @@ static int on_off(const char *opt, const char *v, bool *out)
     return 0;
 }
 
-struct cli_out { const char *json, *report; bool quiet; bool rate_given, conc_given; };
+#define CLI_BLAST_DOMAINS_MAX BLAST_TARGETS_MAX
+
+struct cli_out {
+    const char *json, *report;
+    bool quiet, rate_given, conc_given;
+    const char *dns;
+    uint16_t mx_port;
+    const char *domains[CLI_BLAST_DOMAINS_MAX];   /* targets to resolve by MX */
+    uint32_t domain_count;
+};
 
 static int blast_option(struct blast_conf *c, struct cli_out *o, const char *opt, const char *v)
 {
@@ -263,6 +279,16 @@ static int blast_option(struct blast_conf *c, struct cli_out *o, const char *opt
     }
     if (!strcmp(opt, "--rcpts"))
         return rcpts_file(c, v);
+    if (!strcmp(opt, "--dns")) {
+        o->dns = v;
+        return 0;
+    }
+    if (!strcmp(opt, "--mx-port")) {
+        if (num(opt, v, 1, 65535, &n) < 0)
+            return VL_EXIT_USAGE;
+        o->mx_port = (uint16_t)n;
+        return 0;
+    }
     if (!strcmp(opt, "--bind"))
         return target_add(c, v, true);
     if (!strcmp(opt, "--pipelining"))
@@ -379,7 +405,7 @@ int cli_blast_main(int argc, char **argv)
         .rcpt_range = 1000, .helo = "blast.volley.test", .pipelining = true,
         .timeout_ms = 30000, .seed = 1,
     };
-    struct cli_out o = { 0 };
+    struct cli_out o = { .mx_port = 25 };
     int rc = VL_EXIT_OK;
     for (int i = 1; i < argc && rc == VL_EXIT_OK; i++) {
         const char *a = argv[i];
@@ -392,6 +418,16 @@ int cli_blast_main(int argc, char **argv)
             continue;
         }
         if (strncmp(a, "--", 2) != 0) {
+            struct vl_hostport hp;
+            const char *why;
+            if (vl_hostport_parse(a, 0, true, &hp, &why) < 0 &&
+                vl_hostport_parse(a, 25, true, &hp, &why) == 0 && !hp.is_ip) {
+                if (o.domain_count == CLI_BLAST_DOMAINS_MAX)
+                    rc = usage_error("at most %u DOMAIN targets", CLI_BLAST_DOMAINS_MAX);
+                else
+                    o.domains[o.domain_count++] = a;   /* by MX, once the options are read */
+                continue;
+            }
             rc = target_add(&c, a, false);
             continue;
         }
@@ -413,6 +449,17 @@ int cli_blast_main(int argc, char **argv)
     if (rc == VL_EXIT_OK && c.threads == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         c.threads = n < 1 ? 1 : n > (long)BLAST_THREADS_MAX ? BLAST_THREADS_MAX : (uint32_t)n;
+    }
+    for (uint32_t i = 0; i < o.domain_count && rc == VL_EXIT_OK; i++) {
+        char msg[512];
+        int r = blast_mx_targets(&c, o.domains[i], o.mx_port, o.dns, msg, sizeof msg);
+        if (r == VL_E_INVALID)
+            rc = usage_error("%s", msg);
+        else if (r < 0) {
+            fprintf(stderr, "volley blast: target %s: %s\n", o.domains[i], msg);
+            rc = VL_EXIT_FAIL;
+        } else if (!o.quiet)
+            fprintf(stderr, "volley blast: %s\n", msg);
     }
     if (rc == VL_EXIT_OK)
         rc = blast_check(&c, &o);

@@ -27,6 +27,10 @@ Cases (BLAST_CASE=name runs one):
                      recipient accepted (from 127.0.0.1 relaying is refused, 554 5.7.1);
                      --rcpts FILE in turn: the one address the sink refuses is refused
                      exactly count/4 times
+  mx                 a DOMAIN target through dnsmasq (--dns): equal.test's two MX hosts of
+                     preference 10 (two sinks on 127.0.0.5 and .6, one port) share the
+                     messages, every one accepted; a null MX (RFC 7505) and a domain with
+                     no address exit 1 naming the reason
   report_html        --report FILE.html opened in headless Chromium: a screenshot is
                      taken; the page has no script and no external reference, the time
                      charts carry one point per series slot of the JSON, the phase and
@@ -37,10 +41,12 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sink_lib import Sink, check, fail, volley_bin  # noqa: E402
@@ -321,6 +327,53 @@ def case_bind_rcpts():
           "rcpts file: %r" % j["messages"])
 
 
+def start_dns():
+    ddir = os.path.join(TMP, "dns")
+    os.makedirs(ddir, exist_ok=True)
+    src = os.environ.get("VOLLEY_SRC") or os.path.dirname(os.path.dirname(
+        os.path.dirname(os.path.abspath(__file__))))
+    r = subprocess.run(["bash", os.path.join(src, "scripts", "dnsmasq.sh"), "--dir", ddir,
+                        "--watch", str(os.getpid())], capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0, "dnsmasq.sh failed (%d): %s" % (r.returncode, r.stderr))
+    pid, port = r.stdout.split()
+    return int(pid), int(port)
+
+
+def case_mx():
+    dns_pid, dns_port = start_dns()
+    a = b = None
+    try:
+        a = Sink(["--json"], listen=("127.0.0.5",))
+        port = a.addrs[0][1]
+        b = Sink(["--json", "--listen", "127.0.0.6:%d" % port], listen=())
+        end = time.monotonic() + 10
+        while "listening on 127.0.0.6:%d" % port not in b.stdout():
+            check(time.monotonic() < end and b.proc.poll() is None,
+                  "second sink did not start: %s" % b.stderr())
+            time.sleep(0.02)
+        dns = "127.0.0.1:%d" % dns_port
+        j, _, err = blast("equal.test", "--dns", dns, "--mx-port", port, "--count", 40,
+                          "--concurrency", 4, "--threads", 2, "--msgs-per-conn", 5)
+        check("MX preference 10, 2 addresses" in err, "no MX choice on stderr: %s" % err)
+        sa, sb = sink_final_stats(a), sink_final_stats(b)
+        a = b = None
+        check(j["messages"]["ok"] == 40 and sa["transactions"] + sb["transactions"] == 40 and
+              sa["transactions"] > 0 and sb["transactions"] > 0,
+              "MX spread: blast %r, sinks %d + %d" % (j["messages"], sa["transactions"],
+                                                     sb["transactions"]))
+        check(len(j["conf"]["targets"]) == 2, "targets %r" % j["conf"]["targets"])
+        for dom, word in (("nullmx.test", "null MX"), ("noaddr.test", "no address")):
+            r = subprocess.run([volley_bin(), "blast", dom, "--dns", dns, "--count", "1"],
+                               capture_output=True, timeout=60)
+            e = r.stderr.decode(errors="replace")
+            check(r.returncode == 1 and word in e, "%s: exit %d: %s" % (dom, r.returncode, e))
+    finally:
+        for sk in (a, b):
+            if sk:
+                sk.stop()
+        os.kill(dns_pid, signal.SIGTERM)
+
+
 def case_report_html():
     chromium = shutil.which("chromium")
     check(chromium, "chromium not installed (scripts/setup.sh installs it)")
@@ -397,7 +450,7 @@ def case_usage():
 CASES = [("counts_faults", case_counts_faults), ("errors_by_kind", case_errors_by_kind),
          ("open_loop_rate", case_open_loop_rate), ("delay_shift", case_delay_shift),
          ("tls_auth_chunking", case_tls_auth_chunking), ("bind_rcpts", case_bind_rcpts),
-         ("report_html", case_report_html),
+         ("mx", case_mx), ("report_html", case_report_html),
          ("usage", case_usage)]
 
 
