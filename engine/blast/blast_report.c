@@ -106,6 +106,20 @@ static json_t *hist_json(const struct blast_hist *h)
     return o;
 }
 
+/* The non-empty buckets, [lowest ns, highest ns, count] each, so runs can be merged or
+ * re-read at other quantiles (layout: blast_hist.h, sub_bits and max_bits given). */
+static json_t *hist_buckets_json(const struct blast_hist *h)
+{
+    json_t *a = json_array();
+    for (uint32_t i = 0; i < h->buckets; i++)
+        if (h->counts[i])
+            json_array_append_new(a, json_pack("[I, I, I]", (json_int_t)blast_hist_lower(h, i),
+                                               (json_int_t)blast_hist_upper(h, i),
+                                               (json_int_t)h->counts[i]));
+    return json_pack("{s:I, s:I, s:o}", "sub_bits", (json_int_t)h->sub_bits,
+                     "max_bits", (json_int_t)h->max_bits, "buckets", a);
+}
+
 static json_t *conf_json(const struct blast_conf *cf)
 {
     json_t *t = json_array();
@@ -186,8 +200,11 @@ int blast_report_json(const char *path, const struct blast_conf *cf, const struc
     json_object_set_new(conn, "errors", errs);
     json_object_set_new(doc, "connections", conn);
     json_t *ph = json_object();
-    for (int p = 0; p < BLAST_PH_COUNT; p++)
-        json_object_set_new(ph, blast_phase_name[p], hist_json(&r->phase[p]));
+    for (int p = 0; p < BLAST_PH_COUNT; p++) {
+        json_t *o = hist_json(&r->phase[p]);
+        json_object_set_new(o, "histogram", hist_buckets_json(&r->phase[p]));
+        json_object_set_new(ph, blast_phase_name[p], o);
+    }
     json_object_set_new(doc, "phases", ph);
     json_t *rep = json_object(), *st = json_object();
     for (unsigned c = 0; c < BLAST_REPLY_CODES; c++)

@@ -127,6 +127,13 @@ def case_counts_faults():
               "final_reply", "transaction"):
         check(j["phases"][p]["count"] > 0, "phase %s not measured" % p)
     check(j["phases"]["transaction"]["count"] == n, "transaction count %r" % j["phases"])
+    # the buckets in the JSON add up and hold the reported percentiles
+    for name, ph in j["phases"].items():
+        b = ph["histogram"]["buckets"]
+        check(sum(c for _, _, c in b) == ph["count"], "%s: buckets do not add up" % name)
+        if ph["count"]:
+            check(b[0][0] <= ph["min_ms"] * 1e6 + 1 and ph["max_ms"] * 1e6 <= b[-1][1] + 1,
+                  "%s: min/max outside the buckets" % name)
 
     sink = Sink(["--json", "--fault", "rcpt=550:every=4", "--fault", "dot=554:every=5"])
     j, _, _ = blast(target(sink), "--count", 600, "--concurrency", 4, "--threads", 2,
