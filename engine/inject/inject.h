@@ -34,13 +34,29 @@
 #include "volley/config.h"
 #include "volley/queue.h"
 
+#include <stdint.h>
+
 struct inject;
 
+#define INJECT_MEM_MAX_DEFAULT (512ull << 20)   /* --intake-mem-max default: 512 MiB */
+
+/* The intake's own options (parsed by `volley run`, engine/cli/cli_run.c). */
+struct inject_opts {
+    uint64_t cmd_ms_timeout;      /* --intake-cmd-timeout: waiting for a command line;
+                                     0 = cfg->intake_ms_timeout (--intake-timeout, 5m) */
+    uint64_t data_ms_timeout;     /* --intake-data-timeout: waiting for the next DATA or
+                                     BDAT block; 0 = cfg->intake_ms_timeout */
+    uint64_t mem_max;             /* --intake-mem-max: message octets buffered across all
+                                     sessions; past it a new DATA/BDAT gets 452 4.3.1;
+                                     0 = INJECT_MEM_MAX_DEFAULT */
+};
+
 /** Bind every cfg->listens address and start the intake thread queueing
- *  into @p q (both borrowed until inject_stop()). Prints what failed on
- *  stderr ("volley run: --listen ...").
+ *  into @p q (all borrowed until inject_stop(); @p o may be NULL: defaults).
+ *  Prints what failed on stderr ("volley run: --listen ...").
  *  @return 0 and *@p out, or -errno (bind, io_uring, threads). */
-int inject_start(const struct vl_config *cfg, struct vl_queue *q, struct inject **out);
+int inject_start(const struct vl_config *cfg, const struct inject_opts *o, struct vl_queue *q,
+                 struct inject **out);
 
 /** Stop accepting, close every connection (an open transaction is dropped:
  *  nothing of it was queued), wait for the commits in flight, free.

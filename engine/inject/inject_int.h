@@ -86,6 +86,8 @@ struct inj_sess {
 
 struct inject {
     const struct vl_config *cfg;
+    uint64_t cmd_ms, data_ms;     /* deadlines (inject_opts, resolved) */
+    uint64_t mem_max;             /* bytes of message data all sessions may buffer */
     struct vl_queue *q;
     struct smtp_server_conf sconf;
     struct tls_ctx *tls_ctx;      /* --tls-cert: STARTTLS offered; NULL = not */
