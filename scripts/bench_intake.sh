@@ -48,7 +48,10 @@ tick=$(getconf CLK_TCK)
 tmp=$(mktemp -d)
 chmod 755 "$tmp"                 # Postfix's daemons (user postfix) reach their queue under it
 sink_pid="" run_pid="" pf_up="" dump_pid=""
-stop() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null && { kill -TERM "$1"; wait "$1" || true; }; }
+stop() {
+    if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then kill -TERM "$1"; wait "$1" || true; fi
+    return 0
+}
 pf_cmd() { "$postfix_bin" -c "$tmp/pf/etc" "$@" >>"$tmp/pf/cmd.log" 2>&1; }
 cleanup() {
     stop "$dump_pid"; stop "$run_pid"; stop "$sink_pid"
@@ -288,7 +291,7 @@ if [[ " $parts " == *" latency "* ]]; then
     python3 scripts/bench_intake_lat.py --port "$port" --pcap "$tmp/sink.pcap" \
         --sink-port "$sport" --dlog "$tmp/dlog" --msgs "$lat_msgs" --clients "$lat_clients" \
         >"$tmp/lat.json"
-    kill -INT "$dump_pid"; wait "$dump_pid" || true
+    kill -INT "$dump_pid"; wait "$dump_pid" || true; dump_pid=""
     dropped=$(sed -n 's/^\([0-9]*\) packets dropped by kernel$/\1/p' "$tmp/tcpdump.err")
     [ "${dropped:-x}" = 0 ] || echo "bench_intake: tcpdump: $(cat "$tmp/tcpdump.err")" >&2
     stop "$run_pid"; run_pid=""

@@ -115,7 +115,6 @@ struct inject {
     bool workers_quit;
     unsigned workers_n;
     pthread_t workers[INJ_WORKERS];
-    atomic_uint_fast64_t seq;     /* Message-ID / Received id uniqueness */
     uint64_t accepted, refused;   /* messages answered 250 / not (intake thread) */
 };
 
