@@ -436,7 +436,10 @@ static bool sess_need_input(struct inj_sess *s)
         buf = s->tls->in;
         cap = sizeof s->tls->in;
     }
-    if (cap == 0 || rx_recv(s->in->rx, s->h, buf, cap, (int)s->in->cfg->intake_ms_timeout) < 0) {
+    /* RFC 5321 4.5.3.2: one deadline for a command line, another for each
+     * block of message content (--intake-cmd-timeout, --intake-data-timeout). */
+    uint64_t ms = smtp_server_in_data(&s->srv) ? s->in->data_ms : s->in->cmd_ms;
+    if (cap == 0 || rx_recv(s->in->rx, s->h, buf, cap, (int)ms) < 0) {
         sess_close(s);
         return false;
     }

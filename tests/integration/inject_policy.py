@@ -2,6 +2,9 @@
 (loopback by default, --allow NET replaces it), --max-msg-size (552 5.3.4),
 --max-rcpts-per-msg (452 4.5.3), command line length (500 5.5.2),
 --max-conns-per-ip (421 4.7.0), --intake-timeout (421 4.4.2, also mid-DATA),
+separate command and DATA deadlines (--intake-cmd-timeout, --intake-data-timeout,
+RFC 5321 4.5.3.2: a pause in DATA longer than the command deadline is fine; a
+stalled DATA or BDAT chunk ends at the DATA deadline),
 too many bad commands (421 4.7.0), smuggling attempts (bare LF, '\\n.\\n',
 '\\r.\\r': 550 5.6.0 after the real end, nothing queued, nothing smuggled), a
 client that vanishes mid-DATA (nothing queued). Each case ends by checking
@@ -189,6 +192,62 @@ def case_deadline():
         it.close()
 
 
+def case_deadlines_split():
+    # command deadline 1s, DATA deadline 30s
+    it = Intake(["--intake-cmd-timeout", "1s", "--intake-data-timeout", "30s"])
+    try:
+        idle = it.client()
+        hello(idle)
+        c = it.client()
+        hello(c)
+        c.send("MAIL FROM:<s@src.test>", "RCPT TO:<r@dst.test>", "DATA")
+        c.expect(250, "MAIL")
+        c.expect(250, "RCPT")
+        c.expect(354, "DATA")
+        c.send_raw(MSG[:40])
+        time.sleep(2.5)                       # longer than the command deadline: still DATA
+        c.send_raw(MSG[40:] + b".\r\n")
+        lines = c.expect(250, "the dot after a pause in DATA longer than the command deadline")
+        check(QUEUED_RE.search(lines[0]), "no queue id: %r" % lines)
+        lines = c.expect(421, "idle after the dot: the command deadline again")
+        check(lines[0].startswith("421 4.4.2"), "text: %r" % lines)
+        lines = idle.expect(421, "idle client at the command deadline")
+        check(lines[0].startswith("421 4.4.2"), "text: %r" % lines)
+        check(idle.closed(), "not closed after the command deadline")
+        settle(it, 1, "deadlines: cmd 1s, data 30s")
+    finally:
+        it.close()
+    # command deadline 30s, DATA deadline 1s: a stall in DATA or in a BDAT chunk
+    # ends within the 10 s read timeout; a 2.5 s pause between commands does not
+    it = Intake(["--intake-cmd-timeout", "30s", "--intake-data-timeout", "1s"])
+    try:
+        c = it.client()
+        hello(c)
+        time.sleep(2.5)
+        code, lines = txn(c, "s@src.test", ["r@dst.test"], MSG, ehlo=None)
+        check(code == 250, "after a 2.5 s pause between commands: %s %r" % (code, lines))
+        d = it.client()
+        hello(d)
+        d.send("MAIL FROM:<s@src.test>", "RCPT TO:<r@dst.test>", "DATA")
+        d.expect(250, "MAIL")
+        d.expect(250, "RCPT")
+        d.expect(354, "DATA")
+        d.send_raw(MSG[:40])
+        lines = d.expect(421, "stalled DATA at the DATA deadline")
+        check(lines[0].startswith("421 4.4.2"), "text: %r" % lines)
+        b = it.client()
+        hello(b)
+        b.send("MAIL FROM:<s@src.test>", "RCPT TO:<r@dst.test>")
+        b.expect(250, "MAIL")
+        b.expect(250, "RCPT")
+        b.send_raw(b"BDAT %d LAST\r\n" % len(MSG) + MSG[:20])
+        lines = b.expect(421, "stalled BDAT chunk at the DATA deadline")
+        check(lines[0].startswith("421 4.4.2"), "text: %r" % lines)
+        settle(it, 1, "deadlines: cmd 30s, data 1s")
+    finally:
+        it.close()
+
+
 def case_bad_commands():
     it = Intake()
     try:
@@ -281,5 +340,6 @@ run_cases([("relay_default_loopback", case_relay_default_loopback),
            ("relay_denied", case_relay_denied), ("relay_allow_net", case_relay_allow_net),
            ("size", case_size), ("rcpts", case_rcpts), ("line_length", case_line_length),
            ("conns_per_ip", case_conns_per_ip), ("deadline", case_deadline),
+           ("deadlines_split", case_deadlines_split),
            ("bad_commands", case_bad_commands), ("smuggling", case_smuggling),
            ("vanish_mid_data", case_vanish_mid_data), ("bad_addresses", case_bad_addresses)])
