@@ -16,13 +16,18 @@
  * after every shard holding part of the message committed it. The queue's
  * notify hook (vl_queue_shard_notify_set) wakes those shards at once.
  *
+ * AUTH credentials are checked (crypt_r) on the same workers; a failure is
+ * answered 535 5.7.8 after a per-address delay (250 ms doubled per failure
+ * in the last 10 minutes, at most 4 s; inject_int.h INJ_AUTH_*).
+ *
  * Policy. Relay: a client may name recipients only if its address is in
  * cfg->allow (--allow), or, when no --allow is given, if it is loopback;
  * else 554 5.7.1 at RCPT (never an open relay). Limits: SIZE and 552 5.3.4
  * (--max-msg-size), 452 4.5.3 past --max-rcpts-per-msg, 500 5.5.2 for an
  * over-long line, 421 4.7.0 over --max-conns-per-ip or after too many bad
- * commands, 421 4.4.2 after --intake-timeout without a command or DATA
- * block, 452 4.3.1 when the queue cannot be written (and at MAIL for a
+ * commands, 421 4.4.2 after --intake-cmd-timeout without a command line or
+ * --intake-data-timeout without a DATA/BDAT block (RFC 5321 4.5.3.2; both
+ * default to --intake-timeout, 5m), 452 4.3.1 when the queue cannot be written (and at MAIL for a
  * second after that), so nothing already queued is harmed and service
  * resumes by itself.
  * Diagnostics: evt=received (INFO) per accepted message; start-up errors on

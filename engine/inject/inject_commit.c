@@ -1,5 +1,6 @@
 /*
- * inject_commit.c - the intake's commit workers: turn a complete SMTP
+ * inject_commit.c - the intake's workers: check AUTH credentials (crypt(3)
+ * takes milliseconds: never on the reactor), and turn a complete SMTP
  * message into a queued one. Per message: normalise (msg.h), put a Received:
  * line on top (RFC 5321 4.4), vl_queue_enqueue() (durable on return; the
  * workers' concurrent enqueues share group commits), then hand the reply
@@ -15,6 +16,7 @@
 #include "volley/error.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,7 +164,13 @@ static void *worker_main(void *arg)
         if (!in->todo)
             in->todo_tail = &in->todo;
         pthread_mutex_unlock(&in->mu);
-        job_run(in, j);
+        if (j->kind == INJ_JOB_AUTH) {
+            j->auth_ok = inj_auth_check(in->auth, j->user, j->user_len, j->pass, j->pass_len);
+            explicit_bzero(j->pass, sizeof j->pass);
+            j->pass_len = 0;
+        } else {
+            job_run(in, j);
+        }
         pthread_mutex_lock(&in->mu);
         j->next = in->done;
         in->done = j;
@@ -198,16 +206,32 @@ void inj_commit_fini(struct inject *in)
     in->workers_n = 0;
 }
 
-void inj_commit_submit(struct inject *in, struct inj_sess *s)
+static void job_queue(struct inject *in, struct inj_job *j)
 {
-    struct inj_job *j = &s->job;
-    memset(j, 0, sizeof *j);
-    j->s = s;
     pthread_mutex_lock(&in->mu);
     *in->todo_tail = j;
     in->todo_tail = &j->next;
     pthread_cond_signal(&in->cv);
     pthread_mutex_unlock(&in->mu);
+}
+
+void inj_commit_submit(struct inject *in, struct inj_sess *s)
+{
+    struct inj_job *j = &s->job;
+    memset(j, 0, offsetof(struct inj_job, user));
+    j->s = s;
+    j->kind = INJ_JOB_COMMIT;
+    job_queue(in, j);
+}
+
+void inj_auth_submit(struct inject *in, struct inj_sess *s)
+{
+    struct inj_job *j = &s->job;
+    j->next = NULL;
+    j->s = s;
+    j->kind = INJ_JOB_AUTH;
+    j->auth_ok = false;
+    job_queue(in, j);
 }
 
 struct inj_job *inj_commit_take_done(struct inject *in)

@@ -41,15 +41,31 @@ struct inject;
 
 enum { INJ_AUTH_NONE, INJ_AUTH_PLAIN_WAIT, INJ_AUTH_LOGIN_USER, INJ_AUTH_LOGIN_PASS };
 
-/* A message handed to a commit worker: borrowed from its session. */
+enum inj_job_kind { INJ_JOB_COMMIT, INJ_JOB_AUTH };
+
+#define INJ_AUTH_FAIL_SLOTS     256u  /* client addresses whose AUTH failures are counted */
+#define INJ_AUTH_FAIL_FORGET_MS 600000u  /* a slot's count restarts after 10 min quiet */
+#define INJ_AUTH_DELAY_MS_BASE  250u  /* 535 after 250 ms, doubled per failure... */
+#define INJ_AUTH_DELAY_MS_MAX  4000u  /* ...up to 4 s, per client address */
+
+/* A job handed to a worker (inject_commit.c), borrowed from its session:
+ * a complete message to queue, or AUTH credentials to check with crypt(3)
+ * (never on the reactor thread: a hash takes milliseconds). */
 struct inj_job {
     struct inj_job *next;
     struct inj_sess *s;
+    enum inj_job_kind kind;
     /* result */
     int rc;                       /* 0, or a queue/msg error */
     uint64_t id;                  /* queue id when rc == 0 */
     uint64_t size;                /* octets queued */
     struct smtp_server_reply reply;
+    bool auth_ok;                 /* INJ_JOB_AUTH: the credentials matched */
+    /* INJ_JOB_AUTH: the credentials (the password wiped once checked); last,
+     * so a commit's reset (up to user) leaves them alone */
+    uint16_t user_len, pass_len;
+    char user[INJ_AUTH_FIELD_MAX + 1];
+    char pass[INJ_AUTH_FIELD_MAX + 1];
 };
 
 struct inj_sess {
@@ -84,6 +100,13 @@ struct inj_sess {
     char out[INJ_OUT_BYTES];
 };
 
+/* AUTH failures of one client address (the intake thread's only). */
+struct inj_auth_fail {
+    char ip[64];
+    uint32_t fails;
+    uint64_t last_ms;
+};
+
 struct inject {
     const struct vl_config *cfg;
     uint64_t cmd_ms, data_ms;     /* deadlines (inject_opts, resolved) */
@@ -116,6 +139,7 @@ struct inject {
     unsigned workers_n;
     pthread_t workers[INJ_WORKERS];
     uint64_t accepted, refused;   /* messages answered 250 / not (intake thread) */
+    struct inj_auth_fail auth_fail[INJ_AUTH_FAIL_SLOTS];   /* intake thread */
 };
 
 /* inject_session.c */
@@ -131,6 +155,9 @@ void inj_commit_fini(struct inject *in);
 /** Queue @p s's complete message (s->job.*). Completion: s goes on in->done
  *  and the reactor is woken (inject.c calls inj_sess_job_done). */
 void inj_commit_submit(struct inject *in, struct inj_sess *s);
+/** Check the credentials in s->job (kind INJ_JOB_AUTH, user and pass set) on
+ *  a worker; completion as inj_commit_submit(). */
+void inj_auth_submit(struct inject *in, struct inj_sess *s);
 /** Take the finished jobs (a list through ->next). */
 struct inj_job *inj_commit_take_done(struct inject *in);
 

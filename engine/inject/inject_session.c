@@ -35,6 +35,7 @@
 
 static void sess_pump(struct inj_sess *s);
 static void sess_close(struct inj_sess *s);
+static bool sess_answer(struct inj_sess *s, const struct smtp_server_event *ev);
 
 static void sess_reply(struct smtp_server_reply *r, unsigned code, const char *text)
 {
@@ -130,22 +131,107 @@ static void sess_policy(struct inj_sess *s, const struct smtp_server_event *ev)
     }
 }
 
-/* Check decoded credentials; sets the answer. */
+/* The delay before a 535 to @p ip: INJ_AUTH_DELAY_MS_BASE doubled for each
+ * failure the address had in the last INJ_AUTH_FAIL_FORGET_MS, capped at
+ * INJ_AUTH_DELAY_MS_MAX (a password guesser gets a few tries a minute per
+ * address and connection; --max-conns-per-ip bounds the connections). */
+static uint64_t auth_fail_delay(struct inject *in, const char *ip)
+{
+    uint64_t now = vl_clock_mono_ms();
+    struct inj_auth_fail *slot = NULL, *oldest = &in->auth_fail[0];
+    for (unsigned i = 0; i < INJ_AUTH_FAIL_SLOTS; i++) {
+        struct inj_auth_fail *f = &in->auth_fail[i];
+        if (f->fails && !strcmp(f->ip, ip)) {
+            slot = f;
+            break;
+        }
+        if (!f->fails || f->last_ms < oldest->last_ms || (oldest->fails && !f->fails))
+            oldest = f;
+    }
+    if (!slot) {
+        slot = oldest;
+        memset(slot, 0, sizeof *slot);
+        snprintf(slot->ip, sizeof slot->ip, "%s", ip);
+    } else if (now - slot->last_ms > INJ_AUTH_FAIL_FORGET_MS) {
+        slot->fails = 0;
+    }
+    slot->fails++;
+    slot->last_ms = now;
+    uint32_t shift = slot->fails - 1 < 8 ? slot->fails - 1 : 8;
+    uint64_t ms = (uint64_t)INJ_AUTH_DELAY_MS_BASE << shift;
+    return ms < INJ_AUTH_DELAY_MS_MAX ? ms : INJ_AUTH_DELAY_MS_MAX;
+}
+
+/* The answer in s->pend goes out now, or after the send in progress. */
+static void sess_answer_later(struct inj_sess *s)
+{
+    if (s->sending) {
+        s->dot_ready = true;        /* RX_OP_SEND answers it */
+        return;
+    }
+    if (sess_answer(s, NULL))
+        sess_pump(s);
+}
+
+static void auth_delay_done(struct rx *rx, const struct rx_event *ev)
+{
+    (void)rx;
+    struct inj_sess *s = ev->user;
+    s->yielded = false;
+    sess_answer_later(s);
+}
+
+/* A failed AUTH: 535 5.7.8 after the client address's delay; the session
+ * sleeps meanwhile (s->yielded: a close cancels the timer). */
+static void auth_failed(struct inj_sess *s)
+{
+    s->auth_step = INJ_AUTH_NONE;
+    vl_log_at(VL_LOG_INFO, "evt=auth_failed client=%s", s->peer_ip);
+    sess_reply(&s->pend, 535, "5.7.8 Authentication credentials invalid");
+    s->bad_cmds++;
+    uint64_t ms = auth_fail_delay(s->in, s->peer_ip);
+    if (rx_timer_add(s->in->rx, ms, auth_delay_done, s, &s->timer) == 0)
+        s->yielded = true;
+    else
+        sess_answer_later(s);       /* no timer free: answer at once */
+}
+
+/* Check decoded credentials on a worker (crypt(3) never runs on the reactor);
+ * inj_sess_job_done() answers. Malformed ones fail here. */
 static void auth_verdict(struct inj_sess *s, const char *user, size_t ulen, const char *pass,
                          size_t plen)
 {
-    struct smtp_server_reply *r = &s->pend;
     s->auth_step = INJ_AUTH_NONE;
     if (ulen == 0 || ulen > INJ_AUTH_FIELD_MAX || memchr(user, 0, ulen)
-        || !inj_auth_check(s->in->auth, user, ulen, pass, plen)) {
-        vl_log_at(VL_LOG_INFO, "evt=auth_failed client=%s", s->peer_ip);
-        sess_reply(r, 535, "5.7.8 Authentication credentials invalid");
+        || plen > INJ_AUTH_FIELD_MAX || memchr(pass, 0, plen)) {
+        auth_failed(s);
         return;
     }
-    memcpy(s->auth_user, user, ulen);
-    s->auth_user[ulen] = 0;
+    struct inj_job *j = &s->job;
+    memcpy(j->user, user, ulen);
+    j->user[ulen] = 0;
+    j->user_len = (uint16_t)ulen;
+    memcpy(j->pass, pass, plen);
+    j->pass[plen] = 0;
+    j->pass_len = (uint16_t)plen;
+    s->job_busy = true;
+    inj_auth_submit(s->in, s);
+    if (s->out_len)                 /* replies queued before the AUTH go out meanwhile */
+        sess_flush(s);
+}
+
+/* The worker's verdict on the credentials (intake thread). */
+static void auth_done(struct inj_sess *s)
+{
+    struct inj_job *j = &s->job;
+    if (!j->auth_ok) {
+        auth_failed(s);
+        return;
+    }
+    memcpy(s->auth_user, j->user, (size_t)j->user_len + 1);
     s->authed = true;
-    sess_reply(r, 235, "2.7.0 Authentication successful");
+    sess_reply(&s->pend, 235, "2.7.0 Authentication successful");
+    sess_answer_later(s);
 }
 
 /* PLAIN (RFC 4616): [authzid] NUL authcid NUL passwd; authzid empty or = authcid. */
@@ -361,6 +447,13 @@ static void sess_release(struct inj_sess *s)
 void inj_sess_job_done(struct inj_sess *s)
 {
     s->job_busy = false;
+    if (s->job.kind == INJ_JOB_AUTH) {
+        if (s->closed)
+            sess_release(s);
+        else if (!s->closing)
+            auth_done(s);
+        return;
+    }
     if (s->job.rc == 0)
         s->in->accepted++;
     else
@@ -492,6 +585,8 @@ static void sess_pump(struct inj_sess *s)
                 sess_auth(s, &ev);          /* a valid exchange: we decide */
             else if (ev.cmd == SMTP_SCMD_AUTH)
                 s->auth_step = INJ_AUTH_NONE;   /* refused or cancelled ("*") */
+            if (s->job_busy || s->yielded)  /* AUTH: a worker checks, or a 535's delay */
+                return;
             if (!sess_answer(s, &ev))
                 return;
             break;
