@@ -35,6 +35,8 @@
                                          (bench_intake: 4 -> 2.7 writes per commit, 5100
                                          msg/s; 16 -> 8.3, 9000 msg/s; 64: no better) */
 #define INJ_STORAGE_PAUSE_MS 1000u    /* after a failed commit: 452 at MAIL this long */
+#define INJ_BODY_FIRST   65536u       /* a body buffer's first size (then doubled) */
+#define INJ_BODY_KEEP   262144u       /* a session keeps a body buffer up to this size */
 _Static_assert(INJ_OUT_BYTES >= 2 * INJ_ANSWER_ROOM, "room for a reply and a batch");
 
 struct inject;
@@ -75,6 +77,7 @@ struct inj_sess {
     bool used;                    /* slot taken (until RX_OP_CLOSE and no job) */
     bool closing, close_after_send, reading, sending, yielded, job_busy, closed;
     bool relay_ok, over_limit, esmtp;
+    bool mem_refused;             /* this message outgrew --intake-mem-max: 452 at its end */
     rx_timer_t timer;
     uint32_t in_len, in_off, out_len;
     uint32_t bad_cmds;
@@ -111,6 +114,7 @@ struct inject {
     const struct vl_config *cfg;
     uint64_t cmd_ms, data_ms;     /* deadlines (inject_opts, resolved) */
     uint64_t mem_max;             /* bytes of message data all sessions may buffer */
+    uint64_t mem_used;            /* the sessions' body buffers now (intake thread) */
     struct vl_queue *q;
     struct smtp_server_conf sconf;
     struct tls_ctx *tls_ctx;      /* --tls-cert: STARTTLS offered; NULL = not */

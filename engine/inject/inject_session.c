@@ -48,7 +48,27 @@ static void txn_reset(struct inj_sess *s)
     s->from[0] = 0;
     s->rcpt_n = 0;
     s->body_len = 0;
+    s->mem_refused = false;
 }
+
+/* Give a large body buffer back (the memory bound counts buffers, not use). */
+static void body_shrink(struct inj_sess *s, bool all)
+{
+    if (s->body_cap == 0 || (!all && s->body_cap <= INJ_BODY_KEEP))
+        return;
+    s->in->mem_used -= s->body_cap;
+    free(s->body);
+    s->body = NULL;
+    s->body_cap = s->body_len = 0;
+}
+
+/* Would another message's first buffer pass --intake-mem-max? */
+static bool mem_full(const struct inj_sess *s)
+{
+    return s->body_cap == 0 && s->in->mem_used + INJ_BODY_FIRST > s->in->mem_max;
+}
+
+#define INJ_MEM_FULL_TEXT "4.3.1 Intake memory full (--intake-mem-max), try again later"
 
 static void sess_flush(struct inj_sess *s)
 {
@@ -119,6 +139,14 @@ static void sess_policy(struct inj_sess *s, const struct smtp_server_event *ev)
             sess_reply(r, 452, "4.3.1 Insufficient system storage, try again later");
         else if (ev->arg_len && vl_addr_parse(ev->arg, ev->arg_len, &a, &why) != 0)
             sess_reply(r, 553, "5.1.7 Bad sender address syntax");
+        break;
+    case SMTP_SCMD_DATA:
+        if (mem_full(s))
+            sess_reply(r, 452, INJ_MEM_FULL_TEXT);
+        break;
+    case SMTP_SCMD_BDAT:            /* a chunk (not LAST) already read: keep it or not */
+        if (s->mem_refused)
+            sess_reply(r, 452, INJ_MEM_FULL_TEXT);
         break;
     case SMTP_SCMD_RCPT:
         if (!s->relay_ok && !s->authed)
@@ -391,18 +419,31 @@ static bool sess_answer(struct inj_sess *s, const struct smtp_server_event *ev)
     return true;
 }
 
-/* DATA content: keep it (the server stops BODY events past SIZE). */
+/* DATA content: keep it (the server stops BODY events past SIZE). A buffer
+ * that would take the sessions' total past --intake-mem-max is not grown:
+ * the rest of the message is read and dropped, and its end gets 452 4.3.1. */
 static bool sess_body(struct inj_sess *s, const struct smtp_server_event *ev)
 {
+    if (s->mem_refused)
+        return true;
     if (s->body_len + ev->body_len > s->body_cap) {
-        size_t cap = s->body_cap ? s->body_cap : 65536;
+        size_t cap = s->body_cap ? s->body_cap : INJ_BODY_FIRST;
         while (cap < s->body_len + ev->body_len)
             cap *= 2;
+        struct inject *in = s->in;
+        if (in->mem_used - s->body_cap + cap > in->mem_max) {
+            s->mem_refused = true;
+            vl_log(VL_LOG_WARN, "evt=intake_mem_full client=%s buffered=%llu max=%llu",
+                   s->peer_ip, (unsigned long long)in->mem_used,
+                   (unsigned long long)in->mem_max);
+            return true;
+        }
         uint8_t *b = realloc(s->body, cap);
         if (!b) {
             sess_bye(s, "421 4.3.0 Out of memory, closing connection\r\n");
             return false;
         }
+        in->mem_used += cap - s->body_cap;
         s->body = b;
         s->body_cap = cap;
     }
@@ -417,9 +458,12 @@ static bool sess_dot(struct inj_sess *s, const struct smtp_server_event *ev)
 {
     s->pend = ev->reply;
     s->pend_cmd = SMTP_SCMD_DOT;
-    if (ev->reply.code >= 300 || s->rcpt_n == 0) {
+    if (ev->reply.code < 300 && s->mem_refused)
+        sess_reply(&s->pend, 452, INJ_MEM_FULL_TEXT);
+    if (s->pend.code >= 300 || s->rcpt_n == 0) {
         bool go = sess_answer(s, ev);
         txn_reset(s);
+        body_shrink(s, false);
         return go;
     }
     s->job_busy = true;
@@ -437,9 +481,7 @@ static void sess_release(struct inj_sess *s)
     s->tls = NULL;
     free(s->rcpts);
     s->rcpts = NULL;
-    free(s->body);
-    s->body = NULL;
-    s->body_cap = s->body_len = 0;
+    body_shrink(s, true);
     s->used = false;
     in->free_idx[in->free_n++] = (uint32_t)(s - in->sess);
 }
@@ -465,6 +507,7 @@ void inj_sess_job_done(struct inj_sess *s)
                   (unsigned long long)s->job.size, s->peer_ip, s->authed ? " auth=" : "",
                   s->authed ? s->auth_user : "");
     txn_reset(s);
+    body_shrink(s, false);
     if (s->closed) {                /* the client left meanwhile: free the slot now */
         sess_release(s);
         return;

@@ -4,7 +4,9 @@
 --max-conns-per-ip (421 4.7.0), --intake-timeout (421 4.4.2, also mid-DATA),
 separate command and DATA deadlines (--intake-cmd-timeout, --intake-data-timeout,
 RFC 5321 4.5.3.2: a pause in DATA longer than the command deadline is fine; a
-stalled DATA or BDAT chunk ends at the DATA deadline),
+stalled DATA or BDAT chunk ends at the DATA deadline), --intake-mem-max (the
+sessions' buffered message octets: a new DATA, a message outgrowing it, or a
+BDAT chunk past it get 452 4.3.1, and what was answered 250 is delivered),
 too many bad commands (421 4.7.0), smuggling attempts (bare LF, '\\n.\\n',
 '\\r.\\r': 550 5.6.0 after the real end, nothing queued, nothing smuggled), a
 client that vanishes mid-DATA (nothing queued). Each case ends by checking
@@ -248,6 +250,72 @@ def case_deadlines_split():
         it.close()
 
 
+def big_msg(n, tag):
+    line = b"x" * 76 + b"\r\n"
+    return (b"From: s@src.test\r\nSubject: " + tag + b"\r\n\r\n" + line * (n // len(line)))
+
+
+def open_data(it):
+    c = it.client()
+    hello(c)
+    c.send("MAIL FROM:<s@src.test>", "RCPT TO:<r@dst.test>", "DATA")
+    c.expect(250, "MAIL")
+    c.expect(250, "RCPT")
+    return c
+
+
+def case_mem_max():
+    it = Intake(["--intake-mem-max", "1M", "--max-msg-size", "4M"])
+    try:
+        a_msg = big_msg(600 * 1024, b"a")      # its buffer: 1 MiB, all of the bound
+        a = open_data(it)
+        a.expect(354, "DATA a")
+        a.send_raw(a_msg[:-100])
+        time.sleep(0.5)                         # a's content is read and buffered
+        b = open_data(it)
+        lines = b.expect(452, "DATA while another message holds the whole bound")
+        check(lines[0].startswith("452 4.3.1") and "--intake-mem-max" in lines[0],
+              "text: %r" % lines)
+        a.send_raw(a_msg[-100:] + b".\r\n")
+        a.expect(250, "a, within the bound")
+        b.send("DATA")                          # a's buffer was given back
+        b.expect(354, "DATA b after a's end")
+        b.send_raw(MSG + b".\r\n")
+        b.expect(250, "b")
+        # a message that outgrows the bound while another holds part of it
+        a.send("MAIL FROM:<s@src.test>", "RCPT TO:<r@dst.test>", "DATA")
+        a.expect(250, "MAIL")
+        a.expect(250, "RCPT")
+        a.expect(354, "DATA a2")
+        a2 = big_msg(300 * 1024, b"a2")         # 512 KiB buffered
+        a.send_raw(a2[:-100])
+        time.sleep(0.5)
+        c = open_data(it)
+        c.expect(354, "DATA c (room for its first buffer)")
+        c.send_raw(big_msg(700 * 1024, b"c") + b".\r\n")
+        lines = c.expect(452, "a message outgrowing the bound")
+        check(lines[0].startswith("452 4.3.1"), "text: %r" % lines)
+        # BDAT: a chunk past the bound is refused too (the transaction ends)
+        c.send("MAIL FROM:<s@src.test>", "RCPT TO:<r@dst.test>")
+        c.expect(250, "MAIL")
+        c.expect(250, "RCPT")
+        chunk = big_msg(700 * 1024, b"c2")
+        c.send_raw(b"BDAT %d\r\n" % len(chunk) + chunk)
+        lines = c.expect(452, "a BDAT chunk past the bound")
+        check(lines[0].startswith("452 4.3.1"), "text: %r" % lines)
+        c.send_raw(b"BDAT 0 LAST\r\n")
+        c.expect(503, "the transaction ended with the refused chunk")
+        a.send_raw(a2[-100:] + b".\r\n")
+        a.expect(250, "a2, within the bound")
+        check("evt=intake_mem_full" in it.stderr(), "no evt=intake_mem_full: %s" % it.stderr())
+        settle(it, 3, "mem_max")
+        subjects = sorted(m["content"].split(b"Subject: ")[1].split(b"\r\n")[0]
+                          for m in it.saved())
+        check(subjects == [b"a", b"a2", b"policy"], "delivered: %r" % subjects)
+    finally:
+        it.close()
+
+
 def case_bad_commands():
     it = Intake()
     try:
@@ -340,6 +408,6 @@ run_cases([("relay_default_loopback", case_relay_default_loopback),
            ("relay_denied", case_relay_denied), ("relay_allow_net", case_relay_allow_net),
            ("size", case_size), ("rcpts", case_rcpts), ("line_length", case_line_length),
            ("conns_per_ip", case_conns_per_ip), ("deadline", case_deadline),
-           ("deadlines_split", case_deadlines_split),
+           ("deadlines_split", case_deadlines_split), ("mem_max", case_mem_max),
            ("bad_commands", case_bad_commands), ("smuggling", case_smuggling),
            ("vanish_mid_data", case_vanish_mid_data), ("bad_addresses", case_bad_addresses)])
