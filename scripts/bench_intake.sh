@@ -17,9 +17,10 @@
 #     per server, the ratios volley/sink and volley/postfix of the medians, and
 #     for volley the queue's writes per commit (messages per fsync).
 #  2. latency (scripts/bench_intake_lat.py): `volley run --listen` (fsync on)
-#     delivering to a `volley sink`, tcpdump capturing the sink's port;
-#     LAT_MSGS messages (10,000) sent one at a time over one session, then
-#     LAT_MSGS over LAT_CLIENTS (100) concurrent sessions; per message: the
+#     delivering to a `volley sink`, tcpdump capturing both ports; smtp-source
+#     sends LAT_MSGS messages (10,000) one at a time over one session, then
+#     LAT_MSGS over LAT_CLIENTS (100) concurrent sessions (each one message at
+#     a time); per message (by queue id, from the packets' timestamps): the
 #     client's MAIL -> the sink's 250 to that message (the remote 250), split
 #     into MAIL -> final dot (the SMTP exchange), final dot -> 250 (the durable
 #     commit), 250 -> volley's MAIL FROM at the sink (wake on commit, lease,
