@@ -7,7 +7,12 @@
  * (engine/smtp/smtp_server.h) per connection: strict CRLF.CRLF, the smuggling
  * rules, line and size limits come from there. The shards' reactors are left
  * to delivery: an intake thread is the simplest correct start, and the
- * intake's cost is the queue commit, not the parsing. At the final dot the
+ * intake's cost is the queue commit, not the parsing. Measured (2026-12-06,
+ * 2 cores, 12,800 10 KB messages from smtp-source over 64 sessions into
+ * `run --hold`): the intake thread used 0.78 CPU-s of 3.7 s, the 64 workers
+ * 1.1 s together; the rate follows fsync latency x messages per group commit
+ * and the CPU of the wake-ups around each commit, so N intake threads on
+ * SO_REUSEPORT (or the shards' reactors) would not raise it here: not done. At the final dot the
  * message goes to a small pool of commit workers (inject_commit.c) that
  * normalise it (engine/msg/msg.h), add a Received: line (RFC 5321 4.4) and
  * call vl_queue_enqueue(), which is durable on return and group-commits the
