@@ -206,22 +206,23 @@ static void auth_delay_done(struct rx *rx, const struct rx_event *ev)
     (void)rx;
     struct inj_sess *s = ev->user;
     s->yielded = false;
+    s->bad_cmds++;                  /* a 5xx, as sess_account() counts them */
     sess_answer_later(s);
 }
 
-/* A failed AUTH: 535 5.7.8 after the client address's delay; the session
- * sleeps meanwhile (s->yielded: a close cancels the timer). */
-static void auth_failed(struct inj_sess *s)
+/* A failed AUTH: s->pend = 535 5.7.8, sent after the client address's delay;
+ * the session sleeps meanwhile (s->yielded: a close cancels the timer).
+ * @return false if no timer could be had: the caller answers at once. */
+static bool auth_failed(struct inj_sess *s)
 {
     s->auth_step = INJ_AUTH_NONE;
     vl_log_at(VL_LOG_INFO, "evt=auth_failed client=%s", s->peer_ip);
     sess_reply(&s->pend, 535, "5.7.8 Authentication credentials invalid");
-    s->bad_cmds++;
     uint64_t ms = auth_fail_delay(s->in, s->peer_ip);
-    if (rx_timer_add(s->in->rx, ms, auth_delay_done, s, &s->timer) == 0)
-        s->yielded = true;
-    else
-        sess_answer_later(s);       /* no timer free: answer at once */
+    if (rx_timer_add(s->in->rx, ms, auth_delay_done, s, &s->timer) != 0)
+        return false;
+    s->yielded = true;
+    return true;
 }
 
 /* Check decoded credentials on a worker (crypt(3) never runs on the reactor);
@@ -232,7 +233,7 @@ static void auth_verdict(struct inj_sess *s, const char *user, size_t ulen, cons
     s->auth_step = INJ_AUTH_NONE;
     if (ulen == 0 || ulen > INJ_AUTH_FIELD_MAX || memchr(user, 0, ulen)
         || plen > INJ_AUTH_FIELD_MAX || memchr(pass, 0, plen)) {
-        auth_failed(s);
+        (void)auth_failed(s);       /* sess_pump() answers after the delay, or now */
         return;
     }
     struct inj_job *j = &s->job;
@@ -253,7 +254,10 @@ static void auth_done(struct inj_sess *s)
 {
     struct inj_job *j = &s->job;
     if (!j->auth_ok) {
-        auth_failed(s);
+        if (!auth_failed(s)) {
+            s->bad_cmds++;
+            sess_answer_later(s);
+        }
         return;
     }
     memcpy(s->auth_user, j->user, (size_t)j->user_len + 1);
