@@ -28,7 +28,8 @@
 #     log's line. p50, p99 and max of each.
 # Output: a summary on stdout and bench-out/intake.json.
 # Env: VOLLEY_BIN (default build/volley), INTAKE_BENCH_REPS (default 3), SHARDS (2),
-#      LAT_MSGS (10000), LAT_CLIENTS (100), INTAKE_BENCH_PARTS ("throughput latency").
+#      LAT_MSGS (10000), LAT_CLIENTS (100), INTAKE_BENCH_PARTS ("throughput latency"),
+#      LAT_RUN_ARGS (more `volley run` options for the latency part, e.g. --conns-per-dest 100).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 volley=${VOLLEY_BIN:-build/volley}
@@ -284,7 +285,8 @@ fi
 
 if [[ " $parts " == *" latency "* ]]; then
     start_sink
-    start_run --route "*=127.0.0.1:$sport"
+    # shellcheck disable=SC2086
+    start_run --route "*=127.0.0.1:$sport" ${LAT_RUN_ARGS:-}
     tcpdump -i lo -n -s 0 -B 65536 -U --time-stamp-precision=nano -w "$tmp/sink.pcap" \
         "tcp port $sport or tcp port $port" 2>"$tmp/tcpdump.err" &
     dump_pid=$!
