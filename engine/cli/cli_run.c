@@ -200,8 +200,12 @@ int cli_run_main(int argc, char **argv)
         }
     struct inject_opts io = { 0 };
     bool hold = false;
-    if (vl_config_parse(&cfg, "run", argc, argv, rest, &rest_n) != 0
-        || run_own_opts(rest, &rest_n, &io, &hold) != 0 || rest_n > 0) {
+    bool bad = vl_config_parse(&cfg, "run", argc, argv, rest, &rest_n) != 0;
+    if (!bad && run_own_opts(rest, &rest_n, &io, &hold) != 0) {
+        bad = true;                             /* said what is wrong */
+        rest_n = 0;
+    }
+    if (bad || rest_n > 0) {
         if (rest_n > 0)
             fprintf(stderr, "volley run: unknown argument '%s' (see volley run --help)\n",
                     rest[0]);

@@ -13,11 +13,13 @@ client that vanishes mid-DATA (nothing queued). Each case ends by checking
 what reached the sink: exactly the messages that got a 250.
 INJECT_CASE=name runs one case."""
 import os
+import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from inject_lib import Intake, QUEUED_RE, check, run_cases, txn  # noqa: E402
+from inject_lib import Intake, QUEUED_RE, check, run_cases, txn, volley_bin  # noqa: E402
 
 MSG = (b"Date: Sun, 06 Dec 2026 05:00:00 +0000\r\nMessage-ID: <p@src.test>\r\n"
        b"From: s@src.test\r\nSubject: policy\r\n\r\nbody\r\n")
@@ -316,6 +318,29 @@ def case_mem_max():
         it.close()
 
 
+def case_intake_options_usage():
+    """Bad values of the intake's own options: exit 2, the option named, nothing else
+    said; --hold and --intake-* need --listen."""
+    d = tempfile.mkdtemp(prefix="volley-inject-usage-")
+    try:
+        for args, want in ((["--intake-mem-max", "10k"], "--intake-mem-max '10k'"),
+                           (["--intake-mem-max", "1T"], "--intake-mem-max '1T'"),
+                           (["--intake-cmd-timeout", "0"], "--intake-cmd-timeout '0'"),
+                           (["--intake-data-timeout", "2h"], "--intake-data-timeout '2h'"),
+                           (["--intake-data-timeout"], "--intake-data-timeout needs a value")):
+            r = subprocess.run([volley_bin(), "run", "--data", os.path.join(d, "q"), "--listen",
+                                "127.0.0.1:0"] + args, capture_output=True, text=True, timeout=30)
+            check(r.returncode == 2 and want in r.stderr and "unknown argument" not in r.stderr,
+                  "%r: exit %d %r" % (args, r.returncode, r.stderr))
+        for args in (["--hold"], ["--intake-cmd-timeout", "5s"]):
+            r = subprocess.run([volley_bin(), "run", "--data", os.path.join(d, "q")] + args,
+                               capture_output=True, text=True, timeout=30)
+            check(r.returncode == 2 and "--listen" in r.stderr,
+                  "%r without --listen: exit %d %r" % (args, r.returncode, r.stderr))
+    finally:
+        subprocess.run(["rm", "-rf", d])
+
+
 def case_bad_commands():
     it = Intake()
     try:
@@ -409,5 +434,6 @@ run_cases([("relay_default_loopback", case_relay_default_loopback),
            ("size", case_size), ("rcpts", case_rcpts), ("line_length", case_line_length),
            ("conns_per_ip", case_conns_per_ip), ("deadline", case_deadline),
            ("deadlines_split", case_deadlines_split), ("mem_max", case_mem_max),
+           ("intake_options_usage", case_intake_options_usage),
            ("bad_commands", case_bad_commands), ("smuggling", case_smuggling),
            ("vanish_mid_data", case_vanish_mid_data), ("bad_addresses", case_bad_addresses)])
