@@ -22,7 +22,7 @@ for a in "$@"; do
         *) echo "setup.sh: unknown option '$a' (known: --bench)" >&2; exit 2 ;;
     esac
 done
-[ "$bench" = 1 ] && pkgs+=(linux-perf hyperfine time)
+[ "$bench" = 1 ] && pkgs+=(linux-perf hyperfine time tcpdump)
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then
