@@ -352,17 +352,17 @@ static void queue_enq_unlock(struct vl_queue *q)
  * the hidden ones first, then the coordinator's (visible, with the decision:
  * its commit is the enqueue's), then the others are published. */
 static int queue_enq_all(struct vl_queue *q, struct queue_enq *e, const unsigned *shard,
-                         unsigned n, uint64_t now_ms, uint64_t *id_out)
+                         unsigned n, uint64_t now_ms, uint64_t given_id, uint64_t *id_out)
 {
     bool done[VL_SHARDS_MAX] = { false };
     uint64_t id = 0;
     int rc = VL_E_STORAGE;
     for (unsigned tries = 0; tries < QUEUE_ENQ_TRIES_MAX; tries++) {
-        id = queue_msg_id_next(q, now_ms);
+        id = given_id ? given_id : queue_msg_id_next(q, now_ms);
         rc = n > 1 ? queue_enq_write(q, e + 1, shard + 1, n - 1, id, done) : 0;
         if (rc == 0)
             rc = queue_enq_write(q, e, shard, 1, id, done);
-        if (rc != -EEXIST)
+        if (rc != -EEXIST || given_id)         /* the caller's id: the caller retries */
             break;
         queue_enq_undo(q, done, id);           /* id collision: another id, all shards */
         memset(done, 0, sizeof done);
@@ -375,8 +375,13 @@ static int queue_enq_all(struct vl_queue *q, struct queue_enq *e, const unsigned
     return rc;
 }
 
-int vl_queue_enqueue(struct vl_queue *q, const struct vl_queue_new_msg *m,
-                     uint64_t now_ms, uint64_t *msg_id_out)
+uint64_t vl_queue_msg_id_new(struct vl_queue *q, uint64_t now_ms)
+{
+    return queue_msg_id_next(q, now_ms);
+}
+
+static int queue_enqueue(struct vl_queue *q, const struct vl_queue_new_msg *m,
+                         uint64_t now_ms, uint64_t given_id, uint64_t *msg_id_out)
 {
     struct queue_prcpt *p;
     struct queue_enq e[VL_SHARDS_MAX];
@@ -392,7 +397,7 @@ int vl_queue_enqueue(struct vl_queue *q, const struct vl_queue_new_msg *m,
     if (n > 1)
         rc = queue_enq_lock(q);
     if (rc == 0) {
-        rc = queue_enq_all(q, e, shard, n, now_ms, &id);
+        rc = queue_enq_all(q, e, shard, n, now_ms, given_id, &id);
         if (n > 1)
             queue_enq_unlock(q);
     }
@@ -409,6 +414,20 @@ int vl_queue_enqueue(struct vl_queue *q, const struct vl_queue_new_msg *m,
     if (msg_id_out)
         *msg_id_out = id;
     return 0;
+}
+
+int vl_queue_enqueue(struct vl_queue *q, const struct vl_queue_new_msg *m,
+                     uint64_t now_ms, uint64_t *msg_id_out)
+{
+    return queue_enqueue(q, m, now_ms, 0, msg_id_out);
+}
+
+int vl_queue_enqueue_id(struct vl_queue *q, const struct vl_queue_new_msg *m,
+                        uint64_t now_ms, uint64_t id)
+{
+    if (id == 0)
+        return VL_E_INVALID;
+    return queue_enqueue(q, m, now_ms, id, NULL);
 }
 
 void vl_queue_shard_notify_set(struct vl_queue_shard *s, void (*fn)(void *arg), void *arg)

@@ -5,8 +5,11 @@
 #   sink     volley sink vs Postfix smtp-sink under smtp-source (scripts/bench_sink.sh)
 #   deliver  volley (durable queue -> sink) vs smtp-source into the same sink (scripts/bench_deliver.sh)
 #   tls      volley bench into a sink without and with STARTTLS (scripts/bench_tls.sh)
-#   intake   `volley run --listen` under smtp-source: msg/s, messages per fsync, latency
-#            of the 250 and of delivery (scripts/bench_intake.sh)
+#   intake   smtp-source into `volley run --listen --hold` (durable), `volley sink` and a
+#            private Postfix (hold queue): msg/s, CPU/msg, ratios; inject -> remote 250
+#            latency, 1 and 100 clients, with its breakdown (scripts/bench_intake.sh)
+#   blast    volley blast vs Postfix smtp-source at full speed into volley sink and smtp-sink:
+#            msg/s and sender CPU per message (scripts/bench_blast.sh)
 #   dkim     DKIM signatures/s (RSA-2048, Ed25519, 10 KB) next to `openssl speed` in the
 #            same run, and a signed vs unsigned shared-body campaign end to end
 #            (scripts/bench_dkim.sh; bench-out/dkim.json)
@@ -40,6 +43,8 @@ for s in "${suites[@]}"; do
             VOLLEY_BIN=build/volley scripts/bench_tls.sh ;;
         intake)
             VOLLEY_BIN=build/volley scripts/bench_intake.sh ;;
+        blast)
+            VOLLEY_BIN=build/volley scripts/bench_blast.sh ;;
         dkim)
             VOLLEY_BIN=build/volley scripts/bench_dkim.sh ;;
         queue)

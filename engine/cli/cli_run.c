@@ -17,6 +17,8 @@
 #include "volley/error.h"
 #include "volley/queue.h"
 
+#include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +35,15 @@ static void cli_run_usage(FILE *f)
                "has stdout to itself: the summary goes to stderr.\n\n"
                "options:\n");
     cli_usage_run_options(f, "./volley-data", true);
+    fputs("  --hold                  with --listen: accept and queue mail but deliver\n"
+          "                          nothing (the queue is delivered by a later run)\n"
+          "  --intake-cmd-timeout DURATION   deadline for each SMTP command line\n"
+          "                          (default --intake-timeout, 5m; RFC 5321 4.5.3.2)\n"
+          "  --intake-data-timeout DURATION  deadline for each DATA/BDAT block\n"
+          "                          (default --intake-timeout, 5m)\n"
+          "  --intake-mem-max SIZE   message octets the intake buffers across all\n"
+          "                          sessions (k, M, G; default 512M): past it a new\n"
+          "                          DATA or BDAT gets 452 4.3.1\n", f);
     fputs("\n" CLI_EXIT_CODES_HELP, f);
 }
 
@@ -97,6 +108,82 @@ void cli_report_uncommitted(const char *cmd, const struct vl_config *cfg,
             (unsigned long long)cfg->commit_giveup_ms);
 }
 
+/* "512M", "64k", "1G", "1048576" -> octets (1M..64G). @return 0 or -1. */
+static int run_size(const char *v, uint64_t *out)
+{
+    char *end;
+    if (v[0] < '0' || v[0] > '9')
+        return -1;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    unsigned long long mult = !strcmp(end, "") ? 1 : !strcmp(end, "k") ? 1ull << 10
+                            : !strcmp(end, "M") ? 1ull << 20 : !strcmp(end, "G") ? 1ull << 30 : 0;
+    if (errno || !mult || n > (64ull << 30) / mult || n * mult < (1ull << 20))
+        return -1;
+    *out = n * mult;
+    return 0;
+}
+
+/* run's own options (the intake's, issue 11), taken out of what the shared
+ * parser left in @p rest. @return 0, or -1 after saying what is wrong. */
+static int run_own_opts(char **rest, int *rest_n, struct inject_opts *io, bool *hold)
+{
+    int k = 0;
+    for (int i = 0; i < *rest_n; i++) {
+        const char *a = rest[i];
+        static const char *const names[] = { "--hold", "--intake-cmd-timeout",
+                                             "--intake-data-timeout", "--intake-mem-max" };
+        unsigned which = 0;
+        const char *v = NULL;
+        for (unsigned n = 0; n < sizeof names / sizeof names[0]; n++) {
+            size_t l = strlen(names[n]);
+            if (!strncmp(a, names[n], l) && (a[l] == 0 || (a[l] == '=' && n > 0))) {
+                which = n + 1;
+                v = a[l] == '=' ? a + l + 1 : NULL;
+                break;
+            }
+        }
+        if (!which) {
+            rest[k++] = rest[i];
+            continue;
+        }
+        if (which == 1) {
+            *hold = true;
+            continue;
+        }
+        if (!v && i + 1 >= *rest_n) {
+            fprintf(stderr, "volley run: %s needs a value\n", a);
+            return -1;
+        }
+        if (!v)
+            v = rest[++i];
+        uint64_t *dst = which == 2 ? &io->cmd_ms_timeout : which == 3 ? &io->data_ms_timeout
+                      : &io->mem_max;
+        if (which < 4 && (vl_parse_duration_ms(v, dst) != 0 || *dst == 0
+                          || *dst > 3600ull * 1000)) {
+            fprintf(stderr, "volley run: %s '%s': expected a duration > 0 and at most 1h, "
+                    "like 30s or 5m\n", names[which - 1], v);
+            return -1;
+        }
+        if (which == 4 && run_size(v, dst) != 0) {
+            fprintf(stderr, "volley run: --intake-mem-max '%s': expected a size from 1M to 64G "
+                    "(a number with an optional k, M or G)\n", v);
+            return -1;
+        }
+    }
+    *rest_n = k;
+    return 0;
+}
+
+/* --hold: the intake queues, nothing is delivered; until SIGTERM/SIGINT. */
+static void run_hold(atomic_bool *stop)
+{
+    while (!atomic_load(stop)) {
+        struct timespec ts = { 0, 50 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+}
+
 int cli_run_main(int argc, char **argv)
 {
     static struct vl_config cfg;
@@ -112,7 +199,14 @@ int cli_run_main(int argc, char **argv)
             free(rest);
             return VL_EXIT_OK;
         }
-    if (vl_config_parse(&cfg, "run", argc, argv, rest, &rest_n) != 0 || rest_n > 0) {
+    struct inject_opts io = { 0 };
+    bool hold = false;
+    bool bad = vl_config_parse(&cfg, "run", argc, argv, rest, &rest_n) != 0;
+    if (!bad && run_own_opts(rest, &rest_n, &io, &hold) != 0) {
+        bad = true;                             /* said what is wrong */
+        rest_n = 0;
+    }
+    if (bad || rest_n > 0) {
         if (rest_n > 0)
             fprintf(stderr, "volley run: unknown argument '%s' (see volley run --help)\n",
                     rest[0]);
@@ -122,6 +216,15 @@ int cli_run_main(int argc, char **argv)
     free(rest);
     if (cli_check_config(&cfg, "run") < 0)
         return VL_EXIT_USAGE;
+    if (hold && !cfg.listen_count) {
+        fprintf(stderr, "volley run: --hold needs --listen (it pauses delivery of what the "
+                "listener queues)\n");
+        return VL_EXIT_USAGE;
+    }
+    if ((io.cmd_ms_timeout || io.data_ms_timeout || io.mem_max) && !cfg.listen_count) {
+        fprintf(stderr, "volley run: --intake-* options need --listen\n");
+        return VL_EXIT_USAGE;
+    }
     struct dkim_signer *dkim = NULL;          /* --dkim: --listen signs at intake */
     if (cli_dkim_load("run", &cfg.dkim, &dkim) < 0)
         return VL_EXIT_USAGE;
@@ -140,7 +243,7 @@ int cli_run_main(int argc, char **argv)
     static atomic_bool stop;
     cli_install_stop_signals(&stop);
     struct inject *intake = NULL;             /* --listen: SMTP in, same process */
-    if (cfg.listen_count && inject_start(&cfg, q, &intake) < 0) {
+    if (cfg.listen_count && inject_start(&cfg, &io, q, &intake) < 0) {
         vl_queue_close(q);
         return VL_EXIT_FAIL;
     }
@@ -151,7 +254,12 @@ int cli_run_main(int argc, char **argv)
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     struct vl_engine_totals tot;
-    int rc = vl_engine_run(&cfg, q, &stop, cli_progress_cb, &p, 1000, &tot);
+    memset(&tot, 0, sizeof tot);
+    int rc = 0;
+    if (hold)
+        run_hold(&stop);
+    else
+        rc = vl_engine_run(&cfg, q, &stop, cli_progress_cb, &p, 1000, &tot);
     inject_stop(intake);                      /* before the queue closes */
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double el = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;

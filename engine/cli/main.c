@@ -18,6 +18,7 @@
 #pragma weak cli_sink_main
 #pragma weak cli_bench_main
 #pragma weak cli_doctor_main
+#pragma weak cli_blast_main
 
 struct subcommand {
     const char *name;
@@ -46,6 +47,7 @@ int main(int argc, char **argv)
         { "sink",    cli_sink_main,    "SMTP sink with fault injection, for tests and benches" },
         { "bench",   cli_bench_main,   "end-to-end loopback benchmark" },
         { "doctor",  cli_doctor_main,  "check a sending domain's DNS: MX, SPF, DKIM, DMARC, PTR" },
+        { "blast",   cli_blast_main,   "load generator: SMTP to targets, latency report" },
     };
     const size_t n = sizeof cmds / sizeof cmds[0];
 

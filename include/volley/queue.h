@@ -229,6 +229,18 @@ unsigned vl_queue_shard_of(const struct vl_queue *q, const char *domain, size_t 
 int vl_queue_enqueue(struct vl_queue *q, const struct vl_queue_new_msg *m,
                      uint64_t now_ms, uint64_t *msg_id_out);
 
+/** A fresh message id for vl_queue_enqueue_id() (unique in this queue
+ *  unless another process enqueues in the same millisecond with the same
+ *  20-bit salt: then the enqueue says -EEXIST). Thread: any. */
+uint64_t vl_queue_msg_id_new(struct vl_queue *q, uint64_t now_ms);
+
+/** vl_queue_enqueue() under the id @p id from vl_queue_msg_id_new(), which
+ *  the body may already name (the intake's Received: line). @return as
+ *  vl_queue_enqueue(), or -EEXIST if that id is taken: nothing was queued,
+ *  take a new id and retry. Thread: any. */
+int vl_queue_enqueue_id(struct vl_queue *q, const struct vl_queue_new_msg *m,
+                        uint64_t now_ms, uint64_t id);
+
 /** Have @p fn(@p arg) called after every vl_queue_enqueue() of this process
  *  that committed recipients into shard @p s: from the enqueuing thread, with
  *  the shard's commit lock held, so @p fn must only signal (set a flag, wake a
