@@ -3,7 +3,8 @@
 # Idempotent and quiet when everything is already there.
 #   scripts/setup.sh          build + test dependencies (with Postfix, for its smtp-source
 #                             client in inject_source_test, no daemon left running; and
-#                             libnet-ssleay-perl for swaks --tls in inject_smtpauth_test)
+#                             libnet-ssleay-perl for swaks --tls in inject_smtpauth_test;
+#                             libmicrohttpd + jansson for the HTTP API, curl for its tests)
 #   scripts/setup.sh --bench  also the benchmark tools
 set -euo pipefail
 
@@ -12,7 +13,7 @@ set -euo pipefail
 pkgs=(build-essential gcc g++ clang libclang-rt-14-dev cmake pkg-config git python3 python3-lmdb
       liburing-dev libssl-dev openssl libc-ares-dev liblmdb-dev lmdb-utils libjemalloc-dev
       libbenchmark-dev libcmocka-dev dnsmasq-base swaks strace valgrind procps iproute2
-      postfix libnet-ssleay-perl)
+      postfix libnet-ssleay-perl libmicrohttpd-dev libjansson-dev curl)
 bench=0
 for a in "$@"; do
     case "$a" in
@@ -20,7 +21,7 @@ for a in "$@"; do
         *) echo "setup.sh: unknown option '$a' (known: --bench)" >&2; exit 2 ;;
     esac
 done
-[ "$bench" = 1 ] && pkgs+=(linux-perf hyperfine time)
+[ "$bench" = 1 ] && pkgs+=(linux-perf hyperfine time wrk)
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then

@@ -10,6 +10,7 @@
 #include "cli_usage.h"
 #include "volley/config.h"
 #include "dns_route.h"
+#include "http.h"
 #include "inject.h"
 #include "volley/engine.h"
 #include "log.h"
@@ -32,6 +33,8 @@ static void cli_run_usage(FILE *f)
                "has stdout to itself: the summary goes to stderr.\n\n"
                "options:\n");
     cli_usage_run_options(f, "./volley-data", true);
+    fputs("\nHTTP API options:\n", f);
+    fputs(http_opts_usage, f);
     fputs("\n" CLI_EXIT_CODES_HELP, f);
 }
 
@@ -111,7 +114,9 @@ int cli_run_main(int argc, char **argv)
             free(rest);
             return VL_EXIT_OK;
         }
-    if (vl_config_parse(&cfg, "run", argc, argv, rest, &rest_n) != 0 || rest_n > 0) {
+    struct http_opts hopts = { 0 };           /* --http, --http-token-file (engine/http) */
+    if (vl_config_parse(&cfg, "run", argc, argv, rest, &rest_n) != 0 ||
+        http_opts_take(&hopts, "run", rest, rest_n, &rest_n) != 0 || rest_n > 0) {
         if (rest_n > 0)
             fprintf(stderr, "volley run: unknown argument '%s' (see volley run --help)\n",
                     rest[0]);
@@ -121,6 +126,11 @@ int cli_run_main(int argc, char **argv)
     free(rest);
     if (cli_check_config(&cfg, "run") < 0)
         return VL_EXIT_USAGE;
+    if (hopts.listen && cfg.until_empty) {
+        fprintf(stderr, "volley run: --http and --until-empty do not go together (the API "
+                "runs until SIGTERM)\n");
+        return VL_EXIT_USAGE;
+    }
     struct vl_queue *q = NULL;
     bool created = vl_queue_shards_recorded(cfg.data_dir) == VL_E_NOTFOUND;
     if (cli_queue_open("run", cfg.data_dir, cfg.shards,
@@ -136,6 +146,12 @@ int cli_run_main(int argc, char **argv)
         vl_queue_close(q);
         return VL_EXIT_FAIL;
     }
+    struct http *api = NULL;                  /* --http: HTTP API, same process */
+    if (hopts.listen && http_start(&cfg, &hopts, q, &api) < 0) {
+        inject_stop(intake);
+        vl_queue_close(q);
+        return VL_EXIT_FAIL;
+    }
     struct cli_progress p;
     cli_progress_init(&p, "run", stderr, cfg.quiet, 0);
     if (cfg.log_path && !strcmp(cfg.log_path, "-"))
@@ -144,7 +160,8 @@ int cli_run_main(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     struct vl_engine_totals tot;
     int rc = vl_engine_run(&cfg, q, &stop, cli_progress_cb, &p, 1000, &tot);
-    inject_stop(intake);                      /* before the queue closes */
+    http_stop(api);                           /* before the queue closes */
+    inject_stop(intake);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double el = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     struct cli_leftover lo;

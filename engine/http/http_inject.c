@@ -1,0 +1,392 @@
+/*
+ * http_inject.c - the HTTP API's inject workers: render each recipient's
+ * message from a parsed request (http_req.h), normalise it (msg.h) and
+ * queue it with vl_queue_enqueue(), which is durable on return and
+ * group-commits the workers' concurrent calls. A request's recipients are
+ * split into up to HTTP_WORKERS contiguous ranges, one job each.
+ * Invariant: every recipient of a call ends with exactly one result
+ * (queued, failed or storage), written only by the job owning its range.
+ */
+#include "http_int.h"
+
+#include "http_mime.h"
+#include "http_tmpl.h"
+#include "log.h"
+#include "msg.h"
+#include "volley/error.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A worker's scratch for one job. */
+struct hctx {
+    struct tmpl_val vals[TMPL_NAMES_MAX];
+    char num[TMPL_NAMES_MAX][40];
+    struct hbuf hv, subj, text, html, msg;
+    struct mime_hdr hdrs[HREQ_HEADERS_MAX];
+};
+
+static void res_fail(struct hres *r, enum hres_state st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void res_fail(struct hres *r, enum hres_state st, const char *fmt, ...)
+{
+    r->state = st;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->why, sizeof r->why, fmt, ap);
+    va_end(ap);
+}
+
+static void val_of(struct tmpl_val *v, char *num, const json_t *j)
+{
+    v->set = true;
+    if (json_is_string(j)) {
+        v->p = json_string_value(j);
+        v->len = json_string_length(j);
+        return;
+    }
+    int n = 0;
+    if (json_is_integer(j))
+        n = snprintf(num, 40, "%" JSON_INTEGER_FORMAT, json_integer_value(j));
+    else if (json_is_real(j))
+        n = snprintf(num, 40, "%.15g", json_real_value(j));
+    else if (json_is_boolean(j))
+        n = snprintf(num, 40, "%s", json_is_true(j) ? "true" : "false");
+    else
+        v->set = false;                       /* null: as if not given */
+    v->p = num;
+    v->len = n > 0 ? (size_t)n : 0;
+}
+
+/* Recipient i's values: its substitutions, then email/name, then the
+ * request's substitutions. */
+static void resolve(const struct hreq *r, size_t i, struct hctx *x)
+{
+    const struct hreq_rcpt *rc = &r->rcpt[i];
+    for (size_t k = 0; k < r->names.n; k++) {
+        struct tmpl_val *v = &x->vals[k];
+        v->set = false;
+        const json_t *j = rc->subs ? json_object_get(rc->subs, r->names.name[k]) : NULL;
+        if (j)
+            val_of(v, x->num[k], j);
+        if (v->set)
+            continue;
+        if ((int)k == r->var_email) {
+            *v = (struct tmpl_val){ rc->email, rc->email_len, true };
+            continue;
+        }
+        if ((int)k == r->var_name && rc->name) {
+            *v = (struct tmpl_val){ rc->name, rc->name_len, true };
+            continue;
+        }
+        j = r->subs ? json_object_get(r->subs, r->names.name[k]) : NULL;
+        if (j)
+            val_of(v, x->num[k], j);
+    }
+}
+
+/* Render @p t into @p out (reset first); a failure is the recipient's. */
+static int render(const struct hreq *r, const struct tmpl *t, struct hctx *x, enum tmpl_esc esc,
+                  struct hbuf *out, const char *field, struct hres *res)
+{
+    out->len = 0;
+    int miss = -1;
+    int rc = tmpl_render(t, x->vals, esc, out, &miss);
+    if (rc == VL_E_NOTFOUND)
+        res_fail(res, HRES_FAILED, "missing merge field '%s' in %s (no value, no default)",
+                 r->names.name[miss], field);
+    else if (rc == VL_E_TOOBIG)
+        res_fail(res, HRES_FAILED, "%s: over the message size limit once rendered", field);
+    else if (rc < 0)
+        res_fail(res, HRES_STORAGE, "%s: %s", field, vl_strerror(rc));
+    return rc;
+}
+
+static bool has_crlf(const struct hbuf *b)
+{
+    return b->len && (memchr(b->p, '\r', b->len) || memchr(b->p, '\n', b->len));
+}
+
+/* The builder's message for recipient i into x->msg. */
+static int build(const struct hreq *r, size_t i, struct hctx *x, uint64_t now, uint64_t uniq,
+                 const char *host, struct hres *res)
+{
+    int rc = 0;
+    struct mime_msg m = {
+        .from_email = r->from_email, .from_name = r->from_name,
+        .to_email = { r->rcpt[i].email, r->rcpt[i].email_len },
+        .to_name = { r->rcpt[i].name, r->rcpt[i].name_len },
+        .reply_to_email = r->reply_email, .reply_to_name = r->reply_name,
+        .atts = r->att, .att_count = r->natt, .now_ms = now, .hostname = host, .unique = uniq,
+        .hdrs = x->hdrs, .hdr_count = r->nhdr,
+    };
+    if (r->has_subject) {
+        if ((rc = render(r, &r->subject, x, TMPL_RAW, &x->subj, "content.subject", res)) < 0)
+            return rc;
+        if (has_crlf(&x->subj)) {
+            res_fail(res, HRES_FAILED, "a merge field puts a line break in content.subject");
+            return VL_E_INVALID;
+        }
+        m.subject = (struct mime_str){ x->subj.p ? x->subj.p : "", x->subj.len };
+    }
+    x->hv.len = 0;
+    size_t offs[HREQ_HEADERS_MAX];
+    for (size_t k = 0; k < r->nhdr; k++) {
+        struct hbuf one = { .max = x->msg.max };
+        char f[128];
+        snprintf(f, sizeof f, "content.headers.%s", r->hdr[k].name);
+        rc = render(r, &r->hdr[k].val, x, TMPL_RAW, &one, f, res);
+        if (rc == 0 && has_crlf(&one)) {
+            res_fail(res, HRES_FAILED, "a merge field puts a line break in %s", f);
+            rc = VL_E_INVALID;
+        }
+        offs[k] = x->hv.len;
+        if (rc == 0 && (rc = hbuf_add(&x->hv, one.p ? one.p : "", one.len)) < 0)
+            res_fail(res, HRES_FAILED, "%s: too long", f);
+        x->hdrs[k] = (struct mime_hdr){ r->hdr[k].name, { NULL, one.len } };
+        hbuf_fini(&one);
+        if (rc < 0)
+            return rc;
+    }
+    for (size_t k = 0; k < r->nhdr; k++)
+        x->hdrs[k].value.p = x->hv.p ? x->hv.p + offs[k] : "";
+    if (r->has_text) {
+        if ((rc = render(r, &r->text, x, TMPL_RAW, &x->text, "content.text_body", res)) < 0)
+            return rc;
+        m.text = (struct mime_str){ x->text.p ? x->text.p : "", x->text.len };
+    }
+    if (r->has_html) {
+        if ((rc = render(r, &r->html, x, TMPL_HTML, &x->html, "content.html_body", res)) < 0)
+            return rc;
+        m.html = (struct mime_str){ x->html.p ? x->html.p : "", x->html.len };
+    }
+    x->msg.len = 0;
+    rc = mime_build(&m, &x->msg);
+    if (rc == VL_E_TOOBIG)
+        res_fail(res, HRES_FAILED, "message over the size limit (--max-msg-size)");
+    else if (rc < 0)
+        res_fail(res, HRES_STORAGE, "building the message: %s", vl_strerror(rc));
+    return rc;
+}
+
+/* Normalise x->msg and enqueue it for @p n recipients from index @p i0 (n > 1
+ * only when the body is the same for all). Results go to res[i0..i0+n). */
+static void queue_msg(struct hcall *c, struct hctx *x, size_t i0, size_t n, uint64_t uniq)
+{
+    const struct hreq *r = c->req;
+    struct hres *res = &c->res[i0];
+    struct msg_opts mo = { c->now_ms, c->h->cfg->ehlo_name, uniq, r->env_from, false };
+    struct msg_result m = { 0 };
+    struct msg_problem prob[1];
+    int rc = msg_normalise(x->msg.p ? x->msg.p : "", x->msg.len, &mo, &m, prob, 1);
+    const char *why = NULL;
+    char t[HTTP_WHY_BYTES_MAX];
+    if (rc == VL_E_INVALID) {
+        snprintf(t, sizeof t, "message refused: line %u: %s", prob[0].line,
+                 prob[0].why ? prob[0].why : "malformed");
+        why = t;
+    } else if (rc == VL_E_TOOBIG || (rc == 0 && m.len > c->h->cfg->msg_bytes_max)) {
+        why = "message over the size limit (--max-msg-size)";
+    }
+    if (why || rc < 0) {
+        for (size_t k = 0; k < n; k++)
+            res_fail(&res[k], why ? HRES_FAILED : HRES_STORAGE, "%s", why ? why :
+                     vl_strerror(rc));
+        msg_result_fini(&m);
+        return;
+    }
+    const char *one[1];
+    const char **ptrs = one;
+    size_t *lens = NULL, lone[1];
+    if (n > 1) {
+        ptrs = malloc(n * sizeof *ptrs);
+        lens = malloc(n * sizeof *lens);
+    } else {
+        lens = lone;
+    }
+    if (!ptrs || !lens) {
+        rc = -ENOMEM;
+    } else {
+        for (size_t k = 0; k < n; k++) {
+            ptrs[k] = r->rcpt[i0 + k].email;
+            lens[k] = r->rcpt[i0 + k].email_len;
+        }
+        struct vl_queue_new_msg nm = {
+            .return_path = r->env_from, .return_path_len = r->env_from_len,
+            .body = m.data, .body_len = m.len,
+            .flags = (m.is_8bit ? VL_QUEUE_MSG_8BIT : 0u) |
+                     (r->smtputf8 ? VL_QUEUE_MSG_SMTPUTF8 : 0u),
+            .rcpts = ptrs, .rcpt_lens = lens, .rcpt_count = n,
+        };
+        uint64_t id = 0;
+        rc = vl_queue_enqueue(c->h->q, &nm, c->now_ms, &id);
+    }
+    for (size_t k = 0; k < n; k++) {
+        if (rc == 0)
+            res[k].state = HRES_QUEUED;
+        else
+            res_fail(&res[k], rc == VL_E_INVALID || rc == VL_E_TOOBIG ? HRES_FAILED :
+                     HRES_STORAGE, "queue: %s", vl_strerror(rc));
+    }
+    if (n > 1) {
+        free(ptrs);
+        free(lens);
+    }
+    msg_result_fini(&m);
+}
+
+static void job_run(struct hjob *j)
+{
+    struct hcall *c = j->call;
+    const struct hreq *r = c->req;
+    struct hctx *x = calloc(1, sizeof *x);
+    if (!x) {
+        for (size_t i = j->first; i < j->end; i++)
+            res_fail(&c->res[i], HRES_STORAGE, "out of memory");
+        return;
+    }
+    size_t max = c->h->cfg->msg_bytes_max + 65536;
+    x->hv.max = x->subj.max = x->text.max = x->html.max = x->msg.max = max;
+    const char *host = c->h->cfg->ehlo_name;
+    if (!r->per_rcpt) {                           /* one body for every recipient */
+        uint64_t uniq = atomic_fetch_add(&c->h->seq, 1);
+        int rc = r->raw ? render(r, &r->raw_t, x, TMPL_RAW, &x->msg, "content", &c->res[0])
+                        : build(r, 0, x, c->now_ms, uniq, host, &c->res[0]);
+        if (rc < 0) {
+            for (size_t i = j->first + 1; i < j->end; i++)
+                c->res[i] = c->res[j->first];
+        } else {
+            queue_msg(c, x, j->first, j->end - j->first, uniq);
+        }
+    } else {
+        for (size_t i = j->first; i < j->end; i++) {
+            uint64_t uniq = atomic_fetch_add(&c->h->seq, 1);
+            resolve(r, i, x);
+            int rc = r->raw ? render(r, &r->raw_t, x, TMPL_RAW, &x->msg, "content", &c->res[i])
+                            : build(r, i, x, c->now_ms, uniq, host, &c->res[i]);
+            if (rc == 0)
+                queue_msg(c, x, i, 1, uniq);
+        }
+    }
+    hbuf_fini(&x->hv);
+    hbuf_fini(&x->subj);
+    hbuf_fini(&x->text);
+    hbuf_fini(&x->html);
+    hbuf_fini(&x->msg);
+    free(x);
+}
+
+static void *worker_main(void *arg)
+{
+    struct http *h = arg;
+    pthread_mutex_lock(&h->mu);
+    for (;;) {
+        while (!h->todo && !h->quit)
+            pthread_cond_wait(&h->cv, &h->mu);
+        struct hjob *j = h->todo;
+        if (!j)
+            break;
+        h->todo = j->next;
+        if (!h->todo)
+            h->todo_tail = &h->todo;
+        pthread_mutex_unlock(&h->mu);
+        struct hcall *c = j->call;
+        job_run(j);
+        if (atomic_fetch_sub(&c->jobs_left, 1) == 1)
+            c->done(c);
+        pthread_mutex_lock(&h->mu);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return NULL;
+}
+
+int http_workers_start(struct http *h)
+{
+    h->todo = NULL;
+    h->todo_tail = &h->todo;
+    for (unsigned i = 0; i < HTTP_WORKERS; i++) {
+        int rc = pthread_create(&h->workers[i], NULL, worker_main, h);
+        if (rc != 0)
+            return -rc;
+        h->workers_n++;
+    }
+    return 0;
+}
+
+/* Workers drain the queue before they quit: every submitted call finishes. */
+void http_workers_stop(struct http *h)
+{
+    pthread_mutex_lock(&h->mu);
+    h->quit = true;
+    pthread_cond_broadcast(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+    for (unsigned i = 0; i < h->workers_n; i++)
+        pthread_join(h->workers[i], NULL);
+    h->workers_n = 0;
+}
+
+int http_call_submit(struct hcall *c)
+{
+    size_t n = c->req->nrcpt;
+    size_t k = c->req->per_rcpt ? (n < HTTP_WORKERS ? n : HTTP_WORKERS) : 1;
+    c->jobs = calloc(k, sizeof *c->jobs);
+    if (!c->jobs)
+        return -ENOMEM;
+    atomic_store(&c->jobs_left, k);
+    for (size_t i = 0; i < k; i++)
+        c->jobs[i] = (struct hjob){ NULL, c, n * i / k, n * (i + 1) / k };
+    pthread_mutex_lock(&c->h->mu);
+    if (c->h->quit) {
+        pthread_mutex_unlock(&c->h->mu);
+        return -ESHUTDOWN;
+    }
+    for (size_t i = 0; i < k; i++) {
+        *c->h->todo_tail = &c->jobs[i];
+        c->h->todo_tail = &c->jobs[i].next;
+    }
+    pthread_cond_broadcast(&c->h->cv);
+    pthread_mutex_unlock(&c->h->mu);
+    return 0;
+}
+
+char *http_call_response(const struct hcall *c, unsigned *status)
+{
+    const struct hreq *r = c->req;
+    json_t *o = json_object(), *failed = json_array(), *errors = json_array();
+    size_t ok = 0, bad = 0;
+    bool storage = false;
+    for (size_t i = 0; o && failed && errors && i < r->nrcpt; i++) {
+        if (c->res[i].state == HRES_QUEUED) {
+            ok++;
+            continue;
+        }
+        bad++;
+        storage |= c->res[i].state == HRES_STORAGE;
+        json_array_append_new(failed, json_stringn(r->rcpt[i].email, r->rcpt[i].email_len));
+        char e[HTTP_WHY_BYTES_MAX + 400];
+        snprintf(e, sizeof e, "recipients[%zu] (%.*s): %s", i, (int)r->rcpt[i].email_len,
+                 r->rcpt[i].email, c->res[i].why);
+        json_array_append_new(errors, json_string(e));
+    }
+    char *s = NULL;
+    if (o && failed && errors) {
+        json_object_set_new(o, "success_count", json_integer((json_int_t)ok));
+        json_object_set_new(o, "fail_count", json_integer((json_int_t)bad));
+        json_object_set(o, "failed_recipients", failed);
+        json_object_set(o, "errors", errors);
+        s = json_dumps(o, JSON_COMPACT);
+    }
+    json_decref(failed);
+    json_decref(errors);
+    json_decref(o);
+    *status = storage ? 503 : 200;
+    vl_log_at(VL_LOG_INFO, "evt=http_inject rcpts=%zu queued=%zu failed=%zu storage=%d",
+              r->nrcpt, ok, bad, storage);
+    return s;
+}

@@ -1,0 +1,441 @@
+/*
+ * http_server.c - libmicrohttpd front of the HTTP API (see http.h): options,
+ * listening socket, access (network and bearer token), routes, request
+ * bodies, and suspending an inject request while the workers queue it.
+ * Invariant: a suspended connection is resumed exactly once, by its call's
+ * done callback; workers are stopped (draining every call) before the daemon.
+ */
+#include "http_int.h"
+
+#include "clock.h"
+#include "ip_class.h"
+#include "log.h"
+#include "volley/error.h"
+#include "volley/hostport.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define HTTP_LISTEN_BACKLOG 1024
+#define HTTP_TOP_DOMAINS      10u   /* as `volley queue stats` by default */
+
+const char http_opts_usage[] =
+    "  --http ADDR:PORT      serve the HTTP API (POST /api/inject/v1, GET /api/v1/queue,\n"
+    "                        GET /healthz); clients as for --listen: loopback, or --allow\n"
+    "  --http-token-file FILE  bearer token (its first line) every request but /healthz\n"
+    "                        must send as 'Authorization: Bearer TOKEN'\n";
+
+int http_opts_take(struct http_opts *o, const char *cmd, char **args, int n, int *left)
+{
+    static const struct { const char *name; size_t off; } opts[] = {
+        { "--http", offsetof(struct http_opts, listen) },
+        { "--http-token-file", offsetof(struct http_opts, token_file) },
+    };
+    int out = 0;
+    for (int i = 0; i < n; i++) {
+        const char *a = args[i];
+        bool hit = false;
+        for (size_t k = 0; k < sizeof opts / sizeof opts[0] && !hit; k++) {
+            size_t l = strlen(opts[k].name);
+            if (strncmp(a, opts[k].name, l) || (a[l] != '\0' && a[l] != '='))
+                continue;
+            hit = true;
+            const char *v = a[l] == '=' ? a + l + 1 : NULL;
+            if (!v) {
+                if (i + 1 >= n) {
+                    fprintf(stderr, "volley %s: %s needs a value\n", cmd, opts[k].name);
+                    return -1;
+                }
+                v = args[++i];
+            }
+            *(const char **)((char *)o + opts[k].off) = v;
+        }
+        if (!hit)
+            args[out++] = args[i];
+    }
+    *left = out;
+    if (o->listen && !o->token_file) {
+        fprintf(stderr, "volley %s: --http needs --http-token-file (the API's bearer token)\n",
+                cmd);
+        return -1;
+    }
+    if (o->token_file && !o->listen) {
+        fprintf(stderr, "volley %s: --http-token-file without --http\n", cmd);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- responses ---------------------------------------------------------- */
+
+static enum MHD_Result respond(struct MHD_Connection *c, unsigned status, char *json)
+{
+    if (!json)
+        return MHD_NO;
+    size_t n = strlen(json);
+    struct MHD_Response *r = MHD_create_response_from_buffer(n, json, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(json);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    if (status == 401)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    enum MHD_Result rc = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+static enum MHD_Result respond_error(struct MHD_Connection *c, unsigned status,
+                                     const char *field, long rcpt, const char *why)
+{
+    json_t *o = json_object();
+    if (!o)
+        return MHD_NO;
+    json_object_set_new(o, "error", json_string(why));
+    if (field)
+        json_object_set_new(o, "field", json_string(field));
+    if (rcpt >= 0)
+        json_object_set_new(o, "recipient_index", json_integer(rcpt));
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return respond(c, status, s);
+}
+
+/* The JSON of `volley queue stats --json` (engine/cli/cli_queue.c). */
+static enum MHD_Result respond_stats(struct http *h, struct MHD_Connection *c)
+{
+    struct vl_queue_stats st;
+    struct vl_queue_domain_count top[HTTP_TOP_DOMAINS];
+    int rc = vl_queue_stats(h->q, -1, &st);
+    int nt = rc == 0 ? vl_queue_top_domains(h->q, top, HTTP_TOP_DOMAINS) : rc;
+    if (rc < 0 || nt < 0)
+        return respond_error(c, 500, NULL, -1, vl_strerror(rc < 0 ? rc : nt));
+    static const enum vl_rcpt_state states[] = { VL_RCPT_READY, VL_RCPT_DEFERRED,
+                                                 VL_RCPT_DELIVERED, VL_RCPT_BOUNCED,
+                                                 VL_RCPT_EXPIRED };
+    json_t *o = json_object(), *td = json_array();
+    json_object_set_new(o, "shards", json_integer(vl_queue_nshards(h->q)));
+    for (size_t i = 0; i < sizeof states / sizeof states[0]; i++)
+        json_object_set_new(o, vl_rcpt_state_name(states[i]),
+                            json_integer((json_int_t)st.by_state[states[i]]));
+    json_object_set_new(o, "purged", json_integer((json_int_t)st.purged));
+    json_object_set_new(o, "ambiguous", json_integer((json_int_t)st.ambiguous));
+    json_object_set_new(o, "quarantined", json_integer((json_int_t)st.quarantined));
+    json_object_set_new(o, "message_records", json_integer((json_int_t)st.messages));
+    json_object_set_new(o, "body_bytes", json_integer((json_int_t)st.body_bytes));
+    json_object_set_new(o, "disk_bytes", json_integer((json_int_t)st.disk_bytes));
+    for (int i = 0; i < nt; i++) {
+        json_t *d = json_object();
+        json_object_set_new(d, "domain", json_string(top[i].domain));
+        json_object_set_new(d, "rcpts", json_integer((json_int_t)top[i].rcpts));
+        json_array_append_new(td, d);
+    }
+    json_object_set_new(o, "top_domains", td);
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return respond(c, 200, s);
+}
+
+/* ---- access ------------------------------------------------------------- */
+
+static enum MHD_Result accept_policy(void *cls, const struct sockaddr *sa, socklen_t len)
+{
+    struct http *h = cls;
+    (void)len;
+    if (h->cfg->allow_count == 0)
+        return vl_ip_classify_sa(sa) == VL_IP_LOOPBACK ? MHD_YES : MHD_NO;
+    for (unsigned i = 0; i < h->cfg->allow_count; i++)
+        if (vl_net_match(&h->cfg->allow[i], sa))
+            return MHD_YES;
+    return MHD_NO;
+}
+
+static bool authorized(struct http *h, struct MHD_Connection *c)
+{
+    const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!a || strncasecmp(a, "Bearer ", 7))
+        return false;
+    a += 7;
+    while (*a == ' ')
+        a++;
+    size_t n = strlen(a);
+    unsigned char diff = (unsigned char)(n != h->token_len);
+    for (size_t i = 0; i < h->token_len; i++)       /* constant time in the token */
+        diff |= (unsigned char)(h->token[i] ^ (i < n ? a[i] : 0));
+    return diff == 0;
+}
+
+/* ---- inject requests ---------------------------------------------------- */
+
+enum hconn_state { HC_BODY, HC_RUNNING, HC_DONE };
+
+struct hconn {
+    enum hconn_state state;
+    struct hbuf body;
+    bool too_big;
+    struct hreq req;
+    struct hcall call;
+    struct MHD_Connection *conn;
+};
+
+static void hconn_free(struct hconn *hc)
+{
+    hbuf_fini(&hc->body);
+    hreq_fini(&hc->req);
+    free(hc->call.res);
+    free(hc->call.jobs);
+    free(hc);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)c;
+    (void)toe;
+    struct hconn *hc = *con_cls;
+    if (hc) {
+        vl_assert(hc->state != HC_RUNNING);          /* a suspended call is never torn down */
+        hconn_free(hc);
+        *con_cls = NULL;
+    }
+}
+
+static void call_done(struct hcall *call)
+{
+    struct hconn *hc = call->arg;
+    hc->state = HC_DONE;
+    MHD_resume_connection(hc->conn);
+}
+
+static size_t literal_bytes(const struct hreq *r)
+{
+    size_t n = r->raw_t.len + r->subject.len + r->text.len + r->html.len;
+    for (size_t i = 0; i < r->nhdr; i++)
+        n += r->hdr[i].val.len;
+    for (size_t i = 0; i < r->natt; i++)
+        n += r->att[i].len;
+    return n;
+}
+
+static enum MHD_Result inject_start(struct http *h, struct hconn *hc)
+{
+    struct MHD_Connection *c = hc->conn;
+    if (hc->too_big) {
+        char why[96];
+        snprintf(why, sizeof why, "request body over %u bytes", HTTP_BODY_BYTES_MAX);
+        return respond_error(c, 400, "", -1, why);
+    }
+    struct hreq_err e;
+    int rc = hreq_parse(hc->body.p ? hc->body.p : "", hc->body.len, &hc->req, &e);
+    hbuf_fini(&hc->body);
+    if (rc == -ENOMEM)
+        return respond_error(c, 503, NULL, -1, "out of memory");
+    if (rc < 0)
+        return respond_error(c, 400, e.field, e.rcpt, e.why);
+    if (literal_bytes(&hc->req) > h->cfg->msg_bytes_max)
+        return respond_error(c, 400, "content", -1,
+                             "message content over the size limit (--max-msg-size)");
+    hc->call = (struct hcall){ .h = h, .req = &hc->req, .now_ms = vl_clock_wall_ms(),
+                               .done = call_done, .arg = hc };
+    hc->call.res = calloc(hc->req.nrcpt, sizeof *hc->call.res);
+    if (!hc->call.res)
+        return respond_error(c, 503, NULL, -1, "out of memory");
+    hc->state = HC_RUNNING;
+    MHD_suspend_connection(c);                 /* before the workers can resume it */
+    if ((rc = http_call_submit(&hc->call)) < 0) {
+        hc->state = HC_BODY;
+        MHD_resume_connection(c);
+        return respond_error(c, 503, NULL, -1, rc == -ESHUTDOWN ? "shutting down"
+                                                                : "out of memory");
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload, size_t *upload_size, void **con_cls)
+{
+    struct http *h = cls;
+    (void)version;
+    struct hconn *hc = *con_cls;
+    if (!hc) {
+        bool get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+        bool post = !strcmp(method, "POST");
+        if (!strcmp(url, "/healthz"))
+            return get ? respond(c, 200, strdup("{\"ok\":true}"))
+                       : respond_error(c, 405, NULL, -1, "use GET");
+        bool known = !strcmp(url, "/api/v1/queue") || !strcmp(url, "/api/inject/v1");
+        if (!known)
+            return respond_error(c, 404, NULL, -1, "no such route");
+        if (!authorized(h, c))
+            return respond_error(c, 401, NULL, -1, "missing or wrong bearer token");
+        if (!strcmp(url, "/api/v1/queue"))
+            return get ? respond_stats(h, c) : respond_error(c, 405, NULL, -1, "use GET");
+        if (!post)
+            return respond_error(c, 405, NULL, -1, "use POST");
+        hc = calloc(1, sizeof *hc);
+        if (!hc)
+            return MHD_NO;
+        hc->conn = c;
+        hc->body.max = HTTP_BODY_BYTES_MAX;
+        *con_cls = hc;
+        return MHD_YES;
+    }
+    if (hc->state == HC_DONE) {
+        unsigned status = 500;
+        char *s = http_call_response(&hc->call, &status);
+        return respond(c, status, s);
+    }
+    if (*upload_size) {
+        if (!hc->too_big && hbuf_add(&hc->body, upload, *upload_size) < 0) {
+            hc->too_big = true;
+            hbuf_fini(&hc->body);
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (hc->state == HC_RUNNING)
+        return MHD_YES;
+    return inject_start(h, hc);
+}
+
+/* ---- start and stop ----------------------------------------------------- */
+
+static int read_token(struct http *h, const char *path)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        int e = -errno;
+        fprintf(stderr, "volley run: --http-token-file '%s': %s\n", path, strerror(-e));
+        return e;
+    }
+    char line[HTTP_TOKEN_BYTES_MAX + 2];
+    bool ok = fgets(line, sizeof line, f) != NULL;
+    fclose(f);
+    size_t n = ok ? strcspn(line, "\r\n") : 0;
+    line[n] = '\0';
+    if (n < 16 || n > HTTP_TOKEN_BYTES_MAX - 1 || strpbrk(line, " \t")) {
+        fprintf(stderr, "volley run: --http-token-file '%s': the first line must be a token of "
+                "16 to %u characters without blanks\n", path, HTTP_TOKEN_BYTES_MAX - 1);
+        return VL_E_INVALID;
+    }
+    memcpy(h->token, line, n + 1);
+    h->token_len = n;
+    return 0;
+}
+
+static int listen_on(const char *spec, int *fd_out)
+{
+    struct vl_hostport hp;
+    const char *why = NULL;
+    char buf[VL_HOSTPORT_HOST_BYTES_MAX + 16];
+    size_t n = strlen(spec);
+    bool any = n >= 2 && !strcmp(spec + n - 2, ":0");     /* port 0: any free port */
+    if (n < sizeof buf) {
+        memcpy(buf, spec, n + 1);
+        if (any)
+            buf[n - 1] = '1';
+    }
+    if (n >= sizeof buf || vl_hostport_parse(buf, 0, false, &hp, &why) < 0 || !hp.is_ip) {
+        fprintf(stderr, "volley run: --http '%s': %s\n", spec,
+                why ? why : "expected IP:PORT (an IP address, [IPv6]:PORT)");
+        return VL_E_INVALID;
+    }
+    if (any) {
+        hp.addr.in4.sin_port = 0;                          /* same offset in sin6_port */
+        hp.addr.in6.sin6_port = 0;
+    }
+    int fd = socket(hp.addr.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (hp.addr.sa.sa_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    socklen_t len = hp.addr.sa.sa_family == AF_INET6 ? sizeof hp.addr.in6 : sizeof hp.addr.in4;
+    if (bind(fd, &hp.addr.sa, len) < 0 || listen(fd, HTTP_LISTEN_BACKLOG) < 0) {
+        int e = -errno;
+        fprintf(stderr, "volley run: --http '%s': %s\n", spec, strerror(-e));
+        close(fd);
+        return e;
+    }
+    union vl_sockaddr a;
+    len = sizeof a;
+    char ip[INET6_ADDRSTRLEN] = "?";
+    if (getsockname(fd, &a.sa, &len) == 0) {
+        bool v6 = a.sa.sa_family == AF_INET6;
+        inet_ntop(a.sa.sa_family, v6 ? (const void *)&a.in6.sin6_addr
+                                     : (const void *)&a.in4.sin_addr, ip, sizeof ip);
+        fprintf(stderr, "volley run: HTTP API on http://%s%s%s:%u\n", v6 ? "[" : "", ip,
+                v6 ? "]" : "", (unsigned)ntohs(v6 ? a.in6.sin6_port : a.in4.sin_port));
+    }
+    *fd_out = fd;
+    return 0;
+}
+
+int http_start(const struct vl_config *cfg, const struct http_opts *o, struct vl_queue *q,
+               struct http **out)
+{
+    struct http *h = calloc(1, sizeof *h);
+    if (!h)
+        return -ENOMEM;
+    h->cfg = cfg;
+    h->q = q;
+    h->fd = -1;
+    atomic_store(&h->seq, vl_clock_wall_ms() << 16);
+    pthread_mutex_init(&h->mu, NULL);
+    pthread_cond_init(&h->cv, NULL);
+    int rc = read_token(h, o->token_file);
+    if (rc == 0)
+        rc = http_workers_start(h);
+    if (rc == 0)
+        rc = listen_on(o->listen, &h->fd);
+    if (rc < 0)
+        goto fail;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    h->d = MHD_start_daemon(flags, 0, accept_policy, h, on_request, h,
+                            MHD_OPTION_LISTEN_SOCKET, h->fd,
+                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_MHD_THREADS,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONNS_MAX,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_CONN_TIMEOUT_S,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                            MHD_OPTION_END);
+    if (!h->d) {
+        fprintf(stderr, "volley run: --http '%s': libmicrohttpd did not start\n", o->listen);
+        rc = -EIO;
+        goto fail;
+    }
+    *out = h;
+    return 0;
+fail:
+    http_stop(h);
+    return rc;
+}
+
+void http_stop(struct http *h)
+{
+    if (!h)
+        return;
+    int fd = h->d ? MHD_quiesce_daemon(h->d) : h->fd;   /* no new connections */
+    http_workers_stop(h);            /* every call done, its connection resumed; later
+                                        calls are refused (503) */
+    if (h->d)
+        MHD_stop_daemon(h->d);       /* closes the socket unless quiesce handed it back */
+    if (fd >= 0)
+        close(fd);
+    pthread_mutex_destroy(&h->mu);
+    pthread_cond_destroy(&h->cv);
+    free(h);
+}
