@@ -3,7 +3,9 @@
  * message from a parsed request (http_req.h), normalise it (msg.h) and
  * queue it with vl_queue_enqueue(), which is durable on return and
  * group-commits the workers' concurrent calls. A request's recipients are
- * split into up to HTTP_WORKERS contiguous ranges, one job each.
+ * split into up to HTTP_WORKERS contiguous ranges, one job each; a job
+ * queues what it rendered in batches of up to HTTP_BATCH_MAX messages with
+ * vl_queue_enqueue_many() (one write per shard and batch).
  * Invariant: every recipient of a call ends with exactly one result
  * (queued, failed or storage), written only by the job owning its range.
  */
@@ -22,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* A worker's scratch for one job. */
 struct hctx {
@@ -175,70 +178,95 @@ static int build(const struct hreq *r, size_t i, struct hctx *x, uint64_t now, u
     return rc;
 }
 
-/* Normalise x->msg and enqueue it for @p n recipients from index @p i0 (n > 1
- * only when the body is the same for all). Results go to res[i0..i0+n). */
-static void queue_msg(struct hcall *c, struct hctx *x, size_t i0, size_t n, uint64_t uniq)
+/* Normalise x->msg into @p m. A failure is recorded for the @p n recipients
+ * from @p i0. @return 0 or < 0. */
+static int normalise(struct hcall *c, struct hctx *x, size_t i0, size_t n, uint64_t uniq,
+                     struct msg_result *m)
 {
-    const struct hreq *r = c->req;
     struct hres *res = &c->res[i0];
-    struct msg_opts mo = { c->now_ms, c->h->cfg->ehlo_name, uniq, r->env_from, false };
-    struct msg_result m = { 0 };
+    struct msg_opts mo = { c->now_ms, c->h->cfg->ehlo_name, uniq, c->req->env_from, false };
     struct msg_problem prob[1];
-    int rc = msg_normalise(x->msg.p ? x->msg.p : "", x->msg.len, &mo, &m, prob, 1);
+    *m = (struct msg_result){ 0 };
+    int rc = msg_normalise(x->msg.p ? x->msg.p : "", x->msg.len, &mo, m, prob, 1);
     const char *why = NULL;
     char t[HTTP_WHY_BYTES_MAX];
     if (rc == VL_E_INVALID) {
         snprintf(t, sizeof t, "message refused: line %u: %s", prob[0].line,
                  prob[0].why ? prob[0].why : "malformed");
         why = t;
-    } else if (rc == VL_E_TOOBIG || (rc == 0 && m.len > c->h->cfg->msg_bytes_max)) {
+    } else if (rc == VL_E_TOOBIG || (rc == 0 && m->len > c->h->cfg->msg_bytes_max)) {
         why = "message over the size limit (--max-msg-size)";
     }
-    if (why || rc < 0) {
-        for (size_t k = 0; k < n; k++)
-            res_fail(&res[k], why ? HRES_FAILED : HRES_STORAGE, "%s", why ? why :
-                     vl_strerror(rc));
-        msg_result_fini(&m);
+    if (!why && rc == 0)
+        return 0;
+    for (size_t k = 0; k < n; k++)
+        res_fail(&res[k], why ? HRES_FAILED : HRES_STORAGE, "%s", why ? why : vl_strerror(rc));
+    msg_result_fini(m);
+    return rc < 0 ? rc : VL_E_TOOBIG;
+}
+
+/* Messages rendered and normalised, waiting for one vl_queue_enqueue_many(). */
+#define HTTP_BATCH_MAX 256u   /* policy: messages a worker holds before queueing them */
+struct hbatch {
+    size_t n;
+    struct msg_result body[HTTP_BATCH_MAX];
+    struct vl_queue_new_msg nm[HTTP_BATCH_MAX];
+    size_t first[HTTP_BATCH_MAX], count[HTTP_BATCH_MAX];   /* recipients of each */
+    const char **ptrs;                                      /* addresses, all messages */
+    size_t *lens;
+    size_t nptrs;
+};
+
+static void batch_flush(struct hcall *c, struct hbatch *b)
+{
+    if (!b->n)
         return;
+    uint64_t ids[HTTP_BATCH_MAX];
+    int rcs[HTTP_BATCH_MAX];
+    size_t off = 0;
+    for (size_t k = 0; k < b->n; k++) {               /* rcpt arrays are final now */
+        b->nm[k].rcpts = b->ptrs + off;
+        b->nm[k].rcpt_lens = b->lens + off;
+        off += b->count[k];
     }
-    const char *one[1];
-    const char **ptrs = one;
-    size_t *lens = NULL, lone[1];
-    if (n > 1) {
-        ptrs = malloc(n * sizeof *ptrs);
-        lens = malloc(n * sizeof *lens);
-    } else {
-        lens = lone;
-    }
-    if (!ptrs || !lens) {
-        rc = -ENOMEM;
-    } else {
-        for (size_t k = 0; k < n; k++) {
-            ptrs[k] = r->rcpt[i0 + k].email;
-            lens[k] = r->rcpt[i0 + k].email_len;
+    vl_queue_enqueue_many(c->h->q, b->nm, b->n, c->now_ms, ids, rcs);
+    for (size_t k = 0; k < b->n; k++) {
+        for (size_t i = b->first[k]; i < b->first[k] + b->count[k]; i++) {
+            if (rcs[k] == 0)
+                c->res[i].state = HRES_QUEUED;
+            else
+                res_fail(&c->res[i], rcs[k] == VL_E_INVALID || rcs[k] == VL_E_TOOBIG ?
+                         HRES_FAILED : HRES_STORAGE, "queue: %s", vl_strerror(rcs[k]));
         }
-        struct vl_queue_new_msg nm = {
-            .return_path = r->env_from, .return_path_len = r->env_from_len,
-            .body = m.data, .body_len = m.len,
-            .flags = (m.is_8bit ? VL_QUEUE_MSG_8BIT : 0u) |
-                     (r->smtputf8 ? VL_QUEUE_MSG_SMTPUTF8 : 0u),
-            .rcpts = ptrs, .rcpt_lens = lens, .rcpt_count = n,
-        };
-        uint64_t id = 0;
-        rc = vl_queue_enqueue(c->h->q, &nm, c->now_ms, &id);
+        msg_result_fini(&b->body[k]);
     }
-    for (size_t k = 0; k < n; k++) {
-        if (rc == 0)
-            res[k].state = HRES_QUEUED;
-        else
-            res_fail(&res[k], rc == VL_E_INVALID || rc == VL_E_TOOBIG ? HRES_FAILED :
-                     HRES_STORAGE, "queue: %s", vl_strerror(rc));
+    b->n = 0;
+    b->nptrs = 0;
+}
+
+/* Add the normalised @p m for recipients [i0, i0 + n) to @p b (which owns it
+ * from now on); flush when full. */
+static void batch_add(struct hcall *c, struct hbatch *b, struct msg_result *m, size_t i0,
+                      size_t n)
+{
+    const struct hreq *r = c->req;
+    size_t k = b->n++;
+    b->body[k] = *m;
+    b->first[k] = i0;
+    b->count[k] = n;
+    for (size_t i = i0; i < i0 + n; i++) {
+        b->ptrs[b->nptrs] = r->rcpt[i].email;
+        b->lens[b->nptrs++] = r->rcpt[i].email_len;
     }
-    if (n > 1) {
-        free(ptrs);
-        free(lens);
-    }
-    msg_result_fini(&m);
+    b->nm[k] = (struct vl_queue_new_msg){
+        .return_path = r->env_from, .return_path_len = r->env_from_len,
+        .body = m->data, .body_len = m->len,
+        .flags = (m->is_8bit ? VL_QUEUE_MSG_8BIT : 0u) |
+                 (r->smtputf8 ? VL_QUEUE_MSG_SMTPUTF8 : 0u),
+        .rcpt_count = n,
+    };
+    if (b->n == HTTP_BATCH_MAX)
+        batch_flush(c, b);
 }
 
 static void job_run(struct hjob *j)
@@ -246,39 +274,54 @@ static void job_run(struct hjob *j)
     struct hcall *c = j->call;
     const struct hreq *r = c->req;
     struct hctx *x = calloc(1, sizeof *x);
-    if (!x) {
+    struct hbatch *b = calloc(1, sizeof *b);
+    size_t nr = j->end - j->first;
+    if (b) {
+        b->ptrs = malloc(nr * sizeof *b->ptrs);
+        b->lens = malloc(nr * sizeof *b->lens);
+    }
+    if (!x || !b || !b->ptrs || !b->lens) {
         for (size_t i = j->first; i < j->end; i++)
             res_fail(&c->res[i], HRES_STORAGE, "out of memory");
-        return;
+        goto out;
     }
     size_t max = c->h->cfg->msg_bytes_max + 65536;
     x->hv.max = x->subj.max = x->text.max = x->html.max = x->msg.max = max;
     const char *host = c->h->cfg->ehlo_name;
+    struct msg_result m;
     if (!r->per_rcpt) {                           /* one body for every recipient */
         uint64_t uniq = atomic_fetch_add(&c->h->seq, 1);
         int rc = r->raw ? render(r, &r->raw_t, x, TMPL_RAW, &x->msg, "content", &c->res[0])
                         : build(r, 0, x, c->now_ms, uniq, host, &c->res[0]);
-        if (rc < 0) {
+        if (rc == 0 && normalise(c, x, j->first, nr, uniq, &m) == 0)
+            batch_add(c, b, &m, j->first, nr);
+        else
             for (size_t i = j->first + 1; i < j->end; i++)
                 c->res[i] = c->res[j->first];
-        } else {
-            queue_msg(c, x, j->first, j->end - j->first, uniq);
-        }
     } else {
         for (size_t i = j->first; i < j->end; i++) {
             uint64_t uniq = atomic_fetch_add(&c->h->seq, 1);
             resolve(r, i, x);
             int rc = r->raw ? render(r, &r->raw_t, x, TMPL_RAW, &x->msg, "content", &c->res[i])
                             : build(r, i, x, c->now_ms, uniq, host, &c->res[i]);
-            if (rc == 0)
-                queue_msg(c, x, i, 1, uniq);
+            if (rc == 0 && normalise(c, x, i, 1, uniq, &m) == 0)
+                batch_add(c, b, &m, i, 1);
         }
     }
-    hbuf_fini(&x->hv);
-    hbuf_fini(&x->subj);
-    hbuf_fini(&x->text);
-    hbuf_fini(&x->html);
-    hbuf_fini(&x->msg);
+    batch_flush(c, b);
+out:
+    if (x) {
+        hbuf_fini(&x->hv);
+        hbuf_fini(&x->subj);
+        hbuf_fini(&x->text);
+        hbuf_fini(&x->html);
+        hbuf_fini(&x->msg);
+    }
+    if (b) {
+        free(b->ptrs);
+        free(b->lens);
+    }
+    free(b);
     free(x);
 }
 
@@ -386,7 +429,12 @@ char *http_call_response(const struct hcall *c, unsigned *status)
     json_decref(errors);
     json_decref(o);
     *status = storage ? 503 : 200;
-    vl_log_at(VL_LOG_INFO, "evt=http_inject rcpts=%zu queued=%zu failed=%zu storage=%d",
-              r->nrcpt, ok, bad, storage);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    vl_log_at(VL_LOG_INFO, "evt=http_inject rcpts=%zu queued=%zu failed=%zu storage=%d "
+              "parse_us=%llu queue_us=%llu", r->nrcpt, ok, bad, storage,
+              (unsigned long long)(c->t_parsed_us - c->t_body_us),
+              (unsigned long long)(now_us - c->t_parsed_us));
     return s;
 }

@@ -42,6 +42,7 @@ struct hcall {
     struct hreq *req;
     struct hres *res;               /* one per recipient */
     uint64_t now_ms;
+    uint64_t t_body_us, t_parsed_us;   /* monotonic: body received, request parsed */
     atomic_size_t jobs_left;
     struct hjob *jobs;              /* array of the call's jobs */
     void (*done)(struct hcall *c);

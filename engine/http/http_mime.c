@@ -188,32 +188,39 @@ static int addr_header(struct hbuf *out, const char *name, struct mime_str email
 }
 
 /* @p in with every line end made CRLF, into @p tmp; reports whether the
- * result can go as 7bit. */
+ * result can go as 7bit (printable ASCII or tab, lines <= 998, no "=_"). */
 static int crlf_text(const char *in, size_t n, struct hbuf *tmp, bool *is7)
 {
     tmp->len = 0;
-    int rc = hbuf_reserve(tmp, n + n / 8 + 2);
+    int rc = hbuf_reserve(tmp, 2 * n + 2);        /* worst case: every octet a bare LF */
     if (rc < 0)
         return rc;
+    char *o = tmp->p;
     bool ok = true;
     size_t line = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)in[i];
+        if (c >= 32 && c <= 126) {                /* the common case first */
+            ok &= !(c == '_' && i > 0 && in[i - 1] == '=');
+            line++;
+            *o++ = (char)c;
+            continue;
+        }
         if (c == '\r' || c == '\n') {
             if (c == '\r' && i + 1 < n && in[i + 1] == '\n')
                 i++;
-            if ((rc = hbuf_add(tmp, "\r\n", 2)) < 0)
-                return rc;
+            ok &= line <= 998;
             line = 0;
+            *o++ = '\r';
+            *o++ = '\n';
             continue;
         }
-        if (c > 126 || (c < 32 && c != '\t') || ++line > 998 ||
-            (c == '_' && i > 0 && in[i - 1] == '='))
-            ok = false;
-        if (tmp->len == tmp->cap && (rc = hbuf_reserve(tmp, 1)) < 0)
-            return rc;
-        tmp->p[tmp->len++] = (char)c;
+        ok &= c == '\t';
+        line++;
+        *o++ = (char)c;
     }
+    ok &= line <= 998;
+    tmp->len = (size_t)(o - tmp->p);
     *is7 = ok;
     return 0;
 }

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define HTTP_LISTEN_BACKLOG 1024
@@ -237,6 +238,9 @@ static enum MHD_Result inject_start(struct http *h, struct hconn *hc)
         return respond_error(c, 400, "", -1, why);
     }
     struct hreq_err e;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t t_body = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
     int rc = hreq_parse(hc->body.p ? hc->body.p : "", hc->body.len, &hc->req, &e);
     hbuf_fini(&hc->body);
     if (rc == -ENOMEM)
@@ -246,8 +250,11 @@ static enum MHD_Result inject_start(struct http *h, struct hconn *hc)
     if (literal_bytes(&hc->req) > h->cfg->msg_bytes_max)
         return respond_error(c, 400, "content", -1,
                              "message content over the size limit (--max-msg-size)");
+    clock_gettime(CLOCK_MONOTONIC, &ts);
     hc->call = (struct hcall){ .h = h, .req = &hc->req, .now_ms = vl_clock_wall_ms(),
-                               .done = call_done, .arg = hc };
+                               .done = call_done, .arg = hc, .t_body_us = t_body,
+                               .t_parsed_us = (uint64_t)ts.tv_sec * 1000000u +
+                                              (uint64_t)ts.tv_nsec / 1000u };
     hc->call.res = calloc(hc->req.nrcpt, sizeof *hc->call.res);
     if (!hc->call.res)
         return respond_error(c, 503, NULL, -1, "out of memory");
