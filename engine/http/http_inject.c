@@ -15,6 +15,7 @@
 #include "http_tmpl.h"
 #include "log.h"
 #include "msg.h"
+#include "suppress.h"
 #include "volley/error.h"
 
 #include <errno.h>
@@ -178,12 +179,11 @@ static int build(const struct hreq *r, size_t i, struct hctx *x, uint64_t now, u
     return rc;
 }
 
-/* Normalise x->msg into @p m. A failure is recorded for the @p n recipients
- * from @p i0. @return 0 or < 0. */
-static int normalise(struct hcall *c, struct hctx *x, size_t i0, size_t n, uint64_t uniq,
-                     struct msg_result *m)
+/* Normalise x->msg into @p m. A failure is recorded in res[0..n). @return 0
+ * or < 0. */
+static int normalise(struct hcall *c, struct hctx *x, struct hres *res, size_t n,
+                     uint64_t uniq, struct msg_result *m)
 {
-    struct hres *res = &c->res[i0];
     struct msg_opts mo = { c->now_ms, c->h->cfg->ehlo_name, uniq, c->req->env_from, false };
     struct msg_problem prob[1];
     *m = (struct msg_result){ 0 };
@@ -211,9 +211,10 @@ struct hbatch {
     size_t n;
     struct msg_result body[HTTP_BATCH_MAX];
     struct vl_queue_new_msg nm[HTTP_BATCH_MAX];
-    size_t first[HTTP_BATCH_MAX], count[HTTP_BATCH_MAX];   /* recipients of each */
+    size_t first[HTTP_BATCH_MAX], count[HTTP_BATCH_MAX];   /* their span in ptrs */
     const char **ptrs;                                      /* addresses, all messages */
     size_t *lens;
+    size_t *idx;                                            /* recipient index of each */
     size_t nptrs;
 };
 
@@ -231,7 +232,8 @@ static void batch_flush(struct hcall *c, struct hbatch *b)
     }
     vl_queue_enqueue_many(c->h->q, b->nm, b->n, c->now_ms, ids, rcs);
     for (size_t k = 0; k < b->n; k++) {
-        for (size_t i = b->first[k]; i < b->first[k] + b->count[k]; i++) {
+        for (size_t p = b->first[k]; p < b->first[k] + b->count[k]; p++) {
+            size_t i = b->idx[p];
             if (rcs[k] == 0)
                 c->res[i].state = HRES_QUEUED;
             else
@@ -244,20 +246,29 @@ static void batch_flush(struct hcall *c, struct hbatch *b)
     b->nptrs = 0;
 }
 
-/* Add the normalised @p m for recipients [i0, i0 + n) to @p b (which owns it
- * from now on); flush when full. */
+/* Add the normalised @p m for the recipients of [i0, i0 + n) not already
+ * failed (suppressed) to @p b, which owns @p m from now on; flush when full. */
 static void batch_add(struct hcall *c, struct hbatch *b, struct msg_result *m, size_t i0,
                       size_t n)
 {
     const struct hreq *r = c->req;
-    size_t k = b->n++;
-    b->body[k] = *m;
-    b->first[k] = i0;
-    b->count[k] = n;
+    size_t k = b->n;
+    b->first[k] = b->nptrs;
     for (size_t i = i0; i < i0 + n; i++) {
+        if (c->res[i].state != HRES_NONE)
+            continue;
+        b->idx[b->nptrs] = i;
         b->ptrs[b->nptrs] = r->rcpt[i].email;
         b->lens[b->nptrs++] = r->rcpt[i].email_len;
     }
+    b->count[k] = b->nptrs - b->first[k];
+    n = b->count[k];
+    if (n == 0) {                          /* every one suppressed: nothing to queue */
+        msg_result_fini(m);
+        return;
+    }
+    b->n++;
+    b->body[k] = *m;
     b->nm[k] = (struct vl_queue_new_msg){
         .return_path = r->env_from, .return_path_len = r->env_from_len,
         .body = m->data, .body_len = m->len,
@@ -267,6 +278,43 @@ static void batch_add(struct hcall *c, struct hbatch *b, struct msg_result *m, s
     };
     if (b->n == HTTP_BATCH_MAX)
         batch_flush(c, b);
+}
+
+/* Mark the job's suppressed recipients failed, with the reason (one read
+ * transaction). @return 0 or < 0 (every recipient of the job then failed). */
+static int suppressed(struct hcall *c, const struct hjob *j, struct hbatch *b)
+{
+    const struct hreq *r = c->req;
+    size_t n = j->end - j->first;
+    struct sup_entry *e = c->h->sup ? malloc(n * sizeof *e) : NULL;
+    if (!c->h->sup)
+        return 0;
+    for (size_t i = 0; e && i < n; i++) {
+        b->ptrs[i] = r->rcpt[j->first + i].email;
+        b->lens[i] = r->rcpt[j->first + i].email_len;
+    }
+    const char *at = memchr(r->env_from, '@', r->env_from_len);
+    int rc = e ? sup_lookup_many(c->h->sup, at ? at + 1 : NULL, b->ptrs, b->lens, n, e)
+               : -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        struct hres *res = &c->res[j->first + i];
+        if (rc < 0) {
+            res_fail(res, HRES_STORAGE, "suppression list: %s", vl_strerror(rc));
+            continue;
+        }
+        if (e[i].reason == SUP_NONE)
+            continue;
+        time_t t = (time_t)(e[i].time_ms / 1000);
+        struct tm tm;
+        char when[32];
+        gmtime_r(&t, &tm);
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        res_fail(res, HRES_FAILED, "suppressed: %s (%s%s) since %s",
+                 sup_reason_name(e[i].reason), e[i].scope[0] ? "for " : "global",
+                 e[i].scope, when);
+    }
+    free(e);
+    return rc < 0 ? rc : 0;
 }
 
 static void job_run(struct hjob *j)
@@ -279,32 +327,43 @@ static void job_run(struct hjob *j)
     if (b) {
         b->ptrs = malloc(nr * sizeof *b->ptrs);
         b->lens = malloc(nr * sizeof *b->lens);
+        b->idx = malloc(nr * sizeof *b->idx);
     }
-    if (!x || !b || !b->ptrs || !b->lens) {
+    if (!x || !b || !b->ptrs || !b->lens || !b->idx) {
         for (size_t i = j->first; i < j->end; i++)
             res_fail(&c->res[i], HRES_STORAGE, "out of memory");
         goto out;
     }
+    if (suppressed(c, j, b) < 0)
+        goto out;
     size_t max = c->h->cfg->msg_bytes_max + 65536;
     x->hv.max = x->subj.max = x->text.max = x->html.max = x->msg.max = max;
     const char *host = c->h->cfg->ehlo_name;
     struct msg_result m;
     if (!r->per_rcpt) {                           /* one body for every recipient */
+        size_t live = 0;
+        for (size_t i = j->first; i < j->end; i++)
+            live += c->res[i].state == HRES_NONE;
+        if (!live)
+            goto out;
         uint64_t uniq = atomic_fetch_add(&c->h->seq, 1);
-        int rc = r->raw ? render(r, &r->raw_t, x, TMPL_RAW, &x->msg, "content", &c->res[0])
-                        : build(r, 0, x, c->now_ms, uniq, host, &c->res[0]);
-        if (rc == 0 && normalise(c, x, j->first, nr, uniq, &m) == 0)
+        struct hres fail = { HRES_NONE, "" };
+        int rc = r->raw ? render(r, &r->raw_t, x, TMPL_RAW, &x->msg, "content", &fail)
+                        : build(r, 0, x, c->now_ms, uniq, host, &fail);
+        if (rc == 0 && normalise(c, x, &fail, 1, uniq, &m) == 0)
             batch_add(c, b, &m, j->first, nr);
-        else
-            for (size_t i = j->first + 1; i < j->end; i++)
-                c->res[i] = c->res[j->first];
+        for (size_t i = j->first; fail.state != HRES_NONE && i < j->end; i++)
+            if (c->res[i].state == HRES_NONE)
+                c->res[i] = fail;
     } else {
         for (size_t i = j->first; i < j->end; i++) {
+            if (c->res[i].state != HRES_NONE)
+                continue;                         /* suppressed */
             uint64_t uniq = atomic_fetch_add(&c->h->seq, 1);
             resolve(r, i, x);
             int rc = r->raw ? render(r, &r->raw_t, x, TMPL_RAW, &x->msg, "content", &c->res[i])
                             : build(r, i, x, c->now_ms, uniq, host, &c->res[i]);
-            if (rc == 0 && normalise(c, x, i, 1, uniq, &m) == 0)
+            if (rc == 0 && normalise(c, x, &c->res[i], 1, uniq, &m) == 0)
                 batch_add(c, b, &m, i, 1);
         }
     }
@@ -320,6 +379,7 @@ out:
     if (b) {
         free(b->ptrs);
         free(b->lens);
+        free(b->idx);
     }
     free(b);
     free(x);

@@ -52,6 +52,7 @@ struct hcall {
 struct http {
     const struct vl_config *cfg;
     struct vl_queue *q;
+    struct sup *sup;                /* DATA/suppress (suppress.h) */
     struct MHD_Daemon *d;
     int fd;
     char token[HTTP_TOKEN_BYTES_MAX];

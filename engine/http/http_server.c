@@ -10,6 +10,7 @@
 #include "clock.h"
 #include "ip_class.h"
 #include "log.h"
+#include "suppress.h"
 #include "volley/error.h"
 #include "volley/hostport.h"
 
@@ -404,6 +405,9 @@ int http_start(const struct vl_config *cfg, const struct http_opts *o, struct vl
     pthread_mutex_init(&h->mu, NULL);
     pthread_cond_init(&h->cv, NULL);
     int rc = read_token(h, o->token_file);
+    if (rc == 0 && (rc = sup_open(cfg->data_dir, true, &h->sup)) < 0)
+        fprintf(stderr, "volley run: --http: cannot open %s/suppress: %s\n", cfg->data_dir,
+                vl_strerror(rc));
     if (rc == 0)
         rc = http_workers_start(h);
     if (rc == 0)
@@ -442,6 +446,7 @@ void http_stop(struct http *h)
         MHD_stop_daemon(h->d);       /* closes the socket unless quiesce handed it back */
     if (fd >= 0)
         close(fd);
+    sup_close(h->sup);
     pthread_mutex_destroy(&h->mu);
     pthread_cond_destroy(&h->cv);
     free(h);

@@ -1,0 +1,118 @@
+"""http_suppress.py - the suppression list (issue 12): the CLI and the HTTP
+API's check. HTTP_CASE=name runs one case."""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from http_inject import run_cases  # noqa: E402
+from http_lib import Api, by_rcpt  # noqa: E402
+from inject_lib import check, volley_bin  # noqa: E402
+
+
+def sup(data, *args, stdin=None):
+    r = subprocess.run([volley_bin(), "suppress"] + list(args) + ["--data", data],
+                       capture_output=True, timeout=30, input=stdin)
+    return r.returncode, r.stdout.decode(), r.stderr.decode()
+
+
+def rows(csv):
+    lines = csv.strip().split("\n")
+    check(lines[0] == "address,scope,reason,time", "CSV header: %r" % lines[0])
+    return sorted(tuple(l.split(",")[:3]) for l in lines[1:] if l)
+
+
+def case_cli():
+    tmp = tempfile.mkdtemp(prefix="volley-sup-test-")
+    try:
+        d, d2 = os.path.join(tmp, "a"), os.path.join(tmp, "b")
+        rc, out, err = sup(d, "ls")
+        check(rc == 0 and rows(out) == [], "ls of nothing: %d %r %r" % (rc, out, err))
+        for args in (("add", "Gone@Example.TEST", "--reason", "hard_bounce"),
+                     ("add", "u@x.test", "--reason", "unsubscribe", "--scope", "news.test"),
+                     ("add", "m@x.test")):
+            rc, out, err = sup(d, *args)
+            check(rc == 0, "%r: %d %s" % (args, rc, err))
+        rc, out, _ = sup(d, "ls")
+        check(rows(out) == [("gone@example.test", "", "hard_bounce"), ("m@x.test", "", "manual"),
+                            ("u@x.test", "news.test", "unsubscribe")], "ls: %r" % out)
+        rc, exp, _ = sup(d, "export")
+        check(rc == 0 and exp == out, "export differs from ls: %r" % exp)
+        path = os.path.join(tmp, "x.csv")
+        with open(path, "w") as f:
+            f.write(exp + "plain@y.test\n")
+        rc, _, err = sup(d2, "import", path)
+        check(rc == 0 and "4 entries" in err, "import: %d %s" % (rc, err))
+        rc, out2, _ = sup(d2, "export")
+        check(rows(out2) == rows(exp) + [("plain@y.test", "", "manual")] or
+              rows(out2) == sorted(rows(exp) + [("plain@y.test", "", "manual")]),
+              "round trip: %r" % out2)
+        t1 = [l.split(",")[3] for l in exp.strip().split("\n")[1:]]
+        t2 = [l.split(",")[3] for l in out2.strip().split("\n")[1:] if not l.startswith("plain")]
+        check(sorted(t1) == sorted(t2), "times not kept: %r %r" % (t1, t2))
+        rc, _, err = sup(d, "rm", "GONE@example.test")
+        check(rc == 0, "rm: %s" % err)
+        rc, _, err = sup(d, "rm", "gone@example.test")
+        check(rc == 2 and "not in the list" in err, "rm twice: %d %s" % (rc, err))
+        rc, _, err = sup(d, "add", "not an address")
+        check(rc == 2 and "invalid" in err, "bad address: %d %s" % (rc, err))
+        rc, _, err = sup(d, "add", "a@b.test", "--reason", "spite")
+        check(rc == 2 and "--reason" in err, "bad reason: %d %s" % (rc, err))
+        bad = os.path.join(tmp, "bad.csv")
+        with open(bad, "w") as f:
+            f.write("address,scope,reason,time\nok1@z.test\nok2@z.test,,nope\n")
+        rc, _, err = sup(d, "import", bad)
+        check(rc == 2 and "line 3" in err and "nothing imported" in err, "bad import: %s" % err)
+        rc, out, _ = sup(d, "ls")
+        check(not any(r[0].startswith("ok1") for r in rows(out)), "a failed import wrote: %r" % out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def case_http():
+    api = Api()
+    try:
+        for args in (("add", "global@dst.test", "--reason", "unsubscribe"),
+                     ("add", "scoped@dst.test", "--reason", "hard_bounce", "--scope", "src.test"),
+                     ("add", "other@dst.test", "--reason", "complaint", "--scope", "else.test")):
+            rc, _, err = sup(api.data, *args)              # beside the running engine
+            check(rc == 0, "suppress %r: %s" % (args, err))
+        rcpts = ["ok@dst.test", "GLOBAL@dst.test", "scoped@dst.test", "other@dst.test"]
+        st, js = api.inject({"envelope_sender": "s@src.test",
+                             "content": {"subject": "x", "text_body": "hi {{ email }}"},
+                             "recipients": [{"email": r} for r in rcpts]})
+        check(st == 200, "inject: %d %r" % (st, js))
+        check(js["success_count"] == 2 and js["failed_recipients"] == ["GLOBAL@dst.test",
+                                                                       "scoped@dst.test"],
+              "failed: %r" % js)
+        check("suppressed: unsubscribe (global)" in js["errors"][0], "reason 1: %r" % js["errors"])
+        check("suppressed: hard_bounce (for src.test)" in js["errors"][1], "reason 2: %r" %
+              js["errors"])
+        msgs = by_rcpt(api.wait_saved(2, "suppressed"))
+        time.sleep(0.3)
+        check(sorted(by_rcpt(api.saved())) == ["ok@dst.test", "other@dst.test"],
+              "delivered: %r" % [s["rcpts"] for s in api.saved()])
+        check("hi ok@dst.test" in msgs["ok@dst.test"].get_content(), "merge of email")
+        # one body for all (raw, no merge field): the suppressed one is left out
+        st, js = api.inject({"envelope_sender": "s@else.test", "content": "Subject: same\r\n\r\nx\r\n",
+                             "recipients": [{"email": "a1@dst.test"}, {"email": "other@dst.test"},
+                                            {"email": "global@dst.test"}]})
+        check(st == 200 and js["success_count"] == 1 and
+              js["failed_recipients"] == ["other@dst.test", "global@dst.test"], "batch: %r" % js)
+        saved = api.wait_saved(3, "batch")
+        check([s["rcpts"] for s in saved if "a1@dst.test" in s["rcpts"]] == [["a1@dst.test"]],
+              "batch delivered: %r" % [s["rcpts"] for s in saved])
+        rc, _, err = sup(api.data, "rm", "global@dst.test")
+        check(rc == 0, "rm: %s" % err)
+        st, js = api.inject({"envelope_sender": "s@src.test", "content": "Subject: y\r\n\r\ny\r\n",
+                             "recipients": [{"email": "global@dst.test"}]})
+        check(st == 200 and js["success_count"] == 1, "after rm: %r" % js)
+    finally:
+        api.close()
+
+
+if __name__ == "__main__":
+    run_cases([("cli", case_cli), ("http", case_http)])
