@@ -11,7 +11,10 @@
 #     (curl): recipients/s = 10,000 / the request's wall time (until the 200).
 #  c. the same load over SMTP: Postfix's smtp-source, 1-recipient messages of
 #     5 KB over HTTP_BENCH_CONNS sessions into `volley run --listen`: msg/s.
-# Each run uses a fresh queue; REPS runs each, medians with min..max.
+# Each run uses a fresh queue; REPS runs each, medians with min..max. Beside
+# the rates (which move with the machine's load), the CPU time the volley
+# process used per message (its utime+stime over the phase, delivery to the
+# sink included) is reported: a figure less sensitive to other load.
 # Output: a summary on stdout and bench-out/http.json.
 # Env: VOLLEY_BIN (default build/volley), HTTP_BENCH_REPS (3), HTTP_BENCH_SECS (10),
 #      HTTP_BENCH_CONNS (64), SHARDS (2).
@@ -77,9 +80,14 @@ req = {"envelope_sender": "bench@src.test",
 json.dump(req, open(sys.argv[1], "w"))
 PY
 
-a_rates=() b_rates=() c_rates=() a_errs=()
+a_rates=() b_rates=() c_rates=() a_errs=() a_cpu=() b_cpu=() c_cpu=()
+tck=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# us_per N TICKS0 -> CPU microseconds per item of the running volley since TICKS0
+us_per() { python3 -c "print('%.0f' % (($(cpu_ticks "$run_pid") - $2) * 1e6 / $tck / $1))"; }
 for r in $(seq "$reps"); do
     start_run
+    k0=$(cpu_ticks "$run_pid")
     HTTP_TOKEN=$token wrk -t2 -c"$conns" -d"${secs}s" --timeout 30s -s bench/http_inject.lua \
         "http://127.0.0.1:$hport/" >"$tmp/wrk.out" 2>"$tmp/wrk.err" || true
     rps=$(sed -n 's/^Requests\/sec: *\([0-9.]*\)$/\1/p' "$tmp/wrk.out")
@@ -88,12 +96,16 @@ for r in $(seq "$reps"); do
     [ -n "$rps" ] || { echo "bench_http: wrk failed: $(cat "$tmp/wrk.out" "$tmp/wrk.err")" >&2; exit 1; }
     rps=$(printf '%.0f' "$rps")
     lat=$(sed -n 's/^wrk_summary .*p50_us=\([0-9]*\) p99_us=\([0-9]*\)$/p50 \1 us, p99 \2 us/p' "$tmp/wrk.out")
+    nreq=$(sed -n 's/^wrk_summary requests=\([0-9]*\) .*/\1/p' "$tmp/wrk.out")
+    sleep 1                                   # let delivery of the last ones finish
+    cpu=$(us_per "$nreq" "$k0")
     echo "run $r (a): $rps durable msg/s over HTTP ($conns keep-alive connections; latency $lat;" \
-         "non-2xx ${non2xx:-0}, bad bodies $bad)"
-    a_rates+=("$rps") a_errs+=("$(( ${non2xx:-0} + bad ))")
+         "non-2xx ${non2xx:-0}, bad bodies $bad; $cpu CPU us/msg)"
+    a_rates+=("$rps") a_errs+=("$(( ${non2xx:-0} + bad ))") a_cpu+=("$cpu")
     stop "$run_pid"; run_pid=""
 
     start_run
+    k0=$(cpu_ticks "$run_pid")
     out=$(curl -sS -o "$tmp/big.out" -w '%{http_code} %{time_total}' \
           -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
           --data-binary @"$tmp/big.json" "http://127.0.0.1:$hport/api/inject/v1")
@@ -102,19 +114,24 @@ for r in $(seq "$reps"); do
         echo "bench_http: the 10,000-recipient request failed: $code $(head -c 300 "$tmp/big.out")" >&2
         exit 1; }
     rate=$(python3 -c "print('%.0f' % (10000 / $t))")
-    echo "run $r (b): $rate rcpts/s (10,000 personalised recipients in one request: ${t}s)"
-    b_rates+=("$rate")
+    cpu=$(us_per 10000 "$k0")
+    echo "run $r (b): $rate rcpts/s (10,000 personalised recipients in one request: ${t}s;" \
+         "$cpu CPU us/rcpt until the 200)"
+    b_rates+=("$rate") b_cpu+=("$cpu")
     stop "$run_pid"; run_pid=""
 
     start_run
     n=$(( conns * 300 ))
+    k0=$(cpu_ticks "$run_pid")
     t0=$(date +%s.%N)
     "$source_bin" -s "$conns" -m "$n" -l 5120 -f bench@src.test -t r@dst.test -M bench.test \
         "127.0.0.1:$sport_in" >/dev/null
     t1=$(date +%s.%N)
     rate=$(python3 -c "print('%.0f' % ($n / ($t1 - $t0)))")
-    echo "run $r (c): $rate msg/s over SMTP (smtp-source, $n x 5 KB, $conns sessions)"
-    c_rates+=("$rate")
+    sleep 1
+    cpu=$(us_per "$n" "$k0")
+    echo "run $r (c): $rate msg/s over SMTP (smtp-source, $n x 5 KB, $conns sessions; $cpu CPU us/msg)"
+    c_rates+=("$rate") c_cpu+=("$cpu")
     stop "$run_pid"; run_pid=""
 done
 
@@ -122,10 +139,11 @@ med() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2
 rng() { printf '%s\n' "$@" | sort -n | awk 'NR==1{lo=$1} {hi=$1} END {print lo ".." hi}'; }
 am=$(med "${a_rates[@]}") bm=$(med "${b_rates[@]}") cm=$(med "${c_rates[@]}")
 ratio=$(python3 -c "print('%.2f' % ($am / $cm))")
-echo "http: (a) median $am msg/s ($(rng "${a_rates[@]}")), errors ${a_errs[*]};" \
-     "(b) median $bm rcpts/s ($(rng "${b_rates[@]}")); (c) SMTP median $cm msg/s" \
-     "($(rng "${c_rates[@]}")); HTTP/SMTP $ratio; $reps runs, $shards shards, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "http: (a) median $am msg/s ($(rng "${a_rates[@]}")), errors ${a_errs[*]}," \
+     "$(med "${a_cpu[@]}") CPU us/msg; (b) median $bm rcpts/s ($(rng "${b_rates[@]}")), $(med "${b_cpu[@]}")" \
+     "CPU us/rcpt; (c) SMTP median $cm msg/s ($(rng "${c_rates[@]}")), $(med "${c_cpu[@]}") CPU us/msg;" \
+     "HTTP/SMTP $ratio; $reps runs, $shards shards, load $(cut -d' ' -f1-3 /proc/loadavg)"
 j() { local IFS=,; echo "$*"; }
-printf '{"a_msgs_per_s":[%s],"a_median":%s,"a_errors":[%s],"b_rcpts_per_s":[%s],"b_median":%s,"c_smtp_msgs_per_s":[%s],"c_median":%s,"http_over_smtp":%s}\n' \
-    "$(j "${a_rates[@]}")" "$am" "$(j "${a_errs[@]}")" "$(j "${b_rates[@]}")" "$bm" \
-    "$(j "${c_rates[@]}")" "$cm" "$ratio" >bench-out/http.json
+printf '{"a_msgs_per_s":[%s],"a_median":%s,"a_errors":[%s],"a_cpu_us_per_msg":[%s],"b_rcpts_per_s":[%s],"b_median":%s,"b_cpu_us_per_rcpt":[%s],"c_smtp_msgs_per_s":[%s],"c_median":%s,"c_cpu_us_per_msg":[%s],"http_over_smtp":%s}\n' \
+    "$(j "${a_rates[@]}")" "$am" "$(j "${a_errs[@]}")" "$(j "${a_cpu[@]}")" "$(j "${b_rates[@]}")" \
+    "$bm" "$(j "${b_cpu[@]}")" "$(j "${c_rates[@]}")" "$cm" "$(j "${c_cpu[@]}")" "$ratio" >bench-out/http.json

@@ -317,25 +317,60 @@ static int suppressed(struct hcall *c, const struct hjob *j, struct hbatch *b)
     return rc < 0 ? rc : 0;
 }
 
-static void job_run(struct hjob *j)
+/* A worker's scratch, kept across jobs (its buffers keep their capacity). */
+struct hwork {
+    struct hctx x;
+    struct hbatch b;
+    size_t cap;                    /* of b.ptrs, b.lens, b.idx */
+};
+
+static int work_reserve(struct hwork *w, size_t nr)
+{
+    if (nr <= w->cap)
+        return 0;
+    const char **p = realloc(w->b.ptrs, nr * sizeof *p);
+    if (p)
+        w->b.ptrs = p;
+    size_t *l = realloc(w->b.lens, nr * sizeof *l);
+    if (l)
+        w->b.lens = l;
+    size_t *ix = realloc(w->b.idx, nr * sizeof *ix);
+    if (ix)
+        w->b.idx = ix;
+    if (!p || !l || !ix)
+        return -ENOMEM;
+    w->cap = nr;
+    return 0;
+}
+
+static void work_free(struct hwork *w)
+{
+    hbuf_fini(&w->x.hv);
+    hbuf_fini(&w->x.subj);
+    hbuf_fini(&w->x.text);
+    hbuf_fini(&w->x.html);
+    hbuf_fini(&w->x.msg);
+    free(w->b.ptrs);
+    free(w->b.lens);
+    free(w->b.idx);
+    free(w);
+}
+
+static void job_run(struct hjob *j, struct hwork *w)
 {
     struct hcall *c = j->call;
     const struct hreq *r = c->req;
-    struct hctx *x = calloc(1, sizeof *x);
-    struct hbatch *b = calloc(1, sizeof *b);
+    struct hctx *x = &w->x;
+    struct hbatch *b = &w->b;
     size_t nr = j->end - j->first;
-    if (b) {
-        b->ptrs = malloc(nr * sizeof *b->ptrs);
-        b->lens = malloc(nr * sizeof *b->lens);
-        b->idx = malloc(nr * sizeof *b->idx);
-    }
-    if (!x || !b || !b->ptrs || !b->lens || !b->idx) {
+    b->n = b->nptrs = 0;
+    if (work_reserve(w, nr) < 0) {
         for (size_t i = j->first; i < j->end; i++)
             res_fail(&c->res[i], HRES_STORAGE, "out of memory");
-        goto out;
+        return;
     }
     if (suppressed(c, j, b) < 0)
-        goto out;
+        return;
     size_t max = c->h->cfg->msg_bytes_max + 65536;
     x->hv.max = x->subj.max = x->text.max = x->html.max = x->msg.max = max;
     const char *host = c->h->cfg->ehlo_name;
@@ -345,7 +380,7 @@ static void job_run(struct hjob *j)
         for (size_t i = j->first; i < j->end; i++)
             live += c->res[i].state == HRES_NONE;
         if (!live)
-            goto out;
+            return;
         uint64_t uniq = atomic_fetch_add(&c->h->seq, 1);
         struct hres fail = { HRES_NONE, "" };
         int rc = r->raw ? render(r, &r->raw_t, x, TMPL_RAW, &x->msg, "content", &fail)
@@ -368,26 +403,12 @@ static void job_run(struct hjob *j)
         }
     }
     batch_flush(c, b);
-out:
-    if (x) {
-        hbuf_fini(&x->hv);
-        hbuf_fini(&x->subj);
-        hbuf_fini(&x->text);
-        hbuf_fini(&x->html);
-        hbuf_fini(&x->msg);
-    }
-    if (b) {
-        free(b->ptrs);
-        free(b->lens);
-        free(b->idx);
-    }
-    free(b);
-    free(x);
 }
 
 static void *worker_main(void *arg)
 {
     struct http *h = arg;
+    struct hwork *w = calloc(1, sizeof *w);      /* once per worker, reused by every job */
     pthread_mutex_lock(&h->mu);
     for (;;) {
         while (!h->todo && !h->quit)
@@ -400,12 +421,19 @@ static void *worker_main(void *arg)
             h->todo_tail = &h->todo;
         pthread_mutex_unlock(&h->mu);
         struct hcall *c = j->call;
-        job_run(j);
+        if (w) {
+            job_run(j, w);
+        } else {
+            for (size_t i = j->first; i < j->end; i++)
+                res_fail(&c->res[i], HRES_STORAGE, "out of memory");
+        }
         if (atomic_fetch_sub(&c->jobs_left, 1) == 1)
             c->done(c);
         pthread_mutex_lock(&h->mu);
     }
     pthread_mutex_unlock(&h->mu);
+    if (w)
+        work_free(w);
     return NULL;
 }
 
