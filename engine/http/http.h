@@ -22,7 +22,17 @@
  * networks when some are given (the same --allow as the SMTP listener).
  *
  * Routes: GET /healthz; GET /api/v1/queue (the JSON of `volley queue stats
- * --json`); POST /api/inject/v1 (KumoMTA InjectV1-compatible, http_req.h).
+ * --json`); POST /api/inject/v1 (KumoMTA InjectV1-compatible, http_req.h);
+ * POST /u/TOKEN (RFC 8058 one-click unsubscribe: no bearer token; the token's
+ * HMAC is the proof, http_unsub.h), which adds the recipient to the
+ * suppression list for the sending domain (reason unsubscribe).
+ *
+ * Unsubscribe: a message injected here whose envelope sender's domain has
+ * --unsub DOMAIN=BASE_URL gets, per recipient, "List-Unsubscribe:
+ * <BASE_URL/u/TOKEN>" and "List-Unsubscribe-Post: List-Unsubscribe=One-Click"
+ * (the campaign in the token is the builder's X-Campaign header, if any).
+ * These headers are made at injection, where the HTTP API renders each
+ * recipient's message anyway; mail injected over SMTP does not get them yet.
  * Diagnostics: evt=http_inject (INFO) per request; start-up errors on stderr.
  */
 #ifndef VOLLEY_HTTP_H
@@ -35,9 +45,14 @@
 
 struct http;
 
+#define HTTP_UNSUB_MAX 64u         /* policy: --unsub domains */
+
 struct http_opts {
     const char *listen;            /* --http ADDR:PORT (NULL: no HTTP API) */
     const char *token_file;        /* --http-token-file FILE (required with --http) */
+    unsigned unsub_count;          /* --unsub DOMAIN=BASE_URL, repeatable */
+    const char *unsub[HTTP_UNSUB_MAX];
+    const char *unsub_secret_file; /* --unsub-secret-file FILE (required with --unsub) */
 };
 
 /** Take the HTTP options (--http, --http-token-file, with a value as the next

@@ -14,7 +14,10 @@
 #include "volley/error.h"
 #include "volley/hostport.h"
 
+#include "volley/addr.h"
+
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -33,13 +36,18 @@ const char http_opts_usage[] =
     "  --http ADDR:PORT      serve the HTTP API (POST /api/inject/v1, GET /api/v1/queue,\n"
     "                        GET /healthz); clients as for --listen: loopback, or --allow\n"
     "  --http-token-file FILE  bearer token (its first line) every request but /healthz\n"
-    "                        must send as 'Authorization: Bearer TOKEN'\n";
+    "                        and /u/ must send as 'Authorization: Bearer TOKEN'\n"
+    "  --unsub DOMAIN=URL    mail from DOMAIN injected over HTTP gets RFC 8058 one-click\n"
+    "                        List-Unsubscribe <URL/u/TOKEN> (URL reaches this --http)\n"
+    "  --unsub-secret-file FILE  HMAC secret of the unsubscribe tokens (first line)\n";
 
 int http_opts_take(struct http_opts *o, const char *cmd, char **args, int n, int *left)
 {
     static const struct { const char *name; size_t off; } opts[] = {
         { "--http", offsetof(struct http_opts, listen) },
         { "--http-token-file", offsetof(struct http_opts, token_file) },
+        { "--unsub-secret-file", offsetof(struct http_opts, unsub_secret_file) },
+        { "--unsub", 0 },
     };
     int out = 0;
     for (int i = 0; i < n; i++) {
@@ -58,7 +66,15 @@ int http_opts_take(struct http_opts *o, const char *cmd, char **args, int n, int
                 }
                 v = args[++i];
             }
-            *(const char **)((char *)o + opts[k].off) = v;
+            if (strcmp(opts[k].name, "--unsub")) {
+                *(const char **)((char *)o + opts[k].off) = v;
+            } else if (o->unsub_count == HTTP_UNSUB_MAX) {
+                fprintf(stderr, "volley %s: --unsub: more than %u domains\n", cmd,
+                        HTTP_UNSUB_MAX);
+                return -1;
+            } else {
+                o->unsub[o->unsub_count++] = v;
+            }
         }
         if (!hit)
             args[out++] = args[i];
@@ -67,6 +83,14 @@ int http_opts_take(struct http_opts *o, const char *cmd, char **args, int n, int
     if (o->listen && !o->token_file) {
         fprintf(stderr, "volley %s: --http needs --http-token-file (the API's bearer token)\n",
                 cmd);
+        return -1;
+    }
+    if ((o->unsub_count || o->unsub_secret_file) && !o->listen) {
+        fprintf(stderr, "volley %s: --unsub needs --http (it serves the /u/ links)\n", cmd);
+        return -1;
+    }
+    if (o->unsub_count && !o->unsub_secret_file) {
+        fprintf(stderr, "volley %s: --unsub needs --unsub-secret-file\n", cmd);
         return -1;
     }
     if (o->token_file && !o->listen) {
@@ -183,6 +207,8 @@ enum hconn_state { HC_BODY, HC_RUNNING, HC_DONE };
 
 struct hconn {
     enum hconn_state state;
+    bool unsub;                     /* POST /u/TOKEN (else POST /api/inject/v1) */
+    char token[UNSUB_TOKEN_BYTES_MAX + 1];
     struct hbuf body;
     bool too_big;
     struct hreq req;
@@ -230,8 +256,50 @@ static size_t literal_bytes(const struct hreq *r)
     return n;
 }
 
+static const struct http_unsub_dom *unsub_for(const struct http *h, const struct hreq *r)
+{
+    const char *at = memchr(r->env_from, '@', r->env_from_len);
+    if (!at)
+        return NULL;                          /* the null sender: no list to leave */
+    size_t dl = r->env_from_len - (size_t)(at + 1 - r->env_from);
+    for (unsigned i = 0; i < h->unsub_n; i++)
+        if (strlen(h->unsub[i].domain) == dl && !strncasecmp(h->unsub[i].domain, at + 1, dl))
+            return &h->unsub[i];
+    return NULL;
+}
+
+/* POST /u/TOKEN with the body "List-Unsubscribe=One-Click" (RFC 8058 3.1;
+ * form-urlencoded or multipart/form-data both carry that text): suppress the
+ * token's recipient for its sending domain. A token that does not verify:
+ * 404 (RFC 8058 leaves it to us; nothing says a link exists). */
+static enum MHD_Result unsub_post(struct http *h, struct hconn *hc)
+{
+    struct MHD_Connection *c = hc->conn;
+    struct unsub_claims cl;
+    if (!h->unsub_secret_len || unsub_token_check(h->unsub_secret, h->unsub_secret_len,
+                                                  hc->token, strlen(hc->token), &cl) < 0)
+        return respond_error(c, 404, NULL, -1, "unknown or invalid unsubscribe link");
+    if (hc->too_big || !hc->body.p || !memmem(hc->body.p, hc->body.len,
+                                              "List-Unsubscribe=One-Click", 26))
+        return respond_error(c, 400, "", -1, "the body must be List-Unsubscribe=One-Click "
+                             "(RFC 8058)");
+    int rc = sup_add(h->sup, cl.domain, cl.rcpt, SUP_UNSUBSCRIBE, vl_clock_wall_ms());
+    if (rc < 0)
+        return respond_error(c, 503, NULL, -1, vl_strerror(rc));
+    vl_log_at(VL_LOG_INFO, "evt=unsubscribed rcpt=%s domain=%s campaign=\"%s\"", cl.rcpt,
+              cl.domain, cl.campaign);
+    json_t *o = json_object();
+    json_object_set_new(o, "unsubscribed", json_string(cl.rcpt));
+    json_object_set_new(o, "domain", json_string(cl.domain));
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return respond(c, 200, s);
+}
+
 static enum MHD_Result inject_start(struct http *h, struct hconn *hc)
 {
+    if (hc->unsub)
+        return unsub_post(h, hc);
     struct MHD_Connection *c = hc->conn;
     if (hc->too_big) {
         char why[96];
@@ -256,6 +324,9 @@ static enum MHD_Result inject_start(struct http *h, struct hconn *hc)
                                .done = call_done, .arg = hc, .t_body_us = t_body,
                                .t_parsed_us = (uint64_t)ts.tv_sec * 1000000u +
                                               (uint64_t)ts.tv_nsec / 1000u };
+    hc->call.unsub = unsub_for(h, &hc->req);
+    if (hc->call.unsub)
+        hc->req.per_rcpt = true;                  /* a token per recipient */
     hc->call.res = calloc(hc->req.nrcpt, sizeof *hc->call.res);
     if (!hc->call.res)
         return respond_error(c, 503, NULL, -1, "out of memory");
@@ -283,6 +354,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!strcmp(url, "/healthz"))
             return get ? respond(c, 200, strdup("{\"ok\":true}"))
                        : respond_error(c, 405, NULL, -1, "use GET");
+        if (!strncmp(url, "/u/", 3)) {            /* one-click unsubscribe: no bearer */
+            if (!post)
+                return respond_error(c, 405, NULL, -1, "use POST");
+            if (strlen(url + 3) > UNSUB_TOKEN_BYTES_MAX)
+                return respond_error(c, 404, NULL, -1, "unknown or invalid unsubscribe link");
+            hc = calloc(1, sizeof *hc);
+            if (!hc)
+                return MHD_NO;
+            hc->conn = c;
+            hc->unsub = true;
+            snprintf(hc->token, sizeof hc->token, "%s", url + 3);
+            hc->body.max = 4096;
+            *con_cls = hc;
+            return MHD_YES;
+        }
         bool known = !strcmp(url, "/api/v1/queue") || !strcmp(url, "/api/inject/v1");
         if (!known)
             return respond_error(c, 404, NULL, -1, "no such route");
@@ -320,12 +406,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 /* ---- start and stop ----------------------------------------------------- */
 
-static int read_token(struct http *h, const char *path)
+/* The first line of @p path (16 to cap-1 characters, no blanks) into @p out. */
+static int read_secret(const char *opt, const char *path, char *out, size_t cap, size_t *len)
 {
     FILE *f = fopen(path, "re");
     if (!f) {
         int e = -errno;
-        fprintf(stderr, "volley run: --http-token-file '%s': %s\n", path, strerror(-e));
+        fprintf(stderr, "volley run: %s '%s': %s\n", opt, path, strerror(-e));
         return e;
     }
     char line[HTTP_TOKEN_BYTES_MAX + 2];
@@ -333,14 +420,46 @@ static int read_token(struct http *h, const char *path)
     fclose(f);
     size_t n = ok ? strcspn(line, "\r\n") : 0;
     line[n] = '\0';
-    if (n < 16 || n > HTTP_TOKEN_BYTES_MAX - 1 || strpbrk(line, " \t")) {
-        fprintf(stderr, "volley run: --http-token-file '%s': the first line must be a token of "
-                "16 to %u characters without blanks\n", path, HTTP_TOKEN_BYTES_MAX - 1);
+    if (n < 16 || n > cap - 1 || strpbrk(line, " \t")) {
+        fprintf(stderr, "volley run: %s '%s': the first line must be 16 to %zu characters "
+                "without blanks\n", opt, path, cap - 1);
         return VL_E_INVALID;
     }
-    memcpy(h->token, line, n + 1);
-    h->token_len = n;
+    memcpy(out, line, n + 1);
+    *len = n;
     return 0;
+}
+
+/* --unsub DOMAIN=URL entries into h->unsub. */
+static int unsub_setup(struct http *h, const struct http_opts *o)
+{
+    for (unsigned i = 0; i < o->unsub_count; i++) {
+        const char *v = o->unsub[i], *eq = strchr(v, '=');
+        struct http_unsub_dom *u = &h->unsub[i];
+        size_t dl = eq ? (size_t)(eq - v) : 0;
+        const char *url = eq ? eq + 1 : "";
+        bool url_ok = (!strncmp(url, "https://", 8) || !strncmp(url, "http://", 7)) &&
+                      strlen(url) < sizeof u->base && !strpbrk(url, " \t\r\n<>\"");
+        if (!eq || dl == 0 || dl >= sizeof u->domain || vl_domain_check(v, dl, NULL) < 0 ||
+            !url_ok) {
+            fprintf(stderr, "volley run: --unsub '%s': expected DOMAIN=http(s)://HOST[/PATH]\n",
+                    v);
+            return VL_E_INVALID;
+        }
+        for (size_t k = 0; k < dl; k++)
+            u->domain[k] = (char)tolower((unsigned char)v[k]);
+        u->domain[dl] = '\0';
+        size_t ul = strlen(url);
+        while (ul > 0 && url[ul - 1] == '/')
+            ul--;                                       /* "/u/" is appended */
+        memcpy(u->base, url, ul);
+        u->base[ul] = '\0';
+        h->unsub_n++;
+    }
+    if (!o->unsub_secret_file)
+        return 0;
+    return read_secret("--unsub-secret-file", o->unsub_secret_file, h->unsub_secret,
+                       sizeof h->unsub_secret, &h->unsub_secret_len);
 }
 
 static int listen_on(const char *spec, int *fd_out)
@@ -404,7 +523,10 @@ int http_start(const struct vl_config *cfg, const struct http_opts *o, struct vl
     atomic_store(&h->seq, vl_clock_wall_ms() << 16);
     pthread_mutex_init(&h->mu, NULL);
     pthread_cond_init(&h->cv, NULL);
-    int rc = read_token(h, o->token_file);
+    int rc = read_secret("--http-token-file", o->token_file, h->token, sizeof h->token,
+                         &h->token_len);
+    if (rc == 0)
+        rc = unsub_setup(h, o);
     if (rc == 0 && (rc = sup_open(cfg->data_dir, true, &h->sup)) < 0)
         fprintf(stderr, "volley run: --http: cannot open %s/suppress: %s\n", cfg->data_dir,
                 vl_strerror(rc));

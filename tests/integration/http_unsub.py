@@ -1,0 +1,106 @@
+"""http_unsub.py - one-click unsubscribe (issue 12, RFC 8058): volley run
+--http --unsub src.test=https://unsub.src.test (TLS is a proxy's job; the
+test POSTs the link's path to the API's port). HTTP_CASE=name runs one case."""
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from http_inject import run_cases  # noqa: E402
+from http_lib import Api, by_rcpt  # noqa: E402
+from inject_lib import check, volley_bin  # noqa: E402
+
+BASE = "https://unsub.src.test"
+ONE_CLICK = b"List-Unsubscribe=One-Click"
+
+
+def unsub_api():
+    secret = os.path.join(tempfile.mkdtemp(prefix="volley-unsub-"), "secret")
+    with open(secret, "w") as f:
+        f.write("unsub-secret-0123456789abcdef\n")
+    return Api(run_args=["--unsub", "src.test=" + BASE, "--unsub-secret-file", secret])
+
+
+def link_of(msg):
+    lu, post = msg["List-Unsubscribe"], msg["List-Unsubscribe-Post"]
+    check(post == "List-Unsubscribe=One-Click", "List-Unsubscribe-Post: %r" % post)
+    m = re.fullmatch(r"<(https://unsub\.src\.test/u/[A-Za-z0-9_.-]+)>", str(lu))
+    check(m, "List-Unsubscribe: %r" % lu)
+    return urllib.parse.urlsplit(m.group(1)).path
+
+
+def case_one_click():
+    api = unsub_api()
+    try:
+        st, js = api.inject({"envelope_sender": "news@src.test",
+                             "content": {"subject": "n", "text_body": "hi {{ name }}",
+                                         "headers": {"X-Campaign": "spring"}},
+                             "recipients": [{"email": "reader@dst.test", "name": "R"},
+                                            {"email": "keeper@dst.test", "name": "K"}]})
+        check(st == 200 and js["success_count"] == 2, "inject: %d %r" % (st, js))
+        # raw content and another sending domain
+        st, js = api.inject({"envelope_sender": "news@src.test",
+                             "content": "Subject: raw\r\n\r\nraw body\r\n",
+                             "recipients": [{"email": "raw@dst.test"}]})
+        check(st == 200 and js["success_count"] == 1, "raw: %r" % js)
+        st, js = api.inject({"envelope_sender": "x@other.test",
+                             "content": "Subject: other\r\n\r\nbody\r\n",
+                             "recipients": [{"email": "o@dst.test"}]})
+        check(st == 200, "other domain: %r" % js)
+        msgs = by_rcpt(api.wait_saved(4, "one-click"))
+        check(msgs["o@dst.test"]["List-Unsubscribe"] is None, "no --unsub for other.test")
+        path_r, path_k = link_of(msgs["reader@dst.test"]), link_of(msgs["keeper@dst.test"])
+        path_raw = link_of(msgs["raw@dst.test"])
+        check(len({path_r, path_k, path_raw}) == 3, "tokens must differ per recipient")
+        # tampering: each a 404, and nothing suppressed
+        tok = path_r[3:]
+        payload, mac = tok.split(".")
+        swap = lambda c: "A" if c != "A" else "B"    # noqa: E731
+        for bad in (payload[:-1] + swap(payload[-1]) + "." + mac,
+                    payload + "." + mac[:-1] + swap(mac[-1]),
+                    path_k[3:].split(".")[0] + "." + mac,        # keeper's payload, reader's MAC
+                    "garbage", ""):
+            st, _, body = api.req("POST", "/u/" + bad, ONE_CLICK, token=None,
+                                  headers={"Content-Type": "application/x-www-form-urlencoded"})
+            check(st == 404, "tampered token %r: %d %r" % (bad[:40], st, body))
+        st, _, body = api.req("POST", path_r, b"nothing", token=None)
+        check(st == 400, "POST without List-Unsubscribe=One-Click: %d" % st)
+        st, _, _ = api.req("GET", path_r, token=None)
+        check(st == 405, "GET on the link: %d" % st)
+        # the real one-click POST, with curl as a mailbox provider would
+        r = subprocess.run(["curl", "-sS", "-w", "\n%{http_code}", "-X", "POST", "-H",
+                            "Content-Type: application/x-www-form-urlencoded", "--data",
+                            "List-Unsubscribe=One-Click",
+                            "http://127.0.0.1:%d%s" % (api.http_port, path_r)],
+                           capture_output=True, timeout=30)
+        out, code = r.stdout.decode().rsplit("\n", 1)
+        check(code == "200" and '"unsubscribed":"reader@dst.test"' in out, "curl: %s %s" %
+              (code, out))
+        st, _, _ = api.req("POST", path_raw, ONE_CLICK, token=None,
+                           headers={"Content-Type": "multipart/form-data; boundary=x"})
+        check(st == 200, "second link: %d" % st)
+        r = subprocess.run([volley_bin(), "suppress", "ls", "--data", api.data],
+                           capture_output=True, timeout=30)
+        rows = [l.split(",")[:3] for l in r.stdout.decode().strip().split("\n")[1:]]
+        check(sorted(rows) == [["raw@dst.test", "src.test", "unsubscribe"],
+                               ["reader@dst.test", "src.test", "unsubscribe"]],
+              "suppression list: %r" % rows)
+        st, js = api.inject({"envelope_sender": "news@src.test",
+                             "content": {"subject": "again", "text_body": "x"},
+                             "recipients": [{"email": "reader@dst.test"},
+                                            {"email": "keeper@dst.test"}]})
+        check(st == 200 and js["failed_recipients"] == ["reader@dst.test"] and
+              "suppressed: unsubscribe (for src.test)" in js["errors"][0], "after: %r" % js)
+        st, js = api.inject({"envelope_sender": "x@other.test",
+                             "content": "Subject: o\r\n\r\nb\r\n",
+                             "recipients": [{"email": "reader@dst.test"}]})
+        check(st == 200 and js["success_count"] == 1, "other sender still mails: %r" % js)
+    finally:
+        api.close()
+
+
+if __name__ == "__main__":
+    run_cases([("one_click", case_one_click)])
