@@ -158,6 +158,7 @@ void ledger_outcome(struct ledger *l, struct attempt *a, uint32_t i, const struc
     e->ambiguous = f->ambiguous;
     e->local = f->local;
     e->warn = false;
+    e->suppressed = false;
     snprintf(e->status, sizeof e->status, "%s", f->status[0] ? f->status : "4.0.0");
     size_t n = f->text ? f->text_len : 0;
     if (n > VL_DIAG_TEXT_BYTES_MAX)
@@ -256,4 +257,15 @@ void ledger_committed(struct ledger *l, const struct ledger_outcome *outcomes, u
     vl_assert(l->inflight >= count);
     atomic_fetch_sub_explicit(&l->ctr->inflight, count, memory_order_relaxed);
     l->inflight -= count;
+}
+
+void ledger_suppressed(struct ledger *l, struct attempt *a, uint32_t i, const char *why)
+{
+    struct smtp_fate f = { .kind = SMTP_FATE_BOUNCED, .code = 550, .local = true,
+                           .status = "5.7.1", .text = why, .text_len = (uint16_t)strlen(why) };
+    ledger_outcome(l, a, i, &f, NULL);
+    struct ledger_outcome *e = &l->outcomes[l->outcome_count - 1];
+    vl_assert(e->attempt == a && e->rcpt == a->rcpts[i]);
+    e->suppressed = true;
+    e->dsn_wait = false;           /* dropped: the sender asked for it, no DSN */
 }

@@ -82,6 +82,8 @@ struct ledger_outcome {
     bool local;
     bool warn;                     /* deferred past --delay-warning: Action: delayed DSN */
     bool dsn_wait;                 /* failed, owes a DSN: held until ledger_dsn_release() */
+    bool suppressed;               /* dropped: on the suppression list (no DSN; logged
+                                      as event "suppressed", stored as bounced 5.7.1) */
     char status[VL_SMTP_STATUS_BYTES_MAX];
     char text[VL_DIAG_TEXT_BYTES_MAX + 1];
 };
@@ -138,5 +140,9 @@ uint32_t ledger_take_ready(struct ledger *l, struct ledger_outcome **out);
 /** @p count outcomes taken earlier are committed (or dropped): their leases
  *  and the in-flight count go down. */
 void ledger_committed(struct ledger *l, const struct ledger_outcome *outcomes, uint32_t count);
+
+/** Recipient @p i of @p a is on the suppression list: give it its outcome
+ *  now (bounced 5.7.1, local, @p why as text; no DSN), never sent. */
+void ledger_suppressed(struct ledger *l, struct attempt *a, uint32_t i, const char *why);
 
 #endif

@@ -10,7 +10,9 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +26,16 @@
 struct sup {
     MDB_env *env;
     MDB_dbi dbi;
+    struct sup *next;               /* in sup_open_list */
+    unsigned refs;
+    char path[4096];
 };
+
+/* LMDB allows one open of an environment per process (its lock table is
+ * per process): the HTTP API and the engine of one `volley run` share the
+ * handle, counted. */
+static pthread_mutex_t sup_open_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct sup *sup_open_list;
 
 static int sup_err(int rc)
 {
@@ -53,9 +64,9 @@ enum sup_reason sup_reason_parse(const char *name)
     return SUP_NONE;
 }
 
-int sup_open(const char *data_dir, bool create, struct sup **out)
+static int sup_open_locked(const char *data_dir, bool create, struct sup **out)
 {
-    char path[4096];
+    char path[4096], real[PATH_MAX];
     snprintf(path, sizeof path, "%s/suppress", data_dir);
     struct stat st;
     if (stat(path, &st) != 0) {
@@ -66,9 +77,19 @@ int sup_open(const char *data_dir, bool create, struct sup **out)
         if (mkdir(path, 0755) != 0 && errno != EEXIST)
             return -errno;
     }
+    if (!realpath(path, real))
+        return -errno;
+    for (struct sup *o = sup_open_list; o; o = o->next)
+        if (!strcmp(o->path, real)) {
+            o->refs++;
+            *out = o;
+            return 0;
+        }
     struct sup *s = calloc(1, sizeof *s);
     if (!s)
         return -ENOMEM;
+    snprintf(s->path, sizeof s->path, "%s", real);
+    s->refs = 1;
     int rc = mdb_env_create(&s->env);
     if (rc == 0)
         rc = mdb_env_set_mapsize(s->env, SUP_MAP_BYTES);
@@ -91,16 +112,37 @@ int sup_open(const char *data_dir, bool create, struct sup **out)
         free(s);
         return sup_err(rc);
     }
+    s->next = sup_open_list;
+    sup_open_list = s;
     *out = s;
     return 0;
+}
+
+int sup_open(const char *data_dir, bool create, struct sup **out)
+{
+    pthread_mutex_lock(&sup_open_mu);
+    int rc = sup_open_locked(data_dir, create, out);
+    pthread_mutex_unlock(&sup_open_mu);
+    return rc;
 }
 
 void sup_close(struct sup *s)
 {
     if (!s)
         return;
-    mdb_env_close(s->env);
-    free(s);
+    pthread_mutex_lock(&sup_open_mu);
+    bool last = --s->refs == 0;
+    if (last)
+        for (struct sup **pp = &sup_open_list; *pp; pp = &(*pp)->next)
+            if (*pp == s) {
+                *pp = s->next;
+                break;
+            }
+    pthread_mutex_unlock(&sup_open_mu);
+    if (last) {
+        mdb_env_close(s->env);
+        free(s);
+    }
 }
 
 /* "scope\0addr" lowercased into @p key. @return its length or VL_E_INVALID. */
@@ -121,27 +163,41 @@ static int sup_key(const char *scope, const char *addr, size_t addr_len, char *k
     return (int)(sl + 1 + addr_len);
 }
 
-int sup_add(struct sup *s, const char *scope, const char *addr, enum sup_reason reason,
-            uint64_t time_ms)
+int sup_add_many(struct sup *s, const char *scope, const char *const *addrs, size_t n,
+                 enum sup_reason reason, uint64_t time_ms)
 {
-    char key[SUP_KEY_BYTES_MAX];
-    int kl = sup_key(scope, addr, strlen(addr), key);
-    if (kl < 0 || reason == SUP_NONE || (unsigned)reason > SUP_MANUAL)
+    if (reason == SUP_NONE || (unsigned)reason > SUP_MANUAL)
         return VL_E_INVALID;
     uint8_t val[SUP_VAL_BYTES] = { SUP_VAL_VERSION, (uint8_t)reason };
     for (int i = 0; i < 8; i++)
         val[2 + i] = (uint8_t)(time_ms >> (8 * i));
-    MDB_txn *txn;
+    MDB_txn *txn = NULL;
     int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
-    if (rc == 0) {
+    int added = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        char key[SUP_KEY_BYTES_MAX];
+        int kl = sup_key(scope, addrs[i], strlen(addrs[i]), key);
+        if (kl < 0)
+            continue;
         MDB_val k = { (size_t)kl, key }, v = { sizeof val, val };
         rc = mdb_put(txn, s->dbi, &k, &v, 0);
-        if (rc == 0)
-            rc = mdb_txn_commit(txn);
-        else
-            mdb_txn_abort(txn);
+        added += rc == 0;
     }
-    return sup_err(rc);
+    if (rc == 0)
+        rc = mdb_txn_commit(txn);
+    else if (txn)
+        mdb_txn_abort(txn);
+    return rc ? sup_err(rc) : added;
+}
+
+int sup_add(struct sup *s, const char *scope, const char *addr, enum sup_reason reason,
+            uint64_t time_ms)
+{
+    char key[SUP_KEY_BYTES_MAX];
+    if (sup_key(scope, addr, strlen(addr), key) < 0)
+        return VL_E_INVALID;
+    int rc = sup_add_many(s, scope, &addr, 1, reason, time_ms);
+    return rc < 0 ? rc : 0;
 }
 
 int sup_rm(struct sup *s, const char *scope, const char *addr)

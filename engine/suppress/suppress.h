@@ -8,7 +8,9 @@
  * (scope "" = global, else the sending domain); value: version, reason,
  * time in ms (little endian). Every change is durable on return (one
  * fsync'd transaction). Several processes may use it at once (LMDB's lock
- * file): `volley suppress` beside a running engine.
+ * file): `volley suppress` beside a running engine. Within one process,
+ * opens of the same directory share one counted handle (LMDB allows one
+ * open per process): the HTTP API and the engine of `volley run`.
  * Errors: -errno, VL_E_INVALID (bad address, scope or reason),
  * VL_E_NOTFOUND, VL_E_STORAGE (another LMDB error), VL_E_QUEUE_FULL (map).
  */
@@ -48,6 +50,12 @@ void sup_close(struct sup *s);
 /** Add or replace @p addr in @p scope ("" or NULL = global). */
 int sup_add(struct sup *s, const char *scope, const char *addr, enum sup_reason reason,
             uint64_t time_ms);
+/** Add @p n addresses in @p scope with one reason and time, in one
+ *  transaction (one fsync); invalid addresses are skipped.
+ *  @return the number added (>= 0) or an error (nothing added). */
+int sup_add_many(struct sup *s, const char *scope, const char *const *addrs, size_t n,
+                 enum sup_reason reason, uint64_t time_ms);
+
 /** Remove. @return 0 or VL_E_NOTFOUND. */
 int sup_rm(struct sup *s, const char *scope, const char *addr);
 
