@@ -32,12 +32,12 @@ HTTP_TIMEOUT_S = 30.0
 
 
 class Api(inject_lib.Intake):
-    def __init__(self, run_args=(), sink=True, token=TOKEN, route_port=None):
+    def __init__(self, run_args=(), sink=True, token=TOKEN, route_port=None, smtp=False):
         self.token = token
         self.http_port = None
         self._run_args_extra = list(run_args)
-        super().__init__(run_args=(), listen=(), sink=sink and not route_port,
-                         route_port=route_port)
+        super().__init__(run_args=(), listen=("127.0.0.1",) if smtp else (),
+                         sink=sink and not route_port, route_port=route_port)
 
     def start(self):
         tok = os.path.join(self.tmp, "token")

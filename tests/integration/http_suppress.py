@@ -1,5 +1,6 @@
-"""http_suppress.py - the suppression list (issue 12): the CLI and the HTTP
-API's check. HTTP_CASE=name runs one case."""
+"""http_suppress.py - the suppression list (issue 12): the CLI, the HTTP
+API's check and the SMTP listener's (550 5.7.1 at RCPT). HTTP_CASE=name runs
+one case."""
 import os
 import shutil
 import subprocess
@@ -114,5 +115,37 @@ def case_http():
         api.close()
 
 
+def case_smtp_rcpt():
+    """The SMTP listener refuses a suppressed RCPT with 550 5.7.1 and the reason."""
+    api = Api(smtp=True)
+    try:
+        sup(api.data, "add", "blocked@dst.test", "--reason", "complaint")
+        sup(api.data, "add", "scoped@dst.test", "--scope", "src.test")
+        c = api.client()
+        c.expect(220, "greeting")
+        c.send("EHLO client.test")
+        c.expect(250, "EHLO")
+        c.send("MAIL FROM:<s@src.test>")
+        c.expect(250, "MAIL")
+        c.send("RCPT TO:<Blocked@dst.test>")
+        lines = c.expect(550, "suppressed RCPT")
+        check("5.7.1" in lines[0] and "complaint (global)" in lines[0], "reply: %r" % lines)
+        c.send("RCPT TO:<scoped@dst.test>")
+        lines = c.expect(550, "scoped RCPT")
+        check("manual (for src.test)" in lines[0], "reply: %r" % lines)
+        c.send("RCPT TO:<fine@dst.test>")
+        c.expect(250, "other RCPT")
+        c.send("RSET")
+        c.expect(250, "RSET")
+        c.send("MAIL FROM:<s@else.test>")
+        c.expect(250, "MAIL 2")
+        c.send("RCPT TO:<scoped@dst.test>")
+        c.expect(250, "scoped for another sender")
+        c.send("QUIT")
+        c.expect(221, "QUIT")
+    finally:
+        api.close()
+
+
 if __name__ == "__main__":
-    run_cases([("cli", case_cli), ("http", case_http)])
+    run_cases([("cli", case_cli), ("http", case_http), ("smtp_rcpt", case_smtp_rcpt)])
