@@ -23,6 +23,7 @@
  *
  * Routes: GET /healthz; GET /api/v1/queue (the JSON of `volley queue stats
  * --json`); POST /api/inject/v1 (KumoMTA InjectV1-compatible, http_req.h);
+ * GET/POST/DELETE /api/v1/suppress (the suppression list, http_suppress.c);
  * POST /u/TOKEN (RFC 8058 one-click unsubscribe: no bearer token; the token's
  * HMAC is the proof, http_unsub.h), which adds the recipient to the
  * suppression list for the sending domain (reason unsubscribe).

@@ -12,12 +12,15 @@
 #include "http_req.h"
 #include "http_unsub.h"
 
+#include <microhttpd.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
 #define HTTP_WORKERS            32u        /* policy: concurrent enqueues (group commit) */
 #define HTTP_BODY_BYTES_MAX    (96u << 20) /* policy: a request body */
+#define HTTP_SUPPRESS_BODY_BYTES_MAX (16u << 20)  /* policy: POST /api/v1/suppress */
+#define HTTP_SUPPRESS_ENTRIES_MAX 100000u   /* policy: entries per POST, and per GET */
 #define HTTP_MHD_THREADS         2u        /* policy: libmicrohttpd's epoll threads */
 #define HTTP_CONNS_MAX        1024u        /* policy: open HTTP connections */
 #define HTTP_CONN_TIMEOUT_S     60u        /* policy: idle keep-alive connection */
@@ -88,5 +91,18 @@ int http_call_submit(struct hcall *c);
 
 /** The response body of a finished call (malloc'd JSON) and its status. */
 char *http_call_response(const struct hcall *c, unsigned *status);
+
+/** Queue a JSON response (@p json malloc'd, freed here). */
+enum MHD_Result http_respond(struct MHD_Connection *c, unsigned status, char *json);
+/** Queue {"error": why, "field": field, "recipient_index": rcpt} (field NULL,
+ *  rcpt < 0: left out). */
+enum MHD_Result http_respond_error(struct MHD_Connection *c, unsigned status, const char *field,
+                                   long rcpt, const char *why);
+
+/* http_suppress.c: /api/v1/suppress (GET list, POST add, DELETE one). */
+enum MHD_Result http_suppress_get(struct http *h, struct MHD_Connection *c);
+enum MHD_Result http_suppress_post(struct http *h, struct MHD_Connection *c, const char *body,
+                                   size_t len);
+enum MHD_Result http_suppress_delete(struct http *h, struct MHD_Connection *c);
 
 #endif

@@ -136,6 +136,17 @@ static enum MHD_Result respond_error(struct MHD_Connection *c, unsigned status,
     return respond(c, status, s);
 }
 
+enum MHD_Result http_respond(struct MHD_Connection *c, unsigned status, char *json)
+{
+    return respond(c, status, json);
+}
+
+enum MHD_Result http_respond_error(struct MHD_Connection *c, unsigned status, const char *field,
+                                   long rcpt, const char *why)
+{
+    return respond_error(c, status, field, rcpt, why);
+}
+
 /* The JSON of `volley queue stats --json` (engine/cli/cli_queue.c). */
 static enum MHD_Result respond_stats(struct http *h, struct MHD_Connection *c)
 {
@@ -205,9 +216,11 @@ static bool authorized(struct http *h, struct MHD_Connection *c)
 
 enum hconn_state { HC_BODY, HC_RUNNING, HC_DONE };
 
+enum hconn_route { HR_INJECT, HR_UNSUB, HR_SUPPRESS };
+
 struct hconn {
     enum hconn_state state;
-    bool unsub;                     /* POST /u/TOKEN (else POST /api/inject/v1) */
+    enum hconn_route route;         /* which POST the body is for */
     char token[UNSUB_TOKEN_BYTES_MAX + 1];
     struct hbuf body;
     bool too_big;
@@ -298,8 +311,13 @@ static enum MHD_Result unsub_post(struct http *h, struct hconn *hc)
 
 static enum MHD_Result inject_start(struct http *h, struct hconn *hc)
 {
-    if (hc->unsub)
+    if (hc->route == HR_UNSUB)
         return unsub_post(h, hc);
+    if (hc->route == HR_SUPPRESS) {
+        if (hc->too_big)
+            return respond_error(hc->conn, 400, "", -1, "request body too big");
+        return http_suppress_post(h, hc->conn, hc->body.p ? hc->body.p : "", hc->body.len);
+    }
     struct MHD_Connection *c = hc->conn;
     if (hc->too_big) {
         char why[96];
@@ -363,26 +381,33 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             if (!hc)
                 return MHD_NO;
             hc->conn = c;
-            hc->unsub = true;
+            hc->route = HR_UNSUB;
             snprintf(hc->token, sizeof hc->token, "%s", url + 3);
             hc->body.max = 4096;
             *con_cls = hc;
             return MHD_YES;
         }
-        bool known = !strcmp(url, "/api/v1/queue") || !strcmp(url, "/api/inject/v1");
+        bool sup = !strcmp(url, "/api/v1/suppress");
+        bool known = !strcmp(url, "/api/v1/queue") || !strcmp(url, "/api/inject/v1") || sup;
         if (!known)
             return respond_error(c, 404, NULL, -1, "no such route");
         if (!authorized(h, c))
             return respond_error(c, 401, NULL, -1, "missing or wrong bearer token");
         if (!strcmp(url, "/api/v1/queue"))
             return get ? respond_stats(h, c) : respond_error(c, 405, NULL, -1, "use GET");
+        if (sup && get)
+            return http_suppress_get(h, c);
+        if (sup && !strcmp(method, "DELETE"))
+            return http_suppress_delete(h, c);
         if (!post)
-            return respond_error(c, 405, NULL, -1, "use POST");
+            return respond_error(c, 405, NULL, -1, sup ? "use GET, POST or DELETE"
+                                                       : "use POST");
         hc = calloc(1, sizeof *hc);
         if (!hc)
             return MHD_NO;
         hc->conn = c;
-        hc->body.max = HTTP_BODY_BYTES_MAX;
+        hc->route = sup ? HR_SUPPRESS : HR_INJECT;
+        hc->body.max = sup ? HTTP_SUPPRESS_BODY_BYTES_MAX : HTTP_BODY_BYTES_MAX;
         *con_cls = hc;
         return MHD_YES;
     }

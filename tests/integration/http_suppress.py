@@ -147,5 +147,49 @@ def case_smtp_rcpt():
         api.close()
 
 
+def case_http_routes():
+    """GET/POST/DELETE /api/v1/suppress, the same list as the CLI's."""
+    import json
+    import urllib.parse
+    api = Api()
+    try:
+        bad = {"entries": [{"address": "a@x.test"}, {"address": "not an address"}]}
+        st, _, body = api.req("POST", "/api/v1/suppress", bad)
+        js = json.loads(body)
+        check(st == 400 and js["field"] == "entries[1].address", "bad entry: %d %r" % (st, js))
+        st, _, body = api.req("POST", "/api/v1/suppress",
+                              {"entries": [{"address": "a@x.test"}, {"address": "b@x.test",
+                               "scope": "src.test", "reason": "complaint", "color": "red"}]})
+        check(st == 400 and json.loads(body)["field"] == "entries[1].color", "unknown field")
+        st, _, body = api.req("GET", "/api/v1/suppress")
+        check(st == 200 and json.loads(body)["entries"] == [], "a 400 added something: %r" % body)
+        st, _, body = api.req("POST", "/api/v1/suppress",
+                              {"entries": [{"address": "a@x.test"}, {"address": "b@x.test",
+                               "scope": "src.test", "reason": "complaint"}]})
+        check(st == 200 and json.loads(body) == {"added": 2}, "add: %d %r" % (st, body))
+        st, _, body = api.req("GET", "/api/v1/suppress", token=None)
+        check(st == 401, "GET without token: %d" % st)
+        st, _, body = api.req("GET", "/api/v1/suppress?limit=1")
+        js = json.loads(body)
+        check(st == 200 and len(js["entries"]) == 1 and js["truncated"] is True, "limit: %r" % js)
+        st, _, body = api.req("GET", "/api/v1/suppress")
+        got = sorted((e["address"], e["scope"], e["reason"]) for e in json.loads(body)["entries"])
+        check(got == [("a@x.test", "", "manual"), ("b@x.test", "src.test", "complaint")],
+              "list: %r" % got)
+        cli = rows(sup(api.data, "ls")[1])
+        check(cli == got, "CLI sees %r, HTTP %r" % (cli, got))
+        q = urllib.parse.urlencode({"address": "b@x.test", "scope": "src.test"})
+        st, _, body = api.req("DELETE", "/api/v1/suppress?" + q)
+        check(st == 200, "delete: %d %r" % (st, body))
+        st, _, body = api.req("DELETE", "/api/v1/suppress?" + q)
+        check(st == 404, "delete twice: %d" % st)
+        st, js = api.inject({"envelope_sender": "s@src.test", "content": "Subject: a\r\n\r\nb\r\n",
+                             "recipients": [{"email": "a@x.test"}, {"email": "b@x.test"}]})
+        check(js["failed_recipients"] == ["a@x.test"] and js["success_count"] == 1, "%r" % js)
+    finally:
+        api.close()
+
+
 if __name__ == "__main__":
-    run_cases([("cli", case_cli), ("http", case_http), ("smtp_rcpt", case_smtp_rcpt)])
+    run_cases([("cli", case_cli), ("http", case_http), ("smtp_rcpt", case_smtp_rcpt),
+               ("http_routes", case_http_routes)])
