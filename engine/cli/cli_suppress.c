@@ -62,7 +62,7 @@ static int print_entry(const struct sup_entry *e, void *arg)
     return 0;
 }
 
-static uint64_t now_ms(void)
+static uint64_t sup_cli_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -105,7 +105,7 @@ static int imp_parse(char *line, struct imp_line *l, const char **why)
         *why = "unknown reason (hard_bounce, unsubscribe, complaint, manual)";
         return -1;
     }
-    l->time_ms = now_ms();
+    l->time_ms = sup_cli_now_ms();
     if (n > 3 && f[3][0] && parse_time(f[3], &l->time_ms) < 0) {
         *why = "time is not YYYY-MM-DDTHH:MM:SSZ";
         return -1;
@@ -219,7 +219,7 @@ int cli_suppress_main(int argc, char **argv)
     }
     int code = VL_EXIT_OK;
     if (!strcmp(verb, "add") || !strcmp(verb, "rm")) {
-        rc = !strcmp(verb, "add") ? sup_add(s, scope, arg, r, now_ms()) : sup_rm(s, scope, arg);
+        rc = !strcmp(verb, "add") ? sup_add(s, scope, arg, r, sup_cli_now_ms()) : sup_rm(s, scope, arg);
         if (rc < 0) {
             fprintf(stderr, "volley suppress %s: %s%s%s: %s\n", verb, arg, *scope ? " in " : "",
                     scope, rc == VL_E_INVALID ? "invalid address or scope" :

@@ -73,7 +73,7 @@ static void val_of(struct tmpl_val *v, char *num, const json_t *j)
 
 /* Recipient i's values: its substitutions, then email/name, then the
  * request's substitutions. */
-static void resolve(const struct hreq *r, size_t i, struct hctx *x)
+static void resolve_vals(const struct hreq *r, size_t i, struct hctx *x)
 {
     const struct hreq_rcpt *rc = &r->rcpt[i];
     for (size_t k = 0; k < r->names.n; k++) {
@@ -168,7 +168,7 @@ static int render_raw(struct hcall *c, size_t i, struct hctx *x, struct hres *re
 }
 
 /* The builder's message for recipient i into x->msg. */
-static int build(struct hcall *c, size_t i, struct hctx *x, uint64_t uniq, struct hres *res)
+static int build_msg(struct hcall *c, size_t i, struct hctx *x, uint64_t uniq, struct hres *res)
 {
     const struct hreq *r = c->req;
     uint64_t now = c->now_ms;
@@ -350,7 +350,7 @@ static void batch_add(struct hcall *c, struct hbatch *b, struct msg_result *m, s
 
 /* Mark the job's suppressed recipients failed, with the reason (one read
  * transaction). @return 0 or < 0 (every recipient of the job then failed). */
-static int suppressed(struct hcall *c, const struct hjob *j, struct hbatch *b)
+static int drop_suppressed(struct hcall *c, const struct hjob *j, struct hbatch *b)
 {
     const struct hreq *r = c->req;
     size_t n = j->end - j->first;
@@ -437,7 +437,7 @@ static void job_run(struct hjob *j, struct hwork *w)
             res_fail(&c->res[i], HRES_STORAGE, "out of memory");
         return;
     }
-    if (suppressed(c, j, b) < 0)
+    if (drop_suppressed(c, j, b) < 0)
         return;
     size_t max = c->h->cfg->msg_bytes_max + 65536;
     x->hv.max = x->subj.max = x->text.max = x->html.max = x->msg.max = max;
@@ -451,7 +451,7 @@ static void job_run(struct hjob *j, struct hwork *w)
         uint64_t uniq = atomic_fetch_add(&c->h->seq, 1);
         struct hres fail = { HRES_NONE, "" };
         int rc = r->raw ? render(r, &r->raw_t, x, TMPL_RAW, &x->msg, "content", &fail)
-                        : build(c, 0, x, uniq, &fail);
+                        : build_msg(c, 0, x, uniq, &fail);
         if (rc == 0 && normalise(c, x, &fail, 1, uniq, &m) == 0)
             batch_add(c, b, &m, j->first, nr);
         for (size_t i = j->first; fail.state != HRES_NONE && i < j->end; i++)
@@ -462,9 +462,9 @@ static void job_run(struct hjob *j, struct hwork *w)
             if (c->res[i].state != HRES_NONE)
                 continue;                         /* suppressed */
             uint64_t uniq = atomic_fetch_add(&c->h->seq, 1);
-            resolve(r, i, x);
+            resolve_vals(r, i, x);
             int rc = r->raw ? render_raw(c, i, x, &c->res[i])
-                            : build(c, i, x, uniq, &c->res[i]);
+                            : build_msg(c, i, x, uniq, &c->res[i]);
             if (rc == 0 && normalise(c, x, &c->res[i], 1, uniq, &m) == 0)
                 batch_add(c, b, &m, i, 1);
         }

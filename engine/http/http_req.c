@@ -17,10 +17,10 @@
 #include <string.h>
 #include <strings.h>
 
-static int err(struct hreq_err *e, const char *field, long rcpt, const char *fmt, ...)
+static int req_err(struct hreq_err *e, const char *field, long rcpt, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-static int err(struct hreq_err *e, const char *field, long rcpt, const char *fmt, ...)
+static int req_err(struct hreq_err *e, const char *field, long rcpt, const char *fmt, ...)
 {
     snprintf(e->field, sizeof e->field, "%s", field);
     e->rcpt = rcpt;
@@ -57,7 +57,7 @@ static int check_keys(const json_t *obj, const char *const *allowed, const char 
         if (!ok) {
             char f[160];
             snprintf(f, sizeof f, "%s%s%s", path, *path ? "." : "", k);
-            return err(e, f, rcpt, "unknown field");
+            return req_err(e, f, rcpt, "unknown field");
         }
     }
     return 0;
@@ -65,7 +65,7 @@ static int check_keys(const json_t *obj, const char *const *allowed, const char 
 
 static int want_string(const json_t *v, const char *field, long rcpt, struct hreq_err *e)
 {
-    return json_is_string(v) ? 0 : err(e, field, rcpt, "expected a string, got %s",
+    return json_is_string(v) ? 0 : req_err(e, field, rcpt, "expected a string, got %s",
                                        type_name(v));
 }
 
@@ -80,7 +80,7 @@ static int check_addr(const json_t *v, const char *field, long rcpt, bool null_o
     struct vl_addr a;
     const char *why = NULL;
     if (vl_addr_parse(json_string_value(v), n, &a, &why) < 0)
-        return err(e, field, rcpt, "invalid address '%.100s': %s", json_string_value(v),
+        return req_err(e, field, rcpt, "invalid address '%.100s': %s", json_string_value(v),
                    why ? why : "not an RFC 5321 mailbox");
     *utf8 |= a.utf8;
     return 0;
@@ -89,17 +89,17 @@ static int check_addr(const json_t *v, const char *field, long rcpt, bool null_o
 static int parse_subs(const json_t *obj, const char *path, long rcpt, struct hreq_err *e)
 {
     if (!json_is_object(obj))
-        return err(e, path, rcpt, "expected an object, got %s", type_name(obj));
+        return req_err(e, path, rcpt, "expected an object, got %s", type_name(obj));
     const char *k;
     json_t *v;
     json_object_foreach((json_t *)obj, k, v) {
         char f[160];
         snprintf(f, sizeof f, "%s.%s", path, k);
         if (json_is_object(v) || json_is_array(v))
-            return err(e, f, rcpt, "a substitution value must be a string, number, boolean "
+            return req_err(e, f, rcpt, "a substitution value must be a string, number, boolean "
                        "or null, got %s", type_name(v));
         if (json_is_string(v) && json_string_length(v) > HREQ_SUBST_BYTES_MAX)
-            return err(e, f, rcpt, "substitution value over %u bytes", HREQ_SUBST_BYTES_MAX);
+            return req_err(e, f, rcpt, "substitution value over %u bytes", HREQ_SUBST_BYTES_MAX);
     }
     return 0;
 }
@@ -112,14 +112,14 @@ static int parse_tmpl(struct hreq *r, const json_t *v, const char *field, bool h
     const char *s = json_string_value(v);
     size_t n = json_string_length(v);
     if (header && (memchr(s, '\r', n) || memchr(s, '\n', n)))
-        return err(e, field, -1, "a header value must not contain CR or LF");
+        return req_err(e, field, -1, "a header value must not contain CR or LF");
     const char *why = "invalid";
     size_t off = 0;
     int rc = tmpl_parse(t, s, n, &r->names, &why, &off);
     if (rc == -ENOMEM)
         return rc;
     if (rc < 0) {
-        err(e, field, -1, "template error at byte %zu: %s", off, why);
+        req_err(e, field, -1, "template error at byte %zu: %s", off, why);
         return rc;
     }
     return 0;
@@ -133,7 +133,7 @@ static int parse_mailbox(struct hreq *r, const json_t *v, const char *field, boo
     const json_t *ev = v, *nv = NULL;
     if (!(string_ok && json_is_string(v))) {
         if (!json_is_object(v))
-            return err(e, field, -1, "expected %s, got %s",
+            return req_err(e, field, -1, "expected %s, got %s",
                        string_ok ? "an address or {email, name}" : "an object {email, name}",
                        type_name(v));
         static const char *const keys[] = { "email", "name", NULL };
@@ -143,7 +143,7 @@ static int parse_mailbox(struct hreq *r, const json_t *v, const char *field, boo
         nv = json_object_get(v, "name");
         snprintf(f, sizeof f, "%s.email", field);
         if (!ev)
-            return err(e, f, -1, "missing");
+            return req_err(e, f, -1, "missing");
     } else {
         snprintf(f, sizeof f, "%s", field);
     }
@@ -158,7 +158,7 @@ static int parse_mailbox(struct hreq *r, const json_t *v, const char *field, boo
         name->p = json_string_value(nv);
         name->len = json_string_length(nv);
         if (memchr(name->p, '\r', name->len) || memchr(name->p, '\n', name->len))
-            return err(e, f, -1, "must not contain CR or LF");
+            return req_err(e, f, -1, "must not contain CR or LF");
     }
     return 0;
 }
@@ -179,7 +179,7 @@ static int parse_attachment(struct hreq *r, const json_t *a, size_t i, struct hr
     char path[64], f[96];
     snprintf(path, sizeof path, "content.attachments[%zu]", i);
     if (!json_is_object(a))
-        return err(e, path, -1, "expected an object, got %s", type_name(a));
+        return req_err(e, path, -1, "expected an object, got %s", type_name(a));
     static const char *const keys[] = { "data", "content_type", "file_name", "base64", NULL };
     if (check_keys(a, keys, path, -1, e) < 0)
         return VL_E_INVALID;
@@ -187,12 +187,12 @@ static int parse_attachment(struct hreq *r, const json_t *a, size_t i, struct hr
     const json_t *fn = json_object_get(a, "file_name"), *b64 = json_object_get(a, "base64");
     snprintf(f, sizeof f, "%s.data", path);
     if (!data)
-        return err(e, f, -1, "missing");
+        return req_err(e, f, -1, "missing");
     if (want_string(data, f, -1, e) < 0)
         return VL_E_INVALID;
     snprintf(f, sizeof f, "%s.base64", path);
     if (b64 && !json_is_boolean(b64))
-        return err(e, f, -1, "expected a boolean, got %s", type_name(b64));
+        return req_err(e, f, -1, "expected a boolean, got %s", type_name(b64));
     const char *ctype = "application/octet-stream", *fname = NULL;
     if (ct) {
         snprintf(f, sizeof f, "%s.content_type", path);
@@ -200,7 +200,7 @@ static int parse_attachment(struct hreq *r, const json_t *a, size_t i, struct hr
             return VL_E_INVALID;
         ctype = json_string_value(ct);
         if (!ctype_ok(ctype))
-            return err(e, f, -1, "expected type/subtype[; params] in printable ASCII");
+            return req_err(e, f, -1, "expected type/subtype[; params] in printable ASCII");
     }
     if (fn && !json_is_null(fn)) {
         snprintf(f, sizeof f, "%s.file_name", path);
@@ -208,7 +208,7 @@ static int parse_attachment(struct hreq *r, const json_t *a, size_t i, struct hr
             return VL_E_INVALID;
         fname = json_string_value(fn);
         if (strpbrk(fname, "\r\n") || strlen(fname) > 255)
-            return err(e, f, -1, "must be at most 255 bytes without CR or LF");
+            return req_err(e, f, -1, "must be at most 255 bytes without CR or LF");
     }
     const uint8_t *raw = (const uint8_t *)json_string_value(data);
     size_t raw_len = json_string_length(data);
@@ -220,7 +220,7 @@ static int parse_attachment(struct hreq *r, const json_t *a, size_t i, struct hr
             return rc;
         if (rc < 0) {
             snprintf(f, sizeof f, "%s.data", path);
-            return err(e, f, -1, "invalid base64");
+            return req_err(e, f, -1, "invalid base64");
         }
         raw = dec;
     }
@@ -228,7 +228,7 @@ static int parse_attachment(struct hreq *r, const json_t *a, size_t i, struct hr
     free(dec);
     if (rc == VL_E_TOOBIG) {
         snprintf(f, sizeof f, "%s.file_name", path);
-        return err(e, f, -1, "too long once encoded");
+        return req_err(e, f, -1, "too long once encoded");
     }
     return rc;
 }
@@ -239,19 +239,19 @@ static const char *const FORBIDDEN_HDRS[] = { "Content-Type", "Content-Transfer-
 static int parse_headers(struct hreq *r, const json_t *h, struct hreq_err *e)
 {
     if (!json_is_object(h))
-        return err(e, "content.headers", -1, "expected an object, got %s", type_name(h));
+        return req_err(e, "content.headers", -1, "expected an object, got %s", type_name(h));
     if (json_object_size(h) > HREQ_HEADERS_MAX)
-        return err(e, "content.headers", -1, "more than %u headers", HREQ_HEADERS_MAX);
+        return req_err(e, "content.headers", -1, "more than %u headers", HREQ_HEADERS_MAX);
     const char *k;
     json_t *v;
     json_object_foreach((json_t *)h, k, v) {
         char f[160];
         snprintf(f, sizeof f, "content.headers.%s", k);
         if (!mime_field_name_ok(k) || strlen(k) > 76)
-            return err(e, f, -1, "not a valid header field name");
+            return req_err(e, f, -1, "not a valid header field name");
         for (size_t i = 0; FORBIDDEN_HDRS[i]; i++)
             if (!strcasecmp(k, FORBIDDEN_HDRS[i]))
-                return err(e, f, -1, "set by the builder; not allowed in headers");
+                return req_err(e, f, -1, "set by the builder; not allowed in headers");
         struct hreq_hdr *hd = &r->hdr[r->nhdr];
         hd->name = k;
         int rc = parse_tmpl(r, v, f, true, &hd->val, e);
@@ -287,10 +287,10 @@ static int parse_builder(struct hreq *r, const json_t *c, struct hreq_err *e)
         r->has_html = true;
     if (rc == 0 && (v = json_object_get(c, "attachments"))) {
         if (!json_is_array(v))
-            return err(e, "content.attachments", -1, "expected an array, got %s",
+            return req_err(e, "content.attachments", -1, "expected an array, got %s",
                        type_name(v));
         if (json_array_size(v) > HREQ_ATTACH_MAX)
-            return err(e, "content.attachments", -1, "more than %u attachments",
+            return req_err(e, "content.attachments", -1, "more than %u attachments",
                        HREQ_ATTACH_MAX);
         for (size_t i = 0; rc == 0 && i < json_array_size(v); i++) {
             rc = parse_attachment(r, json_array_get(v, i), i, e);
@@ -306,7 +306,7 @@ static int parse_rcpt(struct hreq *r, const json_t *o, size_t i, struct hreq_err
     long ri = (long)i;
     snprintf(path, sizeof path, "recipients[%zu]", i);
     if (!json_is_object(o))
-        return err(e, path, ri, "expected an object, got %s", type_name(o));
+        return req_err(e, path, ri, "expected an object, got %s", type_name(o));
     static const char *const keys[] = { "email", "name", "substitutions", NULL };
     if (check_keys(o, keys, path, ri, e) < 0)
         return VL_E_INVALID;
@@ -314,7 +314,7 @@ static int parse_rcpt(struct hreq *r, const json_t *o, size_t i, struct hreq_err
     json_t *subs = json_object_get(o, "substitutions");
     snprintf(f, sizeof f, "%s.email", path);
     if (!em)
-        return err(e, f, ri, "missing");
+        return req_err(e, f, ri, "missing");
     if (check_addr(em, f, ri, false, &r->smtputf8, e) < 0)
         return VL_E_INVALID;
     struct hreq_rcpt *rc = &r->rcpt[i];
@@ -327,7 +327,7 @@ static int parse_rcpt(struct hreq *r, const json_t *o, size_t i, struct hreq_err
         rc->name = json_string_value(nm);
         rc->name_len = json_string_length(nm);
         if (memchr(rc->name, '\r', rc->name_len) || memchr(rc->name, '\n', rc->name_len))
-            return err(e, f, ri, "must not contain CR or LF");
+            return req_err(e, f, ri, "must not contain CR or LF");
     }
     if (subs && !json_is_null(subs)) {
         snprintf(f, sizeof f, "%s.substitutions", path);
@@ -354,9 +354,9 @@ int hreq_parse(const char *body, size_t len, struct hreq *r, struct hreq_err *e)
     json_error_t je;
     r->root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
     if (!r->root)
-        return err(e, "", -1, "bad JSON at line %d column %d: %s", je.line, je.column, je.text);
+        return req_err(e, "", -1, "bad JSON at line %d column %d: %s", je.line, je.column, je.text);
     if (!json_is_object(r->root))
-        return err(e, "", -1, "expected a JSON object, got %s", type_name(r->root));
+        return req_err(e, "", -1, "expected a JSON object, got %s", type_name(r->root));
     static const char *const keys[] = { "envelope_sender", "content", "recipients",
                                         "substitutions", NULL };
     if (check_keys(r->root, keys, "", -1, e) < 0)
@@ -366,13 +366,13 @@ int hreq_parse(const char *body, size_t len, struct hreq *r, struct hreq_err *e)
     const json_t *rcpts = json_object_get(r->root, "recipients");
     json_t *subs = json_object_get(r->root, "substitutions");
     if (!from)
-        return err(e, "envelope_sender", -1, "missing");
+        return req_err(e, "envelope_sender", -1, "missing");
     if (check_addr(from, "envelope_sender", -1, true, &r->smtputf8, e) < 0)
         return VL_E_INVALID;
     r->env_from = json_string_value(from);
     r->env_from_len = json_string_length(from);
     if (!content)
-        return err(e, "content", -1, "missing");
+        return req_err(e, "content", -1, "missing");
     int rc;
     if (json_is_string(content)) {
         r->raw = true;
@@ -382,7 +382,7 @@ int hreq_parse(const char *body, size_t len, struct hreq *r, struct hreq_err *e)
         if ((rc = parse_builder(r, content, e)) < 0)
             return rc;
     } else {
-        return err(e, "content", -1, "expected a string (raw message) or an object (builder), "
+        return req_err(e, "content", -1, "expected a string (raw message) or an object (builder), "
                    "got %s", type_name(content));
     }
     if (subs && !json_is_null(subs)) {
@@ -391,14 +391,14 @@ int hreq_parse(const char *body, size_t len, struct hreq *r, struct hreq_err *e)
         r->subs = subs;
     }
     if (!rcpts)
-        return err(e, "recipients", -1, "missing");
+        return req_err(e, "recipients", -1, "missing");
     if (!json_is_array(rcpts))
-        return err(e, "recipients", -1, "expected an array, got %s", type_name(rcpts));
+        return req_err(e, "recipients", -1, "expected an array, got %s", type_name(rcpts));
     size_t n = json_array_size(rcpts);
     if (n == 0)
-        return err(e, "recipients", -1, "at least one recipient is needed");
+        return req_err(e, "recipients", -1, "at least one recipient is needed");
     if (n > HREQ_RCPTS_MAX) {
-        err(e, "recipients", -1, "more than %u recipients in one request", HREQ_RCPTS_MAX);
+        req_err(e, "recipients", -1, "more than %u recipients in one request", HREQ_RCPTS_MAX);
         return VL_E_TOOBIG;
     }
     r->rcpt = calloc(n, sizeof *r->rcpt);

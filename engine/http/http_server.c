@@ -102,51 +102,6 @@ int http_opts_take(struct http_opts *o, const char *cmd, char **args, int n, int
 
 /* ---- responses ---------------------------------------------------------- */
 
-static enum MHD_Result respond(struct MHD_Connection *c, unsigned status, char *json)
-{
-    if (!json)
-        return MHD_NO;
-    size_t n = strlen(json);
-    struct MHD_Response *r = MHD_create_response_from_buffer(n, json, MHD_RESPMEM_MUST_FREE);
-    if (!r) {
-        free(json);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    if (status == 401)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
-    enum MHD_Result rc = MHD_queue_response(c, status, r);
-    MHD_destroy_response(r);
-    return rc;
-}
-
-static enum MHD_Result respond_error(struct MHD_Connection *c, unsigned status,
-                                     const char *field, long rcpt, const char *why)
-{
-    json_t *o = json_object();
-    if (!o)
-        return MHD_NO;
-    json_object_set_new(o, "error", json_string(why));
-    if (field)
-        json_object_set_new(o, "field", json_string(field));
-    if (rcpt >= 0)
-        json_object_set_new(o, "recipient_index", json_integer(rcpt));
-    char *s = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    return respond(c, status, s);
-}
-
-enum MHD_Result http_respond(struct MHD_Connection *c, unsigned status, char *json)
-{
-    return respond(c, status, json);
-}
-
-enum MHD_Result http_respond_error(struct MHD_Connection *c, unsigned status, const char *field,
-                                   long rcpt, const char *why)
-{
-    return respond_error(c, status, field, rcpt, why);
-}
-
 /* The JSON of `volley queue stats --json` (engine/cli/cli_queue.c). */
 static enum MHD_Result respond_stats(struct http *h, struct MHD_Connection *c)
 {
@@ -155,7 +110,7 @@ static enum MHD_Result respond_stats(struct http *h, struct MHD_Connection *c)
     int rc = vl_queue_stats(h->q, -1, &st);
     int nt = rc == 0 ? vl_queue_top_domains(h->q, top, HTTP_TOP_DOMAINS) : rc;
     if (rc < 0 || nt < 0)
-        return respond_error(c, 500, NULL, -1, vl_strerror(rc < 0 ? rc : nt));
+        return http_respond_error(c, 500, NULL, -1, vl_strerror(rc < 0 ? rc : nt));
     static const enum vl_rcpt_state states[] = { VL_RCPT_READY, VL_RCPT_DEFERRED,
                                                  VL_RCPT_DELIVERED, VL_RCPT_BOUNCED,
                                                  VL_RCPT_EXPIRED };
@@ -179,7 +134,7 @@ static enum MHD_Result respond_stats(struct http *h, struct MHD_Connection *c)
     json_object_set_new(o, "top_domains", td);
     char *s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
-    return respond(c, 200, s);
+    return http_respond(c, 200, s);
 }
 
 /* ---- access ------------------------------------------------------------- */
@@ -291,14 +246,14 @@ static enum MHD_Result unsub_post(struct http *h, struct hconn *hc)
     struct unsub_claims cl;
     if (!h->unsub_secret_len || unsub_token_check(h->unsub_secret, h->unsub_secret_len,
                                                   hc->token, strlen(hc->token), &cl) < 0)
-        return respond_error(c, 404, NULL, -1, "unknown or invalid unsubscribe link");
+        return http_respond_error(c, 404, NULL, -1, "unknown or invalid unsubscribe link");
     if (hc->too_big || !hc->body.p || !memmem(hc->body.p, hc->body.len,
                                               "List-Unsubscribe=One-Click", 26))
-        return respond_error(c, 400, "", -1, "the body must be List-Unsubscribe=One-Click "
+        return http_respond_error(c, 400, "", -1, "the body must be List-Unsubscribe=One-Click "
                              "(RFC 8058)");
     int rc = sup_add(h->sup, cl.domain, cl.rcpt, SUP_UNSUBSCRIBE, vl_clock_wall_ms());
     if (rc < 0)
-        return respond_error(c, 503, NULL, -1, vl_strerror(rc));
+        return http_respond_error(c, 503, NULL, -1, vl_strerror(rc));
     vl_log_at(VL_LOG_INFO, "evt=unsubscribed rcpt=%s domain=%s campaign=\"%s\"", cl.rcpt,
               cl.domain, cl.campaign);
     json_t *o = json_object();
@@ -306,7 +261,7 @@ static enum MHD_Result unsub_post(struct http *h, struct hconn *hc)
     json_object_set_new(o, "domain", json_string(cl.domain));
     char *s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
-    return respond(c, 200, s);
+    return http_respond(c, 200, s);
 }
 
 static enum MHD_Result inject_start(struct http *h, struct hconn *hc)
@@ -315,14 +270,14 @@ static enum MHD_Result inject_start(struct http *h, struct hconn *hc)
         return unsub_post(h, hc);
     if (hc->route == HR_SUPPRESS) {
         if (hc->too_big)
-            return respond_error(hc->conn, 400, "", -1, "request body too big");
+            return http_respond_error(hc->conn, 400, "", -1, "request body too big");
         return http_suppress_post(h, hc->conn, hc->body.p ? hc->body.p : "", hc->body.len);
     }
     struct MHD_Connection *c = hc->conn;
     if (hc->too_big) {
         char why[96];
         snprintf(why, sizeof why, "request body over %u bytes", HTTP_BODY_BYTES_MAX);
-        return respond_error(c, 400, "", -1, why);
+        return http_respond_error(c, 400, "", -1, why);
     }
     struct hreq_err e;
     struct timespec ts;
@@ -331,11 +286,11 @@ static enum MHD_Result inject_start(struct http *h, struct hconn *hc)
     int rc = hreq_parse(hc->body.p ? hc->body.p : "", hc->body.len, &hc->req, &e);
     hbuf_fini(&hc->body);
     if (rc == -ENOMEM)
-        return respond_error(c, 503, NULL, -1, "out of memory");
+        return http_respond_error(c, 503, NULL, -1, "out of memory");
     if (rc < 0)
-        return respond_error(c, 400, e.field, e.rcpt, e.why);
+        return http_respond_error(c, 400, e.field, e.rcpt, e.why);
     if (literal_bytes(&hc->req) > h->cfg->msg_bytes_max)
-        return respond_error(c, 400, "content", -1,
+        return http_respond_error(c, 400, "content", -1,
                              "message content over the size limit (--max-msg-size)");
     clock_gettime(CLOCK_MONOTONIC, &ts);
     hc->call = (struct hcall){ .h = h, .req = &hc->req, .now_ms = vl_clock_wall_ms(),
@@ -347,13 +302,13 @@ static enum MHD_Result inject_start(struct http *h, struct hconn *hc)
         hc->req.per_rcpt = true;                  /* a token per recipient */
     hc->call.res = calloc(hc->req.nrcpt, sizeof *hc->call.res);
     if (!hc->call.res)
-        return respond_error(c, 503, NULL, -1, "out of memory");
+        return http_respond_error(c, 503, NULL, -1, "out of memory");
     hc->state = HC_RUNNING;
     MHD_suspend_connection(c);                 /* before the workers can resume it */
     if ((rc = http_call_submit(&hc->call)) < 0) {
         hc->state = HC_BODY;
         MHD_resume_connection(c);
-        return respond_error(c, 503, NULL, -1, rc == -ESHUTDOWN ? "shutting down"
+        return http_respond_error(c, 503, NULL, -1, rc == -ESHUTDOWN ? "shutting down"
                                                                 : "out of memory");
     }
     return MHD_YES;
@@ -370,13 +325,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         bool get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
         bool post = !strcmp(method, "POST");
         if (!strcmp(url, "/healthz"))
-            return get ? respond(c, 200, strdup("{\"ok\":true}"))
-                       : respond_error(c, 405, NULL, -1, "use GET");
+            return get ? http_respond(c, 200, strdup("{\"ok\":true}"))
+                       : http_respond_error(c, 405, NULL, -1, "use GET");
         if (!strncmp(url, "/u/", 3)) {            /* one-click unsubscribe: no bearer */
             if (!post)
-                return respond_error(c, 405, NULL, -1, "use POST");
+                return http_respond_error(c, 405, NULL, -1, "use POST");
             if (strlen(url + 3) > UNSUB_TOKEN_BYTES_MAX)
-                return respond_error(c, 404, NULL, -1, "unknown or invalid unsubscribe link");
+                return http_respond_error(c, 404, NULL, -1, "unknown or invalid unsubscribe link");
             hc = calloc(1, sizeof *hc);
             if (!hc)
                 return MHD_NO;
@@ -390,17 +345,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         bool sup = !strcmp(url, "/api/v1/suppress");
         bool known = !strcmp(url, "/api/v1/queue") || !strcmp(url, "/api/inject/v1") || sup;
         if (!known)
-            return respond_error(c, 404, NULL, -1, "no such route");
+            return http_respond_error(c, 404, NULL, -1, "no such route");
         if (!authorized(h, c))
-            return respond_error(c, 401, NULL, -1, "missing or wrong bearer token");
+            return http_respond_error(c, 401, NULL, -1, "missing or wrong bearer token");
         if (!strcmp(url, "/api/v1/queue"))
-            return get ? respond_stats(h, c) : respond_error(c, 405, NULL, -1, "use GET");
+            return get ? respond_stats(h, c) : http_respond_error(c, 405, NULL, -1, "use GET");
         if (sup && get)
             return http_suppress_get(h, c);
         if (sup && !strcmp(method, "DELETE"))
             return http_suppress_delete(h, c);
         if (!post)
-            return respond_error(c, 405, NULL, -1, sup ? "use GET, POST or DELETE"
+            return http_respond_error(c, 405, NULL, -1, sup ? "use GET, POST or DELETE"
                                                        : "use POST");
         hc = calloc(1, sizeof *hc);
         if (!hc)
@@ -414,7 +369,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (hc->state == HC_DONE) {
         unsigned status = 500;
         char *s = http_call_response(&hc->call, &status);
-        return respond(c, status, s);
+        return http_respond(c, status, s);
     }
     if (*upload_size) {
         if (!hc->too_big && hbuf_add(&hc->body, upload, *upload_size) < 0) {

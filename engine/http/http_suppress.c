@@ -71,7 +71,7 @@ enum MHD_Result http_suppress_get(struct http *h, struct MHD_Connection *c)
     return http_respond(c, 200, s);
 }
 
-static enum MHD_Result bad(struct MHD_Connection *c, size_t i, const char *field, const char *why)
+static enum MHD_Result bad_entry(struct MHD_Connection *c, size_t i, const char *field, const char *why)
 {
     char f[64];
     snprintf(f, sizeof f, "entries[%zu]%s%s", i, *field ? "." : "", field);
@@ -102,16 +102,16 @@ enum MHD_Result http_suppress_post(struct http *h, struct MHD_Connection *c, con
         const char *k;
         json_t *v;
         if (!json_is_object(e)) {
-            r = bad(c, i, "", "expected an object");
+            r = bad_entry(c, i, "", "expected an object");
             goto out;
         }
         json_object_foreach(e, k, v) {
             if (strcmp(k, "address") && strcmp(k, "scope") && strcmp(k, "reason")) {
-                r = bad(c, i, k, "unknown field");
+                r = bad_entry(c, i, k, "unknown field");
                 goto out;
             }
             if (!json_is_string(v)) {
-                r = bad(c, i, k, "expected a string");
+                r = bad_entry(c, i, k, "expected a string");
                 goto out;
             }
         }
@@ -120,15 +120,15 @@ enum MHD_Result http_suppress_post(struct http *h, struct MHD_Connection *c, con
         const char *rs = json_string_value(json_object_get(e, "reason"));
         struct vl_addr pa;
         if (!a || vl_addr_parse(a, strlen(a), &pa, NULL) < 0) {
-            r = bad(c, i, "address", a ? "invalid address" : "missing");
+            r = bad_entry(c, i, "address", a ? "invalid address" : "missing");
             goto out;
         }
         if (sc && *sc && vl_domain_check(sc, strlen(sc), NULL) < 0) {
-            r = bad(c, i, "scope", "not a domain");
+            r = bad_entry(c, i, "scope", "not a domain");
             goto out;
         }
         if (rs && sup_reason_parse(rs) == SUP_NONE) {
-            r = bad(c, i, "reason", "expected hard_bounce, unsubscribe, complaint or manual");
+            r = bad_entry(c, i, "reason", "expected hard_bounce, unsubscribe, complaint or manual");
             goto out;
         }
     }

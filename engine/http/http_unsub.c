@@ -89,7 +89,7 @@ int unsub_token_make(const char *secret, size_t secret_len, const struct unsub_c
     return (int)o;
 }
 
-static int field(const char **p, const char *end, char *out, size_t cap, bool last)
+static int claim_field(const char **p, const char *end, char *out, size_t cap, bool last)
 {
     const char *nl = last ? end : memchr(*p, '\n', (size_t)(end - *p));
     if (!nl || (size_t)(nl - *p) >= cap)
@@ -116,9 +116,9 @@ int unsub_token_check(const char *secret, size_t secret_len, const char *tok, si
     if (memchr(p, '\0', (size_t)pl) || p[0] != '1' || p[1] != '\n')
         return VL_E_INVALID;
     p += 2;
-    if (field(&p, end, c->rcpt, sizeof c->rcpt, false) < 0 ||
-        field(&p, end, c->domain, sizeof c->domain, false) < 0 ||
-        field(&p, end, c->campaign, sizeof c->campaign, true) < 0)
+    if (claim_field(&p, end, c->rcpt, sizeof c->rcpt, false) < 0 ||
+        claim_field(&p, end, c->domain, sizeof c->domain, false) < 0 ||
+        claim_field(&p, end, c->campaign, sizeof c->campaign, true) < 0)
         return VL_E_INVALID;
     return 0;
 }
