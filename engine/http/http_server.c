@@ -264,7 +264,7 @@ static enum MHD_Result unsub_post(struct http *h, struct hconn *hc)
     return http_respond(c, 200, s);
 }
 
-static enum MHD_Result inject_start(struct http *h, struct hconn *hc)
+static enum MHD_Result post_start(struct http *h, struct hconn *hc)
 {
     if (hc->route == HR_UNSUB)
         return unsub_post(h, hc);
@@ -381,7 +381,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (hc->state == HC_RUNNING)
         return MHD_YES;
-    return inject_start(h, hc);
+    return post_start(h, hc);
 }
 
 /* ---- start and stop ----------------------------------------------------- */
