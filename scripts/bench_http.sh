@@ -51,7 +51,7 @@ done
 # start_run -> sets run_pid, hport, sport_in (a fresh queue each time)
 start_run() {
     rm -rf "$tmp/q"
-    "$volley" run --data "$tmp/q" --shards "$shards" --quiet --route "*=127.0.0.1:$sport" \
+    VOLLEY_LOG=info "$volley" run --data "$tmp/q" --shards "$shards" --quiet --route "*=127.0.0.1:$sport" \
         --http 127.0.0.1:0 --http-token-file "$tmp/token" --listen 127.0.0.1:0 \
         --max-conns-per-ip 1000 >/dev/null 2>"$tmp/run.err" &
     run_pid=$!
@@ -99,10 +99,13 @@ for r in $(seq "$reps"); do
     nreq=$(sed -n 's/^wrk_summary requests=\([0-9]*\) .*/\1/p' "$tmp/wrk.out")
     sleep 1                                   # let delivery of the last ones finish
     cpu=$(us_per "$nreq" "$k0")
-    echo "run $r (a): $rps durable msg/s over HTTP ($conns keep-alive connections; latency $lat;" \
-         "non-2xx ${non2xx:-0}, bad bodies $bad; $cpu CPU us/msg)"
-    a_rates+=("$rps") a_errs+=("$(( ${non2xx:-0} + bad ))") a_cpu+=("$cpu")
     stop "$run_pid"; run_pid=""
+    wpc=$(sed -n 's/.*evt=http_done .*queue_commits=\([0-9]*\) queue_writes=\([0-9]*\).*/\1 \2/p' \
+          "$tmp/run.err" | awk '{ printf "%.1f", $2 / ($1 ? $1 : 1) }')
+    echo "run $r (a): $rps durable msg/s over HTTP ($conns keep-alive connections; latency $lat;" \
+         "non-2xx ${non2xx:-0}, bad bodies $bad; $cpu CPU us/msg; queue writes per commit" \
+         "${wpc:-?}, engine completions included)"
+    a_rates+=("$rps") a_errs+=("$(( ${non2xx:-0} + bad ))") a_cpu+=("$cpu")
 
     start_run
     k0=$(cpu_ticks "$run_pid")

@@ -34,7 +34,9 @@
  * (the campaign in the token is the builder's X-Campaign header, if any).
  * These headers are made at injection, where the HTTP API renders each
  * recipient's message anyway; mail injected over SMTP does not get them yet.
- * Diagnostics: evt=http_inject (INFO) per request; start-up errors on stderr.
+ * Diagnostics: evt=http_inject (TRACE) per request, with its parse and queue
+ * times; evt=http_done (INFO) at stop, with the queue's commits and writes;
+ * evt=unsubscribed (INFO); start-up errors on stderr.
  */
 #ifndef VOLLEY_HTTP_H
 #define VOLLEY_HTTP_H

@@ -587,7 +587,8 @@ char *http_call_response(const struct hcall *c, unsigned *status)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     uint64_t now_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-    vl_log_at(VL_LOG_INFO, "evt=http_inject rcpts=%zu queued=%zu failed=%zu storage=%d "
+    atomic_fetch_add(&c->h->requests, 1);
+    vl_log_at(VL_LOG_TRACE, "evt=http_inject rcpts=%zu queued=%zu failed=%zu storage=%d "
               "parse_us=%llu queue_us=%llu", r->nrcpt, ok, bad, storage,
               (unsigned long long)(c->t_parsed_us - c->t_body_us),
               (unsigned long long)(now_us - c->t_parsed_us));

@@ -72,6 +72,7 @@ struct http {
     char unsub_secret[UNSUB_SECRET_BYTES_MAX];
     size_t unsub_secret_len;
     atomic_uint_fast64_t seq;
+    atomic_uint_fast64_t requests;  /* inject requests answered (evt=http_done) */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct hjob *todo, **todo_tail;

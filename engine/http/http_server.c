@@ -546,6 +546,11 @@ void http_stop(struct http *h)
                                         calls are refused (503) */
     if (h->d)
         MHD_stop_daemon(h->d);       /* closes the socket unless quiesce handed it back */
+    struct vl_queue_stats st;
+    if (h->d && vl_queue_stats(h->q, -1, &st) == 0)      /* group commit, in numbers */
+        vl_log_at(VL_LOG_INFO, "evt=http_done inject_requests=%llu queue_commits=%llu "
+                  "queue_writes=%llu", (unsigned long long)atomic_load(&h->requests),
+                  (unsigned long long)st.commits, (unsigned long long)st.requests);
     if (fd >= 0)
         close(fd);
     sup_close(h->sup);
