@@ -11,6 +11,7 @@
 #include "volley/config.h"
 #include "dns_route.h"
 #include "http.h"
+#include "unsub.h"
 #include "inject.h"
 #include "volley/engine.h"
 #include "log.h"
@@ -126,6 +127,17 @@ int cli_run_main(int argc, char **argv)
     free(rest);
     if (cli_check_config(&cfg, "run") < 0)
         return VL_EXIT_USAGE;
+    static struct unsub_conf unsub;          /* --unsub: links made at delivery */
+    if (hopts.unsub_count) {
+        char buf[1200];
+        const char *why = NULL;
+        if (unsub_conf_parse(&unsub, hopts.unsub, hopts.unsub_count, hopts.unsub_secret_file,
+                             buf, sizeof buf, &why) < 0) {
+            fprintf(stderr, "volley run: %s\n", why);
+            return VL_EXIT_USAGE;
+        }
+        unsub_conf_set(&unsub);                  /* read-only from here on */
+    }
     if (hopts.listen && cfg.until_empty) {
         fprintf(stderr, "volley run: --http and --until-empty do not go together (the API "
                 "runs until SIGTERM)\n");

@@ -122,6 +122,9 @@ void ledger_attempt_done(struct ledger *l, struct attempt *a)
     if (a->fated)
         ledger_release_outcomes(l, a);
     l->attempts_live--;
+    free(a->prefix);
+    a->prefix = NULL;
+    a->prefix_len = 0;
     a->next = l->attempt_free;
     l->attempt_free = a;
 }

@@ -65,6 +65,10 @@ struct attempt {
     uint32_t rcpt_count;
     uint32_t fated;                /* outcomes recorded, held until the attempt is done */
     bool copy_counted;             /* a recipient was delivered: one message copy counted */
+    char *prefix;                  /* malloc'd header lines sent before the body (its one
+                                      recipient's List-Unsubscribe), or NULL; freed when
+                                      the attempt is done */
+    uint32_t prefix_len;
     struct vl_queue_rcpt *rcpts[VL_SMTP_RCPTS_PER_TXN_MAX];
 };
 

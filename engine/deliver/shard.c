@@ -25,6 +25,7 @@
 
 #include "suppress.h"
 #include "supp.h"
+#include "unsub.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -78,6 +79,27 @@ static int shard_suppressed(struct shard *sh, struct lease *ls, struct vl_queue_
     return rc;
 }
 
+/* @p a (for @p r alone) gets the RFC 8058 header lines as its prefix. A
+ * failure (no memory, a field too long for a token) sends it without them,
+ * logged. */
+static void shard_unsub_prefix(const struct unsub_conf *uc, const struct unsub_dom *ud,
+                               struct attempt *a, const struct vl_queue_rcpt *r)
+{
+    const char *camp;
+    size_t camp_len = unsub_campaign_of(r->msg->body, r->msg->body_len, &camp);
+    char *p = malloc(UNSUB_HEADERS_BYTES_MAX);
+    int n = p ? unsub_headers(uc, ud, r->addr, camp, camp_len, p, UNSUB_HEADERS_BYTES_MAX)
+              : -ENOMEM;
+    if (n < 0) {
+        free(p);
+        vl_log(VL_LOG_WARN, "evt=unsub_header_failed rcpt=%s err=\"%s\"", r->addr,
+               vl_strerror(n));
+        return;
+    }
+    a->prefix = p;
+    a->prefix_len = (uint32_t)n;
+}
+
 /* Lease what is due and start its attempts. */
 static int shard_lease(struct shard *sh)
 {
@@ -128,13 +150,18 @@ static int shard_lease(struct shard *sh)
     bool *dropped = calloc(b->count, sizeof *dropped);
     if (dropped && shard_suppressed(sh, ls, b, dropped) < 0)
         memset(dropped, 0, b->count * sizeof *dropped);
-    /* Recipients come grouped by domain, then message: cut attempts. */
+    /* Recipients come grouped by domain, then message: cut attempts. A
+     * message whose sender's domain has --unsub goes one recipient per
+     * attempt, its List-Unsubscribe lines made here (the body is stored once). */
+    const struct unsub_conf *uc = unsub_conf_get();
     struct attempt *a = NULL;
     for (size_t i = 0; i < b->count; i++) {
         struct vl_queue_rcpt *r = &b->rcpts[i];
         if (dropped && dropped[i])
             continue;                  /* suppressed: its outcome is given */
-        if (a && (a->msg != r->msg || a->rcpt_count == sh->cfg->rcpts_per_txn_max
+        const struct unsub_dom *ud = unsub_conf_for(uc, r->msg->return_path,
+                                                    r->msg->return_path_len);
+        if (a && (a->msg != r->msg || a->rcpt_count == sh->cfg->rcpts_per_txn_max || ud
                   || a->rcpts[0]->domain_len != r->domain_len
                   || memcmp(a->rcpts[0]->domain, r->domain, r->domain_len) != 0)) {
             route_attempt(&sh->route, a);
@@ -144,6 +171,8 @@ static int shard_lease(struct shard *sh)
             a = ledger_attempt_alloc(l, ls, r->msg);
             if (!a)
                 vl_panic("out of memory for a delivery attempt");
+            if (ud)
+                shard_unsub_prefix(uc, ud, a, r);
         }
         a->rcpts[a->rcpt_count++] = r;
     }

@@ -28,12 +28,10 @@
  * HMAC is the proof, http_unsub.h), which adds the recipient to the
  * suppression list for the sending domain (reason unsubscribe).
  *
- * Unsubscribe: a message injected here whose envelope sender's domain has
- * --unsub DOMAIN=BASE_URL gets, per recipient, "List-Unsubscribe:
- * <BASE_URL/u/TOKEN>" and "List-Unsubscribe-Post: List-Unsubscribe=One-Click"
- * (the campaign in the token is the builder's X-Campaign header, if any).
- * These headers are made at injection, where the HTTP API renders each
- * recipient's message anyway; mail injected over SMTP does not get them yet.
+ * Unsubscribe: the links are made at delivery (engine/deliver, per
+ * recipient, engine/suppress/unsub.h: --unsub DOMAIN=BASE_URL and
+ * --unsub-secret-file, parsed here and installed with unsub_conf_set() by
+ * `volley run`); this API verifies them.
  * Diagnostics: evt=http_inject (TRACE) per request, with its parse and queue
  * times; evt=http_done (INFO) at stop, with the queue's commits and writes;
  * evt=unsubscribed (INFO); start-up errors on stderr.

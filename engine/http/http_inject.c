@@ -15,7 +15,6 @@
 #include "http_tmpl.h"
 #include "log.h"
 #include "msg.h"
-#include "http_unsub.h"
 #include "suppress.h"
 #include "volley/error.h"
 
@@ -34,8 +33,7 @@ struct hctx {
     struct tmpl_val vals[TMPL_NAMES_MAX];
     char num[TMPL_NAMES_MAX][40];
     struct hbuf hv, subj, text, html, msg;
-    struct mime_hdr hdrs[HREQ_HEADERS_MAX + 2];       /* + List-Unsubscribe(-Post) */
-    char unsub[UNSUB_TOKEN_BYTES_MAX + 1100];         /* "<BASE/u/TOKEN>" */
+    struct mime_hdr hdrs[HREQ_HEADERS_MAX];
 };
 
 static void res_fail(struct hres *r, enum hres_state st, const char *fmt, ...)
@@ -120,53 +118,6 @@ static bool has_crlf(const struct hbuf *b)
     return b->len && (memchr(b->p, '\r', b->len) || memchr(b->p, '\n', b->len));
 }
 
-/* "<BASE/u/TOKEN>" for recipient i into x->unsub. @return its length, or < 0
- * (recorded as the recipient's failure). */
-static int unsub_value(struct hcall *c, size_t i, struct hctx *x, const char *campaign,
-                       size_t campaign_len, struct hres *res)
-{
-    const struct hreq *r = c->req;
-    struct unsub_claims cl;
-    char tok[UNSUB_TOKEN_BYTES_MAX];
-    int n = -1;
-    if (r->rcpt[i].email_len < sizeof cl.rcpt && campaign_len < sizeof cl.campaign) {
-        memcpy(cl.rcpt, r->rcpt[i].email, r->rcpt[i].email_len);
-        cl.rcpt[r->rcpt[i].email_len] = '\0';
-        snprintf(cl.domain, sizeof cl.domain, "%s", c->unsub->domain);
-        memcpy(cl.campaign, campaign, campaign_len);
-        cl.campaign[campaign_len] = '\0';
-        n = unsub_token_make(c->h->unsub_secret, c->h->unsub_secret_len, &cl, tok);
-    }
-    if (n >= 0)
-        n = snprintf(x->unsub, sizeof x->unsub, "<%s/u/%s>", c->unsub->base, tok);
-    if (n < 0 || (size_t)n >= sizeof x->unsub) {
-        res_fail(res, HRES_FAILED, "cannot make its unsubscribe link (campaign too long?)");
-        return VL_E_INVALID;
-    }
-    return n;
-}
-
-/* Raw content for recipient i into x->msg, with the unsubscribe headers on
- * top when the sender's domain has them. */
-static int render_raw(struct hcall *c, size_t i, struct hctx *x, struct hres *res)
-{
-    const struct hreq *r = c->req;
-    if (!c->unsub)
-        return render(r, &r->raw_t, x, TMPL_RAW, &x->msg, "content", res);
-    int rc = render(r, &r->raw_t, x, TMPL_RAW, &x->text, "content", res);
-    int n = rc < 0 ? rc : unsub_value(c, i, x, "", 0, res);
-    if (n < 0)
-        return n;
-    x->msg.len = 0;
-    rc = hbuf_addf(&x->msg, "List-Unsubscribe: %s\r\nList-Unsubscribe-Post: "
-                   "List-Unsubscribe=One-Click\r\n", x->unsub);
-    if (rc == 0)
-        rc = hbuf_add(&x->msg, x->text.p ? x->text.p : "", x->text.len);
-    if (rc < 0)
-        res_fail(res, HRES_FAILED, "message over the size limit (--max-msg-size)");
-    return rc;
-}
-
 /* The builder's message for recipient i into x->msg. */
 static int build_msg(struct hcall *c, size_t i, struct hctx *x, uint64_t uniq, struct hres *res)
 {
@@ -210,24 +161,8 @@ static int build_msg(struct hcall *c, size_t i, struct hctx *x, uint64_t uniq, s
         if (rc < 0)
             return rc;
     }
-    const char *campaign = "";
-    size_t campaign_len = 0;
-    for (size_t k = 0; k < r->nhdr; k++) {
+    for (size_t k = 0; k < r->nhdr; k++)
         x->hdrs[k].value.p = x->hv.p ? x->hv.p + offs[k] : "";
-        if (!strcasecmp(x->hdrs[k].name, "X-Campaign")) {
-            campaign = x->hdrs[k].value.p;
-            campaign_len = x->hdrs[k].value.len;
-        }
-    }
-    if (c->unsub) {
-        int n = unsub_value(c, i, x, campaign, campaign_len, res);
-        if (n < 0)
-            return n;
-        x->hdrs[r->nhdr] = (struct mime_hdr){ "List-Unsubscribe", { x->unsub, (size_t)n } };
-        x->hdrs[r->nhdr + 1] = (struct mime_hdr){ "List-Unsubscribe-Post",
-                                                  { "List-Unsubscribe=One-Click", 26 } };
-        m.hdr_count = r->nhdr + 2;
-    }
     if (r->has_text) {
         if ((rc = render(r, &r->text, x, TMPL_RAW, &x->text, "content.text_body", res)) < 0)
             return rc;
@@ -463,7 +398,7 @@ static void job_run(struct hjob *j, struct hwork *w)
                 continue;                         /* suppressed */
             uint64_t uniq = atomic_fetch_add(&c->h->seq, 1);
             resolve_vals(r, i, x);
-            int rc = r->raw ? render_raw(c, i, x, &c->res[i])
+            int rc = r->raw ? render(r, &r->raw_t, x, TMPL_RAW, &x->msg, "content", &c->res[i])
                             : build_msg(c, i, x, uniq, &c->res[i]);
             if (rc == 0 && normalise(c, x, &c->res[i], 1, uniq, &m) == 0)
                 batch_add(c, b, &m, i, 1);

@@ -10,7 +10,6 @@
 
 #include "http.h"
 #include "http_req.h"
-#include "http_unsub.h"
 
 #include <microhttpd.h>
 #include <pthread.h>
@@ -34,11 +33,6 @@ struct hres {
     char why[HTTP_WHY_BYTES_MAX];
 };
 
-struct http_unsub_dom {
-    char domain[256];               /* lowercased */
-    char base[1024];                /* URL the /u/TOKEN path is appended to */
-};
-
 struct hcall;
 struct hjob {
     struct hjob *next;
@@ -51,7 +45,6 @@ struct hcall {
     struct hreq *req;
     struct hres *res;               /* one per recipient */
     uint64_t now_ms;
-    const struct http_unsub_dom *unsub;   /* sender's domain has --unsub, or NULL */
     uint64_t t_body_us, t_parsed_us;   /* monotonic: body received, request parsed */
     atomic_size_t jobs_left;
     struct hjob *jobs;              /* array of the call's jobs */
@@ -67,10 +60,6 @@ struct http {
     int fd;
     char token[HTTP_TOKEN_BYTES_MAX];
     size_t token_len;
-    unsigned unsub_n;
-    struct http_unsub_dom unsub[HTTP_UNSUB_MAX];
-    char unsub_secret[UNSUB_SECRET_BYTES_MAX];
-    size_t unsub_secret_len;
     atomic_uint_fast64_t seq;
     atomic_uint_fast64_t requests;  /* inject requests answered (evt=http_done) */
     pthread_mutex_t mu;

@@ -11,6 +11,7 @@
 #include "ip_class.h"
 #include "log.h"
 #include "suppress.h"
+#include "unsub.h"
 #include "volley/error.h"
 #include "volley/hostport.h"
 
@@ -37,8 +38,9 @@ const char http_opts_usage[] =
     "                        GET /healthz); clients as for --listen: loopback, or --allow\n"
     "  --http-token-file FILE  bearer token (its first line) every request but /healthz\n"
     "                        and /u/ must send as 'Authorization: Bearer TOKEN'\n"
-    "  --unsub DOMAIN=URL    mail from DOMAIN injected over HTTP gets RFC 8058 one-click\n"
-    "                        List-Unsubscribe <URL/u/TOKEN> (URL reaches this --http)\n"
+    "  --unsub DOMAIN=URL    mail from DOMAIN (envelope sender) gets, per recipient at\n"
+    "                        delivery, RFC 8058 one-click List-Unsubscribe <URL/u/TOKEN>\n"
+    "                        (URL must reach this --http)\n"
     "  --unsub-secret-file FILE  HMAC secret of the unsubscribe tokens (first line)\n";
 
 int http_opts_take(struct http_opts *o, const char *cmd, char **args, int n, int *left)
@@ -224,18 +226,6 @@ static size_t literal_bytes(const struct hreq *r)
     return n;
 }
 
-static const struct http_unsub_dom *unsub_for(const struct http *h, const struct hreq *r)
-{
-    const char *at = memchr(r->env_from, '@', r->env_from_len);
-    if (!at)
-        return NULL;                          /* the null sender: no list to leave */
-    size_t dl = r->env_from_len - (size_t)(at + 1 - r->env_from);
-    for (unsigned i = 0; i < h->unsub_n; i++)
-        if (strlen(h->unsub[i].domain) == dl && !strncasecmp(h->unsub[i].domain, at + 1, dl))
-            return &h->unsub[i];
-    return NULL;
-}
-
 /* POST /u/TOKEN with the body "List-Unsubscribe=One-Click" (RFC 8058 3.1;
  * form-urlencoded or multipart/form-data both carry that text): suppress the
  * token's recipient for its sending domain. A token that does not verify:
@@ -244,8 +234,9 @@ static enum MHD_Result unsub_post(struct http *h, struct hconn *hc)
 {
     struct MHD_Connection *c = hc->conn;
     struct unsub_claims cl;
-    if (!h->unsub_secret_len || unsub_token_check(h->unsub_secret, h->unsub_secret_len,
-                                                  hc->token, strlen(hc->token), &cl) < 0)
+    const struct unsub_conf *uc = unsub_conf_get();
+    if (!uc || unsub_token_check(uc->secret, uc->secret_len, hc->token, strlen(hc->token),
+                                 &cl) < 0)
         return http_respond_error(c, 404, NULL, -1, "unknown or invalid unsubscribe link");
     if (hc->too_big || !hc->body.p || !memmem(hc->body.p, hc->body.len,
                                               "List-Unsubscribe=One-Click", 26))
@@ -297,9 +288,6 @@ static enum MHD_Result post_start(struct http *h, struct hconn *hc)
                                .done = call_done, .arg = hc, .t_body_us = t_body,
                                .t_parsed_us = (uint64_t)ts.tv_sec * 1000000u +
                                               (uint64_t)ts.tv_nsec / 1000u };
-    hc->call.unsub = unsub_for(h, &hc->req);
-    if (hc->call.unsub)
-        hc->req.per_rcpt = true;                  /* a token per recipient */
     hc->call.res = calloc(hc->req.nrcpt, sizeof *hc->call.res);
     if (!hc->call.res)
         return http_respond_error(c, 503, NULL, -1, "out of memory");
@@ -410,38 +398,6 @@ static int read_secret(const char *opt, const char *path, char *out, size_t cap,
     return 0;
 }
 
-/* --unsub DOMAIN=URL entries into h->unsub. */
-static int unsub_setup(struct http *h, const struct http_opts *o)
-{
-    for (unsigned i = 0; i < o->unsub_count; i++) {
-        const char *v = o->unsub[i], *eq = strchr(v, '=');
-        struct http_unsub_dom *u = &h->unsub[i];
-        size_t dl = eq ? (size_t)(eq - v) : 0;
-        const char *url = eq ? eq + 1 : "";
-        bool url_ok = (!strncmp(url, "https://", 8) || !strncmp(url, "http://", 7)) &&
-                      strlen(url) < sizeof u->base && !strpbrk(url, " \t\r\n<>\"");
-        if (!eq || dl == 0 || dl >= sizeof u->domain || vl_domain_check(v, dl, NULL) < 0 ||
-            !url_ok) {
-            fprintf(stderr, "volley run: --unsub '%s': expected DOMAIN=http(s)://HOST[/PATH]\n",
-                    v);
-            return VL_E_INVALID;
-        }
-        for (size_t k = 0; k < dl; k++)
-            u->domain[k] = (char)tolower((unsigned char)v[k]);
-        u->domain[dl] = '\0';
-        size_t ul = strlen(url);
-        while (ul > 0 && url[ul - 1] == '/')
-            ul--;                                       /* "/u/" is appended */
-        memcpy(u->base, url, ul);
-        u->base[ul] = '\0';
-        h->unsub_n++;
-    }
-    if (!o->unsub_secret_file)
-        return 0;
-    return read_secret("--unsub-secret-file", o->unsub_secret_file, h->unsub_secret,
-                       sizeof h->unsub_secret, &h->unsub_secret_len);
-}
-
 static int listen_on(const char *spec, int *fd_out)
 {
     struct vl_hostport hp;
@@ -505,8 +461,6 @@ int http_start(const struct vl_config *cfg, const struct http_opts *o, struct vl
     pthread_cond_init(&h->cv, NULL);
     int rc = read_secret("--http-token-file", o->token_file, h->token, sizeof h->token,
                          &h->token_len);
-    if (rc == 0)
-        rc = unsub_setup(h, o);
     if (rc == 0 && (rc = sup_open(cfg->data_dir, true, &h->sup)) < 0)
         fprintf(stderr, "volley run: --http: cannot open %s/suppress: %s\n", cfg->data_dir,
                 vl_strerror(rc));

@@ -1,6 +1,8 @@
 """http_unsub.py - one-click unsubscribe (issue 12, RFC 8058): volley run
 --http --unsub src.test=https://unsub.src.test (TLS is a proxy's job; the
-test POSTs the link's path to the API's port). HTTP_CASE=name runs one case."""
+test POSTs the link's path to the API's port). The links are made per
+recipient at delivery, for mail injected over HTTP and over SMTP alike.
+HTTP_CASE=name runs one case."""
 import os
 import re
 import subprocess
@@ -11,17 +13,18 @@ import urllib.parse
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from http_inject import run_cases  # noqa: E402
 from http_lib import Api, by_rcpt  # noqa: E402
-from inject_lib import check, volley_bin  # noqa: E402
+from inject_lib import check, txn, volley_bin  # noqa: E402
 
 BASE = "https://unsub.src.test"
 ONE_CLICK = b"List-Unsubscribe=One-Click"
 
 
-def unsub_api():
+def unsub_api(smtp=False):
     secret = os.path.join(tempfile.mkdtemp(prefix="volley-unsub-"), "secret")
     with open(secret, "w") as f:
         f.write("unsub-secret-0123456789abcdef\n")
-    return Api(run_args=["--unsub", "src.test=" + BASE, "--unsub-secret-file", secret])
+    return Api(run_args=["--unsub", "src.test=" + BASE, "--unsub-secret-file", secret],
+               smtp=smtp)
 
 
 def link_of(msg):
@@ -102,5 +105,43 @@ def case_one_click():
         api.close()
 
 
+def case_smtp_at_delivery():
+    """Mail injected over SMTP, one body for two recipients: each delivered
+    copy gets its own link (made at delivery), the queue holds one message;
+    after the POST, the SMTP listener refuses the address."""
+    api = unsub_api(smtp=True)
+    try:
+        c = api.client()
+        c.expect(220, "greeting")
+        msg = (b"From: news@src.test\r\nSubject: smtp\r\nX-Campaign: autumn\r\n\r\n"
+               b".dot line\r\nbody\r\n")
+        code, lines = txn(c, "news@src.test", ["one@dst.test", "two@dst.test"], msg)
+        check(code == 250, "DATA: %d %r" % (code, lines))
+        saved = api.wait_saved(2, "smtp")
+        msgs = by_rcpt(saved)
+        p1, p2 = link_of(msgs["one@dst.test"]), link_of(msgs["two@dst.test"])
+        check(p1 != p2, "one link per recipient")
+        for r, m in msgs.items():
+            check(m["Subject"] == "smtp" and
+                  m.get_content().replace("\r\n", "\n") == ".dot line\nbody\n",
+                  "%s: body changed: %r" % (r, m.get_content()))
+            check(len(m.get_all("List-Unsubscribe")) == 1, "one List-Unsubscribe")
+        st, _, body = api.req("POST", p2, ONE_CLICK, token=None)
+        check(st == 200 and b"two@dst.test" in body, "POST: %d %r" % (st, body))
+        rows = [l.split(",")[:3] for l in subprocess.run(
+            [volley_bin(), "suppress", "ls", "--data", api.data], capture_output=True,
+            timeout=30).stdout.decode().strip().split("\n")[1:]]
+        check(rows == [["two@dst.test", "src.test", "unsubscribe"]], "list: %r" % rows)
+        c.send("MAIL FROM:<news@src.test>")
+        c.expect(250, "MAIL")
+        c.send("RCPT TO:<two@dst.test>")
+        lines = c.expect(550, "RCPT after unsubscribing")
+        check("unsubscribe (for src.test)" in lines[0], "reply: %r" % lines)
+        c.send("QUIT")
+        c.expect(221, "QUIT")
+    finally:
+        api.close()
+
+
 if __name__ == "__main__":
-    run_cases([("one_click", case_one_click)])
+    run_cases([("one_click", case_one_click), ("smtp_at_delivery", case_smtp_at_delivery)])
