@@ -11,6 +11,7 @@
 #include "volley/config.h"
 #include "dns_route.h"
 #include "http.h"
+#include "suppress.h"
 #include "unsub.h"
 #include "inject.h"
 #include "volley/engine.h"
@@ -34,7 +35,7 @@ static void cli_run_usage(FILE *f)
                "has stdout to itself: the summary goes to stderr.\n\n"
                "options:\n");
     cli_usage_run_options(f, "./volley-data", true);
-    fputs("\nHTTP API options:\n", f);
+    fputs("\nHTTP API, unsubscribe and suppression options:\n", f);
     fputs(http_opts_usage, f);
     fputs("\n" CLI_EXIT_CODES_HELP, f);
 }
@@ -127,6 +128,23 @@ int cli_run_main(int argc, char **argv)
     free(rest);
     if (cli_check_config(&cfg, "run") < 0)
         return VL_EXIT_USAGE;
+    static struct sup_policy supp;           /* --suppress-codes, --suppress-smtp */
+    if (hopts.suppress_codes || hopts.suppress_smtp) {
+        supp = *sup_policy_get();
+        if (hopts.suppress_codes && sup_policy_codes(&supp, hopts.suppress_codes) < 0) {
+            fprintf(stderr, "volley run: --suppress-codes '%s': expected up to 16 enhanced "
+                    "status codes 5.x.y, comma-separated\n", hopts.suppress_codes);
+            return VL_EXIT_USAGE;
+        }
+        if (hopts.suppress_smtp && strcmp(hopts.suppress_smtp, "reject") &&
+            strcmp(hopts.suppress_smtp, "accept")) {
+            fprintf(stderr, "volley run: --suppress-smtp '%s': expected reject or accept\n",
+                    hopts.suppress_smtp);
+            return VL_EXIT_USAGE;
+        }
+        supp.smtp_accept = hopts.suppress_smtp && !strcmp(hopts.suppress_smtp, "accept");
+        sup_policy_set(&supp);                   /* read-only from here on */
+    }
     static struct unsub_conf unsub;          /* --unsub: links made at delivery */
     if (hopts.unsub_count) {
         char buf[1200];

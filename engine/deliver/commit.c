@@ -363,22 +363,20 @@ static void commit_finish(struct committer *com)
     ledger_leases_release(com->ledger, com->qs);
 }
 
-/* Committer thread, after a successful commit: remote permanent failures
- * that mean the mailbox does not exist (RFC 3463: 5.1.1 bad mailbox, 5.1.2
- * bad system, 5.1.10 null MX) go on the suppression list, globally, reason
- * hard_bounce, in one write. A failure here is logged, never fatal: the
+/* Committer thread, after a successful commit: permanent failures that mean
+ * the mailbox does not exist (RFC 3463: 5.1.1 bad mailbox, 5.1.2 bad system,
+ * 5.1.10 null MX; --suppress-codes sets the list) go on the suppression
+ * list, globally, reason hard_bounce, in one write. A failure here is logged, never fatal: the
  * outcomes are committed already. */
 static void commit_feed_suppression(struct committer *com, const struct commit_slot *c)
 {
-    static const char *const hard[] = { "5.1.1", "5.1.2", "5.1.10" };
+    const struct sup_policy *pol = sup_policy_get();
     const char *addrs[64];
     size_t n = 0;
     struct sup *sup = NULL;
     for (uint32_t i = 0; com->sup && i < c->count; i++) {
         const struct ledger_outcome *e = &c->outcomes[i];
-        bool is_hard = false;
-        for (size_t k = 0; k < sizeof hard / sizeof hard[0]; k++)
-            is_hard |= !strcmp(e->status, hard[k]);
+        bool is_hard = sup_policy_feeds(pol, e->status);
         if (e->o.state != VL_RCPT_BOUNCED || e->suppressed || !is_hard ||
             !e->msg->return_path_len)       /* a DSN's recipient is not a list member */
             continue;

@@ -54,10 +54,13 @@ struct http_opts {
     unsigned unsub_count;          /* --unsub DOMAIN=BASE_URL, repeatable */
     const char *unsub[HTTP_UNSUB_MAX];
     const char *unsub_secret_file; /* --unsub-secret-file FILE (required with --unsub) */
+    const char *suppress_codes;    /* --suppress-codes LIST: bounces that feed the list */
+    const char *suppress_smtp;     /* --suppress-smtp reject|accept */
 };
 
-/** Take the HTTP options (--http, --http-token-file, with a value as the next
- *  argument or after '=') out of @p args (@p n of them; what is left is
+/** Take the HTTP, unsubscribe and suppression options (--http,
+ *  --http-token-file, --unsub, --unsub-secret-file, --suppress-codes,
+ *  --suppress-smtp; a value as the next argument or after '=') out of @p args (@p n of them; what is left is
  *  compacted in place and counted in *@p left). Prints "volley CMD: ..." on
  *  error. @return 0 or -1. */
 int http_opts_take(struct http_opts *o, const char *cmd, char **args, int n, int *left);

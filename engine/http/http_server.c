@@ -41,7 +41,11 @@ const char http_opts_usage[] =
     "  --unsub DOMAIN=URL    mail from DOMAIN (envelope sender) gets, per recipient at\n"
     "                        delivery, RFC 8058 one-click List-Unsubscribe <URL/u/TOKEN>\n"
     "                        (URL must reach this --http)\n"
-    "  --unsub-secret-file FILE  HMAC secret of the unsubscribe tokens (first line)\n";
+    "  --unsub-secret-file FILE  HMAC secret of the unsubscribe tokens (first line)\n"
+    "  --suppress-codes LIST bounce statuses that put the address on the suppression\n"
+    "                        list (default 5.1.1,5.1.2,5.1.10)\n"
+    "  --suppress-smtp reject|accept  a suppressed RCPT over SMTP: 550 5.7.1 (default),\n"
+    "                        or 250 and dropped at delivery (event suppressed)\n";
 
 int http_opts_take(struct http_opts *o, const char *cmd, char **args, int n, int *left)
 {
@@ -49,6 +53,8 @@ int http_opts_take(struct http_opts *o, const char *cmd, char **args, int n, int
         { "--http", offsetof(struct http_opts, listen) },
         { "--http-token-file", offsetof(struct http_opts, token_file) },
         { "--unsub-secret-file", offsetof(struct http_opts, unsub_secret_file) },
+        { "--suppress-codes", offsetof(struct http_opts, suppress_codes) },
+        { "--suppress-smtp", offsetof(struct http_opts, suppress_smtp) },
         { "--unsub", 0 },
     };
     int out = 0;

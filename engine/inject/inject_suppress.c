@@ -2,7 +2,8 @@
  * inject_suppress.c - the SMTP intake's check of the suppression list
  * (issue 12; engine/suppress/suppress.h): a RCPT naming an address
  * suppressed globally or for the sender's domain is refused with 550 5.7.1
- * and the reason. The list is DATA/suppress, created at start so that
+ * and the reason (with --suppress-smtp accept: accepted, and dropped at
+ * delivery). The list is DATA/suppress, created at start so that
  * `volley suppress` and the HTTP API share it with this process.
  * Diagnostics: evt=suppress_open_failed (WARN): the intake then runs
  * without the check (the delivery-time check still applies).
@@ -37,7 +38,7 @@ bool inj_suppressed(struct inject *in, const char *from, const char *rcpt, size_
 {
     struct sup_entry e;
     const char *at = from ? strrchr(from, '@') : NULL;
-    if (!in->sup || sup_lookup_many(in->sup, at ? at + 1 : NULL, &rcpt, &len, 1, &e) < 0 ||
+    if (!in->sup || sup_policy_get()->smtp_accept ||      /* accepted: dropped at delivery */ sup_lookup_many(in->sup, at ? at + 1 : NULL, &rcpt, &len, 1, &e) < 0 ||
         e.reason == SUP_NONE)
         return false;                 /* a failed lookup: delivery checks again */
     snprintf(text, cap, "5.7.1 Recipient suppressed: %s (%s%s)", sup_reason_name(e.reason),

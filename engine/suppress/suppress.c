@@ -300,3 +300,47 @@ int sup_foreach(struct sup *s, int (*fn)(const struct sup_entry *e, void *arg), 
         return out;
     return rc == MDB_NOTFOUND ? 0 : sup_err(rc);
 }
+
+static const struct sup_policy sup_policy_default = {
+    .feed_n = 3, .feed = { "5.1.1", "5.1.2", "5.1.10" },   /* RFC 3463: no such mailbox,
+                                                               no such system, null MX */
+};
+static const struct sup_policy *sup_policy_global = &sup_policy_default;
+
+int sup_policy_codes(struct sup_policy *p, const char *list)
+{
+    p->feed_n = 0;
+    for (const char *c = list; *c;) {
+        size_t n = strcspn(c, ",");
+        unsigned a, b, d;
+        char tail;
+        char code[16];
+        if (n == 0 || n >= sizeof code || p->feed_n == SUP_FEED_CODES_MAX)
+            return -1;
+        memcpy(code, c, n);
+        code[n] = '\0';
+        if (sscanf(code, "%u.%u.%u%c", &a, &b, &d, &tail) != 3 || a != 5 || b > 999 || d > 999)
+            return -1;
+        snprintf(p->feed[p->feed_n++], sizeof p->feed[0], "%u.%u.%u", a, b, d);
+        c += n + (c[n] == ',');
+    }
+    return p->feed_n ? 0 : -1;
+}
+
+void sup_policy_set(const struct sup_policy *p)
+{
+    sup_policy_global = p ? p : &sup_policy_default;
+}
+
+const struct sup_policy *sup_policy_get(void)
+{
+    return sup_policy_global;
+}
+
+bool sup_policy_feeds(const struct sup_policy *p, const char *status)
+{
+    for (unsigned i = 0; i < p->feed_n; i++)
+        if (!strcmp(p->feed[i], status))
+            return true;
+    return false;
+}

@@ -73,4 +73,23 @@ const char *sup_reason_name(enum sup_reason r);           /* "hard_bounce", ... 
 /** @return the reason for a name, or SUP_NONE. */
 enum sup_reason sup_reason_parse(const char *name);
 
+/* Where the list is applied (issue 12): set once by `volley run` before
+ * anything starts, read-only afterwards; defaults without a call. */
+#define SUP_FEED_CODES_MAX 16u
+struct sup_policy {
+    unsigned feed_n;                         /* bounce statuses that add the address */
+    char feed[SUP_FEED_CODES_MAX][16];       /* "5.1.1", ... */
+    bool smtp_accept;                        /* SMTP RCPT of a suppressed address: 250, and
+                                                dropped at delivery (else 550 5.7.1) */
+};
+
+/** Parse --suppress-codes "5.1.1,5.1.2,..." into @p p (replacing the list).
+ *  @return 0 or -1 (not x.y.z status codes of class 5, or more than 16). */
+int sup_policy_codes(struct sup_policy *p, const char *list);
+void sup_policy_set(const struct sup_policy *p);
+/** The policy in force (the defaults: 5.1.1, 5.1.2, 5.1.10; reject at RCPT). */
+const struct sup_policy *sup_policy_get(void);
+/** Does a bounce with enhanced status @p status feed the list? */
+bool sup_policy_feeds(const struct sup_policy *p, const char *status);
+
 #endif

@@ -61,5 +61,23 @@ def case_at_delivery(env):
               "fed entry not applied: %r" % again)
 
 
+def case_feed_codes(env):
+    """--suppress-codes replaces the statuses that feed the list."""
+    env.start_sinks({"127.0.0.2": ["--fault", "rcpt=550:match=gone:text=5.1.1 No such user",
+                                   "--fault", "rcpt=550:match=off:text=5.2.1 Mailbox disabled"]})
+    env.start_dns(mx={"dst.test": [(10, "mx.dst.test", "127.0.0.2")],
+                      "src.test": [(10, "mx.src.test", "127.0.0.2")]})
+    env.enqueue("s@src.test", ["gone@dst.test", "off@dst.test", "fine@dst.test"])
+    env.run("--suppress-codes", "5.2.1,5.7.9")
+    ev = {e["rcpt"]: e for e in env.log() if e["id"] and e["rcpt"].endswith("@dst.test")}
+    check(ev["off@dst.test"]["status"] == "5.2.1" and ev["gone@dst.test"]["status"] == "5.1.1",
+          "bounces: %r" % ev)
+    rows = [l.split(",")[:3] for l in sup(env, "ls").strip().split("\n")[1:]]
+    check(rows == [["off@dst.test", "", "hard_bounce"]], "fed by --suppress-codes: %r" % rows)
+    r = env.volley("run", "--data", env.data, "--until-empty", "--suppress-codes", "4.1.1")
+    check(r.returncode == 2 and "--suppress-codes" in r.stderr, "bad codes: %d %s" %
+          (r.returncode, r.stderr))
+
+
 if __name__ == "__main__":
-    run_cases([("at_delivery", case_at_delivery)])
+    run_cases([("at_delivery", case_at_delivery), ("feed_codes", case_feed_codes)])

@@ -11,7 +11,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from http_inject import run_cases  # noqa: E402
 from http_lib import Api, by_rcpt  # noqa: E402
-from inject_lib import check, volley_bin  # noqa: E402
+from inject_lib import check, txn, volley_bin  # noqa: E402
 
 
 def sup(data, *args, stdin=None):
@@ -147,6 +147,31 @@ def case_smtp_rcpt():
         api.close()
 
 
+def case_smtp_accept():
+    """--suppress-smtp accept: the RCPT gets 250, the recipient is dropped at delivery."""
+    api = Api(smtp=True, run_args=["--suppress-smtp", "accept"])
+    try:
+        sup(api.data, "add", "blocked@dst.test", "--reason", "complaint")
+        c = api.client()
+        c.expect(220, "greeting")
+        code, lines = txn(c, "s@src.test", ["blocked@dst.test", "fine@dst.test"],
+                          b"Subject: accept\r\n\r\nbody\r\n")
+        check(code == 250, "DATA: %d %r" % (code, lines))
+        c.send("QUIT")
+        c.expect(221, "QUIT")
+        saved = api.wait_saved(1, "accept")
+        end = time.monotonic() + 20
+        while time.monotonic() < end and not any(e["event"] == "suppressed" for e in api.log()):
+            time.sleep(0.05)
+        ev = {e["rcpt"]: e["event"] for e in api.log()}
+        check(ev == {"blocked@dst.test": "suppressed", "fine@dst.test": "delivered"},
+              "log: %r" % api.log())
+        check([s["rcpts"] for s in api.saved()] == [["fine@dst.test"]], "sent: %r" %
+              [s["rcpts"] for s in saved])
+    finally:
+        api.close()
+
+
 def case_http_routes():
     """GET/POST/DELETE /api/v1/suppress, the same list as the CLI's."""
     import json
@@ -192,4 +217,4 @@ def case_http_routes():
 
 if __name__ == "__main__":
     run_cases([("cli", case_cli), ("http", case_http), ("smtp_rcpt", case_smtp_rcpt),
-               ("http_routes", case_http_routes)])
+               ("smtp_accept", case_smtp_accept), ("http_routes", case_http_routes)])
