@@ -82,6 +82,10 @@ static void job_run(struct inject *in, struct inj_job *j)
         job_reply(j, 451, "4.3.0 Temporary failure, try again later");
         return;
     }
+    if (inj_unsub_mail(in, j, m.data, m.len)) {   /* mailto unsubscribe (issue 12) */
+        msg_result_fini(&m);
+        return;
+    }
     char recv[INJ_RECEIVED_BYTES_MAX];
     size_t rl = received_line(in, s, rid, now, recv, sizeof recv);
     uint8_t *full = malloc(rl + m.len);

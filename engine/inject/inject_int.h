@@ -141,5 +141,9 @@ void inj_suppress_close(struct inject *in);
  *  reply's text ("5.7.1 ..."). Thread: the intake's. */
 bool inj_suppressed(struct inject *in, const char *from, const char *rcpt, size_t len,
                     char *text, size_t cap);
+/** If @p j's recipients are all mailto unsubscribe addresses: handle it (the
+ *  normalised message @p msg carries the token in its Subject) and set its
+ *  reply; @return true (then nothing is queued). Thread: a commit worker. */
+bool inj_unsub_mail(struct inject *in, struct inj_job *j, const uint8_t *msg, size_t len);
 
 #endif

@@ -3,7 +3,10 @@
  * (issue 12; engine/suppress/suppress.h): a RCPT naming an address
  * suppressed globally or for the sender's domain is refused with 550 5.7.1
  * and the reason (with --suppress-smtp accept: accepted, and dropped at
- * delivery). The list is DATA/suppress, created at start so that
+ * delivery). A message whose recipients are all the mailto unsubscribe
+ * address of an --unsub domain (unsubscribe@DOMAIN, RFC 2369/8058's mailto
+ * form) is not queued: its Subject's token is verified and its recipient
+ * suppressed (250 2.0.0 Unsubscribed, or 550 5.7.1). The list is DATA/suppress, created at start so that
  * `volley suppress` and the HTTP API share it with this process.
  * Diagnostics: evt=suppress_open_failed (WARN): the intake then runs
  * without the check (the delivery-time check still applies).
@@ -11,7 +14,9 @@
 #include "inject_int.h"
 
 #include "log.h"
+#include "clock.h"
 #include "suppress.h"
+#include "unsub.h"
 #include "volley/error.h"
 
 #include <stdio.h>
@@ -43,5 +48,40 @@ bool inj_suppressed(struct inject *in, const char *from, const char *rcpt, size_
         return false;                 /* a failed lookup: delivery checks again */
     snprintf(text, cap, "5.7.1 Recipient suppressed: %s (%s%s)", sup_reason_name(e.reason),
              e.scope[0] ? "for " : "global", e.scope);
+    return true;
+}
+
+bool inj_unsub_mail(struct inject *in, struct inj_job *j, const uint8_t *msg, size_t len)
+{
+    const struct inj_sess *s = j->s;
+    const struct unsub_conf *uc = unsub_conf_get();
+    if (!uc || s->rcpt_n == 0)
+        return false;
+    for (uint32_t i = 0; i < s->rcpt_n; i++)
+        if (!unsub_mailto_addr(uc, s->rcpts[i], strlen(s->rcpts[i])))
+            return false;                   /* ordinary mail (or mixed: queued as is) */
+    char tok[UNSUB_TOKEN_BYTES_MAX + 1];
+    size_t n = unsub_subject_token(msg, len, tok, sizeof tok);
+    struct unsub_claims cl;
+    j->rc = 1;                              /* handled here, not queued */
+    j->reply.code = 550;
+    if (n == 0 || unsub_token_check(uc->secret, uc->secret_len, tok, n, &cl) < 0 ||
+        !unsub_mailto_addr(uc, s->rcpts[0], strlen(s->rcpts[0]))) {
+        snprintf(j->reply.text, sizeof j->reply.text, "5.7.1 Unknown or invalid unsubscribe "
+                 "request");
+        return true;
+    }
+    int rc = in->sup ? sup_add(in->sup, cl.domain, cl.rcpt, SUP_UNSUBSCRIBE, vl_clock_wall_ms())
+                     : VL_E_STORAGE;
+    if (rc < 0) {
+        j->reply.code = 451;
+        snprintf(j->reply.text, sizeof j->reply.text, "4.3.0 Temporary failure, try again "
+                 "later");
+        return true;
+    }
+    vl_log_at(VL_LOG_INFO, "evt=unsubscribed rcpt=%s domain=%s campaign=\"%s\" via=mailto",
+              cl.rcpt, cl.domain, cl.campaign);
+    j->reply.code = 250;
+    snprintf(j->reply.text, sizeof j->reply.text, "2.0.0 Unsubscribed");
     return true;
 }

@@ -220,9 +220,15 @@ int unsub_headers(const struct unsub_conf *c, const struct unsub_dom *d, const c
     cl.campaign[campaign_len] = '\0';
     if (unsub_token_make(c->secret, c->secret_len, &cl, tok) < 0)
         return VL_E_INVALID;
-    int n = snprintf(out, cap, "List-Unsubscribe: <%s/u/%s>\r\n"
-                     "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n", d->base, tok);
-    return n > 0 && (size_t)n < cap ? n : VL_E_INVALID;
+    int n = snprintf(out, cap, "List-Unsubscribe: <%s/u/%s>,\r\n <mailto:%s@%s?subject=%s>\r\n"
+                     "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n", d->base, tok,
+                     UNSUB_MAILTO_LOCAL, d->domain, tok);
+    if (n <= 0 || (size_t)n >= cap)
+        return VL_E_INVALID;
+    for (const char *l = out, *e; (e = strstr(l, "\r\n")) != NULL; l = e + 2)
+        if (e - l > 998)
+            return VL_E_INVALID;            /* RFC 5322 2.1.1: a token this long is not sent */
+    return n;
 }
 
 size_t unsub_campaign_of(const uint8_t *m, size_t len, const char **out)
@@ -248,4 +254,36 @@ size_t unsub_campaign_of(const uint8_t *m, size_t len, const char **out)
         p = eol + 2;
     }
     return 0;
+}
+
+bool unsub_mailto_addr(const struct unsub_conf *c, const char *addr, size_t len)
+{
+    size_t ll = strlen(UNSUB_MAILTO_LOCAL);
+    return c && len > ll + 1 && !strncasecmp(addr, UNSUB_MAILTO_LOCAL, ll) && addr[ll] == '@' &&
+           unsub_conf_for(c, addr, len) != NULL;
+}
+
+size_t unsub_subject_token(const uint8_t *m, size_t len, char *out, size_t cap)
+{
+    const char *p = (const char *)m, *end = p + len;
+    size_t n = 0;
+    bool in_subject = false;
+    while (p < end) {
+        const char *eol = memchr(p, '\r', (size_t)(end - p));
+        if (!eol || eol == p)
+            break;                              /* end of the header block */
+        bool cont = *p == ' ' || *p == '\t';
+        if (!cont)
+            in_subject = eol - p >= 8 && !strncasecmp(p, "Subject:", 8);
+        if (in_subject)
+            for (const char *q = cont ? p : p + 8; q < eol; q++)
+                if (*q != ' ' && *q != '\t') {
+                    if (n + 1 >= cap)
+                        return 0;
+                    out[n++] = *q;
+                }
+        p = eol + 2;
+    }
+    out[n] = '\0';
+    return n;
 }

@@ -39,7 +39,7 @@ int unsub_token_check(const char *secret, size_t secret_len, const char *tok, si
                       struct unsub_claims *c);
 
 #define UNSUB_DOMAINS_MAX 64u         /* policy: --unsub domains */
-#define UNSUB_HEADERS_BYTES_MAX (UNSUB_TOKEN_BYTES_MAX + 1024u + 128u)
+#define UNSUB_HEADERS_BYTES_MAX (2u * UNSUB_TOKEN_BYTES_MAX + 1024u + 512u)
 
 struct unsub_dom {
     char domain[256];                 /* lowercased */
@@ -67,11 +67,23 @@ const struct unsub_conf *unsub_conf_get(void);
 const struct unsub_dom *unsub_conf_for(const struct unsub_conf *c, const char *return_path,
                                        size_t len);
 
-/** "List-Unsubscribe: <BASE/u/TOKEN>" CRLF "List-Unsubscribe-Post:
- *  List-Unsubscribe=One-Click" CRLF for @p rcpt into @p out (@p cap >=
- *  UNSUB_HEADERS_BYTES_MAX). @return the length or VL_E_INVALID. */
+#define UNSUB_MAILTO_LOCAL "unsubscribe"   /* mailto:unsubscribe@DOMAIN?subject=TOKEN */
+
+/** "List-Unsubscribe: <BASE/u/TOKEN>," CRLF " <mailto:unsubscribe@DOMAIN?
+ *  subject=TOKEN>" CRLF "List-Unsubscribe-Post: List-Unsubscribe=One-Click"
+ *  CRLF for @p rcpt into @p out (@p cap >= UNSUB_HEADERS_BYTES_MAX).
+ *  @return the length, or VL_E_INVALID (a field too long: a line would pass
+ *  998 octets). */
 int unsub_headers(const struct unsub_conf *c, const struct unsub_dom *d, const char *rcpt,
                   const char *campaign, size_t campaign_len, char *out, size_t cap);
+
+/** Is @p addr the mailto address (unsubscribe@DOMAIN) of an --unsub domain? */
+bool unsub_mailto_addr(const struct unsub_conf *c, const char *addr, size_t len);
+
+/** The Subject of canonical message @p m, unfolded, blanks removed (the
+ *  mailto form's token), into @p out. @return its length (0: none or too
+ *  long). */
+size_t unsub_subject_token(const uint8_t *m, size_t len, char *out, size_t cap);
 
 /** The value of the first X-Campaign field in the header block of the
  *  canonical message @p m (CRLF lines), trimmed; length 0 if none. */

@@ -27,12 +27,14 @@ def unsub_api(smtp=False):
                smtp=smtp)
 
 
-def link_of(msg):
+def link_of(msg, mailto=False):
+    """The https link's path (or, with mailto, the mailto URI); both carry one token."""
     lu, post = msg["List-Unsubscribe"], msg["List-Unsubscribe-Post"]
     check(post == "List-Unsubscribe=One-Click", "List-Unsubscribe-Post: %r" % post)
-    m = re.fullmatch(r"<(https://unsub\.src\.test/u/[A-Za-z0-9_.-]+)>", str(lu))
-    check(m, "List-Unsubscribe: %r" % lu)
-    return urllib.parse.urlsplit(m.group(1)).path
+    m = re.fullmatch(r"<(https://unsub\.src\.test/u/([A-Za-z0-9_.-]+))>,\s*"
+                     r"<(mailto:unsubscribe@src\.test\?subject=([A-Za-z0-9_.-]+))>", str(lu))
+    check(m and m.group(2) == m.group(4), "List-Unsubscribe: %r" % lu)
+    return m.group(3) if mailto else urllib.parse.urlsplit(m.group(1)).path
 
 
 def case_one_click():
@@ -143,5 +145,39 @@ def case_smtp_at_delivery():
         api.close()
 
 
+def case_mailto():
+    """The mailto form through the SMTP listener: a message to
+    unsubscribe@src.test with the token as Subject is not queued; it
+    suppresses the recipient (250); a changed token gets 550."""
+    api = unsub_api(smtp=True)
+    try:
+        c = api.client()
+        c.expect(220, "greeting")
+        code, _ = txn(c, "news@src.test", ["m@dst.test"], b"Subject: hi\r\n\r\nx\r\n")
+        check(code == 250, "inject")
+        uri = link_of(by_rcpt(api.wait_saved(1, "mailto"))["m@dst.test"], mailto=True)
+        to, q = uri[len("mailto:"):].split("?", 1)
+        tok = urllib.parse.parse_qs(q)["subject"][0]
+        bad = tok[:-1] + ("A" if tok[-1] != "A" else "B")
+        for subject, want in ((bad, 550), (tok, 250)):
+            code, lines = txn(c, "reader@mailbox.test", [to],
+                              ("From: reader@mailbox.test\r\nSubject: %s\r\n\r\n\r\n"
+                               % subject).encode(), ehlo=None)
+            check(code == want, "mailto with %s token: %d %r" % (
+                "a changed" if want == 550 else "the", code, lines))
+        check("Unsubscribed" in lines[-1], "reply: %r" % lines)
+        rows = [l.split(",")[:3] for l in subprocess.run(
+            [volley_bin(), "suppress", "ls", "--data", api.data], capture_output=True,
+            timeout=30).stdout.decode().strip().split("\n")[1:]]
+        check(rows == [["m@dst.test", "src.test", "unsubscribe"]], "list: %r" % rows)
+        check(len(api.saved()) == 1, "the unsubscribe mail was queued: %r" %
+              [s["rcpts"] for s in api.saved()])
+        c.send("QUIT")
+        c.expect(221, "QUIT")
+    finally:
+        api.close()
+
+
 if __name__ == "__main__":
-    run_cases([("one_click", case_one_click), ("smtp_at_delivery", case_smtp_at_delivery)])
+    run_cases([("one_click", case_one_click), ("smtp_at_delivery", case_smtp_at_delivery),
+               ("mailto", case_mailto)])

@@ -109,6 +109,29 @@ static void test_conf_and_headers(void **state)
     assert_string_equal(got.rcpt, "r@dst.test");
     assert_string_equal(got.domain, "src.test");
     assert_string_equal(got.campaign, "spring 26");
+    char mt[UNSUB_HEADERS_BYTES_MAX + 64];
+    snprintf(mt, sizeof mt, ",\r\n <mailto:unsubscribe@src.test?subject=%.*s>\r\n",
+             (int)(end - tok), tok);
+    assert_non_null(strstr(out, mt));                 /* the mailto form, same token */
+    assert_true(unsub_mailto_addr(&c, "Unsubscribe@SRC.test", 20));
+    assert_false(unsub_mailto_addr(&c, "unsubscribe@other.test", 22));
+    assert_false(unsub_mailto_addr(&c, "news@src.test", 13));
+    const uint8_t m2[] = "From: a@b.test\r\nSubject: abc\r\n  def.g\r\nX: y\r\n\r\nSubject: no\r\n";
+    char st[64];
+    assert_int_equal(unsub_subject_token(m2, sizeof m2 - 1, st, sizeof st), 8);
+    assert_string_equal(st, "abcdef.g");
+    /* a token whose line would pass 998 octets is not made */
+    char big_camp[UNSUB_CAMPAIGN_BYTES_MAX];
+    memset(big_camp, 'c', sizeof big_camp - 1);
+    char big_rcpt[250];
+    memset(big_rcpt, 'r', 60);
+    snprintf(big_rcpt + 60, sizeof big_rcpt - 60, "@%0180d.test", 0);
+    assert_true(unsub_headers(&c, d, big_rcpt, big_camp, sizeof big_camp - 1, out,
+                              sizeof out) > 0);                  /* 717-octet token: fits */
+    struct unsub_dom longbase = *d;
+    snprintf(longbase.base, sizeof longbase.base, "https://%0300d.example", 0);
+    assert_int_equal(unsub_headers(&c, &longbase, big_rcpt, big_camp, sizeof big_camp - 1, out,
+                                   sizeof out), VL_E_INVALID);   /* the line would pass 998 */
 }
 
 int main(void)
