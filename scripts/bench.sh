@@ -10,6 +10,9 @@
 #            latency, 1 and 100 clients, with its breakdown (scripts/bench_intake.sh)
 #   blast    volley blast vs Postfix smtp-source at full speed into volley sink and smtp-sink:
 #            msg/s and sender CPU per message (scripts/bench_blast.sh)
+#   http     the HTTP API (`volley run --http`): 1-recipient personalised 5 KB requests under
+#            wrk (durable msg/s), one 10,000-recipient request (rcpts/s), the same load over
+#            SMTP for comparison (scripts/bench_http.sh)
 #   queue    the queue with full durability: enqueue/lease/complete (medians of 5) and the
 #            1M-recipient restart (VOLLEY_BENCH_BIG=1), JSON in bench-out/queue_bench.json
 set -euo pipefail
@@ -42,6 +45,8 @@ for s in "${suites[@]}"; do
             VOLLEY_BIN=build/volley scripts/bench_intake.sh ;;
         blast)
             VOLLEY_BIN=build/volley scripts/bench_blast.sh ;;
+        http)
+            VOLLEY_BIN=build/volley scripts/bench_http.sh ;;
         queue)
             VOLLEY_BENCH_BIG=1 build/queue_bench --benchmark_repetitions=5 \
                 --benchmark_report_aggregates_only=true \

@@ -44,5 +44,6 @@ int cli_queue_main(int argc, char **argv);
 int cli_sink_main(int argc, char **argv);
 int cli_bench_main(int argc, char **argv);
 int cli_blast_main(int argc, char **argv);
+int cli_suppress_main(int argc, char **argv);   /* cli_suppress.c */
 
 #endif

@@ -89,6 +89,10 @@ static void job_run(struct inject *in, struct inj_job *j)
         job_reply(j, 451, "4.3.0 Temporary failure, try again later");
         return;
     }
+    if (inj_unsub_mail(in, j, m.data, m.len)) {   /* mailto unsubscribe (issue 12) */
+        msg_result_fini(&m);
+        return;
+    }
     uint8_t *full = malloc(INJ_RECEIVED_BYTES_MAX + m.len);
     const char *rc_ptrs[VL_SMTP_RCPTS_PER_TXN_MAX * 100];
     _Static_assert(VL_SMTP_RCPTS_PER_TXN_MAX * 100 >= 10000, "--max-rcpts-per-msg cap");
