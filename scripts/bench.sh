@@ -10,6 +10,9 @@
 #            latency, 1 and 100 clients, with its breakdown (scripts/bench_intake.sh)
 #   blast    volley blast vs Postfix smtp-source at full speed into volley sink and smtp-sink:
 #            msg/s and sender CPU per message (scripts/bench_blast.sh)
+#   http     the HTTP API (`volley run --http`): 1-recipient personalised 5 KB requests under
+#            wrk (durable msg/s), one 10,000-recipient request (rcpts/s), the same load over
+#            SMTP for comparison (scripts/bench_http.sh)
 #   dkim     DKIM signatures/s (RSA-2048, Ed25519, 10 KB) next to `openssl speed` in the
 #            same run, and a signed vs unsigned shared-body campaign end to end
 #            (scripts/bench_dkim.sh; bench-out/dkim.json)
@@ -45,6 +48,8 @@ for s in "${suites[@]}"; do
             VOLLEY_BIN=build/volley scripts/bench_intake.sh ;;
         blast)
             VOLLEY_BIN=build/volley scripts/bench_blast.sh ;;
+        http)
+            VOLLEY_BIN=build/volley scripts/bench_http.sh ;;
         dkim)
             VOLLEY_BIN=build/volley scripts/bench_dkim.sh ;;
         queue)

@@ -11,6 +11,9 @@
 #include "cli_usage.h"
 #include "volley/config.h"
 #include "dns_route.h"
+#include "http.h"
+#include "suppress.h"
+#include "unsub.h"
 #include "inject.h"
 #include "volley/engine.h"
 #include "log.h"
@@ -44,6 +47,8 @@ static void cli_run_usage(FILE *f)
           "  --intake-mem-max SIZE   message octets the intake buffers across all\n"
           "                          sessions (k, M, G; default 512M): past it a new\n"
           "                          DATA or BDAT gets 452 4.3.1\n", f);
+    fputs("\nHTTP API, unsubscribe and suppression options:\n", f);
+    fputs(http_opts_usage, f);
     fputs("\n" CLI_EXIT_CODES_HELP, f);
 }
 
@@ -201,7 +206,12 @@ int cli_run_main(int argc, char **argv)
         }
     struct inject_opts io = { 0 };
     bool hold = false;
+    struct http_opts hopts = { 0 };           /* --http, --http-token-file (engine/http) */
     bool bad = vl_config_parse(&cfg, "run", argc, argv, rest, &rest_n) != 0;
+    if (!bad && http_opts_take(&hopts, "run", rest, rest_n, &rest_n) != 0) {
+        bad = true;                             /* said what is wrong */
+        rest_n = 0;
+    }
     if (!bad && run_own_opts(rest, &rest_n, &io, &hold) != 0) {
         bad = true;                             /* said what is wrong */
         rest_n = 0;
@@ -216,13 +226,46 @@ int cli_run_main(int argc, char **argv)
     free(rest);
     if (cli_check_config(&cfg, "run") < 0)
         return VL_EXIT_USAGE;
-    if (hold && !cfg.listen_count) {
-        fprintf(stderr, "volley run: --hold needs --listen (it pauses delivery of what the "
+    if (hold && !cfg.listen_count && !hopts.listen) {
+        fprintf(stderr, "volley run: --hold needs --listen or --http (it pauses delivery of what the "
                 "listener queues)\n");
         return VL_EXIT_USAGE;
     }
     if ((io.cmd_ms_timeout || io.data_ms_timeout || io.mem_max) && !cfg.listen_count) {
         fprintf(stderr, "volley run: --intake-* options need --listen\n");
+        return VL_EXIT_USAGE;
+    }
+    static struct sup_policy supp;           /* --suppress-codes, --suppress-smtp */
+    if (hopts.suppress_codes || hopts.suppress_smtp) {
+        supp = *sup_policy_get();
+        if (hopts.suppress_codes && sup_policy_codes(&supp, hopts.suppress_codes) < 0) {
+            fprintf(stderr, "volley run: --suppress-codes '%s': expected up to 16 enhanced "
+                    "status codes 5.x.y, comma-separated\n", hopts.suppress_codes);
+            return VL_EXIT_USAGE;
+        }
+        if (hopts.suppress_smtp && strcmp(hopts.suppress_smtp, "reject") &&
+            strcmp(hopts.suppress_smtp, "accept")) {
+            fprintf(stderr, "volley run: --suppress-smtp '%s': expected reject or accept\n",
+                    hopts.suppress_smtp);
+            return VL_EXIT_USAGE;
+        }
+        supp.smtp_accept = hopts.suppress_smtp && !strcmp(hopts.suppress_smtp, "accept");
+        sup_policy_set(&supp);                   /* read-only from here on */
+    }
+    static struct unsub_conf unsub;          /* --unsub: links made at delivery */
+    if (hopts.unsub_count) {
+        char buf[1200];
+        const char *why = NULL;
+        if (unsub_conf_parse(&unsub, hopts.unsub, hopts.unsub_count, hopts.unsub_secret_file,
+                             buf, sizeof buf, &why) < 0) {
+            fprintf(stderr, "volley run: %s\n", why);
+            return VL_EXIT_USAGE;
+        }
+        unsub_conf_set(&unsub);                  /* read-only from here on */
+    }
+    if (hopts.listen && cfg.until_empty) {
+        fprintf(stderr, "volley run: --http and --until-empty do not go together (the API "
+                "runs until SIGTERM)\n");
         return VL_EXIT_USAGE;
     }
     struct dkim_signer *dkim = NULL;          /* --dkim: --listen signs at intake */
@@ -247,6 +290,12 @@ int cli_run_main(int argc, char **argv)
         vl_queue_close(q);
         return VL_EXIT_FAIL;
     }
+    struct http *api = NULL;                  /* --http: HTTP API, same process */
+    if (hopts.listen && http_start(&cfg, &hopts, q, &api) < 0) {
+        inject_stop(intake);
+        vl_queue_close(q);
+        return VL_EXIT_FAIL;
+    }
     struct cli_progress p;
     cli_progress_init(&p, "run", stderr, cfg.quiet, 0);
     if (cfg.log_path && !strcmp(cfg.log_path, "-"))
@@ -260,7 +309,8 @@ int cli_run_main(int argc, char **argv)
         run_hold(&stop);
     else
         rc = vl_engine_run(&cfg, q, &stop, cli_progress_cb, &p, 1000, &tot);
-    inject_stop(intake);                      /* before the queue closes */
+    http_stop(api);                           /* before the queue closes */
+    inject_stop(intake);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double el = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     struct cli_leftover lo;

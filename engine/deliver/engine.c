@@ -6,6 +6,7 @@
 #include "volley/engine.h"
 
 #include "shard.h"
+#include "supp.h"
 #include "volley/error.h"
 
 #include <errno.h>
@@ -100,6 +101,8 @@ int vl_engine_run(const struct vl_config *cfg, struct vl_queue *q, atomic_bool *
         free(es);
         return rc;
     }
+    struct deliver_sup sup;        /* the suppression list, shared by the shards */
+    deliver_sup_init(&sup, cfg->data_dir);
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     unsigned started = 0;
@@ -109,6 +112,7 @@ int vl_engine_run(const struct vl_config *cfg, struct vl_queue *q, atomic_bool *
         sh->cfg = cfg;
         sh->qs = vl_queue_shard(q, i);
         sh->ctr = &es[i].ctr;
+        sh->sup = &sup;
         sh->stop = stop;
         vl_dlog_init(&sh->dlog, dlog_fd);
         engine_client_conf(sh);
@@ -146,6 +150,7 @@ int vl_engine_run(const struct vl_config *cfg, struct vl_queue *q, atomic_bool *
         engine_totals(es, started, out);
     if (dlog_fd > 2)
         close(dlog_fd);
+    deliver_sup_fini(&sup);
     free(es);
     return first_err;
 }

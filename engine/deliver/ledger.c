@@ -122,6 +122,9 @@ void ledger_attempt_done(struct ledger *l, struct attempt *a)
     if (a->fated)
         ledger_release_outcomes(l, a);
     l->attempts_live--;
+    free(a->prefix);
+    a->prefix = NULL;
+    a->prefix_len = 0;
     a->next = l->attempt_free;
     l->attempt_free = a;
 }
@@ -158,6 +161,7 @@ void ledger_outcome(struct ledger *l, struct attempt *a, uint32_t i, const struc
     e->ambiguous = f->ambiguous;
     e->local = f->local;
     e->warn = false;
+    e->suppressed = false;
     snprintf(e->status, sizeof e->status, "%s", f->status[0] ? f->status : "4.0.0");
     size_t n = f->text ? f->text_len : 0;
     if (n > VL_DIAG_TEXT_BYTES_MAX)
@@ -256,4 +260,15 @@ void ledger_committed(struct ledger *l, const struct ledger_outcome *outcomes, u
     vl_assert(l->inflight >= count);
     atomic_fetch_sub_explicit(&l->ctr->inflight, count, memory_order_relaxed);
     l->inflight -= count;
+}
+
+void ledger_suppressed(struct ledger *l, struct attempt *a, uint32_t i, const char *why)
+{
+    struct smtp_fate f = { .kind = SMTP_FATE_BOUNCED, .code = 550, .local = true,
+                           .status = "5.7.1", .text = why, .text_len = (uint16_t)strlen(why) };
+    ledger_outcome(l, a, i, &f, NULL);
+    struct ledger_outcome *e = &l->outcomes[l->outcome_count - 1];
+    vl_assert(e->attempt == a && e->rcpt == a->rcpts[i]);
+    e->suppressed = true;
+    e->dsn_wait = false;           /* dropped: the sender asked for it, no DSN */
 }

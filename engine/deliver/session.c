@@ -66,6 +66,7 @@ struct session {
     bool connected, ever_ready, closing, close_started, idle, want_ready;
     bool recv_posted, send_posted;
     bool body_active;              /* encoding the body into the write buffers */
+    bool prefix_sent;              /* the attempt's prefix (headers) is encoded */
     bool body_end_buffered;        /* the end marker is in wbuf[wcur] */
     bool body_end_inflight;        /* ... or in the buffer being sent */
     enum smtp_fail close_fail;
@@ -199,6 +200,14 @@ static void session_fill_body(struct session *s)
         return;
     const struct vl_queue_msg *m = s->attempt->msg;
     unsigned w = s->wcur;
+    if (!s->prefix_sent && s->attempt->prefix_len) {   /* per-recipient header lines first */
+        size_t n = s->attempt->prefix_len, room = SESSION_WBUF_BYTES - s->wlen[w];
+        if (room < SMTP_DATA_CHUNK_OUT_MAX(n) + SMTP_DATA_END_OUT_MAX)
+            return;
+        s->wlen[w] += (uint32_t)smtp_data_enc_chunk(&s->enc, s->attempt->prefix, n,
+                                                    s->wbuf[w] + s->wlen[w], room);
+    }
+    s->prefix_sent = true;
     while (s->body_off < m->body_len) {
         size_t n = m->body_len - s->body_off;
         if (n > SESSION_BODY_CHUNK_BYTES)
@@ -296,7 +305,7 @@ static void session_build_msg(struct session *s, const struct attempt *t)
     const struct vl_queue_msg *m = t->msg;
     s->msg = (struct smtp_msg){
         .from = m->return_path, .from_len = m->return_path_len,
-        .size = m->body_len, .is_8bit = (m->flags & VL_QUEUE_MSG_8BIT) != 0,
+        .size = m->body_len + t->prefix_len, .is_8bit = (m->flags & VL_QUEUE_MSG_8BIT) != 0,
         .rcpts = s->mrcpt, .rcpt_count = t->rcpt_count,
     };
     for (uint32_t i = 0; i < t->rcpt_count; i++)
@@ -402,6 +411,7 @@ static void session_run_actions(struct session *s)
             case SMTP_ACT_SEND_BODY:
                 s->body_active = true;
                 s->body_off = 0;
+                s->prefix_sent = false;
                 smtp_data_enc_init(&s->enc);
                 break;
             case SMTP_ACT_START_TLS:

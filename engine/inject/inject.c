@@ -174,6 +174,7 @@ int inject_start(const struct vl_config *cfg, const struct inject_opts *o, struc
         }
         in->sconf.auth = true;
     }
+    inj_suppress_open(in);        /* issue 12: suppressed recipients refused at RCPT */
     for (uint32_t i = 0; i < INJ_SESSIONS_MAX; i++)
         in->free_idx[i] = INJ_SESSIONS_MAX - 1 - i;
     in->free_n = INJ_SESSIONS_MAX;
@@ -245,6 +246,7 @@ void inject_stop(struct inject *in)
     }
     tls_ctx_destroy(in->tls_ctx);
     inj_auth_free(in->auth);
+    inj_suppress_close(in);
     free(in->sess);
     free(in->free_idx);
     pthread_cond_destroy(&in->setup_cv);

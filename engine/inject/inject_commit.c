@@ -90,6 +90,10 @@ static void job_run(struct inject *in, struct inj_job *j)
         job_reply(j, 451, "4.3.0 Temporary failure, try again later");
         return;
     }
+    if (inj_unsub_mail(in, j, m.data, m.len)) {   /* mailto unsubscribe (issue 12) */
+        msg_result_fini(&m);
+        return;
+    }
     if ((rc = dkim_sign_msg(in->cfg->dkim_signer, &m, now / 1000)) < 0) {   /* issue 13 */
         msg_result_fini(&m);
         j->rc = rc;

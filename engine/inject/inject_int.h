@@ -122,6 +122,7 @@ struct inject {
     struct smtp_server_conf sconf;
     struct tls_ctx *tls_ctx;      /* --tls-cert: STARTTLS offered; NULL = not */
     struct inj_auth *auth;        /* --auth-file: AUTH offered (after TLS); NULL = not */
+    struct sup *sup;              /* suppression list (inject_suppress.c) or NULL */
     struct rx *rx;
     pthread_t thread;
     bool thread_started;
@@ -167,5 +168,17 @@ void inj_commit_submit(struct inject *in, struct inj_sess *s);
 void inj_auth_submit(struct inject *in, struct inj_sess *s);
 /** Take the finished jobs (a list through ->next). */
 struct inj_job *inj_commit_take_done(struct inject *in);
+
+/* inject_suppress.c (issue 12): the suppression list at RCPT. */
+void inj_suppress_open(struct inject *in);
+void inj_suppress_close(struct inject *in);
+/** Is @p rcpt suppressed for mail from @p from? Then *@p text holds the
+ *  reply's text ("5.7.1 ..."). Thread: the intake's. */
+bool inj_suppressed(struct inject *in, const char *from, const char *rcpt, size_t len,
+                    char *text, size_t cap);
+/** If @p j's recipients are all mailto unsubscribe addresses: handle it (the
+ *  normalised message @p msg carries the token in its Subject) and set its
+ *  reply; @return true (then nothing is queued). Thread: a commit worker. */
+bool inj_unsub_mail(struct inject *in, struct inj_job *j, const uint8_t *msg, size_t len);
 
 #endif

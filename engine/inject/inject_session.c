@@ -14,6 +14,7 @@
  * event of the server's open transaction does.
  */
 #include "inject_int.h"
+#include "suppress.h"
 
 #include "clock.h"
 #include "log.h"
@@ -129,6 +130,7 @@ static void sess_policy(struct inj_sess *s, const struct smtp_server_event *ev)
     struct smtp_server_reply *r = &s->pend;
     const char *why = NULL;
     struct vl_addr a;
+    char sup_text[200];            /* a reason and a domain: fits a reply line */
     switch (ev->cmd) {
     case SMTP_SCMD_BANNER:
         if (s->over_limit)
@@ -153,6 +155,9 @@ static void sess_policy(struct inj_sess *s, const struct smtp_server_event *ev)
             sess_reply(r, 554, "5.7.1 Relay access denied");
         else if (!ev->arg || vl_addr_parse(ev->arg, ev->arg_len, &a, &why) != 0)
             sess_reply(r, 553, "5.1.3 Bad recipient address syntax");
+        else if (inj_suppressed(s->in, s->from, ev->arg, ev->arg_len, sup_text,
+                                sizeof sup_text))
+            sess_reply(r, 550, sup_text);
         break;
     default:
         break;

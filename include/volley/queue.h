@@ -241,6 +241,19 @@ uint64_t vl_queue_msg_id_new(struct vl_queue *q, uint64_t now_ms);
 int vl_queue_enqueue_id(struct vl_queue *q, const struct vl_queue_new_msg *m,
                         uint64_t now_ms, uint64_t id);
 
+/** Enqueue @p n messages as vl_queue_enqueue() would one by one (durable on
+ *  return, all or nothing per message), but every message whose recipients
+ *  all live in one shard joins that shard's batch: one write request per
+ *  shard carries the batch into one group commit, so a caller with many
+ *  small messages (the HTTP API's personalised bodies) pays one commit per
+ *  shard instead of one per message. Messages spanning shards go one by
+ *  one. A batch shares its transaction: if it fails, each of its messages
+ *  gets the error (none of them is queued). Thread: any.
+ *  @return 0 if every message was queued, else the first error; per message
+ *  @p rcs[i] (0 or as vl_queue_enqueue) and @p ids[i] (0 when not queued). */
+int vl_queue_enqueue_many(struct vl_queue *q, const struct vl_queue_new_msg *m, size_t n,
+                          uint64_t now_ms, uint64_t *ids, int *rcs);
+
 /** Have @p fn(@p arg) called after every vl_queue_enqueue() of this process
  *  that committed recipients into shard @p s: from the enqueuing thread, with
  *  the shard's commit lock held, so @p fn must only signal (set a flag, wake a
