@@ -272,9 +272,10 @@ int cli_run_main(int argc, char **argv)
     if (cli_dkim_load("run", &cfg.dkim, &dkim) < 0)
         return VL_EXIT_USAGE;
     cfg.dkim_signer = dkim;
-    if (dkim && !cfg.listen_count)
-        fprintf(stderr, "volley run: warning: --dkim signs the mail --listen takes in; without "
-                "--listen it has no effect (enqueue and send sign when they queue)\n");
+    if (dkim && !cfg.listen_count && !hopts.unsub_count)
+        fprintf(stderr, "volley run: warning: --dkim signs the mail --listen takes in, and the "
+                "--unsub lines of each recipient at delivery; without either it has no effect "
+                "(enqueue and send sign when they queue)\n");
     struct vl_queue *q = NULL;
     bool created = vl_queue_shards_recorded(cfg.data_dir) == VL_E_NOTFOUND;
     if (cli_queue_open("run", cfg.data_dir, cfg.shards,

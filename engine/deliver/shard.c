@@ -21,6 +21,7 @@
 #include "shard.h"
 
 #include "clock.h"
+#include "dkim_rcpt.h"
 #include "volley/error.h"
 
 #include "suppress.h"
@@ -83,7 +84,8 @@ static int shard_suppressed(struct shard *sh, struct lease *ls, struct vl_queue_
  * failure (no memory, a field too long for a token) sends it without them,
  * logged. */
 static void shard_unsub_prefix(const struct unsub_conf *uc, const struct unsub_dom *ud,
-                               struct attempt *a, const struct vl_queue_rcpt *r)
+                               struct attempt *a, const struct vl_queue_rcpt *r,
+                               const struct dkim_signer *dkim)
 {
     const char *camp;
     size_t camp_len = unsub_campaign_of(r->msg->body, r->msg->body_len, &camp);
@@ -98,6 +100,11 @@ static void shard_unsub_prefix(const struct unsub_conf *uc, const struct unsub_d
     }
     a->prefix = p;
     a->prefix_len = (uint32_t)n;
+    /* --dkim: sign the recipient's lines with the stored headers (issue 13, RFC 8058 3.3) */
+    int rc = deliver_dkim_prefix(dkim, r->msg, vl_clock_wall_ms() / 1000, &a->prefix,
+                                 &a->prefix_len);
+    if (rc < 0)
+        vl_log(VL_LOG_WARN, "evt=dkim_rcpt_failed rcpt=%s err=\"%s\"", r->addr, vl_strerror(rc));
 }
 
 /* Lease what is due and start its attempts. */
@@ -172,7 +179,7 @@ static int shard_lease(struct shard *sh)
             if (!a)
                 vl_panic("out of memory for a delivery attempt");
             if (ud)
-                shard_unsub_prefix(uc, ud, a, r);
+                shard_unsub_prefix(uc, ud, a, r, sh->cfg->dkim_signer);
         }
         a->rcpts[a->rcpt_count++] = r;
     }

@@ -221,6 +221,59 @@ def send_path(keys, tmp, verified):
         sink.stop()
 
 
+def unsub_path(keys, tmp, verified):
+    """`volley run --unsub sign.test=URL --dkim ...`: each recipient's List-Unsubscribe
+    lines are made at delivery and signed there with the stored header block (RFC
+    8058 3.3): a signature whose h= covers both fields must verify; a message
+    already signed at enqueue keeps that signature valid too."""
+    secret, tok = os.path.join(tmp, "unsub-secret"), os.path.join(tmp, "http-token")
+    with open(secret, "w") as f:
+        f.write("unsub-secret-0123456789abcdef\n")
+    with open(tok, "w") as f:
+        f.write("token-0123456789abcdef0123456789\n")
+    data = os.path.join(tmp, "qu")
+    rcpts = ["u%d@dest.test" % i for i in range(3)]
+    for i, (mname, presigned) in enumerate((("folded", False), ("runs", True))):
+        p = os.path.join(tmp, "unsub-%d.eml" % i)
+        with open(p, "wb") as f:
+            f.write(MESSAGES[mname].replace(b"List-Unsubscribe", b"X-Old-Unsub"))
+        extra = keys.args(["ed"], "relaxed/relaxed", []) if presigned else []
+        r = subprocess.run([volley_bin(), "enqueue", "--data", data, "--shards", "2",
+                            "--from", "bounce@sign.test"] + sum((["--to", "%s.%s" % (mname, x)]
+                                                                for x in rcpts), [])
+                           + extra + [p], capture_output=True, text=True, timeout=TIMEOUT_S)
+        check(r.returncode == 0, "enqueue: %s" % r.stderr)
+    # --unsub needs --http (it serves the /u/ links), which runs until SIGTERM.
+    it = inject_lib.Intake(data=data, run_args=[
+        "--http", "127.0.0.1:0", "--http-token-file", tok, "--unsub",
+        "sign.test=https://u.sign.test", "--unsub-secret-file", secret]
+        + keys.args(["rsa", "ed"], "relaxed/relaxed", []))
+    try:
+        saved = it.wait_saved(6, "run --unsub")
+        check(len(saved) == 6, "unsub: %d copies received, want 6" % len(saved))
+        tokens = set()
+        for s_ in saved:
+            m = s_["content"]
+            head = m.split(b"\r\n\r\n", 1)[0]
+            lu = re.search(rb"(?im)^List-Unsubscribe: (.*)$", head)
+            check(lu and re.search(rb"(?im)^List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+                                   head), "unsub: no RFC 8058 lines: %r" % head[:600])
+            tokens.add(lu.group(1))
+            res = dkimpy_results(keys, m)
+            want = 3 if s_["rcpts"][0].startswith("runs") else 2
+            check(len(res) == want and all(res), "unsub %s: signatures %r" % (s_["rcpts"], res))
+            flat = re.sub(rb"\s", b"", head)
+            check(re.search(rb"h=From:To:[A-Za-z:-]*List-Unsubscribe:List-Unsubscribe-Post:", flat),
+                  "unsub: no signature covers List-Unsubscribe: %r" % head[:800])
+            bad = m.replace(lu.group(1), lu.group(1)[:-3] + b"xx>", 1)
+            r2 = dkimpy_results(keys, bad)
+            check(sum(r2) == want - 2, "unsub: changed token still verifies under %r" % r2)
+            verified.append(("unsub:" + s_["rcpts"][0], m, True))
+        check(len(tokens) == 6, "unsub: tokens are not per recipient: %d distinct" % len(tokens))
+    finally:
+        it.close()
+
+
 def intake_path(keys, verified):
     """`volley run --listen --dkim`: signed at intake, stored signed, delivered."""
     n = 0
@@ -352,6 +405,8 @@ def main():
         print("ok enqueue+run: %d messages verified by dkimpy, each refused when changed" % n1)
         send_path(keys, tmp, verified)
         print("ok send: verified by dkimpy")
+        unsub_path(keys, tmp, verified)
+        print("ok run --unsub: per-recipient List-Unsubscribe signed at delivery, verified")
         n3 = intake_path(keys, verified)
         print("ok run --listen: %d messages verified by dkimpy" % n3)
         n4 = opendkim_check(keys, tmp, verified)
