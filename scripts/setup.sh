@@ -3,7 +3,8 @@
 # Idempotent and quiet when everything is already there.
 #   scripts/setup.sh          build + test dependencies (with Postfix, for its smtp-source
 #                             client in inject_source_test, no daemon left running; and
-#                             libnet-ssleay-perl for swaks --tls in inject_smtpauth_test)
+#                             libnet-ssleay-perl for swaks --tls in inject_smtpauth_test;
+#                             libconfig-dev: volley.conf, issue 14)
 #   scripts/setup.sh --bench  also the benchmark tools
 set -euo pipefail
 
@@ -12,7 +13,7 @@ set -euo pipefail
 pkgs=(build-essential gcc g++ clang libclang-rt-14-dev cmake pkg-config git python3 python3-lmdb
       liburing-dev libssl-dev openssl libc-ares-dev liblmdb-dev lmdb-utils libjemalloc-dev
       libbenchmark-dev libcmocka-dev dnsmasq-base swaks strace valgrind procps iproute2
-      postfix libnet-ssleay-perl)
+      postfix libnet-ssleay-perl libconfig-dev)
 bench=0
 for a in "$@"; do
     case "$a" in

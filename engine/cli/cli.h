@@ -43,5 +43,6 @@ int cli_send_main(int argc, char **argv);
 int cli_queue_main(int argc, char **argv);
 int cli_sink_main(int argc, char **argv);
 int cli_bench_main(int argc, char **argv);
+int cli_config_main(int argc, char **argv);
 
 #endif

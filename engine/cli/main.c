@@ -17,6 +17,7 @@
 #pragma weak cli_queue_main
 #pragma weak cli_sink_main
 #pragma weak cli_bench_main
+#pragma weak cli_config_main
 
 struct subcommand {
     const char *name;
@@ -44,6 +45,7 @@ int main(int argc, char **argv)
         { "queue",   cli_queue_main,   "stats | ls | show ID | retry | bounce ID | purge | check" },
         { "sink",    cli_sink_main,    "SMTP sink with fault injection, for tests and benches" },
         { "bench",   cli_bench_main,   "end-to-end loopback benchmark" },
+        { "config",  cli_config_main,  "check FILE: validate a volley.conf (errors with file:line)" },
     };
     const size_t n = sizeof cmds / sizeof cmds[0];
 
