@@ -43,6 +43,9 @@ static const char sink_help[] =
 "  --seed S               seed for prob= choices (default 1), so runs are reproducible\n"
 "  --tls-cert FILE        offer STARTTLS with this PEM certificate (chain); needs --tls-key\n"
 "  --tls-key FILE         the certificate's PEM private key\n"
+"  --tls-break            fault: offer STARTTLS, answer 220, then fail every handshake\n"
+"                         with a fatal internal_error alert (like OpenSMTPD 6.8 on\n"
+"                         OpenSSL 3: \"tlsv1 alert internal error\"); counted as tls_broken\n"
 "\n"
 "faults (repeatable, applied in the order given; first matching rule of each kind wins):\n"
 "  --fault STAGE=CODE[:WHEN][:match=PREFIX][:text=TEXT]\n"
@@ -161,6 +164,8 @@ static int sink_flag(struct sink_conf *c, const char *opt)
         c->smtp.eightbitmime = false;
     else if (!strcmp(opt, "--no-enhancedstatuscodes"))
         c->smtp.enhancedstatuscodes = false;
+    else if (!strcmp(opt, "--tls-break"))
+        c->tls_break = true;
     else
         return -1;
     return 0;
@@ -204,6 +209,9 @@ int cli_sink_main(int argc, char **argv)
     char err[600];
     if (sink_conf_set_tls(&c, c.tls_cert, c.tls_key, err, sizeof err) < 0)
         return usage_error("%s", err);
+    if (c.tls_break && !c.tls_cert)
+        return usage_error("--tls-break needs --tls-cert and --tls-key (STARTTLS is offered, "
+                           "then the handshake fails)");
     int rc = sink_run(&c);
     return rc == 0 ? VL_EXIT_OK : VL_EXIT_FAIL;
 }

@@ -32,7 +32,8 @@ static void engine_client_conf(struct shard *sh)
     cc->helo_name = cfg->ehlo_name;
     cc->helo_name_len = strlen(cfg->ehlo_name);
     cc->rcpts_per_txn_max = cfg->rcpts_per_txn_max;
-    cc->starttls = cfg->tls_level == VL_TLS_MAY;     /* opportunistic: plaintext if refused */
+    cc->starttls = cfg->tls_level != VL_TLS_NONE;    /* may: plaintext if refused or broken */
+    cc->tls_required = cfg->tls_level == VL_TLS_ENCRYPT || cfg->tls_level == VL_TLS_VERIFY;
 #define X(name, ms, expect)                                                        \
     {                                                                              \
         double v = (double)(ms) * cfg->timeout_scale;                              \

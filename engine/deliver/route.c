@@ -171,7 +171,8 @@ static int route_host_open(struct route *r, struct host *h)
     if (r->sessions >= r->sessions_max)
         return -EAGAIN;
     int rc = session_open(&r->sess, h, &h->addr.sa, h->addr_len, h->ip,
-                          h->pending ? h->pending->mx_name : NULL);
+                          h->pending ? h->pending->mx_name : NULL,
+                          h->tls_plain_until_ms > vl_clock_mono_ms());
     if (rc < 0)
         return rc;
     h->active++;
@@ -586,6 +587,20 @@ static void route_on_host_failed(void *ctx, struct host *h, const struct smtp_fa
         route_host_pump(r, h);
 }
 
+/* Level may: @p h's TLS is broken. Remember it (--tls-fallback) so that the
+ * next sessions, opened at once as this one closes, skip STARTTLS. */
+static void route_on_tls_broken(void *ctx, struct host *h, const char *why)
+{
+    struct route *r = ctx;
+    uint64_t now = vl_clock_mono_ms();
+    bool known = h->tls_plain_until_ms > now;
+    h->tls_plain_until_ms = now + (r->cfg->tls_fallback_ms ? r->cfg->tls_fallback_ms : 1);
+    if (!known)
+        vl_log(VL_LOG_WARN, "evt=tls_fallback shard=%u ip=%s action=plaintext for_ms=%llu "
+               "err=\"%s\"", r->shard_idx, h->ip, (unsigned long long)r->cfg->tls_fallback_ms,
+               why);
+}
+
 static enum session_next route_on_ready(void *ctx, struct session *s, struct host *h,
                                         bool first, uint32_t attempts_done,
                                         struct attempt **next)
@@ -652,6 +667,7 @@ static struct session_owner route_session_owner(struct route *r)
     return (struct session_owner){
         .ctx = r, .fate = route_on_fate, .attempt_done = route_on_attempt_done,
         .host_failed = route_on_host_failed, .ready = route_on_ready,
+        .tls_broken = route_on_tls_broken,
         .unpooled = route_on_unpooled, .closed = route_on_closed,
     };
 }
@@ -675,7 +691,11 @@ int route_init(struct route *r, unsigned shard_idx, const struct vl_config *cfg,
         .rx = rx, .shard_idx = shard_idx, .client_conf = client_conf,
         .connect_ms_timeout = cfg->connect_ms_timeout, .idle_ms_max = cfg->idle_ms_max,
         .owner = route_session_owner(r),
+        .tls_level = cfg->tls_level, .tls_ca_file = cfg->tls_ca_file,
+        .client_conf_plain = *client_conf,
     };
+    r->sess.client_conf_plain.starttls = false;       /* the `may` fallback */
+    r->sess.client_conf_plain.tls_required = false;
     r->dom_tab = calloc(ROUTE_DOM_BUCKETS, sizeof *r->dom_tab);
     r->host_tab = calloc(ROUTE_HOST_BUCKETS, sizeof *r->host_tab);
     if (!r->dom_tab || !r->host_tab)

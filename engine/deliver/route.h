@@ -69,6 +69,8 @@ struct host {
     uint16_t fail_code;            /* the last failure, for deferrals while failing */
     char fail_status[VL_SMTP_STATUS_BYTES_MAX];
     char fail_text[160];
+    uint64_t tls_plain_until_ms;   /* monotonic: level may, its TLS handshake failed:
+                                      sessions open without STARTTLS until then */
 };
 
 /* A c-ares socket polled through the reactor. */

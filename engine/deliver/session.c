@@ -90,6 +90,7 @@ struct session {
     struct session_tls *tls;
     const char *tls_proto;         /* "TLSv1.3"... once established (static string) */
     const char *sni;               /* MX name of the first attempt, borrowed */
+    const struct smtp_client_conf *conf;   /* env's, or its plain one (tls_off) */
 };
 
 /* What a TLS session adds: allocated at STARTTLS's 220. */
@@ -143,7 +144,7 @@ static void session_close(struct session *s)
 }
 
 int session_open(struct session_env *env, struct host *h, const struct sockaddr *addr,
-                 socklen_t addr_len, const char *ip, const char *sni)
+                 socklen_t addr_len, const char *ip, const char *sni, bool tls_off)
 {
     struct session *s = calloc(1, sizeof *s);
     if (!s)
@@ -165,6 +166,7 @@ int session_open(struct session_env *env, struct host *h, const struct sockaddr 
     else if (addr->sa_family == AF_INET6)
         s->port = ntohs(((const struct sockaddr_in6 *)(const void *)addr)->sin6_port);
     s->sni = sni;
+    s->conf = tls_off ? &env->client_conf_plain : env->client_conf;
     int rc = rx_open(s->env->rx, fd, session_cb, s, &s->h);
     if (rc < 0) {
         close(fd);
@@ -469,7 +471,7 @@ static void session_connect_done(struct session *s, int res)
         return;
     }
     s->connected = true;
-    if (smtp_client_init(&s->client, s->env->client_conf) != 0)
+    if (smtp_client_init(&s->client, s->conf) != 0)
         vl_panic("bad EHLO name: config validation missed it");
     session_post_recv(s);
     session_arm_deadline(s);
@@ -614,7 +616,7 @@ static void session_tls_free(struct session *s)
  * the server refused it (454 or 5xx) and level `may` went on (PROTOCOL 1.3). */
 static void session_tls_note_plain(struct session *s)
 {
-    if (s->tls || !s->env->client_conf->starttls ||
+    if (s->tls || !s->conf->starttls ||
         !smtp_ehlo_has(smtp_client_caps(&s->client), SMTP_EXT_STARTTLS))
         return;
     vl_log_at(VL_LOG_INFO, "evt=starttls_refused shard=%u ip=%s action=plaintext",
@@ -631,25 +633,43 @@ static void session_tls_lost(struct session *s)
         session_close(s);
 }
 
-/* The handshake failed before the session was ever ready: like a failed
- * connect, the host is marked failing (its queued attempts move on or defer). */
+/* The handshake failed before the session was ever ready. Level `may`: the
+ * owner retries the host without STARTTLS (a broken TLS stack must not defer
+ * mail forever; Postfix and Exim do the same); the session just closes.
+ * Otherwise, like a failed connect, the host is marked failing (its queued
+ * attempts move on or defer): 4.7.5 when the certificate did not verify. */
 static void session_tls_failed(struct session *s, const char *why)
 {
     char text[240];
     snprintf(text, sizeof text, "TLS handshake with %s failed: %s", s->ip, why);
-    vl_log_at(VL_LOG_INFO, "evt=tls_fail shard=%u ip=%s err=\"%s\"", s->env->shard_idx, s->ip, why);
+    bool fallback = s->env->tls_level == VL_TLS_MAY && s->env->owner.tls_broken;
+    vl_log_at(VL_LOG_INFO, "evt=tls_fail shard=%u ip=%s mx=%s level=%s action=%s err=\"%s\"",
+              s->env->shard_idx, s->ip, s->sni ? s->sni : "", vl_tls_level_name(s->env->tls_level),
+              fallback ? "plaintext_retry" : "defer", why);
     if (s->ever_ready) {           /* not reached today: STARTTLS comes before READY */
         session_tls_lost(s);
         return;
     }
-    session_fail_early(s, "4.7.0", text);
+    if (fallback) {
+        s->env->owner.tls_broken(s->env->owner.ctx, s->host, why);
+        s->closing = true;
+        s->close_fail = SMTP_FAIL_CONN;
+        session_close(s);
+        return;
+    }
+    bool cert = s->tls && tls_conn_verify_failed(s->tls->conn);
+    session_fail_early(s, cert ? "4.7.5" : "4.7.0", text);
 }
 
 static void session_tls_start(struct session *s)
 {
     vl_assert(!s->tls);            /* s->in holds only the 220: the client checked */
     int rc = 0;
-    if (!s->env->tls_ctx)
+    char why[300] = "";
+    if (!s->env->tls_ctx && s->env->tls_level == VL_TLS_VERIFY)   /* one per shard */
+        rc = tls_ctx_client_verify_create(&s->env->tls_ctx, s->env->tls_ca_file, why,
+                                          sizeof why);
+    else if (!s->env->tls_ctx)
         rc = tls_ctx_client_create(&s->env->tls_ctx);   /* one per shard, never per connection */
     if (rc == 0) {
         s->tls = malloc(sizeof *s->tls);
@@ -666,7 +686,7 @@ static void session_tls_start(struct session *s)
     if (rc == 0 && tls_conn_handshake(s->tls->conn) < 0)   /* ClientHello, sent by the flush */
         rc = VL_E_TLS;
     if (rc < 0)
-        session_tls_failed(s, vl_strerror(rc));
+        session_tls_failed(s, why[0] ? why : vl_strerror(rc));
 }
 
 static void session_tls_flush(struct session *s)

@@ -22,6 +22,7 @@
 #include "ledger.h"
 #include "rx.h"
 #include "smtp_client.h"
+#include "volley/config.h"
 
 struct session;
 struct host;                       /* the owner's: handed back verbatim */
@@ -48,6 +49,10 @@ struct session_owner {
      *  attempts. BEGIN sets *@p next; IDLE: the owner has pooled @p s. */
     enum session_next (*ready)(void *ctx, struct session *s, struct host *h, bool first,
                                uint32_t attempts_done, struct attempt **next);
+    /** Level `may`: the TLS handshake with @p h failed (@p why): the session
+     *  closes without a host failure, so that @p h is retried at once without
+     *  STARTTLS (session_open(..., tls_off)) - the owner remembers it. */
+    void (*tls_broken)(void *ctx, struct host *h, const char *why);
     /** The pooled @p s leaves the pool by itself (idle timeout, closed). */
     void (*unpooled)(void *ctx, struct session *s, struct host *h);
     /** A session to @p h is gone (its memory too). @p ever_ready: it reached
@@ -60,6 +65,10 @@ struct session_env {
     struct rx *rx;
     unsigned shard_idx;            /* for logs */
     const struct smtp_client_conf *client_conf;
+    struct smtp_client_conf client_conf_plain;   /* client_conf without STARTTLS: the
+                                                    `may` fallback for broken TLS hosts */
+    enum vl_tls_level tls_level;   /* decides the context (verify) and the fallback (may) */
+    const char *tls_ca_file;       /* verify: CAs instead of the system store, or NULL */
     uint64_t connect_ms_timeout;
     uint64_t idle_ms_max;          /* a pooled session quits after */
     struct tls_ctx *tls_ctx;       /* STARTTLS client context, made at first use */
@@ -70,11 +79,12 @@ struct session_env {
 void session_env_fini(struct session_env *env);
 
 /** Open a session to @p h at @p addr (@p ip: its text, @p sni: the MX name
- *  or NULL; both borrowed for the session's life). Connect failures are
- *  reported later (host_failed, closed). @return 0, -ENOMEM, -errno (socket),
- *  or -EAGAIN (reactor full): then nothing was opened. */
+ *  or NULL; both borrowed for the session's life; @p tls_off: never STARTTLS,
+ *  the `may` fallback). Connect failures are reported later (host_failed,
+ *  closed). @return 0, -ENOMEM, -errno (socket), or -EAGAIN (reactor full):
+ *  then nothing was opened. */
 int session_open(struct session_env *env, struct host *h, const struct sockaddr *addr,
-                 socklen_t addr_len, const char *ip, const char *sni);
+                 socklen_t addr_len, const char *ip, const char *sni, bool tls_off);
 /** Run @p a on the pooled @p s (the owner took it out of its pool). */
 void session_begin(struct session *s, struct attempt *a);
 /** QUIT the pooled @p s (the owner took it out of its pool). */

@@ -70,6 +70,7 @@ struct sink_conn {
     bool closing, close_after_send, reading, sending, delayed, in_body;
     bool tls_start;                             /* STARTTLS 220 being sent: handshake next */
     struct tls_stream *tls;                       /* after STARTTLS; NULL = plaintext */
+    bool tls_broken;                            /* --tls-break: the next bytes get an alert */
     rx_timer_t delay_timer;
     uint32_t in_len, in_off, out_len;
     uint32_t cmds_this_read, txns;
@@ -565,6 +566,10 @@ static int conn_tls_begin(struct sink_conn *c)
 {
     c->tls_start = false;
     c->in_len = c->in_off = 0;
+    if (c->t->sh->conf->tls_break) {
+        c->tls_broken = true;
+        return 0;
+    }
     int rc = tls_stream_create(&c->tls, c->t->tls_ctx);
     if (rc < 0)
         conn_close(c);
@@ -586,6 +591,18 @@ static void conn_cb(struct rx *rx, const struct rx_event *ev)
             return;
         }
         STAT_ADD(t, reads, 1);
+        if (c->tls_broken) {
+            /* --tls-break: the ClientHello gets a TLS 1.2 record with a fatal
+             * internal_error alert (RFC 5246 7.2: level 2, description 80). */
+            static const char alert[] = { 0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x50 };
+            memcpy(c->out, alert, sizeof alert);
+            c->out_len = sizeof alert;
+            c->close_after_send = true;
+            c->tls_broken = false;
+            STAT_ADD(t, tls_broken, 1);
+            conn_flush(c);
+            return;
+        }
         if (!c->tls)
             c->in_len += (uint32_t)ev->res;
         else if (tls_stream_received(c->tls, (size_t)ev->res) < 0) {

@@ -66,6 +66,7 @@ struct sink_conf {
     bool json;
     const char *save_dir;                /* NULL = don't save */
     const char *tls_cert, *tls_key;      /* PEM files: offer STARTTLS; NULL = no TLS */
+    bool tls_break;                      /* --tls-break: every handshake gets a fatal alert */
     uint64_t seed;
     struct smtp_server_conf smtp;        /* hostname, SIZE, PIPELINING, 8BITMIME ... */
     struct sink_rule rules[SINK_RULES_MAX];

@@ -24,6 +24,7 @@ struct sink_stats {
     uint64_t commands, reads, pipelined_reads, max_cmds_per_read;
     uint64_t faults_reply, faults_delay, faults_disconnect;
     uint64_t saved, save_errors, timeouts, tls_sessions;
+    uint64_t tls_broken;                        /* --tls-break: handshakes failed on purpose */
     uint64_t replies[SINK_CODES];
 };
 
