@@ -43,6 +43,13 @@ static const char sink_help[] =
 "  --seed S               seed for prob= choices (default 1), so runs are reproducible\n"
 "  --tls-cert FILE        offer STARTTLS with this PEM certificate (chain); needs --tls-key\n"
 "  --tls-key FILE         the certificate's PEM private key\n"
+"  --model FILE           throttle like a mailbox provider, per client source address:\n"
+"                         msgs-per-sec = R; burst = B; (token bucket, checked at MAIL)\n"
+"                         connections = C; (at once, checked at the banner)\n"
+"                         reply = \"421 4.7.0 TEXT\"; (the deferral; 421 also closes)\n"
+"                         abuse = N; block = \"30s\"; (N excesses in a row: refuse that\n"
+"                         address for the duration). Stats gain \"model\": per address\n"
+"                         accepted, delivered, deferred, conns_refused, blocks\n"
 "  --tls-break            fault: offer STARTTLS, answer 220, then fail every handshake\n"
 "                         with a fatal internal_error alert (like OpenSMTPD 6.8 on\n"
 "                         OpenSSL 3: \"tlsv1 alert internal error\"); counted as tls_broken\n"
@@ -108,6 +115,13 @@ static int sink_option(struct sink_conf *c, const char *opt, const char *v)
     }
     if (!strcmp(opt, "--listen"))
         return sink_conf_add_listen(c, v, err, sizeof err) < 0 ? usage_error("%s", err) : 0;
+    if (!strcmp(opt, "--model")) {
+        unsigned bad = sink_model_conf_load(&c->model, v, stderr);
+        if (bad)
+            return usage_error("--model %s: %u error%s (above)", v, bad, bad == 1 ? "" : "s");
+        c->model_on = true;
+        return 0;
+    }
     if (!strcmp(opt, "--fault") || !strcmp(opt, "--delay") || !strcmp(opt, "--disconnect"))
         return sink_conf_add_rule(c, opt, v, err, sizeof err) < 0 ? usage_error("%s", err)
                                                                   : 0;

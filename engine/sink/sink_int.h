@@ -30,6 +30,7 @@ struct sink_stats {
 
 struct sink_shared {
     const struct sink_conf *conf;
+    struct sink_model *model;                   /* --model: shared by the threads (mutex) */
     uint64_t rule_seen[SINK_RULES_MAX];         /* atomics: every/nth count across threads */
     pthread_barrier_t started;
 };

@@ -141,6 +141,11 @@ static void stats_print(struct sink_thread *th, const struct sink_conf *cf, cons
         printf(cf->json ? "%s\"%u\":%llu" : "%s%u:%llu", sep, c, (ull)s.replies[c]);
         sep = cf->json ? "," : ",";
     }
+    struct sink_model *model = cf->threads ? th[0].sh->model : NULL;
+    if (model) {                                /* per client address: the provider model */
+        fputs(cf->json ? "},\"model\":{" : " model=", stdout);
+        sink_model_print(model, stdout, cf->json);
+    }
     printf(cf->json ? "}}\n" : "\n");
     fflush(stdout);
 }
@@ -190,6 +195,10 @@ int sink_run(const struct sink_conf *cf)
     pthread_sigmask(SIG_BLOCK, &set, NULL);     /* inherited by the reactor threads */
     signal(SIGPIPE, SIG_IGN);
     struct sink_shared sh = { .conf = cf };
+    if (cf->model_on && sink_model_create(&sh.model, &cf->model) < 0) {
+        fprintf(stderr, "volley sink: out of memory for the model\n");
+        return -ENOMEM;
+    }
     struct sink_thread *th = calloc(cf->threads, sizeof *th);
     if (!th)
         return -ENOMEM;
@@ -238,6 +247,7 @@ int sink_run(const struct sink_conf *cf)
         if (th[k].rc < 0)
             rc = th[k].rc;
     pthread_barrier_destroy(&sh.started);
+    sink_model_destroy(sh.model);
     threads_free(th, cf->threads, cf->listen_count);
     return rc;
 }
