@@ -101,6 +101,14 @@ int vl_engine_run(const struct vl_config *cfg, struct vl_queue *q, atomic_bool *
         free(es);
         return rc;
     }
+    struct vl_shaper *shaper = NULL;       /* shared by the shards: one budget per policy */
+    rc = vl_shaper_create(&shaper, cfg->shaping, dlog_fd);
+    if (rc < 0) {
+        if (dlog_fd > 2)
+            close(dlog_fd);
+        free(es);
+        return rc;
+    }
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     unsigned started = 0;
@@ -110,6 +118,7 @@ int vl_engine_run(const struct vl_config *cfg, struct vl_queue *q, atomic_bool *
         sh->cfg = cfg;
         sh->qs = vl_queue_shard(q, i);
         sh->ctr = &es[i].ctr;
+        sh->shaper = shaper;
         sh->stop = stop;
         vl_dlog_init(&sh->dlog, dlog_fd);
         engine_client_conf(sh);
@@ -145,6 +154,7 @@ int vl_engine_run(const struct vl_config *cfg, struct vl_queue *q, atomic_bool *
     }
     if (out)
         engine_totals(es, started, out);
+    vl_shaper_destroy(shaper);             /* after every shard joined */
     if (dlog_fd > 2)
         close(dlog_fd);
     free(es);

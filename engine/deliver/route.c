@@ -118,6 +118,7 @@ static struct host *route_host_get(struct route *r, const union vl_sockaddr *a)
         inet_ntop(AF_INET, &a->in4.sin_addr, ip, sizeof ip);
     snprintf(h->ip, sizeof h->ip, "%s", ip);
     h->pending_tail = &h->pending;
+    h->policy = -1;
     h->hnext = *b;
     *b = h;
     r->host_count++;
@@ -165,14 +166,67 @@ static bool route_host_mark_failed(struct route *r, struct host *h, const struct
     return true;
 }
 
-/* Open one more session to @p h. @return 0 or why not (nothing opened). */
-static int route_host_open(struct route *r, struct host *h)
+/* ---- shaping (issue 14): waiting for a policy's token ----------------------- */
+
+static void route_host_pump(struct route *r, struct host *h);
+
+static void route_throttle_cb(struct rx *rx, const struct rx_event *ev)
+{
+    (void)rx;
+    struct route *r = ev->user;
+    if (ev->h != r->throttle_timer)
+        return;                    /* cancelled too late */
+    r->throttle_timer = 0;
+    struct host *list = r->throttled;
+    r->throttled = NULL;
+    while (list) {
+        struct host *h = list;
+        list = h->tnext;
+        h->tnext = NULL;
+        h->throttled = false;
+        route_host_pump(r, h);     /* may throttle it again */
+    }
+}
+
+/* @p h has work its policy holds back for @p wait_ms: pump it again then. */
+static void route_host_throttle(struct route *r, struct host *h, uint64_t wait_ms)
+{
+    if (wait_ms == 0)
+        wait_ms = 1;
+    if (wait_ms > 3600000)
+        wait_ms = 3600000;         /* a suspension: looked at again at least hourly */
+    if (!h->throttled) {
+        h->throttled = true;
+        h->tnext = r->throttled;
+        r->throttled = h;
+    }
+    uint64_t at = vl_clock_mono_ms() + wait_ms;
+    if (r->throttle_timer && at >= r->throttle_at_ms)
+        return;
+    if (r->throttle_timer)
+        rx_timer_cancel(r->rx, r->throttle_timer);
+    r->throttle_timer = 0;
+    if (rx_timer_add(r->rx, wait_ms, route_throttle_cb, r, &r->throttle_timer) == 0)
+        r->throttle_at_ms = at;
+    else
+        r->throttle_timer = 0;     /* timers full: the next close or lease pumps it */
+}
+
+/* The policy of what waits first on @p h (the host's, if nothing waits). */
+static int route_host_policy(const struct host *h)
+{
+    return h->pending ? h->pending->dom->policy : h->policy;
+}
+
+/* Open one more session to @p h from egress @p egress. @return 0 or why not
+ * (nothing opened). */
+static int route_host_open(struct route *r, struct host *h, int egress)
 {
     if (r->sessions >= r->sessions_max)
         return -EAGAIN;
     int rc = session_open(&r->sess, h, &h->addr.sa, h->addr_len, h->ip,
                           h->pending ? h->pending->mx_name : NULL,
-                          h->tls_plain_until_ms > vl_clock_mono_ms());
+                          h->tls_plain_until_ms > vl_clock_mono_ms(), egress);
     if (rc < 0)
         return rc;
     h->active++;
@@ -203,6 +257,12 @@ static void route_host_pump(struct route *r, struct host *h)
     }
     while (h->pending && h->idle && !r->paused) {
         struct session *s = h->idle;
+        uint64_t wait = vl_shaper_msg_take(r->shaper, h->pending->dom->policy,
+                                           session_egress(s), vl_clock_mono_ms());
+        if (wait) {
+            route_host_throttle(r, h, wait);
+            return;                /* idle sessions wait pooled for the token */
+        }
         h->idle = session_pool_next(s);
         session_pool_link(s, NULL);
         struct attempt *t = route_host_pop(h);
@@ -215,9 +275,21 @@ static void route_host_pump(struct route *r, struct host *h)
     while (!(h->fail_code && (h->healthy > 0 || h->opening > 0))
            && h->pending_count > h->opening
            && h->active < r->cfg->conns_per_dest_max && !r->stopping && !r->paused) {
-        int rc = route_host_open(r, h);
+        uint64_t now = vl_clock_mono_ms();
+        int p = h->policy;
+        int egress = vl_shaper_egress_pick(r->shaper, p, now);
+        uint64_t wait = vl_shaper_conn_acquire(r->shaper, p, egress, now);
+        if (wait) {                /* the policy's connection caps: later, or at a close */
+            vl_log_at(VL_LOG_TRACE, "evt=shaping_conn_wait shard=%u ip=%s egress=%d wait_ms=%llu "
+                      "active=%u", r->shard_idx, h->ip, egress, (unsigned long long)wait,
+                      h->active);
+            route_host_throttle(r, h, wait == VL_SHAPER_WAIT_CLOSE ? 100 : wait);
+            return;
+        }
+        int rc = route_host_open(r, h, egress);
         if (rc == 0)
             continue;
+        vl_shaper_conn_release(r->shaper, p, egress);
         /* Ours, not the host's: session_open() fails only for local reasons
          * (a refused connect is reported later, from the reactor). With
          * sessions of its own open, their end pumps it again. */
@@ -266,6 +338,7 @@ static struct domain *route_domain_get(struct route *r, const char *name, size_t
         return NULL;
     memcpy(d->name, name, len);
     d->r = r;
+    d->policy = -1;
     d->waiting_tail = &d->waiting;
     d->hnext = *b;
     *b = d;
@@ -299,6 +372,8 @@ static void route_attempt_to_host(struct route *r, struct attempt *t)
             continue;
         t->mx_name = dh->mx_name;
         t->host = dh->host;
+        if (dh->host->policy < 0)
+            dh->host->policy = d->policy;   /* a host's connections count for one policy */
         *dh->host->pending_tail = t;
         dh->host->pending_tail = &t->next;
         t->next = NULL;
@@ -465,6 +540,14 @@ static void route_dns_done(void *ctx, const struct dns_result *res)
     uint64_t now = vl_clock_mono_ms();
     d->host_count = 0;
     if (res->status == DNS_OK) {
+        /* The shaping policy: by the domain's name, else by its best MX's suffix. */
+        int before = d->policy;
+        const char *mx0 = res->mx_count ? res->mx[0].host : NULL;
+        d->policy = vl_shaper_policy(d->r->shaper, d->name, mx0);
+        if (d->policy >= 0 && d->policy != before)
+            vl_log_at(VL_LOG_INFO, "evt=shaping_match shard=%u domain=%s mx=%s policy=%s",
+                      d->r->shard_idx, d->name, mx0 ? mx0 : "",
+                      vl_shaper_conf(d->r->shaper, d->policy)->name);
         uint32_t refused = route_domain_hosts(d, res);
         d->state = d->host_count ? DOMAIN_READY : DOMAIN_FAILED;
         uint64_t ttl_ms = (uint64_t)(res->ttl_s ? res->ttl_s : 1u) * 1000u;
@@ -569,6 +652,9 @@ void route_attempt(struct route *r, struct attempt *t)
 static void route_on_fate(void *ctx, struct attempt *t, uint32_t i, const struct smtp_fate *f)
 {
     struct route *r = ctx;
+    if (f->kind == SMTP_FATE_DEFERRED && !f->local && t->dom->policy >= 0)
+        vl_shaper_feedback(r->shaper, t->dom->policy, f->code, f->status, f->text, f->text_len,
+                           vl_clock_mono_ms());
     ledger_outcome(r->ledger, t, i, f, t->host ? t->host->ip : NULL);
 }
 
@@ -583,6 +669,16 @@ static void route_on_attempt_done(void *ctx, struct attempt *t, bool by_close)
 static void route_on_host_failed(void *ctx, struct host *h, const struct smtp_fate *why)
 {
     struct route *r = ctx;
+    int p = route_host_policy(h);
+    if (p >= 0 && !why->local &&
+        vl_shaper_feedback(r->shaper, p, why->code, why->status, why->text, why->text_len,
+                           vl_clock_mono_ms()) &&
+        vl_shaper_conf(r->shaper, p)->adaptive) {
+        /* A shaped destination pushing back: the policy slows down; the host
+         * is not failing (its MX peers would get the same answer). */
+        route_host_throttle(r, h, 1000);
+        return;
+    }
     if (route_host_mark_failed(r, h, why))
         route_host_pump(r, h);
 }
@@ -614,13 +710,21 @@ static enum session_next route_on_ready(void *ctx, struct session *s, struct hos
     }
     h->fail_count = 0;
     h->fail_until_ms = 0;
-    bool used_up = attempts_done >= r->cfg->msgs_per_conn_max;
+    int p = route_host_policy(h), egress = session_egress(s);
+    unsigned mpc = p >= 0 && vl_shaper_conf(r->shaper, p)->msgs_per_conn
+                   ? vl_shaper_conf(r->shaper, p)->msgs_per_conn : r->cfg->msgs_per_conn_max;
+    bool used_up = attempts_done >= mpc || vl_shaper_conn_surplus(r->shaper, h->policy, egress);
     if (!r->stopping && !r->paused && !used_up && h->pending) {
-        *next = route_host_pop(h);
-        (*next)->tls = session_tls(s);
-        return SESSION_NEXT_BEGIN;
+        uint64_t wait = vl_shaper_msg_take(r->shaper, h->pending->dom->policy, egress,
+                                           vl_clock_mono_ms());
+        if (wait == 0) {
+            *next = route_host_pop(h);
+            (*next)->tls = session_tls(s);
+            return SESSION_NEXT_BEGIN;
+        }
+        route_host_throttle(r, h, wait);   /* pooled below until the token */
     }
-    if (r->stopping || used_up || r->draining)
+    if (r->stopping || used_up || (r->draining && !h->pending))
         return SESSION_NEXT_QUIT;
     session_pool_link(s, h->idle);
     h->idle = s;
@@ -642,9 +746,11 @@ static void route_on_unpooled(void *ctx, struct session *s, struct host *h)
     session_pool_link(s, NULL);
 }
 
-static void route_on_closed(void *ctx, struct host *h, bool ever_ready, bool failed)
+static void route_on_closed(void *ctx, struct host *h, bool ever_ready, bool failed,
+                            int egress)
 {
     struct route *r = ctx;
+    vl_shaper_conn_release(r->shaper, h->policy, egress);
     vl_assert(h->active > 0);
     h->active--;
     if (ever_ready) {
@@ -696,6 +802,28 @@ int route_init(struct route *r, unsigned shard_idx, const struct vl_config *cfg,
     };
     r->sess.client_conf_plain.starttls = false;       /* the `may` fallback */
     r->sess.client_conf_plain.tls_required = false;
+    /* Egress addresses (issue 14): each with its EHLO name, bound before connect. */
+    const struct vl_shaping *tab = cfg->shaping;
+    for (unsigned i = 0; tab && i < tab->addr_count; i++) {
+        struct session_egress *e = &r->sess.egress[i];
+        memset(&e->addr, 0, sizeof e->addr);
+        if (inet_pton(AF_INET, tab->addrs[i].ip, &e->addr.in4.sin_addr) == 1) {
+            e->addr.in4.sin_family = AF_INET;
+            e->addr_len = sizeof e->addr.in4;
+        } else if (inet_pton(AF_INET6, tab->addrs[i].ip, &e->addr.in6.sin6_addr) == 1) {
+            e->addr.in6.sin6_family = AF_INET6;
+            e->addr_len = sizeof e->addr.in6;
+        } else {
+            vl_panic("egress address %s: config validation missed it", tab->addrs[i].ip);
+        }
+        e->conf = *client_conf;
+        e->conf.helo_name = tab->addrs[i].ehlo;
+        e->conf.helo_name_len = strlen(tab->addrs[i].ehlo);
+        e->conf_plain = r->sess.client_conf_plain;
+        e->conf_plain.helo_name = e->conf.helo_name;
+        e->conf_plain.helo_name_len = e->conf.helo_name_len;
+        r->sess.egress_count = i + 1;
+    }
     r->dom_tab = calloc(ROUTE_DOM_BUCKETS, sizeof *r->dom_tab);
     r->host_tab = calloc(ROUTE_HOST_BUCKETS, sizeof *r->host_tab);
     if (!r->dom_tab || !r->host_tab)
@@ -731,6 +859,10 @@ void route_fini(struct route *r)
     if (r->retry_timer)
         rx_timer_cancel(r->rx, r->retry_timer);
     r->retry_timer = 0;
+    if (r->throttle_timer)
+        rx_timer_cancel(r->rx, r->throttle_timer);
+    r->throttle_timer = 0;
+    r->throttled = NULL;
     if (r->dns)
         dns_destroy(r->dns);
     r->dns = NULL;
@@ -755,11 +887,11 @@ void route_fini(struct route *r)
     session_env_fini(&r->sess);
 }
 
-static void route_quit_idle_all(struct route *r)
+static void route_quit_idle_all(struct route *r, bool keep_busy)
 {
     for (uint32_t b = 0; b < ROUTE_HOST_BUCKETS; b++) {
         for (struct host *h = r->host_tab[b]; h; h = h->hnext) {
-            while (h->idle) {
+            while (h->idle && !(keep_busy && h->pending)) {   /* pending: waits for a token */
                 struct session *s = h->idle;
                 h->idle = session_pool_next(s);
                 session_pool_link(s, NULL);
@@ -772,7 +904,7 @@ static void route_quit_idle_all(struct route *r)
 void route_drain(struct route *r)
 {
     r->draining = true;
-    route_quit_idle_all(r);
+    route_quit_idle_all(r, true);
 }
 
 void route_pause(struct route *r, bool on)
@@ -783,7 +915,7 @@ void route_pause(struct route *r, bool on)
 void route_stop(struct route *r)
 {
     r->stopping = true;
-    route_quit_idle_all(r);
+    route_quit_idle_all(r, false);
     route_abandon_pending(r);
 }
 

@@ -21,6 +21,7 @@
 #include "ledger.h"
 #include "rx.h"
 #include "session.h"
+#include "shaper.h"
 #include "volley/config.h"
 #include "volley/limits.h"
 
@@ -46,6 +47,7 @@ struct domain {
     uint16_t fail_code;
     char fail_status[VL_SMTP_STATUS_BYTES_MAX];
     char fail_reason[400];
+    int policy;                    /* shaping policy index (vl_shaper_policy), -1 = none */
     uint32_t host_count;
     struct domain_host hosts[VL_ROUTE_ADDRS_PER_DOMAIN_MAX];
     char mx_names[VL_ROUTE_ADDRS_PER_DOMAIN_MAX][VL_SMTP_DOMAIN_BYTES_MAX + 1];
@@ -71,6 +73,9 @@ struct host {
     char fail_text[160];
     uint64_t tls_plain_until_ms;   /* monotonic: level may, its TLS handshake failed:
                                       sessions open without STARTTLS until then */
+    int policy;                    /* shaping policy of its first attempt, -1 = none */
+    bool throttled;                /* waits for a shaping token (the route's list) */
+    struct host *tnext;
 };
 
 /* A c-ares socket polled through the reactor. */
@@ -98,6 +103,11 @@ struct route {
     struct domain *dom_waiting, **dom_waiting_tail;   /* DOMAIN_WAITING, oldest first */
     struct host *starved;          /* hosts with attempts and no session for a local cap */
     rx_timer_t retry_timer;        /* asks both again while either is non-empty */
+    /* Shaping (issue 14): hosts waiting for a token of their policy. */
+    struct vl_shaper *shaper;      /* shared by the shards; set before the first attempt */
+    struct host *throttled;
+    rx_timer_t throttle_timer;
+    uint64_t throttle_at_ms;
 };
 
 /** c-ares's sock_state_cb (route_dnsfd.c): poll @p fd on @p ctx's reactor

@@ -91,6 +91,7 @@ struct session {
     const char *tls_proto;         /* "TLSv1.3"... once established (static string) */
     const char *sni;               /* MX name of the first attempt, borrowed */
     const struct smtp_client_conf *conf;   /* env's, or its plain one (tls_off) */
+    int egress;                    /* env->egress index bound to, or -1 */
 };
 
 /* What a TLS session adds: allocated at STARTTLS's 220. */
@@ -143,8 +144,10 @@ static void session_close(struct session *s)
     vl_assert(rc == 0);
 }
 
+int session_egress(const struct session *s) { return s->egress; }
+
 int session_open(struct session_env *env, struct host *h, const struct sockaddr *addr,
-                 socklen_t addr_len, const char *ip, const char *sni, bool tls_off)
+                 socklen_t addr_len, const char *ip, const char *sni, bool tls_off, int egress)
 {
     struct session *s = calloc(1, sizeof *s);
     if (!s)
@@ -158,6 +161,18 @@ int session_open(struct session_env *env, struct host *h, const struct sockaddr 
     /* Replies gate every step of a transaction: never let Nagle hold a write. */
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    vl_assert(egress < (int)env->egress_count);
+    if (egress >= 0) {             /* egress address: bind before connect */
+        const struct session_egress *e = &env->egress[egress];
+        if (e->addr.sa.sa_family != addr->sa_family ||
+            bind(fd, &e->addr.sa, e->addr_len) != 0) {
+            int err = e->addr.sa.sa_family != addr->sa_family ? -EAFNOSUPPORT : -errno;
+            close(fd);
+            free(s);
+            return err;
+        }
+    }
+    s->egress = egress;
     s->env = env;
     s->host = h;
     s->ip = ip;
@@ -166,7 +181,10 @@ int session_open(struct session_env *env, struct host *h, const struct sockaddr 
     else if (addr->sa_family == AF_INET6)
         s->port = ntohs(((const struct sockaddr_in6 *)(const void *)addr)->sin6_port);
     s->sni = sni;
-    s->conf = tls_off ? &env->client_conf_plain : env->client_conf;
+    if (egress >= 0)
+        s->conf = tls_off ? &env->egress[egress].conf_plain : &env->egress[egress].conf;
+    else
+        s->conf = tls_off ? &env->client_conf_plain : env->client_conf;
     int rc = rx_open(s->env->rx, fd, session_cb, s, &s->h);
     if (rc < 0) {
         close(fd);
@@ -554,9 +572,10 @@ static void session_closed(struct session *s)
     }
     struct host *h = s->host;
     bool ever_ready = s->ever_ready, failed = s->close_fail != SMTP_FAIL_NONE;
+    int egress = s->egress;
     session_tls_free(s);
     free(s);
-    o->closed(o->ctx, h, ever_ready, failed);
+    o->closed(o->ctx, h, ever_ready, failed, egress);
 }
 
 static void session_cb(struct rx *rx, const struct rx_event *ev)

@@ -23,6 +23,8 @@
 #include "rx.h"
 #include "smtp_client.h"
 #include "volley/config.h"
+#include "volley/hostport.h"
+#include "volley/shaping.h"
 
 struct session;
 struct host;                       /* the owner's: handed back verbatim */
@@ -56,8 +58,16 @@ struct session_owner {
     /** The pooled @p s leaves the pool by itself (idle timeout, closed). */
     void (*unpooled)(void *ctx, struct session *s, struct host *h);
     /** A session to @p h is gone (its memory too). @p ever_ready: it reached
-     *  READY; @p failed: it ended on a failure rather than after QUIT. */
-    void (*closed)(void *ctx, struct host *h, bool ever_ready, bool failed);
+     *  READY; @p failed: it ended on a failure rather than after QUIT;
+     *  @p egress: the source address index it was opened with (-1: none). */
+    void (*closed)(void *ctx, struct host *h, bool ever_ready, bool failed, int egress);
+};
+
+/* An egress (source) address: bound before connect, with its own EHLO name. */
+struct session_egress {
+    union vl_sockaddr addr;        /* port 0 */
+    socklen_t addr_len;
+    struct smtp_client_conf conf, conf_plain;   /* helo_name = its EHLO name */
 };
 
 /* What a shard's sessions share; session.c owns tls_ctx. */
@@ -69,6 +79,8 @@ struct session_env {
                                                     `may` fallback for broken TLS hosts */
     enum vl_tls_level tls_level;   /* decides the context (verify) and the fallback (may) */
     const char *tls_ca_file;       /* verify: CAs instead of the system store, or NULL */
+    unsigned egress_count;         /* the config's egress addresses, by index */
+    struct session_egress egress[VL_EGRESS_ADDRS_MAX];
     uint64_t connect_ms_timeout;
     uint64_t idle_ms_max;          /* a pooled session quits after */
     struct tls_ctx *tls_ctx;       /* STARTTLS client context, made at first use */
@@ -80,11 +92,14 @@ void session_env_fini(struct session_env *env);
 
 /** Open a session to @p h at @p addr (@p ip: its text, @p sni: the MX name
  *  or NULL; both borrowed for the session's life; @p tls_off: never STARTTLS,
- *  the `may` fallback). Connect failures are reported later (host_failed,
- *  closed). @return 0, -ENOMEM, -errno (socket), or -EAGAIN (reactor full):
- *  then nothing was opened. */
+ *  the `may` fallback; @p egress: index into env->egress to bind to and take
+ *  the EHLO name of, or -1). Connect failures are reported later
+ *  (host_failed, closed). @return 0, -ENOMEM, -errno (socket, bind), or
+ *  -EAGAIN (reactor full): then nothing was opened. */
 int session_open(struct session_env *env, struct host *h, const struct sockaddr *addr,
-                 socklen_t addr_len, const char *ip, const char *sni, bool tls_off);
+                 socklen_t addr_len, const char *ip, const char *sni, bool tls_off, int egress);
+/** The egress index @p s was opened with (-1: none). */
+int session_egress(const struct session *s);
 /** Run @p a on the pooled @p s (the owner took it out of its pool). */
 void session_begin(struct session *s, struct attempt *a);
 /** QUIT the pooled @p s (the owner took it out of its pool). */

@@ -29,6 +29,24 @@
 #include <string.h>
 
 /* Lease what is due and start its attempts. */
+/* Recipients per transaction for @p r's domain: a shaping policy that names
+ * the domain may lower --max-rcpts (policies matched by MX suffix cannot: the
+ * MX is not known yet when attempts are cut). */
+static uint32_t shard_rcpts_max(struct shard *sh, const struct vl_queue_rcpt *r)
+{
+    uint32_t max = sh->cfg->rcpts_per_txn_max;
+    char domain[VL_SMTP_DOMAIN_BYTES_MAX + 1];
+    if (!sh->cfg->shaping || r->domain_len >= sizeof domain)
+        return max;
+    memcpy(domain, r->domain, r->domain_len);
+    domain[r->domain_len] = '\0';
+    int p = vl_shaper_policy(sh->shaper, domain, NULL);
+    if (p >= 0 && vl_shaper_conf(sh->shaper, p)->rcpts_per_txn &&
+        vl_shaper_conf(sh->shaper, p)->rcpts_per_txn < max)
+        max = vl_shaper_conf(sh->shaper, p)->rcpts_per_txn;
+    return max;
+}
+
 static int shard_lease(struct shard *sh)
 {
     struct ledger *l = &sh->ledger;
@@ -77,9 +95,10 @@ static int shard_lease(struct shard *sh)
     atomic_fetch_add_explicit(&sh->ctr->leased, (uint64_t)n, memory_order_relaxed);
     /* Recipients come grouped by domain, then message: cut attempts. */
     struct attempt *a = NULL;
+    uint32_t rcpts_max = sh->cfg->rcpts_per_txn_max;
     for (size_t i = 0; i < b->count; i++) {
         struct vl_queue_rcpt *r = &b->rcpts[i];
-        if (a && (a->msg != r->msg || a->rcpt_count == sh->cfg->rcpts_per_txn_max
+        if (a && (a->msg != r->msg || a->rcpt_count == rcpts_max
                   || a->rcpts[0]->domain_len != r->domain_len
                   || memcmp(a->rcpts[0]->domain, r->domain, r->domain_len) != 0)) {
             route_attempt(&sh->route, a);
@@ -89,6 +108,7 @@ static int shard_lease(struct shard *sh)
             a = ledger_attempt_alloc(l, ls, r->msg);
             if (!a)
                 vl_panic("out of memory for a delivery attempt");
+            rcpts_max = shard_rcpts_max(sh, r);
         }
         a->rcpts[a->rcpt_count++] = r;
     }
@@ -232,6 +252,7 @@ int shard_run(struct shard *sh)
     if (rc == 0)
         rc = route_init(&sh->route, sh->idx, sh->cfg, sh->rx, &sh->client_conf, &sh->ledger,
                         sh->ctr);
+    sh->route.shaper = sh->shaper;
     if (rc == 0) {
         vl_queue_shard_notify_set(sh->qs, shard_mail_notify, sh);
         rc = shard_loop(sh);

@@ -386,6 +386,8 @@ static bool conn_event(struct sink_conn *c, const struct smtp_server_event *ev)
         STAT_ADD(c->t, commands, 1);
     }
     struct sink_model *model = c->t->sh->model;
+    if (model && (ev->cmd == SMTP_SCMD_EHLO || ev->cmd == SMTP_SCMD_HELO) && ev->arg)
+        sink_model_helo(model, c->model_slot, ev->arg, ev->arg_len);
     if (model && ((ev->cmd == SMTP_SCMD_BANNER && c->model_refused) ||
                   (ev->cmd == SMTP_SCMD_MAIL && p->reply.code < 400 &&
                    !sink_model_msg(model, c->model_slot, vl_clock_mono_ms())))) {

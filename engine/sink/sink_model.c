@@ -33,10 +33,11 @@ bool sink_bucket_take(struct sink_bucket *b, double rate, double burst, uint64_t
 struct model_addr {
     char ip[INET6_ADDRSTRLEN];
     struct sink_bucket bucket;
-    uint32_t open;
+    uint32_t open, open_max;       /* connections now, and the most at once */
     uint32_t abuse;                /* excesses since the last accepted one */
     uint64_t block_until_ms;
     uint64_t accepted, deferred, conns_refused, blocks, delivered;
+    char helo[64];                 /* the last EHLO/HELO name (printable ASCII only) */
 };
 
 struct sink_model {
@@ -115,6 +116,8 @@ bool sink_model_conn_open(struct sink_model *m, const struct sockaddr *peer, uin
                 model_excess(m, a, now_ms);
         } else {
             a->open++;
+            if (a->open > a->open_max)
+                a->open_max = a->open;
         }
     }
     pthread_mutex_unlock(&m->mu);
@@ -161,6 +164,20 @@ void sink_model_delivered(struct sink_model *m, int slot)
     pthread_mutex_unlock(&m->mu);
 }
 
+void sink_model_helo(struct sink_model *m, int slot, const char *name, size_t len)
+{
+    if (slot < 0)
+        return;
+    pthread_mutex_lock(&m->mu);
+    struct model_addr *a = &m->addrs[slot];
+    size_t n = 0;
+    for (size_t i = 0; i < len && n + 1 < sizeof a->helo; i++)
+        if (name[i] > ' ' && name[i] < 0x7f && name[i] != '"' && name[i] != '\\')
+            a->helo[n++] = name[i];
+    a->helo[n] = '\0';
+    pthread_mutex_unlock(&m->mu);
+}
+
 uint16_t sink_model_reply(const struct sink_model *m, const char **text)
 {
     *text = m->conf.reply_text;
@@ -174,10 +191,11 @@ void sink_model_print(struct sink_model *m, FILE *f, bool json)
         const struct model_addr *a = &m->addrs[i];
         if (json)
             fprintf(f, "%s\"%s\":{\"accepted\":%llu,\"delivered\":%llu,\"deferred\":%llu,"
-                    "\"conns_refused\":%llu,\"blocks\":%llu,\"open\":%u}", i ? "," : "", a->ip,
-                    (unsigned long long)a->accepted, (unsigned long long)a->delivered,
-                    (unsigned long long)a->deferred, (unsigned long long)a->conns_refused,
-                    (unsigned long long)a->blocks, a->open);
+                    "\"conns_refused\":%llu,\"blocks\":%llu,\"open\":%u,\"open_max\":%u,"
+                    "\"ehlo\":\"%s\"}", i ? "," : "", a->ip, (unsigned long long)a->accepted,
+                    (unsigned long long)a->delivered, (unsigned long long)a->deferred,
+                    (unsigned long long)a->conns_refused, (unsigned long long)a->blocks, a->open,
+                    a->open_max, a->helo);
         else
             fprintf(f, "%s%s:%llu/%llu/%llu", i ? "," : "", a->ip,
                     (unsigned long long)a->delivered, (unsigned long long)a->deferred,

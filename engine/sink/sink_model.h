@@ -67,6 +67,9 @@ bool sink_model_msg(struct sink_model *m, int slot, uint64_t now_ms);
 /** A message of @p slot was accepted at its end (250 to the dot). */
 void sink_model_delivered(struct sink_model *m, int slot);
 
+/** The client of @p slot said EHLO/HELO @p name (kept for the stats: "ehlo"). */
+void sink_model_helo(struct sink_model *m, int slot, const char *name, size_t len);
+
 /** The deferral reply: code and text (borrowed). */
 uint16_t sink_model_reply(const struct sink_model *m, const char **text);
 
