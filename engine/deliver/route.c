@@ -224,9 +224,15 @@ static int route_host_open(struct route *r, struct host *h, int egress)
 {
     if (r->sessions >= r->sessions_max)
         return -EAGAIN;
+    /* TLS level: the destination policy's, else --tls; `may` with a broken
+     * handshake remembered: plaintext. */
+    int p = route_host_policy(h);
+    enum vl_tls_level level = p >= 0 && vl_shaper_conf(r->shaper, p)->tls_set
+                              ? vl_shaper_conf(r->shaper, p)->tls : r->cfg->tls_level;
+    if (level == VL_TLS_MAY && h->tls_plain_until_ms > vl_clock_mono_ms())
+        level = VL_TLS_NONE;
     int rc = session_open(&r->sess, h, &h->addr.sa, h->addr_len, h->ip,
-                          h->pending ? h->pending->mx_name : NULL,
-                          h->tls_plain_until_ms > vl_clock_mono_ms(), egress);
+                          h->pending ? h->pending->mx_name : NULL, level, egress);
     if (rc < 0)
         return rc;
     h->active++;
@@ -372,6 +378,14 @@ static void route_attempt_to_host(struct route *r, struct attempt *t)
             continue;
         t->mx_name = dh->mx_name;
         t->host = dh->host;
+        const struct vl_shaping_policy *pc = d->policy >= 0
+                                             ? vl_shaper_conf(r->shaper, d->policy) : NULL;
+        if (pc && (pc->retry_ms_base || pc->retry_ms_max)) {   /* its retry schedule */
+            t->retry_ms_base = pc->retry_ms_base ? pc->retry_ms_base : r->cfg->retry_ms_base;
+            t->retry_ms_max = pc->retry_ms_max ? pc->retry_ms_max : r->cfg->retry_ms_max;
+            if (t->retry_ms_max < t->retry_ms_base)
+                t->retry_ms_max = t->retry_ms_base;
+        }
         if (dh->host->policy < 0)
             dh->host->policy = d->policy;   /* a host's connections count for one policy */
         *dh->host->pending_tail = t;
@@ -798,10 +812,9 @@ int route_init(struct route *r, unsigned shard_idx, const struct vl_config *cfg,
         .connect_ms_timeout = cfg->connect_ms_timeout, .idle_ms_max = cfg->idle_ms_max,
         .owner = route_session_owner(r),
         .tls_level = cfg->tls_level, .tls_ca_file = cfg->tls_ca_file,
-        .client_conf_plain = *client_conf,
     };
-    r->sess.client_conf_plain.starttls = false;       /* the `may` fallback */
-    r->sess.client_conf_plain.tls_required = false;
+    session_conf_levels(r->sess.conf, client_conf);
+    r->sess.levels_ready = true;
     /* Egress addresses (issue 14): each with its EHLO name, bound before connect. */
     const struct vl_shaping *tab = cfg->shaping;
     for (unsigned i = 0; tab && i < tab->addr_count; i++) {
@@ -816,12 +829,11 @@ int route_init(struct route *r, unsigned shard_idx, const struct vl_config *cfg,
         } else {
             vl_panic("egress address %s: config validation missed it", tab->addrs[i].ip);
         }
-        e->conf = *client_conf;
-        e->conf.helo_name = tab->addrs[i].ehlo;
-        e->conf.helo_name_len = strlen(tab->addrs[i].ehlo);
-        e->conf_plain = r->sess.client_conf_plain;
-        e->conf_plain.helo_name = e->conf.helo_name;
-        e->conf_plain.helo_name_len = e->conf.helo_name_len;
+        session_conf_levels(e->conf, client_conf);
+        for (unsigned l = 0; l < VL_TLS_LEVEL_COUNT; l++) {
+            e->conf[l].helo_name = tab->addrs[i].ehlo;
+            e->conf[l].helo_name_len = strlen(tab->addrs[i].ehlo);
+        }
         r->sess.egress_count = i + 1;
     }
     r->dom_tab = calloc(ROUTE_DOM_BUCKETS, sizeof *r->dom_tab);

@@ -90,7 +90,8 @@ struct session {
     struct session_tls *tls;
     const char *tls_proto;         /* "TLSv1.3"... once established (static string) */
     const char *sni;               /* MX name of the first attempt, borrowed */
-    const struct smtp_client_conf *conf;   /* env's, or its plain one (tls_off) */
+    const struct smtp_client_conf *conf;   /* env's or its egress's, for its level */
+    enum vl_tls_level level;       /* this session's STARTTLS policy */
     int egress;                    /* env->egress index bound to, or -1 */
 };
 
@@ -125,6 +126,8 @@ void session_env_fini(struct session_env *env)
 {
     tls_ctx_destroy(env->tls_ctx);     /* after every session's SSL is freed */
     env->tls_ctx = NULL;
+    tls_ctx_destroy(env->tls_ctx_verify);
+    env->tls_ctx_verify = NULL;
 }
 
 static void session_close(struct session *s)
@@ -146,9 +149,25 @@ static void session_close(struct session *s)
 
 int session_egress(const struct session *s) { return s->egress; }
 
-int session_open(struct session_env *env, struct host *h, const struct sockaddr *addr,
-                 socklen_t addr_len, const char *ip, const char *sni, bool tls_off, int egress)
+void session_conf_levels(struct smtp_client_conf out[VL_TLS_LEVEL_COUNT],
+                         const struct smtp_client_conf *base)
 {
+    for (unsigned l = 0; l < VL_TLS_LEVEL_COUNT; l++) {
+        out[l] = *base;
+        out[l].starttls = l != VL_TLS_NONE;
+        out[l].tls_required = l == VL_TLS_ENCRYPT || l == VL_TLS_VERIFY;
+    }
+}
+
+int session_open(struct session_env *env, struct host *h, const struct sockaddr *addr,
+                 socklen_t addr_len, const char *ip, const char *sni,
+                 enum vl_tls_level level, int egress)
+{
+    vl_assert((unsigned)level < VL_TLS_LEVEL_COUNT);
+    if (!env->levels_ready) {
+        session_conf_levels(env->conf, env->client_conf);
+        env->levels_ready = true;
+    }
     struct session *s = calloc(1, sizeof *s);
     if (!s)
         return -ENOMEM;
@@ -181,10 +200,8 @@ int session_open(struct session_env *env, struct host *h, const struct sockaddr 
     else if (addr->sa_family == AF_INET6)
         s->port = ntohs(((const struct sockaddr_in6 *)(const void *)addr)->sin6_port);
     s->sni = sni;
-    if (egress >= 0)
-        s->conf = tls_off ? &env->egress[egress].conf_plain : &env->egress[egress].conf;
-    else
-        s->conf = tls_off ? &env->client_conf_plain : env->client_conf;
+    s->level = level;
+    s->conf = egress >= 0 ? &env->egress[egress].conf[level] : &env->conf[level];
     int rc = rx_open(s->env->rx, fd, session_cb, s, &s->h);
     if (rc < 0) {
         close(fd);
@@ -661,9 +678,9 @@ static void session_tls_failed(struct session *s, const char *why)
 {
     char text[240];
     snprintf(text, sizeof text, "TLS handshake with %s failed: %s", s->ip, why);
-    bool fallback = s->env->tls_level == VL_TLS_MAY && s->env->owner.tls_broken;
+    bool fallback = s->level == VL_TLS_MAY && s->env->owner.tls_broken;
     vl_log_at(VL_LOG_INFO, "evt=tls_fail shard=%u ip=%s mx=%s level=%s action=%s err=\"%s\"",
-              s->env->shard_idx, s->ip, s->sni ? s->sni : "", vl_tls_level_name(s->env->tls_level),
+              s->env->shard_idx, s->ip, s->sni ? s->sni : "", vl_tls_level_name(s->level),
               fallback ? "plaintext_retry" : "defer", why);
     if (s->ever_ready) {           /* not reached today: STARTTLS comes before READY */
         session_tls_lost(s);
@@ -685,18 +702,20 @@ static void session_tls_start(struct session *s)
     vl_assert(!s->tls);            /* s->in holds only the 220: the client checked */
     int rc = 0;
     char why[300] = "";
-    if (!s->env->tls_ctx && s->env->tls_level == VL_TLS_VERIFY)   /* one per shard */
-        rc = tls_ctx_client_verify_create(&s->env->tls_ctx, s->env->tls_ca_file, why,
-                                          sizeof why);
-    else if (!s->env->tls_ctx)
-        rc = tls_ctx_client_create(&s->env->tls_ctx);   /* one per shard, never per connection */
+    /* One context per shard and kind, never per connection. */
+    bool verify = s->level == VL_TLS_VERIFY;
+    struct tls_ctx **ctx = verify ? &s->env->tls_ctx_verify : &s->env->tls_ctx;
+    if (!*ctx && verify)
+        rc = tls_ctx_client_verify_create(ctx, s->env->tls_ca_file, why, sizeof why);
+    else if (!*ctx)
+        rc = tls_ctx_client_create(ctx);
     if (rc == 0) {
         s->tls = malloc(sizeof *s->tls);
         rc = s->tls ? 0 : -ENOMEM;
     }
     if (rc == 0) {
         s->tls->shut = s->tls->end_sealed = false;
-        rc = tls_conn_create(&s->tls->conn, s->env->tls_ctx, false, s->sni);
+        rc = tls_conn_create(&s->tls->conn, *ctx, false, s->sni);
         if (rc < 0) {
             free(s->tls);
             s->tls = NULL;

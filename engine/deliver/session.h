@@ -53,7 +53,7 @@ struct session_owner {
                                uint32_t attempts_done, struct attempt **next);
     /** Level `may`: the TLS handshake with @p h failed (@p why): the session
      *  closes without a host failure, so that @p h is retried at once without
-     *  STARTTLS (session_open(..., tls_off)) - the owner remembers it. */
+     *  STARTTLS (session_open(..., VL_TLS_NONE)) - the owner remembers it. */
     void (*tls_broken)(void *ctx, struct host *h, const char *why);
     /** The pooled @p s leaves the pool by itself (idle timeout, closed). */
     void (*unpooled)(void *ctx, struct session *s, struct host *h);
@@ -67,7 +67,7 @@ struct session_owner {
 struct session_egress {
     union vl_sockaddr addr;        /* port 0 */
     socklen_t addr_len;
-    struct smtp_client_conf conf, conf_plain;   /* helo_name = its EHLO name */
+    struct smtp_client_conf conf[VL_TLS_LEVEL_COUNT];   /* by TLS level; its EHLO name */
 };
 
 /* What a shard's sessions share; session.c owns tls_ctx. */
@@ -75,29 +75,37 @@ struct session_env {
     struct rx *rx;
     unsigned shard_idx;            /* for logs */
     const struct smtp_client_conf *client_conf;
-    struct smtp_client_conf client_conf_plain;   /* client_conf without STARTTLS: the
-                                                    `may` fallback for broken TLS hosts */
-    enum vl_tls_level tls_level;   /* decides the context (verify) and the fallback (may) */
+    bool levels_ready;             /* conf[] filled from client_conf (session_open) */
+    struct smtp_client_conf conf[VL_TLS_LEVEL_COUNT];   /* client_conf, by TLS level */
+    enum vl_tls_level tls_level;   /* the default level (--tls) */
     const char *tls_ca_file;       /* verify: CAs instead of the system store, or NULL */
     unsigned egress_count;         /* the config's egress addresses, by index */
     struct session_egress egress[VL_EGRESS_ADDRS_MAX];
     uint64_t connect_ms_timeout;
     uint64_t idle_ms_max;          /* a pooled session quits after */
     struct tls_ctx *tls_ctx;       /* STARTTLS client context, made at first use */
+    struct tls_ctx *tls_ctx_verify;   /* level verify's (chain and name checked) */
     struct session_owner owner;
 };
 
 /** Free what the sessions of @p env shared (after the last session). */
 void session_env_fini(struct session_env *env);
 
+/** @p out[level]: @p base with each TLS level's STARTTLS flags (none: never;
+ *  may: when offered; encrypt, verify: required). */
+void session_conf_levels(struct smtp_client_conf out[VL_TLS_LEVEL_COUNT],
+                         const struct smtp_client_conf *base);
+
 /** Open a session to @p h at @p addr (@p ip: its text, @p sni: the MX name
- *  or NULL; both borrowed for the session's life; @p tls_off: never STARTTLS,
- *  the `may` fallback; @p egress: index into env->egress to bind to and take
- *  the EHLO name of, or -1). Connect failures are reported later
- *  (host_failed, closed). @return 0, -ENOMEM, -errno (socket, bind), or
- *  -EAGAIN (reactor full): then nothing was opened. */
+ *  or NULL; both borrowed for the session's life) at TLS level @p level
+ *  (the destination's policy; VL_TLS_NONE for the `may` fallback), from
+ *  @p egress (index into env->egress to bind to and take the EHLO name of,
+ *  or -1). Connect failures are reported later (host_failed, closed).
+ *  @return 0, -ENOMEM, -errno (socket, bind), or -EAGAIN (reactor full):
+ *  then nothing was opened. */
 int session_open(struct session_env *env, struct host *h, const struct sockaddr *addr,
-                 socklen_t addr_len, const char *ip, const char *sni, bool tls_off, int egress);
+                 socklen_t addr_len, const char *ip, const char *sni,
+                 enum vl_tls_level level, int egress);
 /** The egress index @p s was opened with (-1: none). */
 int session_egress(const struct session *s);
 /** Run @p a on the pooled @p s (the owner took it out of its pool). */

@@ -46,6 +46,8 @@ enum vl_tls_level {
                              store (or tls_ca_file) and the MX name: else 451 4.7.5 */
 };
 
+#define VL_TLS_LEVEL_COUNT 4
+
 /** "none" | "may" | "encrypt" | "verify". @return 0, or -1 (*@p out untouched). */
 int vl_tls_level_parse(const char *s, enum vl_tls_level *out);
 /** The level's name (static). */

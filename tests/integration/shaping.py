@@ -10,6 +10,8 @@ shared:  three domains whose MX ends in bigmail.test share one policy's budget
 egress:  the same run goes out from two egress addresses (127.0.0.10 and .11,
          bound before connect), each with its own EHLO name, both used;
 rcpts:   a policy naming a domain lowers recipients per transaction;
+policy_tls_retry: a policy's TLS level (encrypt) and retry schedule apply to its
+         domain only;
 aimd:    a model that allows 8 msg/s answers 421 4.7.0 above it: the adaptive
          policy (40 msg/s) halves its rate (delivery-log event "rate" with old
          and new rate, at most one cut per hold-down), and after retries every
@@ -136,5 +138,33 @@ shaping = { slowmail = { mx = "slowmail.test"; msgs-per-sec = 40.0; conns-per-ip
           "the model's 421s: %r" % deferred[:2])
 
 
+def case_policy_tls_retry(env):
+    """A policy's TLS level and retry schedule apply to its domains only: strict.test
+    (tls encrypt, retry-base 2h) to a sink without STARTTLS is deferred 4.7.0 and
+    scheduled about 2h later; loose.test on the same sink (no policy) is delivered."""
+    env.start_sinks({BIG: []})
+    env.start_dns(mx={"strict.test": [(10, "mx.same.test", BIG)],
+                      "loose.test": [(10, "mx.same.test", BIG)]}, defaults=False)
+    conf = write(env, "volley.conf", 'shaping = { strict = { domains = "strict.test"; '
+                 'tls = "encrypt"; retry-base = "2h"; retry-max = "4h"; }; };\n')
+    qid = env.enqueue("s@src.test", ["a@strict.test", "b@loose.test"], message())
+    t0 = time.time()
+    env.run("--config", conf, "--retry-base", "1m")
+    log = env.log()
+    ev = {e["rcpt"]: e for e in log if "rcpt" in e}
+    check(ev["b@loose.test"]["event"] == "delivered", "loose: %r" % ev["b@loose.test"])
+    a = ev["a@strict.test"]
+    check(a["event"] == "deferred" and a["status"] == "4.7.0" and "STARTTLS" in a["reply"],
+          "strict: %r" % a)
+    r = env.volley("queue", "--data", env.data, "show", qid, "--json")
+    check(r.returncode == 0, "queue show: %s" % r.stderr)
+    shown = json.loads(r.stdout)
+    rc = [x for x in shown["rcpts"] if x["rcpt"] == "a@strict.test"]
+    check(rc, "no strict rcpt in %r" % shown)
+    nxt = time.mktime(time.strptime(rc[0]["next"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+    check(nxt - t0 > 1.5 * 3600, "next try in %.0fs, want about 2h (the policy's retry-base, "
+          "not --retry-base 1m)" % (nxt - t0))
+
+
 run_cases([("shared_and_egress", case_shared_and_egress), ("rcpts", case_rcpts),
-           ("aimd", case_aimd)])
+           ("aimd", case_aimd), ("policy_tls_retry", case_policy_tls_retry)])

@@ -175,7 +175,7 @@ static void run_until_call(struct fixture *fx, enum call_kind kind)
 static int open_session(struct fixture *fx, const struct sockaddr *sa, socklen_t len)
 {
     fx->owner.in_owner_call = true;
-    int rc = session_open(&fx->env, fx->host, sa, len, "127.0.0.1", "mx.test", false, -1);
+    int rc = session_open(&fx->env, fx->host, sa, len, "127.0.0.1", "mx.test", VL_TLS_MAY, -1);
     fx->owner.in_owner_call = false;
     return rc;
 }
