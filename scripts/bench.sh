@@ -7,6 +7,9 @@
 #   tls      volley bench into a sink without and with STARTTLS (scripts/bench_tls.sh)
 #   intake   `volley run --listen` under smtp-source: msg/s, messages per fsync, latency
 #            of the 250 and of delivery (scripts/bench_intake.sh)
+#   shaping  adaptive vs fixed-rate shaping against 5 modelled providers (volley sink
+#            --model), 100,000 recipients; achieved rate vs limit, deferred share
+#            (scripts/bench_shaping.sh; ~15 min)
 #   queue    the queue with full durability: enqueue/lease/complete (medians of 5) and the
 #            1M-recipient restart (VOLLEY_BENCH_BIG=1), JSON in bench-out/queue_bench.json
 set -euo pipefail
@@ -37,6 +40,8 @@ for s in "${suites[@]}"; do
             VOLLEY_BIN=build/volley scripts/bench_tls.sh ;;
         intake)
             VOLLEY_BIN=build/volley scripts/bench_intake.sh ;;
+        shaping)
+            VOLLEY_BIN=build/volley scripts/bench_shaping.sh ;;
         queue)
             VOLLEY_BENCH_BIG=1 build/queue_bench --benchmark_repetitions=5 \
                 --benchmark_report_aggregates_only=true \

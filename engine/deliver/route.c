@@ -47,6 +47,7 @@
 #define ROUTE_HOST_FAIL_MS_MAX (10u * 60u * 1000u)
 #define ROUTE_DEFER_RECHECK_MS 1000u   /* a deferred DNS answer is asked again after */
 #define ROUTE_LOCAL_RETRY_MS     50u   /* a local cap: asked again after, at the latest */
+#define ROUTE_PUSHBACK_PAUSE_MS 250u   /* a shaped host said 421: its next connection after */
 
 static uint64_t route_hash(const void *p, size_t n)
 {
@@ -689,8 +690,9 @@ static void route_on_host_failed(void *ctx, struct host *h, const struct smtp_fa
                            vl_clock_mono_ms()) &&
         vl_shaper_conf(r->shaper, p)->adaptive) {
         /* A shaped destination pushing back: the policy slows down; the host
-         * is not failing (its MX peers would get the same answer). */
-        route_host_throttle(r, h, 1000);
+         * is not failing (its MX peers would get the same answer). A short
+         * pause keeps a provider refusing at its banner from a reconnect loop. */
+        route_host_throttle(r, h, ROUTE_PUSHBACK_PAUSE_MS);
         return;
     }
     if (route_host_mark_failed(r, h, why))
