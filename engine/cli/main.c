@@ -45,7 +45,7 @@ int main(int argc, char **argv)
         { "queue",   cli_queue_main,   "stats | ls | show ID | retry | bounce ID | purge | check" },
         { "sink",    cli_sink_main,    "SMTP sink with fault injection, for tests and benches" },
         { "bench",   cli_bench_main,   "end-to-end loopback benchmark" },
-        { "config",  cli_config_main,  "check FILE: validate a volley.conf (errors with file:line)" },
+        { "config",  cli_config_main,  "check FILE: validate volley.conf (errors with file:line)" },
     };
     const size_t n = sizeof cmds / sizeof cmds[0];
 

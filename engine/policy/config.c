@@ -447,31 +447,10 @@ const char *vl_config_option_name(size_t i)
     return i < vl_config_option_count() ? config_opts[i].name : NULL;
 }
 
-int vl_config_parse_err(struct vl_config *c, const char *cmd, int argc, char **argv,
-                        char **rest, int *rest_n, FILE *err)
+int vl_config_parse_args(struct vl_config *c, const char *cmd, int argc, char **argv,
+                         char **rest, int *rest_n, FILE *err)
 {
     *rest_n = 0;
-    /* --config FILE first: the file is the base, the other options override it. */
-    for (int i = 1; i < argc; i++) {
-        const char *path = NULL;
-        if (!strcmp(argv[i], "--config")) {
-            if (i + 1 >= argc) {
-                fprintf(err, "volley %s: --config needs a value\n", cmd);
-                return -1;
-            }
-            path = argv[i + 1];
-        } else if (!strncmp(argv[i], "--config=", 9)) {
-            path = argv[i] + 9;
-        }
-        if (!path)
-            continue;
-        if (c->config_path) {
-            fprintf(err, "volley %s: --config given twice\n", cmd);
-            return -1;
-        }
-        if (vl_config_load_file(c, path, err) != 0)
-            return -1;
-    }
     bool cli_list[CK_LISTEN_TLS + 1] = { false };   /* the command line took this list over */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -516,11 +495,6 @@ int vl_config_parse_err(struct vl_config *c, const char *cmd, int argc, char **a
     return vl_config_check(c, cmd, err) == 0 ? 0 : -1;
 }
 
-int vl_config_parse(struct vl_config *c, const char *cmd, int argc, char **argv,
-                    char **rest, int *rest_n)
-{
-    return vl_config_parse_err(c, cmd, argc, argv, rest, rest_n, stderr);
-}
 
 /* One rule between options; prints what is wrong. */
 #define CHECK_RULE(cond, ...)                       \

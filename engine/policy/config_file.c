@@ -389,7 +389,8 @@ static void cf_adaptive(struct cf *f, const config_setting_t *g, struct vl_shapi
                 const config_setting_t *dur = config_setting_is_group(x)
                     ? config_setting_get_member(x, "for") : NULL;
                 if (!pat || !dur || config_setting_length(x) != 2) {
-                    cf_err(f, x, "adaptive.suspend: expected { pattern = \"TEXT\"; for = \"1h\"; }");
+                    cf_err(f, x, "adaptive.suspend: expected "
+                           "{ pattern = \"TEXT\"; for = \"1h\"; }");
                     continue;
                 }
                 if (cf_get_str(f, pat, "adaptive.suspend.pattern", pt->text, sizeof pt->text) &&
@@ -793,6 +794,42 @@ void vl_config_fini(struct vl_config *c)
     free(c->owned);
     c->owned = NULL;
     c->shaping = NULL;
+}
+
+/* ---- the command line over the file ---------------------------------------------- */
+
+int vl_config_parse_err(struct vl_config *c, const char *cmd, int argc, char **argv,
+                        char **rest, int *rest_n, FILE *err)
+{
+    *rest_n = 0;
+    /* --config FILE first: the file is the base, the other options override it. */
+    for (int i = 1; i < argc; i++) {
+        const char *path = NULL;
+        if (!strcmp(argv[i], "--config")) {
+            if (i + 1 >= argc) {
+                fprintf(err, "volley %s: --config needs a value\n", cmd);
+                return -1;
+            }
+            path = argv[i + 1];
+        } else if (!strncmp(argv[i], "--config=", 9)) {
+            path = argv[i] + 9;
+        }
+        if (!path)
+            continue;
+        if (c->config_path) {
+            fprintf(err, "volley %s: --config given twice\n", cmd);
+            return -1;
+        }
+        if (vl_config_load_file(c, path, err) != 0)
+            return -1;
+    }
+    return vl_config_parse_args(c, cmd, argc, argv, rest, rest_n, err);
+}
+
+int vl_config_parse(struct vl_config *c, const char *cmd, int argc, char **argv,
+                    char **rest, int *rest_n)
+{
+    return vl_config_parse_err(c, cmd, argc, argv, rest, rest_n, stderr);
 }
 
 /* ---- matching ------------------------------------------------------------------ */

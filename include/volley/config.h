@@ -160,6 +160,12 @@ unsigned vl_config_load_file(struct vl_config *c, const char *path, FILE *err);
 /** Free what vl_config_load_file() allocated. The config is unusable after. */
 void vl_config_fini(struct vl_config *c);
 
+/** The options of argv over @p c as it is (no --config: skipped), then the
+ *  rules between options (vl_config_check); errors to @p err. A repeatable
+ *  option given here replaces a loaded file's list. @return 0 or -1. */
+int vl_config_parse_args(struct vl_config *c, const char *cmd, int argc, char **argv,
+                         char **rest, int *rest_n, FILE *err);
+
 /** vl_config_parse(), with the errors to @p err instead of stderr. */
 int vl_config_parse_err(struct vl_config *c, const char *cmd, int argc, char **argv,
                         char **rest, int *rest_n, FILE *err);
