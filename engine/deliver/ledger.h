@@ -65,6 +65,8 @@ struct attempt {
     uint32_t rcpt_count;
     uint32_t fated;                /* outcomes recorded, held until the attempt is done */
     bool copy_counted;             /* a recipient was delivered: one message copy counted */
+    int shaped;                    /* route.c: 1 + the policy whose in-flight count has its
+                                      recipients (route_saturated), 0 = none */
     uint64_t retry_ms_base;        /* route.c: its shaping policy's schedule; 0 = --retry-* */
     uint64_t retry_ms_max;
     struct vl_queue_rcpt *rcpts[VL_SMTP_RCPTS_PER_TXN_MAX];

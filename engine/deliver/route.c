@@ -353,6 +353,49 @@ static struct domain *route_domain_get(struct route *r, const char *name, size_t
     return d;
 }
 
+/* ---- shaping backlog (what the lease leaves in the queue) ------------------------ */
+
+#define ROUTE_SHAPED_BACKLOG_S     10u   /* seconds of a policy's rate kept in flight */
+#define ROUTE_SHAPED_BACKLOG_MIN   64u   /* ... at least this many recipients */
+
+static void route_shaped_count(struct route *r, struct attempt *t)
+{
+    if (t->shaped || t->dom->policy < 0)
+        return;
+    t->shaped = 1 + t->dom->policy;
+    r->policy_inflight[t->dom->policy] += t->rcpt_count;
+}
+
+/* @p t leaves the route (done, failed, abandoned). */
+static void route_shaped_uncount(struct route *r, struct attempt *t)
+{
+    if (!t->shaped)
+        return;
+    vl_assert(r->policy_inflight[t->shaped - 1] >= t->rcpt_count);
+    r->policy_inflight[t->shaped - 1] -= t->rcpt_count;
+    t->shaped = 0;
+}
+
+bool route_saturated(void *ctx, const char *domain, size_t len)
+{
+    struct route *r = ctx;
+    if (!r->shaper)
+        return false;
+    struct domain *d = r->dom_tab[vl_domain_hash(domain, len) % ROUTE_DOM_BUCKETS];
+    for (; d; d = d->hnext)
+        if (strlen(d->name) == len && !memcmp(d->name, domain, len))
+            break;
+    if (!d || d->policy < 0)
+        return false;
+    double rate = vl_shaper_rate(r->shaper, d->policy);
+    if (rate <= 0)
+        return false;                  /* no message rate: nothing waits for long */
+    double max = rate * ROUTE_SHAPED_BACKLOG_S;
+    if (max < ROUTE_SHAPED_BACKLOG_MIN)
+        max = ROUTE_SHAPED_BACKLOG_MIN;
+    return r->policy_inflight[d->policy] >= max;
+}
+
 /* Every recipient of @p t gets the same local fate; @p t is done. */
 static void route_attempt_fail(struct route *r, struct attempt *t, bool bounce, uint16_t code,
                                const char *status, const char *text)
@@ -363,6 +406,7 @@ static void route_attempt_fail(struct route *r, struct attempt *t, bool bounce, 
     snprintf(f.status, sizeof f.status, "%s", status);
     for (uint32_t i = 0; i < t->rcpt_count; i++)
         ledger_outcome(r->ledger, t, i, &f, t->host ? t->host->ip : NULL);
+    route_shaped_uncount(r, t);
     ledger_attempt_done(r->ledger, t);
 }
 
@@ -389,6 +433,7 @@ static void route_attempt_to_host(struct route *r, struct attempt *t)
         }
         if (dh->host->policy < 0)
             dh->host->policy = d->policy;   /* a host's connections count for one policy */
+        route_shaped_count(r, t);
         *dh->host->pending_tail = t;
         dh->host->pending_tail = &t->next;
         t->next = NULL;
@@ -678,6 +723,7 @@ static void route_on_attempt_done(void *ctx, struct attempt *t, bool by_close)
     struct route *r = ctx;
     if (!by_close)
         atomic_fetch_add_explicit(&r->ctr->txns, 1, memory_order_relaxed);
+    route_shaped_uncount(r, t);
     ledger_attempt_done(r->ledger, t);
 }
 
@@ -942,6 +988,7 @@ void route_abandon_pending(struct route *r)
             while (h->pending) {
                 struct attempt *t = h->pending;
                 h->pending = t->next;
+                route_shaped_uncount(r, t);
                 ledger_attempt_abandon(r->ledger, t);
             }
             h->pending_tail = &h->pending;
@@ -961,6 +1008,7 @@ void route_abandon_pending(struct route *r)
             while (d->waiting) {
                 struct attempt *t = d->waiting;
                 d->waiting = t->next;
+                route_shaped_uncount(r, t);
                 ledger_attempt_abandon(r->ledger, t);
             }
             d->waiting_tail = &d->waiting;

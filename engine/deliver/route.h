@@ -108,6 +108,7 @@ struct route {
     struct host *throttled;
     rx_timer_t throttle_timer;
     uint64_t throttle_at_ms;
+    uint32_t policy_inflight[VL_SHAPING_POLICIES_MAX];   /* recipients on hosts, by policy */
 };
 
 /** c-ares's sock_state_cb (route_dnsfd.c): poll @p fd on @p ctx's reactor
@@ -120,6 +121,12 @@ int route_init(struct route *r, unsigned shard_idx, const struct vl_config *cfg,
                const struct smtp_client_conf *client_conf, struct ledger *ledger,
                struct deliver_counters *ctr);
 void route_fini(struct route *r);
+/** Should the shard leave recipients of @p domain (lowercased, @p len bytes)
+ *  in the queue for now? True when its shaping policy already has about ten
+ *  seconds of its current rate in flight in this shard: leasing more would
+ *  only fill the shard's in-flight cap with mail that waits, while other
+ *  destinations could go (vl_queue_lease_skip). */
+bool route_saturated(void *r, const char *domain, size_t len);
 /** Start delivering @p a (its recipients share one domain). */
 void route_attempt(struct route *r, struct attempt *a);
 /** Nothing left to lease (--until-empty): QUIT pooled sessions, pool no more. */

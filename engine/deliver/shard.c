@@ -47,6 +47,10 @@ static uint32_t shard_rcpts_max(struct shard *sh, const struct vl_queue_rcpt *r)
     return max;
 }
 
+/* With shaping, a lease passes over the recipients of saturated destinations
+ * (route_saturated): at most this often, so that the scan costs little. */
+#define SHARD_SHAPED_LEASE_MS 100u
+
 static int shard_lease(struct shard *sh)
 {
     struct ledger *l = &sh->ledger;
@@ -66,9 +70,13 @@ static int shard_lease(struct shard *sh)
     if (max < 16)
         max = 16;
     struct vl_queue_batch *b = NULL;
-    int n = vl_queue_lease(sh->qs, vl_clock_wall_ms(), max, &b);
+    /* Shaping: leave what a saturated destination cannot send soon in the queue. */
+    int n = vl_queue_lease_skip(sh->qs, vl_clock_wall_ms(), max,
+                                sh->cfg->shaping ? route_saturated : NULL, &sh->route, &b);
     if (n < 0)
         return n;
+    if (sh->cfg->shaping)
+        sh->next_lease_ms = now + SHARD_SHAPED_LEASE_MS;   /* each lease may scan past many */
     if (n == 0) {
         sh->lease_none = true;
         sh->next_lease_ms = now + 50;   /* poll: other processes may enqueue */
