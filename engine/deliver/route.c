@@ -24,6 +24,17 @@
  * is "starved" and pumped again when a session closes or the timer fires.
  * Neither counts an attempt, logs a deferral or schedules a retry.
  *
+ * Shaping (issue 14; engine/policy/shaper.h): a domain gets its policy when
+ * its MX answer arrives (by name, else the best MX's suffix); a host counts
+ * its connections for the policy of its first attempt. Before an attempt
+ * starts on a session the policy gives a message token, before a session
+ * opens a connection slot and a source address (egress): when it says "wait",
+ * the host is throttled (the route's list, one timer) and pumped again then;
+ * sessions wait pooled meanwhile. A 421 or 4.7.x from a shaped host slows its
+ * policy down instead of marking the host failing. The lease leaves in the
+ * queue what a saturated policy could not send for ten seconds
+ * (route_saturated).
+ *
  * Invariant: an attempt is in exactly one place: a domain's waiting list,
  * a host's pending FIFO, a session, or done (its recipients have outcomes).
  */

@@ -17,7 +17,9 @@
  * it: a slow reader that keeps taking data never times out, one that stops
  * does. The final reply then gets its own (DOT: 10 minutes, 4.5.3.2.6).
  *
- * STARTTLS (level from --tls; the client asks with SMTP_ACT_START_TLS): a
+ * STARTTLS (the level session_open() got: --tls or the destination's policy;
+ * `may` falls back to plaintext when the handshake fails, see
+ * session_tls_failed(); the client asks with SMTP_ACT_START_TLS): a
  * struct session_tls is allocated then, and from there every byte goes
  * through it (session_tls_*: handshake over the same recv/send paths, write
  * buffers sealed into one ciphertext buffer, plaintext decrypted into in[]).
