@@ -52,7 +52,7 @@ start_sink() {   # start_sink NAME ARGS...: sets NAME_port, NAME_pid
     local pid=$! port=""
     pids+=("$pid")
     for _ in $(seq 200); do
-        port=$(sed -n 's/^sink: listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/$name.out")
+        port=$(sed -n 's/^sink: listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/$name.out" 2>/dev/null || true)
         [ -n "$port" ] && break
         kill -0 "$pid" 2>/dev/null || fail "sink $name exited: $(cat "$tmp/$name.err")"
         sleep 0.05
