@@ -13,6 +13,9 @@
 #   http     the HTTP API (`volley run --http`): 1-recipient personalised 5 KB requests under
 #            wrk (durable msg/s), one 10,000-recipient request (rcpts/s), the same load over
 #            SMTP for comparison (scripts/bench_http.sh)
+#   shaping  adaptive vs fixed-rate shaping against 5 modelled providers (volley sink
+#            --model), 100,000 recipients; achieved rate vs limit, deferred share
+#            (scripts/bench_shaping.sh; ~15 min)
 #   queue    the queue with full durability: enqueue/lease/complete (medians of 5) and the
 #            1M-recipient restart (VOLLEY_BENCH_BIG=1), JSON in bench-out/queue_bench.json
 set -euo pipefail
@@ -47,6 +50,8 @@ for s in "${suites[@]}"; do
             VOLLEY_BIN=build/volley scripts/bench_blast.sh ;;
         http)
             VOLLEY_BIN=build/volley scripts/bench_http.sh ;;
+        shaping)
+            VOLLEY_BIN=build/volley scripts/bench_shaping.sh ;;
         queue)
             VOLLEY_BENCH_BIG=1 build/queue_bench --benchmark_repetitions=5 \
                 --benchmark_report_aggregates_only=true \

@@ -5,7 +5,8 @@
 #                             client in inject_source_test, no daemon left running; and
 #                             libnet-ssleay-perl for swaks --tls in inject_smtpauth_test;
 #                             libjansson-dev for blast --json and the HTTP API; chromium, headless, opens
-#                             the blast --report page in blast_test; libmicrohttpd for the HTTP API, curl for its tests)
+#                             the blast --report page in blast_test; libmicrohttpd for the HTTP API, curl for its tests;
+#                             libconfig-dev: volley.conf, issue 14)
 #   scripts/setup.sh --bench  also the benchmark tools
 set -euo pipefail
 
@@ -14,7 +15,7 @@ set -euo pipefail
 pkgs=(build-essential gcc g++ clang libclang-rt-14-dev cmake pkg-config git python3 python3-lmdb
       liburing-dev libssl-dev openssl libc-ares-dev liblmdb-dev lmdb-utils libjemalloc-dev
       libbenchmark-dev libcmocka-dev dnsmasq-base swaks strace valgrind procps iproute2
-      postfix libnet-ssleay-perl libmicrohttpd-dev libjansson-dev curl chromium)
+      postfix libnet-ssleay-perl libmicrohttpd-dev libjansson-dev curl chromium libconfig-dev)
 bench=0
 for a in "$@"; do
     case "$a" in

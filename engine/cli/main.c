@@ -19,6 +19,7 @@
 #pragma weak cli_bench_main
 #pragma weak cli_blast_main
 #pragma weak cli_suppress_main
+#pragma weak cli_config_main
 
 struct subcommand {
     const char *name;
@@ -48,6 +49,7 @@ int main(int argc, char **argv)
         { "bench",   cli_bench_main,   "end-to-end loopback benchmark" },
         { "blast",   cli_blast_main,   "load generator: SMTP to targets, latency report" },
         { "suppress", cli_suppress_main, "add | rm | ls | import FILE | export: addresses never mailed" },
+        { "config",  cli_config_main,  "check FILE: validate volley.conf (errors with file:line)" },
     };
     const size_t n = sizeof cmds / sizeof cmds[0];
 
