@@ -13,6 +13,9 @@
 #   http     the HTTP API (`volley run --http`): 1-recipient personalised 5 KB requests under
 #            wrk (durable msg/s), one 10,000-recipient request (rcpts/s), the same load over
 #            SMTP for comparison (scripts/bench_http.sh)
+#   shaping  adaptive vs fixed-rate shaping against 5 modelled providers (volley sink
+#            --model), 100,000 recipients; achieved rate vs limit, deferred share
+#            (scripts/bench_shaping.sh; ~15 min)
 #   dkim     DKIM signatures/s (RSA-2048, Ed25519, 10 KB) next to `openssl speed` in the
 #            same run, and a signed vs unsigned shared-body campaign end to end
 #            (scripts/bench_dkim.sh; bench-out/dkim.json)
@@ -50,6 +53,8 @@ for s in "${suites[@]}"; do
             VOLLEY_BIN=build/volley scripts/bench_blast.sh ;;
         http)
             VOLLEY_BIN=build/volley scripts/bench_http.sh ;;
+        shaping)
+            VOLLEY_BIN=build/volley scripts/bench_shaping.sh ;;
         dkim)
             VOLLEY_BIN=build/volley scripts/bench_dkim.sh ;;
         queue)

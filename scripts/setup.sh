@@ -6,6 +6,7 @@
 #                             libnet-ssleay-perl for swaks --tls in inject_smtpauth_test;
 #                             libjansson-dev for blast --json and the HTTP API; chromium, headless, opens
 #                             the blast --report page in blast_test; libmicrohttpd for the HTTP API, curl for its tests;
+#                             libconfig-dev: volley.conf, issue 14;
 #                             python3-dkim (+ python3-nacl for Ed25519) and opendkim-tools, the
 #                             independent DKIM verifiers of dkim_verify_test)
 #   scripts/setup.sh --bench  also the benchmark tools
@@ -16,8 +17,8 @@ set -euo pipefail
 pkgs=(build-essential gcc g++ clang libclang-rt-14-dev cmake pkg-config git python3 python3-lmdb
       liburing-dev libssl-dev openssl libc-ares-dev liblmdb-dev lmdb-utils libjemalloc-dev
       libbenchmark-dev libcmocka-dev dnsmasq-base swaks strace valgrind procps iproute2
-      postfix libnet-ssleay-perl libmicrohttpd-dev libjansson-dev curl chromium python3-dkim
-      python3-nacl opendkim-tools)
+      postfix libnet-ssleay-perl libmicrohttpd-dev libjansson-dev curl chromium libconfig-dev
+      python3-dkim python3-nacl opendkim-tools)
 bench=0
 for a in "$@"; do
     case "$a" in

@@ -46,5 +46,6 @@ int cli_bench_main(int argc, char **argv);
 int cli_doctor_main(int argc, char **argv);
 int cli_blast_main(int argc, char **argv);
 int cli_suppress_main(int argc, char **argv);   /* cli_suppress.c */
+int cli_config_main(int argc, char **argv);
 
 #endif

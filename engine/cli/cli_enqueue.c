@@ -238,7 +238,7 @@ static int enq_args(int argc, char **argv, struct enq_opts *o, struct enq_rcpts 
         case 'F': o->fold_local = 1; break;
         case 'K': case 'C': case 'H': {
             const char *name = c == 'K' ? "--dkim" : c == 'C' ? "--dkim-canon" : "--dkim-headers";
-            if (vl_dkim_opt_parse(&o->dkim, o->cmd, name, optarg) < 0)
+            if (vl_dkim_opt_parse(&o->dkim, o->cmd, name, optarg, stderr) < 0)
                 return -1;
             break;
         }

@@ -19,9 +19,11 @@
 #include "log.h"
 #include "volley/error.h"
 #include "volley/queue.h"
+#include "volley/shaping.h"
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +32,10 @@
 
 static void cli_run_usage(FILE *f)
 {
-    fprintf(f, "usage: volley run [--data DIR] [--until-empty] [options]\n\n"
+    fprintf(f, "usage: volley run [--data DIR] [--config FILE] [--until-empty] [options]\n\n"
+               "With --config FILE, the file's settings come first and the options given\n"
+               "here override them; SIGHUP re-reads FILE: a file with errors is refused\n"
+               "(the errors are logged, the running config kept).\n"
                "Deliver the queue: until SIGTERM/SIGINT, or with --until-empty until\n"
                "nothing is ready or in flight (deferred recipients stay queued).\n"
                "Without a queue in DIR, creates an empty one (--shards N, default the\n"
@@ -189,6 +194,108 @@ static void run_hold(atomic_bool *stop)
     }
 }
 
+/* ---- SIGHUP: reload --config FILE ------------------------------------------
+ * The handler only sets a flag; the progress callback (the main thread, about
+ * once a second) reloads: the file is read and validated in full, with the
+ * command-line options applied over it as at start. A file with errors is
+ * refused: every error is logged (evt=config_reload_refused) and the running
+ * config stays. A valid one is logged (evt=config_reloaded) with what
+ * changed; the shards keep the config they started with (the engine reads it
+ * without locks), so changed settings apply at the next start and say so
+ * (applies=restart). In-flight deliveries are never touched by a reload. */
+static volatile sig_atomic_t cli_run_hup;
+static void cli_run_on_hup(int sig) { (void)sig; cli_run_hup = 1; }
+
+struct cli_run_ctx {
+    struct cli_progress *p;
+    const struct vl_config *cfg;       /* the running one */
+    int argc;
+    char **argv;
+    unsigned reloads, refused;
+};
+
+static void cli_run_reload(struct cli_run_ctx *rc)
+{
+    static struct vl_config next;
+    char *msg = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&msg, &len);
+    if (!m)
+        return;
+    vl_config_defaults(&next);
+    unsigned errors = vl_config_load_file(&next, rc->cfg->config_path, m);
+    if (errors == 0) {
+        /* the command line over the file, as at start (no --config: loaded above) */
+        char **av = calloc((size_t)rc->argc + 1, sizeof *av), **rest = calloc((size_t)rc->argc + 1,
+                                                                             sizeof *rest);
+        int ac = 0, rest_n = 0;
+        for (int i = 0; av && i < rc->argc; i++) {
+            if (!strcmp(rc->argv[i], "--config")) {
+                i++;
+                continue;
+            }
+            if (!strncmp(rc->argv[i], "--config=", 9))
+                continue;
+            av[ac++] = rc->argv[i];
+        }
+        if (!av || !rest || vl_config_parse_err(&next, "run", ac, av, rest, &rest_n, m) != 0)
+            errors++;
+        free(av);
+        free(rest);
+    }
+    fclose(m);
+    if (errors) {
+        rc->refused++;
+        for (char *line = msg, *nl; line && *line; line = nl) {
+            nl = strchr(line, '\n');
+            if (nl)
+                *nl++ = '\0';
+            vl_log(VL_LOG_ERROR, "evt=config_reload_refused file=\"%s\" error=\"%s\"",
+                   rc->cfg->config_path, line);
+        }
+        vl_log(VL_LOG_ERROR, "evt=config_reload_refused file=\"%s\" errors=%u "
+               "action=kept_running_config", rc->cfg->config_path, errors);
+    } else {
+        rc->reloads++;
+        const struct vl_config *o = rc->cfg;
+        char changed[512] = "";
+        size_t n = 0;
+#define CHANGED(cond, name)                                                          \
+        if ((cond) && n < sizeof changed - 40)                                       \
+            n += (size_t)snprintf(changed + n, sizeof changed - n, "%s%s", n ? "," : "", name)
+        CHANGED(o->route_count != next.route_count, "route");
+        CHANGED(o->rcpts_per_txn_max != next.rcpts_per_txn_max, "max-rcpts");
+        CHANGED(o->retry_ms_base != next.retry_ms_base, "retry-base");
+        CHANGED(o->retry_ms_max != next.retry_ms_max, "retry-max");
+        CHANGED(o->age_ms_max != next.age_ms_max, "max-age");
+        CHANGED(o->conns_per_dest_max != next.conns_per_dest_max, "conns-per-dest");
+        CHANGED(o->msgs_per_conn_max != next.msgs_per_conn_max, "msgs-per-conn");
+        CHANGED(o->tls_level != next.tls_level, "tls");
+        CHANGED(o->listen_count != next.listen_count, "listen");
+        CHANGED(o->mx_port != next.mx_port, "mx-port");
+        CHANGED((o->shaping ? o->shaping->policy_count : 0) !=
+                (next.shaping ? next.shaping->policy_count : 0), "shaping");
+#undef CHANGED
+        vl_log(VL_LOG_WARN, "evt=config_reloaded file=\"%s\" changed=\"%s\" applies=restart",
+               o->config_path, n ? changed : "none");
+    }
+    free(msg);
+    vl_config_fini(&next);
+}
+
+static void cli_run_progress(const struct vl_engine_totals *t, double elapsed_s, void *ctx)
+{
+    struct cli_run_ctx *rc = ctx;
+    cli_progress_cb(t, elapsed_s, rc->p);
+    if (cli_run_hup) {
+        cli_run_hup = 0;
+        if (rc->cfg->config_path)
+            cli_run_reload(rc);
+        else
+            vl_log(VL_LOG_WARN, "evt=config_reload_skipped why=\"no --config FILE\"");
+    }
+}
+
 int cli_run_main(int argc, char **argv)
 {
     static struct vl_config cfg;
@@ -304,12 +411,18 @@ int cli_run_main(int argc, char **argv)
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     struct vl_engine_totals tot;
+    struct cli_run_ctx rctx = { .p = &p, .cfg = &cfg, .argc = argc, .argv = argv };
+    struct sigaction hup;
+    memset(&hup, 0, sizeof hup);
+    hup.sa_handler = cli_run_on_hup;
+    sigemptyset(&hup.sa_mask);
+    sigaction(SIGHUP, &hup, NULL);
     memset(&tot, 0, sizeof tot);
     int rc = 0;
     if (hold)
         run_hold(&stop);
     else
-        rc = vl_engine_run(&cfg, q, &stop, cli_progress_cb, &p, 1000, &tot);
+        rc = vl_engine_run(&cfg, q, &stop, cli_run_progress, &rctx, 1000, &tot);
     http_stop(api);                           /* before the queue closes */
     inject_stop(intake);
     clock_gettime(CLOCK_MONOTONIC, &t1);

@@ -20,6 +20,7 @@
 #pragma weak cli_doctor_main
 #pragma weak cli_blast_main
 #pragma weak cli_suppress_main
+#pragma weak cli_config_main
 
 struct subcommand {
     const char *name;
@@ -50,6 +51,7 @@ int main(int argc, char **argv)
         { "doctor",  cli_doctor_main,  "check a sending domain's DNS: MX, SPF, DKIM, DMARC, PTR" },
         { "blast",   cli_blast_main,   "load generator: SMTP to targets, latency report" },
         { "suppress", cli_suppress_main, "add | rm | ls | import FILE | export: addresses never mailed" },
+        { "config",  cli_config_main,  "check FILE: validate volley.conf (errors with file:line)" },
     };
     const size_t n = sizeof cmds / sizeof cmds[0];
 

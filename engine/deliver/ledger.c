@@ -186,7 +186,9 @@ void ledger_outcome(struct ledger *l, struct attempt *a, uint32_t i, const struc
         break;
     case SMTP_FATE_BOUNCED:   e->o.state = VL_RCPT_BOUNCED;   break;
     case SMTP_FATE_DEFERRED: {
-        uint64_t next = now + retry_delay_ms(cfg, r->attempts + 1, r->id);
+        uint64_t next = now + (a->retry_ms_base
+            ? retry_delay_ms_sched(a->retry_ms_base, a->retry_ms_max, r->attempts + 1, r->id)
+            : retry_delay_ms(cfg, r->attempts + 1, r->id));
         if (next > a->msg->created_ms + cfg->age_ms_max) {
             e->o.state = VL_RCPT_EXPIRED;
         } else {

@@ -69,6 +69,10 @@ struct attempt {
                                       recipient's List-Unsubscribe), or NULL; freed when
                                       the attempt is done */
     uint32_t prefix_len;
+    int shaped;                    /* route.c: 1 + the policy whose in-flight count has its
+                                      recipients (route_saturated), 0 = none */
+    uint64_t retry_ms_base;        /* route.c: its shaping policy's schedule; 0 = --retry-* */
+    uint64_t retry_ms_max;
     struct vl_queue_rcpt *rcpts[VL_SMTP_RCPTS_PER_TXN_MAX];
 };
 

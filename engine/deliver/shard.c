@@ -108,6 +108,28 @@ static void shard_unsub_prefix(const struct unsub_conf *uc, const struct unsub_d
 }
 
 /* Lease what is due and start its attempts. */
+/* Recipients per transaction for @p r's domain: a shaping policy that names
+ * the domain may lower --max-rcpts (policies matched by MX suffix cannot: the
+ * MX is not known yet when attempts are cut). */
+static uint32_t shard_rcpts_max(struct shard *sh, const struct vl_queue_rcpt *r)
+{
+    uint32_t max = sh->cfg->rcpts_per_txn_max;
+    char domain[VL_SMTP_DOMAIN_BYTES_MAX + 1];
+    if (!sh->cfg->shaping || r->domain_len >= sizeof domain)
+        return max;
+    memcpy(domain, r->domain, r->domain_len);
+    domain[r->domain_len] = '\0';
+    int p = vl_shaper_policy(sh->shaper, domain, NULL);
+    if (p >= 0 && vl_shaper_conf(sh->shaper, p)->rcpts_per_txn &&
+        vl_shaper_conf(sh->shaper, p)->rcpts_per_txn < max)
+        max = vl_shaper_conf(sh->shaper, p)->rcpts_per_txn;
+    return max;
+}
+
+/* With shaping, a lease passes over the recipients of saturated destinations
+ * (route_saturated): at most this often, so that the scan costs little. */
+#define SHARD_SHAPED_LEASE_MS 100u
+
 static int shard_lease(struct shard *sh)
 {
     struct ledger *l = &sh->ledger;
@@ -127,9 +149,13 @@ static int shard_lease(struct shard *sh)
     if (max < 16)
         max = 16;
     struct vl_queue_batch *b = NULL;
-    int n = vl_queue_lease(sh->qs, vl_clock_wall_ms(), max, &b);
+    /* Shaping: leave what a saturated destination cannot send soon in the queue. */
+    int n = vl_queue_lease_skip(sh->qs, vl_clock_wall_ms(), max,
+                                sh->cfg->shaping ? route_saturated : NULL, &sh->route, &b);
     if (n < 0)
         return n;
+    if (sh->cfg->shaping)
+        sh->next_lease_ms = now + SHARD_SHAPED_LEASE_MS;   /* each lease may scan past many */
     if (n == 0) {
         sh->lease_none = true;
         sh->next_lease_ms = now + 50;   /* poll: other processes may enqueue */
@@ -162,13 +188,14 @@ static int shard_lease(struct shard *sh)
      * attempt, its List-Unsubscribe lines made here (the body is stored once). */
     const struct unsub_conf *uc = unsub_conf_get();
     struct attempt *a = NULL;
+    uint32_t rcpts_max = sh->cfg->rcpts_per_txn_max;
     for (size_t i = 0; i < b->count; i++) {
         struct vl_queue_rcpt *r = &b->rcpts[i];
         if (dropped && dropped[i])
             continue;                  /* suppressed: its outcome is given */
         const struct unsub_dom *ud = unsub_conf_for(uc, r->msg->return_path,
                                                     r->msg->return_path_len);
-        if (a && (a->msg != r->msg || a->rcpt_count == sh->cfg->rcpts_per_txn_max || ud
+        if (a && (a->msg != r->msg || a->rcpt_count == rcpts_max || ud
                   || a->rcpts[0]->domain_len != r->domain_len
                   || memcmp(a->rcpts[0]->domain, r->domain, r->domain_len) != 0)) {
             route_attempt(&sh->route, a);
@@ -180,6 +207,7 @@ static int shard_lease(struct shard *sh)
                 vl_panic("out of memory for a delivery attempt");
             if (ud)
                 shard_unsub_prefix(uc, ud, a, r, sh->cfg->dkim_signer);
+            rcpts_max = shard_rcpts_max(sh, r);
         }
         a->rcpts[a->rcpt_count++] = r;
     }
@@ -324,6 +352,7 @@ int shard_run(struct shard *sh)
     if (rc == 0)
         rc = route_init(&sh->route, sh->idx, sh->cfg, sh->rx, &sh->client_conf, &sh->ledger,
                         sh->ctr);
+    sh->route.shaper = sh->shaper;
     if (rc == 0) {
         vl_queue_shard_notify_set(sh->qs, shard_mail_notify, sh);
         rc = shard_loop(sh);

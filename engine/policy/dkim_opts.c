@@ -22,23 +22,23 @@ const char vl_dkim_usage[] =
     "  --dkim-headers A:B:...  header fields to sign instead of the default list (From\n"
     "                          is always signed, and over-signed)\n";
 
-static int dkim_opt_key(struct vl_dkim_opts *o, const char *cmd, const char *v)
+static int dkim_opt_key(struct vl_dkim_opts *o, const char *cmd, const char *v, FILE *err)
 {
     const char *c1 = strchr(v, ':');
     const char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
     const char *why = NULL;
     if (!c1 || !c2 || c1 == v || c2 == c1 + 1 || !c2[1]) {
-        fprintf(stderr, "volley %s: --dkim '%s': expected DOMAIN:SELECTOR:KEYFILE\n", cmd, v);
+        fprintf(err, "volley %s: --dkim '%s': expected DOMAIN:SELECTOR:KEYFILE\n", cmd, v);
         return -1;
     }
     if (o->key_count == VL_DKIM_KEYS_MAX) {
-        fprintf(stderr, "volley %s: --dkim: more than %u keys\n", cmd, VL_DKIM_KEYS_MAX);
+        fprintf(err, "volley %s: --dkim: more than %u keys\n", cmd, VL_DKIM_KEYS_MAX);
         return -1;
     }
     struct vl_dkim_key_opt *k = &o->keys[o->key_count];
     size_t dlen = (size_t)(c1 - v), slen = (size_t)(c2 - c1 - 1);
     if (vl_domain_check(v, dlen, &why) != 0 || dlen >= sizeof k->domain) {
-        fprintf(stderr, "volley %s: --dkim '%s': bad domain: %s\n", cmd, v,
+        fprintf(err, "volley %s: --dkim '%s': bad domain: %s\n", cmd, v,
                 why ? why : "too long");
         return -1;
     }
@@ -46,13 +46,13 @@ static int dkim_opt_key(struct vl_dkim_opts *o, const char *cmd, const char *v)
     for (size_t i = 0; i < slen; i++) {
         unsigned char ch = (unsigned char)c1[1 + i];
         if (!isalnum(ch) && ch != '-' && ch != '.' && ch != '_') {
-            fprintf(stderr, "volley %s: --dkim '%s': bad selector: letters, digits, '-' and "
+            fprintf(err, "volley %s: --dkim '%s': bad selector: letters, digits, '-' and "
                     "'.' only\n", cmd, v);
             return -1;
         }
     }
     if (slen >= sizeof k->selector || c1[1] == '.' || c1[slen] == '.') {
-        fprintf(stderr, "volley %s: --dkim '%s': bad selector\n", cmd, v);
+        fprintf(err, "volley %s: --dkim '%s': bad selector\n", cmd, v);
         return -1;
     }
     for (size_t i = 0; i < dlen; i++)
@@ -62,7 +62,7 @@ static int dkim_opt_key(struct vl_dkim_opts *o, const char *cmd, const char *v)
     k->selector[slen] = '\0';
     for (unsigned i = 0; i < o->key_count; i++)
         if (!strcmp(o->keys[i].domain, k->domain) && !strcmp(o->keys[i].selector, k->selector)) {
-            fprintf(stderr, "volley %s: --dkim '%s': selector %s of %s given twice\n", cmd, v,
+            fprintf(err, "volley %s: --dkim '%s': selector %s of %s given twice\n", cmd, v,
                     k->selector, k->domain);
             return -1;
         }
@@ -71,7 +71,7 @@ static int dkim_opt_key(struct vl_dkim_opts *o, const char *cmd, const char *v)
     return 0;
 }
 
-static int dkim_opt_canon(struct vl_dkim_opts *o, const char *cmd, const char *v)
+static int dkim_opt_canon(struct vl_dkim_opts *o, const char *cmd, const char *v, FILE *err)
 {
     static const char *const names[] = { "relaxed", "simple" };
     const char *slash = strchr(v, '/');
@@ -85,7 +85,7 @@ static int dkim_opt_canon(struct vl_dkim_opts *o, const char *cmd, const char *v
             b = i;
     }
     if (h < 0 || b < 0) {
-        fprintf(stderr, "volley %s: --dkim-canon '%s': expected HDR/BODY, each relaxed or "
+        fprintf(err, "volley %s: --dkim-canon '%s': expected HDR/BODY, each relaxed or "
                 "simple\n", cmd, v);
         return -1;
     }
@@ -95,7 +95,7 @@ static int dkim_opt_canon(struct vl_dkim_opts *o, const char *cmd, const char *v
 }
 
 /* A colon list of RFC 5322 field names (printable US-ASCII but ':'). */
-static int dkim_opt_headers(struct vl_dkim_opts *o, const char *cmd, const char *v)
+static int dkim_opt_headers(struct vl_dkim_opts *o, const char *cmd, const char *v, FILE *err)
 {
     unsigned n = 1;
     bool empty = true;
@@ -107,7 +107,7 @@ static int dkim_opt_headers(struct vl_dkim_opts *o, const char *cmd, const char 
             n++;
             empty = true;
         } else if (ch <= 32 || ch >= 127) {
-            fprintf(stderr, "volley %s: --dkim-headers '%s': a field name has '%c'\n", cmd, v,
+            fprintf(err, "volley %s: --dkim-headers '%s': a field name has '%c'\n", cmd, v,
                     ch < 32 || ch >= 127 ? '?' : ch);
             return -1;
         } else {
@@ -115,7 +115,7 @@ static int dkim_opt_headers(struct vl_dkim_opts *o, const char *cmd, const char 
         }
     }
     if (empty || n > VL_DKIM_HEADERS_MAX) {
-        fprintf(stderr, "volley %s: --dkim-headers '%s': expected NAME:NAME:... (1..%u names, "
+        fprintf(err, "volley %s: --dkim-headers '%s': expected NAME:NAME:... (1..%u names, "
                 "none empty)\n", cmd, v, VL_DKIM_HEADERS_MAX);
         return -1;
     }
@@ -123,13 +123,14 @@ static int dkim_opt_headers(struct vl_dkim_opts *o, const char *cmd, const char 
     return 0;
 }
 
-int vl_dkim_opt_parse(struct vl_dkim_opts *o, const char *cmd, const char *name, const char *v)
+int vl_dkim_opt_parse(struct vl_dkim_opts *o, const char *cmd, const char *name, const char *v,
+                      FILE *err)
 {
     if (!strcmp(name, "--dkim"))
-        return dkim_opt_key(o, cmd, v) < 0 ? -1 : 1;
+        return dkim_opt_key(o, cmd, v, err) < 0 ? -1 : 1;
     if (!strcmp(name, "--dkim-canon"))
-        return dkim_opt_canon(o, cmd, v) < 0 ? -1 : 1;
+        return dkim_opt_canon(o, cmd, v, err) < 0 ? -1 : 1;
     if (!strcmp(name, "--dkim-headers"))
-        return dkim_opt_headers(o, cmd, v) < 0 ? -1 : 1;
+        return dkim_opt_headers(o, cmd, v, err) < 0 ? -1 : 1;
     return 0;
 }

@@ -276,6 +276,15 @@ void vl_queue_shard_notify_set(struct vl_queue_shard *s, void (*fn)(void *arg), 
 int vl_queue_lease(struct vl_queue_shard *s, uint64_t now_ms, size_t max,
                    struct vl_queue_batch **out);
 
+/** vl_queue_lease(), passing over recipients whose (lowercased) domain
+ *  @p skip says to leave in the queue for now (shaping: a destination that
+ *  already has enough in flight), at most VL_QUEUE_LEASE_SKIPS_MAX of them per
+ *  call (the scan stays bounded). @p skip NULL: vl_queue_lease(). */
+#define VL_QUEUE_LEASE_SKIPS_MAX 16384u
+int vl_queue_lease_skip(struct vl_queue_shard *s, uint64_t now_ms, size_t max,
+                        bool (*skip)(void *ctx, const char *domain, size_t len), void *ctx,
+                        struct vl_queue_batch **out);
+
 /** Free @p b and drop the leases of its recipients not completed yet (they are
  *  leasable again). Thread: the shard's owner. NULL is a no-op. */
 void vl_queue_batch_release(struct vl_queue_shard *s, struct vl_queue_batch *b);

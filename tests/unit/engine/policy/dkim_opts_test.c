@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "volley/config.h"
@@ -12,12 +13,12 @@ static void test_dkim_key_option(void **state)
 {
     (void)state;
     struct vl_dkim_opts o = { 0 };
-    assert_int_equal(vl_dkim_opt_parse(&o, "run", "--dkim", "Example.COM:s2026:/k/rsa.pem"), 1);
+    assert_int_equal(vl_dkim_opt_parse(&o, "run", "--dkim", "Example.COM:s2026:/k/rsa.pem", stderr), 1);
     assert_int_equal(o.key_count, 1);
     assert_string_equal(o.keys[0].domain, "example.com");
     assert_string_equal(o.keys[0].selector, "s2026");
     assert_string_equal(o.keys[0].key_path, "/k/rsa.pem");
-    assert_int_equal(vl_dkim_opt_parse(&o, "run", "--dkim", "example.com:ed.2026:k:with:colons"),
+    assert_int_equal(vl_dkim_opt_parse(&o, "run", "--dkim", "example.com:ed.2026:k:with:colons", stderr),
                      1);
     assert_string_equal(o.keys[1].key_path, "k:with:colons");
     static const char *const bad[] = {
@@ -25,29 +26,29 @@ static void test_dkim_key_option(void **state)
         "exa mple.com:sel:k", "example.com:s el:k", "example.com:.s:k", "example.com:s2026:x",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        if (vl_dkim_opt_parse(&o, "run", "--dkim", bad[i]) != -1)
+        if (vl_dkim_opt_parse(&o, "run", "--dkim", bad[i], stderr) != -1)
             fail_msg("--dkim '%s' accepted", bad[i]);
     assert_int_equal(o.key_count, 2);
-    assert_int_equal(vl_dkim_opt_parse(&o, "run", "--route", "x"), 0);   /* not ours */
+    assert_int_equal(vl_dkim_opt_parse(&o, "run", "--route", "x", stderr), 0);   /* not ours */
 }
 
 static void test_dkim_other_options(void **state)
 {
     (void)state;
     struct vl_dkim_opts o = { 0 };
-    assert_int_equal(vl_dkim_opt_parse(&o, "send", "--dkim-canon", "simple/relaxed"), 1);
+    assert_int_equal(vl_dkim_opt_parse(&o, "send", "--dkim-canon", "simple/relaxed", stderr), 1);
     assert_true(o.canon_hdr_simple);
     assert_false(o.canon_body_simple);
-    assert_int_equal(vl_dkim_opt_parse(&o, "send", "--dkim-canon", "relaxed"), 1);
+    assert_int_equal(vl_dkim_opt_parse(&o, "send", "--dkim-canon", "relaxed", stderr), 1);
     assert_false(o.canon_hdr_simple);
     assert_true(o.canon_body_simple);                 /* RFC 6376 3.5: body defaults simple */
-    assert_int_equal(vl_dkim_opt_parse(&o, "send", "--dkim-canon", "loose/simple"), -1);
-    assert_int_equal(vl_dkim_opt_parse(&o, "send", "--dkim-expire", "7d"), 0);  /* config.c */
-    assert_int_equal(vl_dkim_opt_parse(&o, "send", "--dkim-headers", "From:To:X-Campaign"), 1);
+    assert_int_equal(vl_dkim_opt_parse(&o, "send", "--dkim-canon", "loose/simple", stderr), -1);
+    assert_int_equal(vl_dkim_opt_parse(&o, "send", "--dkim-expire", "7d", stderr), 0);  /* config.c */
+    assert_int_equal(vl_dkim_opt_parse(&o, "send", "--dkim-headers", "From:To:X-Campaign", stderr), 1);
     assert_string_equal(o.headers, "From:To:X-Campaign");
-    assert_int_equal(vl_dkim_opt_parse(&o, "send", "--dkim-headers", "From::To"), -1);
-    assert_int_equal(vl_dkim_opt_parse(&o, "send", "--dkim-headers", "From:T o"), -1);
-    assert_int_equal(vl_dkim_opt_parse(&o, "send", "--dkim-headers", ""), -1);
+    assert_int_equal(vl_dkim_opt_parse(&o, "send", "--dkim-headers", "From::To", stderr), -1);
+    assert_int_equal(vl_dkim_opt_parse(&o, "send", "--dkim-headers", "From:T o", stderr), -1);
+    assert_int_equal(vl_dkim_opt_parse(&o, "send", "--dkim-headers", "", stderr), -1);
 }
 
 /* Through the run/send parser: every --dkim* option lands in cfg.dkim. */
