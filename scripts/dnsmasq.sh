@@ -84,7 +84,9 @@ start() {   # $1 = port; prints the PID, returns 1 if dnsmasq died (port taken?)
     local pid=$!
     for _ in $(seq 1 50); do                       # bounded: 5 s
         kill -0 "$pid" 2>/dev/null || return 1
-        if ss -Hlun "sport = :$1" 2>/dev/null | grep -q .; then echo "$pid"; return 0; fi
+        # the socket must be this dnsmasq's (another process may hold the port:
+        # then dnsmasq is about to exit and the next port is tried)
+        if ss -Hlunp "sport = :$1" 2>/dev/null | grep -q "pid=$pid,"; then echo "$pid"; return 0; fi
         sleep 0.1
     done
     kill "$pid" 2>/dev/null || true
