@@ -5,6 +5,7 @@
  * service can start before the first message arrives.
  */
 #include "cli.h"
+#include "cli_events.h"
 #include "cli_progress.h"
 #include "cli_queue.h"
 #include "cli_usage.h"
@@ -32,6 +33,7 @@ static void cli_run_usage(FILE *f)
                "has stdout to itself: the summary goes to stderr.\n\n"
                "options:\n");
     cli_usage_run_options(f, "./volley-data", true);
+    fputs(cli_events_usage, f);
     fputs("\n" CLI_EXIT_CODES_HELP, f);
 }
 
@@ -111,7 +113,8 @@ int cli_run_main(int argc, char **argv)
             free(rest);
             return VL_EXIT_OK;
         }
-    if (vl_config_parse(&cfg, "run", argc, argv, rest, &rest_n) != 0 || rest_n > 0) {
+    if (vl_config_parse(&cfg, "run", argc, argv, rest, &rest_n) != 0
+        || cli_events_parse(&cfg, "run", rest, &rest_n) != 0 || rest_n > 0) {
         if (rest_n > 0)
             fprintf(stderr, "volley run: unknown argument '%s' (see volley run --help)\n",
                     rest[0]);
@@ -119,7 +122,7 @@ int cli_run_main(int argc, char **argv)
         return VL_EXIT_USAGE;
     }
     free(rest);
-    if (cli_check_config(&cfg, "run") < 0)
+    if (cli_check_config(&cfg, "run") < 0 || cli_events_setup(&cfg, "run") < 0)
         return VL_EXIT_USAGE;
     struct vl_queue *q = NULL;
     bool created = vl_queue_shards_recorded(cfg.data_dir) == VL_E_NOTFOUND;
@@ -151,6 +154,7 @@ int cli_run_main(int argc, char **argv)
     bool lo_ok = cli_leftover_scan(q, &lo) == 0;
     int code = cli_progress_finish(&p, &tot, lo_ok ? &lo : NULL, el, cfg.until_empty, rc);
     vl_queue_close(q);
+    cli_events_stop(NULL, &cfg);
     cli_report_uncommitted("run", &cfg, &tot, rc);
     if (rc < 0 || tot.uncommitted)
         fprintf(stderr, "volley run: %s\n", vl_strerror(rc));

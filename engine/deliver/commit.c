@@ -74,6 +74,7 @@ static int commit_dsn_for_msg(struct committer *com, const struct ledger_outcome
                                                      : e->status,
             .remote_mta = e->local ? NULL : e->mx, .code = e->local ? 0 : e->o.code,
             .diag = e->text[0] ? e->text : (expired ? "queue lifetime expired" : NULL),
+            .category = e->category,
             .last_attempt_ms = (int64_t)now,
         };
     }
@@ -197,7 +198,7 @@ static void commit_log_outcome(struct committer *com, const struct ledger_outcom
                                                                  : names[e->o.state],
         .mx = e->mx, .ip = e->ip, .code = e->o.code,
         .status = e->status, .reply = e->text, .attempt = e->rcpt->attempts + 1,
-        .tls = e->tls, .local = e->local,
+        .tls = e->tls, .local = e->local, .category = e->category,
     };
     vl_dlog_add(com->dlog, &ev);
 }

@@ -82,6 +82,7 @@ struct ledger_outcome {
     bool local;
     bool warn;                     /* deferred past --delay-warning: Action: delayed DSN */
     bool dsn_wait;                 /* failed, owes a DSN: held until ledger_dsn_release() */
+    const char *category;          /* bounce category of a failure (static), NULL if delivered */
     char status[VL_SMTP_STATUS_BYTES_MAX];
     char text[VL_DIAG_TEXT_BYTES_MAX + 1];
 };

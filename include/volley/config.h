@@ -40,6 +40,8 @@ enum vl_tls_level {
     VL_TLS_NONE,          /* never send STARTTLS */
 };
 
+struct bounce_rules;                  /* engine/bounce/bounce.h */
+
 struct vl_config {
     const char *data_dir;             /* default ./volley-data */
     unsigned shards;                  /* 0 = not given: recorded count, else cores */
@@ -97,6 +99,14 @@ struct vl_config {
     const char *tls_key;              /* --tls-key FILE: its key (default: the cert file) */
     const char *auth_file;            /* --auth-file FILE: "user:crypt-hash" lines; AUTH PLAIN
                                          LOGIN offered after STARTTLS (needs --tls-cert) */
+    /* Delivery events and bounce classification (issue 16; engine/bounce/, engine/events/).
+     * Set by `volley run`/`send` options (cli_events.c) before the engine starts. */
+    const char *bounce_rules_path;    /* --bounce-rules FILE: user rules, tried before the
+                                         shipped ones (etc/bounce_rules.conf, compiled in) */
+    const struct bounce_rules *bounce_rules;   /* loaded rules; NULL = every failure "other" */
+    bool events_on;                   /* a delivery-event sink is configured: each outcome's
+                                         event is stored in the shard's outbox (queue.h) in
+                                         the transaction that records the outcome */
     char ehlo_buf[256];
 };
 
