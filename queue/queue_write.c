@@ -16,6 +16,7 @@
  */
 #include "queue_commit.h"
 #include "queue_crc.h"
+#include "queue_events.h"
 #include "queue_lease_set.h"
 #include "queue_store.h"
 
@@ -169,6 +170,8 @@ static int queue_cmp_fn(struct vl_queue_shard *s, MDB_txn *txn, struct queue_sta
             return rc;
         applied += rc;
     }
+    if ((rc = queue_events_append_outcomes(s, txn, c->o, c->n)) < 0)
+        return rc;
     return applied;
 }
 
@@ -431,6 +434,8 @@ static bool queue_outcome_valid(const struct vl_queue_outcome *o)
             if ((unsigned char)o->status[i] <= 0x20 || o->status[i] == 0x7f)
                 return false;
     }
+    if (o->event && (o->event_len < 2 || o->event_len > VL_QUEUE_EVENT_BYTES_MAX))
+        return false;
     return !(o->text_len && !o->text);
 }
 

@@ -14,7 +14,8 @@ set -euo pipefail
 pkgs=(build-essential gcc g++ clang libclang-rt-14-dev cmake pkg-config git python3 python3-lmdb
       liburing-dev libssl-dev openssl libc-ares-dev liblmdb-dev lmdb-utils libjemalloc-dev
       libbenchmark-dev libcmocka-dev dnsmasq-base swaks strace valgrind procps iproute2
-      postfix libnet-ssleay-perl libjansson-dev chromium)
+      postfix libnet-ssleay-perl libjansson-dev chromium
+      libcurl4-openssl-dev librabbitmq-dev rabbitmq-server)
 bench=0
 for a in "$@"; do
     case "$a" in

@@ -139,6 +139,12 @@ int cli_run_main(int argc, char **argv)
         vl_queue_close(q);
         return VL_EXIT_FAIL;
     }
+    struct cli_events *events = NULL;         /* --events-*: senders beside the engine */
+    if (cli_events_start(&cfg, q, &events) < 0) {
+        inject_stop(intake);
+        vl_queue_close(q);
+        return VL_EXIT_FAIL;
+    }
     struct cli_progress p;
     cli_progress_init(&p, "run", stderr, cfg.quiet, 0);
     if (cfg.log_path && !strcmp(cfg.log_path, "-"))
@@ -148,13 +154,13 @@ int cli_run_main(int argc, char **argv)
     struct vl_engine_totals tot;
     int rc = vl_engine_run(&cfg, q, &stop, cli_progress_cb, &p, 1000, &tot);
     inject_stop(intake);                      /* before the queue closes */
+    cli_events_stop(events, &cfg);            /* drains what is stored, then stops */
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double el = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     struct cli_leftover lo;
     bool lo_ok = cli_leftover_scan(q, &lo) == 0;
     int code = cli_progress_finish(&p, &tot, lo_ok ? &lo : NULL, el, cfg.until_empty, rc);
     vl_queue_close(q);
-    cli_events_stop(NULL, &cfg);
     cli_report_uncommitted("run", &cfg, &tot, rc);
     if (rc < 0 || tot.uncommitted)
         fprintf(stderr, "volley run: %s\n", vl_strerror(rc));

@@ -185,14 +185,15 @@ void commit_dsns_free(struct commit_dsns *b)
     free(b);
 }
 
-static void commit_log_outcome(struct committer *com, const struct ledger_outcome *e)
+static void commit_event_of(const struct ledger_outcome *e, int64_t ts_ms,
+                            struct vl_dlog_event *out)
 {
     static const char *const names[VL_RCPT_STATE_COUNT] = {
         [VL_RCPT_DELIVERED] = "delivered", [VL_RCPT_DEFERRED] = "deferred",
         [VL_RCPT_BOUNCED] = "bounced", [VL_RCPT_EXPIRED] = "expired",
     };
-    struct vl_dlog_event ev = {
-        .ts_ms = (int64_t)vl_clock_wall_ms(), .msg_id = e->msg->id,
+    *out = (struct vl_dlog_event){
+        .ts_ms = ts_ms, .msg_id = e->msg->id,
         .rcpt = e->rcpt->addr, .domain = e->rcpt->domain,
         .event = e->ambiguous && e->o.state == VL_RCPT_DEFERRED ? "ambiguous"
                                                                  : names[e->o.state],
@@ -200,7 +201,46 @@ static void commit_log_outcome(struct committer *com, const struct ledger_outcom
         .status = e->status, .reply = e->text, .attempt = e->rcpt->attempts + 1,
         .tls = e->tls, .local = e->local, .category = e->category,
     };
+}
+
+static void commit_log_outcome(struct committer *com, const struct ledger_outcome *e)
+{
+    struct vl_dlog_event ev;
+    commit_event_of(e, (int64_t)vl_clock_wall_ms(), &ev);
     vl_dlog_add(com->dlog, &ev);
+}
+
+/* The delivery events of the slot's outcomes, for the outbox: the log line
+ * each will get (without its newline). @return 0 or -ENOMEM (none set). */
+static int commit_events_build(struct committer *com)
+{
+    struct commit_slot *c = &com->slot;
+    int64_t now = (int64_t)vl_clock_wall_ms();
+    _Static_assert(VL_DLOG_LINE_BYTES_MAX <= VL_QUEUE_EVENT_BYTES_MAX, "a log line fits an event");
+    size_t off = 0;
+    for (uint32_t i = 0; i < c->count; i++) {
+        if (off + VL_DLOG_LINE_BYTES_MAX > c->ev_cap) {      /* grows x2: ~400 B a line */
+            size_t ncap = c->ev_cap ? c->ev_cap * 2 : 64u * VL_DLOG_LINE_BYTES_MAX;
+            char *nb = realloc(c->ev_buf, ncap);
+            if (!nb)
+                return -ENOMEM;
+            c->ev_buf = nb;
+            c->ev_cap = ncap;
+        }
+        struct vl_dlog_event ev;
+        commit_event_of(&c->outcomes[i], now, &ev);
+        size_t n = vl_dlog_format(&ev, c->ev_buf + off, VL_DLOG_LINE_BYTES_MAX);
+        vl_assert(n >= 3 && c->ev_buf[off + n - 1] == '\n');
+        c->outs[i].event_len = n - 1;
+        off += n;
+    }
+    off = 0;                        /* pointers last: the buffer may have moved */
+    for (uint32_t i = 0; i < c->count; i++) {
+        c->outs[i].event = c->ev_buf + off;
+        off += c->outs[i].event_len + 1;
+    }
+    c->events_built = true;
+    return 0;
 }
 
 static void commit_count(struct committer *com, const struct ledger_outcome *e)
@@ -240,6 +280,10 @@ static void commit_submit(struct committer *com)
         }
         c->dsns_built = true;
     }
+    if (com->cfg->events_on && !c->events_built && commit_events_build(com) < 0) {
+        commit_failed(com, -ENOMEM);   /* back-pressure, as for the DSNs */
+        return;
+    }
     c->extra_n = c->dsns_dropped ? 0 : c->dsn->count;
     com->busy = true;
     pthread_mutex_lock(&com->mu);
@@ -263,6 +307,7 @@ void commit_start(struct committer *com)
     c->count = ledger_take_ready(com->ledger, &c->outcomes);
     vl_assert(c->count > 0);
     c->dsns_built = c->dsns_dropped = false;
+    c->events_built = false;
     vl_assert(c->dsn->count == 0);
     for (uint32_t i = 0; i < c->count; i++)
         c->outs[i] = c->outcomes[i].o;
@@ -428,6 +473,9 @@ void commit_fini(struct committer *com)
         com->started = false;
     }
     free(com->slot.outs);
+    free(com->slot.ev_buf);
+    com->slot.ev_buf = NULL;
+    com->slot.ev_cap = 0;
     commit_dsns_free(com->slot.dsn);
     com->slot.outs = NULL;
     com->slot.dsn = NULL;
