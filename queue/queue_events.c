@@ -48,11 +48,8 @@ static bool queue_event_valid(const char *json, size_t len)
     return json && len >= 2 && len <= VL_QUEUE_EVENT_BYTES_MAX && json[0] == '{';
 }
 
-/* Append events for i in [0, n): the JSON pointer at byte i * json_stride
- * from @p json (NULL: none), its length likewise from @p len; seqs from evseq.
- * (Strides let one loop read both plain arrays and vl_queue_outcome fields.) */
-static int queue_events_put(struct vl_queue_shard *s, MDB_txn *txn, const char *const *json,
-                            size_t json_stride, const size_t *len, size_t len_stride, size_t n)
+int queue_events_append(struct vl_queue_shard *s, MDB_txn *txn, const char *const *json,
+                        const size_t *len, size_t n)
 {
     uint64_t seq;
     int rc = queue_evseq_get(s, txn, &seq);
@@ -60,27 +57,17 @@ static int queue_events_put(struct vl_queue_shard *s, MDB_txn *txn, const char *
         return rc;
     uint64_t first = seq;
     for (size_t i = 0; i < n; i++) {
-        const char *j = *(const char *const *)((const char *)json + i * json_stride);
-        size_t l = *(const size_t *)((const char *)len + i * len_stride);
-        if (!j)
+        if (!json[i])
             continue;
-        if (!queue_event_valid(j, l))
+        if (!queue_event_valid(json[i], len[i]))
             return VL_E_INVALID;
         uint8_t kb[8];
         queue_key_u64(kb, seq++);
-        MDB_val k = { 8, kb }, v = { l, (void *)j };
+        MDB_val k = { 8, kb }, v = { len[i], (void *)json[i] };
         if ((rc = queue_mdb_put(txn, s->db_evt, &k, &v, MDB_APPEND)) != 0)
             return rc == MDB_KEYEXIST ? VL_E_CORRUPT : queue_mdb_err(rc);
     }
     return seq == first ? 0 : queue_evseq_put(s, txn, seq);
-}
-
-int queue_events_append_outcomes(struct vl_queue_shard *s, MDB_txn *txn,
-                                 const struct vl_queue_outcome *o, size_t n)
-{
-    if (n == 0)
-        return 0;
-    return queue_events_put(s, txn, &o[0].event, sizeof o[0], &o[0].event_len, sizeof o[0], n);
 }
 
 struct queue_evadd { const char *const *json; const size_t *len; size_t n; };
@@ -90,7 +77,7 @@ static int queue_evadd_fn(struct vl_queue_shard *s, MDB_txn *txn, struct queue_s
 {
     (void)st;
     const struct queue_evadd *a = arg;
-    return queue_events_put(s, txn, a->json, sizeof *a->json, a->len, sizeof *a->len, a->n);
+    return queue_events_append(s, txn, a->json, a->len, a->n);
 }
 
 int vl_queue_events_add(struct vl_queue_shard *s, const char *const *json, const size_t *len,

@@ -8,9 +8,9 @@
 
 #include "queue_env.h"
 
-/** Append the events of the @p n outcomes @p o that carry one, in order, in
- *  @p txn. @return 0, VL_E_INVALID or an LMDB error mapped. */
-int queue_events_append_outcomes(struct vl_queue_shard *s, MDB_txn *txn,
-                                 const struct vl_queue_outcome *o, size_t n);
+/** Append the events @p json[i] (@p len[i] bytes; NULL = none) for i < @p n,
+ *  in order, in @p txn. @return 0, VL_E_INVALID or an LMDB error mapped. */
+int queue_events_append(struct vl_queue_shard *s, MDB_txn *txn, const char *const *json,
+                        const size_t *len, size_t n);
 
 #endif

@@ -231,13 +231,13 @@ static int commit_events_build(struct committer *com)
         commit_event_of(&c->outcomes[i], now, &ev);
         size_t n = vl_dlog_format(&ev, c->ev_buf + off, VL_DLOG_LINE_BYTES_MAX);
         vl_assert(n >= 3 && c->ev_buf[off + n - 1] == '\n');
-        c->outs[i].event_len = n - 1;
+        c->ev_len[i] = n - 1;
         off += n;
     }
     off = 0;                        /* pointers last: the buffer may have moved */
     for (uint32_t i = 0; i < c->count; i++) {
-        c->outs[i].event = c->ev_buf + off;
-        off += c->outs[i].event_len + 1;
+        c->ev[i] = c->ev_buf + off;
+        off += c->ev_len[i] + 1;
     }
     c->events_built = true;
     return 0;
@@ -432,8 +432,9 @@ static void *commit_thread_main(void *arg)
         com->todo = NULL;
         pthread_mutex_unlock(&com->mu);
         uint64_t t0 = vl_clock_mono_ms();
-        c->rc = vl_queue_complete_async(com->qs, c->outs, c->count, c->dsn->m, c->extra_n,
-                                        vl_clock_wall_ms());
+        c->rc = vl_queue_complete_async_events(com->qs, c->outs, c->count,
+                                               c->events_built ? c->ev : NULL, c->ev_len,
+                                               c->dsn->m, c->extra_n, vl_clock_wall_ms());
         pthread_mutex_lock(&com->mu);
         com->commits++;
         com->commit_us += (vl_clock_mono_ms() - t0) * 1000u;
@@ -449,7 +450,10 @@ static void *commit_thread_main(void *arg)
 int commit_init(struct committer *com)
 {
     com->slot.outs = calloc(LEDGER_OUTCOMES_MAX, sizeof *com->slot.outs);
-    if (!com->slot.outs || commit_dsns_alloc(&com->slot.dsn) < 0)
+    com->slot.ev = calloc(LEDGER_OUTCOMES_MAX, sizeof *com->slot.ev);
+    com->slot.ev_len = calloc(LEDGER_OUTCOMES_MAX, sizeof *com->slot.ev_len);
+    if (!com->slot.outs || !com->slot.ev || !com->slot.ev_len
+        || commit_dsns_alloc(&com->slot.dsn) < 0)
         return -ENOMEM;
     pthread_mutex_init(&com->mu, NULL);
     pthread_cond_init(&com->cv, NULL);
@@ -474,6 +478,10 @@ void commit_fini(struct committer *com)
     }
     free(com->slot.outs);
     free(com->slot.ev_buf);
+    free(com->slot.ev);
+    free(com->slot.ev_len);
+    com->slot.ev = NULL;
+    com->slot.ev_len = NULL;
     com->slot.ev_buf = NULL;
     com->slot.ev_cap = 0;
     commit_dsns_free(com->slot.dsn);

@@ -58,6 +58,8 @@ struct commit_slot {
     bool events_built;
     char *ev_buf;                  /* malloc'd, grown as needed; kept across commits */
     size_t ev_cap;
+    const char **ev;               /* [LEDGER_OUTCOMES_MAX]: outcome i's event, in ev_buf */
+    size_t *ev_len;
 };
 
 struct committer {

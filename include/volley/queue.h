@@ -100,11 +100,6 @@ struct vl_queue_outcome {
     size_t text_len;
     bool ambiguous;                /* DEFERRED after the final dot got no reply: maybe
                                       delivered; counted in vl_queue_stats.ambiguous */
-    const char *event;             /* NULL, or a delivery event (a JSON object, at most
-                                      VL_QUEUE_EVENT_BYTES_MAX) appended to the shard's
-                                      outbox in the transaction that records this outcome,
-                                      even if the recipient was purged meanwhile */
-    size_t event_len;
 };
 
 /** A message as a lease batch carries it. Owned by the batch. */
@@ -279,6 +274,18 @@ int vl_queue_complete_async(struct vl_queue_shard *s, const struct vl_queue_outc
                             size_t n, const struct vl_queue_new_msg *extra, size_t extra_n,
                             uint64_t now_ms);
 
+/** As vl_queue_complete_async(), and in the same transaction append to the
+ *  shard's events outbox (see below) the event of each outcome that has one:
+ *  @p events[i] (a JSON object of @p event_lens[i] bytes, at most
+ *  VL_QUEUE_EVENT_BYTES_MAX; NULL = none) for @p o[i], in order, even if the
+ *  recipient was purged meanwhile. So an outcome is never recorded without its
+ *  event, nor the other way round. @return as vl_queue_complete(). */
+int vl_queue_complete_async_events(struct vl_queue_shard *s, const struct vl_queue_outcome *o,
+                                   size_t n, const char *const *events,
+                                   const size_t *event_lens,
+                                   const struct vl_queue_new_msg *extra, size_t extra_n,
+                                   uint64_t now_ms);
+
 /** Counters summed over shards (or one shard if @p shard >= 0). */
 int vl_queue_stats(struct vl_queue *q, int shard, struct vl_queue_stats *out);
 
@@ -347,8 +354,8 @@ int vl_queue_check(struct vl_queue *q, struct vl_queue_check *out);
 
 /* ---- delivery events outbox (issue 16) -------------------------------------
  * Each shard keeps an outbox of delivery events in its own environment, so an
- * outcome and its event are committed together (vl_queue_outcome.event): no
- * crash can keep one without the other. Events get a per-shard sequence number
+ * outcome and its event are committed together: no
+ * crash can keep one without the other (vl_queue_complete_async_events). Events get a per-shard sequence number
  * (seq, from 1, never reused: in commit order, so a recipient's events are in
  * order) and stay until every sink has acknowledged them. A sink is a name
  * ("webhook", "amqp"); its acknowledged seq is stored with the events. */

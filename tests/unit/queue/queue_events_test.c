@@ -130,13 +130,14 @@ static void test_outcome_and_event_atomic(void **state)
     assert_int_equal(vl_queue_lease(s, T0, 10, &b), 1);
     const char ev[] = "{\"event\":\"delivered\",\"rcpt\":\"r@d.org\"}";
     struct vl_queue_outcome o = { .rcpt_id = b->rcpts[0].id, .state = VL_RCPT_DELIVERED,
-                                  .code = 250, .status = "2.0.0", .event = ev,
-                                  .event_len = sizeof ev - 1 };
+                                  .code = 250, .status = "2.0.0" };
+    const char *evs[] = { ev };
+    size_t ev_len[] = { sizeof ev - 1 };
     unsigned fired = 0;
     for (unsigned nth = 1;; nth++) {
         assert_true(nth <= FAULT_RUNS_MAX);
         queue_fault_arm(nth, EIO);
-        int rc = vl_queue_complete_async(s, &o, 1, NULL, 0, T0);
+        int rc = vl_queue_complete_async_events(s, &o, 1, evs, ev_len, NULL, 0, T0);
         bool f = queue_fault_disarm(NULL);
         struct vl_queue_stats st;
         uint64_t stored;
