@@ -239,6 +239,8 @@ int events_amqp_create(const char *url, const char *queue, uint64_t timeout_ms,
         return -ENOMEM;
     }
     amqp_parse_url(a->url_buf, &a->ci);
+    if (!a->ci.vhost || !a->ci.vhost[0])
+        a->ci.vhost = (char *)"/";   /* "amqp://host:port/" means the default vhost */
     a->timeout_ms = timeout_ms;
     *out = (struct events_sink){ .name = "amqp", .ctx = a, .send = amqp_sink_send,
                                  .destroy = amqp_sink_destroy };

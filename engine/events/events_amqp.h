@@ -12,7 +12,8 @@
 
 #include "events.h"
 
-/** Check an amqp://USER:PASS@HOST:PORT/VHOST URL. @return 0 or VL_E_INVALID
+/** Check an amqp://USER:PASS@HOST:PORT/VHOST URL (an empty VHOST is the
+ *  default one, "/"; "%2f" names it too). @return 0 or VL_E_INVALID
  *  (@p err says why). */
 int events_amqp_url_check(const char *url, char *err, size_t err_cap);
 
