@@ -9,7 +9,9 @@
 #include "events.h"
 #include "events_amqp.h"
 #include "events_webhook.h"
+#include "fbl.h"
 #include "log.h"
+#include "volley/addr.h"
 #include "volley/error.h"
 #include "volley/queue.h"
 
@@ -30,7 +32,7 @@ static struct {
 } cli_ev = { .amqp_queue = "volley.events", .batch = 500, .drain_ms = 10000,
              .timeout_ms = 30000 };
 
-struct cli_events { struct events *ev; };
+struct cli_events { struct events *ev; struct fbl *fbl; struct vl_intake_hook hook; };
 
 const char cli_events_usage[] =
     "  --bounce-rules FILE   bounce classification rules tried before the shipped ones\n"
@@ -46,7 +48,10 @@ const char cli_events_usage[] =
     "  --events-batch N      events per batch, 1..1000 (default 500)\n"
     "  --events-timeout DUR  one batch's deadline (default 30s)\n"
     "  --events-drain DUR    at exit, keep sending what is stored for up to DUR (default 10s;\n"
-    "                        the rest stays stored and is sent by the next run)\n";
+    "                        the rest stays stored and is sent by the next run)\n"
+    "  --fbl-address ADDR    feedback loop (needs --listen): an ARF report (RFC 5965) mailed\n"
+    "                        to ADDR is taken, not queued: its recipient is recorded in\n"
+    "                        DATA/complaints and a \"complaint\" event emitted\n";
 
 /* --opt VALUE or --opt=VALUE at rest[*i]; @return the value, or NULL (not this option). */
 static const char *cli_events_opt(const char *name, char **rest, int n, int *i, bool *missing)
@@ -76,6 +81,15 @@ int cli_events_parse(struct vl_config *cfg, const char *cmd, char **rest, int *r
         uint64_t ms;
         if ((v = cli_events_opt("--bounce-rules", rest, n, &i, &missing))) {
             cfg->bounce_rules_path = v;
+        } else if (!strcmp(cmd, "run")
+                   && (v = cli_events_opt("--fbl-address", rest, n, &i, &missing))) {
+            struct vl_addr a;
+            if (vl_addr_parse(v, strlen(v), &a, NULL) < 0) {
+                fprintf(stderr, "volley %s: --fbl-address '%s': expected a mailbox "
+                        "(local@domain)\n", cmd, v);
+                return -1;
+            }
+            cfg->fbl_address = v;
         } else if (!strcmp(cmd, "run")
                    && (v = cli_events_opt("--events-webhook", rest, n, &i, &missing))) {
             cli_ev.webhook = v;
@@ -187,12 +201,36 @@ int cli_events_setup(struct vl_config *cfg, const char *cmd)
     }
     if (cli_ev.secret_file && cli_events_secret(cmd) < 0)
         return -1;
+    if (cfg->fbl_address && !cfg->listen_count) {
+        fprintf(stderr, "volley %s: --fbl-address needs --listen (reports arrive over SMTP)\n",
+                cmd);
+        return -1;
+    }
     return 0;
 }
 
-int cli_events_start(const struct vl_config *cfg, struct vl_queue *q, struct cli_events **out)
+static int cli_events_fbl(struct vl_config *cfg, struct vl_queue *q, struct cli_events **out)
+{
+    struct cli_events *ce = calloc(1, sizeof *ce);
+    int rc = ce ? fbl_create(q, cfg->data_dir, cfg->fbl_address, cfg->events_on, &ce->fbl)
+                : -ENOMEM;
+    if (rc < 0) {
+        fprintf(stderr, "volley run: --fbl-address: %s/complaints: %s\n", cfg->data_dir,
+                vl_strerror(rc));
+        free(ce);
+        return -1;
+    }
+    ce->hook = (struct vl_intake_hook){ fbl_intake, ce->fbl };
+    cfg->intake_hook = &ce->hook;
+    *out = ce;
+    return 0;
+}
+
+int cli_events_start(struct vl_config *cfg, struct vl_queue *q, struct cli_events **out)
 {
     *out = NULL;
+    if (cfg->fbl_address && cli_events_fbl(cfg, q, out) < 0)
+        return -1;
     if (!cfg->events_on)
         return 0;
     struct events_sink sinks[EVENTS_SINKS_MAX];
@@ -217,7 +255,7 @@ int cli_events_start(const struct vl_config *cfg, struct vl_queue *q, struct cli
         }
         n++;
     }
-    struct cli_events *ce = calloc(1, sizeof *ce);
+    struct cli_events *ce = *out ? *out : calloc(1, sizeof *ce);
     struct events_conf conf = { .batch_max = cli_ev.batch, .retry_ms_min = 100,
                                 .retry_ms_max = 10000, .poll_ms = 20 };
     int rc = ce ? events_start(q, sinks, n, &conf, &ce->ev) : -ENOMEM;
@@ -225,7 +263,11 @@ int cli_events_start(const struct vl_config *cfg, struct vl_queue *q, struct cli
         if (!ce)
             for (unsigned i = 0; i < n; i++)
                 sinks[i].destroy(sinks[i].ctx);
+        if (ce)
+            fbl_destroy(ce->fbl);
         free(ce);
+        *out = NULL;
+        cfg->intake_hook = NULL;
         fprintf(stderr, "volley run: cannot start the event senders: %s\n", vl_strerror(rc));
         return -1;
     }
@@ -237,6 +279,8 @@ void cli_events_stop(struct cli_events *ce, struct vl_config *cfg)
 {
     if (ce) {
         struct events_stats st;
+        cfg->intake_hook = NULL;          /* the intake is stopped: no call is running */
+        fbl_destroy(ce->fbl);
         events_stop(ce->ev, cli_ev.drain_ms, &st);
         if (st.left)
             fprintf(stderr, "volley run: %llu delivery event%s not yet sent (after --events-drain "

@@ -22,9 +22,10 @@ int cli_events_parse(struct vl_config *cfg, const char *cmd, char **rest, int *r
  *  URL forms). Prints the error naming the option. @return 0 or -1. */
 int cli_events_setup(struct vl_config *cfg, const char *cmd);
 
-/** Start the event senders configured (none: *@p out NULL, returns 0).
+/** Start the event senders configured and, with --fbl-address, set
+ *  cfg->intake_hook (so before inject_start). *@p out NULL if none.
  *  @return 0 or -1 (printed). */
-int cli_events_start(const struct vl_config *cfg, struct vl_queue *q, struct cli_events **out);
+int cli_events_start(struct vl_config *cfg, struct vl_queue *q, struct cli_events **out);
 /** Stop the senders (after the engine: they send what is stored first, for
  *  at most the drain time) and free the bounce rules. NULL is fine. */
 void cli_events_stop(struct cli_events *ev, struct vl_config *cfg);

@@ -134,14 +134,14 @@ int cli_run_main(int argc, char **argv)
                 cfg.data_dir, vl_queue_nshards(q), vl_queue_nshards(q) == 1 ? "" : "s");
     static atomic_bool stop;
     cli_install_stop_signals(&stop);
-    struct inject *intake = NULL;             /* --listen: SMTP in, same process */
-    if (cfg.listen_count && inject_start(&cfg, q, &intake) < 0) {
+    struct cli_events *events = NULL;         /* --events-*, --fbl-address (before the intake) */
+    if (cli_events_start(&cfg, q, &events) < 0) {
         vl_queue_close(q);
         return VL_EXIT_FAIL;
     }
-    struct cli_events *events = NULL;         /* --events-*: senders beside the engine */
-    if (cli_events_start(&cfg, q, &events) < 0) {
-        inject_stop(intake);
+    struct inject *intake = NULL;             /* --listen: SMTP in, same process */
+    if (cfg.listen_count && inject_start(&cfg, q, &intake) < 0) {
+        cli_events_stop(events, &cfg);
         vl_queue_close(q);
         return VL_EXIT_FAIL;
     }

@@ -42,6 +42,18 @@ enum vl_tls_level {
 
 struct bounce_rules;                  /* engine/bounce/bounce.h */
 
+/* A hook the SMTP intake calls for each message before queueing it (issue 16:
+ * feedback reports to --fbl-address, engine/fbl/). From any commit worker,
+ * concurrently. @p msg is the normalised message (CRLF). Returns 1: taken
+ * (not queued; 250 with @p reply's text), 0: not for the hook (queued as
+ * usual), VL_E_INVALID: refused (550 with @p reply), other < 0: temporary
+ * failure (451 with @p reply). */
+struct vl_intake_hook {
+    int (*fn)(void *arg, const char *from, const char *const *rcpts, size_t rcpt_n,
+              const char *msg, size_t len, uint64_t now_ms, char *reply, size_t reply_cap);
+    void *arg;
+};
+
 struct vl_config {
     const char *data_dir;             /* default ./volley-data */
     unsigned shards;                  /* 0 = not given: recorded count, else cores */
@@ -104,6 +116,8 @@ struct vl_config {
     const char *bounce_rules_path;    /* --bounce-rules FILE: user rules, tried before the
                                          shipped ones (etc/bounce_rules.conf, compiled in) */
     const struct bounce_rules *bounce_rules;   /* loaded rules; NULL = every failure "other" */
+    const char *fbl_address;          /* --fbl-address ADDR: ARF reports to it are taken */
+    const struct vl_intake_hook *intake_hook;  /* NULL = none */
     bool events_on;                   /* a delivery-event sink is configured: each outcome's
                                          event is stored in the shard's outbox (queue.h) in
                                          the transaction that records the outcome */
