@@ -9,6 +9,8 @@
 #            of the 250 and of delivery (scripts/bench_intake.sh)
 #   blast    volley blast vs Postfix smtp-source at full speed into volley sink and smtp-sink:
 #            msg/s and sender CPU per message (scripts/bench_blast.sh)
+#   events   delivery with webhook + RabbitMQ events on vs off (ratio), and the events/s
+#            the outbox sustains (scripts/bench_events.sh, issue 16)
 #   queue    the queue with full durability: enqueue/lease/complete (medians of 5) and the
 #            1M-recipient restart (VOLLEY_BENCH_BIG=1), JSON in bench-out/queue_bench.json
 set -euo pipefail
@@ -41,6 +43,8 @@ for s in "${suites[@]}"; do
             VOLLEY_BIN=build/volley scripts/bench_intake.sh ;;
         blast)
             VOLLEY_BIN=build/volley scripts/bench_blast.sh ;;
+        events)
+            VOLLEY_BIN=build/volley scripts/bench_events.sh ;;
         queue)
             VOLLEY_BENCH_BIG=1 build/queue_bench --benchmark_repetitions=5 \
                 --benchmark_report_aggregates_only=true \
