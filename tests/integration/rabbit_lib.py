@@ -22,8 +22,8 @@ def free_port():
 
 
 class Rabbit:
-    def __init__(self, fail):
-        self.fail = fail
+    def __init__(self, fail, nice=0):
+        self.fail, self.nice = fail, nice
         if not os.access(SERVER, os.X_OK) or not shutil.which("epmd"):
             fail("rabbitmq-server not installed (scripts/setup.sh installs it)")
         self.tmp = tempfile.mkdtemp(prefix="volley-rabbit-")
@@ -54,7 +54,8 @@ class Rabbit:
 
     def start(self):
         out = open(os.path.join(self.tmp, "server.out"), "ab")
-        self.proc = subprocess.Popen([SERVER], env=self.env, stdout=out, stderr=out,
+        cmd = (["nice", "-n", str(self.nice)] if self.nice else []) + [SERVER]
+        self.proc = subprocess.Popen(cmd, env=self.env, stdout=out, stderr=out,
                                      start_new_session=True)
         end = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < end:
