@@ -210,11 +210,15 @@ def main():
         res = {"suite": "events", "recipients": N, "shards": S, "repetitions": REPS,
                "off_rcpt_per_s": off, "on_rcpt_per_s": on, "on_events_per_s": on_ev,
                "drain_events_per_s": drain,
-               "ratio_on_off_of_medians": med(on) / med(off)}
+               "ratio_on_off_of_medians": med(on) / med(off),
+               "ratio_on_off_per_rep": [a / b for a, b in zip(on, off)]}
         fmt = lambda xs: "%.0f (%.0f..%.0f)" % (med(xs), min(xs), max(xs))
         print("events off:             %s rcpt/s" % fmt(off))
         print("events on (webhook+amqp): %s rcpt/s  -> ratio on/off of medians %.3f" %
               (fmt(on), res["ratio_on_off_of_medians"]))
+        pr = res["ratio_on_off_per_rep"]
+        print("ratio on/off within each rep (paired): median %.3f (%.3f..%.3f)" %
+              (med(pr), min(pr), max(pr)))
         print("events at the receiver during delivery: %s events/s" % fmt(on_ev))
         print("outbox drain (webhook, batch 500):      %s events/s" % fmt(drain))
         os.makedirs(os.path.join(ROOT, "bench-out"), exist_ok=True)

@@ -34,9 +34,11 @@ static struct {
 
 struct cli_events { struct events *ev; struct fbl *fbl; struct vl_intake_hook hook; };
 
-const char cli_events_usage[] =
+const char cli_events_usage_bounce[] =
     "  --bounce-rules FILE   bounce classification rules tried before the shipped ones\n"
-    "                        (lines 'CATEGORY STATUS REGEX', see etc/bounce_rules.conf)\n"
+    "                        (lines 'CATEGORY STATUS REGEX', see etc/bounce_rules.conf)\n";
+
+const char cli_events_usage[] =
     "delivery events (run; each outcome's log line, stored with the outcome, sent at\n"
     "least once, in order per recipient, with an \"event_id\" to de-duplicate on):\n"
     "  --events-webhook URL  POST JSON batches {\"events\":[...]} to URL (http, https)\n"

@@ -30,7 +30,9 @@ int cli_events_start(struct vl_config *cfg, struct vl_queue *q, struct cli_event
  *  at most the drain time) and free the bounce rules. NULL is fine. */
 void cli_events_stop(struct cli_events *ev, struct vl_config *cfg);
 
-/** Help lines for --help. */
+/** Help lines for --help: --bounce-rules (run, send), the events and
+ *  feedback-loop options (run). */
+extern const char cli_events_usage_bounce[];
 extern const char cli_events_usage[];
 
 #endif

@@ -33,6 +33,7 @@ static void cli_run_usage(FILE *f)
                "has stdout to itself: the summary goes to stderr.\n\n"
                "options:\n");
     cli_usage_run_options(f, "./volley-data", true);
+    fputs(cli_events_usage_bounce, f);
     fputs(cli_events_usage, f);
     fputs("\n" CLI_EXIT_CODES_HELP, f);
 }

@@ -42,7 +42,7 @@ static void cli_send_usage(FILE *f)
                "  --skip-invalid, --fold-local-case, --long-lines encode|refuse\n\n"
                "options:\n");
     cli_usage_run_options(f, "./volley-data", false);
-    fputs(cli_events_usage, f);
+    fputs(cli_events_usage_bounce, f);
     fputs("\n" CLI_EXIT_CODES_HELP, f);
 }
 
