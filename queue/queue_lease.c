@@ -140,8 +140,10 @@ static int lease_bad_msg(struct lease_ctx *c, uint64_t id, unsigned reason)
 
 /* Collect up to @p max due, unleased recipients from the sched index. */
 static int lease_scan(struct vl_queue_shard *s, MDB_txn *txn, uint64_t now_ms, size_t max,
+                      bool (*skip)(void *ctx, const char *domain, size_t len), void *skip_ctx,
                       struct lease_ctx *c)
 {
+    size_t skipped = 0;
     MDB_cursor *cur;
     MDB_val k, v;
     uint8_t rb[QUEUE_RCPT_BUF_BYTES];
@@ -174,12 +176,17 @@ static int lease_scan(struct vl_queue_shard *s, MDB_txn *txn, uint64_t now_ms, s
             rc = grc;
             break;
         }
+        queue_lower(dom, r.addr + r.domain_off, r.domain_len);
+        if (skip && skip(skip_ctx, dom, r.domain_len)) {
+            if (++skipped >= VL_QUEUE_LEASE_SKIPS_MAX)
+                break;                   /* bounded: the next lease looks again */
+            continue;                    /* left ready in the queue, not leased */
+        }
         struct lease_ent *e = &c->ents[c->n];
         *e = (struct lease_ent){ .id = id, .msg_id = r.msg_id, .attempts = r.attempts,
                                  .sched_key = queue_key_u64_get(k.mv_data),
                                  .state = r.state, .addr_len = r.addr_len,
                                  .dom_len = r.domain_len };
-        queue_lower(dom, r.addr + r.domain_off, r.domain_len);
         if (lease_buf_add(&c->buf, r.addr, r.addr_len, &e->addr_off) < 0
             || lease_buf_add(&c->buf, dom, r.domain_len, &e->dom_off) < 0) {
             rc = -ENOMEM;
@@ -326,6 +333,13 @@ static struct vl_queue_batch *lease_build(struct lease_ctx *c)
 int vl_queue_lease(struct vl_queue_shard *s, uint64_t now_ms, size_t max,
                    struct vl_queue_batch **out)
 {
+    return vl_queue_lease_skip(s, now_ms, max, NULL, NULL, out);
+}
+
+int vl_queue_lease_skip(struct vl_queue_shard *s, uint64_t now_ms, size_t max,
+                        bool (*skip)(void *ctx, const char *domain, size_t len), void *ctx,
+                        struct vl_queue_batch **out)
+{
     struct lease_ctx c = { 0 };
     MDB_txn *txn;
     *out = NULL;
@@ -335,7 +349,7 @@ int vl_queue_lease(struct vl_queue_shard *s, uint64_t now_ms, size_t max,
         return -ENOMEM;
     int rc = queue_txn_begin(s, false, &txn);
     if (rc == 0) {
-        rc = lease_scan(s, txn, now_ms, max, &c);
+        rc = lease_scan(s, txn, now_ms, max, skip, ctx, &c);
         if (rc == 0 && c.n)
             rc = lease_msgs(s, txn, &c);
         queue_txn_abort(s, txn);

@@ -357,17 +357,17 @@ static void queue_enq_unlock(struct vl_queue *q)
  * the hidden ones first, then the coordinator's (visible, with the decision:
  * its commit is the enqueue's), then the others are published. */
 static int queue_enq_all(struct vl_queue *q, struct queue_enq *e, const unsigned *shard,
-                         unsigned n, uint64_t now_ms, uint64_t *id_out)
+                         unsigned n, uint64_t now_ms, uint64_t given_id, uint64_t *id_out)
 {
     bool done[VL_SHARDS_MAX] = { false };
     uint64_t id = 0;
     int rc = VL_E_STORAGE;
     for (unsigned tries = 0; tries < QUEUE_ENQ_TRIES_MAX; tries++) {
-        id = queue_msg_id_next(q, now_ms);
+        id = given_id ? given_id : queue_msg_id_next(q, now_ms);
         rc = n > 1 ? queue_enq_write(q, e + 1, shard + 1, n - 1, id, done) : 0;
         if (rc == 0)
             rc = queue_enq_write(q, e, shard, 1, id, done);
-        if (rc != -EEXIST)
+        if (rc != -EEXIST || given_id)         /* the caller's id: the caller retries */
             break;
         queue_enq_undo(q, done, id);           /* id collision: another id, all shards */
         memset(done, 0, sizeof done);
@@ -380,8 +380,13 @@ static int queue_enq_all(struct vl_queue *q, struct queue_enq *e, const unsigned
     return rc;
 }
 
-int vl_queue_enqueue(struct vl_queue *q, const struct vl_queue_new_msg *m,
-                     uint64_t now_ms, uint64_t *msg_id_out)
+uint64_t vl_queue_msg_id_new(struct vl_queue *q, uint64_t now_ms)
+{
+    return queue_msg_id_next(q, now_ms);
+}
+
+static int queue_enqueue(struct vl_queue *q, const struct vl_queue_new_msg *m,
+                         uint64_t now_ms, uint64_t given_id, uint64_t *msg_id_out)
 {
     struct queue_prcpt *p;
     struct queue_enq e[VL_SHARDS_MAX];
@@ -397,7 +402,7 @@ int vl_queue_enqueue(struct vl_queue *q, const struct vl_queue_new_msg *m,
     if (n > 1)
         rc = queue_enq_lock(q);
     if (rc == 0) {
-        rc = queue_enq_all(q, e, shard, n, now_ms, &id);
+        rc = queue_enq_all(q, e, shard, n, now_ms, given_id, &id);
         if (n > 1)
             queue_enq_unlock(q);
     }
@@ -414,6 +419,20 @@ int vl_queue_enqueue(struct vl_queue *q, const struct vl_queue_new_msg *m,
     if (msg_id_out)
         *msg_id_out = id;
     return 0;
+}
+
+int vl_queue_enqueue(struct vl_queue *q, const struct vl_queue_new_msg *m,
+                     uint64_t now_ms, uint64_t *msg_id_out)
+{
+    return queue_enqueue(q, m, now_ms, 0, msg_id_out);
+}
+
+int vl_queue_enqueue_id(struct vl_queue *q, const struct vl_queue_new_msg *m,
+                        uint64_t now_ms, uint64_t id)
+{
+    if (id == 0)
+        return VL_E_INVALID;
+    return queue_enqueue(q, m, now_ms, id, NULL);
 }
 
 void vl_queue_shard_notify_set(struct vl_queue_shard *s, void (*fn)(void *arg), void *arg)
@@ -501,4 +520,111 @@ int vl_queue_complete_async_events(struct vl_queue_shard *s, const struct vl_que
     if (n && events && !event_lens)
         return VL_E_INVALID;
     return queue_complete(s, o, n, events, event_lens, extra, extra_n, now_ms, false);
+}
+
+/* ---- vl_queue_enqueue_many (issue 12: the HTTP API's batches) ----------- */
+
+struct queue_enq_batch {
+    struct queue_enq *e;
+    size_t n;
+};
+
+static int queue_enq_batch_fn(struct vl_queue_shard *s, MDB_txn *txn, struct queue_stats_rec *st,
+                              void *arg)
+{
+    const struct queue_enq_batch *b = arg;
+    for (size_t i = 0; i < b->n; i++) {
+        int rc = queue_enq_apply(s, txn, st, &b->e[i]);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int vl_queue_enqueue_many(struct vl_queue *q, const struct vl_queue_new_msg *m, size_t n,
+                          uint64_t now_ms, uint64_t *ids, int *rcs)
+{
+    struct queue_prcpt **p = calloc(n ? n : 1, sizeof *p);
+    struct queue_enq *e = calloc(n ? n : 1, sizeof *e);
+    size_t *at = calloc(n ? n : 1, sizeof *at);           /* message index of e[k] */
+    size_t count[VL_SHARDS_MAX] = { 0 }, first[VL_SHARDS_MAX], fill[VL_SHARDS_MAX];
+    if (!p || !e || !at) {
+        free(p);
+        free(e);
+        free(at);
+        return -ENOMEM;
+    }
+    const unsigned sh_of_msg_none = VL_SHARDS_MAX;          /* not in a batch */
+    unsigned *sh = calloc(n ? n : 1, sizeof *sh);
+    int rc_all = sh ? 0 : -ENOMEM;
+    for (size_t i = 0; rc_all < 0 && i < n; i++)
+        rcs[i] = rc_all;
+    for (size_t i = 0; rc_all == 0 && i < n; i++) {
+        sh[i] = sh_of_msg_none;
+        ids[i] = 0;
+        rcs[i] = queue_msg_prepare(q, &m[i], &p[i]);
+        if (rcs[i] < 0)
+            continue;
+        bool one = true;
+        for (size_t k = 1; k < m[i].rcpt_count; k++)
+            one &= p[i][k].shard == p[i][0].shard;
+        if (!one) {                                        /* several shards: one by one */
+            free(p[i]);
+            p[i] = NULL;
+            rcs[i] = vl_queue_enqueue(q, &m[i], now_ms, &ids[i]);
+            continue;
+        }
+        sh[i] = p[i][0].shard;
+        count[sh[i]]++;
+    }
+    size_t k = 0;
+    for (unsigned s = 0; s < q->nshards; s++) {
+        first[s] = fill[s] = k;
+        k += count[s];
+    }
+    for (size_t i = 0; rc_all == 0 && i < n; i++) {
+        if (sh[i] == sh_of_msg_none)
+            continue;
+        size_t j = fill[sh[i]]++;
+        at[j] = i;
+        ids[i] = queue_msg_id_next(q, now_ms);
+        e[j] = (struct queue_enq){ &m[i], ids[i], now_ms, p[i], m[i].rcpt_count, NULL,
+                                   queue_crc32c(0, m[i].body, m[i].body_len) };
+    }
+    struct queue_enq_batch b[VL_SHARDS_MAX];
+    struct queue_req req[VL_SHARDS_MAX];
+    for (unsigned s = 0; rc_all == 0 && s < q->nshards; s++) {
+        b[s] = (struct queue_enq_batch){ e + first[s], count[s] };
+        req[s] = (struct queue_req){ .fn = queue_enq_batch_fn, .arg = &b[s] };
+        if (count[s])
+            queue_submit_start(q->shards[s], &req[s]);      /* every shard at once */
+    }
+    for (unsigned s = 0; rc_all == 0 && s < q->nshards; s++) {
+        if (!count[s])
+            continue;
+        int rc = queue_submit_wait(q->shards[s], &req[s]);
+        for (size_t j = first[s]; j < first[s] + count[s]; j++) {
+            size_t i = at[j];                              /* id taken: one by one */
+            rcs[i] = rc == -EEXIST ? vl_queue_enqueue(q, &m[i], now_ms, &ids[i]) : rc < 0 ? rc : 0;
+            if (rcs[i] < 0)
+                ids[i] = 0;
+        }
+        if (rc >= 0) {
+            struct vl_queue_shard *qs = q->shards[s];     /* new mail: tell the owner */
+            pthread_mutex_lock(&qs->mu);
+            if (qs->notify_fn)
+                qs->notify_fn(qs->notify_arg);
+            pthread_mutex_unlock(&qs->mu);
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(p[i]);
+        if (rc_all == 0 && rcs[i] < 0)
+            rc_all = rcs[i];
+    }
+    free(p);
+    free(e);
+    free(at);
+    free(sh);
+    return rc_all;
 }

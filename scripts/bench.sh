@@ -5,10 +5,17 @@
 #   sink     volley sink vs Postfix smtp-sink under smtp-source (scripts/bench_sink.sh)
 #   deliver  volley (durable queue -> sink) vs smtp-source into the same sink (scripts/bench_deliver.sh)
 #   tls      volley bench into a sink without and with STARTTLS (scripts/bench_tls.sh)
-#   intake   `volley run --listen` under smtp-source: msg/s, messages per fsync, latency
-#            of the 250 and of delivery (scripts/bench_intake.sh)
+#   intake   smtp-source into `volley run --listen --hold` (durable), `volley sink` and a
+#            private Postfix (hold queue): msg/s, CPU/msg, ratios; inject -> remote 250
+#            latency, 1 and 100 clients, with its breakdown (scripts/bench_intake.sh)
 #   blast    volley blast vs Postfix smtp-source at full speed into volley sink and smtp-sink:
 #            msg/s and sender CPU per message (scripts/bench_blast.sh)
+#   http     the HTTP API (`volley run --http`): 1-recipient personalised 5 KB requests under
+#            wrk (durable msg/s), one 10,000-recipient request (rcpts/s), the same load over
+#            SMTP for comparison (scripts/bench_http.sh)
+#   shaping  adaptive vs fixed-rate shaping against 5 modelled providers (volley sink
+#            --model), 100,000 recipients; achieved rate vs limit, deferred share
+#            (scripts/bench_shaping.sh; ~15 min)
 #   events   delivery with webhook + RabbitMQ events on vs off (ratio), and the events/s
 #            the outbox sustains (scripts/bench_events.sh, issue 16)
 #   queue    the queue with full durability: enqueue/lease/complete (medians of 5) and the
@@ -43,6 +50,10 @@ for s in "${suites[@]}"; do
             VOLLEY_BIN=build/volley scripts/bench_intake.sh ;;
         blast)
             VOLLEY_BIN=build/volley scripts/bench_blast.sh ;;
+        http)
+            VOLLEY_BIN=build/volley scripts/bench_http.sh ;;
+        shaping)
+            VOLLEY_BIN=build/volley scripts/bench_shaping.sh ;;
         events)
             VOLLEY_BIN=build/volley scripts/bench_events.sh ;;
         queue)

@@ -1,51 +1,125 @@
 #!/usr/bin/env bash
 # bench_intake.sh - `scripts/bench.sh intake`: the SMTP intake of `volley run
-# --listen` (queue on disk, full durability), delivering to a `volley sink`.
+# --listen`, all parts in one run on this machine.
 #  1. throughput: Postfix's smtp-source sends 6400 messages of 10 KB over 64
-#     sessions (-d: one connection per session, 100 each), REPS times; reports
-#     the median messages/s (messages / smtp-source wall time: every 250 came
-#     after its durable commit) and the group commit seen by the queue
-#     (writes per commit = messages per fsync, from evt=intake_done).
-#  2. latency: one Python session sends 300 messages one after the other;
-#     reports p50/p99 of "final dot -> 250" (the durable commit) and of
-#     "250 -> delivered" (the delivery log's timestamp: the engine wakes on the
-#     commit, no poll).
+#     sessions (-d: one connection per session, 100 messages each on average)
+#     to each of three servers, REPS times, alternating:
+#       volley   `volley run --listen --hold`: a fresh queue on disk, every 250
+#                after the durable (fsync'd) commit, delivery paused;
+#       sink     `volley sink`: no durability at all (the upper bound);
+#       postfix  a private Postfix instance (its own config and queue directory
+#                under a temp dir, smtpd on a loopback port, every message put on
+#                hold by an access table answering HOLD, started and stopped
+#                here; the system's Postfix is never touched).
+#     Per run: messages / smtp-source's wall time, and the server's CPU (utime +
+#     stime from /proc/PID/stat; for Postfix the master, the processes it reaped
+#     and those still alive under it) per message. Reported: median (min..max)
+#     per server, the ratios volley/sink and volley/postfix of the medians, and
+#     for volley the queue's writes per commit (messages per fsync).
+#  2. latency (scripts/bench_intake_lat.py): `volley run --listen` (fsync on)
+#     delivering to a `volley sink`, tcpdump capturing both ports; smtp-source
+#     sends LAT_MSGS messages (10,000) one at a time over one session, then
+#     LAT_MSGS over LAT_CLIENTS (100) concurrent sessions (each one message at
+#     a time); per message (by queue id, from the packets' timestamps): the
+#     client's MAIL -> the sink's 250 to that message (the remote 250), split
+#     into MAIL -> final dot (the SMTP exchange), final dot -> 250 (the durable
+#     commit), 250 -> volley's MAIL FROM at the sink (wake on commit, lease,
+#     connection), and the transaction at the sink; plus 250 -> the delivery
+#     log's line. p50, p99 and max of each.
 # Output: a summary on stdout and bench-out/intake.json.
-# Env: VOLLEY_BIN (default build/volley), INTAKE_BENCH_REPS (default 3), SHARDS (2).
+# Env: VOLLEY_BIN (default build/volley), INTAKE_BENCH_REPS (default 3), SHARDS (2),
+#      LAT_MSGS (10000), LAT_CLIENTS (100), INTAKE_BENCH_PARTS ("throughput latency"),
+#      LAT_RUN_ARGS (more `volley run` options for the latency part, e.g. --conns-per-dest 100).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 volley=${VOLLEY_BIN:-build/volley}
 reps=${INTAKE_BENCH_REPS:-3}
 shards=${SHARDS:-2}
-source_bin=/usr/sbin/smtp-source
-for b in "$source_bin" "$volley"; do
+lat_msgs=${LAT_MSGS:-10000}
+lat_clients=${LAT_CLIENTS:-100}
+parts=${INTAKE_BENCH_PARTS:-throughput latency}
+sessions=64 msgs=6400 msg_len=10240
+source_bin=/usr/sbin/smtp-source postfix_bin=/usr/sbin/postfix tcpdump_bin=/usr/bin/tcpdump
+for b in "$source_bin" "$postfix_bin" "$tcpdump_bin" "$volley"; do
     [ -x "$b" ] || { echo "bench_intake: $b missing (scripts/setup.sh; build)" >&2; exit 1; }
 done
+id postfix >/dev/null 2>&1 || { echo "bench_intake: no 'postfix' user (scripts/setup.sh)" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "bench_intake: the private Postfix instance needs root" >&2; exit 1; }
 mkdir -p bench-out
+tick=$(getconf CLK_TCK)
 tmp=$(mktemp -d)
-sink_pid="" run_pid=""
-stop() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null && { kill -TERM "$1"; wait "$1" || true; }; }
-cleanup() { stop "$run_pid"; stop "$sink_pid"; rm -rf "$tmp"; }
+chmod 755 "$tmp"                 # Postfix's daemons (user postfix) reach their queue under it
+sink_pid="" run_pid="" pf_up="" dump_pid=""
+stop() {
+    if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then kill -TERM "$1"; wait "$1" || true; fi
+    return 0
+}
+pf_cmd() { "$postfix_bin" -c "$tmp/pf/etc" "$@" >>"$tmp/pf/cmd.log" 2>&1; }
+cleanup() {
+    stop "$dump_pid"; stop "$run_pid"; stop "$sink_pid"
+    if [ -n "$pf_up" ]; then pf_cmd stop || true; fi
+    rm -rf "$tmp"
+}
 trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-"$volley" sink --listen 127.0.0.1:0 >"$tmp/sink.out" 2>&1 &
-sink_pid=$!
-for _ in $(seq 200); do
-    sport=$(sed -n 's/^sink: listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/sink.out")
-    [ -n "$sport" ] && break
-    sleep 0.02
-done
-[ -n "$sport" ] || { echo "bench_intake: sink did not start" >&2; exit 1; }
+# CPU ticks of PID and of every process under it, alive or reaped by it.
+cpu_tree() {
+    python3 - "$1" <<'PY'
+import os, sys
+root = int(sys.argv[1])
+stats = {}
+for d in os.listdir("/proc"):
+    if d.isdigit():
+        try:
+            s = open("/proc/%s/stat" % d).read()
+        except OSError:
+            continue
+        f = s[s.rindex(")") + 2:].split()
+        stats[int(d)] = (int(f[1]), sum(int(x) for x in f[11:15]))  # ppid; utime stime cutime cstime
+kids = {}
+for p, (pp, _) in stats.items():
+    kids.setdefault(pp, []).append(p)
+tot, todo = 0, [root]
+while todo:
+    p = todo.pop()
+    if p in stats:
+        tot += stats[p][1]
+        todo += kids.get(p, [])
+print(tot)
+PY
+}
 
-# start_run -> sets run_pid, port (a fresh queue each time)
+wait_port() {   # PORT: until it accepts
+    for _ in $(seq 300); do
+        python3 -c "import socket; socket.create_connection(('127.0.0.1',$1)).close()" \
+            2>/dev/null && return 0
+        sleep 0.02
+    done
+    return 1
+}
+
+start_sink() {  # ARGS... -> sink_pid, sport
+    "$volley" sink --listen 127.0.0.1:0 "$@" >"$tmp/sink.out" 2>&1 &
+    sink_pid=$!
+    sport=""
+    for _ in $(seq 200); do
+        sport=$(sed -n 's/^sink: listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/sink.out")
+        [ -n "$sport" ] && return 0
+        sleep 0.02
+    done
+    echo "bench_intake: sink did not start: $(cat "$tmp/sink.out")" >&2
+    exit 1
+}
+
+# start_run EXTRA_ARGS... -> run_pid, port (a fresh queue each time)
 start_run() {
     rm -rf "$tmp/q" "$tmp/dlog"
     VOLLEY_LOG=info "$volley" run --data "$tmp/q" --shards "$shards" --quiet \
-        --listen 127.0.0.1:0 --route "*=127.0.0.1:$sport" --log "$tmp/dlog" \
-        --max-conns-per-ip 1000 2>"$tmp/run.err" &
+        --listen 127.0.0.1:0 --log "$tmp/dlog" --max-conns-per-ip 1000 "$@" 2>"$tmp/run.err" &
     run_pid=$!
     port=""
-    for _ in $(seq 200); do
+    for _ in $(seq 300); do
         port=$(sed -n 's/^volley run: listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/run.err")
         [ -n "$port" ] && return 0
         sleep 0.02
@@ -54,71 +128,192 @@ start_run() {
     exit 1
 }
 
-rates=() per_commit=()
-for r in $(seq "$reps"); do
-    start_run
-    t0=$(date +%s.%N)
-    "$source_bin" -d -s 64 -m 6400 -l 10240 -f s@src.test -t r@dst.test -M bench.test \
-        "127.0.0.1:$port" >/dev/null
-    t1=$(date +%s.%N)
-    stop "$run_pid"; run_pid=""
-    rate=$(python3 -c "print('%.0f' % (6400 / ($t1 - $t0)))")
-    wpc=$(sed -n 's/.*evt=intake_done accepted=\([0-9]*\) .*queue_commits=\([0-9]*\) queue_writes=\([0-9]*\).*/\1 \2 \3/p' "$tmp/run.err" \
-          | awk '{ printf "%.1f", $3 / ($2 ? $2 : 1) }')
-    echo "run $r: $rate msg/s, queue writes per commit $wpc (engine completions included)"
-    rates+=("$rate") per_commit+=("$wpc")
-done
+# A private Postfix: config, queue and data directories under $tmp/pf; smtpd on
+# 127.0.0.1:$pfport; check_client_access static:HOLD puts every message on hold
+# (nothing is delivered); in_flow_delay 0 (with nothing delivered, Postfix's
+# flow control would otherwise pause smtpd up to 1 s per message); no reverse
+# lookup of the client (volley does none either); its log in $tmp/pf/maillog.
+pf_setup() {
+    pfport=$(free_port)
+    rm -rf "$tmp/pf"
+    mkdir -p "$tmp/pf/etc" "$tmp/pf/spool" "$tmp/pf/data"
+    chown postfix "$tmp/pf/data"
+    cat >"$tmp/pf/etc/main.cf" <<EOF
+compatibility_level = 3.6
+queue_directory = $tmp/pf/spool
+data_directory = $tmp/pf/data
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = pfbench.test
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtpd_recipient_restrictions = check_client_access static:HOLD, permit_mynetworks, reject
+smtpd_peername_lookup = no
+in_flow_delay = 0
+message_size_limit = 33554432
+maillog_file_prefixes = $tmp
+maillog_file = $tmp/pf/maillog
+EOF
+    cat >"$tmp/pf/etc/master.cf" <<EOF
+127.0.0.1:$pfport inet n - n - 100 smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+EOF
+}
 
-start_run
-python3 - "$port" "$tmp/dlog" >"$tmp/lat.json" <<'PY'
-import json, socket, sys, time
-port, dlog = int(sys.argv[1]), sys.argv[2]
-s = socket.create_connection(("127.0.0.1", port))
-s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)   # no Nagle wait on ".\r\n"
-f = s.makefile("rb")
-def reply():
-    while True:
-        l = f.readline()
-        if l[3:4] != b"-":
-            return l.decode()
-reply(); s.sendall(b"EHLO lat.test\r\n"); reply()
-body = b"From: s@src.test\r\nSubject: latency\r\n\r\n" + b"x" * 70 + b"\r\n"
-acks, t_ack = [], {}
-for i in range(300):
-    s.sendall(b"MAIL FROM:<s@src.test>\r\nRCPT TO:<l%d@dst.test>\r\nDATA\r\n" % i)
-    reply(); reply(); reply()
-    s.sendall(body)
-    t = time.time(); s.sendall(b".\r\n"); l = reply(); t2 = time.time()
-    acks.append(t2 - t)
-    t_ack[l.split()[-1]] = t2
-s.sendall(b"QUIT\r\n"); reply()
-deliv = []
-end = time.time() + 30
-while time.time() < end:
-    ev = [json.loads(x) for x in open(dlog)] if __import__("os").path.exists(dlog) else []
-    d = {e["id"]: e["ts"] for e in ev if e.get("event") == "delivered"}
-    if all(k in d for k in t_ack):
-        break
-    time.sleep(0.1)
-import datetime
-for k, t2 in t_ack.items():
-    if k in d:
-        ts = datetime.datetime.strptime(d[k], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-            tzinfo=datetime.timezone.utc).timestamp()
-        deliv.append(ts - t2)
-def pct(v, p):
-    v = sorted(v); return v[min(len(v) - 1, int(len(v) * p))] * 1000 if v else -1
-print(json.dumps({"dot_to_250_ms_p50": round(pct(acks, .5), 2),
-                  "dot_to_250_ms_p99": round(pct(acks, .99), 2),
-                  "ack_to_delivered_ms_p50": round(pct(deliv, .5), 2),
-                  "ack_to_delivered_ms_p99": round(pct(deliv, .99), 2),
-                  "delivered": len(deliv), "sent": len(acks)}))
+pf_start() {    # -> pf_pid (the master)
+    rm -rf "$tmp/pf/spool" && mkdir -p "$tmp/pf/spool"
+    pf_cmd start || { echo "bench_intake: postfix start failed: $(cat "$tmp/pf/cmd.log" \
+        "$tmp/pf/maillog" 2>/dev/null | tail -5)" >&2; exit 1; }
+    pf_up=1
+    pf_pid=""
+    for _ in $(seq 200); do
+        pf_pid=$(cat "$tmp/pf/spool/pid/master.pid" 2>/dev/null | tr -d ' ' || true)
+        [ -n "$pf_pid" ] && break
+        sleep 0.02
+    done
+    [ -n "$pf_pid" ] && wait_port "$pfport" || { echo "bench_intake: postfix smtpd not up" >&2; exit 1; }
+    sleep 0.2                   # the probe connection's smtpd is done
+}
+
+pf_stop() {
+    pf_cmd stop || true
+    for _ in $(seq 250); do kill -0 "$pf_pid" 2>/dev/null || break; sleep 0.02; done
+    pf_up=""
+}
+
+# one smtp-source run at 127.0.0.1:$1, CPU of the process tree $2 -> $tmp/result "msg/s us/msg"
+source_run() {
+    local c0 c1 t0 t1
+    c0=$(cpu_tree "$2")
+    t0=$(date +%s.%N)
+    "$source_bin" -d -s "$sessions" -m "$msgs" -l "$msg_len" -f s@src.test -t r@dst.test \
+        -M bench.test "127.0.0.1:$1" >"$tmp/source" 2>&1 \
+        || { echo "bench_intake: smtp-source failed: $(tail -5 "$tmp/source")" >&2; exit 1; }
+    t1=$(date +%s.%N)
+    c1=$(cpu_tree "$2")
+    python3 -c "t=$t1-$t0; print('%.0f %.1f' % ($msgs/t, ($c1-$c0)/$tick/$msgs*1e6))" >"$tmp/result"
+}
+
+if [[ " $parts " == *" throughput "* ]]; then
+    pf_setup
+    declare -A rate cpu
+    wpc=""
+    for r in $(seq "$reps"); do
+        # volley: durable intake, delivery paused
+        start_run --hold
+        source_run "$port" "$run_pid"
+        stop "$run_pid"; run_pid=""
+        read -r m c <"$tmp/result"
+        acc=$(sed -n 's/.*evt=intake_done accepted=\([0-9]*\) .*/\1/p' "$tmp/run.err")
+        [ "$acc" = "$msgs" ] || { echo "bench_intake: volley accepted '$acc' of $msgs" >&2; exit 1; }
+        w=$(sed -n 's/.*evt=intake_done .*queue_commits=\([0-9]*\) queue_writes=\([0-9]*\).*/\1 \2/p' \
+            "$tmp/run.err" | awk '{ printf "%.1f", $2 / ($1 ? $1 : 1) }')
+        echo "run $r volley (durable, --hold): $m msg/s, $c us CPU/msg, $w queue writes per commit"
+        rate[volley]+="$m "; cpu[volley]+="$c "; wpc+="$w "
+        # sink: no durability
+        start_sink --json
+        source_run "$sport" "$sink_pid"
+        stop "$sink_pid"; sink_pid=""
+        read -r m c <"$tmp/result"
+        got=$(grep '"why":"exit"' "$tmp/sink.out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["transactions"])')
+        [ "$got" = "$msgs" ] || { echo "bench_intake: volley sink counted $got of $msgs" >&2; exit 1; }
+        echo "run $r sink (no durability): $m msg/s, $c us CPU/msg"
+        rate[sink]+="$m "; cpu[sink]+="$c "
+        # Postfix: hold queue
+        pf_start
+        source_run "$pfport" "$pf_pid"
+        held=$(find "$tmp/pf/spool/hold" -type f | wc -l)
+        pf_stop
+        read -r m c <"$tmp/result"
+        [ "$held" = "$msgs" ] || { echo "bench_intake: postfix held $held of $msgs" >&2; exit 1; }
+        echo "run $r postfix (hold queue): $m msg/s, $c us CPU/msg"
+        rate[postfix]+="$m "; cpu[postfix]+="$c "
+    done
+    python3 - "$reps" "$msgs" "$shards" "${rate[volley]}" "${cpu[volley]}" "${rate[sink]}" \
+        "${cpu[sink]}" "${rate[postfix]}" "${cpu[postfix]}" "$wpc" >"$tmp/tp.json" <<'PY'
+import json, statistics, sys
+reps, msgs, shards = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+def series(s): return [float(x) for x in s.split()]
+out = {"messages_per_run": msgs, "sessions": 64, "msg_bytes": 10240, "repetitions": reps,
+       "volley_shards": shards, "servers": {}}
+for i, name in enumerate(("volley", "sink", "postfix")):
+    r, c = series(sys.argv[4 + 2 * i]), series(sys.argv[5 + 2 * i])
+    out["servers"][name] = {"msg_per_s": r, "msg_per_s_median": statistics.median(r),
+                            "msg_per_s_min": min(r), "msg_per_s_max": max(r),
+                            "cpu_us_per_msg": c, "cpu_us_per_msg_median": statistics.median(c),
+                            "cpu_us_per_msg_min": min(c), "cpu_us_per_msg_max": max(c)}
+out["servers"]["volley"]["queue_writes_per_commit"] = series(sys.argv[10])
+v, s, p = (out["servers"][k]["msg_per_s_median"] for k in ("volley", "sink", "postfix"))
+out["ratio_volley_to_sink"] = round(v / s, 3)
+out["ratio_volley_to_postfix"] = round(v / p, 2)
+out["target_0_8x_sink_met"] = v / s >= 0.8
+out["target_10x_postfix_met"] = v / p >= 10
+print(json.dumps(out))
 PY
-stop "$run_pid"; run_pid=""
-med() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-lat=$(cat "$tmp/lat.json")
-echo "intake: median $(med "${rates[@]}") msg/s over $reps runs (6400 x 10 KB, 64 sessions," \
-     "$shards shards); latency $lat"
-printf '{"msgs_per_s":[%s],"median_msgs_per_s":%s,"writes_per_commit":[%s],"latency":%s}\n' \
-    "$(IFS=,; echo "${rates[*]}")" "$(med "${rates[@]}")" "$(IFS=,; echo "${per_commit[*]}")" \
-    "$lat" >bench-out/intake.json
+    python3 - "$tmp/tp.json" <<'PY'
+import json, sys
+o = json.load(open(sys.argv[1]))
+for name, s in o["servers"].items():
+    print("%-8s msg/s median %6.0f (%.0f..%.0f)  CPU us/msg median %6.1f (%.1f..%.1f)" % (
+        name, s["msg_per_s_median"], s["msg_per_s_min"], s["msg_per_s_max"],
+        s["cpu_us_per_msg_median"], s["cpu_us_per_msg_min"], s["cpu_us_per_msg_max"]))
+print("volley/sink %.2f (target >= 0.8: %s); volley/postfix %.1f (target >= 10: %s)" % (
+    o["ratio_volley_to_sink"], "met" if o["target_0_8x_sink_met"] else "NOT met",
+    o["ratio_volley_to_postfix"], "met" if o["target_10x_postfix_met"] else "NOT met"))
+PY
+fi
+
+if [[ " $parts " == *" latency "* ]]; then
+    start_sink
+    # shellcheck disable=SC2086
+    start_run --route "*=127.0.0.1:$sport" ${LAT_RUN_ARGS:-}
+    tcpdump -i lo -n -s 0 -B 65536 -U --time-stamp-precision=nano -w "$tmp/sink.pcap" \
+        "tcp port $sport or tcp port $port" 2>"$tmp/tcpdump.err" &
+    dump_pid=$!
+    for _ in $(seq 250); do grep -q "listening on" "$tmp/tcpdump.err" && break; sleep 0.02; done
+    python3 scripts/bench_intake_lat.py --port "$port" --pcap "$tmp/sink.pcap" \
+        --sink-port "$sport" --dlog "$tmp/dlog" --msgs "$lat_msgs" --clients "$lat_clients" \
+        >"$tmp/lat.json"
+    kill -INT "$dump_pid"; wait "$dump_pid" || true; dump_pid=""
+    dropped=$(sed -n 's/^\([0-9]*\) packets dropped by kernel$/\1/p' "$tmp/tcpdump.err")
+    [ "${dropped:-x}" = 0 ] || echo "bench_intake: tcpdump: $(cat "$tmp/tcpdump.err")" >&2
+    stop "$run_pid"; run_pid=""
+    stop "$sink_pid"; sink_pid=""
+fi
+
+python3 - "$tmp/tp.json" "$tmp/lat.json" <<'PY'
+import json, os, sys
+out = {"suite": "intake"}
+if os.path.exists(sys.argv[1]):
+    out["throughput"] = json.load(open(sys.argv[1]))
+if os.path.exists(sys.argv[2]):
+    out["latency"] = json.load(open(sys.argv[2]))
+    for phase, d in out["latency"].items():
+        print("latency, %s:" % phase)
+        for k, v in d.items():
+            if isinstance(v, dict):
+                print("  %-24s p50 %7.2f ms  p99 %7.2f ms  max %7.2f ms" % (k, v["p50"], v["p99"], v["max"]))
+            else:
+                print("  %-24s %s" % (k, v))
+json.dump(out, open("bench-out/intake.json", "w"), indent=1)
+PY

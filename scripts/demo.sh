@@ -69,8 +69,11 @@ pids+=("$dpid")
 # The campaign: n recipients over 50 domains.
 awk -v n="$n" 'BEGIN { for (i = 1; i <= n; i++) printf "reader%d@demo%d.test\n", i, i % 50 }' \
     >"$out/recipients.txt"
-echo "== volley run --listen: the engine, with its SMTP front door on 127.0.0.1"
-"$volley" run --data "$out/queue" --shards 2 --listen 127.0.0.1:0 \
+# The documented example configuration (etc/volley.conf.example), checked
+# first; the command line overrides what the demo needs differently.
+"$volley" config check etc/volley.conf.example
+echo "== volley run --config etc/volley.conf.example --listen: the engine, with its SMTP front door on 127.0.0.1"
+"$volley" run --config etc/volley.conf.example --data "$out/queue" --shards 2 --listen 127.0.0.1:0 \
     --dns "127.0.0.1:$dport" --mx-port "$port" --allow-dest loopback --max-rcpts 1 \
     --log "$out/delivery.json" 2>"$out/run.log" &
 rpid=$!

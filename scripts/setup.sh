@@ -4,8 +4,9 @@
 #   scripts/setup.sh          build + test dependencies (with Postfix, for its smtp-source
 #                             client in inject_source_test, no daemon left running; and
 #                             libnet-ssleay-perl for swaks --tls in inject_smtpauth_test;
-#                             libjansson-dev for blast --json; chromium, headless, opens
-#                             the blast --report page in blast_test)
+#                             libjansson-dev for blast --json and the HTTP API; chromium, headless, opens
+#                             the blast --report page in blast_test; libmicrohttpd for the HTTP API, curl for its tests;
+#                             libconfig-dev: volley.conf, issue 14)
 #   scripts/setup.sh --bench  also the benchmark tools
 set -euo pipefail
 
@@ -14,7 +15,7 @@ set -euo pipefail
 pkgs=(build-essential gcc g++ clang libclang-rt-14-dev cmake pkg-config git python3 python3-lmdb
       liburing-dev libssl-dev openssl libc-ares-dev liblmdb-dev lmdb-utils libjemalloc-dev
       libbenchmark-dev libcmocka-dev dnsmasq-base swaks strace valgrind procps iproute2
-      postfix libnet-ssleay-perl libjansson-dev chromium
+      postfix libnet-ssleay-perl libmicrohttpd-dev libjansson-dev curl chromium libconfig-dev
       libcurl4-openssl-dev librabbitmq-dev rabbitmq-server amqp-tools)
 bench=0
 for a in "$@"; do
@@ -23,7 +24,7 @@ for a in "$@"; do
         *) echo "setup.sh: unknown option '$a' (known: --bench)" >&2; exit 2 ;;
     esac
 done
-[ "$bench" = 1 ] && pkgs+=(linux-perf hyperfine time)
+[ "$bench" = 1 ] && pkgs+=(linux-perf hyperfine time tcpdump wrk)
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then

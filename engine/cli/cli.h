@@ -44,5 +44,7 @@ int cli_queue_main(int argc, char **argv);
 int cli_sink_main(int argc, char **argv);
 int cli_bench_main(int argc, char **argv);
 int cli_blast_main(int argc, char **argv);
+int cli_suppress_main(int argc, char **argv);   /* cli_suppress.c */
+int cli_config_main(int argc, char **argv);
 
 #endif

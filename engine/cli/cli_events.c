@@ -52,8 +52,9 @@ const char cli_events_usage[] =
     "  --events-drain DUR    at exit, keep sending what is stored for up to DUR (default 10s;\n"
     "                        the rest stays stored and is sent by the next run)\n"
     "  --fbl-address ADDR    feedback loop (needs --listen): an ARF report (RFC 5965) mailed\n"
-    "                        to ADDR is taken, not queued: its recipient is recorded in\n"
-    "                        DATA/complaints and a \"complaint\" event emitted\n";
+    "                        to ADDR is taken, not queued: its recipient is suppressed\n"
+    "                        (reason complaint), recorded in DATA/complaints, and a\n"
+    "                        \"complaint\" event emitted\n";
 
 /* --opt VALUE or --opt=VALUE at rest[*i]; @return the value, or NULL (not this option). */
 static const char *cli_events_opt(const char *name, char **rest, int n, int *i, bool *missing)

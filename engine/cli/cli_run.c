@@ -11,12 +11,19 @@
 #include "cli_usage.h"
 #include "volley/config.h"
 #include "dns_route.h"
+#include "http.h"
+#include "suppress.h"
+#include "unsub.h"
 #include "inject.h"
 #include "volley/engine.h"
 #include "log.h"
 #include "volley/error.h"
 #include "volley/queue.h"
+#include "volley/shaping.h"
 
+#include <errno.h>
+#include <stdatomic.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +32,10 @@
 
 static void cli_run_usage(FILE *f)
 {
-    fprintf(f, "usage: volley run [--data DIR] [--until-empty] [options]\n\n"
+    fprintf(f, "usage: volley run [--data DIR] [--config FILE] [--until-empty] [options]\n\n"
+               "With --config FILE, the file's settings come first and the options given\n"
+               "here override them; SIGHUP re-reads FILE: a file with errors is refused\n"
+               "(the errors are logged, the running config kept).\n"
                "Deliver the queue: until SIGTERM/SIGINT, or with --until-empty until\n"
                "nothing is ready or in flight (deferred recipients stay queued).\n"
                "Without a queue in DIR, creates an empty one (--shards N, default the\n"
@@ -33,6 +43,17 @@ static void cli_run_usage(FILE *f)
                "has stdout to itself: the summary goes to stderr.\n\n"
                "options:\n");
     cli_usage_run_options(f, "./volley-data", true);
+    fputs("  --hold                  with --listen: accept and queue mail but deliver\n"
+          "                          nothing (the queue is delivered by a later run)\n"
+          "  --intake-cmd-timeout DURATION   deadline for each SMTP command line\n"
+          "                          (default --intake-timeout, 5m; RFC 5321 4.5.3.2)\n"
+          "  --intake-data-timeout DURATION  deadline for each DATA/BDAT block\n"
+          "                          (default --intake-timeout, 5m)\n"
+          "  --intake-mem-max SIZE   message octets the intake buffers across all\n"
+          "                          sessions (k, M, G; default 512M): past it a new\n"
+          "                          DATA or BDAT gets 452 4.3.1\n", f);
+    fputs("\nHTTP API, unsubscribe and suppression options:\n", f);
+    fputs(http_opts_usage, f);
     fputs(cli_events_usage_bounce, f);
     fputs(cli_events_usage, f);
     fputs("\n" CLI_EXIT_CODES_HELP, f);
@@ -99,6 +120,184 @@ void cli_report_uncommitted(const char *cmd, const struct vl_config *cfg,
             (unsigned long long)cfg->commit_giveup_ms);
 }
 
+/* "512M", "64k", "1G", "1048576" -> octets (1M..64G). @return 0 or -1. */
+static int run_size(const char *v, uint64_t *out)
+{
+    char *end;
+    if (v[0] < '0' || v[0] > '9')
+        return -1;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    unsigned long long mult = !strcmp(end, "") ? 1 : !strcmp(end, "k") ? 1ull << 10
+                            : !strcmp(end, "M") ? 1ull << 20 : !strcmp(end, "G") ? 1ull << 30 : 0;
+    if (errno || !mult || n > (64ull << 30) / mult || n * mult < (1ull << 20))
+        return -1;
+    *out = n * mult;
+    return 0;
+}
+
+/* run's own options (the intake's, issue 11), taken out of what the shared
+ * parser left in @p rest. @return 0, or -1 after saying what is wrong. */
+static int run_own_opts(char **rest, int *rest_n, struct inject_opts *io, bool *hold)
+{
+    int k = 0;
+    for (int i = 0; i < *rest_n; i++) {
+        const char *a = rest[i];
+        static const char *const names[] = { "--hold", "--intake-cmd-timeout",
+                                             "--intake-data-timeout", "--intake-mem-max" };
+        unsigned which = 0;
+        const char *v = NULL;
+        for (unsigned n = 0; n < sizeof names / sizeof names[0]; n++) {
+            size_t l = strlen(names[n]);
+            if (!strncmp(a, names[n], l) && (a[l] == 0 || (a[l] == '=' && n > 0))) {
+                which = n + 1;
+                v = a[l] == '=' ? a + l + 1 : NULL;
+                break;
+            }
+        }
+        if (!which) {
+            rest[k++] = rest[i];
+            continue;
+        }
+        if (which == 1) {
+            *hold = true;
+            continue;
+        }
+        if (!v && i + 1 >= *rest_n) {
+            fprintf(stderr, "volley run: %s needs a value\n", a);
+            return -1;
+        }
+        if (!v)
+            v = rest[++i];
+        uint64_t *dst = which == 2 ? &io->cmd_ms_timeout : which == 3 ? &io->data_ms_timeout
+                      : &io->mem_max;
+        if (which < 4 && (vl_parse_duration_ms(v, dst) != 0 || *dst == 0
+                          || *dst > 3600ull * 1000)) {
+            fprintf(stderr, "volley run: %s '%s': expected a duration > 0 and at most 1h, "
+                    "like 30s or 5m\n", names[which - 1], v);
+            return -1;
+        }
+        if (which == 4 && run_size(v, dst) != 0) {
+            fprintf(stderr, "volley run: --intake-mem-max '%s': expected a size from 1M to 64G "
+                    "(a number with an optional k, M or G)\n", v);
+            return -1;
+        }
+    }
+    *rest_n = k;
+    return 0;
+}
+
+/* --hold: the intake queues, nothing is delivered; until SIGTERM/SIGINT. */
+static void run_hold(atomic_bool *stop)
+{
+    while (!atomic_load(stop)) {
+        struct timespec ts = { 0, 50 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* ---- SIGHUP: reload --config FILE ------------------------------------------
+ * The handler only sets a flag; the progress callback (the main thread, about
+ * once a second) reloads: the file is read and validated in full, with the
+ * command-line options applied over it as at start. A file with errors is
+ * refused: every error is logged (evt=config_reload_refused) and the running
+ * config stays. A valid one is logged (evt=config_reloaded) with what
+ * changed; the shards keep the config they started with (the engine reads it
+ * without locks), so changed settings apply at the next start and say so
+ * (applies=restart). In-flight deliveries are never touched by a reload. */
+static volatile sig_atomic_t cli_run_hup;
+static void cli_run_on_hup(int sig) { (void)sig; cli_run_hup = 1; }
+
+struct cli_run_ctx {
+    struct cli_progress *p;
+    const struct vl_config *cfg;       /* the running one */
+    int argc;
+    char **argv;
+    unsigned reloads, refused;
+};
+
+static void cli_run_reload(struct cli_run_ctx *rc)
+{
+    static struct vl_config next;
+    char *msg = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&msg, &len);
+    if (!m)
+        return;
+    vl_config_defaults(&next);
+    unsigned errors = vl_config_load_file(&next, rc->cfg->config_path, m);
+    if (errors == 0) {
+        /* the command line over the file, as at start (no --config: loaded above) */
+        char **av = calloc((size_t)rc->argc + 1, sizeof *av), **rest = calloc((size_t)rc->argc + 1,
+                                                                             sizeof *rest);
+        int ac = 0, rest_n = 0;
+        for (int i = 0; av && i < rc->argc; i++) {
+            if (!strcmp(rc->argv[i], "--config")) {
+                i++;
+                continue;
+            }
+            if (!strncmp(rc->argv[i], "--config=", 9))
+                continue;
+            av[ac++] = rc->argv[i];
+        }
+        if (!av || !rest || vl_config_parse_err(&next, "run", ac, av, rest, &rest_n, m) != 0)
+            errors++;
+        free(av);
+        free(rest);
+    }
+    fclose(m);
+    if (errors) {
+        rc->refused++;
+        for (char *line = msg, *nl; line && *line; line = nl) {
+            nl = strchr(line, '\n');
+            if (nl)
+                *nl++ = '\0';
+            vl_log(VL_LOG_ERROR, "evt=config_reload_refused file=\"%s\" error=\"%s\"",
+                   rc->cfg->config_path, line);
+        }
+        vl_log(VL_LOG_ERROR, "evt=config_reload_refused file=\"%s\" errors=%u "
+               "action=kept_running_config", rc->cfg->config_path, errors);
+    } else {
+        rc->reloads++;
+        const struct vl_config *o = rc->cfg;
+        char changed[512] = "";
+        size_t n = 0;
+#define CHANGED(cond, name)                                                          \
+        if ((cond) && n < sizeof changed - 40)                                       \
+            n += (size_t)snprintf(changed + n, sizeof changed - n, "%s%s", n ? "," : "", name)
+        CHANGED(o->route_count != next.route_count, "route");
+        CHANGED(o->rcpts_per_txn_max != next.rcpts_per_txn_max, "max-rcpts");
+        CHANGED(o->retry_ms_base != next.retry_ms_base, "retry-base");
+        CHANGED(o->retry_ms_max != next.retry_ms_max, "retry-max");
+        CHANGED(o->age_ms_max != next.age_ms_max, "max-age");
+        CHANGED(o->conns_per_dest_max != next.conns_per_dest_max, "conns-per-dest");
+        CHANGED(o->msgs_per_conn_max != next.msgs_per_conn_max, "msgs-per-conn");
+        CHANGED(o->tls_level != next.tls_level, "tls");
+        CHANGED(o->listen_count != next.listen_count, "listen");
+        CHANGED(o->mx_port != next.mx_port, "mx-port");
+        CHANGED((o->shaping ? o->shaping->policy_count : 0) !=
+                (next.shaping ? next.shaping->policy_count : 0), "shaping");
+#undef CHANGED
+        vl_log(VL_LOG_WARN, "evt=config_reloaded file=\"%s\" changed=\"%s\" applies=restart",
+               o->config_path, n ? changed : "none");
+    }
+    free(msg);
+    vl_config_fini(&next);
+}
+
+static void cli_run_progress(const struct vl_engine_totals *t, double elapsed_s, void *ctx)
+{
+    struct cli_run_ctx *rc = ctx;
+    cli_progress_cb(t, elapsed_s, rc->p);
+    if (cli_run_hup) {
+        cli_run_hup = 0;
+        if (rc->cfg->config_path)
+            cli_run_reload(rc);
+        else
+            vl_log(VL_LOG_WARN, "evt=config_reload_skipped why=\"no --config FILE\"");
+    }
+}
+
 int cli_run_main(int argc, char **argv)
 {
     static struct vl_config cfg;
@@ -114,8 +313,23 @@ int cli_run_main(int argc, char **argv)
             free(rest);
             return VL_EXIT_OK;
         }
-    if (vl_config_parse(&cfg, "run", argc, argv, rest, &rest_n) != 0
-        || cli_events_parse(&cfg, "run", rest, &rest_n) != 0 || rest_n > 0) {
+    struct inject_opts io = { 0 };
+    bool hold = false;
+    struct http_opts hopts = { 0 };           /* --http, --http-token-file (engine/http) */
+    bool bad = vl_config_parse(&cfg, "run", argc, argv, rest, &rest_n) != 0;
+    if (!bad && http_opts_take(&hopts, "run", rest, rest_n, &rest_n) != 0) {
+        bad = true;                             /* said what is wrong */
+        rest_n = 0;
+    }
+    if (!bad && run_own_opts(rest, &rest_n, &io, &hold) != 0) {
+        bad = true;                             /* said what is wrong */
+        rest_n = 0;
+    }
+    if (!bad && cli_events_parse(&cfg, "run", rest, &rest_n) != 0) {   /* issue 16 */
+        bad = true;                             /* said what is wrong */
+        rest_n = 0;
+    }
+    if (bad || rest_n > 0) {
         if (rest_n > 0)
             fprintf(stderr, "volley run: unknown argument '%s' (see volley run --help)\n",
                     rest[0]);
@@ -125,6 +339,48 @@ int cli_run_main(int argc, char **argv)
     free(rest);
     if (cli_check_config(&cfg, "run") < 0 || cli_events_setup(&cfg, "run") < 0)
         return VL_EXIT_USAGE;
+    if (hold && !cfg.listen_count && !hopts.listen) {
+        fprintf(stderr, "volley run: --hold needs --listen or --http (it pauses delivery of what the "
+                "listener queues)\n");
+        return VL_EXIT_USAGE;
+    }
+    if ((io.cmd_ms_timeout || io.data_ms_timeout || io.mem_max) && !cfg.listen_count) {
+        fprintf(stderr, "volley run: --intake-* options need --listen\n");
+        return VL_EXIT_USAGE;
+    }
+    static struct sup_policy supp;           /* --suppress-codes, --suppress-smtp */
+    if (hopts.suppress_codes || hopts.suppress_smtp) {
+        supp = *sup_policy_get();
+        if (hopts.suppress_codes && sup_policy_codes(&supp, hopts.suppress_codes) < 0) {
+            fprintf(stderr, "volley run: --suppress-codes '%s': expected up to 16 enhanced "
+                    "status codes 5.x.y, comma-separated\n", hopts.suppress_codes);
+            return VL_EXIT_USAGE;
+        }
+        if (hopts.suppress_smtp && strcmp(hopts.suppress_smtp, "reject") &&
+            strcmp(hopts.suppress_smtp, "accept")) {
+            fprintf(stderr, "volley run: --suppress-smtp '%s': expected reject or accept\n",
+                    hopts.suppress_smtp);
+            return VL_EXIT_USAGE;
+        }
+        supp.smtp_accept = hopts.suppress_smtp && !strcmp(hopts.suppress_smtp, "accept");
+        sup_policy_set(&supp);                   /* read-only from here on */
+    }
+    static struct unsub_conf unsub;          /* --unsub: links made at delivery */
+    if (hopts.unsub_count) {
+        char buf[1200];
+        const char *why = NULL;
+        if (unsub_conf_parse(&unsub, hopts.unsub, hopts.unsub_count, hopts.unsub_secret_file,
+                             buf, sizeof buf, &why) < 0) {
+            fprintf(stderr, "volley run: %s\n", why);
+            return VL_EXIT_USAGE;
+        }
+        unsub_conf_set(&unsub);                  /* read-only from here on */
+    }
+    if (hopts.listen && cfg.until_empty) {
+        fprintf(stderr, "volley run: --http and --until-empty do not go together (the API "
+                "runs until SIGTERM)\n");
+        return VL_EXIT_USAGE;
+    }
     struct vl_queue *q = NULL;
     bool created = vl_queue_shards_recorded(cfg.data_dir) == VL_E_NOTFOUND;
     if (cli_queue_open("run", cfg.data_dir, cfg.shards,
@@ -141,7 +397,14 @@ int cli_run_main(int argc, char **argv)
         return VL_EXIT_FAIL;
     }
     struct inject *intake = NULL;             /* --listen: SMTP in, same process */
-    if (cfg.listen_count && inject_start(&cfg, q, &intake) < 0) {
+    if (cfg.listen_count && inject_start(&cfg, &io, q, &intake) < 0) {
+        cli_events_stop(events, &cfg);
+        vl_queue_close(q);
+        return VL_EXIT_FAIL;
+    }
+    struct http *api = NULL;                  /* --http: HTTP API, same process */
+    if (hopts.listen && http_start(&cfg, &hopts, q, &api) < 0) {
+        inject_stop(intake);
         cli_events_stop(events, &cfg);
         vl_queue_close(q);
         return VL_EXIT_FAIL;
@@ -153,8 +416,20 @@ int cli_run_main(int argc, char **argv)
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     struct vl_engine_totals tot;
-    int rc = vl_engine_run(&cfg, q, &stop, cli_progress_cb, &p, 1000, &tot);
-    inject_stop(intake);                      /* before the queue closes */
+    struct cli_run_ctx rctx = { .p = &p, .cfg = &cfg, .argc = argc, .argv = argv };
+    struct sigaction hup;
+    memset(&hup, 0, sizeof hup);
+    hup.sa_handler = cli_run_on_hup;
+    sigemptyset(&hup.sa_mask);
+    sigaction(SIGHUP, &hup, NULL);
+    memset(&tot, 0, sizeof tot);
+    int rc = 0;
+    if (hold)
+        run_hold(&stop);
+    else
+        rc = vl_engine_run(&cfg, q, &stop, cli_run_progress, &rctx, 1000, &tot);
+    http_stop(api);                           /* before the queue closes */
+    inject_stop(intake);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     cli_events_stop(events, &cfg);            /* drains what is stored (not in the rate) */
     double el = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;

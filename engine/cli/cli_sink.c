@@ -43,6 +43,17 @@ static const char sink_help[] =
 "  --seed S               seed for prob= choices (default 1), so runs are reproducible\n"
 "  --tls-cert FILE        offer STARTTLS with this PEM certificate (chain); needs --tls-key\n"
 "  --tls-key FILE         the certificate's PEM private key\n"
+"  --model FILE           throttle like a mailbox provider, per client source address:\n"
+"                         msgs-per-sec = R; burst = B; (token bucket, checked at MAIL)\n"
+"                         connections = C; (at once, checked at the banner)\n"
+"                         reply = \"421 4.7.0 TEXT\"; (the deferral; 421 also closes)\n"
+"                         abuse = N; block = \"30s\"; (N excesses in a row: refuse that\n"
+"                         address for the duration). Stats gain \"model\": per address\n"
+"                         accepted, delivered, deferred, conns_refused, blocks, open,\n"
+"                         open_max (most connections at once), ehlo (last name)\n"
+"  --tls-break            fault: offer STARTTLS, answer 220, then fail every handshake\n"
+"                         with a fatal internal_error alert (like OpenSMTPD 6.8 on\n"
+"                         OpenSSL 3: \"tlsv1 alert internal error\"); counted as tls_broken\n"
 "\n"
 "faults (repeatable, applied in the order given; first matching rule of each kind wins):\n"
 "  --fault STAGE=CODE[:WHEN][:match=PREFIX][:text=TEXT]\n"
@@ -105,6 +116,13 @@ static int sink_option(struct sink_conf *c, const char *opt, const char *v)
     }
     if (!strcmp(opt, "--listen"))
         return sink_conf_add_listen(c, v, err, sizeof err) < 0 ? usage_error("%s", err) : 0;
+    if (!strcmp(opt, "--model")) {
+        unsigned bad = sink_model_conf_load(&c->model, v, stderr);
+        if (bad)
+            return usage_error("--model %s: %u error%s (above)", v, bad, bad == 1 ? "" : "s");
+        c->model_on = true;
+        return 0;
+    }
     if (!strcmp(opt, "--fault") || !strcmp(opt, "--delay") || !strcmp(opt, "--disconnect"))
         return sink_conf_add_rule(c, opt, v, err, sizeof err) < 0 ? usage_error("%s", err)
                                                                   : 0;
@@ -161,6 +179,8 @@ static int sink_flag(struct sink_conf *c, const char *opt)
         c->smtp.eightbitmime = false;
     else if (!strcmp(opt, "--no-enhancedstatuscodes"))
         c->smtp.enhancedstatuscodes = false;
+    else if (!strcmp(opt, "--tls-break"))
+        c->tls_break = true;
     else
         return -1;
     return 0;
@@ -204,6 +224,9 @@ int cli_sink_main(int argc, char **argv)
     char err[600];
     if (sink_conf_set_tls(&c, c.tls_cert, c.tls_key, err, sizeof err) < 0)
         return usage_error("%s", err);
+    if (c.tls_break && !c.tls_cert)
+        return usage_error("--tls-break needs --tls-cert and --tls-key (STARTTLS is offered, "
+                           "then the handshake fails)");
     int rc = sink_run(&c);
     return rc == 0 ? VL_EXIT_OK : VL_EXIT_FAIL;
 }

@@ -18,6 +18,8 @@
 #pragma weak cli_sink_main
 #pragma weak cli_bench_main
 #pragma weak cli_blast_main
+#pragma weak cli_suppress_main
+#pragma weak cli_config_main
 
 struct subcommand {
     const char *name;
@@ -46,6 +48,8 @@ int main(int argc, char **argv)
         { "sink",    cli_sink_main,    "SMTP sink with fault injection, for tests and benches" },
         { "bench",   cli_bench_main,   "end-to-end loopback benchmark" },
         { "blast",   cli_blast_main,   "load generator: SMTP to targets, latency report" },
+        { "suppress", cli_suppress_main, "add | rm | ls | import FILE | export: addresses never mailed" },
+        { "config",  cli_config_main,  "check FILE: validate volley.conf (errors with file:line)" },
     };
     const size_t n = sizeof cmds / sizeof cmds[0];
 

@@ -26,6 +26,9 @@
 
 #include "clock.h"
 #include "dsn.h"
+#include "log.h"
+#include "suppress.h"
+#include "supp.h"
 #include "volley/addr.h"
 #include "volley/error.h"
 
@@ -36,7 +39,7 @@
 
 static bool commit_outcome_failed(const struct ledger_outcome *e)
 {
-    return e->o.state == VL_RCPT_BOUNCED || e->o.state == VL_RCPT_EXPIRED;
+    return (e->o.state == VL_RCPT_BOUNCED || e->o.state == VL_RCPT_EXPIRED) && !e->suppressed;
 }
 
 /* Reported in a DSN of this kind: failed, or (delayed) owed a delay notice. */
@@ -195,8 +198,9 @@ static void commit_event_of(const struct ledger_outcome *e, int64_t ts_ms,
     *out = (struct vl_dlog_event){
         .ts_ms = ts_ms, .msg_id = e->msg->id,
         .rcpt = e->rcpt->addr, .domain = e->rcpt->domain,
-        .event = e->ambiguous && e->o.state == VL_RCPT_DEFERRED ? "ambiguous"
-                                                                 : names[e->o.state],
+        .event = e->suppressed ? "suppressed"
+                 : e->ambiguous && e->o.state == VL_RCPT_DEFERRED ? "ambiguous"
+                                                                  : names[e->o.state],
         .mx = e->mx, .ip = e->ip, .code = e->o.code,
         .status = e->status, .reply = e->text, .attempt = e->rcpt->attempts + 1,
         .tls = e->tls, .local = e->local, .category = e->category,
@@ -405,6 +409,42 @@ static void commit_finish(struct committer *com)
     ledger_leases_release(com->ledger, com->qs);
 }
 
+/* Committer thread, after a successful commit: permanent failures that mean
+ * the mailbox does not exist (RFC 3463: 5.1.1 bad mailbox, 5.1.2 bad system,
+ * 5.1.10 null MX; --suppress-codes sets the list) go on the suppression
+ * list, globally, reason hard_bounce, in one write. A failure here is logged, never fatal: the
+ * outcomes are committed already. */
+static void commit_feed_suppression(struct committer *com, const struct commit_slot *c)
+{
+    const struct sup_policy *pol = sup_policy_get();
+    const char *addrs[64];
+    size_t n = 0;
+    struct sup *sup = NULL;
+    for (uint32_t i = 0; com->sup && i < c->count; i++) {
+        const struct ledger_outcome *e = &c->outcomes[i];
+        bool is_hard = sup_policy_feeds(pol, e->status);
+        if (e->o.state != VL_RCPT_BOUNCED || e->suppressed || !is_hard ||
+            !e->msg->return_path_len)       /* a DSN's recipient is not a list member */
+            continue;
+        if (!sup && !(sup = deliver_sup_get(com->sup, true)))
+            return;                          /* no list: logged once by supp.c */
+        addrs[n++] = e->rcpt->addr;
+        if (n == sizeof addrs / sizeof addrs[0]) {
+            int rc = sup_add_many(sup, "", addrs, n, SUP_HARD_BOUNCE, vl_clock_wall_ms());
+            if (rc < 0)
+                vl_log(VL_LOG_WARN, "evt=suppress_feed_failed shard=%u rcpts=%zu err=\"%s\"",
+                       com->shard_idx, n, vl_strerror(rc));
+            n = 0;
+        }
+    }
+    if (n > 0) {
+        int rc = sup_add_many(sup, "", addrs, n, SUP_HARD_BOUNCE, vl_clock_wall_ms());
+        if (rc < 0)
+            vl_log(VL_LOG_WARN, "evt=suppress_feed_failed shard=%u rcpts=%zu err=\"%s\"",
+                   com->shard_idx, n, vl_strerror(rc));
+    }
+}
+
 void commit_wake_cb(struct rx *rx, const struct rx_event *ev)
 {
     (void)rx;
@@ -435,6 +475,8 @@ static void *commit_thread_main(void *arg)
         c->rc = vl_queue_complete_async_events(com->qs, c->outs, c->count,
                                                c->events_built ? c->ev : NULL, c->ev_len,
                                                c->dsn->m, c->extra_n, vl_clock_wall_ms());
+        if (c->rc >= 0)
+            commit_feed_suppression(com, c);
         pthread_mutex_lock(&com->mu);
         com->commits++;
         com->commit_us += (vl_clock_mono_ms() - t0) * 1000u;

@@ -23,6 +23,7 @@
 #include "ledger.h"
 #include "log.h"
 #include "rx.h"
+#include "supp.h"
 #include "volley/config.h"
 #include "volley/limits.h"
 #include "volley/queue.h"
@@ -71,6 +72,7 @@ struct committer {
     struct ledger *ledger;
     struct vl_dlog *dlog;
     struct deliver_counters *ctr;
+    struct deliver_sup *sup;       /* suppression list, fed by hard bounces (supp.h) */
     /* the committer thread */
     pthread_t thread;
     pthread_mutex_t mu;

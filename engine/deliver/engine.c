@@ -6,6 +6,7 @@
 #include "volley/engine.h"
 
 #include "shard.h"
+#include "supp.h"
 #include "volley/error.h"
 
 #include <errno.h>
@@ -32,7 +33,8 @@ static void engine_client_conf(struct shard *sh)
     cc->helo_name = cfg->ehlo_name;
     cc->helo_name_len = strlen(cfg->ehlo_name);
     cc->rcpts_per_txn_max = cfg->rcpts_per_txn_max;
-    cc->starttls = cfg->tls_level == VL_TLS_MAY;     /* opportunistic: plaintext if refused */
+    cc->starttls = cfg->tls_level != VL_TLS_NONE;    /* may: plaintext if refused or broken */
+    cc->tls_required = cfg->tls_level == VL_TLS_ENCRYPT || cfg->tls_level == VL_TLS_VERIFY;
 #define X(name, ms, expect)                                                        \
     {                                                                              \
         double v = (double)(ms) * cfg->timeout_scale;                              \
@@ -100,6 +102,16 @@ int vl_engine_run(const struct vl_config *cfg, struct vl_queue *q, atomic_bool *
         free(es);
         return rc;
     }
+    struct vl_shaper *shaper = NULL;       /* shared by the shards: one budget per policy */
+    rc = vl_shaper_create(&shaper, cfg->shaping, dlog_fd);
+    if (rc < 0) {
+        if (dlog_fd > 2)
+            close(dlog_fd);
+        free(es);
+        return rc;
+    }
+    struct deliver_sup sup;        /* the suppression list, shared by the shards */
+    deliver_sup_init(&sup, cfg->data_dir);
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     unsigned started = 0;
@@ -109,6 +121,8 @@ int vl_engine_run(const struct vl_config *cfg, struct vl_queue *q, atomic_bool *
         sh->cfg = cfg;
         sh->qs = vl_queue_shard(q, i);
         sh->ctr = &es[i].ctr;
+        sh->sup = &sup;
+        sh->shaper = shaper;
         sh->stop = stop;
         vl_dlog_init(&sh->dlog, dlog_fd);
         engine_client_conf(sh);
@@ -144,8 +158,10 @@ int vl_engine_run(const struct vl_config *cfg, struct vl_queue *q, atomic_bool *
     }
     if (out)
         engine_totals(es, started, out);
+    vl_shaper_destroy(shaper);             /* after every shard joined */
     if (dlog_fd > 2)
         close(dlog_fd);
+    deliver_sup_fini(&sup);
     free(es);
     return first_err;
 }

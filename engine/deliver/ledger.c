@@ -123,6 +123,9 @@ void ledger_attempt_done(struct ledger *l, struct attempt *a)
     if (a->fated)
         ledger_release_outcomes(l, a);
     l->attempts_live--;
+    free(a->prefix);
+    a->prefix = NULL;
+    a->prefix_len = 0;
     a->next = l->attempt_free;
     l->attempt_free = a;
 }
@@ -159,6 +162,7 @@ void ledger_outcome(struct ledger *l, struct attempt *a, uint32_t i, const struc
     e->ambiguous = f->ambiguous;
     e->local = f->local;
     e->warn = false;
+    e->suppressed = false;
     snprintf(e->status, sizeof e->status, "%s", f->status[0] ? f->status : "4.0.0");
     size_t n = f->text ? f->text_len : 0;
     if (n > VL_DIAG_TEXT_BYTES_MAX)
@@ -183,7 +187,9 @@ void ledger_outcome(struct ledger *l, struct attempt *a, uint32_t i, const struc
         break;
     case SMTP_FATE_BOUNCED:   e->o.state = VL_RCPT_BOUNCED;   break;
     case SMTP_FATE_DEFERRED: {
-        uint64_t next = now + retry_delay_ms(cfg, r->attempts + 1, r->id);
+        uint64_t next = now + (a->retry_ms_base
+            ? retry_delay_ms_sched(a->retry_ms_base, a->retry_ms_max, r->attempts + 1, r->id)
+            : retry_delay_ms(cfg, r->attempts + 1, r->id));
         if (next > a->msg->created_ms + cfg->age_ms_max) {
             e->o.state = VL_RCPT_EXPIRED;
         } else {
@@ -261,4 +267,16 @@ void ledger_committed(struct ledger *l, const struct ledger_outcome *outcomes, u
     vl_assert(l->inflight >= count);
     atomic_fetch_sub_explicit(&l->ctr->inflight, count, memory_order_relaxed);
     l->inflight -= count;
+}
+
+void ledger_suppressed(struct ledger *l, struct attempt *a, uint32_t i, const char *why)
+{
+    struct smtp_fate f = { .kind = SMTP_FATE_BOUNCED, .code = 550, .local = true,
+                           .status = "5.7.1", .text = why, .text_len = (uint16_t)strlen(why) };
+    ledger_outcome(l, a, i, &f, NULL);
+    struct ledger_outcome *e = &l->outcomes[l->outcome_count - 1];
+    vl_assert(e->attempt == a && e->rcpt == a->rcpts[i]);
+    e->suppressed = true;
+    e->category = NULL;            /* not a bounce: no bounce category */
+    e->dsn_wait = false;           /* dropped: the sender asked for it, no DSN */
 }

@@ -65,6 +65,14 @@ struct attempt {
     uint32_t rcpt_count;
     uint32_t fated;                /* outcomes recorded, held until the attempt is done */
     bool copy_counted;             /* a recipient was delivered: one message copy counted */
+    char *prefix;                  /* malloc'd header lines sent before the body (its one
+                                      recipient's List-Unsubscribe), or NULL; freed when
+                                      the attempt is done */
+    uint32_t prefix_len;
+    int shaped;                    /* route.c: 1 + the policy whose in-flight count has its
+                                      recipients (route_saturated), 0 = none */
+    uint64_t retry_ms_base;        /* route.c: its shaping policy's schedule; 0 = --retry-* */
+    uint64_t retry_ms_max;
     struct vl_queue_rcpt *rcpts[VL_SMTP_RCPTS_PER_TXN_MAX];
 };
 
@@ -82,6 +90,8 @@ struct ledger_outcome {
     bool local;
     bool warn;                     /* deferred past --delay-warning: Action: delayed DSN */
     bool dsn_wait;                 /* failed, owes a DSN: held until ledger_dsn_release() */
+    bool suppressed;               /* dropped: on the suppression list (no DSN; logged
+                                      as event "suppressed", stored as bounced 5.7.1) */
     const char *category;          /* bounce category of a failure (static), NULL if delivered */
     char status[VL_SMTP_STATUS_BYTES_MAX];
     char text[VL_DIAG_TEXT_BYTES_MAX + 1];
@@ -139,5 +149,9 @@ uint32_t ledger_take_ready(struct ledger *l, struct ledger_outcome **out);
 /** @p count outcomes taken earlier are committed (or dropped): their leases
  *  and the in-flight count go down. */
 void ledger_committed(struct ledger *l, const struct ledger_outcome *outcomes, uint32_t count);
+
+/** Recipient @p i of @p a is on the suppression list: give it its outcome
+ *  now (bounced 5.7.1, local, @p why as text; no DSN), never sent. */
+void ledger_suppressed(struct ledger *l, struct attempt *a, uint32_t i, const char *why);
 
 #endif

@@ -5,11 +5,17 @@
 
 uint64_t retry_delay_ms(const struct vl_config *cfg, uint32_t attempts, uint64_t rcpt_id)
 {
-    uint64_t d = cfg->retry_ms_base;
-    for (uint32_t i = 1; i < attempts && d < cfg->retry_ms_max; i++)
+    return retry_delay_ms_sched(cfg->retry_ms_base, cfg->retry_ms_max, attempts, rcpt_id);
+}
+
+uint64_t retry_delay_ms_sched(uint64_t base_ms, uint64_t max_ms, uint32_t attempts,
+                              uint64_t rcpt_id)
+{
+    uint64_t d = base_ms;
+    for (uint32_t i = 1; i < attempts && d < max_ms; i++)
         d *= 2;
-    if (d > cfg->retry_ms_max)
-        d = cfg->retry_ms_max;
+    if (d > max_ms)
+        d = max_ms;
     /* +-10% jitter, a pure function of (id, attempt) */
     uint64_t x = (rcpt_id ^ ((uint64_t)attempts << 48)) * 0x9e3779b97f4a7c15ull;
     int64_t span = (int64_t)(d / 10u);

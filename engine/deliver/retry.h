@@ -28,6 +28,9 @@
 
 /** Delay before attempt @p attempts + 1 (attempts >= 1 made so far). */
 uint64_t retry_delay_ms(const struct vl_config *cfg, uint32_t attempts, uint64_t rcpt_id);
+/** The same schedule from @p base_ms up to @p max_ms (a shaping policy's). */
+uint64_t retry_delay_ms_sched(uint64_t base_ms, uint64_t max_ms, uint32_t attempts,
+                              uint64_t rcpt_id);
 
 /** Does a deferral of @p r (of @p m) at wall time @p now_ms owe a delay notice? */
 bool retry_delay_warn(const struct vl_config *cfg, const struct vl_queue_msg *m,

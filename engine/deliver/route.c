@@ -24,6 +24,17 @@
  * is "starved" and pumped again when a session closes or the timer fires.
  * Neither counts an attempt, logs a deferral or schedules a retry.
  *
+ * Shaping (issue 14; engine/policy/shaper.h): a domain gets its policy when
+ * its MX answer arrives (by name, else the best MX's suffix); a host counts
+ * its connections for the policy of its first attempt. Before an attempt
+ * starts on a session the policy gives a message token, before a session
+ * opens a connection slot and a source address (egress): when it says "wait",
+ * the host is throttled (the route's list, one timer) and pumped again then;
+ * sessions wait pooled meanwhile. A 421 or 4.7.x from a shaped host slows its
+ * policy down instead of marking the host failing. The lease leaves in the
+ * queue what a saturated policy could not send for ten seconds
+ * (route_saturated).
+ *
  * Invariant: an attempt is in exactly one place: a domain's waiting list,
  * a host's pending FIFO, a session, or done (its recipients have outcomes).
  */
@@ -47,6 +58,7 @@
 #define ROUTE_HOST_FAIL_MS_MAX (10u * 60u * 1000u)
 #define ROUTE_DEFER_RECHECK_MS 1000u   /* a deferred DNS answer is asked again after */
 #define ROUTE_LOCAL_RETRY_MS     50u   /* a local cap: asked again after, at the latest */
+#define ROUTE_PUSHBACK_PAUSE_MS 250u   /* a shaped host said 421: its next connection after */
 
 static uint64_t route_hash(const void *p, size_t n)
 {
@@ -118,6 +130,7 @@ static struct host *route_host_get(struct route *r, const union vl_sockaddr *a)
         inet_ntop(AF_INET, &a->in4.sin_addr, ip, sizeof ip);
     snprintf(h->ip, sizeof h->ip, "%s", ip);
     h->pending_tail = &h->pending;
+    h->policy = -1;
     h->hnext = *b;
     *b = h;
     r->host_count++;
@@ -165,13 +178,73 @@ static bool route_host_mark_failed(struct route *r, struct host *h, const struct
     return true;
 }
 
-/* Open one more session to @p h. @return 0 or why not (nothing opened). */
-static int route_host_open(struct route *r, struct host *h)
+/* ---- shaping (issue 14): waiting for a policy's token ----------------------- */
+
+static void route_host_pump(struct route *r, struct host *h);
+
+static void route_throttle_cb(struct rx *rx, const struct rx_event *ev)
+{
+    (void)rx;
+    struct route *r = ev->user;
+    if (ev->h != r->throttle_timer)
+        return;                    /* cancelled too late */
+    r->throttle_timer = 0;
+    struct host *list = r->throttled;
+    r->throttled = NULL;
+    while (list) {
+        struct host *h = list;
+        list = h->tnext;
+        h->tnext = NULL;
+        h->throttled = false;
+        route_host_pump(r, h);     /* may throttle it again */
+    }
+}
+
+/* @p h has work its policy holds back for @p wait_ms: pump it again then. */
+static void route_host_throttle(struct route *r, struct host *h, uint64_t wait_ms)
+{
+    if (wait_ms == 0)
+        wait_ms = 1;
+    if (wait_ms > 3600000)
+        wait_ms = 3600000;         /* a suspension: looked at again at least hourly */
+    if (!h->throttled) {
+        h->throttled = true;
+        h->tnext = r->throttled;
+        r->throttled = h;
+    }
+    uint64_t at = vl_clock_mono_ms() + wait_ms;
+    if (r->throttle_timer && at >= r->throttle_at_ms)
+        return;
+    if (r->throttle_timer)
+        rx_timer_cancel(r->rx, r->throttle_timer);
+    r->throttle_timer = 0;
+    if (rx_timer_add(r->rx, wait_ms, route_throttle_cb, r, &r->throttle_timer) == 0)
+        r->throttle_at_ms = at;
+    else
+        r->throttle_timer = 0;     /* timers full: the next close or lease pumps it */
+}
+
+/* The policy of what waits first on @p h (the host's, if nothing waits). */
+static int route_host_policy(const struct host *h)
+{
+    return h->pending ? h->pending->dom->policy : h->policy;
+}
+
+/* Open one more session to @p h from egress @p egress. @return 0 or why not
+ * (nothing opened). */
+static int route_host_open(struct route *r, struct host *h, int egress)
 {
     if (r->sessions >= r->sessions_max)
         return -EAGAIN;
+    /* TLS level: the destination policy's, else --tls; `may` with a broken
+     * handshake remembered: plaintext. */
+    int p = route_host_policy(h);
+    enum vl_tls_level level = p >= 0 && vl_shaper_conf(r->shaper, p)->tls_set
+                              ? vl_shaper_conf(r->shaper, p)->tls : r->cfg->tls_level;
+    if (level == VL_TLS_MAY && h->tls_plain_until_ms > vl_clock_mono_ms())
+        level = VL_TLS_NONE;
     int rc = session_open(&r->sess, h, &h->addr.sa, h->addr_len, h->ip,
-                          h->pending ? h->pending->mx_name : NULL);
+                          h->pending ? h->pending->mx_name : NULL, level, egress);
     if (rc < 0)
         return rc;
     h->active++;
@@ -202,6 +275,12 @@ static void route_host_pump(struct route *r, struct host *h)
     }
     while (h->pending && h->idle && !r->paused) {
         struct session *s = h->idle;
+        uint64_t wait = vl_shaper_msg_take(r->shaper, h->pending->dom->policy,
+                                           session_egress(s), vl_clock_mono_ms());
+        if (wait) {
+            route_host_throttle(r, h, wait);
+            return;                /* idle sessions wait pooled for the token */
+        }
         h->idle = session_pool_next(s);
         session_pool_link(s, NULL);
         struct attempt *t = route_host_pop(h);
@@ -214,9 +293,21 @@ static void route_host_pump(struct route *r, struct host *h)
     while (!(h->fail_code && (h->healthy > 0 || h->opening > 0))
            && h->pending_count > h->opening
            && h->active < r->cfg->conns_per_dest_max && !r->stopping && !r->paused) {
-        int rc = route_host_open(r, h);
+        uint64_t now = vl_clock_mono_ms();
+        int p = h->policy;
+        int egress = vl_shaper_egress_pick(r->shaper, p, now);
+        uint64_t wait = vl_shaper_conn_acquire(r->shaper, p, egress, now);
+        if (wait) {                /* the policy's connection caps: later, or at a close */
+            vl_log_at(VL_LOG_TRACE, "evt=shaping_conn_wait shard=%u ip=%s egress=%d wait_ms=%llu "
+                      "active=%u", r->shard_idx, h->ip, egress, (unsigned long long)wait,
+                      h->active);
+            route_host_throttle(r, h, wait == VL_SHAPER_WAIT_CLOSE ? 100 : wait);
+            return;
+        }
+        int rc = route_host_open(r, h, egress);
         if (rc == 0)
             continue;
+        vl_shaper_conn_release(r->shaper, p, egress);
         /* Ours, not the host's: session_open() fails only for local reasons
          * (a refused connect is reported later, from the reactor). With
          * sessions of its own open, their end pumps it again. */
@@ -265,11 +356,55 @@ static struct domain *route_domain_get(struct route *r, const char *name, size_t
         return NULL;
     memcpy(d->name, name, len);
     d->r = r;
+    d->policy = -1;
     d->waiting_tail = &d->waiting;
     d->hnext = *b;
     *b = d;
     r->dom_count++;
     return d;
+}
+
+/* ---- shaping backlog (what the lease leaves in the queue) ------------------------ */
+
+#define ROUTE_SHAPED_BACKLOG_S     10u   /* seconds of a policy's rate kept in flight */
+#define ROUTE_SHAPED_BACKLOG_MIN   64u   /* ... at least this many recipients */
+
+static void route_shaped_count(struct route *r, struct attempt *t)
+{
+    if (t->shaped || t->dom->policy < 0)
+        return;
+    t->shaped = 1 + t->dom->policy;
+    r->policy_inflight[t->dom->policy] += t->rcpt_count;
+}
+
+/* @p t leaves the route (done, failed, abandoned). */
+static void route_shaped_uncount(struct route *r, struct attempt *t)
+{
+    if (!t->shaped)
+        return;
+    vl_assert(r->policy_inflight[t->shaped - 1] >= t->rcpt_count);
+    r->policy_inflight[t->shaped - 1] -= t->rcpt_count;
+    t->shaped = 0;
+}
+
+bool route_saturated(void *ctx, const char *domain, size_t len)
+{
+    struct route *r = ctx;
+    if (!r->shaper)
+        return false;
+    struct domain *d = r->dom_tab[vl_domain_hash(domain, len) % ROUTE_DOM_BUCKETS];
+    for (; d; d = d->hnext)
+        if (strlen(d->name) == len && !memcmp(d->name, domain, len))
+            break;
+    if (!d || d->policy < 0)
+        return false;
+    double rate = vl_shaper_rate(r->shaper, d->policy);
+    if (rate <= 0)
+        return false;                  /* no message rate: nothing waits for long */
+    double max = rate * ROUTE_SHAPED_BACKLOG_S;
+    if (max < ROUTE_SHAPED_BACKLOG_MIN)
+        max = ROUTE_SHAPED_BACKLOG_MIN;
+    return r->policy_inflight[d->policy] >= max;
 }
 
 /* Every recipient of @p t gets the same local fate; @p t is done. */
@@ -282,6 +417,7 @@ static void route_attempt_fail(struct route *r, struct attempt *t, bool bounce, 
     snprintf(f.status, sizeof f.status, "%s", status);
     for (uint32_t i = 0; i < t->rcpt_count; i++)
         ledger_outcome(r->ledger, t, i, &f, t->host ? t->host->ip : NULL);
+    route_shaped_uncount(r, t);
     ledger_attempt_done(r->ledger, t);
 }
 
@@ -298,6 +434,17 @@ static void route_attempt_to_host(struct route *r, struct attempt *t)
             continue;
         t->mx_name = dh->mx_name;
         t->host = dh->host;
+        const struct vl_shaping_policy *pc = d->policy >= 0
+                                             ? vl_shaper_conf(r->shaper, d->policy) : NULL;
+        if (pc && (pc->retry_ms_base || pc->retry_ms_max)) {   /* its retry schedule */
+            t->retry_ms_base = pc->retry_ms_base ? pc->retry_ms_base : r->cfg->retry_ms_base;
+            t->retry_ms_max = pc->retry_ms_max ? pc->retry_ms_max : r->cfg->retry_ms_max;
+            if (t->retry_ms_max < t->retry_ms_base)
+                t->retry_ms_max = t->retry_ms_base;
+        }
+        if (dh->host->policy < 0)
+            dh->host->policy = d->policy;   /* a host's connections count for one policy */
+        route_shaped_count(r, t);
         *dh->host->pending_tail = t;
         dh->host->pending_tail = &t->next;
         t->next = NULL;
@@ -464,6 +611,14 @@ static void route_dns_done(void *ctx, const struct dns_result *res)
     uint64_t now = vl_clock_mono_ms();
     d->host_count = 0;
     if (res->status == DNS_OK) {
+        /* The shaping policy: by the domain's name, else by its best MX's suffix. */
+        int before = d->policy;
+        const char *mx0 = res->mx_count ? res->mx[0].host : NULL;
+        d->policy = vl_shaper_policy(d->r->shaper, d->name, mx0);
+        if (d->policy >= 0 && d->policy != before)
+            vl_log_at(VL_LOG_INFO, "evt=shaping_match shard=%u domain=%s mx=%s policy=%s",
+                      d->r->shard_idx, d->name, mx0 ? mx0 : "",
+                      vl_shaper_conf(d->r->shaper, d->policy)->name);
         uint32_t refused = route_domain_hosts(d, res);
         d->state = d->host_count ? DOMAIN_READY : DOMAIN_FAILED;
         uint64_t ttl_ms = (uint64_t)(res->ttl_s ? res->ttl_s : 1u) * 1000u;
@@ -568,6 +723,9 @@ void route_attempt(struct route *r, struct attempt *t)
 static void route_on_fate(void *ctx, struct attempt *t, uint32_t i, const struct smtp_fate *f)
 {
     struct route *r = ctx;
+    if (f->kind == SMTP_FATE_DEFERRED && !f->local && t->dom->policy >= 0)
+        vl_shaper_feedback(r->shaper, t->dom->policy, f->code, f->status, f->text, f->text_len,
+                           vl_clock_mono_ms());
     ledger_outcome(r->ledger, t, i, f, t->host ? t->host->ip : NULL);
 }
 
@@ -576,14 +734,40 @@ static void route_on_attempt_done(void *ctx, struct attempt *t, bool by_close)
     struct route *r = ctx;
     if (!by_close)
         atomic_fetch_add_explicit(&r->ctr->txns, 1, memory_order_relaxed);
+    route_shaped_uncount(r, t);
     ledger_attempt_done(r->ledger, t);
 }
 
 static void route_on_host_failed(void *ctx, struct host *h, const struct smtp_fate *why)
 {
     struct route *r = ctx;
+    int p = route_host_policy(h);
+    if (p >= 0 && !why->local &&
+        vl_shaper_feedback(r->shaper, p, why->code, why->status, why->text, why->text_len,
+                           vl_clock_mono_ms()) &&
+        vl_shaper_conf(r->shaper, p)->adaptive) {
+        /* A shaped destination pushing back: the policy slows down; the host
+         * is not failing (its MX peers would get the same answer). A short
+         * pause keeps a provider refusing at its banner from a reconnect loop. */
+        route_host_throttle(r, h, ROUTE_PUSHBACK_PAUSE_MS);
+        return;
+    }
     if (route_host_mark_failed(r, h, why))
         route_host_pump(r, h);
+}
+
+/* Level may: @p h's TLS is broken. Remember it (--tls-fallback) so that the
+ * next sessions, opened at once as this one closes, skip STARTTLS. */
+static void route_on_tls_broken(void *ctx, struct host *h, const char *why)
+{
+    struct route *r = ctx;
+    uint64_t now = vl_clock_mono_ms();
+    bool known = h->tls_plain_until_ms > now;
+    h->tls_plain_until_ms = now + (r->cfg->tls_fallback_ms ? r->cfg->tls_fallback_ms : 1);
+    if (!known)
+        vl_log(VL_LOG_WARN, "evt=tls_fallback shard=%u ip=%s action=plaintext for_ms=%llu "
+               "err=\"%s\"", r->shard_idx, h->ip, (unsigned long long)r->cfg->tls_fallback_ms,
+               why);
 }
 
 static enum session_next route_on_ready(void *ctx, struct session *s, struct host *h,
@@ -599,13 +783,21 @@ static enum session_next route_on_ready(void *ctx, struct session *s, struct hos
     }
     h->fail_count = 0;
     h->fail_until_ms = 0;
-    bool used_up = attempts_done >= r->cfg->msgs_per_conn_max;
+    int p = route_host_policy(h), egress = session_egress(s);
+    unsigned mpc = p >= 0 && vl_shaper_conf(r->shaper, p)->msgs_per_conn
+                   ? vl_shaper_conf(r->shaper, p)->msgs_per_conn : r->cfg->msgs_per_conn_max;
+    bool used_up = attempts_done >= mpc || vl_shaper_conn_surplus(r->shaper, h->policy, egress);
     if (!r->stopping && !r->paused && !used_up && h->pending) {
-        *next = route_host_pop(h);
-        (*next)->tls = session_tls(s);
-        return SESSION_NEXT_BEGIN;
+        uint64_t wait = vl_shaper_msg_take(r->shaper, h->pending->dom->policy, egress,
+                                           vl_clock_mono_ms());
+        if (wait == 0) {
+            *next = route_host_pop(h);
+            (*next)->tls = session_tls(s);
+            return SESSION_NEXT_BEGIN;
+        }
+        route_host_throttle(r, h, wait);   /* pooled below until the token */
     }
-    if (r->stopping || used_up || r->draining)
+    if (r->stopping || used_up || (r->draining && !h->pending))
         return SESSION_NEXT_QUIT;
     session_pool_link(s, h->idle);
     h->idle = s;
@@ -627,9 +819,11 @@ static void route_on_unpooled(void *ctx, struct session *s, struct host *h)
     session_pool_link(s, NULL);
 }
 
-static void route_on_closed(void *ctx, struct host *h, bool ever_ready, bool failed)
+static void route_on_closed(void *ctx, struct host *h, bool ever_ready, bool failed,
+                            int egress)
 {
     struct route *r = ctx;
+    vl_shaper_conn_release(r->shaper, h->policy, egress);
     vl_assert(h->active > 0);
     h->active--;
     if (ever_ready) {
@@ -652,6 +846,7 @@ static struct session_owner route_session_owner(struct route *r)
     return (struct session_owner){
         .ctx = r, .fate = route_on_fate, .attempt_done = route_on_attempt_done,
         .host_failed = route_on_host_failed, .ready = route_on_ready,
+        .tls_broken = route_on_tls_broken,
         .unpooled = route_on_unpooled, .closed = route_on_closed,
     };
 }
@@ -675,7 +870,31 @@ int route_init(struct route *r, unsigned shard_idx, const struct vl_config *cfg,
         .rx = rx, .shard_idx = shard_idx, .client_conf = client_conf,
         .connect_ms_timeout = cfg->connect_ms_timeout, .idle_ms_max = cfg->idle_ms_max,
         .owner = route_session_owner(r),
+        .tls_level = cfg->tls_level, .tls_ca_file = cfg->tls_ca_file,
     };
+    session_conf_levels(r->sess.conf, client_conf);
+    r->sess.levels_ready = true;
+    /* Egress addresses (issue 14): each with its EHLO name, bound before connect. */
+    const struct vl_shaping *tab = cfg->shaping;
+    for (unsigned i = 0; tab && i < tab->addr_count; i++) {
+        struct session_egress *e = &r->sess.egress[i];
+        memset(&e->addr, 0, sizeof e->addr);
+        if (inet_pton(AF_INET, tab->addrs[i].ip, &e->addr.in4.sin_addr) == 1) {
+            e->addr.in4.sin_family = AF_INET;
+            e->addr_len = sizeof e->addr.in4;
+        } else if (inet_pton(AF_INET6, tab->addrs[i].ip, &e->addr.in6.sin6_addr) == 1) {
+            e->addr.in6.sin6_family = AF_INET6;
+            e->addr_len = sizeof e->addr.in6;
+        } else {
+            vl_panic("egress address %s: config validation missed it", tab->addrs[i].ip);
+        }
+        session_conf_levels(e->conf, client_conf);
+        for (unsigned l = 0; l < VL_TLS_LEVEL_COUNT; l++) {
+            e->conf[l].helo_name = tab->addrs[i].ehlo;
+            e->conf[l].helo_name_len = strlen(tab->addrs[i].ehlo);
+        }
+        r->sess.egress_count = i + 1;
+    }
     r->dom_tab = calloc(ROUTE_DOM_BUCKETS, sizeof *r->dom_tab);
     r->host_tab = calloc(ROUTE_HOST_BUCKETS, sizeof *r->host_tab);
     if (!r->dom_tab || !r->host_tab)
@@ -711,6 +930,10 @@ void route_fini(struct route *r)
     if (r->retry_timer)
         rx_timer_cancel(r->rx, r->retry_timer);
     r->retry_timer = 0;
+    if (r->throttle_timer)
+        rx_timer_cancel(r->rx, r->throttle_timer);
+    r->throttle_timer = 0;
+    r->throttled = NULL;
     if (r->dns)
         dns_destroy(r->dns);
     r->dns = NULL;
@@ -735,11 +958,11 @@ void route_fini(struct route *r)
     session_env_fini(&r->sess);
 }
 
-static void route_quit_idle_all(struct route *r)
+static void route_quit_idle_all(struct route *r, bool keep_busy)
 {
     for (uint32_t b = 0; b < ROUTE_HOST_BUCKETS; b++) {
         for (struct host *h = r->host_tab[b]; h; h = h->hnext) {
-            while (h->idle) {
+            while (h->idle && !(keep_busy && h->pending)) {   /* pending: waits for a token */
                 struct session *s = h->idle;
                 h->idle = session_pool_next(s);
                 session_pool_link(s, NULL);
@@ -752,7 +975,7 @@ static void route_quit_idle_all(struct route *r)
 void route_drain(struct route *r)
 {
     r->draining = true;
-    route_quit_idle_all(r);
+    route_quit_idle_all(r, true);
 }
 
 void route_pause(struct route *r, bool on)
@@ -763,7 +986,7 @@ void route_pause(struct route *r, bool on)
 void route_stop(struct route *r)
 {
     r->stopping = true;
-    route_quit_idle_all(r);
+    route_quit_idle_all(r, false);
     route_abandon_pending(r);
 }
 
@@ -776,6 +999,7 @@ void route_abandon_pending(struct route *r)
             while (h->pending) {
                 struct attempt *t = h->pending;
                 h->pending = t->next;
+                route_shaped_uncount(r, t);
                 ledger_attempt_abandon(r->ledger, t);
             }
             h->pending_tail = &h->pending;
@@ -795,6 +1019,7 @@ void route_abandon_pending(struct route *r)
             while (d->waiting) {
                 struct attempt *t = d->waiting;
                 d->waiting = t->next;
+                route_shaped_uncount(r, t);
                 ledger_attempt_abandon(r->ledger, t);
             }
             d->waiting_tail = &d->waiting;

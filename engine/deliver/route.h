@@ -21,6 +21,7 @@
 #include "ledger.h"
 #include "rx.h"
 #include "session.h"
+#include "shaper.h"
 #include "volley/config.h"
 #include "volley/limits.h"
 
@@ -46,6 +47,7 @@ struct domain {
     uint16_t fail_code;
     char fail_status[VL_SMTP_STATUS_BYTES_MAX];
     char fail_reason[400];
+    int policy;                    /* shaping policy index (vl_shaper_policy), -1 = none */
     uint32_t host_count;
     struct domain_host hosts[VL_ROUTE_ADDRS_PER_DOMAIN_MAX];
     char mx_names[VL_ROUTE_ADDRS_PER_DOMAIN_MAX][VL_SMTP_DOMAIN_BYTES_MAX + 1];
@@ -69,6 +71,11 @@ struct host {
     uint16_t fail_code;            /* the last failure, for deferrals while failing */
     char fail_status[VL_SMTP_STATUS_BYTES_MAX];
     char fail_text[160];
+    uint64_t tls_plain_until_ms;   /* monotonic: level may, its TLS handshake failed:
+                                      sessions open without STARTTLS until then */
+    int policy;                    /* shaping policy of its first attempt, -1 = none */
+    bool throttled;                /* waits for a shaping token (the route's list) */
+    struct host *tnext;
 };
 
 /* A c-ares socket polled through the reactor. */
@@ -96,6 +103,12 @@ struct route {
     struct domain *dom_waiting, **dom_waiting_tail;   /* DOMAIN_WAITING, oldest first */
     struct host *starved;          /* hosts with attempts and no session for a local cap */
     rx_timer_t retry_timer;        /* asks both again while either is non-empty */
+    /* Shaping (issue 14): hosts waiting for a token of their policy. */
+    struct vl_shaper *shaper;      /* shared by the shards; set before the first attempt */
+    struct host *throttled;
+    rx_timer_t throttle_timer;
+    uint64_t throttle_at_ms;
+    uint32_t policy_inflight[VL_SHAPING_POLICIES_MAX];   /* recipients on hosts, by policy */
 };
 
 /** c-ares's sock_state_cb (route_dnsfd.c): poll @p fd on @p ctx's reactor
@@ -108,6 +121,12 @@ int route_init(struct route *r, unsigned shard_idx, const struct vl_config *cfg,
                const struct smtp_client_conf *client_conf, struct ledger *ledger,
                struct deliver_counters *ctr);
 void route_fini(struct route *r);
+/** Should the shard leave recipients of @p domain (lowercased, @p len bytes)
+ *  in the queue for now? True when its shaping policy already has about ten
+ *  seconds of its current rate in flight in this shard: leasing more would
+ *  only fill the shard's in-flight cap with mail that waits, while other
+ *  destinations could go (vl_queue_lease_skip). */
+bool route_saturated(void *r, const char *domain, size_t len);
 /** Start delivering @p a (its recipients share one domain). */
 void route_attempt(struct route *r, struct attempt *a);
 /** Nothing left to lease (--until-empty): QUIT pooled sessions, pool no more. */

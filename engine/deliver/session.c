@@ -17,7 +17,9 @@
  * it: a slow reader that keeps taking data never times out, one that stops
  * does. The final reply then gets its own (DOT: 10 minutes, 4.5.3.2.6).
  *
- * STARTTLS (level from --tls; the client asks with SMTP_ACT_START_TLS): a
+ * STARTTLS (the level session_open() got: --tls or the destination's policy;
+ * `may` falls back to plaintext when the handshake fails, see
+ * session_tls_failed(); the client asks with SMTP_ACT_START_TLS): a
  * struct session_tls is allocated then, and from there every byte goes
  * through it (session_tls_*: handshake over the same recv/send paths, write
  * buffers sealed into one ciphertext buffer, plaintext decrypted into in[]).
@@ -66,6 +68,7 @@ struct session {
     bool connected, ever_ready, closing, close_started, idle, want_ready;
     bool recv_posted, send_posted;
     bool body_active;              /* encoding the body into the write buffers */
+    bool prefix_sent;              /* the attempt's prefix (headers) is encoded */
     bool body_end_buffered;        /* the end marker is in wbuf[wcur] */
     bool body_end_inflight;        /* ... or in the buffer being sent */
     enum smtp_fail close_fail;
@@ -90,6 +93,9 @@ struct session {
     struct session_tls *tls;
     const char *tls_proto;         /* "TLSv1.3"... once established (static string) */
     const char *sni;               /* MX name of the first attempt, borrowed */
+    const struct smtp_client_conf *conf;   /* env's or its egress's, for its level */
+    enum vl_tls_level level;       /* this session's STARTTLS policy */
+    int egress;                    /* env->egress index bound to, or -1 */
 };
 
 /* What a TLS session adds: allocated at STARTTLS's 220. */
@@ -123,6 +129,8 @@ void session_env_fini(struct session_env *env)
 {
     tls_ctx_destroy(env->tls_ctx);     /* after every session's SSL is freed */
     env->tls_ctx = NULL;
+    tls_ctx_destroy(env->tls_ctx_verify);
+    env->tls_ctx_verify = NULL;
 }
 
 static void session_close(struct session *s)
@@ -142,9 +150,27 @@ static void session_close(struct session *s)
     vl_assert(rc == 0);
 }
 
-int session_open(struct session_env *env, struct host *h, const struct sockaddr *addr,
-                 socklen_t addr_len, const char *ip, const char *sni)
+int session_egress(const struct session *s) { return s->egress; }
+
+void session_conf_levels(struct smtp_client_conf out[VL_TLS_LEVEL_COUNT],
+                         const struct smtp_client_conf *base)
 {
+    for (unsigned l = 0; l < VL_TLS_LEVEL_COUNT; l++) {
+        out[l] = *base;
+        out[l].starttls = l != VL_TLS_NONE;
+        out[l].tls_required = l == VL_TLS_ENCRYPT || l == VL_TLS_VERIFY;
+    }
+}
+
+int session_open(struct session_env *env, struct host *h, const struct sockaddr *addr,
+                 socklen_t addr_len, const char *ip, const char *sni,
+                 enum vl_tls_level level, int egress)
+{
+    vl_assert((unsigned)level < VL_TLS_LEVEL_COUNT);
+    if (!env->levels_ready) {
+        session_conf_levels(env->conf, env->client_conf);
+        env->levels_ready = true;
+    }
     struct session *s = calloc(1, sizeof *s);
     if (!s)
         return -ENOMEM;
@@ -157,6 +183,18 @@ int session_open(struct session_env *env, struct host *h, const struct sockaddr 
     /* Replies gate every step of a transaction: never let Nagle hold a write. */
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    vl_assert(egress < (int)env->egress_count);
+    if (egress >= 0) {             /* egress address: bind before connect */
+        const struct session_egress *e = &env->egress[egress];
+        if (e->addr.sa.sa_family != addr->sa_family ||
+            bind(fd, &e->addr.sa, e->addr_len) != 0) {
+            int err = e->addr.sa.sa_family != addr->sa_family ? -EAFNOSUPPORT : -errno;
+            close(fd);
+            free(s);
+            return err;
+        }
+    }
+    s->egress = egress;
     s->env = env;
     s->host = h;
     s->ip = ip;
@@ -165,6 +203,8 @@ int session_open(struct session_env *env, struct host *h, const struct sockaddr 
     else if (addr->sa_family == AF_INET6)
         s->port = ntohs(((const struct sockaddr_in6 *)(const void *)addr)->sin6_port);
     s->sni = sni;
+    s->level = level;
+    s->conf = egress >= 0 ? &env->egress[egress].conf[level] : &env->conf[level];
     int rc = rx_open(s->env->rx, fd, session_cb, s, &s->h);
     if (rc < 0) {
         close(fd);
@@ -199,6 +239,14 @@ static void session_fill_body(struct session *s)
         return;
     const struct vl_queue_msg *m = s->attempt->msg;
     unsigned w = s->wcur;
+    if (!s->prefix_sent && s->attempt->prefix_len) {   /* per-recipient header lines first */
+        size_t n = s->attempt->prefix_len, room = SESSION_WBUF_BYTES - s->wlen[w];
+        if (room < SMTP_DATA_CHUNK_OUT_MAX(n) + SMTP_DATA_END_OUT_MAX)
+            return;
+        s->wlen[w] += (uint32_t)smtp_data_enc_chunk(&s->enc, s->attempt->prefix, n,
+                                                    s->wbuf[w] + s->wlen[w], room);
+    }
+    s->prefix_sent = true;
     while (s->body_off < m->body_len) {
         size_t n = m->body_len - s->body_off;
         if (n > SESSION_BODY_CHUNK_BYTES)
@@ -296,7 +344,7 @@ static void session_build_msg(struct session *s, const struct attempt *t)
     const struct vl_queue_msg *m = t->msg;
     s->msg = (struct smtp_msg){
         .from = m->return_path, .from_len = m->return_path_len,
-        .size = m->body_len, .is_8bit = (m->flags & VL_QUEUE_MSG_8BIT) != 0,
+        .size = m->body_len + t->prefix_len, .is_8bit = (m->flags & VL_QUEUE_MSG_8BIT) != 0,
         .rcpts = s->mrcpt, .rcpt_count = t->rcpt_count,
     };
     for (uint32_t i = 0; i < t->rcpt_count; i++)
@@ -402,6 +450,7 @@ static void session_run_actions(struct session *s)
             case SMTP_ACT_SEND_BODY:
                 s->body_active = true;
                 s->body_off = 0;
+                s->prefix_sent = false;
                 smtp_data_enc_init(&s->enc);
                 break;
             case SMTP_ACT_START_TLS:
@@ -469,7 +518,7 @@ static void session_connect_done(struct session *s, int res)
         return;
     }
     s->connected = true;
-    if (smtp_client_init(&s->client, s->env->client_conf) != 0)
+    if (smtp_client_init(&s->client, s->conf) != 0)
         vl_panic("bad EHLO name: config validation missed it");
     session_post_recv(s);
     session_arm_deadline(s);
@@ -552,9 +601,10 @@ static void session_closed(struct session *s)
     }
     struct host *h = s->host;
     bool ever_ready = s->ever_ready, failed = s->close_fail != SMTP_FAIL_NONE;
+    int egress = s->egress;
     session_tls_free(s);
     free(s);
-    o->closed(o->ctx, h, ever_ready, failed);
+    o->closed(o->ctx, h, ever_ready, failed, egress);
 }
 
 static void session_cb(struct rx *rx, const struct rx_event *ev)
@@ -614,7 +664,7 @@ static void session_tls_free(struct session *s)
  * the server refused it (454 or 5xx) and level `may` went on (PROTOCOL 1.3). */
 static void session_tls_note_plain(struct session *s)
 {
-    if (s->tls || !s->env->client_conf->starttls ||
+    if (s->tls || !s->conf->starttls ||
         !smtp_ehlo_has(smtp_client_caps(&s->client), SMTP_EXT_STARTTLS))
         return;
     vl_log_at(VL_LOG_INFO, "evt=starttls_refused shard=%u ip=%s action=plaintext",
@@ -631,33 +681,53 @@ static void session_tls_lost(struct session *s)
         session_close(s);
 }
 
-/* The handshake failed before the session was ever ready: like a failed
- * connect, the host is marked failing (its queued attempts move on or defer). */
+/* The handshake failed before the session was ever ready. Level `may`: the
+ * owner retries the host without STARTTLS (a broken TLS stack must not defer
+ * mail forever; Postfix and Exim do the same); the session just closes.
+ * Otherwise, like a failed connect, the host is marked failing (its queued
+ * attempts move on or defer): 4.7.5 when the certificate did not verify. */
 static void session_tls_failed(struct session *s, const char *why)
 {
     char text[240];
     snprintf(text, sizeof text, "TLS handshake with %s failed: %s", s->ip, why);
-    vl_log_at(VL_LOG_INFO, "evt=tls_fail shard=%u ip=%s err=\"%s\"", s->env->shard_idx, s->ip, why);
+    bool fallback = s->level == VL_TLS_MAY && s->env->owner.tls_broken;
+    vl_log_at(VL_LOG_INFO, "evt=tls_fail shard=%u ip=%s mx=%s level=%s action=%s err=\"%s\"",
+              s->env->shard_idx, s->ip, s->sni ? s->sni : "", vl_tls_level_name(s->level),
+              fallback ? "plaintext_retry" : "defer", why);
     if (s->ever_ready) {           /* not reached today: STARTTLS comes before READY */
         session_tls_lost(s);
         return;
     }
-    session_fail_early(s, "4.7.0", text);
+    if (fallback) {
+        s->env->owner.tls_broken(s->env->owner.ctx, s->host, why);
+        s->closing = true;
+        s->close_fail = SMTP_FAIL_CONN;
+        session_close(s);
+        return;
+    }
+    bool cert = s->tls && tls_conn_verify_failed(s->tls->conn);
+    session_fail_early(s, cert ? "4.7.5" : "4.7.0", text);
 }
 
 static void session_tls_start(struct session *s)
 {
     vl_assert(!s->tls);            /* s->in holds only the 220: the client checked */
     int rc = 0;
-    if (!s->env->tls_ctx)
-        rc = tls_ctx_client_create(&s->env->tls_ctx);   /* one per shard, never per connection */
+    char why[300] = "";
+    /* One context per shard and kind, never per connection. */
+    bool verify = s->level == VL_TLS_VERIFY;
+    struct tls_ctx **ctx = verify ? &s->env->tls_ctx_verify : &s->env->tls_ctx;
+    if (!*ctx && verify)
+        rc = tls_ctx_client_verify_create(ctx, s->env->tls_ca_file, why, sizeof why);
+    else if (!*ctx)
+        rc = tls_ctx_client_create(ctx);
     if (rc == 0) {
         s->tls = malloc(sizeof *s->tls);
         rc = s->tls ? 0 : -ENOMEM;
     }
     if (rc == 0) {
         s->tls->shut = s->tls->end_sealed = false;
-        rc = tls_conn_create(&s->tls->conn, s->env->tls_ctx, false, s->sni);
+        rc = tls_conn_create(&s->tls->conn, *ctx, false, s->sni);
         if (rc < 0) {
             free(s->tls);
             s->tls = NULL;
@@ -666,7 +736,7 @@ static void session_tls_start(struct session *s)
     if (rc == 0 && tls_conn_handshake(s->tls->conn) < 0)   /* ClientHello, sent by the flush */
         rc = VL_E_TLS;
     if (rc < 0)
-        session_tls_failed(s, vl_strerror(rc));
+        session_tls_failed(s, why[0] ? why : vl_strerror(rc));
 }
 
 static void session_tls_flush(struct session *s)

@@ -23,12 +23,106 @@
 #include "clock.h"
 #include "volley/error.h"
 
+#include "suppress.h"
+#include "supp.h"
+#include "unsub.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* Recipients of @p b on the suppression list (checked again at delivery: one
+ * may have been added since it was queued) get their outcome now, event
+ * "suppressed", never sent; *@p out[i] marks them. One read transaction per
+ * lease. @return 0, or < 0 (nothing marked; logged: the batch is sent). */
+static int shard_suppressed(struct shard *sh, struct lease *ls, struct vl_queue_batch *b,
+                            bool *out)
+{
+    struct sup *sup = sh->sup ? deliver_sup_get(sh->sup, false) : NULL;
+    if (!sup)
+        return 0;
+    const char **addrs = malloc(b->count * sizeof *addrs);
+    size_t *lens = malloc(b->count * sizeof *lens);
+    struct sup_entry *e = malloc(b->count * sizeof *e);
+    int rc = addrs && lens && e ? 0 : -ENOMEM;
+    /* one sending domain per lookup: recipients come grouped by message */
+    for (size_t i = 0, j; rc == 0 && i < b->count; i = j) {
+        const struct vl_queue_msg *m = b->rcpts[i].msg;
+        for (j = i; j < b->count && b->rcpts[j].msg == m; j++) {
+            addrs[j - i] = b->rcpts[j].addr;
+            lens[j - i] = b->rcpts[j].addr_len;
+        }
+        const char *at = strrchr(m->return_path, '@');
+        rc = sup_lookup_many(sup, at ? at + 1 : NULL, addrs, lens, j - i, e + i);
+    }
+    for (size_t i = 0; rc == 0 && i < b->count; i++) {
+        out[i] = e[i].reason != SUP_NONE;
+        if (!out[i])
+            continue;
+        struct attempt *a = ledger_attempt_alloc(&sh->ledger, ls, b->rcpts[i].msg);
+        if (!a)
+            vl_panic("out of memory for a delivery attempt");
+        a->rcpts[a->rcpt_count++] = &b->rcpts[i];
+        char why[SUP_SCOPE_BYTES_MAX + 64];
+        snprintf(why, sizeof why, "suppressed: %s (%s%s)", sup_reason_name(e[i].reason),
+                 e[i].scope[0] ? "for " : "global", e[i].scope);
+        ledger_suppressed(&sh->ledger, a, 0, why);
+        ledger_attempt_done(&sh->ledger, a);
+    }
+    if (rc < 0)
+        vl_log(VL_LOG_WARN, "evt=suppress_check_failed shard=%u err=\"%s\"", sh->idx,
+               vl_strerror(rc));
+    free(addrs);
+    free(lens);
+    free(e);
+    return rc;
+}
+
+/* @p a (for @p r alone) gets the RFC 8058 header lines as its prefix. A
+ * failure (no memory, a field too long for a token) sends it without them,
+ * logged. */
+static void shard_unsub_prefix(const struct unsub_conf *uc, const struct unsub_dom *ud,
+                               struct attempt *a, const struct vl_queue_rcpt *r)
+{
+    const char *camp;
+    size_t camp_len = unsub_campaign_of(r->msg->body, r->msg->body_len, &camp);
+    char *p = malloc(UNSUB_HEADERS_BYTES_MAX);
+    int n = p ? unsub_headers(uc, ud, r->addr, camp, camp_len, p, UNSUB_HEADERS_BYTES_MAX)
+              : -ENOMEM;
+    if (n < 0) {
+        free(p);
+        vl_log(VL_LOG_WARN, "evt=unsub_header_failed rcpt=%s err=\"%s\"", r->addr,
+               vl_strerror(n));
+        return;
+    }
+    a->prefix = p;
+    a->prefix_len = (uint32_t)n;
+}
+
 /* Lease what is due and start its attempts. */
+/* Recipients per transaction for @p r's domain: a shaping policy that names
+ * the domain may lower --max-rcpts (policies matched by MX suffix cannot: the
+ * MX is not known yet when attempts are cut). */
+static uint32_t shard_rcpts_max(struct shard *sh, const struct vl_queue_rcpt *r)
+{
+    uint32_t max = sh->cfg->rcpts_per_txn_max;
+    char domain[VL_SMTP_DOMAIN_BYTES_MAX + 1];
+    if (!sh->cfg->shaping || r->domain_len >= sizeof domain)
+        return max;
+    memcpy(domain, r->domain, r->domain_len);
+    domain[r->domain_len] = '\0';
+    int p = vl_shaper_policy(sh->shaper, domain, NULL);
+    if (p >= 0 && vl_shaper_conf(sh->shaper, p)->rcpts_per_txn &&
+        vl_shaper_conf(sh->shaper, p)->rcpts_per_txn < max)
+        max = vl_shaper_conf(sh->shaper, p)->rcpts_per_txn;
+    return max;
+}
+
+/* With shaping, a lease passes over the recipients of saturated destinations
+ * (route_saturated): at most this often, so that the scan costs little. */
+#define SHARD_SHAPED_LEASE_MS 100u
+
 static int shard_lease(struct shard *sh)
 {
     struct ledger *l = &sh->ledger;
@@ -48,9 +142,13 @@ static int shard_lease(struct shard *sh)
     if (max < 16)
         max = 16;
     struct vl_queue_batch *b = NULL;
-    int n = vl_queue_lease(sh->qs, vl_clock_wall_ms(), max, &b);
+    /* Shaping: leave what a saturated destination cannot send soon in the queue. */
+    int n = vl_queue_lease_skip(sh->qs, vl_clock_wall_ms(), max,
+                                sh->cfg->shaping ? route_saturated : NULL, &sh->route, &b);
     if (n < 0)
         return n;
+    if (sh->cfg->shaping)
+        sh->next_lease_ms = now + SHARD_SHAPED_LEASE_MS;   /* each lease may scan past many */
     if (n == 0) {
         sh->lease_none = true;
         sh->next_lease_ms = now + 50;   /* poll: other processes may enqueue */
@@ -75,11 +173,22 @@ static int shard_lease(struct shard *sh)
         return -ENOMEM;
     }
     atomic_fetch_add_explicit(&sh->ctr->leased, (uint64_t)n, memory_order_relaxed);
-    /* Recipients come grouped by domain, then message: cut attempts. */
+    bool *dropped = calloc(b->count, sizeof *dropped);
+    if (dropped && shard_suppressed(sh, ls, b, dropped) < 0)
+        memset(dropped, 0, b->count * sizeof *dropped);
+    /* Recipients come grouped by domain, then message: cut attempts. A
+     * message whose sender's domain has --unsub goes one recipient per
+     * attempt, its List-Unsubscribe lines made here (the body is stored once). */
+    const struct unsub_conf *uc = unsub_conf_get();
     struct attempt *a = NULL;
+    uint32_t rcpts_max = sh->cfg->rcpts_per_txn_max;
     for (size_t i = 0; i < b->count; i++) {
         struct vl_queue_rcpt *r = &b->rcpts[i];
-        if (a && (a->msg != r->msg || a->rcpt_count == sh->cfg->rcpts_per_txn_max
+        if (dropped && dropped[i])
+            continue;                  /* suppressed: its outcome is given */
+        const struct unsub_dom *ud = unsub_conf_for(uc, r->msg->return_path,
+                                                    r->msg->return_path_len);
+        if (a && (a->msg != r->msg || a->rcpt_count == rcpts_max || ud
                   || a->rcpts[0]->domain_len != r->domain_len
                   || memcmp(a->rcpts[0]->domain, r->domain, r->domain_len) != 0)) {
             route_attempt(&sh->route, a);
@@ -89,11 +198,15 @@ static int shard_lease(struct shard *sh)
             a = ledger_attempt_alloc(l, ls, r->msg);
             if (!a)
                 vl_panic("out of memory for a delivery attempt");
+            if (ud)
+                shard_unsub_prefix(uc, ud, a, r);
+            rcpts_max = shard_rcpts_max(sh, r);
         }
         a->rcpts[a->rcpt_count++] = r;
     }
     if (a)
         route_attempt(&sh->route, a);
+    free(dropped);
     return n;
 }
 
@@ -224,7 +337,7 @@ int shard_run(struct shard *sh)
     }
     sh->com = (struct committer){
         .shard_idx = sh->idx, .cfg = sh->cfg, .qs = sh->qs, .rx = sh->rx,
-        .ledger = &sh->ledger, .dlog = &sh->dlog, .ctr = sh->ctr,
+        .ledger = &sh->ledger, .dlog = &sh->dlog, .ctr = sh->ctr, .sup = sh->sup,
     };
     rc = ledger_init(&sh->ledger, sh->cfg, sh->ctr);
     if (rc == 0)
@@ -232,6 +345,7 @@ int shard_run(struct shard *sh)
     if (rc == 0)
         rc = route_init(&sh->route, sh->idx, sh->cfg, sh->rx, &sh->client_conf, &sh->ledger,
                         sh->ctr);
+    sh->route.shaper = sh->shaper;
     if (rc == 0) {
         vl_queue_shard_notify_set(sh->qs, shard_mail_notify, sh);
         rc = shard_loop(sh);

@@ -38,6 +38,8 @@ struct shard {
     struct smtp_client_conf client_conf;
     struct vl_dlog dlog;
     struct deliver_counters *ctr;
+    struct deliver_sup *sup;       /* the suppression list (checked at lease) */
+    struct vl_shaper *shaper;      /* shared shaping state (issue 14), never NULL */
     atomic_bool *stop;             /* set by the main thread */
     /* shard.c */
     struct rx *rx;

@@ -2,13 +2,11 @@
  * fbl.h - feedback loops (issue 16): ARF reports (RFC 5965) sent to the
  * configured address (--fbl-address) at the SMTP listener are taken by the
  * intake instead of being queued: parsed (fbl_arf_parse, pure), the
- * complained-about recipient recorded (DATA/complaints, one line per report,
- * fsync'd before the 250) and a "complaint" event stored in the outbox of the
- * recipient's shard (so it follows that recipient's delivery events).
- *
- * TODO(suppression): the suppression list is being built elsewhere (`volley
- * suppress`, engine/policy); once it is on main, fbl_intake() adds the address
- * there too, and DATA/complaints stays as the audit trail.
+ * complained-about recipient suppressed (the suppression list, engine/suppress:
+ * global scope, reason "complaint"), recorded (DATA/complaints, one JSON line
+ * per report, the audit trail) and a "complaint" event stored in the outbox
+ * of the recipient's shard (so it follows that recipient's delivery events);
+ * all durable before the 250.
  */
 #ifndef VOLLEY_FBL_H
 #define VOLLEY_FBL_H

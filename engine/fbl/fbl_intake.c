@@ -7,6 +7,7 @@
 #include "fbl.h"
 
 #include "log.h"
+#include "suppress.h"
 #include "volley/addr.h"
 #include "volley/error.h"
 
@@ -29,6 +30,7 @@ struct fbl {
     bool events_on;
     char addr[VL_SMTP_PATH_BYTES_MAX + 1];
     int fd;                        /* DATA/complaints, O_APPEND */
+    struct sup *sup;               /* the suppression list (DATA/suppress) */
     pthread_mutex_t mu;
     _Atomic uint64_t taken;
 };
@@ -47,6 +49,12 @@ int fbl_create(struct vl_queue *q, const char *data_dir, const char *addr, bool 
         free(f);
         return rc;
     }
+    int rc = sup_open(data_dir, true, &f->sup);
+    if (rc < 0) {
+        close(f->fd);
+        free(f);
+        return rc;
+    }
     f->q = q;
     f->events_on = events_on;
     snprintf(f->addr, sizeof f->addr, "%s", addr);
@@ -60,6 +68,7 @@ void fbl_destroy(struct fbl *f)
     if (!f)
         return;
     close(f->fd);
+    sup_close(f->sup);
     pthread_mutex_destroy(&f->mu);
     free(f);
 }
@@ -141,11 +150,20 @@ int fbl_intake(void *arg, const char *from, const char *const *rcpts, size_t rcp
         return VL_E_INVALID;
     }
     size_t jn = strlen(js);
-    /* TODO(suppression): add r.rcpt to the suppression list once it exists (fbl.h). */
+    /* Suppressed first (global scope: a complainer gets no more mail from any of
+     * our senders), then the record and the event: a crash in between leaves the
+     * address suppressed, and the report, unanswered, is sent again. */
+    int rc = sup_add(f->sup, "", r.rcpt, SUP_COMPLAINT, now_ms);
+    if (rc < 0) {
+        free(js);
+        vl_log(VL_LOG_WARN, "evt=fbl_store_failed rcpt=%s err=\"%s\"", r.rcpt, vl_strerror(rc));
+        snprintf(reply, reply_cap, "4.3.0 Cannot record the report now, try again later");
+        return rc == VL_E_INVALID ? -EIO : rc;
+    }
     pthread_mutex_lock(&f->mu);
     js[jn] = '\n';
     ssize_t w = write(f->fd, js, jn + 1);
-    int rc = w == (ssize_t)(jn + 1) && fdatasync(f->fd) == 0 ? 0 : -errno;
+    rc = w == (ssize_t)(jn + 1) && fdatasync(f->fd) == 0 ? 0 : -errno;
     js[jn] = '\0';
     pthread_mutex_unlock(&f->mu);
     if (rc == 0 && f->events_on) {

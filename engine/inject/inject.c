@@ -126,12 +126,16 @@ static void *intake_main(void *arg)
     return NULL;
 }
 
-int inject_start(const struct vl_config *cfg, struct vl_queue *q, struct inject **out)
+int inject_start(const struct vl_config *cfg, const struct inject_opts *o, struct vl_queue *q,
+                 struct inject **out)
 {
     struct inject *in = calloc(1, sizeof *in);
     if (!in)
         return -ENOMEM;
     in->cfg = cfg;
+    in->cmd_ms = o && o->cmd_ms_timeout ? o->cmd_ms_timeout : cfg->intake_ms_timeout;
+    in->data_ms = o && o->data_ms_timeout ? o->data_ms_timeout : cfg->intake_ms_timeout;
+    in->mem_max = o && o->mem_max ? o->mem_max : INJECT_MEM_MAX_DEFAULT;
     in->q = q;
     in->sconf = (struct smtp_server_conf){
         .hostname = cfg->ehlo_name, .size_max = cfg->msg_bytes_max,
@@ -170,6 +174,7 @@ int inject_start(const struct vl_config *cfg, struct vl_queue *q, struct inject 
         }
         in->sconf.auth = true;
     }
+    inj_suppress_open(in);        /* issue 12: suppressed recipients refused at RCPT */
     for (uint32_t i = 0; i < INJ_SESSIONS_MAX; i++)
         in->free_idx[i] = INJ_SESSIONS_MAX - 1 - i;
     in->free_n = INJ_SESSIONS_MAX;
@@ -241,6 +246,7 @@ void inject_stop(struct inject *in)
     }
     tls_ctx_destroy(in->tls_ctx);
     inj_auth_free(in->auth);
+    inj_suppress_close(in);
     free(in->sess);
     free(in->free_idx);
     pthread_cond_destroy(&in->setup_cv);

@@ -31,25 +31,46 @@
 #define INJ_PUMP_STEPS_MAX   4096u    /* server steps per turn, then yield */
 #define INJ_SEND_TIMEOUT_MS 60000
 #define INJ_BAD_CMDS_MAX       20u    /* 5xx replies to commands, then 421 and close */
-#define INJ_WORKERS            16u    /* commit workers: enqueues that share an fsync
+#define INJ_WORKERS            64u    /* commit workers: enqueues that share an fsync
                                          (bench_intake: 4 -> 2.7 writes per commit, 5100
-                                         msg/s; 16 -> 8.3, 9000 msg/s; 64: no better) */
+                                         msg/s; 16 -> 8.3, 9000 msg/s; 64, one per
+                                         smtp-source session: 13-19 writes per commit,
+                                         3-8% more msg/s than 16 in 3 alternating runs
+                                         on a loaded machine) */
 #define INJ_STORAGE_PAUSE_MS 1000u    /* after a failed commit: 452 at MAIL this long */
+#define INJ_BODY_FIRST   65536u       /* a body buffer's first size (then doubled) */
+#define INJ_BODY_KEEP   262144u       /* a session keeps a body buffer up to this size */
 _Static_assert(INJ_OUT_BYTES >= 2 * INJ_ANSWER_ROOM, "room for a reply and a batch");
 
 struct inject;
 
 enum { INJ_AUTH_NONE, INJ_AUTH_PLAIN_WAIT, INJ_AUTH_LOGIN_USER, INJ_AUTH_LOGIN_PASS };
 
-/* A message handed to a commit worker: borrowed from its session. */
+enum inj_job_kind { INJ_JOB_COMMIT, INJ_JOB_AUTH };
+
+#define INJ_AUTH_FAIL_SLOTS     256u  /* client addresses whose AUTH failures are counted */
+#define INJ_AUTH_FAIL_FORGET_MS 600000u  /* a slot's count restarts after 10 min quiet */
+#define INJ_AUTH_DELAY_MS_BASE  250u  /* 535 after 250 ms, doubled per failure... */
+#define INJ_AUTH_DELAY_MS_MAX  4000u  /* ...up to 4 s, per client address */
+
+/* A job handed to a worker (inject_commit.c), borrowed from its session:
+ * a complete message to queue, or AUTH credentials to check with crypt(3)
+ * (never on the reactor thread: a hash takes milliseconds). */
 struct inj_job {
     struct inj_job *next;
     struct inj_sess *s;
+    enum inj_job_kind kind;
     /* result */
     int rc;                       /* 0, or a queue/msg error */
     uint64_t id;                  /* queue id when rc == 0 */
     uint64_t size;                /* octets queued */
     struct smtp_server_reply reply;
+    bool auth_ok;                 /* INJ_JOB_AUTH: the credentials matched */
+    /* INJ_JOB_AUTH: the credentials (the password wiped once checked); last,
+     * so a commit's reset (up to user) leaves them alone */
+    uint16_t user_len, pass_len;
+    char user[INJ_AUTH_FIELD_MAX + 1];
+    char pass[INJ_AUTH_FIELD_MAX + 1];
 };
 
 struct inj_sess {
@@ -59,6 +80,7 @@ struct inj_sess {
     bool used;                    /* slot taken (until RX_OP_CLOSE and no job) */
     bool closing, close_after_send, reading, sending, yielded, job_busy, closed;
     bool relay_ok, over_limit, esmtp;
+    bool mem_refused;             /* this message outgrew --intake-mem-max: 452 at its end */
     rx_timer_t timer;
     uint32_t in_len, in_off, out_len;
     uint32_t bad_cmds;
@@ -84,12 +106,23 @@ struct inj_sess {
     char out[INJ_OUT_BYTES];
 };
 
+/* AUTH failures of one client address (the intake thread's only). */
+struct inj_auth_fail {
+    char ip[64];
+    uint32_t fails;
+    uint64_t last_ms;
+};
+
 struct inject {
     const struct vl_config *cfg;
+    uint64_t cmd_ms, data_ms;     /* deadlines (inject_opts, resolved) */
+    uint64_t mem_max;             /* bytes of message data all sessions may buffer */
+    uint64_t mem_used;            /* the sessions' body buffers now (intake thread) */
     struct vl_queue *q;
     struct smtp_server_conf sconf;
     struct tls_ctx *tls_ctx;      /* --tls-cert: STARTTLS offered; NULL = not */
     struct inj_auth *auth;        /* --auth-file: AUTH offered (after TLS); NULL = not */
+    struct sup *sup;              /* suppression list (inject_suppress.c) or NULL */
     struct rx *rx;
     pthread_t thread;
     bool thread_started;
@@ -113,8 +146,8 @@ struct inject {
     bool workers_quit;
     unsigned workers_n;
     pthread_t workers[INJ_WORKERS];
-    atomic_uint_fast64_t seq;     /* Message-ID / Received id uniqueness */
     uint64_t accepted, refused;   /* messages answered 250 / not (intake thread) */
+    struct inj_auth_fail auth_fail[INJ_AUTH_FAIL_SLOTS];   /* intake thread */
 };
 
 /* inject_session.c */
@@ -130,7 +163,22 @@ void inj_commit_fini(struct inject *in);
 /** Queue @p s's complete message (s->job.*). Completion: s goes on in->done
  *  and the reactor is woken (inject.c calls inj_sess_job_done). */
 void inj_commit_submit(struct inject *in, struct inj_sess *s);
+/** Check the credentials in s->job (kind INJ_JOB_AUTH, user and pass set) on
+ *  a worker; completion as inj_commit_submit(). */
+void inj_auth_submit(struct inject *in, struct inj_sess *s);
 /** Take the finished jobs (a list through ->next). */
 struct inj_job *inj_commit_take_done(struct inject *in);
+
+/* inject_suppress.c (issue 12): the suppression list at RCPT. */
+void inj_suppress_open(struct inject *in);
+void inj_suppress_close(struct inject *in);
+/** Is @p rcpt suppressed for mail from @p from? Then *@p text holds the
+ *  reply's text ("5.7.1 ..."). Thread: the intake's. */
+bool inj_suppressed(struct inject *in, const char *from, const char *rcpt, size_t len,
+                    char *text, size_t cap);
+/** If @p j's recipients are all mailto unsubscribe addresses: handle it (the
+ *  normalised message @p msg carries the token in its Subject) and set its
+ *  reply; @return true (then nothing is queued). Thread: a commit worker. */
+bool inj_unsub_mail(struct inject *in, struct inj_job *j, const uint8_t *msg, size_t len);
 
 #endif

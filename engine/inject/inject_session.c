@@ -14,6 +14,7 @@
  * event of the server's open transaction does.
  */
 #include "inject_int.h"
+#include "suppress.h"
 
 #include "clock.h"
 #include "log.h"
@@ -35,6 +36,7 @@
 
 static void sess_pump(struct inj_sess *s);
 static void sess_close(struct inj_sess *s);
+static bool sess_answer(struct inj_sess *s, const struct smtp_server_event *ev);
 
 static void sess_reply(struct smtp_server_reply *r, unsigned code, const char *text)
 {
@@ -47,7 +49,27 @@ static void txn_reset(struct inj_sess *s)
     s->from[0] = 0;
     s->rcpt_n = 0;
     s->body_len = 0;
+    s->mem_refused = false;
 }
+
+/* Give a large body buffer back (the memory bound counts buffers, not use). */
+static void body_shrink(struct inj_sess *s, bool all)
+{
+    if (s->body_cap == 0 || (!all && s->body_cap <= INJ_BODY_KEEP))
+        return;
+    s->in->mem_used -= s->body_cap;
+    free(s->body);
+    s->body = NULL;
+    s->body_cap = s->body_len = 0;
+}
+
+/* Would another message's first buffer pass --intake-mem-max? */
+static bool mem_full(const struct inj_sess *s)
+{
+    return s->body_cap == 0 && s->in->mem_used + INJ_BODY_FIRST > s->in->mem_max;
+}
+
+#define INJ_MEM_FULL_TEXT "4.3.1 Intake memory full (--intake-mem-max), try again later"
 
 static void sess_flush(struct inj_sess *s)
 {
@@ -108,6 +130,7 @@ static void sess_policy(struct inj_sess *s, const struct smtp_server_event *ev)
     struct smtp_server_reply *r = &s->pend;
     const char *why = NULL;
     struct vl_addr a;
+    char sup_text[200];            /* a reason and a domain: fits a reply line */
     switch (ev->cmd) {
     case SMTP_SCMD_BANNER:
         if (s->over_limit)
@@ -119,33 +142,133 @@ static void sess_policy(struct inj_sess *s, const struct smtp_server_event *ev)
         else if (ev->arg_len && vl_addr_parse(ev->arg, ev->arg_len, &a, &why) != 0)
             sess_reply(r, 553, "5.1.7 Bad sender address syntax");
         break;
+    case SMTP_SCMD_DATA:
+        if (mem_full(s))
+            sess_reply(r, 452, INJ_MEM_FULL_TEXT);
+        break;
+    case SMTP_SCMD_BDAT:            /* a chunk (not LAST) already read: keep it or not */
+        if (s->mem_refused)
+            sess_reply(r, 452, INJ_MEM_FULL_TEXT);
+        break;
     case SMTP_SCMD_RCPT:
         if (!s->relay_ok && !s->authed)
             sess_reply(r, 554, "5.7.1 Relay access denied");
         else if (!ev->arg || vl_addr_parse(ev->arg, ev->arg_len, &a, &why) != 0)
             sess_reply(r, 553, "5.1.3 Bad recipient address syntax");
+        else if (inj_suppressed(s->in, s->from, ev->arg, ev->arg_len, sup_text,
+                                sizeof sup_text))
+            sess_reply(r, 550, sup_text);
         break;
     default:
         break;
     }
 }
 
-/* Check decoded credentials; sets the answer. */
+/* The delay before a 535 to @p ip: INJ_AUTH_DELAY_MS_BASE doubled for each
+ * failure the address had in the last INJ_AUTH_FAIL_FORGET_MS, capped at
+ * INJ_AUTH_DELAY_MS_MAX (a password guesser gets a few tries a minute per
+ * address and connection; --max-conns-per-ip bounds the connections). */
+static uint64_t auth_fail_delay(struct inject *in, const char *ip)
+{
+    uint64_t now = vl_clock_mono_ms();
+    struct inj_auth_fail *slot = NULL, *oldest = &in->auth_fail[0];
+    for (unsigned i = 0; i < INJ_AUTH_FAIL_SLOTS; i++) {
+        struct inj_auth_fail *f = &in->auth_fail[i];
+        if (f->fails && !strcmp(f->ip, ip)) {
+            slot = f;
+            break;
+        }
+        if (!f->fails || f->last_ms < oldest->last_ms || (oldest->fails && !f->fails))
+            oldest = f;
+    }
+    if (!slot) {
+        slot = oldest;
+        memset(slot, 0, sizeof *slot);
+        snprintf(slot->ip, sizeof slot->ip, "%s", ip);
+    } else if (now - slot->last_ms > INJ_AUTH_FAIL_FORGET_MS) {
+        slot->fails = 0;
+    }
+    slot->fails++;
+    slot->last_ms = now;
+    uint32_t shift = slot->fails - 1 < 8 ? slot->fails - 1 : 8;
+    uint64_t ms = (uint64_t)INJ_AUTH_DELAY_MS_BASE << shift;
+    return ms < INJ_AUTH_DELAY_MS_MAX ? ms : INJ_AUTH_DELAY_MS_MAX;
+}
+
+/* The answer in s->pend goes out now, or after the send in progress. */
+static void sess_answer_later(struct inj_sess *s)
+{
+    if (s->sending) {
+        s->dot_ready = true;        /* RX_OP_SEND answers it */
+        return;
+    }
+    if (sess_answer(s, NULL))
+        sess_pump(s);
+}
+
+static void auth_delay_done(struct rx *rx, const struct rx_event *ev)
+{
+    (void)rx;
+    struct inj_sess *s = ev->user;
+    s->yielded = false;
+    s->bad_cmds++;                  /* a 5xx, as sess_account() counts them */
+    sess_answer_later(s);
+}
+
+/* A failed AUTH: s->pend = 535 5.7.8, sent after the client address's delay;
+ * the session sleeps meanwhile (s->yielded: a close cancels the timer).
+ * @return false if no timer could be had: the caller answers at once. */
+static bool auth_failed(struct inj_sess *s)
+{
+    s->auth_step = INJ_AUTH_NONE;
+    vl_log_at(VL_LOG_INFO, "evt=auth_failed client=%s", s->peer_ip);
+    sess_reply(&s->pend, 535, "5.7.8 Authentication credentials invalid");
+    uint64_t ms = auth_fail_delay(s->in, s->peer_ip);
+    if (rx_timer_add(s->in->rx, ms, auth_delay_done, s, &s->timer) != 0)
+        return false;
+    s->yielded = true;
+    return true;
+}
+
+/* Check decoded credentials on a worker (crypt(3) never runs on the reactor);
+ * inj_sess_job_done() answers. Malformed ones fail here. */
 static void auth_verdict(struct inj_sess *s, const char *user, size_t ulen, const char *pass,
                          size_t plen)
 {
-    struct smtp_server_reply *r = &s->pend;
     s->auth_step = INJ_AUTH_NONE;
     if (ulen == 0 || ulen > INJ_AUTH_FIELD_MAX || memchr(user, 0, ulen)
-        || !inj_auth_check(s->in->auth, user, ulen, pass, plen)) {
-        vl_log_at(VL_LOG_INFO, "evt=auth_failed client=%s", s->peer_ip);
-        sess_reply(r, 535, "5.7.8 Authentication credentials invalid");
+        || plen > INJ_AUTH_FIELD_MAX || memchr(pass, 0, plen)) {
+        (void)auth_failed(s);       /* sess_pump() answers after the delay, or now */
         return;
     }
-    memcpy(s->auth_user, user, ulen);
-    s->auth_user[ulen] = 0;
+    struct inj_job *j = &s->job;
+    memcpy(j->user, user, ulen);
+    j->user[ulen] = 0;
+    j->user_len = (uint16_t)ulen;
+    memcpy(j->pass, pass, plen);
+    j->pass[plen] = 0;
+    j->pass_len = (uint16_t)plen;
+    s->job_busy = true;
+    inj_auth_submit(s->in, s);
+    if (s->out_len)                 /* replies queued before the AUTH go out meanwhile */
+        sess_flush(s);
+}
+
+/* The worker's verdict on the credentials (intake thread). */
+static void auth_done(struct inj_sess *s)
+{
+    struct inj_job *j = &s->job;
+    if (!j->auth_ok) {
+        if (!auth_failed(s)) {
+            s->bad_cmds++;
+            sess_answer_later(s);
+        }
+        return;
+    }
+    memcpy(s->auth_user, j->user, (size_t)j->user_len + 1);
     s->authed = true;
-    sess_reply(r, 235, "2.7.0 Authentication successful");
+    sess_reply(&s->pend, 235, "2.7.0 Authentication successful");
+    sess_answer_later(s);
 }
 
 /* PLAIN (RFC 4616): [authzid] NUL authcid NUL passwd; authzid empty or = authcid. */
@@ -305,18 +428,31 @@ static bool sess_answer(struct inj_sess *s, const struct smtp_server_event *ev)
     return true;
 }
 
-/* DATA content: keep it (the server stops BODY events past SIZE). */
+/* DATA content: keep it (the server stops BODY events past SIZE). A buffer
+ * that would take the sessions' total past --intake-mem-max is not grown:
+ * the rest of the message is read and dropped, and its end gets 452 4.3.1. */
 static bool sess_body(struct inj_sess *s, const struct smtp_server_event *ev)
 {
+    if (s->mem_refused)
+        return true;
     if (s->body_len + ev->body_len > s->body_cap) {
-        size_t cap = s->body_cap ? s->body_cap : 65536;
+        size_t cap = s->body_cap ? s->body_cap : INJ_BODY_FIRST;
         while (cap < s->body_len + ev->body_len)
             cap *= 2;
+        struct inject *in = s->in;
+        if (in->mem_used - s->body_cap + cap > in->mem_max) {
+            s->mem_refused = true;
+            vl_log(VL_LOG_WARN, "evt=intake_mem_full client=%s buffered=%llu max=%llu",
+                   s->peer_ip, (unsigned long long)in->mem_used,
+                   (unsigned long long)in->mem_max);
+            return true;
+        }
         uint8_t *b = realloc(s->body, cap);
         if (!b) {
             sess_bye(s, "421 4.3.0 Out of memory, closing connection\r\n");
             return false;
         }
+        in->mem_used += cap - s->body_cap;
         s->body = b;
         s->body_cap = cap;
     }
@@ -331,9 +467,12 @@ static bool sess_dot(struct inj_sess *s, const struct smtp_server_event *ev)
 {
     s->pend = ev->reply;
     s->pend_cmd = SMTP_SCMD_DOT;
-    if (ev->reply.code >= 300 || s->rcpt_n == 0) {
+    if (ev->reply.code < 300 && s->mem_refused)
+        sess_reply(&s->pend, 452, INJ_MEM_FULL_TEXT);
+    if (s->pend.code >= 300 || s->rcpt_n == 0) {
         bool go = sess_answer(s, ev);
         txn_reset(s);
+        body_shrink(s, false);
         return go;
     }
     s->job_busy = true;
@@ -351,9 +490,7 @@ static void sess_release(struct inj_sess *s)
     s->tls = NULL;
     free(s->rcpts);
     s->rcpts = NULL;
-    free(s->body);
-    s->body = NULL;
-    s->body_cap = s->body_len = 0;
+    body_shrink(s, true);
     s->used = false;
     in->free_idx[in->free_n++] = (uint32_t)(s - in->sess);
 }
@@ -361,6 +498,13 @@ static void sess_release(struct inj_sess *s)
 void inj_sess_job_done(struct inj_sess *s)
 {
     s->job_busy = false;
+    if (s->job.kind == INJ_JOB_AUTH) {
+        if (s->closed)
+            sess_release(s);
+        else if (!s->closing)
+            auth_done(s);
+        return;
+    }
     if (s->job.rc == 0)
         s->in->accepted++;
     else
@@ -372,6 +516,7 @@ void inj_sess_job_done(struct inj_sess *s)
                   (unsigned long long)s->job.size, s->peer_ip, s->authed ? " auth=" : "",
                   s->authed ? s->auth_user : "");
     txn_reset(s);
+    body_shrink(s, false);
     if (s->closed) {                /* the client left meanwhile: free the slot now */
         sess_release(s);
         return;
@@ -436,7 +581,10 @@ static bool sess_need_input(struct inj_sess *s)
         buf = s->tls->in;
         cap = sizeof s->tls->in;
     }
-    if (cap == 0 || rx_recv(s->in->rx, s->h, buf, cap, (int)s->in->cfg->intake_ms_timeout) < 0) {
+    /* RFC 5321 4.5.3.2: one deadline for a command line, another for each
+     * block of message content (--intake-cmd-timeout, --intake-data-timeout). */
+    uint64_t ms = smtp_server_in_data(&s->srv) ? s->in->data_ms : s->in->cmd_ms;
+    if (cap == 0 || rx_recv(s->in->rx, s->h, buf, cap, (int)ms) < 0) {
         sess_close(s);
         return false;
     }
@@ -489,6 +637,8 @@ static void sess_pump(struct inj_sess *s)
                 sess_auth(s, &ev);          /* a valid exchange: we decide */
             else if (ev.cmd == SMTP_SCMD_AUTH)
                 s->auth_step = INJ_AUTH_NONE;   /* refused or cancelled ("*") */
+            if (s->job_busy || s->yielded)  /* AUTH: a worker checks, or a 535's delay */
+                return;
             if (!sess_answer(s, &ev))
                 return;
             break;

@@ -18,6 +18,7 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "volley/error.h"
 #include "volley/limits.h"
@@ -27,12 +28,14 @@
 struct tls_ctx {
     SSL_CTX *ssl_ctx;
     bool server;
+    bool verify;                   /* client, level verify: chain and MX name checked */
 };
 
 struct tls_conn {
     SSL *ssl;
     BIO *rbio, *wbio;              /* owned by ssl */
     bool established;
+    bool verify_failed;            /* the handshake failed on the peer's certificate */
     char err[TLS_ERR_BYTES];
 };
 
@@ -72,6 +75,34 @@ int tls_ctx_client_create(struct tls_ctx **out)
         return rc;
     /* Level `may` (RFC 3207 on port 25): encrypt, but check no certificate. */
     SSL_CTX_set_verify((*out)->ssl_ctx, SSL_VERIFY_NONE, NULL);
+    return 0;
+}
+
+int tls_ctx_client_verify_create(struct tls_ctx **out, const char *ca_file, char *err,
+                                 size_t err_cap)
+{
+    ERR_clear_error();
+    *out = NULL;
+    struct tls_ctx *t;
+    int rc = tls_ctx_new(&t, false);
+    if (rc < 0) {
+        snprintf(err, err_cap, "cannot create a TLS context: %s", vl_strerror(rc));
+        return rc;
+    }
+    t->verify = true;
+    /* The handshake fails on a bad chain; the reason is kept for the deferral. */
+    SSL_CTX_set_verify(t->ssl_ctx, SSL_VERIFY_PEER, NULL);
+    int ok = ca_file ? SSL_CTX_load_verify_locations(t->ssl_ctx, ca_file, NULL)
+                     : SSL_CTX_set_default_verify_paths(t->ssl_ctx);
+    if (ok != 1) {
+        char what[600];
+        snprintf(what, sizeof what, "cannot load CA certificates from %s",
+                 ca_file ? ca_file : "the system store");
+        tls_err_fill(err, err_cap, what);
+        tls_ctx_destroy(t);
+        return VL_E_TLS;
+    }
+    *out = t;
     return 0;
 }
 
@@ -133,6 +164,31 @@ static int tls_set_sni(SSL *ssl, const char *name)
     return SSL_set_tlsext_host_name(ssl, host) == 1 ? 0 : VL_E_TLS;
 }
 
+/* Level verify: the certificate must name @p name (the MX host, RFC 7672 3.2.2
+ * style reference identity; an IP literal is matched against IP SANs). No
+ * name at all: nothing can match, so verification fails. */
+static int tls_set_peer_name(SSL *ssl, const char *name)
+{
+    char host[VL_SMTP_DOMAIN_BYTES_MAX + 1];
+    size_t n = name ? strlen(name) : 0;
+    if (n > 0 && name[n - 1] == '.')
+        n--;
+    if (n >= sizeof host)
+        return VL_E_TLS;
+    memcpy(host, name ? name : "", n);
+    host[n] = '\0';
+    if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {   /* [literal] */
+        memmove(host, host + 1, n - 2);
+        host[n - 2] = '\0';
+    }
+    unsigned char addr[16];
+    X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
+    X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    if (inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1)
+        return X509_VERIFY_PARAM_set1_ip_asc(vp, host) == 1 ? 0 : VL_E_TLS;
+    return SSL_set1_host(ssl, host[0] ? host : "invalid.") == 1 ? 0 : VL_E_TLS;
+}
+
 int tls_conn_create(struct tls_conn **out, struct tls_ctx *ctx, bool server, const char *sni)
 {
     vl_assert(ctx != NULL && ctx->server == server);
@@ -157,7 +213,8 @@ int tls_conn_create(struct tls_conn **out, struct tls_ctx *ctx, bool server, con
         SSL_set_accept_state(c->ssl);
     } else {
         SSL_set_connect_state(c->ssl);
-        if (sni && tls_set_sni(c->ssl, sni) < 0) {
+        if ((sni && tls_set_sni(c->ssl, sni) < 0) ||
+            (ctx->verify && tls_set_peer_name(c->ssl, sni) < 0)) {
             tls_conn_destroy(c);
             ERR_clear_error();
             return VL_E_TLS;
@@ -213,6 +270,12 @@ int tls_conn_handshake(struct tls_conn *c)
         return 1;
     }
     int rc = tls_conn_fail(c, ret, "TLS handshake failed");
+    long v = SSL_get_verify_result(c->ssl);
+    if (rc < 0 && v != X509_V_OK) {
+        c->verify_failed = true;
+        snprintf(c->err, sizeof c->err, "certificate verification failed: %s",
+                 X509_verify_cert_error_string(v));
+    }
     return rc == -EPIPE ? VL_E_TLS : rc;
 }
 
@@ -277,3 +340,5 @@ const char *tls_conn_protocol(const struct tls_conn *c)
 }
 
 const char *tls_conn_error(const struct tls_conn *c) { return c->err; }
+
+bool tls_conn_verify_failed(const struct tls_conn *c) { return c->verify_failed; }

@@ -10,8 +10,9 @@
  *
  * Invariants: one tls_ctx per shard (or sink thread), never per connection
  * (OpenSSL 3.0 lock contention); a tls_conn is used by one thread. Bad bytes
- * from the peer are an error (VL_E_TLS), never a crash. The client context
- * verifies nothing (RFC 3207 opportunistic level `may`).
+ * from the peer are an error (VL_E_TLS), never a crash. The plain client
+ * context verifies nothing (RFC 3207 opportunistic levels `may`, `encrypt`);
+ * the verify context checks the chain and the MX name.
  * Diagnostics: never logs; tls_conn_error() describes the last failure.
  */
 #ifndef VOLLEY_TLS_H
@@ -35,6 +36,14 @@ struct tls_conn;
 /** Client context: TLS 1.2+, no certificate check (level `may`).
  *  @return 0, -ENOMEM or VL_E_TLS. */
 int tls_ctx_client_create(struct tls_ctx **out);
+
+/** Client context for level `verify`: TLS 1.2+, the peer's chain checked
+ *  against the CAs in @p ca_file (PEM), or the system store if NULL, and each
+ *  connection's certificate must name the host given to tls_conn_create()
+ *  (DNS SAN/CN; an IP literal against IP SANs). On failure writes what is
+ *  wrong to @p err. @return 0, -ENOMEM or VL_E_TLS. */
+int tls_ctx_client_verify_create(struct tls_ctx **out, const char *ca_file, char *err,
+                                 size_t err_cap);
 
 /** Server context with a PEM certificate (chain) and key. On failure writes
  *  what is wrong to @p err. @return 0, -ENOMEM or VL_E_TLS. */
@@ -84,6 +93,10 @@ const char *tls_conn_protocol(const struct tls_conn *c);
 
 /** The last failure, for diagnostics; "" if none. Borrowed until the next call. */
 const char *tls_conn_error(const struct tls_conn *c);
+
+/** True if the handshake failed because the peer's certificate did not verify
+ *  (level verify): tls_conn_error() says why ("self-signed certificate"...). */
+bool tls_conn_verify_failed(const struct tls_conn *c);
 
 #ifdef __cplusplus
 }

@@ -47,7 +47,15 @@ const char vl_config_usage[] =
     "  --timeout-scale F       multiply every SMTP command timeout by F (default 1)\n"
     "  --ehlo NAME             name sent in EHLO (default: this host's name)\n"
     "  --tls LEVEL             STARTTLS: 'may' (default: when offered, no certificate\n"
-    "                          check, else plaintext) or 'none' (never)\n"
+    "                          check, else plaintext; a failed handshake is retried in\n"
+    "                          plaintext), 'none' (never), 'encrypt' (required, no\n"
+    "                          check: else deferred 4.7.0) or 'verify' (required, chain\n"
+    "                          and MX name checked: else deferred 4.7.5)\n"
+    "  --tls-ca-file FILE      'verify' trusts the CAs in FILE (PEM) instead of the system's\n"
+    "  --tls-fallback DURATION  under 'may', an MX host whose TLS handshake failed gets\n"
+    "                          plaintext for this long (default 1h)\n"
+    "  --config FILE           read options from FILE first (volley.conf; see 'volley\n"
+    "                          config check'); options given here override it\n"
     "  --until-empty           exit once nothing is ready or in flight\n"
     "  --quiet                 no progress output\n"
     "  --listen ADDR:PORT      accept mail over SMTP there too (repeatable; [IPv6]:PORT)\n"
@@ -88,6 +96,7 @@ void vl_config_defaults(struct vl_config *c)
     c->rcpts_per_msg_max = 100;
     c->conns_per_ip_max = 20;
     c->intake_ms_timeout = 5ull * 60 * 1000;
+    c->tls_fallback_ms = 3600ull * 1000;
     if (gethostname(c->ehlo_buf, sizeof c->ehlo_buf - 1) != 0 || !c->ehlo_buf[0])
         strcpy(c->ehlo_buf, "localhost");
     c->ehlo_name = c->ehlo_buf;
@@ -150,22 +159,22 @@ static int config_uint(const char *s, unsigned long lo, unsigned long hi, unsign
     return 0;
 }
 
-static int config_route(struct vl_config *c, const char *cmd, const char *v)
+static int config_route(struct vl_config *c, const char *cmd, const char *v, FILE *err)
 {
     const char *eq = strchr(v, '=');
     if (!eq || eq == v) {
-        fprintf(stderr, "volley %s: --route '%s': expected DOMAIN=HOST:PORT\n", cmd, v);
+        fprintf(err, "volley %s: --route '%s': expected DOMAIN=HOST:PORT\n", cmd, v);
         return -1;
     }
     if (c->route_count == VL_ROUTES_MAX) {
-        fprintf(stderr, "volley %s: --route: more than %u routes\n", cmd, VL_ROUTES_MAX);
+        fprintf(err, "volley %s: --route: more than %u routes\n", cmd, VL_ROUTES_MAX);
         return -1;
     }
     struct vl_route *r = &c->routes[c->route_count];
     size_t dlen = (size_t)(eq - v);
     const char *why = NULL;
     if (!(dlen == 1 && v[0] == '*') && vl_domain_check(v, dlen, &why) != 0) {
-        fprintf(stderr, "volley %s: --route '%s': bad domain: %s\n", cmd, v, why);
+        fprintf(err, "volley %s: --route '%s': bad domain: %s\n", cmd, v, why);
         return -1;
     }
     if (dlen >= sizeof r->domain)
@@ -174,7 +183,7 @@ static int config_route(struct vl_config *c, const char *cmd, const char *v)
         r->domain[i] = (char)tolower((unsigned char)v[i]);
     r->domain[dlen] = '\0';
     if (vl_hostport_parse(eq + 1, 0, true, &r->to, &why) != 0) {
-        fprintf(stderr, "volley %s: --route '%s': expected HOST:PORT after '=': %s\n", cmd, v,
+        fprintf(err, "volley %s: --route '%s': expected HOST:PORT after '=': %s\n", cmd, v,
                 why);
         return -1;
     }
@@ -260,11 +269,14 @@ static const struct config_opt config_opts[] = {
     { "--tls-cert",        CK_STR,      OFF(tls_cert), 0, 0 },
     { "--tls-key",         CK_STR,      OFF(tls_key), 0, 0 },
     { "--auth-file",       CK_STR,      OFF(auth_file), 0, 0 },
+    /* TLS policy (issue 14) */
+    { "--tls-ca-file",     CK_STR,      OFF(tls_ca_file), 0, 0 },
+    { "--tls-fallback",    CK_DUR,      OFF(tls_fallback_ms), 0, 0 },
 };
 #undef OFF
 
 static int config_set(struct vl_config *c, const char *cmd, const struct config_opt *o,
-                      const char *v)
+                      const char *v, FILE *err)
 {
     char *field = (char *)c + o->off;
     unsigned long u;
@@ -274,7 +286,7 @@ static int config_set(struct vl_config *c, const char *cmd, const struct config_
     switch (o->kind) {
     case CK_FLAG:  *(bool *)field = true; return 0;
     case CK_STR:   *(const char **)field = v; return 0;
-    case CK_ROUTE: return config_route(c, cmd, v);
+    case CK_ROUTE: return config_route(c, cmd, v, err);
     case CK_UINT:
     case CK_PORT:
         if (config_uint(v, o->lo, o->hi, &u) != 0)
@@ -305,16 +317,16 @@ static int config_set(struct vl_config *c, const char *cmd, const struct config_
     case CK_ALLOW:
         if (vl_ip_allow_parse(v, (uint32_t *)field, &why) == 0)
             return 0;
-        fprintf(stderr, "volley %s: %s '%s': %s\n", cmd, o->name, v, why);
+        fprintf(err, "volley %s: %s '%s': %s\n", cmd, o->name, v, why);
         return -1;
     case CK_LISTEN:
     case CK_LISTEN_TLS:
         if (c->listen_count == VL_LISTEN_MAX) {
-            fprintf(stderr, "volley %s: --listen: more than %u addresses\n", cmd, VL_LISTEN_MAX);
+            fprintf(err, "volley %s: --listen: more than %u addresses\n", cmd, VL_LISTEN_MAX);
             return -1;
         }
         if (config_listen(v, &c->listens[c->listen_count], &why) != 0) {
-            fprintf(stderr, "volley %s: %s '%s': expected IP:PORT or [IPv6]:PORT: %s\n",
+            fprintf(err, "volley %s: %s '%s': expected IP:PORT or [IPv6]:PORT: %s\n",
                     cmd, o->name, v, why);
             return -1;
         }
@@ -324,12 +336,12 @@ static int config_set(struct vl_config *c, const char *cmd, const struct config_
         return 0;
     case CK_NET:
         if (c->allow_count == VL_ALLOW_NETS_MAX) {
-            fprintf(stderr, "volley %s: --allow: more than %u networks\n", cmd,
+            fprintf(err, "volley %s: --allow: more than %u networks\n", cmd,
                     VL_ALLOW_NETS_MAX);
             return -1;
         }
         if (vl_net_parse(v, &c->allow[c->allow_count], &why) != 0) {
-            fprintf(stderr, "volley %s: --allow '%s': expected IP/LEN (CIDR) or IP: %s\n",
+            fprintf(err, "volley %s: --allow '%s': expected IP/LEN (CIDR) or IP: %s\n",
                     cmd, v, why);
             return -1;
         }
@@ -349,9 +361,8 @@ static int config_set(struct vl_config *c, const char *cmd, const struct config_
         return 0;
     }
     case CK_TLS:
-        if (strcmp(v, "may") && strcmp(v, "none"))
+        if (vl_tls_level_parse(v, (enum vl_tls_level *)field) != 0)
             break;
-        *(enum vl_tls_level *)field = !strcmp(v, "may") ? VL_TLS_MAY : VL_TLS_NONE;
         return 0;
     }
     static const char *const expect[] = {
@@ -359,25 +370,98 @@ static int config_set(struct vl_config *c, const char *cmd, const struct config_
         [CK_DUR] = "a duration: a number and a unit ms, s, m, h or d, like 30s, 1.5m, 5d "
                    "(no sign, exponent, nan or inf; at most 36500d)",
         [CK_SCALE] = "a number > 0 and <= 100", [CK_HOSTPORT] = "HOST:PORT",
-        [CK_TLS] = "'may' or 'none' (encrypt and verify are not supported yet)",
+        [CK_TLS] = "one of none, may, encrypt, verify",
         [CK_SIZE] = "a size in bytes, with an optional k or M, at most 64M",
     };
     if (o->kind == CK_UINT || o->kind == CK_PORT)
-        fprintf(stderr, "volley %s: %s '%s': expected a whole number from %lu to %lu\n",
+        fprintf(err, "volley %s: %s '%s': expected a whole number from %lu to %lu\n",
                 cmd, o->name, v, o->lo, o->hi);
     else
-        fprintf(stderr, "volley %s: %s '%s': expected %s\n", cmd, o->name, v, expect[o->kind]);
+        fprintf(err, "volley %s: %s '%s': expected %s\n", cmd, o->name, v, expect[o->kind]);
     return -1;
 }
 
-int vl_config_parse(struct vl_config *c, const char *cmd, int argc, char **argv,
-                    char **rest, int *rest_n)
+static bool config_list_reset_kind(enum config_kind k)
+{
+    return k == CK_ROUTE || k == CK_NET || k == CK_ALLOW || k == CK_LISTEN || k == CK_LISTEN_TLS;
+}
+
+/* Forget the file's entries of a repeatable option (the command line gives its own). */
+static void config_list_reset(struct vl_config *c, enum config_kind k)
+{
+    switch (k) {
+    case CK_ROUTE:  c->route_count = 0; break;
+    case CK_NET:    c->allow_count = 0; break;
+    case CK_ALLOW:  c->allow_dest = 0; break;
+    case CK_LISTEN:
+    case CK_LISTEN_TLS:
+        c->listen_count = 0;
+        c->listen = NULL;
+        break;
+    default: break;
+    }
+}
+
+/* A command-line option by name ("--retry-base"), or NULL. */
+static const struct config_opt *config_opt_find(const char *name, size_t len)
+{
+    for (size_t k = 0; k < sizeof config_opts / sizeof config_opts[0]; k++)
+        if (strlen(config_opts[k].name) == len && !strncmp(name, config_opts[k].name, len))
+            return &config_opts[k];
+    return NULL;
+}
+
+int vl_config_set_option(struct vl_config *c, const char *cmd, const char *name,
+                         const char *v, FILE *err)
+{
+    const struct config_opt *o = config_opt_find(name, strlen(name));
+    if (!o)
+        return 1;
+    if (o->kind == CK_FLAG) {
+        if (v && strcmp(v, "true") && strcmp(v, "false")) {
+            fprintf(err, "volley %s: %s: expected true or false\n", cmd, o->name);
+            return -1;
+        }
+        *(bool *)((char *)c + o->off) = !v || !strcmp(v, "true");
+        return 0;
+    }
+    return config_set(c, cmd, o, v, err);
+}
+
+bool vl_config_option_takes_value(const char *name)
+{
+    const struct config_opt *o = config_opt_find(name, strlen(name));
+    return o && o->kind != CK_FLAG;
+}
+
+bool vl_config_option_repeats(const char *name)
+{
+    const struct config_opt *o = config_opt_find(name, strlen(name));
+    return o && (o->kind == CK_ROUTE || o->kind == CK_NET || o->kind == CK_LISTEN ||
+                 o->kind == CK_LISTEN_TLS || o->kind == CK_ALLOW);
+}
+
+size_t vl_config_option_count(void) { return sizeof config_opts / sizeof config_opts[0]; }
+const char *vl_config_option_name(size_t i)
+{
+    return i < vl_config_option_count() ? config_opts[i].name : NULL;
+}
+
+int vl_config_parse_args(struct vl_config *c, const char *cmd, int argc, char **argv,
+                         char **rest, int *rest_n, FILE *err)
 {
     *rest_n = 0;
+    bool cli_list[CK_LISTEN_TLS + 1] = { false };   /* the command line took this list over */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const struct config_opt *o = NULL;
         const char *inline_v = NULL;
+        if (!strcmp(a, "--config")) {
+            i++;
+            continue;
+        }
+        if (!strncmp(a, "--config=", 9))
+            continue;
         for (size_t k = 0; k < sizeof config_opts / sizeof config_opts[0]; k++) {
             size_t n = strlen(config_opts[k].name);
             if (!strncmp(a, config_opts[k].name, n) && (a[n] == '\0' || a[n] == '=')) {
@@ -393,48 +477,84 @@ int vl_config_parse(struct vl_config *c, const char *cmd, int argc, char **argv,
         const char *v = inline_v;
         if (o->kind != CK_FLAG && !v) {
             if (i + 1 >= argc) {
-                fprintf(stderr, "volley %s: %s needs a value\n", cmd, o->name);
+                fprintf(err, "volley %s: %s needs a value\n", cmd, o->name);
                 return -1;
             }
             v = argv[++i];
         }
-        if (config_set(c, cmd, o, v) != 0)
-            return -1;
-    }
-    if (c->retry_ms_base == 0 || c->retry_ms_max < c->retry_ms_base) {
-        fprintf(stderr, "volley %s: --retry-base must be > 0 and <= --retry-max\n", cmd);
-        return -1;
-    }
-    if (c->age_ms_max == 0) {
-        fprintf(stderr, "volley %s: --max-age must be > 0\n", cmd);
-        return -1;
-    }
-    if (c->host_fail_ms_min == 0 || c->host_fail_ms_min > 24ull * 3600 * 1000) {
-        fprintf(stderr, "volley %s: --host-backoff must be > 0 and at most 1d\n", cmd);
-        return -1;
-    }
-    for (unsigned i = 0; i < c->listen_count; i++)
-        if (c->listen_tls[i] && !c->tls_cert) {
-            fprintf(stderr, "volley %s: --listen-tls needs --tls-cert\n", cmd);
-            return -1;
+        /* A repeatable option on the command line replaces the file's list. */
+        if (c->config_path && config_list_reset_kind(o->kind) && !cli_list[o->kind]) {
+            config_list_reset(c, o->kind);
+            cli_list[o->kind] = true;
+            if (o->kind == CK_LISTEN || o->kind == CK_LISTEN_TLS)
+                cli_list[CK_LISTEN] = cli_list[CK_LISTEN_TLS] = true;
         }
-    if (c->auth_file && !c->tls_cert) {
-        fprintf(stderr, "volley %s: --auth-file needs --tls-cert (AUTH only inside TLS)\n", cmd);
-        return -1;
+        if (config_set(c, cmd, o, v, err) != 0)
+            return -1;
     }
-    if (c->tls_key && !c->tls_cert) {
-        fprintf(stderr, "volley %s: --tls-key needs --tls-cert\n", cmd);
-        return -1;
+    return vl_config_check(c, cmd, err) == 0 ? 0 : -1;
+}
+
+
+/* One rule between options; prints what is wrong. */
+#define CHECK_RULE(cond, ...)                       \
+    do {                                            \
+        if (!(cond)) {                              \
+            fprintf(err, "volley %s: ", cmd);       \
+            fprintf(err, __VA_ARGS__);              \
+            fputc('\n', err);                       \
+            bad++;                                  \
+        }                                           \
+    } while (0)
+
+unsigned vl_config_check(const struct vl_config *c, const char *cmd, FILE *err)
+{
+    unsigned bad = 0;
+    CHECK_RULE(c->retry_ms_base > 0 && c->retry_ms_max >= c->retry_ms_base,
+               "--retry-base must be > 0 and <= --retry-max");
+    CHECK_RULE(c->age_ms_max > 0, "--max-age must be > 0");
+    CHECK_RULE(c->host_fail_ms_min > 0 && c->host_fail_ms_min <= 24ull * 3600 * 1000,
+               "--host-backoff must be > 0 and at most 1d");
+    bool listen_tls = false;
+    for (unsigned i = 0; i < c->listen_count; i++)
+        listen_tls |= c->listen_tls[i];
+    CHECK_RULE(!listen_tls || c->tls_cert, "--listen-tls needs --tls-cert");
+    CHECK_RULE(!c->auth_file || c->tls_cert,
+               "--auth-file needs --tls-cert (AUTH only inside TLS)");
+    CHECK_RULE(!c->tls_key || c->tls_cert, "--tls-key needs --tls-cert");
+    CHECK_RULE(c->intake_ms_timeout > 0 && c->intake_ms_timeout <= 3600ull * 1000,
+               "--intake-timeout must be > 0 and at most 1h");
+    CHECK_RULE(c->connect_ms_timeout > 0, "--connect-timeout must be > 0");
+    CHECK_RULE(!c->tls_ca_file || access(c->tls_ca_file, R_OK) == 0,
+               "--tls-ca-file '%s': cannot read it", c->tls_ca_file ? c->tls_ca_file : "");
+    CHECK_RULE(c->tls_fallback_ms <= 7ull * 86400 * 1000, "--tls-fallback must be at most 7d");
+    return bad;
+}
+#undef CHECK_RULE
+
+int vl_tls_level_parse(const char *s, enum vl_tls_level *out)
+{
+    static const struct { const char *name; enum vl_tls_level level; } levels[] = {
+        { "none", VL_TLS_NONE }, { "may", VL_TLS_MAY },
+        { "encrypt", VL_TLS_ENCRYPT }, { "verify", VL_TLS_VERIFY },
+    };
+    for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++)
+        if (!strcmp(s, levels[i].name)) {
+            *out = levels[i].level;
+            return 0;
+        }
+    return -1;
+}
+
+const char *vl_tls_level_name(enum vl_tls_level l)
+{
+    switch (l) {
+    case VL_TLS_NONE: return "none";
+    case VL_TLS_MAY: return "may";
+    case VL_TLS_ENCRYPT: return "encrypt";
+    case VL_TLS_VERIFY: return "verify";
     }
-    if (c->intake_ms_timeout == 0 || c->intake_ms_timeout > 3600ull * 1000) {
-        fprintf(stderr, "volley %s: --intake-timeout must be > 0 and at most 1h\n", cmd);
-        return -1;
-    }
-    if (c->connect_ms_timeout == 0) {
-        fprintf(stderr, "volley %s: --connect-timeout must be > 0\n", cmd);
-        return -1;
-    }
-    return 0;
+    return "?";
 }
 
 unsigned vl_config_shards_default(void)

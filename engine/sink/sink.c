@@ -39,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "rx.h"
 #include "sink_int.h"
 #include "tls_stream.h"
@@ -70,6 +71,10 @@ struct sink_conn {
     bool closing, close_after_send, reading, sending, delayed, in_body;
     bool tls_start;                             /* STARTTLS 220 being sent: handshake next */
     struct tls_stream *tls;                       /* after STARTTLS; NULL = plaintext */
+    bool tls_broken;                            /* --tls-break: the next bytes get an alert */
+    bool model_refused;                         /* --model: the banner defers, then close */
+    bool model_open;                            /* --model: counted open for model_slot */
+    int model_slot;
     rx_timer_t delay_timer;
     uint32_t in_len, in_off, out_len;
     uint32_t cmds_this_read, txns;
@@ -310,6 +315,8 @@ static void conn_account(struct sink_conn *c, const struct sink_pending *p, uint
         break;
     case SMTP_SCMD_DOT:
         if (ok) {
+            if (t->sh->model)
+                sink_model_delivered(t->sh->model, c->model_slot);
             STAT_ADD(t, transactions, 1);
             STAT_ADD(t, bytes, p->msg_bytes);
             save_commit(c);
@@ -377,6 +384,17 @@ static bool conn_event(struct sink_conn *c, const struct smtp_server_event *ev)
     if (ev->type == SMTP_SEV_COMMAND && ev->cmd != SMTP_SCMD_BANNER) {
         c->cmds_this_read++;
         STAT_ADD(c->t, commands, 1);
+    }
+    struct sink_model *model = c->t->sh->model;
+    if (model && (ev->cmd == SMTP_SCMD_EHLO || ev->cmd == SMTP_SCMD_HELO) && ev->arg)
+        sink_model_helo(model, c->model_slot, ev->arg, ev->arg_len);
+    if (model && ((ev->cmd == SMTP_SCMD_BANNER && c->model_refused) ||
+                  (ev->cmd == SMTP_SCMD_MAIL && p->reply.code < 400 &&
+                   !sink_model_msg(model, c->model_slot, vl_clock_mono_ms())))) {
+        const char *text;
+        p->reply.code = sink_model_reply(model, &text);   /* 421 closes after it is sent */
+        snprintf(p->reply.text, sizeof p->reply.text, "%s", text);
+        return conn_answer(c);
     }
     if (ev->cmd == SMTP_SCMD_STARTTLS && p->reply.code < 400 && !c->t->tls_ctx) {
         p->reply.code = 454;                    /* the TLS seam: no TLS configured */
@@ -565,6 +583,10 @@ static int conn_tls_begin(struct sink_conn *c)
 {
     c->tls_start = false;
     c->in_len = c->in_off = 0;
+    if (c->t->sh->conf->tls_break) {
+        c->tls_broken = true;
+        return 0;
+    }
     int rc = tls_stream_create(&c->tls, c->t->tls_ctx);
     if (rc < 0)
         conn_close(c);
@@ -586,6 +608,18 @@ static void conn_cb(struct rx *rx, const struct rx_event *ev)
             return;
         }
         STAT_ADD(t, reads, 1);
+        if (c->tls_broken) {
+            /* --tls-break: the ClientHello gets a TLS 1.2 record with a fatal
+             * internal_error alert (RFC 5246 7.2: level 2, description 80). */
+            static const char alert[] = { 0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x50 };
+            memcpy(c->out, alert, sizeof alert);
+            c->out_len = sizeof alert;
+            c->close_after_send = true;
+            c->tls_broken = false;
+            STAT_ADD(t, tls_broken, 1);
+            conn_flush(c);
+            return;
+        }
         if (!c->tls)
             c->in_len += (uint32_t)ev->res;
         else if (tls_stream_received(c->tls, (size_t)ev->res) < 0) {
@@ -612,6 +646,9 @@ static void conn_cb(struct rx *rx, const struct rx_event *ev)
         break;
     case RX_OP_CLOSE:
         STAT_ADD(t, connections_closed, 1);
+        if (c->model_open)
+            sink_model_conn_close(t->sh->model, c->model_slot);
+        c->model_open = false;
         tls_stream_destroy(c->tls);
         c->tls = NULL;
         t->free_conns[t->free_count++] = (uint32_t)(c - t->conns);
@@ -644,6 +681,16 @@ static void conn_start(struct sink_thread *t, int fd)
     c->id = ++t->conn_seq;
     c->save_fd = -1;
     smtp_server_init(&c->srv, &t->sh->conf->smtp);
+    c->model_slot = -1;
+    if (t->sh->model) {
+        struct sockaddr_storage peer;
+        socklen_t plen = sizeof peer;
+        if (getpeername(fd, (struct sockaddr *)&peer, &plen) == 0) {
+            c->model_open = sink_model_conn_open(t->sh->model, (struct sockaddr *)&peer,
+                                                 vl_clock_mono_ms(), &c->model_slot);
+            c->model_refused = !c->model_open;
+        }
+    }
     STAT_ADD(t, connections, 1);
     conn_pump(c);                               /* the banner */
 }

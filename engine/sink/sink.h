@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "sink_model.h"
 #include "smtp_server.h"
 
 #ifdef __cplusplus
@@ -66,6 +67,9 @@ struct sink_conf {
     bool json;
     const char *save_dir;                /* NULL = don't save */
     const char *tls_cert, *tls_key;      /* PEM files: offer STARTTLS; NULL = no TLS */
+    bool tls_break;                      /* --tls-break: every handshake gets a fatal alert */
+    bool model_on;                       /* --model FILE: throttle like a provider */
+    struct sink_model_conf model;
     uint64_t seed;
     struct smtp_server_conf smtp;        /* hostname, SIZE, PIPELINING, 8BITMIME ... */
     struct sink_rule rules[SINK_RULES_MAX];

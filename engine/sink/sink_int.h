@@ -24,11 +24,13 @@ struct sink_stats {
     uint64_t commands, reads, pipelined_reads, max_cmds_per_read;
     uint64_t faults_reply, faults_delay, faults_disconnect;
     uint64_t saved, save_errors, timeouts, tls_sessions;
+    uint64_t tls_broken;                        /* --tls-break: handshakes failed on purpose */
     uint64_t replies[SINK_CODES];
 };
 
 struct sink_shared {
     const struct sink_conf *conf;
+    struct sink_model *model;                   /* --model: shared by the threads (mutex) */
     uint64_t rule_seen[SINK_RULES_MAX];         /* atomics: every/nth count across threads */
     pthread_barrier_t started;
 };

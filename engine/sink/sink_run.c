@@ -108,7 +108,7 @@ static void stats_print(struct sink_thread *th, const struct sink_conf *cf, cons
         SUM(transactions); SUM(rcpts); SUM(bytes); SUM(messages_rejected); SUM(commands);
         SUM(reads); SUM(pipelined_reads); SUM(faults_reply); SUM(faults_delay);
         SUM(faults_disconnect); SUM(saved); SUM(save_errors); SUM(timeouts);
-        SUM(tls_sessions);
+        SUM(tls_sessions); SUM(tls_broken);
 #undef SUM
         uint64_t m = STAT_GET(t, max_cmds_per_read);
         s.max_cmds_per_read = m > s.max_cmds_per_read ? m : s.max_cmds_per_read;
@@ -120,24 +120,31 @@ static void stats_print(struct sink_thread *th, const struct sink_conf *cf, cons
           "\"connections_refused\":%llu,\"transactions\":%llu,\"rcpts\":%llu,\"bytes\":%llu,"
           "\"messages_rejected\":%llu,\"commands\":%llu,\"reads\":%llu,\"pipelined_reads\":%llu,"
           "\"max_cmds_per_read\":%llu,\"saved\":%llu,\"save_errors\":%llu,\"timeouts\":%llu,"
-          "\"tls_sessions\":%llu,\"faults\":{\"reply\":%llu,\"delay\":%llu,\"disconnect\":%llu},"
+          "\"tls_sessions\":%llu,\"tls_broken\":%llu,\"faults\":{\"reply\":%llu,\"delay\":%llu,\"disconnect\":%llu},"
           "\"replies\":{"
         : "sink: stats why=%s connections=%llu open=%llu refused=%llu transactions=%llu "
           "rcpts=%llu bytes=%llu rejected=%llu commands=%llu reads=%llu pipelined_reads=%llu "
           "max_cmds_per_read=%llu saved=%llu save_errors=%llu timeouts=%llu tls_sessions=%llu "
+          "tls_broken=%llu "
           "faults_reply=%llu faults_delay=%llu faults_disconnect=%llu replies=";
     typedef unsigned long long ull;
     printf(fmt, why, (ull)s.connections, (ull)(s.connections - s.connections_closed),
            (ull)s.connections_refused, (ull)s.transactions, (ull)s.rcpts, (ull)s.bytes,
            (ull)s.messages_rejected, (ull)s.commands, (ull)s.reads, (ull)s.pipelined_reads,
            (ull)s.max_cmds_per_read, (ull)s.saved, (ull)s.save_errors, (ull)s.timeouts,
-           (ull)s.tls_sessions, (ull)s.faults_reply, (ull)s.faults_delay, (ull)s.faults_disconnect);
+           (ull)s.tls_sessions, (ull)s.tls_broken, (ull)s.faults_reply, (ull)s.faults_delay,
+           (ull)s.faults_disconnect);
     const char *sep = "";
     for (uint32_t c = 0; c < SINK_CODES; c++) {
         if (!s.replies[c])
             continue;
         printf(cf->json ? "%s\"%u\":%llu" : "%s%u:%llu", sep, c, (ull)s.replies[c]);
         sep = cf->json ? "," : ",";
+    }
+    struct sink_model *model = cf->threads ? th[0].sh->model : NULL;
+    if (model) {                                /* per client address: the provider model */
+        fputs(cf->json ? "},\"model\":{" : " model=", stdout);
+        sink_model_print(model, stdout, cf->json);
     }
     printf(cf->json ? "}}\n" : "\n");
     fflush(stdout);
@@ -188,6 +195,10 @@ int sink_run(const struct sink_conf *cf)
     pthread_sigmask(SIG_BLOCK, &set, NULL);     /* inherited by the reactor threads */
     signal(SIGPIPE, SIG_IGN);
     struct sink_shared sh = { .conf = cf };
+    if (cf->model_on && sink_model_create(&sh.model, &cf->model) < 0) {
+        fprintf(stderr, "volley sink: out of memory for the model\n");
+        return -ENOMEM;
+    }
     struct sink_thread *th = calloc(cf->threads, sizeof *th);
     if (!th)
         return -ENOMEM;
@@ -236,6 +247,7 @@ int sink_run(const struct sink_conf *cf)
         if (th[k].rc < 0)
             rc = th[k].rc;
     pthread_barrier_destroy(&sh.started);
+    sink_model_destroy(sh.model);
     threads_free(th, cf->threads, cf->listen_count);
     return rc;
 }

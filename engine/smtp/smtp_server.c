@@ -112,6 +112,11 @@ bool smtp_server_authed(const struct smtp_server *s)
     return s->flags & SS_F_AUTHED;
 }
 
+bool smtp_server_in_data(const struct smtp_server *s)
+{
+    return s->state == SS_DATA || s->state == SS_CHUNK;
+}
+
 void smtp_server_tls_started(struct smtp_server *s)
 {
     bool greeting = s->state == SS_BANNER;    /* implicit TLS: before the greeting */

@@ -185,6 +185,11 @@ size_t smtp_server_answer(struct smtp_server *s, const struct smtp_server_reply 
 /** True once an AUTH was answered 235 (until TLS restarts the session). */
 bool smtp_server_authed(const struct smtp_server *s);
 
+/** True while message content is awaited: after DATA's 354 until the final
+ *  dot, or a BDAT chunk's octets (the DATA block deadline of RFC 5321
+ *  4.5.3.2 applies there, the command deadline elsewhere). */
+bool smtp_server_in_data(const struct smtp_server *s);
+
 /** After the TLS handshake: forget the EHLO state (RFC 3207 4.2). Called
  *  before the greeting (implicit TLS, RFC 8314), the session simply starts
  *  encrypted: the greeting is still the first event. */

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "volley/hostport.h"
 #include "volley/limits.h"
@@ -33,12 +34,27 @@ struct vl_route {
     struct vl_hostport to;    /* host name or IP address, and port */
 };
 
-/* STARTTLS policy (PROTOCOL.md 1.12). Only the levels below exist so far. */
+/* STARTTLS policy (PROTOCOL.md 1.12; issue 14). */
 enum vl_tls_level {
     VL_TLS_MAY,           /* default on port 25: STARTTLS when offered, no certificate
-                             check, plaintext when not offered or refused (454) */
+                             check, plaintext when not offered or refused (454), and
+                             when the handshake failed (that host is remembered for
+                             tls_fallback_ms and gets plaintext at once) */
     VL_TLS_NONE,          /* never send STARTTLS */
+    VL_TLS_ENCRYPT,       /* STARTTLS required (else 451 4.7.0), no certificate check */
+    VL_TLS_VERIFY,        /* STARTTLS required, the chain checked against the system
+                             store (or tls_ca_file) and the MX name: else 451 4.7.5 */
 };
+
+#define VL_TLS_LEVEL_COUNT 4
+
+/** "none" | "may" | "encrypt" | "verify". @return 0, or -1 (*@p out untouched). */
+int vl_tls_level_parse(const char *s, enum vl_tls_level *out);
+/** The level's name (static). */
+const char *vl_tls_level_name(enum vl_tls_level l);
+
+struct vl_shaping;                /* policy/shaping.h: destination policies, egress */
+struct vl_config_owned;           /* strings and tables a config file brought */
 
 struct bounce_rules;                  /* engine/bounce/bounce.h */
 
@@ -122,6 +138,14 @@ struct vl_config {
                                          event is stored in the shard's outbox (queue.h) in
                                          the transaction that records the outcome */
     char ehlo_buf[256];
+    /* Configuration file and TLS policy (issue 14; engine/policy/config_file.c). */
+    const char *config_path;          /* --config FILE, or NULL */
+    const char *tls_ca_file;          /* --tls-ca-file: level verify trusts these CAs (PEM)
+                                         instead of the system store */
+    uint64_t tls_fallback_ms;         /* --tls-fallback: level may, a host whose handshake
+                                         failed gets plaintext this long; default 1h */
+    const struct vl_shaping *shaping; /* the file's shaping and egress blocks, or NULL */
+    struct vl_config_owned *owned;    /* what the file's values live in: vl_config_fini() */
 };
 
 /** Defaults for every field. */
@@ -133,6 +157,42 @@ void vl_config_defaults(struct vl_config *c);
  *  Returns 0, or -1 after printing "volley CMD: <what is wrong>" on stderr. */
 int vl_config_parse(struct vl_config *c, const char *cmd, int argc, char **argv,
                     char **rest, int *rest_n);
+
+/** Check the rules between options (after every option is set): prints one
+ *  "volley CMD: ..." line per broken rule to @p err. @return how many. */
+unsigned vl_config_check(const struct vl_config *c, const char *cmd, FILE *err);
+
+/** Set one command-line option by name ("--retry-base") to @p v (NULL or
+ *  "true"/"false" for a flag). Errors go to @p err as "volley CMD: ...".
+ *  @return 0, -1 bad value, 1 no such option. */
+int vl_config_set_option(struct vl_config *c, const char *cmd, const char *name,
+                         const char *v, FILE *err);
+/** Does option @p name take a value / may it repeat? (false if unknown) */
+bool vl_config_option_takes_value(const char *name);
+bool vl_config_option_repeats(const char *name);
+/** The command-line options, by index (for "did you mean"). */
+size_t vl_config_option_count(void);
+const char *vl_config_option_name(size_t i);
+
+/** Load the configuration file @p path into @p c (over what it holds: call
+ *  vl_config_defaults() first), validating every key and value. Prints every
+ *  error as "PATH:LINE: what is wrong" to @p err (unknown keys with a "did
+ *  you mean"). Strings live until vl_config_fini(). @return the number of
+ *  errors (0: @p c is complete and valid; else @p c is unusable). */
+unsigned vl_config_load_file(struct vl_config *c, const char *path, FILE *err);
+
+/** Free what vl_config_load_file() allocated. The config is unusable after. */
+void vl_config_fini(struct vl_config *c);
+
+/** The options of argv over @p c as it is (no --config: skipped), then the
+ *  rules between options (vl_config_check); errors to @p err. A repeatable
+ *  option given here replaces a loaded file's list. @return 0 or -1. */
+int vl_config_parse_args(struct vl_config *c, const char *cmd, int argc, char **argv,
+                         char **rest, int *rest_n, FILE *err);
+
+/** vl_config_parse(), with the errors to @p err instead of stderr. */
+int vl_config_parse_err(struct vl_config *c, const char *cmd, int argc, char **argv,
+                        char **rest, int *rest_n, FILE *err);
 
 /** Online cores, capped at VL_SHARDS_MAX: the shard count of a new queue. */
 unsigned vl_config_shards_default(void);

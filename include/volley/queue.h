@@ -229,6 +229,31 @@ unsigned vl_queue_shard_of(const struct vl_queue *q, const char *domain, size_t 
 int vl_queue_enqueue(struct vl_queue *q, const struct vl_queue_new_msg *m,
                      uint64_t now_ms, uint64_t *msg_id_out);
 
+/** A fresh message id for vl_queue_enqueue_id() (unique in this queue
+ *  unless another process enqueues in the same millisecond with the same
+ *  20-bit salt: then the enqueue says -EEXIST). Thread: any. */
+uint64_t vl_queue_msg_id_new(struct vl_queue *q, uint64_t now_ms);
+
+/** vl_queue_enqueue() under the id @p id from vl_queue_msg_id_new(), which
+ *  the body may already name (the intake's Received: line). @return as
+ *  vl_queue_enqueue(), or -EEXIST if that id is taken: nothing was queued,
+ *  take a new id and retry. Thread: any. */
+int vl_queue_enqueue_id(struct vl_queue *q, const struct vl_queue_new_msg *m,
+                        uint64_t now_ms, uint64_t id);
+
+/** Enqueue @p n messages as vl_queue_enqueue() would one by one (durable on
+ *  return, all or nothing per message), but every message whose recipients
+ *  all live in one shard joins that shard's batch: one write request per
+ *  shard carries the batch into one group commit, so a caller with many
+ *  small messages (the HTTP API's personalised bodies) pays one commit per
+ *  shard instead of one per message. Messages spanning shards go one by
+ *  one. A batch shares its transaction: if it fails, each of its messages
+ *  gets the error (none of them is queued). Thread: any.
+ *  @return 0 if every message was queued, else the first error; per message
+ *  @p rcs[i] (0 or as vl_queue_enqueue) and @p ids[i] (0 when not queued). */
+int vl_queue_enqueue_many(struct vl_queue *q, const struct vl_queue_new_msg *m, size_t n,
+                          uint64_t now_ms, uint64_t *ids, int *rcs);
+
 /** Have @p fn(@p arg) called after every vl_queue_enqueue() of this process
  *  that committed recipients into shard @p s: from the enqueuing thread, with
  *  the shard's commit lock held, so @p fn must only signal (set a flag, wake a
@@ -250,6 +275,15 @@ void vl_queue_shard_notify_set(struct vl_queue_shard *s, void (*fn)(void *arg), 
  *  record, is malformed), VL_E_STORAGE. */
 int vl_queue_lease(struct vl_queue_shard *s, uint64_t now_ms, size_t max,
                    struct vl_queue_batch **out);
+
+/** vl_queue_lease(), passing over recipients whose (lowercased) domain
+ *  @p skip says to leave in the queue for now (shaping: a destination that
+ *  already has enough in flight), at most VL_QUEUE_LEASE_SKIPS_MAX of them per
+ *  call (the scan stays bounded). @p skip NULL: vl_queue_lease(). */
+#define VL_QUEUE_LEASE_SKIPS_MAX 16384u
+int vl_queue_lease_skip(struct vl_queue_shard *s, uint64_t now_ms, size_t max,
+                        bool (*skip)(void *ctx, const char *domain, size_t len), void *ctx,
+                        struct vl_queue_batch **out);
 
 /** Free @p b and drop the leases of its recipients not completed yet (they are
  *  leasable again). Thread: the shard's owner. NULL is a no-op. */

@@ -1,7 +1,8 @@
 """fbl_report.py - a feedback loop end to end (issue 16): `volley run --listen
 --fbl-address fbl@volley.test --events-webhook ...`; an ISP's ARF report
 (RFC 5965) mailed to that address over SMTP is taken (250, nothing queued),
-the complained-about recipient is recorded in DATA/complaints (JSON line), and
+the complained-about recipient is suppressed (`volley suppress ls`: reason
+complaint) and recorded in DATA/complaints (JSON line), and
 a signed webhook batch brings the "complaint" event (with its event_id and
 fields from the report). Not a report: 550 5.6.0 naming why. Mail to the FBL
 address together with another recipient is queued as usual."""
@@ -93,6 +94,13 @@ def case_report_to_event():
         check(len(recs) == 1 and recs[0]["rcpt"] == "Reader.One@Dest.Example"
               and recs[0]["feedback_type"] == "abuse" and recs[0]["event"] == "complaint",
               "DATA/complaints: %r" % recs)
+        import subprocess
+        from sink_lib import volley_bin
+        r = subprocess.run([volley_bin(), "suppress", "ls", "--data", it.data],
+                           capture_output=True, text=True, timeout=30)
+        check(r.returncode == 0 and any(l.lower().startswith("reader.one@dest.example,")
+                                        and "complaint" in l for l in r.stdout.splitlines()),
+              "suppression list: %d %r %r" % (r.returncode, r.stdout, r.stderr))
         wait_for(lambda: any(e.get("event") == "complaint" for _, e in recv.stored_events()),
                  "the complaint event at the webhook")
         ev = [e for _, e in recv.stored_events() if e.get("event") == "complaint"]

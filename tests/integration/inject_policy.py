@@ -2,17 +2,24 @@
 (loopback by default, --allow NET replaces it), --max-msg-size (552 5.3.4),
 --max-rcpts-per-msg (452 4.5.3), command line length (500 5.5.2),
 --max-conns-per-ip (421 4.7.0), --intake-timeout (421 4.4.2, also mid-DATA),
+separate command and DATA deadlines (--intake-cmd-timeout, --intake-data-timeout,
+RFC 5321 4.5.3.2: a pause in DATA longer than the command deadline is fine; a
+stalled DATA or BDAT chunk ends at the DATA deadline), --intake-mem-max (the
+sessions' buffered message octets: a new DATA, a message outgrowing it, or a
+BDAT chunk past it get 452 4.3.1, and what was answered 250 is delivered),
 too many bad commands (421 4.7.0), smuggling attempts (bare LF, '\\n.\\n',
 '\\r.\\r': 550 5.6.0 after the real end, nothing queued, nothing smuggled), a
 client that vanishes mid-DATA (nothing queued). Each case ends by checking
 what reached the sink: exactly the messages that got a 250.
 INJECT_CASE=name runs one case."""
 import os
+import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from inject_lib import Intake, QUEUED_RE, check, run_cases, txn  # noqa: E402
+from inject_lib import Intake, QUEUED_RE, check, run_cases, txn, volley_bin  # noqa: E402
 
 MSG = (b"Date: Sun, 06 Dec 2026 05:00:00 +0000\r\nMessage-ID: <p@src.test>\r\n"
        b"From: s@src.test\r\nSubject: policy\r\n\r\nbody\r\n")
@@ -189,6 +196,151 @@ def case_deadline():
         it.close()
 
 
+def case_deadlines_split():
+    # command deadline 1s, DATA deadline 30s
+    it = Intake(["--intake-cmd-timeout", "1s", "--intake-data-timeout", "30s"])
+    try:
+        idle = it.client()
+        hello(idle)
+        c = it.client()
+        hello(c)
+        c.send("MAIL FROM:<s@src.test>", "RCPT TO:<r@dst.test>", "DATA")
+        c.expect(250, "MAIL")
+        c.expect(250, "RCPT")
+        c.expect(354, "DATA")
+        c.send_raw(MSG[:40])
+        time.sleep(2.5)                       # longer than the command deadline: still DATA
+        c.send_raw(MSG[40:] + b".\r\n")
+        lines = c.expect(250, "the dot after a pause in DATA longer than the command deadline")
+        check(QUEUED_RE.search(lines[0]), "no queue id: %r" % lines)
+        lines = c.expect(421, "idle after the dot: the command deadline again")
+        check(lines[0].startswith("421 4.4.2"), "text: %r" % lines)
+        lines = idle.expect(421, "idle client at the command deadline")
+        check(lines[0].startswith("421 4.4.2"), "text: %r" % lines)
+        check(idle.closed(), "not closed after the command deadline")
+        settle(it, 1, "deadlines: cmd 1s, data 30s")
+    finally:
+        it.close()
+    # command deadline 30s, DATA deadline 1s: a stall in DATA or in a BDAT chunk
+    # ends within the 10 s read timeout; a 2.5 s pause between commands does not
+    it = Intake(["--intake-cmd-timeout", "30s", "--intake-data-timeout", "1s"])
+    try:
+        c = it.client()
+        hello(c)
+        time.sleep(2.5)
+        code, lines = txn(c, "s@src.test", ["r@dst.test"], MSG, ehlo=None)
+        check(code == 250, "after a 2.5 s pause between commands: %s %r" % (code, lines))
+        d = it.client()
+        hello(d)
+        d.send("MAIL FROM:<s@src.test>", "RCPT TO:<r@dst.test>", "DATA")
+        d.expect(250, "MAIL")
+        d.expect(250, "RCPT")
+        d.expect(354, "DATA")
+        d.send_raw(MSG[:40])
+        lines = d.expect(421, "stalled DATA at the DATA deadline")
+        check(lines[0].startswith("421 4.4.2"), "text: %r" % lines)
+        b = it.client()
+        hello(b)
+        b.send("MAIL FROM:<s@src.test>", "RCPT TO:<r@dst.test>")
+        b.expect(250, "MAIL")
+        b.expect(250, "RCPT")
+        b.send_raw(b"BDAT %d LAST\r\n" % len(MSG) + MSG[:20])
+        lines = b.expect(421, "stalled BDAT chunk at the DATA deadline")
+        check(lines[0].startswith("421 4.4.2"), "text: %r" % lines)
+        settle(it, 1, "deadlines: cmd 30s, data 1s")
+    finally:
+        it.close()
+
+
+def big_msg(n, tag):
+    line = b"x" * 76 + b"\r\n"
+    return (b"From: s@src.test\r\nSubject: " + tag + b"\r\n\r\n" + line * (n // len(line)))
+
+
+def open_data(it):
+    c = it.client()
+    hello(c)
+    c.send("MAIL FROM:<s@src.test>", "RCPT TO:<r@dst.test>", "DATA")
+    c.expect(250, "MAIL")
+    c.expect(250, "RCPT")
+    return c
+
+
+def case_mem_max():
+    it = Intake(["--intake-mem-max", "1M", "--max-msg-size", "4M"])
+    try:
+        a_msg = big_msg(600 * 1024, b"a")      # its buffer: 1 MiB, all of the bound
+        a = open_data(it)
+        a.expect(354, "DATA a")
+        a.send_raw(a_msg[:-100])
+        time.sleep(0.5)                         # a's content is read and buffered
+        b = open_data(it)
+        lines = b.expect(452, "DATA while another message holds the whole bound")
+        check(lines[0].startswith("452 4.3.1") and "--intake-mem-max" in lines[0],
+              "text: %r" % lines)
+        a.send_raw(a_msg[-100:] + b".\r\n")
+        a.expect(250, "a, within the bound")
+        b.send("DATA")                          # a's buffer was given back
+        b.expect(354, "DATA b after a's end")
+        b.send_raw(MSG + b".\r\n")
+        b.expect(250, "b")
+        # a message that outgrows the bound while another holds part of it
+        a.send("MAIL FROM:<s@src.test>", "RCPT TO:<r@dst.test>", "DATA")
+        a.expect(250, "MAIL")
+        a.expect(250, "RCPT")
+        a.expect(354, "DATA a2")
+        a2 = big_msg(300 * 1024, b"a2")         # 512 KiB buffered
+        a.send_raw(a2[:-100])
+        time.sleep(0.5)
+        c = open_data(it)
+        c.expect(354, "DATA c (room for its first buffer)")
+        c.send_raw(big_msg(700 * 1024, b"c") + b".\r\n")
+        lines = c.expect(452, "a message outgrowing the bound")
+        check(lines[0].startswith("452 4.3.1"), "text: %r" % lines)
+        # BDAT: a chunk past the bound is refused too (the transaction ends)
+        c.send("MAIL FROM:<s@src.test>", "RCPT TO:<r@dst.test>")
+        c.expect(250, "MAIL")
+        c.expect(250, "RCPT")
+        chunk = big_msg(700 * 1024, b"c2")
+        c.send_raw(b"BDAT %d\r\n" % len(chunk) + chunk)
+        lines = c.expect(452, "a BDAT chunk past the bound")
+        check(lines[0].startswith("452 4.3.1"), "text: %r" % lines)
+        c.send_raw(b"BDAT 0 LAST\r\n")
+        c.expect(503, "the transaction ended with the refused chunk")
+        a.send_raw(a2[-100:] + b".\r\n")
+        a.expect(250, "a2, within the bound")
+        check("evt=intake_mem_full" in it.stderr(), "no evt=intake_mem_full: %s" % it.stderr())
+        settle(it, 3, "mem_max")
+        subjects = sorted(m["content"].split(b"Subject: ")[1].split(b"\r\n")[0]
+                          for m in it.saved())
+        check(subjects == [b"a", b"a2", b"policy"], "delivered: %r" % subjects)
+    finally:
+        it.close()
+
+
+def case_intake_options_usage():
+    """Bad values of the intake's own options: exit 2, the option named, nothing else
+    said; --hold and --intake-* need --listen."""
+    d = tempfile.mkdtemp(prefix="volley-inject-usage-")
+    try:
+        for args, want in ((["--intake-mem-max", "10k"], "--intake-mem-max '10k'"),
+                           (["--intake-mem-max", "1T"], "--intake-mem-max '1T'"),
+                           (["--intake-cmd-timeout", "0"], "--intake-cmd-timeout '0'"),
+                           (["--intake-data-timeout", "2h"], "--intake-data-timeout '2h'"),
+                           (["--intake-data-timeout"], "--intake-data-timeout needs a value")):
+            r = subprocess.run([volley_bin(), "run", "--data", os.path.join(d, "q"), "--listen",
+                                "127.0.0.1:0"] + args, capture_output=True, text=True, timeout=30)
+            check(r.returncode == 2 and want in r.stderr and "unknown argument" not in r.stderr,
+                  "%r: exit %d %r" % (args, r.returncode, r.stderr))
+        for args in (["--hold"], ["--intake-cmd-timeout", "5s"]):
+            r = subprocess.run([volley_bin(), "run", "--data", os.path.join(d, "q")] + args,
+                               capture_output=True, text=True, timeout=30)
+            check(r.returncode == 2 and "--listen" in r.stderr,
+                  "%r without --listen: exit %d %r" % (args, r.returncode, r.stderr))
+    finally:
+        subprocess.run(["rm", "-rf", d])
+
+
 def case_bad_commands():
     it = Intake()
     try:
@@ -281,5 +433,7 @@ run_cases([("relay_default_loopback", case_relay_default_loopback),
            ("relay_denied", case_relay_denied), ("relay_allow_net", case_relay_allow_net),
            ("size", case_size), ("rcpts", case_rcpts), ("line_length", case_line_length),
            ("conns_per_ip", case_conns_per_ip), ("deadline", case_deadline),
+           ("deadlines_split", case_deadlines_split), ("mem_max", case_mem_max),
+           ("intake_options_usage", case_intake_options_usage),
            ("bad_commands", case_bad_commands), ("smuggling", case_smuggling),
            ("vanish_mid_data", case_vanish_mid_data), ("bad_addresses", case_bad_addresses)])

@@ -2,7 +2,10 @@
 only after STARTTLS (538 5.7.11 before it, and not in EHLO); a client outside
 --allow is refused relay (554 5.7.1) until it authenticates with PLAIN or LOGIN
 (smtplib), then it may relay and the Received: line says ESMTPSA; a wrong
-password gets 535 5.7.8; "*" cancels a LOGIN exchange (501); --auth-file
+password gets 535 5.7.8, later after each failure from the same address (the
+per-IP failure delay: 250 ms doubled per failure); crypt(3) runs off the
+intake's reactor (another client is served while an expensive hash is
+checked); "*" cancels a LOGIN exchange (501); --auth-file
 without --tls-cert is a usage error (exit 2), a bad file stops the start
 (exit 1). INJECT_CASE=name runs one case."""
 import base64
@@ -13,6 +16,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from inject_lib import Intake, QUEUED_RE, check, run_cases, volley_bin  # noqa: E402
@@ -125,6 +129,56 @@ def case_before_tls_and_cancel():
         it.close()
 
 
+def case_off_reactor_and_delay():
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt
+    # SHA-512 with 6,000,000 rounds: about 2 s per check on the CI machine
+    slow = crypt.crypt("tortoise", "$6$rounds=6000000$volleyslow$")
+    check(slow and slow.startswith("$6$rounds=6000000$"), "crypt(3) made %r" % slow)
+    users = os.path.join(TMP, "users-slow")
+    with open(users, "w") as f:
+        f.write(open(USERS).read() + "slow:%s\n" % slow)
+    it = Intake(["--tls-cert", CERT, "--tls-key", KEY, "--auth-file", users,
+                 "--allow", "10.0.0.0/8"])
+    try:
+        a = tls_client(it)
+        a.send("AUTH PLAIN %s\r\n" % base64.b64encode(b"\0slow\0tortoise").decode())
+        b = it.client()                  # served while a's hash is being checked
+        b.expect(220, "greeting during another client's AUTH")
+        b.send("EHLO b.test")
+        b.expect(250, "EHLO during another client's AUTH")
+        a.sock.setblocking(False)
+        try:
+            early = a.sock.recv(1)
+        except (ssl.SSLWantReadError, BlockingIOError):
+            early = None
+        check(early is None, "the AUTH answer came before another client's EHLO reply: "
+              "crypt(3) ran on the intake's reactor")
+        a.sock.settimeout(30)
+        code, text = a.getreply()
+        check(code == 235, "slow user: %d %r" % (code, text))
+        a.quit()
+        b.close()
+        # the per-IP failure delay: 250 ms, 500 ms, 1 s before the 535s
+        took = []
+        for i in range(3):
+            c = tls_client(it)
+            t0 = time.monotonic()
+            code, text = c.docmd("AUTH PLAIN", base64.b64encode(b"\0alice\0wrong%d" % i).decode())
+            took.append(time.monotonic() - t0)
+            check(code == 535 and text.startswith(b"5.7.8"), "wrong password: %d %r" % (code, text))
+            c.quit()
+        check(took[2] >= 0.9, "third failure answered after %.2fs, expected >= 1 s" % took[2])
+        check(took[1] >= 0.45, "second failure answered after %.2fs, expected >= 0.5 s" % took[1])
+        err = it.stderr()
+        check(err.count("evt=auth_failed client=127.0.0.1") == 3, "auth_failed lines: %s" % err)
+        check("wrong" not in err and "tortoise" not in err, "a password in the log: %s" % err)
+    finally:
+        it.close()
+
+
 def case_swaks():
     """swaks: STARTTLS + AUTH PLAIN, and implicit TLS (--tlsc) + AUTH LOGIN."""
     it = Intake(["--tls-cert", CERT, "--tls-key", KEY, "--auth-file", USERS,
@@ -172,6 +226,7 @@ try:
     run_cases([("plain_and_login", case_plain_and_login),
                ("before_tls_and_cancel", case_before_tls_and_cancel),
                ("swaks", case_swaks),
+               ("off_reactor_and_delay", case_off_reactor_and_delay),
                ("config_errors", case_config_errors)])
 finally:
     subprocess.run(["rm", "-rf", TMP])

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import re
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -46,10 +47,19 @@ def main():
         big = [s for s in saved if len(s["content"]) > 10240]
         check(len(big) == 200, "%d large messages, expected 200" % len(big))
         for s in saved:
-            check(s["content"].startswith(b"Received: from source.test ([127.0.0.1])"),
+            check(s["content"].startswith(b"Received: from source.test (unknown [127.0.0.1])"),
                   "no Received: line: %r" % s["content"][:100])
         delivered = [e for e in it.log() if e.get("event") == "delivered"]
         check(len(set(e["id"] for e in delivered)) >= 2000, "fewer queue ids than messages")
+        # the Received: ids are the queue ids (PROTOCOL.md 4.3), one per message
+        rids = set()
+        for s in saved:
+            m = re.search(rb"with E?SMTP id ([0-9a-f]{16})", s["content"][:400])
+            check(m, "no id in Received: %r" % s["content"][:200])
+            rids.add(m.group(1).decode())
+        check(rids == set(e["id"] for e in delivered),
+              "Received: ids differ from the queue ids delivered (%d vs %d)"
+              % (len(rids), len(set(e["id"] for e in delivered))))
         print("ok: 2200 messages from smtp-source delivered once each")
     finally:
         it.close()

@@ -66,7 +66,7 @@ def case_smtplib_starttls():
         saved = it.wait_saved(1, "tls")
         rec, rest = split_received(saved[0]["content"])
         check(rest == MSG, "content differs: %r" % saved[0]["content"])
-        check(re.search(rb"from tls\.client \(\[127\.0\.0\.1\]\)\r\n\tby \S+ \(volley\) with "
+        check(re.search(rb"from tls\.client \(unknown \[127\.0\.0\.1\]\)\r\n\tby \S+ \(volley\) with "
                         rb"ESMTPS id", rec), "Received: should say ESMTPS: %r" % rec)
     finally:
         it.close()

@@ -115,12 +115,13 @@ static void on_unpooled(void *ctx, struct session *s, struct host *h)
     o->pooled = NULL;
 }
 
-static void on_closed(void *ctx, struct host *h, bool ever_ready, bool failed)
+static void on_closed(void *ctx, struct host *h, bool ever_ready, bool failed, int egress)
 {
     struct call *c = owner_add(ctx, CALL_CLOSED);
     c->host = h;
     c->ever_ready = ever_ready;
     c->failed = failed;
+    assert_int_equal(egress, -1);              /* opened without an egress address */
 }
 
 struct fixture {
@@ -174,7 +175,7 @@ static void run_until_call(struct fixture *fx, enum call_kind kind)
 static int open_session(struct fixture *fx, const struct sockaddr *sa, socklen_t len)
 {
     fx->owner.in_owner_call = true;
-    int rc = session_open(&fx->env, fx->host, sa, len, "127.0.0.1", "mx.test");
+    int rc = session_open(&fx->env, fx->host, sa, len, "127.0.0.1", "mx.test", VL_TLS_MAY, -1);
     fx->owner.in_owner_call = false;
     return rc;
 }

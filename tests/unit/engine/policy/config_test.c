@@ -63,7 +63,7 @@ static void test_errors(void **state)
         { "run", "--dns", "127.0.0.1" }, { "run", "--max-rcpts", "101" },
         { "run", "--timeout-scale", "0" }, { "run", "--max-age", "0" },
         { "run", "--host-backoff", "0" }, { "run", "--host-backoff", "2d" },
-        { "run", "--tls", "verify" }, { "run", "--tls", "MAYBE" }, { "run", "--tls", "" },
+        { "run", "--tls", "sometimes" }, { "run", "--tls", "MAYBE" }, { "run", "--tls", "" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         if (parse(&c, bad[i], 3, rest, &rest_n) != -1)

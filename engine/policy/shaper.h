@@ -1,0 +1,72 @@
+/*
+ * shaper.h - the runtime side of the shaping policies (volley/shaping.h):
+ * per-policy token buckets for messages and new connections, connection
+ * counts per egress address, AIMD on deferrals, suspensions, and the egress
+ * address choice (pools, weights, warm-up caps).
+ *
+ * One struct vl_shaper is built before the shards start and shared by all of
+ * them: a policy's limits count for every domain it matches in every shard
+ * (all domains whose MX ends in google.com share one budget, as Gmail counts).
+ * Each policy has its own mutex, taken once per transaction start, connection
+ * open/close and deferral; nothing else is shared.
+ *
+ * Diagnostics: every rate change and suspension is logged (evt=shaping_rate,
+ * evt=shaping_suspend) and written to the delivery log as one JSON line
+ * {"ts":...,"event":"rate","policy":...,"old":...,"new":...,"why":...}.
+ */
+#ifndef VOLLEY_POLICY_SHAPER_H
+#define VOLLEY_POLICY_SHAPER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "volley/shaping.h"
+
+#define VL_SHAPER_WAIT_CLOSE UINT64_MAX   /* no time helps: wait for a connection to close */
+
+struct vl_shaper;
+
+/** Build the runtime state for @p s (NULL or no policies: a shaper that
+ *  limits nothing). @p dlog_fd: the delivery log (O_APPEND) or -1.
+ *  @return 0 or -ENOMEM. */
+int vl_shaper_create(struct vl_shaper **out, const struct vl_shaping *s, int dlog_fd);
+void vl_shaper_destroy(struct vl_shaper *sh);
+
+/** The policy index for recipient @p domain with MX @p mx, or -1. */
+int vl_shaper_policy(const struct vl_shaper *sh, const char *domain, const char *mx);
+/** Policy @p p's configuration (p >= 0). */
+const struct vl_shaping_policy *vl_shaper_conf(const struct vl_shaper *sh, int p);
+/** The shaping table (egress addresses), or NULL. */
+const struct vl_shaping *vl_shaper_table(const struct vl_shaper *sh);
+
+/** May a transaction of policy @p p start now from egress address @p e
+ *  (-1: none)? Takes a message token (and counts a warm-up message).
+ *  @return 0 yes, else the ms to wait before asking again. */
+uint64_t vl_shaper_msg_take(struct vl_shaper *sh, int p, int e, uint64_t now_ms);
+
+/** The egress address for a new connection of policy @p p (its pool, else the
+ *  default pool; weighted, skipping addresses at their warm-up cap or their
+ *  connection cap). @return an index into the table's addrs, or -1 (no egress
+ *  configured: the kernel picks the source). */
+int vl_shaper_egress_pick(struct vl_shaper *sh, int p, uint64_t now_ms);
+
+/** May a new connection of policy @p p open from @p e now (connections per
+ *  source address, new connections per minute)? On 0 it is counted open.
+ *  @return 0, ms to wait, or VL_SHAPER_WAIT_CLOSE. */
+uint64_t vl_shaper_conn_acquire(struct vl_shaper *sh, int p, int e, uint64_t now_ms);
+/** A connection counted by vl_shaper_conn_acquire() closed. */
+void vl_shaper_conn_release(struct vl_shaper *sh, int p, int e);
+/** After a rate cut: is a connection from @p e above the cut share (close it)? */
+bool vl_shaper_conn_surplus(struct vl_shaper *sh, int p, int e);
+
+/** The receiver deferred a transaction or connection of policy @p p: 421,
+ *  4.7.x or a configured pattern cuts the rate (once per hold-down); a
+ *  suspend pattern stops the policy for its time. @return true if it counted
+ *  as push-back. */
+bool vl_shaper_feedback(struct vl_shaper *sh, int p, uint16_t code, const char *status,
+                        const char *text, size_t text_len, uint64_t now_ms);
+
+/** Policy @p p's current rate (msgs/s; 0 = unlimited), for tests and stats. */
+double vl_shaper_rate(struct vl_shaper *sh, int p);
+
+#endif
