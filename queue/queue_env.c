@@ -232,6 +232,7 @@ static int queue_dbs_open(struct vl_queue_shard *s, MDB_txn *txn)
         { QUEUE_DB_DOM,   dupf,       &s->db_dom },
         { QUEUE_DB_PEND,  MDB_CREATE, &s->db_pend },
         { QUEUE_DB_QUAR,  MDB_CREATE, &s->db_quar },
+        { QUEUE_DB_EVT,   MDB_CREATE, &s->db_evt },
     };
     _Static_assert(sizeof dbs / sizeof dbs[0] <= QUEUE_DBS_MAX, "maxdbs covers every db");
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {

@@ -38,7 +38,7 @@ struct vl_queue_shard {
     struct vl_queue *q;
     unsigned index;
     MDB_env *env;
-    MDB_dbi db_meta, db_msg, db_body, db_rcpt, db_sched, db_dom, db_pend, db_quar;
+    MDB_dbi db_meta, db_msg, db_body, db_rcpt, db_sched, db_dom, db_pend, db_quar, db_evt;
     pthread_rwlock_t maplock;
     /* Group commit (queue_commit.c); all guarded by mu. */
     pthread_mutex_t mu;

@@ -12,6 +12,13 @@
  *   pend   msg_id(8)              -> pend record: this shard's part of a multi-shard
  *                                    enqueue not yet visible (PREPARED), or, in the
  *                                    coordinator shard, the decision (COMMITTED)
+ *   evt    seq(8)                 -> one delivery event (issue 16): a JSON object, as
+ *                                    the delivery log's line (no newline); the outbox
+ *                                    the event senders read and acknowledge. meta
+ *                                    "evseq" holds the next seq (8, big-endian; never
+ *                                    reused), "evack.NAME" the last seq sink NAME
+ *                                    acknowledged; events every sink acknowledged are
+ *                                    deleted
  *   quar   'r' rcpt_id(8)         -> quarantine record: a recipient taken out of the
  *          'm' msg_id(8)             queue because it or its message could not be
  *                                    read (raw bytes as found, reason, time); a
@@ -53,7 +60,10 @@
 #define QUEUE_DB_DOM    "dom"
 #define QUEUE_DB_PEND   "pend"
 #define QUEUE_DB_QUAR   "quar"
-#define QUEUE_DBS_MAX   8u
+#define QUEUE_DB_EVT    "evt"
+#define QUEUE_DBS_MAX   9u
+#define QUEUE_KEY_EVSEQ "evseq"
+#define QUEUE_KEY_EVACK "evack."
 
 #define QUEUE_KEY_SHARD "shard"
 #define QUEUE_KEY_STATS "stats"

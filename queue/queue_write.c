@@ -16,6 +16,7 @@
  */
 #include "queue_commit.h"
 #include "queue_crc.h"
+#include "queue_events.h"
 #include "queue_lease_set.h"
 #include "queue_store.h"
 
@@ -60,6 +61,8 @@ struct queue_cmp {
     size_t n;
     const struct queue_enq *extra;
     size_t extra_n;
+    const char *const *events;        /* [n] or NULL: the outcomes' events */
+    const size_t *event_lens;
 };
 
 /* Write one message's part into this shard: message, body, recipients. */
@@ -169,6 +172,8 @@ static int queue_cmp_fn(struct vl_queue_shard *s, MDB_txn *txn, struct queue_sta
             return rc;
         applied += rc;
     }
+    if (c->events && (rc = queue_events_append(s, txn, c->events, c->event_lens, c->n)) < 0)
+        return rc;
     return applied;
 }
 
@@ -454,6 +459,7 @@ static bool queue_outcome_valid(const struct vl_queue_outcome *o)
 }
 
 static int queue_complete(struct vl_queue_shard *s, const struct vl_queue_outcome *o, size_t n,
+                          const char *const *events, const size_t *event_lens,
                           const struct vl_queue_new_msg *extra, size_t extra_n, uint64_t now_ms,
                           bool unlease)
 {
@@ -479,7 +485,7 @@ static int queue_complete(struct vl_queue_shard *s, const struct vl_queue_outcom
                                                        extra[prepared].body_len) };
     }
     if (rc == 0) {
-        struct queue_cmp c = { o, n, e, extra_n };
+        struct queue_cmp c = { o, n, e, extra_n, events, event_lens };
         struct queue_req req = { .fn = queue_cmp_fn, .arg = &c };
         rc = queue_submit(s, &req);
     }
@@ -495,14 +501,25 @@ static int queue_complete(struct vl_queue_shard *s, const struct vl_queue_outcom
 int vl_queue_complete(struct vl_queue_shard *s, const struct vl_queue_outcome *o, size_t n,
                       const struct vl_queue_new_msg *extra, size_t extra_n, uint64_t now_ms)
 {
-    return queue_complete(s, o, n, extra, extra_n, now_ms, true);
+    return queue_complete(s, o, n, NULL, NULL, extra, extra_n, now_ms, true);
 }
 
 int vl_queue_complete_async(struct vl_queue_shard *s, const struct vl_queue_outcome *o,
                             size_t n, const struct vl_queue_new_msg *extra, size_t extra_n,
                             uint64_t now_ms)
 {
-    return queue_complete(s, o, n, extra, extra_n, now_ms, false);
+    return queue_complete(s, o, n, NULL, NULL, extra, extra_n, now_ms, false);
+}
+
+int vl_queue_complete_async_events(struct vl_queue_shard *s, const struct vl_queue_outcome *o,
+                                   size_t n, const char *const *events,
+                                   const size_t *event_lens,
+                                   const struct vl_queue_new_msg *extra, size_t extra_n,
+                                   uint64_t now_ms)
+{
+    if (n && events && !event_lens)
+        return VL_E_INVALID;
+    return queue_complete(s, o, n, events, event_lens, extra, extra_n, now_ms, false);
 }
 
 /* ---- vl_queue_enqueue_many (issue 12: the HTTP API's batches) ----------- */

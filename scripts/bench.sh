@@ -19,6 +19,8 @@
 #   dkim     DKIM signatures/s (RSA-2048, Ed25519, 10 KB) next to `openssl speed` in the
 #            same run, and a signed vs unsigned shared-body campaign end to end
 #            (scripts/bench_dkim.sh; bench-out/dkim.json)
+#   events   delivery with webhook + RabbitMQ events on vs off (ratio), and the events/s
+#            the outbox sustains (scripts/bench_events.sh, issue 16)
 #   queue    the queue with full durability: enqueue/lease/complete (medians of 5) and the
 #            1M-recipient restart (VOLLEY_BENCH_BIG=1), JSON in bench-out/queue_bench.json
 set -euo pipefail
@@ -57,6 +59,8 @@ for s in "${suites[@]}"; do
             VOLLEY_BIN=build/volley scripts/bench_shaping.sh ;;
         dkim)
             VOLLEY_BIN=build/volley scripts/bench_dkim.sh ;;
+        events)
+            VOLLEY_BIN=build/volley scripts/bench_events.sh ;;
         queue)
             VOLLEY_BENCH_BIG=1 build/queue_bench --benchmark_repetitions=5 \
                 --benchmark_report_aggregates_only=true \

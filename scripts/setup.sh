@@ -18,7 +18,8 @@ pkgs=(build-essential gcc g++ clang libclang-rt-14-dev cmake pkg-config git pyth
       liburing-dev libssl-dev openssl libc-ares-dev liblmdb-dev lmdb-utils libjemalloc-dev
       libbenchmark-dev libcmocka-dev dnsmasq-base swaks strace valgrind procps iproute2
       postfix libnet-ssleay-perl libmicrohttpd-dev libjansson-dev curl chromium libconfig-dev
-      python3-dkim python3-nacl opendkim-tools)
+      python3-dkim python3-nacl opendkim-tools
+      libcurl4-openssl-dev librabbitmq-dev rabbitmq-server amqp-tools)
 bench=0
 for a in "$@"; do
     case "$a" in

@@ -6,6 +6,7 @@
  */
 #include "cli.h"
 #include "cli_dkim.h"
+#include "cli_events.h"
 #include "cli_progress.h"
 #include "cli_queue.h"
 #include "cli_usage.h"
@@ -54,6 +55,8 @@ static void cli_run_usage(FILE *f)
           "                          DATA or BDAT gets 452 4.3.1\n", f);
     fputs("\nHTTP API, unsubscribe and suppression options:\n", f);
     fputs(http_opts_usage, f);
+    fputs(cli_events_usage_bounce, f);
+    fputs(cli_events_usage, f);
     fputs("\n" CLI_EXIT_CODES_HELP, f);
 }
 
@@ -323,6 +326,10 @@ int cli_run_main(int argc, char **argv)
         bad = true;                             /* said what is wrong */
         rest_n = 0;
     }
+    if (!bad && cli_events_parse(&cfg, "run", rest, &rest_n) != 0) {   /* issue 16 */
+        bad = true;                             /* said what is wrong */
+        rest_n = 0;
+    }
     if (bad || rest_n > 0) {
         if (rest_n > 0)
             fprintf(stderr, "volley run: unknown argument '%s' (see volley run --help)\n",
@@ -331,7 +338,7 @@ int cli_run_main(int argc, char **argv)
         return VL_EXIT_USAGE;
     }
     free(rest);
-    if (cli_check_config(&cfg, "run") < 0)
+    if (cli_check_config(&cfg, "run") < 0 || cli_events_setup(&cfg, "run") < 0)
         return VL_EXIT_USAGE;
     if (hold && !cfg.listen_count && !hopts.listen) {
         fprintf(stderr, "volley run: --hold needs --listen or --http (it pauses delivery of what the "
@@ -393,14 +400,21 @@ int cli_run_main(int argc, char **argv)
                 cfg.data_dir, vl_queue_nshards(q), vl_queue_nshards(q) == 1 ? "" : "s");
     static atomic_bool stop;
     cli_install_stop_signals(&stop);
+    struct cli_events *events = NULL;         /* --events-*, --fbl-address (before the intake) */
+    if (cli_events_start(&cfg, q, &events) < 0) {
+        vl_queue_close(q);
+        return VL_EXIT_FAIL;
+    }
     struct inject *intake = NULL;             /* --listen: SMTP in, same process */
     if (cfg.listen_count && inject_start(&cfg, &io, q, &intake) < 0) {
+        cli_events_stop(events, &cfg);
         vl_queue_close(q);
         return VL_EXIT_FAIL;
     }
     struct http *api = NULL;                  /* --http: HTTP API, same process */
     if (hopts.listen && http_start(&cfg, &hopts, q, &api) < 0) {
         inject_stop(intake);
+        cli_events_stop(events, &cfg);
         vl_queue_close(q);
         return VL_EXIT_FAIL;
     }
@@ -426,6 +440,7 @@ int cli_run_main(int argc, char **argv)
     http_stop(api);                           /* before the queue closes */
     inject_stop(intake);
     clock_gettime(CLOCK_MONOTONIC, &t1);
+    cli_events_stop(events, &cfg);            /* drains what is stored (not in the rate) */
     double el = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     struct cli_leftover lo;
     bool lo_ok = cli_leftover_scan(q, &lo) == 0;

@@ -9,6 +9,7 @@
  */
 #include "cli.h"
 #include "cli_dkim.h"
+#include "cli_events.h"
 #include "cli_progress.h"
 #include "cli_queue.h"
 #include "cli_usage.h"
@@ -42,6 +43,7 @@ static void cli_send_usage(FILE *f)
                "  --skip-invalid, --fold-local-case, --long-lines encode|refuse\n\n"
                "options:\n");
     cli_usage_run_options(f, "./volley-data", false);
+    fputs(cli_events_usage_bounce, f);
     fputs("\n" CLI_EXIT_CODES_HELP, f);
 }
 
@@ -60,11 +62,13 @@ int cli_send_main(int argc, char **argv)
         return VL_EXIT_FAIL;
     int rest_n = 0;
     /* Leave room at the front for "enqueue --data DIR --shards N". */
-    if (vl_config_parse(&cfg, "send", argc, argv, rest + 5, &rest_n) != 0) {
+    if (vl_config_parse(&cfg, "send", argc, argv, rest + 5, &rest_n) != 0
+        || cli_events_parse(&cfg, "send", rest + 5, &rest_n) != 0) {
         free(rest);
         return VL_EXIT_USAGE;
     }
-    if (cli_check_config(&cfg, "send") < 0) {   /* before anything is queued */
+    if (cli_check_config(&cfg, "send") < 0      /* before anything is queued */
+        || cli_events_setup(&cfg, "send") < 0) {
         free(rest);
         return VL_EXIT_USAGE;
     }
@@ -130,6 +134,7 @@ int cli_send_main(int argc, char **argv)
     bool lo_ok = cli_leftover_scan(q, &lo) == 0;
     int code = cli_progress_finish(&p, &tot, lo_ok ? &lo : NULL, el, true, rc);
     vl_queue_close(q);
+    cli_events_stop(NULL, &cfg);
     cli_report_uncommitted("send", &cfg, &tot, rc);
     if (rc < 0 || tot.uncommitted)
         fprintf(stderr, "volley send: %s\n", vl_strerror(rc));

@@ -77,6 +77,7 @@ static int commit_dsn_for_msg(struct committer *com, const struct ledger_outcome
                                                      : e->status,
             .remote_mta = e->local ? NULL : e->mx, .code = e->local ? 0 : e->o.code,
             .diag = e->text[0] ? e->text : (expired ? "queue lifetime expired" : NULL),
+            .category = e->category,
             .last_attempt_ms = (int64_t)now,
         };
     }
@@ -187,23 +188,63 @@ void commit_dsns_free(struct commit_dsns *b)
     free(b);
 }
 
-static void commit_log_outcome(struct committer *com, const struct ledger_outcome *e)
+static void commit_event_of(const struct ledger_outcome *e, int64_t ts_ms,
+                            struct vl_dlog_event *out)
 {
     static const char *const names[VL_RCPT_STATE_COUNT] = {
         [VL_RCPT_DELIVERED] = "delivered", [VL_RCPT_DEFERRED] = "deferred",
         [VL_RCPT_BOUNCED] = "bounced", [VL_RCPT_EXPIRED] = "expired",
     };
-    struct vl_dlog_event ev = {
-        .ts_ms = (int64_t)vl_clock_wall_ms(), .msg_id = e->msg->id,
+    *out = (struct vl_dlog_event){
+        .ts_ms = ts_ms, .msg_id = e->msg->id,
         .rcpt = e->rcpt->addr, .domain = e->rcpt->domain,
         .event = e->suppressed ? "suppressed"
                  : e->ambiguous && e->o.state == VL_RCPT_DEFERRED ? "ambiguous"
                                                                   : names[e->o.state],
         .mx = e->mx, .ip = e->ip, .code = e->o.code,
         .status = e->status, .reply = e->text, .attempt = e->rcpt->attempts + 1,
-        .tls = e->tls, .local = e->local,
+        .tls = e->tls, .local = e->local, .category = e->category,
     };
+}
+
+static void commit_log_outcome(struct committer *com, const struct ledger_outcome *e)
+{
+    struct vl_dlog_event ev;
+    commit_event_of(e, (int64_t)vl_clock_wall_ms(), &ev);
     vl_dlog_add(com->dlog, &ev);
+}
+
+/* The delivery events of the slot's outcomes, for the outbox: the log line
+ * each will get (without its newline). @return 0 or -ENOMEM (none set). */
+static int commit_events_build(struct committer *com)
+{
+    struct commit_slot *c = &com->slot;
+    int64_t now = (int64_t)vl_clock_wall_ms();
+    _Static_assert(VL_DLOG_LINE_BYTES_MAX <= VL_QUEUE_EVENT_BYTES_MAX, "a log line fits an event");
+    size_t off = 0;
+    for (uint32_t i = 0; i < c->count; i++) {
+        if (off + VL_DLOG_LINE_BYTES_MAX > c->ev_cap) {      /* grows x2: ~400 B a line */
+            size_t ncap = c->ev_cap ? c->ev_cap * 2 : 64u * VL_DLOG_LINE_BYTES_MAX;
+            char *nb = realloc(c->ev_buf, ncap);
+            if (!nb)
+                return -ENOMEM;
+            c->ev_buf = nb;
+            c->ev_cap = ncap;
+        }
+        struct vl_dlog_event ev;
+        commit_event_of(&c->outcomes[i], now, &ev);
+        size_t n = vl_dlog_format(&ev, c->ev_buf + off, VL_DLOG_LINE_BYTES_MAX);
+        vl_assert(n >= 3 && c->ev_buf[off + n - 1] == '\n');
+        c->ev_len[i] = n - 1;
+        off += n;
+    }
+    off = 0;                        /* pointers last: the buffer may have moved */
+    for (uint32_t i = 0; i < c->count; i++) {
+        c->ev[i] = c->ev_buf + off;
+        off += c->ev_len[i] + 1;
+    }
+    c->events_built = true;
+    return 0;
 }
 
 static void commit_count(struct committer *com, const struct ledger_outcome *e)
@@ -243,6 +284,10 @@ static void commit_submit(struct committer *com)
         }
         c->dsns_built = true;
     }
+    if (com->cfg->events_on && !c->events_built && commit_events_build(com) < 0) {
+        commit_failed(com, -ENOMEM);   /* back-pressure, as for the DSNs */
+        return;
+    }
     c->extra_n = c->dsns_dropped ? 0 : c->dsn->count;
     com->busy = true;
     pthread_mutex_lock(&com->mu);
@@ -266,6 +311,7 @@ void commit_start(struct committer *com)
     c->count = ledger_take_ready(com->ledger, &c->outcomes);
     vl_assert(c->count > 0);
     c->dsns_built = c->dsns_dropped = false;
+    c->events_built = false;
     vl_assert(c->dsn->count == 0);
     for (uint32_t i = 0; i < c->count; i++)
         c->outs[i] = c->outcomes[i].o;
@@ -426,8 +472,9 @@ static void *commit_thread_main(void *arg)
         com->todo = NULL;
         pthread_mutex_unlock(&com->mu);
         uint64_t t0 = vl_clock_mono_ms();
-        c->rc = vl_queue_complete_async(com->qs, c->outs, c->count, c->dsn->m, c->extra_n,
-                                        vl_clock_wall_ms());
+        c->rc = vl_queue_complete_async_events(com->qs, c->outs, c->count,
+                                               c->events_built ? c->ev : NULL, c->ev_len,
+                                               c->dsn->m, c->extra_n, vl_clock_wall_ms());
         if (c->rc >= 0)
             commit_feed_suppression(com, c);
         pthread_mutex_lock(&com->mu);
@@ -445,7 +492,10 @@ static void *commit_thread_main(void *arg)
 int commit_init(struct committer *com)
 {
     com->slot.outs = calloc(LEDGER_OUTCOMES_MAX, sizeof *com->slot.outs);
-    if (!com->slot.outs || commit_dsns_alloc(&com->slot.dsn) < 0)
+    com->slot.ev = calloc(LEDGER_OUTCOMES_MAX, sizeof *com->slot.ev);
+    com->slot.ev_len = calloc(LEDGER_OUTCOMES_MAX, sizeof *com->slot.ev_len);
+    if (!com->slot.outs || !com->slot.ev || !com->slot.ev_len
+        || commit_dsns_alloc(&com->slot.dsn) < 0)
         return -ENOMEM;
     pthread_mutex_init(&com->mu, NULL);
     pthread_cond_init(&com->cv, NULL);
@@ -469,6 +519,13 @@ void commit_fini(struct committer *com)
         com->started = false;
     }
     free(com->slot.outs);
+    free(com->slot.ev_buf);
+    free(com->slot.ev);
+    free(com->slot.ev_len);
+    com->slot.ev = NULL;
+    com->slot.ev_len = NULL;
+    com->slot.ev_buf = NULL;
+    com->slot.ev_cap = 0;
     commit_dsns_free(com->slot.dsn);
     com->slot.outs = NULL;
     com->slot.dsn = NULL;

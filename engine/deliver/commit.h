@@ -54,6 +54,13 @@ struct commit_slot {
     size_t extra_n;                /* DSNs handed to the queue with the outcomes */
     struct vl_queue_outcome *outs;
     struct commit_dsns *dsn;
+    /* cfg->events_on: each outcome's delivery event (its log line as JSON),
+     * committed with it into the shard's outbox (outs[i].event points here) */
+    bool events_built;
+    char *ev_buf;                  /* malloc'd, grown as needed; kept across commits */
+    size_t ev_cap;
+    const char **ev;               /* [LEDGER_OUTCOMES_MAX]: outcome i's event, in ev_buf */
+    size_t *ev_len;
 };
 
 struct committer {

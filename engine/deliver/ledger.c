@@ -7,6 +7,7 @@
  */
 #include "ledger.h"
 
+#include "bounce.h"
 #include "clock.h"
 #include "log.h"
 #include "retry.h"
@@ -201,6 +202,10 @@ void ledger_outcome(struct ledger *l, struct attempt *a, uint32_t i, const struc
     default:
         vl_panic("recipient without a fate kind");
     }
+    e->category = e->o.state == VL_RCPT_DELIVERED
+                      ? NULL
+                      : bounce_cat_name(bounce_classify(cfg->bounce_rules, f->code, e->status,
+                                                        e->text));
     /* A failure that owes a DSN waits for its message's others (ledger.h). */
     e->dsn_wait = (e->o.state == VL_RCPT_BOUNCED || e->o.state == VL_RCPT_EXPIRED)
                   && a->msg->return_path_len && cfg->dsn_interval_ms > 0;
@@ -272,5 +277,6 @@ void ledger_suppressed(struct ledger *l, struct attempt *a, uint32_t i, const ch
     struct ledger_outcome *e = &l->outcomes[l->outcome_count - 1];
     vl_assert(e->attempt == a && e->rcpt == a->rcpts[i]);
     e->suppressed = true;
+    e->category = NULL;            /* not a bounce: no bounce category */
     e->dsn_wait = false;           /* dropped: the sender asked for it, no DSN */
 }

@@ -92,6 +92,7 @@ struct ledger_outcome {
     bool dsn_wait;                 /* failed, owes a DSN: held until ledger_dsn_release() */
     bool suppressed;               /* dropped: on the suppression list (no DSN; logged
                                       as event "suppressed", stored as bounced 5.7.1) */
+    const char *category;          /* bounce category of a failure (static), NULL if delivered */
     char status[VL_SMTP_STATUS_BYTES_MAX];
     char text[VL_DIAG_TEXT_BYTES_MAX + 1];
 };

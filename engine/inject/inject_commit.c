@@ -114,6 +114,19 @@ static void job_run(struct inject *in, struct inj_job *j)
         rc_ptrs[i] = s->rcpts[i];
         utf8 |= has_8bit(s->rcpts[i]);
     }
+    const struct vl_intake_hook *hk = in->cfg->intake_hook;   /* issue 16: feedback loops */
+    if (hk) {
+        char t[SMTP_SERVER_TEXT_BYTES_MAX] = "4.3.0 Temporary failure, try again later";
+        int h = hk->fn(hk->arg, s->from, rc_ptrs, s->rcpt_n, (const char *)m.data, m.len, now,
+                       t, sizeof t);
+        if (h != 0) {
+            free(full);
+            msg_result_fini(&m);
+            j->rc = h > 0 ? 0 : h;
+            job_reply(j, h > 0 ? 250 : h == VL_E_INVALID ? 550 : 451, t);
+            return;
+        }
+    }
     size_t rl = 0;
     rc = -ENOMEM;
     for (unsigned t = 0; t < INJ_ID_TRIES; t++) {

@@ -188,6 +188,8 @@ static void dsn_status_part(struct dsn_out *o, const struct dsn_input *in)
             dsn_date(r->retry_until_ms, date, sizeof date);
             dsn_printf(o, "Will-Retry-Until: %s\r\n", date);
         }
+        if (r->category)
+            dsn_printf(o, "X-Bounce-Category: %s\r\n", r->category);
     }
 }
 

@@ -30,6 +30,8 @@ struct dsn_rcpt {
     const char *diag;            /* reply text, or a local explanation; may be NULL */
     int64_t last_attempt_ms;     /* Last-Attempt-Date, 0 = omit */
     int64_t retry_until_ms;      /* Will-Retry-Until (delayed only), 0 = omit */
+    const char *category;        /* X-Bounce-Category (volley's bounce classification,
+                                    an RFC 3464 extension field), or NULL */
 };
 
 struct dsn_input {

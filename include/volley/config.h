@@ -87,6 +87,20 @@ extern const char vl_dkim_usage[];
 
 struct dkim_signer;                   /* engine/dkim/dkim.h */
 
+struct bounce_rules;                  /* engine/bounce/bounce.h */
+
+/* A hook the SMTP intake calls for each message before queueing it (issue 16:
+ * feedback reports to --fbl-address, engine/fbl/). From any commit worker,
+ * concurrently. @p msg is the normalised message (CRLF). Returns 1: taken
+ * (not queued; 250 with @p reply's text), 0: not for the hook (queued as
+ * usual), VL_E_INVALID: refused (550 with @p reply), other < 0: temporary
+ * failure (451 with @p reply). */
+struct vl_intake_hook {
+    int (*fn)(void *arg, const char *from, const char *const *rcpts, size_t rcpt_n,
+              const char *msg, size_t len, uint64_t now_ms, char *reply, size_t reply_cap);
+    void *arg;
+};
+
 struct vl_config {
     const char *data_dir;             /* default ./volley-data */
     unsigned shards;                  /* 0 = not given: recorded count, else cores */
@@ -149,6 +163,16 @@ struct vl_config {
        signed once, at intake, by the From: domain's keys. */
     struct vl_dkim_opts dkim;
     const struct dkim_signer *dkim_signer;
+    /* Delivery events and bounce classification (issue 16; engine/bounce/, engine/events/).
+     * Set by `volley run`/`send` options (cli_events.c) before the engine starts. */
+    const char *bounce_rules_path;    /* --bounce-rules FILE: user rules, tried before the
+                                         shipped ones (etc/bounce_rules.conf, compiled in) */
+    const struct bounce_rules *bounce_rules;   /* loaded rules; NULL = every failure "other" */
+    const char *fbl_address;          /* --fbl-address ADDR: ARF reports to it are taken */
+    const struct vl_intake_hook *intake_hook;  /* NULL = none */
+    bool events_on;                   /* a delivery-event sink is configured: each outcome's
+                                         event is stored in the shard's outbox (queue.h) in
+                                         the transaction that records the outcome */
     char ehlo_buf[256];
     /* Configuration file and TLS policy (issue 14; engine/policy/config_file.c). */
     const char *config_path;          /* --config FILE, or NULL */

@@ -308,6 +308,18 @@ int vl_queue_complete_async(struct vl_queue_shard *s, const struct vl_queue_outc
                             size_t n, const struct vl_queue_new_msg *extra, size_t extra_n,
                             uint64_t now_ms);
 
+/** As vl_queue_complete_async(), and in the same transaction append to the
+ *  shard's events outbox (see below) the event of each outcome that has one:
+ *  @p events[i] (a JSON object of @p event_lens[i] bytes, at most
+ *  VL_QUEUE_EVENT_BYTES_MAX; NULL = none) for @p o[i], in order, even if the
+ *  recipient was purged meanwhile. So an outcome is never recorded without its
+ *  event, nor the other way round. @return as vl_queue_complete(). */
+int vl_queue_complete_async_events(struct vl_queue_shard *s, const struct vl_queue_outcome *o,
+                                   size_t n, const char *const *events,
+                                   const size_t *event_lens,
+                                   const struct vl_queue_new_msg *extra, size_t extra_n,
+                                   uint64_t now_ms);
+
 /** Counters summed over shards (or one shard if @p shard >= 0). */
 int vl_queue_stats(struct vl_queue *q, int shard, struct vl_queue_stats *out);
 
@@ -373,6 +385,48 @@ struct vl_queue_check {
  *  records. O(queue): for tests and `volley queue check`, not start-up.
  *  @return 0 (see out->problems) or an error that stopped the check. */
 int vl_queue_check(struct vl_queue *q, struct vl_queue_check *out);
+
+/* ---- delivery events outbox (issue 16) -------------------------------------
+ * Each shard keeps an outbox of delivery events in its own environment, so an
+ * outcome and its event are committed together: no
+ * crash can keep one without the other (vl_queue_complete_async_events). Events get a per-shard sequence number
+ * (seq, from 1, never reused: in commit order, so a recipient's events are in
+ * order) and stay until every sink has acknowledged them. A sink is a name
+ * ("webhook", "amqp"); its acknowledged seq is stored with the events. */
+
+#define VL_QUEUE_EVENT_BYTES_MAX  8192u   /* one event's JSON */
+#define VL_QUEUE_EVENT_SINK_BYTES_MAX 32u /* a sink name, NUL included */
+
+/** Append @p n events (JSON objects @p json[i] of @p len[i] bytes) to the
+ *  outbox of @p s in one durable transaction (group commit). Thread: any.
+ *  @return 0, VL_E_INVALID (empty or over VL_QUEUE_EVENT_BYTES_MAX),
+ *  VL_E_QUEUE_FULL, -errno. */
+int vl_queue_events_add(struct vl_queue_shard *s, const char *const *json, const size_t *len,
+                        size_t n);
+
+/** Called by vl_queue_events_read() for each event; @p json (not NUL-terminated)
+ *  is valid during the call only. */
+typedef void vl_queue_event_fn(void *arg, uint64_t seq, const char *json, size_t len);
+
+/** Call @p fn for up to @p max events of @p s with seq > @p after_seq, in seq
+ *  order, stopping once @p bytes_max bytes were passed (at least one event
+ *  is). A read transaction: any thread, beside the writers.
+ *  @return events passed (>= 0) or an error. */
+int vl_queue_events_read(struct vl_queue_shard *s, uint64_t after_seq, size_t max,
+                         size_t bytes_max, vl_queue_event_fn *fn, void *arg);
+
+/** Record that sink @p sink has every event up to @p acked_seq, and delete the
+ *  events with seq <= @p delete_upto (the least seq every sink has: the
+ *  caller's to know), in one durable transaction. Thread: any.
+ *  @return 0 or an error. */
+int vl_queue_events_ack(struct vl_queue_shard *s, const char *sink, uint64_t acked_seq,
+                        uint64_t delete_upto);
+
+/** The seq sink @p sink last acknowledged in @p s (0 = none), the events
+ *  stored (*@p stored) and the next seq to be given (*@p next_seq); any
+ *  pointer may be NULL. Thread: any. @return 0 or an error. */
+int vl_queue_events_state(struct vl_queue_shard *s, const char *sink, uint64_t *acked,
+                          uint64_t *stored, uint64_t *next_seq);
 
 /** Name of a state ("ready", "deferred", ...); "?" if unknown. */
 const char *vl_rcpt_state_name(enum vl_rcpt_state st);

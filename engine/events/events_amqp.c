@@ -1,0 +1,248 @@
+/*
+ * events_amqp.c - the RabbitMQ sink (see events_amqp.h).
+ * Invariant: delivery tags on the channel count from 1 after confirm.select;
+ * a batch's messages have tags [first, first + count).
+ */
+#include "events_amqp.h"
+
+#include "clock.h"
+#include "volley/error.h"
+
+#include <amqp.h>
+#include <amqp_tcp_socket.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+struct amqp_sink {
+    char *url_buf;                 /* amqp_parse_url's storage */
+    struct amqp_connection_info ci;
+    char *queue;
+    uint64_t timeout_ms;
+    amqp_connection_state_t conn;  /* NULL = not connected */
+    uint64_t next_tag;
+    bool *confirmed;               /* [EVENTS_BATCH_MAX] */
+};
+
+int events_amqp_url_check(const char *url, char *err, size_t err_cap)
+{
+    char *u = strdup(url);
+    struct amqp_connection_info ci;
+    if (!u)
+        return -ENOMEM;
+    int rc = amqp_parse_url(u, &ci);
+    free(u);
+    if (rc != AMQP_STATUS_OK || ci.ssl) {
+        snprintf(err, err_cap, "'%s': expected amqp://USER:PASS@HOST:PORT/VHOST (%s)", url,
+                 rc != AMQP_STATUS_OK ? amqp_error_string2(rc) : "amqps is not supported");
+        return VL_E_INVALID;
+    }
+    return 0;
+}
+
+static void amqp_sink_disconnect(struct amqp_sink *a)
+{
+    if (!a->conn)
+        return;
+    /* Best effort, bounded by the socket timeout; the broker copes with a cut. */
+    amqp_connection_close(a->conn, AMQP_REPLY_SUCCESS);
+    amqp_destroy_connection(a->conn);
+    a->conn = NULL;
+}
+
+static int amqp_sink_rpc_ok(amqp_rpc_reply_t r, const char *what, char *err, size_t cap)
+{
+    if (r.reply_type == AMQP_RESPONSE_NORMAL)
+        return 0;
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION)
+        snprintf(err, cap, "%s: %s", what, amqp_error_string2(r.library_error));
+    else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+        amqp_channel_close_t *c = r.reply.decoded;
+        snprintf(err, cap, "%s: channel closed: %u %.*s", what, c->reply_code,
+                 (int)c->reply_text.len, (const char *)c->reply_text.bytes);
+    } else if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+        amqp_connection_close_t *c = r.reply.decoded;
+        snprintf(err, cap, "%s: connection closed: %u %.*s", what, c->reply_code,
+                 (int)c->reply_text.len, (const char *)c->reply_text.bytes);
+    } else {
+        snprintf(err, cap, "%s: broker error (method 0x%08x)", what, r.reply.id);
+    }
+    return VL_E_PROTO;
+}
+
+static int amqp_sink_connect(struct amqp_sink *a, char *err, size_t cap)
+{
+    a->conn = amqp_new_connection();
+    amqp_socket_t *sock = a->conn ? amqp_tcp_socket_new(a->conn) : NULL;
+    if (!sock) {
+        snprintf(err, cap, "out of memory");
+        if (a->conn)
+            amqp_destroy_connection(a->conn);
+        a->conn = NULL;
+        return -ENOMEM;
+    }
+    struct timeval tv = { (time_t)(a->timeout_ms / 1000), (long)(a->timeout_ms % 1000) * 1000 };
+    int rc = amqp_socket_open_noblock(sock, a->ci.host, a->ci.port, &tv);
+    if (rc != AMQP_STATUS_OK) {
+        snprintf(err, cap, "connect %s:%d: %s", a->ci.host, a->ci.port, amqp_error_string2(rc));
+        amqp_destroy_connection(a->conn);
+        a->conn = NULL;
+        return VL_E_PROTO;
+    }
+    amqp_set_rpc_timeout(a->conn, &tv);
+    rc = amqp_sink_rpc_ok(amqp_login(a->conn, a->ci.vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN,
+                                     a->ci.user, a->ci.password), "login", err, cap);
+    if (rc == 0) {
+        amqp_channel_open(a->conn, 1);
+        rc = amqp_sink_rpc_ok(amqp_get_rpc_reply(a->conn), "channel.open", err, cap);
+    }
+    if (rc == 0) {
+        amqp_confirm_select(a->conn, 1);
+        rc = amqp_sink_rpc_ok(amqp_get_rpc_reply(a->conn), "confirm.select", err, cap);
+    }
+    if (rc == 0) {
+        amqp_queue_declare(a->conn, 1, amqp_cstring_bytes(a->queue), 0, 1, 0, 0,
+                           amqp_empty_table);
+        rc = amqp_sink_rpc_ok(amqp_get_rpc_reply(a->conn), "queue.declare", err, cap);
+    }
+    if (rc < 0) {
+        amqp_destroy_connection(a->conn);
+        a->conn = NULL;
+        return rc;
+    }
+    a->next_tag = 1;
+    return 0;
+}
+
+/* Wait until tags [first, first + n) are all acked. @return 0 or < 0. */
+static int amqp_sink_confirms(struct amqp_sink *a, uint64_t first, size_t n, char *err,
+                              size_t cap)
+{
+    memset(a->confirmed, 0, n * sizeof *a->confirmed);
+    size_t left = n;
+    bool returned = false;
+    uint64_t deadline = vl_clock_mono_ms() + a->timeout_ms;
+    while (left > 0) {
+        uint64_t now = vl_clock_mono_ms();
+        if (now >= deadline) {
+            snprintf(err, cap, "publisher confirms: %zu of %zu missing after %llums", left, n,
+                     (unsigned long long)a->timeout_ms);
+            return VL_E_TIMEOUT;
+        }
+        struct timeval tv = { (time_t)((deadline - now) / 1000),
+                              (long)((deadline - now) % 1000) * 1000 };
+        amqp_frame_t f;
+        amqp_maybe_release_buffers(a->conn);
+        int rc = amqp_simple_wait_frame_noblock(a->conn, &f, &tv);
+        if (rc == AMQP_STATUS_TIMEOUT)
+            continue;
+        if (rc != AMQP_STATUS_OK) {
+            snprintf(err, cap, "waiting for confirms: %s", amqp_error_string2(rc));
+            return VL_E_PROTO;
+        }
+        if (f.frame_type != AMQP_FRAME_METHOD)
+            continue;              /* a returned message's header or body */
+        switch (f.payload.method.id) {
+        case AMQP_BASIC_ACK_METHOD: {
+            amqp_basic_ack_t *ack = f.payload.method.decoded;
+            uint64_t lo = ack->multiple ? first : ack->delivery_tag;
+            for (uint64_t t = lo; t <= ack->delivery_tag; t++)
+                if (t >= first && t < first + n && !a->confirmed[t - first]) {
+                    a->confirmed[t - first] = true;
+                    left--;
+                }
+            break;
+        }
+        case AMQP_BASIC_NACK_METHOD:
+            snprintf(err, cap, "broker nacked a message (publisher confirm)");
+            return VL_E_PROTO;
+        case AMQP_BASIC_RETURN_METHOD:
+            returned = true;       /* unroutable: its ack follows; fail the batch then */
+            break;
+        case AMQP_CHANNEL_CLOSE_METHOD:
+        case AMQP_CONNECTION_CLOSE_METHOD:
+            snprintf(err, cap, "broker closed the %s",
+                     f.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD ? "channel" : "connection");
+            return VL_E_PROTO;
+        default:
+            break;
+        }
+    }
+    if (returned) {
+        snprintf(err, cap, "a message was returned unroutable (queue '%s' gone?)", a->queue);
+        return VL_E_PROTO;
+    }
+    return 0;
+}
+
+static int amqp_sink_send(void *ctx, const struct events_batch *b, char *err, size_t cap)
+{
+    struct amqp_sink *a = ctx;
+    int rc = 0;
+    if (!a->conn && (rc = amqp_sink_connect(a, err, cap)) < 0)
+        return rc;
+    uint64_t first = a->next_tag;
+    for (size_t i = 0; i < b->count; i++) {
+        const struct events_item *it = &b->items[i];
+        amqp_basic_properties_t p = {
+            ._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG
+                      | AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_TYPE_FLAG,
+            .content_type = amqp_cstring_bytes("application/json"),
+            .delivery_mode = 2,    /* persistent */
+            .message_id = amqp_cstring_bytes(it->id),
+            .type = amqp_cstring_bytes(it->type),
+        };
+        amqp_bytes_t body = { it->len, (void *)it->json };
+        int prc = amqp_basic_publish(a->conn, 1, amqp_empty_bytes, amqp_cstring_bytes(a->queue),
+                                     1, 0, &p, body);
+        if (prc != AMQP_STATUS_OK) {
+            snprintf(err, cap, "publish: %s", amqp_error_string2(prc));
+            amqp_sink_disconnect(a);
+            return VL_E_PROTO;
+        }
+        a->next_tag++;
+    }
+    rc = amqp_sink_confirms(a, first, b->count, err, cap);
+    if (rc < 0)
+        amqp_sink_disconnect(a);   /* a clean slate: the batch goes again on a new channel */
+    return rc;
+}
+
+static void amqp_sink_destroy(void *ctx)
+{
+    struct amqp_sink *a = ctx;
+    if (!a)
+        return;
+    amqp_sink_disconnect(a);
+    free(a->url_buf);
+    free(a->queue);
+    free(a->confirmed);
+    free(a);
+}
+
+int events_amqp_create(const char *url, const char *queue, uint64_t timeout_ms,
+                       struct events_sink *out, char *err, size_t err_cap)
+{
+    int rc = events_amqp_url_check(url, err, err_cap);
+    if (rc < 0)
+        return rc;
+    struct amqp_sink *a = calloc(1, sizeof *a);
+    if (!a)
+        return -ENOMEM;
+    a->url_buf = strdup(url);
+    a->queue = strdup(queue);
+    a->confirmed = calloc(EVENTS_BATCH_MAX, sizeof *a->confirmed);
+    if (!a->url_buf || !a->queue || !a->confirmed) {
+        amqp_sink_destroy(a);
+        return -ENOMEM;
+    }
+    amqp_parse_url(a->url_buf, &a->ci);
+    if (!a->ci.vhost || !a->ci.vhost[0])
+        a->ci.vhost = (char *)"/";   /* "amqp://host:port/" means the default vhost */
+    a->timeout_ms = timeout_ms;
+    *out = (struct events_sink){ .name = "amqp", .ctx = a, .send = amqp_sink_send,
+                                 .destroy = amqp_sink_destroy };
+    return 0;
+}

@@ -1,0 +1,216 @@
+/*
+ * queue_events.c - the delivery events outbox of a shard (see volley/queue.h,
+ * "delivery events outbox", and queue_schema.h's evt database).
+ *
+ * Invariants: seq values are given in commit order from meta "evseq" (read and
+ * written in the same transaction as the events, so a rolled-back group gives
+ * none away and a committed one never repeats); events are appended with
+ * MDB_APPEND (keys only grow); a sink's "evack.NAME" only moves forward.
+ * Diagnostics: never logs; returns codes.
+ */
+#include "queue_events.h"
+
+#include "queue_codec.h"
+#include "queue_commit.h"
+#include "queue_schema.h"
+#include "volley/error.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+static int queue_evseq_get(struct vl_queue_shard *s, MDB_txn *txn, uint64_t *next)
+{
+    MDB_val k = { sizeof QUEUE_KEY_EVSEQ - 1, (void *)QUEUE_KEY_EVSEQ }, v;
+    int rc = mdb_get(txn, s->db_meta, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        *next = 1;
+        return 0;
+    }
+    if (rc)
+        return queue_mdb_err(rc);
+    if (v.mv_size != 8)
+        return VL_E_CORRUPT;
+    *next = queue_key_u64_get(v.mv_data);
+    return 0;
+}
+
+static int queue_evseq_put(struct vl_queue_shard *s, MDB_txn *txn, uint64_t next)
+{
+    uint8_t b[8];
+    queue_key_u64(b, next);
+    MDB_val k = { sizeof QUEUE_KEY_EVSEQ - 1, (void *)QUEUE_KEY_EVSEQ }, v = { 8, b };
+    return queue_mdb_err(queue_mdb_put(txn, s->db_meta, &k, &v, 0));
+}
+
+static bool queue_event_valid(const char *json, size_t len)
+{
+    return json && len >= 2 && len <= VL_QUEUE_EVENT_BYTES_MAX && json[0] == '{';
+}
+
+int queue_events_append(struct vl_queue_shard *s, MDB_txn *txn, const char *const *json,
+                        const size_t *len, size_t n)
+{
+    uint64_t seq;
+    int rc = queue_evseq_get(s, txn, &seq);
+    if (rc < 0)
+        return rc;
+    uint64_t first = seq;
+    for (size_t i = 0; i < n; i++) {
+        if (!json[i])
+            continue;
+        if (!queue_event_valid(json[i], len[i]))
+            return VL_E_INVALID;
+        uint8_t kb[8];
+        queue_key_u64(kb, seq++);
+        MDB_val k = { 8, kb }, v = { len[i], (void *)json[i] };
+        if ((rc = queue_mdb_put(txn, s->db_evt, &k, &v, MDB_APPEND)) != 0)
+            return rc == MDB_KEYEXIST ? VL_E_CORRUPT : queue_mdb_err(rc);
+    }
+    return seq == first ? 0 : queue_evseq_put(s, txn, seq);
+}
+
+struct queue_evadd { const char *const *json; const size_t *len; size_t n; };
+
+static int queue_evadd_fn(struct vl_queue_shard *s, MDB_txn *txn, struct queue_stats_rec *st,
+                          void *arg)
+{
+    (void)st;
+    const struct queue_evadd *a = arg;
+    return queue_events_append(s, txn, a->json, a->len, a->n);
+}
+
+int vl_queue_events_add(struct vl_queue_shard *s, const char *const *json, const size_t *len,
+                        size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!queue_event_valid(json[i], len[i]))
+            return VL_E_INVALID;
+    if (n == 0)
+        return 0;
+    struct queue_evadd a = { json, len, n };
+    struct queue_req req = { .fn = queue_evadd_fn, .arg = &a };
+    int rc = queue_submit(s, &req);
+    return rc < 0 ? rc : 0;
+}
+
+int vl_queue_events_read(struct vl_queue_shard *s, uint64_t after_seq, size_t max,
+                         size_t bytes_max, vl_queue_event_fn *fn, void *arg)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    int rc = queue_txn_begin(s, false, &txn);
+    if (rc < 0)
+        return rc;
+    rc = mdb_cursor_open(txn, s->db_evt, &cur);
+    if (rc) {
+        queue_txn_abort(s, txn);
+        return queue_mdb_err(rc);
+    }
+    uint8_t kb[8];
+    queue_key_u64(kb, after_seq + 1);
+    MDB_val k = { 8, kb }, v;
+    size_t count = 0, bytes = 0;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && count < max && (count == 0 || bytes + v.mv_size <= bytes_max)) {
+        if (k.mv_size != 8) {
+            rc = VL_E_CORRUPT;
+            break;
+        }
+        fn(arg, queue_key_u64_get(k.mv_data), v.mv_data, v.mv_size);
+        count++;
+        bytes += v.mv_size;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    queue_txn_abort(s, txn);
+    if (rc != 0 && rc != MDB_NOTFOUND && count < max)
+        return rc < 0 ? rc : queue_mdb_err(rc);
+    return (int)count;
+}
+
+struct queue_evack { const char *sink; uint64_t acked, delete_upto; };
+
+static int queue_evack_key(const char *sink, char *kb, size_t cap)
+{
+    size_t n = strlen(sink);
+    if (n == 0 || n >= VL_QUEUE_EVENT_SINK_BYTES_MAX)
+        return VL_E_INVALID;
+    return snprintf(kb, cap, "%s%s", QUEUE_KEY_EVACK, sink);
+}
+
+static int queue_evack_fn(struct vl_queue_shard *s, MDB_txn *txn, struct queue_stats_rec *st,
+                          void *arg)
+{
+    (void)st;
+    const struct queue_evack *a = arg;
+    char kb[64];
+    int kn = queue_evack_key(a->sink, kb, sizeof kb);
+    if (kn < 0)
+        return kn;
+    MDB_val k = { (size_t)kn, kb }, v;
+    int rc = mdb_get(txn, s->db_meta, &k, &v);
+    uint64_t old = rc == 0 && v.mv_size == 8 ? queue_key_u64_get(v.mv_data) : 0;
+    if (rc && rc != MDB_NOTFOUND)
+        return queue_mdb_err(rc);
+    if (a->acked > old) {                  /* only forward */
+        uint8_t b[8];
+        queue_key_u64(b, a->acked);
+        v = (MDB_val){ 8, b };
+        if ((rc = queue_mdb_put(txn, s->db_meta, &k, &v, 0)) != 0)
+            return queue_mdb_err(rc);
+    }
+    MDB_cursor *cur;
+    if ((rc = mdb_cursor_open(txn, s->db_evt, &cur)) != 0)
+        return queue_mdb_err(rc);
+    MDB_val ek, ev;
+    /* Oldest first; re-seek after each delete (the cursor's position after
+     * mdb_cursor_del is not worth relying on). */
+    while ((rc = mdb_cursor_get(cur, &ek, &ev, MDB_FIRST)) == 0 && ek.mv_size == 8
+           && queue_key_u64_get(ek.mv_data) <= a->delete_upto)
+        if ((rc = queue_mdb_del(txn, s->db_evt, &ek, NULL)) != 0)
+            break;
+    mdb_cursor_close(cur);
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : queue_mdb_err(rc);
+}
+
+int vl_queue_events_ack(struct vl_queue_shard *s, const char *sink, uint64_t acked_seq,
+                        uint64_t delete_upto)
+{
+    char kb[64];
+    if (queue_evack_key(sink, kb, sizeof kb) < 0 || delete_upto > acked_seq)
+        return VL_E_INVALID;
+    struct queue_evack a = { sink, acked_seq, delete_upto };
+    struct queue_req req = { .fn = queue_evack_fn, .arg = &a };
+    int rc = queue_submit(s, &req);
+    return rc < 0 ? rc : 0;
+}
+
+int vl_queue_events_state(struct vl_queue_shard *s, const char *sink, uint64_t *acked,
+                          uint64_t *stored, uint64_t *next_seq)
+{
+    MDB_txn *txn;
+    int rc = queue_txn_begin(s, false, &txn);
+    if (rc < 0)
+        return rc;
+    if (acked) {
+        char kb[64];
+        int kn = queue_evack_key(sink ? sink : "", kb, sizeof kb);
+        MDB_val k = { (size_t)(kn > 0 ? kn : 0), kb }, v;
+        *acked = 0;
+        if (kn < 0)
+            rc = kn;
+        else if ((rc = mdb_get(txn, s->db_meta, &k, &v)) == 0 && v.mv_size == 8)
+            *acked = queue_key_u64_get(v.mv_data);
+        rc = rc == MDB_NOTFOUND ? 0 : rc > 0 ? queue_mdb_err(rc) : rc;
+    }
+    if (rc >= 0 && stored) {
+        MDB_stat ms;
+        rc = queue_mdb_err(mdb_stat(txn, s->db_evt, &ms));
+        *stored = ms.ms_entries;
+    }
+    if (rc >= 0 && next_seq)
+        rc = queue_evseq_get(s, txn, next_seq);
+    queue_txn_abort(s, txn);
+    return rc < 0 ? rc : 0;
+}

@@ -1,0 +1,240 @@
+"""bench_events.py - `scripts/bench.sh events` (issue 16): the cost of delivery
+events, and the rate the outbox sustains.
+
+One `volley sink` (1 thread) on 127.0.0.1 receives; a queue of one message to
+N recipients over 100 domains is delivered by `volley run --until-empty`
+(static route to the sink, --max-rcpts 1: one SMTP transaction per recipient,
+S shards), REPS times for each mode, the modes alternating within each rep:
+  off:     no event sink;
+  on:      --events-webhook (a Python receiver on loopback answering 200,
+           checking nothing) and --events-amqp (a private rabbitmq-server,
+           persistent messages, publisher confirms), both at once; both run
+           at nice 19 (they stand for remote systems, which would not share
+           volley's CPUs on this small machine);
+  drain:   the outbox alone: a run with the webhook pointed at a closed port
+           stores N events (--events-drain 0), then a run with nothing to
+           deliver and the receiver up sends them: events/s at the receiver
+           (from that run's start to the last batch: start-up included).
+Delivery rate = delivered rcpt/s of the run's summary (the engine's time; the
+final drain of events is not in it). Prints medians (min..max) and the ratio
+on/off of the medians; JSON in bench-out/events.json.
+Env: N (20000), REPS (5), S (2), VOLLEY_BIN (build/volley)."""
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+from rabbit_lib import Rabbit  # noqa: E402
+
+VOLLEY = os.environ.get("VOLLEY_BIN", os.path.join(ROOT, "build", "volley"))
+N = int(os.environ.get("N", "20000"))
+REPS = int(os.environ.get("REPS", "5"))
+S = int(os.environ.get("S", "2"))
+RUN_TIMEOUT_S = 600
+
+
+def die(msg):
+    print("bench_events: " + msg, file=sys.stderr)
+    sys.exit(1)
+
+
+RECEIVER = r"""
+import http.server, json, sys, threading, time
+st = {"events": 0, "first": None, "last": None}
+lock = threading.Lock()
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def reply(self, body=b""):
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        n, now = body.count(b'"event_id"'), time.monotonic()
+        with lock:
+            st["events"] += n
+            st["first"] = st["first"] or now
+            st["last"] = now
+        self.reply()
+    def do_GET(self):
+        with lock:
+            body = json.dumps(st).encode()
+            if self.path == "/reset":
+                st.update(events=0, first=None, last=None)
+        self.reply(body)
+    def log_message(self, *a):
+        pass
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(srv.server_port, flush=True)
+srv.serve_forever()
+"""
+
+
+class Receiver:
+    """The webhook receiver: its own process, at nice 19 (it stands for a remote
+    system, which would not share volley's CPUs); counts events and the
+    CLOCK_MONOTONIC times of the first and last batch."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen(["nice", "-n", "19", sys.executable, "-c", RECEIVER],
+                                     stdout=subprocess.PIPE, text=True)
+        port = self.proc.stdout.readline().strip()
+        if not port.isdigit():
+            die("webhook receiver did not start")
+        self.port = int(port)
+        self.url = "http://127.0.0.1:%d/e" % self.port
+        self.events, self.first, self.last = 0, None, None
+
+    def _get(self, path):
+        import urllib.request
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.port, path), timeout=30) as r:
+            d = json.loads(r.read())
+        self.events, self.first, self.last = d["events"], d["first"], d["last"]
+
+    def reset(self):
+        self._get("/reset")
+
+    def refresh(self):
+        self._get("/stats")
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def run(args, what):
+    r = subprocess.run([VOLLEY] + args, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    if r.returncode != 0:
+        die("%s: volley %s exited %d: %s" % (what, args[0], r.returncode, r.stderr[-800:]))
+    return r
+
+
+def enqueue(tmp, data):
+    rcpts = os.path.join(tmp, "rcpts")
+    with open(rcpts, "w") as f:
+        for i in range(N):
+            f.write("r%d@bench%d.example\n" % (i, i % 100))
+    msg = os.path.join(tmp, "msg.eml")
+    with open(msg, "wb") as f:
+        f.write(b"From: bench@sender.example\r\nSubject: events bench\r\n\r\n" + b"x" * 2000 + b"\r\n")
+    shutil.rmtree(data, ignore_errors=True)
+    run(["enqueue", "--data", data, "--shards", str(S), "--from", "bench@sender.example",
+         "--rcpts", rcpts, msg], "enqueue")
+
+
+def deliver(data, port, extra, what):
+    r = run(["run", "--data", data, "--until-empty", "--shards", str(S),
+             "--route", "*=127.0.0.1:%d" % port, "--max-rcpts", "1", "--conns-per-dest", "4"]
+            + extra, what)
+    out = r.stdout + r.stderr
+    m = re.search(r"summary: delivered (\d+).*?([\d.]+) delivered rcpt/s", out)
+    if not m or int(m.group(1)) != N:
+        die("%s: summary: %s" % (what, out[-500:]))
+    return float(m.group(2)), out
+
+
+def main():
+    if not os.access(VOLLEY, os.X_OK):
+        die("%s missing (build first)" % VOLLEY)
+    tmp = tempfile.mkdtemp(prefix="volley-bench-events-")
+    base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else tmp
+    data = tempfile.mkdtemp(prefix="volley-bench-events-q-", dir=base)
+    sink = rb = recv = None
+    try:
+        sink = subprocess.Popen([VOLLEY, "sink", "--listen", "127.0.0.1:0", "--threads", "1"],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        line = sink.stdout.readline()
+        m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
+        if not m:
+            die("sink did not start: %r" % line)
+        port = int(m.group(1))
+        recv = Receiver()
+        rb = Rabbit(die, nice=19)       # a remote system's stand-in, as the receiver
+        rb.start()
+        secret = os.path.join(tmp, "secret")
+        with open(secret, "w") as f:
+            f.write("bench-secret\n")
+        with socket.socket() as s:        # a closed port: the webhook fails at once
+            s.bind(("127.0.0.1", 0))
+            dead = s.getsockname()[1]
+        on_args = ["--events-webhook", recv.url, "--events-secret-file", secret,
+                   "--events-amqp", rb.url, "--events-amqp-queue", "bench.events",
+                   "--events-drain", "600s"]
+        print("bench_events: N=%d recipients (one message, 100 domains, one transaction each), "
+              "S=%d shards, REPS=%d, sink 127.0.0.1:%d" % (N, S, REPS, port), flush=True)
+        off, on, drain, on_ev = [], [], [], []
+        for rep in range(1, REPS + 1):
+            enqueue(tmp, data)
+            r_off, _ = deliver(data, port, [], "off")
+            off.append(r_off)
+            enqueue(tmp, data)
+            recv.reset()
+            t0 = time.monotonic()
+            r_on, _ = deliver(data, port, on_args, "on")
+            on.append(r_on)
+            recv.refresh()
+            if recv.events < N:
+                die("on: the receiver got %d events, want >= %d" % (recv.events, N))
+            on_ev.append(recv.events / (recv.last - t0) if recv.last > t0 else 0.0)
+            # drain: store N events with the webhook down, then send them
+            enqueue(tmp, data)
+            deliver(data, port, ["--events-webhook", "http://127.0.0.1:%d/" % dead,
+                                 "--events-secret-file", secret, "--events-drain", "0"],
+                    "drain-store")
+            recv.reset()
+            t_drain = time.monotonic()
+            run(["run", "--data", data, "--until-empty", "--quiet", "--shards", str(S),
+                 "--route", "*=127.0.0.1:%d" % port, "--events-webhook", recv.url,
+                 "--events-secret-file", secret, "--events-drain", "600s"], "drain")
+            recv.refresh()
+            if recv.events < N or recv.last is None:
+                die("drain: the receiver got %d events, want >= %d" % (recv.events, N))
+            d = recv.events / (recv.last - t_drain)     # from the run's start: process start-up in
+            drain.append(d)
+            print("rep %d: off %.0f rcpt/s | on (webhook+amqp) %.0f rcpt/s, events at the "
+                  "receiver %.0f/s | outbox drain %.0f events/s" % (rep, r_off, r_on, on_ev[-1], d),
+                  flush=True)
+            n_amqp = rb.queue_len("bench.events")
+            if n_amqp < N * rep:
+                die("amqp: %d messages in the queue, want >= %d" % (n_amqp, N * rep))
+        med = statistics.median
+        res = {"suite": "events", "recipients": N, "shards": S, "repetitions": REPS,
+               "off_rcpt_per_s": off, "on_rcpt_per_s": on, "on_events_per_s": on_ev,
+               "drain_events_per_s": drain,
+               "ratio_on_off_of_medians": med(on) / med(off),
+               "ratio_on_off_per_rep": [a / b for a, b in zip(on, off)]}
+        fmt = lambda xs: "%.0f (%.0f..%.0f)" % (med(xs), min(xs), max(xs))
+        print("events off:             %s rcpt/s" % fmt(off))
+        print("events on (webhook+amqp): %s rcpt/s  -> ratio on/off of medians %.3f" %
+              (fmt(on), res["ratio_on_off_of_medians"]))
+        pr = res["ratio_on_off_per_rep"]
+        print("ratio on/off within each rep (paired): median %.3f (%.3f..%.3f)" %
+              (med(pr), min(pr), max(pr)))
+        print("events at the receiver during delivery: %s events/s" % fmt(on_ev))
+        print("outbox drain (webhook, batch 500):      %s events/s" % fmt(drain))
+        os.makedirs(os.path.join(ROOT, "bench-out"), exist_ok=True)
+        with open(os.path.join(ROOT, "bench-out", "events.json"), "w") as f:
+            json.dump(res, f, indent=1)
+    finally:
+        if sink:
+            sink.terminate()
+            sink.wait(timeout=30)
+        if rb:
+            rb.close()
+        if recv:
+            recv.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
