@@ -4,7 +4,9 @@
 #   scripts/setup.sh          build + test dependencies (with Postfix, for its smtp-source
 #                             client in inject_source_test, no daemon left running; and
 #                             libnet-ssleay-perl for swaks --tls in inject_smtpauth_test;
-#                             libmicrohttpd + jansson for the HTTP API, curl for its tests)
+#                             libmicrohttpd + jansson for the HTTP API, curl for its tests;
+#                             prometheus (promtool + a server the metrics test starts; no
+#                             daemon left running) and tmux for volley top's test)
 #   scripts/setup.sh --bench  also the benchmark tools
 set -euo pipefail
 
@@ -13,7 +15,8 @@ set -euo pipefail
 pkgs=(build-essential gcc g++ clang libclang-rt-14-dev cmake pkg-config git python3 python3-lmdb
       liburing-dev libssl-dev openssl libc-ares-dev liblmdb-dev lmdb-utils libjemalloc-dev
       libbenchmark-dev libcmocka-dev dnsmasq-base swaks strace valgrind procps iproute2
-      postfix libnet-ssleay-perl libmicrohttpd-dev libjansson-dev curl)
+      postfix libnet-ssleay-perl libmicrohttpd-dev libjansson-dev curl
+      prometheus tmux)
 bench=0
 for a in "$@"; do
     case "$a" in
@@ -37,7 +40,7 @@ done
 
 echo "setup.sh: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-if [[ " ${missing[*]} " == *" postfix "* ]]; then
+if [[ " ${missing[*]} " == *" postfix "* || " ${missing[*]} " == *" prometheus "* ]]; then
     # Postfix only for its smtp-source/smtp-sink tools: no configuration, and no
     # daemon started by the package scripts (policy-rc.d forbids service starts).
     echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections

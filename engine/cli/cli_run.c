@@ -16,6 +16,7 @@
 #include "inject.h"
 #include "volley/engine.h"
 #include "log.h"
+#include "metrics.h"
 #include "volley/error.h"
 #include "volley/queue.h"
 
@@ -171,6 +172,10 @@ int cli_run_main(int argc, char **argv)
                 cfg.data_dir, vl_queue_nshards(q), vl_queue_nshards(q) == 1 ? "" : "s");
     static atomic_bool stop;
     cli_install_stop_signals(&stop);
+    if (met_init(vl_queue_nshards(q)) < 0) {  /* before the listeners count into it */
+        vl_queue_close(q);
+        return VL_EXIT_FAIL;
+    }
     struct inject *intake = NULL;             /* --listen: SMTP in, same process */
     if (cfg.listen_count && inject_start(&cfg, q, &intake) < 0) {
         vl_queue_close(q);

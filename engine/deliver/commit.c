@@ -27,6 +27,7 @@
 #include "clock.h"
 #include "dsn.h"
 #include "log.h"
+#include "metrics.h"
 #include "suppress.h"
 #include "supp.h"
 #include "volley/addr.h"
@@ -36,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static bool commit_outcome_failed(const struct ledger_outcome *e)
 {
@@ -225,6 +227,14 @@ static void commit_count(struct committer *com, const struct ledger_outcome *e)
     }
     if (e->ambiguous)
         atomic_fetch_add_explicit(&c->ambiguous, 1, memory_order_relaxed);
+    if (c->met) {
+        static const enum met_outcome mo[VL_RCPT_STATE_COUNT] = {
+            [VL_RCPT_DELIVERED] = MET_DELIVERED, [VL_RCPT_DEFERRED] = MET_DEFERRED,
+            [VL_RCPT_BOUNCED] = MET_BOUNCED, [VL_RCPT_EXPIRED] = MET_EXPIRED,
+        };
+        met_outcome(c->met, e->suppressed ? MET_SUPPRESSED : mo[e->o.state], e->rcpt->domain,
+                    e->msg->return_path);
+    }
 }
 
 /* Hand the slot to the committer thread, its DSNs built first (again, if
@@ -426,8 +436,17 @@ static void *commit_thread_main(void *arg)
         com->todo = NULL;
         pthread_mutex_unlock(&com->mu);
         uint64_t t0 = vl_clock_mono_ms();
+        struct timespec m0, m1;
+        clock_gettime(CLOCK_MONOTONIC, &m0);
         c->rc = vl_queue_complete_async(com->qs, c->outs, c->count, c->dsn->m, c->extra_n,
                                         vl_clock_wall_ms());
+        if (com->ctr->met) {
+            clock_gettime(CLOCK_MONOTONIC, &m1);
+            met_hist_add(&com->ctr->met->commit_us, met_commit_us_bounds,
+                         (uint64_t)((m1.tv_sec - m0.tv_sec) * 1000000 +
+                                    (m1.tv_nsec - m0.tv_nsec) / 1000));
+            met_hist_add(&com->ctr->met->commit_batch, met_batch_bounds, c->count);
+        }
         if (c->rc >= 0)
             commit_feed_suppression(com, c);
         pthread_mutex_lock(&com->mu);

@@ -21,6 +21,7 @@
 #include "shard.h"
 
 #include "clock.h"
+#include "metrics.h"
 #include "volley/error.h"
 
 #include "suppress.h"
@@ -215,6 +216,23 @@ static int shard_wait_ms(struct shard *sh)
 /* Follow the committer: pause the routes while its commit fails (and drop
  * what waits: never sent, so leasable again later), resume once it is
  * through. */
+/* Publish the shard's gauges and DNS figures to its metrics slot (relaxed
+ * stores: a scrape reads them whenever it comes). */
+static void shard_met_publish(struct shard *sh)
+{
+    struct met_shard *m = sh->ctr->met;
+    if (!m)
+        return;
+    atomic_store_explicit(&m->conns_open, sh->route.sessions, memory_order_relaxed);
+    atomic_store_explicit(&m->inflight, sh->ledger.inflight, memory_order_relaxed);
+    if (sh->route.dns) {
+        struct dns_stats ds;
+        dns_stats_get(sh->route.dns, &ds);
+        atomic_store_explicit(&m->dns_lookups, ds.lookups, memory_order_relaxed);
+        atomic_store_explicit(&m->dns_hits, ds.cache_hits, memory_order_relaxed);
+    }
+}
+
 static void shard_commit_state(struct shard *sh)
 {
     if (sh->com.failing) {
@@ -259,6 +277,7 @@ static int shard_loop(struct shard *sh)
             dns_process_timeouts(sh->route.dns, vl_clock_mono_ms());
         atomic_store_explicit(&sh->ctr->sessions_open, sh->route.sessions,
                               memory_order_relaxed);
+        shard_met_publish(sh);
         commit_start(&sh->com);
         shard_commit_state(sh);
         if (sh->com.gave_up && !sh->stopping) {

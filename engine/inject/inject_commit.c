@@ -10,6 +10,7 @@
 #include "inject_int.h"
 
 #include "clock.h"
+#include "metrics.h"
 #include "log.h"
 #include "msg.h"
 #include "volley/error.h"
@@ -118,6 +119,7 @@ static void job_run(struct inject *in, struct inj_job *j)
     msg_result_fini(&m);
     char t[SMTP_SERVER_TEXT_BYTES_MAX];
     if (rc == 0) {
+        met_inject(MET_L_SMTP, s->rcpt_n);
         snprintf(t, sizeof t, "2.0.0 Ok: queued as %016llx", (unsigned long long)j->id);
         job_reply(j, 250, t);
     } else if (rc == VL_E_INVALID) {
