@@ -16,7 +16,7 @@ pkgs=(build-essential gcc g++ clang libclang-rt-14-dev cmake pkg-config git pyth
       liburing-dev libssl-dev openssl libc-ares-dev liblmdb-dev lmdb-utils libjemalloc-dev
       libbenchmark-dev libcmocka-dev dnsmasq-base swaks strace valgrind procps iproute2
       postfix libnet-ssleay-perl libmicrohttpd-dev libjansson-dev curl
-      prometheus tmux)
+      prometheus tmux libcurl4-openssl-dev)
 bench=0
 for a in "$@"; do
     case "$a" in

@@ -17,6 +17,7 @@
 #include "volley/engine.h"
 #include "log.h"
 #include "metrics.h"
+#include "adm.h"
 #include "volley/error.h"
 #include "volley/queue.h"
 
@@ -176,6 +177,12 @@ int cli_run_main(int argc, char **argv)
         vl_queue_close(q);
         return VL_EXIT_FAIL;
     }
+    int arc = adm_open(cfg.data_dir, false);  /* operator holds (DATA/admin), if any */
+    if (arc < 0) {
+        fprintf(stderr, "volley run: %s/admin: %s\n", cfg.data_dir, vl_strerror(arc));
+        vl_queue_close(q);
+        return VL_EXIT_FAIL;
+    }
     struct inject *intake = NULL;             /* --listen: SMTP in, same process */
     if (cfg.listen_count && inject_start(&cfg, q, &intake) < 0) {
         vl_queue_close(q);
@@ -203,6 +210,7 @@ int cli_run_main(int argc, char **argv)
     bool lo_ok = cli_leftover_scan(q, &lo) == 0;
     int code = cli_progress_finish(&p, &tot, lo_ok ? &lo : NULL, el, cfg.until_empty, rc);
     vl_queue_close(q);
+    adm_close();
     cli_report_uncommitted("run", &cfg, &tot, rc);
     if (rc < 0 || tot.uncommitted)
         fprintf(stderr, "volley run: %s\n", vl_strerror(rc));

@@ -18,6 +18,7 @@
 #pragma weak cli_sink_main
 #pragma weak cli_bench_main
 #pragma weak cli_suppress_main
+#pragma weak cli_admin_main
 
 struct subcommand {
     const char *name;
@@ -46,6 +47,7 @@ int main(int argc, char **argv)
         { "sink",    cli_sink_main,    "SMTP sink with fault injection, for tests and benches" },
         { "bench",   cli_bench_main,   "end-to-end loopback benchmark" },
         { "suppress", cli_suppress_main, "add | rm | ls | import FILE | export: addresses never mailed" },
+        { "admin",   cli_admin_main,   "suspend | resume | bounce | purge | retry DOMAIN | holds | metrics" },
     };
     const size_t n = sizeof cmds / sizeof cmds[0];
 

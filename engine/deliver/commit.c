@@ -41,7 +41,8 @@
 
 static bool commit_outcome_failed(const struct ledger_outcome *e)
 {
-    return (e->o.state == VL_RCPT_BOUNCED || e->o.state == VL_RCPT_EXPIRED) && !e->suppressed;
+    return (e->o.state == VL_RCPT_BOUNCED || e->o.state == VL_RCPT_EXPIRED) && !e->suppressed &&
+           !e->purged;
 }
 
 /* Reported in a DSN of this kind: failed, or (delayed) owed a delay notice. */
@@ -198,7 +199,7 @@ static void commit_log_outcome(struct committer *com, const struct ledger_outcom
     struct vl_dlog_event ev = {
         .ts_ms = (int64_t)vl_clock_wall_ms(), .msg_id = e->msg->id,
         .rcpt = e->rcpt->addr, .domain = e->rcpt->domain,
-        .event = e->suppressed ? "suppressed"
+        .event = e->purged ? "purged" : e->suppressed ? "suppressed"
                  : e->ambiguous && e->o.state == VL_RCPT_DEFERRED ? "ambiguous"
                                                                   : names[e->o.state],
         .mx = e->mx, .ip = e->ip, .code = e->o.code,
@@ -387,7 +388,7 @@ static void commit_feed_suppression(struct committer *com, const struct commit_s
     for (uint32_t i = 0; com->sup && i < c->count; i++) {
         const struct ledger_outcome *e = &c->outcomes[i];
         bool is_hard = sup_policy_feeds(pol, e->status);
-        if (e->o.state != VL_RCPT_BOUNCED || e->suppressed || !is_hard ||
+        if (e->o.state != VL_RCPT_BOUNCED || e->suppressed || e->purged || !is_hard ||
             !e->msg->return_path_len)       /* a DSN's recipient is not a list member */
             continue;
         if (!sup && !(sup = deliver_sup_get(com->sup, true)))

@@ -151,6 +151,8 @@ static int shard_lease(struct shard *sh)
     bool *dropped = calloc(b->count, sizeof *dropped);
     if (dropped && shard_suppressed(sh, ls, b, dropped) < 0)
         memset(dropped, 0, b->count * sizeof *dropped);
+    if (dropped)
+        shard_admin_holds(sh, ls, b, dropped);  /* operator holds: suspend, bounce, purge */
     /* Recipients come grouped by domain, then message: cut attempts. A
      * message whose sender's domain has --unsub goes one recipient per
      * attempt, its List-Unsubscribe lines made here (the body is stored once). */

@@ -1,0 +1,132 @@
+/*
+ * http_admin.c - operator actions against the running engine (issue 15),
+ * every route with the bearer token; each action is logged (evt=admin).
+ *   POST /api/v1/admin/suspend?domain=D[&note=N]  hold D: nothing is sent to it
+ *   POST /api/v1/admin/resume?domain=D            lift it; D's recipients ready now
+ *   POST /api/v1/admin/bounce?domain=D[&note=N]   D's recipients queued now fail (DSN)
+ *   POST /api/v1/admin/purge?domain=D[&note=N]    D's recipients queued now dropped
+ *   POST /api/v1/admin/retry?domain=D             D's recipients ready now
+ *   GET  /api/v1/admin/holds                      {"holds":[{action,domain,since_ms,note}]}
+ *   DELETE /api/v1/admin/holds?action=A&domain=D  remove a bounce or purge hold
+ * Holds are durable (DATA/admin, engine/admin/adm.h) before the answer, so a
+ * suspension survives a restart; the shards apply them at lease.
+ */
+#include "http_int.h"
+
+#include "adm.h"
+#include "clock.h"
+#include "log.h"
+#include "volley/error.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static enum MHD_Result admin_reply(struct MHD_Connection *c, const char *action,
+                                   const char *domain, long ready)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "action", json_string(action));
+    json_object_set_new(o, "domain", json_string(domain));
+    if (ready >= 0)
+        json_object_set_new(o, "made_ready", json_integer(ready));
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return http_respond(c, 200, s);
+}
+
+static enum MHD_Result admin_holds(struct MHD_Connection *c)
+{
+    struct adm *a = adm_get();
+    json_t *o = json_object(), *arr = json_array();
+    struct adm_hold *h = a ? calloc(ADM_HOLDS_MAX, sizeof *h) : NULL;
+    size_t n = a && h ? adm_list(a, h, ADM_HOLDS_MAX) : 0;
+    for (size_t i = 0; i < n && i < ADM_HOLDS_MAX; i++) {
+        json_t *e = json_object();
+        json_object_set_new(e, "action", json_string(adm_kind_name(h[i].kind)));
+        json_object_set_new(e, "domain", json_string(h[i].domain));
+        json_object_set_new(e, "since_ms", json_integer((json_int_t)h[i].time_ms));
+        json_object_set_new(e, "note", json_string(h[i].note));
+        json_array_append_new(arr, e);
+    }
+    free(h);
+    json_object_set_new(o, "holds", arr);
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return http_respond(c, 200, s);
+}
+
+enum MHD_Result http_admin(struct http *h, struct MHD_Connection *c, const char *url,
+                           const char *method)
+{
+    const char *act = url + strlen("/api/v1/admin/");
+    const char *dom = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "domain");
+    const char *note = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "note");
+    bool get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+    if (!strcmp(act, "holds")) {
+        if (get)
+            return admin_holds(c);
+        if (strcmp(method, "DELETE"))
+            return http_respond_error(c, 405, NULL, -1, "use GET or DELETE");
+        const char *an = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "action");
+        enum adm_kind k = an ? adm_kind_parse(an) : ADM_NONE;
+        if (k == ADM_NONE)
+            return http_respond_error(c, 400, "action", -1, "expected suspend, bounce or purge");
+        if (!dom)
+            return http_respond_error(c, 400, "domain", -1, "missing");
+        int rc = adm_get() ? adm_clear(adm_get(), k, dom) : VL_E_NOTFOUND;
+        if (rc == VL_E_NOTFOUND)
+            return http_respond_error(c, 404, "domain", -1, "no such hold");
+        if (rc < 0)
+            return http_respond_error(c, rc == VL_E_INVALID ? 400 : 503,
+                                      rc == VL_E_INVALID ? "domain" : NULL, -1, vl_strerror(rc));
+        vl_log_at(VL_LOG_INFO, "evt=admin action=clear hold=%s domain=%s", an, dom);
+        return admin_reply(c, "clear", dom, -1);
+    }
+    enum adm_kind k = ADM_NONE;
+    bool resume = !strcmp(act, "resume"), retry = !strcmp(act, "retry");
+    if (!resume && !retry && (k = adm_kind_parse(act)) == ADM_NONE)
+        return http_respond_error(c, 404, NULL, -1, "no such route");
+    if (strcmp(method, "POST"))
+        return http_respond_error(c, 405, NULL, -1, "use POST");
+    if (!dom || !*dom)
+        return http_respond_error(c, 400, "domain", -1, "missing");
+    if (note && strlen(note) > ADM_NOTE_MAX)
+        return http_respond_error(c, 400, "note", -1, "over 200 bytes");
+    for (const char *p = note; p && *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == '"' || *p == '\\')
+            return http_respond_error(c, 400, "note", -1, "control characters, quotes or "
+                                      "backslashes");
+    uint64_t now = vl_clock_wall_ms();
+    int rc = 0;
+    if (k != ADM_NONE) {
+        rc = adm_open(h->cfg->data_dir, true);
+        if (rc == 0)
+            rc = adm_set(adm_get(), k, dom, now, note);
+    } else if (resume) {
+        rc = adm_get() ? adm_clear(adm_get(), ADM_SUSPEND, dom) : VL_E_NOTFOUND;
+        if (rc == VL_E_NOTFOUND)
+            return http_respond_error(c, 404, "domain", -1, "not suspended");
+    }
+    if (rc < 0)
+        return http_respond_error(c, rc == VL_E_INVALID ? 400 : 503,
+                                  rc == VL_E_INVALID ? "domain" : NULL, -1,
+                                  rc == VL_E_INVALID ? "not a domain" : vl_strerror(rc));
+    long ready = -1;
+    if (k != ADM_SUSPEND) {                /* let the shards see its recipients now */
+        int n = vl_queue_retry(h->q, 0, dom, now);
+        if (n < 0) {
+            vl_log_at(VL_LOG_WARN, "evt=admin_retry_failed domain=%s err=\"%s\"", dom,
+                      vl_strerror(n));
+            if (retry || resume)
+                return http_respond_error(c, n == VL_E_INVALID ? 400 : 503,
+                                          n == VL_E_INVALID ? "domain" : NULL, -1,
+                                          vl_strerror(n));
+        }
+        ready = n < 0 ? 0 : n;
+    }
+    vl_log_at(VL_LOG_INFO, "evt=admin action=%s domain=%s note=\"%s\" made_ready=%ld", act, dom,
+              note ? note : "", ready);
+    return admin_reply(c, act, dom, ready);
+}
