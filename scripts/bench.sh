@@ -10,6 +10,8 @@
 #   http     the HTTP API (`volley run --http`): 1-recipient personalised 5 KB requests under
 #            wrk (durable msg/s), one 10,000-recipient request (rcpts/s), the same load over
 #            SMTP for comparison (scripts/bench_http.sh)
+#   metrics  `volley bench` with the metrics registry on and off (VOLLEY_METRICS=off),
+#            alternating, medians and the on/off ratio (scripts/bench_metrics.sh)
 #   queue    the queue with full durability: enqueue/lease/complete (medians of 5) and the
 #            1M-recipient restart (VOLLEY_BENCH_BIG=1), JSON in bench-out/queue_bench.json
 set -euo pipefail
@@ -42,6 +44,8 @@ for s in "${suites[@]}"; do
             VOLLEY_BIN=build/volley scripts/bench_intake.sh ;;
         http)
             VOLLEY_BIN=build/volley scripts/bench_http.sh ;;
+        metrics)
+            VOLLEY_BIN=build/volley scripts/bench_metrics.sh ;;
         queue)
             VOLLEY_BENCH_BIG=1 build/queue_bench --benchmark_repetitions=5 \
                 --benchmark_report_aggregates_only=true \
