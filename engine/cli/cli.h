@@ -45,6 +45,7 @@ int cli_sink_main(int argc, char **argv);
 int cli_bench_main(int argc, char **argv);
 int cli_suppress_main(int argc, char **argv);   /* cli_suppress.c */
 int cli_admin_main(int argc, char **argv);      /* cli_admin.c */
+int cli_top_main(int argc, char **argv);        /* cli_top.c */
 
 /** cli_admin.c: the first line of a token file into @p tok. @return 0 or -1. */
 int cli_http_token(const char *file, char *tok, size_t cap);

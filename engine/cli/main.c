@@ -19,6 +19,7 @@
 #pragma weak cli_bench_main
 #pragma weak cli_suppress_main
 #pragma weak cli_admin_main
+#pragma weak cli_top_main
 
 struct subcommand {
     const char *name;
@@ -47,6 +48,7 @@ int main(int argc, char **argv)
         { "sink",    cli_sink_main,    "SMTP sink with fault injection, for tests and benches" },
         { "bench",   cli_bench_main,   "end-to-end loopback benchmark" },
         { "suppress", cli_suppress_main, "add | rm | ls | import FILE | export: addresses never mailed" },
+        { "top",     cli_top_main,     "live view of a running engine (its HTTP /metrics)" },
         { "admin",   cli_admin_main,   "suspend | resume | bounce | purge | retry DOMAIN | holds | metrics" },
     };
     const size_t n = sizeof cmds / sizeof cmds[0];
