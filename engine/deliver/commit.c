@@ -24,6 +24,7 @@
  */
 #include "commit.h"
 
+#include "campaign.h"
 #include "clock.h"
 #include "dsn.h"
 #include "log.h"
@@ -204,7 +205,7 @@ static void commit_log_outcome(struct committer *com, const struct ledger_outcom
                                                                   : names[e->o.state],
         .mx = e->mx, .ip = e->ip, .code = e->o.code,
         .status = e->status, .reply = e->text, .attempt = e->rcpt->attempts + 1,
-        .tls = e->tls, .local = e->local,
+        .tls = e->tls, .local = e->local, .campaign = campaign_of(e->msg),
     };
     vl_dlog_add(com->dlog, &ev);
 }
@@ -234,7 +235,7 @@ static void commit_count(struct committer *com, const struct ledger_outcome *e)
             [VL_RCPT_BOUNCED] = MET_BOUNCED, [VL_RCPT_EXPIRED] = MET_EXPIRED,
         };
         met_outcome(c->met, e->suppressed ? MET_SUPPRESSED : mo[e->o.state], e->rcpt->domain,
-                    e->msg->return_path);
+                    e->msg->return_path, campaign_of(e->msg));
     }
 }
 

@@ -20,6 +20,7 @@
  */
 #include "shard.h"
 
+#include "campaign.h"
 #include "clock.h"
 #include "metrics.h"
 #include "volley/error.h"
@@ -139,8 +140,10 @@ static int shard_lease(struct shard *sh)
     }
     sh->idle_queue = false;
     uint64_t body_bytes = 0;
-    for (size_t i = 0; i < b->msg_count; i++)
+    for (size_t i = 0; i < b->msg_count; i++) {
+        campaign_strip(&b->msgs[i]);   /* X-Volley-Campaign: never sent, id kept */
         body_bytes += b->msgs[i].body_len;
+    }
     sh->body_bytes_per_rcpt = body_bytes / (uint64_t)n + 1;
     struct lease *ls = ledger_lease_add(l, b, (uint32_t)n);
     if (!ls) {

@@ -88,13 +88,18 @@ static struct met_label *met_slot(struct met_label *t, unsigned cap, const char 
     return NULL;
 }
 
-void met_outcome(struct met_shard *s, enum met_outcome o, const char *domain, const char *source)
+void met_outcome(struct met_shard *s, enum met_outcome o, const char *domain, const char *source,
+                 const char *campaign)
 {
     met_add(&s->out[o], 1);
     struct met_label *d = met_slot(s->dom, MET_DOMAINS, domain ? domain : "");
     met_add(d ? &d->n[o] : &s->out_other_dom[o], 1);
     struct met_label *r = met_slot(s->src, MET_SOURCES, source ? source : "");
     met_add(r ? &r->n[o] : &s->out_other_src[o], 1);
+    if (campaign && *campaign) {
+        struct met_label *c = met_slot(s->camp, MET_CAMPAIGNS, campaign);
+        met_add(c ? &c->n[o] : &s->out_other_camp[o], 1);
+    }
 }
 
 void met_hist_add(struct met_hist *h, const uint64_t *bounds, uint64_t v)
@@ -193,11 +198,35 @@ static int mrow_cmp(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-/* Merge the shards' tables (domains when @p dom, else sources) into rows;
- * rows past MET_TOP_N are summed into @p other. @return rows kept, or -1. */
-static int met_merge(const struct met *m, bool dom, struct mrow **out, uint64_t *other)
+enum met_table { MET_T_DOM, MET_T_SRC, MET_T_CAMP };
+
+static const struct met_table_info {
+    unsigned cap;
+    const char *name, *label, *help;
+} met_tables[3] = {
+    { MET_DOMAINS, "volley_domain_recipients_total", "domain",
+      "Recipient outcomes by destination domain (top 20 by volume, the rest \"other\")" },
+    { MET_SOURCES, "volley_source_recipients_total", "source",
+      "Recipient outcomes by source: envelope sender, \"\" the null path (top 20, the rest "
+      "\"other\")" },
+    { MET_CAMPAIGNS, "volley_campaign_recipients_total", "campaign",
+      "Recipient outcomes by campaign (X-Volley-Campaign; top 20, the rest \"other\"; mail "
+      "without one not counted here)" },
+};
+
+static const struct met_label *met_table_of(const struct met_shard *sh, enum met_table t,
+                                            const _Atomic uint64_t **other)
 {
-    unsigned cap = dom ? MET_DOMAINS : MET_SOURCES;
+    *other = t == MET_T_DOM ? sh->out_other_dom : t == MET_T_SRC ? sh->out_other_src
+                                                                 : sh->out_other_camp;
+    return t == MET_T_DOM ? sh->dom : t == MET_T_SRC ? sh->src : sh->camp;
+}
+
+/* Merge the shards' tables @p t into rows; rows past MET_TOP_N are summed
+ * into @p other. @return rows kept, or -1. */
+static int met_merge(const struct met *m, enum met_table t, struct mrow **out, uint64_t *other)
+{
+    unsigned cap = met_tables[t].cap;
     struct mrow *rows = calloc((size_t)m->nshards * cap, sizeof *rows);
     if (!rows)
         return -1;
@@ -205,12 +234,12 @@ static int met_merge(const struct met *m, bool dom, struct mrow **out, uint64_t 
     for (unsigned k = 0; k < MET_OUTCOMES; k++)
         other[k] = 0;
     for (unsigned s = 0; s < m->nshards; s++) {
-        const struct met_shard *sh = &m->shard[s];
+        const _Atomic uint64_t *oth;
+        const struct met_label *tab = met_table_of(&m->shard[s], t, &oth);
         for (unsigned k = 0; k < MET_OUTCOMES; k++)
-            other[k] += ld(dom ? &sh->out_other_dom[k] : &sh->out_other_src[k]);
-        const struct met_label *t = dom ? sh->dom : sh->src;
+            other[k] += ld(&oth[k]);
         for (unsigned i = 0; i < cap; i++) {
-            const struct met_label *l = &t[i];
+            const struct met_label *l = &tab[i];
             if (!atomic_load_explicit(&l->used, memory_order_acquire))
                 continue;
             size_t j = 0;
@@ -233,17 +262,13 @@ static int met_merge(const struct met *m, bool dom, struct mrow **out, uint64_t 
     return (int)(n < MET_TOP_N ? n : MET_TOP_N);
 }
 
-static void met_render_labelled(struct mbuf *b, const struct met *m, bool dom)
+static void met_render_labelled(struct mbuf *b, const struct met *m, enum met_table t)
 {
-    const char *name = dom ? "volley_domain_recipients_total" : "volley_source_recipients_total";
-    const char *lab = dom ? "domain" : "source";
-    mb_head(b, name, "counter", dom
-            ? "Recipient outcomes by destination domain (top 20 by volume, the rest \"other\")"
-            : "Recipient outcomes by source: envelope sender, \"\" the null path (top 20, "
-              "the rest \"other\")");
+    const char *name = met_tables[t].name, *lab = met_tables[t].label;
+    mb_head(b, name, "counter", met_tables[t].help);
     struct mrow *rows = NULL;
     uint64_t other[MET_OUTCOMES];
-    int n = met_merge(m, dom, &rows, other);
+    int n = met_merge(m, t, &rows, other);
     if (n < 0) {
         b->oom = true;
         return;
@@ -327,8 +352,9 @@ char *met_render(const struct met *m, const struct met_queue *q, size_t *len)
         for (unsigned k = 0; k < MET_OUTCOMES; k++)
             mb_printf(&b, "volley_recipients_total{outcome=\"%s\"} %llu\n",
                       met_outcome_names[k], (unsigned long long)out[k]);
-        met_render_labelled(&b, m, true);
-        met_render_labelled(&b, m, false);
+        met_render_labelled(&b, m, MET_T_DOM);
+        met_render_labelled(&b, m, MET_T_SRC);
+        met_render_labelled(&b, m, MET_T_CAMP);
         mb_head(&b, "volley_connections_opened_total", "counter",
                 "Outbound SMTP connections opened");
         mb_printf(&b, "volley_connections_opened_total %llu\n", (unsigned long long)opened);

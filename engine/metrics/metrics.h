@@ -32,6 +32,7 @@
 
 #define MET_DOMAINS   128u          /* per shard: destination domains with a label */
 #define MET_SOURCES   32u           /* per shard: sources (envelope senders) with a label */
+#define MET_CAMPAIGNS 32u           /* per shard: campaign ids with a label */
 #define MET_TOP_N     20u           /* labels shown per metric; the rest is "other" */
 #define MET_NAME_MAX  256u
 #define MET_HIST_MAX  16u           /* buckets, +Inf not counted */
@@ -58,6 +59,7 @@ struct met_shard {
     _Alignas(64) _Atomic uint64_t out[MET_OUTCOMES];
     _Atomic uint64_t out_other_dom[MET_OUTCOMES];   /* domain table full */
     _Atomic uint64_t out_other_src[MET_OUTCOMES];   /* source table full */
+    _Atomic uint64_t out_other_camp[MET_OUTCOMES];  /* campaign table full */
     _Atomic uint64_t conns_opened, conns_open;
     _Atomic uint64_t txns_tls, txns_plain;          /* SMTP transactions by session TLS */
     _Atomic uint64_t dns_lookups, dns_hits;         /* published by the shard thread */
@@ -66,6 +68,7 @@ struct met_shard {
     struct met_hist commit_batch;  /* outcomes per commit */
     struct met_label dom[MET_DOMAINS];
     struct met_label src[MET_SOURCES];
+    struct met_label camp[MET_CAMPAIGNS];
 };
 
 struct met {
@@ -96,8 +99,10 @@ static inline struct met_shard *met_shard(unsigned idx)
 }
 
 /** Shard thread: count one final or deferral outcome of a recipient of
- *  @p domain, from @p source (envelope sender; "" for the null path). */
-void met_outcome(struct met_shard *s, enum met_outcome o, const char *domain, const char *source);
+ *  @p domain, from @p source (envelope sender; "" for the null path), of
+ *  @p campaign ("" or NULL: none). */
+void met_outcome(struct met_shard *s, enum met_outcome o, const char *domain, const char *source,
+                 const char *campaign);
 
 /** Any thread: add @p v to @p h (bounds: @p bounds). */
 void met_hist_add(struct met_hist *h, const uint64_t *bounds, uint64_t v);

@@ -217,9 +217,50 @@ def case_prometheus():
         shutil.rmtree(ptmp, ignore_errors=True)
 
 
+def case_campaign():
+    """X-Volley-Campaign (HTTP content.headers, and raw over HTTP): stripped before
+    delivery, in the delivery log and the metrics."""
+    r = Run()
+    try:
+        st, js = r.api.inject({"envelope_sender": "news@src.test",
+                               "content": {"subject": "m", "text_body": "hi {{ email }}",
+                                           "headers": {"X-Volley-Campaign": "spring-sale"}},
+                               "recipients": [{"email": "c%d@a.test" % i} for i in range(3)] +
+                               [{"email": "bad9@a.test"}]})
+        check(st == 200 and js["success_count"] == 4, "inject: %d %r" % (st, js))
+        raw = ("Subject: raw\r\nX-Volley-Campaign: autumn.2026\r\n\tfolded-rest\r\n"
+               "X-Other: kept\r\n\r\nbody\r\n")
+        st, js = r.api.inject({"envelope_sender": "news@src.test", "content": raw,
+                               "recipients": [{"email": "d1@b.test"}, {"email": "d2@b.test"}]})
+        check(st == 200 and js["success_count"] == 2, "inject raw: %d %r" % (st, js))
+        s = r.wait_outcomes(5, 1)
+        for e in volley_lib.read_saved(r.save):
+            c = e["content"]
+            check(b"x-volley-campaign" not in c.lower() and b"folded-rest" not in c,
+                  "the campaign header was delivered: %r" % c[:400])
+            if e["rcpts"][0].endswith("@b.test"):
+                check(b"X-Other: kept\r\n" in c and c.endswith(b"\r\n\r\nbody\r\n"),
+                      "raw message damaged: %r" % c)
+        got = {}
+        for e in r.api.log():
+            if e.get("rcpt", "").startswith(("c", "bad9", "d")):
+                got.setdefault(e.get("campaign"), []).append(e["event"])
+        check(sorted(got.get("spring-sale", [])) == ["bounced", "delivered", "delivered",
+                                                     "delivered"] and
+              got.get("autumn.2026") == ["delivered", "delivered"], "log campaigns: %r" % got)
+        for k, v in {'volley_campaign_recipients_total{campaign="spring-sale",outcome="delivered"}': 3,
+                     'volley_campaign_recipients_total{campaign="spring-sale",outcome="bounced"}': 1,
+                     'volley_campaign_recipients_total{campaign="autumn.2026",outcome="delivered"}': 2
+                     }.items():
+            check(s.get(k) == v, "%s: %r, expected %r" % (k, s.get(k), v))
+    finally:
+        r.close()
+
+
 def main():
     only = os.environ.get("METRICS_CASE")
-    for name, fn in (("promtool", case_promtool), ("prometheus", case_prometheus)):
+    for name, fn in (("promtool", case_promtool), ("prometheus", case_prometheus),
+                     ("campaign", case_campaign)):
         if only and name != only:
             continue
         t0 = time.monotonic()

@@ -36,17 +36,17 @@ static void test_outcomes_and_other(void **state)
     assert_non_null(s0);
     assert_null(met_shard(2));
     for (int i = 0; i < 5; i++)
-        met_outcome(s0, MET_DELIVERED, "a.test", "s@src.test");
+        met_outcome(s0, MET_DELIVERED, "a.test", "s@src.test", "spring-sale");
     for (int i = 0; i < 3; i++)
-        met_outcome(s1, MET_DELIVERED, "a.test", "s@src.test");
-    met_outcome(s1, MET_BOUNCED, "b.test", "");
-    met_outcome(s1, MET_SUPPRESSED, "quo\"te.test", "x@y.test");
-    met_outcome(s0, MET_SUPPRESSED, "quo\"te.test", "x@y.test");
+        met_outcome(s1, MET_DELIVERED, "a.test", "s@src.test", NULL);
+    met_outcome(s1, MET_BOUNCED, "b.test", "", NULL);
+    met_outcome(s1, MET_SUPPRESSED, "quo\"te.test", "x@y.test", NULL);
+    met_outcome(s0, MET_SUPPRESSED, "quo\"te.test", "x@y.test", NULL);
     /* more domains than the table holds: the rest go to "other" */
     char d[64];
     for (unsigned i = 0; i < MET_DOMAINS + 10; i++) {
         snprintf(d, sizeof d, "d%u.test", i);
-        met_outcome(s0, MET_DEFERRED, d, "s@src.test");
+        met_outcome(s0, MET_DEFERRED, d, "s@src.test", NULL);
     }
     met_inject(MET_L_HTTP, 7);
     met_inject(MET_L_SMTP, 2);
@@ -74,6 +74,10 @@ static void test_outcomes_and_other(void **state)
     assert_int_equal(shown, (MET_TOP_N - 3) * MET_OUTCOMES);  /* a, b, quote shown above */
     assert_int_equal(other + (MET_TOP_N - 3), MET_DOMAINS + 10);
     assert_non_null(strstr(t, "domain=\"quo\\\"te.test\""));
+    assert_int_equal(line_value(t, "volley_campaign_recipients_total{campaign=\"spring-sale\","
+                                   "outcome=\"delivered\"}"), 5);
+    assert_int_equal(line_value(t, "volley_campaign_recipients_total{campaign=\"other\","
+                                   "outcome=\"delivered\"}"), 0);
     assert_int_equal(line_value(t, "volley_injected_recipients_total{listener=\"http\"}"), 7);
     assert_int_equal(line_value(t, "volley_injected_messages_total{listener=\"smtp\"}"), 1);
     free(t);
