@@ -65,6 +65,12 @@ static void adm_lower(char *dst, const char *src, size_t n)
     dst[n] = '\0';
 }
 
+static enum adm_scope adm_scope_of(const char *key)
+{
+    return !strncmp(key, "c:", 2) ? ADM_CAMPAIGN : !strncmp(key, "s:", 2) ? ADM_SENDER
+                                                                         : ADM_DOMAIN;
+}
+
 static int adm_load(struct adm *a)
 {
     MDB_txn *txn;
@@ -89,6 +95,7 @@ static int adm_load(struct adm *a)
         memset(h, 0, sizeof *h);
         h->kind = (enum adm_kind)kp[0];
         memcpy(h->domain, kp + 1, k.mv_size - 1);
+        h->scope = adm_scope_of(h->domain);
         char val[ADM_NOTE_MAX + 32];
         size_t vl = v.mv_size < sizeof val - 1 ? v.mv_size : sizeof val - 1;
         memcpy(val, v.mv_data, vl);
@@ -189,20 +196,58 @@ static int adm_find(const struct adm *a, enum adm_kind kind, const char *dom)
     return -1;
 }
 
-static int adm_norm(const char *domain, char *dom)
+static const char *const adm_scope_pfx[ADM_SCOPES] = { "", "c:", "s:" };
+
+const char *adm_scope_name(enum adm_scope sc)
 {
-    size_t len = domain ? strlen(domain) : 0;
-    if (len == 0 || len > ADM_DOMAIN_MAX || vl_domain_check(domain, len, NULL) < 0)
-        return VL_E_INVALID;
-    adm_lower(dom, domain, len);
-    return (int)len;
+    static const char *const n[ADM_SCOPES] = { "domain", "campaign", "sender" };
+    return (unsigned)sc < ADM_SCOPES ? n[sc] : "?";
 }
 
-int adm_set(struct adm *a, enum adm_kind kind, const char *domain, uint64_t now_ms,
-            const char *note)
+const char *adm_hold_value(const struct adm_hold *h)
+{
+    return h->domain + strlen(adm_scope_pfx[h->scope]);
+}
+
+/* The key of @p value in @p scope into @p dom. @return its length or VL_E_INVALID. */
+static int adm_norm(enum adm_scope scope, const char *value, char *dom)
+{
+    size_t len = value ? strlen(value) : 0;
+    if (len == 0 || (unsigned)scope >= ADM_SCOPES || len + 2 > ADM_DOMAIN_MAX)
+        return VL_E_INVALID;
+    if (scope == ADM_DOMAIN && vl_domain_check(value, len, NULL) < 0)
+        return VL_E_INVALID;
+    if (scope == ADM_CAMPAIGN) {
+        if (len > 64)
+            return VL_E_INVALID;
+        for (size_t i = 0; i < len; i++) {
+            char c = value[i];
+            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '-' || c == ':'))
+                return VL_E_INVALID;
+        }
+    }
+    if (scope == ADM_SENDER) {
+        struct vl_addr pa;
+        if (vl_addr_parse(value, len, &pa, NULL) < 0)
+            return VL_E_INVALID;
+    }
+    size_t pl = strlen(adm_scope_pfx[scope]);
+    memcpy(dom, adm_scope_pfx[scope], pl);
+    if (scope == ADM_CAMPAIGN) {                 /* ids are kept as given */
+        memcpy(dom + pl, value, len);
+        dom[pl + len] = '\0';
+    } else {
+        adm_lower(dom + pl, value, len);
+    }
+    return (int)(pl + len);
+}
+
+int adm_set(struct adm *a, enum adm_kind kind, enum adm_scope scope, const char *value,
+            uint64_t now_ms, const char *note)
 {
     char dom[ADM_DOMAIN_MAX + 1];
-    int len = adm_norm(domain, dom);
+    int len = adm_norm(scope, value, dom);
     if (len < 0 || kind <= ADM_NONE || kind >= ADM_KINDS)
         return VL_E_INVALID;
     char key[ADM_DOMAIN_MAX + 1], val[ADM_NOTE_MAX + 32];
@@ -225,6 +270,7 @@ int adm_set(struct adm *a, enum adm_kind kind, const char *domain, uint64_t now_
     if (!rc) {
         struct adm_hold *h = &a->holds[i < 0 ? n : (unsigned)i];
         h->kind = kind;
+        h->scope = scope;
         memcpy(h->domain, dom, (size_t)len + 1);
         h->time_ms = now_ms;
         snprintf(h->note, sizeof h->note, "%s", note ? note : "");
@@ -235,10 +281,10 @@ int adm_set(struct adm *a, enum adm_kind kind, const char *domain, uint64_t now_
     return rc;
 }
 
-int adm_clear(struct adm *a, enum adm_kind kind, const char *domain)
+int adm_clear(struct adm *a, enum adm_kind kind, enum adm_scope scope, const char *value)
 {
     char dom[ADM_DOMAIN_MAX + 1];
-    int len = adm_norm(domain, dom);
+    int len = adm_norm(scope, value, dom);
     if (len < 0)
         return VL_E_INVALID;
     char key[ADM_DOMAIN_MAX + 1];
@@ -264,21 +310,31 @@ int adm_clear(struct adm *a, enum adm_kind kind, const char *domain)
     return rc;
 }
 
-void adm_lookup(struct adm *a, const char *domain, size_t len, uint64_t created_ms,
-                struct adm_hold *out)
+void adm_lookup(struct adm *a, const char *domain, size_t len, const char *campaign,
+                const char *sender, uint64_t created_ms, struct adm_hold *out)
 {
     out->kind = ADM_NONE;
     if (!adm_active(a) || len > ADM_DOMAIN_MAX)
         return;
     char dom[ADM_DOMAIN_MAX + 1];
     adm_lower(dom, domain, len);
+    size_t sl = sender ? strlen(sender) : 0;
+    char snd[ADM_DOMAIN_MAX + 1];
+    if (sl + 2 <= ADM_DOMAIN_MAX)
+        adm_lower(snd, sender ? sender : "", sl);
+    else
+        snd[0] = '\0';
     pthread_rwlock_rdlock(&a->lock);
     unsigned n = atomic_load_explicit(&a->count, memory_order_relaxed);
     int best = -1;
     static const int rank[ADM_KINDS] = { 0, 1, 2, 3 };   /* purge > bounce > suspend */
     for (unsigned i = 0; i < n; i++) {
         const struct adm_hold *h = &a->holds[i];
-        if (strcmp(h->domain, dom))
+        const char *v = adm_hold_value(h);
+        bool hit = h->scope == ADM_DOMAIN ? !strcmp(v, dom)
+                   : h->scope == ADM_CAMPAIGN ? campaign && *campaign && !strcmp(v, campaign)
+                                              : snd[0] && !strcmp(v, snd);
+        if (!hit)
             continue;
         if (h->kind != ADM_SUSPEND && created_ms > h->time_ms)
             continue;                      /* queued after the action: not covered */

@@ -30,9 +30,15 @@
 
 enum adm_kind { ADM_NONE, ADM_SUSPEND, ADM_BOUNCE, ADM_PURGE, ADM_KINDS };
 
+/* What a hold is on: a destination domain, a campaign id (X-Volley-Campaign,
+ * engine/deliver/campaign.h) or a source (the envelope sender). */
+enum adm_scope { ADM_DOMAIN, ADM_CAMPAIGN, ADM_SENDER, ADM_SCOPES };
+
 struct adm_hold {
     enum adm_kind kind;
-    char domain[ADM_DOMAIN_MAX + 1];   /* lowercase */
+    enum adm_scope scope;
+    char domain[ADM_DOMAIN_MAX + 1];   /* the key: a lowercase domain, "c:" + campaign id
+                                          or "s:" + lowercase sender (adm_hold_value) */
     uint64_t time_ms;                  /* wall clock when set */
     char note[ADM_NOTE_MAX + 1];
 };
@@ -52,19 +58,25 @@ void adm_close(void);
 /** Any holds at all? (one relaxed load: the shards' fast path) */
 bool adm_active(const struct adm *a);
 
-/** Set @p kind on @p domain (replacing a hold of the same kind), durable on
- *  return. @return 0, VL_E_INVALID (not a domain), VL_E_TOOBIG (ADM_HOLDS_MAX held), or an error. */
-int adm_set(struct adm *a, enum adm_kind kind, const char *domain, uint64_t now_ms,
-            const char *note);
-/** Remove @p kind from @p domain. @return 0, VL_E_NOTFOUND, or an error. */
-int adm_clear(struct adm *a, enum adm_kind kind, const char *domain);
+/** Set @p kind on @p value of @p scope (a domain; a campaign id of up to 64
+ *  [A-Za-z0-9._:-]; a sender address) replacing a hold of the same kind,
+ *  durable on return. @return 0, VL_E_INVALID (@p value not valid for its
+ *  scope), VL_E_TOOBIG (ADM_HOLDS_MAX held), or an error. */
+int adm_set(struct adm *a, enum adm_kind kind, enum adm_scope scope, const char *value,
+            uint64_t now_ms, const char *note);
+/** Remove @p kind from @p value of @p scope. @return 0, VL_E_NOTFOUND, VL_E_INVALID, or an error. */
+int adm_clear(struct adm *a, enum adm_kind kind, enum adm_scope scope, const char *value);
 
 /** What applies to a recipient of @p domain (@p len bytes, any case) in a
- *  message created at @p created_ms: a bounce or purge set after the message
- *  was created (purge first), else a suspension; *@p out filled (out->kind
- *  ADM_NONE: nothing). */
-void adm_lookup(struct adm *a, const char *domain, size_t len, uint64_t created_ms,
-                struct adm_hold *out);
+ *  message of @p campaign ("" none) from @p sender created at @p created_ms:
+ *  a bounce or purge (of any scope) set after the message was created (purge
+ *  first), else a suspension; *@p out filled (out->kind ADM_NONE: nothing). */
+void adm_lookup(struct adm *a, const char *domain, size_t len, const char *campaign,
+                const char *sender, uint64_t created_ms, struct adm_hold *out);
+
+/** The value of @p h without its scope prefix. */
+const char *adm_hold_value(const struct adm_hold *h);
+const char *adm_scope_name(enum adm_scope s);
 
 /** Copy up to @p max holds into @p out. @return how many there are. */
 size_t adm_list(struct adm *a, struct adm_hold *out, size_t max);

@@ -90,8 +90,8 @@ int cli_http_call(const char *hostport, const char *token, const char *method, c
 
 static void cli_admin_usage(FILE *f)
 {
-    fputs("usage: volley admin ACTION [DOMAIN] --http ADDR:PORT --http-token-file FILE\n"
-          "                    [--note TEXT]\n\n"
+    fputs("usage: volley admin ACTION [DOMAIN | --campaign ID | --sender ADDRESS]\n"
+          "                    --http ADDR:PORT --http-token-file FILE [--note TEXT]\n\n"
           "Operator actions against a running `volley run --http` (its address and token):\n"
           "  suspend DOMAIN   send nothing to DOMAIN until resumed (kept across restarts)\n"
           "  resume DOMAIN    lift the suspension; DOMAIN's recipients are ready at once\n"
@@ -99,6 +99,8 @@ static void cli_admin_usage(FILE *f)
           "  purge DOMAIN     drop DOMAIN's queued recipients (no DSN)\n"
           "  retry DOMAIN     make DOMAIN's deferred recipients ready now\n"
           "  holds            list the suspensions, bounces and purges in force\n"
+          "suspend, resume, bounce and purge also take --campaign ID (X-Volley-Campaign) or\n"
+          "--sender ADDRESS (the envelope sender) instead of a DOMAIN.\n"
           "  metrics          print GET /metrics (Prometheus text)\n"
           "Each action is logged by the engine (evt=admin). Prints the API's answer.\n", f);
 }
@@ -106,6 +108,7 @@ static void cli_admin_usage(FILE *f)
 int cli_admin_main(int argc, char **argv)
 {
     const char *act = NULL, *dom = NULL, *hp = NULL, *tokf = NULL, *note = NULL;
+    const char *camp = NULL, *sender = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -113,7 +116,8 @@ int cli_admin_main(int argc, char **argv)
             return VL_EXIT_OK;
         }
         const char **opt = !strcmp(a, "--http") ? &hp : !strcmp(a, "--http-token-file") ? &tokf
-                         : !strcmp(a, "--note") ? &note : NULL;
+                         : !strcmp(a, "--note") ? &note : !strcmp(a, "--campaign") ? &camp
+                         : !strcmp(a, "--sender") ? &sender : NULL;
         if (opt) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "volley admin: %s needs a value\n", a);
@@ -142,11 +146,21 @@ int cli_admin_main(int argc, char **argv)
                 act ? "unknown action " : "missing ACTION", act ? act : "");
         return VL_EXIT_USAGE;
     }
-    if (needs_dom != (dom != NULL)) {
-        fprintf(stderr, "volley admin %s: %s\n", act, needs_dom ? "needs a DOMAIN"
-                                                                : "takes no DOMAIN");
+    int given = (dom != NULL) + (camp != NULL) + (sender != NULL);
+    if (needs_dom ? given != 1 : given != 0) {
+        fprintf(stderr, "volley admin %s: %s\n", act, needs_dom
+                ? "needs one DOMAIN, --campaign ID or --sender ADDRESS" : "takes no DOMAIN");
         return VL_EXIT_USAGE;
     }
+    if (!strcmp(act, "retry") && !dom) {
+        fprintf(stderr, "volley admin retry: needs a DOMAIN\n");
+        return VL_EXIT_USAGE;
+    }
+    const char *key = camp ? "campaign" : sender ? "sender" : "domain";
+    if (camp)
+        dom = camp;
+    else if (sender)
+        dom = sender;
     if (!hp || !tokf) {
         fprintf(stderr, "volley admin: needs --http ADDR:PORT and --http-token-file FILE (the "
                 "running engine's)\n");
@@ -172,7 +186,7 @@ int cli_admin_main(int argc, char **argv)
     } else {
         char *ed = curl_easy_escape(NULL, dom, 0), *en = note ? curl_easy_escape(NULL, note, 0)
                                                               : NULL;
-        snprintf(path, sizeof path, "/api/v1/admin/%s?domain=%s%s%s", act, ed ? ed : "",
+        snprintf(path, sizeof path, "/api/v1/admin/%s?%s=%s%s%s", act, key, ed ? ed : "",
                  en ? "&note=" : "", en ? en : "");
         curl_free(ed);
         curl_free(en);

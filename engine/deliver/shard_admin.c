@@ -9,6 +9,7 @@
 #include "shard.h"
 
 #include "adm.h"
+#include "campaign.h"
 #include "clock.h"
 
 #include <stdio.h>
@@ -28,7 +29,8 @@ void shard_admin_holds(struct shard *sh, struct lease *ls, struct vl_queue_batch
         if (out[i])
             continue;                          /* suppressed already */
         if (r->domain != last_dom || r->msg != last_msg) {   /* grouped: few lookups */
-            adm_lookup(adm, r->domain, r->domain_len, r->msg->created_ms, &h);
+            adm_lookup(adm, r->domain, r->domain_len, campaign_of(r->msg),
+                       r->msg->return_path, r->msg->created_ms, &h);
             last_dom = r->domain;
             last_msg = r->msg;
         }
@@ -39,11 +41,16 @@ void shard_admin_holds(struct shard *sh, struct lease *ls, struct vl_queue_batch
         if (!a)
             vl_panic("out of memory for a delivery attempt");
         a->rcpts[a->rcpt_count++] = r;
-        char why[ADM_NOTE_MAX + 64];
-        snprintf(why, sizeof why, "%s by an operator%s%s",
+        char why[ADM_NOTE_MAX + ADM_DOMAIN_MAX + 64];
+        snprintf(why, sizeof why, "%s by an operator%s%s%s%s%s%s",
                  h.kind == ADM_SUSPEND ? "suspended" : h.kind == ADM_BOUNCE ? "bounced"
                                                                           : "purged",
-                 h.note[0] ? ": " : "", h.note);
+                 h.scope == ADM_DOMAIN ? "" : " (", h.scope == ADM_DOMAIN ? ""
+                                                    : adm_scope_name(h.scope),
+                 h.scope == ADM_DOMAIN ? "" : " ", h.scope == ADM_DOMAIN ? ""
+                                                    : adm_hold_value(&h),
+                 h.scope == ADM_DOMAIN ? "" : ")", h.note[0] ? ": " : "");
+        snprintf(why + strlen(why), sizeof why - strlen(why), "%s", h.note);
         struct smtp_fate f = { .kind = h.kind == ADM_SUSPEND ? SMTP_FATE_DEFERRED
                                                              : SMTP_FATE_BOUNCED,
                                .code = h.kind == ADM_SUSPEND ? 451 : 550, .local = true,

@@ -85,14 +85,14 @@ def case_suspend():
                                      l.get("reply", "") for l in held), "log: %r" % held)
         rc, out, _ = admin(api, "holds")
         holds = json.loads(out)["holds"]
-        check(rc == 0 and [(h["action"], h["domain"], h["note"]) for h in holds] ==
-              [("suspend", "a.test", "maintenance window")], "holds: %r" % out)
+        check(rc == 0 and [(h["action"], h["scope"], h["value"], h["note"]) for h in holds] ==
+              [("suspend", "domain", "a.test", "maintenance window")], "holds: %r" % out)
         check("evt=admin action=suspend domain=A.test" in api.stderr(), "action not logged")
         # restart: the suspension is kept (DATA/admin)
         check(api.stop() in (0, 3), "stop: %s" % api.stderr())
         api.start()
         st, _, body = api.req("GET", "/api/v1/admin/holds")
-        check(st == 200 and json.loads(body)["holds"][0]["domain"] == "a.test",
+        check(st == 200 and json.loads(body)["holds"][0]["value"] == "a.test",
               "holds after restart: %r" % body)
         inject(api, "s@src.test", ["x4@a.test"])
         time.sleep(QUIET_S)
@@ -119,7 +119,7 @@ def case_suspend():
         st, _, body = api.req("GET", "/api/v1/admin/suspend?domain=a.test")
         check(st == 405, "GET suspend: %d" % st)
         rc, _, err = admin(api, "suspend")
-        check(rc == 2 and "needs a DOMAIN" in err, "CLI without a domain: %d %s" % (rc, err))
+        check(rc == 2 and "needs one DOMAIN" in err, "CLI without a domain: %d %s" % (rc, err))
         rc, _, err = admin(api, "frobnicate", "a.test")
         check(rc == 2 and "unknown action" in err, "CLI bad action: %d %s" % (rc, err))
     finally:
@@ -193,9 +193,69 @@ def case_bounce_purge():
         e.close()
 
 
+def inject_campaign(api, sender, rcpts, campaign):
+    st, js = api.inject({"envelope_sender": sender,
+                         "content": {"subject": "c", "text_body": "hi {{ email }}",
+                                     "headers": {"X-Volley-Campaign": campaign}},
+                         "recipients": [{"email": r} for r in rcpts]})
+    check(st == 200 and js["success_count"] == len(rcpts), "inject: %d %r" % (st, js))
+
+
+def case_campaign_sender():
+    """Holds by campaign and by sender: a suspended campaign gets nothing while
+    other mail to the same domain flows, everything after resume; a bounce by
+    campaign yields one DSN per message; a sender suspension holds that sender only."""
+    e = Env()
+    api = e.api
+    try:
+        rc, out, err = admin(api, "suspend", "--campaign", "spring-1")
+        check(rc == 0 and json.loads(out) == {"action": "suspend", "campaign": "spring-1"},
+              "suspend campaign: %d %r %r" % (rc, out, err))
+        st, _, body = api.req("POST", "/api/v1/admin/suspend?sender=Hold@src.test")
+        check(st == 200, "suspend sender: %d %r" % (st, body))
+        inject_campaign(api, "s@src.test", ["c1@a.test", "c2@a.test"], "spring-1")
+        inject_campaign(api, "s@src.test", ["o1@a.test"], "other-1")
+        inject(api, "hold@src.test", ["h1@a.test"])
+        inject(api, "free@src.test", ["f1@a.test"])
+        wait_rcpts(e.save, lambda g: g == ["f1@a.test", "o1@a.test"], "unheld mail")
+        time.sleep(QUIET_S)
+        check(rcpts_at(e.save) == ["f1@a.test", "o1@a.test"], "held mail arrived: %r" %
+              rcpts_at(e.save))
+        held = sorted((l["rcpt"], l["reply"]) for l in api.log() if l["event"] == "deferred")
+        check(held == [("c1@a.test", "suspended by an operator (campaign spring-1)"),
+                       ("c2@a.test", "suspended by an operator (campaign spring-1)"),
+                       ("h1@a.test", "suspended by an operator (sender hold@src.test)")],
+              "held: %r" % held)
+        check(any(l.get("campaign") == "spring-1" for l in api.log()), "campaign not logged")
+        rc, out, err = admin(api, "resume", "--sender", "hold@src.test")
+        check(rc == 0, "resume sender: %d %r %r" % (rc, out, err))
+        wait_rcpts(e.save, lambda g: "h1@a.test" in g, "after sender resume")
+        check("c1@a.test" not in rcpts_at(e.save), "campaign resumed with the sender")
+        # bounce by campaign: the two held recipients came in two messages (merge
+        # fields: one per recipient): two DSNs, each naming its recipient
+        rc, out, err = admin(api, "bounce", "--campaign", "spring-1", "--note", "recalled")
+        check(rc == 0 and json.loads(out).get("made_ready", 0) >= 2, "bounce campaign: %d %r %r"
+              % (rc, out, err))
+        wait_rcpts(e.save, lambda g: g.count("s@src.test") == 2, "DSNs of the campaign")
+        dsns = [m for m in volley_lib.read_saved(e.save) if m["rcpts"] == ["s@src.test"]]
+        named = sorted(r for d in dsns for r in ("c1@a.test", "c2@a.test")
+                       if r in d["content"].decode("utf-8", "replace"))
+        check(named == ["c1@a.test", "c2@a.test"], "DSNs name %r" % named)
+        check(not any(x in rcpts_at(e.save) for x in ("c1@a.test", "c2@a.test")),
+              "a bounced campaign was delivered")
+        for bad, field in (("campaign=bad%20id", "campaign"), ("sender=nope", "sender"),
+                           ("domain=a.test&campaign=x", "domain")):
+            st, _, body = api.req("POST", "/api/v1/admin/suspend?" + bad)
+            check(st == 400 and json.loads(body)["field"] == field, "%s: %d %r" %
+                  (bad, st, body))
+    finally:
+        e.close()
+
+
 def main():
     only = os.environ.get("ADMIN_CASE")
-    for name, fn in (("suspend", case_suspend), ("bounce_purge", case_bounce_purge)):
+    for name, fn in (("suspend", case_suspend), ("bounce_purge", case_bounce_purge),
+                     ("campaign_sender", case_campaign_sender)):
         if only and name != only:
             continue
         t0 = time.monotonic()
