@@ -5,6 +5,7 @@ import email
 import email.policy
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -252,10 +253,43 @@ def case_campaign_sender():
         e.close()
 
 
+def case_queue_stats():
+    """volley queue stats --by campaign beside a running engine whose mail stays
+    queued (route refused): open recipients per X-Volley-Campaign."""
+    api = Api(route_port=1)
+    try:
+        inject_campaign(api, "s@src.test", ["c%d@a.test" % i for i in range(3)], "spring-1")
+        st, js = api.inject({"envelope_sender": "s@src.test", "recipients":
+                             [{"email": "r1@b.test"}, {"email": "r2@c.test"}],
+                             "content": "Subject: x\r\nX-Volley-Campaign:  autumn\r\n\r\nx\r\n"})
+        check(st == 200 and js["success_count"] == 2, "raw inject: %d %r" % (st, js))
+        inject(api, "s@src.test", ["n1@a.test"])
+        r = subprocess.run([volley_bin(), "queue", "stats", "--by", "campaign", "--json",
+                            "--data", api.data], capture_output=True, timeout=60)
+        check(r.returncode == 0, "queue stats --by campaign: %d %s" % (r.returncode,
+                                                                       r.stderr.decode()))
+        js = json.loads(r.stdout.decode())
+        got = [(c["campaign"], c["rcpts"]) for c in js["campaigns"]]
+        check(got == [("spring-1", 3), ("autumn", 2)] and js["none"] == 1 and
+              js["other"] == 0, "by campaign: %r" % js)
+        r = subprocess.run([volley_bin(), "queue", "stats", "--by", "campaign", "--top", "1",
+                            "--data", api.data], capture_output=True, timeout=60)
+        out = r.stdout.decode()
+        check(r.returncode == 0 and re.search(r"^\s+3\s+3\s+spring-1$", out, re.M) and
+              re.search(r"^\s+2\s+-\s+\(other campaigns\)$", out, re.M), "text: %r" % out)
+        r = subprocess.run([volley_bin(), "queue", "stats", "--by", "sender", "--data",
+                            api.data], capture_output=True, timeout=60)
+        check(r.returncode == 2 and b"only 'campaign'" in r.stderr, "--by sender: %r" %
+              r.stderr)
+    finally:
+        api.close()
+
+
 def main():
     only = os.environ.get("ADMIN_CASE")
     for name, fn in (("suspend", case_suspend), ("bounce_purge", case_bounce_purge),
-                     ("campaign_sender", case_campaign_sender)):
+                     ("campaign_sender", case_campaign_sender),
+                     ("queue_stats", case_queue_stats)):
         if only and name != only:
             continue
         t0 = time.monotonic()
