@@ -233,7 +233,21 @@ def case_campaign():
         st, js = r.api.inject({"envelope_sender": "news@src.test", "content": raw,
                                "recipients": [{"email": "d1@b.test"}, {"email": "d2@b.test"}]})
         check(st == 200 and js["success_count"] == 2, "inject raw: %d %r" % (st, js))
-        s = r.wait_outcomes(5, 1)
+        st, js = r.api.inject({"envelope_sender": "news@src.test", "campaign": "summer_3",
+                               "content": {"subject": "f", "text_body": "field"},
+                               "recipients": [{"email": "e1@a.test"}]})
+        check(st == 200 and js["success_count"] == 1, "inject campaign field: %d %r" % (st, js))
+        for bad, why in (({"campaign": "has space"}, "expected 1 to 64"),
+                         ({"campaign": "x", "content": "Subject: r\r\n\r\nr\r\n"}, "raw"),
+                         ({"campaign": "x", "content": {"text_body": "t", "headers":
+                                                         {"X-Volley-Campaign": "y"}}}, "also")):
+            req = {"envelope_sender": "news@src.test", "content": {"text_body": "t"},
+                   "recipients": [{"email": "z@b.test"}]}
+            req.update(bad)
+            st, js = r.api.inject(req)
+            check(st == 400 and js.get("field") == "campaign" and why in js.get("error", ""),
+                  "bad campaign %r: %d %r" % (bad, st, js))
+        s = r.wait_outcomes(6, 1)
         for e in volley_lib.read_saved(r.save):
             c = e["content"]
             check(b"x-volley-campaign" not in c.lower() and b"folded-rest" not in c,
@@ -243,11 +257,12 @@ def case_campaign():
                       "raw message damaged: %r" % c)
         got = {}
         for e in r.api.log():
-            if e.get("rcpt", "").startswith(("c", "bad9", "d")):
+            if e.get("rcpt", "").startswith(("c", "bad9", "d", "e1")):
                 got.setdefault(e.get("campaign"), []).append(e["event"])
         check(sorted(got.get("spring-sale", [])) == ["bounced", "delivered", "delivered",
                                                      "delivered"] and
-              got.get("autumn.2026") == ["delivered", "delivered"], "log campaigns: %r" % got)
+              got.get("autumn.2026") == ["delivered", "delivered"] and
+              got.get("summer_3") == ["delivered"], "log campaigns: %r" % got)
         for k, v in {'volley_campaign_recipients_total{campaign="spring-sale",outcome="delivered"}': 3,
                      'volley_campaign_recipients_total{campaign="spring-sale",outcome="bounced"}': 1,
                      'volley_campaign_recipients_total{campaign="autumn.2026",outcome="delivered"}': 2
