@@ -3,13 +3,15 @@
  * its GET /metrics (engine/http/http_metrics.c) polled every --interval over
  * libcurl: queue totals (ready, deferred, in flight, connections, injected)
  * and one row per destination domain (the engine's top 20 + "other"):
- * delivered, deferred, bounced, expired, suppressed since start, and the
- * delivery rate over the last interval. --once prints one frame and exits
+ * delivered, deferred, bounced, expired, suppressed since start, the
+ * delivery rate over the last interval, and the last failure (from GET
+ * /api/v1/admin/domains). --once prints one frame and exits
  * (scripts, tests); otherwise the screen is redrawn until SIGINT/SIGTERM.
  */
 #include "cli.h"
 
 #include <curl/curl.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -30,6 +32,7 @@ struct top_row {
     double n[TOP_OUTCOMES];
     double prev_delivered;
     bool seen;
+    char err[120];                 /* the last failure (GET /api/v1/admin/domains) */
 };
 
 struct top_frame {
@@ -138,6 +141,22 @@ static void top_parse(char *t, struct top_frame *f)
     }
 }
 
+/* The last failures per domain from GET /api/v1/admin/domains' JSON @p t. */
+static void top_errors(const char *t, struct top_frame *f)
+{
+    json_t *o = json_loads(t, 0, NULL);
+    json_t *arr = o ? json_object_get(o, "domains") : NULL;
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        json_t *e = json_array_get(arr, i);
+        const char *d = json_string_value(json_object_get(e, "domain"));
+        const char *err = json_string_value(json_object_get(e, "last_error"));
+        for (unsigned k = 0; d && err && k < f->nrows; k++)
+            if (!strcmp(f->rows[k].domain, d))
+                snprintf(f->rows[k].err, sizeof f->rows[k].err, "%s", err);
+    }
+    json_decref(o);
+}
+
 static int top_row_cmp(const void *a, const void *b)
 {
     const struct top_row *x = a, *y = b;
@@ -170,8 +189,8 @@ static void top_draw(FILE *out, const char *hp, struct top_frame *f, double dt, 
     fprintf(out, "totals: delivered %.0f  deferred %.0f  bounced %.0f  expired %.0f  "
             "suppressed %.0f\n\n", f->total[0], f->total[1], f->total[2], f->total[3],
             f->total[4]);
-    fprintf(out, "%-32s %10s %9s %10s %9s %8s %10s\n", "DOMAIN", "DELIVERED", "DEFERRED",
-            "BOUNCED", "EXPIRED", "SUPPR", "RATE/s");
+    fprintf(out, "%-32s %10s %9s %10s %9s %8s %10s  %s\n", "DOMAIN", "DELIVERED", "DEFERRED",
+            "BOUNCED", "EXPIRED", "SUPPR", "RATE/s", "LAST ERROR");
     qsort(f->rows, f->nrows, sizeof f->rows[0], top_row_cmp);
     for (unsigned i = 0; i < f->nrows; i++) {
         struct top_row *r = &f->rows[i];
@@ -179,8 +198,8 @@ static void top_draw(FILE *out, const char *hp, struct top_frame *f, double dt, 
             continue;
         double rate = dt > 0 && r->n[0] >= r->prev_delivered ? (r->n[0] - r->prev_delivered) / dt
                                                             : 0.0;
-        fprintf(out, "%-32.32s %10.0f %9.0f %10.0f %9.0f %8.0f %10.1f\n", r->domain, r->n[0],
-                r->n[1], r->n[2], r->n[3], r->n[4], rate);
+        fprintf(out, "%-32.32s %10.0f %9.0f %10.0f %9.0f %8.0f %10.1f  %.48s\n", r->domain,
+                r->n[0], r->n[1], r->n[2], r->n[3], r->n[4], rate, r->err[0] ? r->err : "-");
         r->prev_delivered = r->n[0];
     }
     fflush(out);
@@ -201,7 +220,8 @@ static void cli_top_usage(FILE *f)
           "A live view of a running `volley run --http` (its address and token), from its\n"
           "GET /metrics: queue totals, and per destination domain (the engine's top 20 and\n"
           "\"other\") the recipients delivered, deferred, bounced, expired and suppressed\n"
-          "since it started, with the delivery rate over the last interval (default 1 s).\n"
+          "since it started, with the delivery rate over the last interval (default 1 s)\n"
+          "and the last failure seen.\n"
           "--once prints one frame and exits. Ctrl-C quits.\n", f);
 }
 
@@ -283,6 +303,14 @@ int cli_top_main(int argc, char **argv)
             prev = now;
             top_parse(body, &f);
             free(body);
+            for (unsigned k = 0; k < f.nrows; k++)
+                f.rows[k].err[0] = '\0';
+            if (cli_http_call(hp, tok, "GET", "/api/v1/admin/domains", &body, &st, err,
+                              sizeof err) == 0) {
+                if (st == 200)
+                    top_errors(body, &f);
+                free(body);
+            }
             top_draw(stdout, hp, &f, dt, !once);
             code = VL_EXIT_OK;
         }

@@ -236,6 +236,17 @@ static void commit_count(struct committer *com, const struct ledger_outcome *e)
         };
         met_outcome(c->met, e->suppressed ? MET_SUPPRESSED : mo[e->o.state], e->rcpt->domain,
                     e->msg->return_path, campaign_of(e->msg));
+        if (e->o.state != VL_RCPT_DELIVERED && !e->suppressed) {
+            char why[MET_ERR_MAX];
+            int w = snprintf(why, sizeof why, "%s %s%u %s ", vl_rcpt_state_name(e->o.state),
+                             e->local ? "local " : "", (unsigned)e->o.code, e->status);
+            if (w > 0 && (size_t)w < sizeof why) {    /* the reply text, cut to fit */
+                size_t t = strnlen(e->text, sizeof why - 1 - (size_t)w);
+                memcpy(why + w, e->text, t);
+                why[(size_t)w + t] = '\0';
+            }
+            met_domain_error(c->met, e->rcpt->domain, why, vl_clock_wall_ms());
+        }
     }
 }
 

@@ -6,6 +6,8 @@
  *   POST /api/v1/admin/bounce?domain=D[&note=N]   D's recipients queued now fail (DSN)
  *   POST /api/v1/admin/purge?domain=D[&note=N]    D's recipients queued now dropped
  *   POST /api/v1/admin/retry?domain=D             D's recipients ready now
+ *   GET  /api/v1/admin/domains                    per destination domain: outcomes
+ *                                                 and the last failure (volley top)
  *   GET  /api/v1/admin/holds                      {"holds":[{action,scope,value,since_ms,note}]}
  *   DELETE /api/v1/admin/holds?action=A&domain=D  remove a bounce or purge hold
  * Suspend, resume, bounce and purge also take campaign=ID (X-Volley-Campaign)
@@ -21,6 +23,7 @@
 #include "adm.h"
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
 #include "volley/error.h"
 
 #include <errno.h>
@@ -100,6 +103,8 @@ enum MHD_Result http_admin(struct http *h, struct MHD_Connection *c, const char 
     const char *fld = adm_scope_name(scope);
     const char *note = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "note");
     bool get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+    if (!strcmp(act, "domains"))
+        return get ? http_admin_domains(c) : http_respond_error(c, 405, NULL, -1, "use GET");
     if (!strcmp(act, "holds")) {
         if (get)
             return admin_holds(c);
@@ -170,4 +175,36 @@ enum MHD_Result http_admin(struct http *h, struct MHD_Connection *c, const char 
     vl_log_at(VL_LOG_INFO, "evt=admin action=%s %s=%s note=\"%s\" made_ready=%ld", act, fld,
               dom, note ? note : "", ready);
     return admin_reply(c, act, scope, dom, ready);
+}
+
+/* GET /api/v1/admin/domains: the destination domains the shards have counted
+ * (engine/metrics: up to 128 per shard), most outcomes first, with the last
+ * failure seen: {"domains":[{domain, delivered, deferred, bounced, expired,
+ * suppressed, last_error, last_error_ms}], "metrics": bool}. */
+enum MHD_Result http_admin_domains(struct MHD_Connection *c)
+{
+    static const char *const on[MET_OUTCOMES] = { "delivered", "deferred", "bounced",
+                                                  "expired", "suppressed" };
+    const struct met *m = met_get();
+    size_t max = m ? (size_t)m->nshards * MET_DOMAINS : 0;
+    struct met_domain_row *rows = max ? calloc(max, sizeof *rows) : NULL;
+    if (max && !rows)
+        return http_respond_error(c, 503, NULL, -1, "out of memory");
+    int n = rows ? met_domain_rows(m, rows, max) : 0;
+    json_t *o = json_object(), *arr = json_array();
+    for (int i = 0; i < n; i++) {
+        json_t *e = json_object();
+        json_object_set_new(e, "domain", json_string(rows[i].domain));
+        for (unsigned k = 0; k < MET_OUTCOMES; k++)
+            json_object_set_new(e, on[k], json_integer((json_int_t)rows[i].n[k]));
+        json_object_set_new(e, "last_error", json_string(rows[i].err));
+        json_object_set_new(e, "last_error_ms", json_integer((json_int_t)rows[i].err_ms));
+        json_array_append_new(arr, e);
+    }
+    free(rows);
+    json_object_set_new(o, "domains", arr);
+    json_object_set_new(o, "metrics", json_boolean(m != NULL));
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return http_respond(c, 200, s);
 }

@@ -101,5 +101,6 @@ enum MHD_Result http_metrics_get(struct http *h, struct MHD_Connection *c);
 /* http_admin.c: /api/v1/admin/... (operator holds, retry). */
 enum MHD_Result http_admin(struct http *h, struct MHD_Connection *c, const char *url,
                            const char *method);
+enum MHD_Result http_admin_domains(struct MHD_Connection *c);
 
 #endif

@@ -102,6 +102,45 @@ void met_outcome(struct met_shard *s, enum met_outcome o, const char *domain, co
     }
 }
 
+void met_domain_error(struct met_shard *s, const char *domain, const char *why, uint64_t now_ms)
+{
+    struct met_label *d = met_slot(s->dom, MET_DOMAINS, domain ? domain : "");
+    if (!d)
+        return;
+    uint32_t q = atomic_load_explicit(&d->seq, memory_order_relaxed);
+    atomic_store_explicit(&d->seq, q + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    atomic_store_explicit(&d->err_ms, now_ms, memory_order_relaxed);
+    size_t n = strlen(why);
+    if (n >= MET_ERR_MAX)
+        n = MET_ERR_MAX - 1;
+    for (size_t i = 0; i < n; i++)          /* byte stores a reader may tear: seq says so */
+        atomic_store_explicit((_Atomic char *)&d->err[i], why[i], memory_order_relaxed);
+    atomic_store_explicit((_Atomic char *)&d->err[n], '\0', memory_order_relaxed);
+    atomic_store_explicit(&d->seq, q + 2, memory_order_release);
+}
+
+/* A consistent copy of @p l's last error (seqlock read; gives up after a few
+ * tries while the shard writes, leaving it empty). */
+static void met_err_read(const struct met_label *l, uint64_t *ms, char *out)
+{
+    for (int tries = 0; tries < 8; tries++) {
+        uint32_t q0 = atomic_load_explicit(&l->seq, memory_order_acquire);
+        if (q0 & 1u)
+            continue;
+        *ms = atomic_load_explicit(&l->err_ms, memory_order_relaxed);
+        for (size_t i = 0; i < MET_ERR_MAX; i++)
+            out[i] = atomic_load_explicit((const _Atomic char *)&l->err[i], memory_order_relaxed);
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&l->seq, memory_order_relaxed) == q0) {
+            out[MET_ERR_MAX - 1] = '\0';
+            return;
+        }
+    }
+    *ms = 0;
+    out[0] = '\0';
+}
+
 void met_hist_add(struct met_hist *h, const uint64_t *bounds, uint64_t v)
 {
     unsigned i = 0;
@@ -260,6 +299,37 @@ static int met_merge(const struct met *m, enum met_table t, struct mrow **out, u
             other[k] += rows[j].n[k];
     *out = rows;
     return (int)(n < MET_TOP_N ? n : MET_TOP_N);
+}
+
+int met_domain_rows(const struct met *m, struct met_domain_row *out, size_t max)
+{
+    size_t n = 0;
+    for (unsigned s = 0; s < m->nshards; s++) {
+        for (unsigned i = 0; i < MET_DOMAINS; i++) {
+            const struct met_label *l = &m->shard[s].dom[i];
+            if (!atomic_load_explicit(&l->used, memory_order_acquire))
+                continue;
+            size_t j = 0;
+            while (j < n && strcmp(out[j].domain, l->name))
+                j++;
+            if (j == n) {
+                if (n == max)
+                    continue;
+                memset(&out[n], 0, sizeof out[n]);
+                memcpy(out[n++].domain, l->name, MET_NAME_MAX);
+            }
+            for (unsigned k = 0; k < MET_OUTCOMES; k++)
+                out[j].n[k] += ld(&l->n[k]);
+            uint64_t ms;
+            char err[MET_ERR_MAX];
+            met_err_read(l, &ms, err);
+            if (ms && ms >= out[j].err_ms) {
+                out[j].err_ms = ms;
+                memcpy(out[j].err, err, MET_ERR_MAX);
+            }
+        }
+    }
+    return (int)n;
 }
 
 static void met_render_labelled(struct mbuf *b, const struct met *m, enum met_table t)

@@ -43,11 +43,18 @@ enum met_outcome {
 
 enum met_listener { MET_L_SMTP, MET_L_HTTP, MET_LISTENERS };
 
+#define MET_ERR_MAX   120u          /* last error text kept per domain */
+
 struct met_label {
     _Atomic uint32_t used;         /* 0 free; 1 name set (release) */
     uint32_t hash;
     char name[MET_NAME_MAX];
     _Atomic uint64_t n[MET_OUTCOMES];
+    /* domains only: the last failure (deferred, bounced, expired), under a
+     * seqlock: the shard thread makes seq odd, writes, makes it even */
+    _Atomic uint32_t seq;
+    _Atomic uint64_t err_ms;
+    char err[MET_ERR_MAX];
 };
 
 struct met_hist {
@@ -103,6 +110,22 @@ static inline struct met_shard *met_shard(unsigned idx)
  *  @p campaign ("" or NULL: none). */
 void met_outcome(struct met_shard *s, enum met_outcome o, const char *domain, const char *source,
                  const char *campaign);
+
+/** Shard thread: record @p why ("4.4.1 451 text"...) as @p domain's last
+ *  failure at @p now_ms (wall clock). */
+void met_domain_error(struct met_shard *s, const char *domain, const char *why, uint64_t now_ms);
+
+/** One destination domain merged over the shards (GET /api/v1/admin/domains). */
+struct met_domain_row {
+    char domain[MET_NAME_MAX];
+    uint64_t n[MET_OUTCOMES];
+    uint64_t err_ms;               /* 0: no failure seen */
+    char err[MET_ERR_MAX];
+};
+
+/** Up to @p max domains with the most outcomes, most first (no "other").
+ *  @return how many were filled, or -1 (ENOMEM). */
+int met_domain_rows(const struct met *m, struct met_domain_row *out, size_t max);
 
 /** Any thread: add @p v to @p h (bounds: @p bounds). */
 void met_hist_add(struct met_hist *h, const uint64_t *bounds, uint64_t v);

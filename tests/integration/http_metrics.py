@@ -136,6 +136,12 @@ def case_promtool():
               s['volley_commit_latency_seconds_count'] ==
               s['volley_commit_latency_seconds_bucket{le="+Inf"}'], "latency histogram")
         check(s['volley_dns_lookups_total'] >= 0 and s['volley_tls_share'] == 0.0, "tls share")
+        st, _, body = r.api.req("GET", "/api/v1/admin/domains")
+        doms = {d["domain"]: d for d in json.loads(body)["domains"]} if st == 200 else {}
+        check(doms.get("a.test", {}).get("delivered") == 6 and doms["a.test"]["bounced"] == 1
+              and doms["a.test"]["last_error"].startswith("bounced 550 ") and
+              doms["a.test"]["last_error_ms"] > 0 and doms["b.test"]["delivered"] == 4,
+              "GET /api/v1/admin/domains: %d %r" % (st, body[:600]))
         # access: the bearer token is needed
         st, _, _ = r.api.req("GET", "/metrics", token=None)
         check(st == 401, "GET /metrics without the token: %d" % st)

@@ -27,7 +27,7 @@ def inject(api, rcpts):
 
 
 def row(screen, dom):
-    m = re.search(r"^%s\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+[\d.]+\s*$" % re.escape(dom),
+    m = re.search(r"^%s\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+[\d.]+\s+\S.*$" % re.escape(dom),
                   screen, re.M)
     return tuple(int(x) for x in m.groups()) if m else None
 
@@ -61,7 +61,7 @@ def main():
             fail("top --once never showed the outcomes:\n%s" % out)
         # live, in tmux
         cmd = "%s top --interval 0.2 --http %s --http-token-file %s" % (volley_bin(), hp, tok)
-        subprocess.run(["tmux", "-S", sock, "new-session", "-d", "-x", "120", "-y", "40",
+        subprocess.run(["tmux", "-S", sock, "new-session", "-d", "-x", "160", "-y", "40",
                         "-s", "top", cmd], check=True, timeout=30)
         tmux_started = True
 
@@ -85,6 +85,8 @@ def main():
         check(re.search(r"DOMAIN\s+DELIVERED\s+DEFERRED\s+BOUNCED", s), "header:\n%s" % s)
         check(re.search(r"totals: delivered 9 .*bounced 1 ", s), "totals:\n%s" % s)
         check(row(s, "other") == (0, 0, 0, 0, 0), "other row:\n%s" % s)
+        check(re.search(r"^b\.test\s.*\s+bounced 550 5\.\d\.\d ", s, re.M) and
+              re.search(r"^a\.test\s.*\s-$", s, re.M), "last errors:\n%s" % s)
         check(s.index("a.test") < s.index("b.test") < s.index("other"), "order:\n%s" % s)
         inject(api, ["w1@c.test", "w2@c.test"])
         s = wait_screen(lambda s: row(s, "c.test") == (2, 0, 0, 0, 0) and
