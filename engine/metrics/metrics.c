@@ -115,8 +115,8 @@ void met_domain_error(struct met_shard *s, const char *domain, const char *why, 
     if (n >= MET_ERR_MAX)
         n = MET_ERR_MAX - 1;
     for (size_t i = 0; i < n; i++)          /* byte stores a reader may tear: seq says so */
-        atomic_store_explicit((_Atomic char *)&d->err[i], why[i], memory_order_relaxed);
-    atomic_store_explicit((_Atomic char *)&d->err[n], '\0', memory_order_relaxed);
+        atomic_store_explicit(&d->err[i], why[i], memory_order_relaxed);
+    atomic_store_explicit(&d->err[n], '\0', memory_order_relaxed);
     atomic_store_explicit(&d->seq, q + 2, memory_order_release);
 }
 
@@ -130,7 +130,7 @@ static void met_err_read(const struct met_label *l, uint64_t *ms, char *out)
             continue;
         *ms = atomic_load_explicit(&l->err_ms, memory_order_relaxed);
         for (size_t i = 0; i < MET_ERR_MAX; i++)
-            out[i] = atomic_load_explicit((const _Atomic char *)&l->err[i], memory_order_relaxed);
+            out[i] = atomic_load_explicit(&l->err[i], memory_order_relaxed);
         atomic_thread_fence(memory_order_acquire);
         if (atomic_load_explicit(&l->seq, memory_order_relaxed) == q0) {
             out[MET_ERR_MAX - 1] = '\0';

@@ -54,7 +54,7 @@ struct met_label {
      * seqlock: the shard thread makes seq odd, writes, makes it even */
     _Atomic uint32_t seq;
     _Atomic uint64_t err_ms;
-    char err[MET_ERR_MAX];
+    _Atomic char err[MET_ERR_MAX];  /* byte-wise atomics: a torn read is seen by seq */
 };
 
 struct met_hist {

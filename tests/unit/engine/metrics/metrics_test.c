@@ -117,6 +117,33 @@ static void test_histograms(void **state)
     met_fini();
 }
 
+static void test_domain_rows(void **state)
+{
+    (void)state;
+    assert_int_equal(met_init(2), 0);
+    struct met_shard *s0 = met_shard(0), *s1 = met_shard(1);
+    met_outcome(s0, MET_DELIVERED, "a.test", "s@x.test", NULL);
+    met_outcome(s1, MET_DEFERRED, "a.test", "s@x.test", NULL);
+    met_domain_error(s0, "a.test", "deferred 451 4.4.1 older", 1000);
+    met_domain_error(s1, "a.test", "deferred 421 4.3.0 newer", 2000);
+    char longer[300];
+    memset(longer, 'x', sizeof longer - 1);
+    longer[sizeof longer - 1] = '\0';
+    met_domain_error(s0, "b.test", longer, 500);           /* cut to MET_ERR_MAX - 1 */
+    struct met_domain_row rows[8];
+    int n = met_domain_rows(met_get(), rows, 8);
+    assert_int_equal(n, 2);
+    int a = strcmp(rows[0].domain, "a.test") ? 1 : 0;
+    assert_string_equal(rows[a].domain, "a.test");
+    assert_int_equal(rows[a].n[MET_DELIVERED], 1);
+    assert_int_equal(rows[a].n[MET_DEFERRED], 1);
+    assert_int_equal(rows[a].err_ms, 2000);
+    assert_string_equal(rows[a].err, "deferred 421 4.3.0 newer");   /* the latest of the shards */
+    assert_int_equal(strlen(rows[1 - a].err), MET_ERR_MAX - 1);
+    assert_int_equal(met_domain_rows(met_get(), rows, 1), 1);      /* bounded by max */
+    met_fini();
+}
+
 static void test_off(void **state)
 {
     (void)state;
@@ -139,6 +166,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_outcomes_and_other),
         cmocka_unit_test(test_histograms),
+        cmocka_unit_test(test_domain_rows),
         cmocka_unit_test(test_off),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
