@@ -21,6 +21,8 @@
 #            (scripts/bench_dkim.sh; bench-out/dkim.json)
 #   events   delivery with webhook + RabbitMQ events on vs off (ratio), and the events/s
 #            the outbox sustains (scripts/bench_events.sh, issue 16)
+#   metrics  `volley bench` with the metrics registry on and off (VOLLEY_METRICS=off),
+#            alternating, medians and the on/off ratio (scripts/bench_metrics.sh)
 #   queue    the queue with full durability: enqueue/lease/complete (medians of 5) and the
 #            1M-recipient restart (VOLLEY_BENCH_BIG=1), JSON in bench-out/queue_bench.json
 set -euo pipefail
@@ -61,6 +63,8 @@ for s in "${suites[@]}"; do
             VOLLEY_BIN=build/volley scripts/bench_dkim.sh ;;
         events)
             VOLLEY_BIN=build/volley scripts/bench_events.sh ;;
+        metrics)
+            VOLLEY_BIN=build/volley scripts/bench_metrics.sh ;;
         queue)
             VOLLEY_BENCH_BIG=1 build/queue_bench --benchmark_repetitions=5 \
                 --benchmark_report_aggregates_only=true \

@@ -8,7 +8,9 @@
 #                             the blast --report page in blast_test; libmicrohttpd for the HTTP API, curl for its tests;
 #                             libconfig-dev: volley.conf, issue 14;
 #                             python3-dkim (+ python3-nacl for Ed25519) and opendkim-tools, the
-#                             independent DKIM verifiers of dkim_verify_test)
+#                             independent DKIM verifiers of dkim_verify_test;
+#                             prometheus (promtool + a server the metrics test starts; no
+#                             daemon left running) and tmux for volley top's test)
 #   scripts/setup.sh --bench  also the benchmark tools
 set -euo pipefail
 
@@ -19,7 +21,8 @@ pkgs=(build-essential gcc g++ clang libclang-rt-14-dev cmake pkg-config git pyth
       libbenchmark-dev libcmocka-dev dnsmasq-base swaks strace valgrind procps iproute2
       postfix libnet-ssleay-perl libmicrohttpd-dev libjansson-dev curl chromium libconfig-dev
       python3-dkim python3-nacl opendkim-tools
-      libcurl4-openssl-dev librabbitmq-dev rabbitmq-server amqp-tools)
+      libcurl4-openssl-dev librabbitmq-dev rabbitmq-server amqp-tools
+      prometheus tmux)
 bench=0
 for a in "$@"; do
     case "$a" in
@@ -43,9 +46,11 @@ done
 
 echo "setup.sh: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-if [[ " ${missing[*]} " == *" postfix "* ]]; then
-    # Postfix only for its smtp-source/smtp-sink tools: no configuration, and no
-    # daemon started by the package scripts (policy-rc.d forbids service starts).
+if [[ " ${missing[*]} " == *" postfix "* || " ${missing[*]} " == *" prometheus "* ||
+      " ${missing[*]} " == *" rabbitmq-server "* ]]; then
+    # Postfix only for its smtp-source/smtp-sink tools: no configuration; and no
+    # daemon (Postfix, Prometheus, RabbitMQ) started by the package scripts
+    # (policy-rc.d forbids service starts): the tests start their own on loopback.
     echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
     printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
     $SUDO chmod +x /usr/sbin/policy-rc.d

@@ -47,5 +47,15 @@ int cli_doctor_main(int argc, char **argv);
 int cli_blast_main(int argc, char **argv);
 int cli_suppress_main(int argc, char **argv);   /* cli_suppress.c */
 int cli_config_main(int argc, char **argv);
+int cli_admin_main(int argc, char **argv);      /* cli_admin.c */
+int cli_top_main(int argc, char **argv);        /* cli_top.c */
+
+/** cli_admin.c: the first line of a token file into @p tok. @return 0 or -1. */
+int cli_http_token(const char *file, char *tok, size_t cap);
+/** cli_admin.c: one HTTP request to the engine's API (libcurl; curl_global_init
+ *  done by the caller): *@p body malloc'd, *@p status the HTTP status.
+ *  @return 0, or -1 with @p err filled (no answer). */
+int cli_http_call(const char *hostport, const char *token, const char *method, const char *path,
+                  char **body, long *status, char *err, size_t errcap);
 
 #endif

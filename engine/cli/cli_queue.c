@@ -101,6 +101,7 @@ static void fmt_time(char *out, size_t cap, uint64_t ms)
 struct qopts {
     const char *data;
     const char *domain;
+    const char *by;                /* stats --by campaign */
     int json, all, quarantine;
     unsigned top, limit;
 };
@@ -108,8 +109,44 @@ struct qopts {
 static const enum vl_rcpt_state STATES[] = { VL_RCPT_READY, VL_RCPT_DEFERRED, VL_RCPT_DELIVERED,
                                              VL_RCPT_BOUNCED, VL_RCPT_EXPIRED };
 
+/* `queue stats --by campaign`: open recipients per X-Volley-Campaign id. */
+static int q_stats_campaign(struct vl_queue *q, const struct qopts *o)
+{
+    unsigned max = o->top ? o->top : 1;
+    struct vl_queue_campaign_count *c = calloc(max, sizeof *c);
+    uint64_t none = 0, other = 0;
+    int n = c ? vl_queue_campaigns(q, c, max, &none, &other) : -12;
+    if (n < 0) {
+        fprintf(stderr, "volley queue stats --by campaign: %s\n", vl_strerror(n));
+        free(c);
+        return VL_EXIT_FAIL;
+    }
+    if (o->json) {
+        printf("{\"campaigns\":[");
+        for (int i = 0; i < n; i++) {
+            printf("%s{\"campaign\":", i ? "," : "");
+            json_str(stdout, c[i].campaign);
+            printf(",\"rcpts\":%" PRIu64 ",\"messages\":%" PRIu64 "}", c[i].rcpts,
+                   c[i].messages);
+        }
+        printf("],\"none\":%" PRIu64 ",\"other\":%" PRIu64 "}\n", none, other);
+    } else {
+        printf("open recipients by campaign (X-Volley-Campaign), top %d:\n", n);
+        printf("  %12s  %10s  %s\n", "RCPTS", "MESSAGES", "CAMPAIGN");
+        for (int i = 0; i < n; i++)
+            printf("  %12" PRIu64 "  %10" PRIu64 "  %s\n", c[i].rcpts, c[i].messages,
+                   c[i].campaign);
+        printf("  %12" PRIu64 "  %10s  (other campaigns)\n", other, "-");
+        printf("  %12" PRIu64 "  %10s  (no campaign)\n", none, "-");
+    }
+    free(c);
+    return VL_EXIT_OK;
+}
+
 static int q_stats(struct vl_queue *q, const struct qopts *o)
 {
+    if (o->by)
+        return q_stats_campaign(q, o);
     struct vl_queue_stats st;
     struct vl_queue_domain_count *top = calloc(o->top ? o->top : 1, sizeof *top);
     int rc = top ? vl_queue_stats(q, -1, &st) : -12;
@@ -373,7 +410,7 @@ static int q_check(struct vl_queue *q, const struct qopts *o)
 
 static void q_usage(FILE *f)
 {
-    fputs("usage: volley queue stats [--top N] | ls [--limit N] [--quarantine] | show ID |\n"
+    fputs("usage: volley queue stats [--top N] [--by campaign] | ls [--limit N] [--quarantine] | show ID |\n"
           "                    retry (ID | --domain D) | bounce ID |\n"
           "                    purge (ID | --all | --quarantine) | check\n"
           "                    [--data DIR] [--json]\n"
@@ -382,9 +419,12 @@ static void q_usage(FILE *f)
 }
 
 static const struct { const char *cmd, *text; } Q_HELP[] = {
-    { "stats", "usage: volley queue stats [--top N] [--data DIR] [--json]\n"
+    { "stats", "usage: volley queue stats [--top N] [--by campaign] [--data DIR] [--json]\n"
                "Recipients by state (and in quarantine), message records, body and disk bytes,\n"
-               "and the top N domains by queued recipients (default 10, max 1000).\n" },
+               "and the top N domains by queued recipients (default 10, max 1000).\n"
+               "--by campaign: instead, the top N campaigns (X-Volley-Campaign) by open\n"
+               "recipients, with those of other campaigns and of none (reads every open\n"
+               "message's header; runs beside an engine).\n" },
     { "ls",    "usage: volley queue ls [--limit N] [--quarantine] [--data DIR] [--json]\n"
                "The oldest N messages (default 100, max 10000): id, created, size, open/total\n"
                "recipients, sender. --quarantine: the first N quarantine entries instead:\n"
@@ -448,7 +488,7 @@ int cli_queue_main(int argc, char **argv)
         { "data", required_argument, NULL, 'd' }, { "json", no_argument, NULL, 'j' },
         { "top", required_argument, NULL, 't' }, { "limit", required_argument, NULL, 'l' },
         { "domain", required_argument, NULL, 'D' }, { "all", no_argument, NULL, 'a' },
-        { "quarantine", no_argument, NULL, 'Q' },
+        { "quarantine", no_argument, NULL, 'Q' }, { "by", required_argument, NULL, 'B' },
         { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
     };
     struct qopts o = { .data = CLI_DATA_DIR_DEFAULT, .top = CLI_TOP_DEFAULT,
@@ -462,6 +502,13 @@ int cli_queue_main(int argc, char **argv)
         case 'a': o.all = 1; break;
         case 'Q': o.quarantine = 1; break;
         case 'D': o.domain = optarg; break;
+        case 'B':
+            if (strcmp(optarg, "campaign")) {
+                fprintf(stderr, "volley queue stats: --by '%s': only 'campaign'\n", optarg);
+                return VL_EXIT_USAGE;
+            }
+            o.by = optarg;
+            break;
         case 't':
             if (q_uint("--top", optarg, CLI_TOP_MAX, &o.top) < 0)
                 return VL_EXIT_USAGE;
@@ -498,6 +545,10 @@ int cli_queue_main(int argc, char **argv)
         else
             fprintf(stderr, "volley queue %s: missing message ID\n", cmd);
         q_help(stderr, cmd);
+        return VL_EXIT_USAGE;
+    }
+    if (o.by && strcmp(cmd, "stats") != 0) {
+        fprintf(stderr, "volley queue %s: --by is for stats\n", cmd);
         return VL_EXIT_USAGE;
     }
     if (o.quarantine && strcmp(cmd, "ls") != 0 && strcmp(cmd, "purge") != 0) {

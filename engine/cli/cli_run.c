@@ -18,6 +18,8 @@
 #include "inject.h"
 #include "volley/engine.h"
 #include "log.h"
+#include "metrics.h"
+#include "adm.h"
 #include "volley/error.h"
 #include "volley/queue.h"
 #include "volley/shaping.h"
@@ -400,6 +402,16 @@ int cli_run_main(int argc, char **argv)
                 cfg.data_dir, vl_queue_nshards(q), vl_queue_nshards(q) == 1 ? "" : "s");
     static atomic_bool stop;
     cli_install_stop_signals(&stop);
+    if (met_init(vl_queue_nshards(q)) < 0) {  /* before the listeners count into it */
+        vl_queue_close(q);
+        return VL_EXIT_FAIL;
+    }
+    int arc = adm_open(cfg.data_dir, false);  /* operator holds (DATA/admin), if any */
+    if (arc < 0) {
+        fprintf(stderr, "volley run: %s/admin: %s\n", cfg.data_dir, vl_strerror(arc));
+        vl_queue_close(q);
+        return VL_EXIT_FAIL;
+    }
     struct cli_events *events = NULL;         /* --events-*, --fbl-address (before the intake) */
     if (cli_events_start(&cfg, q, &events) < 0) {
         vl_queue_close(q);
@@ -446,6 +458,7 @@ int cli_run_main(int argc, char **argv)
     bool lo_ok = cli_leftover_scan(q, &lo) == 0;
     int code = cli_progress_finish(&p, &tot, lo_ok ? &lo : NULL, el, cfg.until_empty, rc);
     vl_queue_close(q);
+    adm_close();
     cli_report_uncommitted("run", &cfg, &tot, rc);
     if (rc < 0 || tot.uncommitted)
         fprintf(stderr, "volley run: %s\n", vl_strerror(rc));

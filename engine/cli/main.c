@@ -21,6 +21,8 @@
 #pragma weak cli_blast_main
 #pragma weak cli_suppress_main
 #pragma weak cli_config_main
+#pragma weak cli_admin_main
+#pragma weak cli_top_main
 
 struct subcommand {
     const char *name;
@@ -52,6 +54,8 @@ int main(int argc, char **argv)
         { "blast",   cli_blast_main,   "load generator: SMTP to targets, latency report" },
         { "suppress", cli_suppress_main, "add | rm | ls | import FILE | export: addresses never mailed" },
         { "config",  cli_config_main,  "check FILE: validate volley.conf (errors with file:line)" },
+        { "top",     cli_top_main,     "live view of a running engine (its HTTP /metrics)" },
+        { "admin",   cli_admin_main,   "suspend | resume | bounce | purge | retry DOMAIN | holds | metrics" },
     };
     const size_t n = sizeof cmds / sizeof cmds[0];
 

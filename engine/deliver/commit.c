@@ -24,9 +24,11 @@
  */
 #include "commit.h"
 
+#include "campaign.h"
 #include "clock.h"
 #include "dsn.h"
 #include "log.h"
+#include "metrics.h"
 #include "suppress.h"
 #include "supp.h"
 #include "volley/addr.h"
@@ -36,10 +38,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static bool commit_outcome_failed(const struct ledger_outcome *e)
 {
-    return (e->o.state == VL_RCPT_BOUNCED || e->o.state == VL_RCPT_EXPIRED) && !e->suppressed;
+    return (e->o.state == VL_RCPT_BOUNCED || e->o.state == VL_RCPT_EXPIRED) && !e->suppressed &&
+           !e->purged;
 }
 
 /* Reported in a DSN of this kind: failed, or (delayed) owed a delay notice. */
@@ -198,12 +202,13 @@ static void commit_event_of(const struct ledger_outcome *e, int64_t ts_ms,
     *out = (struct vl_dlog_event){
         .ts_ms = ts_ms, .msg_id = e->msg->id,
         .rcpt = e->rcpt->addr, .domain = e->rcpt->domain,
-        .event = e->suppressed ? "suppressed"
+        .event = e->purged ? "purged" : e->suppressed ? "suppressed"
                  : e->ambiguous && e->o.state == VL_RCPT_DEFERRED ? "ambiguous"
                                                                   : names[e->o.state],
         .mx = e->mx, .ip = e->ip, .code = e->o.code,
         .status = e->status, .reply = e->text, .attempt = e->rcpt->attempts + 1,
         .tls = e->tls, .local = e->local, .category = e->category,
+        .campaign = campaign_of(e->msg),
     };
 }
 
@@ -266,6 +271,25 @@ static void commit_count(struct committer *com, const struct ledger_outcome *e)
     }
     if (e->ambiguous)
         atomic_fetch_add_explicit(&c->ambiguous, 1, memory_order_relaxed);
+    if (c->met) {
+        static const enum met_outcome mo[VL_RCPT_STATE_COUNT] = {
+            [VL_RCPT_DELIVERED] = MET_DELIVERED, [VL_RCPT_DEFERRED] = MET_DEFERRED,
+            [VL_RCPT_BOUNCED] = MET_BOUNCED, [VL_RCPT_EXPIRED] = MET_EXPIRED,
+        };
+        met_outcome(c->met, e->suppressed ? MET_SUPPRESSED : mo[e->o.state], e->rcpt->domain,
+                    e->msg->return_path, campaign_of(e->msg));
+        if (e->o.state != VL_RCPT_DELIVERED && !e->suppressed) {
+            char why[MET_ERR_MAX];
+            int w = snprintf(why, sizeof why, "%s %s%u %s ", vl_rcpt_state_name(e->o.state),
+                             e->local ? "local " : "", (unsigned)e->o.code, e->status);
+            if (w > 0 && (size_t)w < sizeof why) {    /* the reply text, cut to fit */
+                size_t t = strnlen(e->text, sizeof why - 1 - (size_t)w);
+                memcpy(why + w, e->text, t);
+                why[(size_t)w + t] = '\0';
+            }
+            met_domain_error(c->met, e->rcpt->domain, why, vl_clock_wall_ms());
+        }
+    }
 }
 
 /* Hand the slot to the committer thread, its DSNs built first (again, if
@@ -423,7 +447,7 @@ static void commit_feed_suppression(struct committer *com, const struct commit_s
     for (uint32_t i = 0; com->sup && i < c->count; i++) {
         const struct ledger_outcome *e = &c->outcomes[i];
         bool is_hard = sup_policy_feeds(pol, e->status);
-        if (e->o.state != VL_RCPT_BOUNCED || e->suppressed || !is_hard ||
+        if (e->o.state != VL_RCPT_BOUNCED || e->suppressed || e->purged || !is_hard ||
             !e->msg->return_path_len)       /* a DSN's recipient is not a list member */
             continue;
         if (!sup && !(sup = deliver_sup_get(com->sup, true)))
@@ -472,9 +496,18 @@ static void *commit_thread_main(void *arg)
         com->todo = NULL;
         pthread_mutex_unlock(&com->mu);
         uint64_t t0 = vl_clock_mono_ms();
+        struct timespec m0, m1;
+        clock_gettime(CLOCK_MONOTONIC, &m0);
         c->rc = vl_queue_complete_async_events(com->qs, c->outs, c->count,
                                                c->events_built ? c->ev : NULL, c->ev_len,
                                                c->dsn->m, c->extra_n, vl_clock_wall_ms());
+        if (com->ctr->met) {
+            clock_gettime(CLOCK_MONOTONIC, &m1);
+            met_hist_add(&com->ctr->met->commit_us, met_commit_us_bounds,
+                         (uint64_t)((m1.tv_sec - m0.tv_sec) * 1000000 +
+                                    (m1.tv_nsec - m0.tv_nsec) / 1000));
+            met_hist_add(&com->ctr->met->commit_batch, met_batch_bounds, c->count);
+        }
         if (c->rc >= 0)
             commit_feed_suppression(com, c);
         pthread_mutex_lock(&com->mu);

@@ -11,6 +11,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+struct met_shard;                  /* engine/metrics/metrics.h */
+
 struct deliver_counters {
     /* commit.c, recipients of messages with a return path (not DSNs): delivered,
      * bounced, expired count final states (once per recipient); deferred counts
@@ -27,6 +29,8 @@ struct deliver_counters {
     _Atomic uint64_t conns, txns;            /* route.c: connections, SMTP transactions */
     _Atomic uint64_t dsns, commit_errors;    /* commit.c */
     _Atomic uint64_t uncommitted;            /* shard.c, at exit: outcomes never recorded */
+    struct met_shard *met;                   /* engine.c: this shard's metrics slot, NULL
+                                                when metrics are off (issue 15) */
 };
 
 #endif

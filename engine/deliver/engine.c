@@ -5,6 +5,7 @@
  */
 #include "volley/engine.h"
 
+#include "metrics.h"
 #include "shard.h"
 #include "supp.h"
 #include "volley/error.h"
@@ -110,6 +111,13 @@ int vl_engine_run(const struct vl_config *cfg, struct vl_queue *q, atomic_bool *
         free(es);
         return rc;
     }
+    if (met_init(n) < 0) {         /* no-op when already made (volley run, before --http) */
+        vl_shaper_destroy(shaper);
+        if (dlog_fd > 2)
+            close(dlog_fd);
+        free(es);
+        return -ENOMEM;
+    }
     struct deliver_sup sup;        /* the suppression list, shared by the shards */
     deliver_sup_init(&sup, cfg->data_dir);
     struct timespec t0;
@@ -121,6 +129,7 @@ int vl_engine_run(const struct vl_config *cfg, struct vl_queue *q, atomic_bool *
         sh->cfg = cfg;
         sh->qs = vl_queue_shard(q, i);
         sh->ctr = &es[i].ctr;
+        es[i].ctr.met = met_shard(i);
         sh->sup = &sup;
         sh->shaper = shaper;
         sh->stop = stop;

@@ -163,6 +163,7 @@ void ledger_outcome(struct ledger *l, struct attempt *a, uint32_t i, const struc
     e->local = f->local;
     e->warn = false;
     e->suppressed = false;
+    e->purged = false;
     snprintf(e->status, sizeof e->status, "%s", f->status[0] ? f->status : "4.0.0");
     size_t n = f->text ? f->text_len : 0;
     if (n > VL_DIAG_TEXT_BYTES_MAX)
@@ -279,4 +280,20 @@ void ledger_suppressed(struct ledger *l, struct attempt *a, uint32_t i, const ch
     e->suppressed = true;
     e->category = NULL;            /* not a bounce: no bounce category */
     e->dsn_wait = false;           /* dropped: the sender asked for it, no DSN */
+}
+
+void ledger_admin_outcome(struct ledger *l, struct attempt *a, const struct smtp_fate *f,
+                          bool purged, uint64_t next_ms)
+{
+    ledger_outcome(l, a, 0, f, NULL);
+    struct ledger_outcome *e = &l->outcomes[l->outcome_count - 1];
+    vl_assert(e->attempt == a && e->rcpt == a->rcpts[0]);
+    if (e->o.state == VL_RCPT_DEFERRED && next_ms) {
+        e->o.next_ms = next_ms;    /* not the retry schedule: the hold's own recheck */
+        e->warn = false;
+    }
+    if (purged) {
+        e->purged = true;
+        e->dsn_wait = false;       /* dropped by the operator: no DSN */
+    }
 }

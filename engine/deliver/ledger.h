@@ -93,6 +93,8 @@ struct ledger_outcome {
     bool suppressed;               /* dropped: on the suppression list (no DSN; logged
                                       as event "suppressed", stored as bounced 5.7.1) */
     const char *category;          /* bounce category of a failure (static), NULL if delivered */
+    bool purged;                   /* dropped by an operator (adm.h): no DSN, logged as
+                                      event "purged", stored as bounced 5.0.0 */
     char status[VL_SMTP_STATUS_BYTES_MAX];
     char text[VL_DIAG_TEXT_BYTES_MAX + 1];
 };
@@ -153,5 +155,10 @@ void ledger_committed(struct ledger *l, const struct ledger_outcome *outcomes, u
 /** Recipient @p i of @p a is on the suppression list: give it its outcome
  *  now (bounced 5.7.1, local, @p why as text; no DSN), never sent. */
 void ledger_suppressed(struct ledger *l, struct attempt *a, uint32_t i, const char *why);
+/** An operator hold's outcome (shard_admin.c) for @p a's one recipient:
+ *  @p f as given; deferred: retried at @p next_ms (not the retry schedule);
+ *  @p purged: no DSN, logged as event "purged". */
+void ledger_admin_outcome(struct ledger *l, struct attempt *a, const struct smtp_fate *f,
+                          bool purged, uint64_t next_ms);
 
 #endif

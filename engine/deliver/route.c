@@ -43,6 +43,7 @@
 #include "clock.h"
 #include "ip_class.h"
 #include "log.h"
+#include "metrics.h"
 
 #include "volley/addr.h"
 #include "volley/error.h"
@@ -251,6 +252,8 @@ static int route_host_open(struct route *r, struct host *h, int egress)
     h->opening++;
     r->sessions++;
     atomic_fetch_add_explicit(&r->ctr->conns, 1, memory_order_relaxed);
+    if (r->ctr->met)
+        met_add(&r->ctr->met->conns_opened, 1);
     return 0;
 }
 
@@ -732,8 +735,11 @@ static void route_on_fate(void *ctx, struct attempt *t, uint32_t i, const struct
 static void route_on_attempt_done(void *ctx, struct attempt *t, bool by_close)
 {
     struct route *r = ctx;
-    if (!by_close)
+    if (!by_close) {
         atomic_fetch_add_explicit(&r->ctr->txns, 1, memory_order_relaxed);
+        if (r->ctr->met)
+            met_add(t->tls ? &r->ctr->met->txns_tls : &r->ctr->met->txns_plain, 1);
+    }
     route_shaped_uncount(r, t);
     ledger_attempt_done(r->ledger, t);
 }

@@ -20,8 +20,10 @@
  */
 #include "shard.h"
 
+#include "campaign.h"
 #include "clock.h"
 #include "dkim_rcpt.h"
+#include "metrics.h"
 #include "volley/error.h"
 
 #include "suppress.h"
@@ -171,8 +173,10 @@ static int shard_lease(struct shard *sh)
     }
     sh->idle_queue = false;
     uint64_t body_bytes = 0;
-    for (size_t i = 0; i < b->msg_count; i++)
+    for (size_t i = 0; i < b->msg_count; i++) {
+        campaign_strip(&b->msgs[i]);   /* X-Volley-Campaign: never sent, id kept */
         body_bytes += b->msgs[i].body_len;
+    }
     sh->body_bytes_per_rcpt = body_bytes / (uint64_t)n + 1;
     struct lease *ls = ledger_lease_add(l, b, (uint32_t)n);
     if (!ls) {
@@ -183,6 +187,8 @@ static int shard_lease(struct shard *sh)
     bool *dropped = calloc(b->count, sizeof *dropped);
     if (dropped && shard_suppressed(sh, ls, b, dropped) < 0)
         memset(dropped, 0, b->count * sizeof *dropped);
+    if (dropped)
+        shard_admin_holds(sh, ls, b, dropped);  /* operator holds: suspend, bounce, purge */
     /* Recipients come grouped by domain, then message: cut attempts. A
      * message whose sender's domain has --unsub goes one recipient per
      * attempt, its List-Unsubscribe lines made here (the body is stored once). */
@@ -250,6 +256,23 @@ static int shard_wait_ms(struct shard *sh)
 /* Follow the committer: pause the routes while its commit fails (and drop
  * what waits: never sent, so leasable again later), resume once it is
  * through. */
+/* Publish the shard's gauges and DNS figures to its metrics slot (relaxed
+ * stores: a scrape reads them whenever it comes). */
+static void shard_met_publish(struct shard *sh)
+{
+    struct met_shard *m = sh->ctr->met;
+    if (!m)
+        return;
+    atomic_store_explicit(&m->conns_open, sh->route.sessions, memory_order_relaxed);
+    atomic_store_explicit(&m->inflight, sh->ledger.inflight, memory_order_relaxed);
+    if (sh->route.dns) {
+        struct dns_stats ds;
+        dns_stats_get(sh->route.dns, &ds);
+        atomic_store_explicit(&m->dns_lookups, ds.lookups, memory_order_relaxed);
+        atomic_store_explicit(&m->dns_hits, ds.cache_hits, memory_order_relaxed);
+    }
+}
+
 static void shard_commit_state(struct shard *sh)
 {
     if (sh->com.failing) {
@@ -294,6 +317,7 @@ static int shard_loop(struct shard *sh)
             dns_process_timeouts(sh->route.dns, vl_clock_mono_ms());
         atomic_store_explicit(&sh->ctr->sessions_open, sh->route.sessions,
                               memory_order_relaxed);
+        shard_met_publish(sh);
         commit_start(&sh->com);
         shard_commit_state(sh);
         if (sh->com.gave_up && !sh->stopping) {

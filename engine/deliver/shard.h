@@ -61,4 +61,9 @@ struct shard {
  *  fatal error that ended it (-errno, VL_E_*). */
 int shard_run(struct shard *sh);
 
+/** shard_admin.c: recipients of @p b whose domain an operator holds (adm.h)
+ *  and not marked in @p out yet get their outcome now; marked in @p out. */
+void shard_admin_holds(struct shard *sh, struct lease *ls, struct vl_queue_batch *b,
+                       bool *out);
+
 #endif

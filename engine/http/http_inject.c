@@ -14,6 +14,7 @@
 #include "http_mime.h"
 #include "http_tmpl.h"
 #include "log.h"
+#include "metrics.h"
 #include "msg.h"
 #include "suppress.h"
 #include "volley/error.h"
@@ -235,6 +236,8 @@ static void batch_flush(struct hcall *c, struct hbatch *b)
     }
     vl_queue_enqueue_many(c->h->q, b->nm, b->n, c->now_ms, ids, rcs);
     for (size_t k = 0; k < b->n; k++) {
+        if (rcs[k] == 0)
+            met_inject(MET_L_HTTP, b->count[k]);
         for (size_t p = b->first[k]; p < b->first[k] + b->count[k]; p++) {
             size_t i = b->idx[p];
             if (rcs[k] == 0)

@@ -95,4 +95,12 @@ enum MHD_Result http_suppress_post(struct http *h, struct MHD_Connection *c, con
                                    size_t len);
 enum MHD_Result http_suppress_delete(struct http *h, struct MHD_Connection *c);
 
+/* http_metrics.c: GET /metrics (Prometheus text format). */
+enum MHD_Result http_metrics_get(struct http *h, struct MHD_Connection *c);
+
+/* http_admin.c: /api/v1/admin/... (operator holds, retry). */
+enum MHD_Result http_admin(struct http *h, struct MHD_Connection *c, const char *url,
+                           const char *method);
+enum MHD_Result http_admin_domains(struct MHD_Connection *c);
+
 #endif

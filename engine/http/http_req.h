@@ -6,7 +6,10 @@
  * RFC 5322 string (a template as a whole) or a builder {subject, from {email,
  * name}, reply_to (email string or {email, name}), headers {name: value},
  * text_body, html_body, attachments [{data, content_type, file_name,
- * base64}]}; recipients [{email, name, substitutions}]; substitutions.
+ * base64}]}; recipients [{email, name, substitutions}]; substitutions;
+ * campaign (issue 15: 1-64 of [A-Za-z0-9._:-], becomes the builder's
+ * X-Volley-Campaign header, which delivery strips; with raw content, put the
+ * header in the message instead).
  * Unknown fields, wrong types, bad addresses, bad templates, bad base64,
  * non-scalar substitution values: a parse error naming the field (as a JSON
  * path, e.g. "recipients[3].email") and, where there is one, the recipient

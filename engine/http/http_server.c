@@ -337,13 +337,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return MHD_YES;
         }
         bool sup = !strcmp(url, "/api/v1/suppress");
-        bool known = !strcmp(url, "/api/v1/queue") || !strcmp(url, "/api/inject/v1") || sup;
+        bool known = !strcmp(url, "/api/v1/queue") || !strcmp(url, "/api/inject/v1") || sup ||
+                     !strcmp(url, "/metrics") || !strncmp(url, "/api/v1/admin/", 14);
         if (!known)
             return http_respond_error(c, 404, NULL, -1, "no such route");
         if (!authorized(h, c))
             return http_respond_error(c, 401, NULL, -1, "missing or wrong bearer token");
         if (!strcmp(url, "/api/v1/queue"))
             return get ? respond_stats(h, c) : http_respond_error(c, 405, NULL, -1, "use GET");
+        if (!strncmp(url, "/api/v1/admin/", 14))
+            return http_admin(h, c, url, method);
+        if (!strcmp(url, "/metrics"))
+            return get ? http_metrics_get(h, c) : http_respond_error(c, 405, NULL, -1, "use GET");
         if (sup && get)
             return http_suppress_get(h, c);
         if (sup && !strcmp(method, "DELETE"))

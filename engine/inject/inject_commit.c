@@ -12,6 +12,7 @@
 
 #include "clock.h"
 #include "dkim.h"
+#include "metrics.h"
 #include "log.h"
 #include "msg.h"
 #include "volley/error.h"
@@ -158,6 +159,7 @@ static void job_run(struct inject *in, struct inj_job *j)
     char t[SMTP_SERVER_TEXT_BYTES_MAX];
     j->id = id;
     if (rc == 0) {
+        met_inject(MET_L_SMTP, s->rcpt_n);
         snprintf(t, sizeof t, "2.0.0 Ok: queued as %016llx", (unsigned long long)j->id);
         job_reply(j, 250, t);
     } else if (rc == VL_E_INVALID) {

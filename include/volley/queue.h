@@ -327,6 +327,23 @@ int vl_queue_stats(struct vl_queue *q, int shard, struct vl_queue_stats *out);
  *  @return count filled (>= 0) or an error. */
 int vl_queue_top_domains(struct vl_queue *q, struct vl_queue_domain_count *out, size_t max);
 
+/** Open recipients of one campaign (X-Volley-Campaign; issue 15). */
+#define VL_QUEUE_CAMPAIGN_BYTES_MAX 64u
+#define VL_QUEUE_CAMPAIGNS_SCAN_MAX 10000u   /* distinct ids counted; beyond: "other" */
+struct vl_queue_campaign_count {
+    char campaign[VL_QUEUE_CAMPAIGN_BYTES_MAX + 1];
+    uint64_t rcpts;                /* open recipients */
+    uint64_t messages;             /* message records holding them (per shard) */
+};
+
+/** Up to @p max campaigns with the most open recipients, most first, read
+ *  from each open message's X-Volley-Campaign header (read-only: beside an
+ *  engine). *@p none_rcpts: open recipients of messages without one;
+ *  *@p other_rcpts: those of campaigns past @p max (or past
+ *  VL_QUEUE_CAMPAIGNS_SCAN_MAX distinct ids). @return count filled or an error. */
+int vl_queue_campaigns(struct vl_queue *q, struct vl_queue_campaign_count *out, size_t max,
+                       uint64_t *none_rcpts, uint64_t *other_rcpts);
+
 /** Up to @p max messages in id (= age) order after @p after_id (0 = start).
  *  @return count filled. */
 int vl_queue_list(struct vl_queue *q, uint64_t after_id, struct vl_queue_msg_info *out,

@@ -1,0 +1,87 @@
+/*
+ * adm.h - operator holds on destination domains (issue 15): suspend (nothing
+ * is sent to the domain until resumed), bounce (its recipients queued before
+ * the action fail with a DSN) and purge (they are dropped, no DSN). Set over
+ * the HTTP API (engine/http/http_admin.c, `volley admin`); checked by the
+ * delivery shards at lease (engine/deliver/shard_admin.c).
+ *
+ * Storage: its own LMDB environment DATA/admin (created by the first action),
+ * one record per (action, domain): the time it was set and a note. So a
+ * suspension survives a restart. Each change is durable on return.
+ *
+ * Reads on the hot path: the holds are also kept in memory (a small table
+ * under a read-write lock, loaded at open); adm_active() is one relaxed load,
+ * so with no hold the shards pay nothing else. One handle per process
+ * (adm_get), opened by `volley run` before the shards and the API start.
+ * Thread: any.
+ */
+#ifndef VOLLEY_ADMIN_ADM_H
+#define VOLLEY_ADMIN_ADM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ADM_HOLDS_MAX      1024u   /* policy: holds at once */
+#define ADM_DOMAIN_MAX      255u
+#define ADM_NOTE_MAX        200u
+#define ADM_SUSPEND_RECHECK_MS (300u * 1000u)   /* a suspended recipient is deferred
+                                                   this long (resume makes it ready) */
+
+enum adm_kind { ADM_NONE, ADM_SUSPEND, ADM_BOUNCE, ADM_PURGE, ADM_KINDS };
+
+/* What a hold is on: a destination domain, a campaign id (X-Volley-Campaign,
+ * engine/deliver/campaign.h) or a source (the envelope sender). */
+enum adm_scope { ADM_DOMAIN, ADM_CAMPAIGN, ADM_SENDER, ADM_SCOPES };
+
+struct adm_hold {
+    enum adm_kind kind;
+    enum adm_scope scope;
+    char domain[ADM_DOMAIN_MAX + 1];   /* the key: a lowercase domain, "c:" + campaign id
+                                          or "s:" + lowercase sender (adm_hold_value) */
+    uint64_t time_ms;                  /* wall clock when set */
+    char note[ADM_NOTE_MAX + 1];
+};
+
+struct adm;
+
+/** Open (creating with @p create) DATA/admin; the process's one handle is
+ *  then adm_get(). Without @p create and no DATA/admin, nothing is opened
+ *  and 0 is returned (adm_get() stays NULL until an action creates it with
+ *  adm_open(dir, true)). @return 0 or -errno / VL_E_*. */
+int adm_open(const char *data_dir, bool create);
+/** The process's handle or NULL. */
+struct adm *adm_get(void);
+/** Close the handle (at exit). */
+void adm_close(void);
+
+/** Any holds at all? (one relaxed load: the shards' fast path) */
+bool adm_active(const struct adm *a);
+
+/** Set @p kind on @p value of @p scope (a domain; a campaign id of up to 64
+ *  [A-Za-z0-9._:-]; a sender address) replacing a hold of the same kind,
+ *  durable on return. @return 0, VL_E_INVALID (@p value not valid for its
+ *  scope), VL_E_TOOBIG (ADM_HOLDS_MAX held), or an error. */
+int adm_set(struct adm *a, enum adm_kind kind, enum adm_scope scope, const char *value,
+            uint64_t now_ms, const char *note);
+/** Remove @p kind from @p value of @p scope. @return 0, VL_E_NOTFOUND, VL_E_INVALID, or an error. */
+int adm_clear(struct adm *a, enum adm_kind kind, enum adm_scope scope, const char *value);
+
+/** What applies to a recipient of @p domain (@p len bytes, any case) in a
+ *  message of @p campaign ("" none) from @p sender created at @p created_ms:
+ *  a bounce or purge (of any scope) set after the message was created (purge
+ *  first), else a suspension; *@p out filled (out->kind ADM_NONE: nothing). */
+void adm_lookup(struct adm *a, const char *domain, size_t len, const char *campaign,
+                const char *sender, uint64_t created_ms, struct adm_hold *out);
+
+/** The value of @p h without its scope prefix. */
+const char *adm_hold_value(const struct adm_hold *h);
+const char *adm_scope_name(enum adm_scope s);
+
+/** Copy up to @p max holds into @p out. @return how many there are. */
+size_t adm_list(struct adm *a, struct adm_hold *out, size_t max);
+
+const char *adm_kind_name(enum adm_kind k);
+enum adm_kind adm_kind_parse(const char *s);
+
+#endif
