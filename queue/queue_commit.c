@@ -109,6 +109,7 @@ void queue_submit_start(struct vl_queue_shard *s, struct queue_req *req)
 {
     req->done = false;
     req->next = NULL;
+    pthread_cond_init(&req->cv, NULL);
     pthread_mutex_lock(&s->mu);
     *s->pending_tail = req;
     s->pending_tail = &req->next;
@@ -128,7 +129,10 @@ static bool queue_hold_wait(struct vl_queue_shard *s, struct timespec *deadline)
         clock_gettime(CLOCK_REALTIME, deadline);
         deadline->tv_sec += QUEUE_HOLD_MS_MAX / 1000u;
     }
-    return pthread_cond_timedwait(&s->cv, &s->mu, deadline) == ETIMEDOUT;
+    s->hold_waiters++;
+    bool lead = pthread_cond_timedwait(&s->cv, &s->mu, deadline) == ETIMEDOUT;
+    s->hold_waiters--;
+    return lead;
 }
 
 int queue_submit_wait(struct vl_queue_shard *s, struct queue_req *req)
@@ -137,7 +141,7 @@ int queue_submit_wait(struct vl_queue_shard *s, struct queue_req *req)
     pthread_mutex_lock(&s->mu);
     while (!req->done) {
         if (s->leader) {
-            pthread_cond_wait(&s->cv, &s->mu);
+            pthread_cond_wait(&req->cv, &s->mu);   /* done, or first pending: lead */
             continue;
         }
         if (!queue_hold_wait(s, &deadline))
@@ -152,16 +156,26 @@ int queue_submit_wait(struct vl_queue_shard *s, struct queue_req *req)
         pthread_mutex_unlock(&s->mu);
         queue_group_commit(s, list);
         pthread_mutex_lock(&s->mu);
+        /* Wake only the requests of this group (each on its own cv) and the
+         * first pending one, to lead the next group: no thundering herd of
+         * every waiter per commit. mu is held, so no woken waiter returns
+         * (and frees its request) before this loop is done with it. */
         for (struct queue_req *r = list, *nx; r; r = nx) {
             nx = r->next;
             r->done = true;
             s->requests++;
+            if (r != req)
+                pthread_cond_signal(&r->cv);
         }
         s->commits++;
         s->leader = false;
-        pthread_cond_broadcast(&s->cv);
+        if (s->pending)
+            pthread_cond_signal(&s->pending->cv);
+        if (s->hold_waiters)
+            pthread_cond_broadcast(&s->cv);
     }
     pthread_mutex_unlock(&s->mu);
+    pthread_cond_destroy(&req->cv);
     return req->rc;
 }
 

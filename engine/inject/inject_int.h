@@ -31,12 +31,14 @@
 #define INJ_PUMP_STEPS_MAX   4096u    /* server steps per turn, then yield */
 #define INJ_SEND_TIMEOUT_MS 60000
 #define INJ_BAD_CMDS_MAX       20u    /* 5xx replies to commands, then 421 and close */
-#define INJ_WORKERS            64u    /* commit workers: enqueues that share an fsync
-                                         (bench_intake: 4 -> 2.7 writes per commit, 5100
-                                         msg/s; 16 -> 8.3, 9000 msg/s; 64, one per
-                                         smtp-source session: 13-19 writes per commit,
-                                         3-8% more msg/s than 16 in 3 alternating runs
-                                         on a loaded machine) */
+#define INJ_WORKERS             8u    /* commit workers, each queueing a batch of up to
+                                         INJ_BATCH_MAX messages at once (the batches
+                                         share group commits). bench_intake, loaded
+                                         machine, 3 alternating runs: 8 workers ~100 us
+                                         CPU/msg and the best rate; 64 (one blocked
+                                         thread per message before batching) ~135 us;
+                                         2 and 4: same CPU, 10-20% fewer msg/s */
+#define INJ_BATCH_MAX          64u    /* commit jobs one worker takes and queues at once */
 #define INJ_STORAGE_PAUSE_MS 1000u    /* after a failed commit: 452 at MAIL this long */
 #define INJ_BODY_FIRST   65536u       /* a body buffer's first size (then doubled) */
 #define INJ_BODY_KEEP   262144u       /* a session keeps a body buffer up to this size */
