@@ -9,6 +9,9 @@
  * open: maplock held for writing) and the group rerun. If a request fails
  * otherwise, the group is rerun one request per transaction so that each
  * caller gets its own result and no request fails for another's.
+ * Wake-ups: each waiter sleeps on its request's own condition variable; a
+ * leader done wakes the requests it carried and one sleeping pending request
+ * to lead next (never every waiter of the shard).
  * Each group transaction also drops the multi-shard enqueue decisions that
  * queue_commit_forget() queued (cheaper than a commit of their own).
  * Invariants: a request's rc is final only after its transaction ended; every
@@ -108,6 +111,7 @@ static void queue_group_commit(struct vl_queue_shard *s, struct queue_req *list)
 void queue_submit_start(struct vl_queue_shard *s, struct queue_req *req)
 {
     req->done = false;
+    req->waiting = false;
     req->next = NULL;
     pthread_cond_init(&req->cv, NULL);
     pthread_mutex_lock(&s->mu);
@@ -141,7 +145,9 @@ int queue_submit_wait(struct vl_queue_shard *s, struct queue_req *req)
     pthread_mutex_lock(&s->mu);
     while (!req->done) {
         if (s->leader) {
-            pthread_cond_wait(&req->cv, &s->mu);   /* done, or first pending: lead */
+            req->waiting = true;
+            pthread_cond_wait(&req->cv, &s->mu);   /* done, or chosen to lead */
+            req->waiting = false;
             continue;
         }
         if (!queue_hold_wait(s, &deadline))
@@ -169,8 +175,14 @@ int queue_submit_wait(struct vl_queue_shard *s, struct queue_req *req)
         }
         s->commits++;
         s->leader = false;
-        if (s->pending)
-            pthread_cond_signal(&s->pending->cv);
+        /* The next leader: the first pending request whose thread sleeps on
+         * it (a thread that is busy elsewhere, e.g. waiting on another shard,
+         * leads when it comes to wait; none sleeping: nobody to wake). */
+        for (struct queue_req *r = s->pending; r; r = r->next)
+            if (r->waiting) {
+                pthread_cond_signal(&r->cv);
+                break;
+            }
         if (s->hold_waiters)
             pthread_cond_broadcast(&s->cv);
     }

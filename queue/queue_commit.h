@@ -25,6 +25,7 @@ struct queue_req {
     struct queue_req *next;
     pthread_cond_t cv;           /* its waiter sleeps here: a commit wakes only the
                                     requests it carried and the next leader */
+    bool waiting;                /* its thread sleeps on cv now (guarded by mu) */
 };
 
 /** Run @p req in a group-commit write transaction on @p s; blocks until it is
