@@ -253,6 +253,9 @@ int inj_commit_init(struct inject *in)
 {
     in->todo = NULL;
     in->todo_tail = &in->todo;
+    in->sub = NULL;
+    in->sub_tail = &in->sub;
+    in->sub_n = 0;
     for (unsigned i = 0; i < INJ_WORKERS; i++) {
         int rc = pthread_create(&in->workers[i], NULL, worker_main, in);
         if (rc != 0)
@@ -275,11 +278,26 @@ void inj_commit_fini(struct inject *in)
 
 static void job_queue(struct inject *in, struct inj_job *j)
 {
+    j->next = NULL;
+    *in->sub_tail = j;
+    in->sub_tail = &j->next;
+    in->sub_n++;
+}
+
+void inj_commit_kick(struct inject *in)
+{
+    if (!in->sub)
+        return;
+    unsigned wake = (in->sub_n + INJ_BATCH_MAX - 1) / INJ_BATCH_MAX;
     pthread_mutex_lock(&in->mu);
-    *in->todo_tail = j;
-    in->todo_tail = &j->next;
-    pthread_cond_signal(&in->cv);
+    *in->todo_tail = in->sub;
+    in->todo_tail = in->sub_tail;
+    for (unsigned i = 0; i < wake && i < in->workers_n; i++)
+        pthread_cond_signal(&in->cv);
     pthread_mutex_unlock(&in->mu);
+    in->sub = NULL;
+    in->sub_tail = &in->sub;
+    in->sub_n = 0;
 }
 
 void inj_commit_submit(struct inject *in, struct inj_sess *s)

@@ -143,6 +143,11 @@ struct inject {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct inj_job *todo, **todo_tail;
+    struct inj_job *sub, **sub_tail;  /* intake thread: submitted this reactor turn,
+                                         handed to the workers at its end (one lock,
+                                         one wake-up for them all: inj_commit_kick) */
+    unsigned sub_n;
+    bool rx_stopped;              /* intake thread: rx_stop() called */
     struct inj_job *done;
     bool workers_quit;
     unsigned workers_n;
@@ -161,12 +166,17 @@ void inj_sess_job_done(struct inj_sess *s);
 int inj_commit_init(struct inject *in);
 /** Stop the workers once the jobs queued are done. */
 void inj_commit_fini(struct inject *in);
-/** Queue @p s's complete message (s->job.*). Completion: s goes on in->done
- *  and the reactor is woken (inject.c calls inj_sess_job_done). */
+/** Queue @p s's complete message (s->job.*): the workers get it at the end
+ *  of the reactor turn (inj_commit_kick). Completion: s goes on in->done
+ *  and the reactor is woken (inject.c calls inj_sess_job_done). Intake thread. */
 void inj_commit_submit(struct inject *in, struct inj_sess *s);
 /** Check the credentials in s->job (kind INJ_JOB_AUTH, user and pass set) on
  *  a worker; completion as inj_commit_submit(). */
 void inj_auth_submit(struct inject *in, struct inj_sess *s);
+/** Hand the jobs submitted since the last call to the workers, waking as
+ *  many idle ones as batches of INJ_BATCH_MAX they make. Intake thread, after
+ *  each reactor turn. */
+void inj_commit_kick(struct inject *in);
 /** Take the finished jobs (a list through ->next). */
 struct inj_job *inj_commit_take_done(struct inject *in);
 
