@@ -9,6 +9,9 @@
  * open: maplock held for writing) and the group rerun. If a request fails
  * otherwise, the group is rerun one request per transaction so that each
  * caller gets its own result and no request fails for another's.
+ * Wake-ups: each waiter sleeps on its request's own condition variable; a
+ * leader done wakes the requests it carried and one sleeping pending request
+ * to lead next (never every waiter of the shard).
  * Each group transaction also drops the multi-shard enqueue decisions that
  * queue_commit_forget() queued (cheaper than a commit of their own).
  * Invariants: a request's rc is final only after its transaction ended; every
@@ -108,7 +111,9 @@ static void queue_group_commit(struct vl_queue_shard *s, struct queue_req *list)
 void queue_submit_start(struct vl_queue_shard *s, struct queue_req *req)
 {
     req->done = false;
+    req->waiting = false;
     req->next = NULL;
+    pthread_cond_init(&req->cv, NULL);
     pthread_mutex_lock(&s->mu);
     *s->pending_tail = req;
     s->pending_tail = &req->next;
@@ -128,7 +133,10 @@ static bool queue_hold_wait(struct vl_queue_shard *s, struct timespec *deadline)
         clock_gettime(CLOCK_REALTIME, deadline);
         deadline->tv_sec += QUEUE_HOLD_MS_MAX / 1000u;
     }
-    return pthread_cond_timedwait(&s->cv, &s->mu, deadline) == ETIMEDOUT;
+    s->hold_waiters++;
+    bool lead = pthread_cond_timedwait(&s->cv, &s->mu, deadline) == ETIMEDOUT;
+    s->hold_waiters--;
+    return lead;
 }
 
 int queue_submit_wait(struct vl_queue_shard *s, struct queue_req *req)
@@ -137,7 +145,9 @@ int queue_submit_wait(struct vl_queue_shard *s, struct queue_req *req)
     pthread_mutex_lock(&s->mu);
     while (!req->done) {
         if (s->leader) {
-            pthread_cond_wait(&s->cv, &s->mu);
+            req->waiting = true;
+            pthread_cond_wait(&req->cv, &s->mu);   /* done, or chosen to lead */
+            req->waiting = false;
             continue;
         }
         if (!queue_hold_wait(s, &deadline))
@@ -152,16 +162,32 @@ int queue_submit_wait(struct vl_queue_shard *s, struct queue_req *req)
         pthread_mutex_unlock(&s->mu);
         queue_group_commit(s, list);
         pthread_mutex_lock(&s->mu);
+        /* Wake only the requests of this group (each on its own cv) and the
+         * first pending one, to lead the next group: no thundering herd of
+         * every waiter per commit. mu is held, so no woken waiter returns
+         * (and frees its request) before this loop is done with it. */
         for (struct queue_req *r = list, *nx; r; r = nx) {
             nx = r->next;
             r->done = true;
             s->requests++;
+            if (r != req)
+                pthread_cond_signal(&r->cv);
         }
         s->commits++;
         s->leader = false;
-        pthread_cond_broadcast(&s->cv);
+        /* The next leader: the first pending request whose thread sleeps on
+         * it (a thread that is busy elsewhere, e.g. waiting on another shard,
+         * leads when it comes to wait; none sleeping: nobody to wake). */
+        for (struct queue_req *r = s->pending; r; r = r->next)
+            if (r->waiting) {
+                pthread_cond_signal(&r->cv);
+                break;
+            }
+        if (s->hold_waiters)
+            pthread_cond_broadcast(&s->cv);
     }
     pthread_mutex_unlock(&s->mu);
+    pthread_cond_destroy(&req->cv);
     return req->rc;
 }
 

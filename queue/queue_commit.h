@@ -9,6 +9,7 @@
 #include "queue_codec.h"
 #include "queue_env.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 
 /** A write to run in a group-commit transaction. @p fn returns >= 0 (its
@@ -22,6 +23,9 @@ struct queue_req {
     int rc;
     bool done;
     struct queue_req *next;
+    pthread_cond_t cv;           /* its waiter sleeps here: a commit wakes only the
+                                    requests it carried and the next leader */
+    bool waiting;                /* its thread sleeps on cv now (guarded by mu) */
 };
 
 /** Run @p req in a group-commit write transaction on @p s; blocks until it is

@@ -47,6 +47,7 @@ struct vl_queue_shard {
     size_t pending_n;
     bool leader;
     unsigned hold_n;                     /* test hook: leader waits for this many */
+    unsigned hold_waiters;               /* threads in the hook's wait on cv */
     uint64_t commits, requests;          /* groups led, requests they carried */
     uint64_t txns;                       /* write transactions committed */
     uint64_t *forget;                    /* decisions to drop with the next commit */

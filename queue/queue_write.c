@@ -435,6 +435,81 @@ int vl_queue_enqueue_id(struct vl_queue *q, const struct vl_queue_new_msg *m,
     return queue_enqueue(q, m, now_ms, id, NULL);
 }
 
+/* Submit each single-shard message as its own request (the shard's next
+ * group commit carries them together), then wait for all; the others go
+ * through queue_enqueue() one by one. */
+int vl_queue_enqueue_ids(struct vl_queue *q, const struct vl_queue_new_msg *m, size_t n,
+                         uint64_t now_ms, const uint64_t *ids, int *rcs)
+{
+    if (n == 0)
+        return 0;
+    if (!m || !ids || !rcs)
+        return VL_E_INVALID;
+    struct queue_prcpt **p = calloc(n, sizeof *p);
+    struct queue_enq *e = calloc(n, sizeof *e);
+    struct queue_req *req = calloc(n, sizeof *req);
+    unsigned *sh = calloc(n, sizeof *sh);
+    if (!p || !e || !req || !sh) {
+        free(p);
+        free(e);
+        free(req);
+        free(sh);
+        for (size_t i = 0; i < n; i++)
+            rcs[i] = -ENOMEM;
+        return -ENOMEM;
+    }
+    const int later = 1;                                   /* several shards: one by one */
+    for (size_t i = 0; i < n; i++) {
+        rcs[i] = ids[i] ? queue_msg_prepare(q, &m[i], &p[i]) : VL_E_INVALID;
+        if (rcs[i] < 0)
+            continue;
+        bool one = true;
+        for (size_t k = 1; k < m[i].rcpt_count; k++)
+            one &= p[i][k].shard == p[i][0].shard;
+        if (!one) {
+            free(p[i]);
+            p[i] = NULL;
+            rcs[i] = later;
+            continue;
+        }
+        sh[i] = p[i][0].shard;
+        e[i] = (struct queue_enq){ &m[i], ids[i], now_ms, p[i], m[i].rcpt_count, NULL,
+                                   queue_crc32c(0, m[i].body, m[i].body_len) };
+        req[i] = (struct queue_req){ .fn = queue_enq_fn, .arg = &e[i] };
+        queue_submit_start(q->shards[sh[i]], &req[i]);
+    }
+    bool touched[VL_SHARDS_MAX] = { false };
+    for (size_t i = 0; i < n; i++) {
+        if (!p[i])
+            continue;
+        int rc = queue_submit_wait(q->shards[sh[i]], &req[i]);
+        rcs[i] = rc < 0 ? rc : 0;
+        touched[sh[i]] |= rc >= 0;
+        free(p[i]);
+    }
+    for (unsigned k = 0; k < q->nshards; k++) {            /* new mail: tell the owner */
+        struct vl_queue_shard *s = q->shards[k];
+        if (!touched[k])
+            continue;
+        pthread_mutex_lock(&s->mu);
+        if (s->notify_fn)
+            s->notify_fn(s->notify_arg);
+        pthread_mutex_unlock(&s->mu);
+    }
+    int rc_all = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (rcs[i] == later)
+            rcs[i] = queue_enqueue(q, &m[i], now_ms, ids[i], NULL);
+        if (rc_all == 0 && rcs[i] < 0)
+            rc_all = rcs[i];
+    }
+    free(p);
+    free(e);
+    free(req);
+    free(sh);
+    return rc_all;
+}
+
 void vl_queue_shard_notify_set(struct vl_queue_shard *s, void (*fn)(void *arg), void *arg)
 {
     pthread_mutex_lock(&s->mu);

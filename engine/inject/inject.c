@@ -77,8 +77,10 @@ static void intake_wake(struct rx *rx, const struct rx_event *ev)
         next = j->next;
         inj_sess_job_done(j->s);
     }
-    if (atomic_load(&in->quit))
+    if (atomic_load(&in->quit)) {
         rx_stop(rx);
+        in->rx_stopped = true;
+    }
 }
 
 static int intake_setup(struct inject *in)
@@ -113,7 +115,12 @@ static void *intake_main(void *arg)
     pthread_cond_signal(&in->setup_cv);
     pthread_mutex_unlock(&in->setup_mu);
     if (rc == 0) {
-        rc = rx_run(in->rx);
+        /* rx_run(), with the turn's submitted jobs handed over after each
+         * turn: one lock and wake-up per turn, bigger worker batches */
+        while (!in->rx_stopped && (rc = rx_run_once(in->rx, -1)) >= 0)
+            inj_commit_kick(in);
+        inj_commit_kick(in);
+        rc = rc < 0 ? rc : 0;
         if (rc < 0)
             vl_log(VL_LOG_ERROR, "evt=intake_reactor_failed err=\"%s\"", vl_strerror(rc));
     }

@@ -2,9 +2,10 @@
  * inject_commit.c - the intake's workers: check AUTH credentials (crypt(3)
  * takes milliseconds: never on the reactor), and turn a complete SMTP
  * message into a queued one. Per message: normalise (msg.h), put a Received:
- * line on top (RFC 5321 4.4), vl_queue_enqueue() (durable on return; the
- * workers' concurrent enqueues share group commits), then hand the reply
- * back to the intake thread through in->done and rx_wake: a worker never
+ * line on top (RFC 5321 4.4), vl_queue_enqueue_ids() (durable on return; a
+ * worker takes every message waiting, up to INJ_BATCH_MAX, and queues them
+ * together, and the workers' batches share group commits), then hand the
+ * replies back to the intake thread through in->done and one rx_wake: a worker never
  * touches a session's I/O state, and the reactor never waits for an fsync.
  * Invariant: a job is on exactly one of todo, a worker's hands, done.
  */
@@ -12,8 +13,8 @@
 
 #include "clock.h"
 #include "dkim.h"
-#include "metrics.h"
 #include "log.h"
+#include "metrics.h"
 #include "msg.h"
 #include "volley/error.h"
 
@@ -64,102 +65,129 @@ static bool has_8bit(const char *p)
 
 #define INJ_ID_TRIES 4u   /* queue ids taken when the queue says the id exists */
 
-static void job_run(struct inject *in, struct inj_job *j)
+/* One message of a worker's batch between normalising and its reply. */
+struct inj_prep {
+    struct msg_result m;            /* the normalised message */
+    uint8_t *full;                  /* Received: line + m.data: what is queued */
+    size_t rl;                      /* the Received: line's length in full */
+    const char **rcpts;             /* pointers into the session's recipients */
+    struct vl_queue_new_msg nm;
+};
+
+static void prep_fini(struct inj_prep *p)
+{
+    free(p->full);
+    free(p->rcpts);
+    msg_result_fini(&p->m);
+    p->full = NULL;
+    p->rcpts = NULL;
+}
+
+/* Normalise @p j's message, take its queue id and put the Received: line on
+ * top. @return true when p->nm is ready to queue; else j's reply is set. */
+static bool job_prepare(struct inject *in, struct inj_job *j, uint64_t now, struct inj_prep *p)
 {
     struct inj_sess *s = j->s;
-    uint64_t now = vl_clock_wall_ms();
+    *p = (struct inj_prep){ .m = { 0 } };
     /* The queue id is taken first: the Received: line names it (RFC 5321 4.4,
      * PROTOCOL.md 4.3), as the 250 does; Message-ID uses it too. */
-    uint64_t id = vl_queue_msg_id_new(in->q, now);
-    struct msg_opts mo = { now, in->cfg->ehlo_name, id, s->from, false };
-    struct msg_result m = { 0 };
+    j->id = vl_queue_msg_id_new(in->q, now);
+    struct msg_opts mo = { now, in->cfg->ehlo_name, j->id, s->from, false };
     struct msg_problem prob[1];
-    int rc = msg_normalise(s->body, s->body_len, &mo, &m, prob, 1);
+    int rc = msg_normalise(s->body, s->body_len, &mo, &p->m, prob, 1);
     j->rc = rc;
     if (rc == VL_E_INVALID) {
         char t[SMTP_SERVER_TEXT_BYTES_MAX];
         snprintf(t, sizeof t, "5.6.0 Message refused: line %u: %s", prob[0].line,
                  prob[0].why ? prob[0].why : "malformed");
         job_reply(j, 550, t);
-        return;
+        return false;
     }
     if (rc == VL_E_TOOBIG) {
         job_reply(j, 552, "5.3.4 Message too big");
-        return;
+        return false;
     }
-    if (rc < 0) {
-        job_reply(j, 451, "4.3.0 Temporary failure, try again later");
-        return;
+    if (rc >= 0 && inj_unsub_mail(in, j, p->m.data, p->m.len)) {   /* mailto unsubscribe (issue 12) */
+        prep_fini(p);
+        return false;
     }
-    if (inj_unsub_mail(in, j, m.data, m.len)) {   /* mailto unsubscribe (issue 12) */
-        msg_result_fini(&m);
-        return;
-    }
-    if ((rc = dkim_sign_msg(in->cfg->dkim_signer, &m, now / 1000)) < 0) {   /* issue 13 */
-        msg_result_fini(&m);
+    if (rc >= 0 && (rc = dkim_sign_msg(in->cfg->dkim_signer, &p->m, now / 1000)) < 0) {   /* issue 13 */
+        prep_fini(p);
         j->rc = rc;
         job_reply(j, 451, "4.3.0 Temporary failure, try again later");
-        return;
+        return false;
     }
-    uint8_t *full = malloc(INJ_RECEIVED_BYTES_MAX + m.len);
-    const char *rc_ptrs[VL_SMTP_RCPTS_PER_TXN_MAX * 100];
-    _Static_assert(VL_SMTP_RCPTS_PER_TXN_MAX * 100 >= 10000, "--max-rcpts-per-msg cap");
-    if (!full) {
-        msg_result_fini(&m);
-        j->rc = -ENOMEM;
+    size_t nl = 0;
+    if (rc >= 0) {
+        p->full = malloc(INJ_RECEIVED_BYTES_MAX + p->m.len);
+        p->rcpts = malloc((s->rcpt_n ? s->rcpt_n : 1) * sizeof *p->rcpts);
+        if (p->full && p->rcpts)
+            nl = received_line(in, s, j->id, now, (char *)p->full, INJ_RECEIVED_BYTES_MAX);
+    }
+    if (!nl) {
+        prep_fini(p);
+        j->rc = rc < 0 ? rc : -ENOMEM;
         job_reply(j, 451, "4.3.0 Temporary failure, try again later");
-        return;
+        return false;
     }
+    memcpy(p->full + nl, p->m.data, p->m.len);
+    p->rl = nl;
     bool utf8 = has_8bit(s->from);
     for (uint32_t i = 0; i < s->rcpt_n; i++) {
-        rc_ptrs[i] = s->rcpts[i];
+        p->rcpts[i] = s->rcpts[i];
         utf8 |= has_8bit(s->rcpts[i]);
     }
     const struct vl_intake_hook *hk = in->cfg->intake_hook;   /* issue 16: feedback loops */
     if (hk) {
         char t[SMTP_SERVER_TEXT_BYTES_MAX] = "4.3.0 Temporary failure, try again later";
-        int h = hk->fn(hk->arg, s->from, rc_ptrs, s->rcpt_n, (const char *)m.data, m.len, now,
-                       t, sizeof t);
+        int h = hk->fn(hk->arg, s->from, p->rcpts, s->rcpt_n, (const char *)p->m.data, p->m.len,
+                       now, t, sizeof t);
         if (h != 0) {
-            free(full);
-            msg_result_fini(&m);
+            prep_fini(p);
             j->rc = h > 0 ? 0 : h;
             job_reply(j, h > 0 ? 250 : h == VL_E_INVALID ? 550 : 451, t);
-            return;
+            return false;
         }
     }
-    size_t rl = 0;
-    rc = -ENOMEM;
-    for (unsigned t = 0; t < INJ_ID_TRIES; t++) {
-        if (t > 0)
-            id = vl_queue_msg_id_new(in->q, vl_clock_wall_ms());
-        /* the body after the Received: line is the same on every try */
-        size_t nl = received_line(in, s, id, now, (char *)full, INJ_RECEIVED_BYTES_MAX);
-        if (!nl) {
-            rc = -ENOMEM;
-            break;
-        }
-        if (nl != rl)
-            memcpy(full + nl, m.data, m.len);
-        rl = nl;
-        struct vl_queue_new_msg nm = {
-            .return_path = s->from, .return_path_len = strlen(s->from),
-            .body = full, .body_len = rl + m.len,
-            .flags = (m.is_8bit ? VL_QUEUE_MSG_8BIT : 0u) | (utf8 ? VL_QUEUE_MSG_SMTPUTF8 : 0u),
-            .rcpts = rc_ptrs, .rcpt_lens = NULL, .rcpt_count = s->rcpt_n,
-        };
-        rc = vl_queue_enqueue_id(in->q, &nm, now, id);
-        if (rc != -EEXIST)
-            break;
+    p->nm = (struct vl_queue_new_msg){
+        .return_path = s->from, .return_path_len = strlen(s->from),
+        .body = p->full, .body_len = nl + p->m.len,
+        .flags = (p->m.is_8bit ? VL_QUEUE_MSG_8BIT : 0u) | (utf8 ? VL_QUEUE_MSG_SMTPUTF8 : 0u),
+        .rcpts = p->rcpts, .rcpt_lens = NULL, .rcpt_count = s->rcpt_n,
+    };
+    return true;
+}
+
+/* The id was taken (another process, same millisecond and salt): queue @p j
+ * alone under new ids, the Received: line naming each. @return as
+ * vl_queue_enqueue_id(). */
+static int job_retry(struct inject *in, struct inj_job *j, uint64_t now, struct inj_prep *p)
+{
+    int rc = -EEXIST;
+    for (unsigned t = 1; t < INJ_ID_TRIES && rc == -EEXIST; t++) {
+        j->id = vl_queue_msg_id_new(in->q, vl_clock_wall_ms());
+        size_t nl = received_line(in, j->s, j->id, now, (char *)p->full, INJ_RECEIVED_BYTES_MAX);
+        if (!nl)
+            return -ENOMEM;
+        if (nl != p->rl)             /* the body after the Received: line stays the same */
+            memcpy(p->full + nl, p->m.data, p->m.len);
+        p->rl = nl;
+        p->nm.body_len = nl + p->m.len;
+        rc = vl_queue_enqueue_id(in->q, &p->nm, now, j->id);
     }
+    return rc;
+}
+
+/* @p j's reply from the queue's answer @p rc; frees @p p. */
+static void job_finish(struct inject *in, struct inj_job *j, int rc, uint64_t now,
+                       struct inj_prep *p)
+{
     j->rc = rc;
-    j->size = rl + m.len;
-    free(full);
-    msg_result_fini(&m);
+    j->size = p->nm.body_len;
+    prep_fini(p);
     char t[SMTP_SERVER_TEXT_BYTES_MAX];
-    j->id = id;
     if (rc == 0) {
-        met_inject(MET_L_SMTP, s->rcpt_n);
+        met_inject(MET_L_SMTP, j->s->rcpt_n);
         snprintf(t, sizeof t, "2.0.0 Ok: queued as %016llx", (unsigned long long)j->id);
         job_reply(j, 250, t);
     } else if (rc == VL_E_INVALID) {
@@ -170,36 +198,74 @@ static void job_run(struct inject *in, struct inj_job *j)
         job_reply(j, 451, "4.3.0 Temporary failure, try again later");
     } else {
         atomic_store(&in->storage_fail_ms, now);
-        vl_log(VL_LOG_WARN, "evt=intake_commit_failed client=%s err=\"%s\"", s->peer_ip,
+        vl_log(VL_LOG_WARN, "evt=intake_commit_failed client=%s err=\"%s\"", j->s->peer_ip,
                vl_strerror(rc));
         job_reply(j, 452, "4.3.1 Insufficient system storage, try again later");
+    }
+}
+
+/* Queue the messages of @p n commit jobs together: each is its own write
+ * (it succeeds or fails alone) but all are handed to the shards' group
+ * commits at once (vl_queue_enqueue_ids), so one worker's batch shares the
+ * fsyncs, with no thread blocked per message. */
+static void batch_run(struct inject *in, struct inj_job **jobs, size_t n, struct inj_prep *prep)
+{
+    struct vl_queue_new_msg nm[INJ_BATCH_MAX];
+    uint64_t ids[INJ_BATCH_MAX];
+    int rcs[INJ_BATCH_MAX];
+    size_t at[INJ_BATCH_MAX], k = 0;
+    uint64_t now = vl_clock_wall_ms();
+    for (size_t i = 0; i < n; i++) {
+        if (!job_prepare(in, jobs[i], now, &prep[i]))
+            continue;
+        nm[k] = prep[i].nm;
+        ids[k] = jobs[i]->id;
+        at[k++] = i;
+    }
+    if (k)
+        (void)vl_queue_enqueue_ids(in->q, nm, k, now, ids, rcs);
+    for (size_t x = 0; x < k; x++) {
+        size_t i = at[x];
+        int rc = rcs[x] == -EEXIST ? job_retry(in, jobs[i], now, &prep[i]) : rcs[x];
+        job_finish(in, jobs[i], rc, now, &prep[i]);
     }
 }
 
 static void *worker_main(void *arg)
 {
     struct inject *in = arg;
+    struct inj_job *batch[INJ_BATCH_MAX];
+    struct inj_prep prep[INJ_BATCH_MAX];
     pthread_mutex_lock(&in->mu);
     for (;;) {
         while (!in->todo && !in->workers_quit)
             pthread_cond_wait(&in->cv, &in->mu);
-        struct inj_job *j = in->todo;
-        if (!j)
+        if (!in->todo)
             break;
-        in->todo = j->next;
+        /* an AUTH job alone (crypt takes milliseconds); else every commit
+         * job waiting, up to INJ_BATCH_MAX, in arrival order */
+        size_t n = 0;
+        bool auth = in->todo->kind == INJ_JOB_AUTH;
+        do {
+            batch[n++] = in->todo;
+            in->todo = in->todo->next;
+        } while (!auth && n < INJ_BATCH_MAX && in->todo && in->todo->kind == INJ_JOB_COMMIT);
         if (!in->todo)
             in->todo_tail = &in->todo;
         pthread_mutex_unlock(&in->mu);
-        if (j->kind == INJ_JOB_AUTH) {
+        if (auth) {
+            struct inj_job *j = batch[0];
             j->auth_ok = inj_auth_check(in->auth, j->user, j->user_len, j->pass, j->pass_len);
             explicit_bzero(j->pass, sizeof j->pass);
             j->pass_len = 0;
         } else {
-            job_run(in, j);
+            batch_run(in, batch, n, prep);
         }
         pthread_mutex_lock(&in->mu);
-        j->next = in->done;
-        in->done = j;
+        for (size_t i = 0; i < n; i++) {
+            batch[i]->next = in->done;
+            in->done = batch[i];
+        }
         pthread_mutex_unlock(&in->mu);
         rx_wake(in->rx);
         pthread_mutex_lock(&in->mu);
@@ -212,6 +278,9 @@ int inj_commit_init(struct inject *in)
 {
     in->todo = NULL;
     in->todo_tail = &in->todo;
+    in->sub = NULL;
+    in->sub_tail = &in->sub;
+    in->sub_n = 0;
     for (unsigned i = 0; i < INJ_WORKERS; i++) {
         int rc = pthread_create(&in->workers[i], NULL, worker_main, in);
         if (rc != 0)
@@ -234,11 +303,26 @@ void inj_commit_fini(struct inject *in)
 
 static void job_queue(struct inject *in, struct inj_job *j)
 {
+    j->next = NULL;
+    *in->sub_tail = j;
+    in->sub_tail = &j->next;
+    in->sub_n++;
+}
+
+void inj_commit_kick(struct inject *in)
+{
+    if (!in->sub)
+        return;
+    unsigned wake = (in->sub_n + INJ_BATCH_MAX - 1) / INJ_BATCH_MAX;
     pthread_mutex_lock(&in->mu);
-    *in->todo_tail = j;
-    in->todo_tail = &j->next;
-    pthread_cond_signal(&in->cv);
+    *in->todo_tail = in->sub;
+    in->todo_tail = in->sub_tail;
+    for (unsigned i = 0; i < wake && i < in->workers_n; i++)
+        pthread_cond_signal(&in->cv);
     pthread_mutex_unlock(&in->mu);
+    in->sub = NULL;
+    in->sub_tail = &in->sub;
+    in->sub_n = 0;
 }
 
 void inj_commit_submit(struct inject *in, struct inj_sess *s)

@@ -31,12 +31,14 @@
 #define INJ_PUMP_STEPS_MAX   4096u    /* server steps per turn, then yield */
 #define INJ_SEND_TIMEOUT_MS 60000
 #define INJ_BAD_CMDS_MAX       20u    /* 5xx replies to commands, then 421 and close */
-#define INJ_WORKERS            64u    /* commit workers: enqueues that share an fsync
-                                         (bench_intake: 4 -> 2.7 writes per commit, 5100
-                                         msg/s; 16 -> 8.3, 9000 msg/s; 64, one per
-                                         smtp-source session: 13-19 writes per commit,
-                                         3-8% more msg/s than 16 in 3 alternating runs
-                                         on a loaded machine) */
+#define INJ_WORKERS             8u    /* commit workers, each queueing a batch of up to
+                                         INJ_BATCH_MAX messages at once (the batches
+                                         share group commits). bench_intake, loaded
+                                         machine, 3 alternating runs: 8 workers ~100 us
+                                         CPU/msg and the best rate; 64 (one blocked
+                                         thread per message before batching) ~135 us;
+                                         2 and 4: same CPU, 10-20% fewer msg/s */
+#define INJ_BATCH_MAX          64u    /* commit jobs one worker takes and queues at once */
 #define INJ_STORAGE_PAUSE_MS 1000u    /* after a failed commit: 452 at MAIL this long */
 #define INJ_BODY_FIRST   65536u       /* a body buffer's first size (then doubled) */
 #define INJ_BODY_KEEP   262144u       /* a session keeps a body buffer up to this size */
@@ -142,6 +144,11 @@ struct inject {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct inj_job *todo, **todo_tail;
+    struct inj_job *sub, **sub_tail;  /* intake thread: submitted this reactor turn,
+                                         handed to the workers at its end (one lock,
+                                         one wake-up for them all: inj_commit_kick) */
+    unsigned sub_n;
+    bool rx_stopped;              /* intake thread: rx_stop() called */
     struct inj_job *done;
     bool workers_quit;
     unsigned workers_n;
@@ -160,12 +167,17 @@ void inj_sess_job_done(struct inj_sess *s);
 int inj_commit_init(struct inject *in);
 /** Stop the workers once the jobs queued are done. */
 void inj_commit_fini(struct inject *in);
-/** Queue @p s's complete message (s->job.*). Completion: s goes on in->done
- *  and the reactor is woken (inject.c calls inj_sess_job_done). */
+/** Queue @p s's complete message (s->job.*): the workers get it at the end
+ *  of the reactor turn (inj_commit_kick). Completion: s goes on in->done
+ *  and the reactor is woken (inject.c calls inj_sess_job_done). Intake thread. */
 void inj_commit_submit(struct inject *in, struct inj_sess *s);
 /** Check the credentials in s->job (kind INJ_JOB_AUTH, user and pass set) on
  *  a worker; completion as inj_commit_submit(). */
 void inj_auth_submit(struct inject *in, struct inj_sess *s);
+/** Hand the jobs submitted since the last call to the workers, waking as
+ *  many idle ones as batches of INJ_BATCH_MAX they make. Intake thread, after
+ *  each reactor turn. */
+void inj_commit_kick(struct inject *in);
 /** Take the finished jobs (a list through ->next). */
 struct inj_job *inj_commit_take_done(struct inject *in);
 

@@ -157,10 +157,33 @@ static void msg_line(struct msg_ctx *c, const uint8_t *s, size_t n, unsigned lin
 
 static bool msg_has_8bit(const uint8_t *p, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {                   /* 8 octets a step */
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        if (w & 0x8080808080808080ull)
+            return true;
+    }
+    for (; i < n; i++)
         if (p[i] > 127)
             return true;
     return false;
+}
+
+/* Index of the first CR or LF at or after @p i (@p len if none). *cr and *lf
+ * cache the next of each (SIZE_MAX: not looked for yet), so that every octet
+ * is scanned at most once for each: linear. */
+static size_t msg_line_end(const uint8_t *p, size_t len, size_t i, size_t *cr, size_t *lf)
+{
+    if (*lf == SIZE_MAX || *lf < i) {
+        const uint8_t *q = memchr(p + i, '\n', len - i);
+        *lf = q ? (size_t)(q - p) : len;
+    }
+    if (*cr == SIZE_MAX || *cr < i) {
+        const uint8_t *q = memchr(p + i, '\r', *lf - i);   /* a CR after the LF: later */
+        *cr = q ? (size_t)(q - p) : *lf;
+    }
+    return *cr < *lf ? *cr : *lf;
 }
 
 int msg_normalise(const void *in, size_t len, const struct msg_opts *o, struct msg_result *out,
@@ -176,10 +199,14 @@ int msg_normalise(const void *in, size_t len, const struct msg_opts *o, struct m
         msg_problem(&c, 0, "empty message");
     unsigned line = 0;
     size_t bare_cr_end = 0;                        /* CRs before it lead to no LF */
+    size_t next_cr = SIZE_MAX, next_lf = SIZE_MAX;
+    /* one allocation as a rule: the output is the input plus a few fields */
+    c.out.cap = len + len / 32 + 1024;
+    c.out.p = malloc(c.out.cap);
+    if (!c.out.p)
+        c.out.cap = 0;                             /* msg_put() tries again */
     for (size_t i = 0; i < len;) {
-        size_t j = i;
-        while (j < len && p[j] != '\r' && p[j] != '\n')
-            j++;
+        size_t j = msg_line_end(p, len, i, &next_cr, &next_lf);
         msg_line(&c, p + i, j - i, ++line);
         if (j < len && p[j] == '\r' && j >= bare_cr_end) {
             size_t k = j;                          /* each CR scanned once: linear */
@@ -220,8 +247,7 @@ int msg_normalise(const void *in, size_t len, const struct msg_opts *o, struct m
         return VL_E_TOOBIG;
     }
     /* 8-bit is a property of what is sent: a dropped Bcc: does not count. */
-    for (size_t i = 0; i < c.out.len && !out->is_8bit; i++)
-        out->is_8bit = c.out.p[i] > 127;
+    out->is_8bit = out->is_8bit || msg_has_8bit(c.out.p, c.out.len);
     out->data = c.out.p;
     out->len = c.out.len;
     return 0;

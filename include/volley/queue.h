@@ -254,6 +254,20 @@ int vl_queue_enqueue_id(struct vl_queue *q, const struct vl_queue_new_msg *m,
 int vl_queue_enqueue_many(struct vl_queue *q, const struct vl_queue_new_msg *m, size_t n,
                           uint64_t now_ms, uint64_t *ids, int *rcs);
 
+/** vl_queue_enqueue_id() for @p n messages at once, message @p m[i] under id
+ *  @p ids[i] (from vl_queue_msg_id_new): every message whose recipients all
+ *  live in one shard is handed to that shard's group commit before any is
+ *  waited for, so a caller's batch shares the commits (one fsync per shard
+ *  for all of them) instead of waiting for a commit per message; messages
+ *  spanning shards go one by one after those. Each message is a write of its
+ *  own: it succeeds or fails alone (all or nothing per message, as
+ *  vl_queue_enqueue). Durable on return. Thread: any.
+ *  @return 0 if every message was queued, else the first error; per message
+ *  @p rcs[i]: 0 or as vl_queue_enqueue_id() (-EEXIST: ids[i] is taken,
+ *  nothing of it was queued). */
+int vl_queue_enqueue_ids(struct vl_queue *q, const struct vl_queue_new_msg *m, size_t n,
+                         uint64_t now_ms, const uint64_t *ids, int *rcs);
+
 /** Have @p fn(@p arg) called after every vl_queue_enqueue() of this process
  *  that committed recipients into shard @p s: from the enqueuing thread, with
  *  the shard's commit lock held, so @p fn must only signal (set a flag, wake a

@@ -1,0 +1,211 @@
+/* queue_ids_test.c - vl_queue_enqueue_ids(): many messages, each under the id
+ * the caller took, handed to the shards' group commits together (one commit
+ * per shard for a single caller's batch); each message succeeds or fails
+ * alone; messages spanning shards go one by one. Also the group commit's
+ * per-request wake-ups under concurrent writers (a lost wake-up hangs: the
+ * test's timeout fails it). Real LMDB files in a mkdtemp dir. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "volley/error.h"
+#include "volley/queue.h"
+
+#define T0 1700000000000ull
+#define NSHARDS 4u
+
+struct fx { char dir[64]; struct vl_queue *q; };
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb; (void)flag; (void)ftw;
+    return remove(p);
+}
+
+static int fx_setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    snprintf(f->dir, sizeof f->dir, "/tmp/vlq-ids-test-XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    strcat(f->dir, "/q");
+    if (vl_queue_open(f->dir, NSHARDS, VL_QUEUE_CREATE, &f->q) != 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int fx_teardown(void **state)
+{
+    struct fx *f = *state;
+    struct vl_queue_check chk;
+    int rc = vl_queue_check(f->q, &chk);
+    vl_queue_close(f->q);
+    f->dir[strlen(f->dir) - 2] = 0;
+    nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return (rc != 0 || chk.problems != 0) ? -1 : 0;
+}
+
+static const char BODY[] = "From: a@x.org\r\nSubject: t\r\n\r\nhello\r\n";
+
+static struct vl_queue_stats stats(struct vl_queue *q)
+{
+    struct vl_queue_stats s;
+    assert_int_equal(vl_queue_stats(q, -1, &s), 0);
+    return s;
+}
+
+/* 40 single-recipient messages over the shards, one with recipients in
+ * several shards, one with a bad address and one with id 0: each gets its
+ * own answer; the good ones are queued under their ids, the single-shard
+ * ones in one commit per shard. */
+static void test_batch_each_alone(void **state)
+{
+    struct fx *f = *state;
+    enum { N = 43 };
+    static const char *const doms[] = { "one.test", "two.test", "three.test", "four.test",
+                                        "five.test", "six.test", "seven.test" };
+    char addr[N][64];
+    const char *r1[N];
+    static const char *const multi[] = { "a@one.test", "b@two.test", "c@three.test",
+                                         "d@four.test", "e@five.test" };
+    static const char *const bad[] = { "not an address" };
+    struct vl_queue_new_msg m[N];
+    uint64_t ids[N];
+    int rcs[N];
+    bool used[NSHARDS] = { false };
+    for (int i = 0; i < N; i++) {
+        snprintf(addr[i], sizeof addr[i], "u%d@%s", i, doms[i % 7]);
+        r1[i] = addr[i];
+        m[i] = (struct vl_queue_new_msg){ "s@x.org", 7, BODY, sizeof BODY - 1, 0, &r1[i], NULL, 1 };
+        ids[i] = vl_queue_msg_id_new(f->q, T0);
+        used[vl_queue_shard_of(f->q, doms[i % 7], strlen(doms[i % 7]))] |= i < 40;
+    }
+    m[40].rcpts = multi;
+    m[40].rcpt_count = 5;
+    m[41].rcpts = bad;
+    ids[42] = 0;
+    struct vl_queue_stats s0 = stats(f->q);
+    assert_int_equal(vl_queue_enqueue_ids(f->q, m, N, T0, ids, rcs), VL_E_INVALID);
+    for (int i = 0; i < 41; i++)
+        assert_int_equal(rcs[i], 0);
+    assert_int_equal(rcs[41], VL_E_INVALID);
+    assert_int_equal(rcs[42], VL_E_INVALID);
+    struct vl_queue_stats s1 = stats(f->q);
+    assert_int_equal(s1.by_state[VL_RCPT_READY], 40 + 5);
+    unsigned shards_used = 0;
+    for (unsigned k = 0; k < NSHARDS; k++)
+        shards_used += used[k];
+    /* the 40 single-shard messages: one group per shard they use (one caller,
+     * nothing else writing); the multi-shard one takes its own commits */
+    uint64_t single_commits = s1.commits - s0.commits;
+    assert_true(single_commits >= shards_used);
+    assert_true(single_commits <= shards_used + 2 * NSHARDS + 1);
+    for (int i = 0; i < 41; i++) {
+        struct vl_queue_msg_info info;
+        size_t n = 0;
+        assert_int_equal(vl_queue_show(f->q, ids[i], &info, NULL, 0, &n), 0);
+        assert_int_equal(info.rcpts_total, i == 40 ? 5 : 1);
+    }
+    /* the same ids again: every one taken, nothing more queued */
+    assert_int_equal(vl_queue_enqueue_ids(f->q, m, 41, T0, ids, rcs), -EEXIST);
+    for (int i = 0; i < 41; i++)
+        assert_int_equal(rcs[i], -EEXIST);
+    assert_int_equal(stats(f->q).by_state[VL_RCPT_READY], 45);
+    assert_int_equal(vl_queue_enqueue_ids(f->q, m, 0, T0, ids, rcs), 0);
+}
+
+/* A taken id in the middle of a batch fails that message only. */
+static void test_taken_id_alone(void **state)
+{
+    struct fx *f = *state;
+    static const char *const r[] = { "a@one.test" };
+    struct vl_queue_new_msg m[3];
+    uint64_t ids[3];
+    int rcs[3];
+    for (int i = 0; i < 3; i++) {
+        m[i] = (struct vl_queue_new_msg){ "s@x.org", 7, BODY, sizeof BODY - 1, 0, r, NULL, 1 };
+        ids[i] = vl_queue_msg_id_new(f->q, T0);
+    }
+    assert_int_equal(vl_queue_enqueue_id(f->q, &m[1], T0, ids[1]), 0);
+    assert_int_equal(vl_queue_enqueue_ids(f->q, m, 3, T0, ids, rcs), -EEXIST);
+    assert_int_equal(rcs[0], 0);
+    assert_int_equal(rcs[1], -EEXIST);
+    assert_int_equal(rcs[2], 0);
+    assert_int_equal(stats(f->q).by_state[VL_RCPT_READY], 3);
+}
+
+#define THREADS 8
+#define ROUNDS 40
+#define PER 5
+
+struct worker { struct vl_queue *q; int t; int fails; };
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    char addr[PER][64];
+    const char *r[PER];
+    struct vl_queue_new_msg m[PER];
+    uint64_t ids[PER];
+    int rcs[PER];
+    for (int round = 0; round < ROUNDS; round++) {
+        for (int i = 0; i < PER; i++) {
+            snprintf(addr[i], sizeof addr[i], "t%dr%di%d@d%d.test", w->t, round, i,
+                     (w->t + round + i) % 9);
+            r[i] = addr[i];
+            m[i] = (struct vl_queue_new_msg){ "s@x.org", 7, BODY, sizeof BODY - 1, 0, &r[i],
+                                              NULL, 1 };
+            ids[i] = vl_queue_msg_id_new(w->q, T0);
+        }
+        if (round % 4 == 3) {            /* the one-message path beside the batches */
+            for (int i = 0; i < PER; i++)
+                w->fails += vl_queue_enqueue_id(w->q, &m[i], T0, ids[i]) != 0;
+        } else {
+            w->fails += vl_queue_enqueue_ids(w->q, m, PER, T0, ids, rcs) != 0;
+        }
+    }
+    return NULL;
+}
+
+/* Concurrent writers: every message queued, every waiter woken. */
+static void test_concurrent_writers(void **state)
+{
+    struct fx *f = *state;
+    pthread_t th[THREADS];
+    struct worker w[THREADS];
+    for (int t = 0; t < THREADS; t++) {
+        w[t] = (struct worker){ f->q, t, 0 };
+        assert_int_equal(pthread_create(&th[t], NULL, worker_main, &w[t]), 0);
+    }
+    for (int t = 0; t < THREADS; t++) {
+        assert_int_equal(pthread_join(th[t], NULL), 0);
+        assert_int_equal(w[t].fails, 0);
+    }
+    struct vl_queue_stats s = stats(f->q);
+    assert_int_equal(s.by_state[VL_RCPT_READY], THREADS * ROUNDS * PER);
+    assert_int_equal(s.requests, THREADS * ROUNDS * PER);
+    assert_true(s.commits <= s.requests);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_batch_each_alone, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_taken_id_alone, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_writers, fx_setup, fx_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
