@@ -40,6 +40,7 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DVOLLEY_SANITIZE=address -DVO
     -DVOLLEY_WERROR=ON >/dev/null
 cmake --build build-asan -j"$jobs"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export LSAN_OPTIONS=suppressions=$root/tests/lsan.supp   # third-party leaks only (libconfig)
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 echo "== ctest (unit, sanitizers)"
 run_ctest build-asan -L unit --timeout 600
