@@ -5,7 +5,9 @@
 # offer STARTTLS with a throwaway self-signed certificate), send the
 # embedded sample campaign (scripts/demo/campaign.eml) to 10,000 recipients
 # through volley's SMTP listener (`volley run --listen`: the engine that takes
-# mail in and delivers it, in one process), and print the outcome. Everything runs on loopback and
+# mail in and delivers it, in one process), send 3 personalised transactional
+# messages through its HTTP API (`--http`, POST /api/inject/v1), and print the
+# outcome (with the engine's Prometheus /metrics counters). Everything runs on loopback and
 # is stopped by PID at the end; the queue and logs stay in ./demo-out.
 # The MX records point at 127.0.0.x, which volley refuses by default (its
 # destination policy: public addresses only), hence --allow-dest loopback.
@@ -72,20 +74,23 @@ awk -v n="$n" 'BEGIN { for (i = 1; i <= n; i++) printf "reader%d@demo%d.test\n",
 # The documented example configuration (etc/volley.conf.example), checked
 # first; the command line overrides what the demo needs differently.
 "$volley" config check etc/volley.conf.example
-echo "== volley run --config etc/volley.conf.example --listen: the engine, with its SMTP front door on 127.0.0.1"
+head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$out/api.token"
+echo "== volley run --config etc/volley.conf.example --listen --http: the engine, with its SMTP and HTTP front doors on 127.0.0.1"
 "$volley" run --config etc/volley.conf.example --data "$out/queue" --shards 2 --listen 127.0.0.1:0 \
+    --http 127.0.0.1:0 --http-token-file "$out/api.token" \
     --dns "127.0.0.1:$dport" --mx-port "$port" --allow-dest loopback --max-rcpts 1 \
     --log "$out/delivery.json" 2>"$out/run.log" &
 rpid=$!
 pids+=("$rpid")
-lport=""
+lport="" hport=""
 for _ in $(seq 1 100); do
     lport=$(sed -n 's/^volley run: listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$out/run.log")
-    [ -n "$lport" ] && break
+    hport=$(sed -n 's|^volley run: HTTP API on http://127\.0\.0\.1:\([0-9]*\)$|\1|p' "$out/run.log")
+    [ -n "$lport" ] && [ -n "$hport" ] && break
     kill -0 "$rpid" 2>/dev/null || break
     sleep 0.1
 done
-[ -n "$lport" ] || { echo "demo.sh: volley run did not start (see $out/run.log)" >&2; exit 1; }
+[ -n "$lport" ] && [ -n "$hport" ] || { echo "demo.sh: volley run did not start (see $out/run.log)" >&2; exit 1; }
 
 echo "== SMTP injection: $n recipients over 50 domains, 100 per message, to 127.0.0.1:$lport"
 python3 - "$lport" "$out/recipients.txt" scripts/demo/campaign.eml <<'PY'
@@ -110,6 +115,20 @@ print("injected %d messages (%d recipients) in %.2f s; last 250: queued as %s"
       % (len(ids), len(rcpts), time.monotonic() - t0, ids[-1]))
 PY
 
+echo "== HTTP injection: 3 personalised transactional messages, POST /api/inject/v1 on 127.0.0.1:$hport"
+curl -sS --max-time 30 -H "Authorization: Bearer $(cat "$out/api.token")" \
+    -H 'Content-Type: application/json' "http://127.0.0.1:$hport/api/inject/v1" -d '{
+  "envelope_sender": "receipts@sender.example",
+  "content": {"from": {"email": "receipts@sender.example", "name": "Demo Shop"},
+              "subject": "Your order {{ order }}",
+              "text_body": "Hello {{ name | default: \"friend\" }}, order {{ order }} has shipped.",
+              "html_body": "<p>Hello {{ name | default: \"friend\" }}, order <b>{{ order }}</b> has shipped.</p>"},
+  "recipients": [{"email": "ann@demo1.test", "name": "Ann", "substitutions": {"order": "A-1001"}},
+                 {"email": "bob@demo2.test", "substitutions": {"order": "A-1002"}},
+                 {"email": "cy@demo3.test", "name": "Cy", "substitutions": {"order": "A-1003"}}]
+}'
+echo
+
 echo "== waiting for delivery (volley queue stats, at most 120 s)"
 for _ in $(seq 1 240); do
     left=$("$volley" queue stats --data "$out/queue" --json |
@@ -117,6 +136,9 @@ for _ in $(seq 1 240); do
     [ "$left" = 0 ] && break
     sleep 0.5
 done
+echo "== GET /metrics (Prometheus text), the outcome counters"
+curl -sS --max-time 10 -H "Authorization: Bearer $(cat "$out/api.token")" \
+    "http://127.0.0.1:$hport/metrics" | grep '^volley_recipients_total' || true
 kill -TERM "$rpid"
 wait "$rpid" || true
 echo "== volley run's own words ($out/run.log)"
