@@ -51,7 +51,7 @@ static bool queue_event_valid(const char *json, size_t len)
 int queue_events_append(struct vl_queue_shard *s, MDB_txn *txn, const char *const *json,
                         const size_t *len, size_t n)
 {
-    uint64_t seq;
+    uint64_t seq = 0;              /* set by queue_evseq_get (gcc -O3 cannot tell) */
     int rc = queue_evseq_get(s, txn, &seq);
     if (rc < 0)
         return rc;
