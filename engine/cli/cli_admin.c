@@ -2,6 +2,7 @@
  * cli_admin.c - `volley admin`: operator actions against a running engine,
  * through its HTTP API (engine/http/http_admin.c) with libcurl:
  *   volley admin suspend|resume|bounce|purge|retry DOMAIN [--note TEXT]
+ *   volley admin suspend|resume --mx SUFFIX|--egress IP  (MX group, source address)
  *   volley admin holds
  *   volley admin metrics            (the GET /metrics text)
  * always with --http ADDR:PORT --http-token-file FILE (the engine's).
@@ -100,7 +101,10 @@ static void cli_admin_usage(FILE *f)
           "  retry DOMAIN     make DOMAIN's deferred recipients ready now\n"
           "  holds            list the suspensions, bounces and purges in force\n"
           "suspend, resume, bounce and purge also take --campaign ID (X-Volley-Campaign) or\n"
-          "--sender ADDRESS (the envelope sender) instead of a DOMAIN.\n"
+          "--sender ADDRESS (the envelope sender) instead of a DOMAIN; suspend and resume\n"
+          "also take --mx SUFFIX (an MX provider group: a shaping policy name or an MX host\n"
+          "suffix such as google.com) or --egress IP (a source address: new connections\n"
+          "bind another of its pool; with none left its mail waits).\n"
           "  metrics          print GET /metrics (Prometheus text)\n"
           "Each action is logged by the engine (evt=admin). Prints the API's answer.\n", f);
 }
@@ -108,7 +112,7 @@ static void cli_admin_usage(FILE *f)
 int cli_admin_main(int argc, char **argv)
 {
     const char *act = NULL, *dom = NULL, *hp = NULL, *tokf = NULL, *note = NULL;
-    const char *camp = NULL, *sender = NULL;
+    const char *camp = NULL, *sender = NULL, *mx = NULL, *egress = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -117,7 +121,8 @@ int cli_admin_main(int argc, char **argv)
         }
         const char **opt = !strcmp(a, "--http") ? &hp : !strcmp(a, "--http-token-file") ? &tokf
                          : !strcmp(a, "--note") ? &note : !strcmp(a, "--campaign") ? &camp
-                         : !strcmp(a, "--sender") ? &sender : NULL;
+                         : !strcmp(a, "--sender") ? &sender : !strcmp(a, "--mx") ? &mx
+                         : !strcmp(a, "--egress") ? &egress : NULL;
         if (opt) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "volley admin: %s needs a value\n", a);
@@ -146,21 +151,33 @@ int cli_admin_main(int argc, char **argv)
                 act ? "unknown action " : "missing ACTION", act ? act : "");
         return VL_EXIT_USAGE;
     }
-    int given = (dom != NULL) + (camp != NULL) + (sender != NULL);
+    int given = (dom != NULL) + (camp != NULL) + (sender != NULL) + (mx != NULL) +
+                (egress != NULL);
     if (needs_dom ? given != 1 : given != 0) {
         fprintf(stderr, "volley admin %s: %s\n", act, needs_dom
-                ? "needs one DOMAIN, --campaign ID or --sender ADDRESS" : "takes no DOMAIN");
+                ? "needs one DOMAIN, --campaign ID, --sender ADDRESS, --mx SUFFIX or --egress IP"
+                : "takes no DOMAIN");
+        return VL_EXIT_USAGE;
+    }
+    if ((mx || egress) && strcmp(act, "suspend") && strcmp(act, "resume")) {
+        fprintf(stderr, "volley admin %s: --mx and --egress take suspend and resume only\n",
+                act);
         return VL_EXIT_USAGE;
     }
     if (!strcmp(act, "retry") && !dom) {
         fprintf(stderr, "volley admin retry: needs a DOMAIN\n");
         return VL_EXIT_USAGE;
     }
-    const char *key = camp ? "campaign" : sender ? "sender" : "domain";
+    const char *key = camp ? "campaign" : sender ? "sender" : mx ? "mx" : egress ? "egress"
+                    : "domain";
     if (camp)
         dom = camp;
     else if (sender)
         dom = sender;
+    else if (mx)
+        dom = mx;
+    else if (egress)
+        dom = egress;
     if (!hp || !tokf) {
         fprintf(stderr, "volley admin: needs --http ADDR:PORT and --http-token-file FILE (the "
                 "running engine's)\n");

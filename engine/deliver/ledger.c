@@ -285,15 +285,17 @@ void ledger_suppressed(struct ledger *l, struct attempt *a, uint32_t i, const ch
 void ledger_admin_outcome(struct ledger *l, struct attempt *a, const struct smtp_fate *f,
                           bool purged, uint64_t next_ms)
 {
-    ledger_outcome(l, a, 0, f, NULL);
-    struct ledger_outcome *e = &l->outcomes[l->outcome_count - 1];
-    vl_assert(e->attempt == a && e->rcpt == a->rcpts[0]);
-    if (e->o.state == VL_RCPT_DEFERRED && next_ms) {
-        e->o.next_ms = next_ms;    /* not the retry schedule: the hold's own recheck */
-        e->warn = false;
-    }
-    if (purged) {
-        e->purged = true;
-        e->dsn_wait = false;       /* dropped by the operator: no DSN */
+    for (uint32_t i = 0; i < a->rcpt_count; i++) {
+        ledger_outcome(l, a, i, f, NULL);
+        struct ledger_outcome *e = &l->outcomes[l->outcome_count - 1];
+        vl_assert(e->attempt == a && e->rcpt == a->rcpts[i]);
+        if (e->o.state == VL_RCPT_DEFERRED && next_ms) {
+            e->o.next_ms = next_ms;    /* not the retry schedule: the hold's own recheck */
+            e->warn = false;
+        }
+        if (purged) {
+            e->purged = true;
+            e->dsn_wait = false;       /* dropped by the operator: no DSN */
+        }
     }
 }

@@ -1,7 +1,8 @@
 /* adm_test.c - operator holds (adm.c) on real LMDB files: set/lookup/clear,
  * case folding, the bounce/purge cut-off (only mail queued before the
  * action), purge over bounce over suspend, invalid domains refused, and the
- * holds reloaded after a close/open (a restart). */
+ * holds reloaded after a close/open (a restart); MX group and egress holds
+ * (suspensions only, label-boundary suffix match, IP normal form). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -103,10 +104,62 @@ static void test_holds(void **state)
     nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
 }
 
+static void test_mx_egress(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/adm-test-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(adm_open(dir, true), 0);
+    struct adm *a = adm_get();
+    struct adm_hold h;
+    const char *mx1[] = { "ASPMX.L.Google.com.", "alt1.aspmx.l.google.com" };
+    const char *mx2[] = { "mx.notgoogle.com" };
+    const char *mx3[] = { "mx.other.test" };
+    assert_false(adm_mx_held(a, "gmail", mx1, 2, &h));        /* no holds at all */
+    assert_false(adm_egress_held(a, "127.0.0.2"));
+    assert_int_equal(adm_set(a, ADM_SUSPEND, ADM_MX, "Google.COM", 100, "outage"), 0);
+    assert_int_equal(adm_set(a, ADM_SUSPEND, ADM_MX, "bulkpolicy", 100, ""), 0);
+    assert_int_equal(adm_set(a, ADM_BOUNCE, ADM_MX, "google.com", 100, ""), VL_E_INVALID);
+    assert_int_equal(adm_set(a, ADM_SUSPEND, ADM_MX, ".google.com", 100, ""), VL_E_INVALID);
+    assert_int_equal(adm_set(a, ADM_SUSPEND, ADM_MX, "a b", 100, ""), VL_E_INVALID);
+    assert_true(adm_mx_held(a, NULL, mx1, 2, &h));
+    assert_int_equal(h.scope, ADM_MX);
+    assert_string_equal(adm_hold_value(&h), "google.com");
+    assert_string_equal(h.note, "outage");
+    assert_false(adm_mx_held(a, NULL, mx2, 1, &h));           /* not at a label boundary */
+    assert_false(adm_mx_held(a, "other", mx3, 1, &h));
+    assert_true(adm_mx_held(a, "BulkPolicy", mx3, 1, &h));    /* by policy name */
+    /* the lease's lookup ignores route holds */
+    adm_lookup(a, "google.com", 10, "", "s@src.test", 0, &h);
+    assert_int_equal(h.kind, ADM_NONE);
+    assert_int_equal(adm_set(a, ADM_SUSPEND, ADM_EGRESS, "2001:DB8:0:0::1", 100, ""), 0);
+    assert_int_equal(adm_set(a, ADM_SUSPEND, ADM_EGRESS, "127.0.0.2", 100, ""), 0);
+    assert_int_equal(adm_set(a, ADM_SUSPEND, ADM_EGRESS, "127.0.0.300", 100, ""),
+                     VL_E_INVALID);
+    assert_int_equal(adm_set(a, ADM_PURGE, ADM_EGRESS, "127.0.0.3", 100, ""), VL_E_INVALID);
+    assert_true(adm_egress_held(a, "127.0.0.2"));
+    assert_true(adm_egress_held(a, "2001:db8::1"));
+    assert_false(adm_egress_held(a, "127.0.0.3"));
+    /* a restart keeps them */
+    adm_close();
+    assert_int_equal(adm_open(dir, false), 0);
+    a = adm_get();
+    assert_true(adm_egress_held(a, "2001:db8::1"));
+    assert_true(adm_mx_held(a, NULL, mx1, 2, &h));
+    assert_int_equal(adm_clear(a, ADM_SUSPEND, ADM_MX, "google.com"), 0);
+    assert_false(adm_mx_held(a, NULL, mx1, 2, &h));
+    assert_int_equal(adm_clear(a, ADM_SUSPEND, ADM_EGRESS, "2001:db8::1"), 0);
+    assert_false(adm_egress_held(a, "2001:db8::1"));
+    assert_true(adm_egress_held(a, "127.0.0.2"));
+    adm_close();
+    nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_holds),
+        cmocka_unit_test(test_mx_egress),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
