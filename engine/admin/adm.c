@@ -68,7 +68,7 @@ static void adm_lower(char *dst, const char *src, size_t n)
     dst[n] = '\0';
 }
 
-static const char *const adm_scope_pfx[ADM_SCOPES] = { "", "c:", "s:", "m:", "a:" };
+static const char *const adm_scope_pfx[ADM_SCOPES] = { "", "c:", "s:", "m:", "a:", "t:" };
 
 static enum adm_scope adm_scope_of(const char *key)
 {
@@ -217,7 +217,7 @@ static int adm_find(const struct adm *a, enum adm_kind kind, const char *dom)
 const char *adm_scope_name(enum adm_scope sc)
 {
     static const char *const n[ADM_SCOPES] = { "domain", "campaign", "sender", "mx",
-                                               "egress" };
+                                               "egress", "tenant" };
     return (unsigned)sc < ADM_SCOPES ? n[sc] : "?";
 }
 
@@ -234,7 +234,7 @@ static int adm_norm(enum adm_scope scope, const char *value, char *dom)
         return VL_E_INVALID;
     if (scope == ADM_DOMAIN && vl_domain_check(value, len, NULL) < 0)
         return VL_E_INVALID;
-    if (scope == ADM_CAMPAIGN) {
+    if (scope == ADM_CAMPAIGN || scope == ADM_TENANT) {
         if (len > 64)
             return VL_E_INVALID;
         for (size_t i = 0; i < len; i++) {
@@ -272,7 +272,7 @@ static int adm_norm(enum adm_scope scope, const char *value, char *dom)
     }
     size_t pl = strlen(adm_scope_pfx[scope]);
     memcpy(dom, adm_scope_pfx[scope], pl);
-    if (scope == ADM_CAMPAIGN) {                 /* ids are kept as given */
+    if (scope == ADM_CAMPAIGN || scope == ADM_TENANT) {   /* ids are kept as given */
         memcpy(dom + pl, value, len);
         dom[pl + len] = '\0';
     } else {
@@ -353,7 +353,8 @@ int adm_clear(struct adm *a, enum adm_kind kind, enum adm_scope scope, const cha
 }
 
 void adm_lookup(struct adm *a, const char *domain, size_t len, const char *campaign,
-                const char *sender, uint64_t created_ms, struct adm_hold *out)
+                const char *tenant, const char *sender, uint64_t created_ms,
+                struct adm_hold *out)
 {
     out->kind = ADM_NONE;
     if (!adm_active(a) || len > ADM_DOMAIN_MAX)
@@ -377,7 +378,8 @@ void adm_lookup(struct adm *a, const char *domain, size_t len, const char *campa
             continue;                      /* the route's (adm_mx_held, adm_egress_held) */
         bool hit = h->scope == ADM_DOMAIN ? !strcmp(v, dom)
                    : h->scope == ADM_CAMPAIGN ? campaign && *campaign && !strcmp(v, campaign)
-                                              : snd[0] && !strcmp(v, snd);
+                   : h->scope == ADM_TENANT ? tenant && *tenant && !strcmp(v, tenant)
+                                            : snd[0] && !strcmp(v, snd);
         if (!hit)
             continue;
         if (h->kind != ADM_SUSPEND && created_ms > h->time_ms)

@@ -3,6 +3,7 @@
  * through its HTTP API (engine/http/http_admin.c) with libcurl:
  *   volley admin suspend|resume|bounce|purge|retry DOMAIN [--note TEXT]
  *   volley admin suspend|resume --mx SUFFIX|--egress IP  (MX group, source address)
+ *   volley admin suspend|resume|bounce|purge --campaign ID|--tenant ID|--sender ADDRESS
  *   volley admin holds
  *   volley admin metrics            (the GET /metrics text)
  * always with --http ADDR:PORT --http-token-file FILE (the engine's).
@@ -100,8 +101,9 @@ static void cli_admin_usage(FILE *f)
           "  purge DOMAIN     drop DOMAIN's queued recipients (no DSN)\n"
           "  retry DOMAIN     make DOMAIN's deferred recipients ready now\n"
           "  holds            list the suspensions, bounces and purges in force\n"
-          "suspend, resume, bounce and purge also take --campaign ID (X-Volley-Campaign) or\n"
-          "--sender ADDRESS (the envelope sender) instead of a DOMAIN; suspend and resume\n"
+          "suspend, resume, bounce and purge also take --campaign ID (X-Volley-Campaign),\n"
+          "--tenant ID (X-Volley-Tenant) or --sender ADDRESS (the envelope sender) instead\n"
+          "of a DOMAIN; suspend and resume\n"
           "also take --mx SUFFIX (an MX provider group: a shaping policy name or an MX host\n"
           "suffix such as google.com) or --egress IP (a source address: new connections\n"
           "bind another of its pool; with none left its mail waits).\n"
@@ -112,7 +114,7 @@ static void cli_admin_usage(FILE *f)
 int cli_admin_main(int argc, char **argv)
 {
     const char *act = NULL, *dom = NULL, *hp = NULL, *tokf = NULL, *note = NULL;
-    const char *camp = NULL, *sender = NULL, *mx = NULL, *egress = NULL;
+    const char *camp = NULL, *sender = NULL, *mx = NULL, *egress = NULL, *tenant = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -122,7 +124,8 @@ int cli_admin_main(int argc, char **argv)
         const char **opt = !strcmp(a, "--http") ? &hp : !strcmp(a, "--http-token-file") ? &tokf
                          : !strcmp(a, "--note") ? &note : !strcmp(a, "--campaign") ? &camp
                          : !strcmp(a, "--sender") ? &sender : !strcmp(a, "--mx") ? &mx
-                         : !strcmp(a, "--egress") ? &egress : NULL;
+                         : !strcmp(a, "--egress") ? &egress
+                         : !strcmp(a, "--tenant") ? &tenant : NULL;
         if (opt) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "volley admin: %s needs a value\n", a);
@@ -152,10 +155,11 @@ int cli_admin_main(int argc, char **argv)
         return VL_EXIT_USAGE;
     }
     int given = (dom != NULL) + (camp != NULL) + (sender != NULL) + (mx != NULL) +
-                (egress != NULL);
+                (egress != NULL) + (tenant != NULL);
     if (needs_dom ? given != 1 : given != 0) {
         fprintf(stderr, "volley admin %s: %s\n", act, needs_dom
-                ? "needs one DOMAIN, --campaign ID, --sender ADDRESS, --mx SUFFIX or --egress IP"
+                ? "needs one DOMAIN, --campaign ID, --tenant ID, --sender ADDRESS, --mx SUFFIX "
+                  "or --egress IP"
                 : "takes no DOMAIN");
         return VL_EXIT_USAGE;
     }
@@ -169,7 +173,7 @@ int cli_admin_main(int argc, char **argv)
         return VL_EXIT_USAGE;
     }
     const char *key = camp ? "campaign" : sender ? "sender" : mx ? "mx" : egress ? "egress"
-                    : "domain";
+                    : tenant ? "tenant" : "domain";
     if (camp)
         dom = camp;
     else if (sender)
@@ -178,6 +182,8 @@ int cli_admin_main(int argc, char **argv)
         dom = mx;
     else if (egress)
         dom = egress;
+    else if (tenant)
+        dom = tenant;
     if (!hp || !tokf) {
         fprintf(stderr, "volley admin: needs --http ADDR:PORT and --http-token-file FILE (the "
                 "running engine's)\n");

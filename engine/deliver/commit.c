@@ -208,7 +208,7 @@ static void commit_event_of(const struct ledger_outcome *e, int64_t ts_ms,
         .mx = e->mx, .ip = e->ip, .code = e->o.code,
         .status = e->status, .reply = e->text, .attempt = e->rcpt->attempts + 1,
         .tls = e->tls, .local = e->local, .category = e->category,
-        .campaign = campaign_of(e->msg),
+        .campaign = campaign_of(e->msg), .tenant = tenant_of(e->msg),
     };
 }
 
@@ -278,6 +278,8 @@ static void commit_count(struct committer *com, const struct ledger_outcome *e)
         };
         met_outcome(c->met, e->suppressed ? MET_SUPPRESSED : mo[e->o.state], e->rcpt->domain,
                     e->msg->return_path, campaign_of(e->msg));
+        met_outcome_tenant(c->met, e->suppressed ? MET_SUPPRESSED : mo[e->o.state],
+                           tenant_of(e->msg));
         if (e->o.state != VL_RCPT_DELIVERED && !e->suppressed) {
             char why[MET_ERR_MAX];
             int w = snprintf(why, sizeof why, "%s %s%u %s ", vl_rcpt_state_name(e->o.state),

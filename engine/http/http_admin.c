@@ -10,8 +10,8 @@
  *                                                 and the last failure (volley top)
  *   GET  /api/v1/admin/holds                      {"holds":[{action,scope,value,since_ms,note}]}
  *   DELETE /api/v1/admin/holds?action=A&domain=D  remove a bounce or purge hold
- * Suspend, resume, bounce and purge also take campaign=ID (X-Volley-Campaign)
- * or sender=ADDRESS (the envelope sender) instead of domain; suspend and
+ * Suspend, resume, bounce and purge also take campaign=ID (X-Volley-Campaign),
+ * tenant=ID (X-Volley-Tenant) or sender=ADDRESS (the envelope sender) instead of domain; suspend and
  * resume also take mx=SUFFIX (an MX provider group: a shaping policy's name
  * or an MX host suffix such as google.com, applied after DNS) or egress=IP (a
  * source address new connections do not bind; a pool with none left waits).
@@ -101,12 +101,14 @@ enum MHD_Result http_admin(struct http *h, struct MHD_Connection *c, const char 
     const char *sv = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "sender");
     const char *mv = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "mx");
     const char *ev = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "egress");
-    if ((dv != NULL) + (cv != NULL) + (sv != NULL) + (mv != NULL) + (ev != NULL) > 1)
-        return http_respond_error(c, 400, "domain", -1, "give one of domain, campaign, sender, "
-                                  "mx, egress");
+    const char *tv = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "tenant");
+    if ((dv != NULL) + (cv != NULL) + (sv != NULL) + (mv != NULL) + (ev != NULL) +
+        (tv != NULL) > 1)
+        return http_respond_error(c, 400, "domain", -1, "give one of domain, campaign, tenant, "
+                                  "sender, mx, egress");
     enum adm_scope scope = cv ? ADM_CAMPAIGN : sv ? ADM_SENDER : mv ? ADM_MX
-                         : ev ? ADM_EGRESS : ADM_DOMAIN;
-    const char *dom = cv ? cv : sv ? sv : mv ? mv : ev ? ev : dv;
+                         : ev ? ADM_EGRESS : tv ? ADM_TENANT : ADM_DOMAIN;
+    const char *dom = cv ? cv : sv ? sv : mv ? mv : ev ? ev : tv ? tv : dv;
     const char *fld = adm_scope_name(scope);
     const char *note = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "note");
     bool get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
@@ -166,7 +168,7 @@ enum MHD_Result http_admin(struct http *h, struct MHD_Connection *c, const char 
         static const char *const bad[ADM_SCOPES] = {
             "not a domain", "expected up to 64 of A-Z a-z 0-9 . _ : -", "not an address",
             "expected an MX host suffix or a shaping policy name (A-Z a-z 0-9 . _ -)",
-            "not an IPv4 or IPv6 address" };
+            "not an IPv4 or IPv6 address", "expected up to 64 of A-Z a-z 0-9 . _ : -" };
         return http_respond_error(c, rc == VL_E_INVALID ? 400 : 503,
                                   rc == VL_E_INVALID ? fld : NULL, -1,
                                   rc == VL_E_INVALID ? bad[scope] : vl_strerror(rc));

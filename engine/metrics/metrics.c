@@ -102,6 +102,14 @@ void met_outcome(struct met_shard *s, enum met_outcome o, const char *domain, co
     }
 }
 
+void met_outcome_tenant(struct met_shard *s, enum met_outcome o, const char *tenant)
+{
+    if (!tenant || !*tenant)
+        return;
+    struct met_label *t = met_slot(s->ten, MET_TENANTS, tenant);
+    met_add(t ? &t->n[o] : &s->out_other_ten[o], 1);
+}
+
 void met_domain_error(struct met_shard *s, const char *domain, const char *why, uint64_t now_ms)
 {
     struct met_label *d = met_slot(s->dom, MET_DOMAINS, domain ? domain : "");
@@ -237,12 +245,12 @@ static int mrow_cmp(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-enum met_table { MET_T_DOM, MET_T_SRC, MET_T_CAMP };
+enum met_table { MET_T_DOM, MET_T_SRC, MET_T_CAMP, MET_T_TEN, MET_TABLES };
 
 static const struct met_table_info {
     unsigned cap;
     const char *name, *label, *help;
-} met_tables[3] = {
+} met_tables[MET_TABLES] = {
     { MET_DOMAINS, "volley_domain_recipients_total", "domain",
       "Recipient outcomes by destination domain (top 20 by volume, the rest \"other\")" },
     { MET_SOURCES, "volley_source_recipients_total", "source",
@@ -251,14 +259,18 @@ static const struct met_table_info {
     { MET_CAMPAIGNS, "volley_campaign_recipients_total", "campaign",
       "Recipient outcomes by campaign (X-Volley-Campaign; top 20, the rest \"other\"; mail "
       "without one not counted here)" },
+    { MET_TENANTS, "volley_tenant_recipients_total", "tenant",
+      "Recipient outcomes by tenant (X-Volley-Tenant; top 20, the rest \"other\"; mail "
+      "without one not counted here)" },
 };
 
 static const struct met_label *met_table_of(const struct met_shard *sh, enum met_table t,
                                             const _Atomic uint64_t **other)
 {
     *other = t == MET_T_DOM ? sh->out_other_dom : t == MET_T_SRC ? sh->out_other_src
-                                                                 : sh->out_other_camp;
-    return t == MET_T_DOM ? sh->dom : t == MET_T_SRC ? sh->src : sh->camp;
+           : t == MET_T_CAMP ? sh->out_other_camp : sh->out_other_ten;
+    return t == MET_T_DOM ? sh->dom : t == MET_T_SRC ? sh->src : t == MET_T_CAMP ? sh->camp
+                                                                                : sh->ten;
 }
 
 /* Merge the shards' tables @p t into rows; rows past MET_TOP_N are summed
@@ -425,6 +437,7 @@ char *met_render(const struct met *m, const struct met_queue *q, size_t *len)
         met_render_labelled(&b, m, MET_T_DOM);
         met_render_labelled(&b, m, MET_T_SRC);
         met_render_labelled(&b, m, MET_T_CAMP);
+        met_render_labelled(&b, m, MET_T_TEN);
         mb_head(&b, "volley_connections_opened_total", "counter",
                 "Outbound SMTP connections opened");
         mb_printf(&b, "volley_connections_opened_total %llu\n", (unsigned long long)opened);

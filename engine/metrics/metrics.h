@@ -33,6 +33,7 @@
 #define MET_DOMAINS   128u          /* per shard: destination domains with a label */
 #define MET_SOURCES   32u           /* per shard: sources (envelope senders) with a label */
 #define MET_CAMPAIGNS 32u           /* per shard: campaign ids with a label */
+#define MET_TENANTS   32u           /* per shard: tenant ids with a label */
 #define MET_TOP_N     20u           /* labels shown per metric; the rest is "other" */
 #define MET_NAME_MAX  256u
 #define MET_HIST_MAX  16u           /* buckets, +Inf not counted */
@@ -67,6 +68,7 @@ struct met_shard {
     _Atomic uint64_t out_other_dom[MET_OUTCOMES];   /* domain table full */
     _Atomic uint64_t out_other_src[MET_OUTCOMES];   /* source table full */
     _Atomic uint64_t out_other_camp[MET_OUTCOMES];  /* campaign table full */
+    _Atomic uint64_t out_other_ten[MET_OUTCOMES];   /* tenant table full */
     _Atomic uint64_t conns_opened, conns_open;
     _Atomic uint64_t txns_tls, txns_plain;          /* SMTP transactions by session TLS */
     _Atomic uint64_t dns_lookups, dns_hits;         /* published by the shard thread */
@@ -76,6 +78,7 @@ struct met_shard {
     struct met_label dom[MET_DOMAINS];
     struct met_label src[MET_SOURCES];
     struct met_label camp[MET_CAMPAIGNS];
+    struct met_label ten[MET_TENANTS];
 };
 
 struct met {
@@ -110,6 +113,10 @@ static inline struct met_shard *met_shard(unsigned idx)
  *  @p campaign ("" or NULL: none). */
 void met_outcome(struct met_shard *s, enum met_outcome o, const char *domain, const char *source,
                  const char *campaign);
+
+/** Shard thread: count one outcome of a recipient of @p tenant (X-Volley-Tenant;
+ *  "" or NULL: none, nothing counted). */
+void met_outcome_tenant(struct met_shard *s, enum met_outcome o, const char *tenant);
 
 /** Shard thread: record @p why ("4.4.1 451 text"...) as @p domain's last
  *  failure at @p now_ms (wall clock). */
