@@ -10,6 +10,7 @@
 #include "bounce.h"
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
 #include "retry.h"
 #include "volley/error.h"
 
@@ -58,6 +59,17 @@ struct lease *ledger_lease_add(struct ledger *l, struct vl_queue_batch *b, uint3
     l->leases = ls;
     l->inflight += n;
     atomic_fetch_add_explicit(&l->ctr->inflight, n, memory_order_relaxed);
+    if (l->ctr->met) {             /* per domain (volley top): one call per run of a domain */
+        size_t i = 0;
+        while (i < b->count) {
+            const char *d = b->rcpts[i].domain;
+            size_t j = i + 1;
+            while (j < b->count && (b->rcpts[j].domain == d || !strcmp(b->rcpts[j].domain, d)))
+                j++;
+            met_domain_inflight(l->ctr->met, d, (int64_t)(j - i));
+            i = j;
+        }
+    }
     return ls;
 }
 
@@ -137,6 +149,8 @@ void ledger_attempt_abandon(struct ledger *l, struct attempt *a)
     a->lease->open -= a->rcpt_count;
     l->inflight -= a->rcpt_count;
     atomic_fetch_sub_explicit(&l->ctr->inflight, a->rcpt_count, memory_order_relaxed);
+    if (l->ctr->met && a->rcpt_count)
+        met_domain_inflight(l->ctr->met, a->rcpts[0]->domain, -(int64_t)a->rcpt_count);
     ledger_attempt_done(l, a);
 }
 
@@ -268,6 +282,14 @@ void ledger_committed(struct ledger *l, const struct ledger_outcome *outcomes, u
     vl_assert(l->inflight >= count);
     atomic_fetch_sub_explicit(&l->ctr->inflight, count, memory_order_relaxed);
     l->inflight -= count;
+    for (uint32_t i = 0; l->ctr->met && i < count;) {   /* per domain, by runs */
+        const char *d = outcomes[i].rcpt->domain;
+        uint32_t j = i + 1;
+        while (j < count && (outcomes[j].rcpt->domain == d || !strcmp(outcomes[j].rcpt->domain, d)))
+            j++;
+        met_domain_inflight(l->ctr->met, d, -(int64_t)(j - i));
+        i = j;
+    }
 }
 
 void ledger_suppressed(struct ledger *l, struct attempt *a, uint32_t i, const char *why)

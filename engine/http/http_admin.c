@@ -193,9 +193,10 @@ enum MHD_Result http_admin(struct http *h, struct MHD_Connection *c, const char 
 }
 
 /* GET /api/v1/admin/domains: the destination domains the shards have counted
- * (engine/metrics: up to 128 per shard), most outcomes first, with the last
- * failure seen: {"domains":[{domain, delivered, deferred, bounced, expired,
- * suppressed, last_error, last_error_ms}], "metrics": bool}. */
+ * (engine/metrics: up to 128 per shard), most outcomes first, with the
+ * recipients in flight now and the last failure seen: {"domains":[{domain,
+ * delivered, deferred, bounced, expired, suppressed, inflight, last_error,
+ * last_error_ms}], "metrics": bool}. */
 enum MHD_Result http_admin_domains(struct MHD_Connection *c)
 {
     static const char *const on[MET_OUTCOMES] = { "delivered", "deferred", "bounced",
@@ -212,6 +213,7 @@ enum MHD_Result http_admin_domains(struct MHD_Connection *c)
         json_object_set_new(e, "domain", json_string(rows[i].domain));
         for (unsigned k = 0; k < MET_OUTCOMES; k++)
             json_object_set_new(e, on[k], json_integer((json_int_t)rows[i].n[k]));
+        json_object_set_new(e, "inflight", json_integer((json_int_t)rows[i].inflight));
         json_object_set_new(e, "last_error", json_string(rows[i].err));
         json_object_set_new(e, "last_error_ms", json_integer((json_int_t)rows[i].err_ms));
         json_array_append_new(arr, e);

@@ -110,6 +110,13 @@ void met_outcome_tenant(struct met_shard *s, enum met_outcome o, const char *ten
     met_add(t ? &t->n[o] : &s->out_other_ten[o], 1);
 }
 
+void met_domain_inflight(struct met_shard *s, const char *domain, int64_t delta)
+{
+    struct met_label *d = met_slot(s->dom, MET_DOMAINS, domain ? domain : "");
+    if (d)
+        atomic_fetch_add_explicit(&d->inflight, delta, memory_order_relaxed);
+}
+
 void met_domain_error(struct met_shard *s, const char *domain, const char *why, uint64_t now_ms)
 {
     struct met_label *d = met_slot(s->dom, MET_DOMAINS, domain ? domain : "");
@@ -332,6 +339,7 @@ int met_domain_rows(const struct met *m, struct met_domain_row *out, size_t max)
             }
             for (unsigned k = 0; k < MET_OUTCOMES; k++)
                 out[j].n[k] += ld(&l->n[k]);
+            out[j].inflight += atomic_load_explicit(&l->inflight, memory_order_relaxed);
             uint64_t ms;
             char err[MET_ERR_MAX];
             met_err_read(l, &ms, err);

@@ -56,6 +56,7 @@ struct met_label {
     _Atomic uint32_t seq;
     _Atomic uint64_t err_ms;
     _Atomic char err[MET_ERR_MAX];  /* byte-wise atomics: a torn read is seen by seq */
+    _Atomic int64_t inflight;       /* domains only: recipients leased, outcome not committed */
 };
 
 struct met_hist {
@@ -121,6 +122,10 @@ void met_outcome_tenant(struct met_shard *s, enum met_outcome o, const char *ten
 /** Shard thread: record @p why ("4.4.1 451 text"...) as @p domain's last
  *  failure at @p now_ms (wall clock). */
 void met_domain_error(struct met_shard *s, const char *domain, const char *why, uint64_t now_ms);
+/** Shard thread: @p delta more (or fewer) recipients of @p domain in flight
+ *  (leased, outcome not committed). Slots are never freed, so a domain past
+ *  the table's MET_DOMAINS is not counted either way. */
+void met_domain_inflight(struct met_shard *s, const char *domain, int64_t delta);
 
 /** One destination domain merged over the shards (GET /api/v1/admin/domains). */
 struct met_domain_row {
@@ -128,6 +133,7 @@ struct met_domain_row {
     uint64_t n[MET_OUTCOMES];
     uint64_t err_ms;               /* 0: no failure seen */
     char err[MET_ERR_MAX];
+    int64_t inflight;              /* recipients in flight now */
 };
 
 /** Up to @p max domains with the most outcomes, most first (no "other").
