@@ -9,6 +9,7 @@
  * Thread: the owning shard's only.
  */
 #include "route_int.h"
+#include "route_admin.h"
 
 #include "clock.h"
 #include "log.h"
@@ -270,7 +271,11 @@ void route_host_pump(struct route *r, struct host *h)
            && h->active < r->cfg->conns_per_dest_max && !r->stopping && !r->paused) {
         uint64_t now = vl_clock_mono_ms();
         int p = h->policy;
-        int egress = vl_shaper_egress_pick(r->shaper, p, now);
+        int egress = route_admin_egress(r, vl_shaper_egress_pick(r->shaper, p, now));
+        if (egress == ROUTE_ADMIN_EGRESS_HELD) {   /* every address suspended: wait */
+            route_host_throttle(r, h, ROUTE_ADMIN_EGRESS_WAIT_MS);
+            return;
+        }
         uint64_t wait = vl_shaper_conn_acquire(r->shaper, p, egress, now);
         if (wait) {                /* the policy's connection caps: later, or at a close */
             vl_log_at(VL_LOG_TRACE, "evt=shaping_conn_wait shard=%u ip=%s egress=%d wait_ms=%llu "
