@@ -7,6 +7,7 @@
 #include "clock.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -412,6 +413,47 @@ static void met_render_hist(struct mbuf *b, const struct met *m, const char *nam
     mb_printf(b, "%s_count %llu\n", name, (unsigned long long)count);
 }
 
+static pthread_mutex_t met_rates_mu = PTHREAD_MUTEX_INITIALIZER;
+static met_rates_fn met_rates_cb;
+static void *met_rates_ctx;
+
+void met_rates_source(met_rates_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&met_rates_mu);
+    met_rates_cb = fn;
+    met_rates_ctx = ctx;
+    pthread_mutex_unlock(&met_rates_mu);
+}
+
+/* volley_shaping_{rate,limit}_messages_per_second by policy (at most
+ * MET_RATES_MAX labels: the configured policies). */
+static void met_render_rates(struct mbuf *b)
+{
+    struct met_rate r[MET_RATES_MAX];
+    size_t n = 0;
+    pthread_mutex_lock(&met_rates_mu);
+    if (met_rates_cb)
+        n = met_rates_cb(met_rates_ctx, r, MET_RATES_MAX);
+    pthread_mutex_unlock(&met_rates_mu);
+    if (n > MET_RATES_MAX)
+        n = MET_RATES_MAX;
+    mb_head(b, "volley_shaping_rate_messages_per_second", "gauge",
+            "A shaping policy's current message rate (adaptive: after cuts on deferrals), "
+            "shared by every domain it matches; 0 = unlimited");
+    for (size_t i = 0; i < n; i++) {
+        mb_printf(b, "volley_shaping_rate_messages_per_second{policy=\"");
+        mb_label(b, r[i].policy);
+        mb_printf(b, "\"} %g\n", r[i].rate);
+    }
+    mb_head(b, "volley_shaping_limit_messages_per_second", "gauge",
+            "A shaping policy's configured msgs-per-sec; 0 = unlimited");
+    for (size_t i = 0; i < n; i++) {
+        mb_printf(b, "volley_shaping_limit_messages_per_second{policy=\"");
+        mb_label(b, r[i].policy);
+        mb_printf(b, "\"} %g\n", r[i].limit);
+    }
+}
+
 char *met_render(const struct met *m, const struct met_queue *q, size_t *len)
 {
     struct mbuf b = { malloc(16384), 0, 16384, false };
@@ -486,6 +528,7 @@ char *met_render(const struct met *m, const struct met_queue *q, size_t *len)
         for (unsigned l = 0; l < MET_LISTENERS; l++)
             mb_printf(&b, "volley_injected_recipients_total{listener=\"%s\"} %llu\n", ln[l],
                       (unsigned long long)ld(&m->inject_rcpts[l]));
+        met_render_rates(&b);
         mb_head(&b, "volley_start_time_seconds", "gauge", "When the engine started (Unix time)");
         mb_printf(&b, "volley_start_time_seconds %.3f\n", (double)m->started_ms / 1000.0);
     }

@@ -136,6 +136,21 @@ struct met_domain_row {
     int64_t inflight;              /* recipients in flight now */
 };
 
+/** A shaping policy's message rate (volley_shaping_*_messages_per_second). */
+#define MET_RATES_MAX 64u          /* = VL_SHAPING_POLICIES_MAX: the label's bound */
+struct met_rate {
+    char policy[64];
+    double rate;                   /* current (AIMD-adjusted), msgs/s; 0 = unlimited */
+    double limit;                  /* configured msgs-per-sec; 0 = unlimited */
+};
+/** Fills up to @p max rates of @p ctx. @return how many. Called from
+ *  met_render (any thread) under the registry's source lock. */
+typedef size_t (*met_rates_fn)(void *ctx, struct met_rate *out, size_t max);
+/** Where met_render gets the shaping rates (the delivery engine's shaper),
+ *  or NULL: none. Clearing waits for a render in progress, so the source may
+ *  go away on return. */
+void met_rates_source(met_rates_fn fn, void *ctx);
+
 /** Up to @p max domains with the most outcomes, most first (no "other").
  *  @return how many were filled, or -1 (ENOMEM). */
 int met_domain_rows(const struct met *m, struct met_domain_row *out, size_t max);
