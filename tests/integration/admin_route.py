@@ -12,6 +12,7 @@ egress: two egress addresses 127.0.0.2 and 127.0.0.3 in one pool, one message
         address) sees only 127.0.0.3, also after a restart; after resume both.
         With both suspended the mail waits (no outcome logged, none at the sink)
         and goes after a resume.
+send_bench: `volley send` and `volley bench` honour the holds of their data dir.
 Run one case with DELIVER_CASE=name."""
 import json
 import os
@@ -261,4 +262,34 @@ def case_egress(env):
         eng.close()
 
 
-run_cases([("mx", case_mx), ("egress", case_egress)])
+def case_send_bench(env):
+    """`volley send` and `volley bench` on a data dir honour its holds (DATA/admin,
+    set through a `volley run --http` stopped since)."""
+    env.start_sinks({SINK: []})
+    env.start_dns(mx={d: [(10, "mx." + d, SINK)] for d in
+                      ("h.test", "k.test", "bench0.example", "bench1.example")}, defaults=False)
+    eng = Engine(env)
+    try:
+        eng.start()
+        for dom in ("h.test", "bench1.example"):
+            rc, out, err = eng.admin("suspend", dom)
+            check(rc == 0, "suspend %s: %d %r %r" % (dom, rc, out, err))
+        check(eng.stop() in (0, 3), "stop: %s" % eng.stderr())
+    finally:
+        eng.close()
+    r = env.send("s@src.test", ["a@h.test", "b@k.test"])
+    check(r.returncode == 3, "send left the held recipient queued: exit %d (want 3): %s" %
+          (r.returncode, r.stderr))
+    check(rcpts_at(env) == ["b@k.test"], "send: sink has %r" % rcpts_at(env))
+    held = [l for l in env.log() if l.get("rcpt") == "a@h.test"]
+    check(len(held) == 1 and held[0]["event"] == "deferred" and
+          "suspended by an operator" in held[0]["reply"], "send log: %r" % held)
+    r = env.volley("bench", "--data", env.data, "--messages", "4", "--domains", "2", "--size",
+                   "2000", "--shards", env.shards, *env.route_args())
+    js = [json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")]
+    check(r.returncode == 1 and js and js[-1]["delivered"] == 2 and js[-1]["deferred"] == 2,
+          "bench with bench1.example suspended: exit %d %r %s" % (r.returncode, js, r.stderr))
+    check(len(rcpts_at(env)) == 3, "bench: sink has %r" % rcpts_at(env))
+
+
+run_cases([("mx", case_mx), ("egress", case_egress), ("send_bench", case_send_bench)])
