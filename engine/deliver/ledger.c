@@ -282,14 +282,7 @@ void ledger_committed(struct ledger *l, const struct ledger_outcome *outcomes, u
     vl_assert(l->inflight >= count);
     atomic_fetch_sub_explicit(&l->ctr->inflight, count, memory_order_relaxed);
     l->inflight -= count;
-    for (uint32_t i = 0; l->ctr->met && i < count;) {   /* per domain, by runs */
-        const char *d = outcomes[i].rcpt->domain;
-        uint32_t j = i + 1;
-        while (j < count && (outcomes[j].rcpt->domain == d || !strcmp(outcomes[j].rcpt->domain, d)))
-            j++;
-        met_domain_inflight(l->ctr->met, d, -(int64_t)(j - i));
-        i = j;
-    }
+    /* per domain: commit.c's met_outcome_committed, one per outcome logged */
 }
 
 void ledger_suppressed(struct ledger *l, struct attempt *a, uint32_t i, const char *why)

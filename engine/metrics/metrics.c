@@ -92,9 +92,17 @@ static struct met_label *met_slot(struct met_label *t, unsigned cap, const char 
 void met_outcome(struct met_shard *s, enum met_outcome o, const char *domain, const char *source,
                  const char *campaign)
 {
+    met_outcome_committed(s, o, domain, source, campaign, 0);
+}
+
+void met_outcome_committed(struct met_shard *s, enum met_outcome o, const char *domain,
+                           const char *source, const char *campaign, int64_t inflight_done)
+{
     met_add(&s->out[o], 1);
     struct met_label *d = met_slot(s->dom, MET_DOMAINS, domain ? domain : "");
     met_add(d ? &d->n[o] : &s->out_other_dom[o], 1);
+    if (d && inflight_done)
+        atomic_fetch_sub_explicit(&d->inflight, inflight_done, memory_order_relaxed);
     struct met_label *r = met_slot(s->src, MET_SOURCES, source ? source : "");
     met_add(r ? &r->n[o] : &s->out_other_src[o], 1);
     if (campaign && *campaign) {

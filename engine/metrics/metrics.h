@@ -114,6 +114,10 @@ static inline struct met_shard *met_shard(unsigned idx)
  *  @p campaign ("" or NULL: none). */
 void met_outcome(struct met_shard *s, enum met_outcome o, const char *domain, const char *source,
                  const char *campaign);
+/** met_outcome, and @p inflight_done fewer recipients of @p domain in flight
+ *  (met_domain_inflight; one slot lookup for both: the commit path). */
+void met_outcome_committed(struct met_shard *s, enum met_outcome o, const char *domain,
+                           const char *source, const char *campaign, int64_t inflight_done);
 
 /** Shard thread: count one outcome of a recipient of @p tenant (X-Volley-Tenant;
  *  "" or NULL: none, nothing counted). */
