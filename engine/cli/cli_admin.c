@@ -92,7 +92,8 @@ int cli_http_call(const char *hostport, const char *token, const char *method, c
 
 static void cli_admin_usage(FILE *f)
 {
-    fputs("usage: volley admin ACTION [DOMAIN | --campaign ID | --sender ADDRESS]\n"
+    fputs("usage: volley admin ACTION [DOMAIN | --campaign ID | --tenant ID | --sender ADDRESS\n"
+          "                           | --mx SUFFIX | --egress IP]\n"
           "                    --http ADDR:PORT --http-token-file FILE [--note TEXT]\n\n"
           "Operator actions against a running `volley run --http` (its address and token):\n"
           "  suspend DOMAIN   send nothing to DOMAIN until resumed (kept across restarts)\n"
@@ -101,13 +102,13 @@ static void cli_admin_usage(FILE *f)
           "  purge DOMAIN     drop DOMAIN's queued recipients (no DSN)\n"
           "  retry DOMAIN     make DOMAIN's deferred recipients ready now\n"
           "  holds            list the suspensions, bounces and purges in force\n"
+          "  metrics          print GET /metrics (Prometheus text)\n"
           "suspend, resume, bounce and purge also take --campaign ID (X-Volley-Campaign),\n"
           "--tenant ID (X-Volley-Tenant) or --sender ADDRESS (the envelope sender) instead\n"
-          "of a DOMAIN; suspend and resume\n"
-          "also take --mx SUFFIX (an MX provider group: a shaping policy name or an MX host\n"
-          "suffix such as google.com) or --egress IP (a source address: new connections\n"
-          "bind another of its pool; with none left its mail waits).\n"
-          "  metrics          print GET /metrics (Prometheus text)\n"
+          "of a DOMAIN. suspend and resume also take --mx SUFFIX (an MX provider group: a\n"
+          "shaping policy name or an MX host suffix such as google.com) or --egress IP (a\n"
+          "source address: new connections bind another of its pool; with none left its\n"
+          "mail waits).\n"
           "Each action is logged by the engine (evt=admin). Prints the API's answer.\n", f);
 }
 
