@@ -7,7 +7,8 @@
  *    on resume: the API makes recipients ready), never sent;
  *  - an egress address: a new connection binds another address of the same
  *    pool; with none left the host's attempts wait in memory (no outcome, no
- *    attempt counted) and are pumped again every ROUTE_ADMIN_EGRESS_WAIT_MS.
+ *    attempt counted) and are pumped again every ROUTE_ADMIN_EGRESS_WAIT_MS
+ *    (a one-shot --until-empty run defers them instead: it cannot wait).
  * With no such hold each check is one relaxed load (adm_mx_held,
  * adm_egress_held). Thread: the owning shard's.
  */

@@ -12,6 +12,8 @@
 
 #define ROUTE_ADMIN_EGRESS_HELD  (-2)     /* every address of the pool is suspended */
 #define ROUTE_ADMIN_EGRESS_WAIT_MS 1000u  /* then the host is pumped again this often */
+/* ... but a one-shot run (--until-empty: send, bench) cannot wait: deferred with this */
+#define ROUTE_ADMIN_EGRESS_TEXT "every egress address of the pool is suspended by an operator"
 
 /** @p t's domain is resolved: if an MX group hold covers it (its shaping
  *  policy or an MX host), defer its recipients with the hold's reason and

@@ -273,7 +273,11 @@ void route_host_pump(struct route *r, struct host *h)
         int p = h->policy;
         int egress = route_admin_egress(r, vl_shaper_egress_pick(r->shaper, p, now));
         if (egress == ROUTE_ADMIN_EGRESS_HELD) {   /* every address suspended: wait */
-            route_host_throttle(r, h, ROUTE_ADMIN_EGRESS_WAIT_MS);
+            while (r->cfg->until_empty && h->active == 0 && h->pending)   /* a one-shot run */
+                route_attempt_fail(r, route_host_pop(h), false, 451, "4.0.0",
+                                   ROUTE_ADMIN_EGRESS_TEXT);
+            if (h->pending)
+                route_host_throttle(r, h, ROUTE_ADMIN_EGRESS_WAIT_MS);
             return;
         }
         uint64_t wait = vl_shaper_conn_acquire(r->shaper, p, egress, now);

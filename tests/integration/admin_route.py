@@ -12,7 +12,8 @@ egress: two egress addresses 127.0.0.2 and 127.0.0.3 in one pool, one message
         address) sees only 127.0.0.3, also after a restart; after resume both.
         With both suspended the mail waits (no outcome logged, none at the sink)
         and goes after a resume.
-send_bench: `volley send` and `volley bench` honour the holds of their data dir.
+send_bench: `volley send` and `volley bench` honour the holds of their data dir; a
+        send whose egress pool is all suspended defers (a one-shot run cannot wait).
 Run one case with DELIVER_CASE=name."""
 import json
 import os
@@ -191,15 +192,11 @@ shaping = { all = { mx = "e.test"; msgs-per-conn = 1; pool = "p"; }; };
 """
 
 
-def sink_clients(env, port):
-    """Stop the sink: {client address: delivered}; start a fresh one on the same port."""
-    st = env.stop_sink(SINK)
+def sink_clients(env, host):
+    """Stop the sink on host: {client address: messages delivered}."""
+    st = env.stop_sink(host)
     m = st.get("model")
-    check(m is not None, "sink has no model stats: %r" % st)
-    sd = os.path.join(env.tmp, "save-" + SINK)
-    s = MxSink(SINK, port, ["--model", env.model], sd)
-    check(s.start_ok, "sink restart on port %d: %s" % (port, s.stderr()))
-    env.sinks[SINK] = s
+    check(m is not None, "sink %s has no model stats: %r" % (host, st))
     return {ip: a["delivered"] for ip, a in m.items() if a["delivered"]}
 
 
@@ -208,11 +205,14 @@ def delivered(env):
 
 
 def case_egress(env):
-    env.model = os.path.join(env.tmp, "count.model")
-    with open(env.model, "w") as f:
+    # one sink (and domain) per phase, so each phase's client addresses are its own
+    sinks = {"e1.test": SINK, "e2.test": "127.0.0.10", "e3.test": "127.0.0.11"}
+    model = os.path.join(env.tmp, "count.model")
+    with open(model, "w") as f:
         f.write("connections = 1000;\n")            # counts per client, limits nothing
-    port = env.start_sinks({SINK: ["--model", env.model]})
-    env.start_dns(mx={"e.test": [(10, "mx.e.test", SINK)]}, defaults=False)
+    env.start_sinks({h: ["--model", model] for h in sinks.values()})
+    env.start_dns(mx={d: [(10, "mx%s.e.test" % d[1], h)] for d, h in sinks.items()},
+                  defaults=False)
     conf = os.path.join(env.tmp, "volley.conf")
     with open(conf, "w") as f:
         f.write(EGRESS_CONF)
@@ -224,21 +224,17 @@ def case_egress(env):
         check(rc == 0 and json.loads(out) == {"action": "suspend", "egress": "127.0.0.2"},
               "suspend --egress: %d %r %r" % (rc, out, err))
         check("evt=admin action=suspend egress=127.0.0.2" in eng.stderr(), "not logged")
-        eng.inject(["r%d@e.test" % i for i in range(n)])
+        eng.inject(["r%d@e1.test" % i for i in range(n)])
         wait_for(lambda k: k == n, "delivered while 127.0.0.2 suspended", lambda: delivered(env))
-        got = sink_clients(env, port)
-        check(got == {"127.0.0.3": n}, "clients while 127.0.0.2 suspended: %r" % got)
         # restart: kept
         check(eng.stop() in (0, 3), "stop: %s" % eng.stderr())
         eng.start()
-        eng.inject(["s%d@e.test" % i for i in range(n)])
+        eng.inject(["s%d@e2.test" % i for i in range(n)])
         wait_for(lambda k: k == 2 * n, "delivered after the restart", lambda: delivered(env))
-        got = sink_clients(env, port)
-        check(got == {"127.0.0.3": n}, "clients after the restart: %r" % got)
         # both suspended: the pool has none left, its mail waits (no outcome at all)
         rc, out, err = eng.admin("suspend", "--egress", "127.0.0.3")
         check(rc == 0, "suspend the second: %d %r %r" % (rc, out, err))
-        eng.inject(["t%d@e.test" % i for i in range(n)])
+        eng.inject(["t%d@e3.test" % i for i in range(n)])
         time.sleep(QUIET_S)
         check(delivered(env) == 2 * n and not [l for l in env.log()
                                                if l.get("rcpt", "").startswith("t")],
@@ -248,16 +244,21 @@ def case_egress(env):
         for ip in ("127.0.0.2", "127.0.0.3"):
             rc, out, err = eng.admin("resume", "--egress", ip)
             check(rc == 0, "resume %s: %d %r %r" % (ip, rc, out, err))
-        eng.inject(["u%d@e.test" % i for i in range(n)])
+        eng.inject(["u%d@e3.test" % i for i in range(n)])
         wait_for(lambda k: k == 4 * n, "delivered after resume", lambda: delivered(env))
-        got = sink_clients(env, port)
-        check(set(got) == {"127.0.0.2", "127.0.0.3"} and sum(got.values()) == 2 * n,
-              "clients after resume: %r" % got)
         check(not [l for l in env.log() if l.get("event") != "delivered"],
               "outcomes other than delivered: %r" % [l for l in env.log()
                                                      if l.get("event") != "delivered"])
         st, body = eng.req("POST", "/api/v1/admin/suspend?egress=300.1.1.1")
         check(st == 400 and json.loads(body)["field"] == "egress", "bad ip: %d %s" % (st, body))
+        check(eng.stop() in (0, 3), "stop: %s" % eng.stderr())
+        got = sink_clients(env, sinks["e1.test"])
+        check(got == {"127.0.0.3": n}, "clients while 127.0.0.2 suspended: %r" % got)
+        got = sink_clients(env, sinks["e2.test"])
+        check(got == {"127.0.0.3": n}, "clients after the restart: %r" % got)
+        got = sink_clients(env, sinks["e3.test"])
+        check(set(got) == {"127.0.0.2", "127.0.0.3"} and sum(got.values()) == 2 * n,
+              "clients after resume: %r" % got)
     finally:
         eng.close()
 
@@ -267,13 +268,18 @@ def case_send_bench(env):
     set through a `volley run --http` stopped since)."""
     env.start_sinks({SINK: []})
     env.start_dns(mx={d: [(10, "mx." + d, SINK)] for d in
-                      ("h.test", "k.test", "bench0.example", "bench1.example")}, defaults=False)
+                      ("h.test", "k.test", "bench0.example", "bench1.example", "e.test")},
+                  defaults=False)
+    conf = os.path.join(env.tmp, "volley.conf")
+    with open(conf, "w") as f:
+        f.write(EGRESS_CONF)
     eng = Engine(env)
     try:
         eng.start()
-        for dom in ("h.test", "bench1.example"):
-            rc, out, err = eng.admin("suspend", dom)
-            check(rc == 0, "suspend %s: %d %r %r" % (dom, rc, out, err))
+        for args in (["h.test"], ["bench1.example"], ["--egress", "127.0.0.2"],
+                     ["--egress", "127.0.0.3"]):
+            rc, out, err = eng.admin("suspend", *args)
+            check(rc == 0, "suspend %s: %d %r %r" % (args, rc, out, err))
         check(eng.stop() in (0, 3), "stop: %s" % eng.stderr())
     finally:
         eng.close()
@@ -290,6 +296,13 @@ def case_send_bench(env):
     check(r.returncode == 1 and js and js[-1]["delivered"] == 2 and js[-1]["deferred"] == 2,
           "bench with bench1.example suspended: exit %d %r %s" % (r.returncode, js, r.stderr))
     check(len(rcpts_at(env)) == 3, "bench: sink has %r" % rcpts_at(env))
+    # every egress address of the pool suspended: a one-shot send cannot wait, it defers
+    r = env.send("s@src.test", ["x@e.test"], None, "--config", conf)
+    held = [l for l in env.log() if l.get("rcpt") == "x@e.test"]
+    check(r.returncode == 3 and len(held) == 1 and held[0]["event"] == "deferred" and
+          "every egress address of the pool is suspended" in held[0]["reply"],
+          "send with its pool suspended: exit %d, log %r: %s" % (r.returncode, held, r.stderr))
+    check(len(rcpts_at(env)) == 3, "pool suspended: sink has %r" % rcpts_at(env))
 
 
 run_cases([("mx", case_mx), ("egress", case_egress), ("send_bench", case_send_bench)])
