@@ -228,8 +228,8 @@ static void cli_top_usage(FILE *f)
           "A live view of a running `volley run --http` (its address and token), from its\n"
           "GET /metrics: queue totals, and per destination domain (the engine's top 20 and\n"
           "\"other\") the recipients delivered, deferred, bounced, expired and suppressed\n"
-          "since it started, with the delivery rate over the last interval (default 1 s)\n"
-          "and the last failure seen.\n"
+          "since it started, the recipients in flight now, the delivery rate over the last\n"
+          "interval (default 1 s) and the last failure seen.\n"
           "--once prints one frame and exits. Ctrl-C quits.\n", f);
 }
 
