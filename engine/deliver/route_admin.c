@@ -6,7 +6,7 @@
  *    hold's reason (4.0.0, retried after ADM_SUSPEND_RECHECK_MS, or at once
  *    on resume: the API makes recipients ready), never sent;
  *  - an egress address: a new connection binds another address of the same
- *    pool; with none left the host's attempts wait in memory (no outcome, no
+ *    pool, and an idle pooled session bound to it is closed, not reused; with none left the host's attempts wait in memory (no outcome, no
  *    attempt counted) and are pumped again every ROUTE_ADMIN_EGRESS_WAIT_MS
  *    (a one-shot --until-empty run defers them instead: it cannot wait).
  * With no such hold each check is one relaxed load (adm_mx_held,
@@ -47,6 +47,12 @@ bool route_admin_mx_hold(struct route *r, struct attempt *t)
     ledger_admin_outcome(r->ledger, t, &f, false, vl_clock_wall_ms() + ADM_SUSPEND_RECHECK_MS);
     ledger_attempt_done(r->ledger, t);
     return true;
+}
+
+bool route_admin_egress_held(struct route *r, int egress)
+{
+    const struct vl_shaping *s = egress >= 0 && r->shaper ? vl_shaper_table(r->shaper) : NULL;
+    return s && adm_egress_held(adm_get(), s->addrs[egress].ip);
 }
 
 int route_admin_egress(struct route *r, int egress)

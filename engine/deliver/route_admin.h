@@ -20,6 +20,10 @@
  *  end @p t. @return true if @p t was held (done; do not touch it). */
 bool route_admin_mx_hold(struct route *r, struct attempt *t);
 
+/** Is egress address @p egress (an index into the shaping table, or -1) suspended?
+ *  (A pooled session bound to it is closed, not reused.) */
+bool route_admin_egress_held(struct route *r, int egress);
+
 /** The egress address to bind instead of @p egress (an index into the
  *  shaping table, or -1 none) if that one is suspended: another of its pool,
  *  or ROUTE_ADMIN_EGRESS_HELD (open nothing; wait). Else @p egress. */

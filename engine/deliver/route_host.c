@@ -251,6 +251,12 @@ void route_host_pump(struct route *r, struct host *h)
     }
     while (h->pending && h->idle && !r->paused) {
         struct session *s = h->idle;
+        if (route_admin_egress_held(r, session_egress(s))) {   /* its address suspended */
+            h->idle = session_pool_next(s);
+            session_pool_link(s, NULL);
+            session_quit_idle(s);
+            continue;
+        }
         uint64_t wait = vl_shaper_msg_take(r->shaper, h->pending->dom->policy,
                                            session_egress(s), vl_clock_mono_ms());
         if (wait) {

@@ -12,6 +12,7 @@ egress: two egress addresses 127.0.0.2 and 127.0.0.3 in one pool, one message
         address) sees only 127.0.0.3, also after a restart; after resume both.
         With both suspended the mail waits (no outcome logged, none at the sink)
         and goes after a resume.
+egress_pooled: an idle pooled session from an address suspended since is not reused.
 send_bench: `volley send` and `volley bench` honour the holds of their data dir; a
         send whose egress pool is all suspended defers (a one-shot run cannot wait).
 Run one case with DELIVER_CASE=name."""
@@ -37,8 +38,8 @@ SINK = "127.0.0.9"
 class Engine:
     """`volley run --http` on env's queue, dnsmasq and sinks (stopped by PID)."""
 
-    def __init__(self, env, conf=None):
-        self.env, self.conf = env, conf
+    def __init__(self, env, conf=None, extra=()):
+        self.env, self.conf, self.extra = env, conf, list(extra)
         self.tok = os.path.join(env.tmp, "token")
         with open(self.tok, "w") as f:
             f.write(TOKEN + "\n")
@@ -51,6 +52,7 @@ class Engine:
                self.tok] + [str(a) for a in self.env.route_args()]
         if self.conf:
             cmd += ["--config", self.conf]
+        cmd += self.extra
         self.mark = os.path.getsize(self.err_path) if os.path.exists(self.err_path) else 0
         with open(self.err_path, "ab") as e:
             self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=e,
@@ -263,6 +265,50 @@ def case_egress(env):
         eng.close()
 
 
+POOLED_CONF = """
+egress = { addresses = (
+    { ip = "127.0.0.2"; ehlo = "eg2.sender.test"; pool = "p"; },
+    { ip = "127.0.0.3"; ehlo = "eg3.sender.test"; pool = "p"; } ); };
+shaping = { all = { mx = "e.test"; conns-per-ip = 1; pool = "p"; }; };
+"""
+
+
+def case_egress_pooled(env):
+    """A pooled (idle) session bound to an address suspended since is closed, not
+    reused: after the suspension the sink counts no more messages from it."""
+    host = "127.0.0.12"
+    model = os.path.join(env.tmp, "count.model")
+    with open(model, "w") as f:
+        f.write("connections = 1000;\n")
+    env.start_sinks({host: ["--model", model]})
+    env.start_dns(mx={"p.test": [(10, "mxp.e.test", host)]}, defaults=False)
+    conf = os.path.join(env.tmp, "volley.conf")
+    with open(conf, "w") as f:
+        f.write(POOLED_CONF)
+    eng = Engine(env, conf, ["--idle", "60s"])      # sessions stay pooled meanwhile
+    n = 8
+    try:
+        eng.start()
+        eng.inject(["a%d@p.test" % i for i in range(n)])
+        wait_for(lambda k: k == n, "first delivered", lambda: delivered(env))
+        st = env.sinks[host].stats()
+        before = {ip: a["delivered"] for ip, a in st.get("model", {}).items()}
+        check(before.get("127.0.0.2", 0) > 0 and before.get("127.0.0.3", 0) > 0,
+              "both addresses should have a pooled session now: %r" % before)
+        rc, out, err = eng.admin("suspend", "--egress", "127.0.0.2")
+        check(rc == 0, "suspend: %d %r %r" % (rc, out, err))
+        eng.inject(["b%d@p.test" % i for i in range(n)])
+        wait_for(lambda k: k == 2 * n, "second delivered", lambda: delivered(env))
+        check(eng.stop() in (0, 3), "stop: %s" % eng.stderr())
+        got = sink_clients(env, host)
+        check(got.get("127.0.0.2") == before["127.0.0.2"] and
+              got.get("127.0.0.3") == before["127.0.0.3"] + n,
+              "after suspending 127.0.0.2 its pooled session was reused: before %r after %r" %
+              (before, got))
+    finally:
+        eng.close()
+
+
 def case_send_bench(env):
     """`volley send` and `volley bench` on a data dir honour its holds (DATA/admin,
     set through a `volley run --http` stopped since)."""
@@ -305,4 +351,5 @@ def case_send_bench(env):
     check(len(rcpts_at(env)) == 3, "pool suspended: sink has %r" % rcpts_at(env))
 
 
-run_cases([("mx", case_mx), ("egress", case_egress), ("send_bench", case_send_bench)])
+run_cases([("mx", case_mx), ("egress", case_egress), ("egress_pooled", case_egress_pooled),
+           ("send_bench", case_send_bench)])
