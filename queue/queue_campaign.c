@@ -1,6 +1,6 @@
 /*
- * queue_campaign.c - open recipients by campaign (issue 15): the
- * X-Volley-Campaign header of each message with open recipients, read from
+ * queue_campaign.c - open recipients by campaign or tenant (issue 15): the
+ * X-Volley-Campaign (X-Volley-Tenant) header of each message with open recipients, read from
  * its stored body (the header stays in the queue; the delivery shards strip
  * it from what they send). Read-only: one read transaction per shard, so it
  * runs beside an engine. Cost: a walk of every message record and a look at
@@ -17,20 +17,18 @@
 #include <string.h>
 #include <strings.h>
 
-#define CAMP_HDR "X-Volley-Campaign:"
-
-/* The first word of the first X-Volley-Campaign field of the header section
+/* The first word of the first @p hdr field ("Name:") of the header section
  * of @p b into @p id ("" none); bytes outside [A-Za-z0-9._:-] become '_'. */
-static void camp_of_body(const uint8_t *b, size_t len, char *id, size_t cap)
+static void camp_of_body(const char *hdr, const uint8_t *b, size_t len, char *id, size_t cap)
 {
-    size_t p = 0, hl = sizeof CAMP_HDR - 1, n = 0;
+    size_t p = 0, hl = strlen(hdr), n = 0;
     id[0] = '\0';
     while (p < len) {
         const uint8_t *eol = memchr(b + p, '\n', len - p);
         size_t end = eol ? (size_t)(eol - b) + 1 : len;
         if (end - p <= 2 && (b[p] == '\r' || b[p] == '\n'))
             return;                                          /* end of the header */
-        if (end - p > hl && !strncasecmp((const char *)b + p, CAMP_HDR, hl)) {
+        if (end - p > hl && !strncasecmp((const char *)b + p, hdr, hl)) {
             for (size_t i = p + hl; i < len && n + 1 < cap; i++) {
                 uint8_t c = b[i];
                 if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
@@ -52,6 +50,7 @@ static void camp_of_body(const uint8_t *b, size_t len, char *id, size_t cap)
 }
 
 struct camp_acc {
+    const char *hdr;
     struct vl_queue_campaign_count *c;
     size_t n, cap;
     uint64_t none, other;
@@ -99,7 +98,7 @@ static int camp_shard(struct vl_queue_shard *s, struct camp_acc *a)
         MDB_val bv;
         char id[VL_QUEUE_CAMPAIGN_BYTES_MAX + 1] = "";
         if (mdb_get(txn, s->db_body, &k, &bv) == 0)
-            camp_of_body(bv.mv_data, bv.mv_size, id, sizeof id);
+            camp_of_body(a->hdr, bv.mv_data, bv.mv_size, id, sizeof id);
         camp_add(a, id, m.rcpt_open);
     }
     mdb_cursor_close(cur);
@@ -118,7 +117,18 @@ static int camp_cmp(const void *x, const void *y)
 int vl_queue_campaigns(struct vl_queue *q, struct vl_queue_campaign_count *out, size_t max,
                        uint64_t *none_rcpts, uint64_t *other_rcpts)
 {
-    struct camp_acc a = { calloc(VL_QUEUE_CAMPAIGNS_SCAN_MAX, sizeof *a.c), 0,
+    return vl_queue_header_ids(q, "X-Volley-Campaign", out, max, none_rcpts, other_rcpts);
+}
+
+int vl_queue_header_ids(struct vl_queue *q, const char *header,
+                        struct vl_queue_campaign_count *out, size_t max, uint64_t *none_rcpts,
+                        uint64_t *other_rcpts)
+{
+    char hdr[80];
+    if (!header || strlen(header) + 2 > sizeof hdr)
+        return VL_E_INVALID;
+    snprintf(hdr, sizeof hdr, "%s:", header);
+    struct camp_acc a = { hdr, calloc(VL_QUEUE_CAMPAIGNS_SCAN_MAX, sizeof *a.c), 0,
                           VL_QUEUE_CAMPAIGNS_SCAN_MAX, 0, 0 };
     if (!a.c)
         return -ENOMEM;

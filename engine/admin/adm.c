@@ -8,6 +8,7 @@
 #include "volley/addr.h"
 #include "volley/error.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #define ADM_MAP_BYTES (64u << 20)
@@ -26,6 +28,7 @@ struct adm {
     MDB_dbi dbi;
     pthread_rwlock_t lock;
     atomic_uint count;             /* holds[0..count): read under lock, count also bare */
+    atomic_uint scoped[ADM_SCOPES];   /* holds per scope (the route's fast paths) */
     struct adm_hold holds[ADM_HOLDS_MAX];
 };
 
@@ -65,10 +68,24 @@ static void adm_lower(char *dst, const char *src, size_t n)
     dst[n] = '\0';
 }
 
+static const char *const adm_scope_pfx[ADM_SCOPES] = { "", "c:", "s:", "m:", "a:", "t:" };
+
 static enum adm_scope adm_scope_of(const char *key)
 {
-    return !strncmp(key, "c:", 2) ? ADM_CAMPAIGN : !strncmp(key, "s:", 2) ? ADM_SENDER
-                                                                         : ADM_DOMAIN;
+    for (unsigned sc = ADM_CAMPAIGN; sc < ADM_SCOPES; sc++)
+        if (!strncmp(key, adm_scope_pfx[sc], 2))
+            return (enum adm_scope)sc;
+    return ADM_DOMAIN;
+}
+
+/* Recount holds per scope (under the write lock, or before publishing). */
+static void adm_recount(struct adm *a)
+{
+    unsigned per[ADM_SCOPES] = { 0 }, n = atomic_load(&a->count);
+    for (unsigned i = 0; i < n; i++)
+        per[a->holds[i].scope]++;
+    for (unsigned sc = 0; sc < ADM_SCOPES; sc++)
+        atomic_store(&a->scoped[sc], per[sc]);
 }
 
 static int adm_load(struct adm *a)
@@ -108,6 +125,7 @@ static int adm_load(struct adm *a)
     mdb_cursor_close(c);
     mdb_txn_abort(txn);
     atomic_store(&a->count, n);
+    adm_recount(a);
     return rc == MDB_NOTFOUND || rc == 0 ? 0 : adm_err(rc);
 }
 
@@ -196,11 +214,10 @@ static int adm_find(const struct adm *a, enum adm_kind kind, const char *dom)
     return -1;
 }
 
-static const char *const adm_scope_pfx[ADM_SCOPES] = { "", "c:", "s:" };
-
 const char *adm_scope_name(enum adm_scope sc)
 {
-    static const char *const n[ADM_SCOPES] = { "domain", "campaign", "sender" };
+    static const char *const n[ADM_SCOPES] = { "domain", "campaign", "sender", "mx",
+                                               "egress", "tenant" };
     return (unsigned)sc < ADM_SCOPES ? n[sc] : "?";
 }
 
@@ -217,7 +234,7 @@ static int adm_norm(enum adm_scope scope, const char *value, char *dom)
         return VL_E_INVALID;
     if (scope == ADM_DOMAIN && vl_domain_check(value, len, NULL) < 0)
         return VL_E_INVALID;
-    if (scope == ADM_CAMPAIGN) {
+    if (scope == ADM_CAMPAIGN || scope == ADM_TENANT) {
         if (len > 64)
             return VL_E_INVALID;
         for (size_t i = 0; i < len; i++) {
@@ -232,9 +249,30 @@ static int adm_norm(enum adm_scope scope, const char *value, char *dom)
         if (vl_addr_parse(value, len, &pa, NULL) < 0)
             return VL_E_INVALID;
     }
+    if (scope == ADM_MX) {                       /* an MX suffix or a policy name */
+        if (value[0] == '.' || value[len - 1] == '.')
+            return VL_E_INVALID;
+        for (size_t i = 0; i < len; i++) {
+            char c = value[i];
+            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '-'))
+                return VL_E_INVALID;
+        }
+    }
+    if (scope == ADM_EGRESS) {                   /* kept in inet_ntop form */
+        unsigned char bin[16];
+        char txt[INET6_ADDRSTRLEN];
+        int af = strchr(value, ':') ? AF_INET6 : AF_INET;
+        if (inet_pton(af, value, bin) != 1 || !inet_ntop(af, bin, txt, sizeof txt))
+            return VL_E_INVALID;
+        size_t tl = strlen(txt);
+        memcpy(dom, adm_scope_pfx[scope], 2);
+        memcpy(dom + 2, txt, tl + 1);
+        return (int)(2 + tl);
+    }
     size_t pl = strlen(adm_scope_pfx[scope]);
     memcpy(dom, adm_scope_pfx[scope], pl);
-    if (scope == ADM_CAMPAIGN) {                 /* ids are kept as given */
+    if (scope == ADM_CAMPAIGN || scope == ADM_TENANT) {   /* ids are kept as given */
         memcpy(dom + pl, value, len);
         dom[pl + len] = '\0';
     } else {
@@ -250,6 +288,8 @@ int adm_set(struct adm *a, enum adm_kind kind, enum adm_scope scope, const char 
     int len = adm_norm(scope, value, dom);
     if (len < 0 || kind <= ADM_NONE || kind >= ADM_KINDS)
         return VL_E_INVALID;
+    if ((scope == ADM_MX || scope == ADM_EGRESS) && kind != ADM_SUSPEND)
+        return VL_E_INVALID;                    /* suspensions only */
     char key[ADM_DOMAIN_MAX + 1], val[ADM_NOTE_MAX + 32];
     key[0] = (char)kind;
     memcpy(key + 1, dom, (size_t)len);
@@ -276,6 +316,7 @@ int adm_set(struct adm *a, enum adm_kind kind, enum adm_scope scope, const char 
         snprintf(h->note, sizeof h->note, "%s", note ? note : "");
         if (i < 0)
             atomic_store(&a->count, n + 1);
+        adm_recount(a);
     }
     pthread_rwlock_unlock(&a->lock);
     return rc;
@@ -305,13 +346,15 @@ int adm_clear(struct adm *a, enum adm_kind kind, enum adm_scope scope, const cha
         unsigned n = atomic_load(&a->count);
         a->holds[i] = a->holds[n - 1];
         atomic_store(&a->count, n - 1);
+        adm_recount(a);
     }
     pthread_rwlock_unlock(&a->lock);
     return rc;
 }
 
 void adm_lookup(struct adm *a, const char *domain, size_t len, const char *campaign,
-                const char *sender, uint64_t created_ms, struct adm_hold *out)
+                const char *tenant, const char *sender, uint64_t created_ms,
+                struct adm_hold *out)
 {
     out->kind = ADM_NONE;
     if (!adm_active(a) || len > ADM_DOMAIN_MAX)
@@ -331,9 +374,12 @@ void adm_lookup(struct adm *a, const char *domain, size_t len, const char *campa
     for (unsigned i = 0; i < n; i++) {
         const struct adm_hold *h = &a->holds[i];
         const char *v = adm_hold_value(h);
+        if (h->scope == ADM_MX || h->scope == ADM_EGRESS)
+            continue;                      /* the route's (adm_mx_held, adm_egress_held) */
         bool hit = h->scope == ADM_DOMAIN ? !strcmp(v, dom)
                    : h->scope == ADM_CAMPAIGN ? campaign && *campaign && !strcmp(v, campaign)
-                                              : snd[0] && !strcmp(v, snd);
+                   : h->scope == ADM_TENANT ? tenant && *tenant && !strcmp(v, tenant)
+                                            : snd[0] && !strcmp(v, snd);
         if (!hit)
             continue;
         if (h->kind != ADM_SUSPEND && created_ms > h->time_ms)
@@ -354,4 +400,52 @@ size_t adm_list(struct adm *a, struct adm_hold *out, size_t max)
         out[i] = a->holds[i];
     pthread_rwlock_unlock(&a->lock);
     return n;
+}
+
+/* Does MX host @p mx equal @p suffix or end in "." + @p suffix (any case; a
+ * trailing dot on @p mx ignored)? */
+static bool adm_mx_match(const char *mx, const char *suffix)
+{
+    size_t ml = strlen(mx), sl = strlen(suffix);
+    if (ml && mx[ml - 1] == '.')
+        ml--;
+    if (ml < sl || strncasecmp(mx + ml - sl, suffix, sl))
+        return false;
+    return ml == sl || mx[ml - sl - 1] == '.';
+}
+
+bool adm_mx_held(struct adm *a, const char *policy, const char *const *mx, size_t n,
+                 struct adm_hold *out)
+{
+    if (!a || atomic_load_explicit(&a->scoped[ADM_MX], memory_order_relaxed) == 0)
+        return false;
+    bool hit = false;
+    pthread_rwlock_rdlock(&a->lock);
+    unsigned cnt = atomic_load_explicit(&a->count, memory_order_relaxed);
+    for (unsigned i = 0; i < cnt && !hit; i++) {
+        const struct adm_hold *h = &a->holds[i];
+        if (h->scope != ADM_MX)
+            continue;
+        const char *v = adm_hold_value(h);
+        hit = policy && !strcasecmp(policy, v);
+        for (size_t k = 0; k < n && !hit; k++)
+            hit = mx[k] && adm_mx_match(mx[k], v);
+        if (hit)
+            *out = *h;
+    }
+    pthread_rwlock_unlock(&a->lock);
+    return hit;
+}
+
+bool adm_egress_held(struct adm *a, const char *ip)
+{
+    if (!a || atomic_load_explicit(&a->scoped[ADM_EGRESS], memory_order_relaxed) == 0)
+        return false;
+    char key[ADM_DOMAIN_MAX + 1];
+    if (adm_norm(ADM_EGRESS, ip, key) < 0)
+        return false;
+    pthread_rwlock_rdlock(&a->lock);
+    bool hit = adm_find(a, ADM_SUSPEND, key) >= 0;
+    pthread_rwlock_unlock(&a->lock);
+    return hit;
 }

@@ -31,14 +31,21 @@
 enum adm_kind { ADM_NONE, ADM_SUSPEND, ADM_BOUNCE, ADM_PURGE, ADM_KINDS };
 
 /* What a hold is on: a destination domain, a campaign id (X-Volley-Campaign,
- * engine/deliver/campaign.h) or a source (the envelope sender). */
-enum adm_scope { ADM_DOMAIN, ADM_CAMPAIGN, ADM_SENDER, ADM_SCOPES };
+ * engine/deliver/campaign.h), a source (the envelope sender), an MX provider
+ * group (a shaping policy's name or an MX host suffix such as google.com:
+ * known after DNS, checked by the route, engine/deliver/route_admin.c) or an
+ * egress address (new connections do not bind it). MX and egress holds are
+ * suspensions only. A tenant id (X-Volley-Tenant) is held like a campaign. */
+enum adm_scope { ADM_DOMAIN, ADM_CAMPAIGN, ADM_SENDER, ADM_MX, ADM_EGRESS, ADM_TENANT,
+                 ADM_SCOPES };
 
 struct adm_hold {
     enum adm_kind kind;
     enum adm_scope scope;
-    char domain[ADM_DOMAIN_MAX + 1];   /* the key: a lowercase domain, "c:" + campaign id
-                                          or "s:" + lowercase sender (adm_hold_value) */
+    char domain[ADM_DOMAIN_MAX + 1];   /* the key: a lowercase domain, "c:" + campaign id,
+                                          "s:" + lowercase sender, "m:" + lowercase MX
+                                          suffix or policy name, "a:" + an IP address in
+                                          inet_ntop form, "t:" + tenant id (adm_hold_value) */
     uint64_t time_ms;                  /* wall clock when set */
     char note[ADM_NOTE_MAX + 1];
 };
@@ -58,21 +65,34 @@ void adm_close(void);
 /** Any holds at all? (one relaxed load: the shards' fast path) */
 bool adm_active(const struct adm *a);
 
-/** Set @p kind on @p value of @p scope (a domain; a campaign id of up to 64
- *  [A-Za-z0-9._:-]; a sender address) replacing a hold of the same kind,
- *  durable on return. @return 0, VL_E_INVALID (@p value not valid for its
- *  scope), VL_E_TOOBIG (ADM_HOLDS_MAX held), or an error. */
+/** Set @p kind on @p value of @p scope (a domain; a campaign or tenant id of up to 64
+ *  [A-Za-z0-9._:-]; a sender address; an MX suffix or policy name of
+ *  [A-Za-z0-9._-]; an IPv4 or IPv6 address) replacing a hold of the same
+ *  kind, durable on return. @return 0, VL_E_INVALID (@p value not valid for
+ *  its scope, or a bounce or purge of an MX group or egress address),
+ *  VL_E_TOOBIG (ADM_HOLDS_MAX held), or an error. */
 int adm_set(struct adm *a, enum adm_kind kind, enum adm_scope scope, const char *value,
             uint64_t now_ms, const char *note);
 /** Remove @p kind from @p value of @p scope. @return 0, VL_E_NOTFOUND, VL_E_INVALID, or an error. */
 int adm_clear(struct adm *a, enum adm_kind kind, enum adm_scope scope, const char *value);
 
 /** What applies to a recipient of @p domain (@p len bytes, any case) in a
- *  message of @p campaign ("" none) from @p sender created at @p created_ms:
+ *  message of @p campaign and @p tenant ("" none) from @p sender created at @p created_ms:
  *  a bounce or purge (of any scope) set after the message was created (purge
  *  first), else a suspension; *@p out filled (out->kind ADM_NONE: nothing). */
 void adm_lookup(struct adm *a, const char *domain, size_t len, const char *campaign,
-                const char *sender, uint64_t created_ms, struct adm_hold *out);
+                const char *tenant, const char *sender, uint64_t created_ms,
+                struct adm_hold *out);
+
+/** Is mail to a domain of shaping policy @p policy (NULL: none) whose MX
+ *  hosts are @p mx[0..n) suspended by an MX group hold? (A hold matches the
+ *  policy's name, or an MX host equal to it or ending in "." + it; any case.)
+ *  One relaxed load when there is no MX hold. *@p out filled on true. */
+bool adm_mx_held(struct adm *a, const char *policy, const char *const *mx, size_t n,
+                 struct adm_hold *out);
+/** Is egress address @p ip (text, as configured) suspended? One relaxed load
+ *  when there is no egress hold. */
+bool adm_egress_held(struct adm *a, const char *ip);
 
 /** The value of @p h without its scope prefix. */
 const char *adm_hold_value(const struct adm_hold *h);

@@ -52,6 +52,7 @@ struct vl_dlog_event {
                                 (code and status are then ours, not the server's) */
     const char *category;    /* bounce category of a failure ("mailbox_full"...), or NULL */
     const char *campaign;    /* X-Volley-Campaign id; NULL or "": left out (issue 15) */
+    const char *tenant;      /* X-Volley-Tenant id; NULL or "": left out (issue 15) */
 };
 
 #define VL_DLOG_BUF_BYTES (64u * 1024u)

@@ -2,6 +2,8 @@
  * cli_admin.c - `volley admin`: operator actions against a running engine,
  * through its HTTP API (engine/http/http_admin.c) with libcurl:
  *   volley admin suspend|resume|bounce|purge|retry DOMAIN [--note TEXT]
+ *   volley admin suspend|resume --mx SUFFIX|--egress IP  (MX group, source address)
+ *   volley admin suspend|resume|bounce|purge --campaign ID|--tenant ID|--sender ADDRESS
  *   volley admin holds
  *   volley admin metrics            (the GET /metrics text)
  * always with --http ADDR:PORT --http-token-file FILE (the engine's).
@@ -90,7 +92,8 @@ int cli_http_call(const char *hostport, const char *token, const char *method, c
 
 static void cli_admin_usage(FILE *f)
 {
-    fputs("usage: volley admin ACTION [DOMAIN | --campaign ID | --sender ADDRESS]\n"
+    fputs("usage: volley admin ACTION [DOMAIN | --campaign ID | --tenant ID | --sender ADDRESS\n"
+          "                           | --mx SUFFIX | --egress IP]\n"
           "                    --http ADDR:PORT --http-token-file FILE [--note TEXT]\n\n"
           "Operator actions against a running `volley run --http` (its address and token):\n"
           "  suspend DOMAIN   send nothing to DOMAIN until resumed (kept across restarts)\n"
@@ -99,16 +102,20 @@ static void cli_admin_usage(FILE *f)
           "  purge DOMAIN     drop DOMAIN's queued recipients (no DSN)\n"
           "  retry DOMAIN     make DOMAIN's deferred recipients ready now\n"
           "  holds            list the suspensions, bounces and purges in force\n"
-          "suspend, resume, bounce and purge also take --campaign ID (X-Volley-Campaign) or\n"
-          "--sender ADDRESS (the envelope sender) instead of a DOMAIN.\n"
           "  metrics          print GET /metrics (Prometheus text)\n"
+          "suspend, resume, bounce and purge also take --campaign ID (X-Volley-Campaign),\n"
+          "--tenant ID (X-Volley-Tenant) or --sender ADDRESS (the envelope sender) instead\n"
+          "of a DOMAIN. suspend and resume also take --mx SUFFIX (an MX provider group: a\n"
+          "shaping policy name or an MX host suffix such as google.com) or --egress IP (a\n"
+          "source address: new connections bind another of its pool; with none left its\n"
+          "mail waits).\n"
           "Each action is logged by the engine (evt=admin). Prints the API's answer.\n", f);
 }
 
 int cli_admin_main(int argc, char **argv)
 {
     const char *act = NULL, *dom = NULL, *hp = NULL, *tokf = NULL, *note = NULL;
-    const char *camp = NULL, *sender = NULL;
+    const char *camp = NULL, *sender = NULL, *mx = NULL, *egress = NULL, *tenant = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -117,7 +124,9 @@ int cli_admin_main(int argc, char **argv)
         }
         const char **opt = !strcmp(a, "--http") ? &hp : !strcmp(a, "--http-token-file") ? &tokf
                          : !strcmp(a, "--note") ? &note : !strcmp(a, "--campaign") ? &camp
-                         : !strcmp(a, "--sender") ? &sender : NULL;
+                         : !strcmp(a, "--sender") ? &sender : !strcmp(a, "--mx") ? &mx
+                         : !strcmp(a, "--egress") ? &egress
+                         : !strcmp(a, "--tenant") ? &tenant : NULL;
         if (opt) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "volley admin: %s needs a value\n", a);
@@ -146,21 +155,36 @@ int cli_admin_main(int argc, char **argv)
                 act ? "unknown action " : "missing ACTION", act ? act : "");
         return VL_EXIT_USAGE;
     }
-    int given = (dom != NULL) + (camp != NULL) + (sender != NULL);
+    int given = (dom != NULL) + (camp != NULL) + (sender != NULL) + (mx != NULL) +
+                (egress != NULL) + (tenant != NULL);
     if (needs_dom ? given != 1 : given != 0) {
         fprintf(stderr, "volley admin %s: %s\n", act, needs_dom
-                ? "needs one DOMAIN, --campaign ID or --sender ADDRESS" : "takes no DOMAIN");
+                ? "needs one DOMAIN, --campaign ID, --tenant ID, --sender ADDRESS, --mx SUFFIX "
+                  "or --egress IP"
+                : "takes no DOMAIN");
+        return VL_EXIT_USAGE;
+    }
+    if ((mx || egress) && strcmp(act, "suspend") && strcmp(act, "resume")) {
+        fprintf(stderr, "volley admin %s: --mx and --egress take suspend and resume only\n",
+                act);
         return VL_EXIT_USAGE;
     }
     if (!strcmp(act, "retry") && !dom) {
         fprintf(stderr, "volley admin retry: needs a DOMAIN\n");
         return VL_EXIT_USAGE;
     }
-    const char *key = camp ? "campaign" : sender ? "sender" : "domain";
+    const char *key = camp ? "campaign" : sender ? "sender" : mx ? "mx" : egress ? "egress"
+                    : tenant ? "tenant" : "domain";
     if (camp)
         dom = camp;
     else if (sender)
         dom = sender;
+    else if (mx)
+        dom = mx;
+    else if (egress)
+        dom = egress;
+    else if (tenant)
+        dom = tenant;
     if (!hp || !tokf) {
         fprintf(stderr, "volley admin: needs --http ADDR:PORT and --http-token-file FILE (the "
                 "running engine's)\n");

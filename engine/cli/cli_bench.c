@@ -13,6 +13,8 @@
  * a queue that was there before is left in place.
  */
 #include "cli.h"
+
+#include "adm.h"
 #include "cli_dkim.h"
 #include "cli_progress.h"
 #include "cli_queue.h"
@@ -267,6 +269,13 @@ int cli_bench_main(int argc, char **argv)
         return VL_EXIT_FAIL;
     }
     bool remove = created && !o.keep_data;
+    int arc = adm_open(cfg.data_dir, false);  /* an existing queue's operator holds, as `run` */
+    if (arc < 0) {
+        fprintf(stderr, "volley bench: %s/admin: %s\n", cfg.data_dir, vl_strerror(arc));
+        free(body);
+        vl_queue_close(q);
+        return VL_EXIT_FAIL;
+    }
     if (!created)
         fprintf(stderr, "volley bench: %s already holds a queue: its mail is delivered too, "
                 "and it is left in place\n", cfg.data_dir);
@@ -278,6 +287,7 @@ int cli_bench_main(int argc, char **argv)
     if (rc < 0) {
         fprintf(stderr, "volley bench: enqueue: %s\n", vl_strerror(rc));
         vl_queue_close(q);
+        adm_close();
         if (remove)
             bench_remove_queue(cfg.data_dir, dir_made);
         return VL_EXIT_FAIL;
@@ -298,6 +308,7 @@ int cli_bench_main(int argc, char **argv)
     rc = vl_engine_run(&cfg, q, &stop, cli_progress_cb, &p, 500, &tot);
     double t3 = bench_now(), c1 = bench_cpu();
     vl_queue_close(q);
+    adm_close();
     if (remove)
         bench_remove_queue(cfg.data_dir, dir_made);
     double el = t3 - t2, cpu = c1 - c0;

@@ -109,35 +109,39 @@ struct qopts {
 static const enum vl_rcpt_state STATES[] = { VL_RCPT_READY, VL_RCPT_DEFERRED, VL_RCPT_DELIVERED,
                                              VL_RCPT_BOUNCED, VL_RCPT_EXPIRED };
 
-/* `queue stats --by campaign`: open recipients per X-Volley-Campaign id. */
+/* `queue stats --by campaign|tenant`: open recipients per X-Volley-Campaign
+ * (X-Volley-Tenant) id. */
 static int q_stats_campaign(struct vl_queue *q, const struct qopts *o)
 {
+    bool ten = !strcmp(o->by, "tenant");
+    const char *what = ten ? "tenant" : "campaign", *hdr = ten ? "X-Volley-Tenant"
+                                                               : "X-Volley-Campaign";
     unsigned max = o->top ? o->top : 1;
     struct vl_queue_campaign_count *c = calloc(max, sizeof *c);
     uint64_t none = 0, other = 0;
-    int n = c ? vl_queue_campaigns(q, c, max, &none, &other) : -12;
+    int n = c ? vl_queue_header_ids(q, hdr, c, max, &none, &other) : -12;
     if (n < 0) {
-        fprintf(stderr, "volley queue stats --by campaign: %s\n", vl_strerror(n));
+        fprintf(stderr, "volley queue stats --by %s: %s\n", what, vl_strerror(n));
         free(c);
         return VL_EXIT_FAIL;
     }
     if (o->json) {
-        printf("{\"campaigns\":[");
+        printf("{\"%ss\":[", what);
         for (int i = 0; i < n; i++) {
-            printf("%s{\"campaign\":", i ? "," : "");
+            printf("%s{\"%s\":", i ? "," : "", what);
             json_str(stdout, c[i].campaign);
             printf(",\"rcpts\":%" PRIu64 ",\"messages\":%" PRIu64 "}", c[i].rcpts,
                    c[i].messages);
         }
         printf("],\"none\":%" PRIu64 ",\"other\":%" PRIu64 "}\n", none, other);
     } else {
-        printf("open recipients by campaign (X-Volley-Campaign), top %d:\n", n);
-        printf("  %12s  %10s  %s\n", "RCPTS", "MESSAGES", "CAMPAIGN");
+        printf("open recipients by %s (%s), top %d:\n", what, hdr, n);
+        printf("  %12s  %10s  %s\n", "RCPTS", "MESSAGES", ten ? "TENANT" : "CAMPAIGN");
         for (int i = 0; i < n; i++)
             printf("  %12" PRIu64 "  %10" PRIu64 "  %s\n", c[i].rcpts, c[i].messages,
                    c[i].campaign);
-        printf("  %12" PRIu64 "  %10s  (other campaigns)\n", other, "-");
-        printf("  %12" PRIu64 "  %10s  (no campaign)\n", none, "-");
+        printf("  %12" PRIu64 "  %10s  (other %ss)\n", other, "-", what);
+        printf("  %12" PRIu64 "  %10s  (no %s)\n", none, "-", what);
     }
     free(c);
     return VL_EXIT_OK;
@@ -410,7 +414,7 @@ static int q_check(struct vl_queue *q, const struct qopts *o)
 
 static void q_usage(FILE *f)
 {
-    fputs("usage: volley queue stats [--top N] [--by campaign] | ls [--limit N] [--quarantine] | show ID |\n"
+    fputs("usage: volley queue stats [--top N] [--by campaign|tenant] | ls [--limit N] [--quarantine] | show ID |\n"
           "                    retry (ID | --domain D) | bounce ID |\n"
           "                    purge (ID | --all | --quarantine) | check\n"
           "                    [--data DIR] [--json]\n"
@@ -419,10 +423,11 @@ static void q_usage(FILE *f)
 }
 
 static const struct { const char *cmd, *text; } Q_HELP[] = {
-    { "stats", "usage: volley queue stats [--top N] [--by campaign] [--data DIR] [--json]\n"
+    { "stats", "usage: volley queue stats [--top N] [--by campaign|tenant] [--data DIR] [--json]\n"
                "Recipients by state (and in quarantine), message records, body and disk bytes,\n"
                "and the top N domains by queued recipients (default 10, max 1000).\n"
-               "--by campaign: instead, the top N campaigns (X-Volley-Campaign) by open\n"
+               "--by campaign (tenant): instead, the top N campaigns (X-Volley-Campaign;\n"
+               "tenants: X-Volley-Tenant) by open\n"
                "recipients, with those of other campaigns and of none (reads every open\n"
                "message's header; runs beside an engine).\n" },
     { "ls",    "usage: volley queue ls [--limit N] [--quarantine] [--data DIR] [--json]\n"
@@ -503,8 +508,9 @@ int cli_queue_main(int argc, char **argv)
         case 'Q': o.quarantine = 1; break;
         case 'D': o.domain = optarg; break;
         case 'B':
-            if (strcmp(optarg, "campaign")) {
-                fprintf(stderr, "volley queue stats: --by '%s': only 'campaign'\n", optarg);
+            if (strcmp(optarg, "campaign") && strcmp(optarg, "tenant")) {
+                fprintf(stderr, "volley queue stats: --by '%s': only 'campaign' or 'tenant'\n",
+                        optarg);
                 return VL_EXIT_USAGE;
             }
             o.by = optarg;

@@ -8,6 +8,8 @@
  * invocation's routes) and says so before it starts.
  */
 #include "cli.h"
+
+#include "adm.h"
 #include "cli_dkim.h"
 #include "cli_events.h"
 #include "cli_progress.h"
@@ -114,6 +116,12 @@ int cli_send_main(int argc, char **argv)
     struct vl_queue *q = NULL;
     if (cli_queue_open("send", cfg.data_dir, cfg.shards, VL_QUEUE_ENGINE, &q) < 0)
         return VL_EXIT_FAIL;
+    int arc = adm_open(cfg.data_dir, false);  /* operator holds (DATA/admin), as `run` */
+    if (arc < 0) {
+        fprintf(stderr, "volley send: %s/admin: %s\n", cfg.data_dir, vl_strerror(arc));
+        vl_queue_close(q);
+        return VL_EXIT_FAIL;
+    }
     struct vl_queue_stats st;
     uint64_t total = 0;
     if (vl_queue_stats(q, -1, &st) == 0)
@@ -134,6 +142,7 @@ int cli_send_main(int argc, char **argv)
     bool lo_ok = cli_leftover_scan(q, &lo) == 0;
     int code = cli_progress_finish(&p, &tot, lo_ok ? &lo : NULL, el, true, rc);
     vl_queue_close(q);
+    adm_close();
     cli_events_stop(NULL, &cfg);
     cli_report_uncommitted("send", &cfg, &tot, rc);
     if (rc < 0 || tot.uncommitted)

@@ -4,8 +4,8 @@
  * libcurl: queue totals (ready, deferred, in flight, connections, injected)
  * and one row per destination domain (the engine's top 20 + "other"):
  * delivered, deferred, bounced, expired, suppressed since start, the
- * delivery rate over the last interval, and the last failure (from GET
- * /api/v1/admin/domains). --once prints one frame and exits
+ * recipients in flight now and the last failure (both from GET
+ * /api/v1/admin/domains), and the delivery rate over the last interval. --once prints one frame and exits
  * (scripts, tests); otherwise the screen is redrawn until SIGINT/SIGTERM.
  */
 #include "cli.h"
@@ -33,6 +33,7 @@ struct top_row {
     double prev_delivered;
     bool seen;
     char err[120];                 /* the last failure (GET /api/v1/admin/domains) */
+    double inflight;               /* recipients in flight now (the same) */
 };
 
 struct top_frame {
@@ -141,7 +142,8 @@ static void top_parse(char *t, struct top_frame *f)
     }
 }
 
-/* The last failures per domain from GET /api/v1/admin/domains' JSON @p t. */
+/* The last failures and in-flight counts per domain from GET
+ * /api/v1/admin/domains' JSON @p t. */
 static void top_errors(const char *t, struct top_frame *f)
 {
     json_t *o = json_loads(t, 0, NULL);
@@ -150,9 +152,14 @@ static void top_errors(const char *t, struct top_frame *f)
         json_t *e = json_array_get(arr, i);
         const char *d = json_string_value(json_object_get(e, "domain"));
         const char *err = json_string_value(json_object_get(e, "last_error"));
-        for (unsigned k = 0; d && err && k < f->nrows; k++)
-            if (!strcmp(f->rows[k].domain, d))
-                snprintf(f->rows[k].err, sizeof f->rows[k].err, "%s", err);
+        json_t *inf = json_object_get(e, "inflight");
+        for (unsigned k = 0; d && k < f->nrows; k++)
+            if (!strcmp(f->rows[k].domain, d)) {
+                if (err)
+                    snprintf(f->rows[k].err, sizeof f->rows[k].err, "%s", err);
+                f->rows[k].inflight = json_is_integer(inf) ? (double)json_integer_value(inf)
+                                                           : 0.0;
+            }
     }
     json_decref(o);
 }
@@ -189,8 +196,8 @@ static void top_draw(FILE *out, const char *hp, struct top_frame *f, double dt, 
     fprintf(out, "totals: delivered %.0f  deferred %.0f  bounced %.0f  expired %.0f  "
             "suppressed %.0f\n\n", f->total[0], f->total[1], f->total[2], f->total[3],
             f->total[4]);
-    fprintf(out, "%-32s %10s %9s %10s %9s %8s %10s  %s\n", "DOMAIN", "DELIVERED", "DEFERRED",
-            "BOUNCED", "EXPIRED", "SUPPR", "RATE/s", "LAST ERROR");
+    fprintf(out, "%-32s %10s %9s %10s %9s %8s %9s %10s  %s\n", "DOMAIN", "DELIVERED",
+            "DEFERRED", "BOUNCED", "EXPIRED", "SUPPR", "INFLIGHT", "RATE/s", "LAST ERROR");
     qsort(f->rows, f->nrows, sizeof f->rows[0], top_row_cmp);
     for (unsigned i = 0; i < f->nrows; i++) {
         struct top_row *r = &f->rows[i];
@@ -198,8 +205,9 @@ static void top_draw(FILE *out, const char *hp, struct top_frame *f, double dt, 
             continue;
         double rate = dt > 0 && r->n[0] >= r->prev_delivered ? (r->n[0] - r->prev_delivered) / dt
                                                             : 0.0;
-        fprintf(out, "%-32.32s %10.0f %9.0f %10.0f %9.0f %8.0f %10.1f  %.48s\n", r->domain,
-                r->n[0], r->n[1], r->n[2], r->n[3], r->n[4], rate, r->err[0] ? r->err : "-");
+        fprintf(out, "%-32.32s %10.0f %9.0f %10.0f %9.0f %8.0f %9.0f %10.1f  %.48s\n",
+                r->domain, r->n[0], r->n[1], r->n[2], r->n[3], r->n[4], r->inflight, rate,
+                r->err[0] ? r->err : "-");
         r->prev_delivered = r->n[0];
     }
     fflush(out);
@@ -220,8 +228,8 @@ static void cli_top_usage(FILE *f)
           "A live view of a running `volley run --http` (its address and token), from its\n"
           "GET /metrics: queue totals, and per destination domain (the engine's top 20 and\n"
           "\"other\") the recipients delivered, deferred, bounced, expired and suppressed\n"
-          "since it started, with the delivery rate over the last interval (default 1 s)\n"
-          "and the last failure seen.\n"
+          "since it started, the recipients in flight now, the delivery rate over the last\n"
+          "interval (default 1 s) and the last failure seen.\n"
           "--once prints one frame and exits. Ctrl-C quits.\n", f);
 }
 
@@ -303,8 +311,10 @@ int cli_top_main(int argc, char **argv)
             prev = now;
             top_parse(body, &f);
             free(body);
-            for (unsigned k = 0; k < f.nrows; k++)
+            for (unsigned k = 0; k < f.nrows; k++) {
                 f.rows[k].err[0] = '\0';
+                f.rows[k].inflight = 0;
+            }
             if (cli_http_call(hp, tok, "GET", "/api/v1/admin/domains", &body, &st, err,
                               sizeof err) == 0) {
                 if (st == 200)

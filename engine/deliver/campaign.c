@@ -1,28 +1,55 @@
 /*
- * campaign.c - X-Volley-Campaign stripped at lease, its id kept (campaign.h).
+ * campaign.c - X-Volley-Campaign and X-Volley-Tenant stripped at lease, their
+ * ids kept (campaign.h).
  */
 #include "campaign.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
-#define CAMPAIGN_HDR "X-Volley-Campaign:"
+static const char *const campaign_hdrs[2] = { "X-Volley-Campaign:", "X-Volley-Tenant:" };
+
+/* The id of the field [@p p, @p end) of @p b whose name is @p hl bytes into
+ * @p id: its first word, bytes outside [A-Za-z0-9._:-] as '_'. @return its length. */
+static size_t campaign_id(const uint8_t *b, size_t p, size_t end, size_t hl, char *id)
+{
+    size_t idn = 0;
+    for (size_t i = p + hl; i < end && idn < CAMPAIGN_ID_MAX; i++) {
+        uint8_t c = b[i];
+        if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+            if (idn)
+                break;                             /* the id is the first word */
+            continue;
+        }
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                  (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-' || c == ':';
+        id[idn++] = ok ? (char)c : '_';
+    }
+    id[idn] = '\0';
+    return idn;
+}
 
 void campaign_strip(struct vl_queue_msg *m)
 {
     uint8_t *b = (uint8_t *)(uintptr_t)m->body;      /* the batch's own copy */
     size_t len = m->body_len, p = 0;
-    char id[CAMPAIGN_ID_MAX + 1];
-    size_t idn = 0;
-    bool found = false;
-    const size_t hl = sizeof CAMPAIGN_HDR - 1;
+    char id[2][CAMPAIGN_ID_MAX + 1];
+    size_t idn[2] = { 0, 0 };
+    bool found[2] = { false, false };
     while (p < len) {
         const uint8_t *eol = memchr(b + p, '\n', len - p);
         size_t end = eol ? (size_t)(eol - b) + 1 : len;     /* one physical line */
         if (end - p <= 2 && (b[p] == '\r' || b[p] == '\n'))
             break;                                         /* the blank line: body next */
-        if (end - p <= hl || strncasecmp((const char *)b + p, CAMPAIGN_HDR, hl)) {
+        int k = -1;
+        for (int j = 0; j < 2 && k < 0; j++) {
+            size_t hl = strlen(campaign_hdrs[j]);
+            if (end - p > hl && !strncasecmp((const char *)b + p, campaign_hdrs[j], hl))
+                k = j;
+        }
+        if (k < 0) {
             p = end;
             continue;
         }
@@ -30,33 +57,38 @@ void campaign_strip(struct vl_queue_msg *m)
             const uint8_t *e2 = memchr(b + end, '\n', len - end);
             end = e2 ? (size_t)(e2 - b) + 1 : len;
         }
-        if (!found) {
-            found = true;
-            for (size_t i = p + hl; i < end && idn < CAMPAIGN_ID_MAX; i++) {
-                uint8_t c = b[i];
-                if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
-                    if (idn)
-                        break;                     /* the id is the first word */
-                    continue;
-                }
-                bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                          (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-' || c == ':';
-                id[idn++] = ok ? (char)c : '_';
-            }
+        if (!found[k]) {
+            found[k] = true;
+            idn[k] = campaign_id(b, p, end, strlen(campaign_hdrs[k]), id[k]);
         }
         memmove(b + p, b + end, len - end);
         len -= end - p;
     }
-    if (!found)
+    if (!found[0] && !found[1])
         return;
-    id[idn] = '\0';
-    /* the stripped line held "X-Volley-Campaign:" + the id: room for id + NUL */
-    memcpy(b + len, id, idn + 1);
+    /* each stripped line held its name + its id: room for both ids + NULs */
+    size_t at = len;
+    if (found[0]) {
+        memcpy(b + at, id[0], idn[0] + 1);
+        at += idn[0] + 1;
+        m->flags |= CAMPAIGN_MSG_FLAG;
+    }
+    if (found[1]) {
+        memcpy(b + at, id[1], idn[1] + 1);
+        m->flags |= CAMPAIGN_TENANT_FLAG;
+    }
     m->body_len = len;
-    m->flags |= CAMPAIGN_MSG_FLAG;
 }
 
 const char *campaign_of(const struct vl_queue_msg *m)
 {
     return m->flags & CAMPAIGN_MSG_FLAG ? (const char *)m->body + m->body_len : "";
+}
+
+const char *tenant_of(const struct vl_queue_msg *m)
+{
+    if (!(m->flags & CAMPAIGN_TENANT_FLAG))
+        return "";
+    const char *p = (const char *)m->body + m->body_len;
+    return m->flags & CAMPAIGN_MSG_FLAG ? p + strlen(p) + 1 : p;
 }

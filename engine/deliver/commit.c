@@ -208,7 +208,7 @@ static void commit_event_of(const struct ledger_outcome *e, int64_t ts_ms,
         .mx = e->mx, .ip = e->ip, .code = e->o.code,
         .status = e->status, .reply = e->text, .attempt = e->rcpt->attempts + 1,
         .tls = e->tls, .local = e->local, .category = e->category,
-        .campaign = campaign_of(e->msg),
+        .campaign = campaign_of(e->msg), .tenant = tenant_of(e->msg),
     };
 }
 
@@ -256,6 +256,8 @@ static void commit_count(struct committer *com, const struct ledger_outcome *e)
 {
     struct deliver_counters *c = com->ctr;
     if (!e->msg->return_path_len) {        /* a DSN's recipient: counted apart */
+        if (c->met)                        /* but in flight per domain like any */
+            met_domain_inflight(c->met, e->rcpt->domain, -1);
         _Atomic uint64_t *n = e->o.state == VL_RCPT_DELIVERED ? &c->dsn_delivered
                               : e->o.state == VL_RCPT_DEFERRED ? &c->dsn_deferred
                                                                 : &c->dsn_failed;
@@ -276,8 +278,10 @@ static void commit_count(struct committer *com, const struct ledger_outcome *e)
             [VL_RCPT_DELIVERED] = MET_DELIVERED, [VL_RCPT_DEFERRED] = MET_DEFERRED,
             [VL_RCPT_BOUNCED] = MET_BOUNCED, [VL_RCPT_EXPIRED] = MET_EXPIRED,
         };
-        met_outcome(c->met, e->suppressed ? MET_SUPPRESSED : mo[e->o.state], e->rcpt->domain,
-                    e->msg->return_path, campaign_of(e->msg));
+        met_outcome_committed(c->met, e->suppressed ? MET_SUPPRESSED : mo[e->o.state],
+                              e->rcpt->domain, e->msg->return_path, campaign_of(e->msg), 1);
+        met_outcome_tenant(c->met, e->suppressed ? MET_SUPPRESSED : mo[e->o.state],
+                           tenant_of(e->msg));
         if (e->o.state != VL_RCPT_DELIVERED && !e->suppressed) {
             char why[MET_ERR_MAX];
             int w = snprintf(why, sizeof why, "%s %s%u %s ", vl_rcpt_state_name(e->o.state),

@@ -79,6 +79,21 @@ static void engine_totals(struct engine_shard *es, unsigned n, struct vl_engine_
     }
 }
 
+/* met_rates_fn: each shaping policy's current and configured message rate. */
+static size_t engine_shaper_rates(void *ctx, struct met_rate *out, size_t max)
+{
+    struct vl_shaper *sh = ctx;
+    const struct vl_shaping *s = vl_shaper_table(sh);
+    size_t n = 0;
+    for (unsigned p = 0; s && p < s->policy_count && n < max; p++, n++) {
+        const struct vl_shaping_policy *c = vl_shaper_conf(sh, (int)p);
+        snprintf(out[n].policy, sizeof out[n].policy, "%s", c->name);
+        out[n].rate = vl_shaper_rate(sh, (int)p);
+        out[n].limit = c->msgs_per_s;
+    }
+    return n;
+}
+
 static double engine_elapsed(const struct timespec *t0)
 {
     struct timespec t;
@@ -118,6 +133,7 @@ int vl_engine_run(const struct vl_config *cfg, struct vl_queue *q, atomic_bool *
         free(es);
         return -ENOMEM;
     }
+    met_rates_source(engine_shaper_rates, shaper);   /* GET /metrics: rates by policy */
     struct deliver_sup sup;        /* the suppression list, shared by the shards */
     deliver_sup_init(&sup, cfg->data_dir);
     struct timespec t0;
@@ -167,6 +183,7 @@ int vl_engine_run(const struct vl_config *cfg, struct vl_queue *q, atomic_bool *
     }
     if (out)
         engine_totals(es, started, out);
+    met_rates_source(NULL, NULL);          /* waits for a render using it */
     vl_shaper_destroy(shaper);             /* after every shard joined */
     if (dlog_fd > 2)
         close(dlog_fd);

@@ -10,6 +10,7 @@
 #include "bounce.h"
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
 #include "retry.h"
 #include "volley/error.h"
 
@@ -58,6 +59,17 @@ struct lease *ledger_lease_add(struct ledger *l, struct vl_queue_batch *b, uint3
     l->leases = ls;
     l->inflight += n;
     atomic_fetch_add_explicit(&l->ctr->inflight, n, memory_order_relaxed);
+    if (l->ctr->met) {             /* per domain (volley top): one call per run of a domain */
+        size_t i = 0;
+        while (i < b->count) {
+            const char *d = b->rcpts[i].domain;
+            size_t j = i + 1;
+            while (j < b->count && (b->rcpts[j].domain == d || !strcmp(b->rcpts[j].domain, d)))
+                j++;
+            met_domain_inflight(l->ctr->met, d, (int64_t)(j - i));
+            i = j;
+        }
+    }
     return ls;
 }
 
@@ -137,6 +149,8 @@ void ledger_attempt_abandon(struct ledger *l, struct attempt *a)
     a->lease->open -= a->rcpt_count;
     l->inflight -= a->rcpt_count;
     atomic_fetch_sub_explicit(&l->ctr->inflight, a->rcpt_count, memory_order_relaxed);
+    if (l->ctr->met && a->rcpt_count)
+        met_domain_inflight(l->ctr->met, a->rcpts[0]->domain, -(int64_t)a->rcpt_count);
     ledger_attempt_done(l, a);
 }
 
@@ -268,6 +282,7 @@ void ledger_committed(struct ledger *l, const struct ledger_outcome *outcomes, u
     vl_assert(l->inflight >= count);
     atomic_fetch_sub_explicit(&l->ctr->inflight, count, memory_order_relaxed);
     l->inflight -= count;
+    /* per domain: commit.c's met_outcome_committed, one per outcome logged */
 }
 
 void ledger_suppressed(struct ledger *l, struct attempt *a, uint32_t i, const char *why)
@@ -285,15 +300,17 @@ void ledger_suppressed(struct ledger *l, struct attempt *a, uint32_t i, const ch
 void ledger_admin_outcome(struct ledger *l, struct attempt *a, const struct smtp_fate *f,
                           bool purged, uint64_t next_ms)
 {
-    ledger_outcome(l, a, 0, f, NULL);
-    struct ledger_outcome *e = &l->outcomes[l->outcome_count - 1];
-    vl_assert(e->attempt == a && e->rcpt == a->rcpts[0]);
-    if (e->o.state == VL_RCPT_DEFERRED && next_ms) {
-        e->o.next_ms = next_ms;    /* not the retry schedule: the hold's own recheck */
-        e->warn = false;
-    }
-    if (purged) {
-        e->purged = true;
-        e->dsn_wait = false;       /* dropped by the operator: no DSN */
+    for (uint32_t i = 0; i < a->rcpt_count; i++) {
+        ledger_outcome(l, a, i, f, NULL);
+        struct ledger_outcome *e = &l->outcomes[l->outcome_count - 1];
+        vl_assert(e->attempt == a && e->rcpt == a->rcpts[i]);
+        if (e->o.state == VL_RCPT_DEFERRED && next_ms) {
+            e->o.next_ms = next_ms;    /* not the retry schedule: the hold's own recheck */
+            e->warn = false;
+        }
+        if (purged) {
+            e->purged = true;
+            e->dsn_wait = false;       /* dropped by the operator: no DSN */
+        }
     }
 }

@@ -155,7 +155,7 @@ void ledger_committed(struct ledger *l, const struct ledger_outcome *outcomes, u
 /** Recipient @p i of @p a is on the suppression list: give it its outcome
  *  now (bounced 5.7.1, local, @p why as text; no DSN), never sent. */
 void ledger_suppressed(struct ledger *l, struct attempt *a, uint32_t i, const char *why);
-/** An operator hold's outcome (shard_admin.c) for @p a's one recipient:
+/** An operator hold's outcome (shard_admin.c, route_admin.c) for each of @p a's recipients:
  *  @p f as given; deferred: retried at @p next_ms (not the retry schedule);
  *  @p purged: no DSN, logged as event "purged". */
 void ledger_admin_outcome(struct ledger *l, struct attempt *a, const struct smtp_fate *f,

@@ -9,6 +9,7 @@
  * Thread: the owning shard's only.
  */
 #include "route_int.h"
+#include "route_admin.h"
 
 #include "clock.h"
 #include "ip_class.h"
@@ -292,6 +293,8 @@ void route_dispatch(struct route *r, struct attempt *t)
         t->next = NULL;
         return;
     case DOMAIN_READY:
+        if (route_admin_mx_hold(r, t))
+            return;                /* an operator's MX group hold: deferred */
         route_rotate_best(d);
         t->host_next = 0;
         route_attempt_to_host(r, t);

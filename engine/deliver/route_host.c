@@ -9,6 +9,7 @@
  * Thread: the owning shard's only.
  */
 #include "route_int.h"
+#include "route_admin.h"
 
 #include "clock.h"
 #include "log.h"
@@ -250,6 +251,12 @@ void route_host_pump(struct route *r, struct host *h)
     }
     while (h->pending && h->idle && !r->paused) {
         struct session *s = h->idle;
+        if (route_admin_egress_held(r, session_egress(s))) {   /* its address suspended */
+            h->idle = session_pool_next(s);
+            session_pool_link(s, NULL);
+            session_quit_idle(s);
+            continue;
+        }
         uint64_t wait = vl_shaper_msg_take(r->shaper, h->pending->dom->policy,
                                            session_egress(s), vl_clock_mono_ms());
         if (wait) {
@@ -270,7 +277,15 @@ void route_host_pump(struct route *r, struct host *h)
            && h->active < r->cfg->conns_per_dest_max && !r->stopping && !r->paused) {
         uint64_t now = vl_clock_mono_ms();
         int p = h->policy;
-        int egress = vl_shaper_egress_pick(r->shaper, p, now);
+        int egress = route_admin_egress(r, vl_shaper_egress_pick(r->shaper, p, now));
+        if (egress == ROUTE_ADMIN_EGRESS_HELD) {   /* every address suspended: wait */
+            while (r->cfg->until_empty && h->active == 0 && h->pending)   /* a one-shot run */
+                route_attempt_fail(r, route_host_pop(h), false, 451, "4.0.0",
+                                   ROUTE_ADMIN_EGRESS_TEXT);
+            if (h->pending)
+                route_host_throttle(r, h, ROUTE_ADMIN_EGRESS_WAIT_MS);
+            return;
+        }
         uint64_t wait = vl_shaper_conn_acquire(r->shaper, p, egress, now);
         if (wait) {                /* the policy's connection caps: later, or at a close */
             vl_log_at(VL_LOG_TRACE, "evt=shaping_conn_wait shard=%u ip=%s egress=%d wait_ms=%llu "

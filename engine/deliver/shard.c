@@ -174,7 +174,7 @@ static int shard_lease(struct shard *sh)
     sh->idle_queue = false;
     uint64_t body_bytes = 0;
     for (size_t i = 0; i < b->msg_count; i++) {
-        campaign_strip(&b->msgs[i]);   /* X-Volley-Campaign: never sent, id kept */
+        campaign_strip(&b->msgs[i]);   /* X-Volley-Campaign/-Tenant: never sent, ids kept */
         body_bytes += b->msgs[i].body_len;
     }
     sh->body_bytes_per_rcpt = body_bytes / (uint64_t)n + 1;

@@ -29,7 +29,7 @@ void shard_admin_holds(struct shard *sh, struct lease *ls, struct vl_queue_batch
         if (out[i])
             continue;                          /* suppressed already */
         if (r->domain != last_dom || r->msg != last_msg) {   /* grouped: few lookups */
-            adm_lookup(adm, r->domain, r->domain_len, campaign_of(r->msg),
+            adm_lookup(adm, r->domain, r->domain_len, campaign_of(r->msg), tenant_of(r->msg),
                        r->msg->return_path, r->msg->created_ms, &h);
             last_dom = r->domain;
             last_msg = r->msg;

@@ -10,11 +10,14 @@
  *                                                 and the last failure (volley top)
  *   GET  /api/v1/admin/holds                      {"holds":[{action,scope,value,since_ms,note}]}
  *   DELETE /api/v1/admin/holds?action=A&domain=D  remove a bounce or purge hold
- * Suspend, resume, bounce and purge also take campaign=ID (X-Volley-Campaign)
- * or sender=ADDRESS (the envelope sender) instead of domain. The queue knows
- * neither, so after such an action the recipients of the HTTP_ADMIN_DOMAINS
- * domains with the most open recipients are made ready (other deferred
- * recipients of those domains are retried early too).
+ * Suspend, resume, bounce and purge also take campaign=ID (X-Volley-Campaign),
+ * tenant=ID (X-Volley-Tenant) or sender=ADDRESS (the envelope sender) instead of domain; suspend and
+ * resume also take mx=SUFFIX (an MX provider group: a shaping policy's name
+ * or an MX host suffix such as google.com, applied after DNS) or egress=IP (a
+ * source address new connections do not bind; a pool with none left waits).
+ * The queue knows none of these, so after such an action (but egress) the
+ * recipients of the HTTP_ADMIN_DOMAINS domains with the most open recipients
+ * are made ready (other deferred recipients of those domains are retried early too).
  * Holds are durable (DATA/admin, engine/admin/adm.h) before the answer, so a
  * suspension survives a restart; the shards apply them at lease.
  */
@@ -96,10 +99,16 @@ enum MHD_Result http_admin(struct http *h, struct MHD_Connection *c, const char 
     const char *dv = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "domain");
     const char *cv = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "campaign");
     const char *sv = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "sender");
-    if ((dv != NULL) + (cv != NULL) + (sv != NULL) > 1)
-        return http_respond_error(c, 400, "domain", -1, "give one of domain, campaign, sender");
-    enum adm_scope scope = cv ? ADM_CAMPAIGN : sv ? ADM_SENDER : ADM_DOMAIN;
-    const char *dom = cv ? cv : sv ? sv : dv;
+    const char *mv = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "mx");
+    const char *ev = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "egress");
+    const char *tv = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "tenant");
+    if ((dv != NULL) + (cv != NULL) + (sv != NULL) + (mv != NULL) + (ev != NULL) +
+        (tv != NULL) > 1)
+        return http_respond_error(c, 400, "domain", -1, "give one of domain, campaign, tenant, "
+                                  "sender, mx, egress");
+    enum adm_scope scope = cv ? ADM_CAMPAIGN : sv ? ADM_SENDER : mv ? ADM_MX
+                         : ev ? ADM_EGRESS : tv ? ADM_TENANT : ADM_DOMAIN;
+    const char *dom = cv ? cv : sv ? sv : mv ? mv : ev ? ev : tv ? tv : dv;
     const char *fld = adm_scope_name(scope);
     const char *note = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "note");
     bool get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
@@ -135,6 +144,9 @@ enum MHD_Result http_admin(struct http *h, struct MHD_Connection *c, const char 
         return http_respond_error(c, 400, fld, -1, "missing");
     if (retry && scope != ADM_DOMAIN)
         return http_respond_error(c, 400, fld, -1, "retry takes a domain");
+    if ((scope == ADM_MX || scope == ADM_EGRESS) && (k == ADM_BOUNCE || k == ADM_PURGE))
+        return http_respond_error(c, 400, fld, -1, "an MX group or egress address takes "
+                                  "suspend and resume only");
     if (note && strlen(note) > ADM_NOTE_MAX)
         return http_respond_error(c, 400, "note", -1, "over 200 bytes");
     for (const char *p = note; p && *p; p++)
@@ -154,13 +166,16 @@ enum MHD_Result http_admin(struct http *h, struct MHD_Connection *c, const char 
     }
     if (rc < 0) {
         static const char *const bad[ADM_SCOPES] = {
-            "not a domain", "expected up to 64 of A-Z a-z 0-9 . _ : -", "not an address" };
+            "not a domain", "expected up to 64 of A-Z a-z 0-9 . _ : -", "not an address",
+            "expected an MX host suffix or a shaping policy name (A-Z a-z 0-9 . _ -)",
+            "not an IPv4 or IPv6 address", "expected up to 64 of A-Z a-z 0-9 . _ : -" };
         return http_respond_error(c, rc == VL_E_INVALID ? 400 : 503,
                                   rc == VL_E_INVALID ? fld : NULL, -1,
                                   rc == VL_E_INVALID ? bad[scope] : vl_strerror(rc));
     }
     long ready = -1;
-    if (k != ADM_SUSPEND) {                /* let the shards see its recipients now */
+    if (k != ADM_SUSPEND && scope != ADM_EGRESS) {   /* let the shards see its recipients now
+                                                       (egress: they wait in memory) */
         int n = scope == ADM_DOMAIN ? vl_queue_retry(h->q, 0, dom, now) : admin_retry_top(h, now);
         if (n < 0) {
             vl_log_at(VL_LOG_WARN, "evt=admin_retry_failed %s=%s err=\"%s\"", fld, dom,
@@ -178,9 +193,10 @@ enum MHD_Result http_admin(struct http *h, struct MHD_Connection *c, const char 
 }
 
 /* GET /api/v1/admin/domains: the destination domains the shards have counted
- * (engine/metrics: up to 128 per shard), most outcomes first, with the last
- * failure seen: {"domains":[{domain, delivered, deferred, bounced, expired,
- * suppressed, last_error, last_error_ms}], "metrics": bool}. */
+ * (engine/metrics: up to 128 per shard), most outcomes first, with the
+ * recipients in flight now and the last failure seen: {"domains":[{domain,
+ * delivered, deferred, bounced, expired, suppressed, inflight, last_error,
+ * last_error_ms}], "metrics": bool}. */
 enum MHD_Result http_admin_domains(struct MHD_Connection *c)
 {
     static const char *const on[MET_OUTCOMES] = { "delivered", "deferred", "bounced",
@@ -197,6 +213,7 @@ enum MHD_Result http_admin_domains(struct MHD_Connection *c)
         json_object_set_new(e, "domain", json_string(rows[i].domain));
         for (unsigned k = 0; k < MET_OUTCOMES; k++)
             json_object_set_new(e, on[k], json_integer((json_int_t)rows[i].n[k]));
+        json_object_set_new(e, "inflight", json_integer((json_int_t)rows[i].inflight));
         json_object_set_new(e, "last_error", json_string(rows[i].err));
         json_object_set_new(e, "last_error_ms", json_integer((json_int_t)rows[i].err_ms));
         json_array_append_new(arr, e);

@@ -262,30 +262,33 @@ static int parse_headers(struct hreq *r, const json_t *h, struct hreq_err *e)
     return 0;
 }
 
-/* "campaign" (issue 15): the builder's X-Volley-Campaign header (stripped
- * at delivery, engine/deliver/campaign.h). NULL @p v: none. */
-static int parse_campaign(struct hreq *r, const json_t *v, struct hreq_err *e)
+/* "campaign" and "tenant" (issue 15): the builder's X-Volley-Campaign or
+ * X-Volley-Tenant header (@p hdr; stripped at delivery,
+ * engine/deliver/campaign.h), field @p f. NULL @p v: none. */
+static int parse_id_field(struct hreq *r, const json_t *v, const char *f, const char *hdr,
+                          struct hreq_err *e)
 {
     if (!v)
         return 0;
-    if (want_string(v, "campaign", -1, e) < 0)
+    if (want_string(v, f, -1, e) < 0)
         return VL_E_INVALID;
     const char *s = json_string_value(v);
     size_t n = json_string_length(v);
     if (n == 0 || n > 64 || strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                       "0123456789._:-") != n)
-        return req_err(e, "campaign", -1, "expected 1 to 64 of A-Z a-z 0-9 . _ : -");
+        return req_err(e, f, -1, "expected 1 to 64 of A-Z a-z 0-9 . _ : -");
     if (r->raw)
-        return req_err(e, "campaign", -1, "with raw content, put an X-Volley-Campaign header "
-                       "in the message");
+        return req_err(e, f, -1, !strcmp(f, "campaign")
+                       ? "with raw content, put an X-Volley-Campaign header in the message"
+                       : "with raw content, put an X-Volley-Tenant header in the message");
     for (size_t i = 0; i < r->nhdr; i++)
-        if (!strcasecmp(r->hdr[i].name, "X-Volley-Campaign"))
-            return req_err(e, "campaign", -1, "also given in content.headers");
+        if (!strcasecmp(r->hdr[i].name, hdr))
+            return req_err(e, f, -1, "also given in content.headers");
     if (r->nhdr == HREQ_HEADERS_MAX)
-        return req_err(e, "campaign", -1, "no room: content.headers is full");
+        return req_err(e, f, -1, "no room: content.headers is full");
     struct hreq_hdr *hd = &r->hdr[r->nhdr];
-    hd->name = "X-Volley-Campaign";
-    int rc = parse_tmpl(r, v, "campaign", true, &hd->val, e);
+    hd->name = hdr;
+    int rc = parse_tmpl(r, v, f, true, &hd->val, e);
     if (rc == 0)
         r->nhdr++;
     return rc;
@@ -387,7 +390,7 @@ int hreq_parse(const char *body, size_t len, struct hreq *r, struct hreq_err *e)
     if (!json_is_object(r->root))
         return req_err(e, "", -1, "expected a JSON object, got %s", type_name(r->root));
     static const char *const keys[] = { "envelope_sender", "content", "recipients",
-                                        "substitutions", "campaign", NULL };
+                                        "substitutions", "campaign", "tenant", NULL };
     if (check_keys(r->root, keys, "", -1, e) < 0)
         return VL_E_INVALID;
     const json_t *from = json_object_get(r->root, "envelope_sender");
@@ -414,7 +417,10 @@ int hreq_parse(const char *body, size_t len, struct hreq *r, struct hreq_err *e)
         return req_err(e, "content", -1, "expected a string (raw message) or an object (builder), "
                    "got %s", type_name(content));
     }
-    if ((rc = parse_campaign(r, json_object_get(r->root, "campaign"), e)) < 0)
+    if ((rc = parse_id_field(r, json_object_get(r->root, "campaign"), "campaign",
+                             "X-Volley-Campaign", e)) < 0 ||
+        (rc = parse_id_field(r, json_object_get(r->root, "tenant"), "tenant",
+                             "X-Volley-Tenant", e)) < 0)
         return rc;
     if (subs && !json_is_null(subs)) {
         if (parse_subs(subs, "substitutions", -1, e) < 0)

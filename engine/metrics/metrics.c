@@ -7,6 +7,7 @@
 #include "clock.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,15 +92,38 @@ static struct met_label *met_slot(struct met_label *t, unsigned cap, const char 
 void met_outcome(struct met_shard *s, enum met_outcome o, const char *domain, const char *source,
                  const char *campaign)
 {
+    met_outcome_committed(s, o, domain, source, campaign, 0);
+}
+
+void met_outcome_committed(struct met_shard *s, enum met_outcome o, const char *domain,
+                           const char *source, const char *campaign, int64_t inflight_done)
+{
     met_add(&s->out[o], 1);
     struct met_label *d = met_slot(s->dom, MET_DOMAINS, domain ? domain : "");
     met_add(d ? &d->n[o] : &s->out_other_dom[o], 1);
+    if (d && inflight_done)
+        atomic_fetch_sub_explicit(&d->inflight, inflight_done, memory_order_relaxed);
     struct met_label *r = met_slot(s->src, MET_SOURCES, source ? source : "");
     met_add(r ? &r->n[o] : &s->out_other_src[o], 1);
     if (campaign && *campaign) {
         struct met_label *c = met_slot(s->camp, MET_CAMPAIGNS, campaign);
         met_add(c ? &c->n[o] : &s->out_other_camp[o], 1);
     }
+}
+
+void met_outcome_tenant(struct met_shard *s, enum met_outcome o, const char *tenant)
+{
+    if (!tenant || !*tenant)
+        return;
+    struct met_label *t = met_slot(s->ten, MET_TENANTS, tenant);
+    met_add(t ? &t->n[o] : &s->out_other_ten[o], 1);
+}
+
+void met_domain_inflight(struct met_shard *s, const char *domain, int64_t delta)
+{
+    struct met_label *d = met_slot(s->dom, MET_DOMAINS, domain ? domain : "");
+    if (d)
+        atomic_fetch_add_explicit(&d->inflight, delta, memory_order_relaxed);
 }
 
 void met_domain_error(struct met_shard *s, const char *domain, const char *why, uint64_t now_ms)
@@ -237,12 +261,12 @@ static int mrow_cmp(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-enum met_table { MET_T_DOM, MET_T_SRC, MET_T_CAMP };
+enum met_table { MET_T_DOM, MET_T_SRC, MET_T_CAMP, MET_T_TEN, MET_TABLES };
 
 static const struct met_table_info {
     unsigned cap;
     const char *name, *label, *help;
-} met_tables[3] = {
+} met_tables[MET_TABLES] = {
     { MET_DOMAINS, "volley_domain_recipients_total", "domain",
       "Recipient outcomes by destination domain (top 20 by volume, the rest \"other\")" },
     { MET_SOURCES, "volley_source_recipients_total", "source",
@@ -251,14 +275,18 @@ static const struct met_table_info {
     { MET_CAMPAIGNS, "volley_campaign_recipients_total", "campaign",
       "Recipient outcomes by campaign (X-Volley-Campaign; top 20, the rest \"other\"; mail "
       "without one not counted here)" },
+    { MET_TENANTS, "volley_tenant_recipients_total", "tenant",
+      "Recipient outcomes by tenant (X-Volley-Tenant; top 20, the rest \"other\"; mail "
+      "without one not counted here)" },
 };
 
 static const struct met_label *met_table_of(const struct met_shard *sh, enum met_table t,
                                             const _Atomic uint64_t **other)
 {
     *other = t == MET_T_DOM ? sh->out_other_dom : t == MET_T_SRC ? sh->out_other_src
-                                                                 : sh->out_other_camp;
-    return t == MET_T_DOM ? sh->dom : t == MET_T_SRC ? sh->src : sh->camp;
+           : t == MET_T_CAMP ? sh->out_other_camp : sh->out_other_ten;
+    return t == MET_T_DOM ? sh->dom : t == MET_T_SRC ? sh->src : t == MET_T_CAMP ? sh->camp
+                                                                                : sh->ten;
 }
 
 /* Merge the shards' tables @p t into rows; rows past MET_TOP_N are summed
@@ -320,6 +348,7 @@ int met_domain_rows(const struct met *m, struct met_domain_row *out, size_t max)
             }
             for (unsigned k = 0; k < MET_OUTCOMES; k++)
                 out[j].n[k] += ld(&l->n[k]);
+            out[j].inflight += atomic_load_explicit(&l->inflight, memory_order_relaxed);
             uint64_t ms;
             char err[MET_ERR_MAX];
             met_err_read(l, &ms, err);
@@ -392,6 +421,47 @@ static void met_render_hist(struct mbuf *b, const struct met *m, const char *nam
     mb_printf(b, "%s_count %llu\n", name, (unsigned long long)count);
 }
 
+static pthread_mutex_t met_rates_mu = PTHREAD_MUTEX_INITIALIZER;
+static met_rates_fn met_rates_cb;
+static void *met_rates_ctx;
+
+void met_rates_source(met_rates_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&met_rates_mu);
+    met_rates_cb = fn;
+    met_rates_ctx = ctx;
+    pthread_mutex_unlock(&met_rates_mu);
+}
+
+/* volley_shaping_{rate,limit}_messages_per_second by policy (at most
+ * MET_RATES_MAX labels: the configured policies). */
+static void met_render_rates(struct mbuf *b)
+{
+    struct met_rate r[MET_RATES_MAX];
+    size_t n = 0;
+    pthread_mutex_lock(&met_rates_mu);
+    if (met_rates_cb)
+        n = met_rates_cb(met_rates_ctx, r, MET_RATES_MAX);
+    pthread_mutex_unlock(&met_rates_mu);
+    if (n > MET_RATES_MAX)
+        n = MET_RATES_MAX;
+    mb_head(b, "volley_shaping_rate_messages_per_second", "gauge",
+            "A shaping policy's current message rate (adaptive: after cuts on deferrals), "
+            "shared by every domain it matches; 0 = unlimited");
+    for (size_t i = 0; i < n; i++) {
+        mb_printf(b, "volley_shaping_rate_messages_per_second{policy=\"");
+        mb_label(b, r[i].policy);
+        mb_printf(b, "\"} %g\n", r[i].rate);
+    }
+    mb_head(b, "volley_shaping_limit_messages_per_second", "gauge",
+            "A shaping policy's configured msgs-per-sec; 0 = unlimited");
+    for (size_t i = 0; i < n; i++) {
+        mb_printf(b, "volley_shaping_limit_messages_per_second{policy=\"");
+        mb_label(b, r[i].policy);
+        mb_printf(b, "\"} %g\n", r[i].limit);
+    }
+}
+
 char *met_render(const struct met *m, const struct met_queue *q, size_t *len)
 {
     struct mbuf b = { malloc(16384), 0, 16384, false };
@@ -425,6 +495,7 @@ char *met_render(const struct met *m, const struct met_queue *q, size_t *len)
         met_render_labelled(&b, m, MET_T_DOM);
         met_render_labelled(&b, m, MET_T_SRC);
         met_render_labelled(&b, m, MET_T_CAMP);
+        met_render_labelled(&b, m, MET_T_TEN);
         mb_head(&b, "volley_connections_opened_total", "counter",
                 "Outbound SMTP connections opened");
         mb_printf(&b, "volley_connections_opened_total %llu\n", (unsigned long long)opened);
@@ -465,6 +536,7 @@ char *met_render(const struct met *m, const struct met_queue *q, size_t *len)
         for (unsigned l = 0; l < MET_LISTENERS; l++)
             mb_printf(&b, "volley_injected_recipients_total{listener=\"%s\"} %llu\n", ln[l],
                       (unsigned long long)ld(&m->inject_rcpts[l]));
+        met_render_rates(&b);
         mb_head(&b, "volley_start_time_seconds", "gauge", "When the engine started (Unix time)");
         mb_printf(&b, "volley_start_time_seconds %.3f\n", (double)m->started_ms / 1000.0);
     }

@@ -33,6 +33,7 @@
 #define MET_DOMAINS   128u          /* per shard: destination domains with a label */
 #define MET_SOURCES   32u           /* per shard: sources (envelope senders) with a label */
 #define MET_CAMPAIGNS 32u           /* per shard: campaign ids with a label */
+#define MET_TENANTS   32u           /* per shard: tenant ids with a label */
 #define MET_TOP_N     20u           /* labels shown per metric; the rest is "other" */
 #define MET_NAME_MAX  256u
 #define MET_HIST_MAX  16u           /* buckets, +Inf not counted */
@@ -55,6 +56,7 @@ struct met_label {
     _Atomic uint32_t seq;
     _Atomic uint64_t err_ms;
     _Atomic char err[MET_ERR_MAX];  /* byte-wise atomics: a torn read is seen by seq */
+    _Atomic int64_t inflight;       /* domains only: recipients leased, outcome not committed */
 };
 
 struct met_hist {
@@ -67,6 +69,7 @@ struct met_shard {
     _Atomic uint64_t out_other_dom[MET_OUTCOMES];   /* domain table full */
     _Atomic uint64_t out_other_src[MET_OUTCOMES];   /* source table full */
     _Atomic uint64_t out_other_camp[MET_OUTCOMES];  /* campaign table full */
+    _Atomic uint64_t out_other_ten[MET_OUTCOMES];   /* tenant table full */
     _Atomic uint64_t conns_opened, conns_open;
     _Atomic uint64_t txns_tls, txns_plain;          /* SMTP transactions by session TLS */
     _Atomic uint64_t dns_lookups, dns_hits;         /* published by the shard thread */
@@ -76,6 +79,7 @@ struct met_shard {
     struct met_label dom[MET_DOMAINS];
     struct met_label src[MET_SOURCES];
     struct met_label camp[MET_CAMPAIGNS];
+    struct met_label ten[MET_TENANTS];
 };
 
 struct met {
@@ -110,10 +114,22 @@ static inline struct met_shard *met_shard(unsigned idx)
  *  @p campaign ("" or NULL: none). */
 void met_outcome(struct met_shard *s, enum met_outcome o, const char *domain, const char *source,
                  const char *campaign);
+/** met_outcome, and @p inflight_done fewer recipients of @p domain in flight
+ *  (met_domain_inflight; one slot lookup for both: the commit path). */
+void met_outcome_committed(struct met_shard *s, enum met_outcome o, const char *domain,
+                           const char *source, const char *campaign, int64_t inflight_done);
+
+/** Shard thread: count one outcome of a recipient of @p tenant (X-Volley-Tenant;
+ *  "" or NULL: none, nothing counted). */
+void met_outcome_tenant(struct met_shard *s, enum met_outcome o, const char *tenant);
 
 /** Shard thread: record @p why ("4.4.1 451 text"...) as @p domain's last
  *  failure at @p now_ms (wall clock). */
 void met_domain_error(struct met_shard *s, const char *domain, const char *why, uint64_t now_ms);
+/** Shard thread: @p delta more (or fewer) recipients of @p domain in flight
+ *  (leased, outcome not committed). Slots are never freed, so a domain past
+ *  the table's MET_DOMAINS is not counted either way. */
+void met_domain_inflight(struct met_shard *s, const char *domain, int64_t delta);
 
 /** One destination domain merged over the shards (GET /api/v1/admin/domains). */
 struct met_domain_row {
@@ -121,7 +137,23 @@ struct met_domain_row {
     uint64_t n[MET_OUTCOMES];
     uint64_t err_ms;               /* 0: no failure seen */
     char err[MET_ERR_MAX];
+    int64_t inflight;              /* recipients in flight now */
 };
+
+/** A shaping policy's message rate (volley_shaping_*_messages_per_second). */
+#define MET_RATES_MAX 64u          /* = VL_SHAPING_POLICIES_MAX: the label's bound */
+struct met_rate {
+    char policy[64];
+    double rate;                   /* current (AIMD-adjusted), msgs/s; 0 = unlimited */
+    double limit;                  /* configured msgs-per-sec; 0 = unlimited */
+};
+/** Fills up to @p max rates of @p ctx. @return how many. Called from
+ *  met_render (any thread) under the registry's source lock. */
+typedef size_t (*met_rates_fn)(void *ctx, struct met_rate *out, size_t max);
+/** Where met_render gets the shaping rates (the delivery engine's shaper),
+ *  or NULL: none. Clearing waits for a render in progress, so the source may
+ *  go away on return. */
+void met_rates_source(met_rates_fn fn, void *ctx);
 
 /** Up to @p max domains with the most outcomes, most first (no "other").
  *  @return how many were filled, or -1 (ENOMEM). */

@@ -346,6 +346,11 @@ struct vl_queue_campaign_count {
  *  VL_QUEUE_CAMPAIGNS_SCAN_MAX distinct ids). @return count filled or an error. */
 int vl_queue_campaigns(struct vl_queue *q, struct vl_queue_campaign_count *out, size_t max,
                        uint64_t *none_rcpts, uint64_t *other_rcpts);
+/** The same for the ids of header @p header (its name, e.g. "X-Volley-Tenant";
+ *  up to 77 bytes) instead of X-Volley-Campaign. @return count filled or an error. */
+int vl_queue_header_ids(struct vl_queue *q, const char *header,
+                        struct vl_queue_campaign_count *out, size_t max, uint64_t *none_rcpts,
+                        uint64_t *other_rcpts);
 
 /** Up to @p max messages in id (= age) order after @p after_id (0 = start).
  *  @return count filled. */

@@ -285,11 +285,78 @@ def case_queue_stats():
         api.close()
 
 
+def case_tenant():
+    """Tenant ids (HTTP field `tenant`, or an X-Volley-Tenant header in raw
+    content): stripped before delivery, in the delivery log and /metrics,
+    counted by `volley queue stats --by tenant`; suspend and bounce by tenant."""
+    e = Env()
+    api = e.api
+    try:
+        rc, out, err = admin(api, "suspend", "--tenant", "acme")
+        check(rc == 0 and json.loads(out) == {"action": "suspend", "tenant": "acme"},
+              "suspend tenant: %d %r %r" % (rc, out, err))
+        st, js = api.inject({"envelope_sender": "s@src.test", "tenant": "acme",
+                             "content": {"subject": "t", "text_body": "hi {{ email }}"},
+                             "recipients": [{"email": "t1@a.test"}, {"email": "t2@a.test"}]})
+        check(st == 200 and js["success_count"] == 2, "inject acme: %d %r" % (st, js))
+        st, js = api.inject({"envelope_sender": "s@src.test", "tenant": "other",
+                             "campaign": "c-1", "content": {"subject": "t", "text_body": "x"},
+                             "recipients": [{"email": "o1@a.test"}]})
+        check(st == 200 and js["success_count"] == 1, "inject other: %d %r" % (st, js))
+        st, js = api.inject({"envelope_sender": "s@src.test", "recipients": [{"email":
+                             "r1@a.test"}], "content": "Subject: x\r\nX-Volley-Tenant: "
+                             "rawco extra\r\n\r\nx\r\n"})
+        check(st == 200 and js["success_count"] == 1, "inject raw: %d %r" % (st, js))
+        wait_rcpts(e.save, lambda g: g == ["o1@a.test", "r1@a.test"], "other tenants")
+        time.sleep(QUIET_S)
+        check(rcpts_at(e.save) == ["o1@a.test", "r1@a.test"], "held tenant arrived: %r" %
+              rcpts_at(e.save))
+        for m in volley_lib.read_saved(e.save):
+            check(b"x-volley-tenant" not in m["content"].lower() and
+                  b"x-volley-campaign" not in m["content"].lower(),
+                  "id header delivered: %r" % m["content"][:300])
+        log = api.log()
+        got = sorted((l["rcpt"], l["event"], l.get("tenant"), l.get("campaign")) for l in log)
+        check(got == [("o1@a.test", "delivered", "other", "c-1"),
+                      ("r1@a.test", "delivered", "rawco", None),
+                      ("t1@a.test", "deferred", "acme", None),
+                      ("t2@a.test", "deferred", "acme", None)], "log: %r" % got)
+        check(all("suspended by an operator (tenant acme)" in l["reply"] for l in log
+                  if l["event"] == "deferred"), "held reply: %r" % log)
+        st, _, body = api.req("GET", "/metrics")
+        text = body.decode()
+        for want in ('volley_tenant_recipients_total{tenant="other",outcome="delivered"} 1',
+                     'volley_tenant_recipients_total{tenant="acme",outcome="deferred"} 2',
+                     'volley_tenant_recipients_total{tenant="other",outcome="bounced"} 0'):
+            check(want in text, "/metrics lacks %s" % want)
+        r = subprocess.run([volley_bin(), "queue", "stats", "--by", "tenant", "--json",
+                            "--data", api.data], capture_output=True, timeout=60)
+        check(r.returncode == 0, "stats --by tenant: %s" % r.stderr.decode())
+        js = json.loads(r.stdout.decode())
+        check([(t["tenant"], t["rcpts"]) for t in js["tenants"]] == [("acme", 2)] and
+              js["none"] == 0, "by tenant: %r" % js)
+        # bounce by tenant: one DSN per message (two: merge fields)
+        rc, out, err = admin(api, "bounce", "--tenant", "acme")
+        check(rc == 0, "bounce tenant: %d %r %r" % (rc, out, err))
+        wait_rcpts(e.save, lambda g: g.count("s@src.test") == 2, "DSNs of the tenant")
+        check(not any(x in rcpts_at(e.save) for x in ("t1@a.test", "t2@a.test")),
+              "a bounced tenant was delivered")
+        st, _, body = api.req("POST", "/api/v1/admin/suspend?tenant=bad%20id")
+        check(st == 400 and json.loads(body)["field"] == "tenant", "bad tenant: %d %r" %
+              (st, body))
+        st, js = api.inject({"envelope_sender": "s@src.test", "tenant": "no spaces",
+                             "content": {"subject": "t", "text_body": "x"},
+                             "recipients": [{"email": "z@a.test"}]})
+        check(st == 400 and js.get("field") == "tenant", "bad tenant field: %d %r" % (st, js))
+    finally:
+        e.close()
+
+
 def main():
     only = os.environ.get("ADMIN_CASE")
     for name, fn in (("suspend", case_suspend), ("bounce_purge", case_bounce_purge),
                      ("campaign_sender", case_campaign_sender),
-                     ("queue_stats", case_queue_stats)):
+                     ("queue_stats", case_queue_stats), ("tenant", case_tenant)):
         if only and name != only:
             continue
         t0 = time.monotonic()

@@ -42,14 +42,20 @@ def series(text):
 class Run:
     """A volley run --http delivering into a faulting sink, with 12 recipients injected."""
 
-    def __init__(self):
+    def __init__(self, conf=None, sink_args=()):
         self.tmp = tempfile.mkdtemp(prefix="volley-metrics-test-")
         self.save = os.path.join(self.tmp, "save")
         os.mkdir(self.save)
-        self.sink = volley_lib.MxSink("127.0.0.1", 0, ["--fault", "rcpt=550:match=bad"],
-                                      save_dir=self.save)
+        self.sink = volley_lib.MxSink("127.0.0.1", 0, ["--fault", "rcpt=550:match=bad"] +
+                                      list(sink_args), save_dir=self.save)
         check(self.sink.start_ok, "sink did not start: %s" % self.sink.stderr())
-        self.api = Api(route_port=self.sink.addrs[0][1])
+        run_args = []
+        if conf:
+            path = os.path.join(self.tmp, "volley.conf")
+            with open(path, "w") as f:
+                f.write(conf)
+            run_args = ["--config", path]
+        self.api = Api(run_args=run_args, route_port=self.sink.addrs[0][1])
 
     def metrics(self):
         st, h, body = self.api.req("GET", "/metrics")
@@ -278,10 +284,51 @@ def case_campaign():
         r.close()
 
 
+def case_shaping():
+    """volley_shaping_{rate,limit}_messages_per_second by policy: an adaptive
+    policy whose destination answers 421 4.7.0 shows its cut rate (40 -> 20)
+    next to its configured limit; a fixed one shows both equal; promtool passes."""
+    conf = """
+shaping = { amail = { domains = "a.test"; msgs-per-sec = 40.0;
+                      adaptive = { decrease = 0.5; hold-down = "60s"; interval = "600s"; }; };
+            bmail = { domains = "b.test"; msgs-per-sec = 100.0; }; };
+"""
+    r = Run(conf, ["--fault", "rcpt=421:match=push:text=4.7.0 slow down"])
+    try:
+        s = series(r.metrics())
+        for pol, rate in (("amail", 40.0), ("bmail", 100.0)):
+            check(s.get('volley_shaping_rate_messages_per_second{policy="%s"}' % pol) == rate and
+                  s.get('volley_shaping_limit_messages_per_second{policy="%s"}' % pol) == rate,
+                  "%s at start: %r" % (pol, {k: v for k, v in s.items() if "shaping" in k}))
+        st, js = r.api.inject({"envelope_sender": "news@src.test",
+                               "content": {"subject": "m", "text_body": "x"},
+                               "recipients": [{"email": "push1@a.test"}, {"email": "b1@b.test"}]})
+        check(st == 200 and js["success_count"] == 2, "inject: %d %r" % (st, js))
+        end = time.monotonic() + WAIT_S
+        while time.monotonic() < end:
+            text = r.metrics()
+            s = series(text)
+            if s.get('volley_shaping_rate_messages_per_second{policy="amail"}') != 40.0:
+                break
+            time.sleep(0.1)
+        check(s.get('volley_shaping_rate_messages_per_second{policy="amail"}') == 20.0 and
+              s.get('volley_shaping_limit_messages_per_second{policy="amail"}') == 40.0 and
+              s.get('volley_shaping_rate_messages_per_second{policy="bmail"}') == 100.0,
+              "after a 421: %r" % {k: v for k, v in s.items() if "shaping" in k})
+        check(len([k for k in s if k.startswith("volley_shaping_")]) == 4, "labels: %r" %
+              [k for k in s if k.startswith("volley_shaping_")])
+        p = subprocess.run(["promtool", "check", "metrics"], input=text.encode(),
+                           capture_output=True, timeout=60)
+        check(p.returncode == 0, "promtool check metrics failed (%d): %s %s" %
+              (p.returncode, p.stdout.decode(), p.stderr.decode()))
+    finally:
+        r.close()
+
+
 def main():
     only = os.environ.get("METRICS_CASE")
     for name, fn in (("promtool", case_promtool), ("prometheus", case_prometheus),
-                     ("campaign", case_campaign)):
+                     ("campaign", case_campaign), ("shaping", case_shaping)):
         if only and name != only:
             continue
         t0 = time.monotonic()

@@ -2,7 +2,9 @@
 own socket in a temp dir, killed at the end) runs `volley top` against a
 `volley run --http` that delivered 7 recipients to a.test and 3 to b.test
 (one b.test recipient refused by the sink: bounced); capture-pane must show
-the rows with those counts, and the screen must follow a second injection."""
+the rows with those counts, and the screen must follow a second injection.
+In flight: two d.test recipients whose RCPT the sink answers after 4 s show
+in the INFLIGHT column (2) until they are delivered (then 0)."""
 import os
 import re
 import shutil
@@ -27,7 +29,8 @@ def inject(api, rcpts):
 
 
 def row(screen, dom):
-    m = re.search(r"^%s\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+[\d.]+\s+\S.*$" % re.escape(dom),
+    m = re.search(r"^%s\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+[\d.]+\s+\S.*$" %
+                  re.escape(dom),
                   screen, re.M)
     return tuple(int(x) for x in m.groups()) if m else None
 
@@ -37,7 +40,8 @@ def main():
     save = os.path.join(tmp, "save")
     os.mkdir(save)
     sock = os.path.join(tmp, "tmux.sock")
-    sink = volley_lib.MxSink("127.0.0.1", 0, ["--fault", "rcpt=550:match=bad"], save_dir=save)
+    sink = volley_lib.MxSink("127.0.0.1", 0, ["--fault", "rcpt=550:match=bad",
+                                                  "--delay", "rcpt=4s:match=slow"], save_dir=save)
     check(sink.start_ok, "sink did not start")
     api = Api(route_port=sink.addrs[0][1])
     tmux_started = False
@@ -54,7 +58,7 @@ def main():
                                 "--http-token-file", tok], capture_output=True, timeout=30)
             check(r.returncode == 0, "top --once: %d %s" % (r.returncode, r.stderr.decode()))
             out = r.stdout.decode()
-            if row(out, "a.test") == (7, 0, 0, 0, 0) and row(out, "b.test") == (2, 0, 1, 0, 0):
+            if row(out, "a.test") == (7, 0, 0, 0, 0, 0) and row(out, "b.test") == (2, 0, 1, 0, 0, 0):
                 break
             time.sleep(0.1)
         else:
@@ -80,17 +84,22 @@ def main():
                 time.sleep(0.1)
             fail("%s: tmux screen:\n%s" % (what, s))
 
-        s = wait_screen(lambda s: row(s, "a.test") == (7, 0, 0, 0, 0) and
-                        row(s, "b.test") == (2, 0, 1, 0, 0), "first rows")
-        check(re.search(r"DOMAIN\s+DELIVERED\s+DEFERRED\s+BOUNCED", s), "header:\n%s" % s)
+        s = wait_screen(lambda s: row(s, "a.test") == (7, 0, 0, 0, 0, 0) and
+                        row(s, "b.test") == (2, 0, 1, 0, 0, 0), "first rows")
+        check(re.search(r"DOMAIN\s+DELIVERED\s+DEFERRED\s+BOUNCED\s+EXPIRED\s+SUPPR\s+INFLIGHT", s),
+              "header:\n%s" % s)
         check(re.search(r"totals: delivered 9 .*bounced 1 ", s), "totals:\n%s" % s)
-        check(row(s, "other") == (0, 0, 0, 0, 0), "other row:\n%s" % s)
+        check(row(s, "other") == (0, 0, 0, 0, 0, 0), "other row:\n%s" % s)
         check(re.search(r"^b\.test\s.*\s+bounced 550 5\.\d\.\d ", s, re.M) and
               re.search(r"^a\.test\s.*\s-$", s, re.M), "last errors:\n%s" % s)
         check(s.index("a.test") < s.index("b.test") < s.index("other"), "order:\n%s" % s)
         inject(api, ["w1@c.test", "w2@c.test"])
-        s = wait_screen(lambda s: row(s, "c.test") == (2, 0, 0, 0, 0) and
+        s = wait_screen(lambda s: row(s, "c.test") == (2, 0, 0, 0, 0, 0) and
                         re.search(r"injected 12\b", s), "after a second injection")
+        # in flight: the sink holds each d.test RCPT for 4 s
+        inject(api, ["slow1@d.test", "slow2@d.test"])
+        wait_screen(lambda s: row(s, "d.test") == (0, 0, 0, 0, 0, 2), "d.test in flight")
+        wait_screen(lambda s: row(s, "d.test") == (2, 0, 0, 0, 0, 0), "d.test delivered")
     finally:
         if tmux_started:
             subprocess.run(["tmux", "-S", sock, "kill-server"], timeout=30)
