@@ -26,11 +26,11 @@
 static struct {
     const char *webhook, *secret_file, *amqp, *amqp_queue;
     unsigned batch;
-    uint64_t drain_ms, timeout_ms;
+    uint64_t drain_ms, timeout_ms, linger_ms;
     unsigned char secret[CLI_EVENTS_SECRET_BYTES_MAX];
     size_t secret_len;
-} cli_ev = { .amqp_queue = "volley.events", .batch = 500, .drain_ms = 10000,
-             .timeout_ms = 30000 };
+} cli_ev = { .amqp_queue = "volley.events", .batch = 1000, .drain_ms = 10000,
+             .timeout_ms = 30000, .linger_ms = 100 };
 
 struct cli_events { struct events *ev; struct fbl *fbl; struct vl_intake_hook hook; };
 
@@ -47,7 +47,9 @@ const char cli_events_usage[] =
     "  --events-amqp URL     publish each event to RabbitMQ (amqp://USER:PASS@HOST:PORT/VHOST),\n"
     "                        persistent, with publisher confirms\n"
     "  --events-amqp-queue NAME  durable queue the events go to (default volley.events)\n"
-    "  --events-batch N      events per batch, 1..1000 (default 500)\n"
+    "  --events-batch N      events per batch, 1..1000 (default 1000)\n"
+    "  --events-linger DUR   a batch that is not full is sent this long after the\n"
+    "                        previous one (default 100ms; 0: at once)\n"
     "  --events-timeout DUR  one batch's deadline (default 30s)\n"
     "  --events-drain DUR    at exit, keep sending what is stored for up to DUR (default 10s;\n"
     "                        the rest stays stored and is sent by the next run)\n"
@@ -115,6 +117,14 @@ int cli_events_parse(struct vl_config *cfg, const char *cmd, char **rest, int *r
                 return -1;
             }
             cli_ev.batch = (unsigned)b;
+        } else if (!strcmp(cmd, "run")
+                   && (v = cli_events_opt("--events-linger", rest, n, &i, &missing))) {
+            if (vl_parse_duration_ms(v, &ms) < 0 || ms > 60000) {
+                fprintf(stderr, "volley %s: --events-linger '%s': expected a duration up to "
+                        "60s (e.g. 100ms, 0)\n", cmd, v);
+                return -1;
+            }
+            cli_ev.linger_ms = ms;
         } else if (!strcmp(cmd, "run")
                    && ((v = cli_events_opt("--events-drain", rest, n, &i, &missing))
                        || (v = cli_events_opt("--events-timeout", rest, n, &i, &missing)))) {
@@ -260,7 +270,9 @@ int cli_events_start(struct vl_config *cfg, struct vl_queue *q, struct cli_event
     }
     struct cli_events *ce = *out ? *out : calloc(1, sizeof *ce);
     struct events_conf conf = { .batch_max = cli_ev.batch, .retry_ms_min = 100,
-                                .retry_ms_max = 10000, .poll_ms = 20 };
+                                .retry_ms_max = 10000,
+                                .poll_ms = cli_ev.linger_ms ? cli_ev.linger_ms : 20,
+                                .linger_ms = cli_ev.linger_ms, .nice = 10 };
     int rc = ce ? events_start(q, sinks, n, &conf, &ce->ev) : -ENOMEM;
     if (rc < 0) {
         if (!ce)
