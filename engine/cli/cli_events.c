@@ -21,16 +21,18 @@
 #include <string.h>
 
 #define CLI_EVENTS_SECRET_BYTES_MAX 4096u
+#define CLI_EVENTS_OUTBOX_MAX 200000u      /* policy: events per shard (~80 MB) */
 
 /* The options of this file (set once by cli_events_parse, read-only after). */
 static struct {
     const char *webhook, *secret_file, *amqp, *amqp_queue;
     unsigned batch;
-    uint64_t drain_ms, timeout_ms, linger_ms;
+    uint64_t drain_ms, timeout_ms, linger_ms, outbox_max;
+    bool batch_set, drain_set, timeout_set, linger_set, queue_set;   /* on the command line */
     unsigned char secret[CLI_EVENTS_SECRET_BYTES_MAX];
     size_t secret_len;
 } cli_ev = { .amqp_queue = "volley.events", .batch = 1000, .drain_ms = 10000,
-             .timeout_ms = 30000, .linger_ms = 100 };
+             .timeout_ms = 30000, .linger_ms = 100, .outbox_max = CLI_EVENTS_OUTBOX_MAX };
 
 struct cli_events { struct events *ev; struct fbl *fbl; struct vl_intake_hook hook; };
 
@@ -104,6 +106,7 @@ int cli_events_parse(struct vl_config *cfg, const char *cmd, char **rest, int *r
         } else if (!strcmp(cmd, "run")
                    && (v = cli_events_opt("--events-amqp-queue", rest, n, &i, &missing))) {
             cli_ev.amqp_queue = v;
+            cli_ev.queue_set = true;
         } else if (!strcmp(cmd, "run")
                    && (v = cli_events_opt("--events-amqp", rest, n, &i, &missing))) {
             cli_ev.amqp = v;
@@ -117,6 +120,7 @@ int cli_events_parse(struct vl_config *cfg, const char *cmd, char **rest, int *r
                 return -1;
             }
             cli_ev.batch = (unsigned)b;
+            cli_ev.batch_set = true;
         } else if (!strcmp(cmd, "run")
                    && (v = cli_events_opt("--events-linger", rest, n, &i, &missing))) {
             if (vl_parse_duration_ms(v, &ms) < 0 || ms > 60000) {
@@ -125,6 +129,7 @@ int cli_events_parse(struct vl_config *cfg, const char *cmd, char **rest, int *r
                 return -1;
             }
             cli_ev.linger_ms = ms;
+            cli_ev.linger_set = true;
         } else if (!strcmp(cmd, "run")
                    && ((v = cli_events_opt("--events-drain", rest, n, &i, &missing))
                        || (v = cli_events_opt("--events-timeout", rest, n, &i, &missing)))) {
@@ -134,10 +139,13 @@ int cli_events_parse(struct vl_config *cfg, const char *cmd, char **rest, int *r
                         cmd, drain ? "--events-drain" : "--events-timeout", v);
                 return -1;
             }
-            if (drain)
+            if (drain) {
                 cli_ev.drain_ms = ms;
-            else
+                cli_ev.drain_set = true;
+            } else {
                 cli_ev.timeout_ms = ms;
+                cli_ev.timeout_set = true;
+            }
         } else if (missing) {
             fprintf(stderr, "volley %s: %s needs a value\n", cmd, name);
             return -1;
@@ -146,6 +154,27 @@ int cli_events_parse(struct vl_config *cfg, const char *cmd, char **rest, int *r
         }
     }
     *rest_n = out;
+    /* The config file's events block (cfg->events) where the command line is silent. */
+    static const struct vl_events_opts none;
+    const struct vl_events_opts *fo = !strcmp(cmd, "run") ? &cfg->events : &none;
+    if (!cli_ev.webhook && fo->webhook_url)
+        cli_ev.webhook = fo->webhook_url;
+    if (!cli_ev.secret_file && fo->webhook_secret_file)
+        cli_ev.secret_file = fo->webhook_secret_file;
+    if (!cli_ev.amqp && fo->amqp_url)
+        cli_ev.amqp = fo->amqp_url;
+    if (!cli_ev.queue_set && fo->amqp_queue)
+        cli_ev.amqp_queue = fo->amqp_queue;
+    if (!cli_ev.batch_set && fo->batch)
+        cli_ev.batch = fo->batch;
+    if (!cli_ev.linger_set && fo->linger_set)
+        cli_ev.linger_ms = fo->linger_ms;
+    if (!cli_ev.timeout_set && fo->timeout_ms)
+        cli_ev.timeout_ms = fo->timeout_ms;
+    if (!cli_ev.drain_set && fo->drain_set)
+        cli_ev.drain_ms = fo->drain_ms;
+    if (fo->outbox_max)
+        cli_ev.outbox_max = fo->outbox_max;
     cfg->events_on = cli_ev.webhook || cli_ev.amqp;
     return 0;
 }
