@@ -278,6 +278,9 @@ static void commit_count(struct committer *com, const struct ledger_outcome *e)
         };
         met_outcome(c->met, e->suppressed ? MET_SUPPRESSED : mo[e->o.state], e->rcpt->domain,
                     e->msg->return_path, campaign_of(e->msg));
+        if ((e->o.state == VL_RCPT_BOUNCED || e->o.state == VL_RCPT_DEFERRED) && !e->suppressed
+            && !e->purged)
+            met_bounce(c->met, e->category, e->o.state == VL_RCPT_BOUNCED);   /* issue 16 */
         if (e->o.state != VL_RCPT_DELIVERED && !e->suppressed) {
             char why[MET_ERR_MAX];
             int w = snprintf(why, sizeof why, "%s %s%u %s ", vl_rcpt_state_name(e->o.state),
