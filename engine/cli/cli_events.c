@@ -28,7 +28,7 @@ static struct {
     const char *webhook, *secret_file, *amqp, *amqp_queue;
     unsigned batch;
     uint64_t drain_ms, timeout_ms, linger_ms, outbox_max;
-    bool batch_set, drain_set, timeout_set, linger_set, queue_set;   /* on the command line */
+    bool batch_set, drain_set, timeout_set, linger_set, queue_set, outbox_set;   /* on the command line */
     unsigned char secret[CLI_EVENTS_SECRET_BYTES_MAX];
     size_t secret_len;
 } cli_ev = { .amqp_queue = "volley.events", .batch = 1000, .drain_ms = 10000,
@@ -50,6 +50,9 @@ const char cli_events_usage[] =
     "                        persistent, with publisher confirms\n"
     "  --events-amqp-queue NAME  durable queue the events go to (default volley.events)\n"
     "  --events-batch N      events per batch, 1..1000 (default 1000)\n"
+    "  --events-outbox-max N  events stored per shard before delivery waits for the\n"
+    "                        sinks (back-pressure; default 200000, min 10): nothing is\n"
+    "                        dropped, delivery resumes below 3/4 of N\n"
     "  --events-linger DUR   a batch that is not full is sent this long after the\n"
     "                        previous one (default 100ms; 0: at once)\n"
     "  --events-timeout DUR  one batch's deadline (default 30s)\n"
@@ -122,6 +125,17 @@ int cli_events_parse(struct vl_config *cfg, const char *cmd, char **rest, int *r
             cli_ev.batch = (unsigned)b;
             cli_ev.batch_set = true;
         } else if (!strcmp(cmd, "run")
+                   && (v = cli_events_opt("--events-outbox-max", rest, n, &i, &missing))) {
+            char *end;
+            unsigned long long m = strtoull(v, &end, 10);
+            if (*end || end == v || m < 10 || m > 100000000ull) {
+                fprintf(stderr, "volley %s: --events-outbox-max '%s': expected 10..100000000\n",
+                        cmd, v);
+                return -1;
+            }
+            cli_ev.outbox_max = m;
+            cli_ev.outbox_set = true;
+        } else if (!strcmp(cmd, "run")
                    && (v = cli_events_opt("--events-linger", rest, n, &i, &missing))) {
             if (vl_parse_duration_ms(v, &ms) < 0 || ms > 60000) {
                 fprintf(stderr, "volley %s: --events-linger '%s': expected a duration up to "
@@ -173,9 +187,10 @@ int cli_events_parse(struct vl_config *cfg, const char *cmd, char **rest, int *r
         cli_ev.timeout_ms = fo->timeout_ms;
     if (!cli_ev.drain_set && fo->drain_set)
         cli_ev.drain_ms = fo->drain_ms;
-    if (fo->outbox_max)
+    if (!cli_ev.outbox_set && fo->outbox_max)
         cli_ev.outbox_max = fo->outbox_max;
     cfg->events_on = cli_ev.webhook || cli_ev.amqp;
+    cfg->events.outbox_max = cfg->events_on ? cli_ev.outbox_max : 0;   /* shard.c reads it */
     return 0;
 }
 

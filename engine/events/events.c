@@ -233,6 +233,10 @@ static void *events_thread_main(void *arg)
             events_sleep(ev, ev->conf.poll_ms);
             continue;
         }
+        /* The previous batch's lazy ack not yet taken by a delivery commit
+         * (delivery idle): commit it now, so that a crash can only resend the
+         * last batch a sink took (the documented duplicate), never more. */
+        events_flush_acks(ev, t->sink.name);
         err[0] = '\0';
         last_send = vl_clock_mono_ms();
         last_full = t->batch.count >= ev->conf.batch_max;

@@ -16,8 +16,9 @@
  * sink sends a batch when it is full or conf.linger_ms after its previous
  * send, so a busy outbox goes out in few large batches; acknowledgements are
  * lazy (vl_queue_events_ack_lazy: written by the shard's next commit, or by
- * the sender when the outbox is idle), so a batch costs no write transaction
- * of its own while deliveries flow; the sender threads run SCHED_BATCH at a
+ * the sender before its next batch or when the outbox is idle, whichever
+ * comes first: so at most the last batch's ack is unrecorded, as before), so
+ * a batch costs no write transaction of its own while deliveries flow; the sender threads run SCHED_BATCH at a
  * higher nice value than delivery.
  *
  * Threads: events_start/events_stop from one thread (the CLI's); each sink's

@@ -728,7 +728,7 @@ static void cf_events(struct cf *f, const config_setting_t *g)
             o->drain_set = cf_get_dur(f, e, "events.drain", &o->drain_ms);
         } else if (!strcmp(k, "outbox-max")) {
             unsigned m = 0;
-            if (cf_get_uint(f, e, "events.outbox-max", 1000, 100000000, &m))
+            if (cf_get_uint(f, e, "events.outbox-max", 10, 100000000, &m))
                 o->outbox_max = m;
         } else {
             cf_unknown(f, e, "events", keys, sizeof keys / sizeof keys[0]);

@@ -94,7 +94,7 @@ static void test_errors(void **state)
         "  batch = 5000;\n"                                             /* 4 */
         "  linger = \"soon\";\n"                                        /* 5 */
         "  outbox-maxx = 10;\n"                                         /* 6 */
-        "  outbox-max = 10;\n"                                          /* 7 */
+        "  outbox-max = 5;\n"                                          /* 7 */
         "  timeout = 0;\n"                                              /* 8 */
         "};\n"
         "event = 1;\n", &errs);                                         /* 10 */
@@ -106,7 +106,7 @@ static void test_errors(void **state)
         ":4: events.batch: expected a whole number from 1 to 1000",
         ":5: events.linger: expected a duration",
         ":6: unknown key 'outbox-maxx' in events (did you mean 'outbox-max'?)",
-        ":7: events.outbox-max: expected a whole number from 1000 to 100000000",
+        ":7: events.outbox-max: expected a whole number from 10 to 100000000",
         ":8: events.timeout: must be > 0",
         ":10: unknown key 'event' (did you mean 'events'?)",
     };
