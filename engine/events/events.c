@@ -124,7 +124,10 @@ static void events_read_one(void *arg, uint64_t seq, const char *json, size_t le
     }
     it->json = t->buf + t->buf_len;      /* fixed below if buf moves: it never does */
     it->len = n;
-    events_type(json, len, it->type, sizeof it->type);
+    if (t->sink.want_type)
+        events_type(json, len, it->type, sizeof it->type);
+    else
+        it->type[0] = '\0';
     t->buf_len += n;
     t->batch.count++;
     t->batch_last[c->shard] = seq;

@@ -61,6 +61,7 @@ struct events_sink {
     void *ctx;
     int (*send)(void *ctx, const struct events_batch *b, char *err, size_t err_cap);
     void (*destroy)(void *ctx);
+    bool want_type;                /* fill events_item.type (else left "") */
 };
 
 struct events_conf {

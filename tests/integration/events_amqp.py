@@ -6,7 +6,10 @@ publishes fail meanwhile (logged evt=events_send_failed) and are resent; at
 the end every logged outcome has its event in the durable queue (persistent
 messages, publisher confirms: what the broker confirmed before its restart
 survived it), each recipient's attempts complete and in order, duplicates
-only from the batches that were unconfirmed when the broker went away."""
+only from the batches that were unconfirmed when the broker went away. The
+first messages are read through librabbitmq's own decoder (basic.get): each
+is persistent (delivery-mode 2), application/json, with message-id = its
+event_id and type = its event name."""
 import json
 import os
 import subprocess
@@ -16,7 +19,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from events_lib import check_stream  # noqa: E402
 from events_webhook import setup, stop_run, wait_for  # noqa: E402
-from rabbit_lib import Rabbit  # noqa: E402
+from rabbit_lib import Rabbit, get_with_properties  # noqa: E402
 from sink_lib import volley_bin  # noqa: E402
 from volley_lib import check, fail, run_cases  # noqa: E402
 
@@ -63,7 +66,18 @@ def case_broker_restart(env):
               "the broker restart did not fail a batch: %s" % err[-500:])
         check("not yet sent" not in err, "events left unsent at exit: %s" % err[-500:])
         n = rb.queue_len(QUEUE)
-        events = parse_bodies(rb.consume(QUEUE, n))
+        got = get_with_properties(fail, rb.port, QUEUE, 50)
+        check(len(got) == 50, "basic.get: %d messages" % len(got))
+        events = []
+        for props, body in got:
+            e = json.loads(body)
+            check(props["delivery_mode"] == 2 and props["content_type"] == "application/json"
+                  and props["message_id"] == e["event_id"] and props["type"] == e["event"]
+                  and all(props[k] for k in ("content_type", "delivery_mode", "message_id",
+                                             "type")),
+                  "message properties %r for %r" % (props, e))
+            events.append(e)
+        events += parse_bodies(rb.consume(QUEUE, n - len(got)))
         check(len(events) == n, "consumed %d of %d" % (len(events), n))
         uniq, dups = check_stream([(0, e) for e in events], env.log(), rcpts, {0}, check, "amqp")
         # Resent batches: those unconfirmed when the broker stopped (a few at most).
