@@ -6,8 +6,10 @@ N recipients over 100 domains is delivered by `volley run --until-empty`
 (static route to the sink, --max-rcpts 1: one SMTP transaction per recipient,
 S shards), REPS times for each mode, the modes alternating within each rep:
   off:     no event sink;
-  on:      --events-webhook (a Python receiver on loopback answering 200,
-           checking nothing) and --events-amqp (a private rabbitmq-server,
+  on:      --events-webhook (a Python http.server receiver on loopback
+           answering 200, counting events, checking nothing: with batches of
+           up to 1000 events it handles ~20-40 POSTs per run, so its CPU per
+           event is small; printed apart) and --events-amqp (a private rabbitmq-server,
            persistent messages, publisher confirms), both at once; both run
            at nice 19 (they stand for remote systems, which would not share
            volley's CPUs on this small machine);
@@ -16,7 +18,10 @@ S shards), REPS times for each mode, the modes alternating within each rep:
            deliver and the receiver up sends them: events/s at the receiver
            (from that run's start to the last batch: start-up included).
 Delivery rate = delivered rcpt/s of the run's summary (the engine's time; the
-final drain of events is not in it). Prints medians (min..max) and the ratio
+final drain of events is not in it). CPU: volley's (all threads, rusage of the
+child), its event sender threads' (evt=events_stopped sender_cpu_ms), and the
+receivers' (/proc of the webhook receiver and of rabbitmq-server's session)
+over each "on" run, per event. Prints medians (min..max) and the ratio
 on/off of the medians; JSON in bench-out/events.json.
 Env: N (20000), REPS (5), S (2), VOLLEY_BIN (build/volley)."""
 import json
@@ -203,7 +208,7 @@ def main():
         print("bench_events: N=%d recipients (one message, 100 domains, one transaction each), "
               "S=%d shards, REPS=%d, sink 127.0.0.1:%d" % (N, S, REPS, port), flush=True)
         off, on, drain, on_ev = [], [], [], []
-        cpu_off, cpu_on, cpu_send, cpu_recv, cpu_store = [], [], [], [], []
+        cpu_off, cpu_on, cpu_send, cpu_recv, cpu_store, cpu_hook = [], [], [], [], [], []
         recv_pids = {recv.proc.pid, rb.proc.pid}
         for rep in range(1, REPS + 1):
             enqueue(tmp, data)
@@ -213,9 +218,10 @@ def main():
             enqueue(tmp, data)
             recv.reset()
             t0 = time.monotonic()
-            rc0 = proc_cpu_s(recv_pids)
+            rc0, rh0 = proc_cpu_s(recv_pids), proc_cpu_s({recv.proc.pid})
             r_on, c_on, c_send = deliver(data, port, on_args, "on")
             cpu_recv.append(proc_cpu_s(recv_pids) - rc0)
+            cpu_hook.append(proc_cpu_s({recv.proc.pid}) - rh0)
             on.append(r_on)
             cpu_on.append(c_on)
             cpu_send.append(c_send)
@@ -256,6 +262,7 @@ def main():
                "sender_threads_cpu_us_per_event": [1e6 * c / N for c in cpu_send],
                "receivers_cpu_us_per_event": [1e6 * c / N for c in cpu_recv],
                "store_only_cpu_us_per_rcpt": [1e6 * c / N for c in cpu_store],
+               "webhook_receiver_cpu_us_per_event": [1e6 * c / N for c in cpu_hook],
                "loadavg_1m_at_end": os.getloadavg()[0],
                "ratio_on_off_of_medians": med(on) / med(off),
                "ratio_on_off_per_rep": [a / b for a, b in zip(on, off)]}
@@ -278,8 +285,8 @@ def main():
         print("outbox writes only (webhook down, sender backing off): %s us per rcpt; minus off "
               "within each rep: %s us" % (f1(us(cpu_store)),
                                           f1([1e6 * (a - b) / N for a, b in zip(cpu_store, cpu_off)])))
-        print("receivers' CPU (webhook receiver + rabbitmq-server, nice 19): %s us per event" %
-              f1(us(cpu_recv)))
+        print("receivers' CPU (webhook receiver + rabbitmq-server, nice 19): %s us per event, of "
+              "which the webhook receiver (Python) %s" % (f1(us(cpu_recv)), f1(us(cpu_hook))))
         print("load average (1/5/15 min) at the end: %.2f %.2f %.2f" % os.getloadavg())
         os.makedirs(os.path.join(ROOT, "bench-out"), exist_ok=True)
         with open(os.path.join(ROOT, "bench-out", "events.json"), "w") as f:

@@ -426,7 +426,10 @@ static void commit_finish(struct committer *com)
     atomic_fetch_add_explicit(&com->ctr->dsns, c->extra_n, memory_order_relaxed);
     commit_dsns_clear(c->dsn);
     for (uint32_t i = 0; i < c->count; i++) {
-        commit_log_outcome(com, &c->outcomes[i]);
+        if (c->events_built)       /* issue 16: the event is the log line, formatted once */
+            vl_dlog_add_line(com->dlog, c->ev[i], c->ev_len[i]);
+        else
+            commit_log_outcome(com, &c->outcomes[i]);
         commit_count(com, &c->outcomes[i]);
     }
     ledger_committed(com->ledger, c->outcomes, c->count);
