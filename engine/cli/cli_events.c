@@ -316,7 +316,7 @@ int cli_events_start(struct vl_config *cfg, struct vl_queue *q, struct cli_event
     struct events_conf conf = { .batch_max = cli_ev.batch, .retry_ms_min = 100,
                                 .retry_ms_max = 10000,
                                 .poll_ms = cli_ev.linger_ms ? cli_ev.linger_ms : 20,
-                                .linger_ms = cli_ev.linger_ms, .nice = 10 };
+                                .linger_ms = cli_ev.linger_ms, .nice = 19 };   /* idle CPU */
     int rc = ce ? events_start(q, sinks, n, &conf, &ce->ev) : -ENOMEM;
     if (rc < 0) {
         if (!ce)

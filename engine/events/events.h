@@ -18,8 +18,9 @@
  * lazy (vl_queue_events_ack_lazy: written by the shard's next commit, or by
  * the sender before its next batch or when the outbox is idle, whichever
  * comes first: so at most the last batch's ack is unrecorded, as before), so
- * a batch costs no write transaction of its own while deliveries flow; the sender threads run SCHED_BATCH at a
- * higher nice value than delivery.
+ * a batch costs no write transaction of its own while deliveries flow; the
+ * sender threads run SCHED_BATCH at a higher nice value than delivery (volley run: +19, they use what delivery
+ * leaves; the outbox cap bounds how far they may fall behind).
  *
  * Threads: events_start/events_stop from one thread (the CLI's); each sink's
  * thread owns its connection. Diagnostics: evt=events_send_failed (warn, each
