@@ -235,7 +235,7 @@ int vl_queue_events_ack_lazy(struct vl_queue_shard *s, const char *sink, uint64_
 bool vl_queue_events_ack_pending(struct vl_queue_shard *s)
 {
     pthread_mutex_lock(&s->mu);
-    bool p = s->evack_gen != s->evack_done_gen;
+    bool p = s->evack_done_gen < s->evack_gen;
     pthread_mutex_unlock(&s->mu);
     return p;
 }
@@ -249,20 +249,27 @@ static int queue_evnoop_fn(struct vl_queue_shard *s, MDB_txn *txn, struct queue_
 
 int vl_queue_events_ack_flush(struct vl_queue_shard *s)
 {
-    if (!vl_queue_events_ack_pending(s))
+    pthread_mutex_lock(&s->mu);
+    uint64_t want = s->evack_gen;  /* acks recorded from now on are the next flush's */
+    bool pending = s->evack_done_gen < want;
+    pthread_mutex_unlock(&s->mu);
+    if (!pending)
         return 0;
     struct queue_req req = { .fn = queue_evnoop_fn, .arg = NULL };
     int rc = queue_submit(s, &req);
     if (rc < 0)
         return rc;
-    return vl_queue_events_ack_pending(s) ? VL_E_STORAGE : 0;
+    pthread_mutex_lock(&s->mu);
+    pending = s->evack_done_gen < want;
+    pthread_mutex_unlock(&s->mu);
+    return pending ? VL_E_STORAGE : 0;
 }
 
 int queue_events_ack_apply(struct vl_queue_shard *s, MDB_txn *txn, uint64_t *gen)
 {
     struct { char sink[32]; uint64_t acked; } a[sizeof s->evack / sizeof s->evack[0]];
     pthread_mutex_lock(&s->mu);
-    *gen = s->evack_gen != s->evack_done_gen ? s->evack_gen : 0;
+    *gen = s->evack_done_gen < s->evack_gen ? s->evack_gen : 0;
     unsigned n = *gen ? s->evack_n : 0;
     uint64_t upto = s->evack_delete_upto;
     for (unsigned i = 0; i < n; i++) {

@@ -19,13 +19,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define CLI_EVENTS_SECRET_BYTES_MAX 4096u
 #define CLI_EVENTS_OUTBOX_MAX 200000u      /* policy: events per shard (~80 MB) */
 
 /* The options of this file (set once by cli_events_parse, read-only after). */
 static struct {
-    const char *webhook, *secret_file, *amqp, *amqp_queue;
+    const char *webhook, *secret_file, *amqp, *amqp_queue, *amqp_ca;
     unsigned batch;
     uint64_t drain_ms, timeout_ms, linger_ms, outbox_max;
     bool batch_set, drain_set, timeout_set, linger_set, queue_set, outbox_set;   /* on the command line */
@@ -46,8 +47,11 @@ const char cli_events_usage[] =
     "  --events-webhook URL  POST JSON batches {\"events\":[...]} to URL (http, https)\n"
     "  --events-secret-file FILE  HMAC-SHA256 key for X-Volley-Signature (required with\n"
     "                        --events-webhook): sha256=HEX of \"TIMESTAMP.BODY\"\n"
-    "  --events-amqp URL     publish each event to RabbitMQ (amqp://USER:PASS@HOST:PORT/VHOST),\n"
+    "  --events-amqp URL     publish each event to RabbitMQ (amqp://USER:PASS@HOST:PORT/VHOST,\n"
+    "                        or amqps:// for TLS),\n"
     "                        persistent, with publisher confirms\n"
+    "  --events-amqp-ca FILE  amqps://: the CAs (PEM) the broker's certificate is checked\n"
+    "                        with (default: the system store); its name must match the host\n"
     "  --events-amqp-queue NAME  durable queue the events go to (default volley.events)\n"
     "  --events-batch N      events per batch, 1..1000 (default 1000)\n"
     "  --events-outbox-max N  events stored per shard before delivery waits for the\n"
@@ -106,6 +110,9 @@ int cli_events_parse(struct vl_config *cfg, const char *cmd, char **rest, int *r
         } else if (!strcmp(cmd, "run")
                    && (v = cli_events_opt("--events-secret-file", rest, n, &i, &missing))) {
             cli_ev.secret_file = v;
+        } else if (!strcmp(cmd, "run")
+                   && (v = cli_events_opt("--events-amqp-ca", rest, n, &i, &missing))) {
+            cli_ev.amqp_ca = v;
         } else if (!strcmp(cmd, "run")
                    && (v = cli_events_opt("--events-amqp-queue", rest, n, &i, &missing))) {
             cli_ev.amqp_queue = v;
@@ -177,6 +184,8 @@ int cli_events_parse(struct vl_config *cfg, const char *cmd, char **rest, int *r
         cli_ev.secret_file = fo->webhook_secret_file;
     if (!cli_ev.amqp && fo->amqp_url)
         cli_ev.amqp = fo->amqp_url;
+    if (!cli_ev.amqp_ca && fo->amqp_ca_file)
+        cli_ev.amqp_ca = fo->amqp_ca_file;
     if (!cli_ev.queue_set && fo->amqp_queue)
         cli_ev.amqp_queue = fo->amqp_queue;
     if (!cli_ev.batch_set && fo->batch)
@@ -256,6 +265,15 @@ int cli_events_setup(struct vl_config *cfg, const char *cmd)
         fprintf(stderr, "volley %s: --events-amqp: %s\n", cmd, err);
         return -1;
     }
+    if (cli_ev.amqp_ca && (!cli_ev.amqp || strncmp(cli_ev.amqp, "amqps://", 8))) {
+        fprintf(stderr, "volley %s: --events-amqp-ca needs an amqps:// --events-amqp URL\n", cmd);
+        return -1;
+    }
+    if (cli_ev.amqp_ca && access(cli_ev.amqp_ca, R_OK) != 0) {
+        fprintf(stderr, "volley %s: --events-amqp-ca '%s': %s\n", cmd, cli_ev.amqp_ca,
+                strerror(errno));
+        return -1;
+    }
     if (cli_ev.secret_file && cli_events_secret(cmd) < 0)
         return -1;
     if (cfg->fbl_address && !cfg->listen_count) {
@@ -303,7 +321,8 @@ int cli_events_start(struct vl_config *cfg, struct vl_queue *q, struct cli_event
         n++;
     }
     if (cli_ev.amqp) {
-        if (events_amqp_create(cli_ev.amqp, cli_ev.amqp_queue, cli_ev.timeout_ms, &sinks[n], err,
+        if (events_amqp_create(cli_ev.amqp, cli_ev.amqp_queue, cli_ev.amqp_ca, cli_ev.timeout_ms,
+                               &sinks[n], err,
                                sizeof err) < 0) {
             fprintf(stderr, "volley run: --events-amqp: %s\n", err);
             for (unsigned i = 0; i < n; i++)

@@ -9,6 +9,7 @@
 #include "volley/error.h"
 
 #include <amqp.h>
+#include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
 #include <errno.h>
 #include <poll.h>
@@ -22,6 +23,7 @@ struct amqp_sink {
     char *url_buf;                 /* amqp_parse_url's storage */
     struct amqp_connection_info ci;
     char *queue;
+    char *ca_file;                 /* amqps: the CAs to check the broker with (NULL: system) */
     uint64_t timeout_ms;
     amqp_connection_state_t conn;  /* NULL = not connected */
     uint64_t next_tag;
@@ -38,9 +40,9 @@ int events_amqp_url_check(const char *url, char *err, size_t err_cap)
         return -ENOMEM;
     int rc = amqp_parse_url(u, &ci);
     free(u);
-    if (rc != AMQP_STATUS_OK || ci.ssl) {
-        snprintf(err, err_cap, "'%s': expected amqp://USER:PASS@HOST:PORT/VHOST (%s)", url,
-                 rc != AMQP_STATUS_OK ? amqp_error_string2(rc) : "amqps is not supported");
+    if (rc != AMQP_STATUS_OK) {
+        snprintf(err, err_cap, "'%s': expected amqp[s]://USER:PASS@HOST:PORT/VHOST (%s)", url,
+                 amqp_error_string2(rc));
         return VL_E_INVALID;
     }
     return 0;
@@ -79,7 +81,19 @@ static int amqp_sink_rpc_ok(amqp_rpc_reply_t r, const char *what, char *err, siz
 static int amqp_sink_connect(struct amqp_sink *a, char *err, size_t cap)
 {
     a->conn = amqp_new_connection();
-    amqp_socket_t *sock = a->conn ? amqp_tcp_socket_new(a->conn) : NULL;
+    amqp_socket_t *sock = !a->conn ? NULL : a->ci.ssl ? amqp_ssl_socket_new(a->conn)
+                                                      : amqp_tcp_socket_new(a->conn);
+    if (sock && a->ci.ssl) {       /* amqps: the broker's certificate and name are checked */
+        amqp_ssl_socket_set_verify_peer(sock, 1);
+        amqp_ssl_socket_set_verify_hostname(sock, 1);
+        int crc = a->ca_file ? amqp_ssl_socket_set_cacert(sock, a->ca_file) : AMQP_STATUS_OK;
+        if (crc != AMQP_STATUS_OK) {
+            snprintf(err, cap, "CA file '%s': %s", a->ca_file, amqp_error_string2(crc));
+            amqp_destroy_connection(a->conn);
+            a->conn = NULL;
+            return VL_E_INVALID;
+        }
+    }
     if (!sock) {
         snprintf(err, cap, "out of memory");
         if (a->conn)
@@ -306,6 +320,32 @@ static int amqp_sink_write(struct amqp_sink *a, size_t n, char *err, size_t cap)
     return 0;
 }
 
+/* amqps: one amqp_basic_publish() per event (librabbitmq offers no way to
+ * write raw bytes through its TLS socket). */
+static int amqp_sink_publish_each(struct amqp_sink *a, const struct events_batch *b, char *err,
+                                  size_t cap)
+{
+    for (size_t i = 0; i < b->count; i++) {
+        const struct events_item *it = &b->items[i];
+        amqp_basic_properties_t p = {
+            ._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG
+                      | AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_TYPE_FLAG,
+            .content_type = amqp_cstring_bytes("application/json"),
+            .delivery_mode = 2,    /* persistent */
+            .message_id = amqp_cstring_bytes(it->id),
+            .type = amqp_cstring_bytes(it->type),
+        };
+        amqp_bytes_t body = { it->len, (void *)it->json };
+        int prc = amqp_basic_publish(a->conn, 1, amqp_empty_bytes, amqp_cstring_bytes(a->queue),
+                                     1, 0, &p, body);
+        if (prc != AMQP_STATUS_OK) {
+            snprintf(err, cap, "publish: %s", amqp_error_string2(prc));
+            return VL_E_PROTO;
+        }
+    }
+    return 0;
+}
+
 static int amqp_sink_send(void *ctx, const struct events_batch *b, char *err, size_t cap)
 {
     struct amqp_sink *a = ctx;
@@ -314,7 +354,9 @@ static int amqp_sink_send(void *ctx, const struct events_batch *b, char *err, si
         return rc;
     uint64_t first = a->next_tag;
     size_t n = 0;
-    if ((rc = amqp_sink_frames(a, b, &n, err, cap)) == 0)
+    if (a->ci.ssl)                 /* TLS: the frames go through librabbitmq's SSL socket */
+        rc = amqp_sink_publish_each(a, b, err, cap);
+    else if ((rc = amqp_sink_frames(a, b, &n, err, cap)) == 0)
         rc = amqp_sink_write(a, n, err, cap);
     if (rc < 0) {
         amqp_sink_disconnect(a);
@@ -335,13 +377,14 @@ static void amqp_sink_destroy(void *ctx)
     amqp_sink_disconnect(a);
     free(a->url_buf);
     free(a->queue);
+    free(a->ca_file);
     free(a->confirmed);
     free(a->out);
     free(a);
 }
 
-int events_amqp_create(const char *url, const char *queue, uint64_t timeout_ms,
-                       struct events_sink *out, char *err, size_t err_cap)
+int events_amqp_create(const char *url, const char *queue, const char *ca_file,
+                       uint64_t timeout_ms, struct events_sink *out, char *err, size_t err_cap)
 {
     int rc = events_amqp_url_check(url, err, err_cap);
     if (rc < 0)
@@ -356,7 +399,8 @@ int events_amqp_create(const char *url, const char *queue, uint64_t timeout_ms,
     a->url_buf = strdup(url);
     a->queue = strdup(queue);
     a->confirmed = calloc(EVENTS_BATCH_MAX, sizeof *a->confirmed);
-    if (!a->url_buf || !a->queue || !a->confirmed) {
+    a->ca_file = ca_file ? strdup(ca_file) : NULL;
+    if (!a->url_buf || !a->queue || !a->confirmed || (ca_file && !a->ca_file)) {
         amqp_sink_destroy(a);
         return -ENOMEM;
     }

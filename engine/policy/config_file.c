@@ -649,7 +649,7 @@ static void cf_shaping_check(struct cf *f, const config_setting_t *shaping,
 }
 
 /* ---- events (issue 16) ---------------------------------------------------------
- * events { webhook { url; secret-file; } amqp { url; queue; } batch; linger;
+ * events { webhook { url; secret-file; } amqp { url; queue; ca-file; } batch; linger;
  * timeout; drain; outbox-max; } -> c->events; the sinks need a running engine
  * (engine/events), so the full URL checks happen when `volley run` starts them. */
 
@@ -675,7 +675,7 @@ static void cf_events(struct cf *f, const config_setting_t *g)
     static const char *const keys[] = { "webhook", "amqp", "batch", "linger", "timeout",
                                         "drain", "outbox-max" };
     static const char *const wkeys[] = { "url", "secret-file" };
-    static const char *const akeys[] = { "url", "queue" };
+    static const char *const akeys[] = { "url", "queue", "ca-file" };
     struct vl_events_opts *o = &f->c->events;
     if (!config_setting_is_group(g)) {
         cf_err(f, g, "events: expected a group { ... }");
@@ -698,14 +698,16 @@ static void cf_events(struct cf *f, const config_setting_t *g)
                     o->webhook_url = cf_get_path(f, v, "events.webhook.url", "http://",
                                                  "https://");
                 else if (!strcmp(n, "url"))
-                    o->amqp_url = cf_get_path(f, v, "events.amqp.url", "amqp://", NULL);
+                    o->amqp_url = cf_get_path(f, v, "events.amqp.url", "amqp://", "amqps://");
                 else if (hook && !strcmp(n, "secret-file"))
                     o->webhook_secret_file = cf_get_path(f, v, "events.webhook.secret-file",
                                                          NULL, NULL);
                 else if (!hook && !strcmp(n, "queue"))
                     o->amqp_queue = cf_get_path(f, v, "events.amqp.queue", NULL, NULL);
+                else if (!hook && !strcmp(n, "ca-file"))
+                    o->amqp_ca_file = cf_get_path(f, v, "events.amqp.ca-file", NULL, NULL);
                 else
-                    cf_unknown(f, v, hook ? "events.webhook" : "events.amqp", sk, 2);
+                    cf_unknown(f, v, hook ? "events.webhook" : "events.amqp", sk, hook ? 2 : 3);
             }
             if (hook && !o->webhook_url)
                 cf_err(f, e, "events.webhook: url missing");

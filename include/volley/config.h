@@ -176,7 +176,7 @@ struct vl_config {
     /* The config file's events block (issue 16; config_file.c): the --events-*
      * options of the command line override each; NULL / 0 / false = not set. */
     struct vl_events_opts {
-        const char *webhook_url, *webhook_secret_file, *amqp_url, *amqp_queue;
+        const char *webhook_url, *webhook_secret_file, *amqp_url, *amqp_queue, *amqp_ca_file;
         unsigned batch;                   /* events per batch */
         uint64_t linger_ms, timeout_ms, drain_ms;
         bool linger_set, drain_set;       /* 0 is a value for these two */

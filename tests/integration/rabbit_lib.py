@@ -22,7 +22,9 @@ def free_port():
 
 
 class Rabbit:
-    def __init__(self, fail, nice=0):
+    def __init__(self, fail, nice=0, tls=None):
+        """tls: (ca, cert, key) PEM paths: also an AMQPS listener on self.ssl_port
+        (the broker does not ask for client certificates)."""
         self.fail, self.nice = fail, nice
         if not os.access(SERVER, os.X_OK) or not shutil.which("epmd"):
             fail("rabbitmq-server not installed (scripts/setup.sh installs it)")
@@ -35,6 +37,13 @@ class Rabbit:
         with open(conf, "w") as f:
             f.write("listeners.tcp.1 = 127.0.0.1:%d\n" % self.port)
             f.write("log.console = false\nlog.file.level = warning\n")
+            self.ssl_port = None
+            if tls:
+                self.ssl_port = free_port()
+                f.write("listeners.ssl.default = 127.0.0.1:%d\n" % self.ssl_port)
+                f.write("ssl_options.cacertfile = %s\nssl_options.certfile = %s\n"
+                        "ssl_options.keyfile = %s\nssl_options.verify = verify_none\n"
+                        "ssl_options.fail_if_no_peer_cert = false\n" % tls)
         plugins = os.path.join(self.tmp, "enabled_plugins")
         with open(plugins, "w") as f:
             f.write("[].\n")
@@ -67,6 +76,9 @@ class Rabbit:
                     s.sendall(b"AMQP\x00\x00\x09\x01")
                     s.settimeout(5)
                     if s.recv(7)[:1] == b"\x01":      # a connection.start frame
+                        if self.ssl_port:
+                            socket.create_connection(("127.0.0.1", self.ssl_port),
+                                                     timeout=5).close()
                         return
             except OSError:
                 pass
