@@ -21,7 +21,7 @@
  */
 #include "queue_commit.h"
 
-#include "queue_events.h"
+#include "queue_evack.h"
 #include "queue_store.h"
 #include "volley/error.h"
 

@@ -13,9 +13,4 @@
 int queue_events_append(struct vl_queue_shard *s, MDB_txn *txn, const char *const *json,
                         const size_t *len, size_t n);
 
-/** Write the acknowledgements vl_queue_events_ack_lazy() left pending (a
- *  snapshot) in @p txn; *@p gen gets the snapshot's generation (0: none), to
- *  be marked done once @p txn is committed. @return 0 or an error. */
-int queue_events_ack_apply(struct vl_queue_shard *s, MDB_txn *txn, uint64_t *gen);
-
 #endif
