@@ -35,7 +35,7 @@ static struct {
 } cli_ev = { .amqp_queue = "volley.events", .batch = 1000, .drain_ms = 10000,
              .timeout_ms = 30000, .linger_ms = 100, .outbox_max = CLI_EVENTS_OUTBOX_MAX };
 
-struct cli_events { struct events *ev; struct fbl *fbl; struct vl_intake_hook hook; };
+struct cli_events { struct events *ev; struct fbl *fbl; };
 
 const char cli_events_usage_bounce[] =
     "  --bounce-rules FILE   bounce classification rules tried before the shipped ones\n"
@@ -295,8 +295,8 @@ static int cli_events_fbl(struct vl_config *cfg, struct vl_queue *q, struct cli_
         free(ce);
         return -1;
     }
-    ce->hook = (struct vl_intake_hook){ fbl_intake, ce->fbl };
-    cfg->intake_hook = &ce->hook;
+    vl_assert(cfg->intake_hook_n < VL_INTAKE_HOOKS_MAX);
+    cfg->intake_hooks[cfg->intake_hook_n++] = (struct vl_intake_hook){ "fbl", fbl_intake, ce->fbl };
     *out = ce;
     return 0;
 }
@@ -345,7 +345,7 @@ int cli_events_start(struct vl_config *cfg, struct vl_queue *q, struct cli_event
             fbl_destroy(ce->fbl);
         free(ce);
         *out = NULL;
-        cfg->intake_hook = NULL;
+        cfg->intake_hook_n = 0;
         fprintf(stderr, "volley run: cannot start the event senders: %s\n", vl_strerror(rc));
         return -1;
     }
@@ -357,7 +357,7 @@ void cli_events_stop(struct cli_events *ce, struct vl_config *cfg)
 {
     if (ce) {
         struct events_stats st;
-        cfg->intake_hook = NULL;          /* the intake is stopped: no call is running */
+        cfg->intake_hook_n = 0;           /* the intake is stopped: no call is running */
         fbl_destroy(ce->fbl);
         events_stop(ce->ev, cli_ev.drain_ms, &st);
         if (st.left)

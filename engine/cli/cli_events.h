@@ -23,7 +23,7 @@ int cli_events_parse(struct vl_config *cfg, const char *cmd, char **rest, int *r
 int cli_events_setup(struct vl_config *cfg, const char *cmd);
 
 /** Start the event senders configured and, with --fbl-address, set
- *  cfg->intake_hook (so before inject_start). *@p out NULL if none.
+ *  appends its hook to cfg->intake_hooks (so before inject_start). *@p out NULL if none.
  *  @return 0 or -1 (printed). */
 int cli_events_start(struct vl_config *cfg, struct vl_queue *q, struct cli_events **out);
 /** Stop the senders (after the engine: they send what is stored first, for

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "volley/config.h"
 #include "volley/queue.h"
 
 #define FBL_FIELD_BYTES_MAX 256u
@@ -45,8 +46,7 @@ int fbl_create(struct vl_queue *q, const char *data_dir, const char *addr, bool 
 void fbl_destroy(struct fbl *f);
 
 /** The intake hook (struct vl_intake_hook.fn): see volley/config.h. */
-int fbl_intake(void *arg, const char *from, const char *const *rcpts, size_t rcpt_n,
-               const char *msg, size_t len, uint64_t now_ms, char *reply, size_t reply_cap);
+int fbl_intake(void *arg, struct vl_intake_msg *im, char *reply, size_t reply_cap);
 
 /** Reports taken so far. */
 uint64_t fbl_taken(const struct fbl *f);

@@ -118,10 +118,13 @@ static char *fbl_json(const struct fbl_report *r, const char *from, const char *
     return s;                      /* NULL if a field was not UTF-8 (json_string refused) */
 }
 
-int fbl_intake(void *arg, const char *from, const char *const *rcpts, size_t rcpt_n,
-               const char *msg, size_t len, uint64_t now_ms, char *reply, size_t reply_cap)
+int fbl_intake(void *arg, struct vl_intake_msg *im, char *reply, size_t reply_cap)
 {
     struct fbl *f = arg;
+    const char *from = im->from, *msg = im->msg;
+    const char *const *rcpts = im->rcpts;
+    size_t rcpt_n = im->rcpt_n, len = im->len;
+    uint64_t now_ms = im->now_ms;
     if (rcpt_n == 0)
         return 0;
     for (size_t i = 0; i < rcpt_n; i++)        /* only a message to the FBL address alone */

@@ -1,11 +1,13 @@
 /*
  * http_inject.c - the HTTP API's inject workers: render each recipient's
  * message from a parsed request (http_req.h), normalise it (msg.h) and
- * queue it with vl_queue_enqueue(), which is durable on return and
- * group-commits the workers' concurrent calls. A request's recipients are
- * split into up to HTTP_WORKERS contiguous ranges, one job each; a job
- * queues what it rendered in batches of up to HTTP_BATCH_MAX messages with
- * vl_queue_enqueue_many() (one write per shard and batch).
+ * queue it durably (the 200 comes only after the fsync'd commit). A
+ * request's recipients are split into up to HTTP_WORKERS contiguous ranges,
+ * one job each; a job queues what it rendered in batches of up to
+ * HTTP_BATCH_MAX messages with vl_queue_enqueue_ids() (the SMTP intake's
+ * batch call: every message handed to its shard's group commit before any
+ * is waited for, so a batch shares the fsyncs; each message succeeds or
+ * fails alone).
  * Invariant: every recipient of a call ends with exactly one result
  * (queued, failed or storage), written only by the job owning its range.
  */
@@ -209,7 +211,7 @@ static int normalise(struct hcall *c, struct hctx *x, struct hres *res, size_t n
     return rc < 0 ? rc : VL_E_TOOBIG;
 }
 
-/* Messages rendered and normalised, waiting for one vl_queue_enqueue_many(). */
+/* Messages rendered and normalised, waiting for one vl_queue_enqueue_ids(). */
 #define HTTP_BATCH_MAX 256u   /* policy: messages a worker holds before queueing them */
 struct hbatch {
     size_t n;
@@ -234,8 +236,12 @@ static void batch_flush(struct hcall *c, struct hbatch *b)
         b->nm[k].rcpt_lens = b->lens + off;
         off += b->count[k];
     }
-    vl_queue_enqueue_many(c->h->q, b->nm, b->n, c->now_ms, ids, rcs);
+    for (size_t k = 0; k < b->n; k++)                 /* no body names its id */
+        ids[k] = vl_queue_msg_id_new(c->h->q, c->now_ms);
+    (void)vl_queue_enqueue_ids(c->h->q, b->nm, b->n, c->now_ms, ids, rcs);
     for (size_t k = 0; k < b->n; k++) {
+        if (rcs[k] == -EEXIST)                        /* id taken: a fresh one, alone */
+            rcs[k] = vl_queue_enqueue(c->h->q, &b->nm[k], c->now_ms, &ids[k]);
         if (rcs[k] == 0)
             met_inject(MET_L_HTTP, b->count[k]);
         for (size_t p = b->first[k]; p < b->first[k] + b->count[k]; p++) {

@@ -182,6 +182,7 @@ int inject_start(const struct vl_config *cfg, const struct inject_opts *o, struc
         in->sconf.auth = true;
     }
     inj_suppress_open(in);        /* issue 12: suppressed recipients refused at RCPT */
+    inj_hooks_init(in);           /* unsub, DKIM, then cfg->intake_hooks (inject_hooks.c) */
     for (uint32_t i = 0; i < INJ_SESSIONS_MAX; i++)
         in->free_idx[i] = INJ_SESSIONS_MAX - 1 - i;
     in->free_n = INJ_SESSIONS_MAX;

@@ -1,8 +1,9 @@
 /*
  * inject_commit.c - the intake's workers: check AUTH credentials (crypt(3)
  * takes milliseconds: never on the reactor), and turn a complete SMTP
- * message into a queued one. Per message: normalise (msg.h), put a Received:
- * line on top (RFC 5321 4.4), vl_queue_enqueue_ids() (durable on return; a
+ * message into a queued one. Per message: normalise (msg.h), pass it through
+ * the hook chain (inject_hooks.c: unsubscribe, DKIM, feedback loops; a hook
+ * may take it), put a Received: line on top (RFC 5321 4.4), vl_queue_enqueue_ids() (durable on return; a
  * worker takes every message waiting, up to INJ_BATCH_MAX, and queues them
  * together, and the workers' batches share group commits), then hand the
  * replies back to the intake thread through in->done and one rx_wake: a worker never
@@ -12,7 +13,6 @@
 #include "inject_int.h"
 
 #include "clock.h"
-#include "dkim.h"
 #include "log.h"
 #include "metrics.h"
 #include "msg.h"
@@ -107,21 +107,31 @@ static bool job_prepare(struct inject *in, struct inj_job *j, uint64_t now, stru
         job_reply(j, 552, "5.3.4 Message too big");
         return false;
     }
-    if (rc >= 0 && inj_unsub_mail(in, j, p->m.data, p->m.len)) {   /* mailto unsubscribe (issue 12) */
-        prep_fini(p);
-        return false;
+    if (rc >= 0) {
+        p->rcpts = malloc((s->rcpt_n ? s->rcpt_n : 1) * sizeof *p->rcpts);
+        rc = p->rcpts ? 0 : -ENOMEM;
     }
-    if (rc >= 0 && (rc = dkim_sign_msg(in->cfg->dkim_signer, &p->m, now / 1000)) < 0) {   /* issue 13 */
-        prep_fini(p);
-        j->rc = rc;
-        job_reply(j, 451, "4.3.0 Temporary failure, try again later");
-        return false;
+    bool utf8 = has_8bit(s->from);
+    for (uint32_t i = 0; rc >= 0 && i < s->rcpt_n; i++) {
+        p->rcpts[i] = s->rcpts[i];
+        utf8 |= has_8bit(s->rcpts[i]);
+    }
+    if (rc >= 0) {          /* the hook chain: unsub, DKIM, feedback loops (inject_hooks.c) */
+        struct vl_intake_msg im = { .from = s->from, .rcpts = p->rcpts, .rcpt_n = s->rcpt_n,
+                                    .m = &p->m, .now_ms = now };
+        char t[SMTP_SERVER_TEXT_BYTES_MAX];
+        int h = inj_hooks_run(in, &im, t, sizeof t);
+        if (h != VL_INTAKE_PASS) {
+            prep_fini(p);
+            j->rc = h;                   /* taken (1) or failed (< 0): not queued */
+            job_reply(j, h > 0 ? 250 : h == VL_E_INVALID ? 550 : 451, t);
+            return false;
+        }
     }
     size_t nl = 0;
     if (rc >= 0) {
         p->full = malloc(INJ_RECEIVED_BYTES_MAX + p->m.len);
-        p->rcpts = malloc((s->rcpt_n ? s->rcpt_n : 1) * sizeof *p->rcpts);
-        if (p->full && p->rcpts)
+        if (p->full)
             nl = received_line(in, s, j->id, now, (char *)p->full, INJ_RECEIVED_BYTES_MAX);
     }
     if (!nl) {
@@ -132,23 +142,6 @@ static bool job_prepare(struct inject *in, struct inj_job *j, uint64_t now, stru
     }
     memcpy(p->full + nl, p->m.data, p->m.len);
     p->rl = nl;
-    bool utf8 = has_8bit(s->from);
-    for (uint32_t i = 0; i < s->rcpt_n; i++) {
-        p->rcpts[i] = s->rcpts[i];
-        utf8 |= has_8bit(s->rcpts[i]);
-    }
-    const struct vl_intake_hook *hk = in->cfg->intake_hook;   /* issue 16: feedback loops */
-    if (hk) {
-        char t[SMTP_SERVER_TEXT_BYTES_MAX] = "4.3.0 Temporary failure, try again later";
-        int h = hk->fn(hk->arg, s->from, p->rcpts, s->rcpt_n, (const char *)p->m.data, p->m.len,
-                       now, t, sizeof t);
-        if (h != 0) {
-            prep_fini(p);
-            j->rc = h > 0 ? 0 : h;
-            job_reply(j, h > 0 ? 250 : h == VL_E_INVALID ? 550 : 451, t);
-            return false;
-        }
-    }
     p->nm = (struct vl_queue_new_msg){
         .return_path = s->from, .return_path_len = strlen(s->from),
         .body = p->full, .body_len = nl + p->m.len,

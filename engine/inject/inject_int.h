@@ -42,6 +42,8 @@
 #define INJ_STORAGE_PAUSE_MS 1000u    /* after a failed commit: 452 at MAIL this long */
 #define INJ_BODY_FIRST   65536u       /* a body buffer's first size (then doubled) */
 #define INJ_BODY_KEEP   262144u       /* a session keeps a body buffer up to this size */
+#define INJ_HOOKS_OWN 2u              /* the intake's own hooks: unsub, DKIM */
+#define INJ_HOOKS_MAX (INJ_HOOKS_OWN + VL_INTAKE_HOOKS_MAX)
 _Static_assert(INJ_OUT_BYTES >= 2 * INJ_ANSWER_ROOM, "room for a reply and a batch");
 
 struct inject;
@@ -125,6 +127,8 @@ struct inject {
     struct tls_ctx *tls_ctx;      /* --tls-cert: STARTTLS offered; NULL = not */
     struct inj_auth *auth;        /* --auth-file: AUTH offered (after TLS); NULL = not */
     struct sup *sup;              /* suppression list (inject_suppress.c) or NULL */
+    struct vl_intake_hook hooks[INJ_HOOKS_MAX];   /* in order (inject_hooks.c) */
+    unsigned hook_n;
     struct rx *rx;
     pthread_t thread;
     bool thread_started;
@@ -188,9 +192,20 @@ void inj_suppress_close(struct inject *in);
  *  reply's text ("5.7.1 ..."). Thread: the intake's. */
 bool inj_suppressed(struct inject *in, const char *from, const char *rcpt, size_t len,
                     char *text, size_t cap);
-/** If @p j's recipients are all mailto unsubscribe addresses: handle it (the
- *  normalised message @p msg carries the token in its Subject) and set its
- *  reply; @return true (then nothing is queued). Thread: a commit worker. */
-bool inj_unsub_mail(struct inject *in, struct inj_job *j, const uint8_t *msg, size_t len);
+/** The intake hook (volley/config.h) of the mailto unsubscribe address
+ *  (@p arg: the struct inject): a message whose recipients are all --unsub
+ *  mailto addresses is taken (its Subject's token verified, the recipient
+ *  suppressed: 250 2.0.0 Unsubscribed) or refused (550 5.7.1). Thread: a
+ *  commit worker. */
+int inj_unsub_hook(void *arg, struct vl_intake_msg *im, char *reply, size_t reply_cap);
+
+/* inject_hooks.c: the ordered hook chain between normalising and queueing. */
+/** Build in->hooks: the intake's own, then cfg->intake_hooks. Thread: start. */
+void inj_hooks_init(struct inject *in);
+/** Run the chain on @p im (@p im->m may be transformed). @return
+ *  VL_INTAKE_PASS (queue it), else a hook's answer (volley/config.h) with
+ *  its reply text in @p reply. Thread: a commit worker. */
+int inj_hooks_run(const struct inject *in, struct vl_intake_msg *im, char *reply,
+                  size_t reply_cap);
 
 #endif

@@ -51,37 +51,28 @@ bool inj_suppressed(struct inject *in, const char *from, const char *rcpt, size_
     return true;
 }
 
-bool inj_unsub_mail(struct inject *in, struct inj_job *j, const uint8_t *msg, size_t len)
+int inj_unsub_hook(void *arg, struct vl_intake_msg *im, char *reply, size_t reply_cap)
 {
-    const struct inj_sess *s = j->s;
+    struct inject *in = arg;
     const struct unsub_conf *uc = unsub_conf_get();
-    if (!uc || s->rcpt_n == 0)
-        return false;
-    for (uint32_t i = 0; i < s->rcpt_n; i++)
-        if (!unsub_mailto_addr(uc, s->rcpts[i], strlen(s->rcpts[i])))
-            return false;                   /* ordinary mail (or mixed: queued as is) */
+    if (!uc || im->rcpt_n == 0)
+        return VL_INTAKE_PASS;
+    for (size_t i = 0; i < im->rcpt_n; i++)
+        if (!unsub_mailto_addr(uc, im->rcpts[i], strlen(im->rcpts[i])))
+            return VL_INTAKE_PASS;          /* ordinary mail (or mixed: queued as is) */
     char tok[UNSUB_TOKEN_BYTES_MAX + 1];
-    size_t n = unsub_subject_token(msg, len, tok, sizeof tok);
+    size_t n = unsub_subject_token((const uint8_t *)im->msg, im->len, tok, sizeof tok);
     struct unsub_claims cl;
-    j->rc = 1;                              /* handled here, not queued */
-    j->reply.code = 550;
-    if (n == 0 || unsub_token_check(uc->secret, uc->secret_len, tok, n, &cl) < 0 ||
-        !unsub_mailto_addr(uc, s->rcpts[0], strlen(s->rcpts[0]))) {
-        snprintf(j->reply.text, sizeof j->reply.text, "5.7.1 Unknown or invalid unsubscribe "
-                 "request");
-        return true;
+    if (n == 0 || unsub_token_check(uc->secret, uc->secret_len, tok, n, &cl) < 0) {
+        snprintf(reply, reply_cap, "5.7.1 Unknown or invalid unsubscribe request");
+        return VL_E_INVALID;
     }
     int rc = in->sup ? sup_add(in->sup, cl.domain, cl.rcpt, SUP_UNSUBSCRIBE, vl_clock_wall_ms())
                      : VL_E_STORAGE;
-    if (rc < 0) {
-        j->reply.code = 451;
-        snprintf(j->reply.text, sizeof j->reply.text, "4.3.0 Temporary failure, try again "
-                 "later");
-        return true;
-    }
+    if (rc < 0)
+        return rc == VL_E_INVALID ? VL_E_STORAGE : rc;   /* 451, the preset text */
     vl_log_at(VL_LOG_INFO, "evt=unsubscribed rcpt=%s domain=%s campaign=\"%s\" via=mailto",
               cl.rcpt, cl.domain, cl.campaign);
-    j->reply.code = 250;
-    snprintf(j->reply.text, sizeof j->reply.text, "2.0.0 Unsubscribed");
-    return true;
+    snprintf(reply, reply_cap, "2.0.0 Unsubscribed");
+    return VL_INTAKE_TAKEN;
 }

@@ -89,17 +89,41 @@ struct dkim_signer;                   /* engine/dkim/dkim.h */
 
 struct bounce_rules;                  /* engine/bounce/bounce.h */
 
-/* A hook the SMTP intake calls for each message before queueing it (issue 16:
- * feedback reports to --fbl-address, engine/fbl/). From any commit worker,
- * concurrently. @p msg is the normalised message (CRLF). Returns 1: taken
- * (not queued; 250 with @p reply's text), 0: not for the hook (queued as
- * usual), VL_E_INVALID: refused (550 with @p reply), other < 0: temporary
- * failure (451 with @p reply). */
+struct msg_result;                    /* engine/msg/msg.h */
+
+/* What a hook of the SMTP intake's chain sees of one message. */
+struct vl_intake_msg {
+    const char *from;                 /* the reverse-path ("" for <>) */
+    const char *const *rcpts;         /* the recipients, as accepted at RCPT */
+    size_t rcpt_n;
+    const char *msg;                  /* the normalised message (CRLF), without the
+                                         Received: line: m's data as the hook is called */
+    size_t len;
+    struct msg_result *m;             /* the same, owned (engine/msg/msg.h): a transforming
+                                         hook replaces m->data/m->len (freeing the old) */
+    uint64_t now_ms;
+};
+
+/* One step of the SMTP intake's hook chain (engine/inject/inject_hooks.c): the
+ * hooks run in order between normalising a message and queueing it, each on
+ * what the ones before it left. The chain: the intake's own (the mailto
+ * unsubscribe check, issue 12; DKIM signing, issue 13), then cfg->intake_hooks
+ * in order (the feedback-loop reports to --fbl-address, issue 16). Called from
+ * any commit worker, concurrently. @p fn returns
+ *   0 (VL_INTAKE_PASS): not taken: the next hook, then the queue (@p im->m
+ *                       may have been transformed);
+ *   1 (VL_INTAKE_TAKEN): consumed, not queued: 250 with @p reply's text;
+ *   VL_E_INVALID: refused, not queued: 550 with @p reply's text;
+ *   other < 0: temporary failure: 451 with @p reply's text (preset to
+ *   "4.3.0 Temporary failure, try again later"). */
 struct vl_intake_hook {
-    int (*fn)(void *arg, const char *from, const char *const *rcpts, size_t rcpt_n,
-              const char *msg, size_t len, uint64_t now_ms, char *reply, size_t reply_cap);
+    const char *name;                 /* for diagnostics ("unsub", "dkim", "fbl") */
+    int (*fn)(void *arg, struct vl_intake_msg *im, char *reply, size_t reply_cap);
     void *arg;
 };
+#define VL_INTAKE_PASS  0
+#define VL_INTAKE_TAKEN 1
+#define VL_INTAKE_HOOKS_MAX 8u        /* policy: hooks in cfg->intake_hooks */
 
 struct vl_config {
     const char *data_dir;             /* default ./volley-data */
@@ -169,7 +193,10 @@ struct vl_config {
                                          shipped ones (etc/bounce_rules.conf, compiled in) */
     const struct bounce_rules *bounce_rules;   /* loaded rules; NULL = every failure "other" */
     const char *fbl_address;          /* --fbl-address ADDR: ARF reports to it are taken */
-    const struct vl_intake_hook *intake_hook;  /* NULL = none */
+    struct vl_intake_hook intake_hooks[VL_INTAKE_HOOKS_MAX];   /* run after the intake's
+                                         own hooks, in order (volley/config.h above); set
+                                         before inject_start, which copies them */
+    unsigned intake_hook_n;
     bool events_on;                   /* a delivery-event sink is configured: each outcome's
                                          event is stored in the shard's outbox (queue.h) in
                                          the transaction that records the outcome */

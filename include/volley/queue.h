@@ -241,27 +241,16 @@ uint64_t vl_queue_msg_id_new(struct vl_queue *q, uint64_t now_ms);
 int vl_queue_enqueue_id(struct vl_queue *q, const struct vl_queue_new_msg *m,
                         uint64_t now_ms, uint64_t id);
 
-/** Enqueue @p n messages as vl_queue_enqueue() would one by one (durable on
- *  return, all or nothing per message), but every message whose recipients
- *  all live in one shard joins that shard's batch: one write request per
- *  shard carries the batch into one group commit, so a caller with many
- *  small messages (the HTTP API's personalised bodies) pays one commit per
- *  shard instead of one per message. Messages spanning shards go one by
- *  one. A batch shares its transaction: if it fails, each of its messages
- *  gets the error (none of them is queued). Thread: any.
- *  @return 0 if every message was queued, else the first error; per message
- *  @p rcs[i] (0 or as vl_queue_enqueue) and @p ids[i] (0 when not queued). */
-int vl_queue_enqueue_many(struct vl_queue *q, const struct vl_queue_new_msg *m, size_t n,
-                          uint64_t now_ms, uint64_t *ids, int *rcs);
-
-/** vl_queue_enqueue_id() for @p n messages at once, message @p m[i] under id
- *  @p ids[i] (from vl_queue_msg_id_new): every message whose recipients all
- *  live in one shard is handed to that shard's group commit before any is
- *  waited for, so a caller's batch shares the commits (one fsync per shard
- *  for all of them) instead of waiting for a commit per message; messages
- *  spanning shards go one by one after those. Each message is a write of its
- *  own: it succeeds or fails alone (all or nothing per message, as
- *  vl_queue_enqueue). Durable on return. Thread: any.
+/** The batch enqueue (the SMTP intake's and the HTTP API's): vl_queue_enqueue_id()
+ *  for @p n messages at once, message @p m[i] under id @p ids[i] (from
+ *  vl_queue_msg_id_new): every message whose recipients all live in one
+ *  shard is handed to that shard's group commit before any is waited for,
+ *  so a caller's batch shares the commits (one fsync per shard for all of
+ *  them) instead of waiting for a commit per message; messages spanning
+ *  shards go one by one after those. Each message is a write of its own: it
+ *  succeeds or fails alone (all or nothing per message, as vl_queue_enqueue;
+ *  the group commit reruns a failed group one request per transaction).
+ *  Durable on return. Thread: any.
  *  @return 0 if every message was queued, else the first error; per message
  *  @p rcs[i]: 0 or as vl_queue_enqueue_id() (-EEXIST: ids[i] is taken,
  *  nothing of it was queued). */

@@ -1,7 +1,8 @@
 /* queue_ids_test.c - vl_queue_enqueue_ids(): many messages, each under the id
  * the caller took, handed to the shards' group commits together (one commit
  * per shard for a single caller's batch); each message succeeds or fails
- * alone; messages spanning shards go one by one. Also the group commit's
+ * alone; messages spanning shards go one by one; what is queued leases back
+ * whole (the HTTP API's batches, formerly vl_queue_enqueue_many). Also the group commit's
  * per-request wake-ups under concurrent writers (a lost wake-up hangs: the
  * test's timeout fails it). Real LMDB files in a mkdtemp dir. */
 #include <stdarg.h>
@@ -147,6 +148,62 @@ static void test_taken_id_alone(void **state)
     assert_int_equal(stats(f->q).by_state[VL_RCPT_READY], 3);
 }
 
+/* Over 4 shards, a mix of single- and two-domain messages and a bad one
+ * (the HTTP API's batches; was queue_many_test): each queued message leases
+ * back with its own body and recipients, the bad one queues nothing. */
+static void test_batch_leases_back(void **state)
+{
+    struct fx *f = *state;
+    enum { N = 40, BAD = 5 };
+    static char addr[N][2][64], body[N][64];
+    static const char *rc_ptr[N][2];
+    struct vl_queue_new_msg m[N];
+    uint64_t ids[N];
+    int rcs[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(addr[i][0], sizeof addr[i][0], "u%d@d%d.test", i, i % 7);
+        snprintf(addr[i][1], sizeof addr[i][1], "v%d@e%d.test", i, i % 5);
+        snprintf(body[i], sizeof body[i], "Subject: %d\r\n\r\nbody %d\r\n", i, i);
+        rc_ptr[i][0] = addr[i][0];
+        rc_ptr[i][1] = addr[i][1];
+        m[i] = (struct vl_queue_new_msg){ .return_path = "s@src.test", .return_path_len = 10,
+            .body = body[i], .body_len = strlen(body[i]), .rcpts = rc_ptr[i],
+            .rcpt_count = i % 4 == 3 ? 2 : 1 };          /* every 4th: two domains */
+        ids[i] = vl_queue_msg_id_new(f->q, T0);
+    }
+    rc_ptr[BAD][0] = "not an address";
+    assert_int_equal(vl_queue_enqueue_ids(f->q, m, N, T0, ids, rcs), VL_E_INVALID);
+    size_t rcpts = 0;
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(rcs[i], i == BAD ? VL_E_INVALID : 0);
+        rcpts += i == BAD ? 0 : m[i].rcpt_count;
+    }
+    struct vl_queue_msg_info info;
+    size_t nr = 0;
+    assert_int_equal(vl_queue_show(f->q, ids[BAD], &info, NULL, 0, &nr), VL_E_NOTFOUND);
+    assert_int_equal(stats(f->q).by_state[VL_RCPT_READY], rcpts);
+    size_t leased = 0;
+    for (unsigned s = 0; s < NSHARDS; s++) {
+        struct vl_queue_batch *b = NULL;
+        int n = vl_queue_lease(vl_queue_shard(f->q, s), T0 + 1, 1000, &b);
+        assert_true(n >= 0);
+        for (int k = 0; k < n; k++) {
+            const struct vl_queue_rcpt *r = &b->rcpts[k];
+            int i = -1;
+            for (int j = 0; j < N; j++)
+                if (ids[j] == r->msg->id)
+                    i = j;
+            assert_true(i >= 0 && i != BAD);
+            assert_int_equal(r->msg->body_len, strlen(body[i]));
+            assert_memory_equal(r->msg->body, body[i], r->msg->body_len);
+            assert_true(!strcmp(r->addr, addr[i][0]) || !strcmp(r->addr, addr[i][1]));
+        }
+        leased += (size_t)n;
+        vl_queue_batch_release(vl_queue_shard(f->q, s), b);
+    }
+    assert_int_equal(leased, rcpts);
+}
+
 #define THREADS 8
 #define ROUNDS 40
 #define PER 5
@@ -205,6 +262,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_batch_each_alone, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_taken_id_alone, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_batch_leases_back, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_writers, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
