@@ -13,13 +13,15 @@
  * leader done wakes the requests it carried and one sleeping pending request
  * to lead next (never every waiter of the shard).
  * Each group transaction also drops the multi-shard enqueue decisions that
- * queue_commit_forget() queued (cheaper than a commit of their own).
+ * queue_commit_forget() queued (cheaper than a commit of their own), and
+ * writes the event sinks' lazy acknowledgements (vl_queue_events_ack_lazy).
  * Invariants: a request's rc is final only after its transaction ended; every
  * transaction begun here is committed or aborted before the leader moves on.
  * Diagnostics: never logs; returns codes.
  */
 #include "queue_commit.h"
 
+#include "queue_evack.h"
 #include "queue_store.h"
 #include "volley/error.h"
 
@@ -55,8 +57,11 @@ static int queue_group_run(struct vl_queue_shard *s, struct queue_req *list, siz
         return rc;
     rc = queue_stats_get(s, txn, &st);
     size_t forgets = 0;
+    uint64_t evack_gen = 0;
     if (rc >= 0)
         rc = queue_forget_apply(s, txn, &forgets);
+    if (rc >= 0)
+        rc = queue_events_ack_apply(s, txn, &evack_gen);    /* issue 16: lazy acks */
     size_t i = 0;
     for (struct queue_req *r = list; rc >= 0 && r && i < limit; r = r->next, i++) {
         rc = r->fn(s, txn, &st, r->arg);
@@ -75,6 +80,8 @@ static int queue_group_run(struct vl_queue_shard *s, struct queue_req *list, siz
         vl_assert(forgets <= s->forget_n);     /* only the leader removes */
         s->forget_n -= forgets;
         memmove(s->forget, s->forget + forgets, s->forget_n * sizeof s->forget[0]);
+        if (evack_gen > s->evack_done_gen)
+            s->evack_done_gen = evack_gen;
         pthread_mutex_unlock(&s->mu);
         return 0;
     }

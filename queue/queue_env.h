@@ -52,6 +52,12 @@ struct vl_queue_shard {
     uint64_t txns;                       /* write transactions committed */
     uint64_t *forget;                    /* decisions to drop with the next commit */
     size_t forget_n;                     /* (queue_commit_forget), QUEUE_FORGET_MAX */
+    /* Event sinks' acknowledgements written by the next commit (issue 16,
+     * vl_queue_events_ack_lazy); guarded by mu. */
+    struct { char sink[32]; uint64_t acked; } evack[4];
+    unsigned evack_n;
+    uint64_t evack_delete_upto;
+    uint64_t evack_gen, evack_done_gen;  /* pending while they differ */
     struct queue_lease_set leases;       /* owning thread only (queue_lease.c) */
     void (*notify_fn)(void *arg);        /* guarded by mu: vl_queue_shard_notify_set() */
     void *notify_arg;

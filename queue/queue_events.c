@@ -11,6 +11,7 @@
 #include "queue_events.h"
 
 #include "queue_codec.h"
+#include "queue_evack.h"
 #include "queue_commit.h"
 #include "queue_schema.h"
 #include "volley/error.h"
@@ -131,47 +132,13 @@ int vl_queue_events_read(struct vl_queue_shard *s, uint64_t after_seq, size_t ma
 
 struct queue_evack { const char *sink; uint64_t acked, delete_upto; };
 
-static int queue_evack_key(const char *sink, char *kb, size_t cap)
-{
-    size_t n = strlen(sink);
-    if (n == 0 || n >= VL_QUEUE_EVENT_SINK_BYTES_MAX)
-        return VL_E_INVALID;
-    return snprintf(kb, cap, "%s%s", QUEUE_KEY_EVACK, sink);
-}
-
 static int queue_evack_fn(struct vl_queue_shard *s, MDB_txn *txn, struct queue_stats_rec *st,
                           void *arg)
 {
     (void)st;
     const struct queue_evack *a = arg;
-    char kb[64];
-    int kn = queue_evack_key(a->sink, kb, sizeof kb);
-    if (kn < 0)
-        return kn;
-    MDB_val k = { (size_t)kn, kb }, v;
-    int rc = mdb_get(txn, s->db_meta, &k, &v);
-    uint64_t old = rc == 0 && v.mv_size == 8 ? queue_key_u64_get(v.mv_data) : 0;
-    if (rc && rc != MDB_NOTFOUND)
-        return queue_mdb_err(rc);
-    if (a->acked > old) {                  /* only forward */
-        uint8_t b[8];
-        queue_key_u64(b, a->acked);
-        v = (MDB_val){ 8, b };
-        if ((rc = queue_mdb_put(txn, s->db_meta, &k, &v, 0)) != 0)
-            return queue_mdb_err(rc);
-    }
-    MDB_cursor *cur;
-    if ((rc = mdb_cursor_open(txn, s->db_evt, &cur)) != 0)
-        return queue_mdb_err(rc);
-    MDB_val ek, ev;
-    /* Oldest first; re-seek after each delete (the cursor's position after
-     * mdb_cursor_del is not worth relying on). */
-    while ((rc = mdb_cursor_get(cur, &ek, &ev, MDB_FIRST)) == 0 && ek.mv_size == 8
-           && queue_key_u64_get(ek.mv_data) <= a->delete_upto)
-        if ((rc = queue_mdb_del(txn, s->db_evt, &ek, NULL)) != 0)
-            break;
-    mdb_cursor_close(cur);
-    return rc == 0 || rc == MDB_NOTFOUND ? 0 : queue_mdb_err(rc);
+    int rc = queue_evack_put(s, txn, a->sink, a->acked);
+    return rc < 0 ? rc : queue_evt_delete_upto(s, txn, a->delete_upto);
 }
 
 int vl_queue_events_ack(struct vl_queue_shard *s, const char *sink, uint64_t acked_seq,
@@ -184,6 +151,68 @@ int vl_queue_events_ack(struct vl_queue_shard *s, const char *sink, uint64_t ack
     struct queue_req req = { .fn = queue_evack_fn, .arg = &a };
     int rc = queue_submit(s, &req);
     return rc < 0 ? rc : 0;
+}
+
+int vl_queue_events_ack_lazy(struct vl_queue_shard *s, const char *sink, uint64_t acked_seq,
+                             uint64_t delete_upto)
+{
+    char kb[64];
+    if (queue_evack_key(sink, kb, sizeof kb) < 0 || delete_upto > acked_seq)
+        return VL_E_INVALID;
+    const size_t cap = sizeof s->evack / sizeof s->evack[0];
+    int rc = VL_E_INVALID;
+    pthread_mutex_lock(&s->mu);
+    unsigned i = 0;
+    while (i < s->evack_n && strcmp(s->evack[i].sink, sink) != 0)
+        i++;
+    if (i < s->evack_n || s->evack_n < cap) {
+        if (i == s->evack_n) {
+            snprintf(s->evack[i].sink, sizeof s->evack[i].sink, "%s", sink);
+            s->evack[i].acked = 0;
+            s->evack_n++;
+        }
+        if (acked_seq > s->evack[i].acked)
+            s->evack[i].acked = acked_seq;
+        if (delete_upto > s->evack_delete_upto)
+            s->evack_delete_upto = delete_upto;
+        s->evack_gen++;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+bool vl_queue_events_ack_pending(struct vl_queue_shard *s)
+{
+    pthread_mutex_lock(&s->mu);
+    bool p = s->evack_done_gen < s->evack_gen;
+    pthread_mutex_unlock(&s->mu);
+    return p;
+}
+
+static int queue_evnoop_fn(struct vl_queue_shard *s, MDB_txn *txn, struct queue_stats_rec *st,
+                           void *arg)
+{
+    (void)s; (void)txn; (void)st; (void)arg;
+    return 0;                      /* the group's transaction writes the pending acks */
+}
+
+int vl_queue_events_ack_flush(struct vl_queue_shard *s)
+{
+    pthread_mutex_lock(&s->mu);
+    uint64_t want = s->evack_gen;  /* acks recorded from now on are the next flush's */
+    bool pending = s->evack_done_gen < want;
+    pthread_mutex_unlock(&s->mu);
+    if (!pending)
+        return 0;
+    struct queue_req req = { .fn = queue_evnoop_fn, .arg = NULL };
+    int rc = queue_submit(s, &req);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&s->mu);
+    pending = s->evack_done_gen < want;
+    pthread_mutex_unlock(&s->mu);
+    return pending ? VL_E_STORAGE : 0;
 }
 
 int vl_queue_events_state(struct vl_queue_shard *s, const char *sink, uint64_t *acked,

@@ -6,8 +6,10 @@ N recipients over 100 domains is delivered by `volley run --until-empty`
 (static route to the sink, --max-rcpts 1: one SMTP transaction per recipient,
 S shards), REPS times for each mode, the modes alternating within each rep:
   off:     no event sink;
-  on:      --events-webhook (a Python receiver on loopback answering 200,
-           checking nothing) and --events-amqp (a private rabbitmq-server,
+  on:      --events-webhook (a Python http.server receiver on loopback
+           answering 200, counting events, checking nothing: with batches of
+           up to 1000 events it handles ~20-40 POSTs per run, so its CPU per
+           event is small; printed apart) and --events-amqp (a private rabbitmq-server,
            persistent messages, publisher confirms), both at once; both run
            at nice 19 (they stand for remote systems, which would not share
            volley's CPUs on this small machine);
@@ -16,12 +18,16 @@ S shards), REPS times for each mode, the modes alternating within each rep:
            deliver and the receiver up sends them: events/s at the receiver
            (from that run's start to the last batch: start-up included).
 Delivery rate = delivered rcpt/s of the run's summary (the engine's time; the
-final drain of events is not in it). Prints medians (min..max) and the ratio
+final drain of events is not in it). CPU: volley's (all threads, rusage of the
+child), its event sender threads' (evt=events_stopped sender_cpu_ms), and the
+receivers' (/proc of the webhook receiver and of rabbitmq-server's session)
+over each "on" run, per event. Prints medians (min..max) and the ratio
 on/off of the medians; JSON in bench-out/events.json.
 Env: N (20000), REPS (5), S (2), VOLLEY_BIN (build/volley)."""
 import json
 import os
 import re
+import resource
 import shutil
 import socket
 import statistics
@@ -111,11 +117,40 @@ class Receiver:
         self.proc.wait(timeout=30)
 
 
+class Ran:
+    def __init__(self, stdout, stderr, cpu_s):
+        self.stdout, self.stderr, self.cpu_s = stdout, stderr, cpu_s
+
+
 def run(args, what):
-    r = subprocess.run([VOLLEY] + args, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    """Run volley; its CPU time (user + system, all its threads): the growth of
+    RUSAGE_CHILDREN over the run (the other children are reaped only at the end)."""
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    r = subprocess.run([VOLLEY] + args, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
+                       env=dict(os.environ, VOLLEY_LOG="info"))
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if r.returncode != 0:
         die("%s: volley %s exited %d: %s" % (what, args[0], r.returncode, r.stderr[-800:]))
+    r.cpu_s = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     return r
+
+
+def proc_cpu_s(pids):
+    """utime + stime of processes @p pids (and of every process in their sessions)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                st = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, sid = int(d), int(st[3])
+        if pid in pids or sid in pids:
+            total += int(st[11]) + int(st[12])
+    return total / tick
 
 
 def enqueue(tmp, data):
@@ -139,7 +174,8 @@ def deliver(data, port, extra, what):
     m = re.search(r"summary: delivered (\d+).*?([\d.]+) delivered rcpt/s", out)
     if not m or int(m.group(1)) != N:
         die("%s: summary: %s" % (what, out[-500:]))
-    return float(m.group(2)), out
+    m2 = re.search(r"evt=events_stopped .*sender_cpu_ms=(\d+)", out)
+    return float(m.group(2)), r.cpu_s, (int(m2.group(1)) / 1000.0 if m2 else 0.0)
 
 
 def main():
@@ -172,24 +208,33 @@ def main():
         print("bench_events: N=%d recipients (one message, 100 domains, one transaction each), "
               "S=%d shards, REPS=%d, sink 127.0.0.1:%d" % (N, S, REPS, port), flush=True)
         off, on, drain, on_ev = [], [], [], []
+        cpu_off, cpu_on, cpu_send, cpu_recv, cpu_store, cpu_hook = [], [], [], [], [], []
+        recv_pids = {recv.proc.pid, rb.proc.pid}
         for rep in range(1, REPS + 1):
             enqueue(tmp, data)
-            r_off, _ = deliver(data, port, [], "off")
+            r_off, c_off, _ = deliver(data, port, [], "off")
             off.append(r_off)
+            cpu_off.append(c_off)
             enqueue(tmp, data)
             recv.reset()
             t0 = time.monotonic()
-            r_on, _ = deliver(data, port, on_args, "on")
+            rc0, rh0 = proc_cpu_s(recv_pids), proc_cpu_s({recv.proc.pid})
+            r_on, c_on, c_send = deliver(data, port, on_args, "on")
+            cpu_recv.append(proc_cpu_s(recv_pids) - rc0)
+            cpu_hook.append(proc_cpu_s({recv.proc.pid}) - rh0)
             on.append(r_on)
+            cpu_on.append(c_on)
+            cpu_send.append(c_send)
             recv.refresh()
             if recv.events < N:
                 die("on: the receiver got %d events, want >= %d" % (recv.events, N))
             on_ev.append(recv.events / (recv.last - t0) if recv.last > t0 else 0.0)
             # drain: store N events with the webhook down, then send them
             enqueue(tmp, data)
-            deliver(data, port, ["--events-webhook", "http://127.0.0.1:%d/" % dead,
+            _, c_store, _ = deliver(data, port, ["--events-webhook", "http://127.0.0.1:%d/" % dead,
                                  "--events-secret-file", secret, "--events-drain", "0"],
                     "drain-store")
+            cpu_store.append(c_store)
             recv.reset()
             t_drain = time.monotonic()
             run(["run", "--data", data, "--until-empty", "--quiet", "--shards", str(S),
@@ -201,8 +246,10 @@ def main():
             d = recv.events / (recv.last - t_drain)     # from the run's start: process start-up in
             drain.append(d)
             print("rep %d: off %.0f rcpt/s | on (webhook+amqp) %.0f rcpt/s, events at the "
-                  "receiver %.0f/s | outbox drain %.0f events/s" % (rep, r_off, r_on, on_ev[-1], d),
-                  flush=True)
+                  "receiver %.0f/s | outbox drain %.0f events/s | volley CPU %.0f -> %.0f us/rcpt "
+                  "(senders %.1f us/event), receivers %.0f us/event | load %.2f" %
+                  (rep, r_off, r_on, on_ev[-1], d, 1e6 * c_off / N, 1e6 * c_on / N,
+                   1e6 * c_send / N, 1e6 * cpu_recv[-1] / N, os.getloadavg()[0]), flush=True)
             n_amqp = rb.queue_len("bench.events")
             if n_amqp < N * rep:
                 die("amqp: %d messages in the queue, want >= %d" % (n_amqp, N * rep))
@@ -210,6 +257,13 @@ def main():
         res = {"suite": "events", "recipients": N, "shards": S, "repetitions": REPS,
                "off_rcpt_per_s": off, "on_rcpt_per_s": on, "on_events_per_s": on_ev,
                "drain_events_per_s": drain,
+               "volley_cpu_us_per_rcpt_off": [1e6 * c / N for c in cpu_off],
+               "volley_cpu_us_per_rcpt_on": [1e6 * c / N for c in cpu_on],
+               "sender_threads_cpu_us_per_event": [1e6 * c / N for c in cpu_send],
+               "receivers_cpu_us_per_event": [1e6 * c / N for c in cpu_recv],
+               "store_only_cpu_us_per_rcpt": [1e6 * c / N for c in cpu_store],
+               "webhook_receiver_cpu_us_per_event": [1e6 * c / N for c in cpu_hook],
+               "loadavg_1m_at_end": os.getloadavg()[0],
                "ratio_on_off_of_medians": med(on) / med(off),
                "ratio_on_off_per_rep": [a / b for a, b in zip(on, off)]}
         fmt = lambda xs: "%.0f (%.0f..%.0f)" % (med(xs), min(xs), max(xs))
@@ -220,7 +274,20 @@ def main():
         print("ratio on/off within each rep (paired): median %.3f (%.3f..%.3f)" %
               (med(pr), min(pr), max(pr)))
         print("events at the receiver during delivery: %s events/s" % fmt(on_ev))
-        print("outbox drain (webhook, batch 500):      %s events/s" % fmt(drain))
+        print("outbox drain (webhook, batch 1000):     %s events/s" % fmt(drain))
+        f1 = lambda xs: "%.1f (%.1f..%.1f)" % (med(xs), min(xs), max(xs))
+        us = lambda xs: [1e6 * x / N for x in xs]
+        extra = [1e6 * (a - b) / N for a, b in zip(cpu_on, cpu_off)]
+        print("volley CPU (all threads) per recipient: off %s us, on %s us; on - off within each "
+              "rep: %s us per event" % (f1(us(cpu_off)), f1(us(cpu_on)), f1(extra)))
+        print("  of which the event sender threads:    %s us per event (webhook + amqp)" %
+              f1(us(cpu_send)))
+        print("outbox writes only (webhook down, sender backing off): %s us per rcpt; minus off "
+              "within each rep: %s us" % (f1(us(cpu_store)),
+                                          f1([1e6 * (a - b) / N for a, b in zip(cpu_store, cpu_off)])))
+        print("receivers' CPU (webhook receiver + rabbitmq-server, nice 19): %s us per event, of "
+              "which the webhook receiver (Python) %s" % (f1(us(cpu_recv)), f1(us(cpu_hook))))
+        print("load average (1/5/15 min) at the end: %.2f %.2f %.2f" % os.getloadavg())
         os.makedirs(os.path.join(ROOT, "bench-out"), exist_ok=True)
         with open(os.path.join(ROOT, "bench-out", "events.json"), "w") as f:
             json.dump(res, f, indent=1)

@@ -357,6 +357,19 @@ int vl_dlog_flush(struct vl_dlog *d)
     return rc;
 }
 
+void vl_dlog_add_line(struct vl_dlog *d, const char *line, size_t len)
+{
+    if (d->fd < 0)
+        return;
+    if (len > VL_DLOG_LINE_BYTES_MAX - 1)
+        len = VL_DLOG_LINE_BYTES_MAX - 1;
+    if (d->len + VL_DLOG_LINE_BYTES_MAX > sizeof d->buf)
+        vl_dlog_flush(d);
+    memcpy(d->buf + d->len, line, len);
+    d->buf[d->len + len] = '\n';
+    d->len += len + 1;
+}
+
 void vl_dlog_add(struct vl_dlog *d, const struct vl_dlog_event *ev)
 {
     if (d->fd < 0)

@@ -72,6 +72,10 @@ int vl_dlog_open(const char *path, int *fd_out);
 void vl_dlog_init(struct vl_dlog *d, int fd);
 /** Append one event line; flushes first when the buffer would overflow. */
 void vl_dlog_add(struct vl_dlog *d, const struct vl_dlog_event *ev);
+/** Append a line vl_dlog_format() made (@p len bytes, without its '\n'; cut
+ *  to VL_DLOG_LINE_BYTES_MAX - 1) and a '\n': the delivery commit formats each
+ *  outcome once, for its event and its log line (issue 16). */
+void vl_dlog_add_line(struct vl_dlog *d, const char *line, size_t len);
 /** Write the buffered lines. Returns 0 or -errno (the lines are dropped then). */
 int vl_dlog_flush(struct vl_dlog *d);
 

@@ -19,18 +19,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define CLI_EVENTS_SECRET_BYTES_MAX 4096u
+#define CLI_EVENTS_OUTBOX_MAX 200000u      /* policy: events per shard (~80 MB) */
 
 /* The options of this file (set once by cli_events_parse, read-only after). */
 static struct {
-    const char *webhook, *secret_file, *amqp, *amqp_queue;
+    const char *webhook, *secret_file, *amqp, *amqp_queue, *amqp_ca;
     unsigned batch;
-    uint64_t drain_ms, timeout_ms;
+    uint64_t drain_ms, timeout_ms, linger_ms, outbox_max;
+    bool batch_set, drain_set, timeout_set, linger_set, queue_set, outbox_set;   /* on the command line */
     unsigned char secret[CLI_EVENTS_SECRET_BYTES_MAX];
     size_t secret_len;
-} cli_ev = { .amqp_queue = "volley.events", .batch = 500, .drain_ms = 10000,
-             .timeout_ms = 30000 };
+} cli_ev = { .amqp_queue = "volley.events", .batch = 1000, .drain_ms = 10000,
+             .timeout_ms = 30000, .linger_ms = 100, .outbox_max = CLI_EVENTS_OUTBOX_MAX };
 
 struct cli_events { struct events *ev; struct fbl *fbl; };
 
@@ -44,10 +47,18 @@ const char cli_events_usage[] =
     "  --events-webhook URL  POST JSON batches {\"events\":[...]} to URL (http, https)\n"
     "  --events-secret-file FILE  HMAC-SHA256 key for X-Volley-Signature (required with\n"
     "                        --events-webhook): sha256=HEX of \"TIMESTAMP.BODY\"\n"
-    "  --events-amqp URL     publish each event to RabbitMQ (amqp://USER:PASS@HOST:PORT/VHOST),\n"
+    "  --events-amqp URL     publish each event to RabbitMQ (amqp://USER:PASS@HOST:PORT/VHOST,\n"
+    "                        or amqps:// for TLS),\n"
     "                        persistent, with publisher confirms\n"
+    "  --events-amqp-ca FILE  amqps://: the CAs (PEM) the broker's certificate is checked\n"
+    "                        with (default: the system store); its name must match the host\n"
     "  --events-amqp-queue NAME  durable queue the events go to (default volley.events)\n"
-    "  --events-batch N      events per batch, 1..1000 (default 500)\n"
+    "  --events-batch N      events per batch, 1..1000 (default 1000)\n"
+    "  --events-outbox-max N  events stored per shard before delivery waits for the\n"
+    "                        sinks (back-pressure; default 200000, min 10): nothing is\n"
+    "                        dropped, delivery resumes below 3/4 of N\n"
+    "  --events-linger DUR   a batch that is not full is sent this long after the\n"
+    "                        previous one (default 100ms; 0: at once)\n"
     "  --events-timeout DUR  one batch's deadline (default 30s)\n"
     "  --events-drain DUR    at exit, keep sending what is stored for up to DUR (default 10s;\n"
     "                        the rest stays stored and is sent by the next run)\n"
@@ -100,8 +111,12 @@ int cli_events_parse(struct vl_config *cfg, const char *cmd, char **rest, int *r
                    && (v = cli_events_opt("--events-secret-file", rest, n, &i, &missing))) {
             cli_ev.secret_file = v;
         } else if (!strcmp(cmd, "run")
+                   && (v = cli_events_opt("--events-amqp-ca", rest, n, &i, &missing))) {
+            cli_ev.amqp_ca = v;
+        } else if (!strcmp(cmd, "run")
                    && (v = cli_events_opt("--events-amqp-queue", rest, n, &i, &missing))) {
             cli_ev.amqp_queue = v;
+            cli_ev.queue_set = true;
         } else if (!strcmp(cmd, "run")
                    && (v = cli_events_opt("--events-amqp", rest, n, &i, &missing))) {
             cli_ev.amqp = v;
@@ -115,6 +130,27 @@ int cli_events_parse(struct vl_config *cfg, const char *cmd, char **rest, int *r
                 return -1;
             }
             cli_ev.batch = (unsigned)b;
+            cli_ev.batch_set = true;
+        } else if (!strcmp(cmd, "run")
+                   && (v = cli_events_opt("--events-outbox-max", rest, n, &i, &missing))) {
+            char *end;
+            unsigned long long m = strtoull(v, &end, 10);
+            if (*end || end == v || m < 10 || m > 100000000ull) {
+                fprintf(stderr, "volley %s: --events-outbox-max '%s': expected 10..100000000\n",
+                        cmd, v);
+                return -1;
+            }
+            cli_ev.outbox_max = m;
+            cli_ev.outbox_set = true;
+        } else if (!strcmp(cmd, "run")
+                   && (v = cli_events_opt("--events-linger", rest, n, &i, &missing))) {
+            if (vl_parse_duration_ms(v, &ms) < 0 || ms > 60000) {
+                fprintf(stderr, "volley %s: --events-linger '%s': expected a duration up to "
+                        "60s (e.g. 100ms, 0)\n", cmd, v);
+                return -1;
+            }
+            cli_ev.linger_ms = ms;
+            cli_ev.linger_set = true;
         } else if (!strcmp(cmd, "run")
                    && ((v = cli_events_opt("--events-drain", rest, n, &i, &missing))
                        || (v = cli_events_opt("--events-timeout", rest, n, &i, &missing)))) {
@@ -124,10 +160,13 @@ int cli_events_parse(struct vl_config *cfg, const char *cmd, char **rest, int *r
                         cmd, drain ? "--events-drain" : "--events-timeout", v);
                 return -1;
             }
-            if (drain)
+            if (drain) {
                 cli_ev.drain_ms = ms;
-            else
+                cli_ev.drain_set = true;
+            } else {
                 cli_ev.timeout_ms = ms;
+                cli_ev.timeout_set = true;
+            }
         } else if (missing) {
             fprintf(stderr, "volley %s: %s needs a value\n", cmd, name);
             return -1;
@@ -136,7 +175,31 @@ int cli_events_parse(struct vl_config *cfg, const char *cmd, char **rest, int *r
         }
     }
     *rest_n = out;
+    /* The config file's events block (cfg->events) where the command line is silent. */
+    static const struct vl_events_opts none;
+    const struct vl_events_opts *fo = !strcmp(cmd, "run") ? &cfg->events : &none;
+    if (!cli_ev.webhook && fo->webhook_url)
+        cli_ev.webhook = fo->webhook_url;
+    if (!cli_ev.secret_file && fo->webhook_secret_file)
+        cli_ev.secret_file = fo->webhook_secret_file;
+    if (!cli_ev.amqp && fo->amqp_url)
+        cli_ev.amqp = fo->amqp_url;
+    if (!cli_ev.amqp_ca && fo->amqp_ca_file)
+        cli_ev.amqp_ca = fo->amqp_ca_file;
+    if (!cli_ev.queue_set && fo->amqp_queue)
+        cli_ev.amqp_queue = fo->amqp_queue;
+    if (!cli_ev.batch_set && fo->batch)
+        cli_ev.batch = fo->batch;
+    if (!cli_ev.linger_set && fo->linger_set)
+        cli_ev.linger_ms = fo->linger_ms;
+    if (!cli_ev.timeout_set && fo->timeout_ms)
+        cli_ev.timeout_ms = fo->timeout_ms;
+    if (!cli_ev.drain_set && fo->drain_set)
+        cli_ev.drain_ms = fo->drain_ms;
+    if (!cli_ev.outbox_set && fo->outbox_max)
+        cli_ev.outbox_max = fo->outbox_max;
     cfg->events_on = cli_ev.webhook || cli_ev.amqp;
+    cfg->events.outbox_max = cfg->events_on ? cli_ev.outbox_max : 0;   /* shard.c reads it */
     return 0;
 }
 
@@ -202,6 +265,15 @@ int cli_events_setup(struct vl_config *cfg, const char *cmd)
         fprintf(stderr, "volley %s: --events-amqp: %s\n", cmd, err);
         return -1;
     }
+    if (cli_ev.amqp_ca && (!cli_ev.amqp || strncmp(cli_ev.amqp, "amqps://", 8))) {
+        fprintf(stderr, "volley %s: --events-amqp-ca needs an amqps:// --events-amqp URL\n", cmd);
+        return -1;
+    }
+    if (cli_ev.amqp_ca && access(cli_ev.amqp_ca, R_OK) != 0) {
+        fprintf(stderr, "volley %s: --events-amqp-ca '%s': %s\n", cmd, cli_ev.amqp_ca,
+                strerror(errno));
+        return -1;
+    }
     if (cli_ev.secret_file && cli_events_secret(cmd) < 0)
         return -1;
     if (cfg->fbl_address && !cfg->listen_count) {
@@ -249,7 +321,8 @@ int cli_events_start(struct vl_config *cfg, struct vl_queue *q, struct cli_event
         n++;
     }
     if (cli_ev.amqp) {
-        if (events_amqp_create(cli_ev.amqp, cli_ev.amqp_queue, cli_ev.timeout_ms, &sinks[n], err,
+        if (events_amqp_create(cli_ev.amqp, cli_ev.amqp_queue, cli_ev.amqp_ca, cli_ev.timeout_ms,
+                               &sinks[n], err,
                                sizeof err) < 0) {
             fprintf(stderr, "volley run: --events-amqp: %s\n", err);
             for (unsigned i = 0; i < n; i++)
@@ -260,7 +333,9 @@ int cli_events_start(struct vl_config *cfg, struct vl_queue *q, struct cli_event
     }
     struct cli_events *ce = *out ? *out : calloc(1, sizeof *ce);
     struct events_conf conf = { .batch_max = cli_ev.batch, .retry_ms_min = 100,
-                                .retry_ms_max = 10000, .poll_ms = 20 };
+                                .retry_ms_max = 10000,
+                                .poll_ms = cli_ev.linger_ms ? cli_ev.linger_ms : 20,
+                                .linger_ms = cli_ev.linger_ms, .nice = 19 };   /* idle CPU */
     int rc = ce ? events_start(q, sinks, n, &conf, &ce->ev) : -ENOMEM;
     if (rc < 0) {
         if (!ce)

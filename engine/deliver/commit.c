@@ -282,6 +282,9 @@ static void commit_count(struct committer *com, const struct ledger_outcome *e)
                               e->rcpt->domain, e->msg->return_path, campaign_of(e->msg), 1);
         met_outcome_tenant(c->met, e->suppressed ? MET_SUPPRESSED : mo[e->o.state],
                            tenant_of(e->msg));
+        if ((e->o.state == VL_RCPT_BOUNCED || e->o.state == VL_RCPT_DEFERRED) && !e->suppressed
+            && !e->purged)
+            met_bounce(c->met, e->category, e->o.state == VL_RCPT_BOUNCED);   /* issue 16 */
         if (e->o.state != VL_RCPT_DELIVERED && !e->suppressed) {
             char why[MET_ERR_MAX];
             int w = snprintf(why, sizeof why, "%s %s%u %s ", vl_rcpt_state_name(e->o.state),
@@ -427,7 +430,10 @@ static void commit_finish(struct committer *com)
     atomic_fetch_add_explicit(&com->ctr->dsns, c->extra_n, memory_order_relaxed);
     commit_dsns_clear(c->dsn);
     for (uint32_t i = 0; i < c->count; i++) {
-        commit_log_outcome(com, &c->outcomes[i]);
+        if (c->events_built)       /* issue 16: the event is the log line, formatted once */
+            vl_dlog_add_line(com->dlog, c->ev[i], c->ev_len[i]);
+        else
+            commit_log_outcome(com, &c->outcomes[i]);
         commit_count(com, &c->outcomes[i]);
     }
     ledger_committed(com->ledger, c->outcomes, c->count);

@@ -132,6 +132,43 @@ static uint32_t shard_rcpts_max(struct shard *sh, const struct vl_queue_rcpt *r)
  * (route_saturated): at most this often, so that the scan costs little. */
 #define SHARD_SHAPED_LEASE_MS 100u
 
+/* Issue 16, back-pressure: each recipient leased adds one event to the
+ * shard's outbox when its outcome commits, so lease at most what keeps
+ * stored + in flight <= events.outbox_max. At the cap no new delivery starts
+ * (nothing is dropped: the mail waits in the queue, the events in the
+ * outbox) until the sinks take events and it falls below 3/4 of the cap.
+ * @return how many recipients may be leased (SIZE_MAX: no cap). */
+static size_t shard_outbox_room(struct shard *sh)
+{
+    uint64_t cap = sh->cfg->events.outbox_max, stored = 0;
+    if (!sh->cfg->events_on || cap == 0
+        || vl_queue_events_state(sh->qs, NULL, NULL, &stored, NULL) < 0)
+        return SIZE_MAX;           /* no cap, or cannot tell: never stop delivery for it */
+    uint64_t pending = stored + sh->ledger.inflight;
+    bool full = sh->ev_full ? pending >= cap - cap / 4 : pending >= cap;
+    if (full != sh->ev_full) {
+        sh->ev_full = full;
+        struct met_shard *m = sh->ctr->met;
+        if (m) {
+            atomic_store_explicit(&m->evt_outbox_full, full ? 1u : 0u, memory_order_relaxed);
+            if (full)
+                met_add(&m->evt_outbox_pauses, 1);
+        }
+        if (full)
+            vl_log(VL_LOG_WARN, "evt=events_outbox_full shard=%u stored=%llu max=%llu "
+                   "why=\"the event sinks are behind: no new deliveries until the outbox is "
+                   "below 3/4 of events.outbox-max\"", sh->idx, (unsigned long long)stored,
+                   (unsigned long long)cap);
+        else
+            vl_log(VL_LOG_INFO, "evt=events_outbox_resumed shard=%u stored=%llu max=%llu",
+                   sh->idx, (unsigned long long)stored, (unsigned long long)cap);
+    }
+    return full ? 0 : (size_t)(cap - pending);
+}
+
+/* How often a shard whose outbox is full looks again. */
+#define SHARD_OUTBOX_POLL_MS 100u
+
 static int shard_lease(struct shard *sh)
 {
     struct ledger *l = &sh->ledger;
@@ -150,6 +187,13 @@ static int shard_lease(struct shard *sh)
         max = VL_LEASE_BYTES_MAX / sh->body_bytes_per_rcpt;
     if (max < 16)
         max = 16;
+    size_t room = shard_outbox_room(sh);          /* issue 16: events back-pressure */
+    if (room == 0) {
+        sh->next_lease_ms = now + SHARD_OUTBOX_POLL_MS;
+        return 0;
+    }
+    if (max > room)
+        max = room;
     struct vl_queue_batch *b = NULL;
     /* Shaping: leave what a saturated destination cannot send soon in the queue. */
     int n = vl_queue_lease_skip(sh->qs, vl_clock_wall_ms(), max,

@@ -51,6 +51,7 @@ struct shard {
     atomic_bool mail_new;          /* set (with a wake) when this process enqueued here */
     uint64_t body_bytes_per_rcpt;  /* of the last lease: sizes the next one */
     uint64_t turns;                /* loop diagnostics (evt=shard_done) */
+    bool ev_full;                  /* issue 16: events outbox at its cap, no leasing */
     struct ledger ledger;
     struct route route;
     struct committer com;

@@ -16,6 +16,10 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +37,7 @@ struct events_thread {
     struct events_batch batch;
     char *buf;
     size_t buf_len, buf_cap;
+    _Atomic uint64_t cpu_us;       /* the thread's CPU time when it ended */
 };
 
 struct events {
@@ -119,7 +124,10 @@ static void events_read_one(void *arg, uint64_t seq, const char *json, size_t le
     }
     it->json = t->buf + t->buf_len;      /* fixed below if buf moves: it never does */
     it->len = n;
-    events_type(json, len, it->type, sizeof it->type);
+    if (t->sink.want_type)
+        events_type(json, len, it->type, sizeof it->type);
+    else
+        it->type[0] = '\0';
     t->buf_len += n;
     t->batch.count++;
     t->batch_last[c->shard] = seq;
@@ -163,10 +171,41 @@ static void events_ack(struct events_thread *t)
             uint64_t a = atomic_load(&ev->acked[s * ev->nshards + k]);
             least = a < least ? a : least;
         }
-        int rc = vl_queue_events_ack(vl_queue_shard(ev->q, k), t->sink.name, t->cursor[k], least);
+        int rc = vl_queue_events_ack_lazy(vl_queue_shard(ev->q, k), t->sink.name, t->cursor[k],
+                                          least);
         if (rc < 0)                /* the next ack covers it; a crash first resends */
             vl_log(VL_LOG_ERROR, "evt=events_ack_failed sink=%s shard=%u seq=%llu err=\"%s\"",
                    t->sink.name, k, (unsigned long long)t->cursor[k], vl_strerror(rc));
+    }
+}
+
+/* Commit the lazy acknowledgements no delivery commit has taken (an idle
+ * outbox: a crash would otherwise resend them). */
+static void events_flush_acks(struct events *ev, const char *who)
+{
+    for (unsigned k = 0; k < ev->nshards; k++) {
+        struct vl_queue_shard *s = vl_queue_shard(ev->q, k);
+        int rc = vl_queue_events_ack_pending(s) ? vl_queue_events_ack_flush(s) : 0;
+        if (rc < 0)
+            vl_log(VL_LOG_ERROR, "evt=events_ack_failed sink=%s shard=%u err=\"%s\"", who, k,
+                   vl_strerror(rc));
+    }
+}
+
+/* Events are asynchronous: the sender yields the CPU to delivery. */
+static void events_thread_lower(struct events_thread *t)
+{
+    char name[16];
+    snprintf(name, sizeof name, "vl-ev-%.9s", t->sink.name);
+    pthread_setname_np(pthread_self(), name);
+    struct sched_param sp = { 0 };
+    (void)pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
+    if (t->ev->conf.nice > 0) {
+        id_t tid = (id_t)syscall(SYS_gettid);
+        errno = 0;
+        int cur = getpriority(PRIO_PROCESS, tid);
+        if (errno == 0)
+            (void)setpriority(PRIO_PROCESS, tid, cur + t->ev->conf.nice);
     }
 }
 
@@ -174,22 +213,36 @@ static void *events_thread_main(void *arg)
 {
     struct events_thread *t = arg;
     struct events *ev = t->ev;
-    uint64_t backoff = ev->conf.retry_ms_min, fail_since = 0;
+    uint64_t backoff = ev->conf.retry_ms_min, fail_since = 0, last_send = 0;
     unsigned fails = 0, first = 0;
+    bool last_full = true;
     char err[512];
+    events_thread_lower(t);
     for (;;) {
         if (events_should_quit(ev))
             break;
+        pthread_mutex_lock(&ev->mu);
+        bool stopping = ev->stopping;
+        pthread_mutex_unlock(&ev->mu);
+        uint64_t now = vl_clock_mono_ms();
+        if (!stopping && !last_full && fails == 0 && now < last_send + ev->conf.linger_ms) {
+            events_sleep(ev, last_send + ev->conf.linger_ms - now);   /* gather a batch */
+            continue;
+        }
         if (events_batch_build(t, first) == 0) {
-            pthread_mutex_lock(&ev->mu);
-            bool stopping = ev->stopping;
-            pthread_mutex_unlock(&ev->mu);
             if (stopping)
                 break;             /* drained */
+            events_flush_acks(ev, t->sink.name);
             events_sleep(ev, ev->conf.poll_ms);
             continue;
         }
+        /* The previous batch's lazy ack not yet taken by a delivery commit
+         * (delivery idle): commit it now, so that a crash can only resend the
+         * last batch a sink took (the documented duplicate), never more. */
+        events_flush_acks(ev, t->sink.name);
         err[0] = '\0';
+        last_send = vl_clock_mono_ms();
+        last_full = t->batch.count >= ev->conf.batch_max;
         int rc = t->sink.send(t->sink.ctx, &t->batch, err, sizeof err);
         if (rc < 0) {
             atomic_fetch_add(&ev->failures, 1);
@@ -214,6 +267,9 @@ static void *events_thread_main(void *arg)
         events_ack(t);
         first = (first + 1) % ev->nshards;
     }
+    struct timespec cpu;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu) == 0)
+        atomic_store(&t->cpu_us, (uint64_t)cpu.tv_sec * 1000000u + (uint64_t)cpu.tv_nsec / 1000u);
     return NULL;
 }
 
@@ -316,16 +372,20 @@ void events_stop(struct events *ev, uint64_t drain_ms, struct events_stats *st)
     for (unsigned i = 0; i < ev->nsinks; i++)
         if (ev->th[i].started)
             pthread_join(ev->th[i].thread, NULL);
+    events_flush_acks(ev, "all");
     struct events_stats s;
     events_stats_get(ev, &s);
+    for (unsigned i = 0; i < ev->nsinks; i++)
+        s.cpu_us += atomic_load(&ev->th[i].cpu_us);
     for (unsigned k = 0; k < ev->nshards; k++) {
         uint64_t stored = 0;
         if (vl_queue_events_state(vl_queue_shard(ev->q, k), NULL, NULL, &stored, NULL) == 0)
             s.left += stored;
     }
-    vl_log(VL_LOG_INFO, "evt=events_stopped sent=%llu batches=%llu failures=%llu left=%llu",
-           (unsigned long long)s.sent, (unsigned long long)s.batches,
-           (unsigned long long)s.failures, (unsigned long long)s.left);
+    vl_log(VL_LOG_INFO, "evt=events_stopped sent=%llu batches=%llu failures=%llu left=%llu "
+           "sender_cpu_ms=%llu", (unsigned long long)s.sent, (unsigned long long)s.batches,
+           (unsigned long long)s.failures, (unsigned long long)s.left,
+           (unsigned long long)(s.cpu_us / 1000u));
     if (st)
         *st = s;
     events_free(ev);

@@ -12,6 +12,16 @@
  * (a lost reply, a timeout after the receiver committed, or a crash of volley
  * between the sink's answer and the ack's commit).
  *
+ * Cost (the delivery path pays for the outbox write in its commit only): a
+ * sink sends a batch when it is full or conf.linger_ms after its previous
+ * send, so a busy outbox goes out in few large batches; acknowledgements are
+ * lazy (vl_queue_events_ack_lazy: written by the shard's next commit, or by
+ * the sender before its next batch or when the outbox is idle, whichever
+ * comes first: so at most the last batch's ack is unrecorded, as before), so
+ * a batch costs no write transaction of its own while deliveries flow; the
+ * sender threads run SCHED_BATCH at a higher nice value than delivery (volley run: +19, they use what delivery
+ * leaves; the outbox cap bounds how far they may fall behind).
+ *
  * Threads: events_start/events_stop from one thread (the CLI's); each sink's
  * thread owns its connection. Diagnostics: evt=events_send_failed (warn, each
  * failed try, with the retry delay), evt=events_recovered (info), evt=
@@ -52,6 +62,7 @@ struct events_sink {
     void *ctx;
     int (*send)(void *ctx, const struct events_batch *b, char *err, size_t err_cap);
     void (*destroy)(void *ctx);
+    bool want_type;                /* fill events_item.type (else left "") */
 };
 
 struct events_conf {
@@ -59,6 +70,10 @@ struct events_conf {
     uint64_t retry_ms_min;         /* backoff after a failed batch, doubling to _max */
     uint64_t retry_ms_max;
     uint64_t poll_ms;              /* an empty outbox is looked at again after this */
+    uint64_t linger_ms;            /* a batch that is not full waits until this long after
+                                    * the previous send (0: send at once) */
+    int nice;                      /* added to the sender threads' nice value (SCHED_BATCH;
+                                    * events are asynchronous: delivery goes first) */
 };
 
 struct events_stats {
@@ -66,6 +81,7 @@ struct events_stats {
     uint64_t batches;
     uint64_t failures;             /* failed batch tries */
     uint64_t left;                 /* events not yet taken by every sink (at stop) */
+    uint64_t cpu_us;               /* CPU time of the sender threads (at stop) */
 };
 
 struct events;

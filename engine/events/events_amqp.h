@@ -12,15 +12,17 @@
 
 #include "events.h"
 
-/** Check an amqp://USER:PASS@HOST:PORT/VHOST URL (an empty VHOST is the
- *  default one, "/"; "%2f" names it too). @return 0 or VL_E_INVALID
- *  (@p err says why). */
+/** Check an amqp://USER:PASS@HOST:PORT/VHOST URL, or amqps:// (TLS, port 5671
+ *  by default; an empty VHOST is the default one, "/"; "%2f" names it too).
+ *  @return 0 or VL_E_INVALID (@p err says why). */
 int events_amqp_url_check(const char *url, char *err, size_t err_cap);
 
 /** A sink publishing to durable queue @p queue at @p url; a connection, a
- *  publish or a batch's confirms may take @p timeout_ms. Connects on the
- *  first batch. @return 0, VL_E_INVALID or -ENOMEM. */
-int events_amqp_create(const char *url, const char *queue, uint64_t timeout_ms,
-                       struct events_sink *out, char *err, size_t err_cap);
+ *  publish or a batch's confirms may take @p timeout_ms. amqps: the broker's
+ *  certificate chain is checked against @p ca_file (PEM; NULL: OpenSSL's
+ *  default store) and must name the URL's host. Connects on the first batch.
+ *  @return 0, VL_E_INVALID or -ENOMEM. */
+int events_amqp_create(const char *url, const char *queue, const char *ca_file,
+                       uint64_t timeout_ms, struct events_sink *out, char *err, size_t err_cap);
 
 #endif

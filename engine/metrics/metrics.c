@@ -144,6 +144,25 @@ void met_domain_error(struct met_shard *s, const char *domain, const char *why, 
     atomic_store_explicit(&d->seq, q + 2, memory_order_release);
 }
 
+void met_bounce(struct met_shard *s, const char *category, bool permanent)
+{
+    const char *c = category && *category ? category : "other";
+    size_t len = strlen(c);
+    unsigned k = permanent ? 0 : 1;
+    for (unsigned i = 0; len < MET_BOUNCE_NAME && i < MET_BOUNCE_CATS; i++) {
+        struct met_bounce_cat *b = &s->bounce[i];
+        if (!atomic_load_explicit(&b->used, memory_order_relaxed)) {
+            memcpy(b->name, c, len + 1);
+            atomic_store_explicit(&b->used, 1, memory_order_release);
+        } else if (strcmp(b->name, c) != 0) {
+            continue;
+        }
+        met_add(&b->n[k], 1);
+        return;
+    }
+    met_add(&s->bounce_other[k], 1);
+}
+
 /* A consistent copy of @p l's last error (seqlock read; gives up after a few
  * tries while the shard writes, leaving it empty). */
 static void met_err_read(const struct met_label *l, uint64_t *ms, char *out)
@@ -462,6 +481,74 @@ static void met_render_rates(struct mbuf *b)
     }
 }
 
+/* Issue 16: volley_bounces_total{category,kind} merged over the shards (names
+ * sorted: a stable order), and the events outbox's back-pressure. */
+static void met_render_bounces(struct mbuf *b, const struct met *m)
+{
+    char names[MET_BOUNCE_CATS + 1][MET_BOUNCE_NAME];
+    uint64_t n[MET_BOUNCE_CATS + 1][2];
+    unsigned k = 0;
+    uint64_t full = 0, pauses = 0;
+    memset(n, 0, sizeof n);
+    for (unsigned s = 0; s < m->nshards; s++) {
+        const struct met_shard *sh = &m->shard[s];
+        full += ld(&sh->evt_outbox_full);
+        pauses += ld(&sh->evt_outbox_pauses);
+        for (unsigned i = 0; i <= MET_BOUNCE_CATS; i++) {
+            const char *name = "other";
+            const _Atomic uint64_t *c = sh->bounce_other;
+            if (i < MET_BOUNCE_CATS) {
+                const struct met_bounce_cat *bc = &sh->bounce[i];
+                if (!atomic_load_explicit(&bc->used, memory_order_acquire))
+                    continue;
+                name = bc->name;
+                c = bc->n;
+            } else if (!ld(&c[0]) && !ld(&c[1])) {
+                continue;
+            }
+            unsigned j = 0;
+            while (j < k && strcmp(names[j], name) != 0)
+                j++;
+            if (j == k) {
+                if (k == MET_BOUNCE_CATS + 1)
+                    continue;      /* cannot happen: one name set per shard table */
+                snprintf(names[k++], MET_BOUNCE_NAME, "%s", name);
+            }
+            n[j][0] += ld(&c[0]);
+            n[j][1] += ld(&c[1]);
+        }
+    }
+    mb_head(b, "volley_bounces_total", "counter",
+            "Failed recipient attempts by bounce category (etc/bounce_rules.conf): kind "
+            "permanent (bounced) or temporary (deferred)");
+    for (unsigned i = 0; i < k; i++)          /* insertion sort by name: k <= 17 */
+        for (unsigned j = i + 1; j < k; j++)
+            if (strcmp(names[j], names[i]) < 0) {
+                char t[MET_BOUNCE_NAME];
+                uint64_t tn[2] = { n[i][0], n[i][1] };
+                memcpy(t, names[i], sizeof t);
+                memcpy(names[i], names[j], sizeof t);
+                memcpy(names[j], t, sizeof t);
+                n[i][0] = n[j][0], n[i][1] = n[j][1];
+                n[j][0] = tn[0], n[j][1] = tn[1];
+            }
+    for (unsigned i = 0; i < k; i++) {
+        mb_printf(b, "volley_bounces_total{category=\"");
+        mb_label(b, names[i]);
+        mb_printf(b, "\",kind=\"permanent\"} %llu\n", (unsigned long long)n[i][0]);
+        mb_printf(b, "volley_bounces_total{category=\"");
+        mb_label(b, names[i]);
+        mb_printf(b, "\",kind=\"temporary\"} %llu\n", (unsigned long long)n[i][1]);
+    }
+    mb_head(b, "volley_events_outbox_full", "gauge",
+            "Shards whose delivery-events outbox is at events.outbox-max: they start no "
+            "new deliveries until the event sinks take events");
+    mb_printf(b, "volley_events_outbox_full %llu\n", (unsigned long long)full);
+    mb_head(b, "volley_events_outbox_pauses_total", "counter",
+            "Times a shard paused delivery because its events outbox was full");
+    mb_printf(b, "volley_events_outbox_pauses_total %llu\n", (unsigned long long)pauses);
+}
+
 char *met_render(const struct met *m, const struct met_queue *q, size_t *len)
 {
     struct mbuf b = { malloc(16384), 0, 16384, false };
@@ -537,6 +624,7 @@ char *met_render(const struct met *m, const struct met_queue *q, size_t *len)
             mb_printf(&b, "volley_injected_recipients_total{listener=\"%s\"} %llu\n", ln[l],
                       (unsigned long long)ld(&m->inject_rcpts[l]));
         met_render_rates(&b);
+        met_render_bounces(&b, m);           /* issue 16 */
         mb_head(&b, "volley_start_time_seconds", "gauge", "When the engine started (Unix time)");
         mb_printf(&b, "volley_start_time_seconds %.3f\n", (double)m->started_ms / 1000.0);
     }

@@ -64,6 +64,17 @@ struct met_hist {
     _Atomic uint64_t sum, count;
 };
 
+/* Issue 16: failures by bounce category (engine/bounce's names; the shard
+ * thread claims a slot by name, as the label tables). kind 0 permanent
+ * (bounced), 1 temporary (deferred). */
+#define MET_BOUNCE_CATS 16u
+#define MET_BOUNCE_NAME 24u
+struct met_bounce_cat {
+    _Atomic uint32_t used;
+    char name[MET_BOUNCE_NAME];
+    _Atomic uint64_t n[2];
+};
+
 struct met_shard {
     _Alignas(64) _Atomic uint64_t out[MET_OUTCOMES];
     _Atomic uint64_t out_other_dom[MET_OUTCOMES];   /* domain table full */
@@ -76,6 +87,10 @@ struct met_shard {
     _Atomic uint64_t inflight;
     struct met_hist commit_us;     /* committer thread: one queue commit's latency */
     struct met_hist commit_batch;  /* outcomes per commit */
+    struct met_bounce_cat bounce[MET_BOUNCE_CATS];   /* issue 16, met_bounce() */
+    _Atomic uint64_t bounce_other[2];               /* no slot left */
+    _Atomic uint64_t evt_outbox_full;               /* 1 while the events outbox is at its cap */
+    _Atomic uint64_t evt_outbox_pauses;             /* times delivery paused for it */
     struct met_label dom[MET_DOMAINS];
     struct met_label src[MET_SOURCES];
     struct met_label camp[MET_CAMPAIGNS];
@@ -130,6 +145,10 @@ void met_domain_error(struct met_shard *s, const char *domain, const char *why, 
  *  (leased, outcome not committed). Slots are never freed, so a domain past
  *  the table's MET_DOMAINS is not counted either way. */
 void met_domain_inflight(struct met_shard *s, const char *domain, int64_t delta);
+
+/** Shard thread: a failure of category @p category ("bad_mailbox"...; NULL
+ *  or "" = "other"), permanent (bounced) or temporary (deferred). Issue 16. */
+void met_bounce(struct met_shard *s, const char *category, bool permanent);
 
 /** One destination domain merged over the shards (GET /api/v1/admin/domains). */
 struct met_domain_row {

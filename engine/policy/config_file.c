@@ -648,9 +648,99 @@ static void cf_shaping_check(struct cf *f, const config_setting_t *shaping,
     }
 }
 
+/* ---- events (issue 16) ---------------------------------------------------------
+ * events { webhook { url; secret-file; } amqp { url; queue; ca-file; } batch; linger;
+ * timeout; drain; outbox-max; } -> c->events; the sinks need a running engine
+ * (engine/events), so the full URL checks happen when `volley run` starts them. */
+
+static const char *cf_get_path(struct cf *f, const config_setting_t *e, const char *what,
+                               const char *prefix1, const char *prefix2)
+{
+    const char *v = config_setting_get_string(e);
+    if (!v || !v[0]) {
+        cf_err(f, e, "%s: expected a string", what);
+        return NULL;
+    }
+    if (prefix1 && strncmp(v, prefix1, strlen(prefix1))
+        && (!prefix2 || strncmp(v, prefix2, strlen(prefix2)))) {
+        cf_err(f, e, "%s: '%s': expected a %s%s%s URL", what, v, prefix1,
+               prefix2 ? " or " : "", prefix2 ? prefix2 : "");
+        return NULL;
+    }
+    return cf_strdup(f, v);
+}
+
+static void cf_events(struct cf *f, const config_setting_t *g)
+{
+    static const char *const keys[] = { "webhook", "amqp", "batch", "linger", "timeout",
+                                        "drain", "outbox-max" };
+    static const char *const wkeys[] = { "url", "secret-file" };
+    static const char *const akeys[] = { "url", "queue", "ca-file" };
+    struct vl_events_opts *o = &f->c->events;
+    if (!config_setting_is_group(g)) {
+        cf_err(f, g, "events: expected a group { ... }");
+        return;
+    }
+    for (int i = 0; i < config_setting_length(g); i++) {
+        const config_setting_t *e = config_setting_get_elem(g, (unsigned)i);
+        const char *k = config_setting_name(e);
+        bool hook = !strcmp(k, "webhook");
+        if (hook || !strcmp(k, "amqp")) {
+            const char *const *sk = hook ? wkeys : akeys;
+            if (!config_setting_is_group(e)) {
+                cf_err(f, e, "events.%s: expected a group { ... }", k);
+                continue;
+            }
+            for (int j = 0; j < config_setting_length(e); j++) {
+                const config_setting_t *v = config_setting_get_elem(e, (unsigned)j);
+                const char *n = config_setting_name(v);
+                if (!strcmp(n, "url") && hook)
+                    o->webhook_url = cf_get_path(f, v, "events.webhook.url", "http://",
+                                                 "https://");
+                else if (!strcmp(n, "url"))
+                    o->amqp_url = cf_get_path(f, v, "events.amqp.url", "amqp://", "amqps://");
+                else if (hook && !strcmp(n, "secret-file"))
+                    o->webhook_secret_file = cf_get_path(f, v, "events.webhook.secret-file",
+                                                         NULL, NULL);
+                else if (!hook && !strcmp(n, "queue"))
+                    o->amqp_queue = cf_get_path(f, v, "events.amqp.queue", NULL, NULL);
+                else if (!hook && !strcmp(n, "ca-file"))
+                    o->amqp_ca_file = cf_get_path(f, v, "events.amqp.ca-file", NULL, NULL);
+                else
+                    cf_unknown(f, v, hook ? "events.webhook" : "events.amqp", sk, hook ? 2 : 3);
+            }
+            if (hook && !o->webhook_url)
+                cf_err(f, e, "events.webhook: url missing");
+            if (hook && !o->webhook_secret_file)
+                cf_err(f, e, "events.webhook: secret-file missing (the HMAC key)");
+            if (!hook && !o->amqp_url)
+                cf_err(f, e, "events.amqp: url missing");
+        } else if (!strcmp(k, "batch")) {
+            cf_get_uint(f, e, "events.batch", 1, 1000, &o->batch);
+        } else if (!strcmp(k, "linger")) {
+            o->linger_set = cf_get_dur(f, e, "events.linger", &o->linger_ms);
+            if (o->linger_set && o->linger_ms > 60000) {
+                cf_err(f, e, "events.linger: at most 60s");
+                o->linger_set = false;
+            }
+        } else if (!strcmp(k, "timeout")) {
+            if (cf_get_dur(f, e, "events.timeout", &o->timeout_ms) && o->timeout_ms == 0)
+                cf_err(f, e, "events.timeout: must be > 0");
+        } else if (!strcmp(k, "drain")) {
+            o->drain_set = cf_get_dur(f, e, "events.drain", &o->drain_ms);
+        } else if (!strcmp(k, "outbox-max")) {
+            unsigned m = 0;
+            if (cf_get_uint(f, e, "events.outbox-max", 10, 100000000, &m))
+                o->outbox_max = m;
+        } else {
+            cf_unknown(f, e, "events", keys, sizeof keys / sizeof keys[0]);
+        }
+    }
+}
+
 /* ---- the file ---------------------------------------------------------------- */
 
-static const char *const cf_blocks[] = { "listeners", "shaping", "egress" };
+static const char *const cf_blocks[] = { "listeners", "shaping", "egress", "events" };
 static const char *const cf_cli_only[] = { "config", "until-empty" };
 
 static void cf_top_key(struct cf *f, const config_setting_t *e)
@@ -751,6 +841,8 @@ unsigned vl_config_load_file(struct vl_config *c, const char *path, FILE *err)
             shaping = e;
         else if (!strcmp(name, "egress"))
             egress = e;
+        else if (!strcmp(name, "events"))
+            cf_events(&f, e);             /* issue 16 */
         else
             cf_top_key(&f, e);
     }

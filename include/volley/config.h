@@ -200,6 +200,16 @@ struct vl_config {
     bool events_on;                   /* a delivery-event sink is configured: each outcome's
                                          event is stored in the shard's outbox (queue.h) in
                                          the transaction that records the outcome */
+    /* The config file's events block (issue 16; config_file.c): the --events-*
+     * options of the command line override each; NULL / 0 / false = not set. */
+    struct vl_events_opts {
+        const char *webhook_url, *webhook_secret_file, *amqp_url, *amqp_queue, *amqp_ca_file;
+        unsigned batch;                   /* events per batch */
+        uint64_t linger_ms, timeout_ms, drain_ms;
+        bool linger_set, drain_set;       /* 0 is a value for these two */
+        uint64_t outbox_max;              /* events per shard's outbox before delivery
+                                             waits for the sinks (back-pressure) */
+    } events;
     char ehlo_buf[256];
     /* Configuration file and TLS policy (issue 14; engine/policy/config_file.c). */
     const char *config_path;          /* --config FILE, or NULL */

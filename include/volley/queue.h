@@ -447,6 +447,21 @@ int vl_queue_events_read(struct vl_queue_shard *s, uint64_t after_seq, size_t ma
 int vl_queue_events_ack(struct vl_queue_shard *s, const char *sink, uint64_t acked_seq,
                         uint64_t delete_upto);
 
+/** As vl_queue_events_ack(), without a transaction of its own: recorded, and
+ *  written (with the deletion) by the shard's next write transaction of any
+ *  kind (a delivery commit usually) or by vl_queue_events_ack_flush(). A
+ *  crash before that forgets it: those events are sent again (at least once).
+ *  At most 4 sinks per shard. Thread: any. @return 0 or VL_E_INVALID. */
+int vl_queue_events_ack_lazy(struct vl_queue_shard *s, const char *sink, uint64_t acked_seq,
+                             uint64_t delete_upto);
+
+/** true while a lazy acknowledgement of @p s is not yet committed. */
+bool vl_queue_events_ack_pending(struct vl_queue_shard *s);
+
+/** Commit the pending lazy acknowledgements of @p s now (one transaction;
+ *  nothing if none). Thread: any. @return 0 or an error. */
+int vl_queue_events_ack_flush(struct vl_queue_shard *s);
+
 /** The seq sink @p sink last acknowledged in @p s (0 = none), the events
  *  stored (*@p stored) and the next seq to be given (*@p next_seq); any
  *  pointer may be NULL. Thread: any. @return 0 or an error. */

@@ -9,7 +9,12 @@ batch's HMAC signature.
 - kill9: `volley run` is killed with SIGKILL mid-run and started again: no
   event lost (each logged outcome has its event, each recipient's attempts
   are complete), and duplicates come only from the last batch the receiver got
-  before the kill (taken, but its acknowledgement not recorded)."""
+  before the kill (taken, but its acknowledgement not recorded).
+- outbox_cap: the receiver is down and --events-outbox-max 60 (1 shard):
+  delivery stops at the cap (evt=events_outbox_full; the outcomes logged, each
+  with its stored event, stay <= 60 and stop growing) with mail left in the
+  queue; the receiver comes back: delivery resumes (evt=events_outbox_resumed)
+  and every event arrives, in order, none lost, none duplicated."""
 import os
 import signal
 import subprocess
@@ -39,13 +44,14 @@ def setup(env, n_per_domain):
     return rcpts, secret
 
 
-def start_run(env, recv, secret):
+def start_run(env, recv, secret, extra=(), err_path=None):
     args = [volley_bin(), "run", "--data", env.data, "--quiet", "--log", env.log_path,
             "--shards", str(env.shards), *[str(a) for a in env.route_args()],
             "--retry-base", "1s", "--retry-max", "1s", "--events-batch", "40",
-            "--events-webhook", recv.url, "--events-secret-file", secret, "--events-drain", "20s"]
-    err = open(os.path.join(env.tmp, "run-%d.err" % time.monotonic_ns()), "wb")
-    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err)
+            "--events-webhook", recv.url, "--events-secret-file", secret, "--events-drain", "20s", *extra]
+    err = open(err_path or os.path.join(env.tmp, "run-%d.err" % time.monotonic_ns()), "wb")
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err,
+                            env=dict(os.environ, VOLLEY_LOG="info"))
 
 
 def wait_for(cond, what, timeout=WAIT_S):
@@ -124,5 +130,44 @@ def case_kill9(env):
         recv.close()
 
 
+def case_outbox_cap(env):
+    env.shards = 1
+    cap = 60
+    rcpts, secret = setup(env, 100)
+    recv = Receiver(SECRET)
+    err_path = os.path.join(env.tmp, "cap.err")
+
+    def err():
+        with open(err_path, "rb") as f:
+            return f.read().decode(errors="replace")
+    try:
+        recv.fail_next = 10 ** 9           # down
+        p = start_run(env, recv, secret, ["--events-outbox-max", str(cap)], err_path)
+        try:
+            wait_for(lambda: "evt=events_outbox_full" in err(), "evt=events_outbox_full")
+            time.sleep(1.5)                # paused: nothing more is delivered
+            n1 = len(env.log())
+            time.sleep(1.5)
+            n2 = len(env.log())
+            check(n1 == n2, "outcomes went on while the outbox was full: %d -> %d" % (n1, n2))
+            check(0 < n2 <= cap, "%d outcomes logged (each with a stored event), cap %d" %
+                  (n2, cap))
+            check(not delivered_all(recv, rcpts) and not recv.stored_events(),
+                  "the receiver is down: nothing stored")
+            recv.fail_next = 0             # back
+            wait_for(lambda: delivered_all(recv, rcpts), "every recipient delivered after")
+        finally:
+            stop_run(p)
+        check("evt=events_outbox_resumed" in err(), "no evt=events_outbox_resumed: %s" % err())
+        check(recv.bad_sig == 0, "%d batches with a bad signature" % recv.bad_sig)
+        n, dups = check_stream(recv.stored_events(), env.log(), rcpts, set(), check, "cap")
+        check(dups == 0, "%d duplicates" % dups)
+        print("     %d events, paused at %d outcomes (cap %d), %d batches refused" %
+              (n, n2, cap, sum(1 for b in recv.snapshot() if b["status"] == 503)))
+    finally:
+        recv.close()
+
+
 if __name__ == "__main__":
-    run_cases([("receiver_outage", case_receiver_outage), ("kill9", case_kill9)])
+    run_cases([("receiver_outage", case_receiver_outage), ("kill9", case_kill9),
+               ("outbox_cap", case_outbox_cap)])

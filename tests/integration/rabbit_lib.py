@@ -22,7 +22,9 @@ def free_port():
 
 
 class Rabbit:
-    def __init__(self, fail, nice=0):
+    def __init__(self, fail, nice=0, tls=None):
+        """tls: (ca, cert, key) PEM paths: also an AMQPS listener on self.ssl_port
+        (the broker does not ask for client certificates)."""
         self.fail, self.nice = fail, nice
         if not os.access(SERVER, os.X_OK) or not shutil.which("epmd"):
             fail("rabbitmq-server not installed (scripts/setup.sh installs it)")
@@ -35,6 +37,13 @@ class Rabbit:
         with open(conf, "w") as f:
             f.write("listeners.tcp.1 = 127.0.0.1:%d\n" % self.port)
             f.write("log.console = false\nlog.file.level = warning\n")
+            self.ssl_port = None
+            if tls:
+                self.ssl_port = free_port()
+                f.write("listeners.ssl.default = 127.0.0.1:%d\n" % self.ssl_port)
+                f.write("ssl_options.cacertfile = %s\nssl_options.certfile = %s\n"
+                        "ssl_options.keyfile = %s\nssl_options.verify = verify_none\n"
+                        "ssl_options.fail_if_no_peer_cert = false\n" % tls)
         plugins = os.path.join(self.tmp, "enabled_plugins")
         with open(plugins, "w") as f:
             f.write("[].\n")
@@ -67,6 +76,9 @@ class Rabbit:
                     s.sendall(b"AMQP\x00\x00\x09\x01")
                     s.settimeout(5)
                     if s.recv(7)[:1] == b"\x01":      # a connection.start frame
+                        if self.ssl_port:
+                            socket.create_connection(("127.0.0.1", self.ssl_port),
+                                                     timeout=5).close()
                         return
             except OSError:
                 pass
@@ -134,3 +146,113 @@ class Rabbit:
                     self.epmd.kill()
                     self.epmd.wait()
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+# ---- reading messages with their properties through librabbitmq (ctypes) ----
+# An independent decoder of what volley publishes (volley encodes the publish
+# frames itself, engine/events/events_amqp.c): librabbitmq's own basic.get and
+# content-header decoding. Struct layouts: amqp.h / amqp_framing.h of 0.11 (LP64).
+import ctypes  # noqa: E402
+
+
+class _Bytes(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_size_t), ("bytes", ctypes.c_void_p)]
+
+    def get(self):
+        return ctypes.string_at(self.bytes, self.len) if self.len else b""
+
+
+class _Table(ctypes.Structure):
+    _fields_ = [("num_entries", ctypes.c_int), ("entries", ctypes.c_void_p)]
+
+
+class _Props(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint32), ("content_type", _Bytes),
+                ("content_encoding", _Bytes), ("headers", _Table),
+                ("delivery_mode", ctypes.c_uint8), ("priority", ctypes.c_uint8),
+                ("correlation_id", _Bytes), ("reply_to", _Bytes), ("expiration", _Bytes),
+                ("message_id", _Bytes), ("timestamp", ctypes.c_uint64), ("type", _Bytes),
+                ("user_id", _Bytes), ("app_id", _Bytes), ("cluster_id", _Bytes)]
+
+
+class _Pool(ctypes.Structure):
+    _fields_ = [("pagesize", ctypes.c_size_t), ("pages", ctypes.c_int * 4),
+                ("large", ctypes.c_int * 4), ("next_page", ctypes.c_int),
+                ("alloc_block", ctypes.c_void_p), ("alloc_used", ctypes.c_size_t)]
+
+
+class _Message(ctypes.Structure):
+    _fields_ = [("properties", _Props), ("body", _Bytes), ("pool", _Pool)]
+
+
+class _Method(ctypes.Structure):
+    _fields_ = [("id", ctypes.c_uint32), ("decoded", ctypes.c_void_p)]
+
+
+class _Reply(ctypes.Structure):
+    _fields_ = [("reply_type", ctypes.c_int), ("reply", _Method), ("library_error", ctypes.c_int)]
+
+
+_GET_OK = 0x003C0047
+_FLAG_BITS = {"content_type": 15, "delivery_mode": 12, "message_id": 7, "type": 5}
+
+
+def get_with_properties(fail, port, queue, count):
+    """basic.get (auto-ack) up to @count messages off @queue at 127.0.0.1:@port as
+    guest: [(properties dict, body bytes)] in queue order."""
+    lib = ctypes.CDLL("librabbitmq.so.4")
+    lib.amqp_new_connection.restype = ctypes.c_void_p
+    lib.amqp_tcp_socket_new.restype = ctypes.c_void_p
+    lib.amqp_tcp_socket_new.argtypes = [ctypes.c_void_p]
+    lib.amqp_socket_open.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
+    lib.amqp_login.restype = _Reply
+    lib.amqp_channel_open.argtypes = [ctypes.c_void_p, ctypes.c_uint16]
+    lib.amqp_get_rpc_reply.restype = _Reply
+    lib.amqp_get_rpc_reply.argtypes = [ctypes.c_void_p]
+    lib.amqp_basic_get.restype = _Reply
+    lib.amqp_basic_get.argtypes = [ctypes.c_void_p, ctypes.c_uint16, _Bytes, ctypes.c_int]
+    lib.amqp_read_message.restype = _Reply
+    lib.amqp_read_message.argtypes = [ctypes.c_void_p, ctypes.c_uint16,
+                                      ctypes.POINTER(_Message), ctypes.c_int]
+    lib.amqp_destroy_message.argtypes = [ctypes.POINTER(_Message)]
+    lib.amqp_maybe_release_buffers.argtypes = [ctypes.c_void_p]
+    lib.amqp_connection_close.restype = _Reply       # returned by value
+    lib.amqp_connection_close.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    lib.amqp_destroy_connection.argtypes = [ctypes.c_void_p]
+    conn = lib.amqp_new_connection()
+    sock = lib.amqp_tcp_socket_new(conn)
+    if not sock or lib.amqp_socket_open(sock, b"127.0.0.1", port) != 0:
+        fail("librabbitmq: cannot connect to 127.0.0.1:%d" % port)
+    try:
+        r = lib.amqp_login(ctypes.c_void_p(conn), b"/", ctypes.c_int(0), ctypes.c_int(131072),
+                           ctypes.c_int(0), ctypes.c_int(0), b"guest", b"guest")
+        if r.reply_type != 1:
+            fail("librabbitmq: login failed (%d)" % r.reply_type)
+        lib.amqp_channel_open(conn, 1)
+        if lib.amqp_get_rpc_reply(conn).reply_type != 1:
+            fail("librabbitmq: channel.open failed")
+        q = queue.encode()
+        qb = _Bytes(len(q), ctypes.cast(ctypes.c_char_p(q), ctypes.c_void_p))
+        out = []
+        for _ in range(count):
+            lib.amqp_maybe_release_buffers(conn)
+            r = lib.amqp_basic_get(conn, 1, qb, 1)
+            if r.reply_type != 1:
+                fail("librabbitmq: basic.get failed (%d)" % r.reply_type)
+            if r.reply.id != _GET_OK:
+                break                                  # get-empty
+            m = _Message()
+            r = lib.amqp_read_message(conn, 1, ctypes.byref(m), 0)
+            if r.reply_type != 1:
+                fail("librabbitmq: read_message failed (%d)" % r.reply_type)
+            p = m.properties
+            props = {k: bool(p.flags & (1 << b)) for k, b in _FLAG_BITS.items()}
+            props.update(content_type=p.content_type.get().decode(),
+                         delivery_mode=p.delivery_mode, message_id=p.message_id.get().decode(),
+                         type=p.type.get().decode(), flags=p.flags)
+            out.append((props, m.body.get()))
+            lib.amqp_destroy_message(ctypes.byref(m))
+        return out
+    finally:
+        lib.amqp_connection_close(conn, 200)
+        lib.amqp_destroy_connection(conn)

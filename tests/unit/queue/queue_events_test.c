@@ -162,11 +162,63 @@ static void test_outcome_and_event_atomic(void **state)
     vl_queue_batch_release(s, b);
 }
 
+/* Lazy acks: nothing written until a write transaction of the shard (here an
+ * unrelated event append, standing for a delivery commit) or a flush; a
+ * transaction that fails leaves them pending; acks only move forward. */
+static void test_ack_lazy(void **state)
+{
+    struct vl_queue_shard *s = vl_queue_shard(*state, 0);
+    const char *ev[] = { "{\"n\":1}", "{\"n\":2}", "{\"n\":3}", "{\"n\":4}" };
+    size_t len[] = { 7, 7, 7, 7 };
+    assert_int_equal(vl_queue_events_add(s, ev, len, 4), 0);
+    uint64_t acked, stored;
+    assert_false(vl_queue_events_ack_pending(s));
+    assert_int_equal(vl_queue_events_ack_lazy(s, "a", 2, 1), 0);
+    assert_int_equal(vl_queue_events_ack_lazy(s, "b", 1, 1), 0);
+    assert_true(vl_queue_events_ack_pending(s));
+    assert_int_equal(vl_queue_events_state(s, "a", &acked, &stored, NULL), 0);
+    assert_int_equal(acked, 0);                     /* not yet written */
+    assert_int_equal(stored, 4);
+    /* a failing transaction keeps them pending */
+    queue_fault_arm(1, EIO);
+    assert_true(vl_queue_events_add(s, ev, len, 1) < 0);
+    assert_true(queue_fault_disarm(NULL));
+    assert_true(vl_queue_events_ack_pending(s));
+    assert_int_equal(vl_queue_events_state(s, "a", &acked, &stored, NULL), 0);
+    assert_int_equal(acked, 0);
+    assert_int_equal(stored, 4);
+    /* the next write transaction of the shard takes them: seq 5 appended, 1 deleted */
+    assert_int_equal(vl_queue_events_add(s, ev, len, 1), 0);
+    assert_false(vl_queue_events_ack_pending(s));
+    assert_int_equal(vl_queue_events_state(s, "a", &acked, &stored, NULL), 0);
+    assert_int_equal(acked, 2);
+    assert_int_equal(stored, 4);
+    assert_int_equal(vl_queue_events_state(s, "b", &acked, NULL, NULL), 0);
+    assert_int_equal(acked, 1);
+    /* never backwards; a flush writes them without another request */
+    assert_int_equal(vl_queue_events_ack_lazy(s, "a", 1, 0), 0);
+    assert_int_equal(vl_queue_events_ack_lazy(s, "b", 3, 2), 0);
+    assert_int_equal(vl_queue_events_ack_flush(s), 0);
+    assert_false(vl_queue_events_ack_pending(s));
+    assert_int_equal(vl_queue_events_state(s, "a", &acked, &stored, NULL), 0);
+    assert_int_equal(acked, 2);
+    assert_int_equal(stored, 3);
+    assert_int_equal(vl_queue_events_ack_flush(s), 0);          /* nothing pending: no-op */
+    /* bad input; a fifth sink does not fit the pending table */
+    assert_int_equal(vl_queue_events_ack_lazy(s, "", 1, 1), VL_E_INVALID);
+    assert_int_equal(vl_queue_events_ack_lazy(s, "a", 1, 2), VL_E_INVALID);
+    assert_int_equal(vl_queue_events_ack_lazy(s, "c", 1, 0), 0);
+    assert_int_equal(vl_queue_events_ack_lazy(s, "d", 1, 0), 0);
+    assert_int_equal(vl_queue_events_ack_lazy(s, "e", 1, 0), VL_E_INVALID);
+    assert_int_equal(vl_queue_events_ack_flush(s), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_add_read_ack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outcome_and_event_atomic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ack_lazy, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -90,6 +90,46 @@ static void test_buffer_flush(void **state)
     assert_int_equal(lines, 1000);
 }
 
+/* vl_dlog_add_line (issue 16): a line vl_dlog_format made, written as is with
+ * its newline, in order with vl_dlog_add's; an over-long line is cut. */
+static void test_dlog_add_line(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/vl_log_testXXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    static struct vl_dlog d;
+    vl_dlog_init(&d, fd);
+    struct vl_dlog_event ev = { .rcpt = "a@b.org", .domain = "b.org", .event = "bounced",
+                                .code = 550, .attempt = 2, .msg_id = 7 };
+    char line[VL_DLOG_LINE_BYTES_MAX];
+    size_t n = vl_dlog_format(&ev, line, sizeof line);
+    assert_true(n > 2 && line[n - 1] == '\n');
+    vl_dlog_add_line(&d, line, n - 1);
+    vl_dlog_add(&d, &ev);
+    static char big[VL_DLOG_LINE_BYTES_MAX * 2];
+    memset(big, 'x', sizeof big);
+    for (int i = 0; i < 200; i++)          /* past the buffer: flushes in between */
+        vl_dlog_add_line(&d, big, sizeof big);
+    assert_int_equal(vl_dlog_flush(&d), 0);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    static char got[VL_DLOG_LINE_BYTES_MAX * 4];
+    assert_non_null(fgets(got, sizeof got, f));
+    assert_memory_equal(got, line, n);
+    assert_non_null(fgets(got, sizeof got, f));
+    assert_memory_equal(got, line, n);             /* the same bytes as vl_dlog_add's */
+    int cut = 0;
+    while (fgets(got, sizeof got, f)) {
+        assert_int_equal(strlen(got), VL_DLOG_LINE_BYTES_MAX);   /* cut + '\n' */
+        cut++;
+    }
+    assert_int_equal(cut, 200);
+    fclose(f);
+    close(fd);
+    unlink(path);
+}
+
 /* Run vl_log() with stderr on a pipe; the bytes it wrote, NUL-terminated. */
 static size_t capture_vl_log(char *out, size_t cap, const char *fmt, const char *a,
                              const char *b)
@@ -182,6 +222,7 @@ int main(void)
         cmocka_unit_test(test_escaping),
         cmocka_unit_test(test_long_reply_bounded),
         cmocka_unit_test(test_buffer_flush),
+        cmocka_unit_test(test_dlog_add_line),
         cmocka_unit_test(test_item10_log_kv_escaped),
         cmocka_unit_test(test_item10_log_kv_conversions),
         cmocka_unit_test(test_item10_log_kv_bounded),
