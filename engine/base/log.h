@@ -52,6 +52,10 @@ struct vl_dlog_event {
                                 (code and status are then ours, not the server's) */
     const char *category;    /* bounce category of a failure ("mailbox_full"...), or NULL */
     const char *campaign;    /* X-Volley-Campaign id; NULL or "": left out (issue 15) */
+    /* Injection events (issue 16, event "injected"); NULL: left out. */
+    const char *from;        /* the envelope sender ("" for <>) */
+    const char *source;      /* "smtp" or "http" */
+    const char *client;      /* the client's IP address */
 };
 
 #define VL_DLOG_BUF_BYTES (64u * 1024u)

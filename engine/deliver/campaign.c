@@ -3,11 +3,14 @@
  */
 #include "campaign.h"
 
+#include "msg_campaign.h"
+
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
-#define CAMPAIGN_HDR "X-Volley-Campaign:"
+#define CAMPAIGN_HDR MSG_CAMPAIGN_HDR
+_Static_assert(CAMPAIGN_ID_MAX == MSG_CAMPAIGN_ID_MAX, "one id rule");
 
 void campaign_strip(struct vl_queue_msg *m)
 {
@@ -32,24 +35,13 @@ void campaign_strip(struct vl_queue_msg *m)
         }
         if (!found) {
             found = true;
-            for (size_t i = p + hl; i < end && idn < CAMPAIGN_ID_MAX; i++) {
-                uint8_t c = b[i];
-                if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
-                    if (idn)
-                        break;                     /* the id is the first word */
-                    continue;
-                }
-                bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                          (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-' || c == ':';
-                id[idn++] = ok ? (char)c : '_';
-            }
+            idn = msg_campaign_id_clean(b + p + hl, end - p - hl, id);   /* the same rule */
         }
         memmove(b + p, b + end, len - end);
         len -= end - p;
     }
     if (!found)
         return;
-    id[idn] = '\0';
     /* the stripped line held "X-Volley-Campaign:" + the id: room for id + NUL */
     memcpy(b + len, id, idn + 1);
     m->body_len = len;

@@ -14,7 +14,7 @@
 
 #include "volley/queue.h"
 
-#define CAMPAIGN_ID_MAX 64u
+#define CAMPAIGN_ID_MAX 64u                /* = MSG_CAMPAIGN_ID_MAX (msg_campaign.h) */
 #define CAMPAIGN_MSG_FLAG 0x80000000u   /* in a leased vl_queue_msg's flags: id kept */
 
 /** Strip every X-Volley-Campaign header line (folded lines included) of @p m's
