@@ -21,52 +21,12 @@
 #include "volley/error.h"
 #include "volley/queue.h"
 
-#define T0 1700000000000ull
-#define NSHARDS 4u
-
-struct fx { char dir[64]; struct vl_queue *q; };
-
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb; (void)flag; (void)ftw;
-    return remove(p);
-}
-
-static int fx_setup(void **state)
-{
-    struct fx *f = calloc(1, sizeof *f);
-    if (!f)
-        return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/vlq-ids-test-XXXXXX");
-    if (!mkdtemp(f->dir))
-        return -1;
-    strcat(f->dir, "/q");
-    if (vl_queue_open(f->dir, NSHARDS, VL_QUEUE_CREATE, &f->q) != 0)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int fx_teardown(void **state)
-{
-    struct fx *f = *state;
-    struct vl_queue_check chk;
-    int rc = vl_queue_check(f->q, &chk);
-    vl_queue_close(f->q);
-    f->dir[strlen(f->dir) - 2] = 0;
-    nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    free(f);
-    return (rc != 0 || chk.problems != 0) ? -1 : 0;
-}
+#define QUEUE_FX_SHARDS 4u
+#define NSHARDS QUEUE_FX_SHARDS
+#include "queue_fx.h"
 
 static const char BODY[] = "From: a@x.org\r\nSubject: t\r\n\r\nhello\r\n";
 
-static struct vl_queue_stats stats(struct vl_queue *q)
-{
-    struct vl_queue_stats s;
-    assert_int_equal(vl_queue_stats(q, -1, &s), 0);
-    return s;
-}
 
 /* 40 single-recipient messages over the shards, one with recipients in
  * several shards, one with a bad address and one with id 0: each gets its
@@ -98,13 +58,13 @@ static void test_batch_each_alone(void **state)
     m[40].rcpt_count = 5;
     m[41].rcpts = bad;
     ids[42] = 0;
-    struct vl_queue_stats s0 = stats(f->q);
+    struct vl_queue_stats s0 = fx_stats(f->q);
     assert_int_equal(vl_queue_enqueue_ids(f->q, m, NULL, N, T0, ids, rcs), VL_E_INVALID);
     for (int i = 0; i < 41; i++)
         assert_int_equal(rcs[i], 0);
     assert_int_equal(rcs[41], VL_E_INVALID);
     assert_int_equal(rcs[42], VL_E_INVALID);
-    struct vl_queue_stats s1 = stats(f->q);
+    struct vl_queue_stats s1 = fx_stats(f->q);
     assert_int_equal(s1.by_state[VL_RCPT_READY], 40 + 5);
     unsigned shards_used = 0;
     for (unsigned k = 0; k < NSHARDS; k++)
@@ -124,7 +84,7 @@ static void test_batch_each_alone(void **state)
     assert_int_equal(vl_queue_enqueue_ids(f->q, m, NULL, 41, T0, ids, rcs), -EEXIST);
     for (int i = 0; i < 41; i++)
         assert_int_equal(rcs[i], -EEXIST);
-    assert_int_equal(stats(f->q).by_state[VL_RCPT_READY], 45);
+    assert_int_equal(fx_stats(f->q).by_state[VL_RCPT_READY], 45);
     assert_int_equal(vl_queue_enqueue_ids(f->q, m, NULL, 0, T0, ids, rcs), 0);
 }
 
@@ -145,7 +105,7 @@ static void test_taken_id_alone(void **state)
     assert_int_equal(rcs[0], 0);
     assert_int_equal(rcs[1], -EEXIST);
     assert_int_equal(rcs[2], 0);
-    assert_int_equal(stats(f->q).by_state[VL_RCPT_READY], 3);
+    assert_int_equal(fx_stats(f->q).by_state[VL_RCPT_READY], 3);
 }
 
 /* Over 4 shards, a mix of single- and two-domain messages and a bad one
@@ -181,7 +141,7 @@ static void test_batch_leases_back(void **state)
     struct vl_queue_msg_info info;
     size_t nr = 0;
     assert_int_equal(vl_queue_show(f->q, ids[BAD], &info, NULL, 0, &nr), VL_E_NOTFOUND);
-    assert_int_equal(stats(f->q).by_state[VL_RCPT_READY], rcpts);
+    assert_int_equal(fx_stats(f->q).by_state[VL_RCPT_READY], rcpts);
     size_t leased = 0;
     for (unsigned s = 0; s < NSHARDS; s++) {
         struct vl_queue_batch *b = NULL;
@@ -256,7 +216,7 @@ static void test_events_with_enqueue(void **state)
     assert_int_equal(rcs[1], 0);
     assert_int_equal(rcs[2], 0);
     assert_int_equal(rcs[3], VL_E_INVALID);
-    assert_int_equal(stats(f->q).by_state[VL_RCPT_READY], 7);
+    assert_int_equal(fx_stats(f->q).by_state[VL_RCPT_READY], 7);
     unsigned total = 0;
     for (unsigned k = 0; k < NSHARDS; k++) {
         struct evseen seen = { .n = 0 };
@@ -322,7 +282,7 @@ static void test_concurrent_writers(void **state)
         assert_int_equal(pthread_join(th[t], NULL), 0);
         assert_int_equal(w[t].fails, 0);
     }
-    struct vl_queue_stats s = stats(f->q);
+    struct vl_queue_stats s = fx_stats(f->q);
     assert_int_equal(s.by_state[VL_RCPT_READY], THREADS * ROUNDS * PER);
     assert_int_equal(s.requests, THREADS * ROUNDS * PER);
     assert_true(s.commits <= s.requests);
