@@ -24,7 +24,7 @@ struct cli_reasons {
     struct { char text[160]; uint64_t n; } r[CLI_REASONS_MAX + 1];   /* [MAX] = other */
 };
 
-/* Group by what failed, not by domain: route.c's "all N MX addresses of
+/* Group by what failed, not by domain: route_host.c's "all N MX addresses of
  * DOMAIN failed; last HOST: WHY" counts as "HOST: WHY". */
 static const char *cli_reason_core(const char *text)
 {

@@ -26,7 +26,7 @@ struct deliver_counters {
     _Atomic uint64_t dsn_waiting;            /* ledger.c: failures held for their DSN (gauge) */
     _Atomic uint64_t leased;                 /* shard.c */
     _Atomic uint64_t inflight;               /* ledger.c: leased, outcome not committed */
-    _Atomic uint64_t conns, txns;            /* route.c: connections, SMTP transactions */
+    _Atomic uint64_t conns, txns;            /* route*.c: connections, SMTP transactions */
     _Atomic uint64_t dsns, commit_errors;    /* commit.c */
     _Atomic uint64_t uncommitted;            /* shard.c, at exit: outcomes never recorded */
     struct met_shard *met;                   /* engine.c: this shard's metrics slot, NULL

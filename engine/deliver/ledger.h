@@ -4,7 +4,7 @@
  *
  * Flow of a recipient: leased (struct lease) -> grouped into a delivery
  * attempt (struct attempt: one message, <= rcpts_per_txn_max recipients of
- * one domain; route.c sends it to a host, where a session runs it as one SMTP
+ * one domain; route*.c sends it to a host, where a session runs it as one SMTP
  * transaction) -> each recipient's fate becomes an outcome (ledger_outcome)
  * -> outcomes are committed by commit.c in one queue transaction, then
  * logged -> the lease is released once all its recipients are committed.
@@ -51,16 +51,16 @@ struct lease {
     uint32_t open;                 /* recipients without a committed outcome */
 };
 
-/* One delivery attempt. The route fields are route.c's; the rest is set at
+/* One delivery attempt. The route fields are route*.c's; the rest is set at
  * allocation (shard.c) and read by sessions. */
 struct attempt {
-    struct attempt *next;          /* in a domain's waiting list or a host's FIFO (route.c) */
+    struct attempt *next;          /* in a domain's waiting list or a host's FIFO (route*.c) */
     struct lease *lease;
     const struct vl_queue_msg *msg;
-    struct domain *dom;            /* route.c */
-    uint32_t host_next;            /* route.c: next index in dom->hosts to try */
+    struct domain *dom;            /* route*.c */
+    uint32_t host_next;            /* route*.c: next index in dom->hosts to try */
     const char *mx_name;           /* MX the attempt was sent to (for the log) */
-    struct host *host;             /* route.c: host it is queued on or ran on */
+    struct host *host;             /* route*.c: host it is queued on or ran on */
     const char *tls;               /* TLS protocol of the session it ran on; NULL = plaintext */
     uint32_t rcpt_count;
     uint32_t fated;                /* outcomes recorded, held until the attempt is done */
@@ -69,9 +69,9 @@ struct attempt {
                                       recipient's List-Unsubscribe), or NULL; freed when
                                       the attempt is done */
     uint32_t prefix_len;
-    int shaped;                    /* route.c: 1 + the policy whose in-flight count has its
+    int shaped;                    /* route*.c: 1 + the policy whose in-flight count has its
                                       recipients (route_saturated), 0 = none */
-    uint64_t retry_ms_base;        /* route.c: its shaping policy's schedule; 0 = --retry-* */
+    uint64_t retry_ms_base;        /* route*.c: its shaping policy's schedule; 0 = --retry-* */
     uint64_t retry_ms_max;
     struct vl_queue_rcpt *rcpts[VL_SMTP_RCPTS_PER_TXN_MAX];
 };
