@@ -54,6 +54,7 @@ struct queue_enq {                       /* one message's part in one shard */
                                             coordinator's visible part + COMMITTED */
     uint32_t body_crc;                   /* CRC32C of m->body, computed before the
                                             group transaction (not inside it) */
+    const struct vl_queue_rcpt_events *ev;   /* the message's events, or NULL */
 };
 
 struct queue_cmp {
@@ -64,6 +65,29 @@ struct queue_cmp {
     const char *const *events;        /* [n] or NULL: the outcomes' events */
     const size_t *event_lens;
 };
+
+/* The events of part @p e's recipients (e->ev, in the caller's recipient
+ * order), appended to this shard's outbox in @p txn. */
+static int queue_enq_events(struct vl_queue_shard *s, MDB_txn *txn, const struct queue_enq *e)
+{
+    enum { CHUNK = 64 };                 /* events per append (one evseq read/write each) */
+    const char *js[CHUNK];
+    size_t jl[CHUNK], k = 0;
+    for (size_t i = 0; i < e->n; i++) {
+        uint32_t at = e->rcpts[i].order;
+        if (!e->ev->json[at])
+            continue;
+        js[k] = e->ev->json[at];
+        jl[k++] = e->ev->lens[at];
+        if (k == CHUNK) {
+            int rc = queue_events_append(s, txn, js, jl, k);
+            if (rc < 0)
+                return rc;
+            k = 0;
+        }
+    }
+    return k ? queue_events_append(s, txn, js, jl, k) : 0;
+}
 
 /* Write one message's part into this shard: message, body, recipients. */
 static int queue_enq_apply(struct vl_queue_shard *s, MDB_txn *txn, struct queue_stats_rec *st,
@@ -80,6 +104,7 @@ static int queue_enq_apply(struct vl_queue_shard *s, MDB_txn *txn, struct queue_
         .return_path = e->m->return_path, .return_path_len = (uint16_t)e->m->return_path_len,
         .body_crc = e->body_crc, .body_crc_set = true,
     };
+    bool hidden = e->pend && e->pend->state == QUEUE_PEND_PREPARED;
     queue_key_u64(kb, e->msg_id);
     MDB_val k = { 8, kb }, v = { queue_msg_rec_encode(buf, &m), buf };
     int rc = queue_mdb_put(txn, s->db_msg, &k, &v, MDB_NOOVERWRITE);
@@ -98,7 +123,6 @@ static int queue_enq_apply(struct vl_queue_shard *s, MDB_txn *txn, struct queue_
             .addr = p->addr, .addr_len = p->addr_len,
             .domain_off = p->domain_off, .domain_len = p->domain_len,
         };
-        bool hidden = e->pend && e->pend->state == QUEUE_PEND_PREPARED;
         rc = hidden ? queue_rcpt_put_hidden(s, txn, first + i, &r, MDB_APPEND)
                     : queue_rcpt_put(s, txn, first + i, &r, MDB_APPEND);
         queue_lower(dom, p->addr + p->domain_off, p->domain_len);
@@ -109,6 +133,8 @@ static int queue_enq_apply(struct vl_queue_shard *s, MDB_txn *txn, struct queue_
     }
     if (e->pend && (rc = queue_pend_put(s, txn, e->msg_id, e->pend)) < 0)
         return rc;
+    if (e->ev && !hidden && (rc = queue_enq_events(s, txn, e)) < 0)
+        return rc;                       /* a hidden part's go with its publish */
     st->next_rcpt += e->n;
     st->by_state[VL_RCPT_READY] += e->n;
     st->messages++;
@@ -190,6 +216,23 @@ static uint64_t queue_msg_id_next(struct vl_queue *q, uint64_t now_ms)
     return id ? id : 1;
 }
 
+/* Are @p m's events @p ev (NULL: none) as queue_events_append() takes them? */
+static bool queue_rcpt_events_valid(const struct vl_queue_new_msg *m,
+                                    const struct vl_queue_rcpt_events *ev)
+{
+    if (!ev || !ev->json)
+        return true;
+    if (!ev->lens)
+        return false;
+    for (size_t i = 0; i < m->rcpt_count; i++) {
+        const char *j = ev->json[i];
+        size_t n = ev->lens[i];
+        if (j && (n < 2 || n > VL_QUEUE_EVENT_BYTES_MAX || j[0] != '{'))
+            return false;
+    }
+    return true;
+}
+
 /* Validate @p m and parse its recipients into a new array (caller frees). */
 static int queue_msg_prepare(struct vl_queue *q, const struct vl_queue_new_msg *m,
                              struct queue_prcpt **out)
@@ -253,13 +296,18 @@ static int queue_publish_fn(struct vl_queue_shard *s, MDB_txn *txn, struct queue
                             void *arg)
 {
     (void)st;
-    return queue_msg_publish(s, txn, *(const uint64_t *)arg);
+    const struct queue_enq *e = arg;           /* the part, now visible with its events */
+    int rc = queue_msg_publish(s, txn, e->msg_id);
+    if (rc >= 0 && e->ev)
+        rc = queue_enq_events(s, txn, e);
+    return rc;
 }
 
 /* Split the recipients (sorted by shard) into one part per shard. With
  * several, the first part (lowest shard: the coordinator) is written last,
  * visible, with the decision; the others first, hidden (PREPARED). */
 static unsigned queue_enq_parts(struct vl_queue *q, const struct vl_queue_new_msg *m,
+                                const struct vl_queue_rcpt_events *ev,
                                 uint64_t now_ms, const struct queue_prcpt *p,
                                 struct queue_enq *e, unsigned *shard, struct queue_pend_rec *pend,
                                 struct queue_pend_rec *decision)
@@ -271,7 +319,7 @@ static unsigned queue_enq_parts(struct vl_queue *q, const struct vl_queue_new_ms
         for (j = i; j < m->rcpt_count && p[j].shard == p[i].shard; j++)
             ;
         vl_assert(n < q->nshards);
-        e[n] = (struct queue_enq){ m, 0, now_ms, p + i, j - i, NULL, body_crc };
+        e[n] = (struct queue_enq){ m, 0, now_ms, p + i, j - i, NULL, body_crc, ev };
         shard[n] = p[i].shard;
         pend->shards[shard[n] / 8] |= (uint8_t)(1u << (shard[n] % 8));
         n++;
@@ -310,11 +358,13 @@ static int queue_enq_write(struct vl_queue *q, struct queue_enq *e, const unsign
 /* Publish parts [1, n) after the decision; then let the coordinator drop
  * the decision with its next commit. A failure here leaves parts hidden for
  * recovery to publish (the decision stays); the enqueue has succeeded. */
-static void queue_enq_publish(struct vl_queue *q, const unsigned *shard, unsigned n, uint64_t id)
+static void queue_enq_publish(struct vl_queue *q, const struct queue_enq *e,
+                              const unsigned *shard, unsigned n, uint64_t id)
 {
     struct queue_req req[VL_SHARDS_MAX];
     for (unsigned k = 1; k < n; k++) {
-        req[k] = (struct queue_req){ .fn = queue_publish_fn, .arg = &id };
+        vl_assert(e[k].msg_id == id);
+        req[k] = (struct queue_req){ .fn = queue_publish_fn, .arg = (void *)&e[k] };
         queue_submit_start(q->shards[shard[k]], &req[k]);
     }
     bool all = true;
@@ -375,7 +425,7 @@ static int queue_enq_all(struct vl_queue *q, struct queue_enq *e, const unsigned
     if (rc < 0)
         queue_enq_undo(q, done, id);           /* nothing of it was visible */
     else if (n > 1)
-        queue_enq_publish(q, shard, n, id);
+        queue_enq_publish(q, e, shard, n, id);
     *id_out = id;
     return rc;
 }
@@ -386,19 +436,22 @@ uint64_t vl_queue_msg_id_new(struct vl_queue *q, uint64_t now_ms)
 }
 
 static int queue_enqueue(struct vl_queue *q, const struct vl_queue_new_msg *m,
-                         uint64_t now_ms, uint64_t given_id, uint64_t *msg_id_out)
+                         const struct vl_queue_rcpt_events *ev, uint64_t now_ms,
+                         uint64_t given_id, uint64_t *msg_id_out)
 {
     struct queue_prcpt *p;
     struct queue_enq e[VL_SHARDS_MAX];
     unsigned shard[VL_SHARDS_MAX];
     struct queue_pend_rec pend, decision;
     uint64_t id = 0;
+    if (!queue_rcpt_events_valid(m, ev))
+        return VL_E_INVALID;
     int rc = queue_msg_prepare(q, m, &p);
     if (rc < 0)
         return rc;
     if (q->nshards > 1)
         qsort(p, m->rcpt_count, sizeof *p, queue_shard_cmp);
-    unsigned n = queue_enq_parts(q, m, now_ms, p, e, shard, &pend, &decision);
+    unsigned n = queue_enq_parts(q, m, ev, now_ms, p, e, shard, &pend, &decision);
     if (n > 1)
         rc = queue_enq_lock(q);
     if (rc == 0) {
@@ -424,7 +477,7 @@ static int queue_enqueue(struct vl_queue *q, const struct vl_queue_new_msg *m,
 int vl_queue_enqueue(struct vl_queue *q, const struct vl_queue_new_msg *m,
                      uint64_t now_ms, uint64_t *msg_id_out)
 {
-    return queue_enqueue(q, m, now_ms, 0, msg_id_out);
+    return queue_enqueue(q, m, NULL, now_ms, 0, msg_id_out);
 }
 
 int vl_queue_enqueue_id(struct vl_queue *q, const struct vl_queue_new_msg *m,
@@ -432,14 +485,15 @@ int vl_queue_enqueue_id(struct vl_queue *q, const struct vl_queue_new_msg *m,
 {
     if (id == 0)
         return VL_E_INVALID;
-    return queue_enqueue(q, m, now_ms, id, NULL);
+    return queue_enqueue(q, m, NULL, now_ms, id, NULL);
 }
 
 /* Submit each single-shard message as its own request (the shard's next
  * group commit carries them together), then wait for all; the others go
  * through queue_enqueue() one by one. */
-int vl_queue_enqueue_ids(struct vl_queue *q, const struct vl_queue_new_msg *m, size_t n,
-                         uint64_t now_ms, const uint64_t *ids, int *rcs)
+int vl_queue_enqueue_ids(struct vl_queue *q, const struct vl_queue_new_msg *m,
+                         const struct vl_queue_rcpt_events *ev, size_t n, uint64_t now_ms,
+                         const uint64_t *ids, int *rcs)
 {
     if (n == 0)
         return 0;
@@ -460,7 +514,9 @@ int vl_queue_enqueue_ids(struct vl_queue *q, const struct vl_queue_new_msg *m, s
     }
     const int later = 1;                                   /* several shards: one by one */
     for (size_t i = 0; i < n; i++) {
-        rcs[i] = ids[i] ? queue_msg_prepare(q, &m[i], &p[i]) : VL_E_INVALID;
+        const struct vl_queue_rcpt_events *evi = ev && ev[i].json ? &ev[i] : NULL;
+        rcs[i] = !ids[i] || !queue_rcpt_events_valid(&m[i], evi) ? VL_E_INVALID
+                 : queue_msg_prepare(q, &m[i], &p[i]);
         if (rcs[i] < 0)
             continue;
         bool one = true;
@@ -474,7 +530,7 @@ int vl_queue_enqueue_ids(struct vl_queue *q, const struct vl_queue_new_msg *m, s
         }
         sh[i] = p[i][0].shard;
         e[i] = (struct queue_enq){ &m[i], ids[i], now_ms, p[i], m[i].rcpt_count, NULL,
-                                   queue_crc32c(0, m[i].body, m[i].body_len) };
+                                   queue_crc32c(0, m[i].body, m[i].body_len), evi };
         req[i] = (struct queue_req){ .fn = queue_enq_fn, .arg = &e[i] };
         queue_submit_start(q->shards[sh[i]], &req[i]);
     }
@@ -499,7 +555,8 @@ int vl_queue_enqueue_ids(struct vl_queue *q, const struct vl_queue_new_msg *m, s
     int rc_all = 0;
     for (size_t i = 0; i < n; i++) {
         if (rcs[i] == later)
-            rcs[i] = queue_enqueue(q, &m[i], now_ms, ids[i], NULL);
+            rcs[i] = queue_enqueue(q, &m[i], ev && ev[i].json ? &ev[i] : NULL, now_ms, ids[i],
+                                   NULL);
         if (rc_all == 0 && rcs[i] < 0)
             rc_all = rcs[i];
     }
@@ -557,7 +614,7 @@ static int queue_complete(struct vl_queue_shard *s, const struct vl_queue_outcom
         e[prepared] = (struct queue_enq){ &extra[prepared], queue_msg_id_next(s->q, now_ms),
                                           now_ms, p, extra[prepared].rcpt_count, NULL,
                                           queue_crc32c(0, extra[prepared].body,
-                                                       extra[prepared].body_len) };
+                                                       extra[prepared].body_len), NULL };
     }
     if (rc == 0) {
         struct queue_cmp c = { o, n, e, extra_n, events, event_lens };

@@ -25,16 +25,9 @@ reps=${REPS:-5} sessions=${S:-100}
 msgs=${N:-$((sessions * 100))}
 msg_len=10240
 source_bin=/usr/sbin/smtp-source sink_bin=/usr/sbin/smtp-sink
-for b in "$source_bin" "$sink_bin" "$volley"; do
-    [ -x "$b" ] || { echo "bench_blast: $b missing (scripts/setup.sh --bench; build)" >&2; exit 1; }
-done
-tmp=$(mktemp -d)
-pid=""
-cleanup() {
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then kill -TERM "$pid"; wait "$pid" || true; fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+. scripts/bench_lib.sh
+bench_need "scripts/setup.sh --bench; build" "$source_bin" "$sink_bin" "$volley"
+bench_init
 
 # timed CMD... : run it; "wall_s cpu_s" of it (rusage of the child) to $tmp/time
 cat >"$tmp/timed.py" <<'PY'
@@ -48,37 +41,14 @@ sys.exit(os.waitstatus_to_exitcode(status))
 PY
 timed() { python3 "$tmp/timed.py" "$tmp/time" "$@"; }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# start_sink KIND -> sets pid and port
+# start_sink KIND -> sets sink_pid and sink_port (bench_lib.sh)
 start_sink() {
-    : >"$tmp/out"
     if [ "$1" = volley-sink ]; then
-        "$volley" sink --listen 127.0.0.1:0 --threads 1 --json >"$tmp/out" 2>"$tmp/err" &
-        pid=$!
-        for _ in $(seq 200); do
-            port=$(sed -n 's/^sink: listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/out")
-            [ -n "$port" ] && return 0
-            sleep 0.02
-        done
+        bench_sink_start "$tmp/out" "$tmp/err" --threads 1 --json
     else
-        port=$(free_port)
-        "$sink_bin" -u nobody "127.0.0.1:$port" 1024 >"$tmp/out" 2>"$tmp/err" &
-        pid=$!
-        for _ in $(seq 200); do
-            python3 -c "import socket; socket.create_connection(('127.0.0.1',$port)).close()" \
-                2>/dev/null && { sleep 0.1; return 0; }
-            sleep 0.02
-        done
+        bench_smtp_sink_start "$tmp/out" "$tmp/err"
+        sleep 0.1                          # the probe connection is done and counted out
     fi
-    echo "bench_blast: $1 did not start: $(cat "$tmp/err")" >&2
-    exit 1
-}
-
-stop_sink() {
-    kill -TERM "$pid"
-    wait "$pid" || true
-    pid=""
 }
 
 # run_one SINK SENDER -> "msg_per_s cpu_us_per_msg bytes_per_msg" in $tmp/result
@@ -86,7 +56,7 @@ run_one() {
     start_sink "$1"
     if [ "$2" = blast ]; then
         # content 10240 + the ~170 octets of headers smtp-source adds to its -l payload
-        timed "$volley" blast "127.0.0.1:$port" \
+        timed "$volley" blast "127.0.0.1:$sink_port" \
             --concurrency "$sessions" --count "$msgs" --msgs-per-conn 100 --size 10410 \
             --quiet --json "$tmp/blast.json" \
             || { echo "bench_blast: volley blast failed: $(tail -5 "$tmp/time.out")" >&2; exit 1; }
@@ -95,10 +65,10 @@ run_one() {
     else
         timed "$source_bin" -d -s "$sessions" -m "$msgs" \
             -l "$msg_len" -f bench@example.org -t sink@example.net -M client.example.org \
-            "127.0.0.1:$port" \
+            "127.0.0.1:$sink_port" \
             || { echo "bench_blast: smtp-source failed: $(tail -5 "$tmp/time.out")" >&2; exit 1; }
     fi
-    stop_sink
+    bench_sink_stop
     local bytes=0
     if [ "$1" = volley-sink ]; then
         read -r got bytes < <(grep '"why":"exit"' "$tmp/out" | python3 -c \

@@ -21,26 +21,12 @@ volley=${VOLLEY_BIN:-build/volley}
 n=${N:-100000} reps=${REPS:-3} conc=${C:-40} shards=${S:-2}
 per_conn=$(( (n + conc - 1) / conc ))
 source_bin=/usr/sbin/smtp-source
-for b in "$source_bin" "$volley"; do
-    [ -x "$b" ] || { echo "bench_deliver: $b missing (scripts/setup.sh --bench; build)" >&2; exit 1; }
-done
-tmp=$(mktemp -d)
-sink_pid=""
-cleanup() {
-    if [ -n "$sink_pid" ] && kill -0 "$sink_pid" 2>/dev/null; then kill "$sink_pid"; wait "$sink_pid" 2>/dev/null || true; fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+. scripts/bench_lib.sh
+bench_need "scripts/setup.sh --bench; build" "$source_bin" "$volley"
+bench_init
 
-"$volley" sink --listen 127.0.0.1:0 --threads 1 --json >"$tmp/sink.out" 2>"$tmp/sink.err" &
-sink_pid=$!
-port=""
-for _ in $(seq 200); do
-    port=$(sed -n 's/^sink: listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/sink.out")
-    [ -n "$port" ] && break
-    sleep 0.02
-done
-[ -n "$port" ] || { echo "bench_deliver: sink did not start: $(cat "$tmp/sink.err")" >&2; exit 1; }
+bench_sink_start "$tmp/sink.out" "$tmp/sink.err" --threads 1 --json
+port=$sink_port
 echo "bench_deliver: N=$n messages x 10240 octets, $conc sessions x $per_conn messages, sink 127.0.0.1:$port"
 
 vol_rate="" vol_cpu="" src_rate="" src_cpu="" enq_rate=""

@@ -34,15 +34,10 @@ for b in "$volley" "$bench" "$source_bin"; do
     [ -x "$b" ] || { echo "bench_dkim: $b missing (build first; scripts/setup.sh for smtp-source)" >&2; exit 1; }
 done
 command -v openssl >/dev/null || { echo "bench_dkim: openssl missing" >&2; exit 1; }
-tmp=$(mktemp -d)
-sink_pid="" run_pid=""
-stop() { if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then kill "$1"; wait "$1" 2>/dev/null || true; fi; }
-cleanup() {
-    stop "$run_pid"
-    stop "$sink_pid"
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+. scripts/bench_lib.sh
+run_pid=""
+bench_cleanup_more() { bench_stop "$run_pid"; }
+bench_init
 mkdir -p bench-out
 
 echo "bench_dkim: openssl speed (${reps} x ${speed_s}s) and dkim_bench (${reps} repetitions)"
@@ -55,15 +50,8 @@ done
 
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$tmp/rsa.pem" 2>/dev/null
 openssl genpkey -algorithm ed25519 -out "$tmp/ed.pem"
-"$volley" sink --listen 127.0.0.1:0 --threads 1 --json >"$tmp/sink.out" 2>"$tmp/sink.err" &
-sink_pid=$!
-port=""
-for _ in $(seq 200); do
-    port=$(sed -n 's/^sink: listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/sink.out")
-    [ -n "$port" ] && break
-    sleep 0.02
-done
-[ -n "$port" ] || { echo "bench_dkim: sink did not start: $(cat "$tmp/sink.err")" >&2; exit 1; }
+bench_sink_start "$tmp/sink.out" "$tmp/sink.err" --threads 1 --json
+port=$sink_port
 echo "bench_dkim: end to end: $n messages x 10240 octets x $r recipients, sink 127.0.0.1:$port"
 : >"$tmp/e2e.txt"
 for i in $(seq "$reps"); do
@@ -102,7 +90,7 @@ for i in $(seq "$reps"); do
         "$source_bin" -d -s 64 -m "$m" -l 10240 -f s@src.test -t r@dst.test -M bench.test \
             "127.0.0.1:$iport" >/dev/null
         t1=$(date +%s.%N)
-        stop "$run_pid"; run_pid=""
+        bench_stop "$run_pid"; run_pid=""
         rate=$(python3 -c "print('%.0f' % ($m / ($t1 - $t0)))")
         echo "$mode $rate" >>"$tmp/intake.txt"
         echo "  run $i $mode: $rate msg/s"

@@ -26,31 +26,23 @@ secs=${HTTP_BENCH_SECS:-10}
 conns=${HTTP_BENCH_CONNS:-64}
 shards=${SHARDS:-2}
 source_bin=/usr/sbin/smtp-source
-for b in "$source_bin" "$volley" "$(command -v wrk || echo /nonexistent/wrk)" \
-         "$(command -v curl || echo /nonexistent/curl)"; do
-    [ -x "$b" ] || { echo "bench_http: $b missing (scripts/setup.sh --bench; build)" >&2; exit 1; }
-done
+. scripts/bench_lib.sh
+bench_need "scripts/setup.sh --bench; build" "$source_bin" "$volley" \
+    "$(command -v wrk || echo /nonexistent/wrk)" "$(command -v curl || echo /nonexistent/curl)"
 mkdir -p bench-out
-tmp=$(mktemp -d)
-sink_pid="" run_pid=""
-stop() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null && { kill -TERM "$1"; wait "$1" || true; }; }
-cleanup() { stop "$run_pid"; stop "$sink_pid"; rm -rf "$tmp"; }
-trap cleanup EXIT
+run_pid=""
+bench_cleanup_more() { bench_stop "$run_pid"; }
+bench_init
 token=bench-token-0123456789abcdef
 echo "$token" >"$tmp/token"
 
-"$volley" sink --listen 127.0.0.1:0 >"$tmp/sink.out" 2>&1 &
-sink_pid=$!
-for _ in $(seq 200); do
-    sport=$(sed -n 's/^sink: listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/sink.out")
-    [ -n "$sport" ] && break
-    sleep 0.02
-done
-[ -n "$sport" ] || { echo "bench_http: sink did not start" >&2; exit 1; }
+bench_sink_start "$tmp/sink.out" "$tmp/sink.err"
+sport=$sink_port
 
 # start_run -> sets run_pid, hport, sport_in (a fresh queue each time)
 start_run() {
     rm -rf "$tmp/q"
+    : >"$tmp/run.err"                 # never the previous run's ports (read while it starts)
     VOLLEY_LOG=info "$volley" run --data "$tmp/q" --shards "$shards" --quiet --route "*=127.0.0.1:$sport" \
         --http 127.0.0.1:0 --http-token-file "$tmp/token" --listen 127.0.0.1:0 \
         --max-conns-per-ip 1000 >/dev/null 2>"$tmp/run.err" &
@@ -99,7 +91,7 @@ for r in $(seq "$reps"); do
     nreq=$(sed -n 's/^wrk_summary requests=\([0-9]*\) .*/\1/p' "$tmp/wrk.out")
     sleep 1                                   # let delivery of the last ones finish
     cpu=$(us_per "$nreq" "$k0")
-    stop "$run_pid"; run_pid=""
+    bench_stop "$run_pid"; run_pid=""
     wpc=$(sed -n 's/.*evt=http_done .*queue_commits=\([0-9]*\) queue_writes=\([0-9]*\).*/\1 \2/p' \
           "$tmp/run.err" | awk '{ printf "%.1f", $2 / ($1 ? $1 : 1) }')
     echo "run $r (a): $rps durable msg/s over HTTP ($conns keep-alive connections; latency $lat;" \
@@ -121,7 +113,7 @@ for r in $(seq "$reps"); do
     echo "run $r (b): $rate rcpts/s (10,000 personalised recipients in one request: ${t}s;" \
          "$cpu CPU us/rcpt until the 200)"
     b_rates+=("$rate") b_cpu+=("$cpu")
-    stop "$run_pid"; run_pid=""
+    bench_stop "$run_pid"; run_pid=""
 
     start_run
     n=$(( conns * 300 ))
@@ -135,7 +127,7 @@ for r in $(seq "$reps"); do
     cpu=$(us_per "$n" "$k0")
     echo "run $r (c): $rate msg/s over SMTP (smtp-source, $n x 5 KB, $conns sessions; $cpu CPU us/msg)"
     c_rates+=("$rate") c_cpu+=("$cpu")
-    stop "$run_pid"; run_pid=""
+    bench_stop "$run_pid"; run_pid=""
 done
 
 med() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

@@ -40,28 +40,21 @@ lat_clients=${LAT_CLIENTS:-100}
 parts=${INTAKE_BENCH_PARTS:-throughput latency}
 sessions=64 msgs=6400 msg_len=10240
 source_bin=/usr/sbin/smtp-source postfix_bin=/usr/sbin/postfix tcpdump_bin=/usr/bin/tcpdump
-for b in "$source_bin" "$postfix_bin" "$tcpdump_bin" "$volley"; do
-    [ -x "$b" ] || { echo "bench_intake: $b missing (scripts/setup.sh; build)" >&2; exit 1; }
-done
+. scripts/bench_lib.sh
+bench_need "scripts/setup.sh; build" "$source_bin" "$postfix_bin" "$tcpdump_bin" "$volley"
 id postfix >/dev/null 2>&1 || { echo "bench_intake: no 'postfix' user (scripts/setup.sh)" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "bench_intake: the private Postfix instance needs root" >&2; exit 1; }
 mkdir -p bench-out
 tick=$(getconf CLK_TCK)
-tmp=$(mktemp -d)
-chmod 755 "$tmp"                 # Postfix's daemons (user postfix) reach their queue under it
-sink_pid="" run_pid="" pf_up="" dump_pid=""
-stop() {
-    if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then kill -TERM "$1"; wait "$1" || true; fi
-    return 0
-}
+run_pid="" pf_up="" dump_pid=""
+stop() { bench_stop "$1"; }
 pf_cmd() { "$postfix_bin" -c "$tmp/pf/etc" "$@" >>"$tmp/pf/cmd.log" 2>&1; }
-cleanup() {
-    stop "$dump_pid"; stop "$run_pid"; stop "$sink_pid"
+bench_cleanup_more() {
+    stop "$dump_pid"; stop "$run_pid"
     if [ -n "$pf_up" ]; then pf_cmd stop || true; fi
-    rm -rf "$tmp"
 }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+bench_init
+chmod 755 "$tmp"                 # Postfix's daemons (user postfix) reach their queue under it
 
 # CPU ticks of PID and of every process under it, alive or reaped by it.
 cpu_tree() {
@@ -90,31 +83,15 @@ print(tot)
 PY
 }
 
-wait_port() {   # PORT: until it accepts
-    for _ in $(seq 300); do
-        python3 -c "import socket; socket.create_connection(('127.0.0.1',$1)).close()" \
-            2>/dev/null && return 0
-        sleep 0.02
-    done
-    return 1
-}
-
 start_sink() {  # ARGS... -> sink_pid, sport
-    "$volley" sink --listen 127.0.0.1:0 "$@" >"$tmp/sink.out" 2>&1 &
-    sink_pid=$!
-    sport=""
-    for _ in $(seq 200); do
-        sport=$(sed -n 's/^sink: listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/sink.out")
-        [ -n "$sport" ] && return 0
-        sleep 0.02
-    done
-    echo "bench_intake: sink did not start: $(cat "$tmp/sink.out")" >&2
-    exit 1
+    bench_sink_start "$tmp/sink.out" "$tmp/sink.err" "$@"
+    sport=$sink_port
 }
 
 # start_run EXTRA_ARGS... -> run_pid, port (a fresh queue each time)
 start_run() {
     rm -rf "$tmp/q" "$tmp/dlog"
+    : >"$tmp/run.err"                 # never the previous run's port (read while it starts)
     VOLLEY_LOG=info "$volley" run --data "$tmp/q" --shards "$shards" --quiet \
         --listen 127.0.0.1:0 --log "$tmp/dlog" --max-conns-per-ip 1000 "$@" 2>"$tmp/run.err" &
     run_pid=$!
@@ -134,7 +111,7 @@ start_run() {
 # flow control would otherwise pause smtpd up to 1 s per message); no reverse
 # lookup of the client (volley does none either); its log in $tmp/pf/maillog.
 pf_setup() {
-    pfport=$(free_port)
+    pfport=$(bench_free_port)
     rm -rf "$tmp/pf"
     mkdir -p "$tmp/pf/etc" "$tmp/pf/spool" "$tmp/pf/data"
     chown postfix "$tmp/pf/data"
@@ -191,7 +168,7 @@ pf_start() {    # -> pf_pid (the master)
         [ -n "$pf_pid" ] && break
         sleep 0.02
     done
-    [ -n "$pf_pid" ] && wait_port "$pfport" || { echo "bench_intake: postfix smtpd not up" >&2; exit 1; }
+    [ -n "$pf_pid" ] && bench_wait_port "$pfport" || { echo "bench_intake: postfix smtpd not up" >&2; exit 1; }
     sleep 0.2                   # the probe connection's smtpd is done
 }
 
@@ -233,7 +210,7 @@ if [[ " $parts " == *" throughput "* ]]; then
         # sink: no durability
         start_sink --json
         source_run "$sport" "$sink_pid"
-        stop "$sink_pid"; sink_pid=""
+        bench_sink_stop
         read -r m c <"$tmp/result"
         got=$(grep '"why":"exit"' "$tmp/sink.out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["transactions"])')
         [ "$got" = "$msgs" ] || { echo "bench_intake: volley sink counted $got of $msgs" >&2; exit 1; }
@@ -298,7 +275,7 @@ if [[ " $parts " == *" latency "* ]]; then
     dropped=$(sed -n 's/^\([0-9]*\) packets dropped by kernel$/\1/p' "$tmp/tcpdump.err")
     [ "${dropped:-x}" = 0 ] || echo "bench_intake: tcpdump: $(cat "$tmp/tcpdump.err")" >&2
     stop "$run_pid"; run_pid=""
-    stop "$sink_pid"; sink_pid=""
+    bench_sink_stop
 fi
 
 python3 - "$tmp/tp.json" "$tmp/lat.json" <<'PY'

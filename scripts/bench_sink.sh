@@ -16,66 +16,35 @@ reps=${SINK_BENCH_REPS:-5}
 sessions=64 per_session=100 msg_len=10240
 msgs=$((sessions * per_session))
 source_bin=/usr/sbin/smtp-source sink_bin=/usr/sbin/smtp-sink
-for b in "$source_bin" "$sink_bin" "$volley"; do
-    [ -x "$b" ] || { echo "bench_sink: $b missing (scripts/setup.sh --bench; build)" >&2; exit 1; }
-done
+. scripts/bench_lib.sh
+bench_need "scripts/setup.sh --bench; build" "$source_bin" "$sink_bin" "$volley"
 tick=$(getconf CLK_TCK)
-tmp=$(mktemp -d)
-pid=""
-cleanup() {
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then kill -TERM "$pid"; wait "$pid" || true; fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+bench_init
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# start_sink KIND -> sets pid and port
+# start_sink KIND -> sets sink_pid and sink_port (bench_lib.sh)
 start_sink() {
-    : >"$tmp/out"
     if [ "$1" = volley ]; then
-        "$volley" sink --listen 127.0.0.1:0 --json >"$tmp/out" 2>"$tmp/err" &
-        pid=$!
-        for _ in $(seq 200); do
-            port=$(sed -n 's/^sink: listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/out")
-            [ -n "$port" ] && return 0
-            sleep 0.02
-        done
+        bench_sink_start "$tmp/out" "$tmp/err" --json
     else
-        port=$(free_port)
-        "$sink_bin" -u nobody "127.0.0.1:$port" 1024 >"$tmp/out" 2>"$tmp/err" &
-        pid=$!
-        for _ in $(seq 200); do
-            python3 -c "import socket; socket.create_connection(('127.0.0.1',$port)).close()" \
-                2>/dev/null && return 0
-            sleep 0.02
-        done
+        bench_smtp_sink_start "$tmp/out" "$tmp/err"
     fi
-    echo "bench_sink: $1 sink did not start: $(cat "$tmp/err")" >&2
-    exit 1
-}
-
-stop_sink() {
-    kill -TERM "$pid"
-    wait "$pid" || true
-    pid=""
 }
 
 # run_one KIND -> writes "msg_per_s cpu_s_per_10k" to $tmp/result (no subshell: the
-# EXIT trap must see $pid)
+# EXIT trap must see $sink_pid)
 run_one() {
     start_sink "$1"
     [ "$1" = smtp-sink ] && sleep 0.1      # the probe connection is done and counted out
     local c0 c1 t0 t1
-    c0=$(cpu_ticks "$pid")
+    c0=$(cpu_ticks "$sink_pid")
     t0=$(date +%s.%N)
     "$source_bin" -d -s "$sessions" -m "$msgs" -l "$msg_len" -f bench@example.org \
-        -t sink@example.net -M client.example.org "127.0.0.1:$port" >"$tmp/source" 2>&1 \
+        -t sink@example.net -M client.example.org "127.0.0.1:$sink_port" >"$tmp/source" 2>&1 \
         || { echo "bench_sink: smtp-source failed: $(tail -5 "$tmp/source")" >&2; exit 1; }
     t1=$(date +%s.%N)
-    c1=$(cpu_ticks "$pid")
-    stop_sink
+    c1=$(cpu_ticks "$sink_pid")
+    bench_sink_stop
     if [ "$1" = volley ]; then
         got=$(grep '"why":"exit"' "$tmp/out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["transactions"])')
         [ "$got" = "$msgs" ] || { echo "bench_sink: volley sink counted $got of $msgs" >&2; exit 1; }

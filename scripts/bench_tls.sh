@@ -17,33 +17,21 @@ volley=${VOLLEY_BIN:-build/volley}
 n=${N:-20000} reps=${REPS:-5}
 [ -x "$volley" ] || { echo "bench_tls: $volley missing (build first)" >&2; exit 1; }
 command -v openssl >/dev/null || { echo "bench_tls: openssl CLI missing (scripts/setup.sh)" >&2; exit 1; }
-tmp=$(mktemp -d)
-sink_pid=""
-cleanup() {
-    if [ -n "$sink_pid" ] && kill -0 "$sink_pid" 2>/dev/null; then kill "$sink_pid"; wait "$sink_pid" 2>/dev/null || true; fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+. scripts/bench_lib.sh
+bench_init
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=bench.volley.test" \
     -keyout "$tmp/key.pem" -out "$tmp/cert.pem" >/dev/null 2>&1
 
 # one_run MODE: prints the bench JSON line
 one_run() {
-    local args=() port=""
+    local args=()
     [ "$1" = tls ] && args=(--tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem")
-    "$volley" sink --listen 127.0.0.1:0 --threads 1 "${args[@]}" >"$tmp/sink.out" 2>"$tmp/sink.err" &
-    sink_pid=$!
-    for _ in $(seq 200); do
-        port=$(sed -n 's/^sink: listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/sink.out")
-        [ -n "$port" ] && break
-        sleep 0.05
-    done
-    [ -n "$port" ] || { echo "bench_tls: sink did not start: $(cat "$tmp/sink.err")" >&2; exit 1; }
+    bench_sink_start "$tmp/sink.out" "$tmp/sink.err" --threads 1 "${args[@]}"
+    local port=$sink_port
     rm -rf "$tmp/q"
     "$volley" bench --data "$tmp/q" --messages "$n" --size 10240 --route "*=127.0.0.1:$port" \
         --quiet 2>/dev/null | grep '^{"bench"'
-    kill "$sink_pid"; wait "$sink_pid" 2>/dev/null || true
-    sink_pid=""
+    bench_sink_stop
 }
 
 : >"$tmp/runs"

@@ -292,6 +292,9 @@ size_t vl_dlog_format(const struct vl_dlog_event *ev, char *out, size_t cap)
         log_field_str(&o, "campaign", ev->campaign, 64);
     if (ev->tenant && ev->tenant[0])
         log_field_str(&o, "tenant", ev->tenant, 64);
+    log_field_str(&o, "from", ev->from, 512);
+    log_field_str(&o, "source", ev->source, 16);
+    log_field_str(&o, "client", ev->client, 64);
     /* The closing brace and newline always fit: every field left room for them. */
     if (o.len + 3 > cap)
         o.len = cap - 3;

@@ -53,6 +53,10 @@ struct vl_dlog_event {
     const char *category;    /* bounce category of a failure ("mailbox_full"...), or NULL */
     const char *campaign;    /* X-Volley-Campaign id; NULL or "": left out (issue 15) */
     const char *tenant;      /* X-Volley-Tenant id; NULL or "": left out (issue 15) */
+    /* Injection events (issue 16, event "injected"); NULL: left out. */
+    const char *from;        /* the envelope sender ("" for <>) */
+    const char *source;      /* "smtp" or "http" */
+    const char *client;      /* the client's IP address */
 };
 
 #define VL_DLOG_BUF_BYTES (64u * 1024u)

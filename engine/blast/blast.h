@@ -141,6 +141,10 @@ struct blast_result {
     uint64_t rcpts_ok, rcpts_refused;
     uint64_t bytes;              /* message content bytes written (final-reply 2xx or not) */
     uint64_t conns, conns_ready, tls_sessions, auth_ok, auth_failed;
+    uint64_t conns_redialed;     /* reused connections the server closed (421, reset, EOF)
+                                    before the first reply of a transaction: no message
+                                    was under way there, so it went on a new connection
+                                    (an idle close crossing our MAIL), not an error */
     uint64_t conn_errors[BLAST_ERR_COUNT];
     uint64_t replies[BLAST_REPLY_CODES];
     struct blast_status_count statuses[BLAST_STATUSES_MAX];

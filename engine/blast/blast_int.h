@@ -56,6 +56,7 @@ struct blast_session {
     bool send_posted, recv_posted;
     bool tls_tried, authed, helo_tried, in_idle;
     bool failed;                     /* an error was counted: no second one */
+    bool redial;                     /* closing to take its message to a new connection */
     uint32_t msgs_on_conn;
     /* replies awaited, a ring */
     uint8_t expect[BLAST_EXPECT_MAX];
@@ -75,6 +76,8 @@ struct blast_session {
     char in[BLAST_IN_BYTES];
     /* the message under way */
     bool has_msg;
+    bool txn_counted;                /* its first MAIL is in the stats (a redial's is not) */
+    uint32_t txn_replies;            /* replies to this transaction so far */
     uint64_t msg_seq;                /* this thread's message number */
     uint64_t t_intended;             /* ns since run start (closed loop: MAIL time) */
     uint32_t msg_step;

@@ -51,10 +51,11 @@ void blast_report_text(FILE *f, const struct blast_conf *cf, const struct blast_
                 "MAIL times; %.1f first to last); %llu due but not started\n", cf->rate,
                 rate_scheduled(r), r->rate_fit, rate_first_last(r),
                 (unsigned long long)r->not_started);
-    fprintf(f, "  connections  %llu opened, %llu ready, %llu TLS, AUTH %llu ok / %llu failed; "
-            "errors:", (unsigned long long)r->conns, (unsigned long long)r->conns_ready,
+    fprintf(f, "  connections  %llu opened, %llu ready, %llu TLS, AUTH %llu ok / %llu failed, "
+            "%llu closed by the server as a message began (redialed); errors:",
+            (unsigned long long)r->conns, (unsigned long long)r->conns_ready,
             (unsigned long long)r->tls_sessions, (unsigned long long)r->auth_ok,
-            (unsigned long long)r->auth_failed);
+            (unsigned long long)r->auth_failed, (unsigned long long)r->conns_redialed);
     for (int e = 0; e < BLAST_ERR_COUNT; e++)
         fprintf(f, " %s %llu", blast_err_name[e], (unsigned long long)r->conn_errors[e]);
     fprintf(f, "\n  CPU          %.3f s user, %.3f s sys (%.2f us per message)\n",
@@ -189,11 +190,12 @@ int blast_report_json(const char *path, const struct blast_conf *cf, const struc
     json_object_set_new(doc, "reactor", json_pack(
         "{s:I, s:I, s:f}", "cqes", (json_int_t)r->cqes, "turns", (json_int_t)r->reactor_turns,
         "cqes_per_msg", ended ? (double)r->cqes / (double)ended : 0.0));
-    json_t *conn = json_pack("{s:I, s:I, s:I, s:I, s:I}", "opened", (json_int_t)r->conns,
+    json_t *conn = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "opened", (json_int_t)r->conns,
                              "ready", (json_int_t)r->conns_ready,
                              "tls", (json_int_t)r->tls_sessions,
                              "auth_ok", (json_int_t)r->auth_ok,
-                             "auth_failed", (json_int_t)r->auth_failed);
+                             "auth_failed", (json_int_t)r->auth_failed,
+                             "redialed", (json_int_t)r->conns_redialed);
     json_t *errs = json_object();
     for (int e = 0; e < BLAST_ERR_COUNT; e++)
         json_object_set_new(errs, blast_err_name[e], json_integer((json_int_t)r->conn_errors[e]));

@@ -36,6 +36,7 @@ static void msg_take(struct blast_thread *th, struct blast_session *s, uint64_t 
                      uint32_t step)
 {
     s->has_msg = true;
+    s->txn_counted = false;
     s->msg_seq = th->started++;
     s->t_intended = intended;
     s->msg_step = step;
@@ -87,10 +88,17 @@ static struct blast_session *idle_pop(struct blast_thread *th)
 static void thread_session_closed(struct blast_thread *th, struct blast_session *s)
 {
     vl_assert(s->state == BLAST_S_CLOSING);
-    vl_assert(!s->has_msg);
+    vl_assert(!s->has_msg || s->redial);
     if (s->tls) {
         tls_conn_destroy(s->tls);
         s->tls = NULL;
+    }
+    if (s->redial) {               /* its message goes on a new connection, same slot */
+        s->redial = false;
+        if (s->has_msg) {
+            blast_session_start(th, s);
+            return;
+        }
     }
     s->state = BLAST_S_FREE;
     th->free_slots[th->free_count++] = s->idx;

@@ -169,10 +169,32 @@ static void sess_close(struct blast_session *s)
         s->th->owner.closed(s->th, s);
 }
 
+/* A server may close an idle connection (421, or just close: RFC 5321 3.8,
+ * 4.5.3.2) just as we reuse it for a message: our MAIL crosses its 421 and
+ * is answered by a reset. Nothing of the message reached the server then:
+ * it may go again on a new connection (once: a new one is not reused). */
+static bool sess_may_redial(const struct blast_session *s)
+{
+    return s->has_msg && s->state == BLAST_S_TXN && s->msgs_on_conn > 0 &&
+           s->txn_replies == 0 && !atomic_load_explicit(s->th->stop, memory_order_relaxed);
+}
+
+static void sess_redial(struct blast_session *s)
+{
+    vl_assert(sess_may_redial(s));
+    s->redial = true;
+    s->th->res.conns_redialed++;
+    sess_close(s);                 /* thread_session_closed starts the new one */
+}
+
 void blast_session_fail(struct blast_session *s, enum blast_err kind)
 {
     if (s->state == BLAST_S_CLOSING || s->state == BLAST_S_FREE)
         return;
+    if (kind == BLAST_ERR_RESET && sess_may_redial(s)) {
+        sess_redial(s);
+        return;
+    }
     if (!s->failed) {
         s->failed = true;
         s->th->res.conn_errors[kind]++;
@@ -391,9 +413,13 @@ static void sess_txn_begin(struct blast_session *s)
     vl_assert(s->has_msg);
     s->state = BLAST_S_TXN;
     s->t_mail = blast_now_ns(th);
-    if (!th->open_loop)
-        s->t_intended = s->t_mail;
-    blast_stats_msg_started(th, s);
+    s->txn_replies = 0;
+    if (!s->txn_counted) {         /* a redialed message keeps its first start */
+        s->txn_counted = true;
+        if (!th->open_loop)
+            s->t_intended = s->t_mail;
+        blast_stats_msg_started(th, s);
+    }
     s->rcpt_sent = s->rcpt_replied = s->rcpt_ok = 0;
     s->refusal_code = 0;
     s->mail_refused = s->lone_dot = false;
@@ -542,9 +568,14 @@ static void sess_reply(struct blast_session *s, const struct smtp_reply *r, bool
         blast_session_fail(s, BLAST_ERR_PROTO);
         return;
     }
+    if (r->code == 421 && sess_may_redial(s)) {   /* an idle close crossed our MAIL */
+        sess_redial(s);
+        return;
+    }
     enum blast_cmd c = (enum blast_cmd)s->expect[s->exp_head];
     s->exp_head = (s->exp_head + 1u) % BLAST_EXPECT_MAX;
     s->exp_count--;
+    s->txn_replies += s->state == BLAST_S_TXN;
     s->t_wait = now;
     const uint16_t code = r->code;
     const bool ok = code < 300;

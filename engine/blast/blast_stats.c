@@ -128,6 +128,7 @@ int blast_result_merge(struct blast_result *dst, const struct blast_result *src)
 #define ADD(f) dst->f += src->f
     ADD(started); ADD(ok); ADD(tempfail); ADD(permfail); ADD(errors); ADD(not_started);
     ADD(rcpts_ok); ADD(rcpts_refused); ADD(bytes); ADD(conns); ADD(conns_ready);
+    ADD(conns_redialed);
     ADD(tls_sessions); ADD(auth_ok); ADD(auth_failed); ADD(statuses_other);
     ADD(cqes); ADD(reactor_turns); ADD(rate_fit);
 #undef ADD

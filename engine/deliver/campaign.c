@@ -4,32 +4,16 @@
  */
 #include "campaign.h"
 
+#include "msg_campaign.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
-static const char *const campaign_hdrs[2] = { "X-Volley-Campaign:", "X-Volley-Tenant:" };
+static const char *const campaign_hdrs[2] = { MSG_CAMPAIGN_HDR, "X-Volley-Tenant:" };
 
-/* The id of the field [@p p, @p end) of @p b whose name is @p hl bytes into
- * @p id: its first word, bytes outside [A-Za-z0-9._:-] as '_'. @return its length. */
-static size_t campaign_id(const uint8_t *b, size_t p, size_t end, size_t hl, char *id)
-{
-    size_t idn = 0;
-    for (size_t i = p + hl; i < end && idn < CAMPAIGN_ID_MAX; i++) {
-        uint8_t c = b[i];
-        if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
-            if (idn)
-                break;                             /* the id is the first word */
-            continue;
-        }
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                  (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-' || c == ':';
-        id[idn++] = ok ? (char)c : '_';
-    }
-    id[idn] = '\0';
-    return idn;
-}
+_Static_assert(CAMPAIGN_ID_MAX == MSG_CAMPAIGN_ID_MAX, "one id rule");
 
 void campaign_strip(struct vl_queue_msg *m)
 {
@@ -59,7 +43,8 @@ void campaign_strip(struct vl_queue_msg *m)
         }
         if (!found[k]) {
             found[k] = true;
-            idn[k] = campaign_id(b, p, end, strlen(campaign_hdrs[k]), id[k]);
+            size_t hl = strlen(campaign_hdrs[k]);           /* one id rule for both */
+            idn[k] = msg_campaign_id_clean(b + p + hl, end - p - hl, id[k]);
         }
         memmove(b + p, b + end, len - end);
         len -= end - p;

@@ -16,7 +16,7 @@
 
 #include "volley/queue.h"
 
-#define CAMPAIGN_ID_MAX 64u
+#define CAMPAIGN_ID_MAX 64u                /* = MSG_CAMPAIGN_ID_MAX (msg_campaign.h) */
 #define CAMPAIGN_MSG_FLAG 0x80000000u   /* in a leased vl_queue_msg's flags: id kept */
 #define CAMPAIGN_TENANT_FLAG 0x40000000u  /* ... a tenant id kept */
 

@@ -15,9 +15,11 @@
 
 #include "http_mime.h"
 #include "http_tmpl.h"
+#include "dlog_inject.h"
 #include "log.h"
 #include "metrics.h"
 #include "msg.h"
+#include "msg_campaign.h"
 #include "suppress.h"
 #include "volley/error.h"
 
@@ -212,6 +214,7 @@ static int normalise(struct hcall *c, struct hctx *x, struct hres *res, size_t n
 }
 
 /* Messages rendered and normalised, waiting for one vl_queue_enqueue_ids(). */
+#define HTTP_ID_TRIES 4u      /* queue ids taken when the queue says the id exists */
 #define HTTP_BATCH_MAX 256u   /* policy: messages a worker holds before queueing them */
 struct hbatch {
     size_t n;
@@ -222,7 +225,32 @@ struct hbatch {
     size_t *lens;
     size_t *idx;                                            /* recipient index of each */
     size_t nptrs;
+    struct vl_dlog_injected ev[HTTP_BATCH_MAX];             /* events on: "injected" */
 };
+
+/* With events on: message @p k's "injected" events under @p id, as
+ * vl_queue_enqueue_ids() takes them (json NULL: none, or out of memory, which
+ * fails the message). @return 0 or -ENOMEM. */
+static int batch_events(struct hcall *c, struct hbatch *b, size_t k, uint64_t id,
+                        struct vl_queue_rcpt_events *out)
+{
+    vl_dlog_injected_fini(&b->ev[k]);
+    *out = (struct vl_queue_rcpt_events){ NULL, NULL };
+    if (!c->h->cfg->events_on)
+        return 0;
+    char camp[MSG_CAMPAIGN_ID_MAX + 1];
+    msg_campaign_find(b->body[k].data, b->body[k].len, camp);
+    const struct hreq *r = c->req;
+    char from[VL_SMTP_PATH_BYTES_MAX + 1];
+    snprintf(from, sizeof from, "%.*s", (int)r->env_from_len, r->env_from);
+    struct vl_dlog_event proto = { .ts_ms = (int64_t)c->now_ms, .msg_id = id, .campaign = camp,
+                                   .from = from, .source = "http" };
+    int rc = vl_dlog_injected_build(&b->ev[k], &proto, b->nm[k].rcpts, b->nm[k].rcpt_lens,
+                                    b->nm[k].rcpt_count);
+    if (rc == 0)
+        *out = (struct vl_queue_rcpt_events){ b->ev[k].json, b->ev[k].lens };
+    return rc;
+}
 
 static void batch_flush(struct hcall *c, struct hbatch *b)
 {
@@ -230,18 +258,33 @@ static void batch_flush(struct hcall *c, struct hbatch *b)
         return;
     uint64_t ids[HTTP_BATCH_MAX];
     int rcs[HTTP_BATCH_MAX];
+    struct vl_queue_rcpt_events ev[HTTP_BATCH_MAX];
     size_t off = 0;
     for (size_t k = 0; k < b->n; k++) {               /* rcpt arrays are final now */
         b->nm[k].rcpts = b->ptrs + off;
         b->nm[k].rcpt_lens = b->lens + off;
         off += b->count[k];
     }
-    for (size_t k = 0; k < b->n; k++)                 /* no body names its id */
+    bool nomem = false;
+    for (size_t k = 0; k < b->n; k++) {               /* no body names its id */
         ids[k] = vl_queue_msg_id_new(c->h->q, c->now_ms);
-    (void)vl_queue_enqueue_ids(c->h->q, b->nm, b->n, c->now_ms, ids, rcs);
+        nomem |= batch_events(c, b, k, ids[k], &ev[k]) < 0;
+    }
+    if (nomem) {                                      /* the events cannot be stored */
+        for (size_t k = 0; k < b->n; k++)
+            rcs[k] = -ENOMEM;
+    } else {
+        (void)vl_queue_enqueue_ids(c->h->q, b->nm, ev, b->n, c->now_ms, ids, rcs);
+    }
     for (size_t k = 0; k < b->n; k++) {
-        if (rcs[k] == -EEXIST)                        /* id taken: a fresh one, alone */
-            rcs[k] = vl_queue_enqueue(c->h->q, &b->nm[k], c->now_ms, &ids[k]);
+        for (unsigned t = 1; t < HTTP_ID_TRIES && rcs[k] == -EEXIST; t++) {   /* id taken */
+            ids[k] = vl_queue_msg_id_new(c->h->q, c->now_ms);
+            rcs[k] = batch_events(c, b, k, ids[k], &ev[k]);
+            if (rcs[k] == 0)
+                (void)vl_queue_enqueue_ids(c->h->q, &b->nm[k], &ev[k], 1, c->now_ms, &ids[k],
+                                           &rcs[k]);
+        }
+        vl_dlog_injected_fini(&b->ev[k]);
         if (rcs[k] == 0)
             met_inject(MET_L_HTTP, b->count[k]);
         for (size_t p = b->first[k]; p < b->first[k] + b->count[k]; p++) {

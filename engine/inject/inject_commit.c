@@ -13,9 +13,11 @@
 #include "inject_int.h"
 
 #include "clock.h"
+#include "dlog_inject.h"
 #include "log.h"
 #include "metrics.h"
 #include "msg.h"
+#include "msg_campaign.h"
 #include "volley/error.h"
 
 #include <errno.h>
@@ -72,15 +74,34 @@ struct inj_prep {
     size_t rl;                      /* the Received: line's length in full */
     const char **rcpts;             /* pointers into the session's recipients */
     struct vl_queue_new_msg nm;
+    struct vl_dlog_injected ev;     /* with events on: its "injected" events (issue 16) */
 };
 
 static void prep_fini(struct inj_prep *p)
 {
     free(p->full);
     free(p->rcpts);
+    vl_dlog_injected_fini(&p->ev);
     msg_result_fini(&p->m);
     p->full = NULL;
     p->rcpts = NULL;
+}
+
+/* With events on (--events-*): the "injected" event of each recipient of
+ * @p p under @p j's id, queued with it (vl_queue_enqueue_ids). @return 0 or
+ * -ENOMEM. */
+static int prep_events(struct inject *in, const struct inj_job *j, uint64_t now,
+                       struct inj_prep *p)
+{
+    vl_dlog_injected_fini(&p->ev);
+    if (!in->cfg->events_on)
+        return 0;
+    char camp[MSG_CAMPAIGN_ID_MAX + 1];
+    msg_campaign_find(p->m.data, p->m.len, camp);
+    struct vl_dlog_event proto = { .ts_ms = (int64_t)now, .msg_id = j->id, .campaign = camp,
+                                   .from = j->s->from, .source = "smtp",
+                                   .client = j->s->peer_ip };
+    return vl_dlog_injected_build(&p->ev, &proto, p->rcpts, NULL, j->s->rcpt_n);
 }
 
 /* Normalise @p j's message, take its queue id and put the Received: line on
@@ -131,7 +152,7 @@ static bool job_prepare(struct inject *in, struct inj_job *j, uint64_t now, stru
     size_t nl = 0;
     if (rc >= 0) {
         p->full = malloc(INJ_RECEIVED_BYTES_MAX + p->m.len);
-        if (p->full)
+        if (p->full && prep_events(in, j, now, p) == 0)
             nl = received_line(in, s, j->id, now, (char *)p->full, INJ_RECEIVED_BYTES_MAX);
     }
     if (!nl) {
@@ -152,8 +173,8 @@ static bool job_prepare(struct inject *in, struct inj_job *j, uint64_t now, stru
 }
 
 /* The id was taken (another process, same millisecond and salt): queue @p j
- * alone under new ids, the Received: line naming each. @return as
- * vl_queue_enqueue_id(). */
+ * alone under new ids, the Received: line (and the events) naming each.
+ * @return as vl_queue_enqueue_id(). */
 static int job_retry(struct inject *in, struct inj_job *j, uint64_t now, struct inj_prep *p)
 {
     int rc = -EEXIST;
@@ -166,7 +187,10 @@ static int job_retry(struct inject *in, struct inj_job *j, uint64_t now, struct 
             memcpy(p->full + nl, p->m.data, p->m.len);
         p->rl = nl;
         p->nm.body_len = nl + p->m.len;
-        rc = vl_queue_enqueue_id(in->q, &p->nm, now, j->id);
+        if (prep_events(in, j, now, p) < 0)              /* they name the id */
+            return -ENOMEM;
+        struct vl_queue_rcpt_events ev = { p->ev.json, p->ev.lens };
+        (void)vl_queue_enqueue_ids(in->q, &p->nm, &ev, 1, now, &j->id, &rc);
     }
     return rc;
 }
@@ -204,6 +228,7 @@ static void job_finish(struct inject *in, struct inj_job *j, int rc, uint64_t no
 static void batch_run(struct inject *in, struct inj_job **jobs, size_t n, struct inj_prep *prep)
 {
     struct vl_queue_new_msg nm[INJ_BATCH_MAX];
+    struct vl_queue_rcpt_events ev[INJ_BATCH_MAX];
     uint64_t ids[INJ_BATCH_MAX];
     int rcs[INJ_BATCH_MAX];
     size_t at[INJ_BATCH_MAX], k = 0;
@@ -212,11 +237,12 @@ static void batch_run(struct inject *in, struct inj_job **jobs, size_t n, struct
         if (!job_prepare(in, jobs[i], now, &prep[i]))
             continue;
         nm[k] = prep[i].nm;
+        ev[k] = (struct vl_queue_rcpt_events){ prep[i].ev.json, prep[i].ev.lens };
         ids[k] = jobs[i]->id;
         at[k++] = i;
     }
     if (k)
-        (void)vl_queue_enqueue_ids(in->q, nm, k, now, ids, rcs);
+        (void)vl_queue_enqueue_ids(in->q, nm, ev, k, now, ids, rcs);
     for (size_t x = 0; x < k; x++) {
         size_t i = at[x];
         int rc = rcs[x] == -EEXIST ? job_retry(in, jobs[i], now, &prep[i]) : rcs[x];

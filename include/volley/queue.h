@@ -89,6 +89,20 @@ struct vl_queue_new_msg {
     size_t rcpt_count;             /* 1 .. VL_RCPTS_PER_MSG_MAX */
 };
 
+/** Events stored with an enqueued message (issue 16: "injected"): one per
+ *  recipient, in rcpts order (@p json[i] NULL: none), each a JSON object of
+ *  @p lens[i] bytes (2 .. VL_QUEUE_EVENT_BYTES_MAX, starting with '{'). Each
+ *  goes to the events outbox of its recipient's shard in the transaction
+ *  that makes the recipient visible (its enqueue; for a hidden part of a
+ *  multi-shard message, its publish), so it comes before any event of that
+ *  recipient's outcomes. A crash between a multi-shard message's decision
+ *  and its publish leaves the hidden parts' events out (recovery publishes
+ *  the recipients without them). */
+struct vl_queue_rcpt_events {
+    const char *const *json;
+    const size_t *lens;
+};
+
 /** One recipient's fate at the end of an attempt. */
 struct vl_queue_outcome {
     uint64_t rcpt_id;
@@ -250,12 +264,15 @@ int vl_queue_enqueue_id(struct vl_queue *q, const struct vl_queue_new_msg *m,
  *  shards go one by one after those. Each message is a write of its own: it
  *  succeeds or fails alone (all or nothing per message, as vl_queue_enqueue;
  *  the group commit reruns a failed group one request per transaction).
- *  Durable on return. Thread: any.
+ *  Durable on return. @p ev: NULL, or [n]: message i's recipients' events
+ *  (struct vl_queue_rcpt_events; ev[i].json NULL: none), stored in the same
+ *  transactions. Thread: any.
  *  @return 0 if every message was queued, else the first error; per message
  *  @p rcs[i]: 0 or as vl_queue_enqueue_id() (-EEXIST: ids[i] is taken,
  *  nothing of it was queued). */
-int vl_queue_enqueue_ids(struct vl_queue *q, const struct vl_queue_new_msg *m, size_t n,
-                         uint64_t now_ms, const uint64_t *ids, int *rcs);
+int vl_queue_enqueue_ids(struct vl_queue *q, const struct vl_queue_new_msg *m,
+                         const struct vl_queue_rcpt_events *ev, size_t n, uint64_t now_ms,
+                         const uint64_t *ids, int *rcs);
 
 /** Have @p fn(@p arg) called after every vl_queue_enqueue() of this process
  *  that committed recipients into shard @p s: from the enqueuing thread, with

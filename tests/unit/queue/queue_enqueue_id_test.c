@@ -16,49 +16,14 @@
 #include "volley/error.h"
 #include "volley/queue.h"
 
-#define T0 1700000000000ull
-
-struct fx { char dir[64]; struct vl_queue *q; };
-
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb; (void)flag; (void)ftw;
-    return remove(p);
-}
-
-static int fx_setup(void **state)
-{
-    struct fx *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/vlq-id-test-XXXXXX");
-    if (!mkdtemp(f->dir))
-        return -1;
-    strcat(f->dir, "/q");
-    if (vl_queue_open(f->dir, 4, VL_QUEUE_CREATE, &f->q) != 0)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int fx_teardown(void **state)
-{
-    struct fx *f = *state;
-    struct vl_queue_check chk;
-    int rc = vl_queue_check(f->q, &chk);
-    vl_queue_close(f->q);
-    f->dir[strlen(f->dir) - 2] = 0;
-    nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    free(f);
-    return (rc != 0 || chk.problems != 0) ? -1 : 0;
-}
+#include "queue_fx.h"
 
 static const char BODY[] = "Received: from x (unknown [127.0.0.1]) id ID\r\n"
                            "From: a@x.org\r\nSubject: t\r\n\r\nhello\r\n";
 
 static uint64_t ready(struct vl_queue *q)
 {
-    struct vl_queue_stats s;
-    assert_int_equal(vl_queue_stats(q, -1, &s), 0);
-    return s.by_state[VL_RCPT_READY];
+    return fx_stats(q).by_state[VL_RCPT_READY];
 }
 
 /* Several shards' recipients: the message is queued under the given id. */

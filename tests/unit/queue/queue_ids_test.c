@@ -21,52 +21,12 @@
 #include "volley/error.h"
 #include "volley/queue.h"
 
-#define T0 1700000000000ull
-#define NSHARDS 4u
-
-struct fx { char dir[64]; struct vl_queue *q; };
-
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb; (void)flag; (void)ftw;
-    return remove(p);
-}
-
-static int fx_setup(void **state)
-{
-    struct fx *f = calloc(1, sizeof *f);
-    if (!f)
-        return -1;
-    snprintf(f->dir, sizeof f->dir, "/tmp/vlq-ids-test-XXXXXX");
-    if (!mkdtemp(f->dir))
-        return -1;
-    strcat(f->dir, "/q");
-    if (vl_queue_open(f->dir, NSHARDS, VL_QUEUE_CREATE, &f->q) != 0)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-static int fx_teardown(void **state)
-{
-    struct fx *f = *state;
-    struct vl_queue_check chk;
-    int rc = vl_queue_check(f->q, &chk);
-    vl_queue_close(f->q);
-    f->dir[strlen(f->dir) - 2] = 0;
-    nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    free(f);
-    return (rc != 0 || chk.problems != 0) ? -1 : 0;
-}
+#define QUEUE_FX_SHARDS 4u
+#define NSHARDS QUEUE_FX_SHARDS
+#include "queue_fx.h"
 
 static const char BODY[] = "From: a@x.org\r\nSubject: t\r\n\r\nhello\r\n";
 
-static struct vl_queue_stats stats(struct vl_queue *q)
-{
-    struct vl_queue_stats s;
-    assert_int_equal(vl_queue_stats(q, -1, &s), 0);
-    return s;
-}
 
 /* 40 single-recipient messages over the shards, one with recipients in
  * several shards, one with a bad address and one with id 0: each gets its
@@ -98,13 +58,13 @@ static void test_batch_each_alone(void **state)
     m[40].rcpt_count = 5;
     m[41].rcpts = bad;
     ids[42] = 0;
-    struct vl_queue_stats s0 = stats(f->q);
-    assert_int_equal(vl_queue_enqueue_ids(f->q, m, N, T0, ids, rcs), VL_E_INVALID);
+    struct vl_queue_stats s0 = fx_stats(f->q);
+    assert_int_equal(vl_queue_enqueue_ids(f->q, m, NULL, N, T0, ids, rcs), VL_E_INVALID);
     for (int i = 0; i < 41; i++)
         assert_int_equal(rcs[i], 0);
     assert_int_equal(rcs[41], VL_E_INVALID);
     assert_int_equal(rcs[42], VL_E_INVALID);
-    struct vl_queue_stats s1 = stats(f->q);
+    struct vl_queue_stats s1 = fx_stats(f->q);
     assert_int_equal(s1.by_state[VL_RCPT_READY], 40 + 5);
     unsigned shards_used = 0;
     for (unsigned k = 0; k < NSHARDS; k++)
@@ -121,11 +81,11 @@ static void test_batch_each_alone(void **state)
         assert_int_equal(info.rcpts_total, i == 40 ? 5 : 1);
     }
     /* the same ids again: every one taken, nothing more queued */
-    assert_int_equal(vl_queue_enqueue_ids(f->q, m, 41, T0, ids, rcs), -EEXIST);
+    assert_int_equal(vl_queue_enqueue_ids(f->q, m, NULL, 41, T0, ids, rcs), -EEXIST);
     for (int i = 0; i < 41; i++)
         assert_int_equal(rcs[i], -EEXIST);
-    assert_int_equal(stats(f->q).by_state[VL_RCPT_READY], 45);
-    assert_int_equal(vl_queue_enqueue_ids(f->q, m, 0, T0, ids, rcs), 0);
+    assert_int_equal(fx_stats(f->q).by_state[VL_RCPT_READY], 45);
+    assert_int_equal(vl_queue_enqueue_ids(f->q, m, NULL, 0, T0, ids, rcs), 0);
 }
 
 /* A taken id in the middle of a batch fails that message only. */
@@ -141,11 +101,11 @@ static void test_taken_id_alone(void **state)
         ids[i] = vl_queue_msg_id_new(f->q, T0);
     }
     assert_int_equal(vl_queue_enqueue_id(f->q, &m[1], T0, ids[1]), 0);
-    assert_int_equal(vl_queue_enqueue_ids(f->q, m, 3, T0, ids, rcs), -EEXIST);
+    assert_int_equal(vl_queue_enqueue_ids(f->q, m, NULL, 3, T0, ids, rcs), -EEXIST);
     assert_int_equal(rcs[0], 0);
     assert_int_equal(rcs[1], -EEXIST);
     assert_int_equal(rcs[2], 0);
-    assert_int_equal(stats(f->q).by_state[VL_RCPT_READY], 3);
+    assert_int_equal(fx_stats(f->q).by_state[VL_RCPT_READY], 3);
 }
 
 /* Over 4 shards, a mix of single- and two-domain messages and a bad one
@@ -172,7 +132,7 @@ static void test_batch_leases_back(void **state)
         ids[i] = vl_queue_msg_id_new(f->q, T0);
     }
     rc_ptr[BAD][0] = "not an address";
-    assert_int_equal(vl_queue_enqueue_ids(f->q, m, N, T0, ids, rcs), VL_E_INVALID);
+    assert_int_equal(vl_queue_enqueue_ids(f->q, m, NULL, N, T0, ids, rcs), VL_E_INVALID);
     size_t rcpts = 0;
     for (int i = 0; i < N; i++) {
         assert_int_equal(rcs[i], i == BAD ? VL_E_INVALID : 0);
@@ -181,7 +141,7 @@ static void test_batch_leases_back(void **state)
     struct vl_queue_msg_info info;
     size_t nr = 0;
     assert_int_equal(vl_queue_show(f->q, ids[BAD], &info, NULL, 0, &nr), VL_E_NOTFOUND);
-    assert_int_equal(stats(f->q).by_state[VL_RCPT_READY], rcpts);
+    assert_int_equal(fx_stats(f->q).by_state[VL_RCPT_READY], rcpts);
     size_t leased = 0;
     for (unsigned s = 0; s < NSHARDS; s++) {
         struct vl_queue_batch *b = NULL;
@@ -202,6 +162,77 @@ static void test_batch_leases_back(void **state)
         vl_queue_batch_release(vl_queue_shard(f->q, s), b);
     }
     assert_int_equal(leased, rcpts);
+}
+
+struct evseen { char rcpt[16][64]; unsigned n; };
+
+/* Record the "rcpt" of each event (the events here are {"rcpt":"..."}). */
+static void ev_collect(void *arg, uint64_t seq, const char *json, size_t len)
+{
+    struct evseen *e = arg;
+    (void)seq;
+    assert_true(len > 10 && e->n < 16);
+    snprintf(e->rcpt[e->n++], sizeof e->rcpt[0], "%.*s", (int)(len - 10), json + 9);
+}
+
+/* Events given with the messages land in the outbox of each recipient's
+ * shard (a multi-shard message's too), only for queued messages; a bad
+ * event refuses its message alone. */
+static void test_events_with_enqueue(void **state)
+{
+    struct fx *f = *state;
+    static const char *const one[] = { "solo@one.test" };
+    static const char *const multi[] = { "a@one.test", "b@two.test", "c@three.test",
+                                         "d@four.test", "e@five.test" };
+    static const char *const none[] = { "quiet@two.test" };
+    static const char *const bad[] = { "bad@three.test" };
+    char js[6][64];
+    const char *ej[4][5];
+    size_t el[4][5];
+    for (int i = 0; i < 5; i++) {
+        snprintf(js[i], sizeof js[i], "{\"rcpt\":\"%s\"}", multi[i]);
+        ej[1][i] = js[i];
+        el[1][i] = strlen(js[i]);
+    }
+    snprintf(js[5], sizeof js[5], "{\"rcpt\":\"%s\"}", one[0]);
+    ej[0][0] = js[5];
+    el[0][0] = strlen(js[5]);
+    ej[3][0] = "not json";
+    el[3][0] = 8;
+    struct vl_queue_new_msg m[4] = {
+        { "s@x.org", 7, BODY, sizeof BODY - 1, 0, one, NULL, 1 },
+        { "s@x.org", 7, BODY, sizeof BODY - 1, 0, multi, NULL, 5 },
+        { "s@x.org", 7, BODY, sizeof BODY - 1, 0, none, NULL, 1 },
+        { "s@x.org", 7, BODY, sizeof BODY - 1, 0, bad, NULL, 1 },
+    };
+    struct vl_queue_rcpt_events ev[4] = { { ej[0], el[0] }, { ej[1], el[1] }, { NULL, NULL },
+                                          { ej[3], el[3] } };
+    uint64_t ids[4];
+    int rcs[4];
+    for (int i = 0; i < 4; i++)
+        ids[i] = vl_queue_msg_id_new(f->q, T0);
+    assert_int_equal(vl_queue_enqueue_ids(f->q, m, ev, 4, T0, ids, rcs), VL_E_INVALID);
+    assert_int_equal(rcs[0], 0);
+    assert_int_equal(rcs[1], 0);
+    assert_int_equal(rcs[2], 0);
+    assert_int_equal(rcs[3], VL_E_INVALID);
+    assert_int_equal(fx_stats(f->q).by_state[VL_RCPT_READY], 7);
+    unsigned total = 0;
+    for (unsigned k = 0; k < NSHARDS; k++) {
+        struct evseen seen = { .n = 0 };
+        int n = vl_queue_events_read(vl_queue_shard(f->q, k), 0, 100, 1u << 20, ev_collect,
+                                     &seen);
+        assert_int_equal(n, (int)seen.n);
+        for (unsigned i = 0; i < seen.n; i++) {       /* each in its recipient's shard */
+            const char *d = strchr(seen.rcpt[i], '@');
+            assert_non_null(d);
+            assert_int_equal(vl_queue_shard_of(f->q, d + 1, strlen(d + 1)), k);
+            assert_true(strcmp(seen.rcpt[i], "quiet@two.test") != 0);
+            assert_true(strcmp(seen.rcpt[i], "bad@three.test") != 0);
+        }
+        total += seen.n;
+    }
+    assert_int_equal(total, 6);                       /* solo + the five of multi */
 }
 
 #define THREADS 8
@@ -231,7 +262,7 @@ static void *worker_main(void *arg)
             for (int i = 0; i < PER; i++)
                 w->fails += vl_queue_enqueue_id(w->q, &m[i], T0, ids[i]) != 0;
         } else {
-            w->fails += vl_queue_enqueue_ids(w->q, m, PER, T0, ids, rcs) != 0;
+            w->fails += vl_queue_enqueue_ids(w->q, m, NULL, PER, T0, ids, rcs) != 0;
         }
     }
     return NULL;
@@ -251,7 +282,7 @@ static void test_concurrent_writers(void **state)
         assert_int_equal(pthread_join(th[t], NULL), 0);
         assert_int_equal(w[t].fails, 0);
     }
-    struct vl_queue_stats s = stats(f->q);
+    struct vl_queue_stats s = fx_stats(f->q);
     assert_int_equal(s.by_state[VL_RCPT_READY], THREADS * ROUNDS * PER);
     assert_int_equal(s.requests, THREADS * ROUNDS * PER);
     assert_true(s.commits <= s.requests);
@@ -263,6 +294,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batch_each_alone, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_taken_id_alone, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_batch_leases_back, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_events_with_enqueue, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_writers, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

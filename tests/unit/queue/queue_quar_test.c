@@ -23,57 +23,16 @@
 #include "volley/error.h"
 #include "volley/queue.h"
 
-#define T0 1700000000000ull
-#define NSHARDS 2u
-
-struct fx { char dir[64]; struct vl_queue *q; };
-
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb; (void)flag; (void)ftw;
-    return remove(p);
-}
-
-static int fx_setup(void **state)
-{
-    struct fx *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/vlq-quar-XXXXXX");
-    if (!mkdtemp(f->dir))
-        return -1;
-    strcat(f->dir, "/q");
-    if (vl_queue_open(f->dir, NSHARDS, VL_QUEUE_CREATE, &f->q) != 0)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-/* Every test ends with the queue consistent again (quarantine included). */
-static int fx_teardown(void **state)
-{
-    struct fx *f = *state;
-    struct vl_queue_check chk;
-    int rc = vl_queue_check(f->q, &chk);
-    if (rc != 0 || chk.problems != 0)
-        fprintf(stderr, "queue check: rc %d, %llu problems, first: %s\n", rc,
-                (unsigned long long)chk.problems, chk.first);
-    vl_queue_close(f->q);
-    f->dir[strlen(f->dir) - 2] = 0;
-    nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    free(f);
-    return (rc != 0 || chk.problems != 0) ? -1 : 0;
-}
+#define QUEUE_FX_SHARDS 2u
+#define NSHARDS QUEUE_FX_SHARDS
+#include "queue_fx.h"
 
 static const char BODY_A[] = "From: a@x.org\r\nSubject: a\r\n\r\nbody of message A\r\n";
 static const char BODY_B[] = "From: b@x.org\r\nSubject: b\r\n\r\nbody of message B\r\n";
 
 static uint64_t enq(struct vl_queue *q, const char *body, const char *const *rcpts, size_t n)
 {
-    struct vl_queue_new_msg m = { "sender@x.org", 12, body, strlen(body), 0, rcpts, NULL, n };
-    uint64_t id = 0;
-    int rc = vl_queue_enqueue(q, &m, T0, &id);
-    if (rc != 0)
-        fail_msg("enqueue: %s", vl_strerror(rc));
-    return id;
+    return fx_enq(q, body, rcpts, n, T0);
 }
 
 enum raw_op { RAW_GET, RAW_PUT, RAW_DEL };

@@ -23,62 +23,18 @@
 #include "volley/error.h"
 #include "volley/queue.h"
 
-#define T0 1700000000000ull
-
-struct fx { char dir[64]; struct vl_queue *q; };
-
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb; (void)flag; (void)ftw;
-    return remove(p);
-}
-
-static int fx_setup(void **state)
-{
-    struct fx *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/vlq-test-XXXXXX");
-    if (!mkdtemp(f->dir))
-        return -1;
-    strcat(f->dir, "/q");
-    if (vl_queue_open(f->dir, 4, VL_QUEUE_CREATE, &f->q) != 0)
-        return -1;
-    *state = f;
-    return 0;
-}
-
-/* Every test ends with every invariant checked (queue_check.c). */
-static int fx_teardown(void **state)
-{
-    struct fx *f = *state;
-    struct vl_queue_check chk;
-    int rc = vl_queue_check(f->q, &chk);
-    if (rc != 0 || chk.problems != 0)
-        fprintf(stderr, "queue check: rc %d, %llu problems, first: %s\n", rc,
-                (unsigned long long)chk.problems, chk.first);
-    vl_queue_close(f->q);
-    f->dir[strlen(f->dir) - 2] = 0;
-    nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    free(f);
-    return (rc != 0 || chk.problems != 0) ? -1 : 0;
-}
+#include "queue_fx.h"
 
 static const char BODY[] = "From: a@x.org\r\nSubject: t\r\n\r\nhello\r\n";
 
 static uint64_t enq(struct vl_queue *q, const char *const *rcpts, size_t n, uint64_t now)
 {
-    struct vl_queue_new_msg m = { "sender@x.org", 12, BODY, sizeof BODY - 1, 0, rcpts, NULL, n };
-    uint64_t id = 0;
-    int rc = vl_queue_enqueue(q, &m, now, &id);
-    if (rc != 0)
-        fail_msg("enqueue: %s", vl_strerror(rc));
-    return id;
+    return fx_enq(q, BODY, rcpts, n, now);
 }
 
 static uint64_t count_state(struct vl_queue *q, enum vl_rcpt_state st)
 {
-    struct vl_queue_stats s;
-    assert_int_equal(vl_queue_stats(q, -1, &s), 0);
-    return s.by_state[st];
+    return fx_stats(q).by_state[st];
 }
 
 /* Lease everything due in every shard; returns total and releases. */
