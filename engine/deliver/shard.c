@@ -289,6 +289,14 @@ static int shard_loop(struct shard *sh)
 {
     uint64_t stop_seen_ms = 0;
     while (!shard_done(sh)) {
+        if (sh->live) {            /* live reload: a safe point, between turns */
+            const struct shard_live *lv = __atomic_load_n(sh->live, __ATOMIC_ACQUIRE);
+            if (lv->gen != sh->live_gen) {
+                shard_reconf(sh, lv->cfg);
+                sh->live_gen = lv->gen;
+                __atomic_store_n(&sh->live_seen, lv->gen, __ATOMIC_RELEASE);
+            }
+        }
         if (!sh->stopping && atomic_load_explicit(sh->stop, memory_order_relaxed)) {
             sh->stopping = true;
             stop_seen_ms = vl_clock_mono_ms();
@@ -367,7 +375,8 @@ int shard_run(struct shard *sh)
         return rc;
     }
     sh->com = (struct committer){
-        .shard_idx = sh->idx, .cfg = sh->cfg, .qs = sh->qs, .rx = sh->rx,
+        .shard_idx = sh->idx, .cfg = sh->cfg_base ? sh->cfg_base : sh->cfg, .qs = sh->qs,
+        .rx = sh->rx,
         .ledger = &sh->ledger, .dlog = &sh->dlog, .ctr = sh->ctr, .sup = sh->sup,
     };
     rc = ledger_init(&sh->ledger, sh->cfg, sh->ctr);

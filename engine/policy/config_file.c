@@ -796,6 +796,33 @@ void vl_config_fini(struct vl_config *c)
     c->shaping = NULL;
 }
 
+/* ---- live reload: egress addresses stay ------------------------------------------- */
+
+bool vl_shaping_egress_same(const struct vl_shaping *a, const struct vl_shaping *b)
+{
+    unsigned na = a ? a->addr_count : 0, nb = b ? b->addr_count : 0;
+    if (na != nb)
+        return false;
+    for (unsigned i = 0; i < na; i++)
+        if (strcmp(a->addrs[i].ip, b->addrs[i].ip) || strcmp(a->addrs[i].ehlo, b->addrs[i].ehlo))
+            return false;
+    return true;
+}
+
+void vl_config_keep_egress(struct vl_config *next, const struct vl_shaping *running)
+{
+    struct vl_shaping *sh = next->owned ? next->owned->shaping : NULL;
+    if (!sh || next->shaping != sh)
+        return;
+    sh->addr_count = running ? running->addr_count : 0;
+    sh->pool_count = running ? running->pool_count : 0;
+    sh->default_pool = running ? running->default_pool : -1;
+    if (running) {
+        memcpy(sh->addrs, running->addrs, sizeof sh->addrs);
+        memcpy(sh->pools, running->pools, sizeof sh->pools);
+    }
+}
+
 /* ---- the command line over the file ---------------------------------------------- */
 
 int vl_config_parse_err(struct vl_config *c, const char *cmd, int argc, char **argv,

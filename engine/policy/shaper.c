@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +35,9 @@
 
 struct shaper_pol {
     pthread_mutex_t mu;
-    const struct vl_shaping_policy *conf;
+    const struct vl_shaping_policy *conf;   /* atomic: swapped by vl_shaper_update */
+    const struct vl_shaping_policy *retired;   /* its copy once its name left (sh->retired) */
+    char name[VL_SHAPING_NAME_BYTES];       /* the slot's identity across reloads */
     double rate;                   /* current msgs/s (0: unlimited) */
     double tokens;
     uint64_t tokens_ms;
@@ -52,12 +55,24 @@ struct shaper_addr {               /* egress address state (warm-up, weights) */
     uint64_t picks;
 };
 
-struct vl_shaper {
+struct shaper_retired {            /* copies of removed policies, freed at destroy */
+    struct shaper_retired *next;
+    struct vl_shaping_policy conf;
+};
+
+/* A table in force: the policies by slot. Immutable once published. */
+struct vl_shaper_tab {
     const struct vl_shaping *s;
+    int slot[VL_SHAPING_POLICIES_MAX];     /* the table's policy i -> its slot */
+};
+
+struct vl_shaper {
+    struct vl_shaper_tab *tab;     /* atomic (acquire/release): the table in force */
     int dlog_fd;
     uint64_t start_ms;
-    unsigned count;
-    struct shaper_pol *pol;
+    unsigned count;                /* slots in use (never shrinks: hosts hold slots) */
+    struct shaper_pol *pol;        /* VL_SHAPING_POLICIES_MAX slots */
+    struct shaper_retired *retired;   /* copies of removed policies (slots point at them) */
     pthread_mutex_t egress_mu;
     struct shaper_addr addrs[VL_EGRESS_ADDRS_MAX];
 };
@@ -69,33 +84,44 @@ static uint64_t shaper_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* A fresh slot for policy @p c (not yet published). */
+static void shaper_slot_init(struct shaper_pol *p, const struct vl_shaping_policy *c,
+                             uint64_t now_ms)
+{
+    snprintf(p->name, sizeof p->name, "%s", c->name);
+    p->conf = c;
+    p->rate = c->msgs_per_s;
+    p->tokens = p->rate > 5.0 ? p->rate / 5.0 : 1.0;
+    p->tokens_ms = now_ms;
+    p->conn_tokens = c->conns_per_min > 10.0 ? c->conns_per_min / 10.0 : 1.0;
+    p->conn_tokens_ms = now_ms;
+    p->last_change_ms = now_ms;
+    p->last_cut_ms = p->last_pushback_ms = p->suspend_until_ms = 0;
+}
+
 int vl_shaper_create(struct vl_shaper **out, const struct vl_shaping *s, int dlog_fd)
 {
     struct vl_shaper *sh = calloc(1, sizeof *sh);
-    if (!sh)
+    struct vl_shaper_tab *tab = calloc(1, sizeof *tab);
+    struct shaper_pol *pol = calloc(VL_SHAPING_POLICIES_MAX, sizeof *pol);
+    if (!sh || !tab || !pol) {
+        free(sh);
+        free(tab);
+        free(pol);
         return -ENOMEM;
-    sh->s = s;
+    }
+    tab->s = s;
+    sh->tab = tab;
+    sh->pol = pol;
     sh->dlog_fd = dlog_fd;
     sh->start_ms = shaper_now_ms();
     sh->count = s ? s->policy_count : 0;
     pthread_mutex_init(&sh->egress_mu, NULL);
-    if (sh->count) {
-        sh->pol = calloc(sh->count, sizeof *sh->pol);
-        if (!sh->pol) {
-            free(sh);
-            return -ENOMEM;
-        }
-    }
+    for (unsigned i = 0; i < VL_SHAPING_POLICIES_MAX; i++)
+        pthread_mutex_init(&sh->pol[i].mu, NULL);
     for (unsigned i = 0; i < sh->count; i++) {
-        struct shaper_pol *p = &sh->pol[i];
-        pthread_mutex_init(&p->mu, NULL);
-        p->conf = &s->policies[i];
-        p->rate = p->conf->msgs_per_s;
-        p->tokens = p->rate > 5.0 ? p->rate / 5.0 : 1.0;
-        p->tokens_ms = sh->start_ms;
-        p->conn_tokens = p->conf->conns_per_min > 10.0 ? p->conf->conns_per_min / 10.0 : 1.0;
-        p->conn_tokens_ms = sh->start_ms;
-        p->last_change_ms = sh->start_ms;
+        tab->slot[i] = (int)i;
+        shaper_slot_init(&sh->pol[i], &s->policies[i], sh->start_ms);
     }
     *out = sh;
     return 0;
@@ -105,30 +131,52 @@ void vl_shaper_destroy(struct vl_shaper *sh)
 {
     if (!sh)
         return;
-    for (unsigned i = 0; i < sh->count; i++)
+    for (unsigned i = 0; i < VL_SHAPING_POLICIES_MAX; i++)
         pthread_mutex_destroy(&sh->pol[i].mu);
     pthread_mutex_destroy(&sh->egress_mu);
+    for (struct shaper_retired *x = sh->retired, *next; x; x = next) {
+        next = x->next;
+        free(x);
+    }
+    free(sh->tab);
     free(sh->pol);
     free(sh);
 }
 
+static const struct vl_shaper_tab *shaper_tab(const struct vl_shaper *sh)
+{
+    return __atomic_load_n(&sh->tab, __ATOMIC_ACQUIRE);
+}
+
+/* The table's egress part (never NULL when @p sh is not). */
+static const struct vl_shaping *shaper_s(const struct vl_shaper *sh)
+{
+    return shaper_tab(sh)->s;
+}
+
+static const struct vl_shaping_policy *shaper_conf(const struct shaper_pol *p)
+{
+    return __atomic_load_n(&p->conf, __ATOMIC_ACQUIRE);
+}
+
 int vl_shaper_policy(const struct vl_shaper *sh, const char *domain, const char *mx)
 {
-    if (!sh || !sh->count)
+    if (!sh)
         return -1;
-    const struct vl_shaping_policy *p = vl_shaping_match(sh->s, domain, mx);
-    return p ? (int)(p - sh->s->policies) : -1;
+    const struct vl_shaper_tab *t = shaper_tab(sh);
+    const struct vl_shaping_policy *p = t->s ? vl_shaping_match(t->s, domain, mx) : NULL;
+    return p ? t->slot[p - t->s->policies] : -1;
 }
 
 const struct vl_shaping_policy *vl_shaper_conf(const struct vl_shaper *sh, int p)
 {
-    vl_assert(p >= 0 && (unsigned)p < sh->count);
-    return sh->pol[p].conf;
+    vl_assert(p >= 0 && (unsigned)p < __atomic_load_n(&sh->count, __ATOMIC_ACQUIRE));
+    return shaper_conf(&sh->pol[p]);
 }
 
 const struct vl_shaping *vl_shaper_table(const struct vl_shaper *sh)
 {
-    return sh ? sh->s : NULL;
+    return sh ? shaper_s(sh) : NULL;
 }
 
 /* ---- the delivery-log line of a change --------------------------------------- */
@@ -203,7 +251,7 @@ static bool shaper_warmup_take(struct vl_shaper *sh, int e, uint64_t now_ms, boo
 {
     if (e < 0)
         return true;
-    const struct vl_egress_addr *a = &sh->s->addrs[e];
+    const struct vl_egress_addr *a = &shaper_s(sh)->addrs[e];
     if (!a->warmup_count)
         return true;
     struct shaper_addr *st = &sh->addrs[e];
@@ -249,15 +297,15 @@ uint64_t vl_shaper_msg_take(struct vl_shaper *sh, int p, int e, uint64_t now_ms)
 
 int vl_shaper_egress_pick(struct vl_shaper *sh, int p, uint64_t now_ms)
 {
-    const struct vl_shaping *s = sh ? sh->s : NULL;
+    const struct vl_shaping *s = sh ? shaper_s(sh) : NULL;
     if (!s || !s->addr_count || s->default_pool < 0)
         return -1;
     int pool = s->default_pool;
-    if (p >= 0 && sh->pol[p].conf->pool[0])
+    if (p >= 0 && shaper_conf(&sh->pol[p])->pool[0])
         for (unsigned i = 0; i < s->pool_count; i++)
-            if (!strcmp(s->pools[i].name, sh->pol[p].conf->pool))
+            if (!strcmp(s->pools[i].name, shaper_conf(&sh->pol[p])->pool))
                 pool = (int)i;
-    unsigned cap = p >= 0 ? sh->pol[p].conf->conns_per_ip : 0;
+    unsigned cap = p >= 0 ? shaper_conf(&sh->pol[p])->conns_per_ip : 0;
     int best = -1;
     double best_load = 0;
     for (unsigned i = 0; i < s->addr_count; i++) {
@@ -302,7 +350,7 @@ uint64_t vl_shaper_conn_acquire(struct vl_shaper *sh, int p, int e, uint64_t now
     if (!sh || p < 0)
         return 0;
     struct shaper_pol *pp = &sh->pol[p];
-    const struct vl_shaping_policy *c = pp->conf;
+    const struct vl_shaping_policy *c = shaper_conf(pp);
     unsigned slot = shaper_slot(e);
     uint64_t wait = 0;
     pthread_mutex_lock(&pp->mu);
@@ -345,7 +393,7 @@ bool vl_shaper_conn_surplus(struct vl_shaper *sh, int p, int e)
     if (!sh || p < 0)
         return false;
     struct shaper_pol *pp = &sh->pol[p];
-    if (!pp->conf->adaptive)
+    if (!shaper_conf(pp)->adaptive)
         return false;
     pthread_mutex_lock(&pp->mu);
     unsigned allowed = shaper_conns_allowed(pp);
@@ -369,7 +417,7 @@ bool vl_shaper_feedback(struct vl_shaper *sh, int p, uint16_t code, const char *
     if (!sh || p < 0)
         return false;
     struct shaper_pol *pp = &sh->pol[p];
-    const struct vl_shaping_policy *c = pp->conf;
+    const struct vl_shaping_policy *c = shaper_conf(pp);
     const struct vl_shaping_pattern *suspend = NULL;
     bool pushback = code == 421 || (status && !strncmp(status, "4.7.", 4));
     for (unsigned i = 0; i < c->pattern_count; i++)
@@ -410,4 +458,142 @@ double vl_shaper_rate(struct vl_shaper *sh, int p)
     double r = sh->pol[p].rate;
     pthread_mutex_unlock(&sh->pol[p].mu);
     return r;
+}
+
+/* ---- live reload (vl_shaper_update) ---------------------------------------------- */
+
+/* Append "; " + printf to @p out (bounded). */
+__attribute__((format(printf, 3, 4)))
+static void shaper_say(char *out, size_t cap, const char *fmt, ...)
+{
+    size_t n = strlen(out);
+    if (n + 3 >= cap)
+        return;
+    if (n) {
+        memcpy(out + n, "; ", 3);
+        n += 2;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out + n, cap - n, fmt, ap);
+    va_end(ap);
+}
+
+/* What differs between two versions of one policy, for the reload log. */
+static void shaper_diff(const struct vl_shaping_policy *a, const struct vl_shaping_policy *b,
+                        char *out, size_t cap)
+{
+    char d[400] = "";
+    size_t n = 0;
+#define DIFF(cond, ...)                                                                \
+    if ((cond) && n < sizeof d - 60)                                                   \
+        n += (size_t)snprintf(d + n, sizeof d - n, __VA_ARGS__)
+    DIFF(a->msgs_per_s != b->msgs_per_s, " msgs-per-sec %g->%g", a->msgs_per_s, b->msgs_per_s);
+    DIFF(a->conns_per_ip != b->conns_per_ip, " conns-per-ip %u->%u", a->conns_per_ip,
+         b->conns_per_ip);
+    DIFF(a->msgs_per_conn != b->msgs_per_conn, " msgs-per-conn %u->%u", a->msgs_per_conn,
+         b->msgs_per_conn);
+    DIFF(a->conns_per_min != b->conns_per_min, " conns-per-min %g->%g", a->conns_per_min,
+         b->conns_per_min);
+    DIFF(a->rcpts_per_txn != b->rcpts_per_txn, " rcpts-per-txn %u->%u", a->rcpts_per_txn,
+         b->rcpts_per_txn);
+    DIFF(a->retry_ms_base != b->retry_ms_base || a->retry_ms_max != b->retry_ms_max,
+         " retry");
+    DIFF(a->tls_set != b->tls_set || a->tls != b->tls, " tls %s->%s",
+         a->tls_set ? vl_tls_level_name(a->tls) : "default",
+         b->tls_set ? vl_tls_level_name(b->tls) : "default");
+    DIFF(strcmp(a->pool, b->pool), " pool '%s'->'%s'", a->pool, b->pool);
+    DIFF(a->adaptive != b->adaptive || a->decrease != b->decrease ||
+         a->increase != b->increase || a->msgs_per_s_min != b->msgs_per_s_min ||
+         a->increase_ms != b->increase_ms || a->hold_down_ms != b->hold_down_ms ||
+         a->pattern_count != b->pattern_count ||
+         memcmp(a->patterns, b->patterns, a->pattern_count * sizeof a->patterns[0]),
+         " adaptive");
+    DIFF(a->domain_count != b->domain_count || a->mx_count != b->mx_count ||
+         memcmp(a->domains, b->domains, a->domain_count * sizeof a->domains[0]) ||
+         memcmp(a->mx_suffixes, b->mx_suffixes, a->mx_count * sizeof a->mx_suffixes[0]),
+         " match");
+#undef DIFF
+    if (n)
+        shaper_say(out, cap, "policy %s:%s", b->name, d);
+}
+
+int vl_shaper_update(struct vl_shaper *sh, const struct vl_shaping *s,
+                     struct vl_shaper_tab **old, char *out, size_t cap)
+{
+    if (cap)
+        out[0] = '\0';
+    *old = NULL;
+    struct vl_shaper_tab *t = calloc(1, sizeof *t);
+    if (!t)
+        return -ENOMEM;
+    t->s = s;
+    unsigned count = sh->count;
+    bool fresh[VL_SHAPING_POLICIES_MAX] = { false };
+    for (unsigned i = 0; s && i < s->policy_count; i++) {
+        unsigned j = 0;
+        while (j < count && strcmp(sh->pol[j].name, s->policies[i].name))
+            j++;
+        if (j == count) {
+            if (count == VL_SHAPING_POLICIES_MAX) {
+                free(t);           /* slots are for good (hosts hold them): restart */
+                return -ENOSPC;
+            }
+            fresh[count++] = true;
+        }
+        t->slot[i] = (int)j;
+    }
+    uint64_t now = shaper_now_ms();
+    for (unsigned j = 0; j < count; j++) {
+        struct shaper_pol *p = &sh->pol[j];
+        const struct vl_shaping_policy *c = NULL;
+        for (unsigned i = 0; s && i < s->policy_count && !c; i++)
+            if (t->slot[i] == (int)j)
+                c = &s->policies[i];
+        pthread_mutex_lock(&p->mu);
+        if (fresh[j] && c) {
+            shaper_slot_init(p, c, now);
+            shaper_say(out, cap, "policy %s: added (%g msgs/s)", c->name, c->msgs_per_s);
+        } else if (c) {
+            const struct vl_shaping_policy *o = p->conf;
+            shaper_diff(o, c, out, cap);
+            /* AIMD carries over: a rate cut below the old limit stays cut (within the
+             * new bounds); a policy at its limit (or not adaptive) takes the new one. */
+            double r = c->msgs_per_s;
+            if (o->adaptive && c->adaptive && p->rate > 0 && p->rate < o->msgs_per_s) {
+                r = p->rate < c->msgs_per_s ? p->rate : c->msgs_per_s;
+                if (r < c->msgs_per_s_min)
+                    r = c->msgs_per_s_min;
+            }
+            __atomic_store_n(&p->conf, c, __ATOMIC_RELEASE);
+            if (r != p->rate)
+                shaper_set_rate(sh, p, r, now, "config reload", 13);
+            double burst = r > 5.0 ? r / 5.0 : 1.0;
+            if (p->tokens > burst)
+                p->tokens = burst;
+        } else if (!p->retired) {
+            struct shaper_retired *x = malloc(sizeof *x);
+            if (x) {               /* else keep the old table's: the caller keeps it too */
+                x->conf = *p->conf;
+                x->conf.domain_count = x->conf.mx_count = 0;   /* matches nothing */
+                x->next = sh->retired;
+                sh->retired = x;
+                p->retired = &x->conf;
+                __atomic_store_n(&p->conf, &x->conf, __ATOMIC_RELEASE);
+                shaper_say(out, cap, "policy %s: removed (its open connections count "
+                           "until they close)", p->name);
+            }
+        }
+        if (c)
+            p->retired = NULL;
+        pthread_mutex_unlock(&p->mu);
+    }
+    __atomic_store_n(&sh->count, count, __ATOMIC_RELEASE);
+    *old = __atomic_exchange_n(&sh->tab, t, __ATOMIC_ACQ_REL);
+    return 0;
+}
+
+void vl_shaper_tab_free(struct vl_shaper_tab *t)
+{
+    free(t);
 }

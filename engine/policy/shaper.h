@@ -8,7 +8,11 @@
  * them: a policy's limits count for every domain it matches in every shard
  * (all domains whose MX ends in google.com share one budget, as Gmail counts).
  * Each policy has its own mutex, taken once per transaction start, connection
- * open/close and deferral; nothing else is shared.
+ * open/close and deferral; nothing else is shared. Policies live in slots
+ * that keep their index for the engine's life (a reload re-finds them by
+ * name, vl_shaper_update); the table in force and each slot's configuration
+ * are pointers swapped atomically, the old ones kept by the caller until no
+ * shard can be reading them.
  *
  * Diagnostics: every rate change and suspension is logged (evt=shaping_rate,
  * evt=shaping_suspend) and written to the delivery log as one JSON line
@@ -18,6 +22,7 @@
 #define VOLLEY_POLICY_SHAPER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "volley/shaping.h"
@@ -31,6 +36,25 @@ struct vl_shaper;
  *  @return 0 or -ENOMEM. */
 int vl_shaper_create(struct vl_shaper **out, const struct vl_shaping *s, int dlog_fd);
 void vl_shaper_destroy(struct vl_shaper *sh);
+
+/** Live reload (main thread; shards keep calling everything else): switch to
+ *  table @p s (NULL: no policies). A policy keeps its slot - the index the
+ *  functions here take - and its state across reloads by its name: tokens,
+ *  suspension, connection counts, and its AIMD rate (a rate cut below the old
+ *  limit stays, within the new bounds; at the limit it takes the new limit).
+ *  A new name gets a new slot; a removed one matches nothing from now on and
+ *  keeps counting its open connections until they close. The egress
+ *  addresses of @p s must be those of the table in force (same order; pools,
+ *  weights and warm-up plans may differ). @p out gets what changed ("" if
+ *  nothing). *@p old: the replaced table handle: free it with
+ *  vl_shaper_tab_free() once no thread can be inside a call that began
+ *  before this one returned (the caller's epoch), and the old vl_shaping
+ *  with it. @return 0, -ENOMEM, or -ENOSPC (more than
+ *  VL_SHAPING_POLICIES_MAX names since start: restart). */
+struct vl_shaper_tab;
+int vl_shaper_update(struct vl_shaper *sh, const struct vl_shaping *s,
+                     struct vl_shaper_tab **old, char *out, size_t cap);
+void vl_shaper_tab_free(struct vl_shaper_tab *t);
 
 /** The policy index for recipient @p domain with MX @p mx, or -1. */
 int vl_shaper_policy(const struct vl_shaper *sh, const char *domain, const char *mx);

@@ -36,6 +36,22 @@ static int load(const char *text)
     return (int)n;
 }
 
+/* Load @p text into @p c (for a second config beside cfg). */
+static unsigned load_into(struct vl_config *c, const char *text)
+{
+    char path[] = "/tmp/vl_shaper_test_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    vl_config_defaults(c);
+    FILE *devnull = fopen("/dev/null", "w");
+    unsigned n = vl_config_load_file(c, path, devnull);
+    fclose(devnull);
+    unlink(path);
+    return n;
+}
+
 /* How many messages policy p may start from t0 to t1 (ms), asking every ms. */
 static unsigned drain(struct vl_shaper *sh, int p, uint64_t t0, uint64_t t1)
 {
@@ -104,6 +120,67 @@ static void test_bucket_and_aimd(void **state)
     unlink(dlog);
     assert_int_equal(cuts, 1);
     assert_int_equal(raises, 8);                /* 10 -> 50 by 5 */
+    vl_config_fini(&cfg);
+}
+
+/* Live reload: slots by name, AIMD carried over, new limits in force, a
+ * removed policy matches nothing but its open connections still release, a
+ * new one gets a new slot; the change summary names each. */
+static void test_update(void **state)
+{
+    (void)state;
+    assert_int_equal(load("shaping = {\n"
+                          " a = { domains = \"a.test\"; msgs-per-sec = 50.0;\n"
+                          "       adaptive = { decrease = 0.5; min = 1.0; }; };\n"
+                          " b = { domains = \"b.test\"; msgs-per-sec = 10.0; conns-per-ip = 2; };\n"
+                          " c = { domains = \"c.test\"; msgs-per-sec = 10.0;\n"
+                          "       adaptive = true; }; };\n"), 0);
+    struct vl_config next;
+    assert_int_equal(load_into(&next, "shaping = {\n"
+                               " n = { domains = \"n.test\"; msgs-per-sec = 7.0; };\n"
+                               " c = { domains = \"c.test\"; msgs-per-sec = 30.0;\n"
+                               "       adaptive = true; };\n"
+                               " a = { domains = \"a.test\"; msgs-per-sec = 40.0;\n"
+                               "       adaptive = { decrease = 0.5; min = 1.0; }; }; };\n"), 0);
+    struct vl_shaper *sh;
+    assert_int_equal(vl_shaper_create(&sh, cfg.shaping, -1), 0);
+    int a = vl_shaper_policy(sh, "a.test", NULL), b = vl_shaper_policy(sh, "b.test", NULL);
+    int c = vl_shaper_policy(sh, "c.test", NULL);
+    assert_true(a == 0 && b == 1 && c == 2);
+    uint64_t t0 = 10ull * 86400 * 1000 * 365;
+    assert_true(vl_shaper_feedback(sh, a, 421, "4.7.0", "slow down", 9, t0));
+    assert_true(vl_shaper_rate(sh, a) > 24.9 && vl_shaper_rate(sh, a) < 25.1);
+    assert_int_equal(vl_shaper_conn_acquire(sh, b, -1, t0), 0);      /* open across the swap */
+    struct vl_shaper_tab *old = NULL;
+    char out[600];
+    assert_int_equal(vl_shaper_update(sh, next.shaping, &old, out, sizeof out), 0);
+    assert_non_null(old);
+    vl_shaper_tab_free(old);
+    /* same names, same slots, whatever the order in the file */
+    assert_int_equal(vl_shaper_policy(sh, "a.test", NULL), a);
+    assert_int_equal(vl_shaper_policy(sh, "c.test", NULL), c);
+    assert_int_equal(vl_shaper_policy(sh, "b.test", NULL), -1);      /* removed */
+    int n = vl_shaper_policy(sh, "n.test", NULL);
+    assert_int_equal(n, 3);                                         /* a new slot */
+    /* a's cut carries over (25 < the new 40); c was at its limit: takes the new one */
+    assert_true(vl_shaper_rate(sh, a) > 24.9 && vl_shaper_rate(sh, a) < 25.1);
+    assert_true(vl_shaper_rate(sh, c) > 29.9 && vl_shaper_rate(sh, c) < 30.1);
+    assert_true(vl_shaper_rate(sh, n) > 6.9 && vl_shaper_rate(sh, n) < 7.1);
+    assert_true(vl_shaper_conf(sh, a)->msgs_per_s > 39.9);
+    assert_string_equal(vl_shaper_conf(sh, b)->name, "b");          /* still readable */
+    vl_shaper_conn_release(sh, b, -1);                              /* no assertion */
+    assert_non_null(strstr(out, "policy a: msgs-per-sec 50->40"));
+    assert_non_null(strstr(out, "policy c: msgs-per-sec 10->30"));
+    assert_non_null(strstr(out, "policy n: added"));
+    assert_non_null(strstr(out, "policy b: removed"));
+    /* and back: b returns to its old slot */
+    assert_int_equal(vl_shaper_update(sh, cfg.shaping, &old, out, sizeof out), 0);
+    vl_shaper_tab_free(old);
+    assert_int_equal(vl_shaper_policy(sh, "b.test", NULL), b);
+    assert_int_equal(vl_shaper_policy(sh, "n.test", NULL), -1);
+    assert_true(vl_shaper_rate(sh, a) > 24.9 && vl_shaper_rate(sh, a) < 25.1);
+    vl_shaper_destroy(sh);
+    vl_config_fini(&next);
     vl_config_fini(&cfg);
 }
 
@@ -192,6 +269,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bucket_and_aimd),
         cmocka_unit_test(test_suspend_and_conns),
+        cmocka_unit_test(test_update),
         cmocka_unit_test(test_egress),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
