@@ -8,6 +8,7 @@
 #include "metrics.h"
 #include "shard.h"
 #include "supp.h"
+#include "warmup_store.h"
 #include "volley/error.h"
 
 #include <errno.h>
@@ -196,6 +197,21 @@ int vl_engine_run(const struct vl_config *cfg, struct vl_queue *q, atomic_bool *
         return -ENOMEM;
     }
     live0->cfg = cfg;
+    struct warmup_store *warm = NULL;      /* egress warm-up counts across restarts */
+    rc = warmup_store_open(cfg->data_dir, cfg->shaping, &warm);
+    if (rc == 0)
+        rc = warmup_store_load(warm, shaper);
+    if (rc < 0) {
+        fprintf(stderr, "volley: %s/shaping (warm-up counts): %s\n", cfg->data_dir,
+                vl_strerror(rc));
+        warmup_store_close(warm);
+        free(live0);
+        vl_shaper_destroy(shaper);
+        if (dlog_fd > 2)
+            close(dlog_fd);
+        free(es);
+        return rc;
+    }
     eng = (struct engine){ .es = es, .shaper = shaper, .live = live0 };
     struct deliver_sup sup;        /* the suppression list, shared by the shards */
     deliver_sup_init(&sup, cfg->data_dir);
@@ -227,7 +243,7 @@ int vl_engine_run(const struct vl_config *cfg, struct vl_queue *q, atomic_bool *
     }
     eng.started = started;
     engine_running = &eng;
-    unsigned waited_ms = 0;
+    unsigned waited_ms = 0, saved_ms = 0;
     for (;;) {
         unsigned done = 0;
         for (unsigned i = 0; i < started; i++)
@@ -238,6 +254,10 @@ int vl_engine_run(const struct vl_config *cfg, struct vl_queue *q, atomic_bool *
         waited_ms += 20;
         if (eng.retired)
             engine_reap(&eng, false);
+        if (warm && (saved_ms += 20) >= 1000) {
+            saved_ms = 0;
+            warmup_store_save(warm, shaper);
+        }
         if (progress && interval_ms && waited_ms >= interval_ms) {
             waited_ms = 0;
             struct vl_engine_totals t;
@@ -254,7 +274,9 @@ int vl_engine_run(const struct vl_config *cfg, struct vl_queue *q, atomic_bool *
     if (out)
         engine_totals(es, started, out);
     engine_running = NULL;
-    engine_reap(&eng, true);               /* after every shard joined */
+    warmup_store_save(warm, shaper);       /* after every shard joined */
+    warmup_store_close(warm);
+    engine_reap(&eng, true);
     free(eng.live);
     if (eng.live_cfg && eng.cfg_free)
         eng.cfg_free(eng.live_cfg);

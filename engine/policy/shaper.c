@@ -50,8 +50,10 @@ struct shaper_pol {
 };
 
 struct shaper_addr {               /* egress address state (warm-up, weights) */
-    uint64_t day;                  /* warm-up day of sent_today */
+    uint64_t day;                  /* UTC day number (days since 1970) of sent_today */
     uint64_t sent_today;
+    uint64_t first_day;            /* UTC day of its first warm-up message; 0 = none yet */
+    bool dirty;                    /* changed since vl_shaper_warmup_get() last saw it */
     uint64_t picks;
 };
 
@@ -70,6 +72,7 @@ struct vl_shaper {
     struct vl_shaper_tab *tab;     /* atomic (acquire/release): the table in force */
     int dlog_fd;
     uint64_t start_ms;
+    uint64_t start_wall_ms;        /* CLOCK_REALTIME at start_ms: warm-up days are UTC days */
     unsigned count;                /* slots in use (never shrinks: hosts hold slots) */
     struct shaper_pol *pol;        /* VL_SHAPING_POLICIES_MAX slots */
     struct shaper_retired *retired;   /* copies of removed policies (slots point at them) */
@@ -115,6 +118,9 @@ int vl_shaper_create(struct vl_shaper **out, const struct vl_shaping *s, int dlo
     sh->pol = pol;
     sh->dlog_fd = dlog_fd;
     sh->start_ms = shaper_now_ms();
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    sh->start_wall_ms = (uint64_t)wall.tv_sec * 1000u + (uint64_t)wall.tv_nsec / 1000000u;
     sh->count = s ? s->policy_count : 0;
     pthread_mutex_init(&sh->egress_mu, NULL);
     for (unsigned i = 0; i < VL_SHAPING_POLICIES_MAX; i++)
@@ -246,7 +252,16 @@ static void shaper_refill(double *tokens, uint64_t *at_ms, double rate, double b
     }
 }
 
-/* Warm-up: may @p e send one more message today? Counts it if so. */
+/* The UTC day number at monotonic @p now_ms. */
+static uint64_t shaper_day(const struct vl_shaper *sh, uint64_t now_ms)
+{
+    uint64_t wall = sh->start_wall_ms + (now_ms > sh->start_ms ? now_ms - sh->start_ms : 0);
+    return wall / 86400000u;
+}
+
+/* Warm-up: may @p e send one more message today? Counts it if so. Day N of
+ * an address's plan is the N-th UTC day since its first warm-up message
+ * (restored from the store across restarts: vl_shaper_warmup_set). */
 static bool shaper_warmup_take(struct vl_shaper *sh, int e, uint64_t now_ms, bool take)
 {
     if (e < 0)
@@ -255,18 +270,61 @@ static bool shaper_warmup_take(struct vl_shaper *sh, int e, uint64_t now_ms, boo
     if (!a->warmup_count)
         return true;
     struct shaper_addr *st = &sh->addrs[e];
-    uint64_t day = (now_ms - sh->start_ms) / 86400000u;
+    uint64_t day = shaper_day(sh, now_ms);
     pthread_mutex_lock(&sh->egress_mu);
     if (st->day != day) {
         st->day = day;
         st->sent_today = 0;
     }
-    uint64_t cap = a->warmup_per_day[day < a->warmup_count ? day : a->warmup_count - 1];
+    uint64_t step = st->first_day && day > st->first_day ? day - st->first_day : 0;
+    uint64_t cap = a->warmup_per_day[step < a->warmup_count ? step : a->warmup_count - 1];
     bool ok = st->sent_today < cap;
-    if (ok && take)
+    if (ok && take) {
         st->sent_today++;
+        if (!st->first_day)
+            st->first_day = day;
+        st->dirty = true;
+    }
     pthread_mutex_unlock(&sh->egress_mu);
     return ok;
+}
+
+bool vl_shaper_warmup_get(struct vl_shaper *sh, unsigned e, struct vl_warmup_count *out)
+{
+    const struct vl_shaping *s = shaper_s(sh);
+    if (!s || e >= s->addr_count)
+        return false;
+    struct shaper_addr *st = &sh->addrs[e];
+    pthread_mutex_lock(&sh->egress_mu);
+    bool dirty = st->dirty;
+    st->dirty = false;
+    out->first_day = st->first_day;
+    out->day = st->day;
+    out->sent = st->sent_today;
+    pthread_mutex_unlock(&sh->egress_mu);
+    snprintf(out->ip, sizeof out->ip, "%s", s->addrs[e].ip);
+    return dirty;
+}
+
+void vl_shaper_warmup_set(struct vl_shaper *sh, const struct vl_warmup_count *in)
+{
+    const struct vl_shaping *s = shaper_s(sh);
+    for (unsigned e = 0; s && e < s->addr_count; e++) {
+        if (strcmp(s->addrs[e].ip, in->ip))
+            continue;
+        struct shaper_addr *st = &sh->addrs[e];
+        pthread_mutex_lock(&sh->egress_mu);
+        st->first_day = in->first_day;
+        st->day = in->day;
+        st->sent_today = in->sent;
+        st->dirty = false;
+        pthread_mutex_unlock(&sh->egress_mu);
+    }
+}
+
+uint64_t vl_shaper_today(const struct vl_shaper *sh)
+{
+    return shaper_day(sh, shaper_now_ms());
 }
 
 uint64_t vl_shaper_msg_take(struct vl_shaper *sh, int p, int e, uint64_t now_ms)

@@ -90,6 +90,23 @@ bool vl_shaper_conn_surplus(struct vl_shaper *sh, int p, int e);
 bool vl_shaper_feedback(struct vl_shaper *sh, int p, uint16_t code, const char *status,
                         const char *text, size_t text_len, uint64_t now_ms);
 
+/** Warm-up counts of one egress address, to keep them across restarts (the
+ *  engine stores them in DATA/shaping: deliver/warmup_store.c). Days are UTC
+ *  day numbers (days since 1970-01-01). */
+struct vl_warmup_count {
+    char ip[64];
+    uint64_t first_day;            /* its first warm-up message; 0 = none yet */
+    uint64_t day;                  /* the day of sent */
+    uint64_t sent;                 /* warm-up messages sent that day */
+};
+/** Egress address @p e's counts into @p out. @return true if they changed
+ *  since the last call (false also when @p e is out of range). */
+bool vl_shaper_warmup_get(struct vl_shaper *sh, unsigned e, struct vl_warmup_count *out);
+/** Restore the counts of the egress address with @p in's IP (none: ignored). */
+void vl_shaper_warmup_set(struct vl_shaper *sh, const struct vl_warmup_count *in);
+/** Today's UTC day number, by the shaper's clock. */
+uint64_t vl_shaper_today(const struct vl_shaper *sh);
+
 /** Policy @p p's current rate (msgs/s; 0 = unlimited), for tests and stats. */
 double vl_shaper_rate(struct vl_shaper *sh, int p);
 
