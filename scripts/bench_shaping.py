@@ -19,7 +19,7 @@ the model's limit, and the share of transactions the model deferred.
 Reported: medians over REPS with min-max, JSON in bench-out/shaping.json.
 
 Env: VOLLEY_BIN (build/volley), RCPTS (100000), REPS (3), RUN_S (120),
-WARM_S (60), SHARDS (2). Every process is started here and stopped by PID.
+WARM_S (60), SHARDS (2), MODES ("adaptive,fixed": which modes to run). Every process is started here and stopped by PID.
 """
 import json
 import os
@@ -40,6 +40,7 @@ REPS = int(os.environ.get("REPS", "3"))
 RUN_S = float(os.environ.get("RUN_S", "120"))
 WARM_S = float(os.environ.get("WARM_S", "60"))
 SHARDS = os.environ.get("SHARDS", "2")
+MODES = os.environ.get("MODES", "adaptive,fixed").split(",")
 HIDDEN = [30.0, 45.0, 60.0, 75.0, 90.0]
 OVER = 1.25
 DOMAINS = 10
@@ -240,7 +241,7 @@ def main():
           (RCPTS, "/".join("%g" % h for h in HIDDEN), OVER, WARM_S, RUN_S, REPS), flush=True)
     out = {"rcpts": RCPTS, "hidden": HIDDEN, "over": OVER, "window_s": [WARM_S, RUN_S],
            "reps": REPS, "modes": {}}
-    for adaptive in (True, False):
+    for adaptive in [m == "adaptive" for m in MODES]:
         mode = "adaptive" if adaptive else "fixed"
         runs = [one_run(adaptive, r) for r in range(REPS)]
         per = []
