@@ -3,8 +3,8 @@
  * or DNS), the host (one MX address) it is queued on, and the pool of
  * sessions of that host. Also polls the resolver's sockets on the reactor.
  *
- * route.c owns every struct here: domains, hosts, their pending FIFOs, idle
- * pools and counters are written only by route.c. Sessions report to it
+ * route*.c own every struct here (route_int.h): domains, hosts, their pending FIFOs, idle
+ * pools and counters are written only by route*.c. Sessions report to it
  * through their owner interface (session.h); it records outcomes in the
  * ledger (ledger.h) and never calls the shard.
  *
@@ -102,7 +102,8 @@ struct route {
     /* Local caps make work wait, never fail (issue 9 item 7): */
     struct domain *dom_waiting, **dom_waiting_tail;   /* DOMAIN_WAITING, oldest first */
     struct host *starved;          /* hosts with attempts and no session for a local cap */
-    rx_timer_t retry_timer;        /* asks both again while either is non-empty */
+    rx_timer_t retry_timer;        /* asks waiting domains again (route_domain.c) */
+    rx_timer_t starve_timer;       /* pumps starved hosts again (route_host.c) */
     /* Shaping (issue 14): hosts waiting for a token of their policy. */
     struct vl_shaper *shaper;      /* shared by the shards; set before the first attempt */
     struct host *throttled;
