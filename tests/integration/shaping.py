@@ -10,6 +10,10 @@ shared:  three domains whose MX ends in bigmail.test share one policy's budget
 egress:  the same run goes out from two egress addresses (127.0.0.10 and .11,
          bound before connect), each with its own EHLO name, both used;
 rcpts:   a policy naming a domain lowers recipients per transaction;
+rcpts_mx: so does a policy matched by MX suffix (the attempt is cut once the
+         MX is known): 7 recipients of one domain and 3 of another behind
+         mx.fewmx.test with rcpts-per-txn = 2 arrive in 4 + 2 transactions of at
+         most 2, each recipient once;
 policy_tls_retry: a policy's TLS level (encrypt) and retry schedule apply to its
          domain only;
 warmup_restart: an egress address with a warm-up plan of 3 messages a day
@@ -171,6 +175,26 @@ shaping = { warm = { domains = "warm.test"; }; };
     check(st["transactions"] == 3, "sink transactions %d, want 3" % st["transactions"])
 
 
+def case_rcpts_mx(env):
+    env.start_sinks({BIG: []})
+    env.start_dns(mx={"m1.test": [(10, "mx.fewmx.test", BIG)],
+                      "m2.test": [(10, "mx.fewmx.test", BIG)]}, defaults=False)
+    conf = write(env, "volley.conf",
+                 'shaping = { fewmx = { mx = "fewmx.test"; rcpts-per-txn = 2; }; };\n')
+    rcpts = ["r%d@m1.test" % i for i in range(7)] + ["s%d@m2.test" % i for i in range(3)]
+    env.enqueue("s@src.test", rcpts, message())
+    env.run("--config", conf)
+    check(len(by_event(env.log(), "delivered")) == 10, "not all delivered: %r" % env.log())
+    saved = env.saved(BIG)
+    sizes = sorted(len(m["rcpts"]) for m in saved)
+    check(sizes == [1, 1, 2, 2, 2, 2], "transactions by recipient count %r, want "
+          "[1, 1, 2, 2, 2, 2] (at most 2 each)" % sizes)
+    got = sorted(r for m in saved for r in m["rcpts"])
+    check(got == sorted(rcpts), "saved recipients %r" % got)
+    st = env.stop_sink(BIG)
+    check(st["transactions"] == 6 and st["rcpts"] == 10, "want 6 transactions: %r" % st)
+
+
 def case_aimd(env):
     model = write(env, "slow.model", 'msgs-per-sec = 8;\nburst = 2;\n'
                   'reply = "421 4.7.0 [TSS04] Messages temporarily deferred";\n')
@@ -241,4 +265,5 @@ def case_policy_tls_retry(env):
 
 
 run_cases([("shared_and_egress", case_shared_and_egress), ("rcpts", case_rcpts),
+           ("rcpts_mx", case_rcpts_mx),
            ("warmup_restart", case_warmup_restart), ("aimd", case_aimd), ("policy_tls_retry", case_policy_tls_retry)])
