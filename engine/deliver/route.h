@@ -128,6 +128,11 @@ void route_fini(struct route *r);
  *  only fill the shard's in-flight cap with mail that waits, while other
  *  destinations could go (vl_queue_lease_skip). */
 bool route_saturated(void *r, const char *domain, size_t len);
+/** Live reload (shard_reconf): the shaper's table changed; resolved domains
+ *  take the policy it gives them now (by name, else the best MX's suffix),
+ *  hosts without an open connection their next attempt's. What is in flight
+ *  keeps counting where it began. */
+void route_rematch(struct route *r);
 /** Start delivering @p a (its recipients share one domain). */
 void route_attempt(struct route *r, struct attempt *a);
 /** Nothing left to lease (--until-empty): QUIT pooled sessions, pool no more. */

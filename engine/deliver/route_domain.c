@@ -266,6 +266,33 @@ static void route_rotate_best(struct domain *d)
     d->hosts[g - 1] = first;
 }
 
+void route_rematch(struct route *r)
+{
+    uint32_t changed = 0;
+    for (uint32_t b = 0; r->dom_tab && b < ROUTE_DOM_BUCKETS; b++)
+        for (struct domain *d = r->dom_tab[b]; d; d = d->hnext) {
+            if (d->state != DOMAIN_READY)
+                continue;          /* the others match when their answer comes */
+            int p = vl_shaper_policy(r->shaper, d->name, d->host_count ? d->mx_names[0] : NULL);
+            if (p != d->policy) {
+                vl_log_at(VL_LOG_INFO, "evt=shaping_match shard=%u domain=%s policy=%s why=reload",
+                          r->shard_idx, d->name,
+                          p >= 0 ? vl_shaper_conf(r->shaper, p)->name : "(none)");
+                d->policy = p;
+                changed++;
+            }
+        }
+    /* A host's connections count for one policy: one with none open and
+     * nothing queued takes its policy again from its next attempt. */
+    for (uint32_t b = 0; r->host_tab && b < ROUTE_HOST_BUCKETS; b++)
+        for (struct host *h = r->host_tab[b]; h; h = h->hnext)
+            if (!h->active && !h->pending)
+                h->policy = -1;
+    if (changed)
+        vl_log_at(VL_LOG_INFO, "evt=shaping_rematched shard=%u domains=%u", r->shard_idx,
+                  changed);
+}
+
 /* Recipients per transaction of a policy matched by MX suffix (issue 14):
  * the shard cut @p t before the MX was known, so an attempt over the policy's
  * rcpts-per-txn is cut here, once its domain resolved: the first recipients

@@ -79,5 +79,6 @@ void shard_reconf(struct shard *sh, const struct vl_config *next)
     env->tls_level = c->tls_level;
     env->connect_ms_timeout = c->connect_ms_timeout;
     env->idle_ms_max = c->idle_ms_max;
+    route_rematch(&sh->route);
     vl_log_at(VL_LOG_INFO, "evt=config_applied shard=%u", sh->idx);
 }

@@ -12,6 +12,9 @@ live_rate: `volley run --config` delivers to `volley sink --model` (which
          a high rate lets the run finish. Every recipient is delivered exactly
          once (delivery log and the sink's saved files), and the sink's count
          for the source address equals the recipient count.
+live_rematch: the same, but the reload removes the domain's policy and adds
+         one matched by the MX suffix at 4 msg/s: the resolved domain takes
+         the new policy at once (route_rematch), with the same effect.
 
 Time bounds are one-sided where they can be (a limit can only slow a run): the
 after-reload rate has an upper bound; the before/after comparison asks only
@@ -32,13 +35,13 @@ SRC = "127.0.0.10"
 WAIT_S = 60.0
 
 
-def write_conf(path, rate):
+def write_conf(path, rate, policy='live = { domains = "live.test"; msgs-per-sec = %g; };'):
     tmp = path + ".new"
     with open(tmp, "w") as f:
         f.write("""
 egress = { addresses = ( { ip = "%s"; ehlo = "eg.sender.test"; } ); };
-shaping = { live = { domains = "live.test"; msgs-per-sec = %g; }; };
-""" % (SRC, rate))
+shaping = { %s };
+""" % (SRC, policy % rate))
     os.rename(tmp, path)
 
 
@@ -91,11 +94,21 @@ def wait_log(path, regex, n=1):
 
 
 def case_live_rate(env):
+    live_case(env, None, "policy live: msgs-per-sec 20->4")
+
+
+def case_live_rematch(env):
+    # the slow policy is a new one, matched by MX suffix, replacing the domain's
+    live_case(env, 'bymx = { mx = "mxhost.test"; msgs-per-sec = %g; };',
+              "policy live: removed")
+
+
+def live_case(env, slow_policy, want):
     model = os.path.join(env.tmp, "count.model")
     with open(model, "w") as f:
         f.write("connections = 1000;\n")          # counts per source address, limits nothing
     env.start_sinks({MX: ["--model", model, "--stats-every", "1"]})
-    env.start_dns(mx={"live.test": [(10, "mx.live.test", MX)]}, defaults=False)
+    env.start_dns(mx={"live.test": [(10, "mx.mxhost.test", MX)]}, defaults=False)
     conf = os.path.join(env.tmp, "volley.conf")
     write_conf(conf, 20)
     n = 200
@@ -112,11 +125,13 @@ def case_live_rate(env):
         wait_count(env, 20, proc)
         before, _ = rate_over(env, 3.0, proc)
         print("     before: %.2f msg/s" % before, flush=True)
-        write_conf(conf, 4)
+        if slow_policy:
+            write_conf(conf, 4, slow_policy)
+        else:
+            write_conf(conf, 4)
         proc.send_signal(1)                        # SIGHUP
         line = wait_log(err_path, r"evt=config_reloaded [^\n]*")
-        check('applies=live' in line and "policy live: msgs-per-sec 20->4" in line,
-              "reload line: %s" % line)
+        check('applies=live' in line and want in line, "reload line: %s" % line)
         time.sleep(1.0)                            # tokens taken before the swap
         after, at = rate_over(env, 4.0, proc)
         check(at < n, "all delivered before the slow phase was measured (%d)" % at)
@@ -124,7 +139,10 @@ def case_live_rate(env):
               % (after, SRC))
         check(before >= 2 * after, "before the reload (20 msg/s) %.2f msg/s, after (4 msg/s) "
               "%.2f msg/s: the rate did not change" % (before, after))
-        write_conf(conf, 500)
+        if slow_policy:
+            write_conf(conf, 500, slow_policy)
+        else:
+            write_conf(conf, 500)
         proc.send_signal(1)
         wait_log(err_path, r"evt=config_reloaded [^\n]*msgs-per-sec 4->500", 1)
         rc = proc.wait(timeout=WAIT_S)
@@ -135,8 +153,8 @@ def case_live_rate(env):
     check(rc == 0, "volley run exited %d: %s" % (rc, open(err_path).read()[-2000:]))
     log = env.log()
     cuts = [e for e in log if e.get("event") == "rate" and e.get("why") == "config reload"]
-    check(any(e["old"] == 20 and e["new"] == 4 for e in cuts), "no rate event 20 -> 4 "
-          "(config reload) in the delivery log: %r" % cuts)
+    check(slow_policy or any(e["old"] == 20 and e["new"] == 4 for e in cuts),
+          "no rate event 20 -> 4 (config reload) in the delivery log: %r" % cuts)
     st = env.stop_sink(MX)
     check_exactly_once(log, env.saved(MX), rcpts, "live reload")
     got = st["model"].get(SRC, {}).get("delivered", 0)
@@ -145,4 +163,4 @@ def case_live_rate(env):
           % (SRC, before, after))
 
 
-run_cases([("live_rate", case_live_rate)])
+run_cases([("live_rate", case_live_rate), ("live_rematch", case_live_rematch)])
