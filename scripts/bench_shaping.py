@@ -19,7 +19,9 @@ the model's limit, and the share of transactions the model deferred.
 Reported: medians over REPS with min-max, JSON in bench-out/shaping.json.
 
 Env: VOLLEY_BIN (build/volley), RCPTS (100000), REPS (3), RUN_S (120),
-WARM_S (60), SHARDS (2), MODES ("adaptive,fixed": which modes to run). Every process is started here and stopped by PID.
+WARM_S (60), SHARDS (2), MODES ("adaptive,fixed": which modes to run), HIDDEN
+("30,45,60,75,90": the providers' limits), KEEP (a directory to keep each run's
+sink stats, config and delivery log in). Every process is started here and stopped by PID.
 """
 import json
 import os
@@ -41,7 +43,8 @@ RUN_S = float(os.environ.get("RUN_S", "120"))
 WARM_S = float(os.environ.get("WARM_S", "60"))
 SHARDS = os.environ.get("SHARDS", "2")
 MODES = os.environ.get("MODES", "adaptive,fixed").split(",")
-HIDDEN = [30.0, 45.0, 60.0, 75.0, 90.0]
+HIDDEN = [float(x) for x in os.environ.get("HIDDEN", "30,45,60,75,90").split(",")]
+KEEP = os.environ.get("KEEP")          # a directory: keep each run's files there (debugging)
 OVER = 1.25
 DOMAINS = 10
 REPLY = "421 4.7.0 [TS01] Messages from your address temporarily deferred: too fast"
@@ -228,6 +231,10 @@ def one_run(adaptive, rep):
             flush=True)
         return res, rate_lines
     finally:
+        if KEEP:
+            shutil.copytree(w.tmp, os.path.join(KEEP, "%s-%d" % (
+                "adaptive" if adaptive else "fixed", rep)), dirs_exist_ok=True,
+                ignore=shutil.ignore_patterns("q", "dns"))
         w.close()
 
 

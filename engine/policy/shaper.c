@@ -44,6 +44,7 @@ struct shaper_pol {
     double conn_tokens;
     uint64_t conn_tokens_ms;
     uint64_t last_cut_ms, last_change_ms, last_pushback_ms;
+    double cut_from;               /* the rate the last cut began at (fast recovery) */
     uint64_t suspend_until_ms;
     uint32_t conns[SHAPER_EGRESS_SLOTS];
     uint32_t conns_total;
@@ -100,6 +101,7 @@ static void shaper_slot_init(struct shaper_pol *p, const struct vl_shaping_polic
     p->conn_tokens_ms = now_ms;
     p->last_change_ms = now_ms;
     p->last_cut_ms = p->last_pushback_ms = p->suspend_until_ms = 0;
+    p->cut_from = 0;
 }
 
 int vl_shaper_create(struct vl_shaper **out, const struct vl_shaping *s, int dlog_fd)
@@ -236,7 +238,12 @@ static void shaper_raise(struct vl_shaper *sh, struct shaper_pol *p, uint64_t no
     if (now_ms - p->last_change_ms < c->increase_ms ||
         now_ms - p->last_pushback_ms < c->increase_ms)
         return;
-    double r = p->rate + c->increase;
+    /* Fast recovery: below the rate the last cut began at, close half the gap
+     * each quiet interval (plus the step); above it, probe by the step alone. */
+    double step = c->increase;
+    if (p->cut_from > p->rate)
+        step += (p->cut_from - p->rate) / 2.0;
+    double r = p->rate + step;
     shaper_set_rate(sh, p, r > c->msgs_per_s ? c->msgs_per_s : r, now_ms,
                     "no push-back for an interval", 28);
 }
@@ -390,8 +397,12 @@ int vl_shaper_egress_pick(struct vl_shaper *sh, int p, uint64_t now_ms)
 static unsigned shaper_slot(int e) { return e < 0 ? VL_EGRESS_ADDRS_MAX : (unsigned)e; }
 
 /* Under p->mu: connections allowed per source address now: conns-per-ip,
- * scaled down with the rate after cuts (AIMD closes extra connections), at
- * least 1; 0 = no cap. */
+ * scaled down with the rate after cuts (AIMD closes extra connections), with
+ * SHAPER_CONN_HEADROOM so that the first small cuts keep every connection
+ * (a connection's throughput is bounded by its round trips: closing one at a
+ * 10% cut can cost more than the cut, and reconnecting costs a handshake),
+ * at least 1; 0 = no cap. */
+#define SHAPER_CONN_HEADROOM 1.25
 static unsigned shaper_conns_allowed(const struct shaper_pol *p)
 {
     const struct vl_shaping_policy *c = p->conf;
@@ -399,7 +410,8 @@ static unsigned shaper_conns_allowed(const struct shaper_pol *p)
         return 0;
     if (!c->adaptive || c->msgs_per_s <= 0 || p->rate >= c->msgs_per_s)
         return c->conns_per_ip;
-    unsigned allowed = (unsigned)ceil((double)c->conns_per_ip * p->rate / c->msgs_per_s);
+    double share = SHAPER_CONN_HEADROOM * p->rate / c->msgs_per_s;
+    unsigned allowed = (unsigned)ceil((double)c->conns_per_ip * (share < 1.0 ? share : 1.0));
     return allowed ? allowed : 1;
 }
 
@@ -499,6 +511,7 @@ bool vl_shaper_feedback(struct vl_shaper *sh, int p, uint16_t code, const char *
         (pp->last_cut_ms == 0 || now_ms - pp->last_cut_ms >= c->hold_down_ms)) {
         double r = pp->rate * c->decrease;
         pp->last_cut_ms = now_ms;
+        pp->cut_from = pp->rate;
         shaper_set_rate(sh, pp, r < c->msgs_per_s_min ? c->msgs_per_s_min : r, now_ms,
                         text ? text : "", text ? text_len : 0);
         if (pp->tokens > 1.0)
