@@ -33,6 +33,16 @@
 
 #define SHAPER_EGRESS_SLOTS (VL_EGRESS_ADDRS_MAX + 1u)   /* + "no egress" */
 
+/* A flow: one destination domain asking for a policy's tokens (fair share). */
+#define SHAPER_FLOWS        64u    /* domains tracked at once per policy */
+#define SHAPER_FLOW_IDLE_MS 500u   /* a flow that has not asked this long is not waiting */
+#define SHAPER_FAIR_QUANTUM 2u     /* tokens a flow may lead the slowest waiting one by */
+struct shaper_flow {
+    uint64_t key;                  /* the domain's hash; 0 = free */
+    uint64_t served;               /* tokens taken (relative: see shaper_flow_get) */
+    uint64_t ask_ms;               /* last asked (or queued where a session will ask) */
+};
+
 struct shaper_pol {
     pthread_mutex_t mu;
     const struct vl_shaping_policy *conf;   /* atomic: swapped by vl_shaper_update */
@@ -48,6 +58,7 @@ struct shaper_pol {
     uint64_t suspend_until_ms;
     uint32_t conns[SHAPER_EGRESS_SLOTS];
     uint32_t conns_total;
+    struct shaper_flow flows[SHAPER_FLOWS];   /* fair share among its domains */
 };
 
 struct shaper_addr {               /* egress address state (warm-up, weights) */
@@ -334,7 +345,62 @@ uint64_t vl_shaper_today(const struct vl_shaper *sh)
     return shaper_day(sh, shaper_now_ms());
 }
 
+/* Under p->mu: the fewest tokens taken by a waiting flow other than @p self
+ * (UINT64_MAX: none waits). A flow waits while it asked recently: one that
+ * cannot ask (no connection to ask from) holds nobody back for long. */
+static uint64_t shaper_flow_min(const struct shaper_pol *p, const struct shaper_flow *self,
+                                uint64_t now_ms)
+{
+    uint64_t min = UINT64_MAX;
+    for (unsigned i = 0; i < SHAPER_FLOWS; i++) {
+        const struct shaper_flow *f = &p->flows[i];
+        if (f != self && f->key && now_ms - f->ask_ms < SHAPER_FLOW_IDLE_MS && f->served < min)
+            min = f->served;
+    }
+    return min;
+}
+
+/* Under p->mu: flow @p key's record, made (or woken) level with the slowest
+ * waiting flow, so that a newcomer or a returning domain neither owes nor is
+ * owed what others took meanwhile; the least recently asking one makes room. */
+static struct shaper_flow *shaper_flow_get(struct shaper_pol *p, uint64_t key, uint64_t now_ms)
+{
+    struct shaper_flow *f = NULL, *oldest = &p->flows[0];
+    for (unsigned i = 0; i < SHAPER_FLOWS && !f; i++) {
+        if (p->flows[i].key == key)
+            f = &p->flows[i];
+        else if (oldest->key && (!p->flows[i].key || p->flows[i].ask_ms < oldest->ask_ms))
+            oldest = &p->flows[i];
+    }
+    if (!f || now_ms - f->ask_ms >= SHAPER_FLOW_IDLE_MS) {
+        if (!f) {
+            f = oldest;
+            f->key = key;
+        }
+        uint64_t min = shaper_flow_min(p, f, now_ms);
+        f->served = min == UINT64_MAX ? 0 : min;
+    }
+    f->ask_ms = now_ms;
+    return f;
+}
+
+void vl_shaper_flow_touch(struct vl_shaper *sh, int p, uint64_t flow, uint64_t now_ms)
+{
+    if (!sh || p < 0 || !flow)
+        return;
+    struct shaper_pol *pp = &sh->pol[p];
+    pthread_mutex_lock(&pp->mu);
+    shaper_flow_get(pp, flow, now_ms);
+    pthread_mutex_unlock(&pp->mu);
+}
+
 uint64_t vl_shaper_msg_take(struct vl_shaper *sh, int p, int e, uint64_t now_ms)
+{
+    return vl_shaper_msg_take_flow(sh, p, e, 0, now_ms);
+}
+
+uint64_t vl_shaper_msg_take_flow(struct vl_shaper *sh, int p, int e, uint64_t flow,
+                                 uint64_t now_ms)
 {
     if (!shaper_warmup_take(sh, e, now_ms, false))
         return 60000;                  /* capped for today: ask again in a minute */
@@ -347,12 +413,21 @@ uint64_t vl_shaper_msg_take(struct vl_shaper *sh, int p, int e, uint64_t now_ms)
         wait = pp->suspend_until_ms - now_ms;
     } else if (pp->rate > 0) {
         shaper_raise(sh, pp, now_ms);
+        struct shaper_flow *f = flow ? shaper_flow_get(pp, flow, now_ms) : NULL;
         double burst = pp->rate > 5.0 ? pp->rate / 5.0 : 1.0;
         shaper_refill(&pp->tokens, &pp->tokens_ms, pp->rate, burst, now_ms);
-        if (pp->tokens >= 1.0)
-            pp->tokens -= 1.0;
-        else
+        if (pp->tokens < 1.0) {
             wait = (uint64_t)ceil((1.0 - pp->tokens) * 1000.0 / pp->rate);
+        } else if (f && f->served >= SHAPER_FAIR_QUANTUM &&
+                   f->served - SHAPER_FAIR_QUANTUM >= shaper_flow_min(pp, f, now_ms)) {
+            /* ahead of a waiting domain: leave the token to it (deficit round
+             * robin over the domains that wait on this policy) */
+            wait = (uint64_t)ceil(1000.0 / pp->rate);
+        } else {
+            pp->tokens -= 1.0;
+            if (f)
+                f->served++;
+        }
     }
     pthread_mutex_unlock(&pp->mu);
     if (wait == 0)

@@ -68,6 +68,18 @@ const struct vl_shaping *vl_shaper_table(const struct vl_shaper *sh);
  *  @return 0 yes, else the ms to wait before asking again. */
 uint64_t vl_shaper_msg_take(struct vl_shaper *sh, int p, int e, uint64_t now_ms);
 
+/** vl_shaper_msg_take() for the domain (or other flow) hashed to @p flow
+ *  (0: none): the domains waiting on one policy share its rate fairly - a
+ *  domain that took SHAPER_FAIR_QUANTUM tokens more than another one that
+ *  asked within half a second is told to wait one token's time, so that the
+ *  other gets it (deficit round robin over the waiting domains, across
+ *  shards; a domain that starts or returns is put level with the slowest). */
+uint64_t vl_shaper_msg_take_flow(struct vl_shaper *sh, int p, int e, uint64_t flow,
+                                 uint64_t now_ms);
+/** Flow @p flow of policy @p p waits (attempts were queued where a session
+ *  will ask for it): it counts as asking now, without taking a token. */
+void vl_shaper_flow_touch(struct vl_shaper *sh, int p, uint64_t flow, uint64_t now_ms);
+
 /** The egress address for a new connection of policy @p p (its pool, else the
  *  default pool; weighted, skipping addresses at their warm-up cap or their
  *  connection cap). @return an index into the table's addrs, or -1 (no egress

@@ -16,6 +16,12 @@ rcpts_mx: so does a policy matched by MX suffix (the attempt is cut once the
          most 2, each recipient once;
 policy_tls_retry: a policy's TLS level (encrypt) and retry schedule apply to its
          domain only;
+fair:    two domains behind one MX-suffix policy (50 msg/s), one with 10x the
+         recipients and queued first: while the small one has mail both get
+         about the same rate (measured at the sink from the saved messages'
+         times: the big one gets at most 2x the small one's count by the time
+         the small one is done; first-come would give it about 10x); one shard
+         (lease, host queue) and two shards (the shaper's flows);
 warmup_restart: an egress address with a warm-up plan of 3 messages a day
          sends 3 of 5 and waits; `volley run` is stopped (SIGTERM) and started
          again: the count comes back from DATA/shaping (evt=warmup_restored
@@ -126,6 +132,43 @@ def stop_run(proc):
         proc.kill()
         proc.wait()
         check(False, "volley run did not stop within 60s of SIGTERM")
+
+
+def fair_case(env, shards):
+    env.shards = shards
+    env.start_sinks({BIG: []})
+    env.start_dns(mx={"big.test": [(10, "mx.fair.test", BIG)],
+                      "small.test": [(10, "mx.fair.test", BIG)]}, defaults=False)
+    conf = write(env, "volley.conf",
+                 'shaping = { fair = { mx = "fair.test"; msgs-per-sec = 50.0; }; };\n')
+    big = ["b%d@big.test" % i for i in range(300)]
+    small = ["s%d@small.test" % i for i in range(30)]
+    env.enqueue("s@src.test", big, message())
+    env.enqueue("s@src.test", small, message())
+    env.run("--config", conf, "--max-rcpts", "1")
+    check(len(by_event(env.log(), "delivered")) == 330, "not all delivered")
+    saved = env.saved(BIG)
+    times = []
+    for m in saved:
+        st = os.stat(os.path.join(env.sinks[BIG].save_dir, m["file"]))
+        for r in m["rcpts"]:
+            times.append((st.st_mtime_ns, r.split("@")[1]))
+    got = sorted(r for m in saved for r in m["rcpts"])
+    check(got == sorted(big + small), "saved %d recipients, want each of 330 once" % len(got))
+    t_end = max(t for t, d in times if d == "small.test")
+    big_by_then = sum(1 for t, d in times if d == "big.test" and t <= t_end)
+    print("     %d shard(s): big.test had %d delivered when small.test's 30 were done" %
+          (shards, big_by_then))
+    check(big_by_then <= 60, "big.test got %d messages while small.test got its 30: not a "
+          "fair share (want about 30, at most 60)" % big_by_then)
+
+
+def case_fair_1shard(env):
+    fair_case(env, 1)
+
+
+def case_fair_2shards(env):
+    fair_case(env, 2)
 
 
 def case_warmup_restart(env):
@@ -265,5 +308,6 @@ def case_policy_tls_retry(env):
 
 
 run_cases([("shared_and_egress", case_shared_and_egress), ("rcpts", case_rcpts),
-           ("rcpts_mx", case_rcpts_mx),
+           ("rcpts_mx", case_rcpts_mx), ("fair_1shard", case_fair_1shard),
+           ("fair_2shards", case_fair_2shards),
            ("warmup_restart", case_warmup_restart), ("aimd", case_aimd), ("policy_tls_retry", case_policy_tls_retry)])

@@ -185,6 +185,47 @@ static void test_update(void **state)
     vl_config_fini(&cfg);
 }
 
+/* Fair share: two domains asking for one policy's tokens; the one that asks
+ * all the time is held back once it leads by the quantum, and the other one's
+ * tokens are there for it; a domain that stopped asking half a second ago no
+ * longer holds anyone back; one that comes back starts level. */
+static void test_fair_flows(void **state)
+{
+    (void)state;
+    assert_int_equal(load("shaping = { f = { mx = \"f.test\"; msgs-per-sec = 100.0; }; };\n"),
+                     0);
+    struct vl_shaper *sh;
+    assert_int_equal(vl_shaper_create(&sh, cfg.shaping, -1), 0);
+    int p = vl_shaper_policy(sh, NULL, "mx.f.test");
+    assert_int_equal(p, 0);
+    uint64_t t = 10ull * 86400 * 1000 * 365, big = 11, small = 22;
+    vl_shaper_msg_take(sh, p, -1, t);                 /* the bucket's first refill */
+    t += 1000;                                        /* a full burst: 20 tokens */
+    vl_shaper_flow_touch(sh, p, small, t);            /* small waits (queued) */
+    assert_int_equal(vl_shaper_msg_take_flow(sh, p, -1, big, t), 0);
+    assert_int_equal(vl_shaper_msg_take_flow(sh, p, -1, big, t), 0);
+    uint64_t w = vl_shaper_msg_take_flow(sh, p, -1, big, t);   /* 2 ahead: wait */
+    assert_true(w >= 1 && w <= 10);
+    assert_int_equal(vl_shaper_msg_take_flow(sh, p, -1, small, t), 0);
+    assert_int_equal(vl_shaper_msg_take_flow(sh, p, -1, big, t), 0);   /* 2 vs 1: ok */
+    assert_true(vl_shaper_msg_take_flow(sh, p, -1, big, t) > 0);     /* 3 vs 1 */
+    /* small stops asking: after half a second big alone takes every token */
+    t += 600;
+    unsigned n = 0;
+    while (vl_shaper_msg_take_flow(sh, p, -1, big, t) == 0)
+        n++;
+    assert_int_equal(n, 20);
+    /* small comes back level with big: no debt, no credit */
+    t += 1000;
+    vl_shaper_flow_touch(sh, p, small, t);
+    assert_int_equal(vl_shaper_msg_take_flow(sh, p, -1, big, t), 0);
+    assert_int_equal(vl_shaper_msg_take_flow(sh, p, -1, big, t), 0);
+    assert_true(vl_shaper_msg_take_flow(sh, p, -1, big, t) > 0);
+    assert_int_equal(vl_shaper_msg_take_flow(sh, p, -1, small, t), 0);
+    vl_shaper_destroy(sh);
+    vl_config_fini(&cfg);
+}
+
 static void test_suspend_and_conns(void **state)
 {
     (void)state;
@@ -271,6 +312,7 @@ int main(void)
         cmocka_unit_test(test_bucket_and_aimd),
         cmocka_unit_test(test_suspend_and_conns),
         cmocka_unit_test(test_update),
+        cmocka_unit_test(test_fair_flows),
         cmocka_unit_test(test_egress),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
