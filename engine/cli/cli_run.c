@@ -264,7 +264,6 @@ static void cli_run_diff(const struct vl_config *s, const struct vl_config *o,
     cli_run_note(live, lcap, o->tls_level != n->tls_level, "tls");
     cli_run_note(live, lcap, o->tls_fallback_ms != n->tls_fallback_ms, "tls-fallback");
     cli_run_note(live, lcap, o->allow_dest != n->allow_dest, "allow-dest");
-    cli_run_note(live, lcap, o->commit_giveup_ms != n->commit_giveup_ms, "commit-giveup");
     bool listen = s->listen_count != n->listen_count;
     for (unsigned i = 0; !listen && i < n->listen_count; i++)
         listen = strcmp(s->listens[i].host, n->listens[i].host) ||
@@ -302,6 +301,7 @@ static void cli_run_diff(const struct vl_config *s, const struct vl_config *o,
                  s->dkim.canon_hdr_simple != n->dkim.canon_hdr_simple ||
                  s->dkim.canon_body_simple != n->dkim.canon_body_simple ||
                  !cli_streq(s->dkim.headers, n->dkim.headers), "dkim");
+    cli_run_note(restart, rcap, s->commit_giveup_ms != n->commit_giveup_ms, "commit-giveup");
     cli_run_note(restart, rcap, s->sessions_max != n->sessions_max ||
                  s->dns_inflight_max != n->dns_inflight_max, "sessions-max,dns-inflight-max");
     cli_run_note(restart, rcap, !vl_shaping_egress_same(s->shaping, n->shaping),

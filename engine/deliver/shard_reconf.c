@@ -10,7 +10,8 @@
  * runtime state is the shared vl_shaper's, updated by the engine). Each
  * value is read where it is used, so the next use sees the new one: attempts
  * already cut, sessions already open and transactions under way finish as
- * they began.
+ * they began. The committer keeps the config the engine started with (it
+ * runs on its own thread): --commit-giveup needs a restart.
  *
  * Invariant: the SMTP client's recipient cap never drops below what attempts
  * already cut may carry (only the cut size, --max-rcpts, drops at once).
@@ -56,7 +57,6 @@ void shard_reconf(struct shard *sh, const struct vl_config *next)
     c->tls_level = next->tls_level;
     c->tls_fallback_ms = next->tls_fallback_ms;
     c->allow_dest = next->allow_dest;
-    c->commit_giveup_ms = next->commit_giveup_ms;
     c->shaping = next->shaping;    /* the engine keeps it until every shard moved on */
     /* The SMTP client settings by TLS level, each egress address's with its own
      * EHLO name (the addresses do not change live: same order, same names). */
