@@ -130,7 +130,7 @@ struct attempt *route_host_pop(struct host *h)
 /* Fair share (issue 14): how far route_host_take() looks past the head of a
  * host's queue for another domain, and how many domains it asks. */
 #define ROUTE_TAKE_SCAN  4096u
-#define ROUTE_TAKE_DOMAINS  8u
+#define ROUTE_TAKE_DOMAINS 64u
 
 uint64_t route_domain_flow(const struct domain *d)
 {
