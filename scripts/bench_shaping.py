@@ -19,7 +19,9 @@ the model's limit, and the share of transactions the model deferred.
 Reported: medians over REPS with min-max, JSON in bench-out/shaping.json.
 
 Env: VOLLEY_BIN (build/volley), RCPTS (100000), REPS (3), RUN_S (120),
-WARM_S (60), SHARDS (2). Every process is started here and stopped by PID.
+WARM_S (60), SHARDS (2), MODES ("adaptive,fixed": which modes to run), HIDDEN
+("30,45,60,75,90": the providers' limits), KEEP (a directory to keep each run's
+sink stats, config and delivery log in). Every process is started here and stopped by PID.
 """
 import json
 import os
@@ -40,7 +42,9 @@ REPS = int(os.environ.get("REPS", "3"))
 RUN_S = float(os.environ.get("RUN_S", "120"))
 WARM_S = float(os.environ.get("WARM_S", "60"))
 SHARDS = os.environ.get("SHARDS", "2")
-HIDDEN = [30.0, 45.0, 60.0, 75.0, 90.0]
+MODES = os.environ.get("MODES", "adaptive,fixed").split(",")
+HIDDEN = [float(x) for x in os.environ.get("HIDDEN", "30,45,60,75,90").split(",")]
+KEEP = os.environ.get("KEEP")          # a directory: keep each run's files there (debugging)
 OVER = 1.25
 DOMAINS = 10
 REPLY = "421 4.7.0 [TS01] Messages from your address temporarily deferred: too fast"
@@ -227,6 +231,10 @@ def one_run(adaptive, rep):
             flush=True)
         return res, rate_lines
     finally:
+        if KEEP:
+            shutil.copytree(w.tmp, os.path.join(KEEP, "%s-%d" % (
+                "adaptive" if adaptive else "fixed", rep)), dirs_exist_ok=True,
+                ignore=shutil.ignore_patterns("q", "dns"))
         w.close()
 
 
@@ -240,7 +248,7 @@ def main():
           (RCPTS, "/".join("%g" % h for h in HIDDEN), OVER, WARM_S, RUN_S, REPS), flush=True)
     out = {"rcpts": RCPTS, "hidden": HIDDEN, "over": OVER, "window_s": [WARM_S, RUN_S],
            "reps": REPS, "modes": {}}
-    for adaptive in (True, False):
+    for adaptive in [m == "adaptive" for m in MODES]:
         mode = "adaptive" if adaptive else "fixed"
         runs = [one_run(adaptive, r) for r in range(REPS)]
         per = []

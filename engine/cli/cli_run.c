@@ -204,31 +204,124 @@ static void run_hold(atomic_bool *stop)
  * once a second) reloads: the file is read and validated in full, with the
  * command-line options applied over it as at start. A file with errors is
  * refused: every error is logged (evt=config_reload_refused) and the running
- * config stays. A valid one is logged (evt=config_reloaded) with what
- * changed; the shards keep the config they started with (the engine reads it
- * without locks), so changed settings apply at the next start and say so
- * (applies=restart). In-flight deliveries are never touched by a reload. */
+ * config stays. A valid one is applied live (vl_engine_reload): limits, retry
+ * schedule, TLS policy, shaping policies (AIMD state kept by name) and egress
+ * pools; each shard moves to it at its next reactor turn and in-flight
+ * deliveries finish as they began. What cannot change live (listeners, data
+ * dir, shards, DNS, routes, EHLO name, log, intake, DKIM, egress addresses)
+ * is kept as it is and logged as needing a restart. One line says it all:
+ * evt=config_reloaded changed="..." shaping="..." needs_restart="...". */
 static volatile sig_atomic_t cli_run_hup;
 static void cli_run_on_hup(int sig) { (void)sig; cli_run_hup = 1; }
 
 struct cli_run_ctx {
     struct cli_progress *p;
-    const struct vl_config *cfg;       /* the running one */
+    const struct vl_config *cfg;       /* the one run started with (intake, listeners) */
+    const struct vl_config *live;      /* the last one applied (the engine owns it) */
     int argc;
     char **argv;
     unsigned reloads, refused;
 };
 
+static void cli_run_cfg_free(struct vl_config *c)
+{
+    vl_config_fini(c);
+    free(c);
+}
+
+static bool cli_streq(const char *a, const char *b)
+{
+    return a == b || (a && b && !strcmp(a, b));
+}
+
+/* Append @p name to the comma list @p out when @p cond. */
+static void cli_run_note(char *out, size_t cap, bool cond, const char *name)
+{
+    size_t n = strlen(out);
+    if (cond && n + strlen(name) + 2 < cap)
+        snprintf(out + n, cap - n, "%s%s", n ? "," : "", name);
+}
+
+/* What differs: @p live gets the live settings changed since @p o (the last
+ * applied), @p restart those changed since @p s (the start) that need one. */
+static void cli_run_diff(const struct vl_config *s, const struct vl_config *o,
+                         const struct vl_config *n, char *live, size_t lcap, char *restart,
+                         size_t rcap)
+{
+    live[0] = restart[0] = '\0';
+    cli_run_note(live, lcap, o->rcpts_per_txn_max != n->rcpts_per_txn_max, "max-rcpts");
+    cli_run_note(live, lcap, o->retry_ms_base != n->retry_ms_base, "retry-base");
+    cli_run_note(live, lcap, o->retry_ms_max != n->retry_ms_max, "retry-max");
+    cli_run_note(live, lcap, o->age_ms_max != n->age_ms_max, "max-age");
+    cli_run_note(live, lcap, o->delay_warning_ms != n->delay_warning_ms, "delay-warning");
+    cli_run_note(live, lcap, o->dsn_interval_ms != n->dsn_interval_ms, "dsn-interval");
+    cli_run_note(live, lcap, o->conns_per_dest_max != n->conns_per_dest_max, "conns-per-dest");
+    cli_run_note(live, lcap, o->msgs_per_conn_max != n->msgs_per_conn_max, "msgs-per-conn");
+    cli_run_note(live, lcap, o->idle_ms_max != n->idle_ms_max, "idle-timeout");
+    cli_run_note(live, lcap, o->connect_ms_timeout != n->connect_ms_timeout, "connect-timeout");
+    cli_run_note(live, lcap, o->timeout_scale != n->timeout_scale, "timeout-scale");
+    cli_run_note(live, lcap, o->host_fail_ms_min != n->host_fail_ms_min, "host-backoff");
+    cli_run_note(live, lcap, o->tls_level != n->tls_level, "tls");
+    cli_run_note(live, lcap, o->tls_fallback_ms != n->tls_fallback_ms, "tls-fallback");
+    cli_run_note(live, lcap, o->allow_dest != n->allow_dest, "allow-dest");
+    bool listen = s->listen_count != n->listen_count;
+    for (unsigned i = 0; !listen && i < n->listen_count; i++)
+        listen = strcmp(s->listens[i].host, n->listens[i].host) ||
+                 s->listens[i].port != n->listens[i].port ||
+                 s->listen_tls[i] != n->listen_tls[i];
+    bool routes = s->route_count != n->route_count;
+    for (unsigned i = 0; !routes && i < n->route_count; i++)
+        routes = strcmp(s->routes[i].domain, n->routes[i].domain) ||
+                 strcmp(s->routes[i].to.host, n->routes[i].to.host) ||
+                 s->routes[i].to.port != n->routes[i].to.port;
+    bool dkim = s->dkim.key_count != n->dkim.key_count;
+    for (unsigned i = 0; !dkim && i < n->dkim.key_count; i++)
+        dkim = strcmp(s->dkim.keys[i].domain, n->dkim.keys[i].domain) ||
+               strcmp(s->dkim.keys[i].selector, n->dkim.keys[i].selector) ||
+               !cli_streq(s->dkim.keys[i].key_path, n->dkim.keys[i].key_path);
+    cli_run_note(restart, rcap, listen, "listeners");
+    cli_run_note(restart, rcap, !cli_streq(s->data_dir, n->data_dir), "data");
+    cli_run_note(restart, rcap, s->shards != n->shards, "shards");
+    cli_run_note(restart, rcap, !cli_streq(s->dns, n->dns), "dns");
+    cli_run_note(restart, rcap, s->mx_port != n->mx_port, "mx-port");
+    cli_run_note(restart, rcap, routes, "route");
+    cli_run_note(restart, rcap, !cli_streq(s->ehlo_name, n->ehlo_name), "ehlo");
+    cli_run_note(restart, rcap, !cli_streq(s->log_path, n->log_path), "log");
+    cli_run_note(restart, rcap, s->allow_count != n->allow_count ||
+                 memcmp(s->allow, n->allow, n->allow_count * sizeof n->allow[0]), "allow");
+    cli_run_note(restart, rcap, s->msg_bytes_max != n->msg_bytes_max ||
+                 s->rcpts_per_msg_max != n->rcpts_per_msg_max ||
+                 s->conns_per_ip_max != n->conns_per_ip_max ||
+                 s->intake_ms_timeout != n->intake_ms_timeout, "intake-limits");
+    cli_run_note(restart, rcap, !cli_streq(s->tls_cert, n->tls_cert) ||
+                 !cli_streq(s->tls_key, n->tls_key) || !cli_streq(s->auth_file, n->auth_file),
+                 "intake-tls-auth");
+    cli_run_note(restart, rcap, !cli_streq(s->tls_ca_file, n->tls_ca_file), "tls-ca-file");
+    cli_run_note(restart, rcap, dkim || s->dkim.expire_ms != n->dkim.expire_ms ||
+                 s->dkim.canon_hdr_simple != n->dkim.canon_hdr_simple ||
+                 s->dkim.canon_body_simple != n->dkim.canon_body_simple ||
+                 !cli_streq(s->dkim.headers, n->dkim.headers), "dkim");
+    cli_run_note(restart, rcap, s->commit_giveup_ms != n->commit_giveup_ms, "commit-giveup");
+    cli_run_note(restart, rcap, s->sessions_max != n->sessions_max ||
+                 s->dns_inflight_max != n->dns_inflight_max, "sessions-max,dns-inflight-max");
+    cli_run_note(restart, rcap, !vl_shaping_egress_same(s->shaping, n->shaping),
+                 "egress-addresses");
+}
+
 static void cli_run_reload(struct cli_run_ctx *rc)
 {
-    static struct vl_config next;
+    struct vl_config *next = calloc(1, sizeof *next);
     char *msg = NULL;
     size_t len = 0;
-    FILE *m = open_memstream(&msg, &len);
-    if (!m)
+    FILE *m = next ? open_memstream(&msg, &len) : NULL;
+    if (!m) {
+        free(next);
+        vl_log(VL_LOG_ERROR, "evt=config_reload_refused file=\"%s\" error=\"out of memory\"",
+               rc->cfg->config_path);
         return;
-    vl_config_defaults(&next);
-    unsigned errors = vl_config_load_file(&next, rc->cfg->config_path, m);
+    }
+    vl_config_defaults(next);
+    unsigned errors = vl_config_load_file(next, rc->cfg->config_path, m);
     if (errors == 0) {
         /* the command line over the file, as at start (no --config: loaded above) */
         char **av = calloc((size_t)rc->argc + 1, sizeof *av), **rest = calloc((size_t)rc->argc + 1,
@@ -243,7 +336,7 @@ static void cli_run_reload(struct cli_run_ctx *rc)
                 continue;
             av[ac++] = rc->argv[i];
         }
-        if (!av || !rest || vl_config_parse_err(&next, "run", ac, av, rest, &rest_n, m) != 0)
+        if (!av || !rest || vl_config_parse_err(next, "run", ac, av, rest, &rest_n, m) != 0)
             errors++;
         free(av);
         free(rest);
@@ -260,32 +353,30 @@ static void cli_run_reload(struct cli_run_ctx *rc)
         }
         vl_log(VL_LOG_ERROR, "evt=config_reload_refused file=\"%s\" errors=%u "
                "action=kept_running_config", rc->cfg->config_path, errors);
-    } else {
-        rc->reloads++;
-        const struct vl_config *o = rc->cfg;
-        char changed[512] = "";
-        size_t n = 0;
-#define CHANGED(cond, name)                                                          \
-        if ((cond) && n < sizeof changed - 40)                                       \
-            n += (size_t)snprintf(changed + n, sizeof changed - n, "%s%s", n ? "," : "", name)
-        CHANGED(o->route_count != next.route_count, "route");
-        CHANGED(o->rcpts_per_txn_max != next.rcpts_per_txn_max, "max-rcpts");
-        CHANGED(o->retry_ms_base != next.retry_ms_base, "retry-base");
-        CHANGED(o->retry_ms_max != next.retry_ms_max, "retry-max");
-        CHANGED(o->age_ms_max != next.age_ms_max, "max-age");
-        CHANGED(o->conns_per_dest_max != next.conns_per_dest_max, "conns-per-dest");
-        CHANGED(o->msgs_per_conn_max != next.msgs_per_conn_max, "msgs-per-conn");
-        CHANGED(o->tls_level != next.tls_level, "tls");
-        CHANGED(o->listen_count != next.listen_count, "listen");
-        CHANGED(o->mx_port != next.mx_port, "mx-port");
-        CHANGED((o->shaping ? o->shaping->policy_count : 0) !=
-                (next.shaping ? next.shaping->policy_count : 0), "shaping");
-#undef CHANGED
-        vl_log(VL_LOG_WARN, "evt=config_reloaded file=\"%s\" changed=\"%s\" applies=restart",
-               o->config_path, n ? changed : "none");
+        free(msg);
+        cli_run_cfg_free(next);
+        return;
     }
     free(msg);
-    vl_config_fini(&next);
+    char live[400], restart[300], shaping[1200];
+    cli_run_diff(rc->cfg, rc->live, next, live, sizeof live, restart, sizeof restart);
+    if (!vl_shaping_egress_same(rc->cfg->shaping, next->shaping))
+        vl_config_keep_egress(next, rc->cfg->shaping);   /* needs a restart: kept */
+    int r = vl_engine_reload(next, cli_run_cfg_free, shaping, sizeof shaping);
+    if (r < 0) {
+        rc->refused++;
+        vl_log(VL_LOG_ERROR, "evt=config_reload_refused file=\"%s\" error=\"%s\" "
+               "action=kept_running_config", rc->cfg->config_path,
+               r == -ENOSPC ? "more shaping policy names than slots since start: restart"
+                            : vl_strerror(r));
+        cli_run_cfg_free(next);
+        return;
+    }
+    rc->reloads++;
+    rc->live = next;               /* the engine frees it once it is replaced and unused */
+    vl_log(VL_LOG_WARN, "evt=config_reloaded file=\"%s\" applies=live changed=\"%s\" "
+           "shaping=\"%s\" needs_restart=\"%s\"", rc->cfg->config_path, live[0] ? live : "none",
+           shaping[0] ? shaping : "none", restart[0] ? restart : "none");
 }
 
 static void cli_run_progress(const struct vl_engine_totals *t, double elapsed_s, void *ctx)
@@ -437,7 +528,7 @@ int cli_run_main(int argc, char **argv)
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     struct vl_engine_totals tot;
-    struct cli_run_ctx rctx = { .p = &p, .cfg = &cfg, .argc = argc, .argv = argv };
+    struct cli_run_ctx rctx = { .p = &p, .cfg = &cfg, .live = &cfg, .argc = argc, .argv = argv };
     struct sigaction hup;
     memset(&hup, 0, sizeof hup);
     hup.sa_handler = cli_run_on_hup;

@@ -8,6 +8,7 @@
 #include "metrics.h"
 #include "shard.h"
 #include "supp.h"
+#include "warmup_store.h"
 #include "volley/error.h"
 
 #include <errno.h>
@@ -26,23 +27,91 @@ struct engine_shard {
     int rc;
 };
 
-static void engine_client_conf(struct shard *sh)
+/* ---- live reload (vl_engine_reload) -----------------------------------------
+ * The engine publishes a new struct shard_live by pointer swap; each shard
+ * moves to it at the top of its next reactor turn and stores the generation
+ * it applied (live_seen). What the previous generation held (its config, its
+ * shaping table, the shaper's old table handle) is retired and freed by the
+ * engine's loop once every running shard has seen a later generation: no
+ * shard thread can be reading it then. No lock on the shards' side. */
+struct engine_retired {
+    struct engine_retired *next;
+    uint64_t gen;                  /* freed once every shard has seen this one */
+    struct shard_live *live;
+    struct vl_config *cfg;         /* NULL: the caller's (the one run started with) */
+    struct vl_shaper_tab *tab;
+};
+
+struct engine {
+    struct engine_shard *es;
+    unsigned started;
+    struct vl_shaper *shaper;
+    struct shard_live *live;       /* atomic: the current generation */
+    struct vl_config *live_cfg;    /* its config if the engine owns it (reloaded) */
+    void (*cfg_free)(struct vl_config *);
+    struct engine_retired *retired;
+};
+
+static struct engine *engine_running;   /* the calling thread's, during vl_engine_run */
+
+/* Free what every running shard has moved past. @p all: at the end. */
+static void engine_reap(struct engine *e, bool all)
 {
-    const struct vl_config *cfg = sh->cfg;
-    struct smtp_client_conf *cc = &sh->client_conf;
-    memset(cc, 0, sizeof *cc);
-    cc->helo_name = cfg->ehlo_name;
-    cc->helo_name_len = strlen(cfg->ehlo_name);
-    cc->rcpts_per_txn_max = cfg->rcpts_per_txn_max;
-    cc->starttls = cfg->tls_level != VL_TLS_NONE;    /* may: plaintext if refused or broken */
-    cc->tls_required = cfg->tls_level == VL_TLS_ENCRYPT || cfg->tls_level == VL_TLS_VERIFY;
-#define X(name, ms, expect)                                                        \
-    {                                                                              \
-        double v = (double)(ms) * cfg->timeout_scale;                              \
-        cc->timeout_ms[SMTP_STATE_##name] = (ms) == 0 ? 0 : (v < 1.0 ? 1u : (uint32_t)v); \
+    uint64_t seen_min = UINT64_MAX;
+    for (unsigned i = 0; i < e->started; i++) {
+        if (atomic_load(&e->es[i].done))
+            continue;              /* a finished shard reads nothing any more */
+        uint64_t g = __atomic_load_n(&e->es[i].sh.live_seen, __ATOMIC_ACQUIRE);
+        if (g < seen_min)
+            seen_min = g;
     }
-    SMTP_STATES(X)
-#undef X
+    for (struct engine_retired **pp = &e->retired, *r; (r = *pp) != NULL;) {
+        if (!all && r->gen > seen_min) {
+            pp = &r->next;
+            continue;
+        }
+        *pp = r->next;
+        vl_shaper_tab_free(r->tab);
+        free(r->live);
+        if (r->cfg && e->cfg_free)
+            e->cfg_free(r->cfg);
+        free(r);
+    }
+}
+
+int vl_engine_reload(struct vl_config *next, void (*cfg_free)(struct vl_config *),
+                     char *out, size_t cap)
+{
+    struct engine *e = engine_running;
+    if (cap)
+        out[0] = '\0';
+    if (!e)
+        return -ESRCH;
+    struct shard_live *lv = calloc(1, sizeof *lv);
+    struct engine_retired *r = calloc(1, sizeof *r);
+    if (!lv || !r) {
+        free(lv);
+        free(r);
+        return -ENOMEM;
+    }
+    int rc = vl_shaper_update(e->shaper, next->shaping, &r->tab, out, cap);
+    if (rc < 0) {
+        free(lv);
+        free(r);
+        return rc;
+    }
+    struct shard_live *old = e->live;
+    lv->gen = old->gen + 1;
+    lv->cfg = next;
+    r->gen = lv->gen;
+    r->live = old;
+    r->cfg = e->live_cfg;
+    e->live_cfg = next;
+    e->cfg_free = cfg_free;
+    r->next = e->retired;
+    e->retired = r;
+    __atomic_store_n(&e->live, lv, __ATOMIC_RELEASE);
+    return 0;
 }
 
 static void *engine_shard_main(void *arg)
@@ -133,6 +202,32 @@ int vl_engine_run(const struct vl_config *cfg, struct vl_queue *q, atomic_bool *
         free(es);
         return -ENOMEM;
     }
+    static struct engine eng;      /* live reload state (one engine per process) */
+    struct shard_live *live0 = calloc(1, sizeof *live0);
+    if (!live0) {
+        vl_shaper_destroy(shaper);
+        if (dlog_fd > 2)
+            close(dlog_fd);
+        free(es);
+        return -ENOMEM;
+    }
+    live0->cfg = cfg;
+    struct warmup_store *warm = NULL;      /* egress warm-up counts across restarts */
+    rc = warmup_store_open(cfg->data_dir, cfg->shaping, &warm);
+    if (rc == 0)
+        rc = warmup_store_load(warm, shaper);
+    if (rc < 0) {
+        fprintf(stderr, "volley: %s/shaping (warm-up counts): %s\n", cfg->data_dir,
+                vl_strerror(rc));
+        warmup_store_close(warm);
+        free(live0);
+        vl_shaper_destroy(shaper);
+        if (dlog_fd > 2)
+            close(dlog_fd);
+        free(es);
+        return rc;
+    }
+    eng = (struct engine){ .es = es, .shaper = shaper, .live = live0 };
     met_rates_source(engine_shaper_rates, shaper);   /* GET /metrics: rates by policy */
     struct deliver_sup sup;        /* the suppression list, shared by the shards */
     deliver_sup_init(&sup, cfg->data_dir);
@@ -142,7 +237,10 @@ int vl_engine_run(const struct vl_config *cfg, struct vl_queue *q, atomic_bool *
     for (unsigned i = 0; i < n; i++) {
         struct shard *sh = &es[i].sh;
         sh->idx = i;
-        sh->cfg = cfg;
+        sh->cfg_own = *cfg;            /* its live settings follow reloads */
+        sh->cfg = &sh->cfg_own;
+        sh->cfg_base = cfg;
+        sh->live = &eng.live;
         sh->qs = vl_queue_shard(q, i);
         sh->ctr = &es[i].ctr;
         es[i].ctr.met = met_shard(i);
@@ -150,7 +248,7 @@ int vl_engine_run(const struct vl_config *cfg, struct vl_queue *q, atomic_bool *
         sh->shaper = shaper;
         sh->stop = stop;
         vl_dlog_init(&sh->dlog, dlog_fd);
-        engine_client_conf(sh);
+        shard_client_conf(&sh->client_conf, cfg);
         rc = pthread_create(&es[i].thread, NULL, engine_shard_main, &es[i]);
         if (rc != 0) {
             atomic_store(stop, true);
@@ -159,7 +257,9 @@ int vl_engine_run(const struct vl_config *cfg, struct vl_queue *q, atomic_bool *
         }
         started++;
     }
-    unsigned waited_ms = 0;
+    eng.started = started;
+    engine_running = &eng;
+    unsigned waited_ms = 0, saved_ms = 0;
     for (;;) {
         unsigned done = 0;
         for (unsigned i = 0; i < started; i++)
@@ -168,6 +268,12 @@ int vl_engine_run(const struct vl_config *cfg, struct vl_queue *q, atomic_bool *
             break;
         usleep(20000);
         waited_ms += 20;
+        if (eng.retired)
+            engine_reap(&eng, false);
+        if (warm && (saved_ms += 20) >= 1000) {
+            saved_ms = 0;
+            warmup_store_save(warm, shaper);
+        }
         if (progress && interval_ms && waited_ms >= interval_ms) {
             waited_ms = 0;
             struct vl_engine_totals t;
@@ -183,8 +289,15 @@ int vl_engine_run(const struct vl_config *cfg, struct vl_queue *q, atomic_bool *
     }
     if (out)
         engine_totals(es, started, out);
+    engine_running = NULL;
+    warmup_store_save(warm, shaper);       /* after every shard joined */
+    warmup_store_close(warm);
+    engine_reap(&eng, true);
+    free(eng.live);
+    if (eng.live_cfg && eng.cfg_free)
+        eng.cfg_free(eng.live_cfg);
     met_rates_source(NULL, NULL);          /* waits for a render using it */
-    vl_shaper_destroy(shaper);             /* after every shard joined */
+    vl_shaper_destroy(shaper);
     if (dlog_fd > 2)
         close(dlog_fd);
     deliver_sup_fini(&sup);

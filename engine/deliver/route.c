@@ -79,6 +79,14 @@ bool route_saturated(void *ctx, const char *domain, size_t len)
     double max = rate * ROUTE_SHAPED_BACKLOG_S;
     if (max < ROUTE_SHAPED_BACKLOG_MIN)
         max = ROUTE_SHAPED_BACKLOG_MIN;
+    /* Fair share: a domain with nothing in flight may always start (none
+     * starves behind a bigger one); one with some may hold its share of the
+     * policy's backlog among the domains that have some. */
+    if (d->shaped_inflight == 0)
+        return false;
+    uint32_t n = r->policy_domains[d->policy] ? r->policy_domains[d->policy] : 1;
+    if (d->shaped_inflight >= max / n)
+        return true;
     return r->policy_inflight[d->policy] >= max;
 }
 
@@ -166,10 +174,10 @@ static enum session_next route_on_ready(void *ctx, struct session *s, struct hos
                    ? vl_shaper_conf(r->shaper, p)->msgs_per_conn : r->cfg->msgs_per_conn_max;
     bool used_up = attempts_done >= mpc || vl_shaper_conn_surplus(r->shaper, h->policy, egress);
     if (!r->stopping && !r->paused && !used_up && h->pending) {
-        uint64_t wait = vl_shaper_msg_take(r->shaper, h->pending->dom->policy, egress,
-                                           vl_clock_mono_ms());
-        if (wait == 0) {
-            *next = route_host_pop(h);
+        uint64_t wait = 0;
+        struct attempt *t = route_host_take(r, h, egress, &wait);
+        if (t) {
+            *next = t;
             (*next)->tls = session_tls(s);
             return SESSION_NEXT_BEGIN;
         }

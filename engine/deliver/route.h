@@ -48,6 +48,8 @@ struct domain {
     char fail_status[VL_SMTP_STATUS_BYTES_MAX];
     char fail_reason[400];
     int policy;                    /* shaping policy index (vl_shaper_policy), -1 = none */
+    uint32_t shaped_inflight;      /* its recipients in the shaping backlog (route_saturated) */
+    int shaped_slot;               /* the policy they count for while shaped_inflight > 0 */
     uint32_t host_count;
     struct domain_host hosts[VL_ROUTE_ADDRS_PER_DOMAIN_MAX];
     char mx_names[VL_ROUTE_ADDRS_PER_DOMAIN_MAX][VL_SMTP_DOMAIN_BYTES_MAX + 1];
@@ -110,6 +112,7 @@ struct route {
     rx_timer_t throttle_timer;
     uint64_t throttle_at_ms;
     uint32_t policy_inflight[VL_SHAPING_POLICIES_MAX];   /* recipients on hosts, by policy */
+    uint32_t policy_domains[VL_SHAPING_POLICIES_MAX];    /* domains with some of them */
 };
 
 /** c-ares's sock_state_cb (route_dnsfd.c): poll @p fd on @p ctx's reactor
@@ -126,8 +129,16 @@ void route_fini(struct route *r);
  *  in the queue for now? True when its shaping policy already has about ten
  *  seconds of its current rate in flight in this shard: leasing more would
  *  only fill the shard's in-flight cap with mail that waits, while other
- *  destinations could go (vl_queue_lease_skip). */
+ *  destinations could go (vl_queue_lease_skip). Fair among the domains of
+ *  one policy: a domain with nothing in flight is never saturated, one with
+ *  some is once it holds its share (the backlog / the policy's domains in
+ *  flight). */
 bool route_saturated(void *r, const char *domain, size_t len);
+/** Live reload (shard_reconf): the shaper's table changed; resolved domains
+ *  take the policy it gives them now (by name, else the best MX's suffix),
+ *  hosts without an open connection their next attempt's. What is in flight
+ *  keeps counting where it began. */
+void route_rematch(struct route *r);
 /** Start delivering @p a (its recipients share one domain). */
 void route_attempt(struct route *r, struct attempt *a);
 /** Nothing left to lease (--until-empty): QUIT pooled sessions, pool no more. */

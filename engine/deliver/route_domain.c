@@ -267,6 +267,70 @@ static void route_rotate_best(struct domain *d)
     d->hosts[g - 1] = first;
 }
 
+void route_rematch(struct route *r)
+{
+    uint32_t changed = 0;
+    for (uint32_t b = 0; r->dom_tab && b < ROUTE_DOM_BUCKETS; b++)
+        for (struct domain *d = r->dom_tab[b]; d; d = d->hnext) {
+            if (d->state != DOMAIN_READY)
+                continue;          /* the others match when their answer comes */
+            int p = vl_shaper_policy(r->shaper, d->name, d->host_count ? d->mx_names[0] : NULL);
+            if (p != d->policy) {
+                vl_log_at(VL_LOG_INFO, "evt=shaping_match shard=%u domain=%s policy=%s why=reload",
+                          r->shard_idx, d->name,
+                          p >= 0 ? vl_shaper_conf(r->shaper, p)->name : "(none)");
+                d->policy = p;
+                changed++;
+            }
+        }
+    /* A host's connections count for one policy: one with none open and
+     * nothing queued takes its policy again from its next attempt. */
+    for (uint32_t b = 0; r->host_tab && b < ROUTE_HOST_BUCKETS; b++)
+        for (struct host *h = r->host_tab[b]; h; h = h->hnext)
+            if (!h->active && !h->pending)
+                h->policy = -1;
+    if (changed)
+        vl_log_at(VL_LOG_INFO, "evt=shaping_rematched shard=%u domains=%u", r->shard_idx,
+                  changed);
+}
+
+/* Recipients per transaction of a policy matched by MX suffix (issue 14):
+ * the shard cut @p t before the MX was known, so an attempt over the policy's
+ * rcpts-per-txn is cut here, once its domain resolved: the first recipients
+ * stay in @p t, each further slice becomes an attempt of the same lease and
+ * message sent on its way now. Without memory for one, the rest stays in @p t
+ * (the receiver's 452 defers what it will not take). */
+static void route_attempt_split(struct route *r, struct attempt *t)
+{
+    const struct domain *d = t->dom;
+    uint32_t max = d->policy >= 0 ? vl_shaper_conf(r->shaper, d->policy)->rcpts_per_txn : 0;
+    if (!max || t->rcpt_count <= max)
+        return;
+    vl_assert(!t->prefix && !t->fated && !t->shaped);   /* prefixes go one recipient each */
+    uint32_t keep = max;
+    for (uint32_t i = max; i < t->rcpt_count; i += max) {
+        struct attempt *a = ledger_attempt_alloc(r->ledger, t->lease, t->msg);
+        if (!a) {
+            vl_log(VL_LOG_WARN, "evt=rcpts_split_failed shard=%u domain=%s err=\"out of "
+                   "memory\"", r->shard_idx, d->name);
+            keep = i;
+            break;
+        }
+        a->dom = t->dom;
+        a->rcpt_count = t->rcpt_count - i < max ? t->rcpt_count - i : max;
+        memcpy(a->rcpts, &t->rcpts[i], a->rcpt_count * sizeof a->rcpts[0]);
+        keep = i + a->rcpt_count;
+        a->host_next = 0;
+        route_attempt_to_host(r, a);
+    }
+    if (keep > max) {              /* a failed allocation: the rest stays with t */
+        memmove(&t->rcpts[max], &t->rcpts[keep], (t->rcpt_count - keep) * sizeof t->rcpts[0]);
+        t->rcpt_count = max + (t->rcpt_count - keep);
+    } else {
+        t->rcpt_count = max;
+    }
+}
+
 /* Send @p t on its way according to its domain's state. */
 void route_dispatch(struct route *r, struct attempt *t)
 {
@@ -296,6 +360,7 @@ void route_dispatch(struct route *r, struct attempt *t)
         if (route_admin_mx_hold(r, t))
             return;                /* an operator's MX group hold: deferred */
         route_rotate_best(d);
+        route_attempt_split(r, t);
         t->host_next = 0;
         route_attempt_to_host(r, t);
         return;

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "metrics.h"
 
+#include "volley/addr.h"
 #include "volley/error.h"
 
 #include <arpa/inet.h>
@@ -125,6 +126,49 @@ struct attempt *route_host_pop(struct host *h)
     h->pending_count--;
     t->next = NULL;
     return t;
+}
+
+/* Fair share (issue 14): how far route_host_take() looks past the head of a
+ * host's queue for another domain, and how many domains it asks. */
+#define ROUTE_TAKE_SCAN  4096u
+#define ROUTE_TAKE_DOMAINS 64u
+
+uint64_t route_domain_flow(const struct domain *d)
+{
+    return vl_domain_hash(d->name, strlen(d->name)) | 1u;
+}
+
+struct attempt *route_host_take(struct route *r, struct host *h, int egress, uint64_t *wait_ms)
+{
+    uint64_t now = vl_clock_mono_ms(), best = UINT64_MAX;
+    const struct domain *tried[ROUTE_TAKE_DOMAINS];
+    unsigned ntried = 0, scanned = 0;
+    for (struct attempt **pp = &h->pending, *t; (t = *pp) != NULL && scanned < ROUTE_TAKE_SCAN;
+         pp = &t->next, scanned++) {
+        bool seen = false;
+        for (unsigned i = 0; i < ntried && !seen; i++)
+            seen = tried[i] == t->dom;
+        if (seen)
+            continue;
+        uint64_t w = vl_shaper_msg_take_flow(r->shaper, t->dom->policy, egress,
+                                             route_domain_flow(t->dom), now);
+        if (w == 0) {
+            vl_assert(h->pending_count > 0);
+            *pp = t->next;
+            if (!*pp)
+                h->pending_tail = pp;
+            h->pending_count--;
+            t->next = NULL;
+            return t;
+        }
+        if (w < best)
+            best = w;
+        if (ntried == ROUTE_TAKE_DOMAINS)
+            break;
+        tried[ntried++] = t->dom;
+    }
+    *wait_ms = best == UINT64_MAX ? 1 : best;
+    return NULL;
 }
 
 /* Record @p why as @p h's last failure; unless another session may still get
@@ -257,15 +301,14 @@ void route_host_pump(struct route *r, struct host *h)
             session_quit_idle(s);
             continue;
         }
-        uint64_t wait = vl_shaper_msg_take(r->shaper, h->pending->dom->policy,
-                                           session_egress(s), vl_clock_mono_ms());
-        if (wait) {
+        uint64_t wait = 0;
+        struct attempt *t = route_host_take(r, h, session_egress(s), &wait);
+        if (!t) {
             route_host_throttle(r, h, wait);
             return;                /* idle sessions wait pooled for the token */
         }
         h->idle = session_pool_next(s);
         session_pool_link(s, NULL);
-        struct attempt *t = route_host_pop(h);
         t->tls = session_tls(s);
         session_begin(s, t);
     }
@@ -339,6 +382,12 @@ static void route_shaped_count(struct route *r, struct attempt *t)
         return;
     t->shaped = 1 + t->dom->policy;
     r->policy_inflight[t->dom->policy] += t->rcpt_count;
+    struct domain *d = t->dom;
+    if (d->shaped_inflight == 0) {
+        d->shaped_slot = d->policy;
+        r->policy_domains[d->policy]++;
+    }
+    d->shaped_inflight += t->rcpt_count;
 }
 
 /* @p t leaves the route (done, failed, abandoned). */
@@ -348,7 +397,14 @@ void route_shaped_uncount(struct route *r, struct attempt *t)
         return;
     vl_assert(r->policy_inflight[t->shaped - 1] >= t->rcpt_count);
     r->policy_inflight[t->shaped - 1] -= t->rcpt_count;
+    struct domain *d = t->dom;
     t->shaped = 0;
+    vl_assert(d->shaped_inflight >= t->rcpt_count);
+    d->shaped_inflight -= t->rcpt_count;
+    if (d->shaped_inflight == 0) {
+        vl_assert(r->policy_domains[d->shaped_slot] > 0);
+        r->policy_domains[d->shaped_slot]--;
+    }
 }
 
 /* ---- attempts on hosts ------------------------------------------------- */
@@ -395,6 +451,8 @@ void route_attempt_to_host(struct route *r, struct attempt *t)
         dh->host->pending_tail = &t->next;
         t->next = NULL;
         dh->host->pending_count++;
+        if (d->policy >= 0 && dh->host->active)   /* its sessions will ask for it */
+            vl_shaper_flow_touch(r->shaper, d->policy, route_domain_flow(d), vl_clock_mono_ms());
         route_host_pump(r, dh->host);
         return;
     }

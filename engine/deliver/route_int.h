@@ -30,6 +30,14 @@ void route_dispatch(struct route *r, struct attempt *t);
 /* route_host.c */
 /** The host for address @p a (found or made). @return NULL at the cap or without memory. */
 struct host *route_host_get(struct route *r, const union vl_sockaddr *a);
+/** @p d's fair-share flow key for the shaper (vl_shaper_msg_take_flow). */
+uint64_t route_domain_flow(const struct domain *d);
+/** The attempt to run next on a session from egress @p egress: the first
+ *  waiting on @p h whose policy gives a message token now - looking past the
+ *  head for another domain when the head's domain must leave the token to a
+ *  domain behind it (fair share, vl_shaper_msg_take_flow) - taken off the
+ *  queue. NULL: none may start; *@p wait_ms: when to ask again. */
+struct attempt *route_host_take(struct route *r, struct host *h, int egress, uint64_t *wait_ms);
 /** Take the first attempt waiting on @p h (there is one). */
 struct attempt *route_host_pop(struct host *h);
 /** Record @p why as @p h's last failure; @return true if @p h was marked

@@ -131,6 +131,12 @@ static uint32_t shard_rcpts_max(struct shard *sh, const struct vl_queue_rcpt *r)
 /* With shaping, a lease passes over the recipients of saturated destinations
  * (route_saturated): at most this often, so that the scan costs little. */
 #define SHARD_SHAPED_LEASE_MS 100u
+/* ... and when it found little to lease (the destinations are saturated: each
+ * holds about ten seconds of its rate in flight), this often: a scan reads up
+ * to VL_QUEUE_LEASE_SKIPS_MAX queue records, which at 100 ms costs more CPU
+ * than the deliveries it waits for (bench_shaping.py, 100,000 recipients). */
+#define SHARD_SHAPED_LEASE_IDLE_MS 500u
+#define SHARD_SHAPED_LEASE_FEW     64
 
 /* Issue 16, back-pressure: each recipient leased adds one event to the
  * shard's outbox when its outcome commits, so lease at most what keeps
@@ -201,10 +207,12 @@ static int shard_lease(struct shard *sh)
     if (n < 0)
         return n;
     if (sh->cfg->shaping)
-        sh->next_lease_ms = now + SHARD_SHAPED_LEASE_MS;   /* each lease may scan past many */
+        sh->next_lease_ms = now + (n < SHARD_SHAPED_LEASE_FEW ? SHARD_SHAPED_LEASE_IDLE_MS
+                                                              : SHARD_SHAPED_LEASE_MS);
     if (n == 0) {
         sh->lease_none = true;
-        sh->next_lease_ms = now + 50;   /* poll: other processes may enqueue */
+        if (!sh->cfg->shaping)          /* (shaped: all saturated, or nothing due) */
+            sh->next_lease_ms = now + 50;   /* poll: other processes may enqueue */
         if (l->inflight == 0) {
             sh->idle_queue = true;
             if (sh->cfg->until_empty && !sh->draining) {
@@ -333,6 +341,14 @@ static int shard_loop(struct shard *sh)
 {
     uint64_t stop_seen_ms = 0;
     while (!shard_done(sh)) {
+        if (sh->live) {            /* live reload: a safe point, between turns */
+            const struct shard_live *lv = __atomic_load_n(sh->live, __ATOMIC_ACQUIRE);
+            if (lv->gen != sh->live_gen) {
+                shard_reconf(sh, lv->cfg);
+                sh->live_gen = lv->gen;
+                __atomic_store_n(&sh->live_seen, lv->gen, __ATOMIC_RELEASE);
+            }
+        }
         if (!sh->stopping && atomic_load_explicit(sh->stop, memory_order_relaxed)) {
             sh->stopping = true;
             stop_seen_ms = vl_clock_mono_ms();
@@ -411,7 +427,8 @@ int shard_run(struct shard *sh)
         return rc;
     }
     sh->com = (struct committer){
-        .shard_idx = sh->idx, .cfg = sh->cfg, .qs = sh->qs, .rx = sh->rx,
+        .shard_idx = sh->idx, .cfg = sh->cfg_base ? sh->cfg_base : sh->cfg, .qs = sh->qs,
+        .rx = sh->rx,
         .ledger = &sh->ledger, .dlog = &sh->dlog, .ctr = sh->ctr, .sup = sh->sup,
     };
     rc = ledger_init(&sh->ledger, sh->cfg, sh->ctr);

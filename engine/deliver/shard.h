@@ -30,10 +30,23 @@
 #include "volley/config.h"
 #include "volley/queue.h"
 
+/* A configuration in force (live reload, engine.c): published by the engine
+ * by pointer swap; each shard moves to it at the top of a reactor turn
+ * (shard_reconf) and acknowledges its generation. Immutable. */
+struct shard_live {
+    uint64_t gen;
+    const struct vl_config *cfg;
+};
+
 struct shard {
     /* set by engine.c before shard_run() */
     unsigned idx;
-    const struct vl_config *cfg;
+    const struct vl_config *cfg;   /* &cfg_own when run by the engine */
+    const struct vl_config *cfg_base;   /* the config the engine started with (committer) */
+    struct vl_config cfg_own;      /* the shard's copy: its live settings follow reloads */
+    struct shard_live *const *live;   /* the engine's current one (atomic), or NULL */
+    uint64_t live_gen;             /* the generation applied (shard thread) */
+    uint64_t live_seen;            /* = live_gen, atomic: read by the engine */
     struct vl_queue_shard *qs;
     struct smtp_client_conf client_conf;
     struct vl_dlog dlog;
@@ -61,6 +74,15 @@ struct shard {
  *  reactor, ledger, committer and routes, loop, tear down. @return 0 or the
  *  fatal error that ended it (-errno, VL_E_*). */
 int shard_run(struct shard *sh);
+
+/** shard_reconf.c: move to @p next's live settings (limits, retry schedule,
+ *  TLS policy, shaping table); the rest of @p next (listeners, data dir,
+ *  shard count, ...) is ignored: it needs a restart. Shard thread, between
+ *  reactor turns: nothing in flight is touched. */
+void shard_reconf(struct shard *sh, const struct vl_config *next);
+/** @p cc: the SMTP client settings @p cfg gives (EHLO name, recipients per
+ *  transaction, STARTTLS, command timeouts). */
+void shard_client_conf(struct smtp_client_conf *cc, const struct vl_config *cfg);
 
 /** shard_admin.c: recipients of @p b whose domain an operator holds (adm.h)
  *  and not marked in @p out yet get their outcome now; marked in @p out. */

@@ -161,21 +161,10 @@ static const char *cf_type_name(const config_setting_t *s)
     }
 }
 
-/* Set command-line option --KEY to a scalar setting @p v (@p at for errors). */
-static void cf_option_value(struct cf *f, const config_setting_t *at, const char *opt,
-                            const config_setting_t *v)
+/* Set command-line option @p opt to @p text (@p at for errors). */
+static void cf_option_text(struct cf *f, const config_setting_t *at, const char *opt,
+                           const char *text, bool flag)
 {
-    char num[64];
-    const char *text = cf_scalar(v, num, sizeof num);
-    if (!text) {
-        cf_err(f, at, "%s: expected a value, not %s", opt + 2, cf_type_name(v));
-        return;
-    }
-    bool flag = !vl_config_option_takes_value(opt);
-    if (flag && config_setting_type(v) != CONFIG_TYPE_BOOL) {
-        cf_err(f, at, "%s: expected true or false", opt + 2);
-        return;
-    }
     char *msg = NULL;
     size_t msg_len = 0;
     FILE *m = open_memstream(&msg, &msg_len);
@@ -194,6 +183,24 @@ static void cf_option_value(struct cf *f, const config_setting_t *at, const char
         cf_err(f, at, "%s: %.*s", opt + 2, (int)n, why ? why : "bad value");
     }
     free(msg);
+}
+
+/* Set command-line option --KEY to a scalar setting @p v (@p at for errors). */
+static void cf_option_value(struct cf *f, const config_setting_t *at, const char *opt,
+                            const config_setting_t *v)
+{
+    char num[64];
+    const char *text = cf_scalar(v, num, sizeof num);
+    if (!text) {
+        cf_err(f, at, "%s: expected a value, not %s", opt + 2, cf_type_name(v));
+        return;
+    }
+    bool flag = !vl_config_option_takes_value(opt);
+    if (flag && config_setting_type(v) != CONFIG_TYPE_BOOL) {
+        cf_err(f, at, "%s: expected true or false", opt + 2);
+        return;
+    }
+    cf_option_text(f, at, opt, text, flag);
 }
 
 /* ---- listeners ------------------------------------------------------------ */
@@ -234,6 +241,101 @@ static void cf_listeners(struct cf *f, const config_setting_t *list)
         }
         config_setting_t *av = config_setting_get_member(l, "address");
         cf_option_value(f, l, !strcmp(tls, "implicit") ? "--listen-tls" : "--listen", av);
+    }
+}
+
+/* ---- dkim { } ------------------------------------------------------------------
+ * The DKIM options as a block (the same parsers as --dkim, --dkim-canon,
+ * --dkim-expire, --dkim-headers):
+ *   dkim = { keys = ( { domain = "example.com"; selector = "s1"; key = "FILE"; } );
+ *            canon = "relaxed/relaxed"; expire = "7d"; headers = [ "From", "To" ]; };
+ * A key file must be readable (checked here, so `config check` says so). */
+static void cf_dkim(struct cf *f, const config_setting_t *g)
+{
+    static const char *const keys[] = { "keys", "canon", "expire", "headers" };
+    static const char *const kkeys[] = { "domain", "selector", "key" };
+    for (int i = 0; i < config_setting_length(g); i++) {
+        const config_setting_t *e = config_setting_get_elem(g, (unsigned)i);
+        const char *n = config_setting_name(e);
+        if (!strcmp(n, "canon") || !strcmp(n, "expire")) {
+            cf_option_value(f, e, !strcmp(n, "canon") ? "--dkim-canon" : "--dkim-expire", e);
+        } else if (!strcmp(n, "headers")) {
+            if (config_setting_type(e) == CONFIG_TYPE_STRING) {
+                cf_option_value(f, e, "--dkim-headers", e);
+                continue;
+            }
+            if (!config_setting_is_array(e) || config_setting_length(e) < 1) {
+                cf_err(f, e, "dkim.headers: expected an array of field names [ \"From\", "
+                       "\"To\" ] or \"From:To\"");
+                continue;
+            }
+            char list[2048] = "";
+            size_t len = 0;
+            bool ok = true;
+            for (int k = 0; k < config_setting_length(e); k++) {
+                const char *h = config_setting_get_string_elem(e, k);
+                if (!h || !h[0] || strchr(h, ':') || len + strlen(h) + 2 > sizeof list) {
+                    cf_err(f, e, "dkim.headers: element %d: expected a field name", k + 1);
+                    ok = false;
+                    break;
+                }
+                len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", k ? ":" : "", h);
+            }
+            if (ok)
+                cf_option_text(f, e, "--dkim-headers", list, false);
+        } else if (!strcmp(n, "keys")) {
+            if (!config_setting_is_list(e)) {
+                cf_err(f, e, "dkim.keys: expected a list ( { domain = \"...\"; selector = "
+                       "\"...\"; key = \"FILE\"; } )");
+                continue;
+            }
+            for (int k = 0; k < config_setting_length(e); k++) {
+                const config_setting_t *x = config_setting_get_elem(e, (unsigned)k);
+                const char *v[3] = { NULL, NULL, NULL };
+                bool ok = config_setting_is_group(x);
+                if (!ok)
+                    cf_err(f, x, "dkim.keys: expected { domain = \"...\"; selector = \"...\"; "
+                           "key = \"FILE\"; }");
+                for (int j = 0; ok && j < config_setting_length(x); j++) {
+                    const config_setting_t *y = config_setting_get_elem(x, (unsigned)j);
+                    const char *yn = config_setting_name(y);
+                    unsigned w = 0;
+                    while (w < 3 && strcmp(yn, kkeys[w]))
+                        w++;
+                    if (w == 3) {
+                        cf_unknown(f, y, "a dkim key", kkeys, 3);
+                        ok = false;
+                    } else if (!(v[w] = config_setting_get_string(y)) || !v[w][0] ||
+                               (w < 2 && strchr(v[w], ':'))) {
+                        cf_err(f, y, "dkim.keys.%s: expected a %s", yn,
+                               w == 2 ? "file name" : w ? "selector" : "domain name");
+                        ok = false;
+                    }
+                }
+                for (unsigned w = 0; ok && w < 3; w++)
+                    if (!v[w]) {
+                        cf_err(f, x, "dkim key: %s missing", kkeys[w]);
+                        ok = false;
+                    }
+                if (!ok)
+                    continue;
+                FILE *kf = fopen(v[2], "r");
+                if (!kf) {
+                    cf_err(f, config_setting_get_member(x, "key"), "dkim.keys.key '%s': cannot "
+                           "read: %s", v[2], strerror(errno));
+                    continue;
+                }
+                fclose(kf);
+                char opt[1200];
+                if (snprintf(opt, sizeof opt, "%s:%s:%s", v[0], v[1], v[2]) >= (int)sizeof opt) {
+                    cf_err(f, x, "dkim key: too long");
+                    continue;
+                }
+                cf_option_text(f, x, "--dkim", opt, false);
+            }
+        } else {
+            cf_unknown(f, e, "dkim", keys, sizeof keys / sizeof keys[0]);
+        }
     }
 }
 
@@ -843,6 +945,8 @@ unsigned vl_config_load_file(struct vl_config *c, const char *path, FILE *err)
             egress = e;
         else if (!strcmp(name, "events"))
             cf_events(&f, e);             /* issue 16 */
+        else if (!strcmp(name, "dkim") && config_setting_is_group(e))
+            cf_dkim(&f, e);              /* the block; `dkim = [ "D:S:FILE" ]` is the option */
         else
             cf_top_key(&f, e);
     }
@@ -886,6 +990,33 @@ void vl_config_fini(struct vl_config *c)
     free(c->owned);
     c->owned = NULL;
     c->shaping = NULL;
+}
+
+/* ---- live reload: egress addresses stay ------------------------------------------- */
+
+bool vl_shaping_egress_same(const struct vl_shaping *a, const struct vl_shaping *b)
+{
+    unsigned na = a ? a->addr_count : 0, nb = b ? b->addr_count : 0;
+    if (na != nb)
+        return false;
+    for (unsigned i = 0; i < na; i++)
+        if (strcmp(a->addrs[i].ip, b->addrs[i].ip) || strcmp(a->addrs[i].ehlo, b->addrs[i].ehlo))
+            return false;
+    return true;
+}
+
+void vl_config_keep_egress(struct vl_config *next, const struct vl_shaping *running)
+{
+    struct vl_shaping *sh = next->owned ? next->owned->shaping : NULL;
+    if (!sh || next->shaping != sh)
+        return;
+    sh->addr_count = running ? running->addr_count : 0;
+    sh->pool_count = running ? running->pool_count : 0;
+    sh->default_pool = running ? running->default_pool : -1;
+    if (running) {
+        memcpy(sh->addrs, running->addrs, sizeof sh->addrs);
+        memcpy(sh->pools, running->pools, sizeof sh->pools);
+    }
 }
 
 /* ---- the command line over the file ---------------------------------------------- */

@@ -13,6 +13,7 @@
 #define VOLLEY_ENGINE_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "volley/config.h"
@@ -46,5 +47,20 @@ typedef void vl_engine_progress_fn(const struct vl_engine_totals *t, double elap
 int vl_engine_run(const struct vl_config *cfg, struct vl_queue *q, atomic_bool *stop,
                   vl_engine_progress_fn *progress, void *ctx, unsigned interval_ms,
                   struct vl_engine_totals *out);
+
+/** Live reload (SIGHUP), from the progress callback of a running
+ *  vl_engine_run() (its thread): the shards move to @p next's live settings
+ *  - limits, retry schedule, TLS policy, shaping policies and egress pools
+ *  (shard_reconf.c, vl_shaper_update: AIMD state carries over by policy
+ *  name) - each at its next reactor turn, without touching what is in
+ *  flight. The rest of @p next (listeners, data dir, shards, ...) is not
+ *  applied: the caller reports it as needing a restart. @p next must be
+ *  valid (vl_config_check) with the egress addresses of the running table.
+ *  On 0 the engine owns @p next and frees it with @p cfg_free once no shard
+ *  reads it; @p out gets the shaping changes ("" if none).
+ *  @return 0, -ESRCH (no engine running), -ENOMEM, -ENOSPC (too many policy
+ *  names since start: restart). */
+int vl_engine_reload(struct vl_config *next, void (*cfg_free)(struct vl_config *),
+                     char *out, size_t cap);
 
 #endif

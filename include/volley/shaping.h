@@ -88,4 +88,11 @@ struct vl_shaping {
 const struct vl_shaping_policy *vl_shaping_match(const struct vl_shaping *s,
                                                  const char *domain, const char *mx);
 
+/** Live reload: do @p a and @p b have the same egress addresses (IP and EHLO
+ *  name, in order)? Pools, weights and warm-up plans may differ. */
+bool vl_shaping_egress_same(const struct vl_shaping *a, const struct vl_shaping *b);
+/** Live reload: the egress addresses and pools of @p next's file become those
+ *  of @p running (changing them needs a restart); its policies stay. */
+void vl_config_keep_egress(struct vl_config *next, const struct vl_shaping *running);
+
 #endif

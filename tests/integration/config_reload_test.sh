@@ -8,7 +8,9 @@
 #   3. SIGHUP with a broken file: refused, each error logged with file:line
 #      (evt=config_reload_refused), the engine keeps running on the old config
 #      and delivers what arrives next; SIGHUP with a valid changed file:
-#      evt=config_reloaded names what changed; SIGTERM: exit 0, nothing lost.
+#      evt=config_reloaded applies=live names what changed, and a changed
+#      listener as needs_restart (the old one keeps serving); SIGTERM: exit 0,
+#      nothing lost.
 set -euo pipefail
 command -v python3 >/dev/null || { echo "FAIL: python3 not installed (scripts/setup.sh installs it)" >&2; exit 1; }
 [ -x "${VOLLEY_BIN:-}" ] || { echo "FAIL: VOLLEY_BIN is not set (run the tests through ctest)" >&2; exit 1; }
@@ -57,7 +59,7 @@ rc=0; "$VOLLEY_BIN" run --config "$tmp/bad.conf" --data "$tmp/qbad" --until-empt
 sink_pid=$!; pids+=("$sink_pid")
 wait_for "$tmp/sink.out" '^sink: listening on 127\.0\.0\.1:[0-9]+$'
 sport=$(sed -n 's/^sink: listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/sink.out")
-write_conf() {   # write_conf MSGS_PER_CONN
+write_conf() {   # write_conf MSGS_PER_CONN [LISTENER]
     cat >"$tmp/volley.conf.new" <<CONF
 # test config
 data = "$tmp/q";
@@ -66,7 +68,7 @@ log = "$tmp/delivery.json";
 route = [ "*=127.0.0.1:$sport" ];
 max-rcpts = 50;
 msgs-per-conn = $1;
-listeners = ( { address = "127.0.0.1:0"; } );
+listeners = ( { address = "${2:-127.0.0.1:0}"; } );
 CONF
     mv "$tmp/volley.conf.new" "$tmp/volley.conf"
 }
@@ -119,10 +121,13 @@ grep -qF "$tmp/volley.conf:3: max-age:" "$tmp/run.err" || fail "line 3 not logge
 kill -0 "$run_pid" 2>/dev/null || fail "run died on a bad reload: $(tail -5 "$tmp/run.err")"
 send second 2
 wait_delivered 5
-# a valid file with a change: accepted, what changed is named
-write_conf 7
+# a valid file with a change: applied live, what changed is named; a listener
+# change cannot apply live: named as needing a restart, the old listener kept
+write_conf 7 127.0.0.1:1
 kill -HUP "$run_pid"
-wait_for "$tmp/run.err" 'evt=config_reloaded .*changed="msgs-per-conn"'
+wait_for "$tmp/run.err" 'evt=config_reloaded .*applies=live changed="msgs-per-conn"'
+grep -q 'evt=config_reloaded .*needs_restart="listeners"' "$tmp/run.err" \
+    || fail "listener change not reported as needing a restart: $(grep reloaded "$tmp/run.err")"
 send third 1
 wait_delivered 6
 kill -TERM "$run_pid"

@@ -10,8 +10,23 @@ shared:  three domains whose MX ends in bigmail.test share one policy's budget
 egress:  the same run goes out from two egress addresses (127.0.0.10 and .11,
          bound before connect), each with its own EHLO name, both used;
 rcpts:   a policy naming a domain lowers recipients per transaction;
+rcpts_mx: so does a policy matched by MX suffix (the attempt is cut once the
+         MX is known): 7 recipients of one domain and 3 of another behind
+         mx.fewmx.test with rcpts-per-txn = 2 arrive in 4 + 2 transactions of at
+         most 2, each recipient once;
 policy_tls_retry: a policy's TLS level (encrypt) and retry schedule apply to its
          domain only;
+fair:    two domains behind one MX-suffix policy (50 msg/s), one with 10x the
+         recipients and queued first: while the small one has mail both get
+         about the same rate (measured at the sink from the saved messages'
+         times: the big one gets at most 2x the small one's count by the time
+         the small one is done; first-come would give it about 10x); one shard
+         (lease, host queue) and two shards (the shaper's flows);
+warmup_restart: an egress address with a warm-up plan of 3 messages a day
+         sends 3 of 5 and waits; `volley run` is stopped (SIGTERM) and started
+         again: the count comes back from DATA/shaping (evt=warmup_restored
+         sent=3) and the address stays capped (the sink still has 3, 2 stay
+         queued);
 aimd:    a model that allows 8 msg/s answers 421 4.7.0 above it: the adaptive
          policy (40 msg/s) halves its rate (delivery-log event "rate" with old
          and new rate, at most one cut per hold-down), and after retries every
@@ -22,11 +37,13 @@ asserts "no faster than the limit allows", never "at least this fast").
 Run one case with DELIVER_CASE=name."""
 import json
 import os
+import re
+import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from volley_lib import by_event, check, message, run_cases  # noqa: E402
+from volley_lib import by_event, check, message, run_cases, volley_bin  # noqa: E402
 
 BIG, SLOW = "127.0.0.2", "127.0.0.3"
 
@@ -95,6 +112,130 @@ def case_rcpts(env):
     check(len(by_event(env.log(), "delivered")) == 6, "not all delivered: %r" % env.log())
     st = env.stop_sink(BIG)
     check(st["transactions"] == 3 and st["rcpts"] == 6, "want 3 transactions of 2: %r" % st)
+
+
+def start_run(env, conf, err_path, *args):
+    """`volley run --config CONF` in the background (serves until SIGTERM)."""
+    with open(err_path, "ab") as err:
+        return subprocess.Popen([volley_bin(), "run", "--config", conf, "--data", env.data,
+                                 "--quiet", "--log", env.log_path, "--shards", str(env.shards),
+                                 *[str(a) for a in env.route_args()], *args],
+                                stdout=subprocess.DEVNULL, stderr=err,
+                                env=dict(os.environ, VOLLEY_LOG="info"))
+
+
+def stop_run(proc):
+    proc.terminate()
+    try:
+        return proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        check(False, "volley run did not stop within 60s of SIGTERM")
+
+
+def fair_case(env, shards):
+    env.shards = shards
+    env.start_sinks({BIG: []})
+    env.start_dns(mx={"big.test": [(10, "mx.fair.test", BIG)],
+                      "small.test": [(10, "mx.fair.test", BIG)]}, defaults=False)
+    conf = write(env, "volley.conf",
+                 'shaping = { fair = { mx = "fair.test"; msgs-per-sec = 50.0; }; };\n')
+    big = ["b%d@big.test" % i for i in range(300)]
+    small = ["s%d@small.test" % i for i in range(30)]
+    env.enqueue("s@src.test", big, message())
+    env.enqueue("s@src.test", small, message())
+    env.run("--config", conf, "--max-rcpts", "1")
+    check(len(by_event(env.log(), "delivered")) == 330, "not all delivered")
+    saved = env.saved(BIG)
+    times = []
+    for m in saved:
+        st = os.stat(os.path.join(env.sinks[BIG].save_dir, m["file"]))
+        for r in m["rcpts"]:
+            times.append((st.st_mtime_ns, r.split("@")[1]))
+    got = sorted(r for m in saved for r in m["rcpts"])
+    check(got == sorted(big + small), "saved %d recipients, want each of 330 once" % len(got))
+    t_end = max(t for t, d in times if d == "small.test")
+    big_by_then = sum(1 for t, d in times if d == "big.test" and t <= t_end)
+    print("     %d shard(s): big.test had %d delivered when small.test's 30 were done" %
+          (shards, big_by_then))
+    check(big_by_then <= 60, "big.test got %d messages while small.test got its 30: not a "
+          "fair share (want about 30, at most 60)" % big_by_then)
+
+
+def case_fair_1shard(env):
+    fair_case(env, 1)
+
+
+def case_fair_2shards(env):
+    fair_case(env, 2)
+
+
+def case_warmup_restart(env):
+    env.start_sinks({BIG: []})
+    env.start_dns(mx={"warm.test": [(10, "mx.warm.test", BIG)]}, defaults=False)
+    conf = write(env, "volley.conf", """
+egress = { addresses = ( { ip = "127.0.0.12"; ehlo = "warm.sender.test"; warmup = [ 3, 100 ]; } ); };
+shaping = { warm = { domains = "warm.test"; }; };
+""")
+    rcpts = ["r%d@warm.test" % i for i in range(5)]
+    env.enqueue("s@src.test", rcpts, message())
+    err = os.path.join(env.tmp, "run.err")
+    proc = start_run(env, conf, err, "--max-rcpts", "1")
+    try:
+        end = time.monotonic() + 60
+        while time.monotonic() < end and len(by_event(env.log(), "delivered")) < 3:
+            time.sleep(0.1)
+        check(len(by_event(env.log(), "delivered")) == 3, "first run: %d delivered, want 3 "
+              "(the day's cap)" % len(by_event(env.log(), "delivered")))
+        time.sleep(1.5)                     # capped: nothing more goes; the counts are saved
+    finally:
+        rc = stop_run(proc)
+    check(rc in (0, 3), "first run exited %d" % rc)
+    check(len(by_event(env.log(), "delivered")) == 3, "first run went past the cap: %d" %
+          len(by_event(env.log(), "delivered")))
+    st = env.queue_stats()
+    check(st["ready"] + st["deferred"] == 2, "want 2 queued after the first run: %r" % st)
+    proc = start_run(env, conf, err, "--max-rcpts", "1")
+    try:
+        end = time.monotonic() + 60
+        text = ""
+        while time.monotonic() < end:
+            with open(err, errors="replace") as f:
+                text = f.read()
+            if re.search(r"evt=warmup_restored ip=127\.0\.0\.12 .*sent=3", text):
+                break
+            time.sleep(0.1)
+        check(re.search(r"evt=warmup_restored ip=127\.0\.0\.12 .*sent=3", text),
+              "the second run did not restore the count: %s" % text[-1500:])
+        time.sleep(3.0)                     # uncapped, the 2 left would go within this
+    finally:
+        rc = stop_run(proc)
+    check(rc in (0, 3), "second run exited %d" % rc)
+    got = len(by_event(env.log(), "delivered"))
+    check(got == 3, "after a restart the capped address delivered %d, want still 3" % got)
+    st = env.stop_sink(BIG)
+    check(st["transactions"] == 3, "sink transactions %d, want 3" % st["transactions"])
+
+
+def case_rcpts_mx(env):
+    env.start_sinks({BIG: []})
+    env.start_dns(mx={"m1.test": [(10, "mx.fewmx.test", BIG)],
+                      "m2.test": [(10, "mx.fewmx.test", BIG)]}, defaults=False)
+    conf = write(env, "volley.conf",
+                 'shaping = { fewmx = { mx = "fewmx.test"; rcpts-per-txn = 2; }; };\n')
+    rcpts = ["r%d@m1.test" % i for i in range(7)] + ["s%d@m2.test" % i for i in range(3)]
+    env.enqueue("s@src.test", rcpts, message())
+    env.run("--config", conf)
+    check(len(by_event(env.log(), "delivered")) == 10, "not all delivered: %r" % env.log())
+    saved = env.saved(BIG)
+    sizes = sorted(len(m["rcpts"]) for m in saved)
+    check(sizes == [1, 1, 2, 2, 2, 2], "transactions by recipient count %r, want "
+          "[1, 1, 2, 2, 2, 2] (at most 2 each)" % sizes)
+    got = sorted(r for m in saved for r in m["rcpts"])
+    check(got == sorted(rcpts), "saved recipients %r" % got)
+    st = env.stop_sink(BIG)
+    check(st["transactions"] == 6 and st["rcpts"] == 10, "want 6 transactions: %r" % st)
 
 
 def case_aimd(env):
@@ -167,4 +308,6 @@ def case_policy_tls_retry(env):
 
 
 run_cases([("shared_and_egress", case_shared_and_egress), ("rcpts", case_rcpts),
-           ("aimd", case_aimd), ("policy_tls_retry", case_policy_tls_retry)])
+           ("rcpts_mx", case_rcpts_mx), ("fair_1shard", case_fair_1shard),
+           ("fair_2shards", case_fair_2shards),
+           ("warmup_restart", case_warmup_restart), ("aimd", case_aimd), ("policy_tls_retry", case_policy_tls_retry)])

@@ -250,6 +250,67 @@ static void test_shaping(void **state)
     vl_config_fini(&c);
 }
 
+/* The dkim { } block reaches the same fields as --dkim, --dkim-canon,
+ * --dkim-expire and --dkim-headers; its errors have lines. */
+static void test_dkim_block(void **state)
+{
+    (void)state;
+    static struct vl_config c;
+    char key1[300], key2[300];
+    snprintf(key1, sizeof key1, "%s", write_file("s1.pem", "not checked here\n"));
+    snprintf(key2, sizeof key2, "%s", write_file("ed1.pem", "not checked here\n"));
+    char text[2000];
+    snprintf(text, sizeof text,
+             "dkim = {\n"
+             "  keys = ( { domain = \"Example.COM\"; selector = \"s1\"; key = \"%s\"; },\n"
+             "           { domain = \"example.com\"; selector = \"ed1\"; key = \"%s\"; } );\n"
+             "  canon = \"simple/relaxed\";\n"
+             "  expire = \"7d\";\n"
+             "  headers = [ \"From\", \"To\", \"Subject\" ];\n"
+             "};\n", key1, key2);
+    char *errs = NULL;
+    assert_int_equal(load(&c, text, &errs), 0);
+    assert_string_equal(errs, "");
+    free(errs);
+    assert_int_equal(c.dkim.key_count, 2);
+    assert_string_equal(c.dkim.keys[0].domain, "example.com");
+    assert_string_equal(c.dkim.keys[0].selector, "s1");
+    assert_string_equal(c.dkim.keys[0].key_path, key1);
+    assert_string_equal(c.dkim.keys[1].selector, "ed1");
+    assert_true(c.dkim.canon_hdr_simple && !c.dkim.canon_body_simple);
+    assert_int_equal(c.dkim.expire_ms, 7ull * 86400 * 1000);
+    assert_string_equal(c.dkim.headers, "From:To:Subject");
+    vl_config_fini(&c);
+    /* errors, each on its line */
+    snprintf(text, sizeof text,
+             "dkim = {\n"
+             "  keys = ( { domain = \"example.com\"; selecter = \"s1\"; key = \"%s\"; },\n"
+             "           { domain = \"example.com\"; selector = \"s2\";\n"
+             "             key = \"%s/missing.pem\"; },\n"
+             "           { domain = \"bad_domain\"; selector = \"s3\"; key = \"%s\"; } );\n"
+             "  canon = \"loose\";\n"
+             "  headers = [ \"From\", \"\" ];\n"
+             "  sign = true;\n"
+             "};\n", key1, dir, key1);
+    unsigned n = load(&c, text, &errs);
+    const char *want[] = {
+        ":2: unknown key 'selecter' in a dkim key (did you mean 'selector'?)",
+        ":4: dkim.keys.key '",
+        ":5: dkim: --dkim 'bad_domain:s3:",
+        ":6: dkim-canon: --dkim-canon 'loose': expected HDR/BODY",
+        ":7: dkim.headers: element 2: expected a field name",
+        ":8: unknown key 'sign' in dkim",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        if (!strstr(errs, want[i]))
+            fail_msg("missing \"%s\" in:\n%s", want[i], errs);
+    }
+    assert_non_null(strstr(errs, "missing.pem': cannot read: No such file or directory"));
+    assert_int_equal(n, 6);
+    free(errs);
+    vl_config_fini(&c);
+}
+
 static void test_example_passes(void **state)
 {
     (void)state;
@@ -285,6 +346,7 @@ int main(void)
         cmocka_unit_test(test_unknown_without_suggestion),
         cmocka_unit_test(test_cli_overrides),
         cmocka_unit_test(test_shaping),
+        cmocka_unit_test(test_dkim_block),
         cmocka_unit_test(test_example_passes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
