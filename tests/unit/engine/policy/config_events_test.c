@@ -15,46 +15,15 @@
 
 #include "volley/config.h"
 
-static char dir[] = "/tmp/vl_config_events_XXXXXX";
+#include "config_fx.h"
 
-static int setup(void **state)
-{
-    (void)state;
-    return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-/* Load @p text from a file; the errors printed go to *@p errs (caller frees). */
-static unsigned load(struct vl_config *c, const char *text, char **errs)
-{
-    char path[256];
-    snprintf(path, sizeof path, "%s/t.conf", dir);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    assert_true(fputs(text, f) >= 0);
-    assert_int_equal(fclose(f), 0);
-    size_t len = 0;
-    FILE *m = open_memstream(errs, &len);
-    assert_non_null(m);
-    vl_config_defaults(c);
-    unsigned n = vl_config_load_file(c, path, m);
-    assert_int_equal(fclose(m), 0);
-    return n;
-}
 
 static void test_values(void **state)
 {
     (void)state;
     static struct vl_config c;
     char *errs = NULL;
-    unsigned n = load(&c,
+    unsigned n = cfx_load(&c,
         "events = {\n"
         "  webhook = { url = \"http://127.0.0.1:8080/h\"; secret-file = \"/k\"; };\n"
         "  amqp = { url = \"amqp://u:p@127.0.0.1:5672/\"; queue = \"q1\"; };\n"
@@ -87,7 +56,7 @@ static void test_errors(void **state)
     (void)state;
     static struct vl_config c;
     char *errs = NULL;
-    unsigned n = load(&c,
+    unsigned n = cfx_load(&c,
         "events = {\n"                                                  /* 1 */
         "  webhook = { url = \"ftp://x/\"; secret-fil = \"/k\"; };\n"   /* 2 */
         "  amqp = { url = \"amqp://h/\"; exchange = \"x\"; };\n"        /* 3 */
@@ -123,7 +92,7 @@ static void test_not_a_group(void **state)
     (void)state;
     static struct vl_config c;
     char *errs = NULL;
-    assert_int_equal(load(&c, "events = { webhook = \"http://x/\"; };\n", &errs), 1);
+    assert_int_equal(cfx_load(&c, "events = { webhook = \"http://x/\"; };\n", &errs), 1);
     if (!strstr(errs, ":1: events.webhook: expected a group"))
         fail_msg("%s", errs);
     free(errs);
@@ -158,7 +127,7 @@ static void test_example_block(void **state)
     assert_true(used > 100);
     static struct vl_config c;
     char *errs = NULL;
-    if (load(&c, text, &errs))
+    if (cfx_load(&c, text, &errs))
         fail_msg("%s\n%s", text, errs);
     assert_non_null(c.events.webhook_url);
     assert_non_null(c.events.amqp_url);
@@ -175,5 +144,5 @@ int main(void)
         cmocka_unit_test(test_not_a_group),
         cmocka_unit_test(test_example_block),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, cfx_setup, cfx_teardown);
 }

@@ -16,52 +16,15 @@
 #include "volley/config.h"
 #include "volley/shaping.h"
 
-static char dir[] = "/tmp/vl_config_file_XXXXXX";
+#include "config_fx.h"
 
-static int setup(void **state)
-{
-    (void)state;
-    return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static const char *write_file(const char *name, const char *text)
-{
-    static char path[256];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    assert_int_equal(fputs(text, f) >= 0, 1);
-    assert_int_equal(fclose(f), 0);
-    return path;
-}
-
-/* Load @p text; the errors printed go to *@p errs (caller frees). */
-static unsigned load(struct vl_config *c, const char *text, char **errs)
-{
-    const char *path = write_file("t.conf", text);
-    size_t len = 0;
-    FILE *m = open_memstream(errs, &len);
-    assert_non_null(m);
-    vl_config_defaults(c);
-    unsigned n = vl_config_load_file(c, path, m);
-    assert_int_equal(fclose(m), 0);
-    return n;
-}
 
 static void test_values(void **state)
 {
     (void)state;
     static struct vl_config c;
     char *errs = NULL;
-    unsigned n = load(&c,
+    unsigned n = cfx_load(&c,
         "# comment\n"
         "data = \"/tmp/q\";\n"
         "shards = 3;\n"
@@ -100,7 +63,7 @@ static void test_every_error_with_line(void **state)
     (void)state;
     static struct vl_config c;
     char *errs = NULL;
-    unsigned n = load(&c,
+    unsigned n = cfx_load(&c,
         "retry-bse = \"5m\";\n"                                  /* 1: typo */
         "max-rcpts = 500;\n"                                     /* 2: range */
         "tls = \"sometimes\";\n"                                 /* 3: enum */
@@ -126,7 +89,7 @@ static void test_every_error_with_line(void **state)
         if (!strstr(errs, want[i]))
             fail_msg("missing \"%s\" in:\n%s", want[i], errs);
     }
-    assert_non_null(strstr(errs, dir));          /* the path is in each line */
+    assert_non_null(strstr(errs, cfx_dir));          /* the path is in each line */
     free(errs);
     vl_config_fini(&c);
 }
@@ -136,7 +99,7 @@ static void test_syntax_error(void **state)
     (void)state;
     static struct vl_config c;
     char *errs = NULL;
-    unsigned n = load(&c, "shards = 2;\n\nlog = \"x\";\nquiet = = true;\n", &errs);
+    unsigned n = cfx_load(&c, "shards = 2;\n\nlog = \"x\";\nquiet = = true;\n", &errs);
     assert_int_equal(n, 1);
     if (!strstr(errs, "t.conf:4: syntax error"))
         fail_msg("%s", errs);
@@ -149,7 +112,7 @@ static void test_unknown_without_suggestion(void **state)
     (void)state;
     static struct vl_config c;
     char *errs = NULL;
-    assert_int_equal(load(&c, "zzzzzzzzzzzz = 1;\n", &errs), 1);
+    assert_int_equal(cfx_load(&c, "zzzzzzzzzzzz = 1;\n", &errs), 1);
     assert_non_null(strstr(errs, ":1: unknown key 'zzzzzzzzzzzz'\n"));
     assert_null(strstr(errs, "did you mean"));
     free(errs);
@@ -161,7 +124,7 @@ static void test_cli_overrides(void **state)
 {
     (void)state;
     static struct vl_config c;
-    const char *path = write_file("o.conf", "max-rcpts = 50;\nmsgs-per-conn = 9;\n");
+    const char *path = cfx_write_file("o.conf", "max-rcpts = 50;\nmsgs-per-conn = 9;\n");
     char *argv[] = { "run", "--max-rcpts", "3", "--config", (char *)path };
     char *rest[8];
     int rest_n = 0;
@@ -172,7 +135,7 @@ static void test_cli_overrides(void **state)
     assert_int_equal(c.msgs_per_conn_max, 9);      /* file */
     vl_config_fini(&c);
     /* a repeatable option on the command line replaces the file's list */
-    path = write_file("l.conf", "route = [ \"a.example=127.0.0.1:25\", \"b.example=127.0.0.1:26\" ];\n"
+    path = cfx_write_file("l.conf", "route = [ \"a.example=127.0.0.1:25\", \"b.example=127.0.0.1:26\" ];\n"
                                 "listeners = ( { address = \"127.0.0.1:2525\"; } );\n");
     char *argv3[] = { "run", "--config", (char *)path, "--route", "c.example=127.0.0.1:27",
                       "--listen", "127.0.0.1:0" };
@@ -184,7 +147,7 @@ static void test_cli_overrides(void **state)
     assert_int_equal(c.listens[0].port, 0);
     vl_config_fini(&c);
     /* a bad file makes the parse fail */
-    path = write_file("b.conf", "max-rcpts = 0;\n");
+    path = cfx_write_file("b.conf", "max-rcpts = 0;\n");
     char *argv2[] = { "run", "--config", (char *)path };
     vl_config_defaults(&c);
     FILE *devnull = fopen("/dev/null", "w");
@@ -199,7 +162,7 @@ static void test_shaping(void **state)
     (void)state;
     static struct vl_config c;
     char *errs = NULL;
-    unsigned n = load(&c,
+    unsigned n = cfx_load(&c,
         "egress = { addresses = ( { ip = \"127.0.0.2\"; ehlo = \"a.example\"; pool = \"p\"; "
         "warmup = [ 10, 20 ]; } ); };\n"
         "shaping = {\n"
@@ -232,7 +195,7 @@ static void test_shaping(void **state)
     free(errs);
     vl_config_fini(&c);
 
-    n = load(&c,
+    n = cfx_load(&c,
         "shaping = { a = { msgs-per-sec = 0; }; b = { mx = \"x.test\"; pool = \"none\"; };\n"
         "            c = { mx = \"x.test\"; adaptive = { decrease = 2; }; }; };\n", &errs);
     const char *want[] = {
@@ -257,8 +220,8 @@ static void test_dkim_block(void **state)
     (void)state;
     static struct vl_config c;
     char key1[300], key2[300];
-    snprintf(key1, sizeof key1, "%s", write_file("s1.pem", "not checked here\n"));
-    snprintf(key2, sizeof key2, "%s", write_file("ed1.pem", "not checked here\n"));
+    snprintf(key1, sizeof key1, "%s", cfx_write_file("s1.pem", "not checked here\n"));
+    snprintf(key2, sizeof key2, "%s", cfx_write_file("ed1.pem", "not checked here\n"));
     char text[2000];
     snprintf(text, sizeof text,
              "dkim = {\n"
@@ -269,7 +232,7 @@ static void test_dkim_block(void **state)
              "  headers = [ \"From\", \"To\", \"Subject\" ];\n"
              "};\n", key1, key2);
     char *errs = NULL;
-    assert_int_equal(load(&c, text, &errs), 0);
+    assert_int_equal(cfx_load(&c, text, &errs), 0);
     assert_string_equal(errs, "");
     free(errs);
     assert_int_equal(c.dkim.key_count, 2);
@@ -291,8 +254,8 @@ static void test_dkim_block(void **state)
              "  canon = \"loose\";\n"
              "  headers = [ \"From\", \"\" ];\n"
              "  sign = true;\n"
-             "};\n", key1, dir, key1);
-    unsigned n = load(&c, text, &errs);
+             "};\n", key1, cfx_dir, key1);
+    unsigned n = cfx_load(&c, text, &errs);
     const char *want[] = {
         ":2: unknown key 'selecter' in a dkim key (did you mean 'selector'?)",
         ":4: dkim.keys.key '",
@@ -349,5 +312,5 @@ int main(void)
         cmocka_unit_test(test_dkim_block),
         cmocka_unit_test(test_example_passes),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, cfx_setup, cfx_teardown);
 }
