@@ -81,13 +81,36 @@ bool route_saturated(void *ctx, const char *domain, size_t len)
         max = ROUTE_SHAPED_BACKLOG_MIN;
     /* Fair share: a domain with nothing in flight may always start (none
      * starves behind a bigger one); one with some may hold its share of the
-     * policy's backlog among the domains that have some. */
-    if (d->shaped_inflight == 0)
-        return false;
-    uint32_t n = r->policy_domains[d->policy] ? r->policy_domains[d->policy] : 1;
-    if (d->shaped_inflight >= max / n)
-        return true;
-    return r->policy_inflight[d->policy] >= max;
+     * policy's backlog among the domains that have some. What this scan
+     * already took counts (route_lease_begin): a scan takes up to
+     * VL_LEASE_RCPTS_MAX, and without it a domain below its share would take
+     * all of its recipients the scan meets - seconds or minutes of its rate
+     * holding the shard's in-flight cap while the other destinations run dry. */
+    if (d->scan_gen != r->scan_gen) {
+        d->scan_gen = r->scan_gen;
+        d->scan_taken = 0;
+    }
+    uint32_t have = d->shaped_inflight + d->scan_taken;
+    if (have > 0) {
+        uint32_t n = r->policy_domains[d->policy] + r->scan_domains[d->policy];
+        if (have >= max / (n ? n : 1))
+            return true;
+        if (r->policy_inflight[d->policy] + r->scan_taken[d->policy] >= max)
+            return true;
+    }
+    if (d->shaped_inflight == 0 && d->scan_taken == 0)
+        r->scan_domains[d->policy]++;
+    d->scan_taken++;
+    r->scan_taken[d->policy]++;
+    return false;
+}
+
+void route_lease_begin(struct route *r)
+{
+    if (++r->scan_gen == 0)
+        r->scan_gen = 1;           /* 0: a domain's "never" */
+    memset(r->scan_taken, 0, sizeof r->scan_taken);
+    memset(r->scan_domains, 0, sizeof r->scan_domains);
 }
 
 void route_attempt(struct route *r, struct attempt *t)

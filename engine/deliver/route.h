@@ -50,6 +50,8 @@ struct domain {
     int policy;                    /* shaping policy index (vl_shaper_policy), -1 = none */
     uint32_t shaped_inflight;      /* its recipients in the shaping backlog (route_saturated) */
     int shaped_slot;               /* the policy they count for while shaped_inflight > 0 */
+    uint32_t scan_taken;           /* taken by the lease scan route.scan_gen (route_saturated) */
+    uint32_t scan_gen;
     uint32_t host_count;
     struct domain_host hosts[VL_ROUTE_ADDRS_PER_DOMAIN_MAX];
     char mx_names[VL_ROUTE_ADDRS_PER_DOMAIN_MAX][VL_SMTP_DOMAIN_BYTES_MAX + 1];
@@ -113,6 +115,11 @@ struct route {
     uint64_t throttle_at_ms;
     uint32_t policy_inflight[VL_SHAPING_POLICIES_MAX];   /* recipients on hosts, by policy */
     uint32_t policy_domains[VL_SHAPING_POLICIES_MAX];    /* domains with some of them */
+    /* The lease scan in progress (route_lease_begin): what route_saturated
+     * let it take so far, not counted above until route_attempt. */
+    uint32_t scan_gen;
+    uint32_t scan_taken[VL_SHAPING_POLICIES_MAX];
+    uint32_t scan_domains[VL_SHAPING_POLICIES_MAX];      /* ... new domains among them */
 };
 
 /** c-ares's sock_state_cb (route_dnsfd.c): poll @p fd on @p ctx's reactor
@@ -132,8 +139,13 @@ void route_fini(struct route *r);
  *  destinations could go (vl_queue_lease_skip). Fair among the domains of
  *  one policy: a domain with nothing in flight is never saturated, one with
  *  some is once it holds its share (the backlog / the policy's domains in
- *  flight). */
+ *  flight). What the lease scan in progress took (route_lease_begin) counts
+ *  as in flight. */
 bool route_saturated(void *r, const char *domain, size_t len);
+/** Before each lease scan that passes route_saturated: what the scan lets
+ *  through counts towards the backlog at once (one scan may take up to
+ *  VL_LEASE_RCPTS_MAX recipients, all of one destination otherwise). */
+void route_lease_begin(struct route *r);
 /** Live reload (shard_reconf): the shaper's table changed; resolved domains
  *  take the policy it gives them now (by name, else the best MX's suffix),
  *  hosts without an open connection their next attempt's. What is in flight

@@ -202,6 +202,8 @@ static int shard_lease(struct shard *sh)
         max = room;
     struct vl_queue_batch *b = NULL;
     /* Shaping: leave what a saturated destination cannot send soon in the queue. */
+    if (sh->cfg->shaping)
+        route_lease_begin(&sh->route);
     int n = vl_queue_lease_skip(sh->qs, vl_clock_wall_ms(), max,
                                 sh->cfg->shaping ? route_saturated : NULL, &sh->route, &b);
     if (n < 0)

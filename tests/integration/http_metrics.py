@@ -325,10 +325,46 @@ shaping = { amail = { domains = "a.test"; msgs-per-sec = 40.0;
         r.close()
 
 
+def case_shaping_backlog():
+    """The lease leaves in the queue what a shaped destination cannot send
+    soon (about ten seconds of its rate, at least 64 recipients): a policy of
+    2 msg/s whose domain is known (one recipient delivered first) and then
+    gets 600 more at once holds at most about 64 of them in flight, not the
+    whole lease scan (up to 2,048 at once), which would fill the shard's
+    in-flight cap with mail that waits while other destinations starve."""
+    conf = 'shaping = { slow = { domains = "a.test"; msgs-per-sec = 2.0; }; };\n'
+    r = Run(conf)
+    try:
+        st, js = r.api.inject({"envelope_sender": "news@src.test",
+                               "content": {"subject": "m", "text_body": "x"},
+                               "recipients": [{"email": "first@a.test"}]})
+        check(st == 200 and js["success_count"] == 1, "inject: %d %r" % (st, js))
+        r.wait_outcomes(1, 0)
+        st, js = r.api.inject({"envelope_sender": "news@src.test",
+                               "content": {"subject": "m", "text_body": "x"},
+                               "recipients": [{"email": "u%d@a.test" % i} for i in range(600)]})
+        check(st == 200 and js["success_count"] == 600, "inject: %d %r" % (st, js))
+        most, s = 0, {}
+        end = time.monotonic() + 4.0     # bounded: 8 messages at 2 msg/s
+        while time.monotonic() < end:
+            s = series(r.metrics())
+            most = max(most, s.get("volley_inflight_recipients", 0))
+            time.sleep(0.05)
+        print("     most in flight: %d of 600 (backlog 64)" % most)
+        check(most > 0, "nothing leased within 4s: %r" % s)
+        check(most <= 96, "%d recipients of a 2 msg/s policy in flight at once: the lease "
+              "took more than its backlog (about 64)" % most)
+        check(s.get('volley_queue_recipients{state="ready"}', 0) >= 600 - 96,
+              "ready in the queue: %r" % s.get('volley_queue_recipients{state="ready"}'))
+    finally:
+        r.close()
+
+
 def main():
     only = os.environ.get("METRICS_CASE")
     for name, fn in (("promtool", case_promtool), ("prometheus", case_prometheus),
-                     ("campaign", case_campaign), ("shaping", case_shaping)):
+                     ("campaign", case_campaign), ("shaping", case_shaping),
+                     ("shaping_backlog", case_shaping_backlog)):
         if only and name != only:
             continue
         t0 = time.monotonic()
