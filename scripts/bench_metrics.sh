@@ -15,39 +15,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 volley=${VOLLEY_BIN:-build/volley}
 n=${N:-20000} reps=${REPS:-5}
-[ -x "$volley" ] || { echo "bench_metrics: $volley missing (build first)" >&2; exit 1; }
-tmp=$(mktemp -d)
-sink_pid=""
-cleanup() {
-    if [ -n "$sink_pid" ] && kill -0 "$sink_pid" 2>/dev/null; then kill "$sink_pid"; wait "$sink_pid" 2>/dev/null || true; fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+. scripts/bench_lib.sh
+bench_need "build first" "$volley"
+bench_init
 
 # one_run on|off: prints the bench JSON line
 one_run() {
-    local port=""
-    # the old file goes first: the sink's shell truncates it only when it starts, so
-    # the loop below could read the previous (dead) sink's port
-    rm -f "$tmp/sink.out"
-    "$volley" sink --listen 127.0.0.1:0 --threads 1 >"$tmp/sink.out" 2>"$tmp/sink.err" &
-    sink_pid=$!
-    for _ in $(seq 200); do
-        port=$(sed -n 's/^sink: listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/sink.out" 2>/dev/null)
-        [ -n "$port" ] && break
-        sleep 0.05
-    done
-    [ -n "$port" ] || { echo "bench_metrics: sink did not start: $(cat "$tmp/sink.err")" >&2; exit 1; }
+    bench_sink_start "$tmp/sink.out" "$tmp/sink.err" --threads 1
     rm -rf "$tmp/q"
     VOLLEY_METRICS="$1" "$volley" bench --data "$tmp/q" --messages "$n" --size 10240 \
-        --route "*=127.0.0.1:$port" --quiet 2>/dev/null | grep '^{"bench"'
-    kill "$sink_pid"; wait "$sink_pid" 2>/dev/null || true
-    sink_pid=""
+        --route "*=127.0.0.1:$sink_port" --quiet 2>/dev/null | grep '^{"bench"'
+    bench_sink_stop
 }
 
 : >"$tmp/runs"
-# A run that did not deliver everything is run again, up to 2 times, and said
-# (seen before the rm -f above: a run sent to the previous sink's port).
+# A run that did not deliver everything is run again, up to 2 times, and said.
 for r in $(seq "$reps"); do
     for mode in on off; do
         for try in 1 2 3; do
