@@ -4,7 +4,9 @@ events, and the rate the outbox sustains.
 One `volley sink` (1 thread) on 127.0.0.1 receives; a queue of one message to
 N recipients over 100 domains is delivered by `volley run --until-empty`
 (static route to the sink, --max-rcpts 1: one SMTP transaction per recipient,
-S shards), REPS times for each mode, the modes alternating within each rep:
+S shards), REPS times for each mode, the modes alternating within each rep
+(off then on in odd reps, on then off in even ones; before each timed run the
+receivers must be quiet, and the broker's queue is purged after each rep):
   off:     no event sink;
   on:      --events-webhook (a Python http.server receiver on loopback
            answering 200, counting events, checking nothing: with batches of
@@ -23,7 +25,8 @@ child), its event sender threads' (evt=events_stopped sender_cpu_ms), and the
 receivers' (/proc of the webhook receiver and of rabbitmq-server's session)
 over each "on" run, per event. Prints medians (min..max) and the ratio
 on/off of the medians; JSON in bench-out/events.json.
-Env: N (20000), REPS (5), S (2), VOLLEY_BIN (build/volley)."""
+Env: N (60000), REPS (16), DRAIN_REPS (3), SINKS (both), AMQP_PER_MESSAGE (1),
+RECV_SCHED (idle), S (2), VOLLEY_BIN (build/volley)."""
 import json
 import os
 import re
@@ -41,10 +44,26 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 from rabbit_lib import Rabbit  # noqa: E402
 
 VOLLEY = os.environ.get("VOLLEY_BIN", os.path.join(ROOT, "build", "volley"))
-N = int(os.environ.get("N", "20000"))
-REPS = int(os.environ.get("REPS", "5"))
+N = int(os.environ.get("N", "60000"))
+REPS = int(os.environ.get("REPS", "16"))
 S = int(os.environ.get("S", "2"))
 RUN_TIMEOUT_S = 600
+# How the receivers (stand-ins for remote systems) share this machine's CPUs with
+# volley and its sink: RECV_SCHED=idle (default; SCHED_IDLE: they run on CPU time
+# nothing else wants, as a remote broker would cost volley nothing) or nice19
+# (nice +19: they still take a share under load).
+RECV_SCHED = os.environ.get("RECV_SCHED", "idle")
+if RECV_SCHED not in ("idle", "nice19"):
+    sys.exit("bench_events: RECV_SCHED must be idle or nice19, not %r" % RECV_SCHED)
+# SINKS: both (default: webhook and RabbitMQ at once), webhook or amqp.
+SINKS = os.environ.get("SINKS", "both")
+if SINKS not in ("both", "webhook", "amqp"):
+    sys.exit("bench_events: SINKS must be both, webhook or amqp, not %r" % SINKS)
+# AMQP_PER_MESSAGE: events per RabbitMQ message (volley's default 1).
+PER_MESSAGE = int(os.environ.get("AMQP_PER_MESSAGE", "1"))
+# DRAIN_REPS: the first this many reps also measure the outbox drain (default 3).
+DRAIN_REPS = int(os.environ.get("DRAIN_REPS", "3"))
+WRAP = ["chrt", "--idle", "0"] if RECV_SCHED == "idle" else ["nice", "-n", "19"]
 
 
 def die(msg):
@@ -91,7 +110,7 @@ class Receiver:
     CLOCK_MONOTONIC times of the first and last batch."""
 
     def __init__(self):
-        self.proc = subprocess.Popen(["nice", "-n", "19", sys.executable, "-c", RECEIVER],
+        self.proc = subprocess.Popen(WRAP + [sys.executable, "-c", RECEIVER],
                                      stdout=subprocess.PIPE, text=True)
         port = self.proc.stdout.readline().strip()
         if not port.isdigit():
@@ -153,6 +172,18 @@ def proc_cpu_s(pids):
     return total / tick
 
 
+def settle(pids, limit_s=20.0):
+    """Wait (bounded) until the receivers are quiet (under 5% of a CPU over 0.5 s):
+    a broker still writing the previous run's messages to disk would take the
+    CPU from whichever run came next."""
+    end = time.monotonic() + limit_s
+    while time.monotonic() < end:
+        c0 = proc_cpu_s(pids)
+        time.sleep(0.5)
+        if proc_cpu_s(pids) - c0 < 0.025:
+            return
+
+
 def enqueue(tmp, data):
     rcpts = os.path.join(tmp, "rcpts")
     with open(rcpts, "w") as f:
@@ -194,7 +225,7 @@ def main():
             die("sink did not start: %r" % line)
         port = int(m.group(1))
         recv = Receiver()
-        rb = Rabbit(die, nice=19)       # a remote system's stand-in, as the receiver
+        rb = Rabbit(die, wrap=WRAP)       # a remote system's stand-in, as the receiver
         rb.start()
         secret = os.path.join(tmp, "secret")
         with open(secret, "w") as f:
@@ -202,33 +233,55 @@ def main():
         with socket.socket() as s:        # a closed port: the webhook fails at once
             s.bind(("127.0.0.1", 0))
             dead = s.getsockname()[1]
-        on_args = ["--events-webhook", recv.url, "--events-secret-file", secret,
-                   "--events-amqp", rb.url, "--events-amqp-queue", "bench.events",
-                   "--events-drain", "600s"]
+        on_args = ["--events-drain", "600s"]
+        if SINKS in ("both", "webhook"):
+            on_args += ["--events-webhook", recv.url, "--events-secret-file", secret]
+        if SINKS in ("both", "amqp"):
+            on_args += ["--events-amqp", rb.url, "--events-amqp-queue", "bench.events",
+                        "--events-amqp-per-message", str(PER_MESSAGE)]
         print("bench_events: N=%d recipients (one message, 100 domains, one transaction each), "
-              "S=%d shards, REPS=%d, sink 127.0.0.1:%d" % (N, S, REPS, port), flush=True)
+              "S=%d shards, REPS=%d, sink 127.0.0.1:%d, receivers RECV_SCHED=%s, SINKS=%s, AMQP_PER_MESSAGE=%d" % (N, S, REPS, port, RECV_SCHED, SINKS, PER_MESSAGE), flush=True)
         off, on, drain, on_ev = [], [], [], []
         cpu_off, cpu_on, cpu_send, cpu_recv, cpu_store, cpu_hook = [], [], [], [], [], []
         recv_pids = {recv.proc.pid, rb.proc.pid}
         for rep in range(1, REPS + 1):
-            enqueue(tmp, data)
-            r_off, c_off, _ = deliver(data, port, [], "off")
-            off.append(r_off)
-            cpu_off.append(c_off)
-            enqueue(tmp, data)
-            recv.reset()
-            t0 = time.monotonic()
-            rc0, rh0 = proc_cpu_s(recv_pids), proc_cpu_s({recv.proc.pid})
-            r_on, c_on, c_send = deliver(data, port, on_args, "on")
-            cpu_recv.append(proc_cpu_s(recv_pids) - rc0)
-            cpu_hook.append(proc_cpu_s({recv.proc.pid}) - rh0)
-            on.append(r_on)
-            cpu_on.append(c_on)
-            cpu_send.append(c_send)
-            recv.refresh()
-            if recv.events < N:
-                die("on: the receiver got %d events, want >= %d" % (recv.events, N))
-            on_ev.append(recv.events / (recv.last - t0) if recv.last > t0 else 0.0)
+            # off and on alternate in order (off first in odd reps, on first in even
+            # ones) so that neither mode always follows the other's after-effects
+            for mode in (("off", "on") if rep % 2 else ("on", "off")):
+                enqueue(tmp, data)
+                settle(recv_pids)
+                if mode == "off":
+                    r_off, c_off, _ = deliver(data, port, [], "off")
+                    off.append(r_off)
+                    cpu_off.append(c_off)
+                    continue
+                recv.reset()
+                t0 = time.monotonic()
+                rc0, rh0 = proc_cpu_s(recv_pids), proc_cpu_s({recv.proc.pid})
+                r_on, c_on, c_send = deliver(data, port, on_args, "on")
+                cpu_recv.append(proc_cpu_s(recv_pids) - rc0)
+                cpu_hook.append(proc_cpu_s({recv.proc.pid}) - rh0)
+                on.append(r_on)
+                cpu_on.append(c_on)
+                cpu_send.append(c_send)
+                recv.refresh()
+                if SINKS != "amqp" and recv.events < N:
+                    die("on: the receiver got %d events, want >= %d" % (recv.events, N))
+                on_ev.append(recv.events / (recv.last - t0) if recv.last and recv.last > t0 else 0.0)
+                n_amqp = rb.queue_len("bench.events") if SINKS != "webhook" else N
+                want = (N + PER_MESSAGE - 1) // PER_MESSAGE
+                if n_amqp < want:
+                    die("amqp: %d messages in the queue, want >= %d" % (n_amqp, want))
+                if SINKS != "webhook":
+                    rb.purge("bench.events")       # the broker's backlog does not grow rep by rep
+            if rep > DRAIN_REPS:
+                print("rep %d: off %.0f rcpt/s | on %.0f rcpt/s, events at the receiver %.0f/s | "
+                      "volley CPU %.0f -> %.0f us/rcpt (senders %.1f us/event), receivers %.0f "
+                      "us/event | load %.2f" %
+                      (rep, off[-1], on[-1], on_ev[-1], 1e6 * cpu_off[-1] / N, 1e6 * cpu_on[-1] / N,
+                       1e6 * cpu_send[-1] / N, 1e6 * cpu_recv[-1] / N, os.getloadavg()[0]),
+                      flush=True)
+                continue
             # drain: store N events with the webhook down, then send them
             enqueue(tmp, data)
             _, c_store, _ = deliver(data, port, ["--events-webhook", "http://127.0.0.1:%d/" % dead,
@@ -245,14 +298,11 @@ def main():
                 die("drain: the receiver got %d events, want >= %d" % (recv.events, N))
             d = recv.events / (recv.last - t_drain)     # from the run's start: process start-up in
             drain.append(d)
-            print("rep %d: off %.0f rcpt/s | on (webhook+amqp) %.0f rcpt/s, events at the "
+            print("rep %d: off %.0f rcpt/s | on %.0f rcpt/s, events at the "
                   "receiver %.0f/s | outbox drain %.0f events/s | volley CPU %.0f -> %.0f us/rcpt "
                   "(senders %.1f us/event), receivers %.0f us/event | load %.2f" %
-                  (rep, r_off, r_on, on_ev[-1], d, 1e6 * c_off / N, 1e6 * c_on / N,
-                   1e6 * c_send / N, 1e6 * cpu_recv[-1] / N, os.getloadavg()[0]), flush=True)
-            n_amqp = rb.queue_len("bench.events")
-            if n_amqp < N * rep:
-                die("amqp: %d messages in the queue, want >= %d" % (n_amqp, N * rep))
+                  (rep, off[-1], on[-1], on_ev[-1], d, 1e6 * cpu_off[-1] / N, 1e6 * cpu_on[-1] / N,
+                   1e6 * cpu_send[-1] / N, 1e6 * cpu_recv[-1] / N, os.getloadavg()[0]), flush=True)
         med = statistics.median
         res = {"suite": "events", "recipients": N, "shards": S, "repetitions": REPS,
                "off_rcpt_per_s": off, "on_rcpt_per_s": on, "on_events_per_s": on_ev,
@@ -285,7 +335,7 @@ def main():
         print("outbox writes only (webhook down, sender backing off): %s us per rcpt; minus off "
               "within each rep: %s us" % (f1(us(cpu_store)),
                                           f1([1e6 * (a - b) / N for a, b in zip(cpu_store, cpu_off)])))
-        print("receivers' CPU (webhook receiver + rabbitmq-server, nice 19): %s us per event, of "
+        print("receivers' CPU (webhook receiver + rabbitmq-server, " + RECV_SCHED + "): %s us per event, of "
               "which the webhook receiver (Python) %s" % (f1(us(cpu_recv)), f1(us(cpu_hook))))
         print("load average (1/5/15 min) at the end: %.2f %.2f %.2f" % os.getloadavg())
         os.makedirs(os.path.join(ROOT, "bench-out"), exist_ok=True)

@@ -1,7 +1,9 @@
 /*
  * events_amqp.c - the RabbitMQ sink (see events_amqp.h).
  * Invariant: delivery tags on the channel count from 1 after confirm.select;
- * a batch's messages have tags [first, first + count).
+ * a batch's messages have tags [first, first + count); with per_message > 1 a
+ * message holds a run of the batch's events in order, so the whole batch is
+ * still taken only when every one of its messages is confirmed.
  */
 #include "events_amqp.h"
 
@@ -30,6 +32,18 @@ struct amqp_sink {
     bool *confirmed;               /* [EVENTS_BATCH_MAX] */
     unsigned char *out;            /* a batch's frames (amqp_sink_frames) */
     size_t out_cap;
+    unsigned per_message;          /* events per AMQP message (1: one each) */
+    struct amqp_msg *msgs;         /* [EVENTS_BATCH_MAX]: a batch's messages */
+    char *group;                   /* per_message > 1: the JSON arrays' bytes */
+    size_t group_cap;
+};
+
+/* One AMQP message of a batch: one event, or a JSON array of per_message. */
+struct amqp_msg {
+    const char *body;
+    size_t len;
+    const char *id;                /* message_id: the (first) event's id */
+    const char *type;              /* the event's name, or "batch" */
 };
 
 int events_amqp_url_check(const char *url, char *err, size_t err_cap)
@@ -238,16 +252,16 @@ static unsigned char *amqp_frame_close(unsigned char *f, unsigned type, unsigned
     return end + 1;
 }
 
-static int amqp_sink_frames(struct amqp_sink *a, const struct events_batch *b, size_t *len,
-                            char *err, size_t cap)
+static int amqp_sink_frames(struct amqp_sink *a, const struct amqp_msg *m, size_t count,
+                            size_t *len, char *err, size_t cap)
 {
     size_t qlen = strlen(a->queue);
     int fm = amqp_get_frame_max(a->conn);
     size_t chunk = fm > 4096 ? (size_t)fm - 8 : 4096 - 8;     /* body bytes per body frame */
     size_t need = 0;
-    for (size_t i = 0; i < b->count; i++)
-        need += 8 + 12 + qlen + 8 + 22 + 16 + EVENTS_ID_BYTES + sizeof b->items[i].type
-                + b->items[i].len + 8 * (b->items[i].len / chunk + 1);
+    for (size_t i = 0; i < count; i++)
+        need += 8 + 12 + qlen + 8 + 22 + 16 + strlen(m[i].id) + strlen(m[i].type)
+                + m[i].len + 8 * (m[i].len / chunk + 1);
     if (need > a->out_cap) {
         unsigned char *o = realloc(a->out, need);
         if (!o) {
@@ -259,8 +273,8 @@ static int amqp_sink_frames(struct amqp_sink *a, const struct events_batch *b, s
     }
     static const char ct[] = "application/json";
     unsigned char *p = a->out;
-    for (size_t i = 0; i < b->count; i++) {
-        const struct events_item *it = &b->items[i];
+    for (size_t i = 0; i < count; i++) {
+        const struct amqp_msg *it = &m[i];
         unsigned char *f = p, *q = p + 7;          /* basic.publish */
         q = amqp_put_u16(q, AMQP_BASIC_CLASS);
         q = amqp_put_u16(q, 40);                   /* publish */
@@ -283,7 +297,7 @@ static int amqp_sink_frames(struct amqp_sink *a, const struct events_batch *b, s
         p = amqp_frame_close(f, AMQP_FRAME_HEADER, q);
         for (size_t off = 0; off < it->len; off += chunk) {   /* body */
             size_t n = it->len - off < chunk ? it->len - off : chunk;
-            memcpy(p + 7, it->json + off, n);
+            memcpy(p + 7, it->body + off, n);
             p = amqp_frame_close(p, AMQP_FRAME_BODY, p + 7 + n);
         }
     }
@@ -322,11 +336,11 @@ static int amqp_sink_write(struct amqp_sink *a, size_t n, char *err, size_t cap)
 
 /* amqps: one amqp_basic_publish() per event (librabbitmq offers no way to
  * write raw bytes through its TLS socket). */
-static int amqp_sink_publish_each(struct amqp_sink *a, const struct events_batch *b, char *err,
-                                  size_t cap)
+static int amqp_sink_publish_each(struct amqp_sink *a, const struct amqp_msg *m, size_t count,
+                                  char *err, size_t cap)
 {
-    for (size_t i = 0; i < b->count; i++) {
-        const struct events_item *it = &b->items[i];
+    for (size_t i = 0; i < count; i++) {
+        const struct amqp_msg *it = &m[i];
         amqp_basic_properties_t p = {
             ._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG
                       | AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_TYPE_FLAG,
@@ -335,7 +349,7 @@ static int amqp_sink_publish_each(struct amqp_sink *a, const struct events_batch
             .message_id = amqp_cstring_bytes(it->id),
             .type = amqp_cstring_bytes(it->type),
         };
-        amqp_bytes_t body = { it->len, (void *)it->json };
+        amqp_bytes_t body = { it->len, (void *)it->body };
         int prc = amqp_basic_publish(a->conn, 1, amqp_empty_bytes, amqp_cstring_bytes(a->queue),
                                      1, 0, &p, body);
         if (prc != AMQP_STATUS_OK) {
@@ -346,24 +360,69 @@ static int amqp_sink_publish_each(struct amqp_sink *a, const struct events_batch
     return 0;
 }
 
+/* The batch as AMQP messages: one per event, or JSON arrays of up to
+ * per_message consecutive events (in the batch's order, so per recipient too).
+ * @return the message count, or -ENOMEM. */
+static long amqp_sink_group(struct amqp_sink *a, const struct events_batch *b)
+{
+    if (a->per_message <= 1) {
+        for (size_t i = 0; i < b->count; i++)
+            a->msgs[i] = (struct amqp_msg){ b->items[i].json, b->items[i].len, b->items[i].id,
+                                            b->items[i].type };
+        return (long)b->count;
+    }
+    size_t need = 2 * (b->count / a->per_message + 1);
+    for (size_t i = 0; i < b->count; i++)
+        need += b->items[i].len + 1;
+    if (need > a->group_cap) {
+        char *g = realloc(a->group, need);
+        if (!g)
+            return -ENOMEM;
+        a->group = g;
+        a->group_cap = need;
+    }
+    char *p = a->group;
+    size_t n = 0;
+    for (size_t i = 0; i < b->count; i += a->per_message) {
+        size_t end = i + a->per_message < b->count ? i + a->per_message : b->count;
+        char *start = p;
+        *p++ = '[';
+        for (size_t j = i; j < end; j++) {
+            if (j > i)
+                *p++ = ',';
+            memcpy(p, b->items[j].json, b->items[j].len);
+            p += b->items[j].len;
+        }
+        *p++ = ']';
+        a->msgs[n++] = (struct amqp_msg){ start, (size_t)(p - start), b->items[i].id, "batch" };
+    }
+    vl_assert((size_t)(p - a->group) <= need);
+    return (long)n;
+}
+
 static int amqp_sink_send(void *ctx, const struct events_batch *b, char *err, size_t cap)
 {
     struct amqp_sink *a = ctx;
     int rc = 0;
     if (!a->conn && (rc = amqp_sink_connect(a, err, cap)) < 0)
         return rc;
+    long count = amqp_sink_group(a, b);
+    if (count < 0) {
+        snprintf(err, cap, "out of memory");
+        return (int)count;
+    }
     uint64_t first = a->next_tag;
     size_t n = 0;
     if (a->ci.ssl)                 /* TLS: the frames go through librabbitmq's SSL socket */
-        rc = amqp_sink_publish_each(a, b, err, cap);
-    else if ((rc = amqp_sink_frames(a, b, &n, err, cap)) == 0)
+        rc = amqp_sink_publish_each(a, a->msgs, (size_t)count, err, cap);
+    else if ((rc = amqp_sink_frames(a, a->msgs, (size_t)count, &n, err, cap)) == 0)
         rc = amqp_sink_write(a, n, err, cap);
     if (rc < 0) {
         amqp_sink_disconnect(a);
         return rc;
     }
-    a->next_tag += b->count;
-    rc = amqp_sink_confirms(a, first, b->count, err, cap);
+    a->next_tag += (uint64_t)count;
+    rc = amqp_sink_confirms(a, first, (size_t)count, err, cap);
     if (rc < 0)
         amqp_sink_disconnect(a);   /* a clean slate: the batch goes again on a new channel */
     return rc;
@@ -380,11 +439,14 @@ static void amqp_sink_destroy(void *ctx)
     free(a->ca_file);
     free(a->confirmed);
     free(a->out);
+    free(a->msgs);
+    free(a->group);
     free(a);
 }
 
 int events_amqp_create(const char *url, const char *queue, const char *ca_file,
-                       uint64_t timeout_ms, struct events_sink *out, char *err, size_t err_cap)
+                       unsigned per_message, uint64_t timeout_ms, struct events_sink *out,
+                       char *err, size_t err_cap)
 {
     int rc = events_amqp_url_check(url, err, err_cap);
     if (rc < 0)
@@ -393,14 +455,21 @@ int events_amqp_create(const char *url, const char *queue, const char *ca_file,
         snprintf(err, err_cap, "queue name '%s': expected 1 to 255 bytes", queue);
         return VL_E_INVALID;
     }
+    if (per_message < 1 || per_message > EVENTS_BATCH_MAX) {
+        snprintf(err, err_cap, "events per message %u: expected 1..%u", per_message,
+                 EVENTS_BATCH_MAX);
+        return VL_E_INVALID;
+    }
     struct amqp_sink *a = calloc(1, sizeof *a);
     if (!a)
         return -ENOMEM;
     a->url_buf = strdup(url);
     a->queue = strdup(queue);
     a->confirmed = calloc(EVENTS_BATCH_MAX, sizeof *a->confirmed);
+    a->msgs = calloc(EVENTS_BATCH_MAX, sizeof *a->msgs);
+    a->per_message = per_message;
     a->ca_file = ca_file ? strdup(ca_file) : NULL;
-    if (!a->url_buf || !a->queue || !a->confirmed || (ca_file && !a->ca_file)) {
+    if (!a->url_buf || !a->queue || !a->confirmed || !a->msgs || (ca_file && !a->ca_file)) {
         amqp_sink_destroy(a);
         return -ENOMEM;
     }

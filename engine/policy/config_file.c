@@ -238,7 +238,7 @@ static void cf_events(struct cf *f, const config_setting_t *g)
     static const char *const keys[] = { "webhook", "amqp", "batch", "linger", "timeout",
                                         "drain", "outbox-max" };
     static const char *const wkeys[] = { "url", "secret-file" };
-    static const char *const akeys[] = { "url", "queue", "ca-file" };
+    static const char *const akeys[] = { "url", "queue", "ca-file", "per-message" };
     struct vl_events_opts *o = &f->c->events;
     if (!config_setting_is_group(g)) {
         cf_err(f, g, "events: expected a group { ... }");
@@ -269,8 +269,10 @@ static void cf_events(struct cf *f, const config_setting_t *g)
                     o->amqp_queue = cf_get_path(f, v, "events.amqp.queue", NULL, NULL);
                 else if (!hook && !strcmp(n, "ca-file"))
                     o->amqp_ca_file = cf_get_path(f, v, "events.amqp.ca-file", NULL, NULL);
+                else if (!hook && !strcmp(n, "per-message"))
+                    cf_get_uint(f, v, "events.amqp.per-message", 1, 1000, &o->amqp_per_message);
                 else
-                    cf_unknown(f, v, hook ? "events.webhook" : "events.amqp", sk, hook ? 2 : 3);
+                    cf_unknown(f, v, hook ? "events.webhook" : "events.amqp", sk, hook ? 2 : 4);
             }
             if (hook && !o->webhook_url)
                 cf_err(f, e, "events.webhook: url missing");

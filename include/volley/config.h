@@ -205,6 +205,7 @@ struct vl_config {
     struct vl_events_opts {
         const char *webhook_url, *webhook_secret_file, *amqp_url, *amqp_queue, *amqp_ca_file;
         unsigned batch;                   /* events per batch */
+        unsigned amqp_per_message;        /* events per AMQP message */
         uint64_t linger_ms, timeout_ms, drain_ms;
         bool linger_set, drain_set;       /* 0 is a value for these two */
         uint64_t outbox_max;              /* events per shard's outbox before delivery

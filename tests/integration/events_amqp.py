@@ -13,7 +13,11 @@ event_id and type = its event name.
 - amqps: the broker also listens with TLS (certificates made by openssl here);
   a run whose --events-amqp-ca is another CA fails every batch (certificate
   verify) and keeps its events; a run with the right CA sends them all, and
-  its own: every logged outcome's event arrives, in order, none twice."""
+  its own: every logged outcome's event arrives, in order, none twice.
+- per_message: --events-amqp-per-message 7: each message is a JSON array of up
+  to 7 events in order (type "batch", message-id = its first event's id,
+  persistent, application/json); flattened, every logged outcome's event is
+  there once, in order per recipient; 0 and 1001 are usage errors."""
 import json
 import os
 import subprocess
@@ -31,12 +35,12 @@ QUEUE = "volley.test.events"
 BATCH = 40
 
 
-def start_run(env, rb):
+def start_run(env, rb, extra=()):
     args = [volley_bin(), "run", "--data", env.data, "--quiet", "--log", env.log_path,
             "--shards", str(env.shards), *[str(a) for a in env.route_args()],
             "--retry-base", "1s", "--retry-max", "1s", "--events-batch", str(BATCH),
             "--events-amqp", rb.url, "--events-amqp-queue", QUEUE, "--events-timeout", "5s",
-            "--events-drain", "30s"]
+            "--events-drain", "30s", *extra]
     err_path = os.path.join(env.tmp, "run-%d.err" % time.monotonic_ns())
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(err_path, "wb")), err_path
 
@@ -160,5 +164,51 @@ def case_amqps(env):
         rb.close()
 
 
+def case_per_message(env):
+    for bad in ("0", "1001", "x"):
+        r = subprocess.run([volley_bin(), "run", "--data", env.data, "--events-amqp",
+                            "amqp://guest:guest@127.0.0.1:1/", "--events-amqp-per-message", bad],
+                           capture_output=True, text=True, timeout=30)
+        check(r.returncode != 0 and "--events-amqp-per-message '%s': expected 1..1000" % bad
+              in r.stderr, "per-message %s: exit %d, %r" % (bad, r.returncode, r.stderr))
+    rcpts, _ = setup(env, 60)
+    rb = Rabbit(fail)
+    try:
+        rb.start()
+        p, err_path = start_run(env, rb, ["--events-amqp-per-message", "7"])
+        try:
+            wait_for(lambda: {e["rcpt"] for e in env.log() if e["event"] == "delivered"}
+                     >= set(rcpts), "every recipient delivered")
+        finally:
+            stop_run(p)
+        with open(err_path, errors="replace") as f:
+            err = f.read()
+        check("evt=events_send_failed" not in err and "not yet sent" not in err,
+              "per-message run: %s" % err[-800:])
+        n = rb.queue_len(QUEUE)
+        got = get_with_properties(fail, rb.port, QUEUE, n)
+        check(len(got) == n and n > 0, "basic.get: %d of %d messages" % (len(got), n))
+        events, sizes = [], []
+        for props, body in got:
+            arr = json.loads(body)
+            check(isinstance(arr, list) and 1 <= len(arr) <= 7,
+                  "a message of %r, want a JSON array of 1..7 events" % body[:200])
+            check(props["delivery_mode"] == 2 and props["content_type"] == "application/json"
+                  and props["type"] == "batch" and props["message_id"] == arr[0]["event_id"],
+                  "message properties %r for %r" % (props, arr[0]))
+            events += arr
+            sizes.append(len(arr))
+        check(max(sizes) == 7, "no message held 7 events: %r" % sizes)
+        check(len(got) < len(events), "%d messages for %d events" % (len(got), len(events)))
+        uniq, dups = check_stream([(0, e) for e in events], env.log(), rcpts, set(), check,
+                                  "amqp per-message")
+        check(dups == 0, "%d duplicates" % dups)
+        print("     %d events in %d messages (sizes %d..%d)" % (uniq, len(got), min(sizes),
+                                                                 max(sizes)))
+    finally:
+        rb.close()
+
+
 if __name__ == "__main__":
-    run_cases([("broker_restart", case_broker_restart), ("amqps", case_amqps)])
+    run_cases([("broker_restart", case_broker_restart), ("amqps", case_amqps),
+               ("per_message", case_per_message)])

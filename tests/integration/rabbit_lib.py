@@ -22,10 +22,10 @@ def free_port():
 
 
 class Rabbit:
-    def __init__(self, fail, nice=0, tls=None):
-        """tls: (ca, cert, key) PEM paths: also an AMQPS listener on self.ssl_port
+    def __init__(self, fail, wrap=(), tls=None):
+        """wrap: a command prefix for the server (e.g. nice or chrt). tls: (ca, cert, key) PEM paths: also an AMQPS listener on self.ssl_port
         (the broker does not ask for client certificates)."""
-        self.fail, self.nice = fail, nice
+        self.fail, self.wrap = fail, list(wrap)
         if not os.access(SERVER, os.X_OK) or not shutil.which("epmd"):
             fail("rabbitmq-server not installed (scripts/setup.sh installs it)")
         self.tmp = tempfile.mkdtemp(prefix="volley-rabbit-")
@@ -54,7 +54,11 @@ class Rabbit:
                         RABBITMQ_LOG_BASE=os.path.join(self.tmp, "log"),
                         RABBITMQ_CONFIG_FILE=conf, RABBITMQ_ENABLED_PLUGINS_FILE=plugins,
                         RABBITMQ_PID_FILE=os.path.join(self.tmp, "rabbit.pid"),
-                        ERL_EPMD_PORT=str(self.epmd_port), ERL_EPMD_ADDRESS="127.0.0.1")
+                        ERL_EPMD_PORT=str(self.epmd_port), ERL_EPMD_ADDRESS="127.0.0.1",
+                        # no scheduler busy-waiting: the broker shares this machine's few
+                        # cores with the engine under test (RabbitMQ's runtime tuning
+                        # guide: +sbwt none for shared hosts)
+                        RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="+sbwt none +sbwtdcpu none +sbwtdio none")
         self.epmd = subprocess.Popen(["epmd", "-port", str(self.epmd_port), "-address",
                                       "127.0.0.1"], env=self.env, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
@@ -63,7 +67,7 @@ class Rabbit:
 
     def start(self):
         out = open(os.path.join(self.tmp, "server.out"), "ab")
-        cmd = (["nice", "-n", str(self.nice)] if self.nice else []) + [SERVER]
+        cmd = self.wrap + [SERVER]
         self.proc = subprocess.Popen(cmd, env=self.env, stdout=out, stderr=out,
                                      start_new_session=True)
         end = time.monotonic() + START_TIMEOUT_S
@@ -133,6 +137,12 @@ class Rabbit:
             if len(parts) == 2 and parts[0] == queue:
                 return int(parts[1])
         return 0
+
+    def purge(self, queue):
+        r = subprocess.run(["/usr/lib/rabbitmq/bin/rabbitmqctl", "-n", self.node, "purge_queue", "-q",
+                            queue], env=self.env, capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            self.fail("rabbitmqctl purge_queue exited %d: %s" % (r.returncode, r.stderr))
 
     def close(self):
         try:

@@ -26,7 +26,7 @@ static void test_values(void **state)
     unsigned n = cfx_load(&c,
         "events = {\n"
         "  webhook = { url = \"http://127.0.0.1:8080/h\"; secret-file = \"/k\"; };\n"
-        "  amqp = { url = \"amqp://u:p@127.0.0.1:5672/\"; queue = \"q1\"; };\n"
+        "  amqp = { url = \"amqp://u:p@127.0.0.1:5672/\"; queue = \"q1\"; per-message = 100; };\n"
         "  batch = 250;\n"
         "  linger = 0;\n"
         "  timeout = \"5s\";\n"
@@ -39,6 +39,7 @@ static void test_values(void **state)
     assert_string_equal(c.events.webhook_secret_file, "/k");
     assert_string_equal(c.events.amqp_url, "amqp://u:p@127.0.0.1:5672/");
     assert_string_equal(c.events.amqp_queue, "q1");
+    assert_int_equal(c.events.amqp_per_message, 100);
     assert_int_equal(c.events.batch, 250);
     assert_true(c.events.linger_set);
     assert_int_equal(c.events.linger_ms, 0);
@@ -59,7 +60,7 @@ static void test_errors(void **state)
     unsigned n = cfx_load(&c,
         "events = {\n"                                                  /* 1 */
         "  webhook = { url = \"ftp://x/\"; secret-fil = \"/k\"; };\n"   /* 2 */
-        "  amqp = { url = \"amqp://h/\"; exchange = \"x\"; };\n"        /* 3 */
+        "  amqp = { url = \"amqp://h/\"; exchange = \"x\"; per-message = 0; };\n"  /* 3 */
         "  batch = 5000;\n"                                             /* 4 */
         "  linger = \"soon\";\n"                                        /* 5 */
         "  outbox-maxx = 10;\n"                                         /* 6 */
@@ -72,6 +73,7 @@ static void test_errors(void **state)
         ":2: unknown key 'secret-fil' in events.webhook (did you mean 'secret-file'?)",
         ":2: events.webhook: secret-file missing",
         ":3: unknown key 'exchange' in events.amqp",
+        ":3: events.amqp.per-message: expected a whole number from 1 to 1000",
         ":4: events.batch: expected a whole number from 1 to 1000",
         ":5: events.linger: expected a duration",
         ":6: unknown key 'outbox-maxx' in events (did you mean 'outbox-max'?)",
@@ -132,6 +134,7 @@ static void test_example_block(void **state)
     assert_non_null(c.events.webhook_url);
     assert_non_null(c.events.amqp_url);
     assert_int_equal(c.events.outbox_max, 200000);
+    assert_int_equal(c.events.amqp_per_message, 1);
     free(errs);
     vl_config_fini(&c);
 }
