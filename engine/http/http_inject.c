@@ -244,7 +244,7 @@ static int batch_events(struct hcall *c, struct hbatch *b, size_t k, uint64_t id
     char from[VL_SMTP_PATH_BYTES_MAX + 1];
     snprintf(from, sizeof from, "%.*s", (int)r->env_from_len, r->env_from);
     struct vl_dlog_event proto = { .ts_ms = (int64_t)c->now_ms, .msg_id = id, .campaign = camp,
-                                   .from = from, .source = "http" };
+                                   .from = from, .source = "http", .client = c->client };
     int rc = vl_dlog_injected_build(&b->ev[k], &proto, b->nm[k].rcpts, b->nm[k].rcpt_lens,
                                     b->nm[k].rcpt_count);
     if (rc == 0)

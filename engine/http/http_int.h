@@ -46,6 +46,7 @@ struct hcall {
     struct hres *res;               /* one per recipient */
     uint64_t now_ms;
     uint64_t t_body_us, t_parsed_us;   /* monotonic: body received, request parsed */
+    char client[64];                /* the client's IP (inet_ntop), or "unknown" */
     atomic_size_t jobs_left;
     struct hjob *jobs;              /* array of the call's jobs */
     void (*done)(struct hcall *c);

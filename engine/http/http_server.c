@@ -159,6 +159,21 @@ static enum MHD_Result accept_policy(void *cls, const struct sockaddr *sa, sockl
     return MHD_NO;
 }
 
+/* The connection's client IP as text (the "client" of its "injected" events). */
+static void http_client_ip(struct MHD_Connection *c, char *out, size_t cap)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    const void *bin = NULL;
+    if (sa && sa->sa_family == AF_INET)
+        bin = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+    else if (sa && sa->sa_family == AF_INET6)
+        bin = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+    if (!bin || !inet_ntop(sa->sa_family, bin, out, (socklen_t)cap))
+        snprintf(out, cap, "unknown");
+}
+
 static bool authorized(struct http *h, struct MHD_Connection *c)
 {
     const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
@@ -294,6 +309,7 @@ static enum MHD_Result post_start(struct http *h, struct hconn *hc)
                                .done = call_done, .arg = hc, .t_body_us = t_body,
                                .t_parsed_us = (uint64_t)ts.tv_sec * 1000000u +
                                               (uint64_t)ts.tv_nsec / 1000u };
+    http_client_ip(c, hc->call.client, sizeof hc->call.client);
     hc->call.res = calloc(hc->req.nrcpt, sizeof *hc->call.res);
     if (!hc->call.res)
         return http_respond_error(c, 503, NULL, -1, "out of memory");

@@ -8,7 +8,7 @@ X-Volley-Campaign header) and over the HTTP API (per-recipient bodies with the
 "campaign" field; one shared body). A webhook receiver (events_lib.Receiver,
 signatures checked) must get, for every recipient, exactly one "injected"
 event (event_id, id = the queue id of the 250 / of the delivery, rcpt,
-domain, from, source smtp|http, client for SMTP, campaign when given,
+domain, from, source smtp|http, client (the SMTP or HTTP peer), campaign when given,
 attempt 0) and it must arrive before that recipient's "delivered" event.
 Without --events-*, nothing changes (no event is stored: the run is the
 other cases' baseline and is not repeated here)."""
@@ -84,7 +84,7 @@ def case_smtp_and_http():
                                             for i, r in enumerate(hr)]})
         check(st == 200 and js["success_count"] == 4, "HTTP builder: %d %r" % (st, js))
         for r in hr:
-            want[r] = {"from": "news@src.test", "source": "http", "client": None,
+            want[r] = {"from": "news@src.test", "source": "http", "client": "127.0.0.1",
                        "campaign": "summer_3"}
         shared = ["s1@one.test", "s2@two.test"]
         st, js = api.inject({"envelope_sender": "raw@src.test",
@@ -92,7 +92,7 @@ def case_smtp_and_http():
                              "recipients": [{"email": r} for r in shared]})
         check(st == 200 and js["success_count"] == 2, "HTTP raw: %d %r" % (st, js))
         for r in shared:
-            want[r] = {"from": "raw@src.test", "source": "http", "client": None,
+            want[r] = {"from": "raw@src.test", "source": "http", "client": "127.0.0.1",
                        "campaign": None}
 
         def delivered_all():
