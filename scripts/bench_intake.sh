@@ -11,6 +11,11 @@
 #                under a temp dir, smtpd on a loopback port, every message put on
 #                hold by an access table answering HOLD, started and stopped
 #                here; the system's Postfix is never touched).
+#       volley+events  (INTAKE_EVENTS=1, the default) as volley, with a webhook
+#                event sink (--events-webhook): each recipient's "injected"
+#                event is written in the commit that queues it and sent to a
+#                receiver on loopback (Python, SCHED_IDLE: a remote system's
+#                stand-in), which must count every one; ratio to volley.
 #     Per run: messages / smtp-source's wall time, and the server's CPU (utime +
 #     stime from /proc/PID/stat; for Postfix the master, the processes it reaped
 #     and those still alive under it) per message. Reported: median (min..max)
@@ -28,6 +33,7 @@
 #     log's line. p50, p99 and max of each.
 # Output: a summary on stdout and bench-out/intake.json.
 # Env: VOLLEY_BIN (default build/volley), INTAKE_BENCH_REPS (default 3), SHARDS (2),
+#      INTAKE_EVENTS (1: also volley+events; 0: not),
 #      LAT_MSGS (10000), LAT_CLIENTS (100), INTAKE_BENCH_PARTS ("throughput latency"),
 #      LAT_RUN_ARGS (more `volley run` options for the latency part, e.g. --conns-per-dest 100).
 set -euo pipefail
@@ -38,6 +44,7 @@ shards=${SHARDS:-2}
 lat_msgs=${LAT_MSGS:-10000}
 lat_clients=${LAT_CLIENTS:-100}
 parts=${INTAKE_BENCH_PARTS:-throughput latency}
+with_events=${INTAKE_EVENTS:-1}
 sessions=64 msgs=6400 msg_len=10240
 source_bin=/usr/sbin/smtp-source postfix_bin=/usr/sbin/postfix tcpdump_bin=/usr/bin/tcpdump
 . scripts/bench_lib.sh
@@ -46,11 +53,11 @@ id postfix >/dev/null 2>&1 || { echo "bench_intake: no 'postfix' user (scripts/s
 [ "$(id -u)" = 0 ] || { echo "bench_intake: the private Postfix instance needs root" >&2; exit 1; }
 mkdir -p bench-out
 tick=$(getconf CLK_TCK)
-run_pid="" pf_up="" dump_pid=""
+run_pid="" pf_up="" dump_pid="" recv_pid=""
 stop() { bench_stop "$1"; }
 pf_cmd() { "$postfix_bin" -c "$tmp/pf/etc" "$@" >>"$tmp/pf/cmd.log" 2>&1; }
 bench_cleanup_more() {
-    stop "$dump_pid"; stop "$run_pid"
+    stop "$dump_pid"; stop "$run_pid"; stop "$recv_pid"
     if [ -n "$pf_up" ]; then pf_cmd stop || true; fi
 }
 bench_init
@@ -191,10 +198,51 @@ source_run() {
     python3 -c "t=$t1-$t0; print('%.0f %.1f' % ($msgs/t, ($c1-$c0)/$tick/$msgs*1e6))" >"$tmp/result"
 }
 
+# The events receiver (volley+events): counts the events of the POSTed batches;
+# GET /n answers the count. -> recv_pid, recv_port
+recv_start() {
+    cat >"$tmp/recv.py" <<'PY'
+import http.server, threading
+n, lock = [0], threading.Lock()
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def reply(self, body=b""):
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        with lock:
+            n[0] += body.count(b'"event":"injected"')
+        self.reply()
+    def do_GET(self):
+        with lock:
+            self.reply(str(n[0]).encode())
+    def log_message(self, *a):
+        pass
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(srv.server_port, flush=True)
+srv.serve_forever()
+PY
+    chrt --idle 0 python3 "$tmp/recv.py" >"$tmp/recv.port" &
+    recv_pid=$!
+    recv_port=""
+    for _ in $(seq 250); do
+        recv_port=$(head -1 "$tmp/recv.port")
+        [ -n "$recv_port" ] && break
+        sleep 0.02
+    done
+    [ -n "$recv_port" ] || { echo "bench_intake: the events receiver did not start" >&2; exit 1; }
+    echo bench-secret >"$tmp/recv.key"
+}
+recv_count() { python3 -c "import urllib.request as u; print(u.urlopen('http://127.0.0.1:$recv_port/n', timeout=30).read().decode())"; }
+
 if [[ " $parts " == *" throughput "* ]]; then
     pf_setup
     declare -A rate cpu
     wpc=""
+    [ "$with_events" = 1 ] && recv_start
     for r in $(seq "$reps"); do
         # volley: durable intake, delivery paused
         start_run --hold
@@ -225,16 +273,30 @@ if [[ " $parts " == *" throughput "* ]]; then
         [ "$held" = "$msgs" ] || { echo "bench_intake: postfix held $held of $msgs" >&2; exit 1; }
         echo "run $r postfix (hold queue): $m msg/s, $c us CPU/msg"
         rate[postfix]+="$m "; cpu[postfix]+="$c "
+        [ "$with_events" = 1 ] || continue
+        # volley + a webhook event sink: an "injected" event per recipient
+        n0=$(recv_count)
+        start_run --hold --events-webhook "http://127.0.0.1:$recv_port/e" \
+            --events-secret-file "$tmp/recv.key" --events-drain 60s
+        source_run "$port" "$run_pid"
+        stop "$run_pid"; run_pid=""                  # drains the outbox first
+        read -r m c <"$tmp/result"
+        got=$(( $(recv_count) - n0 ))
+        [ "$got" = "$msgs" ] || { echo "bench_intake: the receiver got $got injected events of $msgs" >&2; exit 1; }
+        echo "run $r volley+events (durable, --hold, webhook): $m msg/s, $c us CPU/msg"
+        rate[volley+events]+="$m "; cpu[volley+events]+="$c "
     done
     python3 - "$reps" "$msgs" "$shards" "${rate[volley]}" "${cpu[volley]}" "${rate[sink]}" \
-        "${cpu[sink]}" "${rate[postfix]}" "${cpu[postfix]}" "$wpc" >"$tmp/tp.json" <<'PY'
+        "${cpu[sink]}" "${rate[postfix]}" "${cpu[postfix]}" "$wpc" "${rate[volley+events]:-}" \
+        "${cpu[volley+events]:-}" >"$tmp/tp.json" <<'PY'
 import json, statistics, sys
 reps, msgs, shards = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 def series(s): return [float(x) for x in s.split()]
 out = {"messages_per_run": msgs, "sessions": 64, "msg_bytes": 10240, "repetitions": reps,
        "volley_shards": shards, "servers": {}}
-for i, name in enumerate(("volley", "sink", "postfix")):
-    r, c = series(sys.argv[4 + 2 * i]), series(sys.argv[5 + 2 * i])
+names = [("volley", 4), ("sink", 6), ("postfix", 8)] + ([("volley+events", 11)] if sys.argv[11] else [])
+for name, i in names:
+    r, c = series(sys.argv[i]), series(sys.argv[i + 1])
     out["servers"][name] = {"msg_per_s": r, "msg_per_s_median": statistics.median(r),
                             "msg_per_s_min": min(r), "msg_per_s_max": max(r),
                             "cpu_us_per_msg": c, "cpu_us_per_msg_median": statistics.median(c),
@@ -245,6 +307,8 @@ out["ratio_volley_to_sink"] = round(v / s, 3)
 out["ratio_volley_to_postfix"] = round(v / p, 2)
 out["target_0_8x_sink_met"] = v / s >= 0.8
 out["target_10x_postfix_met"] = v / p >= 10
+if "volley+events" in out["servers"]:
+    out["ratio_events_on_off"] = round(out["servers"]["volley+events"]["msg_per_s_median"] / v, 3)
 print(json.dumps(out))
 PY
     python3 - "$tmp/tp.json" <<'PY'
@@ -257,6 +321,8 @@ for name, s in o["servers"].items():
 print("volley/sink %.2f (target >= 0.8: %s); volley/postfix %.1f (target >= 10: %s)" % (
     o["ratio_volley_to_sink"], "met" if o["target_0_8x_sink_met"] else "NOT met",
     o["ratio_volley_to_postfix"], "met" if o["target_10x_postfix_met"] else "NOT met"))
+if "ratio_events_on_off" in o:
+    print("volley with injected events (webhook) / without: %.3f" % o["ratio_events_on_off"])
 PY
 fi
 
