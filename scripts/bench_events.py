@@ -59,6 +59,7 @@ if RECV_SCHED not in ("idle", "nice19"):
 SINKS = os.environ.get("SINKS", "both")
 if SINKS not in ("both", "webhook", "amqp"):
     sys.exit("bench_events: SINKS must be both, webhook or amqp, not %r" % SINKS)
+LABEL = {"both": "webhook+amqp", "webhook": "webhook", "amqp": "amqp"}[SINKS]
 # AMQP_PER_MESSAGE: events per RabbitMQ message (volley's default 1).
 PER_MESSAGE = int(os.environ.get("AMQP_PER_MESSAGE", "1"))
 # DRAIN_REPS: the first this many reps also measure the outbox drain (default 3).
@@ -71,37 +72,7 @@ def die(msg):
     sys.exit(1)
 
 
-RECEIVER = r"""
-import http.server, json, sys, threading, time
-st = {"events": 0, "first": None, "last": None}
-lock = threading.Lock()
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def reply(self, body=b""):
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        n, now = body.count(b'"event_id"'), time.monotonic()
-        with lock:
-            st["events"] += n
-            st["first"] = st["first"] or now
-            st["last"] = now
-        self.reply()
-    def do_GET(self):
-        with lock:
-            body = json.dumps(st).encode()
-            if self.path == "/reset":
-                st.update(events=0, first=None, last=None)
-        self.reply(body)
-    def log_message(self, *a):
-        pass
-srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-print(srv.server_port, flush=True)
-srv.serve_forever()
-"""
+RECEIVER = os.path.join(ROOT, "scripts", "bench_receiver.py")
 
 
 class Receiver:
@@ -110,7 +81,7 @@ class Receiver:
     CLOCK_MONOTONIC times of the first and last batch."""
 
     def __init__(self):
-        self.proc = subprocess.Popen(WRAP + [sys.executable, "-c", RECEIVER],
+        self.proc = subprocess.Popen(WRAP + [sys.executable, RECEIVER],
                                      stdout=subprocess.PIPE, text=True)
         port = self.proc.stdout.readline().strip()
         if not port.isdigit():
@@ -305,6 +276,7 @@ def main():
                    1e6 * cpu_send[-1] / N, 1e6 * cpu_recv[-1] / N, os.getloadavg()[0]), flush=True)
         med = statistics.median
         res = {"suite": "events", "recipients": N, "shards": S, "repetitions": REPS,
+               "sinks": SINKS, "amqp_per_message": PER_MESSAGE, "receivers_sched": RECV_SCHED,
                "off_rcpt_per_s": off, "on_rcpt_per_s": on, "on_events_per_s": on_ev,
                "drain_events_per_s": drain,
                "volley_cpu_us_per_rcpt_off": [1e6 * c / N for c in cpu_off],
@@ -318,8 +290,8 @@ def main():
                "ratio_on_off_per_rep": [a / b for a, b in zip(on, off)]}
         fmt = lambda xs: "%.0f (%.0f..%.0f)" % (med(xs), min(xs), max(xs))
         print("events off:             %s rcpt/s" % fmt(off))
-        print("events on (webhook+amqp): %s rcpt/s  -> ratio on/off of medians %.3f" %
-              (fmt(on), res["ratio_on_off_of_medians"]))
+        print("events on (%s): %s rcpt/s  -> ratio on/off of medians %.3f" %
+              (LABEL, fmt(on), res["ratio_on_off_of_medians"]))
         pr = res["ratio_on_off_per_rep"]
         print("ratio on/off within each rep (paired): median %.3f (%.3f..%.3f)" %
               (med(pr), min(pr), max(pr)))
@@ -330,8 +302,8 @@ def main():
         extra = [1e6 * (a - b) / N for a, b in zip(cpu_on, cpu_off)]
         print("volley CPU (all threads) per recipient: off %s us, on %s us; on - off within each "
               "rep: %s us per event" % (f1(us(cpu_off)), f1(us(cpu_on)), f1(extra)))
-        print("  of which the event sender threads:    %s us per event (webhook + amqp)" %
-              f1(us(cpu_send)))
+        print("  of which the event sender threads:    %s us per event (%s)" %
+              (f1(us(cpu_send)), LABEL))
         print("outbox writes only (webhook down, sender backing off): %s us per rcpt; minus off "
               "within each rep: %s us" % (f1(us(cpu_store)),
                                           f1([1e6 * (a - b) / N for a, b in zip(cpu_store, cpu_off)])))

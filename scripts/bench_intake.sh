@@ -198,34 +198,9 @@ source_run() {
     python3 -c "t=$t1-$t0; print('%.0f %.1f' % ($msgs/t, ($c1-$c0)/$tick/$msgs*1e6))" >"$tmp/result"
 }
 
-# The events receiver (volley+events): counts the events of the POSTed batches;
-# GET /n answers the count. -> recv_pid, recv_port
+# The events receiver (volley+events; scripts/bench_receiver.py) -> recv_pid, recv_port
 recv_start() {
-    cat >"$tmp/recv.py" <<'PY'
-import http.server, threading
-n, lock = [0], threading.Lock()
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def reply(self, body=b""):
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        with lock:
-            n[0] += body.count(b'"event":"injected"')
-        self.reply()
-    def do_GET(self):
-        with lock:
-            self.reply(str(n[0]).encode())
-    def log_message(self, *a):
-        pass
-srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-print(srv.server_port, flush=True)
-srv.serve_forever()
-PY
-    chrt --idle 0 python3 "$tmp/recv.py" >"$tmp/recv.port" &
+    chrt --idle 0 python3 scripts/bench_receiver.py >"$tmp/recv.port" &
     recv_pid=$!
     recv_port=""
     for _ in $(seq 250); do
@@ -236,7 +211,9 @@ PY
     [ -n "$recv_port" ] || { echo "bench_intake: the events receiver did not start" >&2; exit 1; }
     echo bench-secret >"$tmp/recv.key"
 }
-recv_count() { python3 -c "import urllib.request as u; print(u.urlopen('http://127.0.0.1:$recv_port/n', timeout=30).read().decode())"; }
+recv_count() {
+    python3 -c "import json, urllib.request as u; print(json.load(u.urlopen('http://127.0.0.1:$recv_port/stats', timeout=30))['events'])"
+}
 
 if [[ " $parts " == *" throughput "* ]]; then
     pf_setup

@@ -295,6 +295,7 @@ size_t vl_dlog_format(const struct vl_dlog_event *ev, char *out, size_t cap)
     log_field_str(&o, "from", ev->from, 512);
     log_field_str(&o, "source", ev->source, 16);
     log_field_str(&o, "client", ev->client, 64);
+    log_field_str(&o, "scope", ev->scope, 256);
     /* The closing brace and newline always fit: every field left room for them. */
     if (o.len + 3 > cap)
         o.len = cap - 3;

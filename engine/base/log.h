@@ -57,6 +57,7 @@ struct vl_dlog_event {
     const char *from;        /* the envelope sender ("" for <>) */
     const char *source;      /* "smtp" or "http" */
     const char *client;      /* the client's IP address */
+    const char *scope;       /* "unsubscribe": the sending domain it applies to */
 };
 
 #define VL_DLOG_BUF_BYTES (64u * 1024u)

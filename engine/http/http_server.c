@@ -12,6 +12,7 @@
 #include "log.h"
 #include "suppress.h"
 #include "unsub.h"
+#include "unsub_event.h"
 #include "volley/error.h"
 #include "volley/hostport.h"
 
@@ -263,7 +264,13 @@ static enum MHD_Result unsub_post(struct http *h, struct hconn *hc)
                                               "List-Unsubscribe=One-Click", 26))
         return http_respond_error(c, 400, "", -1, "the body must be List-Unsubscribe=One-Click "
                              "(RFC 8058)");
-    int rc = sup_add(h->sup, cl.domain, cl.rcpt, SUP_UNSUBSCRIBE, vl_clock_wall_ms());
+    uint64_t now = vl_clock_wall_ms();
+    int rc = sup_add(h->sup, cl.domain, cl.rcpt, SUP_UNSUBSCRIBE, now);
+    if (rc == 0 && h->cfg->events_on) {   /* a 503 is retried: stored again, same event */
+        char client[64];
+        http_client_ip(c, client, sizeof client);
+        rc = unsub_event_add(h->q, &cl, "http", client, (int64_t)now);
+    }
     if (rc < 0)
         return http_respond_error(c, 503, NULL, -1, vl_strerror(rc));
     vl_log_at(VL_LOG_INFO, "evt=unsubscribed rcpt=%s domain=%s campaign=\"%s\"", cl.rcpt,

@@ -139,7 +139,7 @@ static bool job_prepare(struct inject *in, struct inj_job *j, uint64_t now, stru
     }
     if (rc >= 0) {          /* the hook chain: unsub, DKIM, feedback loops (inject_hooks.c) */
         struct vl_intake_msg im = { .from = s->from, .rcpts = p->rcpts, .rcpt_n = s->rcpt_n,
-                                    .m = &p->m, .now_ms = now };
+                                    .m = &p->m, .now_ms = now, .client = s->peer_ip };
         char t[SMTP_SERVER_TEXT_BYTES_MAX];
         int h = inj_hooks_run(in, &im, t, sizeof t);
         if (h != VL_INTAKE_PASS) {

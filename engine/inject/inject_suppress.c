@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "suppress.h"
 #include "unsub.h"
+#include "unsub_event.h"
 #include "volley/error.h"
 
 #include <stdio.h>
@@ -69,6 +70,8 @@ int inj_unsub_hook(void *arg, struct vl_intake_msg *im, char *reply, size_t repl
     }
     int rc = in->sup ? sup_add(in->sup, cl.domain, cl.rcpt, SUP_UNSUBSCRIBE, vl_clock_wall_ms())
                      : VL_E_STORAGE;
+    if (rc == 0 && in->cfg->events_on)     /* retried after a 451: stored again, same event */
+        rc = unsub_event_add(in->q, &cl, "smtp", im->client, (int64_t)im->now_ms);
     if (rc < 0)
         return rc == VL_E_INVALID ? VL_E_STORAGE : rc;   /* 451, the preset text */
     vl_log_at(VL_LOG_INFO, "evt=unsubscribed rcpt=%s domain=%s campaign=\"%s\" via=mailto",

@@ -102,6 +102,7 @@ struct vl_intake_msg {
     struct msg_result *m;             /* the same, owned (engine/msg/msg.h): a transforming
                                          hook replaces m->data/m->len (freeing the old) */
     uint64_t now_ms;
+    const char *client;               /* the SMTP client's IP address */
 };
 
 /* One step of the SMTP intake's hook chain (engine/inject/inject_hooks.c): the

@@ -53,6 +53,20 @@ def parse_bodies(raw):
     return out
 
 
+def finish_run(env, p, err_path, rcpts, what):
+    """Wait until every recipient is delivered, stop the run (it drains its
+    events), and check that no batch failed and nothing was left unsent."""
+    try:
+        wait_for(lambda: {e["rcpt"] for e in env.log() if e["event"] == "delivered"}
+                 >= set(rcpts), "every recipient delivered")
+    finally:
+        stop_run(p)
+    with open(err_path, errors="replace") as f:
+        err = f.read()
+    check("evt=events_send_failed" not in err and "not yet sent" not in err,
+          "%s run: %s" % (what, err[-800:]))
+
+
 def case_broker_restart(env):
     rcpts, _ = setup(env, 150)
     rb = Rabbit(fail)
@@ -144,15 +158,7 @@ def case_amqps(env):
               "a wrong CA did not fail the batches: %s" % err[-800:])
         check(rb.queue_len(q) == 0, "events reached the broker past a wrong CA")
         p, err_path = run(ca, "30s")                # the right one: all of them
-        try:
-            wait_for(lambda: {e["rcpt"] for e in env.log() if e["event"] == "delivered"}
-                     >= set(rcpts), "every recipient delivered")
-        finally:
-            stop_run(p)
-        with open(err_path, errors="replace") as f:
-            err = f.read()
-        check("evt=events_send_failed" not in err and "not yet sent" not in err,
-              "amqps run: %s" % err[-800:])
+        finish_run(env, p, err_path, rcpts, "amqps")
         n = rb.queue_len(q)
         events = parse_bodies(rb.consume(q, n))
         check(len(events) == n, "consumed %d of %d" % (len(events), n))
@@ -176,15 +182,7 @@ def case_per_message(env):
     try:
         rb.start()
         p, err_path = start_run(env, rb, ["--events-amqp-per-message", "7"])
-        try:
-            wait_for(lambda: {e["rcpt"] for e in env.log() if e["event"] == "delivered"}
-                     >= set(rcpts), "every recipient delivered")
-        finally:
-            stop_run(p)
-        with open(err_path, errors="replace") as f:
-            err = f.read()
-        check("evt=events_send_failed" not in err and "not yet sent" not in err,
-              "per-message run: %s" % err[-800:])
+        finish_run(env, p, err_path, rcpts, "per-message")
         n = rb.queue_len(QUEUE)
         got = get_with_properties(fail, rb.port, QUEUE, n)
         check(len(got) == n and n > 0, "basic.get: %d of %d messages" % (len(got), n))

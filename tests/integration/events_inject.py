@@ -11,7 +11,11 @@ event (event_id, id = the queue id of the 250 / of the delivery, rcpt,
 domain, from, source smtp|http, client (the SMTP or HTTP peer), campaign when given,
 attempt 0) and it must arrive before that recipient's "delivered" event.
 Without --events-*, nothing changes (no event is stored: the run is the
-other cases' baseline and is not repeated here)."""
+other cases' baseline and is not repeated here).
+- unsubscribe: with --unsub too, a one-click POST of one recipient's link
+  (HTTP) and a mailto unsubscribe of another (SMTP) each yield one
+  "unsubscribe" event: rcpt, domain, scope = the sending domain, the link's
+  campaign, source http|smtp, client; a tampered link (404) yields none."""
 import os
 import sys
 import tempfile
@@ -20,7 +24,10 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from events_lib import Receiver  # noqa: E402
 from http_lib import Api  # noqa: E402
+from http_lib import by_rcpt  # noqa: E402
+from http_unsub import BASE, ONE_CLICK, link_of  # noqa: E402
 from inject_lib import QUEUED_RE, check, run_cases, txn  # noqa: E402
+import urllib.parse  # noqa: E402
 
 SECRET = b"inject-events-secret"
 WAIT_S = 60
@@ -133,5 +140,63 @@ def case_smtp_and_http():
         os.rmdir(tmp)
 
 
+def case_unsubscribe():
+    recv = Receiver(SECRET)
+    tmp = tempfile.mkdtemp(prefix="volley-evunsub-")
+    secret, usecret = os.path.join(tmp, "secret"), os.path.join(tmp, "unsub-secret")
+    with open(secret, "wb") as f:
+        f.write(SECRET)
+    with open(usecret, "w") as f:
+        f.write("unsub-secret-0123456789abcdef\n")
+    api = None
+    try:
+        api = Api(run_args=["--events-webhook", recv.url, "--events-secret-file", secret,
+                            "--unsub", "src.test=" + BASE, "--unsub-secret-file", usecret],
+                  smtp=True)
+        st, js = api.inject({"envelope_sender": "news@src.test",
+                             "content": {"subject": "n", "text_body": "hi",
+                                         "headers": {"X-Campaign": "fall"}},
+                             "recipients": [{"email": "click@dst.test"},
+                                            {"email": "mail@dst.test"}]})
+        check(st == 200 and js["success_count"] == 2, "inject: %d %r" % (st, js))
+        msgs = by_rcpt(api.wait_saved(2, "unsubscribe links"))
+        path = link_of(msgs["click@dst.test"])
+        st, _, body = api.req("POST", path[:-1] + ("A" if path[-1] != "A" else "B"), ONE_CLICK,
+                              token=None)
+        check(st == 404, "a tampered link: %d %r" % (st, body))
+        st, _, body = api.req("POST", path, ONE_CLICK, token=None)
+        check(st == 200, "one-click POST: %d %r" % (st, body))
+        to, q = link_of(msgs["mail@dst.test"], mailto=True)[len("mailto:"):].split("?", 1)
+        c = api.client()
+        c.expect(220, "greeting")
+        code, lines = txn(c, "mail@dst.test", [to], ("Subject: %s\r\n\r\n\r\n" % urllib.parse.
+                          parse_qs(q)["subject"][0]).encode())
+        check(code == 250 and "Unsubscribed" in lines[-1], "mailto: %d %r" % (code, lines))
+        c.close()
+
+        def unsubs():
+            return [e for _, e in first_receipts(recv) if e["event"] == "unsubscribe"]
+        wait_for(lambda: len(unsubs()) >= 2, "two unsubscribe events at the webhook")
+        got = {e["rcpt"]: e for e in unsubs()}
+        check(len(unsubs()) == 2 and set(got) == {"click@dst.test", "mail@dst.test"},
+              "unsubscribe events: %r" % unsubs())
+        for r, source in (("click@dst.test", "http"), ("mail@dst.test", "smtp")):
+            e = got[r]
+            for k, v in (("domain", "dst.test"), ("scope", "src.test"), ("campaign", "fall"),
+                         ("source", source), ("client", "127.0.0.1"), ("attempt", 0)):
+                check(e.get(k) == v, "%s: %s is %r, expected %r (event %r)" % (r, k, e.get(k),
+                                                                            v, e))
+        check(recv.bad_sig == 0, "bad signatures: %d" % recv.bad_sig)
+        check(api.stop() == 0, "volley run exit code")
+        print("ok one-click and mailto unsubscribes: one unsubscribe event each")
+    finally:
+        if api:
+            api.close()
+        recv.close()
+        for f in os.listdir(tmp):
+            os.unlink(os.path.join(tmp, f))
+        os.rmdir(tmp)
+
+
 if __name__ == "__main__":
-    run_cases([("smtp_and_http", case_smtp_and_http)])
+    run_cases([("smtp_and_http", case_smtp_and_http), ("unsubscribe", case_unsubscribe)])

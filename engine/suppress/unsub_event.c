@@ -1,0 +1,34 @@
+/*
+ * unsub_event.c - the "unsubscribe" event (unsub_event.h).
+ */
+#include "unsub_event.h"
+
+#include "log.h"
+#include "volley/error.h"
+#include "volley/limits.h"
+#include "volley/queue.h"
+
+#include <string.h>
+
+int unsub_event_add(struct vl_queue *q, const struct unsub_claims *cl, const char *source,
+                    const char *client, int64_t ts_ms)
+{
+    const char *at = strrchr(cl->rcpt, '@');
+    char domain[VL_SMTP_DOMAIN_BYTES_MAX + 1];
+    size_t dn = at ? strlen(at + 1) : 0;
+    if (!at || dn == 0 || dn > VL_SMTP_DOMAIN_BYTES_MAX)
+        return VL_E_INVALID;
+    for (size_t i = 0; i <= dn; i++)            /* the queue shards by the lowercased domain */
+        domain[i] = (char)((at[1 + i] >= 'A' && at[1 + i] <= 'Z') ? at[1 + i] + 32 : at[1 + i]);
+    struct vl_dlog_event ev = { .ts_ms = ts_ms, .rcpt = cl->rcpt, .domain = domain,
+                                .event = "unsubscribe", .campaign = cl->campaign,
+                                .source = source, .client = client, .scope = cl->domain };
+    char line[VL_DLOG_LINE_BYTES_MAX];
+    size_t len = vl_dlog_format(&ev, line, sizeof line);
+    if (len < 3)
+        return VL_E_INVALID;
+    len--;                                      /* an event has no newline */
+    const char *json[] = { line };
+    return vl_queue_events_add(vl_queue_shard(q, vl_queue_shard_of(q, domain, dn)), json, &len,
+                               1);
+}
