@@ -16,18 +16,18 @@ other cases' baseline and is not repeated here).
   (HTTP) and a mailto unsubscribe of another (SMTP) each yield one
   "unsubscribe" event: rcpt, domain, scope = the sending domain, the link's
   campaign, source http|smtp, client; a tampered link (404) yields none."""
+import contextlib
 import os
 import sys
 import tempfile
 import time
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from events_lib import Receiver  # noqa: E402
-from http_lib import Api  # noqa: E402
-from http_lib import by_rcpt  # noqa: E402
+from http_lib import Api, by_rcpt  # noqa: E402
 from http_unsub import BASE, ONE_CLICK, link_of  # noqa: E402
 from inject_lib import QUEUED_RE, check, run_cases, txn  # noqa: E402
-import urllib.parse  # noqa: E402
 
 SECRET = b"inject-events-secret"
 WAIT_S = 60
@@ -53,16 +53,38 @@ def first_receipts(recv):
     return out
 
 
-def case_smtp_and_http():
+@contextlib.contextmanager
+def events_api(files=None, run_args=()):
+    """A webhook receiver and `volley run --listen --http` sending events to it;
+    @files (name -> text) are written into a temp dir, whose path is passed to
+    @run_args as {dir}. Yields (api, recv); at the end checks that every batch
+    was signed and that volley exited 0, then stops and removes everything."""
     recv = Receiver(SECRET)
     tmp = tempfile.mkdtemp(prefix="volley-evinj-")
     secret = os.path.join(tmp, "secret")
     with open(secret, "wb") as f:
         f.write(SECRET)
+    for name, text in (files or {}).items():
+        with open(os.path.join(tmp, name), "w") as f:
+            f.write(text)
     api = None
     try:
-        api = Api(run_args=["--events-webhook", recv.url, "--events-secret-file", secret],
-                  smtp=True)
+        api = Api(run_args=["--events-webhook", recv.url, "--events-secret-file", secret]
+                  + [a.format(dir=tmp) for a in run_args], smtp=True)
+        yield api, recv
+        check(recv.bad_sig == 0, "bad signatures: %d" % recv.bad_sig)
+        check(api.stop() == 0, "volley run exit code")
+    finally:
+        if api:
+            api.close()
+        recv.close()
+        for f in os.listdir(tmp):
+            os.unlink(os.path.join(tmp, f))
+        os.rmdir(tmp)
+
+
+def case_smtp_and_http():
+    with events_api() as (api, recv):
         want = {}                          # rcpt -> dict of fields the event must have
         # SMTP: one recipient, then five over several domains (both shards).
         c = api.client()
@@ -127,32 +149,14 @@ def case_smtp_and_http():
                       (r, k, e.get(k), w[k], e))
         n_inj = sum(1 for _, e in evs if e["event"] == "injected")
         check(n_inj == len(want), "%d injected events for %d recipients" % (n_inj, len(want)))
-        check(recv.bad_sig == 0, "bad signatures: %d" % recv.bad_sig)
-        check(api.stop() == 0, "volley run exit code")
-        print("ok %d recipients (SMTP %d, HTTP %d): one injected event each, before its "
-              "delivered event" % (len(want), 6, 6))
-    finally:
-        if api:
-            api.close()
-        recv.close()
-        for f in os.listdir(tmp):
-            os.unlink(os.path.join(tmp, f))
-        os.rmdir(tmp)
+    print("ok %d recipients (SMTP %d, HTTP %d): one injected event each, before its "
+          "delivered event" % (len(want), 6, 6))
 
 
 def case_unsubscribe():
-    recv = Receiver(SECRET)
-    tmp = tempfile.mkdtemp(prefix="volley-evunsub-")
-    secret, usecret = os.path.join(tmp, "secret"), os.path.join(tmp, "unsub-secret")
-    with open(secret, "wb") as f:
-        f.write(SECRET)
-    with open(usecret, "w") as f:
-        f.write("unsub-secret-0123456789abcdef\n")
-    api = None
-    try:
-        api = Api(run_args=["--events-webhook", recv.url, "--events-secret-file", secret,
-                            "--unsub", "src.test=" + BASE, "--unsub-secret-file", usecret],
-                  smtp=True)
+    with events_api({"unsub-secret": "unsub-secret-0123456789abcdef\n"},
+                    ["--unsub", "src.test=" + BASE, "--unsub-secret-file",
+                     "{dir}/unsub-secret"]) as (api, recv):
         st, js = api.inject({"envelope_sender": "news@src.test",
                              "content": {"subject": "n", "text_body": "hi",
                                          "headers": {"X-Campaign": "fall"}},
@@ -186,16 +190,7 @@ def case_unsubscribe():
                          ("source", source), ("client", "127.0.0.1"), ("attempt", 0)):
                 check(e.get(k) == v, "%s: %s is %r, expected %r (event %r)" % (r, k, e.get(k),
                                                                             v, e))
-        check(recv.bad_sig == 0, "bad signatures: %d" % recv.bad_sig)
-        check(api.stop() == 0, "volley run exit code")
-        print("ok one-click and mailto unsubscribes: one unsubscribe event each")
-    finally:
-        if api:
-            api.close()
-        recv.close()
-        for f in os.listdir(tmp):
-            os.unlink(os.path.join(tmp, f))
-        os.rmdir(tmp)
+    print("ok one-click and mailto unsubscribes: one unsubscribe event each")
 
 
 if __name__ == "__main__":
