@@ -208,7 +208,8 @@ static void run_hold(atomic_bool *stop)
  * schedule, TLS policy, shaping policies (AIMD state kept by name) and egress
  * pools; each shard moves to it at its next reactor turn and in-flight
  * deliveries finish as they began. What cannot change live (listeners, data
- * dir, shards, DNS, routes, EHLO name, log, intake, DKIM, egress addresses)
+ * dir, shards, DNS, routes, EHLO name, log, intake, DKIM, egress addresses,
+ * the events block, the feedback-loop address and bounce rules)
  * is kept as it is and logged as needing a restart. One line says it all:
  * evt=config_reloaded changed="..." shaping="..." needs_restart="...". */
 static volatile sig_atomic_t cli_run_hup;
@@ -306,6 +307,20 @@ static void cli_run_diff(const struct vl_config *s, const struct vl_config *o,
                  s->dns_inflight_max != n->dns_inflight_max, "sessions-max,dns-inflight-max");
     cli_run_note(restart, rcap, !vl_shaping_egress_same(s->shaping, n->shaping),
                  "egress-addresses");
+    const struct vl_events_opts *se = &s->events, *ne = &n->events;
+    cli_run_note(restart, rcap, s->events_on != n->events_on
+                 || !cli_streq(se->webhook_url, ne->webhook_url)
+                 || !cli_streq(se->webhook_secret_file, ne->webhook_secret_file)
+                 || !cli_streq(se->amqp_url, ne->amqp_url)
+                 || !cli_streq(se->amqp_queue, ne->amqp_queue)
+                 || !cli_streq(se->amqp_ca_file, ne->amqp_ca_file)
+                 || se->amqp_per_message != ne->amqp_per_message || se->batch != ne->batch
+                 || se->linger_set != ne->linger_set || se->linger_ms != ne->linger_ms
+                 || se->timeout_ms != ne->timeout_ms || se->drain_set != ne->drain_set
+                 || se->drain_ms != ne->drain_ms || se->outbox_max != ne->outbox_max,
+                 "events");
+    cli_run_note(restart, rcap, !cli_streq(s->fbl_address, n->fbl_address)
+                 || !cli_streq(s->bounce_rules_path, n->bounce_rules_path), "fbl,bounce-rules");
 }
 
 static void cli_run_reload(struct cli_run_ctx *rc)

@@ -9,7 +9,8 @@
 #      (evt=config_reload_refused), the engine keeps running on the old config
 #      and delivers what arrives next; SIGHUP with a valid changed file:
 #      evt=config_reloaded applies=live names what changed, and a changed
-#      listener as needs_restart (the old one keeps serving); SIGTERM: exit 0,
+#      listener and an added events block as needs_restart (the old listener
+#      keeps serving); SIGTERM: exit 0,
 #      nothing lost.
 set -euo pipefail
 command -v python3 >/dev/null || { echo "FAIL: python3 not installed (scripts/setup.sh installs it)" >&2; exit 1; }
@@ -59,7 +60,7 @@ rc=0; "$VOLLEY_BIN" run --config "$tmp/bad.conf" --data "$tmp/qbad" --until-empt
 sink_pid=$!; pids+=("$sink_pid")
 wait_for "$tmp/sink.out" '^sink: listening on 127\.0\.0\.1:[0-9]+$'
 sport=$(sed -n 's/^sink: listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$tmp/sink.out")
-write_conf() {   # write_conf MSGS_PER_CONN [LISTENER]
+write_conf() {   # write_conf MSGS_PER_CONN [LISTENER [MORE]]
     cat >"$tmp/volley.conf.new" <<CONF
 # test config
 data = "$tmp/q";
@@ -69,6 +70,7 @@ route = [ "*=127.0.0.1:$sport" ];
 max-rcpts = 50;
 msgs-per-conn = $1;
 listeners = ( { address = "${2:-127.0.0.1:0}"; } );
+${3:-}
 CONF
     mv "$tmp/volley.conf.new" "$tmp/volley.conf"
 }
@@ -123,11 +125,13 @@ send second 2
 wait_delivered 5
 # a valid file with a change: applied live, what changed is named; a listener
 # change cannot apply live: named as needing a restart, the old listener kept
-write_conf 7 127.0.0.1:1
+# (an events block added: its sink threads start with the run, so also a restart)
+echo secret >"$tmp/hook.key"
+write_conf 7 127.0.0.1:1 "events = { webhook = { url = \"http://127.0.0.1:1/\"; secret-file = \"$tmp/hook.key\"; }; };"
 kill -HUP "$run_pid"
 wait_for "$tmp/run.err" 'evt=config_reloaded .*applies=live changed="msgs-per-conn"'
-grep -q 'evt=config_reloaded .*needs_restart="listeners"' "$tmp/run.err" \
-    || fail "listener change not reported as needing a restart: $(grep reloaded "$tmp/run.err")"
+grep -q 'evt=config_reloaded .*needs_restart="listeners,events"' "$tmp/run.err" \
+    || fail "listener and events changes not reported as needing a restart: $(grep reloaded "$tmp/run.err")"
 send third 1
 wait_delivered 6
 kill -TERM "$run_pid"
