@@ -7,7 +7,9 @@
 # through volley's SMTP listener (`volley run --listen`: the engine that takes
 # mail in and delivers it, in one process), send 3 personalised transactional
 # messages through its HTTP API (`--http`, POST /api/inject/v1), and print the
-# outcome (with the engine's Prometheus /metrics counters). Everything runs on loopback and
+# outcome (with the engine's Prometheus /metrics counters and the delivery
+# events a webhook receiver, scripts/demo/webhook_receiver.py, got from
+# `--events-webhook`, each batch's HMAC signature checked). Everything runs on loopback and
 # is stopped by PID at the end; the queue and logs stay in ./demo-out.
 # The MX records point at 127.0.0.x, which volley refuses by default (its
 # destination policy: public addresses only), hence --allow-dest loopback.
@@ -75,9 +77,21 @@ awk -v n="$n" 'BEGIN { for (i = 1; i <= n; i++) printf "reader%d@demo%d.test\n",
 # first; the command line overrides what the demo needs differently.
 "$volley" config check etc/volley.conf.example
 head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$out/api.token"
-echo "== volley run --config etc/volley.conf.example --listen --http: the engine, with its SMTP and HTTP front doors on 127.0.0.1"
+# The delivery-event receiver (a CRM's webhook endpoint): HMAC key, port.
+head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$out/webhook.key"
+python3 scripts/demo/webhook_receiver.py "$out/webhook.key" >"$out/webhook.port" &
+pids+=("$!")
+wport=""
+for _ in $(seq 1 50); do
+    wport=$(head -n 1 "$out/webhook.port")
+    [ -n "$wport" ] && break
+    sleep 0.1
+done
+[ -n "$wport" ] || { echo "demo.sh: the webhook receiver did not start" >&2; exit 1; }
+echo "== volley run --config etc/volley.conf.example --listen --http --events-webhook: the engine, with its SMTP and HTTP front doors on 127.0.0.1, events to a webhook"
 "$volley" run --config etc/volley.conf.example --data "$out/queue" --shards 2 --listen 127.0.0.1:0 \
     --http 127.0.0.1:0 --http-token-file "$out/api.token" \
+    --events-webhook "http://127.0.0.1:$wport/hooks/volley" --events-secret-file "$out/webhook.key" \
     --dns "127.0.0.1:$dport" --mx-port "$port" --allow-dest loopback --max-rcpts 1 \
     --log "$out/delivery.json" 2>"$out/run.log" &
 rpid=$!
@@ -148,6 +162,8 @@ echo "== a few delivery-log lines ($out/delivery.json)"
 head -n 3 "$out/delivery.json"
 echo "== delivery-log events"
 grep -o '"event":"[a-z]*"' "$out/delivery.json" | sort | uniq -c
+echo "== delivery events at the webhook receiver (signatures checked, counted once per event_id)"
+curl -sS --max-time 10 "http://127.0.0.1:$wport/stats"; echo
 echo "== sinks"
 kill -USR1 "${pids[0]}"; sleep 0.3
 grep "stats" "$out/sink.log" | tail -n 1
