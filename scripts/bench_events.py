@@ -211,7 +211,9 @@ def main():
             on_args += ["--events-amqp", rb.url, "--events-amqp-queue", "bench.events",
                         "--events-amqp-per-message", str(PER_MESSAGE)]
         print("bench_events: N=%d recipients (one message, 100 domains, one transaction each), "
-              "S=%d shards, REPS=%d, sink 127.0.0.1:%d, receivers RECV_SCHED=%s, SINKS=%s, AMQP_PER_MESSAGE=%d" % (N, S, REPS, port, RECV_SCHED, SINKS, PER_MESSAGE), flush=True)
+              "S=%d shards, REPS=%d, sink 127.0.0.1:%d, receivers RECV_SCHED=%s, SINKS=%s, "
+              "AMQP_PER_MESSAGE=%d" % (N, S, REPS, port, RECV_SCHED, SINKS, PER_MESSAGE),
+              flush=True)
         off, on, drain, on_ev = [], [], [], []
         cpu_off, cpu_on, cpu_send, cpu_recv, cpu_store, cpu_hook = [], [], [], [], [], []
         recv_pids = {recv.proc.pid, rb.proc.pid}
