@@ -59,6 +59,7 @@ struct vl_queue_shard {
     uint64_t evack_delete_upto;
     uint64_t evack_gen, evack_done_gen;  /* pending while they differ */
     struct queue_lease_set leases;       /* owning thread only (queue_lease.c) */
+    uint64_t lease_next_due;             /* owning thread: vl_queue_lease_next_due() */
     void (*notify_fn)(void *arg);        /* guarded by mu: vl_queue_shard_notify_set() */
     void *notify_arg;
     char path[QUEUE_PATH_BYTES_MAX];

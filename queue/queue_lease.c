@@ -64,11 +64,13 @@ struct lease_ctx {
     struct lease_msg *msgs;
     size_t msg_n;
     struct queue_quar_req quar;          /* what could not be leased (arrays on demand) */
+    uint64_t next_due;                   /* vl_queue_lease_next_due() of this scan */
 };
 
 struct queue_batch_impl {
     struct vl_queue_batch pub;
     uint8_t *bytes;
+    uint8_t *unleased;                   /* [pub.count] on the first vl_queue_batch_unlease */
 };
 
 /* Append @p n bytes and a NUL; *off = where they start. */
@@ -151,14 +153,17 @@ static int lease_scan(struct vl_queue_shard *s, MDB_txn *txn, uint64_t now_ms, s
     int rc = mdb_cursor_open(txn, s->db_sched, &cur);
     if (rc)
         return queue_mdb_err(rc);
+    c->next_due = 0;                     /* not known unless the scan gets past now */
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && c->n < max;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (k.mv_size != 8 || v.mv_size != 8) {
             rc = VL_E_CORRUPT;
             break;
         }
-        if (queue_key_u64_get(k.mv_data) > now_ms)
+        if (queue_key_u64_get(k.mv_data) > now_ms) {
+            c->next_due = queue_key_u64_get(k.mv_data);   /* sorted: the earliest not due */
             break;
+        }
         uint64_t id = queue_key_u64_get(v.mv_data);
         if (queue_lease_has(&s->leases, id))
             continue;
@@ -195,7 +200,11 @@ static int lease_scan(struct vl_queue_shard *s, MDB_txn *txn, uint64_t now_ms, s
         c->n++;
     }
     mdb_cursor_close(cur);
-    if (rc == MDB_NOTFOUND || rc == 0)
+    if (rc == MDB_NOTFOUND) {
+        c->next_due = UINT64_MAX;        /* the end: nothing scheduled later */
+        return 0;
+    }
+    if (rc == 0)
         return 0;
     return rc < 0 ? rc : queue_mdb_err(rc);
 }
@@ -307,6 +316,7 @@ static struct vl_queue_batch *lease_build(struct lease_ctx *c)
                                         + c->msg_n * sizeof(struct vl_queue_msg));
     if (!b)
         return NULL;
+    b->unleased = NULL;
     struct vl_queue_rcpt *rcpts = (struct vl_queue_rcpt *)(b + 1);
     struct vl_queue_msg *msgs = (struct vl_queue_msg *)(rcpts + c->n);
     const uint8_t *base = c->buf.p;
@@ -348,8 +358,10 @@ int vl_queue_lease_skip(struct vl_queue_shard *s, uint64_t now_ms, size_t max,
     if (!(c.ents = malloc(max * sizeof c.ents[0])))
         return -ENOMEM;
     int rc = queue_txn_begin(s, false, &txn);
+    s->lease_next_due = 0;
     if (rc == 0) {
         rc = lease_scan(s, txn, now_ms, max, skip, ctx, &c);
+        s->lease_next_due = rc == 0 ? c.next_due : 0;
         if (rc == 0 && c.n)
             rc = lease_msgs(s, txn, &c);
         queue_txn_abort(s, txn);
@@ -381,7 +393,26 @@ void vl_queue_batch_release(struct vl_queue_shard *s, struct vl_queue_batch *b)
         return;
     struct queue_batch_impl *impl = (struct queue_batch_impl *)b;
     for (size_t i = 0; i < b->count; i++)
-        queue_lease_del(&s->leases, b->rcpts[i].id);
+        if (!impl->unleased || !impl->unleased[i])   /* else: maybe leased again since */
+            queue_lease_del(&s->leases, b->rcpts[i].id);
+    free(impl->unleased);
     free(impl->bytes);
     free(impl);
+}
+
+void vl_queue_batch_unlease(struct vl_queue_shard *s, struct vl_queue_batch *b, size_t i)
+{
+    struct queue_batch_impl *impl = (struct queue_batch_impl *)b;
+    vl_assert(i < b->count);
+    if (!impl->unleased && !(impl->unleased = calloc(b->count, 1)))
+        return;                          /* no memory: leased until the batch goes */
+    if (impl->unleased[i])
+        return;
+    impl->unleased[i] = 1;
+    queue_lease_del(&s->leases, b->rcpts[i].id);
+}
+
+uint64_t vl_queue_lease_next_due(const struct vl_queue_shard *s)
+{
+    return s->lease_next_due;
 }

@@ -436,6 +436,12 @@ static void commit_finish(struct committer *com)
             commit_log_outcome(com, &c->outcomes[i]);
         commit_count(com, &c->outcomes[i]);
     }
+    /* Committed and seen here (the owner): leasable again when due, even while
+     * others of their batch are still held (waiting for their DSN). */
+    for (uint32_t i = 0; i < c->count; i++) {
+        struct vl_queue_batch *b = c->outcomes[i].lease->batch;
+        vl_queue_batch_unlease(com->qs, b, (size_t)(c->outcomes[i].rcpt - b->rcpts));
+    }
     ledger_committed(com->ledger, c->outcomes, c->count);
     c->count = 0;
     c->dsns_built = c->dsns_dropped = false;

@@ -175,6 +175,23 @@ static size_t shard_outbox_room(struct shard *sh)
 /* How often a shard whose outbox is full looks again. */
 #define SHARD_OUTBOX_POLL_MS 100u
 
+/* Held failures (ledger.h) wait out their DSN interval when the queue holds
+ * recipients due before it ends (the same message's, deferred again soon,
+ * may fail too and belong in the same DSN): the last lease's view of the
+ * next due time. Unknown (the lease stopped early): not waited for. */
+static bool shard_dsn_more_soon(const struct shard *sh)
+{
+    const struct ledger *l = &sh->ledger;
+    if (l->dsn_waiting == 0)
+        return false;
+    uint64_t next = vl_queue_lease_next_due(sh->qs);
+    if (next == 0 || next == UINT64_MAX)
+        return false;
+    uint64_t waited = vl_clock_mono_ms() - l->dsn_wait_since_ms;
+    uint64_t left = waited < l->cfg->dsn_interval_ms ? l->cfg->dsn_interval_ms - waited : 0;
+    return next <= vl_clock_wall_ms() + left;
+}
+
 static int shard_lease(struct shard *sh)
 {
     struct ledger *l = &sh->ledger;
@@ -365,9 +382,11 @@ static int shard_loop(struct shard *sh)
             }
         }
         /* Failures held for their message's DSN (ledger.h): due, stopping, or
-         * nothing else leased and nothing due: let them commit with the DSN. */
+         * nothing else leased and nothing due within the interval: let them
+         * commit with the DSN. */
         ledger_dsn_release(&sh->ledger, sh->stopping || sh->com.gave_up
-                           || (sh->lease_none && sh->ledger.inflight == sh->ledger.dsn_waiting));
+                           || (sh->lease_none && sh->ledger.inflight == sh->ledger.dsn_waiting
+                               && !shard_dsn_more_soon(sh)));
         sh->turns++;
         int rc = rx_run_once(sh->rx, shard_wait_ms(sh));
         if (rc < 0 && rc != -EINTR) {

@@ -305,6 +305,21 @@ int vl_queue_lease_skip(struct vl_queue_shard *s, uint64_t now_ms, size_t max,
                         bool (*skip)(void *ctx, const char *domain, size_t len), void *ctx,
                         struct vl_queue_batch **out);
 
+/** Drop the lease of @p b's recipient @p i before the rest of @p b goes: the
+ *  owner calls it once an async commit of that recipient's outcome is known
+ *  to be done (vl_queue_complete_async*), so a deferred recipient is leasable
+ *  again when due while others of its batch are still held (e.g. waiting for
+ *  their message's DSN). vl_queue_batch_release() then leaves that id alone
+ *  (it may have been leased again by then). Out of memory: a no-op (it stays
+ *  leased until the batch goes). Thread: the shard's owner. */
+void vl_queue_batch_unlease(struct vl_queue_shard *s, struct vl_queue_batch *b, size_t i);
+
+/** After the shard's last vl_queue_lease*() (same thread): the due time (wall
+ *  ms) of the earliest recipient it left in the queue because it was not due
+ *  yet; UINT64_MAX when nothing is scheduled later; 0 when not known (the
+ *  scan stopped at its max, at its skip limit, or failed). */
+uint64_t vl_queue_lease_next_due(const struct vl_queue_shard *s);
+
 /** Free @p b and drop the leases of its recipients not completed yet (they are
  *  leasable again). Thread: the shard's owner. NULL is a no-op. */
 void vl_queue_batch_release(struct vl_queue_shard *s, struct vl_queue_batch *b);
@@ -319,7 +334,8 @@ int vl_queue_complete(struct vl_queue_shard *s, const struct vl_queue_outcome *o
 
 /** As vl_queue_complete(), but for a committer thread working beside the
  *  shard's owner: the recipients stay leased until the owner releases their
- *  batch (vl_queue_batch_release), and the in-memory lease set is not touched.
+ *  batch (vl_queue_batch_release) or them (vl_queue_batch_unlease, once it
+ *  knows the commit is done), and the in-memory lease set is not touched.
  *  So a lease the owner runs concurrently, on a snapshot older than this
  *  commit, can never hand out a recipient completed here. Thread: one
  *  committer thread per shard, concurrently with the owner.

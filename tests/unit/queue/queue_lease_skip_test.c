@@ -1,7 +1,13 @@
 /* queue_lease_skip_test.c - vl_queue_lease_skip() on real LMDB files: the
  * recipients of a domain the caller skips stay ready in the queue (not leased,
  * nothing written), the others are leased in order; without the skip the
- * skipped ones are leased next; a skip of everything leases nothing. */
+ * skipped ones are leased next; a skip of everything leases nothing.
+ * test_next_due: vl_queue_lease_next_due() after each lease: the earliest
+ * recipient not due yet, UINT64_MAX with nothing later, 0 when the lease
+ * stopped at its max (not known).
+ * test_unlease: a recipient whose async outcome (deferred) is committed and
+ * unleased is leased again when due while its first batch is still held;
+ * releasing that first batch leaves the new lease alone. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -79,8 +85,97 @@ static void test_skip(void **state)
     nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+static void test_next_due(void **state)
+{
+    (void)state;
+    char dir[64] = "/tmp/vlq-due-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char qdir[80];
+    snprintf(qdir, sizeof qdir, "%s/q", dir);
+    struct vl_queue *q;
+    assert_int_equal(vl_queue_open(qdir, 1, VL_QUEUE_CREATE, &q), 0);
+    struct vl_queue_shard *s = vl_queue_shard(q, 0);
+    struct vl_queue_batch *b = NULL;
+    assert_int_equal(vl_queue_lease(s, T0, 16, &b), 0);        /* empty queue */
+    assert_true(vl_queue_lease_next_due(s) == UINT64_MAX);
+    static const char body[] = "From: a@x.org\r\nSubject: t\r\n\r\nhello\r\n";
+    const char *rcpts[] = { "a@one.test", "b@one.test", "c@one.test" };
+    struct vl_queue_new_msg m = { "s@x.org", 7, body, sizeof body - 1, 0, rcpts, NULL, 3 };
+    uint64_t id;
+    assert_int_equal(vl_queue_enqueue(q, &m, T0, &id), 0);
+    assert_int_equal(vl_queue_lease(s, T0 + 1, 2, &b), 2);     /* stopped at its max */
+    assert_int_equal(vl_queue_lease_next_due(s), 0);
+    struct vl_queue_outcome o[2] = {
+        { .rcpt_id = b->rcpts[0].id, .state = VL_RCPT_DEFERRED, .next_ms = T0 + 5000 },
+        { .rcpt_id = b->rcpts[1].id, .state = VL_RCPT_DEFERRED, .next_ms = T0 + 9000 },
+    };
+    assert_int_equal(vl_queue_complete(s, o, 2, NULL, 0, T0 + 1), 2);
+    vl_queue_batch_release(s, b);
+    struct vl_queue_batch *b2 = NULL;
+    assert_int_equal(vl_queue_lease(s, T0 + 2, 16, &b2), 1);    /* c, ready */
+    assert_true(vl_queue_lease_next_due(s) == T0 + 5000);
+    assert_int_equal(vl_queue_lease(s, T0 + 2, 16, &b), 0);     /* c leased: skipped */
+    assert_true(vl_queue_lease_next_due(s) == T0 + 5000);
+    vl_queue_batch_release(s, b2);
+    assert_int_equal(vl_queue_lease(s, T0 + 6000, 16, &b), 2);  /* c and a */
+    assert_true(vl_queue_lease_next_due(s) == T0 + 9000);
+    vl_queue_batch_release(s, b);
+    assert_int_equal(vl_queue_lease(s, T0 + 9000, 16, &b), 3);
+    assert_true(vl_queue_lease_next_due(s) == UINT64_MAX);
+    vl_queue_batch_release(s, b);
+    struct vl_queue_check chk;
+    assert_int_equal(vl_queue_check(q, &chk), 0);
+    assert_int_equal(chk.problems, 0);
+    vl_queue_close(q);
+    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void test_unlease(void **state)
+{
+    (void)state;
+    char dir[64] = "/tmp/vlq-unl-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char qdir[80];
+    snprintf(qdir, sizeof qdir, "%s/q", dir);
+    struct vl_queue *q;
+    assert_int_equal(vl_queue_open(qdir, 1, VL_QUEUE_CREATE, &q), 0);
+    struct vl_queue_shard *s = vl_queue_shard(q, 0);
+    static const char body[] = "From: a@x.org\r\nSubject: t\r\n\r\nhello\r\n";
+    const char *rcpts[] = { "a@one.test", "b@one.test" };
+    struct vl_queue_new_msg m = { "s@x.org", 7, body, sizeof body - 1, 0, rcpts, NULL, 2 };
+    uint64_t id;
+    assert_int_equal(vl_queue_enqueue(q, &m, T0, &id), 0);
+    struct vl_queue_batch *b1 = NULL, *b2 = NULL, *b3 = NULL;
+    assert_int_equal(vl_queue_lease(s, T0 + 1, 16, &b1), 2);
+    /* a deferred to T0 + 10 by the committer's call; b (rcpts[1]) stays open */
+    struct vl_queue_outcome o = { .rcpt_id = b1->rcpts[0].id, .state = VL_RCPT_DEFERRED,
+                                  .next_ms = T0 + 10 };
+    assert_int_equal(vl_queue_complete_async(s, &o, 1, NULL, 0, T0 + 1), 1);
+    assert_int_equal(vl_queue_lease(s, T0 + 10, 16, &b2), 0);   /* still leased */
+    vl_queue_batch_unlease(s, b1, 0);
+    vl_queue_batch_unlease(s, b1, 0);                           /* twice: a no-op */
+    assert_int_equal(vl_queue_lease(s, T0 + 5, 16, &b2), 0);    /* not due yet */
+    assert_int_equal(vl_queue_lease(s, T0 + 10, 16, &b2), 1);   /* due: leased again */
+    assert_true(b2->rcpts[0].id == o.rcpt_id);
+    assert_int_equal(b2->rcpts[0].attempts, 1);
+    vl_queue_batch_release(s, b1);                              /* frees b, not a */
+    assert_int_equal(vl_queue_lease(s, T0 + 10, 16, &b3), 1);
+    assert_true(b3->rcpts[0].id != o.rcpt_id);
+    vl_queue_batch_release(s, b3);
+    vl_queue_batch_release(s, b2);
+    assert_int_equal(vl_queue_lease(s, T0 + 10, 16, &b3), 2);
+    vl_queue_batch_release(s, b3);
+    struct vl_queue_check chk;
+    assert_int_equal(vl_queue_check(q, &chk), 0);
+    assert_int_equal(chk.problems, 0);
+    vl_queue_close(q);
+    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = { cmocka_unit_test(test_skip) };
+    const struct CMUnitTest tests[] = { cmocka_unit_test(test_skip),
+                                        cmocka_unit_test(test_next_due),
+                                        cmocka_unit_test(test_unlease) };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
