@@ -14,22 +14,10 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <ftw.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
+#define QUEUE_FX_SHARDS 1u
+#include "queue_fx.h"
 
-#include "volley/error.h"
-#include "volley/queue.h"
-
-#define T0 1700000000000ull
-
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb; (void)flag; (void)ftw;
-    return remove(p);
-}
+static const char BODY[] = "From: a@x.org\r\nSubject: t\r\n\r\nhello\r\n";
 
 struct skip { const char *domain; unsigned calls; };
 
@@ -42,19 +30,10 @@ static bool skip_domain(void *ctx, const char *domain, size_t len)
 
 static void test_skip(void **state)
 {
-    (void)state;
-    char dir[64] = "/tmp/vlq-skip-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char qdir[80];
-    snprintf(qdir, sizeof qdir, "%s/q", dir);
-    struct vl_queue *q;
-    assert_int_equal(vl_queue_open(qdir, 1, VL_QUEUE_CREATE, &q), 0);
-    static const char body[] = "From: a@x.org\r\nSubject: t\r\n\r\nhello\r\n";
+    struct vl_queue *q = ((struct fx *)*state)->q;
     const char *rcpts[] = { "a1@slow.test", "b1@fast.test", "a2@SLOW.test", "b2@fast.test",
                             "b3@fast.test" };
-    struct vl_queue_new_msg m = { "s@x.org", 7, body, sizeof body - 1, 0, rcpts, NULL, 5 };
-    uint64_t id;
-    assert_int_equal(vl_queue_enqueue(q, &m, T0, &id), 0);
+    fx_enq(q, BODY, rcpts, 5, T0);
     struct vl_queue_shard *s = vl_queue_shard(q, 0);
     struct vl_queue_batch *b = NULL;
     /* skip slow.test (lowercased by the queue before the call) */
@@ -78,31 +57,17 @@ static void test_skip(void **state)
     assert_int_equal(all.calls, 5);
     assert_int_equal(vl_queue_lease(s, T0 + 1, 16, &b3), 5);
     vl_queue_batch_release(s, b3);
-    struct vl_queue_check chk;
-    assert_int_equal(vl_queue_check(q, &chk), 0);
-    assert_int_equal(chk.problems, 0);
-    vl_queue_close(q);
-    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static void test_next_due(void **state)
 {
-    (void)state;
-    char dir[64] = "/tmp/vlq-due-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char qdir[80];
-    snprintf(qdir, sizeof qdir, "%s/q", dir);
-    struct vl_queue *q;
-    assert_int_equal(vl_queue_open(qdir, 1, VL_QUEUE_CREATE, &q), 0);
+    struct vl_queue *q = ((struct fx *)*state)->q;
     struct vl_queue_shard *s = vl_queue_shard(q, 0);
     struct vl_queue_batch *b = NULL;
     assert_int_equal(vl_queue_lease(s, T0, 16, &b), 0);        /* empty queue */
     assert_true(vl_queue_lease_next_due(s) == UINT64_MAX);
-    static const char body[] = "From: a@x.org\r\nSubject: t\r\n\r\nhello\r\n";
     const char *rcpts[] = { "a@one.test", "b@one.test", "c@one.test" };
-    struct vl_queue_new_msg m = { "s@x.org", 7, body, sizeof body - 1, 0, rcpts, NULL, 3 };
-    uint64_t id;
-    assert_int_equal(vl_queue_enqueue(q, &m, T0, &id), 0);
+    fx_enq(q, BODY, rcpts, 3, T0);
     assert_int_equal(vl_queue_lease(s, T0 + 1, 2, &b), 2);     /* stopped at its max */
     assert_int_equal(vl_queue_lease_next_due(s), 0);
     struct vl_queue_outcome o[2] = {
@@ -123,28 +88,14 @@ static void test_next_due(void **state)
     assert_int_equal(vl_queue_lease(s, T0 + 9000, 16, &b), 3);
     assert_true(vl_queue_lease_next_due(s) == UINT64_MAX);
     vl_queue_batch_release(s, b);
-    struct vl_queue_check chk;
-    assert_int_equal(vl_queue_check(q, &chk), 0);
-    assert_int_equal(chk.problems, 0);
-    vl_queue_close(q);
-    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static void test_unlease(void **state)
 {
-    (void)state;
-    char dir[64] = "/tmp/vlq-unl-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char qdir[80];
-    snprintf(qdir, sizeof qdir, "%s/q", dir);
-    struct vl_queue *q;
-    assert_int_equal(vl_queue_open(qdir, 1, VL_QUEUE_CREATE, &q), 0);
+    struct vl_queue *q = ((struct fx *)*state)->q;
     struct vl_queue_shard *s = vl_queue_shard(q, 0);
-    static const char body[] = "From: a@x.org\r\nSubject: t\r\n\r\nhello\r\n";
     const char *rcpts[] = { "a@one.test", "b@one.test" };
-    struct vl_queue_new_msg m = { "s@x.org", 7, body, sizeof body - 1, 0, rcpts, NULL, 2 };
-    uint64_t id;
-    assert_int_equal(vl_queue_enqueue(q, &m, T0, &id), 0);
+    fx_enq(q, BODY, rcpts, 2, T0);
     struct vl_queue_batch *b1 = NULL, *b2 = NULL, *b3 = NULL;
     assert_int_equal(vl_queue_lease(s, T0 + 1, 16, &b1), 2);
     /* a deferred to T0 + 10 by the committer's call; b (rcpts[1]) stays open */
@@ -165,17 +116,14 @@ static void test_unlease(void **state)
     vl_queue_batch_release(s, b2);
     assert_int_equal(vl_queue_lease(s, T0 + 10, 16, &b3), 2);
     vl_queue_batch_release(s, b3);
-    struct vl_queue_check chk;
-    assert_int_equal(vl_queue_check(q, &chk), 0);
-    assert_int_equal(chk.problems, 0);
-    vl_queue_close(q);
-    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = { cmocka_unit_test(test_skip),
-                                        cmocka_unit_test(test_next_due),
-                                        cmocka_unit_test(test_unlease) };
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_skip, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_next_due, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_unlease, fx_setup, fx_teardown),
+    };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
