@@ -89,6 +89,22 @@ static const char *cli_events_opt(const char *name, char **rest, int n, int *i, 
     return rest[++*i];
 }
 
+/* @p v as a count 1..EVENTS_BATCH_MAX into @p out (and @p set). @return 0 or
+ * -1 (printed, naming option @p name). */
+static int cli_events_count(const char *cmd, const char *name, const char *v, unsigned *out,
+                            bool *set)
+{
+    char *end;
+    unsigned long b = strtoul(v, &end, 10);
+    if (*end || end == v || b < 1 || b > EVENTS_BATCH_MAX) {
+        fprintf(stderr, "volley %s: %s '%s': expected 1..%u\n", cmd, name, v, EVENTS_BATCH_MAX);
+        return -1;
+    }
+    *out = (unsigned)b;
+    *set = true;
+    return 0;
+}
+
 int cli_events_parse(struct vl_config *cfg, const char *cmd, char **rest, int *rest_n)
 {
     int out = 0, n = *rest_n;
@@ -123,29 +139,16 @@ int cli_events_parse(struct vl_config *cfg, const char *cmd, char **rest, int *r
             cli_ev.queue_set = true;
         } else if (!strcmp(cmd, "run")
                    && (v = cli_events_opt("--events-amqp-per-message", rest, n, &i, &missing))) {
-            char *end;
-            unsigned long b = strtoul(v, &end, 10);
-            if (*end || end == v || b < 1 || b > EVENTS_BATCH_MAX) {
-                fprintf(stderr, "volley %s: --events-amqp-per-message '%s': expected 1..%u\n",
-                        cmd, v, EVENTS_BATCH_MAX);
+            if (cli_events_count(cmd, "--events-amqp-per-message", v, &cli_ev.per_message,
+                                 &cli_ev.per_message_set) < 0)
                 return -1;
-            }
-            cli_ev.per_message = (unsigned)b;
-            cli_ev.per_message_set = true;
         } else if (!strcmp(cmd, "run")
                    && (v = cli_events_opt("--events-amqp", rest, n, &i, &missing))) {
             cli_ev.amqp = v;
         } else if (!strcmp(cmd, "run")
                    && (v = cli_events_opt("--events-batch", rest, n, &i, &missing))) {
-            char *end;
-            unsigned long b = strtoul(v, &end, 10);
-            if (*end || end == v || b < 1 || b > EVENTS_BATCH_MAX) {
-                fprintf(stderr, "volley %s: --events-batch '%s': expected 1..%u\n", cmd, v,
-                        EVENTS_BATCH_MAX);
+            if (cli_events_count(cmd, "--events-batch", v, &cli_ev.batch, &cli_ev.batch_set) < 0)
                 return -1;
-            }
-            cli_ev.batch = (unsigned)b;
-            cli_ev.batch_set = true;
         } else if (!strcmp(cmd, "run")
                    && (v = cli_events_opt("--events-outbox-max", rest, n, &i, &missing))) {
             char *end;

@@ -430,17 +430,16 @@ static void commit_finish(struct committer *com)
     atomic_fetch_add_explicit(&com->ctr->dsns, c->extra_n, memory_order_relaxed);
     commit_dsns_clear(c->dsn);
     for (uint32_t i = 0; i < c->count; i++) {
+        const struct ledger_outcome *e = &c->outcomes[i];
         if (c->events_built)       /* issue 16: the event is the log line, formatted once */
             vl_dlog_add_line(com->dlog, c->ev[i], c->ev_len[i]);
         else
-            commit_log_outcome(com, &c->outcomes[i]);
-        commit_count(com, &c->outcomes[i]);
-    }
-    /* Committed and seen here (the owner): leasable again when due, even while
-     * others of their batch are still held (waiting for their DSN). */
-    for (uint32_t i = 0; i < c->count; i++) {
-        struct vl_queue_batch *b = c->outcomes[i].lease->batch;
-        vl_queue_batch_unlease(com->qs, b, (size_t)(c->outcomes[i].rcpt - b->rcpts));
+            commit_log_outcome(com, e);
+        commit_count(com, e);
+        /* Committed and seen here (the owner): leasable again when due, even
+         * while others of its batch are still held (waiting for their DSN). */
+        struct vl_queue_batch *b = e->lease->batch;
+        vl_queue_batch_unlease(com->qs, b, (size_t)(e->rcpt - b->rcpts));
     }
     ledger_committed(com->ledger, c->outcomes, c->count);
     c->count = 0;

@@ -142,11 +142,8 @@ int fbl_intake(void *arg, struct vl_intake_msg *im, char *reply, size_t reply_ca
         snprintf(reply, reply_cap, "5.6.0 Feedback report: bad recipient address");
         return VL_E_INVALID;
     }
-    const char *at = strrchr(r.rcpt, '@');
     char domain[VL_SMTP_DOMAIN_BYTES_MAX + 1];
-    size_t dn = strlen(at + 1);
-    for (size_t i = 0; i <= dn; i++)
-        domain[i] = (char)((at[1 + i] >= 'A' && at[1 + i] <= 'Z') ? at[1 + i] + 32 : at[1 + i]);
+    size_t dn = sup_addr_domain(r.rcpt, domain);     /* > 0: a parsed address has one */
     char *js = fbl_json(&r, from, domain, now_ms);
     if (!js) {
         snprintf(reply, reply_cap, "5.6.0 Feedback report: fields are not UTF-8");

@@ -7,6 +7,7 @@
 
 #include "volley/addr.h"
 #include "volley/error.h"
+#include "volley/limits.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -343,4 +344,15 @@ bool sup_policy_feeds(const struct sup_policy *p, const char *status)
         if (!strcmp(p->feed[i], status))
             return true;
     return false;
+}
+
+size_t sup_addr_domain(const char *addr, char *out)
+{
+    const char *at = strrchr(addr, '@');
+    size_t n = at ? strlen(at + 1) : 0;
+    if (n == 0 || n > VL_SMTP_DOMAIN_BYTES_MAX)
+        return 0;
+    for (size_t i = 0; i <= n; i++)
+        out[i] = (char)tolower((unsigned char)at[1 + i]);
+    return n;
 }

@@ -47,6 +47,11 @@ struct sup;
 int sup_open(const char *data_dir, bool create, struct sup **out);
 void sup_close(struct sup *s);
 
+/** The lowercased domain of address @p addr into @p out (capacity
+ *  VL_SMTP_DOMAIN_BYTES_MAX + 1), as event "domain" fields carry it.
+ *  @return its length, or 0 (no '@', empty or too long). */
+size_t sup_addr_domain(const char *addr, char *out);
+
 /** Add or replace @p addr in @p scope ("" or NULL = global). */
 int sup_add(struct sup *s, const char *scope, const char *addr, enum sup_reason reason,
             uint64_t time_ms);

@@ -4,6 +4,7 @@
 #include "unsub_event.h"
 
 #include "log.h"
+#include "suppress.h"
 #include "volley/error.h"
 #include "volley/limits.h"
 #include "volley/queue.h"
@@ -13,13 +14,10 @@
 int unsub_event_add(struct vl_queue *q, const struct unsub_claims *cl, const char *source,
                     const char *client, int64_t ts_ms)
 {
-    const char *at = strrchr(cl->rcpt, '@');
     char domain[VL_SMTP_DOMAIN_BYTES_MAX + 1];
-    size_t dn = at ? strlen(at + 1) : 0;
-    if (!at || dn == 0 || dn > VL_SMTP_DOMAIN_BYTES_MAX)
+    size_t dn = sup_addr_domain(cl->rcpt, domain);
+    if (dn == 0)
         return VL_E_INVALID;
-    for (size_t i = 0; i <= dn; i++)            /* the queue shards by the lowercased domain */
-        domain[i] = (char)((at[1 + i] >= 'A' && at[1 + i] <= 'Z') ? at[1 + i] + 32 : at[1 + i]);
     struct vl_dlog_event ev = { .ts_ms = ts_ms, .rcpt = cl->rcpt, .domain = domain,
                                 .event = "unsubscribe", .campaign = cl->campaign,
                                 .source = source, .client = client, .scope = cl->domain };
